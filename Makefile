@@ -1,0 +1,26 @@
+# hwsim: the two commands.  Both do their own set-up (idempotent; seconds when all is there).
+SHELL := /bin/bash
+VENV  ?= .venv
+BUILD ?= build
+JOBS  ?= 2
+
+.PHONY: setup run test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/hwsim run -o $(BUILD)/run
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not slow" tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/hwsim bench ternary-mvu --json
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

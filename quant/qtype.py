@@ -1,0 +1,356 @@
+"""Number formats: the one fixed-point type every part of hwsim shares.
+
+A :class:`QType` names an integer code format and the real value each code stands for
+(``value = code * 2**-frac``). Quantizers, golden kernels, RTL generators and the estimator
+all take a ``QType``; rounding and overflow are always named (:class:`Rounding`,
+:class:`Overflow`), never implied.
+
+This module needs only numpy: golden kernels import it, and importing it must never pull in
+torch or Amaranth.
+
+Integer-only requantization (:func:`requantize`) follows the integer-arithmetic-only inference
+scheme (Jacob et al., CVPR 2018): a real rescale factor ``r`` is replaced by an integer
+multiplier ``M`` and a right shift ``S`` with ``r ≈ M · 2**-S``
+(:func:`quantize_multiplier`), and ``y = round(acc · M / 2**S)`` is computed on integers alone,
+so that a golden model and the RTL agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+
+__all__ = [
+    "INT8",
+    "INT32",
+    "UINT8",
+    "Overflow",
+    "QType",
+    "Rounding",
+    "dequantize",
+    "quantize",
+    "quantize_multiplier",
+    "requantize",
+    "round_shift",
+]
+
+
+class Rounding(enum.Enum):
+    """How a value between two codes becomes a code."""
+
+    #: to the nearest code, ties to the even code (IEEE 754 default, ``numpy.round``)
+    HALF_EVEN = "half_even"
+    #: to the nearest code, ties away from zero (C ``round``, ``torch.round`` is HALF_EVEN)
+    HALF_AWAY = "half_away"
+    #: to the nearest code, ties toward +∞ (add half an LSB, then floor: the cheapest in RTL)
+    HALF_UP = "half_up"
+    #: toward −∞ (an arithmetic right shift)
+    FLOOR = "floor"
+    #: toward zero (C integer division)
+    TRUNC = "trunc"
+
+
+class Overflow(enum.Enum):
+    """What happens to a value outside the code range."""
+
+    #: clamp to the most negative / most positive code
+    SATURATE = "saturate"
+    #: keep the low ``width`` bits (two's complement wrap-around)
+    WRAP = "wrap"
+
+
+@dataclass(frozen=True)
+class QType:
+    """A fixed-point integer format.
+
+    Parameters
+    ----------
+    width : int
+        Bits per code, 1 … 64.
+    frac : int
+        Fractional bits: a code ``q`` stands for ``q * 2**-frac``. May be negative or larger
+        than ``width`` (pure scale); 0 for plain integers.
+    signed : bool
+        Two's complement codes if true, unsigned otherwise.
+    rounding : Rounding
+        Rounding used when a real value or a wider integer is brought to this format.
+    overflow : Overflow
+        Overflow handling used when a value falls outside ``[min_code, max_code]``.
+    narrow : bool
+        Symmetric signed range (drop the most negative code, e.g. −127 … 127 for int8), as
+        ternary and some weight quantizers use.
+
+    Raises
+    ------
+    HwsimError
+        If the width is impossible (< 1 or > 64, or 1 for a narrow signed type).
+    """
+
+    width: int
+    frac: int = 0
+    signed: bool = True
+    rounding: Rounding = Rounding.HALF_EVEN
+    overflow: Overflow = Overflow.SATURATE
+    narrow: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.width, bool) or not isinstance(self.width, int):
+            raise HwsimError(f"QType width must be an integer, not {self.width!r}")
+        if not 1 <= self.width <= 64:
+            raise HwsimError(f"QType width must be 1 … 64 bits, not {self.width}")
+        if isinstance(self.frac, bool) or not isinstance(self.frac, int):
+            raise HwsimError(f"QType frac must be an integer, not {self.frac!r}")
+        if not isinstance(self.rounding, Rounding):
+            raise HwsimError(f"QType rounding must be a Rounding, not {self.rounding!r}")
+        if not isinstance(self.overflow, Overflow):
+            raise HwsimError(f"QType overflow must be an Overflow, not {self.overflow!r}")
+        if self.narrow and self.signed and self.width < 2:
+            raise HwsimError("a narrow signed QType needs at least 2 bits")
+
+    # -- code range -----------------------------------------------------------------------
+    @property
+    def min_code(self) -> int:
+        if not self.signed:
+            return 0
+        return -(1 << (self.width - 1)) + (1 if self.narrow else 0)
+
+    @property
+    def max_code(self) -> int:
+        if not self.signed:
+            return (1 << self.width) - 1
+        return (1 << (self.width - 1)) - 1
+
+    @property
+    def lsb(self) -> float:
+        """Real value of one code step, ``2**-frac``."""
+        return math.ldexp(1.0, -self.frac)
+
+    @property
+    def min_value(self) -> float:
+        return self.min_code * self.lsb
+
+    @property
+    def max_value(self) -> float:
+        return self.max_code * self.lsb
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        """The smallest numpy integer dtype that holds every code."""
+        for bits in (8, 16, 32, 64):
+            if self.width <= bits:
+                return np.dtype(f"{'' if self.signed else 'u'}int{bits}")
+        raise AssertionError("unreachable: width checked in __post_init__")
+
+    def __str__(self) -> str:
+        kind = "int" if self.signed else "uint"
+        frac = f".{self.frac}" if self.frac else ""
+        return f"{kind}{self.width}{frac}"
+
+    # -- helpers bound to the type ---------------------------------------------------------
+    def fit(self, codes) -> np.ndarray:
+        """Bring integer codes into range by this type's overflow mode (int64 result)."""
+        return _apply_overflow(np.asarray(codes, dtype=np.int64), self)
+
+    def check(self, codes, what: str = "codes") -> np.ndarray:
+        """Return ``codes`` as int64 if all lie in range, else raise one clear error."""
+        arr = np.asarray(codes)
+        if arr.dtype.kind not in "iub":
+            raise HwsimError(f"{what} must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if arr.size:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < self.min_code or hi > self.max_code:
+                bad = lo if lo < self.min_code else hi
+                raise HwsimError(
+                    f"{what} hold {bad}, outside {self} range [{self.min_code}, {self.max_code}]"
+                )
+        return arr
+
+
+INT8 = QType(8)
+UINT8 = QType(8, signed=False)
+INT32 = QType(32)
+
+
+# ------------------------------------------------------------------------------------------
+def _round_float(x: np.ndarray, mode: Rounding) -> np.ndarray:
+    if mode is Rounding.HALF_EVEN:
+        return np.round(x)
+    if mode is Rounding.HALF_AWAY:
+        return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    if mode is Rounding.HALF_UP:
+        return np.floor(x + 0.5)
+    if mode is Rounding.FLOOR:
+        return np.floor(x)
+    if mode is Rounding.TRUNC:
+        return np.trunc(x)
+    raise AssertionError(mode)
+
+
+def _apply_overflow(q: np.ndarray, qt: QType) -> np.ndarray:
+    if qt.overflow is Overflow.SATURATE:
+        return np.clip(q, qt.min_code, qt.max_code)
+    # WRAP: keep the low `width` bits, then reinterpret. Work in Python ints for 64-bit types.
+    if qt.width == 64:
+        return q.astype(np.int64) if qt.signed else q
+    mask = (1 << qt.width) - 1
+    low = np.bitwise_and(q.astype(np.int64), mask)
+    if qt.signed:
+        low = np.where(low >= (1 << (qt.width - 1)), low - (1 << qt.width), low)
+    if qt.narrow and qt.signed:
+        low = np.maximum(low, qt.min_code)
+    return low
+
+
+def quantize(x, qtype: QType, scale: float | np.ndarray = 1.0) -> np.ndarray:
+    """Real values → integer codes.
+
+    ``code = overflow(rounding(x / (scale · 2**-frac)))``. ``scale`` is an extra real factor
+    (per tensor, or broadcastable for per-channel scales); with ``scale=1`` the codes are
+    plain fixed point. Returns int64. Non-finite inputs raise.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise HwsimError("cannot quantize non-finite values (NaN or ±inf)")
+    step = np.asarray(scale, dtype=np.float64) * qtype.lsb
+    if np.any(step <= 0):
+        raise HwsimError("quantization scale must be positive")
+    q = _round_float(x / step, qtype.rounding)
+    # Clip in float first so huge values cannot overflow the int64 conversion.
+    if qtype.overflow is Overflow.SATURATE:
+        q = np.clip(q, qtype.min_code, qtype.max_code)
+        return q.astype(np.int64)
+    q = np.clip(q, -(2.0**63), 2.0**63 - 1024)
+    return _apply_overflow(q.astype(np.int64), qtype)
+
+
+def dequantize(codes, qtype: QType, scale: float | np.ndarray = 1.0) -> np.ndarray:
+    """Integer codes → real values (float64): ``code · scale · 2**-frac``."""
+    codes = np.asarray(codes)
+    return codes.astype(np.float64) * (np.asarray(scale, dtype=np.float64) * qtype.lsb)
+
+
+def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
+    """Integer ``x / 2**shift`` rounded by ``rounding``, in integer arithmetic only.
+
+    ``x`` is int64; ``0 ≤ shift ≤ 62``.
+    This is the exact operation the RTL's rounding right shift implements.
+    """
+    x = np.asarray(x).astype(np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    if np.any(s < 0) or np.any(s > 62):
+        raise HwsimError("rounding shift must be 0 … 62")
+    floor = x >> s
+    if rounding is Rounding.FLOOR:
+        return floor
+    one = np.int64(1)
+    rem = x - (floor << s)  # 0 ≤ rem < 2**s
+    half = np.where(s > 0, one << np.maximum(s - 1, 0), 0)
+    nonzero = rem != 0
+    if rounding is Rounding.TRUNC:
+        return floor + ((x < 0) & nonzero)
+    above = rem > half
+    tie = (rem == half) & (s > 0)
+    if rounding is Rounding.HALF_UP:
+        return floor + (above | tie)
+    if rounding is Rounding.HALF_AWAY:
+        return floor + (above | (tie & (x >= 0)))
+    if rounding is Rounding.HALF_EVEN:
+        return floor + (above | (tie & ((floor & 1) == 1)))
+    raise AssertionError(rounding)
+
+
+def _round_shift_int(x: int, s: int, rounding: Rounding) -> int:
+    if s == 0:
+        return x
+    floor = x >> s
+    rem = x - (floor << s)
+    if rounding is Rounding.FLOOR:
+        return floor
+    half = 1 << (s - 1)
+    if rounding is Rounding.TRUNC:
+        return floor + (1 if (x < 0 and rem) else 0)
+    if rem > half:
+        return floor + 1
+    if rem < half:
+        return floor
+    if rounding is Rounding.HALF_UP:
+        return floor + 1
+    if rounding is Rounding.HALF_AWAY:
+        return floor + (1 if x >= 0 else 0)
+    return floor + (floor & 1)  # HALF_EVEN
+
+
+def requantize(acc, multiplier: int, shift: int, out: QType) -> np.ndarray:
+    """Integer-only rescale: ``out.fit(round_shift(acc · multiplier, shift, out.rounding))``.
+
+    Parameters
+    ----------
+    acc : array of int
+        Wide accumulator codes (int64).
+    multiplier : int
+        Non-negative integer multiplier ``M``.
+    shift : int
+        Right shift ``S`` ≥ 0; the real rescale factor is ``M · 2**-S``.
+    out : QType
+        Output format; its ``rounding`` and ``overflow`` are used.
+
+    Products that could pass 2**62 are computed in Python integers, so the result is exact for
+    any accumulator width up to 64 bits.
+    """
+    multiplier, shift = int(multiplier), int(shift)
+    if multiplier < 0:
+        raise HwsimError(f"requantization multiplier must be ≥ 0, not {multiplier}")
+    if not 0 <= shift <= 62:
+        raise HwsimError(f"requantization shift must be 0 … 62, not {shift}")
+    acc = np.asarray(acc)
+    if acc.dtype.kind not in "iu" and acc.dtype != object:
+        raise HwsimError(f"accumulator must hold integers, got dtype {acc.dtype}")
+    peak = int(np.max(np.abs(acc.astype(object)))) if acc.size else 0
+    if peak * max(multiplier, 1) < (1 << 62):
+        prod = acc.astype(np.int64) * np.int64(multiplier)
+        y = round_shift(prod, shift, out.rounding)
+        return out.fit(y)
+    # Wide path: exact Python integers, overflow applied before narrowing to int64.
+    flat = [_fit_int(_round_shift_int(int(a) * multiplier, shift, out.rounding), out)
+            for a in np.ravel(acc)]
+    return np.array(flat, dtype=np.int64).reshape(acc.shape)
+
+
+def _fit_int(v: int, qt: QType) -> int:
+    if qt.overflow is Overflow.SATURATE:
+        return min(max(v, qt.min_code), qt.max_code)
+    v &= (1 << qt.width) - 1
+    if qt.signed and v >> (qt.width - 1):
+        v -= 1 << qt.width
+    return max(v, qt.min_code)
+
+
+def quantize_multiplier(real: float, bits: int = 16, max_shift: int = 62) -> tuple[int, int]:
+    """Approximate a positive real rescale factor by ``M · 2**-S`` with ``M < 2**bits``.
+
+    ``M`` is normalized into ``[2**(bits-1), 2**bits)`` (most precision) unless the shift
+    would pass ``max_shift`` or drop below 0; the relative error is below ``2**-(bits-1)``
+    when normalized. Returns ``(M, S)``.
+    """
+    if not (isinstance(real, int | float | np.floating) and math.isfinite(real) and real > 0):
+        raise HwsimError(f"rescale factor must be a positive finite real, not {real!r}")
+    if not 2 <= bits <= 62:
+        raise HwsimError(f"multiplier width must be 2 … 62 bits, not {bits}")
+    mant, exp = math.frexp(real)  # real = mant · 2**exp, 0.5 ≤ mant < 1
+    shift = bits - exp
+    if shift < 0:
+        raise HwsimError(f"rescale factor {real} is too large for a {bits}-bit multiplier")
+    shift = min(shift, max_shift)
+    m = round(real * (1 << shift)) if shift < 1023 else 0
+    if m >= (1 << bits):  # rounding carried into a new bit
+        m >>= 1
+        shift -= 1
+    if m == 0:
+        raise HwsimError(f"rescale factor {real} underflows a shift of {max_shift}")
+    return int(m), int(shift)

@@ -1,0 +1,80 @@
+"""Combinational arithmetic in Amaranth that mirrors :mod:`quant.qtype` bit for bit.
+
+Each function returns an Amaranth value; none adds registers. The rounding and overflow
+semantics are exactly those of :func:`quant.qtype.round_shift` and :meth:`quant.qtype.QType.fit`,
+so a requantizer built from them equals the golden ``requantize``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Value, signed
+
+from quant.qtype import Overflow, QType, Rounding
+
+__all__ = ["adder_tree", "round_shift", "saturate", "shift_add_multiply"]
+
+
+def adder_tree(terms: list[Value]) -> Value:
+    """Balanced binary sum of ``terms`` (log2 depth); widths grow so no sum can overflow."""
+    if not terms:
+        return Const(0, signed(2))
+    level = list(terms)
+    while len(level) > 1:
+        nxt = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def shift_add_multiply(a: Value, b: Value) -> Value:
+    """``a · b`` for signed ``a`` and unsigned ``b`` as a sum of shifted partial products.
+
+    No ``*`` operator appears, so synthesis builds it from LUTs and carry chains instead of a
+    DSP block: this is how the multiplier-free units keep their requantizer DSP-free.
+    """
+    partials = [Mux(b[i], a.as_signed() << i, 0) for i in range(len(b))]
+    return adder_tree(partials)
+
+
+def round_shift(value: Value, shift: Value, rounding: Rounding) -> Value:
+    """``value / 2**shift`` rounded by ``rounding`` (signed ``value``, unsigned ``shift``)."""
+    value = value.as_signed()
+    floor = value >> shift
+    if rounding is Rounding.FLOOR:
+        return floor
+    one = Const(1, 1)
+    # The remainder is taken on the sign-extended value, wide enough for any shift, so a shift
+    # past the value's width rounds exactly as the golden integer arithmetic does.
+    ext = Cat(value, value[-1].replicate(1 << len(shift)))
+    rem = ext & ((one << shift) - 1)
+    half = (one << shift) >> 1
+    negative = value[-1]
+    if rounding is Rounding.TRUNC:
+        inc = negative & (rem != 0)
+    else:
+        above = rem > half
+        tie = (rem == half) & (shift != 0)
+        if rounding is Rounding.HALF_UP:
+            inc = above | tie
+        elif rounding is Rounding.HALF_AWAY:
+            inc = above | (tie & ~negative)
+        elif rounding is Rounding.HALF_EVEN:
+            inc = above | (tie & floor[0])
+        else:  # pragma: no cover - every Rounding is handled above
+            raise AssertionError(rounding)
+    return floor + inc
+
+
+def saturate(value: Value, qt: QType) -> Value:
+    """Bring ``value`` into ``qt``'s code range by its overflow mode; result has ``qt.width`` bits."""
+    value = value.as_signed()
+    if qt.overflow is Overflow.SATURATE:
+        clamped = Mux(value > qt.max_code, qt.max_code, Mux(value < qt.min_code, qt.min_code, value))
+    else:
+        low = value[: qt.width]
+        clamped = low.as_signed() if qt.signed else low
+        if qt.narrow and qt.signed:
+            clamped = Mux(clamped < qt.min_code, qt.min_code, clamped)
+    out = clamped[: qt.width]
+    return out.as_signed() if qt.signed else out
