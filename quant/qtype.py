@@ -151,6 +151,23 @@ class QType:
         frac = f".{self.frac}" if self.frac else ""
         return f"{kind}{self.width}{frac}"
 
+    # -- serialization (manifests, test plans, reports) ------------------------------------
+    def to_dict(self) -> dict:
+        return {"width": self.width, "frac": self.frac, "signed": self.signed,
+                "rounding": self.rounding.value, "overflow": self.overflow.value,
+                "narrow": self.narrow}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QType:
+        try:
+            return cls(int(d["width"]), int(d.get("frac", 0)), bool(d.get("signed", True)),
+                       Rounding(d.get("rounding", "half_even")),
+                       Overflow(d.get("overflow", "saturate")), bool(d.get("narrow", False)))
+        except (KeyError, ValueError, TypeError) as e:
+            if isinstance(e, HwsimError):
+                raise
+            raise HwsimError(f"not a QType description: {d!r} ({e})") from None
+
     # -- helpers bound to the type ---------------------------------------------------------
     def fit(self, codes) -> np.ndarray:
         """Bring integer codes into range by this type's overflow mode (int64 result)."""

@@ -1,0 +1,93 @@
+"""Registry entry and stimulus of the ternary MVU kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import ternary_mvu as spec
+from quant.qtype import quantize_multiplier
+
+from . import CliParam, Kernel
+
+
+def manifest(p: spec.TernaryMvuParams) -> dict:
+    return {
+        "kernel": "ternary-mvu",
+        "params": {f.name: str(getattr(p, f.name)) if f.name in ("act", "out")
+                   else getattr(p, f.name) for f in dataclasses.fields(p)},
+        "acc_width": p.acc_width,
+        "cycles": {
+            "formula_vector": "cols/lanes + rows*cols/lanes + 4",
+            "formula_interval": "cols/lanes + rows*cols/lanes",
+            "formula_weight_load": "rows*cols/lanes",
+            "vector": spec.latency_cycles(p),
+            "interval": spec.interval_cycles(p),
+            "weight_load": spec.weight_load_cycles(p),
+        },
+    }
+
+
+def _scale_for(acc: np.ndarray, mult_bits: int) -> tuple[int, int]:
+    """A rescale that maps the accumulators' spread onto most of the int8 range."""
+    peak = max(float(np.max(np.abs(acc))), 1.0)
+    return quantize_multiplier(100.0 / peak, bits=mult_bits)
+
+
+def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random data, corner cases and stress on the handshakes.
+
+    * ``random``: uniform ternary weights and int8 activations, 2 vectors (cycles checked);
+    * ``all_minus_one`` / ``all_plus_one`` with −128 / 127: the longest accumulation, both signs,
+      with a 1:1 rescale so the output saturates;
+    * ``all_zero``: every lane skipped;
+    * ``idle_backpressure``: random data with 30 % idle input cycles and 40 % output stalls.
+    """
+    rng = np.random.default_rng(seed)
+    R, C = p.rows, p.cols
+
+    def rnd(n):
+        W = rng.integers(-1, 2, (R, C))
+        X = rng.integers(p.act.min_code, p.act.max_code + 1, (n, C))
+        return W, X
+
+    out = []
+    W, X = rnd(2)
+    M, S = _scale_for(X @ W.T, p.mult_bits)
+    out.append({"name": "random", "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
+    if not quick:
+        lo, hi = p.act.min_code, p.act.max_code
+        one = (1, 0)  # M·2**-S = 1: the output saturates on any large accumulator
+        for name, wv, xv in (("all_minus_one", -1, lo), ("all_plus_one", 1, hi),
+                             ("plus_one_min_act", 1, lo), ("all_zero", 0, hi)):
+            out.append({"name": name, "arrays": {
+                "W": np.full((R, C), wv), "X": np.full((1, C), xv),
+                "mult": one[0], "shift": one[1]}})
+        # a rescale that keeps the longest accumulation in range: exercises the exact extremes
+        out.append({"name": "extreme_rescaled", "arrays": {
+            "W": np.full((R, C), -1), "X": np.full((1, C), lo),
+            "mult": _scale_for(np.array([C * abs(lo)]), p.mult_bits)[0],
+            "shift": _scale_for(np.array([C * abs(lo)]), p.mult_bits)[1]}})
+    W, X = rnd(3)
+    M, S = _scale_for(X @ W.T, p.mult_bits)
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
+                "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
+    return out
+
+
+KERNEL = Kernel(
+    name="ternary-mvu",
+    top="ternary_mvu",
+    summary="multiplier-free ternary × int8 matrix–vector unit with int8 requantization",
+    params_cls=spec.TernaryMvuParams,
+    cli_params=(
+        CliParam("lanes", int, 16, "ternary weights processed per cycle (must divide cols)"),
+        CliParam("rows", int, 256, "matrix rows (outputs per vector)"),
+        CliParam("cols", int, 256, "matrix columns (activations per vector)"),
+    ),
+    component_path="rtl.ternary_mvu:TernaryMVU",
+    testbench="hwsim.sim.tb_ternary_mvu",
+    manifest=manifest,
+    cases=cases,
+)
