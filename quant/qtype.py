@@ -359,7 +359,7 @@ def quantize_multiplier(real: float, bits: int = 16, max_shift: int = 62) -> tup
         raise HwsimError(f"rescale factor must be a positive finite real, not {real!r}")
     if not 2 <= bits <= 62:
         raise HwsimError(f"multiplier width must be 2 … 62 bits, not {bits}")
-    mant, exp = math.frexp(real)  # real = mant · 2**exp, 0.5 ≤ mant < 1
+    _, exp = math.frexp(real)  # real = m · 2**exp with 0.5 ≤ m < 1
     shift = bits - exp
     if shift < 0:
         raise HwsimError(f"rescale factor {real} is too large for a {bits}-bit multiplier")

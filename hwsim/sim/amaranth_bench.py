@@ -58,7 +58,8 @@ def run_streams(dut, sources: Sequence[Source], sinks: Sequence[Sink], *, seed: 
 
     Sources are served in order: a source starts only when all sources before it are done
     (weights before activations, as a host would send them). ``settle`` maps plain input
-    signals to the values they hold throughout ((signal, value) pairs). Returns the number of cycles simulated.
+    signals to the values they hold throughout ((signal, value) pairs).
+    Returns the number of cycles simulated.
     """
     rng = np.random.default_rng(seed)
     state = {"cycles": 0}

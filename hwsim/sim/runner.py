@@ -15,9 +15,9 @@ import contextlib
 import io
 import json
 import os
-import sys
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

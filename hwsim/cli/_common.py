@@ -1,0 +1,51 @@
+"""Argument helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hwsim.errors import HwsimError
+from hwsim.kernels import KERNELS, Kernel
+
+__all__ = ["add_kernel_parsers", "kernel_params", "print_json"]
+
+
+def add_kernel_parsers(sub, help_fmt: str, setup) -> None:
+    """One sub-parser per registered kernel, with ``--<param>`` options for its parameters."""
+    for kernel in KERNELS.values():
+        p = sub.add_parser(kernel.name, help=help_fmt.format(summary=kernel.summary),
+                           description=f"{kernel.name}: {kernel.summary}.",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        for cp in kernel.cli_params:
+            p.add_argument(f"--{cp.name.replace('_', '-')}", dest=cp.name, type=cp.type,
+                           default=cp.default, help=cp.help)
+        p.set_defaults(kernel=kernel)
+        setup(p)
+
+
+def kernel_params(args) -> tuple[Kernel, object]:
+    kernel: Kernel = args.kernel
+    values = {cp.name: getattr(args, cp.name) for cp in kernel.cli_params}
+    return kernel, kernel.params(**values)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not positive")
+    return v
+
+
+def require(cond: bool, message: str) -> None:
+    if not cond:
+        raise HwsimError(message)

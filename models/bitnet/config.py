@@ -1,0 +1,79 @@
+"""BitNet b1.58 model shapes. Pure Python: the estimator reads these without torch.
+
+Published shapes from the BitNet b1.58 paper (arXiv 2402.17764, Table 1 / 2) and the 2B4T
+report; ``tiny`` is hwsim's own CPU-trainable configuration. See ``shared/REFERENCE.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hwsim.errors import HwsimError
+
+__all__ = ["CONFIGS", "BitNetConfig", "get_config"]
+
+
+@dataclass(frozen=True)
+class BitNetConfig:
+    """Shape of a BitNet b1.58 decoder (LLaMA-like, no biases)."""
+
+    name: str
+    hidden: int            # model width d
+    ffn: int               # FFN inner width (gated: w1, w3: d→ffn; w2: ffn→d)
+    layers: int
+    heads: int             # query heads
+    kv_heads: int          # key/value heads (GQA when < heads)
+    vocab: int
+    max_seq: int = 2048
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    subln: bool = True     # SubLN before wo and before w2 (2B4T)
+    source: str = ""       # where the numbers come from
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.hidden % self.heads:
+            raise HwsimError(f"{self.name}: hidden {self.hidden} not divisible by {self.heads} heads")
+        if self.heads % self.kv_heads:
+            raise HwsimError(f"{self.name}: {self.heads} heads not divisible by "
+                             f"{self.kv_heads} KV heads")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def projection_shapes(self) -> dict[str, tuple[int, int]]:
+        """(rows, cols) = (out_features, in_features) of each ternary projection of one layer."""
+        d, f = self.hidden, self.ffn
+        return {"wq": (d, d), "wk": (self.kv_dim, d), "wv": (self.kv_dim, d), "wo": (d, d),
+                "w1": (f, d), "w3": (f, d), "w2": (d, f)}
+
+    @property
+    def ternary_params(self) -> int:
+        """Ternary weights in all decoder layers (embeddings and LM head excluded)."""
+        return self.layers * sum(r * c for r, c in self.projection_shapes().values())
+
+
+CONFIGS: dict[str, BitNetConfig] = {c.name: c for c in (
+    BitNetConfig("tiny", hidden=128, ffn=352, layers=2, heads=4, kv_heads=2, vocab=256,
+                 max_seq=256, source="hwsim: byte-level, trains on CPU in minutes"),
+    BitNetConfig("700M", hidden=1536, ffn=4096, layers=24, heads=16, kv_heads=16, vocab=32002,
+                 subln=False, source="BitNet b1.58, arXiv 2402.17764"),
+    BitNetConfig("1.3B", hidden=2048, ffn=5460, layers=24, heads=32, kv_heads=32, vocab=32002,
+                 subln=False, source="BitNet b1.58, arXiv 2402.17764"),
+    BitNetConfig("3B", hidden=3200, ffn=8640, layers=26, heads=32, kv_heads=32, vocab=32002,
+                 subln=False, source="BitNet b1.58, arXiv 2402.17764 (head dim 100)"),
+    BitNetConfig("2B4T", hidden=2560, ffn=6912, layers=30, heads=20, kv_heads=5, vocab=128256,
+                 max_seq=4096, rope_theta=5e5, source="BitNet b1.58 2B4T technical report"),
+)}
+
+
+def get_config(name: str) -> BitNetConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise HwsimError(f"unknown BitNet config {name!r}; known: {', '.join(CONFIGS)}") from None
