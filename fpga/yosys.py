@@ -53,10 +53,23 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
         if verilog.parent != wd.resolve():
             shutil.copyfile(verilog, wd / verilog.name)
         stat = f"{top}.stat.json"
-        run_yosys(f"read_verilog {verilog.name}; synth_xilinx -family {family} -top {top} "
-                  f"{extra}; tee -q -o {stat} stat -json", cwd=wd, log=wd / f"{top}.yosys.log")
+        notes = []
+
+        def script(opts):
+            return (f"read_verilog {verilog.name}; synth_xilinx -family {family} -top {top} "
+                    f"{opts}; tee -q -o {stat} stat -json")
+        try:
+            run_yosys(script(extra), cwd=wd, log=wd / f"{top}.yosys.log")
+        except HwsimError as e:
+            # Yosys's LUTRAM mapper rejects some wide, shallow memories ("invalid
+            # OPTION_ABITS/WIDTH combination"); those then go to block RAM instead.
+            if "OPTION_ABITS" not in str(e):
+                raise
+            notes.append("yosys LUTRAM mapping failed on a wide shallow memory; "
+                         "synthesized with -nolutram (memories in block RAM)")
+            run_yosys(script(f"{extra} -nolutram"), cwd=wd, log=wd / f"{top}.yosys.log")
         cells = _cells_from_stat(json.loads((wd / stat).read_text()), top)
-    return {"cells": cells, "resources": xilinx_resources(cells)}
+    return {"cells": cells, "resources": xilinx_resources(cells), "notes": notes}
 
 
 def _cells_from_stat(stat: dict, top: str) -> dict[str, int]:
