@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def cases(p: spec.LifParams, seed: int = 0, quick: bool = False) -> list[dict]:
 def split_steps(arrays: dict) -> list[np.ndarray]:
     """Inverse of the ``events`` / ``lengths`` packing used in :func:`cases`."""
     bounds = np.cumsum(np.concatenate([[0], arrays["lengths"]]))
-    return [arrays["events"][a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [arrays["events"][a:b] for a, b in itertools.pairwise(bounds)]
 
 
 KERNEL = Kernel(

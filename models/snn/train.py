@@ -52,11 +52,12 @@ class TrainConfig:
 
 
 def make_dataset(source: str | Path = "digits", limit: int | None = None, seed: int = 0,
-                 dvs: DvsConfig = DvsConfig(), attention: bool = False,
+                 dvs: DvsConfig | None = None, attention: bool = False,
                  side: int = 48, progress: bool = False) -> Dataset:
     """Images → events → frames (optionally attention-cropped) → stratified 80/20 split."""
     from sklearn.model_selection import train_test_split
 
+    dvs = dvs or DvsConfig()
     images, labels = load_images(source)
     if limit is not None:
         if limit < 10:
