@@ -263,10 +263,11 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise HwsimError(f"image file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if isinstance(z, np.ndarray):
-                images, labels = z, None
-            else:
+        z = np.load(path, allow_pickle=False)
+        if isinstance(z, np.ndarray):
+            images, labels = z, None
+        else:
+            with z:
                 images = z["images"]
                 labels = z["labels"] if "labels" in z.files else None
     except (KeyError, ValueError, OSError) as e:

@@ -194,3 +194,35 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
         raise HwsimError(f"{path}: tensors do not fit the classifier ({e})") from None
     model.eval()
     return model, info
+
+
+# ------------------------------------------------------------------------------------------
+# Checks shared by the CLI and the benchmark
+def integer_agreement(model: QuantSnnClassifier, frames: np.ndarray) -> dict:
+    """Golden integer SNN vs the quantized torch model on ``frames``: how many samples have
+    equal output spike counts and equal predictions (the contract says: all of them)."""
+    from .classifier import integer_layers, spike_counts_int
+
+    layers = integer_layers(model)
+    with torch.no_grad():
+        torch_counts = model(torch.as_tensor(frames, dtype=torch.float32)).numpy()
+    same_counts = same_pred = 0
+    for f, tc in zip(frames, torch_counts, strict=True):
+        ic, _ = spike_counts_int(layers, f)
+        same_counts += int(np.array_equal(ic, tc.astype(np.int64)))
+        same_pred += int(np.argmax(ic) == np.argmax(tc))
+    return {"samples": len(frames), "equal_spike_counts": same_counts,
+            "equal_predictions": same_pred}
+
+
+def onnx_agreement(model: QuantSnnClassifier, frames: np.ndarray, path: Path) -> dict:
+    """Export the per-step graph to ``path``, run it with onnxruntime, compare with torch."""
+    from .export import export_onnx, run_onnx
+
+    export_onnx(model, path)
+    with torch.no_grad():
+        tc = model(torch.as_tensor(frames, dtype=torch.float32)).numpy()
+    oc = run_onnx(path, frames)
+    return {"samples": len(frames),
+            "equal_spike_counts": int(np.all(oc == tc, axis=1).sum()),
+            "equal_predictions": int((oc.argmax(1) == tc.argmax(1)).sum())}
