@@ -74,7 +74,8 @@ async def ternary_mvu_matches_golden(dut):
         record = {"name": case["name"], "vectors": vectors, "cycles": got["cycles"],
                   "expected_cycles": expected_cycles, "sim_cycles": got["sim_cycles"],
                   "wall_s": got["wall_s"], "bit_exact": bool(np.array_equal(out, want)),
-                  "weight_load_cycles": got["weight_load_cycles"]}
+                  "weight_load_cycles": got["weight_load_cycles"],
+                  "outputs": out.tolist()}
         if not record["bit_exact"]:
             bad = np.flatnonzero(out != want)[:5]
             failures.append(f"{case['name']}: outputs differ at {bad.tolist()}: "
