@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import subprocess
@@ -29,10 +30,8 @@ def tool_versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
     """Python, the installed packages named, and the external simulators/synthesizers."""
     versions = {"python": platform.python_version(), "hwsim": metadata.version("hwsim")}
     for name in packages:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     bindir = Path(sys.executable).parent
     iverilog = shutil.which("iverilog")
     if iverilog:

@@ -51,7 +51,7 @@ def _golden(ctx: StepContext) -> dict:
         raise HwsimError(f"golden differs from the float reference by {lsb} LSB (> 1)")
     np.savez(ctx.folder / "golden.npz", Y=Y)
     return {"file": "golden.npz", "max_lsb_vs_float": lsb,
-            "codes_differing_from_float": int(np.count_nonzero(Y != ref)), "outputs": int(Y.size)}
+            "codes_differing_from_float": int(np.count_nonzero(ref != Y)), "outputs": int(Y.size)}
 
 
 def _rtl(ctx: StepContext) -> dict:

@@ -141,14 +141,14 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
                      build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                      always=True, log_file=None if verbose else folder / "build.log")
         t1 = time.perf_counter()
-        try:
+        # cocotb's runner exits when a test failed; results.xml and result.json say which
+        with contextlib.suppress(SystemExit):
             runner.test(test_module=kernel.testbench, hdl_toplevel=top,
                         test_dir=folder, build_dir=folder / "sim_build",
                         extra_env={"HWSIM_PLAN": str(folder / "plan.json")},
-                        waves=waves, timescale=("1ns", "1ps"), results_xml=str(folder / "results.xml"),
+                        waves=waves, timescale=("1ns", "1ps"),
+                        results_xml=str(folder / "results.xml"),
                         log_file=None if verbose else folder / "test.log")
-        except SystemExit:  # cocotb's runner exits when a test failed; the results say which
-            pass
     t2 = time.perf_counter()
     xml = folder / "results.xml"
     if not xml.exists():

@@ -51,7 +51,7 @@ def test_round_shift_matches_golden(rounding):
                                 QType(5, signed=False, overflow=Overflow.WRAP),
                                 QType(8, narrow=True)], ids=str)
 def test_saturate_matches_golden(qt):
-    values = list(range(-600, 600, 7)) + [-128, 127, 255, 256, -129]
+    values = [*list(range(-600, 600, 7)), -128, 127, 255, 256, -129]
 
     def build(m):
         v = Signal(signed(12))
