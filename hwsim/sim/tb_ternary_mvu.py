@@ -43,6 +43,7 @@ class TernaryMvuBench:
         wall = time.perf_counter() - t0
         return {
             "outputs": self.y.values,
+            "output_cycles": [c - self.x.cycles[0] for c in self.y.cycles],
             "cycles": self.y.cycles[-1] - self.x.cycles[0] + 1,
             "weight_load_cycles": self.w.cycles[-1] - self.w.cycles[0] + 1,
             "sim_cycles": total,
@@ -74,7 +75,8 @@ async def ternary_mvu_matches_golden(dut):
         record = {"name": case["name"], "vectors": vectors, "cycles": got["cycles"],
                   "expected_cycles": expected_cycles, "sim_cycles": got["sim_cycles"],
                   "wall_s": got["wall_s"], "bit_exact": bool(np.array_equal(out, want)),
-                  "weight_load_cycles": got["weight_load_cycles"]}
+                  "weight_load_cycles": got["weight_load_cycles"],
+                  "outputs": out.tolist(), "output_cycles": got["output_cycles"]}
         if not record["bit_exact"]:
             bad = np.flatnonzero(out != want)[:5]
             failures.append(f"{case['name']}: outputs differ at {bad.tolist()}: "
