@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from hwsim.errors import HwsimError
 from hwsim.golden import lif_array as spec
 from hwsim.golden.lanes import unpack_lanes
 from hwsim.kernels.lif_array import dvs_steps, ev_words
@@ -58,8 +57,3 @@ def test_rtl_on_real_dvs_events_with_backpressure():
     assert np.array_equal(s, want_s) and np.array_equal(v, want_v)
     assert cycles > spec.stream_cycles(p, [len(x) for x in steps])
     assert want_s.sum() > 0
-
-
-def test_component_checks_its_parameters():
-    with pytest.raises(HwsimError, match="LifParams"):
-        LIFArray({"neurons": 4})
