@@ -75,7 +75,9 @@ def make_dataset(source: str | Path = "digits", limit: int | None = None, seed: 
         frames = _resize_frames(frames, side)
     classes = int(labels.max()) + 1
     counts = np.bincount(labels)
-    strat = labels if counts[counts > 0].min() >= 2 else None
+    n_test = -(-len(labels) // 5)
+    stratify = counts[counts > 0].min() >= 2 and n_test >= np.count_nonzero(counts)
+    strat = labels if stratify else None
     idx_tr, idx_te = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=seed,
                                       stratify=strat)
     return Dataset(frames[idx_tr], labels[idx_tr], frames[idx_te], labels[idx_te], classes,
