@@ -302,7 +302,6 @@ def action_counts(p: LifParams, events_per_step: Sequence[int]) -> dict[str, int
     steps = len(events_per_step)
     return {
         "synaptic_op": ev * p.neurons,
-        "acc_add": ev * p.neurons,
         "lif_update": steps * p.neurons,
         "leak_mul" if p.leak_mode == "mul" else "leak_shift_sub": steps * p.neurons,
         "weight_read_bits": ev * p.neurons * p.weight.width,
