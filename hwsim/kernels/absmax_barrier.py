@@ -30,9 +30,9 @@ def cases(p: spec.AbsmaxBarrierParams, seed: int = 0, quick: bool = False) -> li
     lo, hi = -(1 << (p.in_width - 1)), (1 << (p.in_width - 1)) - 1
     out = [{"name": "random", "arrays": {"A": rng.integers(lo, hi + 1, (2, p.length))}}]
     if not quick:
-        dominant = rng.integers(-3, 4, p.length)
+        dominant = rng.integers(max(lo, -3), min(hi, 3) + 1, p.length)
         dominant[p.length // 2] = hi
-        small = rng.integers(-2, 3, p.length)  # tiny magnitudes: the largest reciprocals
+        small = rng.integers(max(lo, -2), min(hi, 2) + 1, p.length)  # largest reciprocals
         out += [
             {"name": "all_zero", "arrays": {"A": np.zeros((1, p.length), dtype=np.int64)}},
             {"name": "one_dominant", "arrays": {"A": dominant[None]}},
