@@ -87,7 +87,9 @@ def xilinx_resources(cells: dict[str, int]) -> dict[str, float]:
         return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
 
     return {
-        "luts": count(r"LUT[1-6]") + count(r"(RAM|SRL)\w*") - count(r"RAMB\w*") - count(r"URAM\w*"),
+        # yosys leaves inverters as INV cells; Vivado implements each as a LUT1
+        "luts": count(r"LUT[1-6]") + count(r"INV") + count(r"(RAM|SRL)\w*") - count(r"RAMB\w*")
+        - count(r"URAM\w*"),
         "ffs": count(r"FD[A-Z]*"),
         "dsp48e2": count(r"DSP48E2"),
         "bram36": count(r"RAMB36E2") + 0.5 * count(r"RAMB18E2"),
