@@ -40,7 +40,8 @@ from .parts import check_fit, utilization
 from .platforms import Target, get_target
 from .yosys import run_tool, synth_xilinx
 
-__all__ = ["FLOW_VERSION", "REPORT_JSON", "REPORT_MD", "build", "ecp5_usage", "render_markdown"]
+__all__ = ["FLOW_VERSION", "REPORT_JSON", "REPORT_MD", "build", "ecp5_usage", "make_plan",
+           "render_markdown"]
 
 #: Bumped whenever the flow changes what it produces for the same inputs.
 FLOW_VERSION = "1"
@@ -89,6 +90,21 @@ def _cached(out: Path, key: str) -> dict | None:
     return report
 
 
+def make_plan(kernel, params, target: str | Target):
+    """``(harness, plan)``: the board top level around ``kernel`` and Amaranth's build plan.
+
+    The plan's ``files`` are the inputs of every later step: for RFSoC targets the complete
+    Vivado plan (``top.v``, ``top.xdc``, ``top.tcl``, ``build_top.sh``), for ECP5 targets the
+    RTLIL netlist, the Yosys script (which also writes the cell statistics) and the LPF.
+    """
+    tgt = get_target(target) if isinstance(target, str) else target
+    harness = StreamHarness(kernel.component(params))
+    overrides = {}
+    if tgt.flow == "ecp5":
+        overrides["script_after_synth"] = f"tee -q -o {TOP}.stat.json stat -json"
+    return harness, tgt.platform().build(harness, name=TOP, do_build=False, **overrides)
+
+
 def build(kernel, params, target: str | Target, out: Path, *, force: bool = False,
           vivado: bool | None = None, seed: int = 1) -> dict:
     """Build ``kernel`` (a :class:`hwsim.kernels.Kernel`) with ``params`` for ``target``.
@@ -121,11 +137,7 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
         raise HwsimError(f"build folder {out} exists and is not a folder")
     design = f"{kernel.name} ({', '.join(f'{k}={v}' for k, v in _params_dict(params).items())})"
 
-    harness = StreamHarness(kernel.component(params))
-    overrides = {}
-    if tgt.flow == "ecp5":
-        overrides["script_after_synth"] = f"tee -q -o {TOP}.stat.json stat -json"
-    plan = tgt.platform().build(harness, name=TOP, do_build=False, **overrides)
+    harness, plan = make_plan(kernel, params, tgt)
 
     tools = _tool_versions()
     h = hashlib.sha256()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import io, stream, wiring
 
 __all__ = ["StreamHarness", "harness_overhead"]
 
@@ -80,6 +80,8 @@ class StreamHarness(Elaboratable):
         self.led_resource = led_resource
         self.seed = seed
         self.overhead = harness_overhead(accel)
+        #: The 32-bit signature register (its XOR-fold drives the LEDs).
+        self.signature = Signal(SIGNATURE_BITS)
 
     def elaborate(self, platform):
         m = Module()
@@ -103,7 +105,7 @@ class StreamHarness(Elaboratable):
                 m.d.comb += sig.eq(src[pos:pos + len(sig)])
                 pos += len(sig)
 
-        sig_reg = Signal(SIGNATURE_BITS)
+        sig_reg = self.signature
         folded = []
         for _, kind, sigs in groups:
             if kind == "observe":
@@ -116,8 +118,9 @@ class StreamHarness(Elaboratable):
         m.d.sync += sig_reg.eq(Cat(sig_reg[-1], sig_reg[:-1]) ^ mix)
 
         if platform is not None:
-            leds = platform.request(self.led_resource, 0)
-            m.d.comb += leds.o.eq(_xor_fold(sig_reg, len(leds.o)))
+            port = platform.request(self.led_resource, 0, dir="-")
+            m.submodules.leds = leds = io.Buffer("o", port)
+            m.d.comb += leds.o.eq(_xor_fold(sig_reg, len(port)))
         return m
 
 

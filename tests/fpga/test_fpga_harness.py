@@ -1,0 +1,50 @@
+"""The board top level drives every input of an accelerator and observes every output."""
+
+from amaranth.sim import Simulator
+
+from fpga.harness import StreamHarness, harness_overhead
+from hwsim.kernels import get_kernel
+
+
+def _small():
+    k = get_kernel("ternary-mvu")
+    return k.component(k.params(lanes=2, rows=2, cols=4))
+
+
+def test_overhead_counts_every_driven_bit():
+    accel = _small()
+    p = accel.params
+    # w payload + valid, x payload + valid, y ready, mult, shift
+    expected = (2 * p.lanes + 1) + (8 * p.lanes + 1) + 1 + p.mult_bits + p.shift_bits
+    assert harness_overhead(accel) == {"source_bits": expected, "signature_bits": 32}
+
+
+def test_harness_streams_vectors_through_the_accelerator():
+    accel = _small()
+    top = StreamHarness(accel)
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    seen = {"y": 0, "x": 0, "w": 0}
+    sigs = set()
+
+    async def bench(ctx):
+        n = 0
+        async for _, _, yv, yr, xv, xr, wv, wr in ctx.tick().sample(
+                accel.y.valid, accel.y.ready, accel.x.valid, accel.x.ready,
+                accel.w.valid, accel.w.ready):
+            seen["y"] += yv and yr
+            seen["x"] += xv and xr
+            seen["w"] += wv and wr
+            n += 1
+            if n == 2000:
+                break
+        # the signature register keeps changing once outputs flow
+        for _ in range(8):
+            await ctx.tick()
+            sigs.add(ctx.get(top.signature))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["w"] > 0 and seen["x"] > 0, seen
+    assert seen["y"] > 0, seen  # whole vectors went through: the datapath is live
+    assert len(sigs) > 1
