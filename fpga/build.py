@@ -139,6 +139,8 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
 
     harness, plan = make_plan(kernel, params, tgt)
 
+    if tgt.flow == "vivado" and vivado is None:
+        vivado = shutil.which("vivado") is not None
     tools = _tool_versions()
     h = hashlib.sha256()
     h.update(json.dumps({"flow": FLOW_VERSION, "target": tgt.name, "part": tgt.part.name,
@@ -288,8 +290,6 @@ def _vivado_flow(stage: Path, tgt: Target, design: str, vivado: bool | None) -> 
         "build_s": times,
     }
     found = shutil.which("vivado")
-    if vivado is None:
-        vivado = found is not None
     if not vivado:
         out["vivado"] = {"ran": False, "note": "vivado is not on PATH: plan written, not run"
                          if not found else "not requested"}

@@ -49,7 +49,7 @@ def estimator_prediction(kernel, params, part) -> dict:
     except ModuleNotFoundError as e:
         if e.name not in ("hwsim.estimate", "hwsim"):
             raise
-        return {"available": False, "reason": "hwsim.estimate is not installed"}
+        return {"available": False, "reason": "hwsim.estimate is not importable"}
     fn = getattr(est, "fpga_resources", None)
     if fn is None:
         return {"available": False,
