@@ -2,6 +2,7 @@
 skipping finished builds and leaving nothing half-written."""
 
 import json
+import os
 
 import pytest
 
@@ -144,3 +145,50 @@ def test_rfsoc_build_writes_plan_and_ultrascale_resources(tmp_path):
     with pytest.raises(HwsimError, match=r"^d does not fit xctiny: needs LUT [\d,]+ > 100 "
                                          r"available$"):
         check_fit({k: v["used"] for k, v in r["resources"].items()}, tiny, "d")
+
+
+def _fake_vivado(bindir, body):
+    """A stand-in ``vivado`` on PATH: checks the plumbing around Vivado, not Vivado itself."""
+    bindir.mkdir()
+    exe = bindir / "vivado"
+    exe.write_text("#!/bin/sh\n" + body)
+    exe.chmod(0o755)
+    return bindir
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_vivado_on_path_runs_the_plan(tmp_path, monkeypatch):
+    # the plan's build_top.sh calls `vivado -mode batch -log top.log -source top.tcl`
+    bindir = _fake_vivado(tmp_path / "bin", 'test "$5 $6" = "-source top.tcl" || exit 3\n'
+                                            'grep -q write_bitstream top.tcl || exit 4\n'
+                                            'printf BIT > top.bit\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.delenv("VIVADO", raising=False)
+    out = tmp_path / "zcu111"
+    r = build(KERNEL, SMALL, "zcu111", out)
+    assert r["vivado"] == {"ran": True} and r["bitstream"] == "top.bit"
+    assert (out / "top.bit").read_bytes() == b"BIT"
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_vivado_failure_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    bindir = _fake_vivado(tmp_path / "bin", 'echo "ERROR: [Place 30-58] IO placement failed"\n'
+                                            "exit 1\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.delenv("VIVADO", raising=False)
+    out = tmp_path / "zcu111"
+    with pytest.raises(HwsimError, match=r"^vivado failed: ERROR: \[Place 30-58\] IO placement "
+                                         r"failed$"):
+        build(KERNEL, SMALL, "zcu111", out)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_default_size_ternary_mvu_builds_for_the_ecp5_default(tmp_path):
+    p = KERNEL.params(**{cp.name: cp.default for cp in KERNEL.cli_params})
+    r = build(KERNEL, p, "ecp5-ulx3s-85f", tmp_path / "big")
+    assert r["fits"] and r["resources"]["bram"]["used"] > 0 and r["fmax_mhz"] > 0
+    assert (tmp_path / "big" / "top.bit").stat().st_size > 1_000_000
