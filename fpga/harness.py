@@ -28,32 +28,49 @@ __all__ = ["StreamHarness", "harness_overhead"]
 SIGNATURE_BITS = 32
 
 
+def _value(v):
+    return v.as_value() if hasattr(v, "as_value") else v
+
+
 def _ports(component: wiring.Component):
     """Yield ``(name, kind, signals)`` for each member, from the harness's point of view.
 
     ``"drive"``: signals the harness drives (input payload and valid, output ready, plain
     inputs); ``"observe"``: signals it reads (input ready, plain outputs); ``"beat"``: an output
     stream's ``[payload, valid, ready]``, the payload counting only when a beat is taken.
+    Nested signatures and member arrays are walked; constant handshakes (``always_valid``,
+    ``always_ready``) are left alone.
     """
-    for name, member in component.signature.members.items():
-        port = getattr(component, name)
-        if member.is_signature and isinstance(member.signature, stream.Signature):
-            if member.flow == wiring.In:
-                yield name, "drive", [port.payload.as_value() if hasattr(port.payload, "as_value")
-                                      else port.payload, port.valid]
-                yield name, "observe", [port.ready]
+    yield from _walk(component.signature, component, False, type(component).__name__)
+
+
+def _walk(signature, obj, flipped: bool, where: str):
+    for name, member in signature.members.items():
+        inward = (member.flow == wiring.In) != flipped
+        for idx, port in _elements(getattr(obj, name), member.dimensions):
+            path = f"{where}.{name}{idx}"
+            if member.is_port:
+                yield path, "drive" if inward else "observe", [_value(port)]
+            elif isinstance(member.signature, stream.Signature):
+                payload, valid, ready = _value(port.payload), _value(port.valid), port.ready
+                if inward:
+                    yield path, "drive", [s for s in (payload, valid) if isinstance(s, Signal)]
+                    yield path, "observe", [ready]
+                else:
+                    yield path, "drive", [ready] if isinstance(ready, Signal) else []
+                    yield path, "beat", [payload, valid, ready]
             else:
-                yield name, "drive", [port.ready]
-                yield name, "beat", [port.payload.as_value() if hasattr(port.payload, "as_value")
-                                     else port.payload, port.valid, port.ready]
-        elif member.is_port:
-            if member.flow == wiring.In:
-                yield name, "drive", [port]
-            else:
-                yield name, "observe", [port]
-        else:
-            raise TypeError(f"harness cannot wire member {name!r} of {type(component).__name__}: "
-                            f"only streams and plain ports are supported")
+                yield from _walk(member.signature, port, inward, path)
+
+
+def _elements(port, dims):
+    """``(index suffix, element)`` for every element of a member array (or the member)."""
+    if not dims:
+        yield "", port
+        return
+    for i, elem in enumerate(port):
+        for suffix, e in _elements(elem, dims[1:]):
+            yield f"[{i}]{suffix}", e
 
 
 def harness_overhead(component: wiring.Component) -> dict[str, int]:

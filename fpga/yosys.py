@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError, ToolMissingError
 
-__all__ = ["run_tool", "run_yosys", "synth_xilinx", "tool_executable", "xilinx_resources",
+__all__ = ["cells_from_stat", "run_tool", "run_yosys", "synth_xilinx", "tool_executable", "xilinx_resources",
            "yosys_executable"]
 
 
@@ -94,11 +94,12 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
             notes.append("yosys LUTRAM mapping failed on a wide shallow memory; "
                          "synthesized with -nolutram (memories in block RAM)")
             run_yosys(script(f"{extra} -nolutram"), cwd=wd, log=wd / f"{top}.yosys.log")
-        cells = _cells_from_stat(json.loads((wd / stat).read_text()), top)
+        cells = cells_from_stat(json.loads((wd / stat).read_text()), top)
     return {"cells": cells, "resources": xilinx_resources(cells), "notes": notes}
 
 
-def _cells_from_stat(stat: dict, top: str) -> dict[str, int]:
+def cells_from_stat(stat: dict, top: str) -> dict[str, int]:
+    """Cell counts by type from Yosys's ``stat -json`` output (whole design)."""
     design = stat.get("design") or {}
     cells = design.get("num_cells_by_type")
     if cells is None:  # older layout: per module

@@ -192,3 +192,30 @@ def test_default_size_ternary_mvu_builds_for_the_ecp5_default(tmp_path):
     r = build(KERNEL, p, "ecp5-ulx3s-85f", tmp_path / "big")
     assert r["fits"] and r["resources"]["bram"]["used"] > 0 and r["fmax_mhz"] > 0
     assert (tmp_path / "big" / "top.bit").stat().st_size > 1_000_000
+
+
+def _fake_ecp5_flow(payload):
+    """Stands in for the tools to test only the bookkeeping around them."""
+    def flow(stage, tgt, design, seed):
+        (stage / "top.bit").write_bytes(payload)
+        return {"resources": {}, "fits": True, "fmax_mhz": None, "bitstream": "top.bit",
+                "build_s": {}}
+    return flow
+
+
+def test_rebuild_replaces_report_and_drops_stale_artifacts(tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    monkeypatch.setattr(fb, "_ecp5_flow", _fake_ecp5_flow(b"one"))
+    first = build(KERNEL, SMALL, "ecp5-ulx3s-25f", out)
+    # an artifact of an earlier build that the next one does not produce
+    (out / "old.bit").write_bytes(b"stale")
+    report = json.loads((out / REPORT_JSON).read_text())
+    report["artifacts"]["old.bit"] = "0" * 64
+    (out / REPORT_JSON).write_text(json.dumps(report))
+    monkeypatch.setattr(fb, "_ecp5_flow", _fake_ecp5_flow(b"two"))
+    second = build(KERNEL, SMALL, "ecp5-ulx3s-25f", out, force=True)
+    assert second["key"] == first["key"] and not second["cached"]
+    assert (out / "top.bit").read_bytes() == b"two"
+    assert not (out / "old.bit").exists()
+    assert "old.bit" not in json.loads((out / REPORT_JSON).read_text())["artifacts"]
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no staging folder left
