@@ -28,10 +28,11 @@ def register(sub) -> None:
     ksub = b.add_subparsers(dest="kernel_name", metavar="KERNEL", required=True)
 
     def setup(kp):
-        from fpga.platforms import DEFAULT_ECP5, TARGETS
-
-        kp.add_argument("--target", choices=sorted(TARGETS), default=DEFAULT_ECP5,
-                        help="board / part to build for")
+        # target names are checked when the build runs: building the parser must not import
+        # Amaranth (`hwsim fpga targets` lists them)
+        kp.add_argument("--target", default="ecp5-ulx3s-85f",
+                        help="board / part to build for: zcu111, rfsoc4x2, xczu49dr or "
+                             "ecp5-ulx3s-{12f,25f,45f,85f} (see `hwsim fpga targets`)")
         kp.add_argument("-o", "--out", type=Path, default=None,
                         help="build folder (default: build/fpga/KERNEL-TARGET)")
         kp.add_argument("--force", action="store_true", help="rebuild even if up to date")
@@ -63,8 +64,10 @@ def run_targets(args) -> int:
 
 def run_build(args) -> int:
     from fpga.build import build, render_markdown
+    from fpga.platforms import get_target
 
     kernel, params = kernel_params(args)  # validates before anything is written
+    get_target(args.target)
     out = args.out or Path("build") / "fpga" / f"{kernel.name}-{args.target}"
     report = build(kernel, params, args.target, out, force=args.force, vivado=args.vivado,
                    seed=args.seed)
