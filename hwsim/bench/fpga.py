@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--ecp5-target", default="ecp5-ulx3s-85f", help="ECP5 target")
     p.add_argument("--rfsoc-target", default="zcu111", help="RFSoC target (UltraScale+ synthesis)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a kernel parameter (integer), for every kernel that has it; "
+                   help="override a kernel parameter, for every kernel that has it; "
                         "default: each kernel's CLI defaults")
     p.add_argument("--out", type=Path, default=None, help="keep the builds here (default: temp)")
 
@@ -57,22 +57,26 @@ def estimator_prediction(kernel, params, part) -> dict:
     return {"available": True, **fn(kernel.name, params, part.name)}
 
 
-def _params(kernel, overrides: dict[str, int]):
+def _params(kernel, overrides: dict[str, str]):
+    """The kernel's CLI defaults with the overrides it has, converted by its CliParam types."""
     values = {cp.name: cp.default for cp in kernel.cli_params}
-    values.update({k: v for k, v in overrides.items() if k in values})
+    for cp in kernel.cli_params:
+        if cp.name in overrides:
+            try:
+                values[cp.name] = cp.type(overrides[cp.name])
+            except ValueError:
+                raise HwsimError(f"--param {cp.name}={overrides[cp.name]!r}: not a "
+                                 f"{cp.type.__name__}") from None
     return kernel.params(**values)
 
 
-def _parse_overrides(items: list[str]) -> dict[str, int]:
+def _parse_overrides(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not name:
             raise HwsimError(f"--param {item!r} is not NAME=VALUE")
-        try:
-            out[name.replace("-", "_")] = int(value)
-        except ValueError:
-            raise HwsimError(f"--param {item!r}: {value!r} is not an integer") from None
+        out[name.replace("-", "_")] = value
     return out
 
 
@@ -81,12 +85,14 @@ def run(args) -> dict:
     from fpga.platforms import get_target
 
     overrides = _parse_overrides(args.param)
+    kernels = [get_kernel(k) for k in args.kernels]
+    for kernel in kernels:  # check every parameter before the first build
+        _params(kernel, overrides)
     ecp5, rfsoc = get_target(args.ecp5_target), get_target(args.rfsoc_target)
     if ecp5.flow != "ecp5":
         raise HwsimError(f"--ecp5-target {ecp5.name} is not an ECP5 target")
     if rfsoc.flow != "vivado":
         raise HwsimError(f"--rfsoc-target {rfsoc.name} is not an RFSoC target")
-    kernels = [get_kernel(k) for k in args.kernels]
     designs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)

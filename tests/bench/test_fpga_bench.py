@@ -49,10 +49,10 @@ def test_estimator_hook_is_called_with_kernel_params_and_part(monkeypatch):
 
 
 def test_param_overrides():
-    assert bench._parse_overrides(["lanes=8", "rows=16"]) == {"lanes": 8, "rows": 16}
-    p = bench._params(KERNEL, {"lanes": 8, "rows": 16, "not_a_param": 3})
+    assert bench._parse_overrides(["lanes=8", "rows=16"]) == {"lanes": "8", "rows": "16"}
+    p = bench._params(KERNEL, {"lanes": "8", "rows": "16", "not_a_param": "3"})
     assert (p.lanes, p.rows, p.cols) == (8, 16, 256)
     with pytest.raises(HwsimError, match=r"--param 'lanes' is not NAME=VALUE"):
         bench._parse_overrides(["lanes"])
-    with pytest.raises(HwsimError, match=r"'x' is not an integer"):
-        bench._parse_overrides(["lanes=x"])
+    with pytest.raises(HwsimError, match=r"--param lanes='x': not a int"):
+        bench._params(KERNEL, {"lanes": "x"})
