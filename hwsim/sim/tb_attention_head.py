@@ -16,23 +16,9 @@ import numpy as np
 from cocotb.clock import Clock
 
 from hwsim.golden import attention_head as spec
-from hwsim.golden.lanes import unpack_lanes
 from hwsim.kernels.attention_head import arrays_to_ops
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset
-
-
-def decode_out(words, p: spec.AttentionParams) -> list[tuple[np.ndarray, int]]:
-    """Output beats → one ``(o (d,), amax)`` per query (``amax`` must agree across beats)."""
-    ow, C = p.out.width, p.chunks
-    res = []
-    for q in range(len(words) // C):
-        beats = words[q * C:(q + 1) * C]
-        o = np.concatenate([unpack_lanes(w & ((1 << ow * p.lanes) - 1), ow, p.lanes)
-                            for w in beats])
-        amaxes = {w >> (ow * p.lanes) for w in beats}
-        res.append((o, amaxes.pop() if len(amaxes) == 1 else -1))
-    return res
 
 
 class AttentionHeadBench:
@@ -51,7 +37,7 @@ class AttentionHeadBench:
         self.out.open(nq * self.p.chunks)
         t0 = time.perf_counter()
         total = await CycleLoop(self.dut.clk, [self.inp], [self.out]).run()
-        return {"outputs": decode_out(self.out.values, self.p),
+        return {"outputs": spec.out_results(self.out.values, self.p),
                 "cycles": self.out.cycles[-1] - self.inp.cycles[0] + 1,
                 "sim_cycles": total, "wall_s": time.perf_counter() - t0}
 
