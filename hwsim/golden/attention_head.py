@@ -58,6 +58,7 @@ __all__ = [
     "op_words",
     "out_results",
     "query_cycles",
+    "query_lengths",
     "run_ops",
     "score_codes",
     "stream_cycles",
@@ -313,6 +314,11 @@ def _check_ops(ops, p: AttentionParams) -> list[tuple]:
         else:
             raise HwsimError(f"op {n}: unknown operation {kind!r} (kv, q or clear)")
     return out
+
+
+def query_lengths(ops, p: AttentionParams) -> list[int]:
+    """Tokens each ``q`` operation of a stream attends to (the cache fill at that point)."""
+    return [op[2] for op in _check_ops(ops, p) if op[0] == "q"]
 
 
 def run_ops(ops, score_mult: int, score_shift: int, p: AttentionParams | None = None):

@@ -37,9 +37,25 @@ class AttentionHeadBench:
         self.out.open(nq * self.p.chunks)
         t0 = time.perf_counter()
         total = await CycleLoop(self.dut.clk, [self.inp], [self.out]).run()
+        wall = time.perf_counter() - t0
+        # per query: from its first q beat to its last output beat; a decode step: from the
+        # first beat of the kv operation just before the last query
+        C = self.p.chunks
+        first, beat = [], 0
+        for op in ops:
+            first.append(beat)
+            beat += 1 if op[0] == "clear" else C
+        queries = [n for n, op in enumerate(ops) if op[0] == "q"]
+        ends = [self.out.cycles[(k + 1) * C - 1] for k in range(len(queries))]
+        per_query = [end - self.inp.cycles[first[n]] + 1
+                     for n, end in zip(queries, ends, strict=True)]
+        last = queries[-1]
+        decode = (ends[-1] - self.inp.cycles[first[last - 1]] + 1
+                  if last and ops[last - 1][0] == "kv" else None)
         return {"outputs": spec.out_results(self.out.values, self.p),
                 "cycles": self.out.cycles[-1] - self.inp.cycles[0] + 1,
-                "sim_cycles": total, "wall_s": time.perf_counter() - t0}
+                "query_cycles": per_query, "decode_cycles": decode,
+                "sim_cycles": total, "wall_s": wall}
 
 
 @cocotb.test()
@@ -64,11 +80,16 @@ async def attention_head_matches_golden(dut):
             np.array_equal(g[0], w[0]) and g[1] == w[1]
             for g, w in zip(got["outputs"], want, strict=True))
         expected = spec.stream_cycles(p, ops)
+        lengths = spec.query_lengths(ops, p)
+        expected_q = [spec.query_cycles(p, n) for n in lengths]
         timed = case.get("idle", 0.0) == 0 and case.get("stall", 0.0) == 0
         record = {"name": case["name"], "queries": len(want), "cycles": got["cycles"],
                   "expected_cycles": expected, "sim_cycles": got["sim_cycles"],
                   "wall_s": got["wall_s"], "bit_exact": exact, "timed": timed,
-                  "cycles_match": got["cycles"] == expected}
+                  "query_lengths": lengths, "query_cycles": got["query_cycles"],
+                  "expected_query_cycles": expected_q, "decode_cycles": got["decode_cycles"],
+                  "cycles_match": got["cycles"] == expected
+                  and got["query_cycles"] == expected_q}
         if not exact:
             bad = next(n for n, (g, w) in enumerate(zip(got["outputs"], want, strict=False))
                        if not (np.array_equal(g[0], w[0]) and g[1] == w[1]))
@@ -77,6 +98,11 @@ async def attention_head_matches_golden(dut):
                             f"golden {want[bad][0].tolist()} amax {want[bad][1]}")
         if timed and got["cycles"] != expected:
             failures.append(f"{case['name']}: {got['cycles']} cycles, formula says {expected}")
+        if timed and got["query_cycles"] != expected_q:
+            bad = next(n for n, (a, b) in enumerate(zip(got["query_cycles"], expected_q,
+                                                        strict=True)) if a != b)
+            failures.append(f"{case['name']}: query {bad} (length {lengths[bad]}) took "
+                            f"{got['query_cycles'][bad]} cycles, formula says {expected_q[bad]}")
         results.append(record)
     write_result(folder, {"cases": results, "failures": failures})
     assert not failures, "; ".join(failures)
