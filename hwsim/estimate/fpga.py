@@ -1,0 +1,139 @@
+"""FPGA resources: a per-kernel resource model, calibrated against yosys, and the fit check.
+
+Ternary MVU tile (the only kernel with RTL on ``main``), for :class:`TernaryMvuParams` ``p``:
+
+* LUT = ``tint_lut_fixed`` + ``tint_lut_per_lane_bit`` · lanes · act_width
+  + ``tint_lut_per_acc_bit`` · acc_width + LUT-RAM LUTs;
+* FF  = ``tint_ff_fixed`` + ``tint_ff_per_lane_bit`` · lanes · act_width
+  + ``tint_ff_per_acc_bit`` · acc_width;
+* no DSP (the requantization multiplier is shift-add);
+* memories (weights ``weight_depth × 2·lanes``, activations ``cols/lanes × 8·lanes``): a memory of
+  at most ``lutram_max_bits`` goes to LUT RAM (``ceil(depth/64)`` LUTs per bit, RAM64M-style),
+  a larger one to block RAM by :func:`bram18_count` — the RAMB18E2 aspect ratios of UG573,
+  no fitted coefficient.
+
+The coefficients live in ``tables/fpga_usplus.yaml`` and are fitted by
+:func:`fit_tint_coefficients` to ``fpga.yosys.synth_xilinx`` results on small configurations
+(``hwsim estimate-calibrate`` reproduces them; the tests validate them on others). The Booth
+and nonlinear cores have no RTL yet: their per-lane costs are named INTERIM assumptions.
+
+A design is the architecture's ``tiles`` MVU tiles (each with its slice of the weight buffer
+and its activation memory), the Booth and nonlinear cores, and the activation and KV buffers in
+block RAM (64-bit wide). It fits when every resource is within the part's capacity.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hwsim.golden.ternary_mvu import TernaryMvuParams
+
+from .arch import Arch
+from .kernels import ternary_tile_params
+from .tables import Tables
+
+__all__ = ["LUTRAM_MAX_BITS", "bram18_count", "fpga_resources", "memory_resources",
+           "tint_tile_resources"]
+
+#: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
+#: Memory Resources", Table 1-3 / 1-4
+_RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+#: a memory of at most this many bits maps to LUT RAM (yosys's memory_libmap keeps small
+#: memories out of block RAM; 2 Kb memories went to LUT RAM and 8 Kb ones to RAMB18 in the
+#: calibration runs — the boundary between is not measured)
+LUTRAM_MAX_BITS = 4096
+
+
+def bram18_count(depth: int, width: int) -> int:
+    """RAMB18E2 primitives for a ``depth × width`` memory: the cheapest aspect ratio."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _RAMB18_SHAPES)
+
+
+def _lutram_fails(depth: int, width: int) -> bool:
+    """Observed: yosys's LUT-RAM mapper rejects small memories 16–64 deep and ≥ 32 bits wide
+    ("invalid OPTION_ABITS/WIDTH combination"); :func:`fpga.yosys.synth_xilinx` then
+    re-runs with ``-nolutram`` and every memory of the design goes to block RAM."""
+    return depth * width <= LUTRAM_MAX_BITS and 16 <= depth <= 64 and width >= 32
+
+
+def memory_resources(depth: int, width: int, nolutram: bool = False) -> dict[str, float]:
+    """LUTs (LUT RAM) or 36 Kb block RAMs for one memory."""
+    if depth * width <= LUTRAM_MAX_BITS and not nolutram:
+        return {"luts": math.ceil(depth / 64) * width, "bram36": 0.0}
+    return {"luts": 0, "bram36": bram18_count(depth, width) / 2}
+
+
+def _tile_logic(p: TernaryMvuParams, tables: Tables) -> tuple[float, float]:
+    r = tables.raw
+    lane_bits = p.lanes * p.act.width
+    luts = (r("resource.tint_lut_fixed") + r("resource.tint_lut_per_lane_bit") * lane_bits
+            + r("resource.tint_lut_per_acc_bit") * p.acc_width)
+    ffs = (r("resource.tint_ff_fixed") + r("resource.tint_ff_per_lane_bit") * lane_bits
+           + r("resource.tint_ff_per_acc_bit") * p.acc_width)
+    return luts, ffs
+
+
+def tint_tile_resources(p: TernaryMvuParams, tables: Tables) -> dict[str, float]:
+    """Resources of the RTL ``TernaryMVU`` for ``p``, memories included (calibration face)."""
+    luts, ffs = _tile_logic(p, tables)
+    w, x = _tile_memories(p)
+    return {"luts": round(luts + w["luts"] + x["luts"]), "ffs": round(ffs), "dsps": 0,
+            "bram36": w["bram36"] + x["bram36"]}
+
+
+def _tile_memories(p: TernaryMvuParams, weight_depth: int | None = None):
+    shapes = [(weight_depth or p.weight_depth, 2 * p.lanes), (p.chunks, p.act.width * p.lanes)]
+    nolutram = any(_lutram_fails(d, w) for d, w in shapes)
+    return [memory_resources(d, w, nolutram) for d, w in shapes]
+
+
+def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
+    """LUT/FF/DSP/BRAM of the accelerator on ``arch`` and whether it fits the part."""
+    r = tables.raw
+    tiles, lanes = arch["tint.tiles"], arch["tint.lanes"]
+    p = ternary_tile_params(1, max_cols, lanes)
+    t_luts, t_ffs = _tile_logic(p, tables)
+    w_bits = arch["sram.weights"] / tiles
+    w_mem, x_mem = _tile_memories(p, math.ceil(w_bits / (2 * lanes)))
+    luts = tiles * (t_luts + w_mem["luts"] + x_mem["luts"])
+    bram = tiles * (w_mem["bram36"] + x_mem["bram36"])
+    ffs = tiles * t_ffs
+    bl, nl = arch["booth.lanes"], arch["nonlinear.lanes"]
+    luts += bl * r("resource.booth_lut_per_lane") + nl * r("resource.nonlinear_lut_per_lane")
+    dsps = bl * r("resource.booth_dsp_per_lane") + nl * r("resource.nonlinear_dsp_per_lane")
+    ffs += 32 * bl + 64 * nl  # accumulator / pipeline registers of the interim cores
+    for key in ("sram.activations", "sram.kv"):
+        bram += bram18_count(math.ceil(arch[key] / 64), 64) / 2
+    out = {"luts": round(luts), "ffs": round(ffs), "dsps": round(dsps), "brams": bram,
+           "urams": 0}
+    cap = {"luts": arch["capacity.luts"], "ffs": arch["capacity.ffs"],
+           "dsps": arch["capacity.dsps"], "brams": arch["capacity.bram36"]}
+    util = {k: out[k] / cap[k] for k in cap}
+    out["utilization"] = util
+    out["capacity"] = cap
+    out["fits"] = all(u <= 1.0 for u in util.values())
+    out["limiting"] = max(util, key=util.get)
+    return out
+
+
+def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[str, float]:
+    """Least-squares LUT and FF coefficients from ``(params, yosys resources)`` points.
+
+    LUT-RAM LUTs of each point (from the memory rule) are subtracted first, so the fit sees
+    only logic. Returns the ``resource.tint_*`` table entries.
+    """
+    import numpy as np
+
+    rows, luts, ffs = [], [], []
+    for p, res in points:
+        mem = sum(m["luts"] for m in _tile_memories(p))
+        rows.append([1.0, p.lanes * p.act.width, p.acc_width])
+        luts.append(res["luts"] - mem)
+        ffs.append(res["ffs"])
+    a = np.array(rows)
+    cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
+    cf = np.linalg.lstsq(a, np.array(ffs, dtype=float), rcond=None)[0]
+    return {"tint_lut_fixed": float(cl[0]), "tint_lut_per_lane_bit": float(cl[1]),
+            "tint_lut_per_acc_bit": float(cl[2]), "tint_ff_fixed": float(cf[0]),
+            "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": float(cf[2])}
