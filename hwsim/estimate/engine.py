@@ -23,7 +23,8 @@ Memory model (named assumptions, stated once):
 Layer schedule: ops of one core run one after the other; with ``schedule.overlap_attention``
 the Booth core's attention overlaps the ternary core (head-level pipelining), and with
 ``schedule.hide_nonlinear`` softmax and norms are hidden behind the matrix work (their energy
-still counts).
+still counts). The cores share one DRAM, so a layer never takes fewer cycles than all its
+off-chip traffic needs.
 """
 
 from __future__ import annotations
@@ -216,6 +217,8 @@ def run_phase(wl: Workload, arch: Arch, tables: Tables,
             cyc = per_core["tint"] + per_core["booth"]
         if not arch["schedule.hide_nonlinear"]:
             cyc += per_core["nonlinear"]
+        # the cores share one DRAM: overlapping compute cannot overlap their traffic
+        cyc = max(cyc, sum(o.memory_cycles for o in ops))
         result.layers.append(LayerResult(layer.name, layer.count, ops, cyc))
     if arch.kind == "asic":
         result.leakage_j = dynamic * arch["power.leakage_fraction"]

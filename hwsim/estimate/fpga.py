@@ -44,6 +44,9 @@ _RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512,
 #: calibration runs — the boundary between is not measured)
 LUTRAM_MAX_BITS = 4096
 
+#: see :func:`_lutram_fails` (8 configurations: depths ≤ 512 never failed, 2048 and 4096 did)
+NOLUTRAM_DEPTH = 2048
+
 
 def bram18_count(depth: int, width: int) -> int:
     """RAMB18E2 primitives for a ``depth × width`` memory: the cheapest aspect ratio."""
@@ -51,10 +54,11 @@ def bram18_count(depth: int, width: int) -> int:
 
 
 def _lutram_fails(depth: int, width: int) -> bool:
-    """Observed: yosys's LUT-RAM mapper rejects small memories 16–64 deep and ≥ 32 bits wide
-    ("invalid OPTION_ABITS/WIDTH combination"); :func:`fpga.yosys.synth_xilinx` then
-    re-runs with ``-nolutram`` and every memory of the design goes to block RAM."""
-    return depth * width <= LUTRAM_MAX_BITS and 16 <= depth <= 64 and width >= 32
+    """Observed, not explained: in the calibration runs yosys's LUT-RAM mapping failed
+    ("invalid OPTION_ABITS/WIDTH combination") exactly in the designs with a memory at least
+    :data:`NOLUTRAM_DEPTH` deep; :func:`fpga.yosys.synth_xilinx` then re-runs with
+    ``-nolutram`` and every memory of the design goes to block RAM."""
+    return depth >= NOLUTRAM_DEPTH
 
 
 def memory_resources(depth: int, width: int, nolutram: bool = False) -> dict[str, float]:
@@ -117,6 +121,12 @@ def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
     return out
 
 
+#: (lanes, rows, cols) of the configurations the coefficients are fitted to, and of the ones
+#: that validate them (never used in the fit)
+CALIBRATION_CONFIGS = ((4, 32, 32), (8, 64, 64), (16, 64, 64), (32, 64, 128), (4, 64, 128))
+VALIDATION_CONFIGS = ((8, 32, 32), (16, 32, 256), (8, 128, 64))
+
+
 def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[str, float]:
     """Least-squares LUT and FF coefficients from ``(params, yosys resources)`` points.
 
@@ -133,7 +143,9 @@ def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[s
         ffs.append(res["ffs"])
     a = np.array(rows)
     cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
-    cf = np.linalg.lstsq(a, np.array(ffs, dtype=float), rcond=None)[0]
+    # FFs: the accumulator width varies too little across small configurations to separate
+    # it from the fixed part (a free fit makes it negative), so it is folded into the fixed part
+    cf = np.linalg.lstsq(a[:, :2], np.array(ffs, dtype=float), rcond=None)[0]
     return {"tint_lut_fixed": float(cl[0]), "tint_lut_per_lane_bit": float(cl[1]),
             "tint_lut_per_acc_bit": float(cl[2]), "tint_ff_fixed": float(cf[0]),
-            "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": float(cf[2])}
+            "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": 0.0}

@@ -68,7 +68,7 @@ _SENSITIVITY = {
     "tint.tiles": (8, 32),
     "booth.lanes": (32, 128),
     "dram.bandwidth": (0.8, 1.2),
-    "dram.weight_bits": (1.6, 2.0),
+    "dram.weight_bits": (1.58, 1.6),
     "sram.weights": (0.5, 2.0),
     "sram.activations": (0.5, 2.0),
     "sram.kv": (0.5, 2.0),
