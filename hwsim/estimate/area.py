@@ -17,6 +17,8 @@ the 8×8 and 32×32 points.
 
 from __future__ import annotations
 
+import itertools
+
 from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
@@ -29,7 +31,7 @@ def _adder(tables: Tables, bits: int) -> float:
            (32, tables.raw("area.add32"))]
     if bits <= 8:
         return pts[0][1] * bits / 8
-    for (b0, a0), (b1, a1) in zip(pts, pts[1:], strict=False):
+    for (b0, a0), (b1, a1) in itertools.pairwise(pts):
         if bits <= b1:
             return a0 + (a1 - a0) * (bits - b0) / (b1 - b0)
     return pts[-1][1] * bits / 32

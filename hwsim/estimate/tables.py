@@ -15,6 +15,7 @@ scaling) and the per-kernel resource-model coefficients calibrated against yosys
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ class Tables:
         elif size_bits >= pts[-1][0]:
             e = self.raw(f"energy.{pts[-1][1]}")
         else:
-            for (s0, k0), (s1, k1) in zip(pts, pts[1:], strict=False):
+            for (s0, k0), (s1, k1) in itertools.pairwise(pts):
                 if size_bits <= s1:
                     t = math.log(size_bits / s0) / math.log(s1 / s0)
                     e0, e1 = self.raw(f"energy.{k0}"), self.raw(f"energy.{k1}")
