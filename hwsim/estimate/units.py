@@ -54,7 +54,7 @@ def parse(text, dimension: str, field: str, allow_zero: bool = False) -> float:
     value, unit = float(m.group(1)), m.group(2)
     if unit not in units:
         other = next((d for d, u in DIMENSIONS.items() if unit in u), None)
-        why = f"a {other} unit, not a {dimension} unit" if other else "an unknown unit"
+        why = f"a unit of {other}, not of {dimension}" if other else "an unknown unit"
         raise HwsimError(f"{field}: {unit!r} is {why}; use one of {', '.join(units)}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise HwsimError(f"{field}: must be {'≥' if allow_zero else '>'} 0, not {text!r}")

@@ -1,0 +1,85 @@
+"""Calibration against hwsim's own RTL: cycles from simulation, resources from yosys."""
+
+import numpy as np
+import pytest
+
+from hwsim.estimate import load_arch, load_tables
+from hwsim.estimate.fpga import VALIDATION_CONFIGS, tint_tile_resources
+from hwsim.estimate.kernels import cost
+from hwsim.golden import ternary_mvu as tmvu
+from hwsim.golden.lanes import pack_lanes
+from quant.qtype import quantize_multiplier
+
+
+def _arch(lanes):
+    return load_arch("vitallm").with_values({"tint.tiles": 1, "tint.lanes": lanes})
+
+
+def _data(p, vectors, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.integers(-1, 2, (p.rows, p.cols))
+    X = rng.integers(-128, 128, (vectors, p.cols))
+    M, S = quantize_multiplier(100.0 / max(1, int(np.abs(X @ W.T).max())))
+    return W, X, M, S
+
+
+@pytest.mark.parametrize("lanes, rows, cols, vectors", [(4, 3, 8, 2), (2, 5, 6, 3), (8, 4, 32, 1)])
+def test_cycles_equal_amaranth_measurement(lanes, rows, cols, vectors):
+    from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+    from rtl.ternary_mvu import TernaryMVU
+
+    p = tmvu.TernaryMvuParams(lanes=lanes, rows=rows, cols=cols)
+    W, X, M, S = _data(p, vectors)
+    dut = TernaryMVU(p)
+    w = Source(dut.w, tmvu.weight_words(W, lanes))
+    x = Source(dut.x, [pack_lanes(v[k * lanes:(k + 1) * lanes], 8) for v in X
+                       for k in range(cols // lanes)])
+    y = Sink(dut.y, rows * vectors)
+    run_streams(dut, [w, x], [y], settle=[(dut.mult, M), (dut.shift, S)])
+    measured = y.cycles[-1] - x.cycles[0] + 1
+    est = cost("ternary_mvu", {"rows": rows, "cols": cols}, vectors, _arch(lanes))
+    assert est.cycles == measured
+    got = np.array([v - 256 if v > 127 else v for v in y.values]).reshape(vectors, rows)
+    assert np.array_equal(got, tmvu.ternary_mvu(W, X, M, S))
+
+
+@pytest.mark.cocotb
+def test_cycles_equal_cocotb_measurement(tmp_path):
+    from hwsim.kernels import get_kernel
+    from hwsim.sim.runner import simulate
+
+    kernel = get_kernel("ternary-mvu")
+    p = kernel.params(lanes=4, rows=4, cols=8)
+    W, X, M, S = _data(p, 2)
+    rep = simulate(kernel, p, [{"name": "cal", "arrays": {"W": W, "X": X, "mult": M,
+                                                          "shift": S}}], tmp_path, sim="icarus")
+    assert rep.passed, rep.failures
+    est = cost("ternary_mvu", {"rows": 4, "cols": 8}, 2, _arch(4))
+    assert est.cycles == rep.cases[0]["cycles"]
+
+
+def test_resource_model_on_the_reference_point():
+    # issue #5: rows=cols=256, lanes=16 synthesizes to 1455 LUT / 0 DSP / 6 RAMB36E2
+    r = tint_tile_resources(tmvu.TernaryMvuParams(lanes=16, rows=256, cols=256),
+                            load_tables("fpga_usplus"))
+    assert abs(r["luts"] - 1455) <= 0.2 * 1455
+    assert r["dsps"] == 0 and r["bram36"] == 6
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("cfg", VALIDATION_CONFIGS[:2])
+def test_resource_model_against_yosys(tmp_path, cfg):
+    """Configurations never used in the fit: LUT within ±20 %, DSP and BRAM exact."""
+    from fpga.yosys import synth_xilinx
+    from hwsim.kernels import get_kernel
+    from rtl.emit import emit
+
+    kernel = get_kernel("ternary-mvu")
+    lanes, rows, cols = cfg
+    p = kernel.params(lanes=lanes, rows=rows, cols=cols)
+    v = emit(kernel.component(p), kernel.top, tmp_path, kernel.manifest(p))
+    got = synth_xilinx(v["verilog"], kernel.top, workdir=tmp_path)["resources"]
+    est = tint_tile_resources(p, load_tables("fpga_usplus"))
+    assert abs(est["luts"] - got["luts"]) <= 0.2 * got["luts"], (est, got)
+    assert est["dsps"] == got["dsp48e2"] == 0
+    assert est["bram36"] == got["bram36"]
