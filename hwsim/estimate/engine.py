@@ -136,7 +136,7 @@ def action_energy(arch: Arch, tables: Tables) -> dict[str, float]:
             "act_read_bits": reg, "act_write_bits": reg, "requant_mul": e("mul32"),
             "out_bits": tables.sram_energy_bit(arch["sram.activations"], node, v),
             "int8_mul": e("mul8"), "add32": e("add32"), "mul32": e("mul32"),
-            "register_read_bits": reg,
+            "register_read_bits": reg, "add8": e("add8"), "add16": e("add16"),
             # buffer traffic the engine adds itself
             "weight_fill_bits": tables.sram_energy_bit(w_bank, node, v),
             "act_fill_bits": tables.sram_energy_bit(arch["sram.activations"], node, v),
@@ -152,7 +152,7 @@ def action_energy(arch: Arch, tables: Tables) -> dict[str, float]:
         "acc_add": add32, "weight_read_bits": bram, "act_read_bits": rate * ff,
         "act_write_bits": rate * ff, "requant_mul": 4 * r("energy.dsp_mac"), "out_bits": bram,
         "int8_mul": r("energy.dsp_mac"), "add32": add32, "mul32": 4 * r("energy.dsp_mac"),
-        "register_read_bits": rate * ff,
+        "register_read_bits": rate * ff, "add8": add32 / 4, "add16": add32 / 2,
         "weight_fill_bits": bram, "act_fill_bits": bram, "kv_bits": bram,
     }
 

@@ -6,6 +6,9 @@ branch). Until those modules exist, their cycle formulas and action counts come 
 and from nowhere else: :mod:`hwsim.estimate.kernels` is the only caller, through one adapter
 per kernel, so that swapping in a golden module is a one-line change there.
 
+When those modules are present the adapters use them and this module is not called; it is
+deleted once the ``attention`` branch is merged.
+
 What this model assumes (all of it interim, none of it measured):
 
 * ``int8_matmul``: an ``(m × k) · (k × n)`` product on a core of ``lanes`` int8 MACs per cycle

@@ -2,10 +2,12 @@
 
 The estimator never re-derives a kernel's formula: the ternary projection's cycles and counts
 are :func:`hwsim.golden.ternary_mvu.stream_cycles` and :func:`~hwsim.golden.ternary_mvu.action_counts`
-for the tile the architecture instantiates. The attention kernels' golden modules are not on
-``main`` yet; their adapters call :mod:`hwsim.estimate.interim_attention` (:data:`SOURCES`
-says which model each kernel uses). Replacing an interim model by the golden one is a change
-of the one adapter function below.
+for the tile the architecture instantiates. The int8 QKᵀ/AV engine, the integer softmax and the
+integer RMSNorm take theirs from ``hwsim.golden.{int8_matmul,softmax_int,rmsnorm_int}`` when
+the checkout has those modules (the ``attention`` branch), and from the clearly marked interim
+model :mod:`hwsim.estimate.interim_attention` until then; :data:`SOURCES` says which is in use
+and every estimate's JSON carries it. :data:`GOLDEN_ACTIONS` maps each golden action to the
+energy-table vocabulary.
 
 Every adapter returns a :class:`KernelCost` in one action vocabulary (the keys of
 :data:`ACTIONS`), which :mod:`hwsim.estimate.engine` multiplies by the energy tables.
@@ -13,6 +15,8 @@ Every adapter returns a :class:`KernelCost` in one action vocabulary (the keys o
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from dataclasses import dataclass
 
 from hwsim.golden import ternary_mvu as _tmvu
@@ -35,14 +39,22 @@ ACTIONS = {
     "add32": "one 32-bit add",
     "mul32": "one 32-bit multiply",
     "register_read_bits": "operand bits read from registers",
+    "add8": "one 8-bit add or compare",
+    "add16": "one 16-bit add or shift",
 }
+
+def _source(name: str, what: str) -> str:
+    if importlib.util.find_spec(f"hwsim.golden.{name}") is not None:
+        return f"golden: hwsim.golden.{name} ({what})"
+    return f"INTERIM: hwsim.estimate.interim_attention.{name} (golden module not in this checkout)"
+
 
 #: kernel → where its cycles and counts come from
 SOURCES = {
     "ternary_mvu": "golden: hwsim.golden.ternary_mvu (stream_cycles, action_counts)",
-    "int8_matmul": "INTERIM: hwsim.estimate.interim_attention.int8_matmul",
-    "softmax_int": "INTERIM: hwsim.estimate.interim_attention.softmax_int",
-    "rmsnorm_int": "INTERIM: hwsim.estimate.interim_attention.rmsnorm_int",
+    "int8_matmul": _source("int8_matmul", "action_counts, dot_cycles"),
+    "softmax_int": _source("softmax_int", "action_counts, exp_pass_cycles, recip_cycles"),
+    "rmsnorm_int": _source("rmsnorm_int", "action_counts, latency_cycles"),
 }
 #: kernel → the core that runs it
 CORES = {"ternary_mvu": "tint", "int8_matmul": "booth", "softmax_int": "nonlinear",
@@ -82,20 +94,112 @@ def _ternary(shape: dict, vectors: int, arch) -> KernelCost:
     return KernelCost("ternary_mvu", "tint", _tmvu.stream_cycles(p_hi, vectors), actions)
 
 
+def _golden(name: str):
+    """The golden module ``hwsim.golden.<name>`` when this checkout has it, else ``None``."""
+    try:
+        return importlib.import_module(f"hwsim.golden.{name}")
+    except ModuleNotFoundError:
+        return None
+
+
+_MM, _SM, _RN = _golden("int8_matmul"), _golden("softmax_int"), _golden("rmsnorm_int")
+
+#: golden action → {vocabulary action: multiplicity}, per kernel (what each costs in the tables)
+GOLDEN_ACTIONS = {
+    "int8_matmul": {
+        "mac": {"int8_mul": 1},                 # the 8×8 product (Booth digits inside it)
+        "booth_partial_products": {},
+        "acc_add": {"acc_add": 1},
+        "a_read_bits": {"register_read_bits": 1}, "b_read_bits": {"register_read_bits": 1},
+    },
+    "softmax_int": {
+        "max_compare": {"add8": 1}, "exp_lut_read": {"register_read_bits": 16},
+        "exp_shift": {"add16": 1}, "sum_add": {"add32": 1}, "reciprocal": {},
+        "recip_iterations": {"add32": 1}, "normalize_mul": {"mul32": 1},
+        "score_read_bits": {"register_read_bits": 1}, "exp_write_bits": {"register_read_bits": 1},
+        "exp_read_bits": {"register_read_bits": 1},
+    },
+    "rmsnorm_int": {
+        "square_mac": {"int8_mul": 1, "add32": 1}, "isqrt": {"add32": 32},
+        "reciprocal": {"add32": 32}, "scale_mul": {"mul32": 1},
+        "x_read_bits": {"register_read_bits": 1}, "gamma_read_bits": {"register_read_bits": 1},
+        "out_bits": {"out_bits": 1},
+    },
+}
+
+
+def _map(kernel: str, golden: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    table = GOLDEN_ACTIONS[kernel]
+    for action, n in golden.items():
+        if action == "cycles":
+            continue
+        for target, mult in table[action].items():  # KeyError: a new golden action to map
+            out[target] = out.get(target, 0) + mult * n
+    return out
+
+
+def _add(acc: dict, more: dict) -> dict:
+    for k, v in more.items():
+        acc[k] = acc.get(k, 0) + v
+    return acc
+
+
+def _key_lengths(shape: dict) -> list[int]:
+    """Keys each query attends to: ``keys`` for every query, or ``1 … queries`` (causal)."""
+    if shape["causal"]:
+        return list(range(1, shape["queries"] + 1))
+    return [shape["keys"]] * shape["queries"]
+
+
 def _int8_matmul(shape: dict, vectors: int, arch) -> KernelCost:
-    cycles, actions = _interim.int8_matmul(shape["m"] * vectors, shape["k"], shape["n"],
-                                           arch["booth.lanes"])
+    lanes = arch["booth.lanes"]
+    if "product" in shape:  # attention: QKᵀ or A·V of every head and query
+        h, hd, lengths = shape["heads"], shape["head_dim"], _key_lengths(shape)
+        if _MM is None:
+            cycles, actions = _interim.int8_matmul(h, hd, sum(lengths), lanes)
+        elif shape["product"] == "qk":   # (h, d) · (L, d)ᵀ per query: linear in L
+            g = _MM.action_counts(h, sum(lengths), hd, lanes)
+            cycles, actions = g["cycles"], _map("int8_matmul", g)
+        else:                            # (h, L) · (d, L)ᵀ per query
+            cycles, actions = 0, {}
+            for n_keys in lengths:
+                g = _MM.action_counts(h, hd, n_keys, lanes)
+                cycles += g["cycles"]
+                _add(actions, _map("int8_matmul", g))
+        return KernelCost("int8_matmul", "booth", cycles, actions)
+    m, k, n = shape["m"] * vectors, shape["k"], shape["n"]  # dense: (m, k) · (k, n)
+    if _MM is None:
+        cycles, actions = _interim.int8_matmul(m, k, n, lanes)
+    else:
+        g = _MM.action_counts(m, n, k, lanes)
+        cycles, actions = g["cycles"], _map("int8_matmul", g)
     return KernelCost("int8_matmul", "booth", cycles, actions)
 
 
 def _softmax(shape: dict, vectors: int, arch) -> KernelCost:
-    cycles, actions = _interim.softmax_int(shape["rows"] * vectors, shape["length"],
-                                           arch["nonlinear.lanes"])
+    lanes, h, lengths = arch["nonlinear.lanes"], shape["heads"], _key_lengths(shape)
+    if _SM is None:
+        cycles, actions = _interim.softmax_int(h, sum(lengths), lanes)
+    else:
+        p = _SM.SoftmaxParams()
+        cycles, actions = 0, {}
+        for n_keys in lengths:
+            cycles += h * (_SM.exp_pass_cycles(n_keys, lanes) + _SM.recip_cycles(p))
+            _add(actions, _map("softmax_int", _SM.action_counts(p, n_keys, h)))
     return KernelCost("softmax_int", "nonlinear", cycles, actions)
 
 
 def _rmsnorm(shape: dict, vectors: int, arch) -> KernelCost:
-    cycles, actions = _interim.rmsnorm_int(vectors, shape["length"], arch["nonlinear.lanes"])
+    n, lanes = shape["length"], arch["nonlinear.lanes"]
+    if _RN is None:
+        cycles, actions = _interim.rmsnorm_int(vectors, n, lanes)
+    else:
+        # the unit's lanes must divide the vector: the widest that does, up to the arch's
+        lanes = max(d for d in range(1, min(lanes, n) + 1) if n % d == 0)
+        p = _RN.RmsNormParams(n=n, lanes=lanes)
+        cycles = vectors * _RN.latency_cycles(p)
+        actions = _map("rmsnorm_int", _RN.action_counts(p, vectors))
     return KernelCost("rmsnorm_int", "nonlinear", cycles, actions)
 
 

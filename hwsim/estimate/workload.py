@@ -85,23 +85,19 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
         return Op(name, "ternary_mvu", {"rows": rows, "cols": cols}, n, weights=rows * cols,
                   in_width=cols, out_width=rows)
 
+    # Attention: each of `n` queries of each head attends to `keys` tokens, or causally (query i
+    # of a prefill to i + 1 tokens). The adapters turn this into their kernels' shapes.
+    att = {"heads": h, "head_dim": hd, "queries": n, "keys": ctx, "causal": phase == "prefill"}
     if phase == "decode":
-        scores = ctx                    # per head, one query row
-        kv_read = 2 * ctx * kvd * 8     # K and V of every cached token, int8
-        qk = Op("qk", "int8_matmul", {"m": h, "k": hd, "n": ctx}, 1, kv_read_bits=kv_read // 2,
-                kv_write_bits=kvd * 8)
-        av = Op("av", "int8_matmul", {"m": h, "k": ctx, "n": hd}, 1, kv_read_bits=kv_read // 2,
-                kv_write_bits=kvd * 8)
-        sm = Op("softmax", "softmax_int", {"rows": h, "length": scores}, 1)
+        kv_read = ctx * kvd * 8         # K (or V) of every cached token, int8
+        kv_write = kvd * 8
     else:
-        live = n * (n + 1) // 2         # causal score entries per head
-        # per-head products with the causal mask's live entries only: m·k·n ≡ live·hd
-        qk = Op("qk", "int8_matmul", {"m": h, "k": hd, "n": live}, 1,
-                kv_read_bits=n * kvd * 8, kv_write_bits=n * kvd * 8)
-        av = Op("av", "int8_matmul", {"m": h, "k": live, "n": hd}, 1,
-                kv_read_bits=n * kvd * 8, kv_write_bits=n * kvd * 8)
-        # `av` above counts h·live·hd MACs through m·k·n = h·live·hd
-        sm = Op("softmax", "softmax_int", {"rows": h, "length": live}, 1)
+        kv_read = kv_write = n * kvd * 8
+    qk = Op("qk", "int8_matmul", {**att, "product": "qk"}, 1, kv_read_bits=kv_read,
+            kv_write_bits=kv_write)
+    av = Op("av", "int8_matmul", {**att, "product": "av"}, 1, kv_read_bits=kv_read,
+            kv_write_bits=kv_write)
+    sm = Op("softmax", "softmax_int", att, 1)
     ops = [Op("attn_norm", "rmsnorm_int", {"length": d}, n),
            proj("wq"), proj("wk"), proj("wv"), qk, sm, av, proj("wo"),
            Op("ffn_norm", "rmsnorm_int", {"length": d}, n),

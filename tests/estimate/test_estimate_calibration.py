@@ -67,7 +67,9 @@ def test_resource_model_on_the_reference_point():
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("cfg", VALIDATION_CONFIGS[:2])
+@pytest.mark.parametrize("cfg", [VALIDATION_CONFIGS[0],
+                                 pytest.param(VALIDATION_CONFIGS[1], marks=pytest.mark.slow),
+                                 pytest.param(VALIDATION_CONFIGS[2], marks=pytest.mark.slow)])
 def test_resource_model_against_yosys(tmp_path, cfg):
     """Configurations never used in the fit: LUT within ±20 %, DSP and BRAM exact."""
     from fpga.yosys import synth_xilinx

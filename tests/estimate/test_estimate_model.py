@@ -148,3 +148,28 @@ def test_onnx_workload(tmp_path):
     assert ops["proj"].kernel == "ternary_mvu" and ops["proj"].macs == 64 * 32
     assert ops["head"].kernel == "int8_matmul" and ops["head"].macs == 32 * 16
     assert est.prefill.macs == 8 * (64 * 32 + 32 * 16)
+
+
+def test_attention_counts_cover_every_product():
+    arch = load_arch("vitallm")
+    cfg = get_config("3B")
+    h, hd = cfg.heads, cfg.head_dim
+    dec = {o.name: o for o in estimate_arch("bitnet-3b", arch, context=100).decode.layers[0].ops}
+    assert dec["qk"].macs == dec["av"].macs == h * 100 * hd
+    pre = {o.name: o for o in estimate_arch("bitnet-3b", arch, prompt=10).prefill.layers[0].ops}
+    assert pre["qk"].macs == pre["av"].macs == h * hd * (10 * 11 // 2)  # causal
+
+
+def test_golden_attention_modules_drive_the_adapters():
+    mm = pytest.importorskip("hwsim.golden.int8_matmul")  # on main once `attention` merges
+    sm = pytest.importorskip("hwsim.golden.softmax_int")
+    assert SOURCES["int8_matmul"].startswith("golden") and SOURCES["softmax_int"].startswith("golden")
+    arch = load_arch("vitallm")
+    kc = cost("int8_matmul", {"heads": 4, "head_dim": 100, "queries": 1, "keys": 37,
+                              "causal": False, "product": "qk"}, 1, arch)
+    assert kc.cycles == mm.action_counts(4, 37, 100, arch["booth.lanes"])["cycles"]
+    kc = cost("softmax_int", {"heads": 4, "head_dim": 100, "queries": 1, "keys": 37,
+                              "causal": False}, 1, arch)
+    p = sm.SoftmaxParams()
+    lanes = arch["nonlinear.lanes"]
+    assert kc.cycles == 4 * (sm.exp_pass_cycles(37, lanes) + sm.recip_cycles(p))
