@@ -45,7 +45,7 @@ def _overrides(arch, sets: list[str]) -> dict:
     for s in sets:
         if "," in s.split("=", 1)[-1]:
             raise HwsimError(f"--set {s!r}: one value only (use --sweep for several)")
-        for _, _, values in parse_sweep(arch, [s]):
+        for _, _, values in parse_sweep(arch, [s], "--set"):
             out.update(values[0])
     return out
 

@@ -42,12 +42,12 @@ _ALIAS_UNIT = {"dram_gbps": ("bandwidth", "GB/s"), "clock_mhz": ("frequency", "M
                "sram_kb": ("bits", "KB")}
 
 
-def _value(arch: Arch, key: str, text: str):
+def _value(arch: Arch, key: str, text: str, opt: str = "--sweep"):
     """One sweep value → {parameter path: SI value}."""
     field_key = ALIASES[key][0] if key in ALIASES else key
     if key in _ALIAS_UNIT:
         dim, unit = _ALIAS_UNIT[key]
-        v = units.parse(f"{text} {unit}", dim, f"--sweep {key}")
+        v = units.parse(f"{text} {unit}", dim, f"{opt} {key}")
         if key == "sram_kb":
             total = arch.sram_bits
             return {k: arch[k] * v / total for k in ("sram.weights", "sram.activations", "sram.kv")}
@@ -55,44 +55,45 @@ def _value(arch: Arch, key: str, text: str):
     schema = SCHEMAS[arch.kind]
     if field_key not in schema:
         known = sorted(set(ALIASES) | {k for k, f in schema.items() if f.kind != "name"})
-        raise HwsimError(f"--sweep: unknown parameter {key!r}; known: {', '.join(known)}")
+        raise HwsimError(f"{opt}: unknown parameter {key!r}; known: {', '.join(known)}")
     f = schema[field_key]
     if f.kind == "count":
         try:
             v = int(text)
         except ValueError:
-            raise HwsimError(f"--sweep {key}: {text!r} is not an integer") from None
+            raise HwsimError(f"{opt} {key}: {text!r} is not an integer") from None
         if v < 1:
-            raise HwsimError(f"--sweep {key}: must be ≥ 1, not {v}")
+            raise HwsimError(f"{opt} {key}: must be ≥ 1, not {v}")
         return {field_key: v}
     if f.kind == "ratio":
         try:
             v = float(text)
         except ValueError:
-            raise HwsimError(f"--sweep {key}: {text!r} is not a number") from None
+            raise HwsimError(f"{opt} {key}: {text!r} is not a number") from None
         if not v > 0 or (f.max is not None and v > f.max):
-            raise HwsimError(f"--sweep {key}: {text!r} is out of range")
+            raise HwsimError(f"{opt} {key}: {text!r} is out of range")
         return {field_key: v}
     if f.kind in units.DIMENSIONS:
-        return {field_key: units.parse(text, f.kind, f"--sweep {key}")}
-    raise HwsimError(f"--sweep: parameter {key!r} cannot be swept")
+        return {field_key: units.parse(text, f.kind, f"{opt} {key}")}
+    raise HwsimError(f"{opt}: parameter {key!r} cannot be swept")
 
 
-def parse_sweep(arch: Arch, specs: list[str]) -> list[tuple[str, list[str], list[dict]]]:
+def parse_sweep(arch: Arch, specs: list[str],
+                opt: str = "--sweep") -> list[tuple[str, list[str], list[dict]]]:
     """``["lanes=8,16,32", …]`` → [(key, texts, [overrides…]), …], every value checked."""
     axes, seen = [], set()
     for spec in specs:
         if "=" not in spec:
-            raise HwsimError(f"--sweep: {spec!r} is not KEY=V1,V2,…")
+            raise HwsimError(f"{opt}: {spec!r} is not KEY=V1,V2,…")
         key, vals = spec.split("=", 1)
         key = key.strip()
         if key in seen:
-            raise HwsimError(f"--sweep: {key} given twice")
+            raise HwsimError(f"{opt}: {key} given twice")
         seen.add(key)
         texts = [v.strip() for v in vals.split(",") if v.strip()]
         if not texts:
-            raise HwsimError(f"--sweep {key}: no values")
-        axes.append((key, texts, [_value(arch, key, t) for t in texts]))
+            raise HwsimError(f"{opt} {key}: no values")
+        axes.append((key, texts, [_value(arch, key, t, opt) for t in texts]))
     return axes
 
 
@@ -145,8 +146,8 @@ def table(result: dict) -> str:
     w = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w[i]) for i, c in enumerate(cols))]
     lines += ["  ".join(x[i].rjust(w[i]) for i in range(len(cols))) for x in cells]
-    lines.append("(* = on the Pareto front: most tokens/s for the least "
-                 f"{result['cost']} / mJ per token)")
+    lines.append(f"(* in pareto_{result['cost']}: on the Pareto front of decode tokens/s vs "
+                 f"{result['cost']}; * in pareto_energy: of decode tokens/s vs mJ per token)")
     return "\n".join(lines)
 
 
