@@ -173,3 +173,17 @@ def test_golden_attention_modules_drive_the_adapters():
     p = sm.SoftmaxParams()
     lanes = arch["nonlinear.lanes"]
     assert kc.cycles == 4 * (sm.exp_pass_cycles(37, lanes) + sm.recip_cycles(p))
+
+
+def test_roofline_verdict_follows_the_bandwidth():
+    arch = load_arch("vitallm")
+    slow = estimate_arch("bitnet-3b", arch.with_values({"dram.bandwidth": 8e9}))
+    fast = estimate_arch("bitnet-3b", arch.with_values({"dram.bandwidth": 8e12}))
+    assert {o.bound for o in slow.decode.layers[0].ops if o.kernel == "ternary_mvu"} == {"memory"}
+    assert {o.bound for o in fast.decode.layers[0].ops if o.kernel == "ternary_mvu"} == {"compute"}
+    # compute-bound decode: every projection at the golden formula's cycles
+    assert fast.decode.layers[0].cycles == max(
+        sum(o.compute_cycles for o in fast.decode.layers[0].ops if o.core == "tint"),
+        sum(o.compute_cycles for o in fast.decode.layers[0].ops if o.core == "booth"))
+    # traffic-bound decode: one token per (off-chip bits / bandwidth), the DRAM shared by the cores
+    assert slow.decode_tokens_per_s == pytest.approx(8e9 / slow.decode.offchip_bits, rel=1e-9)
