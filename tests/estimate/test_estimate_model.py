@@ -21,11 +21,11 @@ def vitallm_3b():
 
 def test_vitallm_within_25_percent_of_silicon():
     rows = validation_table()
-    assert {r["figure"] for r in rows} == set(PUBLISHED)
+    assert set(PUBLISHED) <= {r["figure"] for r in rows}
     for r in rows:
         assert abs(r["error_pct"]) <= 25, r
     # exactly one figure is fitted (decode, through the DRAM bandwidth); the rest are predicted
-    status = {r["figure"]: r["status"] for r in rows}
+    status = {r["figure"]: r["status"] for r in rows if r["figure"] in PUBLISHED}
     assert status.pop("decode_tokens_per_s") == "fitted (dram.bandwidth)"
     assert set(status.values()) == {"predicted"}
 
