@@ -158,8 +158,8 @@ def action_energy(arch: Arch, tables: Tables) -> dict[str, float]:
 
 
 def _offchip_bits(op: Op, wl: Workload, arch: Arch, weights_resident: bool,
-                  kv_resident: bool) -> tuple[float, float]:
-    """(weight bits, other bits) moved between DRAM and the chip for ``op``."""
+                  kv_resident: bool) -> tuple[float, float, float]:
+    """(weight, activation, KV-cache) bits moved between DRAM and the chip for ``op``."""
     act_buf = arch["sram.activations"]
     width_bits = (op.in_width + op.out_width) * 8
     weight_bits = 0.0
@@ -168,12 +168,11 @@ def _offchip_bits(op: Op, wl: Workload, arch: Arch, weights_resident: bool,
         tile = max(1, int(act_buf // width_bits)) if width_bits else op.vectors
         passes = -(-op.vectors // tile)
         weight_bits = passes * op.weights * per_weight
-    other = 0.0
+    act = 0.0
     if width_bits and op.vectors * width_bits > act_buf and op.vectors > 1:
-        other += op.vectors * width_bits
-    if not kv_resident:
-        other += op.kv_read_bits + op.kv_write_bits
-    return weight_bits, other
+        act = float(op.vectors * width_bits)
+    kv = 0.0 if kv_resident else float(op.kv_read_bits + op.kv_write_bits)
+    return weight_bits, act, kv
 
 
 def run_phase(wl: Workload, arch: Arch, tables: Tables,
@@ -196,12 +195,13 @@ def run_phase(wl: Workload, arch: Arch, tables: Tables,
         per_core = {"tint": 0.0, "booth": 0.0, "nonlinear": 0.0}
         for op in layer.ops:
             kc = cost(op.kernel, op.shape, op.vectors, arch)
-            wbits, obits = _offchip_bits(op, wl, arch, weights_resident, kv_resident)
-            off = wbits + obits
+            wbits, abits, kvbits = _offchip_bits(op, wl, arch, weights_resident, kv_resident)
+            off = wbits + abits + kvbits
             mem_cycles = off / bits_per_cycle
             e_core = sum(n * energy[a] for a, n in kc.actions.items())
-            e_core += wbits * energy["weight_fill_bits"] + obits * energy["act_fill_bits"]
-            e_core += (op.kv_read_bits + op.kv_write_bits) * energy["kv_bits"]
+            # what arrives from DRAM is written into its buffer; K/V are then read from theirs
+            e_core += wbits * energy["weight_fill_bits"] + abits * energy["act_fill_bits"]
+            e_core += (kvbits + op.kv_read_bits + op.kv_write_bits) * energy["kv_bits"]
             if kc.kernel == "ternary_mvu":
                 macs = op.weights * op.vectors
             else:
