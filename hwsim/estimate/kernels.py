@@ -19,6 +19,8 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
+from hwsim.golden import absmax_barrier as _ab
+from hwsim.golden import lo_topk as _lo
 from hwsim.golden import ternary_mvu as _tmvu
 
 from . import interim_attention as _interim
@@ -55,10 +57,12 @@ SOURCES = {
     "int8_matmul": _source("int8_matmul", "action_counts, dot_cycles"),
     "softmax_int": _source("softmax_int", "action_counts, exp_pass_cycles, recip_cycles"),
     "rmsnorm_int": _source("rmsnorm_int", "action_counts, latency_cycles"),
+    "absmax_barrier": "golden: hwsim.golden.absmax_barrier (stream_cycles, action_counts)",
+    "lo_topk": "golden: hwsim.golden.lo_topk (latency_cycles, action_counts)",
 }
 #: kernel → the core that runs it
 CORES = {"ternary_mvu": "tint", "int8_matmul": "booth", "softmax_int": "nonlinear",
-         "rmsnorm_int": "nonlinear"}
+         "rmsnorm_int": "nonlinear", "absmax_barrier": "nonlinear", "lo_topk": "booth"}
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,17 @@ GOLDEN_ACTIONS = {
         "recip_iterations": {"add32": 1}, "normalize_mul": {"mul32": 1},
         "score_read_bits": {"register_read_bits": 1}, "exp_write_bits": {"register_read_bits": 1},
         "exp_read_bits": {"register_read_bits": 1},
+    },
+    "absmax_barrier": {
+        "abs_compare": {"add32": 1}, "div_step": {"add32": 1}, "requant_mul": {"mul32": 1},
+        "buffer_write_bits": {"out_bits": 1}, "buffer_read_bits": {"out_bits": 1},
+        "out_bits": {"register_read_bits": 1},
+    },
+    "lo_topk": {
+        "lo_shift_add": {"add16": 1}, "popcount_bits": {"add8": 1},
+        "lo_sram_read_bytes": {"kv_bits": 8},
+        # KV traffic is the workload's (kv_read_bits), not an action of the selector
+        "kv_read_bytes_sparse": {}, "kv_read_bytes_dense": {},
     },
     "rmsnorm_int": {
         "square_mac": {"int8_mul": 1, "add32": 1}, "isqrt": {"add32": 32},
@@ -203,8 +218,22 @@ def _rmsnorm(shape: dict, vectors: int, arch) -> KernelCost:
     return KernelCost("rmsnorm_int", "nonlinear", cycles, actions)
 
 
+def _barrier(shape: dict, vectors: int, arch) -> KernelCost:
+    p = _ab.AbsmaxBarrierParams(length=shape["length"], in_width=shape["in_width"])
+    return KernelCost("absmax_barrier", "nonlinear", _ab.stream_cycles(p, vectors),
+                      _map("absmax_barrier", _ab.action_counts(p, vectors)))
+
+
+def _lo_topk(shape: dict, vectors: int, arch) -> KernelCost:
+    """``vectors`` queries (one per head) each selecting ``keep`` of ``tokens`` cached keys."""
+    p = _lo.LoTopKParams(tokens=shape["tokens"], head_dim=shape["head_dim"], keep=shape["keep"])
+    return KernelCost("lo_topk", "booth", vectors * _lo.latency_cycles(p),
+                      _map("lo_topk", _lo.action_counts(p, vectors)))
+
+
 _ADAPTERS = {"ternary_mvu": _ternary, "int8_matmul": _int8_matmul, "softmax_int": _softmax,
-             "rmsnorm_int": _rmsnorm}
+             "rmsnorm_int": _rmsnorm, "absmax_barrier": _barrier,
+             "lo_topk": _lo_topk}
 
 
 def cost(kernel: str, shape: dict, vectors: int, arch) -> KernelCost:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
+from .kernels import ternary_tile_params
+
 __all__ = ["Layer", "Op", "Workload", "bitnet_workload", "known_models", "model_workloads",
            "onnx_workload"]
 
@@ -71,7 +73,8 @@ def known_models() -> list[str]:
 
 
 def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
-    """One decoder layer: RMSNorm, wq/wk/wv, QKᵀ, softmax, AV, wo, RMSNorm, w1/w3, w2.
+    """One decoder layer: RMSNorm, wq/wk/wv, absmax barriers on q/k/v, QKᵀ, softmax, AV, wo,
+    RMSNorm, w1/w3, w2.
 
     Decode: ``n = 1`` new token attending to ``ctx`` cached tokens (itself included).
     Prefill: ``n`` prompt tokens, causal: token ``i`` attends to ``i + 1`` tokens, so the
@@ -98,8 +101,17 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
     av = Op("av", "int8_matmul", {**att, "product": "av"}, 1, kv_read_bits=kv_read,
             kv_write_bits=kv_write)
     sm = Op("softmax", "softmax_int", att, 1)
+
+    def barrier(name):
+        # VitaLLM's absmax re-quantization barrier between the ternary and the Booth core:
+        # the q, k, v accumulators of a token → int8 with a per-token scale
+        rows, cols = shapes[name]
+        acc = ternary_tile_params(rows, cols, 1).acc_width
+        return Op(f"{name}_barrier", "absmax_barrier", {"length": rows, "in_width": acc}, n)
+
     ops = [Op("attn_norm", "rmsnorm_int", {"length": d}, n),
-           proj("wq"), proj("wk"), proj("wv"), qk, sm, av, proj("wo"),
+           proj("wq"), proj("wk"), proj("wv"), barrier("wq"), barrier("wk"), barrier("wv"),
+           qk, sm, av, proj("wo"),
            Op("ffn_norm", "rmsnorm_int", {"length": d}, n),
            proj("w1"), proj("w3"), proj("w2")]
     return Layer("decoder", tuple(ops), count=cfg.layers)

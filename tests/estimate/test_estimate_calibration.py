@@ -85,3 +85,61 @@ def test_resource_model_against_yosys(tmp_path, cfg):
     assert abs(est["luts"] - got["luts"]) <= 0.2 * got["luts"], (est, got)
     assert est["dsps"] == got["dsp48e2"] == 0
     assert est["bram36"] == got["bram36"]
+
+
+@pytest.mark.parametrize("length, in_width, tokens", [(7, 12, 2), (16, 20, 3), (1, 2, 1)])
+def test_barrier_cycles_equal_amaranth_measurement(length, in_width, tokens):
+    from hwsim.golden import absmax_barrier as ab
+    from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+    from rtl.absmax_barrier import AbsmaxBarrier
+
+    p = ab.AbsmaxBarrierParams(length=length, in_width=in_width)
+    A = np.random.default_rng(length).integers(-(1 << in_width - 1), 1 << in_width - 1,
+                                               (tokens, length))
+    dut = AbsmaxBarrier(p)
+    src = Source(dut.a, [int(v) & ((1 << in_width) - 1) for v in A.ravel()])
+    snk = Sink(dut.y, A.size)
+    run_streams(dut, [src], [snk])
+    est = cost("absmax_barrier", {"length": length, "in_width": in_width}, tokens,
+               load_arch("vitallm"))
+    assert est.cycles == snk.cycles[-1] - src.cycles[0] + 1
+
+
+@pytest.mark.parametrize("tokens, head_dim, keep", [(8, 4, 3), (16, 6, 5)])
+def test_lo_topk_cycles_equal_amaranth_measurement(tokens, head_dim, keep):
+    from hwsim.golden import lo_topk as lo
+    from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+    from rtl.lo_topk import LoTopK
+
+    p = lo.LoTopKParams(tokens=tokens, head_dim=head_dim, keep=keep)
+    rng = np.random.default_rng(tokens)
+    q, K = rng.integers(-128, 128, head_dim), rng.integers(-128, 128, (tokens, head_dim))
+    dut = LoTopK(p)
+    qs = Source(dut.q, [pack_lanes(q, 8)])
+    ks = Source(dut.k, [pack_lanes(row, 8) for row in K])
+    out = Sink(dut.sel, 1)
+    run_streams(dut, [qs, ks], [out])
+    est = cost("lo_topk", {"tokens": tokens, "head_dim": head_dim, "keep": keep}, 1,
+               load_arch("vitallm"))
+    assert est.cycles == out.cycles[0] - qs.cycles[0] + 1
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("kernel_name, params, shape, arrays", [
+    ("absmax-barrier", {"length": 8, "in_width": 12}, {"length": 8, "in_width": 12},
+     {"A": np.random.default_rng(1).integers(-2048, 2048, (2, 8))}),
+    ("lo-topk", {"tokens": 8, "head_dim": 4, "keep": 3}, {"tokens": 8, "head_dim": 4, "keep": 3},
+     {"Q": np.random.default_rng(2).integers(-128, 128, (2, 4)),
+      "K": np.random.default_rng(3).integers(-128, 128, (8, 4))}),
+])
+def test_new_blocks_cycles_equal_cocotb(tmp_path, kernel_name, params, shape, arrays):
+    from hwsim.kernels import get_kernel
+    from hwsim.sim.runner import simulate
+
+    kernel = get_kernel(kernel_name)
+    rep = simulate(kernel, kernel.params(**params), [{"name": "cal", "arrays": arrays}],
+                   tmp_path, sim="icarus")
+    assert rep.passed, rep.failures
+    vectors = len(arrays["Q"]) if "Q" in arrays else len(arrays["A"])
+    est = cost(kernel_name.replace("-", "_"), shape, vectors, load_arch("vitallm"))
+    assert est.cycles == rep.cases[0]["cycles"]
