@@ -34,8 +34,12 @@ def _calibration() -> dict:
     from fpga.yosys import synth_xilinx
     from hwsim.estimate import load_arch, load_tables
     from hwsim.estimate.fpga import (
+        BARRIER_CALIBRATION_CONFIGS,
+        BARRIER_VALIDATION_CONFIGS,
         CALIBRATION_CONFIGS,
         VALIDATION_CONFIGS,
+        barrier_resources,
+        fit_barrier_coefficients,
         fit_tint_coefficients,
         tint_tile_resources,
     )
@@ -57,10 +61,28 @@ def _calibration() -> dict:
             v = emit(kernel.component(p), kernel.top, wd, kernel.manifest(p))
             synth[cfg] = (p, synth_xilinx(v["verilog"], kernel.top, workdir=wd)["resources"])
     fitted = fit_tint_coefficients([synth[c] for c in CALIBRATION_CONFIGS])
+    barrier = get_kernel("absmax-barrier")
+    bsynth = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cfg in BARRIER_CALIBRATION_CONFIGS + BARRIER_VALIDATION_CONFIGS:
+            p = barrier.params(length=cfg[0], in_width=cfg[1], mul_style="dsp")
+            wd = Path(tmp) / "_".join(map(str, cfg))
+            v = emit(barrier.component(p), barrier.top, wd, barrier.manifest(p))
+            bsynth[cfg] = (p, synth_xilinx(v["verilog"], barrier.top, workdir=wd)["resources"])
+    fitted.update(fit_barrier_coefficients([bsynth[c] for c in BARRIER_CALIBRATION_CONFIGS]))
     rows = []
     for cfg, (p, got) in synth.items():
         est = tint_tile_resources(p, tables)
         rows.append({"config": cfg, "set": "fit" if cfg in CALIBRATION_CONFIGS else "held-out",
+                     "yosys_luts": got["luts"], "model_luts": est["luts"],
+                     "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
+                     "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
+                     "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsps"],
+                     "yosys_bram36": got["bram36"], "model_bram36": est["bram36"]})
+    for cfg, (p, got) in bsynth.items():
+        est = barrier_resources(p, tables)
+        rows.append({"config": ("barrier", *cfg),
+                     "set": "fit" if cfg in BARRIER_CALIBRATION_CONFIGS else "held-out",
                      "yosys_luts": got["luts"], "model_luts": est["luts"],
                      "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
                      "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
@@ -119,8 +141,9 @@ def table(r: dict) -> str:
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
     cal = r.get("calibration")
     if cal:
-        lines += ["", "ternary-mvu resources: model vs yosys synth_xilinx (-family xcup)",
-                  "(lanes, rows, cols)  set       LUT yosys/model (err)   FF yosys/model   "
+        lines += ["", "resources: model vs yosys synth_xilinx (-family xcup); ternary-mvu "
+                      "(lanes, rows, cols), absmax barrier ('barrier', length, in_width)",
+                  "configuration        set       LUT yosys/model (err)   FF yosys/model   "
                   "DSP   BRAM36 yosys/model"]
         for x in cal["resources"]:
             lines.append(f"{x['config']!s:<20} {x['set']:<9} {x['yosys_luts']:>5}/{x['model_luts']:<5}"

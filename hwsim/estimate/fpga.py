@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import math
 
+from hwsim.golden.absmax_barrier import AbsmaxBarrierParams
 from hwsim.golden.ternary_mvu import TernaryMvuParams
 
 from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["LUTRAM_MAX_BITS", "bram18_count", "fpga_resources", "memory_resources",
-           "tint_tile_resources"]
+__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fpga_resources",
+           "memory_resources", "tint_tile_resources"]
 
 #: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
 #: Memory Resources", Table 1-3 / 1-4
@@ -92,6 +93,32 @@ def _tile_memories(p: TernaryMvuParams, weight_depth: int | None = None):
     return [memory_resources(d, w, nolutram) for d, w in shapes]
 
 
+def barrier_dsps(p: AbsmaxBarrierParams) -> int:
+    """DSP48E2 slices of the barrier's ``a × r`` multiplier (``mul_style="dsp"``): the signed
+    27 × 18 multiplier holds 26 × 17 unsigned bits, so ``ceil((recip_bits+1)/26) ·
+    ceil(in_width/17)`` tiles. Matches yosys for in_width 16…32; at 40 bits yosys used 9, not 6."""
+    if p.mul_style != "dsp":
+        return 0
+    return math.ceil((p.recip_bits + 1) / 26) * math.ceil(p.in_width / 17)
+
+
+def _barrier_features(p: AbsmaxBarrierParams) -> list[float]:
+    # fixed, per accumulator bit, and the bits of the adders that join the DSP tiles' products
+    return [1.0, p.in_width, (p.in_width + p.recip_bits) * max(barrier_dsps(p) - 1, 0)]
+
+
+def barrier_resources(p: AbsmaxBarrierParams, tables: Tables) -> dict[str, float]:
+    """Resources of the RTL ``AbsmaxBarrier`` for ``p`` (calibration face)."""
+    r = tables.raw
+    f = _barrier_features(p)
+    luts = (r("resource.barrier_lut_fixed") * f[0] + r("resource.barrier_lut_per_bit") * f[1]
+            + r("resource.barrier_lut_per_join_bit") * f[2])
+    ffs = r("resource.barrier_ff_fixed") + r("resource.barrier_ff_per_bit") * p.in_width
+    buf = memory_resources(p.length, p.in_width, nolutram=_lutram_fails(p.length, p.in_width))
+    return {"luts": round(luts + buf["luts"]), "ffs": round(ffs), "dsps": barrier_dsps(p),
+            "bram36": buf["bram36"]}
+
+
 def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
     """LUT/FF/DSP/BRAM of the accelerator on ``arch`` and whether it fits the part."""
     r = tables.raw
@@ -107,6 +134,12 @@ def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
     luts += bl * r("resource.booth_lut_per_lane") + nl * r("resource.nonlinear_lut_per_lane")
     dsps = bl * r("resource.booth_dsp_per_lane") + nl * r("resource.nonlinear_dsp_per_lane")
     ffs += 32 * bl + 64 * nl  # accumulator / pipeline registers of the interim cores
+    # one absmax barrier between the cores, at the accumulator width; its token buffer is
+    # counted with the activation buffer below
+    bar = barrier_resources(AbsmaxBarrierParams(length=1, in_width=p.acc_width), tables)
+    luts += bar["luts"] - memory_resources(1, p.acc_width)["luts"]
+    ffs += bar["ffs"]
+    dsps += bar["dsps"]
     for key in ("sram.activations", "sram.kv"):
         bram += bram18_count(math.ceil(arch[key] / 64), 64) / 2
     out = {"luts": round(luts), "ffs": round(ffs), "dsps": round(dsps), "brams": bram,
@@ -125,6 +158,29 @@ def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
 #: that validate them (never used in the fit)
 CALIBRATION_CONFIGS = ((4, 32, 32), (8, 64, 64), (16, 64, 64), (32, 64, 128), (4, 64, 128))
 VALIDATION_CONFIGS = ((8, 32, 32), (16, 32, 256), (8, 128, 64))
+
+
+#: absmax barrier (length, in_width) configurations, mul_style "dsp": fitted / held out
+BARRIER_CALIBRATION_CONFIGS = ((16, 24), (32, 16), (128, 32), (64, 40))
+BARRIER_VALIDATION_CONFIGS = ((64, 24), (256, 20))
+
+
+def fit_barrier_coefficients(points: list[tuple[AbsmaxBarrierParams, dict]]) -> dict[str, float]:
+    """Least-squares barrier LUT/FF coefficients from ``(params, yosys resources)`` points."""
+    import numpy as np
+
+    a, luts, ffs = [], [], []
+    for p, res in points:
+        buf = memory_resources(p.length, p.in_width, nolutram=_lutram_fails(p.length, p.in_width))
+        a.append(_barrier_features(p))
+        luts.append(res["luts"] - buf["luts"])
+        ffs.append(res["ffs"])
+    a = np.array(a)
+    cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
+    cf = np.linalg.lstsq(a[:, :2], np.array(ffs, dtype=float), rcond=None)[0]
+    return {"barrier_lut_fixed": float(cl[0]), "barrier_lut_per_bit": float(cl[1]),
+            "barrier_lut_per_join_bit": float(cl[2]), "barrier_ff_fixed": float(cf[0]),
+            "barrier_ff_per_bit": float(cf[1])}
 
 
 def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[str, float]:

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from hwsim.estimate import load_arch, load_tables
-from hwsim.estimate.fpga import VALIDATION_CONFIGS, tint_tile_resources
+from hwsim.estimate.fpga import (
+    BARRIER_VALIDATION_CONFIGS,
+    VALIDATION_CONFIGS,
+    barrier_resources,
+    tint_tile_resources,
+)
 from hwsim.estimate.kernels import cost
 from hwsim.golden import ternary_mvu as tmvu
 from hwsim.golden.lanes import pack_lanes
@@ -143,3 +148,23 @@ def test_new_blocks_cycles_equal_cocotb(tmp_path, kernel_name, params, shape, ar
     vectors = len(arrays["Q"]) if "Q" in arrays else len(arrays["A"])
     est = cost(kernel_name.replace("-", "_"), shape, vectors, load_arch("vitallm"))
     assert est.cycles == rep.cases[0]["cycles"]
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("cfg", [BARRIER_VALIDATION_CONFIGS[0],
+                                 pytest.param(BARRIER_VALIDATION_CONFIGS[1],
+                                              marks=pytest.mark.slow)])
+def test_barrier_resource_model_against_yosys(tmp_path, cfg):
+    """Held-out absmax-barrier configurations: LUT within ±20 %, DSP and BRAM exact."""
+    from fpga.yosys import synth_xilinx
+    from hwsim.kernels import get_kernel
+    from rtl.emit import emit
+
+    kernel = get_kernel("absmax-barrier")
+    p = kernel.params(length=cfg[0], in_width=cfg[1], mul_style="dsp")
+    v = emit(kernel.component(p), kernel.top, tmp_path, kernel.manifest(p))
+    got = synth_xilinx(v["verilog"], kernel.top, workdir=tmp_path)["resources"]
+    est = barrier_resources(p, load_tables("fpga_usplus"))
+    assert abs(est["luts"] - got["luts"]) <= 0.2 * got["luts"], (est, got)
+    assert est["dsps"] == got["dsp48e2"]
+    assert est["bram36"] == got["bram36"]
