@@ -107,7 +107,8 @@ class Attention(nn.Module):
             k = k.repeat_interleave(rep, dim=1)                                   # (B, H, T, hd)
             v = v.repeat_interleave(rep, dim=1)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)           # (B, H, T, T)
-        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        pos = torch.arange(T, device=x.device)
+        mask = pos[None, :] > pos[:, None]                                       # (T, T) future
         scores = scores.masked_fill(mask, float("-inf"))
         a = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, -1)      # (B, T, H·hd)
         if self.sub_norm is not None:
