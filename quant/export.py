@@ -104,11 +104,14 @@ class ExportLinear(nn.Module):
     """Export form of a ternary-weight, per-token-int8 projection (see the module docstring).
 
     ``codes``: (out, in) int8 ternary codes; ``scale``: ``mean|W|``; ``weight``: the float
-    weight the codes came from (QONNX quantizes it in the graph).
+    weight the codes came from (QONNX quantizes it in the graph); ``gain``: an extra output
+    factor (a ``Mul`` node) for pre-quantized weights whose scale is not their absmean.
     """
 
-    def __init__(self, weight: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, fmt: str):
+    def __init__(self, weight: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, fmt: str,
+                 gain: float = 1.0):
         super().__init__()
+        self.gain = gain
         if fmt not in FORMATS:
             raise HwsimError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
         self.fmt = fmt
@@ -124,7 +127,8 @@ class ExportLinear(nn.Module):
         else:
             xq = _QcdqUnitInt8.apply(x / step) * step
             wq = _QcdqTernaryWeight.apply(self.codes, self.scale)
-        return torch.matmul(xq, wq.t())
+        y = torch.matmul(xq, wq.t())
+        return y if self.gain == 1.0 else y * self.gain
 
 
 def replace_bitlinears(model: nn.Module, fmt: str) -> nn.Module:
@@ -142,7 +146,8 @@ def replace_bitlinears(model: nn.Module, fmt: str) -> nn.Module:
                                                        PerTokenAbsmaxInt8):
             with torch.no_grad():
                 qw = mod.quant_weight()
-            new = ExportLinear(mod.weight, qw.int(), qw.scale, fmt)
+            new = ExportLinear(mod.weight, qw.int(), qw.scale, fmt,
+                               float(getattr(mod, "weight_gain", 1.0)))
             parent_name, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
             found += 1

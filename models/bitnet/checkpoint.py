@@ -56,6 +56,8 @@ def load_state_checked(model: BitNetModel, state: dict[str, torch.Tensor], where
     want = model.state_dict()
     if model.config.tie_embeddings:
         want = {k: v for k, v in want.items() if k != "head.weight"}
+    # a trained ternary model has gain 1 everywhere; float checkpoints have no gains at all
+    state = {**{k: torch.ones(()) for k in want if k.endswith(".weight_gain")}, **state}
     unknown = sorted(set(state) - set(want))
     if unknown:
         raise HwsimError(f"{where}: unknown tensor name {unknown[0]!r}"

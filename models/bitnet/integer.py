@@ -55,7 +55,7 @@ class ProjectionTrace:
 def _codes(lin: BitLinear) -> tuple[np.ndarray, float]:
     with torch.no_grad():
         qw = lin.quant_weight()
-    return qw.int().numpy().astype(np.int64), float(qw.scale.detach())
+    return qw.int().numpy().astype(np.int64), float(qw.scale.detach()) * float(lin.weight_gain)
 
 
 def _golden_forward(lin: BitLinear, W: np.ndarray, scale: float, x: torch.Tensor, sink):

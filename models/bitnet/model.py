@@ -40,14 +40,22 @@ PROJECTIONS = {"wq": "attn.wq", "wk": "attn.wk", "wv": "attn.wv", "wo": "attn.wo
 
 
 class BitLinear(QuantLinear):
-    """Ternary-weight, int8-activation projection without bias (the paper's BitLinear)."""
+    """Ternary-weight, int8-activation projection without bias (the paper's BitLinear).
+
+    ``weight_gain`` (a buffer, 1 after training) multiplies the output. It is set only when a
+    pre-quantized checkpoint is loaded whose stored weight scale is not the absmean of its
+    dequantized weights (bitnet.cpp / Hugging Face 2-bit packed weights, see
+    :mod:`models.bitnet.hf`): the per-matrix scale is then ``mean|W| · weight_gain``.
+    """
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__(in_features, out_features, bias=False, weight_quant=TernaryAbsmeanWeight)
         self.act_quant = PerTokenAbsmaxInt8()
+        self.register_buffer("weight_gain", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.act_quant(x))
+        y = super().forward(self.act_quant(x))
+        return y if bool(self.weight_gain == 1) else y * self.weight_gain
 
 
 def _linear(in_f: int, out_f: int, quantized: bool) -> nn.Module:
