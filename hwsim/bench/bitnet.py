@@ -1,0 +1,106 @@
+"""BitNet b1.58 figures: float vs ternary perplexity, golden-path agreement and speed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
+               "model (ratio beside the paper's), greedy next-token agreement of the golden "
+               "ternary-MVU path with the torch fake-quant model, and tokens/s of both")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
+                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
+                        "with the default settings when missing)")
+    p.add_argument("--steps", type=int, default=800, help="training steps if training is needed")
+    p.add_argument("--windows", type=int, default=64,
+                   help="validation windows of 128 bytes for agreement and speed")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _rate(fn, tokens: int, min_s: float = 1.0) -> float:
+    fn()  # warm-up
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        reps += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_s:
+            return reps * tokens / dt
+
+
+def run(args) -> dict:
+    import torch
+
+    from hwsim.errors import HwsimError
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.config import get_config
+    from models.bitnet.data import stdlib_corpus, validation_windows
+    from models.bitnet.integer import GoldenBitLinears, greedy_agreement
+    from models.bitnet.train import TrainSettings, evaluate_ppl, paper_ratios, train_bitnet
+
+    torch.set_num_threads(args.threads)
+    corpus = stdlib_corpus()
+    ck = args.checkpoints
+    trained_here = False
+    if not ((ck / "fp" / "meta.json").exists() and (ck / "ternary" / "meta.json").exists()):
+        train_bitnet(get_config("tiny"), corpus, TrainSettings(steps=args.steps,
+                                                               threads=args.threads),
+                     ck, progress=False)
+        trained_here = True
+    fp, fp_meta = load_checkpoint(ck / "fp")
+    tq, tq_meta = load_checkpoint(ck / "ternary")
+    if fp_meta.get("corpus", {}).get("sha256_16") != corpus.digest:
+        raise HwsimError(f"{ck} was trained on another corpus than this interpreter's stdlib; "
+                         "retrain or pass --checkpoints")
+    seq = int(tq_meta.get("settings", {}).get("seq", 128))
+    evals = int(tq_meta.get("settings", {}).get("eval_windows", 256))
+    fp_ppl = evaluate_ppl(fp, corpus.val, seq, evals)
+    tq_ppl = evaluate_ppl(tq, corpus.val, seq, evals)
+    win = torch.as_tensor(validation_windows(corpus.val, seq, args.windows)[:, :-1])
+    agree = greedy_agreement(tq, win.numpy())
+    n_tok = win.numel()
+
+    def torch_fwd():
+        with torch.no_grad():
+            tq(win)
+
+    def golden_fwd():
+        with torch.no_grad(), GoldenBitLinears(tq):
+            tq(win)
+
+    torch_tps = _rate(torch_fwd, n_tok)
+    golden_tps = _rate(golden_fwd, n_tok)
+    return {
+        "config": tq.config.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
+        "corpus": corpus.describe(), "seq": seq, "eval_windows": evals,
+        "fp_ppl": fp_ppl, "ternary_ppl": tq_ppl, "ppl_ratio": tq_ppl / fp_ppl,
+        "paper_ppl_ratio": paper_ratios(),
+        "greedy_agreement": agree["greedy_agreement"], "agreement_positions": agree["positions"],
+        "max_abs_logit_diff": agree["max_abs_logit_diff"],
+        "torch_tokens_per_s": torch_tps, "golden_tokens_per_s": golden_tps,
+        "golden_over_torch": golden_tps / torch_tps, "threads": args.threads,
+        "golden_path": "ternary projections on hwsim.golden.ternary_mvu (int64); norms, RoPE, "
+                       "attention and the LM head in float32",
+    }
+
+
+def table(r: dict) -> str:
+    paper = ", ".join(f"{k} {v:.4f}" for k, v in r["paper_ppl_ratio"].items())
+    rows = [
+        ("model", f"BitNet b1.58 {r['config']}, {r['corpus']['source']}"),
+        ("validation perplexity fp / ternary",
+         f"{r['fp_ppl']:.3f} / {r['ternary_ppl']:.3f} ({r['eval_windows']} × {r['seq']} bytes)"),
+        ("ternary / fp ratio", f"{r['ppl_ratio']:.4f} (paper: {paper})"),
+        ("greedy agreement golden vs torch",
+         f"{r['greedy_agreement']:.4f} of {r['agreement_positions']} positions "
+         f"(max |Δlogit| {r['max_abs_logit_diff']:.2e})"),
+        ("tokens/s torch / golden",
+         f"{r['torch_tokens_per_s']:,.0f} / {r['golden_tokens_per_s']:,.0f} "
+         f"({r['golden_over_torch']:.2f}×, {r['threads']} thread)"),
+        ("golden path", r["golden_path"]),
+    ]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
