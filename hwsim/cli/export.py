@@ -17,7 +17,8 @@ def register(sub) -> None:
                                     "executor (QCDQ: onnxruntime, QONNX: qonnx) and compare "
                                     "with the torch fake-quant model.")
     b.add_argument("--checkpoint", type=Path, default=Path("build/bitnet/tiny/ternary"),
-                   help="checkpoint folder written by `hwsim train bitnet`")
+                   help="checkpoint folder: from `hwsim train bitnet` or a Hugging Face "
+                        "BitNet checkpoint (config.json + safetensors)")
     b.add_argument("--seq", type=positive_int, default=32, help="prefill length of the graphs")
     b.add_argument("--layer", type=int, default=0, help="decoder layer exported alone")
     b.add_argument("-o", "--out", type=Path, default=None,
@@ -30,11 +31,11 @@ def register(sub) -> None:
 def run_bitnet(args) -> int:
     import torch
 
-    from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.export import export_bitnet, verify_export
+    from models.bitnet.hf import load_model_folder
 
     torch.set_num_threads(1)
-    model, _ = load_checkpoint(args.checkpoint)
+    model, _ = load_model_folder(args.checkpoint)
     out = args.out or args.checkpoint.parent / "onnx"
     r = export_bitnet(model, out, seq=args.seq, layer=args.layer)
     result = {"files": r["files"]}

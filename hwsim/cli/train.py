@@ -17,7 +17,9 @@ def register(sub) -> None:
                                     "OUT/ternary and report validation perplexity of both with "
                                     "the paper's ternary/FP16 ratios. Default corpus: CPython's "
                                     "standard-library source (no download).")
-    b.add_argument("--config", default="tiny", help="model shape (tiny, 700M, 1.3B, 3B, 2B4T)")
+    b.add_argument("--config", default="tiny",
+                   help="model shape: tiny, 700M, 1.3B, 3B, 2B4T, or a config JSON file "
+                        "(Hugging Face config.json or an hwsim config)")
     b.add_argument("--text", type=Path, default=None,
                    help="train on this UTF-8 text file instead (last 10%% is validation)")
     b.add_argument("--steps", type=positive_int, default=800, help="optimizer steps per model")
@@ -34,11 +36,11 @@ def register(sub) -> None:
 
 
 def run_bitnet(args) -> int:
-    from models.bitnet.config import get_config
+    from models.bitnet.config import resolve_config
     from models.bitnet.data import stdlib_corpus, text_file_corpus
     from models.bitnet.train import TrainSettings, train_bitnet
 
-    cfg = get_config(args.config)
+    cfg = resolve_config(args.config)
     settings = TrainSettings(steps=args.steps, batch=args.batch, seq=args.seq, lr=args.lr,
                              seed=args.seed, threads=args.threads)
     settings.check(cfg)  # before any data is read or anything written

@@ -8,11 +8,13 @@ uses SubLN, the squared-ReLU gated FFN, GQA and a tied LM head.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ACTIVATIONS", "CONFIGS", "BitNetConfig", "get_config"]
+__all__ = ["ACTIVATIONS", "CONFIGS", "BitNetConfig", "config_from_hf", "get_config", "resolve_config"]
 
 #: Gated-FFN activations: ``relu2`` = relu(x)² (BitNet b1.58 2B4T), ``silu`` (LLaMA, 1bitLLM).
 ACTIVATIONS = ("relu2", "silu")
@@ -118,3 +120,50 @@ def get_config(name: str) -> BitNetConfig:
         return CONFIGS[name]
     except KeyError:
         raise HwsimError(f"unknown BitNet config {name!r}; known: {', '.join(CONFIGS)}") from None
+
+
+_ACTS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
+
+
+def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
+    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary."""
+    if not isinstance(d, dict):
+        raise HwsimError("config.json must hold a JSON object")
+    try:
+        heads = int(d["num_attention_heads"])
+        act = str(d.get("hidden_act", "silu"))
+        if act not in _ACTS:
+            raise HwsimError(f"config.json: unsupported hidden_act {act!r} (relu2 or silu)")
+        return BitNetConfig(
+            name=name, hidden=int(d["hidden_size"]), ffn=int(d["intermediate_size"]),
+            layers=int(d["num_hidden_layers"]), heads=heads,
+            kv_heads=int(d.get("num_key_value_heads") or heads), vocab=int(d["vocab_size"]),
+            max_seq=int(d.get("max_position_embeddings", 2048)),
+            rope_theta=float(d.get("rope_theta", 10000.0)),
+            norm_eps=float(d.get("rms_norm_eps", 1e-5)), subln=subln, act=_ACTS[act],
+            tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+            source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
+    except KeyError as e:
+        raise HwsimError(f"config.json lacks {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        if isinstance(e, HwsimError):
+            raise
+        raise HwsimError(f"config.json has a malformed value ({e})") from None
+
+
+def resolve_config(arg: str) -> BitNetConfig:
+    """A config name (``tiny``, ``3B`` …) or a JSON file: a Hugging Face ``config.json`` or an
+    hwsim config dictionary (:meth:`BitNetConfig.to_dict`)."""
+    if arg in CONFIGS:
+        return CONFIGS[arg]
+    path = Path(arg)
+    if not path.is_file():
+        raise HwsimError(f"unknown BitNet config {arg!r}; known: {', '.join(CONFIGS)}, "
+                         "or a config.json file")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HwsimError(f"{path} is not valid JSON ({e})") from None
+    if isinstance(d, dict) and "hidden_size" in d:
+        return config_from_hf(d, path.stem)
+    return BitNetConfig.from_dict(d)

@@ -32,11 +32,11 @@ from hwsim.errors import HwsimError
 from hwsim.files import inside
 
 from .checkpoint import load_state_checked, read_safetensors
-from .config import BitNetConfig
+from .config import config_from_hf
 from .model import BitLinear, BitNetModel
 
-__all__ = ["HF_LAYER_NAMES", "config_from_hf", "load_hf_checkpoint", "pack_ternary_rows",
-           "unpack_ternary_rows"]
+__all__ = ["HF_LAYER_NAMES", "config_from_hf", "load_hf_checkpoint", "load_model_folder",
+           "pack_ternary_rows", "unpack_ternary_rows"]
 
 #: HF per-layer tensor name → hwsim name (both layouts)
 HF_LAYER_NAMES = {
@@ -57,33 +57,6 @@ HF_LAYER_NAMES = {
 _TOP_NAMES = {"model.embed_tokens.weight": "embed.weight", "model.norm.weight": "norm.weight",
               "lm_head.weight": "head.weight"}
 _LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-_ACTS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
-
-
-def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
-    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary."""
-    if not isinstance(d, dict):
-        raise HwsimError("config.json must hold a JSON object")
-    try:
-        heads = int(d["num_attention_heads"])
-        act = str(d.get("hidden_act", "silu"))
-        if act not in _ACTS:
-            raise HwsimError(f"config.json: unsupported hidden_act {act!r} (relu2 or silu)")
-        return BitNetConfig(
-            name=name, hidden=int(d["hidden_size"]), ffn=int(d["intermediate_size"]),
-            layers=int(d["num_hidden_layers"]), heads=heads,
-            kv_heads=int(d.get("num_key_value_heads") or heads), vocab=int(d["vocab_size"]),
-            max_seq=int(d.get("max_position_embeddings", 2048)),
-            rope_theta=float(d.get("rope_theta", 10000.0)),
-            norm_eps=float(d.get("rms_norm_eps", 1e-5)), subln=subln, act=_ACTS[act],
-            tie_embeddings=bool(d.get("tie_word_embeddings", False)),
-            source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
-    except KeyError as e:
-        raise HwsimError(f"config.json lacks {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        if isinstance(e, HwsimError):
-            raise
-        raise HwsimError(f"config.json has a malformed value ({e})") from None
 
 
 def pack_ternary_rows(codes) -> np.ndarray:
@@ -198,3 +171,16 @@ def load_hf_checkpoint(folder: Path) -> tuple[BitNetModel, dict]:
         lin.weight_gain.fill_(gain)
     model.eval()
     return model, {"layout": layout, "packed_projections": packed, "config": cfg.to_dict()}
+
+
+def load_model_folder(folder: Path) -> tuple[BitNetModel, dict]:
+    """An hwsim checkpoint (``meta.json``) or a Hugging Face checkpoint (``config.json``)."""
+    from .checkpoint import META, load_checkpoint
+
+    folder = Path(folder)
+    if (folder / META).is_file():
+        return load_checkpoint(folder)
+    if (folder / "config.json").is_file():
+        return load_hf_checkpoint(folder)
+    raise HwsimError(f"{folder} is neither an hwsim checkpoint (meta.json) nor a Hugging Face "
+                     "checkpoint (config.json)")
