@@ -22,6 +22,7 @@ with the same parameter names, so a checkpoint of either loads into either.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,8 @@ from quant.brevitas_quantizers import PerTokenAbsmaxInt8, TernaryAbsmeanWeight
 
 from .config import BitNetConfig
 
-__all__ = ["PROJECTIONS", "BitLinear", "BitNetModel", "DecoderLayer", "RMSNorm", "rope_tables"]
+__all__ = ["PROJECTIONS", "AttentionQuant", "BitLinear", "BitNetModel", "DecoderLayer", "RMSNorm",
+           "rope_tables"]
 
 #: Projection names of one decoder layer → attribute path inside :class:`DecoderLayer`.
 PROJECTIONS = {"wq": "attn.wq", "wk": "attn.wk", "wv": "attn.wv", "wo": "attn.wo",
@@ -93,6 +95,33 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos[:T] + _rotate_half(x) * sin[:T]
 
 
+@dataclass
+class AttentionQuant:
+    """Static int8 attention datapath of the integer model, as fake quantization (inference).
+
+    ``s_q`` (heads,), ``s_k``, ``s_v`` (kv_heads,): per-head int8 steps of q, k (after RoPE)
+    and v; scores are int8 with ``score_frac`` fractional bits; probabilities uint8 / 256;
+    each head's output is per-token absmax int8. Set by
+    :func:`models.bitnet.integer_model.attach_datapath`; not used in training.
+    """
+
+    s_q: torch.Tensor
+    s_k: torch.Tensor
+    s_v: torch.Tensor
+    score_frac: int
+
+
+def _fq_static(x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """x (B, heads, T, hd) → int8 codes at a per-head step, dequantized."""
+    s = step.view(1, -1, 1, 1).to(x.dtype)
+    return torch.clamp(torch.round(x / s), -128, 127) * s
+
+
+def _fq_per_row(x: torch.Tensor) -> torch.Tensor:
+    step = x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-30) / 127
+    return torch.clamp(torch.round(x / step), -128, 127) * step
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: BitNetConfig, quantized: bool):
         super().__init__()
@@ -103,6 +132,8 @@ class Attention(nn.Module):
         self.wv = _linear(d, cfg.kv_dim, quantized)
         self.wo = _linear(cfg.heads * hd, d, quantized)
         self.sub_norm = RMSNorm(cfg.heads * hd, cfg.norm_eps) if cfg.subln else None
+        #: optional int8 attention datapath (see :class:`AttentionQuant`); None: float attention
+        self.datapath: AttentionQuant | None = None
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
@@ -110,6 +141,9 @@ class Attention(nn.Module):
         k = self.wk(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, hd)
         v = self.wv(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        dp = self.datapath
+        if dp is not None:
+            q, k, v = (_fq_static(q, dp.s_q), _fq_static(k, dp.s_k), _fq_static(v, dp.s_v))
         rep = self.heads // self.kv_heads
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)                                   # (B, H, T, hd)
@@ -117,8 +151,17 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)           # (B, H, T, T)
         pos = torch.arange(T, device=x.device)
         mask = pos[None, :] > pos[:, None]                                       # (T, T) future
+        if dp is not None:
+            step = 2.0 ** -dp.score_frac
+            scores = torch.clamp(torch.round(scores / step), -128, 127) * step
         scores = scores.masked_fill(mask, float("-inf"))
-        a = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, -1)      # (B, T, H·hd)
+        probs = scores.softmax(dim=-1)
+        if dp is not None:
+            probs = torch.clamp(torch.round(probs * 256), 0, 255) / 256
+        a = probs @ v                                                            # (B, H, T, hd)
+        if dp is not None:
+            a = _fq_per_row(a)
+        a = a.transpose(1, 2).reshape(B, T, -1)                                  # (B, T, H·hd)
         if self.sub_norm is not None:
             a = self.sub_norm(a)
         return self.wo(a)
@@ -171,6 +214,8 @@ class BitNetModel(nn.Module):
         self.head = nn.Linear(cfg.hidden, cfg.vocab, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
+        #: optional int8 per-tensor step of the LM head (integer datapath); None: float head
+        self.head_step: float | None = None
         cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -190,4 +235,8 @@ class BitNetModel(nn.Module):
         x = self.embed(tokens)                                                   # (B, T, d)
         for layer in self.layers:
             x = layer(x, self.rope_cos, self.rope_sin)
-        return self.head(self.norm(x))                                           # (B, T, V)
+        h = self.norm(x)
+        if self.head_step is None:
+            return self.head(h)                                                  # (B, T, V)
+        w = torch.clamp(torch.round(self.head.weight / self.head_step), -128, 127)
+        return _fq_per_row(h) @ (w * self.head_step).t()
