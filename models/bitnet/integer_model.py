@@ -264,11 +264,13 @@ def _rms(x: np.ndarray, norm: _Norm, eps: float, step) -> np.ndarray:
     return out
 
 
-def integer_forward(m: IntegerBitNet, tokens) -> np.ndarray:
+def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None) -> np.ndarray:
     """Integer logits (T, vocab) of one token sequence (causal prefill); argmax = greedy choice.
 
     Row ``t``'s logits are integers at a positive per-token step, so ``argmax`` is the greedy
-    next-token choice after token ``t``.
+    next-token choice after token ``t``. With ``capture`` (a dict), each layer's int8 attention
+    inputs and outputs are stored there as ``capture[layer] = {"q", "k", "v", "o", "amax"}``
+    (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)).
     """
     tokens = np.asarray(tokens, dtype=np.int64).ravel()
     T = tokens.size
@@ -280,7 +282,7 @@ def integer_forward(m: IntegerBitNet, tokens) -> np.ndarray:
     rep = H // KV
     r = m.embed[tokens]                                                       # (T, d) residual
     norm_step = NORM_OUT.lsb / 127
-    for L in m.layers:
+    for li, L in enumerate(m.layers):
         a, amax = _act(_rms(r, L.attn_norm, m.norm_eps, m.res.lsb))
         acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
         q = _rope(acc["wq"].reshape(T, H, hd), m.cos, m.sin)
@@ -291,9 +293,14 @@ def integer_forward(m: IntegerBitNet, tokens) -> np.ndarray:
         v8 = _to_static_int8(v, amax, L.qkv_mult["v"])
         wide = np.empty((T, H, hd), dtype=np.int64)
         sv_max = float(L.s_qkv["v"].max())
+        if capture is not None:
+            capture[li] = {"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
+                           "amax": np.empty((T, H), dtype=np.int64)}
         for h in range(H):
             o, amax_o = ah.attention_head(q8[:, h], k8[:, h // rep], v8[:, h // rep],
                                           *L.score_mult[h], m.attn, causal=True)
+            if capture is not None:
+                capture[li]["o"][:, h], capture[li]["amax"][:, h] = o, amax_o
             # rescale head h's step s_v[h] to the common s_v max (Q15 ratio, exact rounding)
             ratio = round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << 15))
             wide[:, h] = round_shift(o * amax_o[:, None] * ratio, 15, Rounding.HALF_EVEN)

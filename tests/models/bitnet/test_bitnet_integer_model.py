@@ -75,3 +75,32 @@ def test_rejections(micro, integer):
         build_integer_model(silu, np.zeros((1, 4), np.int64))
     with pytest.raises(HwsimError, match="vocabulary"):
         integer_forward(im, [1, 2, 300])
+
+
+@pytest.mark.cocotb
+def test_rtl_attention_head_on_real_qkv(integer, tmp_path):
+    """One head of the trained model's layer 1, causal prefill of 8 tokens, through the RTL."""
+    from hwsim.golden import attention_head as ah
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.attention_head import ops_to_arrays
+    from hwsim.sim.runner import simulate
+
+    _, corpus, im = integer
+    cap = {}
+    integer_forward(im, corpus.val[100:108].astype(np.int64), capture=cap)
+    layer, head = 1, 2
+    rep = im.heads // im.kv_heads
+    q, k, v = cap[layer]["q"][:, head], cap[layer]["k"][:, head // rep], cap[layer]["v"][:, head // rep]
+    M, S = im.layers[layer].score_mult[head]
+    p = dataclasses.replace(im.attn, max_len=8, lanes=im.head_dim, exp_lanes=4)
+    ops = [("clear",), *[op for t in range(8) for op in (("kv", k[t], v[t]), ("q", q[t]))]]
+    golden = ah.run_ops(ops, M, S, p)
+    # the kernel's operation stream gives exactly what the integer model computed
+    assert np.array_equal(np.stack([o for o, _ in golden]), cap[layer]["o"][:, head])
+    assert [a for _, a in golden] == cap[layer]["amax"][:, head].tolist()
+    kernel = get_kernel("attention-head")
+    case = {"name": "bitnet_layer1_head2", "arrays": {**ops_to_arrays(ops, p), "mult": M,
+                                                      "shift": S}}
+    rep_ = simulate(kernel, p, [case], tmp_path / "sim", sim="icarus")
+    assert rep_.passed, rep_.failures
+    assert all(c["bit_exact"] for c in rep_.cases)
