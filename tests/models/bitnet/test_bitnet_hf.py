@@ -163,3 +163,36 @@ def test_bad_hf_checkpoints(tmp_path, micro):
     (f / "config.json").unlink()
     with pytest.raises(HwsimError, match=r"no config\.json"):
         load_hf_checkpoint(f)
+
+
+def test_packed_checkpoint_exports_and_runs_on_golden(tmp_path, micro):
+    """A packed checkpoint (weight_gain ≠ 1) through QCDQ export and the golden BitLinear path."""
+    from models.bitnet.export import LayerModule, export_bitnet, run_exported
+    from models.bitnet.integer import capture_projection
+
+    torch.manual_seed(4)
+    src = BitNetModel(micro, True).eval()
+    state = _hf_state(src, "microsoft")
+    for k in [k for k in state if k.endswith("_proj.weight")]:
+        codes, mean_abs = ternary_codes(state[k])
+        state[k] = torch.from_numpy(pack_ternary_rows(codes.numpy()))
+        state[k + "_scale"] = torch.tensor([1.0 / mean_abs])
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(_hf_config(micro)))
+    save_file(state, str(folder / "model.safetensors"))
+    model, _ = load_hf_checkpoint(folder)
+    gains = [float(m.weight_gain) for m in model.modules() if hasattr(m, "weight_gain")]
+    assert len(gains) == 14 and any(g != 1.0 for g in gains)
+    r = export_bitnet(model, tmp_path / "onnx", seq=12)
+    with torch.no_grad():
+        want = LayerModule(model, 0)(torch.from_numpy(r["hidden"])).numpy()
+    got = run_exported("qcdq", tmp_path / "onnx" / "layer0.qcdq.onnx", {"hidden": r["hidden"]})
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    t = capture_projection(model, np.arange(12)[None], layer=0, proj="wq")
+    lin = model.layers[0].attn.wq
+    with torch.no_grad():
+        y = lin(torch.from_numpy(t.X.astype(np.float32) * t.step[:, None]))
+    # the golden path's real output uses the file's scale: acc · step / weight_scale
+    ref = t.acc * t.step[:, None] * t.scale
+    assert np.abs(y.numpy() - ref).max() <= 1e-5 * np.abs(ref).max()
