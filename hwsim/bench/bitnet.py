@@ -20,6 +20,12 @@ def add_arguments(p) -> None:
     p.add_argument("--calib-windows", type=int, default=8,
                    help="training windows that calibrate the integer model's static scales")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--rtl", action="store_true",
+                   help="also run one decoder layer's real codes through the ternary-mvu and "
+                        "attention-head RTL on Icarus (minutes)")
+    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
+    p.add_argument("--rtl-tokens", type=int, default=4, help="tokens (vectors) for --rtl")
+    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
 
 
 def _rate(fn, tokens: int, min_s: float = 1.0) -> float:
@@ -92,7 +98,9 @@ def run(args) -> dict:
     got = np.stack([integer_forward(im, w).argmax(-1) for w in wins])
     integer_tps = n_tok / (time.perf_counter() - t0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
+    rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None
     return {
+        **({"rtl": rtl} if rtl is not None else {}),
         "config": tq.config.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "seq": seq, "eval_windows": evals,
         "fp_ppl": fp_ppl, "ternary_ppl": tq_ppl, "ppl_ratio": tq_ppl / fp_ppl,
@@ -108,6 +116,60 @@ def run(args) -> dict:
         "golden_bitlinear_tokens_per_s": golden_tps, "threads": args.threads,
         "integer_model": im.info,
     }
+
+
+def _rtl_layer(model, im, corpus, args) -> dict:
+    """Every projection and every head of one decoder layer on its RTL, real codes, Icarus."""
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+
+    from hwsim.golden import attention_head as ah
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.attention_head import ops_to_arrays
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer import capture_projection, rtl_projection_case
+    from models.bitnet.integer_model import integer_forward
+    from models.bitnet.model import PROJECTIONS
+
+    T, layer = args.rtl_tokens, args.rtl_layer
+    tokens = corpus.val[None, 1000:1000 + T].astype(np.int64)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        build = args.out or Path(tmp)
+        mvu = get_kernel("ternary-mvu")
+        for proj in PROJECTIONS:
+            t = capture_projection(model, tokens, layer, proj)
+            p = mvu.params(lanes=16, rows=t.W.shape[0], cols=t.W.shape[1])
+            rep = simulate(mvu, p, [rtl_projection_case(t)], build / proj, sim="icarus")
+            c = rep.cases[0]
+            rows.append({"kernel": "ternary-mvu", "what": proj, "shape": list(t.W.shape),
+                         "bit_exact": bool(rep.passed and c["bit_exact"]),
+                         "cycles": c["cycles"], "formula_cycles": c["expected_cycles"]})
+        cap = {}
+        integer_forward(im, tokens[0], capture=cap)
+        att = get_kernel("attention-head")
+        p = dataclasses.replace(im.attn, max_len=T, lanes=min(16, im.head_dim),
+                                exp_lanes=min(4, T))
+        rep_kv = im.heads // im.kv_heads
+        for h in range(im.heads):
+            q, k = cap[layer]["q"][:, h], cap[layer]["k"][:, h // rep_kv]
+            v = cap[layer]["v"][:, h // rep_kv]
+            M, S = im.layers[layer].score_mult[h]
+            ops = [("clear",), *[op for i in range(T) for op in (("kv", k[i], v[i]),
+                                                                  ("q", q[i]))]]
+            same = np.array_equal(np.stack([o for o, _ in ah.run_ops(ops, M, S, p)]),
+                                  cap[layer]["o"][:, h])
+            case = {"name": f"head{h}", "arrays": {**ops_to_arrays(ops, p), "mult": M,
+                                                   "shift": S}}
+            rep = simulate(att, p, [case], build / f"head{h}", sim="icarus")
+            rows.append({"kernel": "attention-head", "what": f"head {h}",
+                         "bit_exact": bool(rep.passed and all(c["bit_exact"]
+                                                               for c in rep.cases) and same),
+                         "cycles": sum(c.get("cycles", 0) for c in rep.cases)})
+    return {"layer": layer, "tokens": T, "runs": rows,
+            "all_bit_exact": all(r["bit_exact"] for r in rows)}
 
 
 def table(r: dict) -> str:
@@ -127,5 +189,12 @@ def table(r: dict) -> str:
          f"({r['golden_integer_over_torch']:.4f}×, {r['threads']} thread)"),
         ("tokens/s golden BitLinears only", f"{r['golden_bitlinear_tokens_per_s']:,.0f}"),
     ]
+    if "rtl" in r:
+        x = r["rtl"]
+        rows.append((f"RTL, layer {x['layer']}, {x['tokens']} tokens (Icarus)",
+                     "bit-exact" if x["all_bit_exact"] else "MISMATCH"))
+        rows += [(f"  {run['kernel']} {run['what']}",
+                  f"{'==' if run['bit_exact'] else '!='} golden, {run['cycles']} cycles")
+                 for run in x["runs"]]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
