@@ -149,6 +149,9 @@ def train_bitnet(cfg: BitNetConfig, corpus: Corpus, s: TrainSettings, out: Path,
                  progress: bool = True) -> dict:
     """Train float and ternary models, checkpoint both under ``out``, return the report."""
     s.check(cfg)
+    if corpus.train.size < s.seq + 2 or corpus.val.size < s.seq + 1:
+        raise HwsimError(f"{corpus.source}: {corpus.train.size} training and {corpus.val.size} "
+                         f"validation bytes are too few for windows of {s.seq} bytes")
     torch.set_num_threads(s.threads)
     out = Path(out)
     report = {"config": cfg.name, "settings": asdict(s), "corpus": corpus.describe()}

@@ -80,3 +80,13 @@ def test_bad_input_exits_2(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hwsim: error: ") and want in err[0]
     assert not (tmp_path / "onnx").exists() and not (tmp_path / "build").exists()
+
+
+def test_text_too_short_for_windows(tmp_path, capsys):
+    p = tmp_path / "small.txt"
+    p.write_text("x = 1\n" * 180)  # 1080 bytes: 108 validation bytes < 128 + 1
+    rc = main(["train", "bitnet", "--config", str(_cfg(tmp_path, max_seq=256)), "--text", str(p),
+               "--seq", "128", "--steps", "1", "-o", str(tmp_path / "build")])
+    assert rc == 2
+    assert "too few for windows of 128 bytes" in capsys.readouterr().err
+    assert not (tmp_path / "build").exists()
