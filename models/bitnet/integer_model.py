@@ -124,7 +124,8 @@ def _norm(weight: torch.Tensor, n: int) -> _Norm:
 
 
 def _eps_code(eps: float, step: float) -> int:
-    return round(eps / (step * step) * 2.0 ** (2 * RMS_FRAC))
+    """ε in units of the norm's mean square (step² · 2**-2G), kept below 2**62 (int64 sums)."""
+    return min(round(eps / (step * step) * 2.0 ** (2 * RMS_FRAC)), 1 << 62)
 
 
 @torch.no_grad()
