@@ -33,7 +33,7 @@ from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fpga_resources",
+__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fpga_resources", "kernel_resources",
            "memory_resources", "tint_tile_resources"]
 
 #: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
@@ -205,3 +205,25 @@ def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[s
     return {"tint_lut_fixed": float(cl[0]), "tint_lut_per_lane_bit": float(cl[1]),
             "tint_lut_per_acc_bit": float(cl[2]), "tint_ff_fixed": float(cf[0]),
             "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": 0.0}
+
+
+#: kernels with a calibrated UltraScale+ resource model (the FPGA flow's comparison hook)
+_KERNEL_MODELS = {"ternary-mvu": tint_tile_resources, "absmax-barrier": barrier_resources}
+
+
+def kernel_resources(kernel_name: str, params, part_name: str) -> dict:
+    """Predicted UltraScale+ resources of one RTL kernel (the FPGA bench's comparison column).
+
+    Returns ``{"luts", "ffs", "dsp48e2", "bram36"}`` for a kernel with a calibrated model on an
+    UltraScale+ part, else ``{"available": False, "reason": …}``. The prediction covers the
+    kernel alone, not the FPGA flow's test harness around it.
+    """
+    from .tables import load_tables
+
+    model = _KERNEL_MODELS.get(kernel_name)
+    if model is None:
+        return {"available": False, "reason": f"no resource model for {kernel_name}"}
+    if not part_name.lower().startswith("xczu"):
+        return {"available": False, "reason": f"resource model is for UltraScale+, not {part_name}"}
+    r = model(params, load_tables("fpga_usplus"))
+    return {"luts": r["luts"], "ffs": r["ffs"], "dsp48e2": r["dsps"], "bram36": r["bram36"]}
