@@ -20,8 +20,8 @@ def register(sub) -> None:
                     "simulation → report. `ternary-mvu`: the Foundation slice on seeded random "
                     "data. Finished steps are not redone; --from reruns from a step.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", nargs="?", default="bitnet", choices=FLOWS,
-                   help="what to carry through the flow")
+    p.add_argument("model", nargs="?", default="bitnet",
+                   help=f"what to carry through the flow: {', '.join(FLOWS)}")
     p.add_argument("-o", "--out", type=Path, default=Path("build/run"), help="build folder")
     p.add_argument("--from", dest="start", default=None, metavar="STEP",
                    help="rerun from this step on")
@@ -47,6 +47,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from hwsim.errors import HwsimError
+
+    if args.model not in FLOWS:
+        raise HwsimError(f"unknown model {args.model!r} for `hwsim run`; choose one of "
+                         f"{', '.join(FLOWS)}")
     if args.model == "bitnet":
         from hwsim.flow.bitnet import bitnet_flow
 

@@ -114,8 +114,9 @@ def _rtl(ctx: StepContext) -> dict:
         emit(mvu.component(p), top, ctx.folder, mvu.manifest(p))
         files.append(f"{top}.v")
     att = get_kernel("attention-head")
-    ap = att.params(head_dim=model.config.head_dim, max_len=ctx.options["rtl_tokens"],
-                    lanes=min(16, model.config.head_dim))
+    T = ctx.options["rtl_tokens"]
+    ap = att.params(head_dim=model.config.head_dim, max_len=T,
+                    lanes=min(16, model.config.head_dim), exp_lanes=min(4, T))
     emit(att.component(ap), "attention_head", ctx.folder, att.manifest(ap))
     files.append("attention_head.v")
     return {"verilog": files, "projection_shapes": [list(s) for s in shapes]}
