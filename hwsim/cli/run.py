@@ -1,4 +1,4 @@
-"""``hwsim run``: the end-to-end co-design flow as resumable steps, ending in a report."""
+"""``hwsim run [MODEL]``: the end-to-end co-design flow as resumable steps, ending in a report."""
 
 from __future__ import annotations
 
@@ -7,40 +7,66 @@ from pathlib import Path
 
 from ._common import positive_int
 
-FLOWS = ("ternary-mvu",)
+FLOWS = ("bitnet", "ternary-mvu")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "run", help="run the end-to-end flow (resumable steps) and write a report",
-        description="Run a co-design flow as named steps under one build folder: stimulus, "
-                    "golden model, RTL, cocotb on Icarus and Verilator (bit-exact, cycles), "
-                    "synthesis, report. Finished steps are not redone; --from reruns from a step.",
+        "run", help="run the end-to-end co-design flow (resumable steps) and write a report",
+        description="Run a co-design flow as named steps under one build folder. `bitnet` "
+                    "(default): train BitNet-tiny (float + ternary QAT) → export QONNX + QCDQ → "
+                    "verify ONNX against torch → integer golden inference → emit RTL → cocotb on "
+                    "real activations (bit-exact) → estimate on the target, calibrated by the "
+                    "simulation → report. `ternary-mvu`: the Foundation slice on seeded random "
+                    "data. Finished steps are not redone; --from reruns from a step.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", nargs="?", default="ternary-mvu", choices=FLOWS,
-                   help="what to carry through the flow")
+    p.add_argument("model", nargs="?", default="bitnet",
+                   help=f"what to carry through the flow: {', '.join(FLOWS)}")
     p.add_argument("-o", "--out", type=Path, default=Path("build/run"), help="build folder")
     p.add_argument("--from", dest="start", default=None, metavar="STEP",
                    help="rerun from this step on")
-    p.add_argument("--lanes", type=positive_int, default=16)
-    p.add_argument("--rows", type=positive_int, default=256)
-    p.add_argument("--cols", type=positive_int, default=256)
-    p.add_argument("--vectors", type=positive_int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
+    b = p.add_argument_group("bitnet")
+    b.add_argument("--target", default="vitallm", help="estimator target")
+    b.add_argument("--config", default="tiny", help="BitNet configuration")
+    b.add_argument("--steps", type=positive_int, default=300, help="training steps per model")
+    b.add_argument("--windows", type=positive_int, default=16,
+                   help="validation windows for the golden agreement")
+    b.add_argument("--rtl-tokens", type=positive_int, default=4,
+                   help="real tokens run through the RTL")
+    b.add_argument("--rtl-layer", type=int, default=0, help="decoder layer run through the RTL")
+    t = p.add_argument_group("ternary-mvu")
+    t.add_argument("--lanes", type=positive_int, default=16)
+    t.add_argument("--rows", type=positive_int, default=256)
+    t.add_argument("--cols", type=positive_int, default=256)
+    t.add_argument("--vectors", type=positive_int, default=2)
+    t.add_argument("--sim", action="append", choices=("icarus", "verilator"),
                    help="simulators to run (default: both)")
-    p.add_argument("--no-synth", action="store_true", help="skip synthesis")
+    t.add_argument("--no-synth", action="store_true", help="skip synthesis")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from hwsim.flow.ternary_slice import ternary_slice
+    from hwsim.errors import HwsimError
 
-    flow = ternary_slice(args.out, lanes=args.lanes, rows=args.rows, cols=args.cols,
-                         vectors=args.vectors, seed=args.seed,
-                         sims=tuple(args.sim or ("icarus", "verilator")),
-                         synth=not args.no_synth)
+    if args.model not in FLOWS:
+        raise HwsimError(f"unknown model {args.model!r} for `hwsim run`; choose one of "
+                         f"{', '.join(FLOWS)}")
+    if args.model == "bitnet":
+        from hwsim.flow.bitnet import bitnet_flow
+
+        flow = bitnet_flow(args.out, config=args.config, target=args.target, steps=args.steps,
+                           seed=args.seed, windows=args.windows, rtl_tokens=args.rtl_tokens,
+                           rtl_layer=args.rtl_layer)
+    else:
+        from hwsim.flow.ternary_slice import ternary_slice
+
+        flow = ternary_slice(args.out, lanes=args.lanes, rows=args.rows, cols=args.cols,
+                             vectors=args.vectors, seed=args.seed,
+                             sims=tuple(args.sim or ("icarus", "verilator")),
+                             synth=not args.no_synth)
     artifacts = flow.run(args.start)
     report = args.out / "report" / artifacts["report"]["report"]
     print(f"report: {report}")
+    print(f"        {report.with_suffix('.html')}")
     return 0 if artifacts["report"]["bit_exact"] else 1

@@ -68,7 +68,13 @@ class Flow:
         names = [s.name for s in self.steps]
         if start is not None and start not in names:
             raise HwsimError(f"unknown step {start!r}; steps are: {', '.join(names)}")
-        self.build.mkdir(parents=True, exist_ok=True)
+        try:
+            self.build.mkdir(parents=True, exist_ok=True)
+            probe = self.build / ".hwsim-write-probe"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise HwsimError(f"build folder {self.build} is not writable ({e.strerror})") from None
         for stale in self.build.glob(".*.staging"):  # left by an interrupted run
             shutil.rmtree(stale, ignore_errors=True)
         artifacts: dict[str, dict] = {}

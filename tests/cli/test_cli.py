@@ -87,7 +87,7 @@ def test_sim_reports_pass_and_cycles(tmp_path):
 
 @pytest.mark.cocotb
 def test_run_flow_is_resumable(tmp_path):
-    args = ["run", "-o", tmp_path, "--lanes", 2, "--rows", 4, "--cols", 8, "--sim", "icarus",
+    args = ["run", "ternary-mvu", "-o", tmp_path, "--lanes", 2, "--rows", 4, "--cols", 8, "--sim", "icarus",
             "--no-synth"]
     r = hwsim(*args)
     assert r.returncode == 0, r.stdout + r.stderr
