@@ -24,10 +24,16 @@ def register(sub) -> None:
     p = sub.add_parser("snn", help="spiking classifier: train (float + QAT) and evaluate",
                        description="The paper's SNN classifier on DVS events of static images.")
     ssub = p.add_subparsers(dest="snn_command", metavar="ACTION", required=True)
-    t = ssub.add_parser("train", help="train float, then QAT per weight width; check integer "
-                                      "and ONNX equality",
-                        description="Writes float.safetensors, int<b>.safetensors, "
-                                    "int<b>_step.onnx and report.json into OUT.")
+    add_train_parser(ssub, "train")
+    add_eval_parser(ssub, "eval")
+
+
+def add_train_parser(sub, name: str = "snn") -> None:
+    """``train`` under ``hwsim snn``; call with ``name="snn"`` to wire ``hwsim train snn``."""
+    t = sub.add_parser(name, help="SNN: train float, then QAT per weight width; check integer "
+                                  "and ONNX equality",
+                       description="Writes float.safetensors, int<b>.safetensors, "
+                                   "int<b>_step.onnx and report.json into OUT.")
     _data_args(t)
     t.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     t.add_argument("--epochs", type=int, default=8, help="float training epochs")
@@ -37,11 +43,14 @@ def register(sub) -> None:
     t.add_argument("--json", action="store_true", help="print the report as JSON")
     t.set_defaults(func=run_train)
 
-    e = ssub.add_parser("eval", help="accuracy of a checkpoint on the test split",
-                        description="Evaluates CHECKPOINT on the test split of the data it was "
-                                    "trained on (options override); a quantized checkpoint is "
-                                    "also run as the golden integer SNN and, with --onnx, "
-                                    "through onnxruntime.")
+
+def add_eval_parser(sub, name: str = "snn") -> None:
+    """``eval`` under ``hwsim snn``; call with ``name="snn"`` to wire ``hwsim eval snn``."""
+    e = sub.add_parser(name, help="SNN: accuracy of a checkpoint on the test split",
+                       description="Evaluates CHECKPOINT on the test split of the data it was "
+                                   "trained on (options override); a quantized checkpoint is "
+                                   "also run as the golden integer SNN and, with --onnx, "
+                                   "through onnxruntime.")
     e.add_argument("checkpoint", type=Path, help="a .safetensors written by `hwsim snn train`")
     _data_args(e, defaults=False)
     e.add_argument("--onnx", type=Path, default=None,
