@@ -47,9 +47,9 @@ class Kernel:
 
 
 def _registry() -> dict[str, Kernel]:
-    from . import attention_head, ternary_mvu
+    from . import attention_head, rmsnorm_int, ternary_mvu
 
-    return {k.name: k for k in (ternary_mvu.KERNEL, attention_head.KERNEL)}
+    return {k.name: k for k in (ternary_mvu.KERNEL, attention_head.KERNEL, rmsnorm_int.KERNEL)}
 
 
 KERNELS: dict[str, Kernel] = _registry()
