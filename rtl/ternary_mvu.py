@@ -61,6 +61,7 @@ class TernaryMVU(wiring.Component):
 
     def __init__(self, params: spec.TernaryMvuParams):
         if not isinstance(params, spec.TernaryMvuParams):
+            self._MustUse__silence = True  # never elaborated: no "created but never used" warning
             raise HwsimError(f"TernaryMVU needs TernaryMvuParams, not {type(params).__name__}")
         self.params = p = params
         super().__init__({

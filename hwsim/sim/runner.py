@@ -134,7 +134,7 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
     paths = emit(kernel.component(params), top, build / "rtl", kernel.manifest(params))
     folder = build / sim
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("result.json",):
+    for stale in ("result.json", "results.xml"):
         (folder / stale).unlink(missing_ok=True)
     plan_cases = []
     for i, case in enumerate(cases):
@@ -161,12 +161,18 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
                      build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                      always=True, log_file=None if verbose else folder / "build.log")
         t1 = time.perf_counter()
-        xml = runner.test(test_module=kernel.testbench, hdl_toplevel=top,
-                          test_dir=folder, build_dir=folder / "sim_build",
-                          extra_env={"HWSIM_PLAN": str(folder / "plan.json")},
-                          waves=waves, timescale=("1ns", "1ps"),
-                          log_file=None if verbose else folder / "test.log")
+        # cocotb's runner exits when a test failed; results.xml and result.json say which
+        with contextlib.suppress(SystemExit):
+            runner.test(test_module=kernel.testbench, hdl_toplevel=top,
+                        test_dir=folder, build_dir=folder / "sim_build",
+                        extra_env={"HWSIM_PLAN": str(folder / "plan.json")},
+                        waves=waves, timescale=("1ns", "1ps"),
+                        results_xml=str(folder / "results.xml"),
+                        log_file=None if verbose else folder / "test.log")
     t2 = time.perf_counter()
+    xml = folder / "results.xml"
+    if not xml.exists():
+        raise HwsimError(f"{sim} run of {kernel.name} did not finish; see {folder}/test.log")
     n_tests, n_failed = get_results(xml)
     result_path = folder / "result.json"
     if not result_path.exists():

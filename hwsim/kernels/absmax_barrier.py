@@ -1,0 +1,62 @@
+"""Registry entry and stimulus of the absmax re-quantization barrier."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import absmax_barrier as spec
+
+from . import CliParam, Kernel
+
+
+def manifest(p: spec.AbsmaxBarrierParams) -> dict:
+    return {
+        "kernel": "absmax-barrier",
+        "params": {f.name: str(getattr(p, f.name)) if f.name == "out" else getattr(p, f.name)
+                   for f in dataclasses.fields(p)},
+        "frac_bits": p.F, "recip_bits": p.recip_bits,
+        "cycles": {"formula_token": "2*length + recip_bits + 3",
+                   "formula_interval": "2*length + recip_bits",
+                   "token": spec.latency_cycles(p), "interval": spec.interval_cycles(p)},
+    }
+
+
+def cases(p: spec.AbsmaxBarrierParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random tokens, corner tokens (all zero, one dominant element, the extreme codes, all
+    equal) and random idle input / back-pressure."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (p.in_width - 1)), (1 << (p.in_width - 1)) - 1
+    out = [{"name": "random", "arrays": {"A": rng.integers(lo, hi + 1, (2, p.length))}}]
+    if not quick:
+        dominant = rng.integers(max(lo, -3), min(hi, 3) + 1, p.length)
+        dominant[p.length // 2] = hi
+        small = rng.integers(max(lo, -2), min(hi, 2) + 1, p.length)  # largest reciprocals
+        out += [
+            {"name": "all_zero", "arrays": {"A": np.zeros((1, p.length), dtype=np.int64)}},
+            {"name": "one_dominant", "arrays": {"A": dominant[None]}},
+            {"name": "most_negative", "arrays": {"A": np.full((1, p.length), lo)}},
+            {"name": "most_positive", "arrays": {"A": np.full((1, p.length), hi)}},
+            {"name": "small", "arrays": {"A": small[None]}},
+        ]
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 3,
+                "arrays": {"A": rng.integers(lo, hi + 1, (2, p.length))}})
+    return out
+
+
+KERNEL = Kernel(
+    name="absmax-barrier",
+    top="absmax_barrier",
+    summary="per-token absmax re-quantization of wide accumulators to int8 (VitaLLM barrier)",
+    params_cls=spec.AbsmaxBarrierParams,
+    cli_params=(
+        CliParam("length", int, 256, "accumulators per token"),
+        CliParam("in_width", int, 24, "signed width of the incoming accumulators"),
+        CliParam("mul_style", str, "dsp", "multiplier: dsp (a*r) or shift_add (LUTs)"),
+    ),
+    component_path="rtl.absmax_barrier:AbsmaxBarrier",
+    testbench="hwsim.sim.tb_absmax_barrier",
+    manifest=manifest,
+    cases=cases,
+)

@@ -1,0 +1,57 @@
+"""Registry entry and stimulus of the leading-one surrogate + top-K selector."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import lo_topk as spec
+
+from . import CliParam, Kernel
+
+
+def manifest(p: spec.LoTopKParams) -> dict:
+    return {"kernel": "lo-topk",
+            "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+            "score_width": p.score_width,
+            "cycles": {"formula_query": "1 + tokens + (score_width + 1) + 1",
+                       "query": spec.latency_cycles(p)}}
+
+
+def cases(p: spec.LoTopKParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random queries; all scores equal (ties everywhere); one dominant key; extreme codes."""
+    rng = np.random.default_rng(seed)
+    M, d = p.tokens, p.head_dim
+    K = rng.integers(-128, 128, (M, d))
+    out = [{"name": "random", "arrays": {"Q": rng.integers(-128, 128, (2, d)), "K": K}}]
+    if not quick:
+        dominant = rng.integers(-2, 3, (M, d))
+        dominant[M // 2] = 127
+        out += [
+            {"name": "all_equal", "arrays": {"Q": np.full((1, d), 3),
+                                             "K": np.full((M, d), -5)}},
+            {"name": "one_dominant", "arrays": {"Q": np.full((1, d), 127), "K": dominant}},
+            {"name": "extremes", "arrays": {"Q": np.full((1, d), -128),
+                                            "K": rng.choice([-128, 127, 0], (M, d))}},
+        ]
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.5, "seed": seed + 5,
+                "arrays": {"Q": rng.integers(-128, 128, (1, d)), "K": K}})
+    return out
+
+
+KERNEL = Kernel(
+    name="lo-topk",
+    top="lo_topk",
+    summary="leading-one QKᵀ surrogate and comparison-free top-K selector (VitaLLM sparsity)",
+    params_cls=spec.LoTopKParams,
+    cli_params=(
+        CliParam("tokens", int, 32, "cached tokens M"),
+        CliParam("head_dim", int, 16, "head dimension d"),
+        CliParam("keep", int, 8, "tokens kept K"),
+    ),
+    component_path="rtl.lo_topk:LoTopK",
+    testbench="hwsim.sim.tb_lo_topk",
+    manifest=manifest,
+    cases=cases,
+)
