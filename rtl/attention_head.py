@@ -63,7 +63,7 @@ class AttentionHead(wiring.Component):
 
     Latency and throughput (no idle input, no back-pressure; :func:`~hwsim.golden.
     attention_head.query_cycles`): a query against ``L`` tokens takes
-    ``2·L·C + ⌈L/E⌉ + 2·C + 2·recip_bits + 23`` cycles from its first q beat to its last
+    ``2·L·C + ⌈L/E⌉ + 2·C + 2·recip_bits + 19`` cycles from its first q beat to its last
     output beat, i.e. ``lanes`` multiplies per cycle for ``2·L·C`` of them; a kv operation takes
     ``C`` cycles, a clear one. Operations run back to back. Back-pressure on ``out`` stalls only
     the output phase; idle input cycles only delay the operation.
