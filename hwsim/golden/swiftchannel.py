@@ -76,13 +76,18 @@ def lut_index(codes, zp: int, mult: int, shift: int) -> np.ndarray:
 
 
 def requant_pot(acc, exp, zp: int) -> np.ndarray:
-    """``clip(round_half_even(acc · 2**exp) + zp, 0, 255)``; ``exp`` scalar or per channel (axis 0)."""
+    """``clip(round_half_even(acc · 2**exp + zp), 0, 255)``; ``exp`` scalar or per channel (axis 0).
+
+    The paper writes ``round(acc · s) + zp``; the two differ only at ties, where adding the zero
+    point first (as the Brevitas quantizer does) sends the tie to the even code.
+    """
     acc = np.asarray(acc, dtype=np.int64)
     e = np.asarray(exp, dtype=np.int64).reshape((-1,) + (1,) * (acc.ndim - 1)) if np.ndim(exp) \
         else np.asarray(exp, dtype=np.int64)
-    up = acc << np.maximum(e, 0)
-    y = round_shift(up, np.maximum(-e, 0), Rounding.HALF_EVEN)
-    return np.clip(y + int(zp), 0, _ACT_MAX)
+    sh = np.maximum(-e, 0)
+    # the zero point is added before rounding (ties go to the even *code*, as Brevitas does)
+    y = round_shift((acc << np.maximum(e, 0)) + (np.int64(zp) << sh), sh, Rounding.HALF_EVEN)
+    return np.clip(y, 0, _ACT_MAX)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,10 @@ class StudentConfig:
 
 
 def pixel_shuffle(x: torch.Tensor, rf: int, rs: int) -> torch.Tensor:
-    """``(B, C·rf·rs, H, W)`` → ``(B, C, rf·H, rs·W)``; out[c, rf·h+i, rs·w+j] = in[c·rf·rs + i·rs + j, h, w]."""
+    """``(B, C·rf·rs, H, W)`` → ``(B, C, rf·H, rs·W)``.
+
+    ``out[c, rf·h+i, rs·w+j] = in[c·rf·rs + i·rs + j, h, w]`` (torch's PixelShuffle when rf = rs).
+    """
     b, c, h, w = x.shape
     oc = c // (rf * rs)
     x = x.reshape(b, oc, rf, rs, h, w).permute(0, 1, 4, 2, 5, 3)

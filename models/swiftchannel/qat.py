@@ -82,7 +82,7 @@ class _QSPAB(nn.Module):
 
     def gate(self, c2) -> torch.Tensor:
         mult, shift = gold.lut_multiplier(float(c2.scale.detach()))
-        return _LutGate.apply(c2.value, _codes(c2).cpu(), float(c2.zero_point), mult, shift,
+        return _LutGate.apply(c2.value, _codes(c2).cpu(), float(c2.zero_point.detach()), mult, shift,
                               self.lut.numpy())
 
     def forward(self, x, trace=None):
@@ -116,9 +116,8 @@ class QuantSwiftChannel(nn.Module):
         with torch.no_grad():
             for name, mod in q.named_modules():
                 if isinstance(mod, QuantConv2d):
-                    key = name.replace("blocks.", "blocks.")
-                    mod.weight.copy_(src[key].weight)
-                    mod.bias.copy_(src[key].bias)
+                    mod.weight.copy_(src[name].weight)
+                    mod.bias.copy_(src[name].bias)
         return q
 
     def forward_quant(self, x, traces=None):
@@ -165,7 +164,7 @@ def int_model(q: QuantSwiftChannel, example: torch.Tensor) -> gold.IntModel:
     q.forward_quant(example[:1], traces=t)
 
     def sz(qt):
-        return float(qt.scale), int(round(float(qt.zero_point)))
+        return float(qt.scale), round(float(qt.zero_point))
 
     s_in, z_in = sz(t["in"])
     s_prev, z_prev = s_in, z_in
@@ -181,12 +180,12 @@ def int_model(q: QuantSwiftChannel, example: torch.Tensor) -> gold.IntModel:
     blocks = []
     for i, blk in enumerate(q.blocks):
         d = t[f"block{i}"]
-        s_x, z_x = s_prev, z_prev
+        s_x = s_prev
         add_conv(blk.c1, d["c1"])
         c1 = convs.pop()
         add_conv(blk.c2, d["c2"])
         c2 = convs.pop()
-        s2, z2 = sz(d["c2"])
+        s2 = sz(d["c2"])[0]
         ss, zs = sz(d["sum"])
         so, zo = sz(d["out"])
         mult, shift = gold.lut_multiplier(s2)
