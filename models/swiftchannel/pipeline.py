@@ -7,6 +7,7 @@ leaves nothing behind)::
     RUN/float.safetensors      the re-parameterized float student (plain 3×3 convs)
     RUN/int8.safetensors       the integer model (codes, exponents, zero points, LUT)
     RUN/lmmse.npz              the LMMSE baseline's covariances (from the training channels)
+    RUN/int8.qonnx.onnx        QONNX export (run by qonnx), RUN/int8.qcdq.onnx QCDQ (onnxruntime)
 
 ``evaluate`` reads it and measures NMSE (dB) per SNR for LS + linear interpolation, LMMSE, the
 float student and the int8 student (run through the integer golden, which equals the Brevitas
@@ -136,6 +137,9 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     example = torch.from_numpy(data.inputs(np.random.default_rng(seed))[:4])
     im = int_model(q, example)
     lm = Lmmse(geom, data.H)
+    q.set_float_gate(True)
+    with torch.no_grad():
+        ref_float_gate = q(example[:1]).numpy()
     meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
             "n_train": n_train, "epochs": epochs, "qat_epochs": qat_epochs,
             "loss_db": [float(10 * np.log10(v)) for v in hist],
@@ -146,9 +150,24 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         save_int_model(im, stage / "int8.safetensors")
         np.savez(stage / "lmmse.npz", R_hp=lm.R_hp.astype(np.complex64),
                  R_pp=lm.R_pp.astype(np.complex64), pidx=lm._pidx)
+        meta["output_scale"] = im.s_out
+        meta["onnx_max_abs_diff"] = _export_onnx(q, example[:1], ref_float_gate, stage)
         atomic_write_text(stage / "run.json", json.dumps(meta, indent=1) + "\n")
     log(f"wrote {out}")
     return meta
+
+
+def _export_onnx(q: QuantSwiftChannel, x: torch.Tensor, ref: np.ndarray, folder: Path) -> dict:
+    """QONNX + QCDQ of the int8 student (gate as float sigmoid − 0.5), executed and compared."""
+    from quant.onnx_export import export_qcdq, export_qonnx, run_qcdq, run_qonnx
+
+    q.eval()
+    export_qonnx(q, x, folder / "int8.qonnx.onnx")
+    export_qcdq(q, x, folder / "int8.qcdq.onnx")
+    q.set_float_gate(False)
+    xn = x.numpy()
+    return {"qonnx": float(np.abs(run_qonnx(folder / "int8.qonnx.onnx", xn) - ref).max()),
+            "qcdq": float(np.abs(run_qcdq(folder / "int8.qcdq.onnx", xn) - ref).max())}
 
 
 def load_run(run: Path) -> tuple[Geometry, SwiftChannelNet, gold.IntModel, Lmmse]:

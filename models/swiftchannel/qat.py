@@ -80,7 +80,13 @@ class _QSPAB(nn.Module):
         self.a_sum, self.a_out = _act(), _act()
         self.register_buffer("lut", torch.from_numpy(gold.sigmoid_lut()), persistent=False)
 
+    #: export mode: the gate as float ``sigmoid − 0.5`` (ONNX has no LUT op: the exports carry
+    #: the function the LUT tabulates)
+    float_gate = False
+
     def gate(self, c2) -> torch.Tensor:
+        if self.float_gate:
+            return torch.sigmoid(c2.value) - 0.5
         mult, shift = gold.lut_multiplier(float(c2.scale.detach()))
         return _LutGate.apply(c2.value, _codes(c2).cpu(), float(c2.zero_point.detach()), mult, shift,
                               self.lut.numpy())
@@ -136,6 +142,11 @@ class QuantSwiftChannel(nn.Module):
 
     def forward(self, x):
         return pixel_shuffle(self.forward_quant(x).value, self.cfg.rf, self.cfg.rs)
+
+    def set_float_gate(self, on: bool) -> None:
+        """Gate as float ``sigmoid − 0.5`` (for ONNX export) instead of the integer LUT."""
+        for blk in self.blocks:
+            blk.float_gate = on
 
     @torch.no_grad()
     def output_codes(self, x) -> np.ndarray:

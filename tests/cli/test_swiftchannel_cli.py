@@ -1,6 +1,7 @@
 """``hwsim swiftchannel train|eval`` end to end on a tiny geometry, and its bad-input errors."""
 
 import csv
+import json
 
 import pytest
 
@@ -14,7 +15,16 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["swiftchannel", "train", "-o", str(run), *TINY]) == 0
     assert {p.name for p in run.iterdir()} == {"run.json", "float.safetensors",
-                                              "int8.safetensors", "lmmse.npz"}
+                                              "int8.safetensors", "lmmse.npz",
+                                              "int8.qonnx.onnx", "int8.qcdq.onnx"}
+    meta = json.loads((run / "run.json").read_text())
+    # exports vs the torch model with the gate as float sigmoid − 0.5: qonnx's Quant rounds
+    # x/s + zp as Brevitas does (exact); onnxruntime's QuantizeLinear adds the zero point after
+    # rounding, so exact ties land one code apart; a tie's 1-LSB step may carry through later
+    # layers, hence 2 output LSBs
+    diff = meta["onnx_max_abs_diff"]
+    assert diff["qonnx"] == 0.0
+    assert diff["qcdq"] <= 2 * meta["output_scale"]
     assert main(["swiftchannel", "eval", str(run), "--snr", "0:20:10", "--test", "16",
                  "-o", str(tmp_path / "ev")]) == 0
     out = capsys.readouterr().out
