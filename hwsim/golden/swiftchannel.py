@@ -37,6 +37,7 @@ __all__ = [
     "IntModel",
     "SpabInt",
     "conv_acc",
+    "conv_int",
     "dequantize_output",
     "lut_index",
     "lut_multiplier",
@@ -44,6 +45,7 @@ __all__ = [
     "quantize_input",
     "requant_pot",
     "sigmoid_lut",
+    "spab_gate",
     "spab_int",
     "swiftchannel_int",
 ]
@@ -160,7 +162,8 @@ def conv_acc(x, conv: ConvInt) -> np.ndarray:
     return acc
 
 
-def _conv(x, conv: ConvInt) -> np.ndarray:
+def conv_int(x, conv: ConvInt) -> np.ndarray:
+    """One int8 conv layer on uint8 codes (n, ic, H, W) → requantized uint8 codes (n, oc, H, W)."""
     acc = conv_acc(x, conv)
     return requant_pot(acc.transpose(1, 0, 2, 3), conv.exp, conv.z_out).transpose(1, 0, 2, 3)
 
@@ -171,14 +174,18 @@ def _scale_add(a, ea: int, b, eb: int, zp: int) -> np.ndarray:
     return requant_pot(acc, e, zp)
 
 
+def spab_gate(x, c2, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
+    """The SPAB gating unit on codes: ``requant(requant(x + c2) · lut(c2))``, element-wise."""
+    x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
+    g = np.asarray(lut, dtype=np.int64)[lut_index(c2, blk.c2.z_out, blk.lut_mult, blk.lut_shift)]
+    s = _scale_add(x - z_x, blk.sum_exp_x, c2 - blk.c2.z_out, blk.sum_exp_c, blk.z_sum)
+    return requant_pot((s - blk.z_sum) * g, blk.mul_exp, blk.z_out)
+
+
 def spab_int(x, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
     """``(x + c2) · lut(c2)`` on codes, each op requantized to uint8."""
-    c1 = _conv(x, blk.c1)
-    c2 = _conv(c1, blk.c2)
-    g = np.asarray(lut, dtype=np.int64)[lut_index(c2, blk.c2.z_out, blk.lut_mult, blk.lut_shift)]
-    s = _scale_add(np.asarray(x, np.int64) - z_x, blk.sum_exp_x, c2 - blk.c2.z_out,
-                   blk.sum_exp_c, blk.z_sum)
-    return requant_pot((s - blk.z_sum) * g, blk.mul_exp, blk.z_out)
+    c2 = conv_int(conv_int(x, blk.c1), blk.c2)
+    return spab_gate(x, c2, blk, lut, z_x)
 
 
 def pixel_shuffle_int(y, rf: int, rs: int) -> np.ndarray:
@@ -205,13 +212,13 @@ def swiftchannel_int(x_codes, m: IntModel) -> np.ndarray:
         raise HwsimError(f"SwiftChannel input codes must be (n, 2, rows, cols), got {x.shape}")
     if x.dtype.kind not in "iu" or (x.size and (x.min() < 0 or x.max() > _ACT_MAX)):
         raise HwsimError("SwiftChannel input codes must be uint8 integers (0 … 255)")
-    y = _conv(x, m.head)
+    y = conv_int(x, m.head)
     z = m.head.z_out
     for blk in m.blocks:
         y = spab_int(y, blk, m.lut, z)
         z = blk.z_out
-    y = _conv(y, m.tail)
-    y = _conv(y, m.up)
+    y = conv_int(y, m.tail)
+    y = conv_int(y, m.up)
     return pixel_shuffle_int(y, m.rf, m.rs)
 
 
