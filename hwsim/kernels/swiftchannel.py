@@ -119,3 +119,47 @@ GATE = Kernel(
     manifest=gate_manifest,
     cases=gate_cases,
 )
+
+
+def student_layers(im: sc.IntModel, x_codes: np.ndarray, ocp: int | None = None,
+                   gate_lanes: int | None = None) -> list[dict]:
+    """Every hardware layer of the int8 student with its real input codes, in execution order.
+
+    ``x_codes``: one input (2, H, W) of uint8 codes (e.g. a quantized LS estimate of a Sionna
+    channel). Each entry: ``name``, ``kernel`` (CONV or GATE), ``params`` and ``arrays`` (one
+    stimulus case), activations computed by the golden functions.
+    """
+    x = np.asarray(x_codes)[None]
+    _, _, H, W = x.shape
+    out = []
+
+    def conv(name, c, inp):
+        oc = c.w.shape[0]
+        p = conv_params_from_model(c, H, W, ocp if ocp and oc % ocp == 0 else oc)
+        out.append({"name": name, "kernel": CONV, "params": p, "arrays": {"X": inp[0]}})
+        return sc.conv_int(inp, c)
+
+    y = conv("head", im.head, x)
+    z = im.head.z_out
+    for i, blk in enumerate(im.blocks):
+        c1 = conv(f"block{i}.c1", blk.c1, y)
+        c2 = conv(f"block{i}.c2", blk.c2, c1)
+        ch = y.shape[1]
+        lanes = gate_lanes or ch
+        gp = gate_spec.GateParams.from_block(blk, z, lanes)
+        # stream order of the gate: pixel-major, channels within a beat
+        out.append({"name": f"block{i}.gate", "kernel": GATE, "params": gp, "arrays": {
+            "X": y[0].reshape(ch, -1).T.ravel(), "C": c2[0].reshape(ch, -1).T.ravel()}})
+        y = sc.spab_gate(y, c2, blk, im.lut, z)
+        z = blk.z_out
+    y = conv("tail", im.tail, y)
+    conv("up", im.up, y)
+    return out
+
+
+def layer_cycles(layer: dict) -> int:
+    """Cycles of one layer (first input beat to last output beat) by its kernel's formula."""
+    p = layer["params"]
+    if layer["kernel"] is CONV:
+        return conv_spec.frame_cycles(p)
+    return gate_spec.stream_cycles(p, len(layer["arrays"]["X"]) // p.lanes)
