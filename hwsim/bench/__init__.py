@@ -15,6 +15,7 @@ __all__ = ["BENCHES", "load"]
 #: benchmark name → module under hwsim.bench
 BENCHES = {
     "ternary-mvu": "ternary_mvu",
+    "attention": "attention",
 }
 
 

@@ -47,9 +47,12 @@ class Kernel:
 
 
 def _registry() -> dict[str, Kernel]:
-    from . import absmax_barrier, lo_topk, ternary_mvu
+    from . import absmax_barrier, attention_head, lo_topk, ternary_mvu
 
-    return {k.name: k for k in (ternary_mvu.KERNEL, absmax_barrier.KERNEL, lo_topk.KERNEL)}
+    return {
+        k.name: k
+        for k in (ternary_mvu.KERNEL, absmax_barrier.KERNEL, lo_topk.KERNEL, attention_head.KERNEL)
+    }
 
 
 KERNELS: dict[str, Kernel] = _registry()

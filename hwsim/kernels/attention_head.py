@@ -1,0 +1,138 @@
+"""Registry entry and stimulus of the attention head kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from hwsim.golden import attention_head as spec
+from hwsim.golden.int8_matmul import fold_scale
+from hwsim.golden.int8_matmul import int8_matmul as _matmul
+from quant.qtype import quantize_multiplier
+
+from . import CliParam, Kernel
+
+_KINDS = {"kv": spec.OP_KV, "q": spec.OP_Q, "clear": spec.OP_CLEAR}
+
+
+def manifest(p: spec.AttentionParams) -> dict:
+    return {
+        "kernel": "attention-head",
+        "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
+                   for f in dataclasses.fields(p)},
+        "qk_acc_width": p.qk_acc_width,
+        "av_acc_width": p.av_acc_width,
+        "cycles": {
+            "formula_query": "C + L*C + 4 + ceil(L/E) + 3 + (RB+3) + L*C + 4 + (RB+3) + C + 2 "
+                             "(C = head_dim/lanes, E = exp_lanes, RB = recip_bits)",
+            "formula_kv": "C",
+            "formula_ideal": "2*L*head_dim/lanes",
+            "query_at_max_len": spec.query_cycles(p, p.max_len),
+            "decode_at_max_len": spec.decode_cycles(p, p.max_len),
+            "ideal_at_max_len": spec.ideal_cycles(p, p.max_len),
+        },
+    }
+
+
+def ops_to_arrays(ops, p: spec.AttentionParams) -> dict[str, np.ndarray]:
+    """An operation list as integer arrays (``kind``, ``a``, ``b``) for a ``.npz`` plan."""
+    n, d = len(ops), p.head_dim
+    kind = np.zeros(n, dtype=np.int64)
+    a = np.zeros((n, d), dtype=np.int64)
+    b = np.zeros((n, d), dtype=np.int64)
+    for j, op in enumerate(ops):
+        kind[j] = _KINDS[op[0]]
+        if op[0] != "clear":
+            a[j] = op[1]
+        if op[0] == "kv":
+            b[j] = op[2]
+    return {"kind": kind, "a": a, "b": b}
+
+
+def arrays_to_ops(arrays: dict) -> list[tuple]:
+    names = {v: k for k, v in _KINDS.items()}
+    ops = []
+    for kind, a, b in zip(arrays["kind"], arrays["a"], arrays["b"], strict=True):
+        name = names[int(kind)]
+        ops.append(("clear",) if name == "clear" else ("q", a) if name == "q" else ("kv", a, b))
+    return ops
+
+
+def _scale_for(Q, K, mult_bits: int) -> tuple[int, int]:
+    """A folded score scale that maps the spread of ``q · k`` onto about ±6 (in real units)."""
+    peak = max(float(np.abs(_matmul(Q, K)).max()), 1.0)
+    return quantize_multiplier(6.0 * 16 / peak, bits=mult_bits)
+
+
+def _case(name, ops, M, S, p, **kw) -> dict:
+    return {"name": name, "arrays": {**ops_to_arrays(ops, p), "mult": M, "shift": S}, **kw}
+
+
+def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random decode and prefill, extreme rows, every length, idle input and back-pressure.
+
+    * ``decode``: the cache filled to ``max_len − 1`` tokens, then one decode step;
+    * ``prefill_causal``: ``kv_t, q_t`` for every ``t < max_len``: every length 1 … max_len;
+    * ``prefill_full``: ``max_len`` tokens, then queries that see them all;
+    * ``equal_scores``, ``dominant``, ``all_min``, ``all_max``: all scores equal (a zero query),
+      one score far above the rest, q = K = −128 and q = K = 127;
+    * ``idle_backpressure``: a short causal prefill with 30 % idle input and 40 % output stalls.
+    """
+    rng = np.random.default_rng(seed)
+    d, L = p.head_dim, p.max_len
+
+    def rnd(n):
+        return rng.integers(-128, 128, (n, d))
+
+    out = []
+    Q, K, V = rnd(1), rnd(L), rnd(L)
+    M, S = _scale_for(Q, K, p.mult_bits)
+    ops = [("clear",), *[("kv", K[t], V[t]) for t in range(L)], ("q", Q[0])]
+    out.append(_case("decode", ops, M, S, p))
+    if not quick:
+        Q, K, V = rnd(L), rnd(L), rnd(L)
+        M, S = _scale_for(Q, K, p.mult_bits)
+        ops = [("clear",), *[op for t in range(L) for op in (("kv", K[t], V[t]), ("q", Q[t]))]]
+        out.append(_case("prefill_causal", ops, M, S, p))
+        nq = min(L, 3)
+        ops = [("clear",), *[("kv", K[t], V[t]) for t in range(L)],
+               *[("q", Q[t]) for t in range(nq)]]
+        out.append(_case("prefill_full", ops, M, S, p))
+        M1, S1 = fold_scale(1 / 128, 1 / 128, 1 / math.sqrt(d), 16, bits=p.mult_bits)
+        zero_q = [("clear",), *[("kv", K[t], V[t]) for t in range(L)], ("q", np.zeros(d, int))]
+        out.append(_case("equal_scores", zero_q, M1, S1, p))
+        Kd = K.copy() // 8
+        Kd[L // 2] = Q[0]  # one key aligned with the query: one dominant score
+        ops = [("clear",), *[("kv", Kd[t], V[t]) for t in range(L)], ("q", Q[0])]
+        out.append(_case("dominant", ops, *_scale_for(Q[:1], Kd, p.mult_bits), p))
+        for name, v in (("all_min", -128), ("all_max", 127)):
+            full = np.full(d, v)
+            ops = [("clear",), *[("kv", full, full) for _ in range(L)], ("q", full)]
+            out.append(_case(name, ops, M1, S1, p))
+    n = min(L, 4)
+    Q, K, V = rnd(n), rnd(n), rnd(n)
+    M, S = _scale_for(Q, K, p.mult_bits)
+    ops = [("clear",), *[op for t in range(n) for op in (("kv", K[t], V[t]), ("q", Q[t]))]]
+    out.append(_case("idle_backpressure", ops, M, S, p, idle=0.3, stall=0.4, seed=seed + 7))
+    return out
+
+
+KERNEL = Kernel(
+    name="attention-head",
+    top="attention_head",
+    summary="attention head: KV cache, int8 QKᵀ/A·V engine, integer softmax, absmax int8 output",
+    params_cls=spec.AttentionParams,
+    cli_params=(
+        CliParam("head_dim", int, 64, "elements per q/k/v row (lanes must divide it)"),
+        CliParam("max_len", int, 128, "KV-cache capacity in tokens"),
+        CliParam("lanes", int, 16, "multipliers of the QKᵀ / A·V engine"),
+        CliParam("exp_lanes", int, 4, "exponential units of the softmax"),
+        CliParam("multiplier", str, "dsp", "multiplier style: dsp (a*b → DSP48E2) or booth"),
+    ),
+    component_path="rtl.attention_head:AttentionHead",
+    testbench="hwsim.sim.tb_attention_head",
+    manifest=manifest,
+    cases=cases,
+)
