@@ -39,11 +39,7 @@ from quant.qtype import INT8, QType, requantize, round_shift
 
 from . import int8_matmul as mm
 from . import softmax_int as sm
-<<<<<<< HEAD
-from .lanes import pack_lanes
-=======
 from .lanes import pack_lanes, unpack_lanes
->>>>>>> attention
 
 __all__ = [
     "MULTIPLIERS",
@@ -60,13 +56,9 @@ __all__ = [
     "decode_cycles",
     "ideal_cycles",
     "op_words",
-<<<<<<< HEAD
-    "query_cycles",
-=======
     "out_results",
     "query_cycles",
     "query_lengths",
->>>>>>> attention
     "run_ops",
     "score_codes",
     "stream_cycles",
@@ -324,14 +316,11 @@ def _check_ops(ops, p: AttentionParams) -> list[tuple]:
     return out
 
 
-<<<<<<< HEAD
-=======
 def query_lengths(ops, p: AttentionParams) -> list[int]:
     """Tokens each ``q`` operation of a stream attends to (the cache fill at that point)."""
     return [op[2] for op in _check_ops(ops, p) if op[0] == "q"]
 
 
->>>>>>> attention
 def run_ops(ops, score_mult: int, score_shift: int, p: AttentionParams | None = None):
     """Golden result of an operation stream: one ``(o (d,), amax)`` per ``q`` operation."""
     p = p or AttentionParams()
@@ -367,8 +356,6 @@ def op_words(ops, p: AttentionParams) -> list[int]:
     return words
 
 
-<<<<<<< HEAD
-=======
 def out_results(words, p: AttentionParams) -> list[tuple[np.ndarray, int]]:
     """The RTL output stream back to one ``(o (d,), amax)`` per query.
 
@@ -386,7 +373,6 @@ def out_results(words, p: AttentionParams) -> list[tuple[np.ndarray, int]]:
     return res
 
 
->>>>>>> attention
 # ------------------------------------------------------------------------------------------
 # Cycle formulas (rtl.attention_head states them; the Amaranth and cocotb tests measure them)
 def query_cycles(p: AttentionParams, length: int) -> int:
