@@ -16,6 +16,7 @@ __all__ = ["BENCHES", "load"]
 BENCHES = {
     "ternary-mvu": "ternary_mvu",
     "attention": "attention",
+    "airfm": "airfm",
 }
 
 

@@ -15,7 +15,7 @@ from hwsim.errors import HwsimError
 __all__ = ["build_parser", "main"]
 
 # Command modules in the order `hwsim --help` lists them (the order of the flow).
-_COMMANDS = ("rtl", "sim", "bench", "sweep", "run", "swiftchannel")
+_COMMANDS = ("rtl", "sim", "bench", "sweep", "run", "swiftchannel", "airfm")
 
 
 def build_parser() -> argparse.ArgumentParser:
