@@ -16,9 +16,10 @@ Layer sizes are not published (REFERENCE.md); this is our design, stated here:
   each token attends to the tokens of its window only; the global variant (same weights, same
   size) lets every token attend to all ``A·F`` tokens;
 * output per token: ``Linear(dim, 2Q)`` plus a linear skip ``Linear(2P, 2Q)`` from the input
-  features, i.e. the angle–delay grid of the ``Q`` future frames. The skip starts as the
-  linear-extrapolation baseline (:func:`linear_extrapolation_weights`) and the head at zero, so
-  an untrained net predicts exactly like linear extrapolation and training learns the rest.
+  features, i.e. the angle–delay grid of the ``Q`` output frames. The skip starts as the task's
+  baseline (:func:`skip_init_weights`: linear extrapolation for prediction, the LS estimate of
+  the current frame for estimation) and the head at zero, so an untrained net equals that
+  baseline exactly and training learns the rest.
 
 With ``weight_bits`` set, every Linear is a Brevitas ``QuantLinear`` at that weight width and
 every Linear input and the attention's q, k, v are int8 (``QuantIdentity``): QAT.
@@ -34,9 +35,11 @@ from torch import nn
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ATTENTIONS", "AirFMConfig", "AirFMNet", "fs_pe_coords", "linear_extrapolation_weights"]
+__all__ = ["ATTENTIONS", "TASKS", "AirFMConfig", "AirFMNet", "frame_combination_weights",
+           "fs_pe_coords", "linear_extrapolation_weights", "skip_init_weights"]
 
 ATTENTIONS = ("window", "global")
+TASKS = ("prediction", "estimation")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class AirFMConfig:
     spacing_hz: float = 720e3
     frame_s: float = 0.5e-3
     weight_bits: int | None = None
+    task: str = "prediction"
 
     def __post_init__(self):
         for name in ("antennas", "subcarriers", "past", "future", "dim", "layers",
@@ -66,6 +70,10 @@ class AirFMConfig:
         if self.attention not in ATTENTIONS:
             raise HwsimError(f"attention must be one of {', '.join(ATTENTIONS)}, "
                              f"not {self.attention!r}")
+        if self.task not in TASKS:
+            raise HwsimError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if self.task == "estimation" and self.future != 1:
+            raise HwsimError("channel estimation outputs one frame (future must be 1)")
         if self.weight_bits not in (None, 4, 8):
             raise HwsimError(f"weight bits must be 4 or 8 (or float), not {self.weight_bits!r}")
 
@@ -94,8 +102,8 @@ def fs_pe_coords(cfg: AirFMConfig) -> torch.Tensor:
     return torch.stack([a.reshape(-1), d.reshape(-1)], dim=-1)
 
 
-def linear_extrapolation_weights(past: int, future: int) -> torch.Tensor:
-    """(2Q, 2P) real matrix of ``Ĥ_{P+q} = (q+2)·H_{P−1} − (q+1)·H_{P−2}`` on DDA features.
+def frame_combination_weights(past: int, combos) -> torch.Tensor:
+    """(2Q, 2P) real matrix of ``Ŷ_q = Σ_t combos[q][t] · H_t`` on DDA features.
 
     A cell's frame ``t`` is the inverse Doppler DFT of its ``P`` (fftshifted) Doppler bins
     ``X_m``: ``H_t = P^{−1/2} Σ_m X_m e^{j2π(m − ⌊P/2⌋)t/P}``; the features are
@@ -103,14 +111,28 @@ def linear_extrapolation_weights(past: int, future: int) -> torch.Tensor:
     """
     k = torch.arange(past, dtype=torch.float64) - past // 2
     rows = []
-    for q in range(future):
-        c = ((q + 2) * torch.exp(2j * math.pi * k * (past - 1) / past)
-             - (q + 1) * torch.exp(2j * math.pi * k * (past - 2) / past)) / math.sqrt(past)
-        rows.append(c)
+    for combo in combos:
+        c = torch.zeros(past, dtype=torch.complex128)
+        for t, w in combo.items():
+            c = c + w * torch.exp(2j * math.pi * k * t / past)
+        rows.append(c / math.sqrt(past))
     c = torch.stack(rows)  # (Q, P) complex
     top = torch.cat([c.real, -c.imag], dim=1)
     bottom = torch.cat([c.imag, c.real], dim=1)
     return torch.cat([top, bottom]).to(torch.float32)
+
+
+def linear_extrapolation_weights(past: int, future: int) -> torch.Tensor:
+    """``Ĥ_{P+q} = (q+2)·H_{P−1} − (q+1)·H_{P−2}`` (the linear-extrapolation baseline)."""
+    return frame_combination_weights(past, [{past - 1: q + 2, past - 2: -(q + 1)}
+                                            for q in range(future)])
+
+
+def skip_init_weights(cfg: AirFMConfig) -> torch.Tensor:
+    """Prediction: linear extrapolation; estimation: the input's (LS) current frame ``P−1``."""
+    if cfg.task == "estimation":
+        return frame_combination_weights(cfg.past, [{cfg.past - 1: 1.0}])
+    return linear_extrapolation_weights(cfg.past, cfg.future)
 
 
 def _linear(i: int, o: int, bits: int | None) -> nn.Module:
@@ -196,7 +218,7 @@ class AirFMNet(nn.Module):
         self.head = _linear(d, 2 * cfg.future, b)
         self.skip = _linear(2 * cfg.past, 2 * cfg.future, b)
         with torch.no_grad():  # start exactly at the linear-extrapolation baseline
-            self.skip.weight.copy_(linear_extrapolation_weights(cfg.past, cfg.future))
+            self.skip.weight.copy_(skip_init_weights(cfg))
             self.skip.bias.zero_()
             self.head.weight.zero_()
             self.head.bias.zero_()

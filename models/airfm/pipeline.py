@@ -29,14 +29,21 @@ __all__ = ["build_set", "evaluate", "load_net", "predict", "train", "train_run"]
 VARIANTS = ("window", "global", "window_int8", "window_int4")
 
 
-def build_set(base: ChannelSpec, profiles, speeds, n_per: int, past: int, seed: int):
-    """One :class:`~models.airfm.data.PredictionSet` over every (profile, speed)."""
+def build_set(base: ChannelSpec, profiles, speeds, n_per: int, past: int, seed: int,
+              task: str = "prediction", snrs_db=(10.0,), pilot_spacing: int = 4):
+    """One :class:`~models.airfm.data.PredictionSet` over every (profile, speed); for
+    estimation each sample's SNR is drawn from ``snrs_db``."""
     Hs = []
     for i, prof in enumerate(profiles):
         for j, v in enumerate(speeds):
             spec = ChannelSpec(**{**base.to_dict(), "profile": prof, "speed_kmh": float(v)})
             Hs.append(generate(spec, n_per, seed=seed + 1000 * i + j))
-    return D.split(np.concatenate(Hs), past)
+    H = np.concatenate(Hs)
+    if task == "estimation":
+        rng = np.random.default_rng(seed + 17)
+        snr = rng.choice(np.asarray(snrs_db, dtype=np.float64), len(H))
+        return D.estimation_split(H, snr, pilot_spacing, rng)
+    return D.split(H, past)
 
 
 def _nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -93,17 +100,23 @@ def _export(net: AirFMNet, x: torch.Tensor, folder: Path, tag: str) -> dict:
 def train_run(out: Path, cfg: AirFMConfig, base: ChannelSpec, profiles, speeds,
               n_per: int = 128, epochs: int = 10, qat_epochs: int = 2, seed: int = 0,
               lr: float = 3e-3, with_global: bool = True, export: bool = True,
+              snrs_db=(0.0, 10.0, 20.0), pilot_spacing: int = 4,
               log: Callable[[str], None] = print) -> dict:
     from safetensors.torch import save_file
 
+    from models.channels import Lmmse
+
     if n_per < 8:
         raise HwsimError(f"need at least 8 channels per scenario, not {n_per}")
-    if base.frames != cfg.past + cfg.future:
-        raise HwsimError(f"channel frames ({base.frames}) must be past + future "
-                         f"({cfg.past} + {cfg.future})")
+    est = cfg.task == "estimation"
+    frames = cfg.past if est else cfg.past + cfg.future
+    if base.frames != frames:
+        raise HwsimError(f"channel frames ({base.frames}) must be {frames} for {cfg.task}")
+    geom = D.pilot_geometry(cfg.antennas, cfg.subcarriers, pilot_spacing)  # validates spacing
     torch.manual_seed(seed)
     log(f"generating {n_per} channels × {len(profiles)} profiles × {len(speeds)} speeds …")
-    ds = build_set(base, profiles, speeds, n_per, cfg.past, seed)
+    ds = build_set(base, profiles, speeds, n_per, cfg.past, seed, cfg.task, snrs_db,
+                   pilot_spacing)
     nets, hist = {}, {}
     for variant in ("window", "global") if with_global else ("window",):
         torch.manual_seed(seed)
@@ -119,13 +132,19 @@ def train_run(out: Path, cfg: AirFMConfig, base: ChannelSpec, profiles, speeds,
         nets[f"window_int{bits}"] = q
     meta = {"config": cfg.to_dict(), "channel": base.to_dict(), "train_profiles": list(profiles),
             "train_speeds_kmh": [float(v) for v in speeds], "n_per": n_per, "epochs": epochs,
-            "qat_epochs": qat_epochs, "seed": seed,
+            "qat_epochs": qat_epochs, "seed": seed, "task": cfg.task,
+            "train_snrs_db": [float(v) for v in snrs_db] if est else None,
+            "pilot_spacing": pilot_spacing,
             "train_nmse_db": {k: [float(10 * np.log10(v)) for v in h] for k, h in hist.items()},
             "params": sum(p.numel() for p in nets["window"].parameters())}
     with staged_dir(out) as stage:
         for name, net in nets.items():
             save_file({k: v.contiguous() for k, v in net.state_dict().items()},
                       str(stage / f"{name}.safetensors"))
+        if est:
+            lm = Lmmse(geom, D.frames_to_rows(ds.H))
+            np.savez(stage / "lmmse.npz", R_hp=lm.R_hp.astype(np.complex64),
+                     R_pp=lm.R_pp.astype(np.complex64), pidx=lm._pidx)
         if export:
             x = torch.from_numpy(ds.X[:1])
             meta["onnx"] = {f"int{b}": _export(nets[f"window_int{b}"], x, stage, f"int{b}")
@@ -161,28 +180,54 @@ def load_net(run: Path, variant: str) -> tuple[AirFMNet, dict]:
     return net, meta
 
 
+def _load_lmmse(run: Path, geom):
+    from models.channels import Lmmse
+
+    lm = Lmmse.__new__(Lmmse)
+    f = Path(run) / "lmmse.npz"
+    if not f.is_file():
+        raise HwsimError(f"{run} has no LMMSE covariance ({f.name} missing)")
+    with np.load(f, allow_pickle=False) as z:
+        lm.geom, lm.R_hp, lm.R_pp, lm._pidx = geom, z["R_hp"], z["R_pp"], z["pidx"]
+    return lm
+
+
 def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
-             out: Path | None = None) -> dict:
-    """NMSE (dB) per test scenario: baselines and every trained variant of the run."""
+             out: Path | None = None, snr_db: float = 10.0) -> dict:
+    """NMSE (dB) per test scenario: baselines and every trained variant of the run.
+
+    Prediction: last value and linear extrapolation; estimation (at ``snr_db``): LS and LMMSE.
+    """
     meta = _read_meta(run)
     base = ChannelSpec(**meta["channel"])
-    past = meta["config"]["past"]
+    cfg = AirFMConfig(**meta["config"])
+    past, est = cfg.past, cfg.task == "estimation"
+    spacing = meta.get("pilot_spacing", 4)
     variants = [v for v in VARIANTS if (Path(run) / f"{v}.safetensors").is_file()]
     nets = {v: load_net(run, v)[0] for v in variants}
+    if est:
+        geom = D.pilot_geometry(cfg.antennas, cfg.subcarriers, spacing)
+        lm = _load_lmmse(run, geom)
     rows = []
     for prof in profiles:
         for v in speeds:
-            ds = build_set(base, [prof], [v], n_test, past, seed)
-            Hf = ds.H[:, :, past:]
+            ds = build_set(base, [prof], [v], n_test, past, seed, cfg.task, (snr_db,), spacing)
+            Hf = ds.target()
             row = {"profile": prof, "speed_kmh": float(v),
-                   "seen": prof in meta["train_profiles"] and float(v) in meta["train_speeds_kmh"],
-                   "last_value": D.nmse_db_of(Hf, D.last_value(ds.H, past)),
-                   "linear": D.nmse_db_of(Hf, D.linear_extrapolation(ds.H, past))}
+                   "seen": prof in meta["train_profiles"] and float(v) in meta["train_speeds_kmh"]}
+            if est:
+                lmmse = lm.estimate(ds.pilots, snr_db)  # (n, F, A)
+                row["ls"] = D.nmse_db_of(Hf, ds.ls[:, :, -1:])
+                row["lmmse"] = D.nmse_db_of(Hf, D.rows_to_frames(lmmse, len(Hf), 1))
+            else:
+                row["last_value"] = D.nmse_db_of(Hf, D.last_value(ds.H, past))
+                row["linear"] = D.nmse_db_of(Hf, D.linear_extrapolation(ds.H, past))
             for name, net in nets.items():
                 row[name] = D.nmse_db_of(Hf, D.to_stf(predict(net, ds.X)))
             rows.append(row)
-    res = {"run": str(run), "n_test": n_test, "columns": ["last_value", "linear", *variants],
-           "rows": rows}
+    base_cols = ["ls", "lmmse"] if est else ["last_value", "linear"]
+    res = {"run": str(run), "task": cfg.task, "snr_db": snr_db if est else None,
+           "n_test": n_test, "columns": [*base_cols, *variants], "rows": rows}
     if out is not None:
         with staged_dir(out) as stage:
             atomic_write_text(stage / "nmse.json", json.dumps(res, indent=1) + "\n")
@@ -198,7 +243,9 @@ def table(res: dict) -> str:
     for r in res["rows"]:
         lines.append(f"| {r['profile']} | {r['speed_kmh']:g} | {'seen' if r['seen'] else 'held out'}"
                      " | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
-    return "\n".join(lines) + "\n\nNMSE in dB over the predicted future frames (lower is better)."
+    what = (f"the current frame, estimated at {res['snr_db']:g} dB SNR"
+            if res.get("task") == "estimation" else "the predicted future frames")
+    return "\n".join(lines) + f"\n\nNMSE in dB over {what} (lower is better)."
 
 
 def _plot(res: dict, path: Path) -> None:

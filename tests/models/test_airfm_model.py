@@ -173,3 +173,27 @@ def test_trained_window_net_beats_linear_extrapolation(tmp_path):
     res = evaluate(tmp_path / "run", ["CDL-B"], [60.0], n_test=64)
     r = res["rows"][0]
     assert r["window"] < r["linear"] - 1.0 and r["window"] < r["last_value"] - 1.0
+
+
+def test_estimation_task_untrained_net_is_ls_and_lmmse_beats_ls(tmp_path):
+    from models.airfm.pipeline import evaluate, train_run
+
+    cfg = TINY.replace(task="estimation", future=1)
+    H = generate(ChannelSpec(profile="CDL-B", antennas=4, frames=cfg.past, subcarriers=8), 6)
+    ds = D.estimation_split(H, 10.0, 2, np.random.default_rng(0))
+    assert ds.X.shape == (6, 2 * cfg.past, 4, 8) and ds.target().shape == (6, 4, 1, 8)
+    assert ds.pilots.shape == (6, 4, 4)  # frame P−1: 8 / 2 pilot subcarriers × 4 antennas
+    net = AirFMNet(cfg).eval()
+    with torch.no_grad():
+        y = net(torch.from_numpy(ds.X)).numpy()
+    assert np.abs(D.to_stf(y) - ds.ls[:, :, -1:]).max() < 1e-5 * np.abs(ds.ls).max()
+    with pytest.raises(HwsimError, match="future must be 1"):
+        TINY.replace(task="estimation", future=2)
+    torch.set_num_threads(1)
+    base = ChannelSpec(antennas=4, frames=cfg.past, subcarriers=8)
+    train_run(tmp_path / "run", cfg, base, ["CDL-B"], [30.0], n_per=32, epochs=1, qat_epochs=1,
+              with_global=False, export=False, pilot_spacing=2, log=lambda s: None)
+    res = evaluate(tmp_path / "run", ["CDL-B"], [30.0], n_test=32, snr_db=10.0)
+    r = res["rows"][0]
+    assert res["columns"][:2] == ["ls", "lmmse"]
+    assert r["lmmse"] < r["ls"] - 1.0  # covariance-aware beats interpolation at 10 dB
