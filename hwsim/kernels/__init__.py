@@ -47,11 +47,12 @@ class Kernel:
 
 
 def _registry() -> dict[str, Kernel]:
-    from . import absmax_barrier, attention_head, lo_topk, ternary_mvu
+    from . import absmax_barrier, attention_head, lo_topk, swiftchannel, ternary_mvu
 
     return {
         k.name: k
-        for k in (ternary_mvu.KERNEL, absmax_barrier.KERNEL, lo_topk.KERNEL, attention_head.KERNEL)
+        for k in (ternary_mvu.KERNEL, absmax_barrier.KERNEL, lo_topk.KERNEL, attention_head.KERNEL,
+                  swiftchannel.CONV, swiftchannel.GATE)
     }
 
 
