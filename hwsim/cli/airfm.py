@@ -69,6 +69,8 @@ def register(sub) -> None:
     e.add_argument("--test", type=positive_int, default=128, help="channels per scenario")
     e.add_argument("--seed", type=int, default=5000, help="test-channel seed")
     e.add_argument("--snr", type=float, default=10.0, help="estimation: test SNR in dB")
+    e.add_argument("--delay-spread-ns", type=float, default=None,
+                   help="test delay spread (default: the run's training delay spread)")
     e.add_argument("-o", "--out", type=Path, default=None,
                    help="folder for nmse.md/json/png (default: RUN/eval)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -111,6 +113,9 @@ def _eval(args) -> int:
 
     profiles = parse_profiles(args.profiles)
     speeds = _floats(args.speeds, "speeds")
+    ds = args.delay_spread_ns
+    if ds is not None and not 0 < ds <= 1e5:
+        raise HwsimError(f"delay spread must be in (0, 100000] ns, not {ds:g}")
     if not (args.run / "run.json").is_file():
         raise HwsimError(f"{args.run} is not an AirFM run folder (no run.json)")
     import torch
@@ -119,7 +124,8 @@ def _eval(args) -> int:
 
     torch.set_num_threads(1)
     res = evaluate(args.run, profiles, speeds, n_test=args.test, seed=args.seed,
-                   out=args.out or (args.run / "eval"), snr_db=args.snr)
+                   out=args.out or (args.run / "eval"), snr_db=args.snr,
+                   delay_spread_s=None if ds is None else ds * 1e-9)
     if args.json:
         print_json(res)
     else:

@@ -193,13 +193,19 @@ def _load_lmmse(run: Path, geom):
 
 
 def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
-             out: Path | None = None, snr_db: float = 10.0) -> dict:
+             out: Path | None = None, snr_db: float = 10.0,
+             delay_spread_s: float | None = None) -> dict:
     """NMSE (dB) per test scenario: baselines and every trained variant of the run.
 
     Prediction: last value and linear extrapolation; estimation (at ``snr_db``): LS and LMMSE.
+    ``delay_spread_s`` replaces the training delay spread in the test channels (a scenario is
+    "seen" only with the training profile, speed and delay spread).
     """
     meta = _read_meta(run)
     base = ChannelSpec(**meta["channel"])
+    same_ds = delay_spread_s is None or delay_spread_s == base.delay_spread_s
+    if delay_spread_s is not None:
+        base = ChannelSpec(**{**base.to_dict(), "delay_spread_s": float(delay_spread_s)})
     cfg = AirFMConfig(**meta["config"])
     past, est = cfg.past, cfg.task == "estimation"
     spacing = meta.get("pilot_spacing", 4)
@@ -214,7 +220,9 @@ def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
             ds = build_set(base, [prof], [v], n_test, past, seed, cfg.task, (snr_db,), spacing)
             Hf = ds.target()
             row = {"profile": prof, "speed_kmh": float(v),
-                   "seen": prof in meta["train_profiles"] and float(v) in meta["train_speeds_kmh"]}
+                   "delay_spread_ns": round(base.delay_spread_s * 1e9, 3),
+                   "seen": same_ds and prof in meta["train_profiles"]
+                   and float(v) in meta["train_speeds_kmh"]}
             if est:
                 lmmse = lm.estimate(ds.pilots, snr_db)  # (n, F, A)
                 row["ls"] = D.nmse_db_of(Hf, ds.ls[:, :, -1:])
@@ -238,11 +246,12 @@ def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
 
 def table(res: dict) -> str:
     cols = res["columns"]
-    head = "| profile | speed km/h | scenario | " + " | ".join(cols) + " |"
-    lines = [head, "|" + "---|" * (3 + len(cols))]
+    head = "| profile | speed km/h | DS ns | scenario | " + " | ".join(cols) + " |"
+    lines = [head, "|" + "---|" * (4 + len(cols))]
     for r in res["rows"]:
-        lines.append(f"| {r['profile']} | {r['speed_kmh']:g} | {'seen' if r['seen'] else 'held out'}"
-                     " | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
+        lines.append(f"| {r['profile']} | {r['speed_kmh']:g} | {r['delay_spread_ns']:g} | "
+                     f"{'seen' if r['seen'] else 'held out'} | "
+                     + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
     what = (f"the current frame, estimated at {res['snr_db']:g} dB SNR"
             if res.get("task") == "estimation" else "the predicted future frames")
     return "\n".join(lines) + f"\n\nNMSE in dB over {what} (lower is better)."

@@ -38,5 +38,9 @@ def test_tiny_train_then_eval(tmp_path, capsys):
     assert main(["airfm", "eval", str(run), "--profiles", "CDL-B,TDL-C", "--speeds", "30",
                  "--test", "4"]) == 0
     out = capsys.readouterr().out
-    assert "| CDL-B | 30 | seen |" in out and "| TDL-C | 30 | held out |" in out
+    assert "| CDL-B | 30 | 100 | seen |" in out and "| TDL-C | 30 | 100 | held out |" in out
     assert (run / "eval" / "nmse.png").is_file()
+    assert main(["airfm", "eval", str(run), "--profiles", "CDL-B", "--speeds", "30",
+                 "--test", "4", "--delay-spread-ns", "300", "-o", str(tmp_path / "ds")]) == 0
+    assert "| CDL-B | 30 | 300 | held out |" in capsys.readouterr().out
+    assert main(["airfm", "eval", str(run), "--delay-spread-ns", "-5"]) == 2
