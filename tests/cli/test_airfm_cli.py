@@ -44,3 +44,15 @@ def test_tiny_train_then_eval(tmp_path, capsys):
                  "--test", "4", "--delay-spread-ns", "300", "-o", str(tmp_path / "ds")]) == 0
     assert "| CDL-B | 30 | 300 | held out |" in capsys.readouterr().out
     assert main(["airfm", "eval", str(run), "--delay-spread-ns", "-5"]) == 2
+
+
+def test_bench_airfm_cost_without_simulation(capsys):
+    import json
+
+    assert main(["bench", "airfm", "--sim", "none", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["trained"] is False and "rtl" not in r
+    assert r["cost"]["ratio_mac"] == 8.0 and 1 < r["cost"]["ratio_cycles"] < 8.0
+    assert main(["bench", "airfm", "--sim", "none", "--layer", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layer must be 0 … 1" in err[0]
