@@ -13,8 +13,10 @@ Layer sizes are not published (REFERENCE.md); this is our design, stated here:
 * ``layers`` pre-norm blocks, each one single-head attention (head dim = ``dim``, so one window
   is exactly one call of the attention-head kernel) and a ReLU MLP (``dim → 2·dim → dim``);
 * window attention: the grid is cut into non-overlapping ``wa × wd`` (angle × delay) windows and
-  each token attends to the tokens of its window only; the global variant (same weights, same
-  size) lets every token attend to all ``A·F`` tokens;
+  each token attends to the tokens of its window only; with ``shift_windows`` every odd block
+  first rolls the grid (cyclically) by half a window in both axes, so information crosses window
+  borders from one block to the next (as in the Swin transformer); the global variant (same
+  weights, same size) lets every token attend to all ``A·F`` tokens;
 * output per token: ``Linear(dim, 2Q)`` plus a linear skip ``Linear(2P, 2Q)`` from the input
   features, i.e. the angle–delay grid of the ``Q`` output frames. The skip starts as the task's
   baseline (:func:`skip_init_weights`: linear extrapolation for prediction, the LS estimate of
@@ -57,6 +59,7 @@ class AirFMConfig:
     frame_s: float = 0.5e-3
     weight_bits: int | None = None
     task: str = "prediction"
+    shift_windows: bool = True
 
     def __post_init__(self):
         for name in ("antennas", "subcarriers", "past", "future", "dim", "layers",
@@ -152,10 +155,13 @@ def _act(bits: int | None) -> nn.Module:
 
 
 class _Block(nn.Module):
-    def __init__(self, cfg: AirFMConfig):
+    def __init__(self, cfg: AirFMConfig, shift: bool = False):
         super().__init__()
         d, b = cfg.dim, cfg.weight_bits
         self.cfg = cfg
+        # shifted windows (odd blocks): the grid is rolled by half a window before cutting
+        self.shift = ((cfg.window_angle // 2, cfg.window_delay // 2)
+                      if shift and cfg.shift_windows and cfg.attention == "window" else (0, 0))
         self.norm1 = nn.LayerNorm(d)
         self.qa = _act(b)
         self.q, self.k, self.v = _linear(d, d, b), _linear(d, d, b), _linear(d, d, b)
@@ -175,6 +181,9 @@ class _Block(nn.Module):
             return x
         B, d = x.shape[0], x.shape[-1]
         wa, wd = c.window_angle, c.window_delay
+        if self.shift != (0, 0):
+            x = torch.roll(x.reshape(B, c.antennas, c.subcarriers, d),
+                           (-self.shift[0], -self.shift[1]), dims=(1, 2))
         x = x.reshape(B, c.antennas // wa, wa, c.subcarriers // wd, wd, d)
         return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, wa * wd, d)
 
@@ -184,7 +193,10 @@ class _Block(nn.Module):
             return x
         wa, wd, d = c.window_angle, c.window_delay, x.shape[-1]
         x = x.reshape(B, c.antennas // wa, c.subcarriers // wd, wa, wd, d)
-        return x.permute(0, 1, 3, 2, 4, 5).reshape(B, c.tokens, d)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, c.antennas, c.subcarriers, d)
+        if self.shift != (0, 0):
+            x = torch.roll(x, self.shift, dims=(1, 2))
+        return x.reshape(B, c.tokens, d)
 
     def qkv(self, x: torch.Tensor):
         """The attention's (q, k, v) per window: each (B·nw, w, d) (fake-quantized with QAT)."""
@@ -212,7 +224,7 @@ class AirFMNet(nn.Module):
         self.ina = _act(b)
         self.embed = _linear(2 * cfg.past, d, b)
         self.pe = _linear(16, d, b)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(_Block(cfg, shift=i % 2 == 1) for i in range(cfg.layers))
         self.norm = nn.LayerNorm(d)
         self.outa = _act(b)
         self.head = _linear(d, 2 * cfg.future, b)

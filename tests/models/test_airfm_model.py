@@ -72,6 +72,17 @@ def test_window_attention_is_local_and_global_twin_is_not():
     assert w[:2, :4].max() > 1e-3                                     # its own window changes
     assert w[2:, :].max() == 0 and w[:, 4:].max() == 0                # no other window does
     assert outs["global"][2:, 4:].max() > 1e-3                        # global: everything does
+    # two blocks, the second on shifted windows: the change now reaches the next windows
+    torch.manual_seed(1)
+    net = AirFMNet(TINY.replace(layers=2)).eval()
+    with torch.no_grad():
+        net.head.weight.normal_()
+        d2 = (net(x) - net(x2)).abs()[0].amax(0)
+        assert d2[2:, :].max() > 1e-3 and d2[:, 4:].max() > 1e-3
+        for blk in net.blocks:  # the shift is a permutation: windows undo exactly
+            h = torch.randn(3, TINY.tokens, TINY.dim)
+            assert torch.equal(blk._unwindows(blk._windows(h), 3), h)
+    assert net.blocks[1].shift == (1, 2) and net.blocks[0].shift == (0, 0)
     n_w = sum(p.numel() for p in AirFMNet(TINY).parameters())
     n_g = sum(p.numel() for p in AirFMNet(TINY.replace(attention="global")).parameters())
     assert n_w == n_g  # same size
