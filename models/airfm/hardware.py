@@ -7,6 +7,7 @@ window versus global attention from the kernel's own formulas.
   ``s_q · s_k / √dim / 2**-4`` into the score multiplier ``(M, S)``
   (:func:`hwsim.golden.int8_matmul.fold_scale`) and writes the window as the kernel's operation
   stream: ``clear``, ``w × kv``, ``w × q`` (non-causal: every query sees the whole window).
+  In odd (shifted-window) layers the window index counts windows of the rolled grid.
   :func:`hwsim.golden.attention_head.run_ops` is its golden result; the RTL must equal it.
 * :func:`attention_cost` counts one inference's attention on the kernel: per layer,
   ``tokens / w`` windows, each ``stream_cycles`` of that window's operation stream and
