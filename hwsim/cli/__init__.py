@@ -1,7 +1,8 @@
 """The ``hwsim`` command. Thin: each subcommand parses arguments and calls library code.
 
-Subcommands live one per module in this package and expose ``register(subparsers)``; a user
-error (:class:`hwsim.errors.HwsimError`) becomes one line ``hwsim: error: …`` and exit status 2.
+Subcommands live one per module in this package and expose ``register(subparsers)``; a module
+registers by existing (``_``-prefixed modules are helpers). A user error
+(:class:`hwsim.errors.HwsimError`) becomes one line ``hwsim: error: …`` and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from hwsim.errors import HwsimError
 
 __all__ = ["build_parser", "main"]
 
-# Command modules in the order `hwsim --help` lists them (the order of the flow).
-_COMMANDS = ("rtl", "sim", "bench", "sweep", "run", "swiftchannel", "airfm")
+# `hwsim --help` lists commands in the order of the flow; modules not named here follow.
+_ORDER = ("train", "eval", "export", "events", "snn", "swiftchannel", "airfm", "rtl", "sim",
+          "estimate", "fpga", "bench", "sweep", "run")
+
+
+def _commands() -> list[str]:
+    import pkgutil
+
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+    for name in _commands():
         importlib.import_module(f"hwsim.cli.{name}").register(sub)
     return parser
 

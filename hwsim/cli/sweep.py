@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--acts", default=None, help="activation bit widths, e.g. 4,6,8")
     p.add_argument("--method", default="ptq", choices=("ptq", "qat"))
     p.add_argument("--target", default=None, help="hardware target (default: the model's)")
+    p.add_argument("--train-steps", type=positive_int, default=None,
+                   help="steps of the float model the points start from (default: the model's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="parallel worker processes")
     p.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="dispatch points to a Dask scheduler (tcp://HOST:PORT), or 'local' for a "
@@ -44,7 +46,8 @@ def run(args) -> int:
     acts = parse_bits(args.acts, "activation") if args.acts else None
     res = model_sweep(args.model, args.out or Path("build/sweep") / args.model, weights, acts,
                       args.method, args.target, args.jobs, args.dask,
-                      progress=not args.json)
+                      progress=not args.json,
+                      options={"steps": args.train_steps} if args.train_steps else None)
     if args.json:
         print_json(res["rows"])
         return 0

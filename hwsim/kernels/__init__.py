@@ -2,7 +2,8 @@
 
 A :class:`Kernel` names the golden module (spec, cycle formula, action counts), the Amaranth
 component, the cocotb testbench and the stimulus, so the CLI, the flows and the benchmarks
-treat every kernel the same way. Components are imported lazily: listing kernels costs nothing.
+treat every kernel the same way. A kernel registers by being defined in a module of this
+package (no list to edit). Components are imported lazily: listing kernels costs nothing.
 """
 
 from __future__ import annotations
@@ -47,13 +48,16 @@ class Kernel:
 
 
 def _registry() -> dict[str, Kernel]:
-    from . import absmax_barrier, attention_head, lo_topk, swiftchannel, ternary_mvu
+    """Every :class:`Kernel` defined at the top level of a module in this package."""
+    import pkgutil
 
-    return {
-        k.name: k
-        for k in (ternary_mvu.KERNEL, absmax_barrier.KERNEL, lo_topk.KERNEL, attention_head.KERNEL,
-                  swiftchannel.CONV, swiftchannel.GATE)
-    }
+    found: dict[str, Kernel] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Kernel):
+                found[value.name] = value
+    return dict(sorted(found.items()))
 
 
 KERNELS: dict[str, Kernel] = _registry()

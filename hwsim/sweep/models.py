@@ -45,8 +45,15 @@ class SweepModel:
             raise HwsimError(f"unknown method {method!r}; use ptq or qat")
 
 
-#: filled as models land (each entry's evaluator lives with its model)
-SWEEP_MODELS: dict[str, SweepModel] = {}
+#: one entry per model; each evaluator lives with its model
+SWEEP_MODELS: dict[str, SweepModel] = {m.name: m for m in (
+    SweepModel("bitnet", "BitNet-tiny on the CPython-stdlib corpus: validation perplexity",
+               evaluator="models.bitnet.sweep:evaluate", prepare="models.bitnet.sweep:prepare",
+               metric="ppl", higher_is_better=False, cost="energy_per_token_mj",
+               weights=(2, 3, 4, 5, 6, 8), acts=(4, 5, 6, 8),
+               targets=("vitallm", "xczu28dr", "xczu48dr", "xczu49dr"),
+               default_weights=(2, 3, 4, 8), default_acts=(4, 6, 8)),
+)}
 
 
 def get_sweep_model(name: str) -> SweepModel:

@@ -2,15 +2,22 @@
 
 Published shapes from the BitNet b1.58 paper (arXiv 2402.17764, Table 1 / 2) and the 2B4T
 report; ``tiny`` is hwsim's own CPU-trainable configuration. See ``shared/REFERENCE.md``.
+The paper's 700M / 1.3B / 3B models are LLaMA-alike (SwiGLU FFN, so ``act="silu"``); 2B4T
+uses SubLN, the squared-ReLU gated FFN, GQA and a tied LM head.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-__all__ = ["CONFIGS", "BitNetConfig", "get_config"]
+__all__ = ["ACTIVATIONS", "CONFIGS", "BitNetConfig", "config_from_hf", "get_config", "resolve_config"]
+
+#: Gated-FFN activations: ``relu2`` = relu(x)² (BitNet b1.58 2B4T), ``silu`` (LLaMA, 1bitLLM).
+ACTIVATIONS = ("relu2", "silu")
 
 
 @dataclass(frozen=True)
@@ -30,16 +37,51 @@ class BitNetConfig:
     subln: bool = True     # SubLN before wo and before w2 (2B4T)
     source: str = ""       # where the numbers come from
     notes: dict = field(default_factory=dict)
+    act: str = "relu2"     # gated FFN activation: "relu2" (2B4T) or "silu" (1bitLLM, LLaMA)
+    tie_embeddings: bool = False  # LM head shares the token embedding (2B4T)
 
     def __post_init__(self):
+        for key in ("hidden", "ffn", "layers", "heads", "kv_heads", "vocab", "max_seq"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HwsimError(f"{self.name}: {key} must be a positive integer, not {v!r}")
+        if not (isinstance(self.norm_eps, int | float) and self.norm_eps > 0):
+            raise HwsimError(f"{self.name}: norm_eps must be positive, not {self.norm_eps!r}")
+        if not (isinstance(self.rope_theta, int | float) and self.rope_theta > 0):
+            raise HwsimError(f"{self.name}: rope_theta must be positive, not {self.rope_theta!r}")
+        if self.act not in ACTIVATIONS:
+            raise HwsimError(f"{self.name}: FFN activation {self.act!r} is not one of "
+                             f"{', '.join(ACTIVATIONS)}")
         if self.hidden % self.heads:
             raise HwsimError(f"{self.name}: hidden {self.hidden} not divisible by {self.heads} heads")
         if self.heads % self.kv_heads:
             raise HwsimError(f"{self.name}: {self.heads} heads not divisible by "
                              f"{self.kv_heads} KV heads")
+        if (self.hidden // self.heads) % 2:
+            raise HwsimError(f"{self.name}: head dim {self.hidden // self.heads} is odd; RoPE "
+                             "needs an even head dim")
+
+    def to_dict(self) -> dict:
+        """JSON-safe description (checkpoint metadata)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BitNetConfig:
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise one clear error."""
+        if not isinstance(d, dict):
+            raise HwsimError(f"a BitNet config must be a JSON object, not {type(d).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise HwsimError(f"unknown BitNet config keys: {', '.join(unknown)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise HwsimError(f"incomplete BitNet config: {e}") from None
 
     @property
     def head_dim(self) -> int:
+        """Per-head width; even, since RoPE rotates pairs of channels."""
         return self.hidden // self.heads
 
     @property
@@ -62,13 +104,14 @@ CONFIGS: dict[str, BitNetConfig] = {c.name: c for c in (
     BitNetConfig("tiny", hidden=128, ffn=352, layers=2, heads=4, kv_heads=2, vocab=256,
                  max_seq=256, source="hwsim: byte-level, trains on CPU in minutes"),
     BitNetConfig("700M", hidden=1536, ffn=4096, layers=24, heads=16, kv_heads=16, vocab=32002,
-                 subln=False, source="BitNet b1.58, arXiv 2402.17764"),
+                 subln=False, act="silu", source="BitNet b1.58, arXiv 2402.17764"),
     BitNetConfig("1.3B", hidden=2048, ffn=5460, layers=24, heads=32, kv_heads=32, vocab=32002,
-                 subln=False, source="BitNet b1.58, arXiv 2402.17764"),
+                 subln=False, act="silu", source="BitNet b1.58, arXiv 2402.17764"),
     BitNetConfig("3B", hidden=3200, ffn=8640, layers=26, heads=32, kv_heads=32, vocab=32002,
-                 subln=False, source="BitNet b1.58, arXiv 2402.17764 (head dim 100)"),
+                 subln=False, act="silu", source="BitNet b1.58, arXiv 2402.17764 (head dim 100)"),
     BitNetConfig("2B4T", hidden=2560, ffn=6912, layers=30, heads=20, kv_heads=5, vocab=128256,
-                 max_seq=4096, rope_theta=5e5, source="BitNet b1.58 2B4T technical report"),
+                 max_seq=4096, rope_theta=5e5, tie_embeddings=True,
+                 source="BitNet b1.58 2B4T technical report"),
 )}
 
 
@@ -77,3 +120,50 @@ def get_config(name: str) -> BitNetConfig:
         return CONFIGS[name]
     except KeyError:
         raise HwsimError(f"unknown BitNet config {name!r}; known: {', '.join(CONFIGS)}") from None
+
+
+_ACTS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
+
+
+def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
+    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary."""
+    if not isinstance(d, dict):
+        raise HwsimError("config.json must hold a JSON object")
+    try:
+        heads = int(d["num_attention_heads"])
+        act = str(d.get("hidden_act", "silu"))
+        if act not in _ACTS:
+            raise HwsimError(f"config.json: unsupported hidden_act {act!r} (relu2 or silu)")
+        return BitNetConfig(
+            name=name, hidden=int(d["hidden_size"]), ffn=int(d["intermediate_size"]),
+            layers=int(d["num_hidden_layers"]), heads=heads,
+            kv_heads=int(d.get("num_key_value_heads") or heads), vocab=int(d["vocab_size"]),
+            max_seq=int(d.get("max_position_embeddings", 2048)),
+            rope_theta=float(d.get("rope_theta", 10000.0)),
+            norm_eps=float(d.get("rms_norm_eps", 1e-5)), subln=subln, act=_ACTS[act],
+            tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+            source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
+    except KeyError as e:
+        raise HwsimError(f"config.json lacks {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        if isinstance(e, HwsimError):
+            raise
+        raise HwsimError(f"config.json has a malformed value ({e})") from None
+
+
+def resolve_config(arg: str) -> BitNetConfig:
+    """A config name (``tiny``, ``3B`` …) or a JSON file: a Hugging Face ``config.json`` or an
+    hwsim config dictionary (:meth:`BitNetConfig.to_dict`)."""
+    if arg in CONFIGS:
+        return CONFIGS[arg]
+    path = Path(arg)
+    if not path.is_file():
+        raise HwsimError(f"unknown BitNet config {arg!r}; known: {', '.join(CONFIGS)}, "
+                         "or a config.json file")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HwsimError(f"{path} is not valid JSON ({e})") from None
+    if isinstance(d, dict) and "hidden_size" in d:
+        return config_from_hf(d, path.stem)
+    return BitNetConfig.from_dict(d)

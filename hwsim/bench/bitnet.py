@@ -1,0 +1,200 @@
+"""BitNet b1.58 figures: float vs ternary perplexity, golden-path agreement and speed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
+               "model (ratio beside the paper's); greedy next-token agreement of the integer "
+               "model on golden kernels with the torch fake-quant model; tokens/s side by side")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
+                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
+                        "with the default settings when missing)")
+    p.add_argument("--steps", type=int, default=800, help="training steps if training is needed")
+    p.add_argument("--windows", type=int, default=64,
+                   help="validation windows of 128 bytes for agreement and speed")
+    p.add_argument("--calib-windows", type=int, default=8,
+                   help="training windows that calibrate the integer model's static scales")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--rtl", action="store_true",
+                   help="also run one decoder layer's real codes through the ternary-mvu and "
+                        "attention-head RTL on Icarus (minutes)")
+    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
+    p.add_argument("--rtl-tokens", type=int, default=4, help="tokens (vectors) for --rtl")
+    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
+
+
+def _rate(fn, tokens: int, min_s: float = 1.0) -> float:
+    fn()  # warm-up
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        reps += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_s:
+            return reps * tokens / dt
+
+
+def run(args) -> dict:
+    import numpy as np
+    import torch
+
+    from hwsim.errors import HwsimError
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.config import get_config
+    from models.bitnet.data import stdlib_corpus, validation_windows
+    from models.bitnet.integer import GoldenBitLinears, greedy_agreement
+    from models.bitnet.integer_model import attach_datapath, build_integer_model, integer_forward
+    from models.bitnet.train import TrainSettings, evaluate_ppl, paper_ratios, train_bitnet
+
+    torch.set_num_threads(args.threads)
+    corpus = stdlib_corpus()
+    ck = args.checkpoints
+    trained_here = False
+    if not ((ck / "fp" / "meta.json").exists() and (ck / "ternary" / "meta.json").exists()):
+        train_bitnet(get_config("tiny"), corpus, TrainSettings(steps=args.steps,
+                                                               threads=args.threads),
+                     ck, progress=False)
+        trained_here = True
+    fp, fp_meta = load_checkpoint(ck / "fp")
+    tq, tq_meta = load_checkpoint(ck / "ternary")
+    if fp_meta.get("corpus", {}).get("sha256_16") != corpus.digest:
+        raise HwsimError(f"{ck} was trained on another corpus than this interpreter's stdlib; "
+                         "retrain or pass --checkpoints")
+    seq = int(tq_meta.get("settings", {}).get("seq", 128))
+    evals = int(tq_meta.get("settings", {}).get("eval_windows", 256))
+    fp_ppl = evaluate_ppl(fp, corpus.val, seq, evals)
+    tq_ppl = evaluate_ppl(tq, corpus.val, seq, evals)
+    win = torch.as_tensor(validation_windows(corpus.val, seq, args.windows)[:, :-1])
+    agree = greedy_agreement(tq, win.numpy())
+    n_tok = win.numel()
+
+    def torch_fwd():
+        with torch.no_grad():
+            tq(win)
+
+    def golden_fwd():
+        with torch.no_grad(), GoldenBitLinears(tq):
+            tq(win)
+
+    torch_tps = _rate(torch_fwd, n_tok)
+    golden_tps = _rate(golden_fwd, n_tok)
+
+    # the whole model on golden kernels, integer codes between layers
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, corpus.train.size - seq - 1, args.calib_windows)
+    calib = np.stack([corpus.train[s:s + seq] for s in starts]).astype(np.int64)
+    im = build_integer_model(tq, calib)
+    dp = attach_datapath(tq, im)
+    with torch.no_grad():
+        ref_dp = dp(win).argmax(-1).numpy()
+        ref_qat = tq(win).argmax(-1).numpy()
+    wins = win.numpy()
+    t0 = time.perf_counter()
+    got = np.stack([integer_forward(im, w).argmax(-1) for w in wins])
+    integer_tps = n_tok / (time.perf_counter() - t0)
+    dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
+    rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None
+    return {
+        **({"rtl": rtl} if rtl is not None else {}),
+        "config": tq.config.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
+        "corpus": corpus.describe(), "seq": seq, "eval_windows": evals,
+        "fp_ppl": fp_ppl, "ternary_ppl": tq_ppl, "ppl_ratio": tq_ppl / fp_ppl,
+        "paper_ppl_ratio": paper_ratios(),
+        "datapath_ppl": dp_ppl,
+        "greedy_agreement": float((got == ref_dp).mean()),
+        "greedy_agreement_vs_qat": float((got == ref_qat).mean()),
+        "agreement_positions": int(got.size),
+        "golden_bitlinear_agreement": agree["greedy_agreement"],
+        "golden_bitlinear_max_abs_logit_diff": agree["max_abs_logit_diff"],
+        "torch_tokens_per_s": torch_tps, "golden_integer_tokens_per_s": integer_tps,
+        "golden_integer_over_torch": integer_tps / torch_tps,
+        "golden_bitlinear_tokens_per_s": golden_tps, "threads": args.threads,
+        "integer_model": im.info,
+    }
+
+
+def _rtl_layer(model, im, corpus, args) -> dict:
+    """Every projection and every head of one decoder layer on its RTL, real codes, Icarus."""
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+
+    from hwsim.golden import attention_head as ah
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.attention_head import ops_to_arrays
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer import capture_projection, rtl_projection_case
+    from models.bitnet.integer_model import integer_forward
+    from models.bitnet.model import PROJECTIONS
+
+    T, layer = args.rtl_tokens, args.rtl_layer
+    tokens = corpus.val[None, 1000:1000 + T].astype(np.int64)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        build = args.out or Path(tmp)
+        mvu = get_kernel("ternary-mvu")
+        for proj in PROJECTIONS:
+            t = capture_projection(model, tokens, layer, proj)
+            p = mvu.params(lanes=16, rows=t.W.shape[0], cols=t.W.shape[1])
+            rep = simulate(mvu, p, [rtl_projection_case(t)], build / proj, sim="icarus")
+            c = rep.cases[0]
+            rows.append({"kernel": "ternary-mvu", "what": proj, "shape": list(t.W.shape),
+                         "bit_exact": bool(rep.passed and c["bit_exact"]),
+                         "cycles": c["cycles"], "formula_cycles": c["expected_cycles"]})
+        cap = {}
+        integer_forward(im, tokens[0], capture=cap)
+        att = get_kernel("attention-head")
+        p = dataclasses.replace(im.attn, max_len=T, lanes=min(16, im.head_dim),
+                                exp_lanes=min(4, T))
+        rep_kv = im.heads // im.kv_heads
+        for h in range(im.heads):
+            q, k = cap[layer]["q"][:, h], cap[layer]["k"][:, h // rep_kv]
+            v = cap[layer]["v"][:, h // rep_kv]
+            M, S = im.layers[layer].score_mult[h]
+            ops = [("clear",), *[op for i in range(T) for op in (("kv", k[i], v[i]),
+                                                                  ("q", q[i]))]]
+            same = np.array_equal(np.stack([o for o, _ in ah.run_ops(ops, M, S, p)]),
+                                  cap[layer]["o"][:, h])
+            case = {"name": f"head{h}", "arrays": {**ops_to_arrays(ops, p), "mult": M,
+                                                   "shift": S}}
+            rep = simulate(att, p, [case], build / f"head{h}", sim="icarus")
+            rows.append({"kernel": "attention-head", "what": f"head {h}",
+                         "bit_exact": bool(rep.passed and all(c["bit_exact"]
+                                                               for c in rep.cases) and same),
+                         "cycles": sum(c.get("cycles", 0) for c in rep.cases)})
+    return {"layer": layer, "tokens": T, "runs": rows,
+            "all_bit_exact": all(r["bit_exact"] for r in rows)}
+
+
+def table(r: dict) -> str:
+    paper = ", ".join(f"{k} {v:.4f}" for k, v in r["paper_ppl_ratio"].items())
+    rows = [
+        ("model", f"BitNet b1.58 {r['config']}, {r['corpus']['source']}"),
+        ("validation perplexity fp / ternary",
+         f"{r['fp_ppl']:.3f} / {r['ternary_ppl']:.3f} ({r['eval_windows']} × {r['seq']} bytes)"),
+        ("ternary / fp ratio", f"{r['ppl_ratio']:.4f} (paper: {paper})"),
+        ("perplexity, torch model of the integer datapath", f"{r['datapath_ppl']:.3f}"),
+        ("greedy agreement integer vs torch datapath",
+         f"{r['greedy_agreement']:.4f} of {r['agreement_positions']} positions"),
+        ("greedy agreement integer vs QAT (float attn)", f"{r['greedy_agreement_vs_qat']:.4f}"),
+        ("greedy agreement golden BitLinears vs QAT", f"{r['golden_bitlinear_agreement']:.4f}"),
+        ("tokens/s torch / golden integer",
+         f"{r['torch_tokens_per_s']:,.0f} / {r['golden_integer_tokens_per_s']:,.0f} "
+         f"({r['golden_integer_over_torch']:.4f}×, {r['threads']} thread)"),
+        ("tokens/s golden BitLinears only", f"{r['golden_bitlinear_tokens_per_s']:,.0f}"),
+    ]
+    if "rtl" in r:
+        x = r["rtl"]
+        rows.append((f"RTL, layer {x['layer']}, {x['tokens']} tokens (Icarus)",
+                     "bit-exact" if x["all_bit_exact"] else "MISMATCH"))
+        rows += [(f"  {run['kernel']} {run['what']}",
+                  f"{'==' if run['bit_exact'] else '!='} golden, {run['cycles']} cycles")
+                 for run in x["runs"]]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

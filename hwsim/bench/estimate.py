@@ -1,0 +1,158 @@
+"""Estimator figures: speed of a whole-model estimate and of a sweep; RTL calibration."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+DESCRIPTION = ("estimator speed (bitnet-3b on vitallm and xczu28dr, a 100-point sweep with "
+               "CSV/JSON/PNG); with --calibration, the ternary-MVU resource model refitted on "
+               "yosys and checked on held-out configurations, and estimated vs Amaranth-measured "
+               "cycles")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--repeat", type=int, default=5, help="timed repetitions of one estimate")
+    p.add_argument("--calibration", action="store_true",
+                   help="also synthesize the calibration configurations with yosys (minutes)")
+
+
+def _time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _calibration() -> dict:
+    import numpy as np
+
+    from fpga.yosys import synth_xilinx
+    from hwsim.estimate import load_arch, load_tables
+    from hwsim.estimate.fpga import (
+        BARRIER_CALIBRATION_CONFIGS,
+        BARRIER_VALIDATION_CONFIGS,
+        CALIBRATION_CONFIGS,
+        VALIDATION_CONFIGS,
+        barrier_resources,
+        fit_barrier_coefficients,
+        fit_tint_coefficients,
+        tint_tile_resources,
+    )
+    from hwsim.estimate.kernels import cost
+    from hwsim.golden import ternary_mvu as tmvu
+    from hwsim.golden.lanes import pack_lanes
+    from hwsim.kernels import get_kernel
+    from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+    from rtl.emit import emit
+    from rtl.ternary_mvu import TernaryMVU
+
+    kernel = get_kernel("ternary-mvu")
+    tables = load_tables("fpga_usplus")
+    synth = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cfg in CALIBRATION_CONFIGS + VALIDATION_CONFIGS:
+            p = kernel.params(lanes=cfg[0], rows=cfg[1], cols=cfg[2])
+            wd = Path(tmp) / "_".join(map(str, cfg))
+            v = emit(kernel.component(p), kernel.top, wd, kernel.manifest(p))
+            synth[cfg] = (p, synth_xilinx(v["verilog"], kernel.top, workdir=wd)["resources"])
+    fitted = fit_tint_coefficients([synth[c] for c in CALIBRATION_CONFIGS])
+    barrier = get_kernel("absmax-barrier")
+    bsynth = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cfg in BARRIER_CALIBRATION_CONFIGS + BARRIER_VALIDATION_CONFIGS:
+            p = barrier.params(length=cfg[0], in_width=cfg[1], mul_style="dsp")
+            wd = Path(tmp) / "_".join(map(str, cfg))
+            v = emit(barrier.component(p), barrier.top, wd, barrier.manifest(p))
+            bsynth[cfg] = (p, synth_xilinx(v["verilog"], barrier.top, workdir=wd)["resources"])
+    fitted.update(fit_barrier_coefficients([bsynth[c] for c in BARRIER_CALIBRATION_CONFIGS]))
+    rows = []
+    for cfg, (p, got) in synth.items():
+        est = tint_tile_resources(p, tables)
+        rows.append({"config": cfg, "set": "fit" if cfg in CALIBRATION_CONFIGS else "held-out",
+                     "yosys_luts": got["luts"], "model_luts": est["luts"],
+                     "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
+                     "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
+                     "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsps"],
+                     "yosys_bram36": got["bram36"], "model_bram36": est["bram36"]})
+    for cfg, (p, got) in bsynth.items():
+        est = barrier_resources(p, tables)
+        rows.append({"config": ("barrier", *cfg),
+                     "set": "fit" if cfg in BARRIER_CALIBRATION_CONFIGS else "held-out",
+                     "yosys_luts": got["luts"], "model_luts": est["luts"],
+                     "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
+                     "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
+                     "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsps"],
+                     "yosys_bram36": got["bram36"], "model_bram36": est["bram36"]})
+    cycles = []
+    arch = load_arch("vitallm")
+    for lanes, r, c, vec in ((4, 3, 8, 2), (2, 5, 6, 3), (8, 4, 32, 2)):
+        p = tmvu.TernaryMvuParams(lanes=lanes, rows=r, cols=c)
+        rng = np.random.default_rng(0)
+        W, X = rng.integers(-1, 2, (r, c)), rng.integers(-128, 128, (vec, c))
+        dut = TernaryMVU(p)
+        w = Source(dut.w, tmvu.weight_words(W, lanes))
+        x = Source(dut.x, [pack_lanes(v[k * lanes:(k + 1) * lanes], 8) for v in X
+                           for k in range(c // lanes)])
+        y = Sink(dut.y, r * vec)
+        run_streams(dut, [w, x], [y], settle=[(dut.mult, 1), (dut.shift, 8)])
+        est = cost("ternary_mvu", {"rows": r, "cols": c}, vec,
+                   arch.with_values({"tint.tiles": 1, "tint.lanes": lanes}))
+        cycles.append({"config": (lanes, r, c, vec), "measured": y.cycles[-1] - x.cycles[0] + 1,
+                       "estimated": est.cycles})
+    return {"refit_coefficients": fitted, "resources": rows, "cycles": cycles}
+
+
+def run(args) -> dict:
+    from hwsim.estimate import estimate
+    from hwsim.estimate.sweep import run_sweep, write_sweep
+
+    asic = _time(lambda: estimate("bitnet-3b", "vitallm"), args.repeat)
+    fpga = _time(lambda: estimate("bitnet-3b", "xczu28dr"), args.repeat)
+    lanes = "lanes=4,8,12,16,20,24,28,32,40,48"
+    sram = "sram_kb=30,60,90,120,150,180,210,240,270,300"
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = run_sweep("bitnet-3b", "vitallm", [lanes, sram])
+        t1 = time.perf_counter()
+        write_sweep(result, Path(tmp) / "sweep")
+        t2 = time.perf_counter()
+    out = {"estimate_bitnet3b_vitallm_s": asic, "estimate_bitnet3b_xczu28dr_s": fpga,
+           "sweep_points": len(result["points"]), "sweep_estimate_s": t1 - t0,
+           "sweep_total_s": t2 - t0, "sweep_write_s": t2 - t1}
+    if args.calibration:
+        out["calibration"] = _calibration()
+    return out
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("bitnet-3b on vitallm, one estimate (median)", f"{r['estimate_bitnet3b_vitallm_s']:.3f} s"),
+        ("bitnet-3b on xczu28dr, one estimate (median)",
+         f"{r['estimate_bitnet3b_xczu28dr_s']:.3f} s"),
+        (f"{r['sweep_points']}-point sweep, estimates", f"{r['sweep_estimate_s']:.2f} s"),
+        (f"{r['sweep_points']}-point sweep, with CSV/JSON/PNG", f"{r['sweep_total_s']:.2f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {v}" for k, v in rows]
+    cal = r.get("calibration")
+    if cal:
+        lines += ["", "resources: model vs yosys synth_xilinx (-family xcup); ternary-mvu "
+                      "(lanes, rows, cols), absmax barrier ('barrier', length, in_width)",
+                  "configuration        set       LUT yosys/model (err)   FF yosys/model   "
+                  "DSP   BRAM36 yosys/model"]
+        for x in cal["resources"]:
+            lines.append(f"{x['config']!s:<20} {x['set']:<9} {x['yosys_luts']:>5}/{x['model_luts']:<5}"
+                         f" ({x['lut_error_pct']:+5.1f} %)   {x['yosys_ffs']:>4}/{x['model_ffs']:<4}"
+                         f"        {x['yosys_dsp']}/{x['model_dsp']}   "
+                         f"{x['yosys_bram36']:g}/{x['model_bram36']:g}")
+        lines.append("refit coefficients: " + ", ".join(
+            f"{k}={v:.3f}" for k, v in cal["refit_coefficients"].items()))
+        lines += ["", "ternary-mvu cycles: estimated vs measured (Amaranth simulator)"]
+        lines += [f"(lanes, rows, cols, vectors)={c['config']}: {c['estimated']} / {c['measured']}"
+                  for c in cal["cycles"]]
+    return "\n".join(lines)

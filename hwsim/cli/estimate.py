@@ -1,0 +1,95 @@
+"""``hwsim estimate MODEL --target TARGET``: latency, energy, power, area or FPGA resources."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hwsim.errors import HwsimError
+
+from ._common import positive_int, print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "estimate", help="latency / energy / area / FPGA-resource estimate of a model on a target",
+        description="Estimate decode and prefill of MODEL (bitnet-3b, bitnet-700m, bitnet-1.3b, "
+                    "bitnet-2b4t, bitnet-tiny, or an .onnx file) on TARGET (vitallm, xczu28dr, "
+                    "xczu48dr, xczu49dr, or an architecture YAML). Prints a table, or one JSON "
+                    "object with --json; --sweep explores a grid of parameters.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", help="model name or .onnx path")
+    p.add_argument("--target", required=True, help="architecture name or YAML path")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--prompt", type=positive_int, default=64, help="prefill length (tokens)")
+    p.add_argument("--context", type=positive_int, default=128,
+                   help="cached tokens a decode step attends to")
+    p.add_argument("--lm-head", action="store_true", help="include the int8 LM head")
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="override one parameter (e.g. tint.lanes=32, dram.bandwidth=40GB/s)")
+    p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
+                   help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
+                        "clock_mhz or a parameter path)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
+    p.add_argument("--validate", action="store_true",
+                   help="bitnet-3b on vitallm: published vs estimated, and the sensitivity "
+                        "to every unpublished parameter")
+    p.set_defaults(func=_run)
+
+
+def _overrides(arch, sets: list[str]) -> dict:
+    from hwsim.estimate.sweep import parse_sweep
+
+    out = {}
+    for s in sets:
+        if "," in s.split("=", 1)[-1]:
+            raise HwsimError(f"--set {s!r}: one value only (use --sweep for several)")
+        for _, _, values in parse_sweep(arch, [s], "--set"):
+            out.update(values[0])
+    return out
+
+
+def _run(args) -> int:
+    from hwsim.estimate import estimate_arch, load_arch
+
+    arch = load_arch(args.target)
+    if args.set:
+        arch = arch.with_values(_overrides(arch, args.set), source="--set on the command line")
+    if args.validate:
+        from hwsim.estimate import validate as v
+
+        if args.model != v.MODEL or arch.name != v.TARGET:
+            raise HwsimError(f"--validate compares {v.MODEL} on {v.TARGET} with the papers")
+        rows = v.validation_table(arch, args.context)
+        sens = v.sensitivity(args.context)
+        if args.json:
+            print_json({"validation": rows, "sensitivity": sens})
+        else:
+            print(v.format_validation(rows))
+            print()
+            print(v.format_sensitivity(sens))
+        return 0
+    if args.sweep:
+        from hwsim.estimate import sweep as sw
+
+        if args.set:
+            raise HwsimError("--set and --sweep cannot be combined; edit a copy of the YAML")
+        result = sw.run_sweep(args.model, args.target, args.sweep, args.prompt, args.context,
+                              args.lm_head)
+        out = args.out or Path("build") / "estimate" / f"{Path(args.model).stem}-{arch.name}-sweep"
+        files = sw.write_sweep(result, out)
+        if args.json:
+            print_json({**result, "files": [str(f) for f in files]})
+        else:
+            print(sw.table(result))
+            print("wrote " + ", ".join(str(f) for f in files))
+        return 0
+    est = estimate_arch(args.model, arch, None, args.prompt, args.context, args.lm_head)
+    if args.json:
+        print_json(est.to_dict())
+    else:
+        from hwsim.estimate.report import format_estimate
+
+        print(format_estimate(est))
+    return 0

@@ -1,0 +1,229 @@
+"""FPGA resources: a per-kernel resource model, calibrated against yosys, and the fit check.
+
+Ternary MVU tile (the only kernel with RTL on ``main``), for :class:`TernaryMvuParams` ``p``:
+
+* LUT = ``tint_lut_fixed`` + ``tint_lut_per_lane_bit`` · lanes · act_width
+  + ``tint_lut_per_acc_bit`` · acc_width + LUT-RAM LUTs;
+* FF  = ``tint_ff_fixed`` + ``tint_ff_per_lane_bit`` · lanes · act_width
+  + ``tint_ff_per_acc_bit`` · acc_width;
+* no DSP (the requantization multiplier is shift-add);
+* memories (weights ``weight_depth × 2·lanes``, activations ``cols/lanes × 8·lanes``): a memory of
+  at most ``lutram_max_bits`` goes to LUT RAM (``ceil(depth/64)`` LUTs per bit, RAM64M-style),
+  a larger one to block RAM by :func:`bram18_count` — the RAMB18E2 aspect ratios of UG573,
+  no fitted coefficient.
+
+The coefficients live in ``tables/fpga_usplus.yaml`` and are fitted by
+:func:`fit_tint_coefficients` to ``fpga.yosys.synth_xilinx`` results on small configurations
+(``hwsim estimate-calibrate`` reproduces them; the tests validate them on others). The Booth
+and nonlinear cores have no RTL yet: their per-lane costs are named INTERIM assumptions.
+
+A design is the architecture's ``tiles`` MVU tiles (each with its slice of the weight buffer
+and its activation memory), the Booth and nonlinear cores, and the activation and KV buffers in
+block RAM (64-bit wide). It fits when every resource is within the part's capacity.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hwsim.golden.absmax_barrier import AbsmaxBarrierParams
+from hwsim.golden.ternary_mvu import TernaryMvuParams
+
+from .arch import Arch
+from .kernels import ternary_tile_params
+from .tables import Tables
+
+__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fpga_resources", "kernel_resources",
+           "memory_resources", "tint_tile_resources"]
+
+#: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
+#: Memory Resources", Table 1-3 / 1-4
+_RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+#: a memory of at most this many bits maps to LUT RAM (yosys's memory_libmap keeps small
+#: memories out of block RAM; 2 Kb memories went to LUT RAM and 8 Kb ones to RAMB18 in the
+#: calibration runs — the boundary between is not measured)
+LUTRAM_MAX_BITS = 4096
+
+#: see :func:`_lutram_fails` (8 configurations: depths ≤ 512 never failed, 2048 and 4096 did)
+NOLUTRAM_DEPTH = 2048
+
+
+def bram18_count(depth: int, width: int) -> int:
+    """RAMB18E2 primitives for a ``depth × width`` memory: the cheapest aspect ratio."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _RAMB18_SHAPES)
+
+
+def _lutram_fails(depth: int, width: int) -> bool:
+    """Observed, not explained: in the calibration runs yosys's LUT-RAM mapping failed
+    ("invalid OPTION_ABITS/WIDTH combination") exactly in the designs with a memory at least
+    :data:`NOLUTRAM_DEPTH` deep; :func:`fpga.yosys.synth_xilinx` then re-runs with
+    ``-nolutram`` and every memory of the design goes to block RAM."""
+    return depth >= NOLUTRAM_DEPTH
+
+
+def memory_resources(depth: int, width: int, nolutram: bool = False) -> dict[str, float]:
+    """LUTs (LUT RAM) or 36 Kb block RAMs for one memory."""
+    if depth * width <= LUTRAM_MAX_BITS and not nolutram:
+        return {"luts": math.ceil(depth / 64) * width, "bram36": 0.0}
+    return {"luts": 0, "bram36": bram18_count(depth, width) / 2}
+
+
+def _tile_logic(p: TernaryMvuParams, tables: Tables) -> tuple[float, float]:
+    r = tables.raw
+    lane_bits = p.lanes * p.act.width
+    luts = (r("resource.tint_lut_fixed") + r("resource.tint_lut_per_lane_bit") * lane_bits
+            + r("resource.tint_lut_per_acc_bit") * p.acc_width)
+    ffs = (r("resource.tint_ff_fixed") + r("resource.tint_ff_per_lane_bit") * lane_bits
+           + r("resource.tint_ff_per_acc_bit") * p.acc_width)
+    return luts, ffs
+
+
+def tint_tile_resources(p: TernaryMvuParams, tables: Tables) -> dict[str, float]:
+    """Resources of the RTL ``TernaryMVU`` for ``p``, memories included (calibration face)."""
+    luts, ffs = _tile_logic(p, tables)
+    w, x = _tile_memories(p)
+    return {"luts": round(luts + w["luts"] + x["luts"]), "ffs": round(ffs), "dsps": 0,
+            "bram36": w["bram36"] + x["bram36"]}
+
+
+def _tile_memories(p: TernaryMvuParams, weight_depth: int | None = None):
+    shapes = [(weight_depth or p.weight_depth, 2 * p.lanes), (p.chunks, p.act.width * p.lanes)]
+    nolutram = any(_lutram_fails(d, w) for d, w in shapes)
+    return [memory_resources(d, w, nolutram) for d, w in shapes]
+
+
+def barrier_dsps(p: AbsmaxBarrierParams) -> int:
+    """DSP48E2 slices of the barrier's ``a × r`` multiplier (``mul_style="dsp"``): the signed
+    27 × 18 multiplier holds 26 × 17 unsigned bits, so ``ceil((recip_bits+1)/26) ·
+    ceil(in_width/17)`` tiles. Matches yosys for in_width 16…32; at 40 bits yosys used 9, not 6."""
+    if p.mul_style != "dsp":
+        return 0
+    return math.ceil((p.recip_bits + 1) / 26) * math.ceil(p.in_width / 17)
+
+
+def _barrier_features(p: AbsmaxBarrierParams) -> list[float]:
+    # fixed, per accumulator bit, and the bits of the adders that join the DSP tiles' products
+    return [1.0, p.in_width, (p.in_width + p.recip_bits) * max(barrier_dsps(p) - 1, 0)]
+
+
+def barrier_resources(p: AbsmaxBarrierParams, tables: Tables) -> dict[str, float]:
+    """Resources of the RTL ``AbsmaxBarrier`` for ``p`` (calibration face)."""
+    r = tables.raw
+    f = _barrier_features(p)
+    luts = (r("resource.barrier_lut_fixed") * f[0] + r("resource.barrier_lut_per_bit") * f[1]
+            + r("resource.barrier_lut_per_join_bit") * f[2])
+    ffs = r("resource.barrier_ff_fixed") + r("resource.barrier_ff_per_bit") * p.in_width
+    buf = memory_resources(p.length, p.in_width, nolutram=_lutram_fails(p.length, p.in_width))
+    return {"luts": round(luts + buf["luts"]), "ffs": round(ffs), "dsps": barrier_dsps(p),
+            "bram36": buf["bram36"]}
+
+
+def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
+    """LUT/FF/DSP/BRAM of the accelerator on ``arch`` and whether it fits the part."""
+    r = tables.raw
+    tiles, lanes = arch["tint.tiles"], arch["tint.lanes"]
+    p = ternary_tile_params(1, max_cols, lanes)
+    t_luts, t_ffs = _tile_logic(p, tables)
+    w_bits = arch["sram.weights"] / tiles
+    w_mem, x_mem = _tile_memories(p, math.ceil(w_bits / (2 * lanes)))
+    luts = tiles * (t_luts + w_mem["luts"] + x_mem["luts"])
+    bram = tiles * (w_mem["bram36"] + x_mem["bram36"])
+    ffs = tiles * t_ffs
+    bl, nl = arch["booth.lanes"], arch["nonlinear.lanes"]
+    luts += bl * r("resource.booth_lut_per_lane") + nl * r("resource.nonlinear_lut_per_lane")
+    dsps = bl * r("resource.booth_dsp_per_lane") + nl * r("resource.nonlinear_dsp_per_lane")
+    ffs += 32 * bl + 64 * nl  # accumulator / pipeline registers of the interim cores
+    # one absmax barrier between the cores, at the accumulator width; its token buffer is
+    # counted with the activation buffer below
+    bar = barrier_resources(AbsmaxBarrierParams(length=1, in_width=p.acc_width), tables)
+    luts += bar["luts"] - memory_resources(1, p.acc_width)["luts"]
+    ffs += bar["ffs"]
+    dsps += bar["dsps"]
+    for key in ("sram.activations", "sram.kv"):
+        bram += bram18_count(math.ceil(arch[key] / 64), 64) / 2
+    out = {"luts": round(luts), "ffs": round(ffs), "dsps": round(dsps), "brams": bram,
+           "urams": 0}
+    cap = {"luts": arch["capacity.luts"], "ffs": arch["capacity.ffs"],
+           "dsps": arch["capacity.dsps"], "brams": arch["capacity.bram36"]}
+    util = {k: out[k] / cap[k] for k in cap}
+    out["utilization"] = util
+    out["capacity"] = cap
+    out["fits"] = all(u <= 1.0 for u in util.values())
+    out["limiting"] = max(util, key=util.get)
+    return out
+
+
+#: (lanes, rows, cols) of the configurations the coefficients are fitted to, and of the ones
+#: that validate them (never used in the fit)
+CALIBRATION_CONFIGS = ((4, 32, 32), (8, 64, 64), (16, 64, 64), (32, 64, 128), (4, 64, 128))
+VALIDATION_CONFIGS = ((8, 32, 32), (16, 32, 256), (8, 128, 64))
+
+
+#: absmax barrier (length, in_width) configurations, mul_style "dsp": fitted / held out
+BARRIER_CALIBRATION_CONFIGS = ((16, 24), (32, 16), (128, 32), (64, 40))
+BARRIER_VALIDATION_CONFIGS = ((64, 24), (256, 20))
+
+
+def fit_barrier_coefficients(points: list[tuple[AbsmaxBarrierParams, dict]]) -> dict[str, float]:
+    """Least-squares barrier LUT/FF coefficients from ``(params, yosys resources)`` points."""
+    import numpy as np
+
+    a, luts, ffs = [], [], []
+    for p, res in points:
+        buf = memory_resources(p.length, p.in_width, nolutram=_lutram_fails(p.length, p.in_width))
+        a.append(_barrier_features(p))
+        luts.append(res["luts"] - buf["luts"])
+        ffs.append(res["ffs"])
+    a = np.array(a)
+    cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
+    cf = np.linalg.lstsq(a[:, :2], np.array(ffs, dtype=float), rcond=None)[0]
+    return {"barrier_lut_fixed": float(cl[0]), "barrier_lut_per_bit": float(cl[1]),
+            "barrier_lut_per_join_bit": float(cl[2]), "barrier_ff_fixed": float(cf[0]),
+            "barrier_ff_per_bit": float(cf[1])}
+
+
+def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[str, float]:
+    """Least-squares LUT and FF coefficients from ``(params, yosys resources)`` points.
+
+    LUT-RAM LUTs of each point (from the memory rule) are subtracted first, so the fit sees
+    only logic. Returns the ``resource.tint_*`` table entries.
+    """
+    import numpy as np
+
+    rows, luts, ffs = [], [], []
+    for p, res in points:
+        mem = sum(m["luts"] for m in _tile_memories(p))
+        rows.append([1.0, p.lanes * p.act.width, p.acc_width])
+        luts.append(res["luts"] - mem)
+        ffs.append(res["ffs"])
+    a = np.array(rows)
+    cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
+    # FFs: the accumulator width varies too little across small configurations to separate
+    # it from the fixed part (a free fit makes it negative), so it is folded into the fixed part
+    cf = np.linalg.lstsq(a[:, :2], np.array(ffs, dtype=float), rcond=None)[0]
+    return {"tint_lut_fixed": float(cl[0]), "tint_lut_per_lane_bit": float(cl[1]),
+            "tint_lut_per_acc_bit": float(cl[2]), "tint_ff_fixed": float(cf[0]),
+            "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": 0.0}
+
+
+#: kernels with a calibrated UltraScale+ resource model (the FPGA flow's comparison hook)
+_KERNEL_MODELS = {"ternary-mvu": tint_tile_resources, "absmax-barrier": barrier_resources}
+
+
+def kernel_resources(kernel_name: str, params, part_name: str) -> dict:
+    """Predicted UltraScale+ resources of one RTL kernel (the FPGA bench's comparison column).
+
+    Returns ``{"luts", "ffs", "dsp48e2", "bram36"}`` for a kernel with a calibrated model on an
+    UltraScale+ part, else ``{"available": False, "reason": …}``. The prediction covers the
+    kernel alone, not the FPGA flow's test harness around it.
+    """
+    from .tables import load_tables
+
+    model = _KERNEL_MODELS.get(kernel_name)
+    if model is None:
+        return {"available": False, "reason": f"no resource model for {kernel_name}"}
+    if not part_name.lower().startswith("xczu"):
+        return {"available": False, "reason": f"resource model is for UltraScale+, not {part_name}"}
+    r = model(params, load_tables("fpga_usplus"))
+    return {"luts": r["luts"], "ffs": r["ffs"], "dsp48e2": r["dsps"], "bram36": r["bram36"]}

@@ -1,0 +1,219 @@
+"""Workloads: the operations of a model, per layer, for one decode step or one prefill.
+
+A :class:`Workload` is a list of :class:`Layer` s (each repeated ``count`` times) whose
+:class:`Op` s name a kernel, its shape and how many vectors (tokens) go through it. Counts and
+cycles are not computed here: :mod:`hwsim.estimate.kernels` gets them from the kernels' own
+modules. Workloads come from a model configuration (:func:`bitnet_workload`, the BitNet b1.58
+shapes of :mod:`models.bitnet.config`) or from an ONNX graph (:func:`onnx_workload`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwsim.errors import HwsimError
+
+from .kernels import ternary_tile_params
+
+__all__ = ["Layer", "Op", "Workload", "bitnet_workload", "known_models", "model_workloads",
+           "onnx_workload"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One kernel invocation: ``vectors`` inputs through ``kernel`` of ``shape``.
+
+    ``weights`` is the number of stored weights the op reads (0 for activation × activation
+    products) and ``weight_bits`` their packed width off chip (``None``: the architecture's
+    ternary packing). ``kv_bits`` is KV-cache traffic (read + written) the op needs.
+    """
+
+    name: str
+    kernel: str
+    shape: dict
+    vectors: int
+    weights: int = 0
+    weight_bits: float | None = None
+    kv_read_bits: int = 0
+    kv_write_bits: int = 0
+    in_width: int = 0   # activation elements in per vector (for prefill tiling)
+    out_width: int = 0  # activation elements out per vector
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    ops: tuple[Op, ...]
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str
+    phase: str          # "decode" (one token, given context) or "prefill" (tokens at once)
+    tokens: int         # tokens produced (decode: 1) or consumed (prefill: prompt length)
+    context: int        # cached tokens attended to (decode) / prompt length (prefill)
+    layers: tuple[Layer, ...]
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def weights(self) -> int:
+        return sum(op.weights * layer.count for layer in self.layers for op in layer.ops)
+
+
+# ------------------------------------------------------------------------------------------
+# BitNet b1.58
+_BITNET = {"bitnet-700m": "700M", "bitnet-1.3b": "1.3B", "bitnet-3b": "3B",
+           "bitnet-2b4t": "2B4T", "bitnet-tiny": "tiny"}
+
+
+def known_models() -> list[str]:
+    return sorted(_BITNET)
+
+
+def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
+    """One decoder layer: RMSNorm, wq/wk/wv, absmax barriers on q/k/v, QKᵀ, softmax, AV, wo,
+    RMSNorm, w1/w3, w2.
+
+    Decode: ``n = 1`` new token attending to ``ctx`` cached tokens (itself included).
+    Prefill: ``n`` prompt tokens, causal: token ``i`` attends to ``i + 1`` tokens, so the
+    score matrix has ``n(n+1)/2`` live entries per head.
+    """
+    d, hd, h, kvd = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_dim
+    shapes = cfg.projection_shapes()
+
+    def proj(name):
+        rows, cols = shapes[name]
+        return Op(name, "ternary_mvu", {"rows": rows, "cols": cols}, n, weights=rows * cols,
+                  in_width=cols, out_width=rows)
+
+    # Attention: each of `n` queries of each head attends to `keys` tokens, or causally (query i
+    # of a prefill to i + 1 tokens). The adapters turn this into their kernels' shapes.
+    att = {"heads": h, "head_dim": hd, "queries": n, "keys": ctx, "causal": phase == "prefill"}
+    if phase == "decode":
+        kv_read = ctx * kvd * 8         # K (or V) of every cached token, int8
+        kv_write = kvd * 8
+    else:
+        kv_read = kv_write = n * kvd * 8
+    qk = Op("qk", "int8_matmul", {**att, "product": "qk"}, 1, kv_read_bits=kv_read,
+            kv_write_bits=kv_write)
+    av = Op("av", "int8_matmul", {**att, "product": "av"}, 1, kv_read_bits=kv_read,
+            kv_write_bits=kv_write)
+    sm = Op("softmax", "softmax_int", att, 1)
+
+    def barrier(name):
+        # VitaLLM's absmax re-quantization barrier between the ternary and the Booth core:
+        # the q, k, v accumulators of a token → int8 with a per-token scale
+        rows, cols = shapes[name]
+        acc = ternary_tile_params(rows, cols, 1).acc_width
+        return Op(f"{name}_barrier", "absmax_barrier", {"length": rows, "in_width": acc}, n)
+
+    ops = [Op("attn_norm", "rmsnorm_int", {"length": d}, n),
+           proj("wq"), proj("wk"), proj("wv"), barrier("wq"), barrier("wk"), barrier("wv"),
+           qk, sm, av, proj("wo"),
+           Op("ffn_norm", "rmsnorm_int", {"length": d}, n),
+           proj("w1"), proj("w3"), proj("w2")]
+    return Layer("decoder", tuple(ops), count=cfg.layers)
+
+
+def bitnet_workload(model: str, phase: str, tokens: int = 1, context: int = 128,
+                    lm_head: bool = False) -> Workload:
+    """BitNet b1.58 decoder stack for one decode step (``tokens=1`` at ``context``) or a
+    prefill of ``tokens`` prompt tokens. ``lm_head`` adds the int8 output projection
+    (vocab × hidden, 8-bit weights) for the last token only."""
+    from models.bitnet.config import get_config
+
+    if model not in _BITNET:
+        raise HwsimError(f"unknown model {model!r}; known: {', '.join(known_models())}")
+    if phase not in ("decode", "prefill"):
+        raise HwsimError(f"phase must be decode or prefill, not {phase!r}")
+    for name, v in (("tokens", tokens), ("context", context)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise HwsimError(f"{name} must be a positive integer, not {v!r}")
+    cfg = get_config(_BITNET[model])
+    n = 1 if phase == "decode" else tokens
+    layers = [_bitnet_layer(cfg, phase, n, context)]
+    if lm_head:
+        layers.append(Layer("lm_head", (Op("lm_head", "int8_matmul",
+                                           {"m": 1, "k": cfg.hidden, "n": cfg.vocab}, 1,
+                                           weights=cfg.hidden * cfg.vocab, weight_bits=8,
+                                           in_width=cfg.hidden, out_width=cfg.vocab),), 1))
+    return Workload(model, phase, n, context if phase == "decode" else n, tuple(layers),
+                    {"config": cfg.name, "source": cfg.source})
+
+
+def model_workloads(model: str, prompt: int, context: int, lm_head: bool = False,
+                    onnx_seq: int | None = None) -> tuple[Workload, Workload]:
+    """(decode, prefill) workloads of a named model or an ONNX file."""
+    if str(model).endswith(".onnx"):
+        dec = onnx_workload(Path(model), "decode", 1)
+        pre = onnx_workload(Path(model), "prefill", prompt)
+        return dec, pre
+    return (bitnet_workload(model, "decode", 1, context, lm_head),
+            bitnet_workload(model, "prefill", prompt, prompt, lm_head))
+
+
+# ------------------------------------------------------------------------------------------
+# ONNX graphs
+def onnx_workload(path: Path, phase: str = "decode", tokens: int = 1) -> Workload:
+    """Matrix products of an ONNX graph as ops: ``MatMul``/``Gemm`` with a constant weight.
+
+    A weight initializer whose values are all in {−1, 0, +1} is a ternary projection on the
+    ternary core; any other constant weight is an int8 product on the Booth core (8-bit
+    weights off chip). ``Gemm`` honours ``transB``. Other nodes are ignored (listed in
+    ``notes['ignored']``). Each product processes ``tokens`` vectors.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises several types for a bad file
+        raise HwsimError(f"cannot read ONNX model {path}: {type(e).__name__}") from None
+    inits = {t.name: t for t in model.graph.initializer}
+    # Constant / DequantizeLinear chains: follow a weight through Q/DQ/Cast/Transpose to its data
+    producers = {o: n for n in model.graph.node for o in n.output}
+
+    def const(name, depth=0):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = producers.get(name)
+        if node is None or depth > 4:
+            return None
+        if node.op_type == "Constant":
+            return numpy_helper.to_array(node.attribute[0].t)
+        if node.op_type in ("DequantizeLinear", "QuantizeLinear", "Cast", "Identity") and node.input:
+            return const(node.input[0], depth + 1)
+        if node.op_type == "Transpose":
+            a = const(node.input[0], depth + 1)
+            return None if a is None else a.T
+        return None
+
+    ops, ignored = [], []
+    for i, node in enumerate(model.graph.node):
+        if node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2:
+            if node.op_type not in ("Constant", "DequantizeLinear", "QuantizeLinear", "Cast",
+                                    "Identity", "Transpose"):
+                ignored.append(node.op_type)
+            continue
+        w = const(node.input[1])
+        if w is None or w.ndim != 2:
+            ignored.append(f"{node.op_type}(no constant 2-D weight)")
+            continue
+        trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+        k, n = (w.shape[1], w.shape[0]) if trans_b else w.shape
+        name = node.name or f"{node.op_type.lower()}{i}"
+        if np.all(np.isin(w, (-1, 0, 1))):
+            ops.append(Op(name, "ternary_mvu", {"rows": int(n), "cols": int(k)}, tokens,
+                          weights=int(k * n), in_width=int(k), out_width=int(n)))
+        else:
+            ops.append(Op(name, "int8_matmul", {"m": 1, "k": int(k), "n": int(n)}, tokens,
+                          weights=int(k * n), weight_bits=8, in_width=int(k),
+                          out_width=int(n)))
+    if not ops:
+        raise HwsimError(f"{path.name}: no MatMul/Gemm with a constant 2-D weight to estimate")
+    return Workload(path.stem, phase, tokens, tokens, (Layer("graph", tuple(ops), 1),),
+                    {"source": str(path), "ignored": sorted(set(ignored))})

@@ -1,0 +1,108 @@
+"""QONNX and QCDQ ONNX of a BitNet decoder layer and of the whole model (prefill, fixed length).
+
+``export_bitnet(model, out, seq)`` writes::
+
+    OUT/layer{i}.qonnx.onnx, layer{i}.qcdq.onnx    one decoder layer: hidden (1, T, d) → (1, T, d)
+    OUT/model.qonnx.onnx,    model.qcdq.onnx       tokens (1, T) int64 → logits (1, T, vocab)
+
+and checks each against the torch fake-quant model (QCDQ in onnxruntime, QONNX in qonnx's
+executor) on the inputs it returns. See :mod:`quant.export` for the node patterns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwsim.errors import HwsimError
+from hwsim.files import staged_dir
+from quant.export import FORMATS, export_onnx, replace_bitlinears, run_qcdq, run_qonnx
+
+from .model import BitNetModel
+
+__all__ = ["LayerModule", "export_bitnet", "run_exported", "verify_export"]
+
+
+class LayerModule(nn.Module):
+    """One decoder layer with its RoPE tables, callable on hidden states alone."""
+
+    def __init__(self, model: BitNetModel, index: int):
+        super().__init__()
+        self.layer = model.layers[index]
+        self.register_buffer("cos", model.rope_cos.clone())
+        self.register_buffer("sin", model.rope_sin.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x, self.cos, self.sin)
+
+
+def run_exported(fmt: str, path_or_model, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Run an exported model in its executor (QCDQ: onnxruntime, QONNX: qonnx); first output."""
+    return (run_qcdq if fmt == "qcdq" else run_qonnx)(path_or_model, inputs)[0]
+
+
+def export_bitnet(model: BitNetModel, out: Path, seq: int = 32, layer: int = 0,
+                  tokens: np.ndarray | None = None) -> dict:
+    """Export decoder layer ``layer`` and the whole model in both formats into ``out``.
+
+    Returns ``{"files": [...], "tokens": (1, seq) int64, "hidden": (1, seq, d) float32}`` — the
+    example inputs the graphs were traced with (the layer's input is the real hidden state of
+    ``tokens`` at that layer).
+    """
+    if not model.quantized:
+        raise HwsimError("export needs the ternary (QAT) model, not the float baseline")
+    cfg = model.config
+    if not 1 <= seq <= cfg.max_seq:
+        raise HwsimError(f"export length {seq} must be 1 … {cfg.max_seq}")
+    if not 0 <= layer < cfg.layers:
+        raise HwsimError(f"layer {layer} does not exist ({cfg.layers} layers)")
+    model = model.eval()
+    if tokens is None:
+        tokens = np.random.default_rng(0).integers(0, cfg.vocab, (1, seq))
+    tok = torch.as_tensor(np.asarray(tokens, dtype=np.int64)).reshape(1, seq)
+    captured = {}
+
+    def grab(_module, args):
+        captured["x"] = args[0].detach().clone()
+
+    hook = model.layers[layer].register_forward_pre_hook(grab)
+    with torch.no_grad():
+        model(tok)
+    hook.remove()
+    hidden = captured["x"]
+    files = []
+    with staged_dir(Path(out)) as stage:
+        for fmt in FORMATS:
+            exp = replace_bitlinears(model, fmt)
+            name = f"layer{layer}.{fmt}.onnx"
+            export_onnx(LayerModule(exp, layer), (hidden,), stage / name, ["hidden"], ["out"])
+            files.append(name)
+            name = f"model.{fmt}.onnx"
+            export_onnx(exp, (tok,), stage / name, ["tokens"], ["logits"])
+            files.append(name)
+    return {"files": [str(Path(out) / f) for f in files], "tokens": tok.numpy(),
+            "hidden": hidden.numpy()}
+
+
+def verify_export(model: BitNetModel, exported: dict, layer: int = 0) -> list[dict]:
+    """Run every exported graph in its executor and compare with torch on the traced inputs."""
+    model = model.eval()
+    hidden = torch.from_numpy(exported["hidden"])
+    tokens = torch.from_numpy(exported["tokens"])
+    with torch.no_grad():
+        want = {"layer": LayerModule(model, layer)(hidden).numpy(), "model": model(tokens).numpy()}
+    rows = []
+    for path in exported["files"]:
+        name = Path(path).name
+        part, fmt = name.split(".")[0], name.split(".")[1]
+        kind = "model" if part == "model" else "layer"
+        inputs = {"tokens": exported["tokens"]} if kind == "model" else {"hidden": exported["hidden"]}
+        got = run_exported(fmt, path, inputs)
+        ref = want[kind]
+        rows.append({"file": name, "format": fmt, "max_abs_diff": float(np.abs(got - ref).max()),
+                     "torch_peak": float(np.abs(ref).max()),
+                     "argmax_agreement": float((got.argmax(-1) == ref.argmax(-1)).mean())})
+    return rows
