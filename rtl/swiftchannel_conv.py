@@ -6,7 +6,7 @@ Specification: :mod:`hwsim.golden.swiftchannel_conv` (parameters, cycle formula)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -198,6 +198,9 @@ class SwiftChannelConv(wiring.Component):
             s2_s.append(s2)
         with m.If(advance):
             m.d.sync += s2_valid.eq(s1_valid & s1_last)
+        if p.groups == 1:  # one channel per lane: the shifts are constants, no barrel shifter
+            s2_l = [Const(max(e, 0), spec.LSHIFT_BITS) for e in p.exps]
+            s2_s = [Const(max(-e, 0), spec.SHIFT_BITS) for e in p.exps]
 
         # ---- stage 2: requantize → output register -----------------------------------------
         with m.If(advance):

@@ -33,6 +33,8 @@ def register(sub) -> None:
     t.add_argument("--train", type=positive_int, default=2048, help="training channels")
     t.add_argument("--epochs", type=positive_int, default=20, help="float epochs")
     t.add_argument("--qat-epochs", type=positive_int, default=4, help="QAT epochs")
+    t.add_argument("--teacher-epochs", type=int, default=0,
+                   help="train a 24-channel teacher first and distill from it (0: no teacher)")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
     t.set_defaults(func=_train)
     e = ssub.add_parser("eval", help="NMSE vs SNR of LS, LMMSE, float and int8 (table, CSV, PNG)",
@@ -55,7 +57,7 @@ def _train(args) -> int:
     geom = _geometry(args)  # validates before anything is generated or written
     torch.set_num_threads(1)
     train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
-              seed=args.seed)
+              seed=args.seed, teacher_epochs=args.teacher_epochs)
     return 0
 
 

@@ -115,9 +115,13 @@ def load_int_model(path: Path) -> gold.IntModel:
 
 # ---- train -------------------------------------------------------------------------------
 def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
-              qat_epochs: int = 4, seed: int = 0, lr: float = 3e-3,
-              log: Callable[[str], None] = print) -> dict:
-    """Float training (Conv3XC) → re-parameterization → Brevitas QAT → run folder."""
+              qat_epochs: int = 4, seed: int = 0, lr: float = 3e-3, teacher_epochs: int = 0,
+              distill: float = 0.5, log: Callable[[str], None] = print) -> dict:
+    """Float training (Conv3XC) → re-parameterization → Brevitas QAT → run folder.
+
+    With ``teacher_epochs > 0`` a teacher (:meth:`StudentConfig.teacher`) is trained first and
+    the student's loss adds ``distill ×`` its NMSE to the teacher's output.
+    """
     from safetensors.torch import save_file
 
     if n_train < 32:
@@ -127,9 +131,16 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     cfg = config_for(geom)
     log(f"generating {n_train} Sionna CDL-{geom.cdl_model} channels {geom.full_shape} …")
     data = make_set(geom, n_train, seed=seed)
+    teacher = None
+    if teacher_epochs > 0:
+        log("teacher (24 channels, 6 blocks):")
+        tnet = SwiftChannelNet(StudentConfig.teacher(cfg.rf, cfg.rs))
+        train(tnet, data, teacher_epochs, lr=lr, seed=seed + 2, log=log)
+        teacher = reparameterize(tnet)
     net = SwiftChannelNet(cfg)
     log("float student (Conv3XC):")
-    hist = train(net, data, epochs, lr=lr, seed=seed, log=log)
+    hist = train(net, data, epochs, lr=lr, seed=seed, log=log, teacher=teacher,
+                 distill=distill if teacher is not None else 0.0)
     plain = reparameterize(net)
     log("QAT int8 (Brevitas), from the re-parameterized student:")
     q = QuantSwiftChannel.from_float(plain)
@@ -142,6 +153,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         ref_float_gate = q(example[:1]).numpy()
     meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
             "n_train": n_train, "epochs": epochs, "qat_epochs": qat_epochs,
+            "teacher_epochs": teacher_epochs,
             "loss_db": [float(10 * np.log10(v)) for v in hist],
             "qat_loss_db": [float(10 * np.log10(v)) for v in qhist]}
     with staged_dir(out) as stage:

@@ -1,5 +1,6 @@
 """Float SwiftChannel student: Conv3XC re-parameterization, PixelShuffle, sizes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,6 +57,19 @@ def test_reparameterized_student_same_output(rf, rs):
 def test_paper_student_size():
     plain = reparameterize(SwiftChannelNet(StudentConfig()))
     assert sum(p.numel() for p in plain.parameters()) == 7816  # paper: ≈ 7.8 k
+
+
+def test_teacher_size_and_distillation_step():
+    from models.channels import Geometry
+    from models.swiftchannel.train import make_set, train
+
+    teacher = SwiftChannelNet(StudentConfig.teacher(4, 1))
+    assert sum(p.numel() for p in reparameterize(teacher).parameters()) == 126_212
+    g = Geometry(bs_ant=4, ue_ant=2, subcarriers=16, space_comp=1)
+    data = make_set(g, 16, seed=1)
+    student = SwiftChannelNet(StudentConfig(rs=1))
+    hist = train(student, data, 1, batch=8, teacher=reparameterize(teacher), distill=0.5)
+    assert len(hist) == 1 and np.isfinite(hist[0])
 
 
 def test_pixel_shuffle_matches_torch_and_layout():
