@@ -24,7 +24,9 @@ Layer sizes are not published (REFERENCE.md); this is our design, stated here:
   baseline exactly and training learns the rest.
 
 With ``weight_bits`` set, every Linear is a Brevitas ``QuantLinear`` at that weight width and
-every Linear input and the attention's q, k, v are int8 (``QuantIdentity``): QAT.
+every Linear input and the attention's q, k, v are int8 (``QuantIdentity``): QAT. The network
+input (the DDA grid, whose energy sits in a few cells) has one learned int8 scale per token
+(angle–delay cell), the other activations one per tensor.
 """
 
 from __future__ import annotations
@@ -154,6 +156,18 @@ def _act(bits: int | None) -> nn.Module:
     return QuantIdentity(bit_width=8, return_quant_tensor=False)
 
 
+def _act_per_token(bits: int | None, tokens: int) -> nn.Module:
+    """int8 input quantizer with one learned scale per token (per angle–delay cell)."""
+    if bits is None:
+        return nn.Identity()
+    from brevitas.nn import QuantIdentity
+    from brevitas.quant import Int8ActPerTensorFloat
+
+    return QuantIdentity(act_quant=Int8ActPerTensorFloat, scaling_per_output_channel=True,
+                         per_channel_broadcastable_shape=(1, tokens, 1),
+                         scaling_stats_permute_dims=(1, 0, 2), return_quant_tensor=False)
+
+
 class _Block(nn.Module):
     def __init__(self, cfg: AirFMConfig, shift: bool = False):
         super().__init__()
@@ -221,7 +235,7 @@ class AirFMNet(nn.Module):
         self.cfg = cfg
         b, d = cfg.weight_bits, cfg.dim
         self.register_buffer("coords", fs_pe_coords(cfg), persistent=False)
-        self.ina = _act(b)
+        self.ina = _act_per_token(b, cfg.tokens)
         self.embed = _linear(2 * cfg.past, d, b)
         self.pe = _linear(16, d, b)
         self.blocks = nn.ModuleList(_Block(cfg, shift=i % 2 == 1) for i in range(cfg.layers))
