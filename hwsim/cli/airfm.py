@@ -57,6 +57,8 @@ def register(sub) -> None:
     t.add_argument("--dim", type=positive_int, default=16, help="token width = head dim")
     t.add_argument("--layers", type=positive_int, default=2, help="attention blocks")
     t.add_argument("--window", default="4x8", help="window ANGLExDELAY tokens")
+    t.add_argument("--input-scale", choices=("token", "tensor"), default="token",
+                   help="QAT input quantizer: one int8 scale per angle-delay cell, or one")
     t.add_argument("--no-global", action="store_true", help="skip the global-attention twin")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
     t.set_defaults(func=_train)
@@ -88,7 +90,8 @@ def _train(args) -> int:
     est = args.task == "estimation"
     cfg = AirFMConfig(antennas=args.antennas, subcarriers=args.subcarriers, past=args.past,
                       future=1 if est else args.future, dim=args.dim, layers=args.layers,
-                      window_angle=wa, window_delay=wd, task=args.task)
+                      window_angle=wa, window_delay=wd, task=args.task,
+                      input_scale=args.input_scale)
     if args.past < 2:
         raise HwsimError(f"past frames must be at least 2, not {args.past}")
     if args.subcarriers % args.pilot_spacing:

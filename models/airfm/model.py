@@ -26,7 +26,8 @@ Layer sizes are not published (REFERENCE.md); this is our design, stated here:
 With ``weight_bits`` set, every Linear is a Brevitas ``QuantLinear`` at that weight width and
 every Linear input and the attention's q, k, v are int8 (``QuantIdentity``): QAT. The network
 input (the DDA grid, whose energy sits in a few cells) has one learned int8 scale per token
-(angle–delay cell), the other activations one per tensor.
+(angle–delay cell) with ``input_scale="token"``, or one per tensor with ``"tensor"``; the other
+activations one per tensor.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class AirFMConfig:
     weight_bits: int | None = None
     task: str = "prediction"
     shift_windows: bool = True
+    input_scale: str = "token"
 
     def __post_init__(self):
         for name in ("antennas", "subcarriers", "past", "future", "dim", "layers",
@@ -79,6 +81,8 @@ class AirFMConfig:
             raise HwsimError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if self.task == "estimation" and self.future != 1:
             raise HwsimError("channel estimation outputs one frame (future must be 1)")
+        if self.input_scale not in ("token", "tensor"):
+            raise HwsimError(f"input scale must be token or tensor, not {self.input_scale!r}")
         if self.weight_bits not in (None, 4, 8):
             raise HwsimError(f"weight bits must be 4 or 8 (or float), not {self.weight_bits!r}")
 
@@ -235,7 +239,7 @@ class AirFMNet(nn.Module):
         self.cfg = cfg
         b, d = cfg.weight_bits, cfg.dim
         self.register_buffer("coords", fs_pe_coords(cfg), persistent=False)
-        self.ina = _act_per_token(b, cfg.tokens)
+        self.ina = (_act_per_token(b, cfg.tokens) if cfg.input_scale == "token" else _act(b))
         self.embed = _linear(2 * cfg.past, d, b)
         self.pe = _linear(16, d, b)
         self.blocks = nn.ModuleList(_Block(cfg, shift=i % 2 == 1) for i in range(cfg.layers))
