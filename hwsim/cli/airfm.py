@@ -57,8 +57,8 @@ def register(sub) -> None:
     t.add_argument("--dim", type=positive_int, default=16, help="token width = head dim")
     t.add_argument("--layers", type=positive_int, default=2, help="attention blocks")
     t.add_argument("--window", default="4x8", help="window ANGLExDELAY tokens")
-    t.add_argument("--input-scale", choices=("token", "tensor"), default="token",
-                   help="QAT input quantizer: one int8 scale per angle-delay cell, or one")
+    t.add_argument("--input-scale", choices=("tensor", "token"), default="tensor",
+                   help="QAT input quantizer: one int8 scale per tensor, or per angle-delay cell")
     t.add_argument("--no-global", action="store_true", help="skip the global-attention twin")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
     t.set_defaults(func=_train)

@@ -63,7 +63,7 @@ class AirFMConfig:
     weight_bits: int | None = None
     task: str = "prediction"
     shift_windows: bool = True
-    input_scale: str = "token"
+    input_scale: str = "tensor"
 
     def __post_init__(self):
         for name in ("antennas", "subcarriers", "past", "future", "dim", "layers",
