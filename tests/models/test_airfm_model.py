@@ -139,15 +139,20 @@ def test_attention_cost_window_vs_global():
     assert w["cycles_per_window"] == 1 + 32 * pw.chunks + 32 * spec.query_cycles(pw, 32)
 
 
-def test_train_eval_export_pipeline_tiny(tmp_path):
-    from models.airfm.pipeline import evaluate, table, train_run
+@pytest.mark.parametrize("input_scale", ["tensor", "token"])
+def test_train_eval_export_pipeline_tiny(tmp_path, input_scale):
+    from models.airfm.pipeline import evaluate, load_net, table, train_run
 
     torch.set_num_threads(1)
     base = ChannelSpec(antennas=TINY.antennas, frames=TINY.past + TINY.future,
                        subcarriers=TINY.subcarriers)
     run = tmp_path / "run"
-    meta = train_run(run, TINY, base, ["CDL-A"], [30.0], n_per=16, epochs=1, qat_epochs=1,
+    cfg = TINY.replace(input_scale=input_scale)
+    meta = train_run(run, cfg, base, ["CDL-A"], [30.0], n_per=16, epochs=1, qat_epochs=1,
                      log=lambda s: None)
+    q8 = load_net(run, "window_int8")[0]
+    scale = q8.ina.act_quant.scale() if input_scale == "token" else None
+    assert scale is None or tuple(scale.shape) == (1, TINY.tokens, 1)
     names = {f.name for f in run.iterdir()}
     assert {"window.safetensors", "global.safetensors", "window_int8.safetensors",
             "window_int4.safetensors", "int8.qonnx.onnx", "int8.qcdq.onnx", "int4.qonnx.onnx",
