@@ -26,6 +26,9 @@ DESCRIPTION = ("AirFM-DDA window attention on the attention-head RTL: a real DDA
 def add_arguments(p) -> None:
     p.add_argument("--run", type=Path, default=None,
                    help="AirFM run folder (hwsim airfm train); default: untrained net")
+    p.add_argument("--variant", choices=("window", "window_int8", "window_int4"),
+                   default="window", help="net of the run: float, or a QAT net (its own int8 "
+                                          "q/k/v codes)")
     p.add_argument("--profile", default="CDL-D", help="channel profile of the sample")
     p.add_argument("--speed", type=float, default=60.0, help="UE speed km/h of the sample")
     p.add_argument("--layer", type=int, default=0, help="attention layer")
@@ -52,9 +55,11 @@ def run(args) -> dict:
     torch.set_num_threads(1)
     (profile,) = parse_profiles(args.profile)[:1]
     if args.run is not None:
-        net, meta = load_net(args.run, "window")
+        net, meta = load_net(args.run, args.variant)
         cfg, base, trained = net.cfg, ChannelSpec(**meta["channel"]), True
     else:
+        if args.variant != "window":
+            raise HwsimError("--variant needs --run (a trained run folder)")
         torch.manual_seed(0)
         cfg = AirFMConfig()
         net, base, trained = AirFMNet(cfg), ChannelSpec(frames=cfg.past + cfg.future), False
@@ -71,6 +76,7 @@ def run(args) -> dict:
     cost = attention_cost(cfg, args.lanes, args.exp_lanes, args.clock_mhz * 1e6)
     ref = case["float_ref"]
     out = {"trained": trained, "run": str(args.run) if args.run else None,
+           "variant": args.variant,
            "sample": {"profile": profile, "speed_kmh": args.speed, "seed": args.seed},
            "config": cfg.to_dict(), "head": {"head_dim": p.head_dim, "max_len": p.max_len,
                                              "lanes": p.lanes, "exp_lanes": p.exp_lanes},
@@ -104,7 +110,8 @@ def run(args) -> dict:
 def table(r: dict) -> str:
     c, w, g = r["cost"], r["cost"]["window"], r["cost"]["global"]
     rows = [
-        ("net", "trained run " + r["run"] if r["trained"] else "untrained (no --run)"),
+        ("net", f"trained run {r['run']} ({r['variant']})" if r["trained"]
+         else "untrained (no --run)"),
         ("DDA sample", f"{r['sample']['profile']} at {r['sample']['speed_kmh']:g} km/h"),
         ("head", f"head_dim={r['head']['head_dim']} window tokens={r['head']['max_len']} "
                  f"lanes={r['head']['lanes']} exp_lanes={r['head']['exp_lanes']}"),

@@ -9,6 +9,8 @@ window versus global attention from the kernel's own formulas.
   stream: ``clear``, ``w × kv``, ``w × q`` (non-causal: every query sees the whole window).
   In odd (shifted-window) layers the window index counts windows of the rolled grid.
   :func:`hwsim.golden.attention_head.run_ops` is its golden result; the RTL must equal it.
+  For a QAT net (``weight_bits`` set) the codes are those of its own int8 q/k/v quantizers
+  (value / Brevitas scale), so the RTL sees exactly the integers the QAT model attends with.
 * :func:`attention_cost` counts one inference's attention on the kernel: per layer,
   ``tokens / w`` windows, each ``stream_cycles`` of that window's operation stream and
   ``action_counts(p, w, queries=w)``, for ``w`` = window tokens (window attention) and
@@ -56,6 +58,15 @@ def _codes(x: np.ndarray) -> tuple[np.ndarray, float]:
     return quantize(x, INT8, s), s
 
 
+def _qat_codes(x: np.ndarray, quant) -> tuple[np.ndarray, float]:
+    """The int8 codes a Brevitas ``QuantIdentity`` produced: ``x / scale``, checked integral."""
+    s = float(quant.act_quant.scale().detach())
+    c = np.rint(x / s)
+    if np.abs(c - x / s).max() > 1e-3 or c.min() < INT8.min_code or c.max() > INT8.max_code:
+        raise ValueError("q/k/v are not int8 codes of their quantizer's scale")
+    return c.astype(np.int64), s
+
+
 def window_case(net: AirFMNet, x: np.ndarray, p: spec.AttentionParams, layer: int = 0,
                 window: int = 0) -> dict:
     """One window as a kernel case (``arrays`` for the runner) plus its golden and float result."""
@@ -64,7 +75,12 @@ def window_case(net: AirFMNet, x: np.ndarray, p: spec.AttentionParams, layer: in
     q, k, v = window_qkv(net, x, layer, window)
     if q.shape != (p.max_len, p.head_dim):
         raise ValueError(f"window is {q.shape}, kernel expects ({p.max_len}, {p.head_dim})")
-    (Q, s_q), (K, s_k), (V, s_v) = _codes(q), _codes(k), _codes(v)
+    if net.cfg.weight_bits is None:
+        (Q, s_q), (K, s_k), (V, s_v) = _codes(q), _codes(k), _codes(v)
+    else:
+        blk = net.blocks[layer]
+        (Q, s_q), (K, s_k), (V, s_v) = (_qat_codes(t, m) for t, m in
+                                        ((q, blk.qq), (k, blk.kq), (v, blk.vq)))
     M, S = fold_scale(s_q, s_k, 1 / math.sqrt(p.head_dim), 1 / p.score.lsb, bits=p.mult_bits)
     ops = [("clear",), *[("kv", K[t], V[t]) for t in range(len(K))],
            *[("q", Q[t]) for t in range(len(Q))]]

@@ -213,3 +213,23 @@ def test_estimation_task_untrained_net_is_ls_and_lmmse_beats_ls(tmp_path):
     r = res["rows"][0]
     assert res["columns"][:2] == ["ls", "lmmse"]
     assert r["lmmse"] < r["ls"] - 1.0  # covariance-aware beats interpolation at 10 dB
+
+
+def test_window_case_of_a_qat_net_uses_its_own_int8_codes():
+    cfg = TINY.replace(weight_bits=8)
+    H = generate(ChannelSpec(profile="CDL-A", antennas=4, frames=cfg.past + cfg.future,
+                             subcarriers=8), 4, seed=2)
+    ds = D.split(H, cfg.past)
+    torch.manual_seed(0)
+    net = AirFMNet(cfg).train()
+    with torch.no_grad():
+        net(torch.from_numpy(ds.X))  # Brevitas collects activation statistics
+    p = head_params(cfg, "window", lanes=4)
+    case = window_case(net, ds.X[0], p)
+    arr = case["arrays"]
+    Q, K, V = arr["a"][9:], arr["a"][1:9], arr["b"][1:9]
+    q, k, v = case["float_qkv"]
+    for codes, x, s in zip((Q, K, V), (q, k, v), case["scales"], strict=True):
+        assert np.allclose(codes * s, x, rtol=0, atol=1e-6 * max(np.abs(x).max(), 1e-9))
+    o, amax = spec.attention_head(Q, K, V, int(arr["mult"]), int(arr["shift"]), p)
+    assert np.array_equal(o, case["golden_o"]) and np.array_equal(amax, case["golden_amax"])
