@@ -29,6 +29,7 @@ from hwsim.errors import HwsimError
 from quant.qtype import Rounding, quantize_multiplier, round_shift
 
 __all__ = [
+    "EXACT_ACC_BITS",
     "GATE_BITS",
     "GATE_ONE",
     "LUT_RANGE",
@@ -41,6 +42,7 @@ __all__ = [
     "dequantize_output",
     "lut_index",
     "lut_multiplier",
+    "macs",
     "pixel_shuffle_int",
     "quantize_input",
     "requant_pot",

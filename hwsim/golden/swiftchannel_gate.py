@@ -17,7 +17,7 @@ from hwsim.errors import HwsimError
 
 from .swiftchannel import ConvInt, SpabInt, sigmoid_lut, spab_gate
 
-__all__ = ["PIPELINE_DEPTH", "GateParams", "gate", "stream_cycles"]
+__all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "stream_cycles"]
 
 PIPELINE_DEPTH = 2
 
@@ -74,3 +74,10 @@ def gate(x, c2, p: GateParams) -> np.ndarray:
 
 def stream_cycles(p: GateParams, beats: int) -> int:
     return beats + PIPELINE_DEPTH
+
+
+def action_counts(p: GateParams, beats: int) -> dict[str, int]:
+    """Hardware actions for ``beats`` beats of ``lanes`` elements."""
+    n = beats * p.lanes
+    return {"add_requant": n, "lut_read_bits": 8 * n, "mul_int8": n, "mul_requant": n,
+            "lut_index_mul": n, "cycles": stream_cycles(p, beats)}

@@ -85,8 +85,9 @@ class _QSPAB(nn.Module):
     float_gate = False
 
     def gate(self, c2) -> torch.Tensor:
-        if self.float_gate:
-            return torch.sigmoid(c2.value) - 0.5
+        if self.float_gate:  # the function the LUT tabulates: clamped to its range [−3, 3]
+            x = torch.clamp(c2.value, -gold.LUT_RANGE, gold.LUT_RANGE)
+            return torch.sigmoid(x) - 0.5
         mult, shift = gold.lut_multiplier(float(c2.scale.detach()))
         return _LutGate.apply(c2.value, _codes(c2).cpu(), float(c2.zero_point.detach()), mult, shift,
                               self.lut.numpy())
