@@ -6,9 +6,10 @@ Layer sizes are not published (REFERENCE.md); this is our design, stated here:
   ``P`` Doppler bins of that cell (``2P`` numbers) → ``Linear(2P, dim)``;
 * frame-structure-aware positional encoding (FS-PE): the token's physical coordinates, derived
   from the frame structure rather than its index — spatial frequency ``sin θ`` of the angle bin
-  (half-wavelength ULA), delay ``τ = d / (F·Δf)`` of the delay bin in units of the normal cyclic
-  prefix of the numerology (``T_cp = 144/2048`` of the symbol of a 14-symbol slot of length
-  ``frame_s``; delays past the CP cause inter-symbol interference, delays past ``1/Δf`` alias) —
+  (half-wavelength ULA), delay ``τ = d / (F·Δf)`` of the delay bin in units of a cyclic-prefix
+  length taken as ``T_cp = frame_s/14 · 144/2048`` (a slot of 14 symbols; the exact normal CP
+  is ``144/2192`` of a symbol plus its CP, 7 % shorter — the unit only rescales the encoding;
+  delays past the CP cause inter-symbol interference, delays past ``1/Δf`` alias) —
   each expanded in sin/cos at four octaves and mapped by ``Linear(16, dim)``;
 * ``layers`` pre-norm blocks, each one single-head attention (head dim = ``dim``, so one window
   is exactly one call of the attention-head kernel) and a ReLU MLP (``dim → 2·dim → dim``);
