@@ -33,9 +33,14 @@ def register(sub) -> None:
                        description="AirFM-DDA (arXiv 2605.00020): window attention over the "
                                    "angle-Doppler-delay grid on Sionna TR 38.901 channels.")
     s = p.add_subparsers(dest="airfm_command", metavar="ACTION", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    t = s.add_parser("train", help="train window + global nets, QAT int8/int4, export ONNX",
-                     formatter_class=fmt)
+    add_train_parser(s, "train")
+    add_eval_parser(s, "eval")
+
+
+def add_train_parser(sub, name: str = "airfm") -> None:
+    """``train`` under ``hwsim airfm``; ``name="airfm"`` wires ``hwsim train airfm``."""
+    t = sub.add_parser(name, help="train window + global nets, QAT int8/int4, export ONNX",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
     t.add_argument("--task", choices=("prediction", "estimation"), default="prediction",
                    help="prediction: future frames from past ones; estimation: the current "
@@ -62,8 +67,12 @@ def register(sub) -> None:
     t.add_argument("--no-global", action="store_true", help="skip the global-attention twin")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
     t.set_defaults(func=_train)
-    e = s.add_parser("eval", help="zero-shot NMSE table vs last-value / linear (MD, JSON, PNG)",
-                     formatter_class=fmt)
+
+
+def add_eval_parser(sub, name: str = "airfm") -> None:
+    """``eval`` under ``hwsim airfm``; ``name="airfm"`` wires ``hwsim eval airfm``."""
+    e = sub.add_parser(name, help="zero-shot NMSE table vs last-value / linear (MD, JSON, PNG)",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("run", type=Path, help="run folder written by `hwsim airfm train`")
     e.add_argument("--profiles", default="CDL-A,CDL-B,CDL-C,CDL-D,CDL-E",
                    help="test profiles (CDL-A…E, TDL-A…E)")

@@ -21,7 +21,13 @@ def register(sub) -> None:
     p = sub.add_parser("swiftchannel", help="SwiftChannel 5G channel estimator: train, evaluate",
                        description="SwiftChannel (arXiv 2605.01931) on Sionna CDL-B channels.")
     ssub = p.add_subparsers(dest="sc_command", metavar="ACTION", required=True)
-    t = ssub.add_parser("train", help="train the float student, re-parameterize, QAT to int8",
+    add_train_parser(ssub, "train")
+    add_eval_parser(ssub, "eval")
+
+
+def add_train_parser(sub, name: str = "swiftchannel") -> None:
+    """``train`` under ``hwsim swiftchannel``; ``name="swiftchannel"`` wires ``hwsim train swiftchannel``."""
+    t = sub.add_parser(name, help="train the float student, re-parameterize, QAT to int8",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
     t.add_argument("--geometry", choices=("default", "paper"), default="default",
@@ -37,7 +43,11 @@ def register(sub) -> None:
                    help="train a 24-channel teacher first and distill from it (0: no teacher)")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
     t.set_defaults(func=_train)
-    e = ssub.add_parser("eval", help="NMSE vs SNR of LS, LMMSE, float and int8 (table, CSV, PNG)",
+
+
+def add_eval_parser(sub, name: str = "swiftchannel") -> None:
+    """``eval`` under ``hwsim swiftchannel``; ``name="swiftchannel"`` wires ``hwsim eval swiftchannel``."""
+    e = sub.add_parser(name, help="NMSE vs SNR of LS, LMMSE, float and int8 (table, CSV, PNG)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("run", type=Path, help="run folder written by `hwsim swiftchannel train`")
     e.add_argument("--snr", default="0:30:5", help="SNRs in dB: start:stop:step or a,b,c")
