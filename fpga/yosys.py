@@ -69,8 +69,14 @@ def run_yosys(script: str, cwd: Path, log: Path | None = None, timeout: float = 
 
 
 def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | None = None,
-                 extra: str = "") -> dict:
-    """Synthesize ``verilog`` for a Xilinx family; return ``{"cells": {...}, "resources": {...}}``."""
+                 extra: str = "", stop_before_luts: bool = False) -> dict:
+    """Synthesize ``verilog`` for a Xilinx family; return ``{"cells": {...}, "resources": {...}}``.
+
+    ``stop_before_luts`` runs ``synth_xilinx`` only up to its ``map_luts`` step (DSP, block and
+    LUT RAM, carry chains and flip-flops are mapped; the remaining logic is left as generic
+    gates, counted in ``resources["unmapped_gates"]``, and ``resources["luts"]`` holds only the
+    LUT-RAM/SRL cells). It is the fallback for netlists on which YoWASP's ABC aborts.
+    """
     verilog = Path(verilog).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir) if workdir else Path(tmp)
@@ -82,7 +88,8 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
         notes = []
 
         def script(opts):
-            return (f"read_verilog {verilog.name}; synth_xilinx -family {family} -top {top} "
+            upto = " -run begin:map_luts" if stop_before_luts else ""
+            return (f"read_verilog {verilog.name}; synth_xilinx -family {family} -top {top}{upto} "
                     f"{opts}; tee -q -o {stat} stat -json")
         try:
             run_yosys(script(extra), cwd=wd, log=wd / f"{top}.yosys.log")
@@ -114,6 +121,7 @@ def xilinx_resources(cells: dict[str, int]) -> dict[str, float]:
         return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
 
     return {
+        "unmapped_gates": count(r"\$_\w+_"),
         # yosys leaves inverters as INV cells; Vivado implements each as a LUT1
         "luts": count(r"LUT[1-6]") + count(r"INV") + count(r"(RAM|SRL)\w*") - count(r"RAMB\w*")
         - count(r"URAM\w*"),

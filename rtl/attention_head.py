@@ -63,7 +63,7 @@ class AttentionHead(wiring.Component):
 
     Latency and throughput (no idle input, no back-pressure; :func:`~hwsim.golden.
     attention_head.query_cycles`): a query against ``L`` tokens takes
-    ``2·L·C + ⌈L/E⌉ + 2·C + 2·recip_bits + 23`` cycles from its first q beat to its last
+    ``2·L·C + ⌈L/E⌉ + 2·C + 2·recip_bits + 19`` cycles from its first q beat to its last
     output beat, i.e. ``lanes`` multiplies per cycle for ``2·L·C`` of them; a kv operation takes
     ``C`` cycles, a clear one. Operations run back to back. Back-pressure on ``out`` stalls only
     the output phase; idle input cycles only delay the operation.
@@ -80,7 +80,8 @@ class AttentionHead(wiring.Component):
     score_mult : ``In(unsigned(mult_bits))``, score_shift : ``In(unsigned(shift_bits))``
         Folded score requantization, sampled with the last q beat of each query.
     length : ``Out(range(max_len + 1))``
-        Tokens in the cache. A kv operation on a full cache is accepted and dropped.
+        Tokens in the cache. A kv operation on a full cache is accepted and dropped; a query on
+        an empty cache answers ``C`` zero beats with ``amax = 0`` (the golden model rejects both).
     busy : ``Out(1)``
         High while a query runs.
     """
@@ -230,7 +231,13 @@ class AttentionHead(wiring.Component):
                                 sc_lane.eq(0), ssum.eq(0), amax.eq(0), ex_w.eq(0),
                                 erem.eq(length),
                             ]
-                            m.next = "QK"
+                            with m.If(length == 0):
+                                # nothing to attend to: answer zeros (r = 0), amax = 0
+                                m.d.sync += [out_r.eq(0), out_k.eq(p.recip_bits), og.eq(0),
+                                             out_issue.eq(1)]
+                                m.next = "OUT"
+                            with m.Else():
+                                m.next = "QK"
                     with m.Case(spec.OP_CLEAR):
                         m.d.sync += [length.eq(0), waddr.eq(0), kv_c.eq(0)]
             with m.State("QK"):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from ._common import positive_int, print_json
+
+#: models whose own command module (``hwsim MODEL train``) is also reachable as ``hwsim train MODEL``
+_OTHER_MODELS = ("snn", "swiftchannel", "airfm")
 
 
 def register(sub) -> None:
@@ -33,6 +37,8 @@ def register(sub) -> None:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=run_bitnet)
+    for model in _OTHER_MODELS:  # the same parsers as `hwsim MODEL train`
+        importlib.import_module(f"hwsim.cli.{model}").add_train_parser(msub, model)
 
 
 def run_bitnet(args) -> int:

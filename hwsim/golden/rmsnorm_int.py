@@ -70,6 +70,8 @@ class RmsNormParams:
         ``G``: fractional bits of the RMS.
     recip_bits : int
         Precision of the reciprocal of the RMS.
+    multiplier : str
+        RTL multiplier style, ``"dsp"`` or ``"booth"`` (:mod:`rtl.common.booth`).
     """
 
     n: int = 64
@@ -79,6 +81,7 @@ class RmsNormParams:
     out: QType = OUT_Q5
     rms_frac: int = 12
     recip_bits: int = 16
+    multiplier: str = "dsp"
 
     def __post_init__(self):
         for name, lo, hi in (("n", 1, 1 << 20), ("lanes", 1, 1024), ("rms_frac", 0, 16),
@@ -90,8 +93,38 @@ class RmsNormParams:
             raise HwsimError(f"rmsnorm lanes ({self.lanes}) must divide n ({self.n})")
         if not self.x.signed or self.x.width > 32:
             raise HwsimError(f"rmsnorm input must be signed and ≤ 32 bits, not {self.x}")
+        if self.multiplier not in ("dsp", "booth"):
+            raise HwsimError(f"rmsnorm multiplier must be dsp or booth, not {self.multiplier!r}")
         if self.shift_base < 0:
             raise HwsimError("rmsnorm output has more fractional bits than the datapath carries")
+
+    @property
+    def chunks(self) -> int:
+        return self.n // self.lanes
+
+    @property
+    def ss_width(self) -> int:
+        """Unsigned bits of ``Σ x²``."""
+        return (self.n << (2 * (self.x.width - 1))).bit_length()
+
+    @property
+    def num_width(self) -> int:
+        """Bits of the dividend ``ss · 2**(2G)`` (one quotient bit per cycle)."""
+        return self.ss_width + 2 * self.rms_frac
+
+    @property
+    def eps_width(self) -> int:
+        """Bits of the ``eps`` port."""
+        return 2 * self.x.width + 2 * self.rms_frac
+
+    @property
+    def v_width(self) -> int:
+        """Bits of ``v = floor(ss · 2**(2G) / n) + eps_code``."""
+        return max(self.num_width, self.eps_width) + 1
+
+    @property
+    def sqrt_steps(self) -> int:
+        return (self.v_width + 1) // 2
 
     @property
     def shift_base(self) -> int:
@@ -116,6 +149,8 @@ def rmsnorm_int(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.n
         raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")
     if isinstance(eps_code, bool) or not isinstance(eps_code, int | np.integer) or eps_code < 0:
         raise HwsimError(f"rmsnorm eps_code must be a non-negative integer, not {eps_code!r}")
+    if int(eps_code) >> p.eps_width:
+        raise HwsimError(f"rmsnorm eps_code {eps_code} does not fit {p.eps_width} bits")
     ss = np.sum(x * x, axis=-1, keepdims=True)
     v = (ss << (2 * p.rms_frac)) // p.n + int(eps_code)
     q = isqrt(v)
@@ -138,10 +173,11 @@ def rmsnorm_float(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np
 
 
 def latency_cycles(p: RmsNormParams) -> int:
-    """Cycles of one vector on a ``lanes``-wide unit: sum of squares, the square root
-    (``bits(v)/2`` iterations), the reciprocal, then the scaled outputs."""
-    v_bits = ((p.n * (1 << 2 * (p.x.width - 1))) << (2 * p.rms_frac)).bit_length()
-    return p.n // p.lanes + (v_bits + 1) // 2 + p.recip_bits + 2 + p.n // p.lanes
+    """Cycles of one vector on :class:`rtl.rmsnorm_int.RmsNorm`, first input beat to last output
+    beat: ``C`` beats in (sum of squares), one quotient bit per cycle of ``ss·2**(2G) / n``,
+    one root bit per cycle of the square root, the reciprocal, ``C`` beats out."""
+    C = p.chunks
+    return C + p.num_width + p.sqrt_steps + p.recip_bits + 2 + C + 2
 
 
 def action_counts(p: RmsNormParams, rows: int = 1) -> dict[str, int]:

@@ -29,3 +29,12 @@ def test_bad_parameters_exit_2_with_one_line(tmp_path, capsys, args, msg):
     assert not out.exists()
     assert main(["sim", "attention-head", *args, "-o", str(out)]) == 2
     assert not out.exists()
+
+
+def test_rmsnorm_cli(tmp_path, capsys):
+    assert main(["rtl", "emit", "rmsnorm", "--n", "8", "--lanes", "4", "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "rmsnorm_int.v").exists()
+    assert main(["rtl", "emit", "rmsnorm", "--n", "60", "-o", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "hwsim: error: rmsnorm lanes (16) must divide n (60)"
+    assert not (tmp_path / "x").exists()

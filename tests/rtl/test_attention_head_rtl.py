@@ -100,3 +100,26 @@ def test_other_shapes(shape):
 def test_component_needs_its_params():
     with pytest.raises(HwsimError, match="AttentionParams"):
         AttentionHead(dict(SMALL))
+
+
+def test_query_on_empty_cache_answers_zeros_and_full_cache_drops_kv():
+    p = spec.AttentionParams(**SMALL)
+    rng = np.random.default_rng(6)
+    q = rng.integers(-128, 128, 8)
+    K, V = rng.integers(-128, 128, (9, 8)), rng.integers(-128, 128, (9, 8))
+    C = p.chunks
+    q_beats = spec.op_words([("kv", q, q), ("q", q)], p)[C:]
+    ops = [("clear",), *[("kv", K[t], V[t]) for t in range(8)], ("q", q)]
+    ninth = spec.op_words([("kv", K[8], V[8])], p)
+    # a query before any kv (the golden model rejects it; the RTL must not hang), a full
+    # cache, a 9th token that must be dropped, the same query again
+    words = [spec.OP_CLEAR, *q_beats, *spec.op_words(ops, p), *ninth, *q_beats]
+    dut = AttentionHead(p)
+    src = Source(dut.inp, words)
+    snk = Sink(dut.out, 3 * C)
+    run_streams(dut, [src], [snk], settle=[(dut.score_mult, M0), (dut.score_shift, S0)])
+    got = spec.out_results(snk.values, p)
+    assert np.all(got[0][0] == 0) and got[0][1] == 0
+    want = spec.run_ops(ops, M0, S0, p)[0]
+    for g in got[1:]:
+        assert np.array_equal(g[0], want[0]) and g[1] == want[1]

@@ -20,3 +20,14 @@ def test_cocotb_bit_exact_and_cycles(tmp_path, sim, style):
     assert all(c["cycles_match"] for c in report.cases if c["timed"])
     stalled = next(c for c in report.cases if c["name"] == "idle_backpressure")
     assert not stalled["timed"] and stalled["cycles"] > stalled["expected_cycles"]
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim, style", [("icarus", "booth"), ("verilator", "dsp")])
+def test_cocotb_rmsnorm(tmp_path, sim, style):
+    kernel = get_kernel("rmsnorm")
+    p = kernel.params(n=8, lanes=4, multiplier=style)
+    report = simulate(kernel, p, kernel.cases(p, seed=2), tmp_path, sim=sim)
+    assert report.passed, report.failures
+    assert all(c["bit_exact"] for c in report.cases)
+    assert all(c["cycles_match"] for c in report.cases if c["timed"])

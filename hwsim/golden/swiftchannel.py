@@ -1,0 +1,232 @@
+"""Integer SwiftChannel student: int8 conv + requantization + LUT gating + PixelShuffle.
+
+The specification of the int8 SwiftChannel (arXiv 2605.01931; REFERENCE.md "SwiftChannel") on
+integer numpy arrays. Activations are uint8 codes ``q`` with a zero point ``z`` and a
+power-of-two scale (``value = (q − z) · 2**e``); weights int8 with one power-of-two scale per
+output channel; biases int32 at the accumulator's scale. Every rescale is then a power of two,
+and the paper's requantizer ``clip(round(acc · s_in · s_w[oc] / s_out) + zp, 0, 255)`` is an
+exact shift with round-half-even (:func:`requant_pot`).
+
+Contract (``tests/golden/test_swiftchannel.py``):
+
+* :func:`swiftchannel_int` equals, with ``==`` on every uint8 code, the output codes of the
+  Brevitas fake-quant model :class:`models.swiftchannel.qat.QuantSwiftChannel` it was extracted
+  from (power-of-two scales make every float32 step of that model exact, provided each
+  accumulator stays below 2**24 in magnitude, which :func:`conv_acc` checks);
+* the SPAB gate ``sigmoid(x) − 0.5`` is a 512-entry LUT over [−3, 3): entry ``k`` holds
+  ``round(256 · (sigmoid(−3 + (k + ½)·6/512) − ½))`` (the bin centre; an int8 code, scale 2**-8)
+  and the index of a code ``q`` is ``clip(floor((q − z) · M · 2**-S) + 256, 0, 511)`` where
+  ``M · 2**-S ≈ s · 512/6`` (16-bit ``M``), i.e. ``x·512/6 + 256`` clamped, as in the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+from quant.qtype import Rounding, quantize_multiplier, round_shift
+
+__all__ = [
+    "EXACT_ACC_BITS",
+    "GATE_BITS",
+    "GATE_ONE",
+    "LUT_RANGE",
+    "LUT_SIZE",
+    "ConvInt",
+    "IntModel",
+    "SpabInt",
+    "conv_acc",
+    "conv_int",
+    "dequantize_output",
+    "lut_index",
+    "lut_multiplier",
+    "macs",
+    "pixel_shuffle_int",
+    "quantize_input",
+    "requant_pot",
+    "sigmoid_lut",
+    "spab_gate",
+    "spab_int",
+    "swiftchannel_int",
+]
+
+LUT_SIZE = 512
+LUT_RANGE = 3.0
+GATE_BITS = 8
+GATE_ONE = 1 << GATE_BITS
+_ACT_MAX = 255
+#: float32 carries 24 mantissa bits: the fake-quant model is exact while |acc| < 2**24
+EXACT_ACC_BITS = 24
+
+
+def sigmoid_lut() -> np.ndarray:
+    """The 512 int8 gate codes ``round(256 · (sigmoid(x_k) − 0.5))``, ``x_k`` the bin centres."""
+    x = -LUT_RANGE + (np.arange(LUT_SIZE) + 0.5) * (2 * LUT_RANGE / LUT_SIZE)
+    return np.round(GATE_ONE * (1.0 / (1.0 + np.exp(-x)) - 0.5)).astype(np.int64)
+
+
+def lut_multiplier(scale: float) -> tuple[int, int]:
+    """``(M, S)`` with ``M · 2**-S ≈ scale · 512/6``: maps ``q − z`` to a LUT index offset."""
+    return quantize_multiplier(float(scale) * LUT_SIZE / (2 * LUT_RANGE), bits=16)
+
+
+def lut_index(codes, zp: int, mult: int, shift: int) -> np.ndarray:
+    """``clip(floor((q − z)·M / 2**S) + 256, 0, 511)`` for uint8 codes ``q``."""
+    q = np.asarray(codes, dtype=np.int64)
+    off = round_shift((q - int(zp)) * int(mult), int(shift), Rounding.FLOOR)
+    return np.clip(off + LUT_SIZE // 2, 0, LUT_SIZE - 1)
+
+
+def requant_pot(acc, exp, zp: int) -> np.ndarray:
+    """``clip(round_half_even(acc · 2**exp + zp), 0, 255)``; ``exp`` scalar or per channel (axis 0).
+
+    The paper writes ``round(acc · s) + zp``; the two differ only at ties, where adding the zero
+    point first (as the Brevitas quantizer does) sends the tie to the even code.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    e = np.asarray(exp, dtype=np.int64).reshape((-1,) + (1,) * (acc.ndim - 1)) if np.ndim(exp) \
+        else np.asarray(exp, dtype=np.int64)
+    sh = np.maximum(-e, 0)
+    # the zero point is added before rounding (ties go to the even *code*, as Brevitas does)
+    y = round_shift((acc << np.maximum(e, 0)) + (np.int64(zp) << sh), sh, Rounding.HALF_EVEN)
+    return np.clip(y, 0, _ACT_MAX)
+
+
+@dataclass(frozen=True)
+class ConvInt:
+    """One int8 convolution (3×3 or 1×1, stride 1, zero padding in the real domain).
+
+    ``w`` (oc, ic, k, k) int8 codes, ``b`` (oc,) int32 at scale ``s_in · s_w[oc]``, ``exp`` (oc,)
+    the requantization exponents ``log2(s_in · s_w[oc] / s_out)``, zero points ``z_in``, ``z_out``.
+    """
+
+    w: np.ndarray
+    b: np.ndarray
+    exp: np.ndarray
+    z_in: int
+    z_out: int
+
+    @property
+    def k(self) -> int:
+        return int(self.w.shape[-1])
+
+
+@dataclass(frozen=True)
+class SpabInt:
+    """An integer SPAB: two convs, the LUT gate and the two requantized element-wise ops."""
+
+    c1: ConvInt          # ReLU conv: z_out = 0, the clip at 0 is the ReLU
+    c2: ConvInt
+    lut_mult: int
+    lut_shift: int
+    sum_exp_x: int       # log2(s_x / s_sum)
+    sum_exp_c: int       # log2(s_c2 / s_sum)
+    z_sum: int
+    mul_exp: int         # log2(s_sum · 2**-8 / s_out)
+    z_out: int
+
+
+@dataclass(frozen=True)
+class IntModel:
+    s_in: float
+    z_in: int
+    head: ConvInt
+    blocks: tuple[SpabInt, ...]
+    tail: ConvInt
+    up: ConvInt
+    rf: int
+    rs: int
+    s_out: float
+    z_out: int
+    lut: np.ndarray
+
+
+def conv_acc(x, conv: ConvInt) -> np.ndarray:
+    """Exact accumulators ``Σ w · (q − z_in) + b`` for codes ``x`` (n, ic, H, W) → (n, oc, H, W)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim != 4 or x.shape[1] != conv.w.shape[1]:
+        raise HwsimError(f"conv input of shape {x.shape} does not match weights {conv.w.shape}")
+    k = conv.k
+    p = k // 2
+    xc = np.pad(x - conv.z_in, ((0, 0), (0, 0), (p, p), (p, p)))
+    n, _, H, W = x.shape
+    acc = np.zeros((n, conv.w.shape[0], H, W), dtype=np.int64)
+    w = np.asarray(conv.w, dtype=np.int64)
+    for dy in range(k):
+        for dx in range(k):
+            acc += np.einsum("oi,nihw->nohw", w[:, :, dy, dx], xc[:, :, dy:dy + H, dx:dx + W])
+    acc += np.asarray(conv.b, dtype=np.int64).reshape(1, -1, 1, 1)
+    if acc.size and int(np.abs(acc).max()) >= 1 << EXACT_ACC_BITS:
+        raise HwsimError("a SwiftChannel accumulator passed 2**24: the float32 fake-quant model "
+                         "is no longer exact")
+    return acc
+
+
+def conv_int(x, conv: ConvInt) -> np.ndarray:
+    """One int8 conv layer on uint8 codes (n, ic, H, W) → requantized uint8 codes (n, oc, H, W)."""
+    acc = conv_acc(x, conv)
+    return requant_pot(acc.transpose(1, 0, 2, 3), conv.exp, conv.z_out).transpose(1, 0, 2, 3)
+
+
+def _scale_add(a, ea: int, b, eb: int, zp: int) -> np.ndarray:
+    e = min(ea, eb)
+    acc = (a << (ea - e)) + (b << (eb - e))
+    return requant_pot(acc, e, zp)
+
+
+def spab_gate(x, c2, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
+    """The SPAB gating unit on codes: ``requant(requant(x + c2) · lut(c2))``, element-wise."""
+    x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
+    g = np.asarray(lut, dtype=np.int64)[lut_index(c2, blk.c2.z_out, blk.lut_mult, blk.lut_shift)]
+    s = _scale_add(x - z_x, blk.sum_exp_x, c2 - blk.c2.z_out, blk.sum_exp_c, blk.z_sum)
+    return requant_pot((s - blk.z_sum) * g, blk.mul_exp, blk.z_out)
+
+
+def spab_int(x, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
+    """``(x + c2) · lut(c2)`` on codes, each op requantized to uint8."""
+    c2 = conv_int(conv_int(x, blk.c1), blk.c2)
+    return spab_gate(x, c2, blk, lut, z_x)
+
+
+def pixel_shuffle_int(y, rf: int, rs: int) -> np.ndarray:
+    """(n, C·rf·rs, H, W) → (n, C, rf·H, rs·W): out[c, rf·h+i, rs·w+j] = in[c·rf·rs + i·rs + j, h, w]."""
+    n, c, h, w = y.shape
+    oc = c // (rf * rs)
+    return y.reshape(n, oc, rf, rs, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, oc, rf * h, rs * w)
+
+
+def quantize_input(x, m: IntModel) -> np.ndarray:
+    """Real LS estimates (n, 2, H, W) → uint8 codes (round half even, as the model's quantizer)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(np.round(x / m.s_in) + m.z_in, 0, _ACT_MAX).astype(np.int64)
+
+
+def dequantize_output(codes, m: IntModel) -> np.ndarray:
+    return (np.asarray(codes, dtype=np.float64) - m.z_out) * m.s_out
+
+
+def swiftchannel_int(x_codes, m: IntModel) -> np.ndarray:
+    """The whole int8 student on uint8 input codes (n, 2, H, W) → output codes (n, 2, rf·H, rs·W)."""
+    x = np.asarray(x_codes)
+    if x.ndim != 4 or x.shape[1] != 2:
+        raise HwsimError(f"SwiftChannel input codes must be (n, 2, rows, cols), got {x.shape}")
+    if x.dtype.kind not in "iu" or (x.size and (x.min() < 0 or x.max() > _ACT_MAX)):
+        raise HwsimError("SwiftChannel input codes must be uint8 integers (0 … 255)")
+    y = conv_int(x, m.head)
+    z = m.head.z_out
+    for blk in m.blocks:
+        y = spab_int(y, blk, m.lut, z)
+        z = blk.z_out
+    y = conv_int(y, m.tail)
+    y = conv_int(y, m.up)
+    return pixel_shuffle_int(y, m.rf, m.rs)
+
+
+def macs(m: IntModel, rows: int, cols: int) -> int:
+    """Multiply–accumulates of one inference on a (rows, cols) input."""
+    convs = [m.head, *(c for b in m.blocks for c in (b.c1, b.c2)), m.tail, m.up]
+    return rows * cols * sum(int(np.prod(c.w.shape)) for c in convs)
+
+

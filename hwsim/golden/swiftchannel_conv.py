@@ -1,0 +1,159 @@
+"""SwiftChannel int8 convolution engine: parameters, golden function and cycle formula.
+
+The engine computes one :class:`hwsim.golden.swiftchannel.ConvInt` layer (3×3 or 1×1, stride 1,
+zero padding in the real domain) on a uint8 image streamed in raster order, one pixel (all
+``ic`` channels) per beat, and streams out the requantized uint8 codes, ``ocp`` output channels
+per beat, pixel-major. Golden: :func:`hwsim.golden.swiftchannel.conv_int`.
+
+Architecture (:class:`rtl.swiftchannel_conv.SwiftChannelConv`): a line buffer of
+:data:`LINE_ROWS` image rows, one tap per cycle: each cycle reads one pixel of the 3×3 window and
+multiplies its ``ic`` channels by the weights of ``ocp`` output channels (``ic · ocp``
+DSP48E2-style 9×8-bit MACs), so a pixel costs ``k² · oc/ocp`` cycles. Computing starts once the
+pixel below-right of the first output pixel has arrived (``W + 2`` pixels for k = 3, one for
+k = 1); afterwards the input runs ahead (up to three rows) and never stalls the MACs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+
+from .swiftchannel import ConvInt, conv_int
+
+__all__ = ["LINE_ROWS", "PIPELINE_DEPTH", "ConvEngineParams", "action_counts", "conv_engine",
+           "frame_cycles", "start_cycles"]
+
+#: rows held by the line buffer (a power of two: the row slot is ``row mod 4``)
+LINE_ROWS = 4
+#: cycles from the last tap's issue to its output beat (line-buffer read, MAC, requant)
+PIPELINE_DEPTH = 3
+SHIFT_BITS = 5
+LSHIFT_BITS = 4
+
+
+def _tup(a, dtype=np.int64) -> tuple:
+    return tuple(np.asarray(a, dtype=dtype).ravel().tolist())
+
+
+@dataclass(frozen=True)
+class ConvEngineParams:
+    """Elaboration parameters: shape, parallelism and the layer's integer constants.
+
+    Parameters
+    ----------
+    ic, oc, height, width, k : int
+        Channels in/out, image size, kernel size (3 or 1).
+    ocp : int
+        Output channels computed in parallel (must divide ``oc``): ``ic · ocp`` MACs per cycle.
+    weights : tuple of int
+        ``oc · ic · k · k`` int8 codes, row-major (oc, ic, kh, kw).
+    bias : tuple of int
+        ``oc`` int32 codes at the accumulator's scale.
+    exps : tuple of int
+        ``oc`` requantization exponents (``acc · 2**exp``), −31 … 15.
+    z_in, z_out : int
+        Zero points of the input and output codes.
+    """
+
+    ic: int
+    oc: int
+    height: int
+    width: int
+    k: int
+    ocp: int
+    weights: tuple
+    bias: tuple
+    exps: tuple
+    z_in: int
+    z_out: int
+
+    def __post_init__(self):
+        for name in ("ic", "oc", "height", "width", "k", "ocp"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HwsimError(f"swiftchannel-conv {name} must be a positive integer, not {v!r}")
+        if self.k not in (1, 3):
+            raise HwsimError(f"swiftchannel-conv k must be 1 or 3, not {self.k}")
+        if self.oc % self.ocp:
+            raise HwsimError(f"swiftchannel-conv ocp ({self.ocp}) must divide oc ({self.oc})")
+        if self.k == 3 and self.width < 2:
+            raise HwsimError("swiftchannel-conv needs width ≥ 2 for a 3×3 kernel")
+        for name in ("weights", "bias", "exps"):
+            object.__setattr__(self, name, _tup(getattr(self, name)))
+        if len(self.weights) != self.oc * self.ic * self.k * self.k:
+            raise HwsimError(f"swiftchannel-conv needs {self.oc * self.ic * self.k ** 2} weights, "
+                             f"got {len(self.weights)}")
+        if len(self.bias) != self.oc or len(self.exps) != self.oc:
+            raise HwsimError(f"swiftchannel-conv needs {self.oc} biases and exponents")
+        if min(self.weights) < -128 or max(self.weights) > 127:
+            raise HwsimError("swiftchannel-conv weights must be int8 codes")
+        if min(self.bias) < -(2**31) or max(self.bias) >= 2**31:
+            raise HwsimError("swiftchannel-conv biases must be int32 codes")
+        if min(self.exps) < -(2**SHIFT_BITS - 1) or max(self.exps) >= 2**LSHIFT_BITS:
+            raise HwsimError(f"swiftchannel-conv exponents must lie in −31 … 15, got "
+                             f"{min(self.exps)} … {max(self.exps)}")
+        for name in ("z_in", "z_out"):
+            if not 0 <= getattr(self, name) <= 255:
+                raise HwsimError(f"swiftchannel-conv {name} must be a uint8 code")
+
+    @classmethod
+    def from_conv(cls, conv: ConvInt, height: int, width: int, ocp: int | None = None):
+        oc, ic, k, _ = np.asarray(conv.w).shape
+        return cls(ic=int(ic), oc=int(oc), height=int(height), width=int(width), k=int(k),
+                   ocp=int(ocp or oc), weights=conv.w, bias=conv.b, exps=conv.exp,
+                   z_in=int(conv.z_in), z_out=int(conv.z_out))
+
+    def conv(self) -> ConvInt:
+        w = np.array(self.weights, dtype=np.int64).reshape(self.oc, self.ic, self.k, self.k)
+        return ConvInt(w, np.array(self.bias), np.array(self.exps), self.z_in, self.z_out)
+
+    @property
+    def groups(self) -> int:
+        return self.oc // self.ocp
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def acc_width(self) -> int:
+        """Signed accumulator bits: 9-bit centred codes × int8 weights, ic·k² terms, + int32 bias."""
+        terms = self.ic * self.k * self.k
+        return max((terms * 255 * 128).bit_length() + 1, 32) + 1
+
+
+def conv_engine(x, p: ConvEngineParams) -> np.ndarray:
+    """Golden: codes (ic, H, W) → output beats (H·W·groups, ocp) in stream order."""
+    x = np.asarray(x)
+    if x.shape != (p.ic, p.height, p.width):
+        raise HwsimError(f"swiftchannel-conv input must be ({p.ic}, {p.height}, {p.width}), "
+                         f"got {x.shape}")
+    y = conv_int(x[None], p.conv())[0]  # (oc, H, W)
+    return y.reshape(p.groups, p.ocp, p.pixels).transpose(2, 0, 1).reshape(-1, p.ocp)
+
+
+def start_cycles(p: ConvEngineParams) -> int:
+    """Input beats needed before the first tap issues: pixel (1, 1) for k = 3, pixel 0 for k = 1."""
+    return min(p.width + 2, p.pixels) if p.k == 3 else 1
+
+
+def compute_cycles(p: ConvEngineParams) -> int:
+    return p.pixels * p.groups * p.k * p.k
+
+
+def frame_cycles(p: ConvEngineParams) -> int:
+    """Cycles from the first input beat to the last output beat, both counted (no stalls)."""
+    return start_cycles(p) + compute_cycles(p) + PIPELINE_DEPTH
+
+
+def action_counts(p: ConvEngineParams, frames: int = 1) -> dict[str, int]:
+    return {
+        "mac_int8": frames * p.pixels * p.oc * p.ic * p.k * p.k,
+        "linebuf_read_bits": frames * compute_cycles(p) * 8 * p.ic,
+        "linebuf_write_bits": frames * p.pixels * 8 * p.ic,
+        "requant": frames * p.pixels * p.oc,
+        "cycles": frames * frame_cycles(p),
+    }

@@ -1,0 +1,72 @@
+"""Registry entry and stimulus of the integer RMSNorm kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import rmsnorm_int as spec
+from hwsim.golden.lanes import pack_lanes
+
+from . import CliParam, Kernel
+
+
+def manifest(p: spec.RmsNormParams) -> dict:
+    return {
+        "kernel": "rmsnorm",
+        "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
+                   for f in dataclasses.fields(p)},
+        "cycles": {
+            "formula_vector": "C + num_width + sqrt_steps + recip_bits + 2 + C + 2 "
+                              "(C = n/lanes)",
+            "vector": spec.latency_cycles(p),
+        },
+    }
+
+
+def in_words(X, g, p: spec.RmsNormParams) -> list[int]:
+    """Input beats: struct ``{x: lanes × x, g: lanes × gamma}``, ``n/lanes`` per vector."""
+    L, xw, gw = p.lanes, p.x.width, p.gamma.width
+    return [pack_lanes(x[c * L:(c + 1) * L], xw) | pack_lanes(g[c * L:(c + 1) * L], gw) << L * xw
+            for x in np.atleast_2d(X) for c in range(p.chunks)]
+
+
+def cases(p: spec.RmsNormParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random rows, small-magnitude rows, a zero row, extreme rows, idle input and stalls."""
+    rng = np.random.default_rng(seed)
+    lo, hi = p.x.min_code, p.x.max_code
+
+    def gains():
+        return rng.integers(p.gamma.min_code, p.gamma.max_code + 1, p.n)
+
+    out = [{"name": "random", "arrays": {
+        "X": rng.integers(lo, hi + 1, (2, p.n)), "g": gains(), "eps": 40}}]
+    if not quick:
+        out.append({"name": "small_rows", "arrays": {
+            "X": rng.integers(lo, hi + 1, (2, p.n)) // 60, "g": gains(), "eps": 3}})
+        out.append({"name": "zero_row", "arrays": {
+            "X": np.zeros((1, p.n), int), "g": gains(), "eps": 0}})
+        out.append({"name": "extremes", "arrays": {
+            "X": np.stack([np.full(p.n, lo), np.full(p.n, hi)]),
+            "g": np.full(p.n, p.gamma.max_code), "eps": (1 << p.eps_width) - 1}})
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
+                "arrays": {"X": rng.integers(lo, hi + 1, (2, p.n)), "g": gains(), "eps": 1}})
+    return out
+
+
+KERNEL = Kernel(
+    name="rmsnorm",
+    top="rmsnorm_int",
+    summary="integer RMSNorm (sum of squares, division, square root, reciprocal)",
+    params_cls=spec.RmsNormParams,
+    cli_params=(
+        CliParam("n", int, 64, "vector length (hidden size)"),
+        CliParam("lanes", int, 16, "elements per cycle (must divide n)"),
+        CliParam("multiplier", str, "dsp", "multiplier style: dsp (a*b → DSP48E2) or booth"),
+    ),
+    component_path="rtl.rmsnorm_int:RmsNorm",
+    testbench="hwsim.sim.tb_rmsnorm_int",
+    manifest=manifest,
+    cases=cases,
+)

@@ -1,0 +1,165 @@
+"""Registry entries and stimulus of the SwiftChannel kernels (conv engine, SPAB gate).
+
+From the CLI the layers get random int8 weights (``--weights-seed``); the tests and the benchmark build
+the same kernels from a trained int8 student and real channel tensors
+(:func:`conv_params_from_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import swiftchannel as sc
+from hwsim.golden import swiftchannel_conv as conv_spec
+from hwsim.golden import swiftchannel_gate as gate_spec
+
+from . import CliParam, Kernel
+
+
+def conv_cli_params(ic: int = 12, oc: int = 8, height: int = 8, width: int = 8, k: int = 3,
+                    ocp: int = 8, weights_seed: int = 0) -> conv_spec.ConvEngineParams:
+    """A conv layer with random int8 weights, biases and exponents typical of the student."""
+    rng = np.random.default_rng(weights_seed)
+    return conv_spec.ConvEngineParams(
+        ic=ic, oc=oc, height=height, width=width, k=k, ocp=ocp,
+        weights=rng.integers(-128, 128, max(oc * ic * k * k, 0)),
+        bias=rng.integers(-4000, 4000, max(oc, 0)), exps=rng.integers(-12, -6, max(oc, 0)),
+        z_in=int(rng.integers(0, 256)), z_out=int(rng.integers(0, 256)))
+
+
+def gate_cli_params(lanes: int = 4, weights_seed: int = 0) -> gate_spec.GateParams:
+    rng = np.random.default_rng(weights_seed)
+    m, s = sc.lut_multiplier(2.0 ** -int(rng.integers(4, 7)))
+    return gate_spec.GateParams(lanes=lanes, z_x=int(rng.integers(60, 200)),
+                                z_c=int(rng.integers(60, 200)), lut_mult=m, lut_shift=s,
+                                sum_exp_x=-int(rng.integers(0, 3)), sum_exp_c=-int(rng.integers(0, 3)),
+                                z_sum=int(rng.integers(60, 200)), mul_exp=-int(rng.integers(5, 9)),
+                                z_out=int(rng.integers(60, 200)))
+
+
+def _manifest_params(p) -> dict:
+    return {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
+            if not isinstance(getattr(p, f.name), tuple)}
+
+
+def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
+    return {"kernel": "swiftchannel-conv", "params": _manifest_params(p),
+            "acc_width": p.acc_width,
+            "cycles": {"formula_frame": "start + H*W*(oc/ocp)*k*k + 3, start = W+2 (k=3) or 1",
+                       "frame": conv_spec.frame_cycles(p)}}
+
+
+def gate_manifest(p: gate_spec.GateParams) -> dict:
+    return {"kernel": "swiftchannel-gate", "params": _manifest_params(p),
+            "cycles": {"formula_stream": "beats + 2"}}
+
+
+def conv_cases(p: conv_spec.ConvEngineParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random image (timed), extreme codes (timed), random image with idle input and stalls."""
+    rng = np.random.default_rng(seed)
+    shape = (p.ic, p.height, p.width)
+    out = [{"name": "random", "arrays": {"X": rng.integers(0, 256, shape)}}]
+    if not quick:
+        ext = np.where(rng.random(shape) < 0.5, 0, 255)
+        out.append({"name": "extremes", "arrays": {"X": ext}})
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
+                "arrays": {"X": rng.integers(0, 256, shape)}})
+    return out
+
+
+def gate_cases(p: gate_spec.GateParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    n = 64 * p.lanes
+    out = [{"name": "random", "arrays": {"X": rng.integers(0, 256, n), "C": rng.integers(0, 256, n)}}]
+    if not quick:
+        grid = np.stack(np.meshgrid(np.arange(0, 256, 5), np.arange(0, 256, 5)), -1).reshape(-1, 2)
+        grid = grid[: len(grid) // p.lanes * p.lanes]
+        out.append({"name": "code_grid", "arrays": {"X": grid[:, 0], "C": grid[:, 1]}})
+    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
+                "arrays": {"X": rng.integers(0, 256, n), "C": rng.integers(0, 256, n)}})
+    return out
+
+
+def conv_params_from_model(conv: sc.ConvInt, height: int, width: int,
+                           ocp: int | None = None) -> conv_spec.ConvEngineParams:
+    return conv_spec.ConvEngineParams.from_conv(conv, height, width, ocp)
+
+
+CONV = Kernel(
+    name="swiftchannel-conv",
+    top="swiftchannel_conv",
+    summary="SwiftChannel int8 conv engine: line buffer, ic×ocp MACs per cycle, requantizer",
+    params_cls=conv_cli_params,
+    cli_params=(
+        CliParam("ic", int, 12, "input channels"),
+        CliParam("oc", int, 8, "output channels"),
+        CliParam("height", int, 8, "image rows"),
+        CliParam("width", int, 8, "image columns"),
+        CliParam("k", int, 3, "kernel size (3 or 1)"),
+        CliParam("ocp", int, 8, "output channels computed in parallel (divides oc)"),
+        CliParam("weights_seed", int, 0, "seed of the random weights"),
+    ),
+    component_path="rtl.swiftchannel_conv:SwiftChannelConv",
+    testbench="hwsim.sim.tb_swiftchannel_conv",
+    manifest=conv_manifest,
+    cases=conv_cases,
+)
+
+GATE = Kernel(
+    name="swiftchannel-gate",
+    top="swiftchannel_gate",
+    summary="SwiftChannel SPAB gating unit: requantized add, 512-entry sigmoid LUT, product",
+    params_cls=gate_cli_params,
+    cli_params=(CliParam("lanes", int, 4, "elements per beat"),
+                CliParam("weights_seed", int, 0, "seed of the random zero points and exponents")),
+    component_path="rtl.swiftchannel_gate:SwiftChannelGate",
+    testbench="hwsim.sim.tb_swiftchannel_gate",
+    manifest=gate_manifest,
+    cases=gate_cases,
+)
+
+
+def student_layers(im: sc.IntModel, x_codes: np.ndarray, ocp: int | None = None,
+                   gate_lanes: int | None = None) -> list[dict]:
+    """Every hardware layer of the int8 student with its real input codes, in execution order.
+
+    ``x_codes``: one input (2, H, W) of uint8 codes (e.g. a quantized LS estimate of a Sionna
+    channel). Each entry: ``name``, ``kernel`` (CONV or GATE), ``params`` and ``arrays`` (one
+    stimulus case), activations computed by the golden functions.
+    """
+    x = np.asarray(x_codes)[None]
+    _, _, H, W = x.shape
+    out = []
+
+    def conv(name, c, inp):
+        oc = c.w.shape[0]
+        p = conv_params_from_model(c, H, W, ocp if ocp and oc % ocp == 0 else oc)
+        out.append({"name": name, "kernel": CONV, "params": p, "arrays": {"X": inp[0]}})
+        return sc.conv_int(inp, c)
+
+    y = conv("head", im.head, x)
+    z = im.head.z_out
+    for i, blk in enumerate(im.blocks):
+        c1 = conv(f"block{i}.c1", blk.c1, y)
+        c2 = conv(f"block{i}.c2", blk.c2, c1)
+        ch = y.shape[1]
+        lanes = gate_lanes or ch
+        gp = gate_spec.GateParams.from_block(blk, z, lanes)
+        # stream order of the gate: pixel-major, channels within a beat
+        out.append({"name": f"block{i}.gate", "kernel": GATE, "params": gp, "arrays": {
+            "X": y[0].reshape(ch, -1).T.ravel(), "C": c2[0].reshape(ch, -1).T.ravel()}})
+        y = sc.spab_gate(y, c2, blk, im.lut, z)
+        z = blk.z_out
+    y = conv("tail", im.tail, y)
+    conv("up", im.up, y)
+    return out
+
+
+def layer_cycles(layer: dict) -> int:
+    """Cycles of one layer (first input beat to last output beat) by its kernel's formula."""
+    p = layer["params"]
+    if layer["kernel"] is CONV:
+        return conv_spec.frame_cycles(p)
+    return gate_spec.stream_cycles(p, len(layer["arrays"]["X"]) // p.lanes)

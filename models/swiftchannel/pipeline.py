@@ -1,0 +1,267 @@
+"""The SwiftChannel flows behind ``hwsim swiftchannel train|eval`` and the benchmark.
+
+``train_run`` writes one run folder (through :func:`hwsim.files.staged_dir`, so a failed run
+leaves nothing behind)::
+
+    RUN/run.json               geometry, student config, seeds, training history
+    RUN/float.safetensors      the re-parameterized float student (plain 3×3 convs)
+    RUN/int8.safetensors       the integer model (codes, exponents, zero points, LUT)
+    RUN/lmmse.npz              the LMMSE baseline's covariances (from the training channels)
+    RUN/int8.qonnx.onnx        QONNX export (run by qonnx), RUN/int8.qcdq.onnx QCDQ (onnxruntime)
+
+``evaluate`` reads it and measures NMSE (dB) per SNR for LS + linear interpolation, LMMSE, the
+float student and the int8 student (run through the integer golden, which equals the Brevitas
+int8 model code for code), writing ``nmse.csv`` and ``nmse.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwsim.errors import HwsimError
+from hwsim.files import atomic_write_text, staged_dir
+from hwsim.golden import swiftchannel as gold
+from models.channels import (
+    TEST_SPEED_RANGE_KMH,
+    Geometry,
+    Lmmse,
+    ls_interpolate,
+    ls_observation,
+    nmse_db,
+    pack_real,
+    unpack_real,
+)
+
+from .model import StudentConfig, SwiftChannelNet, reparameterize
+from .qat import QuantSwiftChannel, int_model
+from .train import config_for, make_set, predict, train
+
+__all__ = ["evaluate", "load_int_model", "load_run", "parse_snrs", "save_int_model", "train_run"]
+
+
+def parse_snrs(text: str) -> list[float]:
+    """``"0:30:5"`` (start:stop:step, stop included) or ``"5,10,20"`` → SNRs in dB."""
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            a, b, s = parts
+            if s <= 0:
+                raise HwsimError(f"SNR step must be positive in {text!r}")
+            vals = list(np.arange(a, b + s / 2, s)) if b >= a else []
+        else:
+            vals = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise HwsimError(f"SNR range {text!r} is not start:stop:step or a comma list") from None
+    if not vals:
+        raise HwsimError(f"SNR range {text!r} is empty")
+    return [round(float(v), 6) for v in vals]
+
+
+# ---- integer model files -----------------------------------------------------------------
+def save_int_model(m: gold.IntModel, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    arrays: dict[str, np.ndarray] = {"lut": np.asarray(m.lut, np.int64)}
+    scal = {"s_in": m.s_in, "z_in": m.z_in, "rf": m.rf, "rs": m.rs, "s_out": m.s_out,
+            "z_out": m.z_out, "blocks": len(m.blocks)}
+
+    def conv(prefix, c: gold.ConvInt):
+        arrays[f"{prefix}.w"] = np.asarray(c.w, np.int64)
+        arrays[f"{prefix}.b"] = np.asarray(c.b, np.int64)
+        arrays[f"{prefix}.exp"] = np.asarray(c.exp, np.int64)
+        scal[f"{prefix}.z_in"], scal[f"{prefix}.z_out"] = c.z_in, c.z_out
+
+    conv("head", m.head)
+    conv("tail", m.tail)
+    conv("up", m.up)
+    for i, b in enumerate(m.blocks):
+        conv(f"block{i}.c1", b.c1)
+        conv(f"block{i}.c2", b.c2)
+        for f in ("lut_mult", "lut_shift", "sum_exp_x", "sum_exp_c", "z_sum", "mul_exp", "z_out"):
+            scal[f"block{i}.{f}"] = getattr(b, f)
+    save_file(arrays, str(path), metadata={"scalars": json.dumps(scal)})
+
+
+def load_int_model(path: Path) -> gold.IntModel:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+            scal = json.loads(f.metadata()["scalars"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise HwsimError(f"{path} is not a SwiftChannel int8 model ({e})") from None
+
+    def conv(prefix):
+        return gold.ConvInt(arrays[f"{prefix}.w"], arrays[f"{prefix}.b"], arrays[f"{prefix}.exp"],
+                            scal[f"{prefix}.z_in"], scal[f"{prefix}.z_out"])
+
+    blocks = tuple(gold.SpabInt(conv(f"block{i}.c1"), conv(f"block{i}.c2"),
+                                *(scal[f"block{i}.{f}"] for f in ("lut_mult", "lut_shift",
+                                  "sum_exp_x", "sum_exp_c", "z_sum", "mul_exp", "z_out")))
+                   for i in range(scal["blocks"]))
+    return gold.IntModel(scal["s_in"], scal["z_in"], conv("head"), blocks, conv("tail"),
+                         conv("up"), scal["rf"], scal["rs"], scal["s_out"], scal["z_out"],
+                         arrays["lut"])
+
+
+# ---- train -------------------------------------------------------------------------------
+def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
+              qat_epochs: int = 4, seed: int = 0, lr: float = 3e-3, teacher_epochs: int = 0,
+              distill: float = 0.5, log: Callable[[str], None] = print) -> dict:
+    """Float training (Conv3XC) → re-parameterization → Brevitas QAT → run folder.
+
+    With ``teacher_epochs > 0`` a teacher (:meth:`StudentConfig.teacher`) is trained first and
+    the student's loss adds ``distill ×`` its NMSE to the teacher's output.
+    """
+    from safetensors.torch import save_file
+
+    if n_train < 32:
+        raise HwsimError(f"need at least 32 training samples, not {n_train}")
+    if qat_epochs < 1:
+        raise HwsimError(f"qat epochs must be at least 1, not {qat_epochs}")
+    cfg = config_for(geom)
+    log(f"generating {n_train} Sionna CDL-{geom.cdl_model} channels {geom.full_shape} …")
+    data = make_set(geom, n_train, seed=seed)
+    teacher = None
+    if teacher_epochs > 0:
+        log("teacher (24 channels, 6 blocks):")
+        tnet = SwiftChannelNet(StudentConfig.teacher(cfg.rf, cfg.rs))
+        train(tnet, data, teacher_epochs, lr=lr, seed=seed + 2, log=log)
+        teacher = reparameterize(tnet)
+    net = SwiftChannelNet(cfg)
+    log("float student (Conv3XC):")
+    hist = train(net, data, epochs, lr=lr, seed=seed, log=log, teacher=teacher,
+                 distill=distill if teacher is not None else 0.0)
+    plain = reparameterize(net)
+    log("QAT int8 (Brevitas), from the re-parameterized student:")
+    q = QuantSwiftChannel.from_float(plain)
+    qhist = train(q, data, qat_epochs, lr=lr / 10, seed=seed + 1, log=log)
+    example = torch.from_numpy(data.inputs(np.random.default_rng(seed))[:4])
+    im = int_model(q, example)
+    lm = Lmmse(geom, data.H)
+    q.set_float_gate(True)
+    with torch.no_grad():
+        ref_float_gate = q(example[:1]).numpy()
+    meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
+            "n_train": n_train, "epochs": epochs, "qat_epochs": qat_epochs,
+            "teacher_epochs": teacher_epochs,
+            "loss_db": [float(10 * np.log10(v)) for v in hist],
+            "qat_loss_db": [float(10 * np.log10(v)) for v in qhist]}
+    with staged_dir(out) as stage:
+        save_file({k: v.contiguous() for k, v in plain.state_dict().items()},
+                  str(stage / "float.safetensors"))
+        save_int_model(im, stage / "int8.safetensors")
+        np.savez(stage / "lmmse.npz", R_hp=lm.R_hp.astype(np.complex64),
+                 R_pp=lm.R_pp.astype(np.complex64), pidx=lm._pidx)
+        meta["output_scale"] = im.s_out
+        meta["onnx_max_abs_diff"] = _export_onnx(q, example[:1], ref_float_gate, stage)
+        atomic_write_text(stage / "run.json", json.dumps(meta, indent=1) + "\n")
+    log(f"wrote {out}")
+    return meta
+
+
+def _export_onnx(q: QuantSwiftChannel, x: torch.Tensor, ref: np.ndarray, folder: Path) -> dict:
+    """QONNX + QCDQ of the int8 student (gate as float sigmoid − 0.5), executed and compared."""
+    from quant.onnx_export import export_qcdq, export_qonnx, run_qcdq, run_qonnx
+
+    q.eval()
+    export_qonnx(q, x, folder / "int8.qonnx.onnx")
+    export_qcdq(q, x, folder / "int8.qcdq.onnx")
+    q.set_float_gate(False)
+    xn = x.numpy()
+    return {"qonnx": float(np.abs(run_qonnx(folder / "int8.qonnx.onnx", xn) - ref).max()),
+            "qcdq": float(np.abs(run_qcdq(folder / "int8.qcdq.onnx", xn) - ref).max())}
+
+
+def load_run(run: Path) -> tuple[Geometry, SwiftChannelNet, gold.IntModel, Lmmse]:
+    from safetensors.torch import load_file
+
+    run = Path(run)
+    if not (run / "run.json").is_file():
+        raise HwsimError(f"{run} is not a SwiftChannel run folder (no run.json); "
+                         f"make one with `hwsim swiftchannel train`")
+    meta = json.loads((run / "run.json").read_text())
+    geom = Geometry.from_dict(meta["geometry"])
+    cfg = StudentConfig(**{**meta["config"], "conv3xc": False})
+    net = SwiftChannelNet(cfg)
+    net.load_state_dict(load_file(str(run / "float.safetensors")))
+    net.eval()
+    im = load_int_model(run / "int8.safetensors")
+    lm = Lmmse.__new__(Lmmse)
+    with np.load(run / "lmmse.npz", allow_pickle=False) as z:
+        lm.geom, lm.R_hp, lm.R_pp, lm._pidx = geom, z["R_hp"], z["R_pp"], z["pidx"]
+    return geom, net, im, lm
+
+
+# ---- evaluate ----------------------------------------------------------------------------
+def int8_predict(im: gold.IntModel, X: np.ndarray) -> np.ndarray:
+    return gold.dequantize_output(gold.swiftchannel_int(gold.quantize_input(X, im), im), im)
+
+
+def evaluate(run: Path, snrs: list[float], n_test: int = 256, seed: int = 1000,
+             out: Path | None = None) -> dict:
+    """NMSE (dB) per SNR of LS, LMMSE, float and int8 students on fresh test channels."""
+    if n_test < 1:
+        raise HwsimError(f"test samples must be positive, not {n_test}")
+    geom, net, im, lm = load_run(run)
+    from models.channels import generate_channels
+
+    H = generate_channels(geom, n_test, TEST_SPEED_RANGE_KMH, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for snr in snrs:
+        Y = ls_observation(H, geom, snr, rng)
+        X = pack_real(Y)
+        rows.append({
+            "snr_db": snr,
+            "ls": nmse_db(H, ls_interpolate(Y, geom)),
+            "lmmse": nmse_db(H, lm.estimate(Y, snr)),
+            "float": nmse_db(H, unpack_real(predict(net, X))),
+            "int8": nmse_db(H, unpack_real(int8_predict(im, X))),
+        })
+    result = {"run": str(run), "geometry": geom.to_dict(), "n_test": n_test, "rows": rows}
+    if out is not None:
+        with staged_dir(out) as stage:
+            _write_csv(rows, stage / "nmse.csv")
+            _plot(rows, geom, stage / "nmse.png")
+        result["csv"], result["png"] = str(out / "nmse.csv"), str(out / "nmse.png")
+    return result
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    lines = ["snr_db,ls_db,lmmse_db,float_db,int8_db"]
+    lines += [f"{r['snr_db']:g},{r['ls']:.4f},{r['lmmse']:.4f},{r['float']:.4f},{r['int8']:.4f}"
+              for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _plot(rows: list[dict], geom: Geometry, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    snr = [r["snr_db"] for r in rows]
+    for key, label, style in (("ls", "LS + linear interp.", "o--"), ("lmmse", "LMMSE", "s--"),
+                              ("float", "SwiftChannel float", "^-"),
+                              ("int8", "SwiftChannel int8", "v-")):
+        ax.plot(snr, [r[key] for r in rows], style, label=label)
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("NMSE (dB)")
+    F = geom.subcarriers
+    ax.set_title(f"CDL-{geom.cdl_model}, {geom.bs_ant}×{geom.ue_ant} ant., {F} subcarriers")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

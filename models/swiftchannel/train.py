@@ -1,0 +1,110 @@
+"""Data sets, training (float, then QAT) and NMSE evaluation of the SwiftChannel student."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hwsim.errors import HwsimError
+from models.channels import (
+    TRAIN_SNRS_DB,
+    Geometry,
+    generate_channels,
+    ls_observation,
+    pack_real,
+)
+
+from .model import StudentConfig, SwiftChannelNet
+
+__all__ = ["ChannelSet", "config_for", "make_set", "nmse_loss", "predict", "train"]
+
+
+def config_for(geom: Geometry, **overrides) -> StudentConfig:
+    """The student for ``geom``: PixelShuffle factors = the geometry's compressions."""
+    return StudentConfig(rf=geom.freq_comp, rs=geom.space_comp, **overrides)
+
+
+@dataclass
+class ChannelSet:
+    """Channels ``H`` (n, F, C) complex and their per-sample SNR (dB)."""
+
+    geom: Geometry
+    H: np.ndarray
+    snr_db: np.ndarray
+
+    def inputs(self, rng: np.random.Generator) -> np.ndarray:
+        """Fresh LS observations ``(n, 2, F/rf, C/rs)`` at each sample's SNR."""
+        return pack_real(ls_observation(self.H, self.geom, self.snr_db, rng))
+
+
+def make_set(geom: Geometry, n: int, seed: int, snrs_db=TRAIN_SNRS_DB,
+             speed_kmh=(5.0, 60.0)) -> ChannelSet:
+    """``n`` Sionna CDL channels, SNRs cycling through ``snrs_db``."""
+    H = generate_channels(geom, n, speed_kmh, seed=seed)
+    snr = np.resize(np.asarray(snrs_db, dtype=np.float64), n)
+    return ChannelSet(geom, H, snr)
+
+
+def nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-sample NMSE (linear), the paper's training loss."""
+    err = (pred - target).pow(2).flatten(1).sum(1)
+    return (err / target.pow(2).flatten(1).sum(1)).mean()
+
+
+def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Run ``net`` on real inputs ``(n, 2, r, c)``; returns float32 numpy."""
+    net.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            outs.append(net(torch.from_numpy(np.ascontiguousarray(X[i:i + batch]))).numpy())
+    return np.concatenate(outs)
+
+
+def train(net: SwiftChannelNet | torch.nn.Module, data: ChannelSet, epochs: int, lr: float = 2e-3,
+          batch: int = 32, seed: int = 0, log: Callable[[str], None] | None = None,
+          teacher: torch.nn.Module | None = None, distill: float = 0.0) -> list[float]:
+    """Adam on the NMSE loss, new noise every epoch, cosine learning-rate decay.
+
+    With a ``teacher`` the loss adds ``distill · NMSE(student, teacher)`` (output distillation).
+    Returns the mean training loss per epoch.
+    """
+    if epochs < 1:
+        raise HwsimError(f"epochs must be at least 1, not {epochs}")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    target_all = pack_real(data.H)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = epochs * -(-len(target_all) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    history = []
+    for ep in range(epochs):
+        net.train()
+        X = data.inputs(rng)
+        order = rng.permutation(len(X))
+        total, t0 = 0.0, time.perf_counter()
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            x = torch.from_numpy(X[idx])
+            y = torch.from_numpy(target_all[idx])
+            out = net(x)
+            loss = nmse_loss(out, y)
+            if teacher is not None and distill > 0:
+                with torch.no_grad():
+                    t_out = teacher(x)
+                loss = loss + distill * nmse_loss(out, t_out)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        history.append(total / len(order))
+        if log:
+            log(f"epoch {ep + 1}/{epochs}: loss {10 * np.log10(history[-1]):.2f} dB "
+                f"({time.perf_counter() - t0:.1f} s)")
+    net.eval()
+    return history

@@ -1,0 +1,213 @@
+"""SwiftChannel int8 convolution engine (line buffer, DSP48E2-style MACs, ``ocp`` parallel).
+
+Specification: :mod:`hwsim.golden.swiftchannel_conv` (parameters, cycle formula) and
+:func:`hwsim.golden.swiftchannel.conv_int` (the function). This module only builds hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwsim.errors import HwsimError
+from hwsim.golden import swiftchannel_conv as spec
+from hwsim.golden.lanes import pack_lanes
+from quant.qtype import UINT8, Rounding
+from rtl.common import adder_tree, round_shift, saturate
+
+__all__ = ["SwiftChannelConv"]
+
+
+class SwiftChannelConv(wiring.Component):
+    """One int8 conv layer of the SwiftChannel student on a streamed image.
+
+    Pixels arrive in raster order on ``x`` (``ic`` uint8 codes per beat) and are written into a
+    line buffer of four image rows; one tap of the k×k window is read per cycle and its ``ic``
+    codes, centred by the input zero point (0 outside the image: zero padding), are multiplied
+    by the int8 weights of ``ocp`` output channels (``ic·ocp`` MACs) and summed into ``ocp``
+    accumulators. After the last tap the int32 bias is added and each accumulator is
+    requantized, ``clip(round_half_even(acc·2**e + z_out), 0, 255)``, and sent on ``y``.
+
+    Latency and throughput (:mod:`hwsim.golden.swiftchannel_conv`, no stalls): a frame of
+    ``H·W`` pixels takes ``start + H·W·(oc/ocp)·k² + 3`` cycles from its first ``x`` beat to
+    its last ``y`` beat, where ``start = W + 2`` for k = 3 (the window of pixel 0 is complete)
+    and 1 for k = 1; a pixel costs ``k²·oc/ocp`` cycles. ``y`` back-pressure stalls the MACs;
+    the input runs at most three rows ahead.
+
+    Members
+    -------
+    x : ``In(stream.Signature(ArrayLayout(unsigned(8), ic)))``
+    y : ``Out(stream.Signature(ArrayLayout(unsigned(8), ocp)))``
+    """
+
+    def __init__(self, params: spec.ConvEngineParams):
+        if not isinstance(params, spec.ConvEngineParams):
+            raise HwsimError(f"SwiftChannelConv needs ConvEngineParams, not {type(params).__name__}")
+        self.params = p = params
+        super().__init__({
+            "x": In(stream.Signature(data.ArrayLayout(unsigned(8), p.ic))),
+            "y": Out(stream.Signature(data.ArrayLayout(unsigned(8), p.ocp))),
+        })
+
+    def _roms(self):
+        p = self.params
+        kk = p.k * p.k
+        w = p.weights
+        words, biases, exps = [], [], []
+        for g in range(p.groups):
+            for tap in range(kk):
+                lanes = [w[((g * p.ocp + l) * p.ic + i) * kk + tap]
+                         for l in range(p.ocp) for i in range(p.ic)]
+                words.append(pack_lanes(lanes, 8))
+            biases.append(pack_lanes([p.bias[g * p.ocp + l] for l in range(p.ocp)], 32))
+            fields = []
+            for l in range(p.ocp):
+                e = p.exps[g * p.ocp + l]
+                fields.append(max(e, 0) | (max(-e, 0) << spec.LSHIFT_BITS))
+            exps.append(pack_lanes(fields, spec.LSHIFT_BITS + spec.SHIFT_BITS))
+        return words, biases, exps
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        W, P, kk = p.width, p.pixels, p.k * p.k
+        ew = spec.LSHIFT_BITS + spec.SHIFT_BITS
+
+        words, biases, exps = self._roms()
+        lbuf = Memory(shape=unsigned(8 * p.ic), depth=spec.LINE_ROWS * W, init=[])
+        wrom = Memory(shape=unsigned(8 * p.ic * p.ocp), depth=len(words), init=words)
+        brom = Memory(shape=unsigned(32 * p.ocp), depth=p.groups, init=biases)
+        erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=exps)
+        m.submodules.lbuf, m.submodules.wrom = lbuf, wrom
+        m.submodules.brom, m.submodules.erom = brom, erom
+        l_wr, l_rd = lbuf.write_port(), lbuf.read_port()
+        w_rd, b_rd, e_rd = wrom.read_port(), brom.read_port(), erom.read_port()
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.y.valid | self.y.ready)
+
+        # ---- input side: raster pixels into the line buffer --------------------------------
+        n_in = Signal(range(P + 1))
+        in_row = Signal(range(p.height + 1))
+        in_col = Signal(range(W))
+        c_row = Signal(range(p.height + 1))
+        room = (n_in < P) & (in_row < c_row + (spec.LINE_ROWS - 1))
+        m.d.comb += [
+            self.x.ready.eq(room),
+            l_wr.addr.eq(in_row[:2] * W + in_col),
+            l_wr.data.eq(self.x.payload.as_value()),
+            l_wr.en.eq(self.x.valid & room),
+        ]
+
+        # ---- compute side: (pixel, group, tap) counters ----------------------------------
+        c_col = Signal(range(W))
+        c_pix = Signal(range(P))
+        grp = Signal(range(max(p.groups, 2)))
+        tap = Signal(range(max(kk, 2)))
+        ty = Signal(range(max(p.k, 2)))
+        tx = Signal(range(max(p.k, 2)))
+        need = Signal(range(P + W + 2))
+        if p.k == 3:
+            m.d.comb += need.eq(Mux(c_pix + W + 1 > P - 1, P - 1, c_pix + W + 1))
+        else:
+            m.d.comb += need.eq(c_pix)
+        issue = Signal()
+        m.d.comb += issue.eq(advance & (n_in > need))
+
+        half = p.k // 2
+        r = Signal(signed(len(c_row) + 2))
+        c = Signal(signed(len(c_col) + 2))
+        inside = Signal()
+        m.d.comb += [
+            r.eq(c_row + ty - half),
+            c.eq(c_col + tx - half),
+            inside.eq((r >= 0) & (r < p.height) & (c >= 0) & (c < W)),
+            l_rd.addr.eq(r[:2] * W + c[:len(c_col)]),
+            l_rd.en.eq(advance),
+            w_rd.addr.eq(grp * kk + tap),
+            w_rd.en.eq(advance),
+            b_rd.addr.eq(grp),
+            b_rd.en.eq(advance),
+            e_rd.addr.eq(grp),
+            e_rd.en.eq(advance),
+        ]
+
+        last_tap = tap == kk - 1
+        last_grp = grp == p.groups - 1
+        last_pix = c_pix == P - 1
+        with m.If(issue):
+            m.d.sync += tap.eq(Mux(last_tap, 0, tap + 1))
+            if p.k > 1:
+                m.d.sync += [tx.eq(Mux(tx == p.k - 1, 0, tx + 1)),
+                             ty.eq(Mux(last_tap, 0, Mux(tx == p.k - 1, ty + 1, ty)))]
+            with m.If(last_tap):
+                m.d.sync += grp.eq(Mux(last_grp, 0, grp + 1))
+                with m.If(last_grp):
+                    m.d.sync += [c_pix.eq(Mux(last_pix, 0, c_pix + 1)),
+                                 c_col.eq(Mux(c_col == W - 1, 0, c_col + 1))]
+                    with m.If(c_col == W - 1):
+                        m.d.sync += c_row.eq(c_row + 1)
+        # input counters (a frame ends when its last tap issues; the input is idle by then)
+        frame_end = issue & last_tap & last_grp & last_pix
+        with m.If(frame_end):
+            m.d.sync += [c_row.eq(0), n_in.eq(0), in_row.eq(0), in_col.eq(0)]
+        with m.Elif(self.x.valid & room):
+            m.d.sync += [n_in.eq(n_in + 1), in_col.eq(Mux(in_col == W - 1, 0, in_col + 1))]
+            with m.If(in_col == W - 1):
+                m.d.sync += in_row.eq(in_row + 1)
+
+        # ---- stage 1: line-buffer and ROM outputs → MACs → accumulate ----------------------
+        s1_valid, s1_inside, s1_first, s1_last = Signal(), Signal(), Signal(), Signal()
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(issue), s1_inside.eq(inside), s1_first.eq(tap == 0),
+                         s1_last.eq(last_tap)]
+
+        xs = []
+        for i in range(p.ic):
+            xi = Signal(signed(10), name=f"xc{i}")
+            m.d.comb += xi.eq(Mux(s1_inside, l_rd.data[8 * i: 8 * i + 8] - p.z_in, 0))
+            xs.append(xi)
+        s2_valid = Signal()
+        s2_acc, s2_l, s2_s = [], [], []
+        for l in range(p.ocp):
+            prods = []
+            for i in range(p.ic):
+                wv = w_rd.data[8 * (l * p.ic + i): 8 * (l * p.ic + i) + 8].as_signed()
+                prod = Signal(signed(18), name=f"mac{l}_{i}")
+                m.d.comb += prod.eq(xs[i] * wv)
+                prods.append(prod)
+            tree = Signal(signed(p.acc_width), name=f"tree{l}")
+            m.d.comb += tree.eq(adder_tree(prods))
+            acc = Signal(signed(p.acc_width), name=f"acc{l}")
+            acc_next = Signal(signed(p.acc_width), name=f"acc_next{l}")
+            m.d.comb += acc_next.eq(Mux(s1_first, tree, acc + tree))
+            a2 = Signal(signed(p.acc_width + 1), name=f"s2_acc{l}")
+            l2 = Signal(spec.LSHIFT_BITS, name=f"s2_lshift{l}")
+            s2 = Signal(spec.SHIFT_BITS, name=f"s2_shift{l}")
+            bias = b_rd.data[32 * l: 32 * l + 32].as_signed()
+            ef = e_rd.data[ew * l: ew * (l + 1)]
+            with m.If(advance & s1_valid):
+                m.d.sync += acc.eq(acc_next)
+                with m.If(s1_last):
+                    m.d.sync += [a2.eq(acc_next + bias), l2.eq(ef[:spec.LSHIFT_BITS]),
+                                 s2.eq(ef[spec.LSHIFT_BITS:])]
+            s2_acc.append(a2)
+            s2_l.append(l2)
+            s2_s.append(s2)
+        with m.If(advance):
+            m.d.sync += s2_valid.eq(s1_valid & s1_last)
+        if p.groups == 1:  # one channel per lane: the shifts are constants, no barrel shifter
+            s2_l = [Const(max(e, 0), spec.LSHIFT_BITS) for e in p.exps]
+            s2_s = [Const(max(-e, 0), spec.SHIFT_BITS) for e in p.exps]
+
+        # ---- stage 2: requantize → output register -----------------------------------------
+        with m.If(advance):
+            m.d.sync += self.y.valid.eq(s2_valid)
+            with m.If(s2_valid):
+                for l in range(p.ocp):
+                    v = (s2_acc[l] << s2_l[l]) + (p.z_out << s2_s[l])
+                    m.d.sync += self.y.payload[l].eq(
+                        saturate(round_shift(v, s2_s[l], Rounding.HALF_EVEN), UINT8))
+        return m

@@ -1,0 +1,87 @@
+"""Float SwiftChannel student: Conv3XC re-parameterization, PixelShuffle, sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from hwsim.errors import HwsimError
+from models.swiftchannel.model import (
+    Conv3XC,
+    StudentConfig,
+    SwiftChannelNet,
+    pixel_shuffle,
+    reparameterize,
+)
+
+# float32 re-association (branches vs one folded conv): a few ulp of the output magnitude
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def _randomize(net):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def test_conv3xc_fold_equals_branches():
+    torch.manual_seed(0)
+    c = Conv3XC(3, 5, gain=2)
+    _randomize(c)
+    x = torch.randn(2, 3, 7, 6)
+    c.train()
+    want = c(x)
+    c.eval()
+    w, b = c.fused()
+    assert w.shape == (5, 3, 3, 3) and b.shape == (5,)
+    torch.testing.assert_close(torch.nn.functional.conv2d(x, w, b, padding=1), want,
+                               rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(c(x), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("rf, rs", [(4, 4), (4, 1)])
+def test_reparameterized_student_same_output(rf, rs):
+    torch.manual_seed(1)
+    net = SwiftChannelNet(StudentConfig(rf=rf, rs=rs))
+    _randomize(net)
+    x = torch.randn(2, 2, 6, 8)
+    net.train()
+    want = net(x)
+    plain = reparameterize(net)
+    assert not any(isinstance(m, Conv3XC) for m in plain.modules())
+    got = plain(x)
+    assert got.shape == (2, 2, 6 * rf, 8 * rs)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def test_paper_student_size():
+    plain = reparameterize(SwiftChannelNet(StudentConfig()))
+    assert sum(p.numel() for p in plain.parameters()) == 7816  # paper: ≈ 7.8 k
+
+
+def test_teacher_size_and_distillation_step():
+    from models.channels import Geometry
+    from models.swiftchannel.train import make_set, train
+
+    teacher = SwiftChannelNet(StudentConfig.teacher(4, 1))
+    assert sum(p.numel() for p in reparameterize(teacher).parameters()) == 126_212
+    g = Geometry(bs_ant=4, ue_ant=2, subcarriers=16, space_comp=1)
+    data = make_set(g, 16, seed=1)
+    student = SwiftChannelNet(StudentConfig(rs=1))
+    hist = train(student, data, 1, batch=8, teacher=reparameterize(teacher), distill=0.5)
+    assert len(hist) == 1 and np.isfinite(hist[0])
+
+
+def test_pixel_shuffle_matches_torch_and_layout():
+    x = torch.arange(2 * 32 * 3 * 5, dtype=torch.float32).reshape(2, 32, 3, 5)
+    assert torch.equal(pixel_shuffle(x, 4, 4), torch.nn.functional.pixel_shuffle(x, 4))
+    y = pixel_shuffle(x, 4, 2)  # 32 = 4 · 4 · 2
+    assert y.shape == (2, 4, 12, 10)
+    assert y[1, 3, 4 * 2 + 1, 2 * 4 + 1] == x[1, 3 * 8 + 1 * 2 + 1, 2, 4]
+
+
+def test_bad_config_and_input():
+    with pytest.raises(HwsimError, match="feat"):
+        StudentConfig(feat=0)
+    with pytest.raises(HwsimError, match="input must be"):
+        SwiftChannelNet()(torch.zeros(1, 3, 4, 4))
