@@ -151,10 +151,7 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
         fixed.write_text(icarus_time0_fix(paths["verilog"].read_text()))
         sources = [fixed]
     runner = get_runner(sim)
-    # --output-split 0: one C++ file, so the wheel's verilated.mk never takes its precompiled-
-    # header path (its CFG_CXXFLAGS_PCH_I is empty and the split build fails to compile)
-    build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "--output-split", "0"]
-                  if sim == "verilator" else [])
+    build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if sim == "verilator" else []
     log = io.StringIO()
     t0 = time.perf_counter()
     redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(log)
