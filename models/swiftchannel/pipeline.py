@@ -182,7 +182,8 @@ def _export_onnx(q: QuantSwiftChannel, x: torch.Tensor, ref: np.ndarray, folder:
     qc = run_qcdq(folder / "int8.qcdq.onnx", xn)
     return {"qonnx": float(np.abs(qo - ref).max()), "qcdq": float(np.abs(qc - ref).max()),
             # share of output elements whose value differs at all (ties rounded differently)
-            "qcdq_mismatch_fraction": float(np.mean(qc != ref))}
+            "qcdq_mismatch_fraction": float(np.mean(qc != ref)),
+            "qcdq_mean_abs_lsb": float(np.mean(np.abs(qc - ref)) / float(q.a_up.act_quant.scale()))}
 
 
 def load_run(run: Path) -> tuple[Geometry, SwiftChannelNet, gold.IntModel, Lmmse]:
