@@ -178,8 +178,12 @@ def _export_onnx(q: QuantSwiftChannel, x: torch.Tensor, ref: np.ndarray, folder:
     export_qcdq(q, x, folder / "int8.qcdq.onnx")
     q.set_float_gate(False)
     xn = x.numpy()
-    return {"qonnx": float(np.abs(run_qonnx(folder / "int8.qonnx.onnx", xn) - ref).max()),
-            "qcdq": float(np.abs(run_qcdq(folder / "int8.qcdq.onnx", xn) - ref).max())}
+    qo = run_qonnx(folder / "int8.qonnx.onnx", xn)
+    qc = run_qcdq(folder / "int8.qcdq.onnx", xn)
+    return {"qonnx": float(np.abs(qo - ref).max()), "qcdq": float(np.abs(qc - ref).max()),
+            # share of output elements whose value differs at all (ties rounded differently)
+            "qcdq_mismatch_fraction": float(np.mean(qc != ref)),
+            "qcdq_mean_abs_lsb": float(np.mean(np.abs(qc - ref)) / float(q.a_up.act_quant.scale()))}
 
 
 def load_run(run: Path) -> tuple[Geometry, SwiftChannelNet, gold.IntModel, Lmmse]:
