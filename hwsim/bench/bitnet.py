@@ -119,57 +119,17 @@ def run(args) -> dict:
 
 
 def _rtl_layer(model, im, corpus, args) -> dict:
-    """Every projection and every head of one decoder layer on its RTL, real codes, Icarus."""
-    import dataclasses
+    """Every projection and every head of one decoder layer on its RTL, real codes, Icarus
+    (the same check as the ``sim`` step of ``hwsim run bitnet``)."""
     import tempfile
 
     import numpy as np
 
-    from hwsim.golden import attention_head as ah
-    from hwsim.kernels import get_kernel
-    from hwsim.kernels.attention_head import ops_to_arrays
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer import capture_projection, rtl_projection_case
-    from models.bitnet.integer_model import integer_forward
-    from models.bitnet.model import PROJECTIONS
+    from hwsim.flow.bitnet import rtl_layer
 
-    T, layer = args.rtl_tokens, args.rtl_layer
-    tokens = corpus.val[None, 1000:1000 + T].astype(np.int64)
-    rows = []
+    tokens = corpus.val[None, 1000:1000 + args.rtl_tokens].astype(np.int64)
     with tempfile.TemporaryDirectory() as tmp:
-        build = args.out or Path(tmp)
-        mvu = get_kernel("ternary-mvu")
-        for proj in PROJECTIONS:
-            t = capture_projection(model, tokens, layer, proj)
-            p = mvu.params(lanes=16, rows=t.W.shape[0], cols=t.W.shape[1])
-            rep = simulate(mvu, p, [rtl_projection_case(t)], build / proj, sim="icarus")
-            c = rep.cases[0]
-            rows.append({"kernel": "ternary-mvu", "what": proj, "shape": list(t.W.shape),
-                         "bit_exact": bool(rep.passed and c["bit_exact"]),
-                         "cycles": c["cycles"], "formula_cycles": c["expected_cycles"]})
-        cap = {}
-        integer_forward(im, tokens[0], capture=cap)
-        att = get_kernel("attention-head")
-        p = dataclasses.replace(im.attn, max_len=T, lanes=min(16, im.head_dim),
-                                exp_lanes=min(4, T))
-        rep_kv = im.heads // im.kv_heads
-        for h in range(im.heads):
-            q, k = cap[layer]["q"][:, h], cap[layer]["k"][:, h // rep_kv]
-            v = cap[layer]["v"][:, h // rep_kv]
-            M, S = im.layers[layer].score_mult[h]
-            ops = [("clear",), *[op for i in range(T) for op in (("kv", k[i], v[i]),
-                                                                  ("q", q[i]))]]
-            same = np.array_equal(np.stack([o for o, _ in ah.run_ops(ops, M, S, p)]),
-                                  cap[layer]["o"][:, h])
-            case = {"name": f"head{h}", "arrays": {**ops_to_arrays(ops, p), "mult": M,
-                                                   "shift": S}}
-            rep = simulate(att, p, [case], build / f"head{h}", sim="icarus")
-            rows.append({"kernel": "attention-head", "what": f"head {h}",
-                         "bit_exact": bool(rep.passed and all(c["bit_exact"]
-                                                               for c in rep.cases) and same),
-                         "cycles": sum(c.get("cycles", 0) for c in rep.cases)})
-    return {"layer": layer, "tokens": T, "runs": rows,
-            "all_bit_exact": all(r["bit_exact"] for r in rows)}
+        return rtl_layer(model, im, tokens, args.rtl_layer, args.out or Path(tmp), "icarus")
 
 
 def table(r: dict) -> str:
