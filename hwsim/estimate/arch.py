@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from .schema import Field, Param, read_params, read_yaml
+from .schema import Field, Param, check_header, read_params, read_yaml
 
 __all__ = ["ARCH_DIR", "Arch", "known_targets", "load_arch"]
 
@@ -120,17 +120,8 @@ def load_arch(target: str | Path) -> Arch:
             raise HwsimError(f"unknown target {str(target)!r}; known: {', '.join(known_targets())}")
     data = read_yaml(path, "architecture")
     where = path.name
-    for key in data:
-        if key not in _TOP:
-            raise HwsimError(f"{where}: unknown field {key!r}")
-    for key in _TOP:
-        if key not in data:
-            raise HwsimError(f"{where}: missing field {key!r}")
-    if data["schema"] != SCHEMA_ID:
-        raise HwsimError(f"{where}: schema must be {SCHEMA_ID!r}, not {data['schema']!r}")
+    check_header(data, where, _TOP, SCHEMA_ID, SCHEMAS)
     kind = data["kind"]
-    if kind not in SCHEMAS:
-        raise HwsimError(f"{where}: kind must be 'asic' or 'fpga', not {kind!r}")
     version = data["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise HwsimError(f"{where}: version must be a positive integer, not {version!r}")

@@ -76,6 +76,22 @@ def read_yaml(path: Path, what: str) -> dict:
     return data
 
 
+def check_header(data: dict, where: str, top: set[str], schema_id: str,
+                 kinds: dict) -> None:
+    """The fields every estimator YAML shares: exactly ``top``, the right schema id, a known kind,
+    a ``params`` mapping. One clear error naming the field otherwise."""
+    for key in data:
+        if key not in top:
+            raise HwsimError(f"{where}: unknown field {key!r}")
+    for key in top:
+        if key not in data:
+            raise HwsimError(f"{where}: missing field {key!r}")
+    if data["schema"] != schema_id:
+        raise HwsimError(f"{where}: schema must be {schema_id!r}, not {data['schema']!r}")
+    if data["kind"] not in kinds:
+        raise HwsimError(f"{where}: kind must be 'asic' or 'fpga', not {data['kind']!r}")
+
+
 def _flatten(tree: dict, prefix: str, out: dict, leaves: set[str]) -> None:
     for key, val in tree.items():
         path = f"{prefix}{key}"

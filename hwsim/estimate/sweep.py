@@ -98,13 +98,12 @@ def parse_sweep(arch: Arch, specs: list[str],
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated when *maximizing* x[0] and *minimizing* x[1]."""
-    front = []
-    for i, (a, b) in enumerate(points):
-        if not any((c >= a and d <= b) and (c > a or d < b) for j, (c, d) in enumerate(points)
-                   if j != i):
-            front.append(i)
-    return front
+    """Indices of points not dominated when *maximizing* x[0] and *minimizing* x[1]
+    (:func:`hwsim.sweep.pareto.pareto_front` on index-tagged rows)."""
+    from hwsim.sweep.pareto import pareto_front as front
+
+    rows = [{"i": i, "x": a, "y": b} for i, (a, b) in enumerate(points)]
+    return sorted(r["i"] for r in front(rows, "x", "y", higher_is_better=True))
 
 
 def run_sweep(model: str, target: str, specs: list[str], prompt: int = 64, context: int = 128,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from .schema import Field, Param, read_params, read_yaml
+from .schema import Field, Param, check_header, read_params, read_yaml
 
 __all__ = ["TABLE_DIR", "Tables", "load_tables"]
 
@@ -134,16 +134,7 @@ def load_tables(name: str | Path) -> Tables:
             raise HwsimError(f"unknown energy/area table {str(name)!r}; known: {known}")
     data = read_yaml(path, "table")
     where = path.name
-    for key in data:
-        if key not in _TOP:
-            raise HwsimError(f"{where}: unknown field {key!r}")
-    for key in _TOP:
-        if key not in data:
-            raise HwsimError(f"{where}: missing field {key!r}")
-    if data["schema"] != SCHEMA_ID:
-        raise HwsimError(f"{where}: schema must be {SCHEMA_ID!r}, not {data['schema']!r}")
-    if data["kind"] not in SCHEMAS:
-        raise HwsimError(f"{where}: kind must be 'asic' or 'fpga', not {data['kind']!r}")
+    check_header(data, where, _TOP, SCHEMA_ID, SCHEMAS)
     if not isinstance(data["params"], dict):
         raise HwsimError(f"{where}: params must be a mapping")
     params = read_params(data["params"], SCHEMAS[data["kind"]], where)

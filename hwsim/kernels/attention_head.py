@@ -60,7 +60,7 @@ def arrays_to_ops(arrays: dict) -> list[tuple]:
     return ops
 
 
-def _scale_for(Q, K, mult_bits: int) -> tuple[int, int]:
+def scale_for(Q, K, mult_bits: int) -> tuple[int, int]:
     """A folded score scale that maps the spread of ``q · k`` onto about ±6 (in real units)."""
     peak = max(float(np.abs(_matmul(Q, K)).max()), 1.0)
     return quantize_multiplier(6.0 * 16 / peak, bits=mult_bits)
@@ -88,12 +88,12 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
 
     out = []
     Q, K, V = rnd(1), rnd(L), rnd(L)
-    M, S = _scale_for(Q, K, p.mult_bits)
+    M, S = scale_for(Q, K, p.mult_bits)
     ops = [("clear",), *[("kv", K[t], V[t]) for t in range(L)], ("q", Q[0])]
     out.append(_case("decode", ops, M, S, p))
     if not quick:
         Q, K, V = rnd(L), rnd(L), rnd(L)
-        M, S = _scale_for(Q, K, p.mult_bits)
+        M, S = scale_for(Q, K, p.mult_bits)
         ops = [("clear",), *[op for t in range(L) for op in (("kv", K[t], V[t]), ("q", Q[t]))]]
         out.append(_case("prefill_causal", ops, M, S, p))
         nq = min(L, 3)
@@ -106,14 +106,14 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
         Kd = K.copy() // 8
         Kd[L // 2] = Q[0]  # one key aligned with the query: one dominant score
         ops = [("clear",), *[("kv", Kd[t], V[t]) for t in range(L)], ("q", Q[0])]
-        out.append(_case("dominant", ops, *_scale_for(Q[:1], Kd, p.mult_bits), p))
+        out.append(_case("dominant", ops, *scale_for(Q[:1], Kd, p.mult_bits), p))
         for name, v in (("all_min", -128), ("all_max", 127)):
             full = np.full(d, v)
             ops = [("clear",), *[("kv", full, full) for _ in range(L)], ("q", full)]
             out.append(_case(name, ops, M1, S1, p))
     n = min(L, 4)
     Q, K, V = rnd(n), rnd(n), rnd(n)
-    M, S = _scale_for(Q, K, p.mult_bits)
+    M, S = scale_for(Q, K, p.mult_bits)
     ops = [("clear",), *[op for t in range(n) for op in (("kv", K[t], V[t]), ("q", Q[t]))]]
     out.append(_case("idle_backpressure", ops, M, S, p, idle=0.3, stall=0.4, seed=seed + 7))
     return out

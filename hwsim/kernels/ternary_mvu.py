@@ -29,7 +29,7 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
     }
 
 
-def _scale_for(acc: np.ndarray, mult_bits: int) -> tuple[int, int]:
+def scale_for(acc: np.ndarray, mult_bits: int) -> tuple[int, int]:
     """A rescale that maps the accumulators' spread onto most of the int8 range."""
     peak = max(float(np.max(np.abs(acc))), 1.0)
     return quantize_multiplier(100.0 / peak, bits=mult_bits)
@@ -54,7 +54,7 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
 
     out = []
     W, X = rnd(2)
-    M, S = _scale_for(X @ W.T, p.mult_bits)
+    M, S = scale_for(X @ W.T, p.mult_bits)
     out.append({"name": "random", "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
     if not quick:
         lo, hi = p.act.min_code, p.act.max_code
@@ -67,10 +67,10 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
         # a rescale that keeps the longest accumulation in range: exercises the exact extremes
         out.append({"name": "extreme_rescaled", "arrays": {
             "W": np.full((R, C), -1), "X": np.full((1, C), lo),
-            "mult": _scale_for(np.array([C * abs(lo)]), p.mult_bits)[0],
-            "shift": _scale_for(np.array([C * abs(lo)]), p.mult_bits)[1]}})
+            "mult": scale_for(np.array([C * abs(lo)]), p.mult_bits)[0],
+            "shift": scale_for(np.array([C * abs(lo)]), p.mult_bits)[1]}})
     W, X = rnd(3)
-    M, S = _scale_for(X @ W.T, p.mult_bits)
+    M, S = scale_for(X @ W.T, p.mult_bits)
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
     return out

@@ -32,6 +32,17 @@ def _plt():
     return plt
 
 
+def _finish(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
 def plot_metric_vs_bits(rows: list[dict], metric: str, path: Path, title: str) -> Path:
     """Metric against weight bits, one line per activation width."""
     plt = _plt()
@@ -39,15 +50,9 @@ def plot_metric_vs_bits(rows: list[dict], metric: str, path: Path, title: str) -
     for acts in sorted({r["acts"] for r in rows}):
         pts = sorted((r["weights"], r[metric]) for r in rows if r["acts"] == acts)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{acts}-bit acts")
-    ax.set_xlabel("weight bits")
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+    out = _finish(fig, ax, path, "weight bits", metric, title)
     plt.close(fig)
-    return Path(path)
+    return out
 
 
 def plot_pareto(rows: list[dict], metric: str, cost: str, higher_is_better: bool, path: Path,
@@ -61,12 +66,6 @@ def plot_pareto(rows: list[dict], metric: str, cost: str, higher_is_better: bool
     for r in front:
         ax.annotate(f"W{r['weights']}A{r['acts']}", (r[cost], r[metric]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(cost)
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
+    out = _finish(fig, ax, path, cost, metric, title)
     plt.close(fig)
-    return Path(path)
+    return out
