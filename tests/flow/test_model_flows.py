@@ -1,0 +1,91 @@
+"""`hwsim run snn|swiftchannel|airfm`: each model's flow on tiny sizes, resume, and bad input.
+
+The default suite runs each flow's first three steps (train or load the QAT model → ONNX
+checked against torch → integer golden == QAT) on tiny sizes, then the same flow again to see
+that nothing is redone. The whole chain down to cocotb and the report is the slow test (it
+emits and simulates real RTL on Icarus: about a minute per model here).
+"""
+
+import json
+
+import pytest
+
+from hwsim.cli import build_parser, main
+from hwsim.flow import model_flow
+
+MODELS = ("snn", "swiftchannel", "airfm")
+
+
+def _flow(model, out, *extra):
+    args = build_parser().parse_args(["run", model, "--tiny", "-o", str(out), *extra])
+    return model_flow(model, args)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_first_steps_tiny_then_cached(tmp_path, model):
+    out = tmp_path / "b"
+    flow = _flow(model, out)
+    flow.steps = flow.steps[:3]  # train → export → golden
+    a = flow.run(progress=lambda _s: None)
+    if model == "snn":  # == is the model's guarantee at every level it has
+        assert a["export"]["equal_spike_counts"] == a["export"]["samples"] > 0
+        assert a["golden"]["equal_spike_counts"] == a["golden"]["samples"]
+        assert a["golden"]["accuracy_integer"] == pytest.approx(a["train"]["accuracy_quant"])
+    elif model == "swiftchannel":
+        nm = a["golden"]["nmse_db"]
+        assert set(nm) == {"ls", "lmmse", "float", "int8"}
+        assert a["export"]["qcdq_mean_abs_lsb"] < 0.5
+    else:
+        assert {r["profile"] for r in a["golden"]["rows"]} == {"CDL-B", "CDL-D"}
+        assert a["golden"]["golden_vs_float_rel_max"] < 0.25  # int8 attention vs float
+    seen = []
+    again = _flow(model, out)
+    again.steps = again.steps[:3]
+    again.run(progress=seen.append)
+    assert sum("done earlier (cached)" in s for s in seen) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("model", MODELS)
+def test_flow_end_to_end_tiny(tmp_path, model, capsys):
+    out = tmp_path / "b"
+    assert main(["run", model, "--tiny", "-o", str(out)]) == 0
+    report = (out / "report" / "report.md").read_text()
+    for section in ("Model metric: float vs quantized", "Bit-exactness at each level",
+                    "Cycles: estimated vs simulated", "Estimate on", "Tools"):
+        assert section in report, section
+    assert "data:image/png;base64," in (out / "report" / "report.html").read_text()
+    sim = json.loads((out / "sim" / "step.json").read_text())["artifact"]
+    assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
+    assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
+    capsys.readouterr()
+    assert main(["run", model, "--tiny", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.count("done earlier (cached)") == 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["swiftchannel", "--target", "vitallm"],
+     "swiftchannel does not map to target 'vitallm'; targets: xczu49dr, xczu48dr, xczu28dr"),
+    (["snn", "--target", "ecp5"], "unknown target 'ecp5'; targets: "),
+    (["airfm", "--bits", "3"], "airfm QAT nets have 8- or 4-bit weights, not --bits 3"),
+    (["snn", "--bits", "9"], "snn weight bits must be 2 … 8, not 9"),
+    (["swiftchannel", "--bits", "4"], "swiftchannel's hardware is int8; --bits 4"),
+    (["lenet"], "unknown model 'lenet' for `hwsim run`; choose one of bitnet, ternary-mvu, "
+                "snn, swiftchannel, airfm"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, capsys, args, message):
+    assert main(["run", *args, "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwsim: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_unwritable_build_folder(tmp_path, capsys, model):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["run", model, "--tiny", "-o", str(blocker / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwsim: error: build folder {blocker / 'b'} is not writable")
+    assert err.count("\n") == 1
