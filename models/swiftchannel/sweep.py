@@ -50,7 +50,8 @@ def prepare(out: Path, options: dict) -> dict:
 
     epochs = int(options.get("steps") or 6)
     n_train = int(options.get("n_train", 256))
-    folder = Path(out) / f"float-e{epochs}-n{n_train}"
+    n_test = int(options.get("n_test", 64))
+    folder = Path(out) / f"float-e{epochs}-n{n_train}-t{n_test}"
     geom = _geometry(GEOMETRY)
     cfg = config_for(geom)
     if not (folder / "meta.json").exists():
@@ -63,7 +64,7 @@ def prepare(out: Path, options: dict) -> dict:
         save_file({k: v.contiguous() for k, v in plain.state_dict().items()},
                   str(folder / "float.safetensors"))
         calib = data.inputs(np.random.default_rng(1))[:32]
-        H = generate_channels(geom, 64, TEST_SPEED_RANGE_KMH, seed=1000)
+        H = generate_channels(geom, n_test, TEST_SPEED_RANGE_KMH, seed=1000)
         X = pack_real(ls_observation(H, geom, 10.0, np.random.default_rng(1000)))
         np.savez(folder / "data.npz", calib=calib, H=H, X=X)
         atomic_write_text(folder / "meta.json", json.dumps(
@@ -72,7 +73,7 @@ def prepare(out: Path, options: dict) -> dict:
 
     return {"checkpoint": str(folder.resolve()), "geometry": GEOMETRY,
             "config": dataclasses.asdict(cfg), "train_epochs": epochs, "n_train": n_train,
-            "snr_db": 10.0, "test_channels": 64, "qat_epochs": 2}
+            "snr_db": 10.0, "test_channels": n_test, "qat_epochs": 2}
 
 
 def _net(ctx: dict):

@@ -18,7 +18,7 @@ def hwsim(*args):
     (["bitnet", "--weights", "0"], "impossible weight bit width in '0' (1 … 32)"),
     (["bitnet", "--target", "ecp5"],
      "bitnet does not map to target 'ecp5'; targets: vitallm, xczu28dr, xczu48dr, xczu49dr"),
-    (["resnet"], "unknown sweep model 'resnet'; known: bitnet"),
+    (["resnet"], "unknown sweep model 'resnet'; known: bitnet, swiftchannel, airfm, snn"),
 ])
 def test_bad_input_exit_2(tmp_path, args, message):
     r = hwsim("sweep", *args, "-o", tmp_path / "s")
