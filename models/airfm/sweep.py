@@ -46,8 +46,8 @@ def prepare(out: Path, options: dict) -> dict:
     from .model import AirFMNet
     from .pipeline import build_set, train
 
-    epochs = int(options.get("steps") or 4)
-    per = int(options.get("per", 32))
+    epochs = int(options.get("steps") or 8)
+    per = int(options.get("per", 64))
     cfg = _cfg()
     folder = Path(out) / f"float-e{epochs}-n{per}"
     base = ChannelSpec(frames=cfg.past + cfg.future)
@@ -94,6 +94,7 @@ def evaluate(point: dict) -> dict:
     with np.load(Path(ctx["checkpoint"]) / "data.npz") as z:
         d = {k: z[k] for k in z.files}
     size = layer_macs(net, lambda n: n(torch.from_numpy(d["test_X"][:1])))
+    ref = D.nmse_db_of(d["test_H"], D.to_stf(predict(net, d["test_X"])))
     quantize_layers(net, w, a, lambda n: n(torch.from_numpy(d["calib"])))
     if point["method"] == "qat":
         train(net, SimpleNamespace(X=d["X"], Y=d["Y"]), ctx["qat_epochs"], 6e-4, 1,
@@ -106,5 +107,6 @@ def evaluate(point: dict) -> dict:
     lin = size["macs"]
     e = mac_energy(point["target"], lin + att, weight_bits_read=w * lin,
                    act_bits_read=a * lin + 8 * att)
-    return {"nmse_db": float(nmse), "energy_uj": e["energy_j"] * 1e6, "macs": lin + att,
+    return {"nmse_db": float(nmse), "float_nmse_db": float(ref),
+            "energy_uj": e["energy_j"] * 1e6, "macs": lin + att,
             "weight_kbits": size["weights"] * w / 1000}

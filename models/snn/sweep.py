@@ -64,6 +64,7 @@ def evaluate(point: dict) -> dict:
     model, _ = load_checkpoint(Path(ctx["checkpoint"]) / "float.safetensors")
     with np.load(Path(ctx["checkpoint"]) / "data.npz") as z:
         d = {k: z[k] for k in z.files}
+    ref = accuracy(model, d["x_test"], d["y_test"])
     q = QuantSnnClassifier.from_float(model, int(point["weights"]), int(point["acts"]))
     if point["method"] == "qat":
         ds = Dataset(d["x_train"], d["y_train"], d["x_test"], d["y_test"], int(d["classes"]),
@@ -74,5 +75,6 @@ def evaluate(point: dict) -> dict:
     e = estimate_energy(counts, point["target"])
     if not e.get("available"):
         raise RuntimeError(e.get("reason", "no estimate"))
-    return {"accuracy": float(acc), "energy_nj": e["energy_j"] * 1e9,
+    return {"accuracy": float(acc), "float_accuracy": float(ref),
+            "energy_nj": e["energy_j"] * 1e9,
             "latency_ms": e["latency_s"] * 1e3, "synaptic_ops": counts["synaptic_ops"]}

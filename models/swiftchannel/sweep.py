@@ -48,8 +48,8 @@ def prepare(out: Path, options: dict) -> dict:
     from .model import SwiftChannelNet, reparameterize
     from .train import config_for, make_set, train
 
-    epochs = int(options.get("steps") or 6)
-    n_train = int(options.get("n_train", 256))
+    epochs = int(options.get("steps") or 10)
+    n_train = int(options.get("n_train", 512))
     n_test = int(options.get("n_test", 64))
     folder = Path(out) / f"float-e{epochs}-n{n_train}-t{n_test}"
     geom = _geometry(GEOMETRY)
@@ -104,6 +104,7 @@ def evaluate(point: dict) -> dict:
         calib, H, X = z["calib"], z["H"], z["X"]
     net = _net(ctx)
     size = layer_macs(net, lambda n: n(torch.from_numpy(X[:1])))
+    ref = nmse_db(H, unpack_real(predict(net, X)))
     quantize_layers(net, w, a, lambda n: n(torch.from_numpy(calib)))
     if point["method"] == "qat":
         geom = _geometry(ctx["geometry"])
@@ -114,5 +115,6 @@ def evaluate(point: dict) -> dict:
         raise RuntimeError(f"NMSE is not finite at {point}")
     e = mac_energy(point["target"], size["macs"], weight_bits_read=w * size["macs"],
                    act_bits_read=a * size["macs"])
-    return {"nmse_db": float(nmse), "energy_uj": e["energy_j"] * 1e6, "macs": size["macs"],
+    return {"nmse_db": float(nmse), "float_nmse_db": float(ref),
+            "energy_uj": e["energy_j"] * 1e6, "macs": size["macs"],
             "weight_kbits": size["weights"] * w / 1000}
