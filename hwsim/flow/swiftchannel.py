@@ -294,7 +294,7 @@ def _report(ctx: StepContext) -> dict:
 
 
 def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarriers: int = 32,
-                      space_comp: int = 1, n_train: int = 512, epochs: int = 10,
+                      space_comp: int = 1, n_train: int = 1024, epochs: int = 12,
                       qat_epochs: int = 2, snr: float = 10.0, n_test: int = 64, seed: int = 0,
                       ocp: int = 0, synth: bool = False, rtl_layers=DEFAULT_LAYERS) -> Flow:
     from models.channels import DEFAULT, Geometry

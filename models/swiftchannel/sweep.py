@@ -48,8 +48,8 @@ def prepare(out: Path, options: dict) -> dict:
     from .model import SwiftChannelNet, reparameterize
     from .train import config_for, make_set, train
 
-    epochs = int(options.get("steps") or 10)
-    n_train = int(options.get("n_train", 512))
+    epochs = int(options.get("steps") or 12)
+    n_train = int(options.get("n_train", 1024))
     n_test = int(options.get("n_test", 64))
     folder = Path(out) / f"float-e{epochs}-n{n_train}-t{n_test}"
     geom = _geometry(GEOMETRY)
