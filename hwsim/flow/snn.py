@@ -254,7 +254,7 @@ def _report(ctx: StepContext) -> dict:
     return {"report": "report.md", "html": "report.html", "bit_exact": ok}
 
 
-def snn_flow(build, target: str = "vitallm", limit: int | None = 300, epochs: int = 2,
+def snn_flow(build, target: str = "vitallm", limit: int | None = 500, epochs: int = 5,
              qat_epochs: int = 1, bits: int = 8, mem_bits: int = 16, lanes: int = 16,
              sim_layers=(1, 2), cost_samples: int = 8, seed: int = 0) -> Flow:
     check_target("snn", target, TARGETS)

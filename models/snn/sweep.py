@@ -34,8 +34,8 @@ def prepare(out: Path, options: dict) -> dict:
 
     from .train import TrainConfig, make_dataset, save_checkpoint, train
 
-    epochs = int(options.get("steps") or 3)
-    limit = int(options.get("limit", 300))
+    epochs = int(options.get("steps") or 5)
+    limit = int(options.get("limit", 500))
     folder = Path(out) / f"float-e{epochs}-n{limit}"
     if not (folder / "meta.json").exists():
         torch.set_num_threads(1)
