@@ -52,12 +52,12 @@ def register(sub) -> None:
     t.add_argument("--no-synth", action="store_true", help="skip synthesis")
     m = p.add_argument_group("snn, swiftchannel, airfm (small, fast defaults)")
     m.add_argument("--epochs", type=positive_int, default=None,
-                   help="float training epochs (snn 5, swiftchannel 12, airfm 4)")
+                   help="float training epochs (snn 5, swiftchannel 12, airfm 8)")
     m.add_argument("--qat-epochs", type=positive_int, default=None,
-                   help="QAT epochs (snn 1, swiftchannel 2, airfm 1)")
+                   help="QAT epochs (snn 1, swiftchannel 2, airfm 2)")
     m.add_argument("--train", type=positive_int, default=None,
                    help="training samples (snn: digits used, 500; swiftchannel: channels, "
-                        "1024; airfm: channels per scenario, 32)")
+                        "1024; airfm: channels per scenario, 64)")
     m.add_argument("--test", type=positive_int, default=None,
                    help="test channels (swiftchannel 64, airfm 32)")
     m.add_argument("--bits", type=int, default=None,

@@ -315,8 +315,8 @@ def _report(ctx: StepContext) -> dict:
 
 def airfm_flow(build, target: str = "xczu49dr", antennas: int = 8, subcarriers: int = 32,
                past: int = 8, future: int = 2, dim: int = 16, layers: int = 2,
-               window: tuple[int, int] = (4, 8), per: int = 32, epochs: int = 4,
-               qat_epochs: int = 1, bits: int = 8, n_test: int = 32, sim_windows: int = 2,
+               window: tuple[int, int] = (4, 8), per: int = 64, epochs: int = 8,
+               qat_epochs: int = 2, bits: int = 8, n_test: int = 32, sim_windows: int = 2,
                profiles=("CDL-B",), test_profiles=("CDL-B", "CDL-D"), speeds=(30.0, 60.0),
                seed: int = 0) -> Flow:
     check_target("airfm", target, TARGETS)
