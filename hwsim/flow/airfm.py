@@ -165,25 +165,10 @@ def _sim(ctx: StepContext) -> dict:
             "sim_cycles_per_s": rep.cycles_per_s}
 
 
-def _linear_macs(net, x) -> int:
-    """MACs of every ``nn.Linear`` of one inference, counted by forward hooks."""
+def _estimate(ctx: StepContext) -> dict:
     import torch
 
-    macs = [0]
-
-    def hook(mod, inp, _out):
-        macs[0] += inp[0].numel() // mod.in_features * mod.in_features * mod.out_features
-
-    hs = [m.register_forward_hook(hook) for m in net.modules()
-          if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        net(torch.as_tensor(x[None]))
-    for h in hs:
-        h.remove()
-    return macs[0]
-
-
-def _estimate(ctx: StepContext) -> dict:
+    from hwsim.sweep.ptq import layer_macs
     from models.airfm.data import split
     from models.airfm.hardware import attention_cost
     from models.airfm.pipeline import load_net
@@ -198,10 +183,11 @@ def _estimate(ctx: StepContext) -> dict:
               "equal": r["cycles"] == r["formula_cycles"] == cost["window"]["cycles_per_window"]}
              for r in a["sim"]["runs"]]
     x = split(generate(_base(o), 1, seed=3), net.cfg.past).X[0]
-    lin = _linear_macs(net, x)
+    size = layer_macs(net, lambda n: n(torch.as_tensor(x[None])))  # every nn.Linear
+    lin = size["macs"]
     att = {k: cost[k]["actions"]["qk_mac"] + cost[k]["actions"]["av_mac"]
            for k in ("window", "global")}
-    params = sum(int(p.numel()) for n, p in net.named_parameters() if "weight" in n)
+    params = size["weights"]
     energy = {}
     for k in ("window", "global"):
         macs = lin + att[k]

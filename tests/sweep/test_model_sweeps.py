@@ -51,3 +51,14 @@ def test_bad_input_exit_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith(f"hwsim: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_qat_point_fine_tunes(tmp_path):
+    model = "airfm"  # (the tiny SNN's 4 test samples cannot show a change of accuracy)
+    kw = {"weights": (2,), "acts": (8,), "progress": False, "options": TINY[model]}
+    ptq = model_sweep(model, tmp_path / "s", method="ptq", **kw)["rows"][0]
+    qat = model_sweep(model, tmp_path / "s", method="qat", **kw)["rows"][0]
+    assert qat["method"] == "qat" and np.isfinite(qat[METRIC[model]])
+    # same float start and the same quantizers; the fine-tune moves the metric
+    assert qat[f"float_{METRIC[model]}"] == ptq[f"float_{METRIC[model]}"]
+    assert qat[METRIC[model]] != ptq[METRIC[model]]
