@@ -63,6 +63,9 @@ def register(sub) -> None:
     m.add_argument("--bits", type=int, default=None,
                    help="weight bits of the QAT model carried to hardware (snn 8 or 4, airfm "
                         "8 or 4; swiftchannel is int8)")
+    m.add_argument("--sweep", type=Path, default=None, metavar="DIR",
+                   help="a finished `hwsim sweep MODEL` folder: the report embeds its metric-vs-"
+                        "bits and Pareto plots")
     m.add_argument("--tiny", action="store_true",
                    help="smallest sizes that still run every step (tests, smoke runs)")
     p.set_defaults(func=run)

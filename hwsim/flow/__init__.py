@@ -12,6 +12,8 @@ def model_flow(model: str, args) -> Flow:
                                "seed": args.seed}.items() if v is not None}
     if args.target:
         given["target"] = args.target
+    if args.sweep:
+        given["sweep"] = args.sweep
     if model == "swiftchannel":
         from .swiftchannel import swiftchannel_flow
 

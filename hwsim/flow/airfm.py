@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import check_target, close_report, mac_energy
+from .common import add_sweep, check_sweep, check_target, close_report, mac_energy
 from .core import Flow, Step, StepContext
 
 __all__ = ["TARGETS", "airfm_flow"]
@@ -296,6 +296,7 @@ def _report(ctx: StepContext) -> dict:
            "grid's.")
     for path, caption in _plots(ctx):
         r.figure(path, caption)
+    add_sweep(r, o)
     close_report(r, a)
     r.write(ctx.folder)
     ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
@@ -307,7 +308,7 @@ def airfm_flow(build, target: str = "xczu49dr", antennas: int = 8, subcarriers: 
                window: tuple[int, int] = (4, 8), per: int = 64, epochs: int = 8,
                qat_epochs: int = 2, bits: int = 8, n_test: int = 32, sim_windows: int = 2,
                profiles=("CDL-B",), test_profiles=("CDL-B", "CDL-D"), speeds=(30.0, 60.0),
-               seed: int = 0) -> Flow:
+               seed: int = 0, sweep=None) -> Flow:
     check_target("airfm", target, TARGETS)
     if bits not in (8, 4):
         raise HwsimError(f"airfm QAT nets have 8- or 4-bit weights, not --bits {bits}")
@@ -318,7 +319,7 @@ def airfm_flow(build, target: str = "xczu49dr", antennas: int = 8, subcarriers: 
          "epochs": epochs, "qat_epochs": qat_epochs, "bits": bits, "n_test": n_test,
          "sim_windows": sim_windows, "profiles": list(profiles),
          "test_profiles": list(test_profiles), "speeds": [float(v) for v in speeds],
-         "seed": seed}
+         "seed": seed, "sweep": check_sweep("airfm", sweep)}
     cfg = _cfg(o)  # validate before anything runs
     nw = cfg.tokens // cfg.window_tokens
     if not 1 <= sim_windows <= nw:
@@ -334,6 +335,6 @@ def airfm_flow(build, target: str = "xczu49dr", antennas: int = 8, subcarriers: 
         Step("sim", "cocotb on real DDA windows: RTL == golden", _sim),
         Step("estimate", "estimate on the target, calibrated by simulation", _estimate,
              ("target",)),
-        Step("report", "report", _report),
+        Step("report", "report", _report, ("sweep",)),
     ]
     return Flow("airfm", steps, Path(build), o)

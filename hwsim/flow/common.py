@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from hwsim.errors import HwsimError
 
-__all__ = ["check_target", "close_report", "mac_energy", "target_clock"]
+__all__ = ["add_sweep", "check_sweep", "check_target", "close_report", "mac_energy",
+           "target_clock"]
 
 
 def check_target(model: str, target: str, targets: tuple[str, ...]) -> None:
@@ -43,6 +44,42 @@ def mac_energy(target: str, macs: float, weight_bits_read: float = 0.0,
              "out_j": out_bits * e["out_bits"]}
     return {"energy_j": sum(parts.values()), **parts, "clock_hz": float(arch["clock"]),
             "target": target, "kind": arch.kind}
+
+
+def check_sweep(model: str, folder) -> str | None:
+    """``--sweep DIR``: a finished ``hwsim sweep MODEL`` folder whose plots the report embeds."""
+    import json
+    from pathlib import Path
+
+    if folder is None:
+        return None
+    f = Path(folder) / "results.json"
+    try:
+        rows = json.loads(f.read_text())
+    except (OSError, ValueError):
+        raise HwsimError(f"--sweep {folder} is not a finished `hwsim sweep` folder "
+                         f"(no readable results.json)") from None
+    if not rows or not (Path(folder) / "metric_vs_bits.png").is_file():
+        raise HwsimError(f"--sweep {folder} has no finished points or no metric_vs_bits.png")
+    marker = {"snn": "limit", "swiftchannel": "geometry", "airfm": "train_profiles"}[model]
+    if not all(isinstance(r.get("context"), dict) and marker in r["context"] for r in rows):
+        raise HwsimError(f"--sweep {folder} is not a sweep of {model}")
+    return str(Path(folder).resolve())
+
+
+def add_sweep(r, options: dict) -> None:
+    """The sweep's metric-vs-bits and Pareto plots, when the flow was given ``--sweep``."""
+    from pathlib import Path
+
+    if not options.get("sweep"):
+        return
+    d = Path(options["sweep"])
+    r.heading("Metric vs bit width (hwsim sweep)")
+    r.para(f"From the sweep folder `{d}` (its `sweep.md` has the table).")
+    for name, caption in (("metric_vs_bits.png", "Metric against weight bits"),
+                          ("pareto.png", "Pareto front of metric against cost")):
+        if (d / name).is_file():
+            r.figure(d / name, caption)
 
 
 def close_report(r, artifacts: dict) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import check_target, close_report
+from .common import add_sweep, check_sweep, check_target, close_report
 from .core import Flow, Step, StepContext
 
 __all__ = ["TARGETS", "snn_flow"]
@@ -248,6 +248,7 @@ def _report(ctx: StepContext) -> dict:
            "ASL-DVS, a different platform and workload.")
     for path, caption in _plots(ctx):
         r.figure(path, caption)
+    add_sweep(r, o)
     close_report(r, a)
     r.write(ctx.folder)
     ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
@@ -256,7 +257,8 @@ def _report(ctx: StepContext) -> dict:
 
 def snn_flow(build, target: str = "vitallm", limit: int | None = 500, epochs: int = 5,
              qat_epochs: int = 1, bits: int = 8, mem_bits: int = 16, lanes: int = 16,
-             sim_layers=(1, 2), cost_samples: int = 8, seed: int = 0) -> Flow:
+             sim_layers=(1, 2), cost_samples: int = 8, seed: int = 0,
+             sweep=None) -> Flow:
     check_target("snn", target, TARGETS)
     if not 2 <= bits <= 8:
         raise HwsimError(f"snn weight bits must be 2 … 8, not {bits}")
@@ -267,7 +269,7 @@ def snn_flow(build, target: str = "vitallm", limit: int | None = 500, epochs: in
         raise HwsimError(f"snn has layers 0, 1, 2; no layer {bad[0]}")
     o = {"target": target, "limit": limit, "epochs": epochs, "qat_epochs": qat_epochs,
          "bits": bits, "mem_bits": mem_bits, "lanes": lanes, "sim_layers": list(sim_layers),
-         "cost_samples": cost_samples, "seed": seed}
+         "cost_samples": cost_samples, "seed": seed, "sweep": check_sweep("snn", sweep)}
     steps = [
         Step("train", "DVS events, train float + QAT SNN", _train,
              ("limit", "epochs", "qat_epochs", "bits", "mem_bits", "seed")),
@@ -277,6 +279,6 @@ def snn_flow(build, target: str = "vitallm", limit: int | None = 500, epochs: in
         Step("sim", "cocotb on real spikes: RTL == golden", _sim),
         Step("estimate", "estimate on the target, calibrated by simulation", _estimate,
              ("target", "cost_samples")),
-        Step("report", "report", _report),
+        Step("report", "report", _report, ("sweep",)),
     ]
     return Flow("snn", steps, Path(build), o)

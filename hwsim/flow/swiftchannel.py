@@ -26,7 +26,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import check_target, close_report, mac_energy
+from .common import add_sweep, check_sweep, check_target, close_report, mac_energy
 from .core import Flow, Step, StepContext
 
 __all__ = ["TARGETS", "swiftchannel_flow"]
@@ -297,6 +297,7 @@ def _report(ctx: StepContext) -> dict:
                "the simulated layers; `hwsim bench swiftchannel` reports them).")
     for path, caption in _plots(ctx):
         r.figure(path, caption)
+    add_sweep(r, o)
     close_report(r, a)
     r.write(ctx.folder)
     ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
@@ -306,7 +307,8 @@ def _report(ctx: StepContext) -> dict:
 def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarriers: int = 32,
                       space_comp: int = 1, n_train: int = 1024, epochs: int = 12,
                       qat_epochs: int = 2, snr: float = 10.0, n_test: int = 64, seed: int = 0,
-                      ocp: int = 0, synth: bool = False, rtl_layers=DEFAULT_LAYERS) -> Flow:
+                      ocp: int = 0, synth: bool = False, rtl_layers=DEFAULT_LAYERS,
+                      sweep=None) -> Flow:
     from models.channels import DEFAULT, Geometry
 
     check_target("swiftchannel", target, TARGETS)
@@ -324,10 +326,11 @@ def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarri
         Step("sim", "cocotb on a real channel: RTL == golden", _sim),
         Step("estimate", "estimate on the target, calibrated by simulation", _estimate,
              ("target", "synth")),
-        Step("report", "report", _report),
+        Step("report", "report", _report, ("sweep",)),
     ]
     return Flow("swiftchannel", steps, Path(build),
                 {"target": target, "geometry": geometry, "n_train": n_train, "epochs": epochs,
                  "qat_epochs": qat_epochs, "snr": snr, "n_test": n_test, "seed": seed,
-                 "ocp": ocp, "synth": synth, "rtl_layers": list(rtl_layers)})
+                 "ocp": ocp, "synth": synth, "rtl_layers": list(rtl_layers),
+                 "sweep": check_sweep("swiftchannel", sweep)})
 

@@ -89,3 +89,15 @@ def test_unwritable_build_folder(tmp_path, capsys, model):
     err = capsys.readouterr().err
     assert err.startswith(f"hwsim: error: build folder {blocker / 'b'} is not writable")
     assert err.count("\n") == 1
+
+
+def test_sweep_folder_must_be_a_finished_sweep_of_the_model(tmp_path, capsys):
+    assert main(["run", "snn", "--sweep", str(tmp_path / "none"), "-o", str(tmp_path / "b")]) == 2
+    assert "is not a finished `hwsim sweep` folder" in capsys.readouterr().err
+    s = tmp_path / "s"
+    s.mkdir()
+    (s / "results.json").write_text(json.dumps([{"weights": 2, "context": {"limit": 20}}]))
+    (s / "metric_vs_bits.png").write_bytes(b"")
+    assert main(["run", "airfm", "--sweep", str(s), "-o", str(tmp_path / "b")]) == 2
+    assert f"--sweep {s} is not a sweep of airfm" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
