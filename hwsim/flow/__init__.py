@@ -39,15 +39,15 @@ def model_flow(model: str, args) -> Flow:
                 "window": (2, 4), "per": 8, "epochs": 1, "n_test": 4, "sim_windows": 1}
         kw = {**(tiny if args.tiny else {}), **given}
         for opt, key in ((args.train, "per"), (args.test, "n_test"), (args.bits, "bits")):
-            if opt:
+            if opt is not None:
                 kw[key] = opt
         return airfm_flow(args.out, **kw)
     from .snn import snn_flow
 
     tiny = {"limit": 30, "epochs": 1, "sim_layers": (2,), "cost_samples": 2}
     kw = {**(tiny if args.tiny else {}), **given}
-    if args.train:
+    if args.train is not None:
         kw["limit"] = args.train
-    if args.bits:
+    if args.bits is not None:
         kw["bits"] = args.bits
     return snn_flow(args.out, **kw)
