@@ -33,7 +33,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError, ToolMissingError
 
-__all__ = ["YOSYS_BACKENDS", "cells_from_stat", "run_tool", "run_yosys", "synth_xilinx",
+__all__ = ["YOSYS_BACKENDS", "bracket_free_names", "cells_from_stat", "run_tool", "run_yosys", "synth_xilinx",
            "tool_executable", "xilinx_resources", "yosys_backend", "yosys_description",
            "yosys_executable"]
 
@@ -157,15 +157,16 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir) if workdir else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        # YoWASP runs sandboxed and sees only its working folder: use relative names.
-        if verilog.parent != wd.resolve():
-            shutil.copyfile(verilog, wd / verilog.name)
+        # YoWASP runs sandboxed and sees only its working folder: use relative names. The copy
+        # it reads has bracketed escaped names renamed (see bracket_free_names).
+        src = f"{verilog.stem}.synth.v"
+        (wd / src).write_text(bracket_free_names(verilog.read_text()))
         stat = f"{top}.stat.json"
         notes = []
 
         def script(opts):
             upto = " -run begin:map_luts" if stop_before_luts else ""
-            return (f"scratchpad -set abc9.verify {int(abc_verify)}; read_verilog {verilog.name}; "
+            return (f"scratchpad -set abc9.verify {int(abc_verify)}; read_verilog {src}; "
                     f"synth_xilinx -family {family} -top {top}{upto} {opts}; "
                     f"tee -q -o {stat} stat -json")
         log = wd / f"{top}.yosys.log"
@@ -182,6 +183,23 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
                       backend=backend)
         cells = cells_from_stat(json.loads((wd / stat).read_text()), top)
     return {"cells": cells, "resources": xilinx_resources(cells), "notes": notes, "yosys": which}
+
+
+_ESCAPED_WITH_BRACKETS = re.compile(r"\\\S*[\[\]]\S*")
+
+
+def bracket_free_names(verilog: str) -> str:
+    """``verilog`` with ``[``/``]`` in escaped identifiers replaced by ``<``/``>``.
+
+    Amaranth names the elements of an array-layout stream payload with escaped identifiers such
+    as ``\\y__payload[1]`` (an 8-bit wire) next to the port ``y__payload`` itself. ABC9 names
+    the bits it hands back ``y__payload[1]`` too, and Yosys 0.70's reintegration then adds a
+    wire whose name exists: ``ERROR: Assert `count_id(wire->name) == 0' failed`` (YoWASP exits
+    1 without printing it). That is why LUT mapping of the SwiftChannel conv engines failed.
+    Renaming only these internal names leaves the logic, and so every count, unchanged.
+    """
+    return _ESCAPED_WITH_BRACKETS.sub(
+        lambda m: m.group(0).replace("[", "<").replace("]", ">"), verilog)
 
 
 def cells_from_stat(stat: dict, top: str) -> dict[str, int]:

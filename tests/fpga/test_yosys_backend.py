@@ -2,7 +2,7 @@
 
 import pytest
 
-from fpga.yosys import run_yosys, synth_xilinx, yosys_backend, yosys_description
+from fpga.yosys import bracket_free_names, run_yosys, synth_xilinx, yosys_backend, yosys_description
 from hwsim.errors import HwsimError
 
 # an 8×8 unsigned multiply with registered output: one DSP48E2 (its A/B/P registers absorb the
@@ -56,3 +56,30 @@ def test_native_and_webassembly_yosys_count_the_same_cells(tmp_path):
     got = {b: synth_xilinx(tmp_path / "mul.v", "mul", workdir=tmp_path / b, extra="-nodsp",
                            backend=b)["cells"] for b in ("pyosys", "yowasp")}
     assert got["pyosys"] == got["yowasp"]
+
+
+# Amaranth's naming of array-payload elements (``\y[1]`` beside the port ``y``), cut down to the
+# smallest design on which Yosys 0.70's ABC9 reintegration trips over the name
+BRACKETS_V = r"""module r(input clk, input [15:0] a, output reg [15:0] y);
+  wire [7:0] \y[0] ;
+  wire [7:0] \y[1] ;
+  assign \y[0]  = y[7:0];
+  assign \y[1]  = y[15:8];
+  always @(posedge clk) y <= {a[15:8] + \y[1] , a[7:0] ^ \y[0] };
+endmodule
+"""
+
+
+def test_bracket_free_names_touches_only_escaped_identifiers():
+    v = "wire [7:0] \\y[10] ;\nassign \\y[1]  = y[15:8];\nreg \\a.b ;\n"
+    assert bracket_free_names(v) == "wire [7:0] \\y<10> ;\nassign \\y<1>  = y[15:8];\nreg \\a.b ;\n"
+
+
+def test_bracketed_names_no_longer_break_lut_mapping(tmp_path):
+    (tmp_path / "r.v").write_text(BRACKETS_V)
+    with pytest.raises(HwsimError, match="count_id"):  # the Yosys bug, on the raw names
+        run_yosys("scratchpad -set abc9.verify 0; read_verilog r.v; synth_xilinx -top r",
+                  cwd=tmp_path, backend="pyosys")
+    res = synth_xilinx(tmp_path / "r.v", "r", workdir=tmp_path / "fixed", backend="pyosys")
+    r = res["resources"]
+    assert r["ffs"] == 16 and r["luts"] >= 8 and r["unmapped_gates"] == 0
