@@ -145,7 +145,8 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
     ``stop_before_luts`` runs ``synth_xilinx`` only up to its ``map_luts`` step (DSP, block and
     LUT RAM, carry chains and flip-flops are mapped; the remaining logic is left as generic
     gates, counted in ``resources["unmapped_gates"]``, and ``resources["luts"]`` holds only the
-    LUT-RAM/SRL cells). It is the fallback for netlists on which YoWASP's ABC aborts.
+    LUT-RAM/SRL cells). It was the fallback for netlists on which LUT mapping failed (the
+    cause, bracketed escaped names, is now removed by :func:`bracket_free_names`).
 
     ``abc_verify`` keeps ABC9's final ``&verify`` (a combinational equivalence check of ABC's
     own mapping against its input, on by default in Yosys 0.70). It changes no count and, on
