@@ -1,0 +1,407 @@
+"""One BitNet b1.58 decoder layer on integer codes: the VitaLLM decoder-layer datapath.
+
+This module is the single definition of a layer of hwsim's integer BitNet
+(:func:`models.bitnet.integer_model.integer_forward` loops over :func:`layer_forward`), of one
+decode step of it with a KV cache (:func:`decode_step`), and of the accelerator's cycle and
+KV-traffic counts for one decode step (:func:`decode_cycles`, :func:`kv_read_bytes`), which the
+estimator's VitaLLM target and ``hwsim bench vitallm`` import.
+
+Datapath of one layer (``x`` residual codes, integer everywhere)::
+
+    a  = barrier(rmsnorm(x))                 int8 + per-token amax (absmax re-quantization)
+    q, k, v = TINT(wq, wk, wv) · a           exact ternary accumulators
+    q, k = rope(q), rope(k)                  Q1.20 tables
+    q8, k8, v8 = static per-head int8        requantize(acc · amax, M, S)
+    o_h = attention(q8_h, K_cache, V_cache)  Booth int8 core: dense, or LO surrogate + top-K
+    x += requant(TINT(wo) · barrier(subln(o)))
+    a  = barrier(rmsnorm(x))
+    x += requant(TINT(w2) · barrier(subln(relu(w1·a)² · (w3·a))))
+
+Attention is pluggable (``attend``): :func:`dense_attend` (causal attention on every cached
+token) or :func:`sparse_attend` (VitaLLM's predictive sparse attention: each query keeps
+``ceil(ratio · L)`` of its ``L`` visible tokens by the leading-one surrogate and attends to
+those exactly; ratio 1 is dense, code for code).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+from quant.qtype import INT8, QType, Rounding, requantize, round_shift
+
+from . import absmax_barrier as ab
+from . import attention_head as ah
+from . import lo_topk as lt
+from . import rmsnorm_int as rn
+from . import sparse_attention as sa
+from . import ternary_mvu as mvu
+
+__all__ = [
+    "NORM_OUT",
+    "DecoderLayerParams",
+    "LayerCodes",
+    "NormCodes",
+    "ProjCodes",
+    "decode_cycles",
+    "decode_step",
+    "dense_attend",
+    "kv_read_bytes",
+    "layer_forward",
+    "rms_rows",
+    "sparse_attend",
+]
+
+NORM_OUT = QType(24, frac=16)        # RMSNorm output codes: real range ±128
+ROPE_FRAC = 20                       # cos / sin table codes
+RMS_FRAC = 4                         # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
+WIDE = QType(32)                     # container of wide integer codes fed to the norms
+NORM_IN_BITS = 22                    # a norm input row is right-shifted to at most this many bits
+V_RATIO_FRAC = 15                    # per-head v-step ratio to the layer's largest v step
+
+
+@dataclass
+class NormCodes:
+    gamma: np.ndarray
+    p: rn.RmsNormParams
+
+
+@dataclass
+class ProjCodes:
+    W: np.ndarray      # ternary codes (rows, cols)
+    scale: float       # real weight step (mean|W| · gain); sets only the SubLN ε code
+
+
+@dataclass
+class LayerCodes:
+    """Integer parameters of one decoder layer (built by
+    :func:`models.bitnet.integer_model.build_integer_model`)."""
+
+    attn_norm: NormCodes
+    ffn_norm: NormCodes
+    attn_sub: NormCodes
+    ffn_sub: NormCodes
+    proj: dict[str, ProjCodes]
+    qkv_mult: dict[str, list[tuple[int, int]]]     # per head: acc·amax → static int8 code
+    s_qkv: dict[str, np.ndarray]                   # static per-head steps
+    score_mult: list[tuple[int, int]]              # per query head
+    wide_step: float                               # real step of the attention "wide" codes
+    res_mult: dict[str, tuple[int, int]]           # wo / w2: acc·amax → residual codes
+
+
+# ------------------------------------------------------------------------------------------
+# The integer layer
+def _eps_code(eps: float, step: float) -> int:
+    """ε in units of the norm's mean square (step² · 2**-2G), kept below 2**62 (int64 sums)."""
+    return min(round(eps / (step * step) * 2.0 ** (2 * RMS_FRAC)), 1 << 62)
+
+
+def rms_rows(x: np.ndarray, norm: NormCodes, eps: float, step) -> np.ndarray:
+    """Integer RMSNorm of each row of ``x`` (any integer width) at real step ``step`` per row.
+
+    Each row is first shifted right so its peak fits ``NORM_IN_BITS`` bits (RMSNorm is scale
+    invariant; the row keeps ``NORM_IN_BITS`` significant bits) and ``ε`` is coded at the row's
+    resulting step; rows sharing a shift and an ε code go through the golden kernel together.
+    """
+    peak = np.abs(x).max(axis=-1)
+    shifts = np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
+    xs = round_shift(x, shifts[:, None], Rounding.HALF_EVEN)
+    steps = np.broadcast_to(np.asarray(step, dtype=np.float64), peak.shape) * np.exp2(shifts)
+    eps_codes = np.array([_eps_code(eps, float(st)) if st > 0 else 0 for st in steps])
+    out = np.empty(x.shape, dtype=np.int64)
+    for e in np.unique(eps_codes):
+        rows = eps_codes == e
+        out[rows] = rn.rmsnorm_int(xs[rows], norm.gamma, int(e), norm.p)
+    return out
+
+
+def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-token absmax activation quantizer (norm codes → int8 + amax)."""
+    return ah.absmax_requant(norm_codes, INT8)
+
+
+def rope(acc: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos0: int = 0) -> np.ndarray:
+    """acc (T, heads, hd) exact integers at positions ``pos0 …`` → rotated, same scale."""
+    half = acc.shape[-1] // 2
+    rot = np.concatenate([-acc[..., half:], acc[..., :half]], axis=-1)
+    T = acc.shape[0]
+    c, s = cos[pos0:pos0 + T, None, :], sin[pos0:pos0 + T, None, :]
+    return round_shift(acc * c + rot * s, ROPE_FRAC, Rounding.HALF_EVEN)
+
+
+def to_static_int8(x: np.ndarray, amax: np.ndarray, mults) -> np.ndarray:
+    """x (T, heads, hd) integers at step amax·unit → int8 codes at each head's static step."""
+    out = np.empty_like(x)
+    for h, (M, S) in enumerate(mults):
+        out[:, h] = requantize(x[:, h] * amax[:, None], M, S, INT8)
+    return out
+
+
+def dense_attend(q, K, V, M: int, S: int, p: ah.AttentionParams):
+    """Causal attention of the last ``T = len(q)`` positions on every visible cached token."""
+    return ah.attention_head(q, K, V, M, S, p, causal=True)
+
+
+def sparse_keep(ratio: float, visible: int) -> int:
+    """Tokens kept of ``visible``: ``ceil(ratio · visible)`` (at least 1; ratio 1 keeps all)."""
+    return max(1, min(visible, math.ceil(ratio * visible - 1e-9)))
+
+
+def sparse_attend(ratio: float, stats: dict | None = None):
+    """VitaLLM's predictive sparse attention as an ``attend`` function: query row ``t`` sees
+    ``L_t`` tokens and keeps ``sparse_keep(ratio, L_t)`` of them (LO surrogate + top-K).
+
+    ``stats`` (a dict), when given, accumulates ``rows_visible`` and ``rows_kept``."""
+    if not 0 < ratio <= 1:
+        raise HwsimError(f"keep ratio K/M must be in (0, 1], not {ratio}")
+
+    def attend(q, K, V, M, S, p):
+        T, L = q.shape[0], K.shape[0]
+        o = np.empty_like(q)
+        amax = np.empty(T, dtype=np.int64)
+        for t in range(T):
+            Lt = L - T + t + 1
+            keep = sparse_keep(ratio, Lt)
+            r = sa.sparse_attention(q[t], K[:Lt], V[:Lt], keep, M, S, p)
+            o[t], amax[t] = r["o"], r["amax"]
+            if stats is not None:
+                stats["rows_visible"] = stats.get("rows_visible", 0) + Lt
+                stats["rows_kept"] = stats.get("rows_kept", 0) + keep
+        return o, amax
+
+    return attend
+
+
+def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
+                  capture: dict | None = None):
+    """Rows ``x`` (T, hidden) of the residual stream at positions ``pos0 … pos0+T−1`` through
+    one decoder layer; ``cache = (k8, v8)`` holds the int8 keys and values (P, kv_heads, hd) of
+    the ``P = pos0`` earlier positions (``None``: no earlier positions).
+
+    ``ctx`` carries the model-wide constants: ``heads``, ``kv_heads``, ``head_dim``,
+    ``norm_eps``, ``res`` (residual QType), ``attn`` (:class:`AttentionParams`), ``cos``,
+    ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
+
+    Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
+    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``.
+    """
+    attend = attend or dense_attend
+    x = np.asarray(x, dtype=np.int64)
+    T = x.shape[0]
+    H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
+    rep = H // KV
+    eps = ctx.norm_eps
+    norm_step = NORM_OUT.lsb / 127
+    if cache is None:
+        cache = (np.zeros((0, KV, hd), dtype=np.int64), np.zeros((0, KV, hd), dtype=np.int64))
+    if cache[0].shape[0] != pos0:
+        raise HwsimError(f"the KV cache holds {cache[0].shape[0]} positions, not pos0={pos0}")
+    a, amax = act_quant(rms_rows(x, L.attn_norm, eps, ctx.res.lsb))
+    acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
+    q = rope(acc["wq"].reshape(T, H, hd), ctx.cos, ctx.sin, pos0)
+    k = rope(acc["wk"].reshape(T, KV, hd), ctx.cos, ctx.sin, pos0)
+    v = acc["wv"].reshape(T, KV, hd)
+    q8 = to_static_int8(q, amax, L.qkv_mult["q"])
+    k8 = to_static_int8(k, amax, L.qkv_mult["k"])
+    v8 = to_static_int8(v, amax, L.qkv_mult["v"])
+    K_all = np.concatenate([cache[0], k8])
+    V_all = np.concatenate([cache[1], v8])
+    wide = np.empty((T, H, hd), dtype=np.int64)
+    sv_max = float(L.s_qkv["v"].max())
+    if capture is not None:
+        capture.update({"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
+                        "amax": np.empty((T, H), dtype=np.int64)})
+    for h in range(H):
+        o, amax_o = attend(q8[:, h], K_all[:, h // rep], V_all[:, h // rep],
+                           *L.score_mult[h], ctx.attn)
+        if capture is not None:
+            capture["o"][:, h], capture["amax"][:, h] = o, amax_o
+        # rescale head h's step s_v[h] to the common s_v max (Q15 ratio, exact rounding)
+        ratio = round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << V_RATIO_FRAC))
+        wide[:, h] = round_shift(o * amax_o[:, None] * ratio, V_RATIO_FRAC, Rounding.HALF_EVEN)
+    wide = wide.reshape(T, H * hd)
+    a2, amax2 = act_quant(rms_rows(wide, L.attn_sub, eps, L.wide_step))
+    acc_o = mvu.ternary_mvu_acc(L.proj["wo"].W, a2)
+    x = x + requantize(acc_o * amax2[:, None], *L.res_mult["wo"], ctx.res)
+    a, amax = act_quant(rms_rows(x, L.ffn_norm, eps, ctx.res.lsb))
+    g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
+    u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
+    gp = np.maximum(g, 0)
+    prod = gp * gp * u                                                    # (T, ffn) exact
+    # the real step of each row of `prod` (it sets the ε code of SubLN only)
+    unit = amax.astype(np.float64) * norm_step
+    step = unit ** 3 * L.proj["w1"].scale ** 2 * L.proj["w3"].scale
+    a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, eps, step))
+    acc2 = mvu.ternary_mvu_acc(L.proj["w2"].W, a3)
+    x = x + requantize(acc2 * amax3[:, None], *L.res_mult["w2"], ctx.res)
+    return x, k8, v8
+
+
+def decode_step(L: LayerCodes, ctx, x, k_cache, v_cache, attend=None,
+                capture: dict | None = None):
+    """One decode step: the residual row ``x`` (hidden,) of the token at position
+    ``P = len(k_cache)`` attends to the ``P`` cached positions and itself.
+
+    Returns ``(x_out (hidden,), k8 (kv_heads, hd), v8)`` — the caller appends ``k8``, ``v8`` to
+    its cache (the accelerator writes them to its KV memory)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim != 1:
+        raise HwsimError(f"a decode step takes one residual row (hidden,), got {x.shape}")
+    P = int(np.shape(k_cache)[0])
+    if ctx.attn.max_len < P + 1:
+        raise HwsimError(f"KV cache full: position {P} needs {P + 1} > {ctx.attn.max_len} slots")
+    out, k8, v8 = layer_forward(L, ctx, x[None, :], (np.asarray(k_cache), np.asarray(v_cache)),
+                                P, attend, capture)
+    return out[0], k8[0], v8[0]
+
+
+# ------------------------------------------------------------------------------------------
+# The accelerator: shape, memories, cycles and KV traffic of one decode step
+@dataclass(frozen=True)
+class DecoderLayerParams:
+    """A decoder-layer accelerator holding one BitNet layer on chip.
+
+    ``tokens`` (M) is the number of cached tokens a decode step attends to (itself included),
+    ``keep`` (K) how many the sparse selector keeps (K = M: dense). ``lanes`` is the width of
+    the ternary MVU, the Booth attention engine and the norm unit; ``exp_lanes`` the softmax
+    exponentials per cycle. ``weight_kib`` / ``kv_kib`` are the on-chip memories (weights at 2
+    bits, I2_S packing; the KV cache at int8 for ``max_len`` tokens plus the 4-bit LO table).
+    """
+
+    hidden: int = 128
+    ffn: int = 352
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 32
+    max_len: int = 128
+    tokens: int = 128
+    keep: int = 128
+    lanes: int = 16
+    exp_lanes: int = 4
+    weight_kib: int = 64
+    kv_kib: int = 48
+
+    def __post_init__(self):
+        for f in ("hidden", "ffn", "heads", "kv_heads", "head_dim", "max_len", "tokens",
+                  "lanes", "exp_lanes", "weight_kib", "kv_kib"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HwsimError(f"decoder-layer {f} must be a positive integer, not {v!r}")
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
+            raise HwsimError(f"decoder-layer keep (K) must be at least 1, not {self.keep!r}")
+        if self.keep > self.tokens:
+            raise HwsimError(f"decoder-layer keep (K={self.keep}) cannot exceed the cached "
+                             f"tokens (M={self.tokens})")
+        if self.tokens > self.max_len:
+            raise HwsimError(f"decoder-layer tokens (M={self.tokens}) exceed the KV cache "
+                             f"capacity max_len={self.max_len}")
+        if self.heads % self.kv_heads:
+            raise HwsimError(f"decoder-layer kv_heads ({self.kv_heads}) must divide heads "
+                             f"({self.heads})")
+        if self.heads * self.head_dim != self.hidden:
+            raise HwsimError(f"decoder-layer heads × head_dim ({self.heads}×{self.head_dim}) "
+                             f"must equal hidden ({self.hidden})")
+        for f in ("hidden", "ffn", "head_dim"):
+            if getattr(self, f) % self.lanes:
+                raise HwsimError(f"decoder-layer lanes ({self.lanes}) must divide {f} "
+                                 f"({getattr(self, f)})")
+        if self.weight_bytes > self.weight_kib * 1024:
+            raise HwsimError(f"layer weights need {self.weight_bytes} B at 2 bits, more than the "
+                             f"{self.weight_kib} KiB weight memory")
+        if self.kv_bytes > self.kv_kib * 1024:
+            raise HwsimError(f"KV cache of {self.max_len} tokens needs {self.kv_bytes} B, more "
+                             f"than the {self.kv_kib} KiB KV memory")
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def projection_shapes(self) -> dict[str, tuple[int, int]]:
+        d, f, kvd = self.hidden, self.ffn, self.kv_dim
+        return {"wq": (d, d), "wk": (kvd, d), "wv": (kvd, d), "wo": (d, d),
+                "w1": (f, d), "w3": (f, d), "w2": (d, f)}
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(r * c for r, c in self.projection_shapes().values()) * 2 // 8
+
+    @property
+    def kv_bytes(self) -> int:
+        """int8 K and V of ``max_len`` tokens, plus their 4-bit (sign, leading-one) codes."""
+        return self.max_len * self.kv_dim * 2 + self.max_len * self.kv_dim // 2
+
+    def attention(self) -> ah.AttentionParams:
+        return ah.AttentionParams(head_dim=self.head_dim, max_len=self.max_len,
+                                  lanes=math.gcd(self.head_dim, self.lanes),
+                                  exp_lanes=min(self.exp_lanes, self.max_len))
+
+    def mvu(self, name: str) -> mvu.TernaryMvuParams:
+        rows, cols = self.projection_shapes()[name]
+        return mvu.TernaryMvuParams(lanes=self.lanes, rows=rows, cols=cols)
+
+    def norm(self, n: int) -> rn.RmsNormParams:
+        return rn.RmsNormParams(n=n, lanes=math.gcd(n, self.lanes), x=WIDE, out=NORM_OUT,
+                                rms_frac=RMS_FRAC, recip_bits=19,
+                                gamma=QType(19, frac=16))
+
+    def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
+        return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
+
+
+def rope_cycles(p: DecoderLayerParams) -> int:
+    """RoPE and static int8 requantization of q and k: ``lanes`` elements per cycle, plus v's
+    requantization (the same unit), plus a 2-stage pipeline (hwsim's schedule)."""
+    return (p.hidden + 2 * p.kv_dim) // p.lanes + 2
+
+
+def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
+    """Per query head: the LO + top-K selector (``select``) and exact attention on the kept
+    tokens (``exact``); with head-level pipelining the selector of head ``h+1`` runs while the
+    Booth core attends head ``h``: ``select + (H−1)·max(select, exact) + exact``."""
+    ap = p.attention()
+    sel = lt.LoTopKParams(tokens=p.tokens, head_dim=p.head_dim, keep=p.keep)
+    s, e = lt.latency_cycles(sel), ah.query_cycles(ap, p.keep)
+    H = p.heads
+    return {"select": s, "exact": e, "sequential": H * (s + e),
+            "pipelined": s + (H - 1) * max(s, e) + e,
+            "check": H * sa.decode_cycles(ap, p.tokens, p.keep)}
+
+
+def decode_cycles(p: DecoderLayerParams, pipelined: bool = True) -> dict[str, int]:
+    """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence)."""
+    d, f = p.hidden, p.ffn
+    norm_d = rn.latency_cycles(p.norm(d)) + ab.latency_cycles(p.barrier(d))
+    norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
+    # q, k, v projections run back to back through the TINT core
+    qkv = sum(mvu.latency_cycles(p.mvu(n)) for n in ("wq", "wk", "wv"))
+    att = attention_cycles(p)
+    phases = {
+        "attn_norm": norm_d,
+        "qkv": qkv,
+        "rope_requant": rope_cycles(p),
+        "attention": att["pipelined"] if pipelined else att["sequential"],
+        "attn_subln": norm_d,
+        "wo": mvu.latency_cycles(p.mvu("wo")),
+        "ffn_norm": norm_d,
+        "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
+        "ffn_subln": norm_f,
+        "w2": mvu.latency_cycles(p.mvu("w2")),
+    }
+    phases["total"] = sum(phases.values())
+    return phases
+
+
+def kv_read_bytes(p: DecoderLayerParams) -> dict[str, int]:
+    """KV-cache bytes one decode step of the layer reads, from :func:`lo_topk.action_counts`
+    per query head (each query head reads the K and V rows it attends to; head-level
+    pipelining gives no reuse between the heads of a GQA group).
+
+    ``dense``: every head reads all ``M`` rows; ``sparse``: the ``K`` kept rows;
+    ``lo_table``: the surrogate's 4-bit codes (on-chip, read by the sparse path only)."""
+    sel = lt.LoTopKParams(tokens=p.tokens, head_dim=p.head_dim, keep=p.keep)
+    c = lt.action_counts(sel, queries=p.heads)
+    return {"dense": c["kv_read_bytes_dense"], "sparse": c["kv_read_bytes_sparse"],
+            "lo_table": c["lo_sram_read_bytes"]}
