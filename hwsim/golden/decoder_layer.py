@@ -154,7 +154,9 @@ def sparse_attend(ratio: float, stats: dict | None = None):
     """VitaLLM's predictive sparse attention as an ``attend`` function: query row ``t`` sees
     ``L_t`` tokens and keeps ``sparse_keep(ratio, L_t)`` of them (LO surrogate + top-K).
 
-    ``stats`` (a dict), when given, accumulates ``rows_visible`` and ``rows_kept``."""
+    ``stats`` (a dict), when given, accumulates ``rows_visible`` and ``rows_kept``; if it has a
+    ``masks`` list, each call (one query head of one layer, in head order) appends its (T, L)
+    boolean selection."""
     if not 0 < ratio <= 1:
         raise HwsimError(f"keep ratio K/M must be in (0, 1], not {ratio}")
 
@@ -162,14 +164,18 @@ def sparse_attend(ratio: float, stats: dict | None = None):
         T, L = q.shape[0], K.shape[0]
         o = np.empty_like(q)
         amax = np.empty(T, dtype=np.int64)
+        masks = np.zeros((T, L), dtype=bool)
         for t in range(T):
             Lt = L - T + t + 1
             keep = sparse_keep(ratio, Lt)
             r = sa.sparse_attention(q[t], K[:Lt], V[:Lt], keep, M, S, p)
             o[t], amax[t] = r["o"], r["amax"]
+            masks[t, :Lt] = r["mask"]
             if stats is not None:
                 stats["rows_visible"] = stats.get("rows_visible", 0) + Lt
                 stats["rows_kept"] = stats.get("rows_kept", 0) + keep
+        if stats is not None and "masks" in stats:
+            stats["masks"].append(masks)
         return o, amax
 
     return attend
@@ -333,6 +339,9 @@ class DecoderLayerParams:
         """int8 K and V of ``max_len`` tokens, plus their 4-bit (sign, leading-one) codes."""
         return self.max_len * self.kv_dim * 2 + self.max_len * self.kv_dim // 2
 
+    def kv_read_bytes(self) -> dict[str, int]:
+        return kv_read_bytes(self.heads, self.kv_heads, self.head_dim, self.tokens, self.keep)
+
     def attention(self) -> ah.AttentionParams:
         return ah.AttentionParams(head_dim=self.head_dim, max_len=self.max_len,
                                   lanes=math.gcd(self.head_dim, self.lanes),
@@ -394,14 +403,25 @@ def decode_cycles(p: DecoderLayerParams, pipelined: bool = True) -> dict[str, in
     return phases
 
 
-def kv_read_bytes(p: DecoderLayerParams) -> dict[str, int]:
-    """KV-cache bytes one decode step of the layer reads, from :func:`lo_topk.action_counts`
-    per query head (each query head reads the K and V rows it attends to; head-level
-    pipelining gives no reuse between the heads of a GQA group).
+def kv_read_bytes(heads: int, kv_heads: int, head_dim: int, tokens: int,
+                  keep: int) -> dict[str, int]:
+    """KV-cache bytes one decode step of one layer reads, built on
+    :func:`hwsim.golden.lo_topk.action_counts` (one query head: ``2·K·d`` sparse, ``2·M·d``
+    dense).
 
-    ``dense``: every head reads all ``M`` rows; ``sparse``: the ``K`` kept rows;
-    ``lo_table``: the surrogate's 4-bit codes (on-chip, read by the sparse path only)."""
-    sel = lt.LoTopKParams(tokens=p.tokens, head_dim=p.head_dim, keep=p.keep)
-    c = lt.action_counts(sel, queries=p.heads)
-    return {"dense": c["kv_read_bytes_dense"], "sparse": c["kv_read_bytes_sparse"],
-            "lo_table": c["lo_sram_read_bytes"]}
+    The query heads of a GQA group run back to back on the same cached rows: dense attention
+    reads each KV head's ``M`` key and value rows once; sparse attention reads the union of
+    the rows its ``rep = heads / kv_heads`` query heads keep, at most ``min(M, rep·K)`` rows
+    (``sparse``, the bound the cycle model and the estimator use; ``hwsim bench vitallm``
+    measures the union on real data). With ``rep = 1`` the reduction is exactly ``1 − K/M``
+    (``per_head_reduction``). ``lo_table``: the surrogate's 4-bit codes every query head reads
+    (on-chip, sparse path only).
+    """
+    if heads % kv_heads:
+        raise HwsimError(f"kv_heads ({kv_heads}) must divide heads ({heads})")
+    c = lt.action_counts(lt.LoTopKParams(tokens=tokens, head_dim=head_dim, keep=keep))
+    rep = heads // kv_heads
+    dense = kv_heads * c["kv_read_bytes_dense"]
+    sparse = kv_heads * min(rep * c["kv_read_bytes_sparse"], c["kv_read_bytes_dense"])
+    return {"dense": dense, "sparse": sparse, "lo_table": heads * c["lo_sram_read_bytes"],
+            "per_head_reduction": 1 - c["kv_read_bytes_sparse"] / c["kv_read_bytes_dense"]}

@@ -96,10 +96,16 @@ def test_params_reject_bad_shapes():
 
 def test_counts_compose_the_kernel_formulas():
     p = dl.DecoderLayerParams(tokens=128, keep=16)
-    kv = dl.kv_read_bytes(p)
-    assert kv["dense"] == p.heads * 2 * 128 * p.head_dim
-    assert kv["sparse"] == p.heads * 2 * 16 * p.head_dim
-    assert 1 - kv["sparse"] / kv["dense"] == 1 - 16 / 128
+    kv = p.kv_read_bytes()
+    rep = p.heads // p.kv_heads
+    assert kv["dense"] == p.kv_heads * 2 * 128 * p.head_dim
+    assert kv["sparse"] == p.kv_heads * 2 * rep * 16 * p.head_dim
+    assert kv["per_head_reduction"] == 1 - 16 / 128
+    # no GQA: the paper's 1 − K/M; a GQA group cannot read more than every row
+    mha = dl.kv_read_bytes(32, 32, 100, 128, 16)
+    assert 1 - mha["sparse"] / mha["dense"] == 1 - 16 / 128
+    assert dl.kv_read_bytes(4, 1, 32, 128, 64)["sparse"] == dl.kv_read_bytes(4, 1, 32, 128,
+                                                                             128)["dense"]
     att = dl.attention_cycles(p)
     assert att["sequential"] == att["check"]
     sel = lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim, keep=16))

@@ -1,0 +1,235 @@
+"""VitaLLM figures: the accuracy cost of predictive sparse attention on BitNet-tiny, and the
+decode-step cycles and KV traffic of one layer, dense vs sparse, from the golden formulas.
+
+Accuracy: the integer golden model (:func:`models.bitnet.integer_model.integer_forward`) with
+:func:`hwsim.golden.decoder_layer.sparse_attend` in every layer — each query row that sees
+``L`` tokens keeps ``ceil(L·K/M)`` of them by the leading-one surrogate and top-K, then exact
+int8 attention — against the same model with dense attention (``K = M``): validation
+perplexity of its real-valued logits and greedy next-token agreement.
+
+Hardware: :func:`hwsim.golden.decoder_layer.decode_cycles` and ``kv_read_bytes`` of the
+decoder-layer accelerator holding one BitNet-tiny layer, a decode step attending to ``M``
+cached tokens; beside them the estimator's KV traffic for the same workload (it imports the
+same formula) and its BitNet b1.58 3B decode rate on the VitaLLM target.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+DESCRIPTION = ("VitaLLM predictive sparse attention on BitNet-tiny: validation perplexity and "
+               "greedy agreement vs dense for K/M in {1/16 … 1}; one layer's decode-step cycles "
+               "and KV bytes read, dense vs sparse; the estimator's VitaLLM target on the same "
+               "counts")
+
+
+def _int_list(text: str) -> list[int]:
+    from hwsim.errors import HwsimError
+
+    try:
+        return [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise HwsimError(f"--keep takes comma-separated integers, not {text!r}") from None
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
+                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
+                        "when missing)")
+    p.add_argument("--steps", type=int, default=300, help="training steps if training is needed")
+    p.add_argument("--windows", type=int, default=32,
+                   help="validation windows of 128 bytes for perplexity and agreement")
+    p.add_argument("--calib-windows", type=int, default=8,
+                   help="training windows that calibrate the integer model's static scales")
+    p.add_argument("--tokens", type=int, default=128,
+                   help="cached tokens M of the decode step (the validation windows' length)")
+    p.add_argument("--keep", type=str, default=None,
+                   help="comma-separated K values (default: M/16, M/8, M/4, M/2, M)")
+    p.add_argument("--weight-kib", type=int, default=64, help="on-chip weight memory (KiB)")
+    p.add_argument("--kv-kib", type=int, default=48, help="on-chip KV-cache memory (KiB)")
+    p.add_argument("--est-context", type=int, default=128,
+                   help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _accelerator(args, cfg) -> tuple[int, list]:
+    """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
+    from hwsim.errors import HwsimError
+    from hwsim.golden.decoder_layer import DecoderLayerParams
+
+    M = args.tokens
+    keeps = _int_list(args.keep) if args.keep is not None else \
+        [max(1, M // 16), max(1, M // 8), max(1, M // 4), max(1, M // 2), M]
+    if not keeps:
+        raise HwsimError("--keep lists no K value")
+    if M not in keeps:
+        keeps.append(M)  # the dense reference
+    ps = [DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
+                             kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
+                             tokens=M, keep=k, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
+          for k in sorted(set(keeps))]
+    if args.windows < 1 or args.calib_windows < 1:
+        raise HwsimError("--windows and --calib-windows must be at least 1")
+    return M, ps
+
+
+def _nll(logits, step, targets):
+    import numpy as np
+
+    z = logits.astype(np.float64) * step[:, None]
+    z = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1))
+    return float((lse - z[np.arange(targets.size), targets]).sum())
+
+
+def run(args) -> dict:
+    import numpy as np
+    import torch
+
+    from hwsim.errors import HwsimError
+    from hwsim.estimate.arch import load_arch
+    from hwsim.estimate.estimate import estimate_arch
+    from hwsim.estimate.workload import model_workloads
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.config import get_config
+    from models.bitnet.data import stdlib_corpus, validation_windows
+    from models.bitnet.integer_model import attach_datapath, build_integer_model, integer_forward
+    from models.bitnet.train import TrainSettings, train_bitnet
+
+    cfg = get_config("tiny")
+    M, ps = _accelerator(args, cfg)
+    torch.set_num_threads(args.threads)
+    corpus = stdlib_corpus()
+    ck = args.checkpoints
+    trained_here = False
+    if not ((ck / "fp" / "meta.json").exists() and (ck / "ternary" / "meta.json").exists()):
+        train_bitnet(cfg, corpus, TrainSettings(steps=args.steps, threads=args.threads), ck,
+                     progress=False)
+        trained_here = True
+    tq, tq_meta = load_checkpoint(ck / "ternary")
+    if tq_meta.get("corpus", {}).get("sha256_16") != corpus.digest:
+        raise HwsimError(f"{ck} was trained on another corpus than this interpreter's stdlib; "
+                         "retrain or pass --checkpoints")
+    if tq.config.name != cfg.name:
+        raise HwsimError(f"{ck} holds {tq.config.name}, the bench needs BitNet-tiny")
+    seq = int(tq_meta.get("settings", {}).get("seq", 128))
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, corpus.train.size - seq - 1, args.calib_windows)
+    calib = np.stack([corpus.train[s:s + seq] for s in starts]).astype(np.int64)
+    im = build_integer_model(tq, calib)
+    wins = validation_windows(corpus.val, seq, args.windows).astype(np.int64)
+    rep = im.heads // im.kv_heads
+
+    dense_arg = {}
+    for w in wins:
+        dense_arg[w.tobytes()] = integer_forward(im, w[:-1]).argmax(-1)
+    # the torch fake-quant model of the same datapath on the same windows (a sanity reference
+    # for the integer model's dense perplexity)
+    with torch.no_grad():
+        lg = attach_datapath(tq, im)(torch.as_tensor(wins[:, :-1])).double()
+        torch_nll = torch.nn.functional.cross_entropy(
+            lg.reshape(-1, lg.shape[-1]), torch.as_tensor(wins[:, 1:]).reshape(-1)).item()
+    arch = load_arch("vitallm")
+    rows = []
+    for p in ps:
+        ratio = p.keep / M
+        nll, agree, n = 0.0, 0, 0
+        stats: dict = {"masks": []}
+        union = bound = visible = 0
+        for w in wins:
+            stats["masks"] = []
+            logits, step = integer_forward(im, w[:-1], attend=dl.sparse_attend(ratio, stats),
+                                           with_step=True)
+            nll += _nll(logits, step, w[1:])
+            agree += int((logits.argmax(-1) == dense_arg[w.tobytes()]).sum())
+            n += w.size - 1
+            # KV rows a GQA group reads: the union of its query heads' selections, each row
+            for li in range(len(im.layers)):
+                for g in range(im.kv_heads):
+                    ms = stats["masks"][li * im.heads + g * rep: li * im.heads + (g + 1) * rep]
+                    union += int(np.logical_or.reduce(ms).sum())
+                    vis = np.arange(1, ms[0].shape[0] + 1)
+                    kept = np.array([dl.sparse_keep(ratio, int(v)) for v in vis])
+                    bound += int(np.minimum(vis, rep * kept).sum())
+                    visible += int(vis.sum())
+        cyc = dl.decode_cycles(p)
+        seq_cyc = dl.decode_cycles(p, pipelined=False)
+        kv = p.kv_read_bytes()
+        wl = model_workloads("bitnet-tiny", 1, M, keep=p.keep)[0]
+        est_kv = sum(op.kv_read_bits for op in wl.layers[0].ops) // 8
+        w3 = model_workloads("bitnet-3b", 64, args.est_context,
+                             keep=max(1, round(ratio * args.est_context)))
+        e3 = estimate_arch("bitnet-3b", arch, None, 64, args.est_context, workloads=w3).metrics()
+        rows.append({
+            "keep": p.keep, "tokens": M, "ratio": ratio,
+            "ppl": math.exp(nll / n), "greedy_agreement_vs_dense": agree / n,
+            "kept_fraction": stats["rows_kept"] / stats["rows_visible"],
+            "decode_cycles": cyc["total"], "decode_cycles_sequential_heads": seq_cyc["total"],
+            "attention_cycles": cyc["attention"],
+            "attention_select_cycles": dl.attention_cycles(p)["select"],
+            "attention_exact_cycles": dl.attention_cycles(p)["exact"],
+            "kv_read_bytes": kv["sparse"] if p.keep < M else kv["dense"],
+            "kv_read_bytes_dense": kv["dense"], "lo_table_bytes": kv["lo_table"] if
+            p.keep < M else 0,
+            "kv_reduction": 1 - (kv["sparse"] if p.keep < M else kv["dense"]) / kv["dense"],
+            "kv_reduction_per_head": kv["per_head_reduction"],
+            "kv_rows_measured_over_visible": union / visible,
+            "kv_rows_bound_over_visible": bound / visible,
+            "estimator_kv_read_bytes": est_kv,
+            "estimator_3b_decode_tokens_per_s": e3["decode_tokens_per_s"],
+            "estimator_3b_offchip_mb_per_token": e3["decode_offchip_mb_per_token"],
+        })
+    dense = rows[-1]
+    for r in rows:
+        r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
+    p0 = ps[-1]
+    return {
+        "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
+        "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
+        "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
+        "accelerator": {"hidden": p0.hidden, "ffn": p0.ffn, "heads": p0.heads,
+                        "kv_heads": p0.kv_heads, "head_dim": p0.head_dim,
+                        "max_len": p0.max_len, "lanes": p0.lanes, "exp_lanes": p0.exp_lanes,
+                        "weight_bytes": p0.weight_bytes, "weight_kib": p0.weight_kib,
+                        "kv_bytes": p0.kv_bytes, "kv_kib": p0.kv_kib},
+        "dense_phases": dl.decode_cycles(p0),
+        "torch_datapath_ppl": math.exp(torch_nll),
+        "est_context": args.est_context, "threads": args.threads,
+        "rows": rows,
+    }
+
+
+def table(r: dict) -> str:
+    a = r["accelerator"]
+    head = (f"BitNet b1.58 {r['config']} ({r['corpus']['source']}), {r['positions']} validation "
+            f"positions; accelerator: {a['heads']} heads × {a['head_dim']} ({a['kv_heads']} KV "
+            f"heads), lanes {a['lanes']}, weights {a['weight_bytes']} B in {a['weight_kib']} KiB,"
+            f" KV {a['kv_bytes']} B in {a['kv_kib']} KiB")
+    cols = ["K/M", "ppl", "agree", "kept", "cycles", "speedup", "attn cyc", "KV B", "KV B dense",
+            "KV red.", "per head", "KV meas.", "est KV B", f"3B tok/s @{r['est_context']}"]
+    lines = [head, ""]
+    body = []
+    for x in r["rows"]:
+        body.append([f"{x['keep']}/{x['tokens']}", f"{x['ppl']:.3f}",
+                     f"{x['greedy_agreement_vs_dense']:.4f}", f"{x['kept_fraction']:.3f}",
+                     f"{x['decode_cycles']}", f"{x['decode_speedup_vs_dense']:.3f}×",
+                     f"{x['attention_cycles']}", f"{x['kv_read_bytes']}",
+                     f"{x['kv_read_bytes_dense']}", f"{x['kv_reduction']:.3f}",
+                     f"{x['kv_reduction_per_head']:.3f}",
+                     f"{x['kv_rows_measured_over_visible']:.3f}",
+                     f"{x['estimator_kv_read_bytes']}",
+                     f"{x['estimator_3b_decode_tokens_per_s']:.2f}"])
+    w = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
+    lines.append("  ".join(c.rjust(w[i]) for i, c in enumerate(cols)))
+    lines += ["  ".join(v.rjust(w[i]) for i, v in enumerate(b)) for b in body]
+    lines += ["", f"dense integer model ppl {r['rows'][-1]['ppl']:.3f} vs its torch fake-quant "
+              f"datapath model {r['torch_datapath_ppl']:.3f} on the same windows",
+              "agree: greedy next token equal to dense; kept: kept / visible tokens over all "
+              "rows (ceil of K/M per row); KV red.: 1 − sparse/dense bytes of one decode step "
+              "(GQA bound); per head: 1 − K/M; KV meas.: rows the GQA groups read / visible on "
+              "the validation data",
+              "dense phases (cycles): " + ", ".join(f"{k} {v}" for k, v in
+                                                    r["dense_phases"].items())]
+    return "\n".join(lines)

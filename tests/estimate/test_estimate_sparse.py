@@ -1,0 +1,33 @@
+"""The estimator's sparse decode (VitaLLM) uses the golden decoder-layer KV formula."""
+
+import pytest
+
+from hwsim.errors import HwsimError
+from hwsim.estimate.workload import bitnet_workload
+from hwsim.golden.decoder_layer import kv_read_bytes
+from models.bitnet.config import get_config
+
+
+def _kv(wl):
+    return sum(op.kv_read_bits for op in wl.layers[0].ops) // 8
+
+
+@pytest.mark.parametrize("model, cfg", [("bitnet-3b", "3B"), ("bitnet-tiny", "tiny"),
+                                        ("bitnet-2b4t", "2B4T")])
+def test_kv_bytes_are_the_golden_formula(model, cfg):
+    c = get_config(cfg)
+    dense = bitnet_workload(model, "decode", 1, 128)
+    assert _kv(dense) == kv_read_bytes(c.heads, c.kv_heads, c.head_dim, 128, 128)["dense"]
+    assert _kv(bitnet_workload(model, "decode", 1, 128, keep=128)) == _kv(dense)
+    for k in (8, 32):
+        wl = bitnet_workload(model, "decode", 1, 128, keep=k)
+        assert _kv(wl) == kv_read_bytes(c.heads, c.kv_heads, c.head_dim, 128, k)["sparse"]
+        ops = {op.name: op for op in wl.layers[0].ops}
+        assert ops["select"].kernel == "lo_topk" and ops["select"].vectors == c.heads
+        assert ops["qk"].shape["keys"] == k
+
+
+def test_bad_keep():
+    for k in (0, 129, True):
+        with pytest.raises(HwsimError, match="keep"):
+            bitnet_workload("bitnet-3b", "decode", 1, 128, keep=k)
