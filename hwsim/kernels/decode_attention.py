@@ -39,7 +39,7 @@ def arrays(q, K, V, mults) -> dict[str, np.ndarray]:
             "mults": np.asarray(mults, dtype=np.int64)}
 
 
-def golden_words(a: dict, p: spec.DecodeAttentionParams) -> np.ndarray:
+def golden_words(p: spec.DecodeAttentionParams, a: dict) -> np.ndarray:
     """Golden results as the checker compares them: per head, ``d`` codes then ``amax``."""
     o, amax = spec.decode_attention(a["Q"], a["K"], a["V"], [tuple(m) for m in a["mults"]], p)
     return np.concatenate([np.append(o[h], amax[h]) for h in range(p.heads)])
