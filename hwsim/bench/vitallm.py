@@ -51,6 +51,68 @@ def add_arguments(p) -> None:
     p.add_argument("--est-context", type=int, default=128,
                    help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--rtl", action="store_true",
+                   help="also run the attention phase of one real decode step (layer "
+                        "--rtl-layer, M = --tokens, K = --rtl-keep) on the decode-attention RTL "
+                        "under cocotb on Icarus and Verilator (minutes)")
+    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
+    p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
+    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
+
+
+def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, dict]:
+    """The attention phase of the decode step of the last of ``tokens`` (M of them) in decoder
+    ``layer`` of the integer model ``im`` running sparse attention at K/M in every layer:
+    ``(DecodeAttentionParams, stimulus case, what the integer model computed)``."""
+    import numpy as np
+
+    from hwsim.errors import HwsimError
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.kernels.decode_attention import arrays
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    if not 0 <= layer < len(im.layers):
+        raise HwsimError(f"--rtl-layer {layer} does not exist ({len(im.layers)} layers)")
+    p = dl.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
+                                 tokens=M, keep=keep, lanes=min(16, im.head_dim),
+                                 exp_lanes=4, score_frac=im.attn.score.frac)
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    c = cap[layer]
+    a = arrays(c["q"][-1], c["k"].transpose(1, 0, 2), c["v"].transpose(1, 0, 2),
+               im.layers[layer].score_mult)
+    return p, {"name": f"layer{layer}_M{M}_K{keep}", "arrays": a}, \
+        {"o": c["o"][-1], "amax": c["amax"][-1]}
+
+
+def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
+                    sims=("icarus", "verilator")) -> dict:
+    """:func:`decode_step_case` on the ``decode-attention`` RTL under cocotb: outputs ``==``
+    golden and ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.decode_attention import golden_words
+    from hwsim.sim.runner import simulate
+
+    p, case, model = decode_step_case(im, tokens, layer, keep)
+    want = golden_words(p, case["arrays"])
+    same = bool(np.array_equal(want, np.concatenate(
+        [np.append(model["o"][h], model["amax"][h]) for h in range(p.heads)])))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("decode-attention"), p, [case], Path(build) / sim, sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"sim": sim, "passed": rep.passed, "bit_exact": bool(c.get("bit_exact")),
+                     "cycles": c.get("cycles"), "formula_cycles": dl.decode_attention_cycles(p),
+                     "build_s": rep.build_s, "test_s": rep.test_s,
+                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
+    return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
+            "kv_heads": p.kv_heads, "head_dim": p.head_dim, "lanes": p.lanes,
+            "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
 def _accelerator(args, cfg) -> tuple[int, list]:
@@ -71,6 +133,13 @@ def _accelerator(args, cfg) -> tuple[int, list]:
           for k in sorted(set(keeps))]
     if args.windows < 1 or args.calib_windows < 1:
         raise HwsimError("--windows and --calib-windows must be at least 1")
+    if args.rtl:
+        if not 0 <= args.rtl_layer < cfg.layers:
+            raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+        DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
+                           kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
+                           tokens=M, keep=args.rtl_keep, weight_kib=args.weight_kib,
+                           kv_kib=args.kv_kib)
     return M, ps
 
 
@@ -185,7 +254,15 @@ def run(args) -> dict:
     for r in rows:
         r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
     p0 = ps[-1]
+    rtl = None
+    if args.rtl:
+        import tempfile
+
+        tokens = corpus.val[1000:1000 + M].astype(np.int64)
+        with tempfile.TemporaryDirectory() as tmp:
+            rtl = rtl_decode_step(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
     return {
+        **({"rtl": rtl} if rtl is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
         "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
@@ -232,4 +309,11 @@ def table(r: dict) -> str:
               "the validation data",
               "dense phases (cycles): " + ", ".join(f"{k} {v}" for k, v in
                                                     r["dense_phases"].items())]
+    if "rtl" in r:
+        x = r["rtl"]
+        lines.append(f"RTL decode-attention, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
+                     f": golden == integer model: {x['golden_equals_integer_model']}")
+        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
+                  f"{run['cycles']} cycles (formula {run['formula_cycles']})"
+                  for run in x["runs"]]
     return "\n".join(lines)
