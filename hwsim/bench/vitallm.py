@@ -224,7 +224,6 @@ def run(args) -> dict:
                     bound += int(np.minimum(vis, rep * kept).sum())
                     visible += int(vis.sum())
         cyc = dl.decode_cycles(p)
-        seq_cyc = dl.decode_cycles(p, pipelined=False)
         kv = p.kv_read_bytes()
         wl = model_workloads("bitnet-tiny", 1, M, keep=p.keep)[0]
         est_kv = sum(op.kv_read_bits for op in wl.layers[0].ops) // 8
@@ -235,8 +234,7 @@ def run(args) -> dict:
             "keep": p.keep, "tokens": M, "ratio": ratio,
             "ppl": math.exp(nll / n), "greedy_agreement_vs_dense": agree / n,
             "kept_fraction": stats["rows_kept"] / stats["rows_visible"],
-            "decode_cycles": cyc["total"], "decode_cycles_sequential_heads": seq_cyc["total"],
-            "attention_cycles": cyc["attention"],
+            "decode_cycles": cyc["total"], "attention_cycles": cyc["attention"],
             "attention_select_cycles": dl.attention_cycles(p)["select"],
             "attention_exact_cycles": dl.attention_cycles(p)["exact"],
             "kv_read_bytes": kv["sparse"] if p.keep < M else kv["dense"],

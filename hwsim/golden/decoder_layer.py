@@ -345,10 +345,11 @@ class DecoderLayerParams:
     def kv_read_bytes(self) -> dict[str, int]:
         return kv_read_bytes(self.heads, self.kv_heads, self.head_dim, self.tokens, self.keep)
 
-    def attention(self) -> ah.AttentionParams:
-        return ah.AttentionParams(head_dim=self.head_dim, max_len=self.max_len,
-                                  lanes=math.gcd(self.head_dim, self.lanes),
-                                  exp_lanes=min(self.exp_lanes, self.max_len))
+    def decode_attention(self) -> DecodeAttentionParams:
+        return DecodeAttentionParams(heads=self.heads, kv_heads=self.kv_heads,
+                                     head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
+                                     lanes=math.gcd(self.head_dim, self.lanes),
+                                     exp_lanes=self.exp_lanes)
 
     def mvu(self, name: str) -> mvu.TernaryMvuParams:
         rows, cols = self.projection_shapes()[name]
@@ -370,31 +371,34 @@ def rope_cycles(p: DecoderLayerParams) -> int:
 
 
 def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
-    """Per query head: the LO + top-K selector (``select``) and exact attention on the kept
-    tokens (``exact``); with head-level pipelining the selector of head ``h+1`` runs while the
-    Booth core attends head ``h``: ``select + (H−1)·max(select, exact) + exact``."""
-    ap = p.attention()
-    sel = lt.LoTopKParams(tokens=p.tokens, head_dim=p.head_dim, keep=p.keep)
-    s, e = lt.latency_cycles(sel), ah.query_cycles(ap, p.keep)
-    H = p.heads
-    return {"select": s, "exact": e, "sequential": H * (s + e),
-            "pipelined": s + (H - 1) * max(s, e) + e,
-            "check": H * sa.decode_cycles(ap, p.tokens, p.keep)}
+    """The attention phase: :func:`decode_attention_cycles` of the RTL-verified
+    :class:`rtl.decode_attention.DecodeAttention` (selector and attention engine pipelined one
+    head apart), with the per-head selector (``select``) and engine (``exact``) latencies."""
+    da = p.decode_attention()
+    ap = da.attention()
+    return {"select": lt.latency_cycles(da.selector()),
+            "exact": 1 + da.keep * ap.chunks + ah.query_cycles(ap, da.keep),
+            "pipelined": decode_attention_cycles(da)}
 
 
-def decode_cycles(p: DecoderLayerParams, pipelined: bool = True) -> dict[str, int]:
-    """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence)."""
+def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
+    """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence).
+
+    The attention phase is the RTL's (:func:`decode_attention_cycles`); the other phases are
+    the latencies of the blocks' own RTL (RMSNorm + absmax barrier, ternary MVU with its
+    weights on chip, one projection after another) and a RoPE/requantization unit of
+    ``lanes`` elements per cycle; the controller that chains them is not built yet, so this
+    sum is the schedule model of the whole layer, not a simulated figure."""
     d, f = p.hidden, p.ffn
     norm_d = rn.latency_cycles(p.norm(d)) + ab.latency_cycles(p.barrier(d))
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
     # q, k, v projections run back to back through the TINT core
     qkv = sum(mvu.latency_cycles(p.mvu(n)) for n in ("wq", "wk", "wv"))
-    att = attention_cycles(p)
     phases = {
         "attn_norm": norm_d,
         "qkv": qkv,
         "rope_requant": rope_cycles(p),
-        "attention": att["pipelined"] if pipelined else att["sequential"],
+        "attention": attention_cycles(p)["pipelined"],
         "attn_subln": norm_d,
         "wo": mvu.latency_cycles(p.mvu("wo")),
         "ffn_norm": norm_d,

@@ -107,11 +107,15 @@ def test_counts_compose_the_kernel_formulas():
     assert dl.kv_read_bytes(4, 1, 32, 128, 64)["sparse"] == dl.kv_read_bytes(4, 1, 32, 128,
                                                                              128)["dense"]
     att = dl.attention_cycles(p)
-    assert att["sequential"] == att["check"]
-    sel = lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim, keep=16))
-    assert att["select"] == sel
-    assert att["exact"] == ah.query_cycles(p.attention(), 16)
-    assert att["pipelined"] <= att["sequential"]
+    da = p.decode_attention()
+    assert (da.tokens, da.keep, da.heads, da.kv_heads) == (128, 16, p.heads, p.kv_heads)
+    assert att["pipelined"] == dl.decode_attention_cycles(da)
+    assert att["select"] == lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim,
+                                                              keep=16))
+    assert att["exact"] == 1 + 16 * da.attention().chunks + ah.query_cycles(da.attention(), 16)
+    # one head apart: more than the slower stage alone, less than both stages in sequence
+    slow = max(att["select"], att["exact"])
+    assert p.heads * slow < att["pipelined"] < p.heads * (att["select"] + att["exact"])
     c = dl.decode_cycles(p)
     assert c["total"] == sum(v for k, v in c.items() if k != "total")
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
