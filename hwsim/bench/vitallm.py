@@ -226,7 +226,8 @@ def run(args) -> dict:
         cyc = dl.decode_cycles(p)
         kv = p.kv_read_bytes()
         wl = model_workloads("bitnet-tiny", 1, M, keep=p.keep)[0]
-        est_kv = sum(op.kv_read_bits for op in wl.layers[0].ops) // 8
+        est_kv = sum(op.kv_read_bits for op in wl.layers[0].ops if op.name in ("qk", "av")) // 8
+        est_lo = sum(op.kv_read_bits for op in wl.layers[0].ops if op.name == "select") // 8
         w3 = model_workloads("bitnet-3b", 64, args.est_context,
                              keep=max(1, round(ratio * args.est_context)))
         e3 = estimate_arch("bitnet-3b", arch, None, 64, args.est_context, workloads=w3).metrics()
@@ -244,7 +245,7 @@ def run(args) -> dict:
             "kv_reduction_per_head": kv["per_head_reduction"],
             "kv_rows_measured_over_visible": union / visible,
             "kv_rows_bound_over_visible": bound / visible,
-            "estimator_kv_read_bytes": est_kv,
+            "estimator_kv_read_bytes": est_kv, "estimator_lo_table_bytes": est_lo,
             "estimator_3b_decode_tokens_per_s": e3["decode_tokens_per_s"],
             "estimator_3b_offchip_mb_per_token": e3["decode_offchip_mb_per_token"],
         })

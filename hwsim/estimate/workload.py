@@ -81,8 +81,9 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
     score matrix has ``n(n+1)/2`` live entries per head.
 
     ``keep`` (decode only): VitaLLM's predictive sparse attention — a leading-one + top-K
-    selector per query head (``lo_topk``), then QKᵀ, softmax and AV on ``keep`` tokens; the KV
-    bytes read are :func:`hwsim.golden.decoder_layer.kv_read_bytes` (dense ones too).
+    selector per query head (``lo_topk``, reading the keys' 4-bit LO codes), then QKᵀ, softmax
+    and AV on ``keep`` tokens; the KV bytes read are
+    :func:`hwsim.golden.decoder_layer.kv_read_bytes` (dense ones too).
     """
     from hwsim.golden.decoder_layer import kv_read_bytes
     d, hd, h, kvd = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_dim
@@ -119,8 +120,10 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
 
     ops = [Op("attn_norm", "rmsnorm_int", {"length": d}, n),
            proj("wq"), proj("wk"), proj("wv"), barrier("wq"), barrier("wk"), barrier("wv"),
-           *([Op("select", "lo_topk", {"tokens": ctx, "head_dim": hd, "keep": keep}, h)]
-             if sparse else []),
+           # the selector reads the cached keys' 4-bit (sign, leading-one) codes, stored with
+           # the KV cache (off chip when the cache is)
+           *([Op("select", "lo_topk", {"tokens": ctx, "head_dim": hd, "keep": keep}, h,
+                 kv_read_bits=kv["lo_table"] * 8)] if sparse else []),
            qk, sm, av, proj("wo"),
            Op("ffn_norm", "rmsnorm_int", {"length": d}, n),
            proj("w1"), proj("w3"), proj("w2")]

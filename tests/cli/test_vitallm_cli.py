@@ -40,4 +40,5 @@ def test_short_real_run(tmp_path, capsys):
         x = rows[k]
         assert x["kept_fraction"] < 1.0
         assert x["estimator_kv_read_bytes"] == x["kv_read_bytes"]
+        assert x["estimator_lo_table_bytes"] == x["lo_table_bytes"] > 0
         assert x["decode_cycles"] < dense["decode_cycles"]

@@ -21,8 +21,11 @@ def test_kv_bytes_are_the_golden_formula(model, cfg):
     assert _kv(bitnet_workload(model, "decode", 1, 128, keep=128)) == _kv(dense)
     for k in (8, 32):
         wl = bitnet_workload(model, "decode", 1, 128, keep=k)
-        assert _kv(wl) == kv_read_bytes(c.heads, c.kv_heads, c.head_dim, 128, k)["sparse"]
+        f = kv_read_bytes(c.heads, c.kv_heads, c.head_dim, 128, k)
         ops = {op.name: op for op in wl.layers[0].ops}
+        assert ops["qk"].kv_read_bits + ops["av"].kv_read_bits == 8 * f["sparse"]
+        assert ops["select"].kv_read_bits == 8 * f["lo_table"]
+        assert _kv(wl) == f["sparse"] + f["lo_table"]
         assert ops["select"].kernel == "lo_topk" and ops["select"].vectors == c.heads
         assert ops["qk"].shape["keys"] == k
 
