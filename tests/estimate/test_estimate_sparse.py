@@ -34,3 +34,25 @@ def test_bad_keep():
     for k in (0, 129, True):
         with pytest.raises(HwsimError, match="keep"):
             bitnet_workload("bitnet-3b", "decode", 1, 128, keep=k)
+
+
+def test_cli_keep(capsys):
+    import json
+
+    from hwsim.cli import main
+
+    assert main(["estimate", "bitnet-3b", "--target", "vitallm", "--context", "1024",
+                 "--json"]) == 0
+    dense = json.loads(capsys.readouterr().out)
+    assert main(["estimate", "bitnet-3b", "--target", "vitallm", "--context", "1024",
+                 "--keep", "64", "--json"]) == 0
+    sparse = json.loads(capsys.readouterr().out)
+    assert sparse["decode_offchip_mb_per_token"] < dense["decode_offchip_mb_per_token"]
+    assert sparse["decode_tokens_per_s"] > dense["decode_tokens_per_s"]
+    for bad in (["--keep", "129"], ["--keep", "8", "--validate"]):
+        assert main(["estimate", "bitnet-3b", "--target", "vitallm", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("hwsim: error:") and "\n" not in err
+    with pytest.raises(SystemExit) as e:  # argparse's positive_int
+        main(["estimate", "bitnet-3b", "--target", "vitallm", "--keep", "0"])
+    assert e.value.code == 2
