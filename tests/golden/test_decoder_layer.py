@@ -122,3 +122,35 @@ def test_counts_compose_the_kernel_formulas():
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
         {k: v for k, v in dense.items() if k not in ("attention", "total")}
+
+
+@pytest.mark.slow
+def test_trained_bitnet_tiny_decode_steps():
+    """The trained BitNet-tiny (build/bitnet/tiny; skipped without it, the bench trains it):
+    decode steps of the last 8 of 64 real tokens equal the integer model, both layers, dense
+    and sparse (K/M = 1/4)."""
+    from pathlib import Path
+
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.data import stdlib_corpus
+
+    ck = Path("build/bitnet/tiny/ternary")
+    if not (ck / "meta.json").exists():
+        pytest.skip("no trained BitNet-tiny in build/bitnet/tiny (hwsim train bitnet)")
+    torch.set_num_threads(1)
+    model, _ = load_checkpoint(ck)
+    corpus = stdlib_corpus()
+    im = build_integer_model(model, np.stack([corpus.train[i * 977:i * 977 + 128]
+                                              for i in range(4)]).astype(np.int64))
+    tokens = corpus.val[2000:2064].astype(np.int64)
+    for ratio in (1.0, 0.25):
+        attend = dl.sparse_attend(ratio)
+        cap = {}
+        integer_forward(im, tokens, capture=cap, attend=attend)
+        for li, L in enumerate(im.layers):
+            c = cap[li]
+            for t in range(56, 64):
+                x, k8, v8 = dl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t],
+                                           attend=attend)
+                assert np.array_equal(x, c["x_out"][t])
+                assert np.array_equal(k8, c["k"][t]) and np.array_equal(v8, c["v"][t])
