@@ -143,6 +143,21 @@ def to_static_int8(x: np.ndarray, amax: np.ndarray, mults) -> np.ndarray:
     return out
 
 
+def qkv_frontend(L: LayerCodes, ctx, a, amax, pos0: int = 0):
+    """TINT core → Booth core: int8 activations ``a`` (T, hidden) with their per-token
+    ``amax`` → the ternary q, k, v accumulators → RoPE on q and k (positions ``pos0 …``) →
+    int8 codes at each head's static step. Returns ``q8`` (T, heads, hd), ``k8``, ``v8``
+    (T, kv_heads, hd)."""
+    T = a.shape[0]
+    H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
+    acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
+    q = rope(acc["wq"].reshape(T, H, hd), ctx.cos, ctx.sin, pos0)
+    k = rope(acc["wk"].reshape(T, KV, hd), ctx.cos, ctx.sin, pos0)
+    v = acc["wv"].reshape(T, KV, hd)
+    return (to_static_int8(q, amax, L.qkv_mult["q"]), to_static_int8(k, amax, L.qkv_mult["k"]),
+            to_static_int8(v, amax, L.qkv_mult["v"]))
+
+
 def dense_attend(q, K, V, M: int, S: int, p: ah.AttentionParams):
     """Causal attention of the last ``T = len(q)`` positions on every visible cached token."""
     return ah.attention_head(q, K, V, M, S, p, causal=True)
@@ -209,13 +224,7 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     if cache[0].shape[0] != pos0:
         raise HwsimError(f"the KV cache holds {cache[0].shape[0]} positions, not pos0={pos0}")
     a, amax = act_quant(rms_rows(x, L.attn_norm, eps, ctx.res.lsb))
-    acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
-    q = rope(acc["wq"].reshape(T, H, hd), ctx.cos, ctx.sin, pos0)
-    k = rope(acc["wk"].reshape(T, KV, hd), ctx.cos, ctx.sin, pos0)
-    v = acc["wv"].reshape(T, KV, hd)
-    q8 = to_static_int8(q, amax, L.qkv_mult["q"])
-    k8 = to_static_int8(k, amax, L.qkv_mult["k"])
-    v8 = to_static_int8(v, amax, L.qkv_mult["v"])
+    q8, k8, v8 = qkv_frontend(L, ctx, a, amax, pos0)
     K_all = np.concatenate([cache[0], k8])
     V_all = np.concatenate([cache[1], v8])
     wide = np.empty((T, H, hd), dtype=np.int64)
