@@ -86,6 +86,29 @@ def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, d
         {"o": c["o"][-1], "amax": c["amax"][-1]}
 
 
+def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
+    """The q/k/v front end of the same decode step as :func:`decode_step_case`: its int8
+    activations (the layer's RMSNorm + activation quantizer of the token's residual row) →
+    ``(QkvFrontendParams, stimulus case, the integer model's q, k, v codes)``."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    c, L = cap[layer], im.layers[layer]
+    a, amax = dl.act_quant(dl.rms_rows(c["x_in"][-1:], L.attn_norm, im.norm_eps, im.res.lsb))
+    p = dl.QkvFrontendParams(hidden=a.shape[1], heads=im.heads, kv_heads=im.kv_heads,
+                             head_dim=im.head_dim, lanes=16)
+    mults = np.array(L.qkv_mult["q"] + L.qkv_mult["k"] + L.qkv_mult["v"], dtype=np.int64)
+    arrays = {**{n: L.proj[n].W for n in ("wq", "wk", "wv")}, "a": a[0], "amax": int(amax[0]),
+              "cos": im.cos[M - 1], "sin": im.sin[M - 1], "mults": mults}
+    want = np.concatenate([c["q"][-1].ravel(), c["k"][-1].ravel(), c["v"][-1].ravel()])
+    return p, {"name": f"layer{layer}_pos{M - 1}", "arrays": arrays}, want
+
+
 def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
                     sims=("icarus", "verilator")) -> dict:
     """:func:`decode_step_case` on the ``decode-attention`` RTL under cocotb: outputs ``==``
@@ -101,18 +124,30 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
     want = golden_words(p, case["arrays"])
     same = bool(np.array_equal(want, np.concatenate(
         [np.append(model["o"][h], model["amax"][h]) for h in range(p.heads)])))
+    fp, fcase, fwant = frontend_step_case(im, tokens, layer, keep)
+    same = same and bool(np.array_equal(_frontend_golden(fp, fcase), fwant))
     runs = []
     for sim in sims:
-        rep = simulate(get_kernel("decode-attention"), p, [case], Path(build) / sim, sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"sim": sim, "passed": rep.passed, "bit_exact": bool(c.get("bit_exact")),
-                     "cycles": c.get("cycles"), "formula_cycles": dl.decode_attention_cycles(p),
-                     "build_s": rep.build_s, "test_s": rep.test_s,
-                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
+        for kname, kp, kc, formula in (
+                ("qkv-frontend", fp, fcase, dl.qkv_frontend_cycles(fp)),
+                ("decode-attention", p, case, dl.decode_attention_cycles(p))):
+            rep = simulate(get_kernel(kname), kp, [kc], Path(build) / sim / kname, sim=sim)
+            c = rep.cases[0] if rep.cases else {}
+            runs.append({"kernel": kname, "sim": sim, "passed": rep.passed,
+                         "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                         "formula_cycles": formula, "build_s": rep.build_s,
+                         "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+                         "failures": rep.failures})
     return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
             "kv_heads": p.kv_heads, "head_dim": p.head_dim, "lanes": p.lanes,
             "golden_equals_integer_model": same, "runs": runs,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
+def _frontend_golden(p, case):
+    from hwsim.kernels.qkv_frontend import golden_codes
+
+    return golden_codes(p, case["arrays"])
 
 
 def _accelerator(args, cfg) -> tuple[int, list]:
@@ -310,9 +345,9 @@ def table(r: dict) -> str:
                                                     r["dense_phases"].items())]
     if "rtl" in r:
         x = r["rtl"]
-        lines.append(f"RTL decode-attention, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
+        lines.append(f"RTL of a real decode step, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
                      f": golden == integer model: {x['golden_equals_integer_model']}")
-        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
+        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
                   f"{run['cycles']} cycles (formula {run['formula_cycles']})"
                   for run in x["runs"]]
     return "\n".join(lines)

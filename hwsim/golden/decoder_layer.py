@@ -47,6 +47,7 @@ __all__ = [
     "LayerCodes",
     "NormCodes",
     "ProjCodes",
+    "QkvFrontendParams",
     "decode_attention",
     "decode_attention_cycles",
     "decode_cycles",
@@ -54,6 +55,9 @@ __all__ = [
     "dense_attend",
     "kv_read_bytes",
     "layer_forward",
+    "qkv_codes",
+    "qkv_frontend",
+    "qkv_frontend_cycles",
     "rms_rows",
     "sparse_attend",
 ]
@@ -540,3 +544,71 @@ def decode_attention_cycles(p: DecodeAttentionParams) -> int:
         qd_prev = cl + p.keep * C + C
         tk_prev, qb = tk, ms + 1
     return end_prev + 1
+
+
+# ------------------------------------------------------------------------------------------
+# The TINT → Booth front end of a decode step on the accelerator (rtl/qkv_frontend.py)
+@dataclass(frozen=True)
+class QkvFrontendParams:
+    """q, k, v of one token: three ternary MVUs (``lanes`` wide) on the same int8 activation
+    vector, then one element per cycle through RoPE and the static int8 requantizer."""
+
+    hidden: int = 128
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 32
+    lanes: int = 16
+
+    def __post_init__(self):
+        for f in ("hidden", "heads", "kv_heads", "head_dim", "lanes"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HwsimError(f"qkv-frontend {f} must be a positive integer, not {v!r}")
+        if self.heads % self.kv_heads:
+            raise HwsimError(f"qkv-frontend kv_heads ({self.kv_heads}) must divide heads "
+                             f"({self.heads})")
+        if self.head_dim % 2:
+            raise HwsimError(f"qkv-frontend head_dim must be even (RoPE), not {self.head_dim}")
+        self.mvu("wq")
+
+    def rows(self, name: str) -> int:
+        return (self.heads if name == "wq" else self.kv_heads) * self.head_dim
+
+    def mvu(self, name: str) -> mvu.TernaryMvuParams:
+        """A projection's MVU: its accumulators leave unscaled (``M = 1``, ``S = 0``)."""
+        t = mvu.TernaryMvuParams(lanes=self.lanes, rows=self.rows(name), cols=self.hidden)
+        return mvu.TernaryMvuParams(lanes=self.lanes, rows=t.rows, cols=t.cols,
+                                    out=QType(t.acc_width))
+
+    @property
+    def elements(self) -> int:
+        return (self.heads + 2 * self.kv_heads) * self.head_dim
+
+
+ROPE_CODE = QType(ROPE_FRAC + 2, frac=ROPE_FRAC)   # cos / sin table codes
+MULT_BITS = 24                                     # static requantization multipliers
+AMAX_BITS = NORM_OUT.width                         # amax of int24 norm codes fits 24 bits
+
+
+def qkv_codes(W: dict, a, amax: int, cos_row, sin_row, mults,
+              p: QkvFrontendParams) -> np.ndarray:
+    """Golden of the front end for one token: ``(heads + 2·kv_heads)·hd`` int8 codes, q (head
+    major) then k then v. ``mults``: (heads + 2·kv_heads) ``(M, S)`` pairs in that order.
+    The same functions as :func:`qkv_frontend` (the layer's own)."""
+    H, G, hd = p.heads, p.kv_heads, p.head_dim
+    a = INT8.check(np.asarray(a).reshape(1, p.hidden), "front-end activations")
+    am = np.array([int(amax)], dtype=np.int64)
+    acc = {n: mvu.ternary_mvu_acc(W[n], a) for n in ("wq", "wk", "wv")}
+    cos, sin = np.asarray(cos_row)[None], np.asarray(sin_row)[None]
+    mults = [tuple(int(v) for v in m) for m in mults]
+    q = to_static_int8(rope(acc["wq"].reshape(1, H, hd), cos, sin), am, mults[:H])
+    k = to_static_int8(rope(acc["wk"].reshape(1, G, hd), cos, sin), am, mults[H:H + G])
+    v = to_static_int8(acc["wv"].reshape(1, G, hd), am, mults[H + G:])
+    return np.concatenate([q.ravel(), k.ravel(), v.ravel()])
+
+
+def qkv_frontend_cycles(p: QkvFrontendParams) -> int:
+    """First ``x`` beat to last output code, both counted: the wq MVU (the most rows; wk and wv
+    finish earlier on the same beats), one cycle to see every accumulator stored, then one
+    element per cycle."""
+    return mvu.latency_cycles(p.mvu("wq")) + 1 + p.elements

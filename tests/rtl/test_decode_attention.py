@@ -29,8 +29,10 @@ def _run(p, case):
 @pytest.mark.parametrize("kw", [
     {},                                                      # GQA, K < M, C = 2
     {"keep": 16},                                            # dense: K = M
-    {"tokens": 32, "keep": 2, "lanes": 16},                  # selector-bound, C = 1
-    {"heads": 3, "kv_heads": 1, "tokens": 8, "keep": 8, "lanes": 4},
+    pytest.param({"tokens": 32, "keep": 2, "lanes": 16},     # selector-bound, C = 1
+                 marks=pytest.mark.slow),
+    pytest.param({"heads": 3, "kv_heads": 1, "tokens": 8, "keep": 8, "lanes": 4},
+                 marks=pytest.mark.slow),
 ])
 def test_bit_exact_and_cycles(kw):
     p = spec.DecodeAttentionParams(**{"heads": 4, "kv_heads": 2, "head_dim": 16, "tokens": 16,

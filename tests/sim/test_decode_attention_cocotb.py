@@ -45,7 +45,8 @@ def test_trained_bitnet_tiny_decode_step(tmp_path):
     model, _ = load_checkpoint(ck / "ternary")
     rng = np.random.default_rng(0)
     starts = rng.integers(0, corpus.train.size - 129, 8)
-    im = build_integer_model(model, np.stack([corpus.train[s:s + 128] for s in starts]))
+    calib = np.stack([corpus.train[s:s + 128] for s in starts]).astype(np.int64)
+    im = build_integer_model(model, calib)
     r = rtl_decode_step(im, corpus.val[1000:1128].astype(np.int64), 0, 16, tmp_path)
     assert r["golden_equals_integer_model"]
     for run in r["runs"]:
