@@ -43,8 +43,9 @@ class DecodeAttention(wiring.Component):
 
     Members
     -------
-    kv : ``In(stream.Signature(StructLayout({k: d × int8, v: d × int8})))``
-        ``G·M`` beats (KV head 0's tokens 0 … M−1, then KV head 1's, …); always ready.
+    kv : ``In(stream.Signature(StructLayout({k: d × int8, v: d × int8, addr})))``
+        Writes one cached token's k and v rows at ``addr = g·M + token`` (KV head ``g``);
+        always ready.
     q : ``In(stream.Signature(StructLayout({q: d × int8, mult, shift})))``
         ``H`` beats per decode step: each head's query and score scale ``mult · 2**-shift``.
     out : ``Out(stream.Signature(StructLayout({o: lanes × int8, amax})))``
@@ -62,7 +63,9 @@ class DecodeAttention(wiring.Component):
         ap = p.attention()
         row = data.ArrayLayout(signed(8), p.head_dim)
         super().__init__({
-            "kv": In(stream.Signature(data.StructLayout({"k": row, "v": row}))),
+            "kv": In(stream.Signature(data.StructLayout({
+                "k": row, "v": row, "addr": unsigned(max(1, (p.kv_heads * p.tokens - 1)
+                                                           .bit_length()))}))),
             "q": In(stream.Signature(data.StructLayout({
                 "q": row, "mult": unsigned(ap.mult_bits), "shift": unsigned(ap.shift_bits)}))),
             "out": Out(stream.Signature(self.engine.out_layout)),
@@ -87,13 +90,12 @@ class DecodeAttention(wiring.Component):
         k_sel = kmem.read_port(domain="comb")    # selector stage: key rows
         k_att = kmem.read_port(domain="comb")    # attention stage: kept key rows
         v_att = vmem.read_port(domain="comb")
-        waddr = Signal(range(G * M))
-        m.d.comb += [self.kv.ready.eq(1), k_wr.addr.eq(waddr), v_wr.addr.eq(waddr),
+        m.d.comb += [self.kv.ready.eq(1), k_wr.addr.eq(self.kv.payload.addr),
+                     v_wr.addr.eq(self.kv.payload.addr),
                      k_wr.data.eq(self.kv.payload.k.as_value()),
                      v_wr.data.eq(self.kv.payload.v.as_value())]
         with m.If(self.kv.valid):
             m.d.comb += [k_wr.en.eq(1), v_wr.en.eq(1)]
-            m.d.sync += waddr.eq(Mux(waddr == G * M - 1, 0, waddr + 1))
 
         qlay = self.q.payload.shape()
         qbuf = [Signal(qlay, name=f"qbuf{h}") for h in range(H)]

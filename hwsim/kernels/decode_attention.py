@@ -20,11 +20,14 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
                        "step": spec.decode_attention_cycles(p)}}
 
 
-def kv_words(K, V, p: spec.DecodeAttentionParams) -> list[int]:
-    """``kv`` stream: ``{k: d × int8, v: d × int8}`` per beat, KV head-major, token minor."""
+def kv_words(K, V, p: spec.DecodeAttentionParams, addrs=None) -> list[int]:
+    """``kv`` stream: ``{k: d × int8, v: d × int8, addr}`` per beat; rows of ``K``, ``V``
+    ((G, M, d) or (n, d)) at ``addrs`` (default ``0, 1, …``: KV head-major, token minor)."""
     d = p.head_dim
     K, V = np.asarray(K).reshape(-1, d), np.asarray(V).reshape(-1, d)
-    return [pack_lanes(k, 8) | pack_lanes(v, 8) << (8 * d) for k, v in zip(K, V, strict=True)]
+    addrs = range(K.shape[0]) if addrs is None else addrs
+    return [pack_lanes(k, 8) | pack_lanes(v, 8) << (8 * d) | int(a) << (16 * d)
+            for k, v, a in zip(K, V, addrs, strict=True)]
 
 
 def q_words(Q, mults, p: spec.DecodeAttentionParams) -> list[int]:
