@@ -52,9 +52,10 @@ def add_arguments(p) -> None:
                    help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--rtl", action="store_true",
-                   help="also run the attention phase of one real decode step (layer "
-                        "--rtl-layer, M = --tokens, K = --rtl-keep) on the decode-attention RTL "
-                        "under cocotb on Icarus and Verilator (minutes)")
+                   help="also run the attention block of one real decode step (layer "
+                        "--rtl-layer, M = --tokens, K = --rtl-keep: ternary q/k/v, RoPE, KV "
+                        "append, sparse attention) on the decode-step RTL under cocotb on "
+                        "Icarus and Verilator (minutes)")
     p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
     p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
     p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
@@ -109,45 +110,55 @@ def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
     return p, {"name": f"layer{layer}_pos{M - 1}", "arrays": arrays}, want
 
 
+def step_case(im, tokens, layer: int, keep: int) -> tuple:
+    """The whole attention block of the decode step of the last of ``tokens``: the front end's
+    arrays, the cache of the earlier ``M − 1`` tokens and the heads' score scales →
+    ``(DecodeStepParams, stimulus case, the integer model's o and amax as checker words)``."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+
+    fp, fcase, _ = frontend_step_case(im, tokens, layer, keep)
+    dp, dcase, model = decode_step_case(im, tokens, layer, keep)
+    p = dl.DecodeStepParams(hidden=fp.hidden, heads=dp.heads, kv_heads=dp.kv_heads,
+                            head_dim=dp.head_dim, tokens=dp.tokens, keep=keep,
+                            lanes=fp.lanes, exp_lanes=dp.exp_lanes, score_frac=dp.score_frac)
+    da = dcase["arrays"]
+    arrays = {**fcase["arrays"], "K": da["K"][:, :-1], "V": da["V"][:, :-1],
+              "score_mults": da["mults"]}
+    want = np.concatenate([np.append(model["o"][h], model["amax"][h]) for h in range(p.heads)])
+    return p, {"name": fcase["name"], "arrays": arrays}, want
+
+
 def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
                     sims=("icarus", "verilator")) -> dict:
-    """:func:`decode_step_case` on the ``decode-attention`` RTL under cocotb: outputs ``==``
-    golden and ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
+    """:func:`step_case` on the ``decode-step`` RTL (ternary q/k/v, RoPE, static int8, KV
+    append, LO top-K + int8 attention) under cocotb: outputs ``==`` golden and the golden
+    ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
     import numpy as np
 
     from hwsim.golden import decoder_layer as dl
     from hwsim.kernels import get_kernel
-    from hwsim.kernels.decode_attention import golden_words
+    from hwsim.kernels.decode_step import golden_words
     from hwsim.sim.runner import simulate
 
-    p, case, model = decode_step_case(im, tokens, layer, keep)
-    want = golden_words(p, case["arrays"])
-    same = bool(np.array_equal(want, np.concatenate(
-        [np.append(model["o"][h], model["amax"][h]) for h in range(p.heads)])))
-    fp, fcase, fwant = frontend_step_case(im, tokens, layer, keep)
-    same = same and bool(np.array_equal(_frontend_golden(fp, fcase), fwant))
+    p, case, model = step_case(im, tokens, layer, keep)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
     runs = []
     for sim in sims:
-        for kname, kp, kc, formula in (
-                ("qkv-frontend", fp, fcase, dl.qkv_frontend_cycles(fp)),
-                ("decode-attention", p, case, dl.decode_attention_cycles(p))):
-            rep = simulate(get_kernel(kname), kp, [kc], Path(build) / sim / kname, sim=sim)
-            c = rep.cases[0] if rep.cases else {}
-            runs.append({"kernel": kname, "sim": sim, "passed": rep.passed,
-                         "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                         "formula_cycles": formula, "build_s": rep.build_s,
-                         "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
-                         "failures": rep.failures})
+        rep = simulate(get_kernel("decode-step"), p, [case], Path(build) / sim, sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "decode-step", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": dl.decode_step_cycles(p),
+                     "frontend_cycles": dl.qkv_frontend_cycles(p.frontend()),
+                     "attention_cycles": dl.decode_attention_cycles(p.attention_phase()),
+                     "build_s": rep.build_s, "test_s": rep.test_s,
+                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
     return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
-            "kv_heads": p.kv_heads, "head_dim": p.head_dim, "lanes": p.lanes,
-            "golden_equals_integer_model": same, "runs": runs,
+            "kv_heads": p.kv_heads, "head_dim": p.head_dim, "hidden": p.hidden,
+            "lanes": p.lanes, "golden_equals_integer_model": same, "runs": runs,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
-
-
-def _frontend_golden(p, case):
-    from hwsim.kernels.qkv_frontend import golden_codes
-
-    return golden_codes(p, case["arrays"])
 
 
 def _accelerator(args, cfg) -> tuple[int, list]:
@@ -347,7 +358,8 @@ def table(r: dict) -> str:
         x = r["rtl"]
         lines.append(f"RTL of a real decode step, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
                      f": golden == integer model: {x['golden_equals_integer_model']}")
-        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
-                  f"{run['cycles']} cycles (formula {run['formula_cycles']})"
-                  for run in x["runs"]]
+        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} "
+                  f"golden, {run['cycles']} cycles (formula {run['formula_cycles']} = front end "
+                  f"{run['frontend_cycles']} + {x['kv_heads']} + attention "
+                  f"{run['attention_cycles']})" for run in x["runs"]]
     return "\n".join(lines)

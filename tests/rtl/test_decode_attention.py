@@ -28,7 +28,7 @@ def _run(p, case):
 
 @pytest.mark.parametrize("kw", [
     {},                                                      # GQA, K < M, C = 2
-    {"keep": 16},                                            # dense: K = M
+    pytest.param({"keep": 16}, marks=pytest.mark.slow),      # dense: K = M
     pytest.param({"tokens": 32, "keep": 2, "lanes": 16},     # selector-bound, C = 1
                  marks=pytest.mark.slow),
     pytest.param({"heads": 3, "kv_heads": 1, "tokens": 8, "keep": 8, "lanes": 4},

@@ -41,6 +41,7 @@ def test_bit_exact_and_cycles(kw):
             assert cycles == spec.qkv_frontend_cycles(p), case["name"]
 
 
+@pytest.mark.slow  # the default suite runs the same token through tests/rtl/test_decode_step.py
 def test_real_decode_token_of_an_integer_layer():
     from hwsim.bench.vitallm import frontend_step_case
     from models.bitnet.config import BitNetConfig
