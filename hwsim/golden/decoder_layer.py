@@ -361,11 +361,13 @@ class DecoderLayerParams:
     def kv_read_bytes(self) -> dict[str, int]:
         return kv_read_bytes(self.heads, self.kv_heads, self.head_dim, self.tokens, self.keep)
 
+    def decode_step(self) -> DecodeStepParams:
+        return DecodeStepParams(hidden=self.hidden, heads=self.heads, kv_heads=self.kv_heads,
+                                head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
+                                lanes=self.lanes, exp_lanes=self.exp_lanes)
+
     def decode_attention(self) -> DecodeAttentionParams:
-        return DecodeAttentionParams(heads=self.heads, kv_heads=self.kv_heads,
-                                     head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
-                                     lanes=math.gcd(self.head_dim, self.lanes),
-                                     exp_lanes=self.exp_lanes)
+        return self.decode_step().attention_phase()
 
     def mvu(self, name: str) -> mvu.TernaryMvuParams:
         rows, cols = self.projection_shapes()[name]
@@ -378,12 +380,6 @@ class DecoderLayerParams:
 
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
-
-
-def rope_cycles(p: DecoderLayerParams) -> int:
-    """RoPE and static int8 requantization of q and k: ``lanes`` elements per cycle, plus v's
-    requantization (the same unit), plus a 2-stage pipeline (hwsim's schedule)."""
-    return (p.hidden + 2 * p.kv_dim) // p.lanes + 2
 
 
 def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
@@ -400,20 +396,20 @@ def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
 def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence).
 
-    The attention phase is the RTL's (:func:`decode_attention_cycles`); the other phases are
-    the latencies of the blocks' own RTL (RMSNorm + absmax barrier, ternary MVU with its
-    weights on chip, one projection after another) and a RoPE/requantization unit of
-    ``lanes`` elements per cycle; the controller that chains them is not built yet, so this
-    sum is the schedule model of the whole layer, not a simulated figure."""
+    ``qkv_frontend`` + ``kv_append`` + ``attention`` is the attention block the
+    ``decode-step`` RTL runs (:func:`decode_step_cycles`, measured exactly in simulation).
+    The other phases are the latencies of the blocks' own RTL (RMSNorm + absmax barrier,
+    ternary MVU with its weights on chip, one projection after another); no controller chains
+    them yet, so the total is a schedule model over verified block latencies, not a simulated
+    figure."""
     d, f = p.hidden, p.ffn
     norm_d = rn.latency_cycles(p.norm(d)) + ab.latency_cycles(p.barrier(d))
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
-    # q, k, v projections run back to back through the TINT core
-    qkv = sum(mvu.latency_cycles(p.mvu(n)) for n in ("wq", "wk", "wv"))
+    step = p.decode_step()
     phases = {
         "attn_norm": norm_d,
-        "qkv": qkv,
-        "rope_requant": rope_cycles(p),
+        "qkv_frontend": qkv_frontend_cycles(step.frontend()),
+        "kv_append": p.kv_heads,
         "attention": attention_cycles(p)["pipelined"],
         "attn_subln": norm_d,
         "wo": mvu.latency_cycles(p.mvu("wo")),

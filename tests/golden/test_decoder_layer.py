@@ -118,6 +118,9 @@ def test_counts_compose_the_kernel_formulas():
     assert p.heads * slow < att["pipelined"] < p.heads * (att["select"] + att["exact"])
     c = dl.decode_cycles(p)
     assert c["total"] == sum(v for k, v in c.items() if k != "total")
+    # the attention block is the decode-step RTL's formula
+    assert c["qkv_frontend"] + c["kv_append"] + c["attention"] == \
+        dl.decode_step_cycles(p.decode_step())
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
