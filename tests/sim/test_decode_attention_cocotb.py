@@ -13,8 +13,9 @@ pytestmark = pytest.mark.cocotb
 KERNEL = get_kernel("decode-attention")
 
 
-# Verilator's C++ build takes ~30 s on this machine: the default suite runs Icarus only
-@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+# default suite: this block runs on Icarus inside tests/sim/test_decode_step_cocotb.py
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_bit_exact_and_cycles(tmp_path, sim):
     p = KERNEL.params(heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3, lanes=4, exp_lanes=2)
     report = runner.simulate(KERNEL, p, KERNEL.cases(p, seed=1), tmp_path, sim=sim)

@@ -9,7 +9,9 @@ pytestmark = pytest.mark.cocotb
 KERNEL = get_kernel("qkv-frontend")
 
 
-@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+# default suite: this block runs on Icarus inside tests/sim/test_decode_step_cocotb.py
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_bit_exact_and_cycles(tmp_path, sim):
     p = KERNEL.params(hidden=16, heads=2, kv_heads=1, head_dim=4, lanes=8)
     report = runner.simulate(KERNEL, p, KERNEL.cases(p, seed=1, quick=True), tmp_path, sim=sim)
