@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--context", type=positive_int, default=128,
                    help="cached tokens a decode step attends to")
     p.add_argument("--lm-head", action="store_true", help="include the int8 LM head")
+    p.add_argument("--keep", type=positive_int, default=None,
+                   help="sparse decode attention (VitaLLM LO top-K): keep K of the --context "
+                        "tokens per query head (BitNet models)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="override one parameter (e.g. tint.lanes=32, dram.bandwidth=40GB/s)")
     p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
@@ -56,6 +59,8 @@ def _run(args) -> int:
     arch = load_arch(args.target)
     if args.set:
         arch = arch.with_values(_overrides(arch, args.set), source="--set on the command line")
+    if args.keep is not None and (args.validate or args.sweep):
+        raise HwsimError("--keep applies to a single estimate, not to --validate or --sweep")
     if args.validate:
         from hwsim.estimate import validate as v
 
@@ -85,7 +90,16 @@ def _run(args) -> int:
             print(sw.table(result))
             print("wrote " + ", ".join(str(f) for f in files))
         return 0
-    est = estimate_arch(args.model, arch, None, args.prompt, args.context, args.lm_head)
+    workloads = None
+    if args.keep is not None:
+        from hwsim.estimate.workload import model_workloads
+
+        if str(args.model).endswith(".onnx"):
+            raise HwsimError("--keep needs a BitNet model name, not an ONNX graph")
+        workloads = model_workloads(args.model, args.prompt, args.context, args.lm_head,
+                                    keep=args.keep)
+    est = estimate_arch(args.model, arch, None, args.prompt, args.context, args.lm_head,
+                        workloads=workloads)
     if args.json:
         print_json(est.to_dict())
     else:

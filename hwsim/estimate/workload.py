@@ -72,14 +72,20 @@ def known_models() -> list[str]:
     return sorted(_BITNET)
 
 
-def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
+def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) -> Layer:
     """One decoder layer: RMSNorm, wq/wk/wv, absmax barriers on q/k/v, QKᵀ, softmax, AV, wo,
     RMSNorm, w1/w3, w2.
 
     Decode: ``n = 1`` new token attending to ``ctx`` cached tokens (itself included).
     Prefill: ``n`` prompt tokens, causal: token ``i`` attends to ``i + 1`` tokens, so the
     score matrix has ``n(n+1)/2`` live entries per head.
+
+    ``keep`` (decode only): VitaLLM's predictive sparse attention — a leading-one + top-K
+    selector per query head (``lo_topk``, reading the keys' 4-bit LO codes), then QKᵀ, softmax
+    and AV on ``keep`` tokens; the KV bytes read are
+    :func:`hwsim.golden.decoder_layer.kv_read_bytes` (dense ones too).
     """
+    from hwsim.golden.decoder_layer import kv_read_bytes
     d, hd, h, kvd = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_dim
     shapes = cfg.projection_shapes()
 
@@ -90,9 +96,12 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
 
     # Attention: each of `n` queries of each head attends to `keys` tokens, or causally (query i
     # of a prefill to i + 1 tokens). The adapters turn this into their kernels' shapes.
-    att = {"heads": h, "head_dim": hd, "queries": n, "keys": ctx, "causal": phase == "prefill"}
+    sparse = phase == "decode" and keep is not None and keep < ctx
+    att = {"heads": h, "head_dim": hd, "queries": n, "keys": keep if sparse else ctx,
+           "causal": phase == "prefill"}
     if phase == "decode":
-        kv_read = ctx * kvd * 8         # K (or V) of every cached token, int8
+        kv = kv_read_bytes(h, cfg.kv_heads, hd, ctx, keep if sparse else ctx)
+        kv_read = kv["sparse" if sparse else "dense"] * 8 // 2   # K (or V) rows read, int8
         kv_write = kvd * 8
     else:
         kv_read = kv_write = n * kvd * 8
@@ -111,6 +120,10 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
 
     ops = [Op("attn_norm", "rmsnorm_int", {"length": d}, n),
            proj("wq"), proj("wk"), proj("wv"), barrier("wq"), barrier("wk"), barrier("wv"),
+           # the selector reads the cached keys' 4-bit (sign, leading-one) codes, stored with
+           # the KV cache (off chip when the cache is)
+           *([Op("select", "lo_topk", {"tokens": ctx, "head_dim": hd, "keep": keep}, h,
+                 kv_read_bits=kv["lo_table"] * 8)] if sparse else []),
            qk, sm, av, proj("wo"),
            Op("ffn_norm", "rmsnorm_int", {"length": d}, n),
            proj("w1"), proj("w3"), proj("w2")]
@@ -118,10 +131,11 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int) -> Layer:
 
 
 def bitnet_workload(model: str, phase: str, tokens: int = 1, context: int = 128,
-                    lm_head: bool = False) -> Workload:
+                    lm_head: bool = False, keep: int | None = None) -> Workload:
     """BitNet b1.58 decoder stack for one decode step (``tokens=1`` at ``context``) or a
     prefill of ``tokens`` prompt tokens. ``lm_head`` adds the int8 output projection
-    (vocab × hidden, 8-bit weights) for the last token only."""
+    (vocab × hidden, 8-bit weights) for the last token only. ``keep``: decode with sparse
+    attention on ``keep`` of the ``context`` tokens (``1 ≤ keep ≤ context``)."""
     from models.bitnet.config import get_config
 
     if model not in _BITNET:
@@ -131,9 +145,12 @@ def bitnet_workload(model: str, phase: str, tokens: int = 1, context: int = 128,
     for name, v in (("tokens", tokens), ("context", context)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise HwsimError(f"{name} must be a positive integer, not {v!r}")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
+                             or not 1 <= keep <= context):
+        raise HwsimError(f"keep (K) must be an integer 1 … context ({context}), not {keep!r}")
     cfg = get_config(_BITNET[model])
     n = 1 if phase == "decode" else tokens
-    layers = [_bitnet_layer(cfg, phase, n, context)]
+    layers = [_bitnet_layer(cfg, phase, n, context, keep)]
     if lm_head:
         layers.append(Layer("lm_head", (Op("lm_head", "int8_matmul",
                                            {"m": 1, "k": cfg.hidden, "n": cfg.vocab}, 1,
@@ -144,13 +161,15 @@ def bitnet_workload(model: str, phase: str, tokens: int = 1, context: int = 128,
 
 
 def model_workloads(model: str, prompt: int, context: int, lm_head: bool = False,
-                    onnx_seq: int | None = None) -> tuple[Workload, Workload]:
-    """(decode, prefill) workloads of a named model or an ONNX file."""
+                    onnx_seq: int | None = None,
+                    keep: int | None = None) -> tuple[Workload, Workload]:
+    """(decode, prefill) workloads of a named model or an ONNX file; ``keep``: sparse decode
+    attention (BitNet models)."""
     if str(model).endswith(".onnx"):
         dec = onnx_workload(Path(model), "decode", 1)
         pre = onnx_workload(Path(model), "prefill", prompt)
         return dec, pre
-    return (bitnet_workload(model, "decode", 1, context, lm_head),
+    return (bitnet_workload(model, "decode", 1, context, lm_head, keep),
             bitnet_workload(model, "prefill", prompt, prompt, lm_head))
 
 

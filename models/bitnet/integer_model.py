@@ -44,51 +44,31 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
+from hwsim.golden import decoder_layer as dl
 from hwsim.golden import rmsnorm_int as rn
-from hwsim.golden import ternary_mvu as mvu
 from hwsim.golden.int8_matmul import int8_matmul
 from quant.brevitas_quantizers import SCALE_FLOOR
-from quant.qtype import INT8, QType, Rounding, quantize, quantize_multiplier, requantize, round_shift
+from quant.qtype import INT8, QType, quantize, quantize_multiplier
 
 from .model import BitLinear, BitNetModel, apply_rope
 
 __all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward"]
 
-NORM_OUT = QType(24, frac=16)        # RMSNorm output codes: real range ±128
+NORM_OUT = dl.NORM_OUT               # RMSNorm output codes: real range ±128
 GAMMA_BITS = 19                      # RMSNorm gain codes (fractional bits from the peak)
 RECIP_BITS = 19                      # reciprocal of the RMS
-ROPE_FRAC = 20                       # cos / sin table codes
+ROPE_FRAC = dl.ROPE_FRAC             # cos / sin table codes
 HEAD_RATIO_FRAC = 20                 # per-head v-step ratios
-RMS_FRAC = 4                         # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
-WIDE = QType(32)                     # container of wide integer codes fed to the norms
+RMS_FRAC = dl.RMS_FRAC               # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
+WIDE = dl.WIDE                       # container of wide integer codes fed to the norms
 RES_BITS = 36                        # twice the calibrated residual peak maps to 2**RES_BITS
-NORM_IN_BITS = 22                    # a norm input row is right-shifted to at most this many bits
+NORM_IN_BITS = dl.NORM_IN_BITS       # a norm input row is right-shifted to at most this many bits
 
 
-@dataclass
-class _Norm:
-    gamma: np.ndarray
-    p: rn.RmsNormParams
-
-
-@dataclass
-class _Proj:
-    W: np.ndarray
-    scale: float   # real weight step (mean|W| · gain)
-
-
-@dataclass
-class _Layer:
-    attn_norm: _Norm
-    ffn_norm: _Norm
-    attn_sub: _Norm
-    ffn_sub: _Norm
-    proj: dict[str, _Proj]
-    qkv_mult: dict[str, list[tuple[int, int]]]     # per head: acc·amax → static int8 code
-    s_qkv: dict[str, np.ndarray]                   # static per-head steps
-    score_mult: list[tuple[int, int]]              # per query head
-    wide_step: float                               # real step of the attention "wide" codes
-    res_mult: dict[str, tuple[int, int]]           # wo / w2: acc·amax → residual codes
+# one decoder layer's integer parameters and datapath live in hwsim.golden.decoder_layer
+_Norm = dl.NormCodes
+_Proj = dl.ProjCodes
+_Layer = dl.LayerCodes
 
 
 @dataclass
@@ -121,11 +101,6 @@ def _norm(weight: torch.Tensor, n: int) -> _Norm:
     p = rn.RmsNormParams(n=n, lanes=math.gcd(n, 16), x=WIDE, gamma=gq, out=NORM_OUT,
                          rms_frac=RMS_FRAC, recip_bits=RECIP_BITS)
     return _Norm(quantize(g, gq), p)
-
-
-def _eps_code(eps: float, step: float) -> int:
-    """ε in units of the norm's mean square (step² · 2**-2G), kept below 2**62 (int64 sums)."""
-    return min(round(eps / (step * step) * 2.0 ** (2 * RMS_FRAC)), 1 << 62)
 
 
 @torch.no_grad()
@@ -224,54 +199,23 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
             "residual_peak": st["res"], "score_peak": st["score"]}})
 
 
-def _act(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    codes, amax = ah.absmax_requant(norm_codes, INT8)
-    return codes, amax
+_act = dl.act_quant
+_rms = dl.rms_rows
 
 
-def _rope(acc: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """acc (T, heads, hd) exact integers → rotated, same scale (rounded from Q14)."""
-    half = acc.shape[-1] // 2
-    rot = np.concatenate([-acc[..., half:], acc[..., :half]], axis=-1)
-    T = acc.shape[0]
-    return round_shift(acc * cos[:T, None, :] + rot * sin[:T, None, :], ROPE_FRAC,
-                       Rounding.HALF_EVEN)
-
-
-def _to_static_int8(x: np.ndarray, amax: np.ndarray, mults) -> np.ndarray:
-    """x (T, heads, hd) integers at step amax·unit → int8 codes at each head's static step."""
-    out = np.empty_like(x)
-    for h, (M, S) in enumerate(mults):
-        out[:, h] = requantize(x[:, h] * amax[:, None], M, S, INT8)
-    return out
-
-
-def _rms(x: np.ndarray, norm: _Norm, eps: float, step) -> np.ndarray:
-    """Integer RMSNorm of each row of ``x`` (any integer width) at real step ``step`` per row.
-
-    Each row is first shifted right so its peak fits ``NORM_IN_BITS`` bits (RMSNorm is scale
-    invariant; the row keeps ``NORM_IN_BITS`` significant bits) and ``ε`` is coded at the row's
-    resulting step; rows sharing a shift and an ε code go through the golden kernel together.
-    """
-    peak = np.abs(x).max(axis=-1)
-    shifts = np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
-    xs = round_shift(x, shifts[:, None], Rounding.HALF_EVEN)
-    steps = np.broadcast_to(np.asarray(step, dtype=np.float64), peak.shape) * np.exp2(shifts)
-    eps_codes = np.array([_eps_code(eps, float(st)) if st > 0 else 0 for st in steps])
-    out = np.empty(x.shape, dtype=np.int64)
-    for e in np.unique(eps_codes):
-        rows = eps_codes == e
-        out[rows] = rn.rmsnorm_int(xs[rows], norm.gamma, int(e), norm.p)
-    return out
-
-
-def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None) -> np.ndarray:
+def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
+                    with_step: bool = False):
     """Integer logits (T, vocab) of one token sequence (causal prefill); argmax = greedy choice.
 
     Row ``t``'s logits are integers at a positive per-token step, so ``argmax`` is the greedy
     next-token choice after token ``t``. With ``capture`` (a dict), each layer's int8 attention
     inputs and outputs are stored there as ``capture[layer] = {"q", "k", "v", "o", "amax"}``
-    (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)).
+    (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
+    the layer's residual rows in and out, ``x_in``, ``x_out`` (T, hidden).
+
+    ``attend`` replaces dense causal attention in every layer (e.g.
+    :func:`hwsim.golden.decoder_layer.sparse_attend`). With ``with_step`` the result is
+    ``(logits, step)``: ``logits · step[:, None]`` are the real-valued logits.
     """
     tokens = np.asarray(tokens, dtype=np.int64).ravel()
     T = tokens.size
@@ -279,49 +223,17 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None) -> np
         raise HwsimError(f"sequence length must be 1 … {m.attn.max_len}, not {T}")
     if tokens.min() < 0 or tokens.max() >= m.embed.shape[0]:
         raise HwsimError("token id outside the vocabulary")
-    H, KV, hd = m.heads, m.kv_heads, m.head_dim
-    rep = H // KV
     r = m.embed[tokens]                                                       # (T, d) residual
-    norm_step = NORM_OUT.lsb / 127
     for li, L in enumerate(m.layers):
-        a, amax = _act(_rms(r, L.attn_norm, m.norm_eps, m.res.lsb))
-        acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
-        q = _rope(acc["wq"].reshape(T, H, hd), m.cos, m.sin)
-        k = _rope(acc["wk"].reshape(T, KV, hd), m.cos, m.sin)
-        v = acc["wv"].reshape(T, KV, hd)
-        q8 = _to_static_int8(q, amax, L.qkv_mult["q"])
-        k8 = _to_static_int8(k, amax, L.qkv_mult["k"])
-        v8 = _to_static_int8(v, amax, L.qkv_mult["v"])
-        wide = np.empty((T, H, hd), dtype=np.int64)
-        sv_max = float(L.s_qkv["v"].max())
+        cap = {"x_in": r} if capture is not None else None
+        r, _, _ = dl.layer_forward(L, m, r, attend=attend, capture=cap)
         if capture is not None:
-            capture[li] = {"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
-                           "amax": np.empty((T, H), dtype=np.int64)}
-        for h in range(H):
-            o, amax_o = ah.attention_head(q8[:, h], k8[:, h // rep], v8[:, h // rep],
-                                          *L.score_mult[h], m.attn, causal=True)
-            if capture is not None:
-                capture[li]["o"][:, h], capture[li]["amax"][:, h] = o, amax_o
-            # rescale head h's step s_v[h] to the common s_v max (Q15 ratio, exact rounding)
-            ratio = round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << 15))
-            wide[:, h] = round_shift(o * amax_o[:, None] * ratio, 15, Rounding.HALF_EVEN)
-        wide = wide.reshape(T, H * hd)
-        a2, amax2 = _act(_rms(wide, L.attn_sub, m.norm_eps, L.wide_step))
-        acc_o = mvu.ternary_mvu_acc(L.proj["wo"].W, a2)
-        r = r + requantize(acc_o * amax2[:, None], *L.res_mult["wo"], m.res)
-        a, amax = _act(_rms(r, L.ffn_norm, m.norm_eps, m.res.lsb))
-        g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
-        u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
-        gp = np.maximum(g, 0)
-        prod = gp * gp * u                                                    # (T, ffn) exact
-        # the real step of each row of `prod` (it sets the ε code of SubLN only)
-        unit = amax.astype(np.float64) * norm_step
-        step = unit ** 3 * L.proj["w1"].scale ** 2 * L.proj["w3"].scale
-        a3, amax3 = _act(_rms(prod, L.ffn_sub, m.norm_eps, step))
-        acc2 = mvu.ternary_mvu_acc(L.proj["w2"].W, a3)
-        r = r + requantize(acc2 * amax3[:, None], *L.res_mult["w2"], m.res)
-    a, _ = _act(_rms(r, m.final_norm, m.norm_eps, m.res.lsb))
-    return int8_matmul(a, m.head)                                            # (T, vocab)
+            capture[li] = {**cap, "x_out": r}
+    a, amax = _act(_rms(r, m.final_norm, m.norm_eps, m.res.lsb))
+    logits = int8_matmul(a, m.head)                                          # (T, vocab)
+    if with_step:
+        return logits, amax.astype(np.float64) * (NORM_OUT.lsb / 127) * m.head_step
+    return logits
 
 
 def attach_datapath(model: BitNetModel, m: IntegerBitNet) -> BitNetModel:

@@ -1,0 +1,365 @@
+"""VitaLLM figures: the accuracy cost of predictive sparse attention on BitNet-tiny, and the
+decode-step cycles and KV traffic of one layer, dense vs sparse, from the golden formulas.
+
+Accuracy: the integer golden model (:func:`models.bitnet.integer_model.integer_forward`) with
+:func:`hwsim.golden.decoder_layer.sparse_attend` in every layer — each query row that sees
+``L`` tokens keeps ``ceil(L·K/M)`` of them by the leading-one surrogate and top-K, then exact
+int8 attention — against the same model with dense attention (``K = M``): validation
+perplexity of its real-valued logits and greedy next-token agreement.
+
+Hardware: :func:`hwsim.golden.decoder_layer.decode_cycles` and ``kv_read_bytes`` of the
+decoder-layer accelerator holding one BitNet-tiny layer, a decode step attending to ``M``
+cached tokens; beside them the estimator's KV traffic for the same workload (it imports the
+same formula) and its BitNet b1.58 3B decode rate on the VitaLLM target.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+DESCRIPTION = ("VitaLLM predictive sparse attention on BitNet-tiny: validation perplexity and "
+               "greedy agreement vs dense for K/M in {1/16 … 1}; one layer's decode-step cycles "
+               "and KV bytes read, dense vs sparse; the estimator's VitaLLM target on the same "
+               "counts")
+
+
+def _int_list(text: str) -> list[int]:
+    from hwsim.errors import HwsimError
+
+    try:
+        return [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise HwsimError(f"--keep takes comma-separated integers, not {text!r}") from None
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
+                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
+                        "when missing)")
+    p.add_argument("--steps", type=int, default=300, help="training steps if training is needed")
+    p.add_argument("--windows", type=int, default=32,
+                   help="validation windows of 128 bytes for perplexity and agreement")
+    p.add_argument("--calib-windows", type=int, default=8,
+                   help="training windows that calibrate the integer model's static scales")
+    p.add_argument("--tokens", type=int, default=128,
+                   help="cached tokens M of the decode step (the validation windows' length)")
+    p.add_argument("--keep", type=str, default=None,
+                   help="comma-separated K values (default: M/16, M/8, M/4, M/2, M)")
+    p.add_argument("--weight-kib", type=int, default=64, help="on-chip weight memory (KiB)")
+    p.add_argument("--kv-kib", type=int, default=48, help="on-chip KV-cache memory (KiB)")
+    p.add_argument("--est-context", type=int, default=128,
+                   help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--rtl", action="store_true",
+                   help="also run the attention block of one real decode step (layer "
+                        "--rtl-layer, M = --tokens, K = --rtl-keep: ternary q/k/v, RoPE, KV "
+                        "append, sparse attention) on the decode-step RTL under cocotb on "
+                        "Icarus and Verilator (minutes)")
+    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
+    p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
+    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
+
+
+def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, dict]:
+    """The attention phase of the decode step of the last of ``tokens`` (M of them) in decoder
+    ``layer`` of the integer model ``im`` running sparse attention at K/M in every layer:
+    ``(DecodeAttentionParams, stimulus case, what the integer model computed)``."""
+    import numpy as np
+
+    from hwsim.errors import HwsimError
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.kernels.decode_attention import arrays
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    if not 0 <= layer < len(im.layers):
+        raise HwsimError(f"--rtl-layer {layer} does not exist ({len(im.layers)} layers)")
+    p = dl.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
+                                 tokens=M, keep=keep, lanes=min(16, im.head_dim),
+                                 exp_lanes=4, score_frac=im.attn.score.frac)
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    c = cap[layer]
+    a = arrays(c["q"][-1], c["k"].transpose(1, 0, 2), c["v"].transpose(1, 0, 2),
+               im.layers[layer].score_mult)
+    return p, {"name": f"layer{layer}_M{M}_K{keep}", "arrays": a}, \
+        {"o": c["o"][-1], "amax": c["amax"][-1]}
+
+
+def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
+    """The q/k/v front end of the same decode step as :func:`decode_step_case`: its int8
+    activations (the layer's RMSNorm + activation quantizer of the token's residual row) →
+    ``(QkvFrontendParams, stimulus case, the integer model's q, k, v codes)``."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    c, L = cap[layer], im.layers[layer]
+    a, amax = dl.act_quant(dl.rms_rows(c["x_in"][-1:], L.attn_norm, im.norm_eps, im.res.lsb))
+    p = dl.QkvFrontendParams(hidden=a.shape[1], heads=im.heads, kv_heads=im.kv_heads,
+                             head_dim=im.head_dim, lanes=16)
+    mults = np.array(L.qkv_mult["q"] + L.qkv_mult["k"] + L.qkv_mult["v"], dtype=np.int64)
+    arrays = {**{n: L.proj[n].W for n in ("wq", "wk", "wv")}, "a": a[0], "amax": int(amax[0]),
+              "cos": im.cos[M - 1], "sin": im.sin[M - 1], "mults": mults}
+    want = np.concatenate([c["q"][-1].ravel(), c["k"][-1].ravel(), c["v"][-1].ravel()])
+    return p, {"name": f"layer{layer}_pos{M - 1}", "arrays": arrays}, want
+
+
+def step_case(im, tokens, layer: int, keep: int) -> tuple:
+    """The whole attention block of the decode step of the last of ``tokens``: the front end's
+    arrays, the cache of the earlier ``M − 1`` tokens and the heads' score scales →
+    ``(DecodeStepParams, stimulus case, the integer model's o and amax as checker words)``."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+
+    fp, fcase, _ = frontend_step_case(im, tokens, layer, keep)
+    dp, dcase, model = decode_step_case(im, tokens, layer, keep)
+    p = dl.DecodeStepParams(hidden=fp.hidden, heads=dp.heads, kv_heads=dp.kv_heads,
+                            head_dim=dp.head_dim, tokens=dp.tokens, keep=keep,
+                            lanes=fp.lanes, exp_lanes=dp.exp_lanes, score_frac=dp.score_frac)
+    da = dcase["arrays"]
+    arrays = {**fcase["arrays"], "K": da["K"][:, :-1], "V": da["V"][:, :-1],
+              "score_mults": da["mults"]}
+    want = np.concatenate([np.append(model["o"][h], model["amax"][h]) for h in range(p.heads)])
+    return p, {"name": fcase["name"], "arrays": arrays}, want
+
+
+def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
+                    sims=("icarus", "verilator")) -> dict:
+    """:func:`step_case` on the ``decode-step`` RTL (ternary q/k/v, RoPE, static int8, KV
+    append, LO top-K + int8 attention) under cocotb: outputs ``==`` golden and the golden
+    ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.decode_step import golden_words
+    from hwsim.sim.runner import simulate
+
+    p, case, model = step_case(im, tokens, layer, keep)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("decode-step"), p, [case], Path(build) / sim, sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "decode-step", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": dl.decode_step_cycles(p),
+                     "frontend_cycles": dl.qkv_frontend_cycles(p.frontend()),
+                     "attention_cycles": dl.decode_attention_cycles(p.attention_phase()),
+                     "build_s": rep.build_s, "test_s": rep.test_s,
+                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
+    return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
+            "kv_heads": p.kv_heads, "head_dim": p.head_dim, "hidden": p.hidden,
+            "lanes": p.lanes, "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
+def _accelerator(args, cfg) -> tuple[int, list]:
+    """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
+    from hwsim.errors import HwsimError
+    from hwsim.golden.decoder_layer import DecoderLayerParams
+
+    M = args.tokens
+    keeps = _int_list(args.keep) if args.keep is not None else \
+        [max(1, M // 16), max(1, M // 8), max(1, M // 4), max(1, M // 2), M]
+    if not keeps:
+        raise HwsimError("--keep lists no K value")
+    if M not in keeps:
+        keeps.append(M)  # the dense reference
+    ps = [DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
+                             kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
+                             tokens=M, keep=k, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
+          for k in sorted(set(keeps))]
+    if args.windows < 1 or args.calib_windows < 1:
+        raise HwsimError("--windows and --calib-windows must be at least 1")
+    if args.rtl:
+        if not 0 <= args.rtl_layer < cfg.layers:
+            raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+        DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
+                           kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
+                           tokens=M, keep=args.rtl_keep, weight_kib=args.weight_kib,
+                           kv_kib=args.kv_kib)
+    return M, ps
+
+
+def _nll(logits, step, targets):
+    import numpy as np
+
+    z = logits.astype(np.float64) * step[:, None]
+    z = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1))
+    return float((lse - z[np.arange(targets.size), targets]).sum())
+
+
+def run(args) -> dict:
+    import numpy as np
+    import torch
+
+    from hwsim.errors import HwsimError
+    from hwsim.estimate.arch import load_arch
+    from hwsim.estimate.estimate import estimate_arch
+    from hwsim.estimate.workload import model_workloads
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.config import get_config
+    from models.bitnet.data import stdlib_corpus, validation_windows
+    from models.bitnet.integer_model import attach_datapath, build_integer_model, integer_forward
+    from models.bitnet.train import TrainSettings, train_bitnet
+
+    cfg = get_config("tiny")
+    M, ps = _accelerator(args, cfg)
+    torch.set_num_threads(args.threads)
+    corpus = stdlib_corpus()
+    ck = args.checkpoints
+    trained_here = False
+    if not ((ck / "fp" / "meta.json").exists() and (ck / "ternary" / "meta.json").exists()):
+        train_bitnet(cfg, corpus, TrainSettings(steps=args.steps, threads=args.threads), ck,
+                     progress=False)
+        trained_here = True
+    tq, tq_meta = load_checkpoint(ck / "ternary")
+    if tq_meta.get("corpus", {}).get("sha256_16") != corpus.digest:
+        raise HwsimError(f"{ck} was trained on another corpus than this interpreter's stdlib; "
+                         "retrain or pass --checkpoints")
+    if tq.config.name != cfg.name:
+        raise HwsimError(f"{ck} holds {tq.config.name}, the bench needs BitNet-tiny")
+    seq = int(tq_meta.get("settings", {}).get("seq", 128))
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, corpus.train.size - seq - 1, args.calib_windows)
+    calib = np.stack([corpus.train[s:s + seq] for s in starts]).astype(np.int64)
+    im = build_integer_model(tq, calib)
+    wins = validation_windows(corpus.val, seq, args.windows).astype(np.int64)
+    rep = im.heads // im.kv_heads
+
+    dense_arg = {}
+    for w in wins:
+        dense_arg[w.tobytes()] = integer_forward(im, w[:-1]).argmax(-1)
+    # the torch fake-quant model of the same datapath on the same windows (a sanity reference
+    # for the integer model's dense perplexity)
+    with torch.no_grad():
+        lg = attach_datapath(tq, im)(torch.as_tensor(wins[:, :-1])).double()
+        torch_nll = torch.nn.functional.cross_entropy(
+            lg.reshape(-1, lg.shape[-1]), torch.as_tensor(wins[:, 1:]).reshape(-1)).item()
+    arch = load_arch("vitallm")
+    rows = []
+    for p in ps:
+        ratio = p.keep / M
+        nll, agree, n = 0.0, 0, 0
+        stats: dict = {"masks": []}
+        union = bound = visible = 0
+        for w in wins:
+            stats["masks"] = []
+            logits, step = integer_forward(im, w[:-1], attend=dl.sparse_attend(ratio, stats),
+                                           with_step=True)
+            nll += _nll(logits, step, w[1:])
+            agree += int((logits.argmax(-1) == dense_arg[w.tobytes()]).sum())
+            n += w.size - 1
+            # KV rows a GQA group reads: the union of its query heads' selections, each row
+            for li in range(len(im.layers)):
+                for g in range(im.kv_heads):
+                    ms = stats["masks"][li * im.heads + g * rep: li * im.heads + (g + 1) * rep]
+                    union += int(np.logical_or.reduce(ms).sum())
+                    vis = np.arange(1, ms[0].shape[0] + 1)
+                    kept = np.array([dl.sparse_keep(ratio, int(v)) for v in vis])
+                    bound += int(np.minimum(vis, rep * kept).sum())
+                    visible += int(vis.sum())
+        cyc = dl.decode_cycles(p)
+        kv = p.kv_read_bytes()
+        wl = model_workloads("bitnet-tiny", 1, M, keep=p.keep)[0]
+        est_kv = sum(op.kv_read_bits for op in wl.layers[0].ops if op.name in ("qk", "av")) // 8
+        est_lo = sum(op.kv_read_bits for op in wl.layers[0].ops if op.name == "select") // 8
+        w3 = model_workloads("bitnet-3b", 64, args.est_context,
+                             keep=max(1, round(ratio * args.est_context)))
+        e3 = estimate_arch("bitnet-3b", arch, None, 64, args.est_context, workloads=w3).metrics()
+        rows.append({
+            "keep": p.keep, "tokens": M, "ratio": ratio,
+            "ppl": math.exp(nll / n), "greedy_agreement_vs_dense": agree / n,
+            "kept_fraction": stats["rows_kept"] / stats["rows_visible"],
+            "decode_cycles": cyc["total"], "attention_cycles": cyc["attention"],
+            "attention_select_cycles": dl.attention_cycles(p)["select"],
+            "attention_exact_cycles": dl.attention_cycles(p)["exact"],
+            "kv_read_bytes": kv["sparse"] if p.keep < M else kv["dense"],
+            "kv_read_bytes_dense": kv["dense"], "lo_table_bytes": kv["lo_table"] if
+            p.keep < M else 0,
+            "kv_reduction": 1 - (kv["sparse"] if p.keep < M else kv["dense"]) / kv["dense"],
+            "kv_reduction_per_head": kv["per_head_reduction"],
+            "kv_rows_measured_over_visible": union / visible,
+            "kv_rows_bound_over_visible": bound / visible,
+            "estimator_kv_read_bytes": est_kv, "estimator_lo_table_bytes": est_lo,
+            "estimator_3b_decode_tokens_per_s": e3["decode_tokens_per_s"],
+            "estimator_3b_offchip_mb_per_token": e3["decode_offchip_mb_per_token"],
+        })
+    dense = rows[-1]
+    for r in rows:
+        r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
+    p0 = ps[-1]
+    rtl = None
+    if args.rtl:
+        import tempfile
+
+        tokens = corpus.val[1000:1000 + M].astype(np.int64)
+        with tempfile.TemporaryDirectory() as tmp:
+            rtl = rtl_decode_step(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
+    return {
+        **({"rtl": rtl} if rtl is not None else {}),
+        "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
+        "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
+        "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
+        "accelerator": {"hidden": p0.hidden, "ffn": p0.ffn, "heads": p0.heads,
+                        "kv_heads": p0.kv_heads, "head_dim": p0.head_dim,
+                        "max_len": p0.max_len, "lanes": p0.lanes, "exp_lanes": p0.exp_lanes,
+                        "weight_bytes": p0.weight_bytes, "weight_kib": p0.weight_kib,
+                        "kv_bytes": p0.kv_bytes, "kv_kib": p0.kv_kib},
+        "dense_phases": dl.decode_cycles(p0),
+        "torch_datapath_ppl": math.exp(torch_nll),
+        "est_context": args.est_context, "threads": args.threads,
+        "rows": rows,
+    }
+
+
+def table(r: dict) -> str:
+    a = r["accelerator"]
+    head = (f"BitNet b1.58 {r['config']} ({r['corpus']['source']}), {r['positions']} validation "
+            f"positions; accelerator: {a['heads']} heads × {a['head_dim']} ({a['kv_heads']} KV "
+            f"heads), lanes {a['lanes']}, weights {a['weight_bytes']} B in {a['weight_kib']} KiB,"
+            f" KV {a['kv_bytes']} B in {a['kv_kib']} KiB")
+    cols = ["K/M", "ppl", "agree", "kept", "cycles", "speedup", "attn cyc", "KV B", "KV B dense",
+            "KV red.", "per head", "KV meas.", "est KV B", f"3B tok/s @{r['est_context']}"]
+    lines = [head, ""]
+    body = []
+    for x in r["rows"]:
+        body.append([f"{x['keep']}/{x['tokens']}", f"{x['ppl']:.3f}",
+                     f"{x['greedy_agreement_vs_dense']:.4f}", f"{x['kept_fraction']:.3f}",
+                     f"{x['decode_cycles']}", f"{x['decode_speedup_vs_dense']:.3f}×",
+                     f"{x['attention_cycles']}", f"{x['kv_read_bytes']}",
+                     f"{x['kv_read_bytes_dense']}", f"{x['kv_reduction']:.3f}",
+                     f"{x['kv_reduction_per_head']:.3f}",
+                     f"{x['kv_rows_measured_over_visible']:.3f}",
+                     f"{x['estimator_kv_read_bytes']}",
+                     f"{x['estimator_3b_decode_tokens_per_s']:.2f}"])
+    w = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
+    lines.append("  ".join(c.rjust(w[i]) for i, c in enumerate(cols)))
+    lines += ["  ".join(v.rjust(w[i]) for i, v in enumerate(b)) for b in body]
+    lines += ["", f"dense integer model ppl {r['rows'][-1]['ppl']:.3f} vs its torch fake-quant "
+              f"datapath model {r['torch_datapath_ppl']:.3f} on the same windows",
+              "agree: greedy next token equal to dense; kept: kept / visible tokens over all "
+              "rows (ceil of K/M per row); KV red.: 1 − sparse/dense bytes of one decode step "
+              "(GQA bound); per head: 1 − K/M; KV meas.: rows the GQA groups read / visible on "
+              "the validation data",
+              "dense phases (cycles): " + ", ".join(f"{k} {v}" for k, v in
+                                                    r["dense_phases"].items())]
+    if "rtl" in r:
+        x = r["rtl"]
+        lines.append(f"RTL of a real decode step, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
+                     f": golden == integer model: {x['golden_equals_integer_model']}")
+        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} "
+                  f"golden, {run['cycles']} cycles (formula {run['formula_cycles']} = front end "
+                  f"{run['frontend_cycles']} + {x['kv_heads']} + attention "
+                  f"{run['attention_cycles']})" for run in x["runs"]]
+    return "\n".join(lines)

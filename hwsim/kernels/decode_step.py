@@ -1,0 +1,87 @@
+"""Registry entry and stimulus of the attention block of a decode step (front end + KV append
++ attention phase)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import decoder_layer as spec
+
+from . import CliParam, Kernel
+from . import decode_attention as da
+from . import qkv_frontend as fe
+from .attention_head import scale_for
+
+
+def manifest(p: spec.DecodeStepParams) -> dict:
+    return {"kernel": "decode-step",
+            "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+            "cycles": {"formula": "qkv_frontend_cycles + kv_heads + decode_attention_cycles",
+                       "step": spec.decode_step_cycles(p)}}
+
+
+def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:
+    """The host's cache load: the ``M − 1`` earlier tokens of every KV head."""
+    G, M, d = p.kv_heads, p.tokens, p.head_dim
+    addrs = [g * M + t for g in range(G) for t in range(M - 1)]
+    return da.kv_words(np.asarray(a["K"]).reshape(-1, d), np.asarray(a["V"]).reshape(-1, d),
+                       p.attention_phase(), addrs)
+
+
+def port_values(a: dict, p: spec.DecodeStepParams) -> dict[str, int]:
+    ap = p.attention_phase().attention()
+    score = 0
+    for h, (M, S) in enumerate(np.asarray(a["score_mults"]).reshape(-1, 2)):
+        score |= (int(M) | int(S) << ap.mult_bits) << (h * (ap.mult_bits + ap.shift_bits))
+    return {**fe.port_values(a, p.frontend()), "score": score}
+
+
+def golden_words(p: spec.DecodeStepParams, a: dict) -> np.ndarray:
+    o, amax = spec.decode_step_attention(a, p)
+    return np.concatenate([np.append(o[h], amax[h]) for h in range(p.heads)])
+
+
+def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Front-end stimulus (:func:`hwsim.kernels.qkv_frontend.cases`) plus a random earlier
+    cache and score scales from the q and k codes' spread."""
+    rng = np.random.default_rng(seed + 100)
+    H, G, M, d = p.heads, p.kv_heads, p.tokens, p.head_dim
+    out = []
+    for c in fe.cases(p.frontend(), seed, quick):
+        a = dict(c["arrays"])
+        a["K"] = rng.integers(-128, 128, (G, M - 1, d))
+        a["V"] = rng.integers(-128, 128, (G, M - 1, d))
+        codes = spec.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], a["amax"],
+                               a["cos"], a["sin"], a["mults"], p.frontend())
+        q8 = codes[:H * d].reshape(H, d)
+        mb = p.attention_phase().attention().mult_bits
+        a["score_mults"] = np.array([scale_for(q8[h][None], a["K"][h * G // H], mb)
+                                     for h in range(H)], dtype=np.int64)
+        out.append({**c, "arrays": a})
+    return out
+
+
+KERNEL = Kernel(
+    name="decode-step",
+    top="decode_step",
+    summary="attention block of a VitaLLM decode step: ternary q/k/v, RoPE, static int8, KV "
+            "append, LO top-K + int8 attention pipelined by head",
+    params_cls=spec.DecodeStepParams,
+    cli_params=(
+        CliParam("hidden", int, 32, "activation length"),
+        CliParam("heads", int, 2, "query heads H"),
+        CliParam("kv_heads", int, 1, "KV heads G"),
+        CliParam("head_dim", int, 8, "head dimension d"),
+        CliParam("tokens", int, 8, "cached tokens M (the new one included)"),
+        CliParam("keep", int, 3, "tokens kept per head K"),
+        CliParam("lanes", int, 8, "MVU and attention lanes"),
+        CliParam("exp_lanes", int, 2, "exponential units"),
+        CliParam("score_frac", int, 4, "fractional bits of the int8 scores"),
+    ),
+    component_path="rtl.decode_step:DecodeStep",
+    testbench="hwsim.sim.tb_decode_step",
+    manifest=manifest,
+    cases=cases,
+)

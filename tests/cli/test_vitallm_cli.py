@@ -1,0 +1,44 @@
+"""`hwsim bench vitallm`: bad input → one line, exit 2, before any training; a short real run."""
+
+import json
+
+import pytest
+
+from hwsim.cli import main
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--tokens", "64", "--keep", "65"], "cannot exceed"),
+    (["--keep", "0,8"], "at least 1"),
+    (["--weight-kib", "16"], "weight memory"),
+    (["--kv-kib", "8"], "KV memory"),
+    (["--tokens", "300"], "exceed the KV cache"),
+    (["--keep", "8,x"], "comma-separated integers"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
+    ck = tmp_path / "ck"
+    rc = main(["bench", "vitallm", "--checkpoints", str(ck), "--steps", "1", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("hwsim: error:") and msg in err and "\n" not in err
+    assert not ck.exists()  # nothing trained, nothing written
+
+
+def test_short_real_run(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    rc = main(["bench", "vitallm", "--json", "--checkpoints", str(ck), "--steps", "2",
+               "--windows", "1", "--calib-windows", "1", "--tokens", "32", "--keep", "4,16"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["trained_in_this_run"]
+    rows = {x["keep"]: x for x in r["rows"]}
+    assert sorted(rows) == [4, 16, 32]
+    dense = rows[32]
+    assert dense["greedy_agreement_vs_dense"] == 1.0 and dense["kv_reduction"] == 0.0
+    assert dense["kept_fraction"] == 1.0
+    for k in (4, 16):
+        x = rows[k]
+        assert x["kept_fraction"] < 1.0
+        assert x["estimator_kv_read_bytes"] == x["kv_read_bytes"]
+        assert x["estimator_lo_table_bytes"] == x["lo_table_bytes"] > 0
+        assert x["decode_cycles"] < dense["decode_cycles"]

@@ -1,0 +1,159 @@
+"""The decoder-layer golden: a decode step with a KV cache equals the integer model's layer row
+(``==``); sparse attention at ratio 1 is dense; the accelerator's shape checks and counts."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hwsim.errors import HwsimError
+from hwsim.golden import attention_head as ah
+from hwsim.golden import decoder_layer as dl
+from hwsim.golden import lo_topk as lt
+from hwsim.golden import sparse_attention as sa
+from models.bitnet.config import BitNetConfig
+from models.bitnet.integer_model import build_integer_model, integer_forward
+from models.bitnet.model import BitNetModel
+
+MICRO = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
+                     max_seq=32, source="tests")
+
+
+@pytest.fixture(scope="module")
+def micro_int():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = BitNetModel(MICRO, quantized=True).eval()
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 256, (4, 16)).astype(np.int64)
+    tokens = rng.integers(0, 256, 12).astype(np.int64)
+    return build_integer_model(model, calib), tokens
+
+
+def test_decode_steps_equal_integer_model_layers(micro_int):
+    """Every layer, every position: a decode step on the cache of the earlier positions gives
+    the integer model's residual row and the same int8 k, v codes."""
+    im, tokens = micro_int
+    cap = {}
+    integer_forward(im, tokens, capture=cap)
+    for li, L in enumerate(im.layers):
+        c = cap[li]
+        for t in range(tokens.size):
+            x, k8, v8 = dl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t])
+            assert np.array_equal(x, c["x_out"][t])
+            assert np.array_equal(k8, c["k"][t]) and np.array_equal(v8, c["v"][t])
+
+
+def test_sparse_ratio_one_is_dense(micro_int):
+    im, tokens = micro_int
+    dense = integer_forward(im, tokens)
+    stats = {}
+    assert np.array_equal(integer_forward(im, tokens, attend=dl.sparse_attend(1.0, stats)),
+                          dense)
+    assert stats["rows_kept"] == stats["rows_visible"]
+
+
+def test_sparse_attend_keeps_ceil_ratio(micro_int):
+    im, tokens = micro_int
+    stats = {}
+    cap = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(0.25, stats))
+    T, L = tokens.size, len(im.layers)
+    vis = sum(range(1, T + 1)) * im.heads * L
+    kept = sum(max(1, -(-t // 4)) for t in range(1, T + 1)) * im.heads * L
+    assert stats == {"rows_visible": vis, "rows_kept": kept}
+    # the last row of layer 0, head 0 equals sparse attention of that query over its tokens
+    c, h = cap[0], 0
+    M, S = im.layers[0].score_mult[h]
+    r = sa.sparse_attention(c["q"][-1, h], c["k"][:, 0], c["v"][:, 0], 3, M, S, im.attn)
+    assert np.array_equal(r["o"], c["o"][-1, h])
+
+
+def test_decode_step_bad_input(micro_int):
+    im, _ = micro_int
+    L = im.layers[0]
+    x = np.zeros(MICRO.hidden, dtype=np.int64)
+    kv = np.zeros((im.attn.max_len, MICRO.kv_heads, MICRO.head_dim), dtype=np.int64)
+    with pytest.raises(HwsimError, match="KV cache full"):
+        dl.decode_step(L, im, x, kv, kv)
+    with pytest.raises(HwsimError, match="one residual row"):
+        dl.decode_step(L, im, x[None], kv[:1], kv[:1])
+    with pytest.raises(HwsimError, match="keep ratio"):
+        dl.sparse_attend(0.0)
+
+
+def test_params_reject_bad_shapes():
+    with pytest.raises(HwsimError, match="cannot exceed"):
+        dl.DecoderLayerParams(tokens=64, keep=65)
+    with pytest.raises(HwsimError, match="at least 1"):
+        dl.DecoderLayerParams(keep=0)
+    with pytest.raises(HwsimError, match="weight memory"):
+        dl.DecoderLayerParams(hidden=512, heads=16, ffn=1408)
+    with pytest.raises(HwsimError, match="KV memory"):
+        dl.DecoderLayerParams(max_len=1024, tokens=128, keep=16)
+
+
+def test_counts_compose_the_kernel_formulas():
+    p = dl.DecoderLayerParams(tokens=128, keep=16)
+    kv = p.kv_read_bytes()
+    rep = p.heads // p.kv_heads
+    assert kv["dense"] == p.kv_heads * 2 * 128 * p.head_dim
+    assert kv["sparse"] == p.kv_heads * 2 * rep * 16 * p.head_dim
+    assert kv["per_head_reduction"] == 1 - 16 / 128
+    # no GQA: the paper's 1 − K/M; a GQA group cannot read more than every row
+    mha = dl.kv_read_bytes(32, 32, 100, 128, 16)
+    assert 1 - mha["sparse"] / mha["dense"] == 1 - 16 / 128
+    assert dl.kv_read_bytes(4, 1, 32, 128, 64)["sparse"] == dl.kv_read_bytes(4, 1, 32, 128,
+                                                                             128)["dense"]
+    att = dl.attention_cycles(p)
+    da = p.decode_attention()
+    assert (da.tokens, da.keep, da.heads, da.kv_heads) == (128, 16, p.heads, p.kv_heads)
+    assert att["pipelined"] == dl.decode_attention_cycles(da)
+    assert att["select"] == lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim,
+                                                              keep=16))
+    assert att["exact"] == 1 + 16 * da.attention().chunks + ah.query_cycles(da.attention(), 16)
+    # one head apart: more than the slower stage alone, less than both stages in sequence
+    slow = max(att["select"], att["exact"])
+    assert p.heads * slow < att["pipelined"] < p.heads * (att["select"] + att["exact"])
+    c = dl.decode_cycles(p)
+    assert c["total"] == sum(v for k, v in c.items() if k != "total")
+    # the attention block is the decode-step RTL's formula
+    assert c["qkv_frontend"] + c["kv_append"] + c["attention"] == \
+        dl.decode_step_cycles(p.decode_step())
+    dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
+    assert c["attention"] < dense["attention"]
+    assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
+        {k: v for k, v in dense.items() if k not in ("attention", "total")}
+
+
+@pytest.mark.slow
+def test_trained_bitnet_tiny_decode_steps():
+    """The trained BitNet-tiny (build/bitnet/tiny; skipped without it, the bench trains it):
+    decode steps of the last 8 of 64 real tokens equal the integer model, both layers, dense
+    and sparse (K/M = 1/4)."""
+    from pathlib import Path
+
+    from models.bitnet.checkpoint import load_checkpoint
+    from models.bitnet.data import stdlib_corpus
+
+    ck = Path("build/bitnet/tiny/ternary")
+    if not (ck / "meta.json").exists():
+        pytest.skip("no trained BitNet-tiny in build/bitnet/tiny (hwsim train bitnet)")
+    torch.set_num_threads(1)
+    model, _ = load_checkpoint(ck)
+    corpus = stdlib_corpus()
+    im = build_integer_model(model, np.stack([corpus.train[i * 977:i * 977 + 128]
+                                              for i in range(4)]).astype(np.int64))
+    tokens = corpus.val[2000:2064].astype(np.int64)
+    for ratio in (1.0, 0.25):
+        attend = dl.sparse_attend(ratio)
+        cap = {}
+        integer_forward(im, tokens, capture=cap, attend=attend)
+        for li, L in enumerate(im.layers):
+            c = cap[li]
+            for t in range(56, 64):
+                x, k8, v8 = dl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t],
+                                           attend=attend)
+                assert np.array_equal(x, c["x_out"][t])
+                assert np.array_equal(k8, c["k"][t]) and np.array_equal(v8, c["v"][t])
