@@ -7,37 +7,13 @@ from hwsim.errors import HwsimError
 from hwsim.golden import swiftchannel as sc
 from hwsim.golden import swiftchannel_pipeline as spec
 from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.kernels.swiftchannel import random_int_model
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.swiftchannel_pipeline import SwiftChannelPipeline
 
 
 def random_model(seed=0, feat=4, mid=3, down=2, blocks=2, rf=2, rs=1) -> sc.IntModel:
-    """A small int8 student with random codes (exponents chosen so activations stay in range)."""
-    rng = np.random.default_rng(seed)
-
-    def conv(ic, oc, k, relu=False):
-        e = -int(np.ceil(np.log2(np.sqrt(ic * k * k) * 128 * 70 / 40)))
-        return sc.ConvInt(rng.integers(-128, 128, (oc, ic, k, k)), rng.integers(-2000, 2000, oc),
-                          np.full(oc, e) + rng.integers(-1, 1, oc), int(rng.integers(60, 200)),
-                          0 if relu else int(rng.integers(60, 200)))
-
-    def chain(c, z_in):
-        return sc.ConvInt(c.w, c.b, c.exp, z_in, c.z_out)
-
-    head = conv(2, feat, 3)
-    blocks_, z = [], head.z_out
-    for _ in range(blocks):
-        c1 = chain(conv(feat, mid, 3, relu=True), z)
-        c2 = chain(conv(mid, feat, 3), 0)
-        m, s = sc.lut_multiplier(2.0 ** -int(rng.integers(4, 7)))
-        blk = sc.SpabInt(c1, c2, m, s, -int(rng.integers(0, 3)), -int(rng.integers(0, 3)),
-                         int(rng.integers(60, 200)), -int(rng.integers(5, 9)), int(rng.integers(60, 200)))
-        blocks_.append(blk)
-        z = blk.z_out
-    tail = chain(conv(feat, down, 3), z)
-    up = chain(conv(down, 2 * rf * rs, 1), tail.z_out)
-    return sc.IntModel(1.0, head.z_in, head, tuple(blocks_), tail, up, rf, rs, 1.0, up.z_out,
-                       sc.sigmoid_lut())
+    return random_int_model(seed, feat, mid, down, blocks, rf, rs)
 
 
 def rtl_pipeline(p, x, idle=0.0, stall=0.0, seed=0):
@@ -50,9 +26,13 @@ def rtl_pipeline(p, x, idle=0.0, stall=0.0, seed=0):
     return out, snk.cycles[-1] - src.cycles[0] + 1
 
 
-@pytest.mark.parametrize("h, w, taps", [(4, 5, 1), (3, 6, 3), (4, 4, 9)])
-def test_pipeline_equals_golden_and_formula(h, w, taps):
-    im = random_model(seed=h + taps)
+@pytest.mark.parametrize("h, w, taps, blocks", [
+    (3, 6, 3, 1),
+    pytest.param(4, 5, 1, 2, marks=pytest.mark.slow),
+    pytest.param(4, 4, 9, 2, marks=pytest.mark.slow),
+])
+def test_pipeline_equals_golden_and_formula(h, w, taps, blocks):
+    im = random_model(seed=h + taps, blocks=blocks)
     p = spec.PipelineParams.from_model(im, h, w, taps=taps)
     x = np.random.default_rng(taps).integers(0, 256, (2, h, w))
     got, cycles = rtl_pipeline(p, x)
@@ -65,7 +45,7 @@ def test_pipeline_equals_golden_and_formula(h, w, taps):
 
 
 def test_pipeline_with_idle_input_and_backpressure():
-    im = random_model(seed=3)
+    im = random_model(seed=3, blocks=1)
     p = spec.PipelineParams.from_model(im, 3, 4, taps=3)
     x = np.random.default_rng(5).integers(0, 256, (2, 3, 4))
     got, cycles = rtl_pipeline(p, x, idle=0.3, stall=0.5, seed=4)
