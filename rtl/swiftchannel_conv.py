@@ -24,16 +24,17 @@ class SwiftChannelConv(wiring.Component):
     """One int8 conv layer of the SwiftChannel student on a streamed image.
 
     Pixels arrive in raster order on ``x`` (``ic`` uint8 codes per beat) and are written into a
-    line buffer of four image rows; one tap of the k×k window is read per cycle and its ``ic``
-    codes, centred by the input zero point (0 outside the image: zero padding), are multiplied
-    by the int8 weights of ``ocp`` output channels (``ic·ocp`` MACs) and summed into ``ocp``
-    accumulators. After the last tap the int32 bias is added and each accumulator is
-    requantized, ``clip(round_half_even(acc·2**e + z_out), 0, 255)``, and sent on ``y``.
+    line buffer of four image rows; ``taps`` taps of the k×k window are read per cycle (one
+    read port each) and their ``ic`` codes, centred by the input zero point (0 outside the
+    image: zero padding), are multiplied by the int8 weights of ``ocp`` output channels
+    (``ic·ocp·taps`` MACs) and summed into ``ocp`` accumulators. After the last tap the int32
+    bias is added and each accumulator is requantized,
+    ``clip(round_half_even(acc·2**e + z_out), 0, 255)``, and sent on ``y``.
 
     Latency and throughput (:mod:`hwsim.golden.swiftchannel_conv`, no stalls): a frame of
-    ``H·W`` pixels takes ``start + H·W·(oc/ocp)·k² + 3`` cycles from its first ``x`` beat to
-    its last ``y`` beat, where ``start = W + 2`` for k = 3 (the window of pixel 0 is complete)
-    and 1 for k = 1; a pixel costs ``k²·oc/ocp`` cycles. ``y`` back-pressure stalls the MACs;
+    ``H·W`` pixels takes ``start + H·W·(oc/ocp)·(k²/taps) + 3`` cycles from its first ``x``
+    beat to its last ``y`` beat, where ``start = W + 2`` for k = 3 (the window of pixel 0 is
+    complete) and 1 for k = 1; a pixel costs ``(k²/taps)·oc/ocp`` cycles. ``y`` back-pressure stalls the MACs;
     the input runs at most three rows ahead.
 
     Members
@@ -57,9 +58,9 @@ class SwiftChannelConv(wiring.Component):
         w = p.weights
         words, biases, exps = [], [], []
         for g in range(p.groups):
-            for tap in range(kk):
-                lanes = [w[((g * p.ocp + l) * p.ic + i) * kk + tap]
-                         for l in range(p.ocp) for i in range(p.ic)]
+            for step in range(p.steps):
+                lanes = [w[((g * p.ocp + l) * p.ic + i) * kk + step * p.taps + j]
+                         for l in range(p.ocp) for j in range(p.taps) for i in range(p.ic)]
                 words.append(pack_lanes(lanes, 8))
             biases.append(pack_lanes([p.bias[g * p.ocp + l] for l in range(p.ocp)], 32))
             fields = []
@@ -72,17 +73,18 @@ class SwiftChannelConv(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        W, P, kk = p.width, p.pixels, p.k * p.k
+        W, P = p.width, p.pixels
         ew = spec.LSHIFT_BITS + spec.SHIFT_BITS
 
         words, biases, exps = self._roms()
         lbuf = Memory(shape=unsigned(8 * p.ic), depth=spec.LINE_ROWS * W, init=[])
-        wrom = Memory(shape=unsigned(8 * p.ic * p.ocp), depth=len(words), init=words)
+        wrom = Memory(shape=unsigned(8 * p.ic * p.ocp * p.taps), depth=len(words), init=words)
         brom = Memory(shape=unsigned(32 * p.ocp), depth=p.groups, init=biases)
         erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=exps)
         m.submodules.lbuf, m.submodules.wrom = lbuf, wrom
         m.submodules.brom, m.submodules.erom = brom, erom
-        l_wr, l_rd = lbuf.write_port(), lbuf.read_port()
+        l_wr = lbuf.write_port()
+        l_rds = [lbuf.read_port() for _ in range(p.taps)]
         w_rd, b_rd, e_rd = wrom.read_port(), brom.read_port(), erom.read_port()
 
         advance = Signal()
@@ -101,13 +103,12 @@ class SwiftChannelConv(wiring.Component):
             l_wr.en.eq(self.x.valid & room),
         ]
 
-        # ---- compute side: (pixel, group, tap) counters ----------------------------------
+        # ---- compute side: (pixel, group, step) counters; a step issues ``taps`` taps ---------
+        steps = p.steps
         c_col = Signal(range(W))
         c_pix = Signal(range(P))
         grp = Signal(range(max(p.groups, 2)))
-        tap = Signal(range(max(kk, 2)))
-        ty = Signal(range(max(p.k, 2)))
-        tx = Signal(range(max(p.k, 2)))
+        tap = Signal(range(max(steps, 2)))
         need = Signal(range(P + W + 2))
         if p.k == 3:
             m.d.comb += need.eq(Mux(c_pix + W + 1 > P - 1, P - 1, c_pix + W + 1))
@@ -117,16 +118,30 @@ class SwiftChannelConv(wiring.Component):
         m.d.comb += issue.eq(advance & (n_in > need))
 
         half = p.k // 2
-        r = Signal(signed(len(c_row) + 2))
-        c = Signal(signed(len(c_col) + 2))
-        inside = Signal()
+        insides = []
+        for j, l_rd in enumerate(l_rds):
+            # window offsets of tap ``step·taps + j`` (constant tables indexed by the step)
+            dys = [(s * p.taps + j) // p.k for s in range(steps)]
+            dxs = [(s * p.taps + j) % p.k for s in range(steps)]
+            ty = Signal(range(max(p.k, 2)), name=f"ty{j}")
+            tx = Signal(range(max(p.k, 2)), name=f"tx{j}")
+            with m.Switch(tap):
+                for s_, (dy, dx) in enumerate(zip(dys, dxs, strict=True)):
+                    with m.Case(s_):
+                        m.d.comb += [ty.eq(dy), tx.eq(dx)]
+            r = Signal(signed(len(c_row) + 2), name=f"r{j}")
+            c = Signal(signed(len(c_col) + 2), name=f"c{j}")
+            inside = Signal(name=f"inside{j}")
+            m.d.comb += [
+                r.eq(c_row + ty - half),
+                c.eq(c_col + tx - half),
+                inside.eq((r >= 0) & (r < p.height) & (c >= 0) & (c < W)),
+                l_rd.addr.eq(r[:2] * W + c[:len(c_col)]),
+                l_rd.en.eq(advance),
+            ]
+            insides.append(inside)
         m.d.comb += [
-            r.eq(c_row + ty - half),
-            c.eq(c_col + tx - half),
-            inside.eq((r >= 0) & (r < p.height) & (c >= 0) & (c < W)),
-            l_rd.addr.eq(r[:2] * W + c[:len(c_col)]),
-            l_rd.en.eq(advance),
-            w_rd.addr.eq(grp * kk + tap),
+            w_rd.addr.eq(grp * steps + tap),
             w_rd.en.eq(advance),
             b_rd.addr.eq(grp),
             b_rd.en.eq(advance),
@@ -134,14 +149,11 @@ class SwiftChannelConv(wiring.Component):
             e_rd.en.eq(advance),
         ]
 
-        last_tap = tap == kk - 1
+        last_tap = tap == steps - 1
         last_grp = grp == p.groups - 1
         last_pix = c_pix == P - 1
         with m.If(issue):
             m.d.sync += tap.eq(Mux(last_tap, 0, tap + 1))
-            if p.k > 1:
-                m.d.sync += [tx.eq(Mux(tx == p.k - 1, 0, tx + 1)),
-                             ty.eq(Mux(last_tap, 0, Mux(tx == p.k - 1, ty + 1, ty)))]
             with m.If(last_tap):
                 m.d.sync += grp.eq(Mux(last_grp, 0, grp + 1))
                 with m.If(last_grp):
@@ -159,25 +171,31 @@ class SwiftChannelConv(wiring.Component):
                 m.d.sync += in_row.eq(in_row + 1)
 
         # ---- stage 1: line-buffer and ROM outputs → MACs → accumulate ----------------------
-        s1_valid, s1_inside, s1_first, s1_last = Signal(), Signal(), Signal(), Signal()
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_inside = [Signal(name=f"s1_inside{j}") for j in range(p.taps)]
         with m.If(advance):
-            m.d.sync += [s1_valid.eq(issue), s1_inside.eq(inside), s1_first.eq(tap == 0),
-                         s1_last.eq(last_tap)]
+            m.d.sync += [s1_valid.eq(issue), s1_first.eq(tap == 0), s1_last.eq(last_tap)]
+            m.d.sync += [a.eq(b) for a, b in zip(s1_inside, insides, strict=True)]
 
-        xs = []
-        for i in range(p.ic):
-            xi = Signal(signed(10), name=f"xc{i}")
-            m.d.comb += xi.eq(Mux(s1_inside, l_rd.data[8 * i: 8 * i + 8] - p.z_in, 0))
-            xs.append(xi)
+        xs = []  # xs[j][i]: channel i of tap j, centred (0 outside the image)
+        for j, l_rd in enumerate(l_rds):
+            row = []
+            for i in range(p.ic):
+                xi = Signal(signed(10), name=f"xc{j}_{i}")
+                m.d.comb += xi.eq(Mux(s1_inside[j], l_rd.data[8 * i: 8 * i + 8] - p.z_in, 0))
+                row.append(xi)
+            xs.append(row)
         s2_valid = Signal()
         s2_acc, s2_l, s2_s = [], [], []
         for l in range(p.ocp):
             prods = []
-            for i in range(p.ic):
-                wv = w_rd.data[8 * (l * p.ic + i): 8 * (l * p.ic + i) + 8].as_signed()
-                prod = Signal(signed(18), name=f"mac{l}_{i}")
-                m.d.comb += prod.eq(xs[i] * wv)
-                prods.append(prod)
+            for j in range(p.taps):
+                for i in range(p.ic):
+                    o = 8 * ((l * p.taps + j) * p.ic + i)
+                    wv = w_rd.data[o: o + 8].as_signed()
+                    prod = Signal(signed(18), name=f"mac{l}_{j}_{i}")
+                    m.d.comb += prod.eq(xs[j][i] * wv)
+                    prods.append(prod)
             tree = Signal(signed(p.acc_width), name=f"tree{l}")
             m.d.comb += tree.eq(adder_tree(prods))
             acc = Signal(signed(p.acc_width), name=f"acc{l}")

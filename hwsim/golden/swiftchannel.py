@@ -49,6 +49,7 @@ __all__ = [
     "sigmoid_lut",
     "spab_gate",
     "spab_int",
+    "student_features",
     "swiftchannel_int",
 ]
 
@@ -209,6 +210,12 @@ def dequantize_output(codes, m: IntModel) -> np.ndarray:
 
 def swiftchannel_int(x_codes, m: IntModel) -> np.ndarray:
     """The whole int8 student on uint8 input codes (n, 2, H, W) → output codes (n, 2, rf·H, rs·W)."""
+    return pixel_shuffle_int(student_features(x_codes, m), m.rf, m.rs)
+
+
+def student_features(x_codes, m: IntModel) -> np.ndarray:
+    """The student up to its last conv: codes (n, 2, H, W) → (n, 2·rf·rs, H, W), before the
+    PixelShuffle (what the hardware pipeline streams out, one pixel per beat)."""
     x = np.asarray(x_codes)
     if x.ndim != 4 or x.shape[1] != 2:
         raise HwsimError(f"SwiftChannel input codes must be (n, 2, rows, cols), got {x.shape}")
@@ -220,8 +227,7 @@ def swiftchannel_int(x_codes, m: IntModel) -> np.ndarray:
         y = spab_int(y, blk, m.lut, z)
         z = blk.z_out
     y = conv_int(y, m.tail)
-    y = conv_int(y, m.up)
-    return pixel_shuffle_int(y, m.rf, m.rs)
+    return conv_int(y, m.up)
 
 
 def macs(m: IntModel, rows: int, cols: int) -> int:

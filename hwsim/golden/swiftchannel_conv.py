@@ -6,9 +6,10 @@ zero padding in the real domain) on a uint8 image streamed in raster order, one 
 per beat, pixel-major. Golden: :func:`hwsim.golden.swiftchannel.conv_int`.
 
 Architecture (:class:`rtl.swiftchannel_conv.SwiftChannelConv`): a line buffer of
-:data:`LINE_ROWS` image rows, one tap per cycle: each cycle reads one pixel of the 3×3 window and
-multiplies its ``ic`` channels by the weights of ``ocp`` output channels (``ic · ocp``
-DSP48E2-style 9×8-bit MACs), so a pixel costs ``k² · oc/ocp`` cycles. Computing starts once the
+:data:`LINE_ROWS` image rows, ``taps`` taps per cycle: each cycle reads ``taps`` pixels of the
+3×3 window and multiplies their ``ic`` channels by the weights of ``ocp`` output channels
+(``ic · ocp · taps`` DSP48E2-style 9×8-bit MACs), so a pixel costs ``(k²/taps) · oc/ocp``
+cycles. Computing starts once the
 pixel below-right of the first output pixel has arrived (``W + 2`` pixels for k = 3, one for
 k = 1); afterwards the input runs ahead (up to three rows) and never stalls the MACs.
 """
@@ -47,7 +48,7 @@ class ConvEngineParams:
     ic, oc, height, width, k : int
         Channels in/out, image size, kernel size (3 or 1).
     ocp : int
-        Output channels computed in parallel (must divide ``oc``): ``ic · ocp`` MACs per cycle.
+        Output channels computed in parallel (must divide ``oc``).
     weights : tuple of int
         ``oc · ic · k · k`` int8 codes, row-major (oc, ic, kh, kw).
     bias : tuple of int
@@ -56,6 +57,10 @@ class ConvEngineParams:
         ``oc`` requantization exponents (``acc · 2**exp``), −31 … 15.
     z_in, z_out : int
         Zero points of the input and output codes.
+    taps : int
+        Taps of the k×k window computed in parallel (must divide k²; 1 = one tap per cycle,
+        k = one kernel row, k² = the whole window): ``ic · ocp · taps`` MACs per cycle and
+        ``k²/taps`` cycles per pixel and output-channel group.
     """
 
     ic: int
@@ -69,14 +74,17 @@ class ConvEngineParams:
     exps: tuple
     z_in: int
     z_out: int
+    taps: int = 1
 
     def __post_init__(self):
-        for name in ("ic", "oc", "height", "width", "k", "ocp"):
+        for name in ("ic", "oc", "height", "width", "k", "ocp", "taps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise HwsimError(f"swiftchannel-conv {name} must be a positive integer, not {v!r}")
         if self.k not in (1, 3):
             raise HwsimError(f"swiftchannel-conv k must be 1 or 3, not {self.k}")
+        if (self.k * self.k) % self.taps:
+            raise HwsimError(f"swiftchannel-conv taps ({self.taps}) must divide k² ({self.k ** 2})")
         if self.oc % self.ocp:
             raise HwsimError(f"swiftchannel-conv ocp ({self.ocp}) must divide oc ({self.oc})")
         if self.k == 3 and self.width < 2:
@@ -100,11 +108,13 @@ class ConvEngineParams:
                 raise HwsimError(f"swiftchannel-conv {name} must be a uint8 code")
 
     @classmethod
-    def from_conv(cls, conv: ConvInt, height: int, width: int, ocp: int | None = None):
+    def from_conv(cls, conv: ConvInt, height: int, width: int, ocp: int | None = None,
+                  taps: int = 1):
+        """``taps`` is clamped to k² (a 1×1 layer has one tap)."""
         oc, ic, k, _ = np.asarray(conv.w).shape
         return cls(ic=int(ic), oc=int(oc), height=int(height), width=int(width), k=int(k),
                    ocp=int(ocp or oc), weights=conv.w, bias=conv.b, exps=conv.exp,
-                   z_in=int(conv.z_in), z_out=int(conv.z_out))
+                   z_in=int(conv.z_in), z_out=int(conv.z_out), taps=min(int(taps), int(k) ** 2))
 
     def conv(self) -> ConvInt:
         w = np.array(self.weights, dtype=np.int64).reshape(self.oc, self.ic, self.k, self.k)
@@ -113,6 +123,16 @@ class ConvEngineParams:
     @property
     def groups(self) -> int:
         return self.oc // self.ocp
+
+    @property
+    def steps(self) -> int:
+        """Cycles per pixel and output-channel group (``k² / taps``)."""
+        return self.k * self.k // self.taps
+
+    @property
+    def pixel_cycles(self) -> int:
+        """Cycles per pixel: the engine's initiation interval in a dataflow pipeline."""
+        return self.groups * self.steps
 
     @property
     def pixels(self) -> int:
@@ -141,7 +161,7 @@ def start_cycles(p: ConvEngineParams) -> int:
 
 
 def compute_cycles(p: ConvEngineParams) -> int:
-    return p.pixels * p.groups * p.k * p.k
+    return p.pixels * p.pixel_cycles
 
 
 def frame_cycles(p: ConvEngineParams) -> int:
@@ -152,7 +172,7 @@ def frame_cycles(p: ConvEngineParams) -> int:
 def action_counts(p: ConvEngineParams, frames: int = 1) -> dict[str, int]:
     return {
         "mac_int8": frames * p.pixels * p.oc * p.ic * p.k * p.k,
-        "linebuf_read_bits": frames * compute_cycles(p) * 8 * p.ic,
+        "linebuf_read_bits": frames * compute_cycles(p) * 8 * p.ic * p.taps,
         "linebuf_write_bits": frames * p.pixels * 8 * p.ic,
         "requant": frames * p.pixels * p.oc,
         "cycles": frames * frame_cycles(p),

@@ -14,6 +14,7 @@ import numpy as np
 from hwsim.golden import swiftchannel as sc
 from hwsim.golden import swiftchannel_conv as conv_spec
 from hwsim.golden import swiftchannel_gate as gate_spec
+from hwsim.golden import swiftchannel_pipeline as pipe_spec
 
 from . import CliParam, Kernel
 
@@ -39,6 +40,41 @@ def gate_cli_params(lanes: int = 4, weights_seed: int = 0) -> gate_spec.GatePara
                                 z_out=int(rng.integers(60, 200)))
 
 
+def random_int_model(seed: int = 0, feat: int = 12, mid: int = 8, down: int = 4, blocks: int = 4,
+                     rf: int = 4, rs: int = 1) -> sc.IntModel:
+    """An int8 student with random codes (exponents chosen so activations stay in range)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(ic, oc, k, z_in, relu=False):
+        e = -int(np.ceil(np.log2(np.sqrt(ic * k * k) * 128 * 70 / 40)))
+        return sc.ConvInt(rng.integers(-128, 128, (oc, ic, k, k)), rng.integers(-2000, 2000, oc),
+                          np.full(oc, e) + rng.integers(-1, 1, oc), z_in,
+                          0 if relu else int(rng.integers(60, 200)))
+
+    head = conv(2, feat, 3, int(rng.integers(60, 200)))
+    blks, z = [], head.z_out
+    for _ in range(blocks):
+        c1 = conv(feat, mid, 3, z, relu=True)
+        c2 = conv(mid, feat, 3, 0)
+        m, s = sc.lut_multiplier(2.0 ** -int(rng.integers(4, 7)))
+        blk = sc.SpabInt(c1, c2, m, s, -int(rng.integers(0, 3)), -int(rng.integers(0, 3)),
+                         int(rng.integers(60, 200)), -int(rng.integers(5, 9)),
+                         int(rng.integers(60, 200)))
+        blks.append(blk)
+        z = blk.z_out
+    tail = conv(feat, down, 3, z)
+    up = conv(down, 2 * rf * rs, 1, tail.z_out)
+    return sc.IntModel(1.0, head.z_in, head, tuple(blks), tail, up, rf, rs, 1.0, up.z_out,
+                       sc.sigmoid_lut())
+
+
+def pipeline_cli_params(height: int = 4, width: int = 8, taps: int = 3, blocks: int = 4,
+                        weights_seed: int = 0) -> pipe_spec.PipelineParams:
+    """The composed student with random int8 codes (the deployed widths: 12 / 8 / 4, rf = 4)."""
+    return pipe_spec.PipelineParams.from_model(random_int_model(weights_seed, blocks=blocks),
+                                               height, width, taps=taps)
+
+
 def _manifest_params(p) -> dict:
     return {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
             if not isinstance(getattr(p, f.name), tuple)}
@@ -54,6 +90,25 @@ def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
 def gate_manifest(p: gate_spec.GateParams) -> dict:
     return {"kernel": "swiftchannel-gate", "params": _manifest_params(p),
             "cycles": {"formula_stream": "beats + 2"}}
+
+
+def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
+    return {"kernel": "swiftchannel-pipeline",
+            "params": {k: getattr(p, k) for k in ("height", "width", "taps", "skip_depth", "rf",
+                                                   "rs", "blocks")},
+            "macs_per_cycle": p.macs_per_cycle(),
+            "cycles": {"formula_frame": "W + 9 + S*H*W + (2B+1)*(S*(W+2)+3) + 2B, S = 9/taps",
+                       "frame": pipe_spec.frame_cycles(p)}}
+
+
+def pipeline_cases(p: pipe_spec.PipelineParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    shape = (p.in_ch, p.height, p.width)
+    out = [{"name": "random", "arrays": {"X": rng.integers(0, 256, shape)}}]
+    if not quick:
+        out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
+                    "arrays": {"X": rng.integers(0, 256, shape)}})
+    return out
 
 
 def conv_cases(p: conv_spec.ConvEngineParams, seed: int = 0, quick: bool = False) -> list[dict]:
@@ -121,8 +176,27 @@ GATE = Kernel(
 )
 
 
+PIPELINE = Kernel(
+    name="swiftchannel-pipeline",
+    top="swiftchannel_pipeline",
+    summary="SwiftChannel student composed: conv engines, skip FIFOs, SPAB gates as one dataflow",
+    params_cls=pipeline_cli_params,
+    cli_params=(
+        CliParam("height", int, 4, "input rows"),
+        CliParam("width", int, 8, "input columns"),
+        CliParam("taps", int, 3, "3×3 taps per cycle in every conv engine (1, 3 or 9)"),
+        CliParam("blocks", int, 4, "SPAB blocks"),
+        CliParam("weights_seed", int, 0, "seed of the random int8 codes"),
+    ),
+    component_path="rtl.swiftchannel_pipeline:SwiftChannelPipeline",
+    testbench="hwsim.sim.tb_swiftchannel_pipeline",
+    manifest=pipeline_manifest,
+    cases=pipeline_cases,
+)
+
+
 def student_layers(im: sc.IntModel, x_codes: np.ndarray, ocp: int | None = None,
-                   gate_lanes: int | None = None) -> list[dict]:
+                   gate_lanes: int | None = None, taps: int = 1) -> list[dict]:
     """Every hardware layer of the int8 student with its real input codes, in execution order.
 
     ``x_codes``: one input (2, H, W) of uint8 codes (e.g. a quantized LS estimate of a Sionna
@@ -135,7 +209,7 @@ def student_layers(im: sc.IntModel, x_codes: np.ndarray, ocp: int | None = None,
 
     def conv(name, c, inp):
         oc = c.w.shape[0]
-        p = conv_params_from_model(c, H, W, ocp if ocp and oc % ocp == 0 else oc)
+        p = conv_spec.ConvEngineParams.from_conv(c, H, W, ocp if ocp and oc % ocp == 0 else oc, taps)
         out.append({"name": name, "kernel": CONV, "params": p, "arrays": {"X": inp[0]}})
         return sc.conv_int(inp, c)
 

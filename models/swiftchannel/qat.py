@@ -57,7 +57,8 @@ def _pot(x) -> int:
 
 
 class _LutGate(torch.autograd.Function):
-    """``lut[idx(q)] / 256`` forward on integer codes; ``sigmoid'`` backward (straight-through)."""
+    """``lut[idx(q)] / 256`` forward on integer codes; ``sigmoid'`` backward inside [−3, 3], zero
+    outside (straight-through)."""
 
     @staticmethod
     def forward(ctx, value, codes, zp, mult, shift, lut):
@@ -69,7 +70,8 @@ class _LutGate(torch.autograd.Function):
     def backward(ctx, grad):
         (value,) = ctx.saved_tensors
         s = torch.sigmoid(value)
-        return grad * s * (1 - s), None, None, None, None, None
+        inside = (value.abs() < gold.LUT_RANGE).to(grad.dtype)  # the LUT clamps outside
+        return grad * s * (1 - s) * inside, None, None, None, None, None
 
 
 class _QSPAB(nn.Module):

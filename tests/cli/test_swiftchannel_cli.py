@@ -34,6 +34,19 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     # the baselines improve with SNR (noise at the pilots falls by 10 dB per step)
     assert float(rows[2]["lmmse_db"]) < float(rows[0]["lmmse_db"]) - 5
     assert (tmp_path / "ev" / "nmse.png").stat().st_size > 1000
+    # the benchmark on the same run: the composed pipeline's latency is its cycle formula
+    capsys.readouterr()
+    assert main(["bench", "swiftchannel", "--run", str(run), "--test", "8", "--no-synth",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    rows_, cols_ = r["input_shape"]
+    assert (rows_, cols_) == (4, 8)  # 16 subcarriers / 4, 4 BS × 2 UE antennas
+    S = 3  # taps = 3
+    assert r["latency_cycles"] == cols_ + 9 + S * rows_ * cols_ + 9 * (S * (cols_ + 2) + 3) + 8
+    assert r["latency_us"] == pytest.approx(r["latency_cycles"] / 200)
+    assert r["latency_us"] < r["latency_us_layer_sequential"]
+    assert -12 < r["nmse_db_ls"] < -8  # LS at 10 dB SNR: noise power 0.1 at the pilots
+    assert all(isinstance(r[k], float) for k in ("nmse_db_int8", "nmse_db_float"))
 
 
 @pytest.mark.parametrize("argv, msg", [

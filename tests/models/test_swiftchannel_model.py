@@ -85,3 +85,20 @@ def test_bad_config_and_input():
         StudentConfig(feat=0)
     with pytest.raises(HwsimError, match="input must be"):
         SwiftChannelNet()(torch.zeros(1, 3, 4, 4))
+
+
+def test_float_gate_is_the_function_the_lut_tabulates():
+    from hwsim.golden import swiftchannel as gold
+    from models.swiftchannel.model import gate
+
+    x = torch.linspace(-6, 6, 2001)
+    g = gate(x)
+    # saturates outside [−3, 3] (the LUT clamps its index there) …
+    assert torch.all(g[x >= 3] == g[x >= 3][0]) and torch.all(g[x <= -3] == g[x <= -3][0])
+    assert float(g[-1]) == pytest.approx(1 / (1 + np.exp(-3.0)) - 0.5)
+    # … and inside, the int8 LUT (scale 2**-8, 512 bins) is within one code plus half a bin
+    m, s = gold.lut_multiplier(6 / 1000)
+    codes = np.arange(0, 2001)
+    lut = gold.sigmoid_lut()[gold.lut_index(codes, 1000, m, s)] / gold.GATE_ONE
+    step = 6 / 512 * 0.25 + 1 / gold.GATE_ONE  # max slope of sigmoid is 1/4
+    assert np.max(np.abs(lut - g.numpy().astype(np.float64))) <= step

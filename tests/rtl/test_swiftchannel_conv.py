@@ -16,7 +16,7 @@ def random_params(ic, oc, h, w, k, ocp, seed=0, **kw):
         ic=ic, oc=oc, height=h, width=w, k=k, ocp=ocp,
         weights=rng.integers(-128, 128, oc * ic * k * k), bias=rng.integers(-3000, 3000, oc),
         exps=kw.get("exps", rng.integers(-9, -4, oc)), z_in=int(rng.integers(0, 256)),
-        z_out=int(rng.integers(0, 256)))
+        z_out=int(rng.integers(0, 256)), taps=kw.get("taps", 1))
 
 
 def rtl_conv(p, x, idle=0.0, stall=0.0, seed=0):
@@ -44,6 +44,20 @@ def test_conv_engine_equals_golden_and_formula(ic, oc, h, w, k, ocp):
     assert cycles == spec.frame_cycles(p)
 
 
+@pytest.mark.parametrize("ic, oc, h, w, ocp, taps", [
+    (2, 4, 5, 6, 4, 3),     # one kernel row per cycle
+    (3, 4, 4, 5, 2, 9),     # the whole window per cycle, two channel groups
+])
+def test_tap_parallel_engine_equals_golden_and_formula(ic, oc, h, w, ocp, taps):
+    p = random_params(ic, oc, h, w, 3, ocp, seed=ic + taps, taps=taps)
+    x = np.random.default_rng(6).integers(0, 256, (ic, h, w))
+    got, cycles = rtl_conv(p, x)
+    assert np.array_equal(got, spec.conv_engine(x, p)), np.argwhere(got != spec.conv_engine(x, p))[:5]
+    assert cycles == spec.frame_cycles(p) == spec.start_cycles(p) + h * w * (oc // ocp) * 9 // taps + 3
+    got, _ = rtl_conv(p, x, idle=0.3, stall=0.4, seed=2)
+    assert np.array_equal(got, spec.conv_engine(x, p))
+
+
 def test_conv_engine_with_idle_input_and_backpressure():
     p = random_params(3, 4, 4, 5, 3, 2, seed=7)
     x = np.random.default_rng(2).integers(0, 256, (3, 4, 5))
@@ -65,5 +79,7 @@ def test_bad_params():
         random_params(2, 6, 3, 3, 3, 4)
     with pytest.raises(HwsimError, match="k must be 1 or 3"):
         random_params(2, 4, 3, 3, 5, 4)
+    with pytest.raises(HwsimError, match="taps"):
+        random_params(2, 4, 3, 3, 3, 4, taps=4)
     with pytest.raises(HwsimError, match="exponents"):
         random_params(2, 2, 3, 3, 3, 2, exps=[-40, 0])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hwsim.golden import swiftchannel as sc
+from hwsim.golden import swiftchannel_pipeline as pipe_spec
 from hwsim.kernels import swiftchannel as kern
 from hwsim.sim.runner import simulate
 from models.channels import Geometry, ls_observation, pack_real
@@ -21,7 +22,7 @@ GEOM = Geometry(bs_ant=4, ue_ant=2, subcarriers=16, space_comp=1)  # input (4, 8
 
 
 @pytest.fixture(scope="module")
-def layers():
+def student():
     torch.manual_seed(0)
     data = make_set(GEOM, 64, seed=11)
     net = SwiftChannelNet(config_for(GEOM))
@@ -30,7 +31,13 @@ def layers():
     train(q, data, epochs=1, lr=3e-4, batch=16)
     X = pack_real(ls_observation(data.H[:1], GEOM, 10.0, np.random.default_rng(3)))
     im = int_model(q, torch.from_numpy(X))
-    return kern.student_layers(im, sc.quantize_input(X, im)[0], ocp=4, gate_lanes=4)
+    return im, sc.quantize_input(X, im)[0]
+
+
+@pytest.fixture(scope="module")
+def layers(student):
+    im, xq = student
+    return kern.student_layers(im, xq, ocp=4, gate_lanes=4)
 
 
 def _run(layer, tmp_path, sim):
@@ -54,3 +61,23 @@ def test_icarus_real_tensors(layers, tmp_path, name):
 @pytest.mark.parametrize("name", ["block1.c2", "block1.gate"])
 def test_verilator_real_tensors(layers, tmp_path, name):
     _run(next(l for l in layers if l["name"] == name), tmp_path, "verilator")
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+@pytest.mark.parametrize("sim, taps", [("icarus", 3), ("verilator", 9)])
+def test_composed_pipeline_real_tensors(student, tmp_path, sim, taps):
+    """The whole student as one dataflow pipeline: output == golden, cycles == formula."""
+    im, xq = student
+    p = pipe_spec.PipelineParams.from_model(im, *xq.shape[1:], taps=taps)
+    cases = [{"name": "real", "arrays": {"X": xq}},
+             {"name": "real_stalls", "arrays": {"X": xq}, "idle": 0.3, "stall": 0.4, "seed": 5}]
+    rep = simulate(kern.PIPELINE, p, cases, tmp_path / "pipe", sim=sim)
+    assert rep.passed, rep.failures
+    assert all(c["bit_exact"] for c in rep.cases)
+    assert rep.cases[0]["cycles"] == pipe_spec.frame_cycles(p)
+    # the streamed beats, PixelShuffled, are the int8 student's output image
+    want = sc.swiftchannel_int(xq[None], im)
+    beats = pipe_spec.pipeline(xq, p)
+    assert np.array_equal(sc.pixel_shuffle_int(beats.T.reshape(1, -1, *xq.shape[1:]), im.rf, im.rs),
+                          want)
