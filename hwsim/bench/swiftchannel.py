@@ -97,27 +97,6 @@ def run(args) -> dict:
     return out
 
 
-def _paper_latency(layers: list[dict]) -> int:
-    """The same layers' cycle formulas on the paper's (108, 32) input (same parallelism)."""
-    import dataclasses
-
-    from hwsim.golden import swiftchannel_conv as conv_spec
-    from hwsim.golden import swiftchannel_gate as gate_spec
-    from hwsim.kernels import swiftchannel as kern
-
-    h, w = 108, 32
-    pixels = layers[0]["params"].pixels  # the run's image size (the head conv's)
-    total = 0
-    for l in layers:
-        p = l["params"]
-        if l["kernel"] is kern.CONV:
-            total += conv_spec.frame_cycles(dataclasses.replace(p, height=h, width=w))
-        else:
-            ch = len(l["arrays"]["X"]) // pixels
-            total += gate_spec.stream_cycles(p, h * w * ch // p.lanes)
-    return total
-
-
 def _synth(layers: list[dict], folder: Path) -> dict:
     """Synthesize each distinct layer shape once; blocks share shapes, so scale by count (the
     per-layer figures ``hwsim.flow.swiftchannel`` reports)."""
