@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import add_sweep, check_sweep, check_target, close_report, mac_energy
+from .common import check_sweep, check_target, close_report, mac_energy
 from .core import Flow, Step, StepContext
 
 __all__ = ["TARGETS", "airfm_flow"]
@@ -294,13 +294,7 @@ def _report(ctx: StepContext) -> dict:
            "claims window attention is about an order of magnitude cheaper than global "
            "attention and publishes no layer sizes or NMSE tables; the ratios above are this "
            "grid's.")
-    for path, caption in _plots(ctx):
-        r.figure(path, caption)
-    add_sweep(r, o)
-    close_report(r, a)
-    r.write(ctx.folder)
-    ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
-    return {"report": "report.md", "html": "report.html", "bit_exact": ok}
+    return close_report(r, ctx, _plots(ctx))
 
 
 def airfm_flow(build, target: str = "xczu49dr", antennas: int = 8, subcarriers: int = 32,

@@ -82,11 +82,20 @@ def add_sweep(r, options: dict) -> None:
             r.figure(d / name, caption)
 
 
-def close_report(r, artifacts: dict) -> None:
-    """The tool versions and the step timings, last in every flow's report."""
+def close_report(r, ctx, figures) -> dict:
+    """The end every model flow's report shares: its figures, the sweep's plots (``--sweep``),
+    tool versions and step timings; writes report.md / report.html and returns the artifact,
+    ``bit_exact`` being every simulated run bit-exact and every cycle formula met."""
     from hwsim.versions import tool_versions
 
+    a = ctx.artifacts
+    for path, caption in figures:
+        r.figure(path, caption)
+    add_sweep(r, ctx.options)
     r.heading("Tools")
     r.table(["tool", "version"], list(tool_versions().items()))
     r.para("Step timings: " + ", ".join(f"{k} {v['seconds']:.1f} s"
-                                         for k, v in artifacts.items()) + ".")
+                                         for k, v in a.items()) + ".")
+    r.write(ctx.folder)
+    ok = a["sim"]["all_bit_exact"] and all(c["equal"] for c in a["estimate"]["calibration"])
+    return {"report": "report.md", "html": "report.html", "bit_exact": ok}

@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import add_sweep, check_sweep, check_target, close_report
+from .common import check_sweep, check_target, close_report
 from .core import Flow, Step, StepContext
 
 __all__ = ["TARGETS", "snn_flow"]
@@ -246,13 +246,7 @@ def _report(ctx: StepContext) -> dict:
            "upper bound) and the compute latency of the three layers one after the other on one "
            "LIFArray each; static power excluded. The paper's figures are SpiNNaker on "
            "ASL-DVS, a different platform and workload.")
-    for path, caption in _plots(ctx):
-        r.figure(path, caption)
-    add_sweep(r, o)
-    close_report(r, a)
-    r.write(ctx.folder)
-    ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
-    return {"report": "report.md", "html": "report.html", "bit_exact": ok}
+    return close_report(r, ctx, _plots(ctx))
 
 
 def snn_flow(build, target: str = "vitallm", limit: int | None = 500, epochs: int = 5,

@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import add_sweep, check_sweep, check_target, close_report, mac_energy
+from .common import check_sweep, check_target, close_report, mac_energy
 from .core import Flow, Step, StepContext
 
 #: taps per cycle of the composed pipeline the latency is quoted for (the bench's default)
@@ -309,13 +309,7 @@ def _report(ctx: StepContext) -> dict:
     else:
         r.para("FPGA resources: not synthesized in this run (`--synth` runs Yosys on "
                "the simulated layers; `hwsim bench swiftchannel` reports them).")
-    for path, caption in _plots(ctx):
-        r.figure(path, caption)
-    add_sweep(r, o)
-    close_report(r, a)
-    r.write(ctx.folder)
-    ok = s["all_bit_exact"] and all(c["equal"] for c in es["calibration"])
-    return {"report": "report.md", "html": "report.html", "bit_exact": ok}
+    return close_report(r, ctx, _plots(ctx))
 
 
 def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarriers: int = 32,

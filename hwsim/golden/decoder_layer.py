@@ -285,6 +285,22 @@ def decode_step(L: LayerCodes, ctx, x, k_cache, v_cache, attend=None,
 
 # ------------------------------------------------------------------------------------------
 # The accelerator: shape, memories, cycles and KV traffic of one decode step
+def _check_heads_and_keep(kind: str, p, positive: tuple[str, ...]) -> None:
+    """The checks every decode-step parameter set shares: positive integer sizes, 1 ≤ K ≤ M,
+    and kv_heads dividing heads (one line naming ``kind`` and the field)."""
+    for f in positive:
+        v = getattr(p, f)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise HwsimError(f"{kind} {f} must be a positive integer, not {v!r}")
+    if isinstance(p.keep, bool) or not isinstance(p.keep, int) or p.keep < 1:
+        raise HwsimError(f"{kind} keep (K) must be at least 1, not {p.keep!r}")
+    if p.keep > p.tokens:
+        raise HwsimError(f"{kind} keep (K={p.keep}) cannot exceed the cached tokens "
+                         f"(M={p.tokens})")
+    if p.heads % p.kv_heads:
+        raise HwsimError(f"{kind} kv_heads ({p.kv_heads}) must divide heads ({p.heads})")
+
+
 @dataclass(frozen=True)
 class DecoderLayerParams:
     """A decoder-layer accelerator holding one BitNet layer on chip.
@@ -310,22 +326,12 @@ class DecoderLayerParams:
     kv_kib: int = 48
 
     def __post_init__(self):
-        for f in ("hidden", "ffn", "heads", "kv_heads", "head_dim", "max_len", "tokens",
-                  "lanes", "exp_lanes", "weight_kib", "kv_kib"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"decoder-layer {f} must be a positive integer, not {v!r}")
-        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-            raise HwsimError(f"decoder-layer keep (K) must be at least 1, not {self.keep!r}")
-        if self.keep > self.tokens:
-            raise HwsimError(f"decoder-layer keep (K={self.keep}) cannot exceed the cached "
-                             f"tokens (M={self.tokens})")
+        _check_heads_and_keep("decoder-layer", self, ("hidden", "ffn", "heads", "kv_heads",
+                                                      "head_dim", "max_len", "tokens", "lanes",
+                                                      "exp_lanes", "weight_kib", "kv_kib"))
         if self.tokens > self.max_len:
             raise HwsimError(f"decoder-layer tokens (M={self.tokens}) exceed the KV cache "
                              f"capacity max_len={self.max_len}")
-        if self.heads % self.kv_heads:
-            raise HwsimError(f"decoder-layer kv_heads ({self.kv_heads}) must divide heads "
-                             f"({self.heads})")
         if self.heads * self.head_dim != self.hidden:
             raise HwsimError(f"decoder-layer heads × head_dim ({self.heads}×{self.head_dim}) "
                              f"must equal hidden ({self.hidden})")
@@ -468,18 +474,8 @@ class DecodeAttentionParams:
     score_frac: int = 4
 
     def __post_init__(self):
-        for f in ("heads", "kv_heads", "head_dim", "tokens", "lanes", "exp_lanes"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"decode-attention {f} must be a positive integer, not {v!r}")
-        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-            raise HwsimError(f"decode-attention keep (K) must be at least 1, not {self.keep!r}")
-        if self.keep > self.tokens:
-            raise HwsimError(f"decode-attention keep (K={self.keep}) cannot exceed tokens "
-                             f"(M={self.tokens})")
-        if self.heads % self.kv_heads:
-            raise HwsimError(f"decode-attention kv_heads ({self.kv_heads}) must divide heads "
-                             f"({self.heads})")
+        _check_heads_and_keep("decode-attention", self, ("heads", "kv_heads", "head_dim",
+                                                         "tokens", "lanes", "exp_lanes"))
         if not isinstance(self.score_frac, int) or not 0 <= self.score_frac <= 7:
             raise HwsimError(f"decode-attention score_frac must be 0 … 7, not "
                              f"{self.score_frac!r}")
