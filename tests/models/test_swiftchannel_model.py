@@ -1,5 +1,7 @@
 """Float SwiftChannel student: Conv3XC re-parameterization, PixelShuffle, sizes."""
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
@@ -29,14 +31,27 @@ def test_conv3xc_fold_equals_branches():
     c = Conv3XC(3, 5, gain=2)
     _randomize(c)
     x = torch.randn(2, 3, 7, 6)
-    c.train()
-    want = c(x)
-    c.eval()
+    want = c.branches(x)
     w, b = c.fused()
     assert w.shape == (5, 3, 3, 3) and b.shape == (5,)
     torch.testing.assert_close(torch.nn.functional.conv2d(x, w, b, padding=1), want,
                                rtol=RTOL, atol=ATOL)
-    torch.testing.assert_close(c(x), want, rtol=RTOL, atol=ATOL)
+    for mode in (True, False):
+        torch.testing.assert_close(c.train(mode)(x), want, rtol=RTOL, atol=ATOL)
+
+
+def test_conv3xc_fold_gradients_equal_branches():
+    """Training through the fold gives the branch weights the same gradients as the branches."""
+    c = Conv3XC(3, 4, gain=2)
+    _randomize(c)
+    x = torch.randn(2, 3, 5, 6)
+    grads = []
+    for run in (c.branches, c.forward):
+        c.zero_grad()
+        (run(x) ** 2).sum().backward()
+        grads.append([p.grad.clone() for p in c.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
 
 
 @pytest.mark.parametrize("rf, rs", [(4, 4), (4, 1)])
@@ -45,8 +60,8 @@ def test_reparameterized_student_same_output(rf, rs):
     net = SwiftChannelNet(StudentConfig(rf=rf, rs=rs))
     _randomize(net)
     x = torch.randn(2, 2, 6, 8)
-    net.train()
-    want = net(x)
+    with patch.object(Conv3XC, "forward", Conv3XC.branches):  # the unfolded reference
+        want = net.train()(x)
     plain = reparameterize(net)
     assert not any(isinstance(m, Conv3XC) for m in plain.modules())
     got = plain(x)
