@@ -20,10 +20,12 @@ residual adds               ``requantize(acc · amax, M, S)`` into the residual 
 LM head                     int8 per-tensor weights × int8 activations (exact), argmax
 ==========================  ===============================================================
 
-Only integers flow between layers. Floats appear only as constants derived from scales: the
-requantization multipliers (compile time) and each norm row's ε code, ``round(ε / step²)``,
-whose step follows from integer amax values and shifts (ε is the one term that breaks
-RMSNorm's scale invariance).
+Only integers flow between layers, and every per-token quantity is computed from integers.
+Floats appear only in constants fixed at build time: the requantization multipliers and each
+norm's ε constant ``E = round(ε · 2**(2G) / step²)`` at its fixed input step
+(:func:`hwsim.golden.decoder_layer.eps_constant`); a row's ε code is ``E`` divided by
+``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.decoder_layer.eps_code`; ε is
+the one term that breaks RMSNorm's scale invariance, so it follows the row's step).
 
 Contract. :func:`attach_datapath` gives the torch fake-quant model of this datapath (the trained
 QAT model with the same static int8 q/k/v steps, int8 scores, uint8 probabilities, per-head
@@ -92,7 +94,8 @@ class IntegerBitNet:
     info: dict = field(default_factory=dict)
 
 
-def _norm(weight: torch.Tensor, n: int) -> _Norm:
+def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int = 0) -> _Norm:
+    """A norm's codes; its input codes have real step ``step · amax**(eps_power / 2)``."""
     g = weight.detach().double().numpy()
     peak = max(float(np.abs(g).max()), 1e-6)
     top = (1 << (GAMMA_BITS - 1)) - 1
@@ -100,7 +103,7 @@ def _norm(weight: torch.Tensor, n: int) -> _Norm:
     gq = QType(GAMMA_BITS, frac=frac)
     p = rn.RmsNormParams(n=n, lanes=math.gcd(n, 16), x=WIDE, gamma=gq, out=NORM_OUT,
                          rms_frac=RMS_FRAC, recip_bits=RECIP_BITS)
-    return _Norm(quantize(g, gq), p)
+    return _Norm(quantize(g, gq), p, eps=dl.eps_constant(eps, step), eps_power=eps_power)
 
 
 @torch.no_grad()
@@ -178,11 +181,15 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
         wide_step = attn.prob.lsb * float(s_qkv["v"].max()) / 127
         res_mult = {n: quantize_multiplier(norm_step * proj[n].scale / res.lsb, bits=24)
                     for n in ("wo", "w2")}
+        # relu(g)²·u of a row with FFN-input amax a has step (a·norm_step)³ · s_w1² · s_w3
+        ffn_sub_step = norm_step ** 3 * proj["w1"].scale ** 2 * proj["w3"].scale
+        eps = cfg.norm_eps
         layers.append(_Layer(
-            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden),
-            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden),
-            attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden),
-            ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn),
+            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden, eps, res.lsb),
+            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb),
+            attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step),
+            ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step,
+                          dl.FFN_SUB_EPS_POWER),
             proj=proj, qkv_mult=qkv_mult, s_qkv=s_qkv, score_mult=score_mult,
             wide_step=wide_step, res_mult=res_mult))
     head_w = model.head.weight.detach().double().numpy()
@@ -191,7 +198,7 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
     sin = quantize(model.rope_sin.double().numpy(), QType(ROPE_FRAC + 2, frac=ROPE_FRAC))
     return IntegerBitNet(
         res=res, embed=quantize(model.embed.weight.detach().double().numpy(), res),
-        layers=layers, final_norm=_norm(model.norm.weight, cfg.hidden),
+        layers=layers, final_norm=_norm(model.norm.weight, cfg.hidden, cfg.norm_eps, res.lsb),
         head=quantize(head_w, INT8, head_step), head_step=head_step,
         cos=cos, sin=sin, attn=attn, heads=cfg.heads, kv_heads=cfg.kv_heads,
         head_dim=cfg.head_dim, norm_eps=cfg.norm_eps, act=cfg.act,
@@ -200,7 +207,6 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
 
 
 _act = dl.act_quant
-_rms = dl.rms_rows
 
 
 def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
@@ -229,7 +235,7 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
         r, _, _ = dl.layer_forward(L, m, r, attend=attend, capture=cap)
         if capture is not None:
             capture[li] = {**cap, "x_out": r}
-    a, amax = _act(_rms(r, m.final_norm, m.norm_eps, m.res.lsb))
+    a, amax = _act(dl.rms_rows(r, m.final_norm))
     logits = int8_matmul(a, m.head)                                          # (T, vocab)
     if with_step:
         return logits, amax.astype(np.float64) * (NORM_OUT.lsb / 127) * m.head_step
