@@ -87,7 +87,7 @@ def test_eps_constant_and_code_are_exact_integers():
     from fractions import Fraction
 
     E = dl.eps_constant(1e-5, 2.0 ** -40)
-    assert type(E) is int and E == int(Fraction(1e-5) * 2 ** (2 * dl.RMS_FRAC + 80) + 0.5)
+    assert type(E) is int and int(Fraction(1e-5) * 2 ** (2 * dl.RMS_FRAC + 80)) == E   # exact
     assert dl.eps_constant(1e-5, 2.0 ** -30) == 2951479051793529     # exact tie …528.5: up
     assert E.bit_length() > 64                   # wider than int64: kept a Python integer
     # E / (amax**power · 4**shift) rounded half up, exactly
