@@ -42,6 +42,7 @@ from . import sparse_attention as sa
 from . import ternary_mvu as mvu
 
 __all__ = [
+    "ACT_RECIP_BITS",
     "EPS_CAP",
     "FFN_SUB_EPS_POWER",
     "NORM_OUT",
@@ -64,11 +65,13 @@ __all__ = [
     "kv_read_bytes",
     "layer_forward",
     "norm_eps_codes",
+    "norm_params",
     "qkv_codes",
     "qkv_frontend",
     "qkv_frontend_cycles",
     "rms_rows",
-    "row_shifts",
+    "rms_shifted",
+    "shift_rows",
     "sparse_attend",
 ]
 
@@ -78,6 +81,9 @@ RMS_FRAC = 4                         # G of the integer RMSNorm (Σx² · 2**2G 
 WIDE = QType(32)                     # container of wide integer codes fed to the norms
 NORM_IN_BITS = 22                    # a norm input row is right-shifted to at most this many bits
 V_RATIO_FRAC = 15                    # per-head v-step ratio to the layer's largest v step
+NORM_GAMMA_BITS = 19                 # RMSNorm gain codes (fractional bits from the peak)
+NORM_RECIP_BITS = 19                 # reciprocal of the RMS
+ACT_RECIP_BITS = 16                  # reciprocal of the amax in the activation quantizer
 
 
 @dataclass
@@ -127,6 +133,14 @@ class LayerCodes:
 
 # ------------------------------------------------------------------------------------------
 # The integer layer
+def norm_params(n: int, lanes: int, gamma_frac: int) -> rn.RmsNormParams:
+    """The formats of every RMSNorm of the layer: ``WIDE`` input rows (at most
+    ``NORM_IN_BITS`` significant bits after :func:`shift_rows`), ``NORM_GAMMA_BITS``-bit gains
+    with ``gamma_frac`` fractional bits, ``NORM_OUT`` codes, ``G = RMS_FRAC``."""
+    return rn.RmsNormParams(n=n, lanes=lanes, x=WIDE, gamma=QType(NORM_GAMMA_BITS, frac=gamma_frac),
+                            out=NORM_OUT, rms_frac=RMS_FRAC, recip_bits=NORM_RECIP_BITS)
+
+
 EPS_CAP = 1 << 62                    # an ε code saturates here (the norm's int64 sums)
 FFN_SUB_EPS_POWER = 6                # relu(g)²·u has step ∝ amax³, so step² ∝ amax⁶
 
@@ -161,10 +175,13 @@ def eps_code(E: int, shift: int, amax: int = 1, power: int = 0) -> int:
     return min((2 * int(E) + D) // (2 * D), EPS_CAP)
 
 
-def row_shifts(x: np.ndarray) -> np.ndarray:
-    """Right shift of each row of ``x`` so its peak fits ``NORM_IN_BITS`` bits (int64 array)."""
-    peak = np.abs(np.asarray(x, dtype=np.int64)).max(axis=-1)
-    return np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
+def shift_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, shifts)``: each row of ``x`` shifted right (half even) by the bits that bring
+    its peak to ``NORM_IN_BITS`` bits (``shifts``, int64; 0 for a row that fits already)."""
+    x = np.asarray(x, dtype=np.int64)
+    peak = np.abs(x).max(axis=-1)
+    shifts = np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
+    return round_shift(x, shifts[:, None], Rounding.HALF_EVEN), shifts
 
 
 def norm_eps_codes(norm: NormCodes, shifts, amax=None) -> np.ndarray:
@@ -183,28 +200,31 @@ def norm_eps_codes(norm: NormCodes, shifts, amax=None) -> np.ndarray:
                     dtype=np.int64).reshape(shifts.shape)
 
 
-def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
-    """Integer RMSNorm of each row of ``x`` (any integer width).
-
-    Each row is first shifted right by :func:`row_shifts` (RMSNorm is scale invariant; the row
-    keeps ``NORM_IN_BITS`` significant bits) and gets the ε code :func:`eps_code` of
-    ``norm.eps``, its shift and its ``amax`` (one per row; needed when ``norm.eps_power > 0``);
-    rows sharing an ε code go through the golden kernel together.
-    """
-    x = np.asarray(x, dtype=np.int64)
-    shifts = row_shifts(x)
-    xs = round_shift(x, shifts[:, None], Rounding.HALF_EVEN)
-    codes = norm_eps_codes(norm, shifts, amax)
-    out = np.empty(x.shape, dtype=np.int64)
+def rms_shifted(xs: np.ndarray, norm: NormCodes, codes) -> np.ndarray:
+    """Integer RMSNorm of shifted rows ``xs`` with one ε code per row (rows sharing a code go
+    through the golden kernel together)."""
+    out = np.empty(np.shape(xs), dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
     for e in np.unique(codes):
         rows = codes == e
         out[rows] = rn.rmsnorm_int(xs[rows], norm.gamma, int(e), norm.p)
     return out
 
 
+def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
+    """Integer RMSNorm of each row of ``x`` (any integer width).
+
+    Each row is first shifted right by :func:`shift_rows` (RMSNorm is scale invariant; the row
+    keeps ``NORM_IN_BITS`` significant bits) and gets the ε code :func:`eps_code` of
+    ``norm.eps``, its shift and its ``amax`` (one per row; needed when ``norm.eps_power > 0``).
+    """
+    xs, shifts = shift_rows(x)
+    return rms_shifted(xs, norm, norm_eps_codes(norm, shifts, amax))
+
+
 def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The per-token absmax activation quantizer (norm codes → int8 + amax)."""
-    return ah.absmax_requant(norm_codes, INT8)
+    return ah.absmax_requant(norm_codes, INT8, ACT_RECIP_BITS)
 
 
 def rope(acc: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos0: int = 0) -> np.ndarray:
@@ -450,9 +470,7 @@ class DecoderLayerParams:
         return mvu.TernaryMvuParams(lanes=self.lanes, rows=rows, cols=cols)
 
     def norm(self, n: int) -> rn.RmsNormParams:
-        return rn.RmsNormParams(n=n, lanes=math.gcd(n, self.lanes), x=WIDE, out=NORM_OUT,
-                                rms_frac=RMS_FRAC, recip_bits=19,
-                                gamma=QType(19, frac=16))
+        return norm_params(n, math.gcd(n, self.lanes), 16)
 
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)

@@ -47,7 +47,6 @@ import torch
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
 from hwsim.golden import decoder_layer as dl
-from hwsim.golden import rmsnorm_int as rn
 from hwsim.golden.int8_matmul import int8_matmul
 from quant.brevitas_quantizers import SCALE_FLOOR
 from quant.qtype import INT8, QType, quantize, quantize_multiplier
@@ -57,8 +56,7 @@ from .model import BitLinear, BitNetModel, apply_rope
 __all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward"]
 
 NORM_OUT = dl.NORM_OUT               # RMSNorm output codes: real range ±128
-GAMMA_BITS = 19                      # RMSNorm gain codes (fractional bits from the peak)
-RECIP_BITS = 19                      # reciprocal of the RMS
+GAMMA_BITS = dl.NORM_GAMMA_BITS      # RMSNorm gain codes (fractional bits from the peak)
 ROPE_FRAC = dl.ROPE_FRAC             # cos / sin table codes
 HEAD_RATIO_FRAC = 20                 # per-head v-step ratios
 RMS_FRAC = dl.RMS_FRAC               # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
@@ -100,10 +98,8 @@ def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int 
     peak = max(float(np.abs(g).max()), 1e-6)
     top = (1 << (GAMMA_BITS - 1)) - 1
     frac = min(GAMMA_BITS - 2, math.floor(math.log2(top / peak)))   # |γ| · 2**frac ≤ top
-    gq = QType(GAMMA_BITS, frac=frac)
-    p = rn.RmsNormParams(n=n, lanes=math.gcd(n, 16), x=WIDE, gamma=gq, out=NORM_OUT,
-                         rms_frac=RMS_FRAC, recip_bits=RECIP_BITS)
-    return _Norm(quantize(g, gq), p, eps=dl.eps_constant(eps, step), eps_power=eps_power)
+    p = dl.norm_params(n, math.gcd(n, 16), frac)
+    return _Norm(quantize(g, p.gamma), p, eps=dl.eps_constant(eps, step), eps_power=eps_power)
 
 
 @torch.no_grad()

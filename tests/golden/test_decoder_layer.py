@@ -137,7 +137,7 @@ def _norm_calls(im, tokens, rms_rows=None):
 def _float_eps_codes(im, x, norm, amax):
     """Reference: the ε codes the integer model used before integer ε, ``round(ε / s² · 2**2G)``
     in float64 at each row's real step ``s`` (0 for a zero step)."""
-    shifts = dl.row_shifts(x)
+    _, shifts = dl.shift_rows(x)
     layer = next((L for L in im.layers if any(norm is n for n in (L.attn_sub, L.ffn_sub))),
                  None)
     if layer is not None and norm is layer.ffn_sub:
@@ -153,11 +153,9 @@ def _float_eps_codes(im, x, norm, amax):
 def _float_eps_rms_rows(im):
     """``rms_rows`` with the float ε codes of :func:`_float_eps_codes` (the model before)."""
     from hwsim.golden import rmsnorm_int as rn
-    from quant.qtype import Rounding, round_shift
 
     def rms(x, norm, amax=None):
-        x = np.asarray(x, dtype=np.int64)
-        xs = round_shift(x, dl.row_shifts(x)[:, None], Rounding.HALF_EVEN)
+        xs, _ = dl.shift_rows(x)
         codes = _float_eps_codes(im, x, norm, amax)
         return np.concatenate([rn.rmsnorm_int(xs[t:t + 1], norm.gamma, int(codes[t]), norm.p)
                                for t in range(len(x))])
@@ -175,7 +173,7 @@ def check_integer_eps_on_real_rows(im, tokens):
     rows = differ = 0
     powers = set()
     for x, norm, amax in calls:
-        new = dl.norm_eps_codes(norm, dl.row_shifts(x), amax)
+        new = dl.norm_eps_codes(norm, dl.shift_rows(x)[1], amax)
         old = _float_eps_codes(im, x, norm, amax)
         zero = old == 0
         assert np.all(new[zero] == dl.EPS_CAP) and not np.any(x[zero])
