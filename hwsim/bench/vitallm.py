@@ -100,7 +100,7 @@ def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
     cap: dict = {}
     integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
     c, L = cap[layer], im.layers[layer]
-    a, amax = dl.act_quant(dl.rms_rows(c["x_in"][-1:], L.attn_norm, im.norm_eps, im.res.lsb))
+    a, amax = dl.act_quant(dl.rms_rows(c["x_in"][-1:], L.attn_norm))
     p = dl.QkvFrontendParams(hidden=a.shape[1], heads=im.heads, kv_heads=im.kv_heads,
                              head_dim=im.head_dim, lanes=16)
     mults = np.array(L.qkv_mult["q"] + L.qkv_mult["k"] + L.qkv_mult["v"], dtype=np.int64)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from . import sparse_attention as sa
 from . import ternary_mvu as mvu
 
 __all__ = [
+    "ACT_RECIP_BITS",
+    "EPS_CAP",
+    "FFN_SUB_EPS_POWER",
     "NORM_OUT",
     "DecodeAttentionParams",
     "DecodeStepParams",
@@ -56,12 +60,18 @@ __all__ = [
     "decode_step_attention",
     "decode_step_cycles",
     "dense_attend",
+    "eps_code",
+    "eps_constant",
     "kv_read_bytes",
     "layer_forward",
+    "norm_eps_codes",
+    "norm_params",
     "qkv_codes",
     "qkv_frontend",
     "qkv_frontend_cycles",
     "rms_rows",
+    "rms_shifted",
+    "shift_rows",
     "sparse_attend",
 ]
 
@@ -71,18 +81,36 @@ RMS_FRAC = 4                         # G of the integer RMSNorm (Σx² · 2**2G 
 WIDE = QType(32)                     # container of wide integer codes fed to the norms
 NORM_IN_BITS = 22                    # a norm input row is right-shifted to at most this many bits
 V_RATIO_FRAC = 15                    # per-head v-step ratio to the layer's largest v step
+NORM_GAMMA_BITS = 19                 # RMSNorm gain codes (fractional bits from the peak)
+NORM_RECIP_BITS = 19                 # reciprocal of the RMS
+ACT_RECIP_BITS = 16                  # reciprocal of the amax in the activation quantizer
 
 
 @dataclass
 class NormCodes:
+    """One RMSNorm of the layer: gain codes, kernel parameters and its integer ε.
+
+    ``eps`` is the constant ``E`` of :func:`eps_constant` (an exact integer, possibly wider than
+    64 bits) and ``eps_power`` the power of the row amax in the input step squared (0: the input
+    step is fixed); each row's ε code is :func:`eps_code` of them, the row's shift and amax.
+    """
+
     gamma: np.ndarray
     p: rn.RmsNormParams
+    eps: int = 0
+    eps_power: int = 0
+
+    def __post_init__(self):
+        for f in ("eps", "eps_power"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise HwsimError(f"norm {f} must be a non-negative integer, not {v!r}")
 
 
 @dataclass
 class ProjCodes:
     W: np.ndarray      # ternary codes (rows, cols)
-    scale: float       # real weight step (mean|W| · gain); sets only the SubLN ε code
+    scale: float       # real weight step (mean|W| · gain); enters only build-time constants
 
 
 @dataclass
@@ -99,38 +127,104 @@ class LayerCodes:
     s_qkv: dict[str, np.ndarray]                   # static per-head steps
     score_mult: list[tuple[int, int]]              # per query head
     wide_step: float                               # real step of the attention "wide" codes
+                                                   # (sets attn_sub.eps at build time)
     res_mult: dict[str, tuple[int, int]]           # wo / w2: acc·amax → residual codes
 
 
 # ------------------------------------------------------------------------------------------
 # The integer layer
-def _eps_code(eps: float, step: float) -> int:
-    """ε in units of the norm's mean square (step² · 2**-2G), kept below 2**62 (int64 sums)."""
-    return min(round(eps / (step * step) * 2.0 ** (2 * RMS_FRAC)), 1 << 62)
+def norm_params(n: int, lanes: int, gamma_frac: int) -> rn.RmsNormParams:
+    """The formats of every RMSNorm of the layer: ``WIDE`` input rows (at most
+    ``NORM_IN_BITS`` significant bits after :func:`shift_rows`), ``NORM_GAMMA_BITS``-bit gains
+    with ``gamma_frac`` fractional bits, ``NORM_OUT`` codes, ``G = RMS_FRAC``."""
+    return rn.RmsNormParams(n=n, lanes=lanes, x=WIDE, gamma=QType(NORM_GAMMA_BITS, frac=gamma_frac),
+                            out=NORM_OUT, rms_frac=RMS_FRAC, recip_bits=NORM_RECIP_BITS)
 
 
-def rms_rows(x: np.ndarray, norm: NormCodes, eps: float, step) -> np.ndarray:
-    """Integer RMSNorm of each row of ``x`` (any integer width) at real step ``step`` per row.
+EPS_CAP = 1 << 62                    # an ε code saturates here (the norm's int64 sums)
+FFN_SUB_EPS_POWER = 6                # relu(g)²·u has step ∝ amax³, so step² ∝ amax⁶
 
-    Each row is first shifted right so its peak fits ``NORM_IN_BITS`` bits (RMSNorm is scale
-    invariant; the row keeps ``NORM_IN_BITS`` significant bits) and ``ε`` is coded at the row's
-    resulting step; rows sharing a shift and an ε code go through the golden kernel together.
-    """
+
+def eps_constant(eps: float, step: float) -> int:
+    """``E = round(ε · 2**(2G) / step²)`` (half up, exact from the two float64 values): ε in
+    units of the norm's mean square for input codes at the fixed real step ``step``.
+
+    Fixed at model build time; an unbounded Python integer (the FFN SubLN's step is tiny, so its
+    ``E`` has far more than 64 bits). :func:`eps_code` derives every row's code from it."""
+    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps >= 0):
+        raise HwsimError(f"norm ε must be a finite non-negative number, not {eps!r}")
+    if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+        raise HwsimError(f"norm input step must be a finite positive number, not {step!r}")
+    return math.floor(Fraction(eps) * 4 ** RMS_FRAC / Fraction(step) ** 2 + Fraction(1, 2))
+
+
+def eps_code(E: int, shift: int, amax: int = 1, power: int = 0) -> int:
+    """ε code of one norm row, from integers only: ``min(floor((2E + D) / (2D)), EPS_CAP)`` with
+    ``D = amax**power · 4**shift`` (``E / D`` rounded half up).
+
+    A row shifted right by ``shift`` bits has its step multiplied by ``2**shift``; a row whose
+    input step is ``c · amax**k`` (``c`` folded into ``E``) has ``power = 2k``. ``D = 0`` (a zero
+    amax with ``power > 0``: the row is all zeros, its output 0 whatever ε) gives ``EPS_CAP``.
+    With ``power = 0`` this is ``E`` rounding-shifted right by ``2·shift`` bits."""
+    for name, v in (("E", E), ("shift", shift), ("amax", amax), ("power", power)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise HwsimError(f"eps_code {name} must be a non-negative integer, not {v!r}")
+    D = int(amax) ** int(power) << (2 * int(shift))
+    if D == 0:
+        return EPS_CAP
+    return min((2 * int(E) + D) // (2 * D), EPS_CAP)
+
+
+def shift_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, shifts)``: each row of ``x`` shifted right (half even) by the bits that bring
+    its peak to ``NORM_IN_BITS`` bits (``shifts``, int64; 0 for a row that fits already)."""
+    x = np.asarray(x, dtype=np.int64)
     peak = np.abs(x).max(axis=-1)
     shifts = np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
-    xs = round_shift(x, shifts[:, None], Rounding.HALF_EVEN)
-    steps = np.broadcast_to(np.asarray(step, dtype=np.float64), peak.shape) * np.exp2(shifts)
-    eps_codes = np.array([_eps_code(eps, float(st)) if st > 0 else 0 for st in steps])
-    out = np.empty(x.shape, dtype=np.int64)
-    for e in np.unique(eps_codes):
-        rows = eps_codes == e
+    return round_shift(x, shifts[:, None], Rounding.HALF_EVEN), shifts
+
+
+def norm_eps_codes(norm: NormCodes, shifts, amax=None) -> np.ndarray:
+    """The ε code (:func:`eps_code`) of each row of ``norm``'s input, from the rows' shifts and
+    amax (``None``: the norm's step does not depend on it, ``eps_power = 0``)."""
+    shifts = np.asarray(shifts, dtype=np.int64)
+    if amax is None:
+        if norm.eps_power:
+            raise HwsimError("this norm's ε depends on the rows' amax; pass amax")
+        amax = np.ones(shifts.shape, dtype=np.int64)
+    amax = np.asarray(amax, dtype=np.int64)
+    if amax.shape != shifts.shape:
+        raise HwsimError(f"a norm needs one amax per row ({shifts.shape}), got {amax.shape}")
+    return np.array([eps_code(norm.eps, int(s), int(a), norm.eps_power)
+                     for s, a in zip(shifts.ravel(), amax.ravel(), strict=True)],
+                    dtype=np.int64).reshape(shifts.shape)
+
+
+def rms_shifted(xs: np.ndarray, norm: NormCodes, codes) -> np.ndarray:
+    """Integer RMSNorm of shifted rows ``xs`` with one ε code per row (rows sharing a code go
+    through the golden kernel together)."""
+    out = np.empty(np.shape(xs), dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    for e in np.unique(codes):
+        rows = codes == e
         out[rows] = rn.rmsnorm_int(xs[rows], norm.gamma, int(e), norm.p)
     return out
 
 
+def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
+    """Integer RMSNorm of each row of ``x`` (any integer width).
+
+    Each row is first shifted right by :func:`shift_rows` (RMSNorm is scale invariant; the row
+    keeps ``NORM_IN_BITS`` significant bits) and gets the ε code :func:`eps_code` of
+    ``norm.eps``, its shift and its ``amax`` (one per row; needed when ``norm.eps_power > 0``).
+    """
+    xs, shifts = shift_rows(x)
+    return rms_shifted(xs, norm, norm_eps_codes(norm, shifts, amax))
+
+
 def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The per-token absmax activation quantizer (norm codes → int8 + amax)."""
-    return ah.absmax_requant(norm_codes, INT8)
+    return ah.absmax_requant(norm_codes, INT8, ACT_RECIP_BITS)
 
 
 def rope(acc: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos0: int = 0) -> np.ndarray:
@@ -213,7 +307,7 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     the ``P = pos0`` earlier positions (``None``: no earlier positions).
 
     ``ctx`` carries the model-wide constants: ``heads``, ``kv_heads``, ``head_dim``,
-    ``norm_eps``, ``res`` (residual QType), ``attn`` (:class:`AttentionParams`), ``cos``,
+    ``res`` (residual QType), ``attn`` (:class:`AttentionParams`), ``cos``,
     ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
 
     Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
@@ -224,13 +318,11 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     T = x.shape[0]
     H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
     rep = H // KV
-    eps = ctx.norm_eps
-    norm_step = NORM_OUT.lsb / 127
     if cache is None:
         cache = (np.zeros((0, KV, hd), dtype=np.int64), np.zeros((0, KV, hd), dtype=np.int64))
     if cache[0].shape[0] != pos0:
         raise HwsimError(f"the KV cache holds {cache[0].shape[0]} positions, not pos0={pos0}")
-    a, amax = act_quant(rms_rows(x, L.attn_norm, eps, ctx.res.lsb))
+    a, amax = act_quant(rms_rows(x, L.attn_norm))
     q8, k8, v8 = qkv_frontend(L, ctx, a, amax, pos0)
     K_all = np.concatenate([cache[0], k8])
     V_all = np.concatenate([cache[1], v8])
@@ -248,18 +340,16 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
         ratio = round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << V_RATIO_FRAC))
         wide[:, h] = round_shift(o * amax_o[:, None] * ratio, V_RATIO_FRAC, Rounding.HALF_EVEN)
     wide = wide.reshape(T, H * hd)
-    a2, amax2 = act_quant(rms_rows(wide, L.attn_sub, eps, L.wide_step))
+    a2, amax2 = act_quant(rms_rows(wide, L.attn_sub))
     acc_o = mvu.ternary_mvu_acc(L.proj["wo"].W, a2)
     x = x + requantize(acc_o * amax2[:, None], *L.res_mult["wo"], ctx.res)
-    a, amax = act_quant(rms_rows(x, L.ffn_norm, eps, ctx.res.lsb))
+    a, amax = act_quant(rms_rows(x, L.ffn_norm))
     g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
     u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
     gp = np.maximum(g, 0)
     prod = gp * gp * u                                                    # (T, ffn) exact
-    # the real step of each row of `prod` (it sets the ε code of SubLN only)
-    unit = amax.astype(np.float64) * norm_step
-    step = unit ** 3 * L.proj["w1"].scale ** 2 * L.proj["w3"].scale
-    a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, eps, step))
+    # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
+    a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, amax))
     acc2 = mvu.ternary_mvu_acc(L.proj["w2"].W, a3)
     x = x + requantize(acc2 * amax3[:, None], *L.res_mult["w2"], ctx.res)
     return x, k8, v8
@@ -380,9 +470,7 @@ class DecoderLayerParams:
         return mvu.TernaryMvuParams(lanes=self.lanes, rows=rows, cols=cols)
 
     def norm(self, n: int) -> rn.RmsNormParams:
-        return rn.RmsNormParams(n=n, lanes=math.gcd(n, self.lanes), x=WIDE, out=NORM_OUT,
-                                rms_frac=RMS_FRAC, recip_bits=19,
-                                gamma=QType(19, frac=16))
+        return norm_params(n, math.gcd(n, self.lanes), 16)
 
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)

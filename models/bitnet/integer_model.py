@@ -20,10 +20,12 @@ residual adds               ``requantize(acc · amax, M, S)`` into the residual 
 LM head                     int8 per-tensor weights × int8 activations (exact), argmax
 ==========================  ===============================================================
 
-Only integers flow between layers. Floats appear only as constants derived from scales: the
-requantization multipliers (compile time) and each norm row's ε code, ``round(ε / step²)``,
-whose step follows from integer amax values and shifts (ε is the one term that breaks
-RMSNorm's scale invariance).
+Only integers flow between layers, and every per-token quantity is computed from integers.
+Floats appear only in constants fixed at build time: the requantization multipliers and each
+norm's ε constant ``E = round(ε · 2**(2G) / step²)`` at its fixed input step
+(:func:`hwsim.golden.decoder_layer.eps_constant`); a row's ε code is ``E`` divided by
+``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.decoder_layer.eps_code`; ε is
+the one term that breaks RMSNorm's scale invariance, so it follows the row's step).
 
 Contract. :func:`attach_datapath` gives the torch fake-quant model of this datapath (the trained
 QAT model with the same static int8 q/k/v steps, int8 scores, uint8 probabilities, per-head
@@ -45,7 +47,6 @@ import torch
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
 from hwsim.golden import decoder_layer as dl
-from hwsim.golden import rmsnorm_int as rn
 from hwsim.golden.int8_matmul import int8_matmul
 from quant.brevitas_quantizers import SCALE_FLOOR
 from quant.qtype import INT8, QType, quantize, quantize_multiplier
@@ -55,8 +56,7 @@ from .model import BitLinear, BitNetModel, apply_rope
 __all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward"]
 
 NORM_OUT = dl.NORM_OUT               # RMSNorm output codes: real range ±128
-GAMMA_BITS = 19                      # RMSNorm gain codes (fractional bits from the peak)
-RECIP_BITS = 19                      # reciprocal of the RMS
+GAMMA_BITS = dl.NORM_GAMMA_BITS      # RMSNorm gain codes (fractional bits from the peak)
 ROPE_FRAC = dl.ROPE_FRAC             # cos / sin table codes
 HEAD_RATIO_FRAC = 20                 # per-head v-step ratios
 RMS_FRAC = dl.RMS_FRAC               # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
@@ -92,15 +92,14 @@ class IntegerBitNet:
     info: dict = field(default_factory=dict)
 
 
-def _norm(weight: torch.Tensor, n: int) -> _Norm:
+def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int = 0) -> _Norm:
+    """A norm's codes; its input codes have real step ``step · amax**(eps_power / 2)``."""
     g = weight.detach().double().numpy()
     peak = max(float(np.abs(g).max()), 1e-6)
     top = (1 << (GAMMA_BITS - 1)) - 1
     frac = min(GAMMA_BITS - 2, math.floor(math.log2(top / peak)))   # |γ| · 2**frac ≤ top
-    gq = QType(GAMMA_BITS, frac=frac)
-    p = rn.RmsNormParams(n=n, lanes=math.gcd(n, 16), x=WIDE, gamma=gq, out=NORM_OUT,
-                         rms_frac=RMS_FRAC, recip_bits=RECIP_BITS)
-    return _Norm(quantize(g, gq), p)
+    p = dl.norm_params(n, math.gcd(n, 16), frac)
+    return _Norm(quantize(g, p.gamma), p, eps=dl.eps_constant(eps, step), eps_power=eps_power)
 
 
 @torch.no_grad()
@@ -178,11 +177,15 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
         wide_step = attn.prob.lsb * float(s_qkv["v"].max()) / 127
         res_mult = {n: quantize_multiplier(norm_step * proj[n].scale / res.lsb, bits=24)
                     for n in ("wo", "w2")}
+        # relu(g)²·u of a row with FFN-input amax a has step (a·norm_step)³ · s_w1² · s_w3
+        ffn_sub_step = norm_step ** 3 * proj["w1"].scale ** 2 * proj["w3"].scale
+        eps = cfg.norm_eps
         layers.append(_Layer(
-            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden),
-            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden),
-            attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden),
-            ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn),
+            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden, eps, res.lsb),
+            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb),
+            attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step),
+            ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step,
+                          dl.FFN_SUB_EPS_POWER),
             proj=proj, qkv_mult=qkv_mult, s_qkv=s_qkv, score_mult=score_mult,
             wide_step=wide_step, res_mult=res_mult))
     head_w = model.head.weight.detach().double().numpy()
@@ -191,7 +194,7 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
     sin = quantize(model.rope_sin.double().numpy(), QType(ROPE_FRAC + 2, frac=ROPE_FRAC))
     return IntegerBitNet(
         res=res, embed=quantize(model.embed.weight.detach().double().numpy(), res),
-        layers=layers, final_norm=_norm(model.norm.weight, cfg.hidden),
+        layers=layers, final_norm=_norm(model.norm.weight, cfg.hidden, cfg.norm_eps, res.lsb),
         head=quantize(head_w, INT8, head_step), head_step=head_step,
         cos=cos, sin=sin, attn=attn, heads=cfg.heads, kv_heads=cfg.kv_heads,
         head_dim=cfg.head_dim, norm_eps=cfg.norm_eps, act=cfg.act,
@@ -200,7 +203,6 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
 
 
 _act = dl.act_quant
-_rms = dl.rms_rows
 
 
 def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
@@ -229,7 +231,7 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
         r, _, _ = dl.layer_forward(L, m, r, attend=attend, capture=cap)
         if capture is not None:
             capture[li] = {**cap, "x_out": r}
-    a, amax = _act(_rms(r, m.final_norm, m.norm_eps, m.res.lsb))
+    a, amax = _act(dl.rms_rows(r, m.final_norm))
     logits = int8_matmul(a, m.head)                                          # (T, vocab)
     if with_step:
         return logits, amax.astype(np.float64) * (NORM_OUT.lsb / 127) * m.head_step

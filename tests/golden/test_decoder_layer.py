@@ -83,6 +83,122 @@ def test_decode_step_bad_input(micro_int):
         dl.sparse_attend(0.0)
 
 
+def test_eps_constant_and_code_are_exact_integers():
+    from fractions import Fraction
+
+    E = dl.eps_constant(1e-5, 2.0 ** -40)
+    assert type(E) is int and int(Fraction(1e-5) * 2 ** (2 * dl.RMS_FRAC + 80)) == E   # exact
+    assert dl.eps_constant(1e-5, 2.0 ** -30) == 2951479051793529     # exact tie …528.5: up
+    assert E.bit_length() > 64                   # wider than int64: kept a Python integer
+    # E / (amax**power · 4**shift) rounded half up, exactly
+    assert [dl.eps_code(10, s) for s in (0, 1, 2)] == [10, 3, 1]    # 10, 2.5 → 3, 0.625 → 1
+    assert dl.eps_code(6, 1) == 2 and dl.eps_code(5, 1) == 1        # 1.5 → 2, 1.25 → 1
+    big = 3 ** 200 + 12345
+    for shift, amax, power in ((0, 1, 0), (3, 1, 0), (2, 77, 6), (5, 1 << 20, 6)):
+        D = Fraction(amax) ** power * 4 ** shift
+        want = min(int(Fraction(big) / D + Fraction(1, 2)), dl.EPS_CAP)
+        assert dl.eps_code(big, shift, amax, power) == want
+    # power 0 is a rounding right shift of E by 2·shift bits
+    for shift in range(1, 40):
+        assert dl.eps_code(E, shift) == min((E + (1 << (2 * shift - 1))) >> (2 * shift),
+                                            dl.EPS_CAP)
+    assert dl.eps_code(1 << 70, 0) == dl.EPS_CAP
+    assert dl.eps_code(E, 2, 0, 6) == dl.EPS_CAP            # D = 0: an all-zero row
+    with pytest.raises(HwsimError, match="amax must be a non-negative integer"):
+        dl.eps_code(E, 0, -1, 6)
+    with pytest.raises(HwsimError, match="input step"):
+        dl.eps_constant(1e-5, 0.0)
+    with pytest.raises(HwsimError, match="eps_power"):
+        dl.NormCodes(np.zeros(4, dtype=np.int64), None, eps=1, eps_power=-2)
+    norm = dl.NormCodes(np.zeros(4, dtype=np.int64), None, eps=E, eps_power=6)
+    with pytest.raises(HwsimError, match="pass amax"):
+        dl.norm_eps_codes(norm, np.zeros(2, dtype=np.int64))
+
+
+def _norm_calls(im, tokens, rms_rows=None):
+    """Logits of ``integer_forward`` and every ``rms_rows`` call it made, as ``(x, norm, amax)``;
+    ``rms_rows`` (optional) replaces the golden one for the run."""
+    calls = []
+    real = dl.rms_rows
+    rms = rms_rows or real
+
+    def record(x, norm, amax=None):
+        calls.append((np.asarray(x), norm, amax))
+        return rms(x, norm, amax)
+
+    dl.rms_rows = record
+    try:
+        logits = integer_forward(im, tokens)
+    finally:
+        dl.rms_rows = real
+    return logits, calls
+
+
+def _float_eps_codes(im, x, norm, amax):
+    """Reference: the ε codes the integer model used before integer ε, ``round(ε / s² · 2**2G)``
+    in float64 at each row's real step ``s`` (0 for a zero step)."""
+    _, shifts = dl.shift_rows(x)
+    layer = next((L for L in im.layers if any(norm is n for n in (L.attn_sub, L.ffn_sub))),
+                 None)
+    if layer is not None and norm is layer.ffn_sub:
+        unit = amax.astype(np.float64) * dl.NORM_OUT.lsb / 127
+        step = unit ** 3 * layer.proj["w1"].scale ** 2 * layer.proj["w3"].scale
+    else:
+        step = np.full(len(shifts), layer.wide_step if layer is not None else im.res.lsb)
+    steps = step * np.exp2(shifts)
+    return np.array([min(round(im.norm_eps / (st * st) * 2.0 ** (2 * dl.RMS_FRAC)), dl.EPS_CAP)
+                     if st > 0 else 0 for st in steps], dtype=np.int64)
+
+
+def _float_eps_rms_rows(im):
+    """``rms_rows`` with the float ε codes of :func:`_float_eps_codes` (the model before)."""
+    from hwsim.golden import rmsnorm_int as rn
+
+    def rms(x, norm, amax=None):
+        xs, _ = dl.shift_rows(x)
+        codes = _float_eps_codes(im, x, norm, amax)
+        return np.concatenate([rn.rmsnorm_int(xs[t:t + 1], norm.gamma, int(codes[t]), norm.p)
+                               for t in range(len(x))])
+
+    return rms
+
+
+def check_integer_eps_on_real_rows(im, tokens):
+    """Every norm row of ``integer_forward``: the integer ε code is the float one up to the
+    float64 rounding of the latter (relative 2**-48 ≫ the ~10 roundings of ≤ 2**-53 in its
+    step, plus 1 for its final rounding), exactly equal where the float code is below 2**48;
+    an all-zero FFN row (amax 0) gets EPS_CAP where the float code was 0. The logits equal
+    those of the model with float ε codes. Returns (rows, rows with a different code)."""
+    logits, calls = _norm_calls(im, tokens)
+    rows = differ = 0
+    powers = set()
+    for x, norm, amax in calls:
+        new = dl.norm_eps_codes(norm, dl.shift_rows(x)[1], amax)
+        old = _float_eps_codes(im, x, norm, amax)
+        zero = old == 0
+        assert np.all(new[zero] == dl.EPS_CAP) and not np.any(x[zero])
+        tol = 1 + (old.astype(np.float64) * 2.0 ** -48).astype(np.int64)
+        assert np.all(np.abs(new - old)[~zero] <= tol[~zero])
+        assert np.array_equal(new[old < 1 << 48], old[old < 1 << 48])
+        rows += len(x)
+        differ += int(np.sum(new != old))
+        powers.add(norm.eps_power)
+    assert powers == {0, dl.FFN_SUB_EPS_POWER}
+    assert rows == tokens.size * (4 * len(im.layers) + 1)
+    before, _ = _norm_calls(im, tokens, _float_eps_rms_rows(im))
+    assert np.array_equal(logits, before)
+    return rows, differ
+
+
+def test_integer_eps_matches_float_eps_on_real_rows(micro_int):
+    im, tokens = micro_int
+    for L in im.layers:
+        assert [n.eps_power for n in (L.attn_norm, L.attn_sub, L.ffn_norm, L.ffn_sub)] == \
+            [0, 0, 0, 6]
+        assert all(type(n.eps) is int for n in (L.attn_norm, L.attn_sub, L.ffn_norm, L.ffn_sub))
+    check_integer_eps_on_real_rows(im, tokens)
+
+
 def test_params_reject_bad_shapes():
     with pytest.raises(HwsimError, match="cannot exceed"):
         dl.DecoderLayerParams(tokens=64, keep=65)
@@ -131,7 +247,8 @@ def test_counts_compose_the_kernel_formulas():
 def test_trained_bitnet_tiny_decode_steps():
     """The trained BitNet-tiny (build/bitnet/tiny; skipped without it, the bench trains it):
     decode steps of the last 8 of 64 real tokens equal the integer model, both layers, dense
-    and sparse (K/M = 1/4)."""
+    and sparse (K/M = 1/4); its integer ε codes match the float ones on those rows
+    (:func:`check_integer_eps_on_real_rows`)."""
     from pathlib import Path
 
     from models.bitnet.checkpoint import load_checkpoint
@@ -146,6 +263,7 @@ def test_trained_bitnet_tiny_decode_steps():
     im = build_integer_model(model, np.stack([corpus.train[i * 977:i * 977 + 128]
                                               for i in range(4)]).astype(np.int64))
     tokens = corpus.val[2000:2064].astype(np.int64)
+    check_integer_eps_on_real_rows(im, tokens)
     for ratio in (1.0, 0.25):
         attend = dl.sparse_attend(ratio)
         cap = {}

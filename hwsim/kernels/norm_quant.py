@@ -1,0 +1,138 @@
+"""Registry entry and stimulus of the norm unit (RMSNorm with integer ε + activation
+quantizer)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import decoder_layer as dl
+from hwsim.golden import norm_quant as spec
+from hwsim.golden.lanes import pack_lanes, unpack_lanes
+
+from . import CliParam, Kernel
+
+LIMB = 32   # E is stored in stimulus files as 32-bit limbs, lowest first (it exceeds int64)
+
+
+def manifest(p: spec.NormQuantParams) -> dict:
+    return {
+        "kernel": "norm-quant",
+        "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+        "cycles": {
+            "formula_vector": "rmsnorm latency + 1 + ACT_RECIP_BITS + 2 + 1 + 2 + C - 1 "
+                              "(C = n/lanes)",
+            "formula_interval": "rmsnorm latency",
+            "vector": spec.latency_cycles(p),
+            "interval": spec.stream_cycles(p, 2) - spec.latency_cycles(p),
+        },
+    }
+
+
+def e_limbs(E: int, p: spec.NormQuantParams) -> np.ndarray:
+    """``E`` as ``ceil(e_width / 32)`` limbs (int64 array, lowest first)."""
+    n = -(-p.e_width // LIMB)
+    return np.array([(int(E) >> (LIMB * i)) & ((1 << LIMB) - 1) for i in range(n)],
+                    dtype=np.int64)
+
+
+def e_value(limbs) -> int:
+    return sum(int(v) << (LIMB * i) for i, v in enumerate(np.asarray(limbs).ravel()))
+
+
+def in_words(X, g, shifts, p: spec.NormQuantParams) -> list[int]:
+    """Input beats: struct ``{x: lanes × WIDE, g: lanes × gamma, shift}``, ``n/lanes`` per
+    vector (every beat carries the vector's shift; the last one counts)."""
+    L, q = p.lanes, p.norm()
+    xw, gw = q.x.width, q.gamma.width
+    return [pack_lanes(x[c * L:(c + 1) * L], xw)
+            | pack_lanes(g[c * L:(c + 1) * L], gw) << L * xw
+            | int(s) << L * (xw + gw)
+            for x, s in zip(np.atleast_2d(X), np.ravel(shifts), strict=True)
+            for c in range(p.chunks)]
+
+
+def out_words(words: list[int], p: spec.NormQuantParams) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` beats → ``(a (beats·lanes,) int8 codes, amax (beats,))``."""
+    L = p.lanes
+    a = np.concatenate([unpack_lanes(w, 8, L) for w in words]) if words else np.zeros(0, int)
+    return a, np.array([w >> (8 * L) for w in words], dtype=np.int64)
+
+
+def golden_words(p: spec.NormQuantParams, arrays: dict) -> np.ndarray:
+    """The checker's integer list: every code, then each vector's amax."""
+    a, amax = spec.norm_quant(arrays["X"], arrays["g"], e_value(arrays["e"]), arrays["shift"], p)
+    return np.concatenate([a.ravel(), amax.ravel()])
+
+
+def layer_case(norm: dl.NormCodes, x, name: str = "layer_rows") -> tuple:
+    """Rows ``x`` of a layer's norm input (e.g. its residual rows) as a stimulus case of the
+    norm unit: ``(params, case, (a, amax) the integer model computes: act_quant(rms_rows))``.
+    Only norms with a fixed input step (``eps_power = 0``) run on this unit."""
+    from hwsim.errors import HwsimError
+
+    if norm.eps_power:
+        raise HwsimError(f"norm-quant takes norms with eps_power 0, not {norm.eps_power}")
+    xs, shifts = dl.shift_rows(x)
+    p = spec.NormQuantParams(n=norm.p.n, lanes=norm.p.lanes, gamma_frac=norm.p.gamma.frac,
+                             e_width=max(1, int(norm.eps).bit_length()),
+                             shift_width=max(1, int(shifts.max()).bit_length()))
+    case = {"name": name, "arrays": {"X": xs, "g": norm.gamma, "e": e_limbs(norm.eps, p),
+                                     "shift": shifts}}
+    return p, case, dl.act_quant(dl.rms_rows(x, norm))
+
+
+def cases(p: spec.NormQuantParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random shifted rows with random shifts and ``E``; rows where ε dominates (small rows);
+    ``E`` past the cap at shift 0; a zero row; extreme rows; idle input and back-pressure."""
+    rng = np.random.default_rng(seed)
+    q = p.norm()
+    top = 1 << dl.NORM_IN_BITS
+    smax = (1 << p.shift_width) - 1
+    emax = (1 << p.e_width) - 1
+
+    def gains():
+        return rng.integers(q.gamma.min_code, q.gamma.max_code + 1, p.n)
+
+    def case(name, X, E, shifts, **kw):
+        X = np.atleast_2d(X)
+        return {"name": name, **kw, "arrays": {"X": X, "g": gains(), "e": e_limbs(E, p),
+                                                "shift": np.asarray(shifts, dtype=np.int64)}}
+
+    def rand_e():
+        return int(rng.integers(0, 1 << 62)) >> int(rng.integers(0, 40)) & emax
+
+    out = [case("random", rng.integers(-top, top, (2, p.n)), rand_e(),
+                rng.integers(0, smax + 1, 2))]
+    if not quick:
+        out += [
+            case("small_rows", rng.integers(-40, 41, (2, p.n)), min(emax, 1 << 26), [0, 1]),
+            case("eps_capped", rng.integers(-top, top, (1, p.n)), emax, [0]),
+            case("zero_row", np.zeros((1, p.n), int), 0, [0]),
+            case("extremes", np.stack([np.full(p.n, -top), np.full(p.n, top - 1)]), 1,
+                 [smax, 0]),
+        ]
+    out.append(case("idle_backpressure", rng.integers(-top, top, (2, p.n)), rand_e(),
+                    rng.integers(0, smax + 1, 2), idle=0.3, stall=0.4, seed=seed + 7))
+    return out
+
+
+KERNEL = Kernel(
+    name="norm-quant",
+    top="norm_quant",
+    summary="norm unit of the BitNet layer: RMSNorm with integer ε (E, shift) + absmax int8 "
+            "activation quantizer",
+    params_cls=spec.NormQuantParams,
+    cli_params=(
+        CliParam("n", int, 32, "vector length (hidden size)"),
+        CliParam("lanes", int, 8, "elements per cycle (must divide n)"),
+        CliParam("gamma_frac", int, 16, "fractional bits of the gains"),
+        CliParam("e_width", int, 80, "bits of the ε constant E"),
+        CliParam("shift_width", int, 5, "bits of a vector's shift"),
+    ),
+    component_path="rtl.norm_quant:NormQuant",
+    testbench="hwsim.sim.tb_norm_quant",
+    manifest=manifest,
+    cases=cases,
+)

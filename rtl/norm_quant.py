@@ -1,0 +1,163 @@
+"""Norm unit of the BitNet layer: RMSNorm with the integer ε code, then the absmax activation
+quantizer of the integer model.
+
+Specification: :mod:`hwsim.golden.norm_quant` (golden function, cycle formulas). This module
+only builds the hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwsim.errors import HwsimError
+from hwsim.golden import decoder_layer as dl
+from hwsim.golden import norm_quant as spec
+from quant.qtype import INT8, Rounding
+from rtl.common import round_shift, saturate
+from rtl.common.recip import Reciprocal
+from rtl.rmsnorm_int import RmsNorm
+
+__all__ = ["NormQuant"]
+
+
+def _max_tree(values: list) -> object:
+    level = list(values)
+    while len(level) > 1:
+        nxt = [Mux(level[i] > level[i + 1], level[i], level[i + 1])
+               for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+class NormQuant(wiring.Component):
+    """``a, amax = act_quant(rmsnorm(x, γ, eps_code(E, shift)))`` for one vector at a time.
+
+    The ε code is combinational from the ``e`` port and the vector's ``shift``: ``E`` rounded
+    half up by ``2·shift`` bits, capped at ``EPS_CAP``; the :class:`rtl.rmsnorm_int.RmsNorm`
+    inside samples it with the vector's last input beat. The RMSNorm's ``C = n/lanes`` output
+    beats are stored as they come while ``max |y|`` is tracked; then the reciprocal of the
+    amax (:class:`rtl.common.recip.Reciprocal`, ``ACT_RECIP_BITS``) and ``C`` output beats of
+    ``sat8(round_half_even(y · r · 127 / 2**k))`` with the vector's amax.
+
+    Latency and throughput: :func:`hwsim.golden.norm_quant.latency_cycles` from the first
+    input beat to the last output beat (no idle input, no back-pressure); a vector sent back
+    to back starts every :func:`hwsim.golden.rmsnorm_int.latency_cycles` cycles
+    (:func:`hwsim.golden.norm_quant.stream_cycles`). Back-pressure on ``y`` stalls the output
+    beats, then the RMSNorm.
+
+    Members
+    -------
+    inp : ``In(stream.Signature(StructLayout({x: lanes × x, g: lanes × gamma, shift})))``
+        ``shift`` (``shift_width`` bits) is taken from a vector's last beat.
+    e : ``In(unsigned(e_width))``: the norm's ε constant ``E``, held while a vector loads.
+    y : ``Out(stream.Signature(StructLayout({a: lanes × int8, amax: unsigned(24)})))``
+    """
+
+    def __init__(self, params: spec.NormQuantParams):
+        if not isinstance(params, spec.NormQuantParams):
+            raise HwsimError(f"NormQuant needs NormQuantParams, not {type(params).__name__}")
+        self.params = p = params
+        np_ = p.norm()
+        self.in_layout = data.StructLayout({
+            "x": data.ArrayLayout(signed(np_.x.width), p.lanes),
+            "g": data.ArrayLayout(signed(np_.gamma.width), p.lanes),
+            "shift": unsigned(p.shift_width),
+        })
+        self.out_layout = data.StructLayout({
+            "a": data.ArrayLayout(signed(INT8.width), p.lanes),
+            "amax": unsigned(np_.out.width),
+        })
+        super().__init__({
+            "inp": In(stream.Signature(self.in_layout)),
+            "e": In(unsigned(p.e_width)),
+            "y": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        C, LN, OW, RB = p.chunks, p.lanes, p.norm().out.width, dl.ACT_RECIP_BITS
+        m.submodules.norm = norm = RmsNorm(p.norm())
+
+        # ---- RMSNorm input and its ε code ---------------------------------------------------
+        code = Signal(p.e_width + 1)
+        m.d.comb += [
+            norm.inp.valid.eq(self.inp.valid), self.inp.ready.eq(norm.inp.ready),
+            norm.inp.payload.x.eq(self.inp.payload.x), norm.inp.payload.g.eq(self.inp.payload.g),
+            code.eq(round_shift(Cat(self.e, Const(0, 1)), self.inp.payload.shift * 2,
+                                Rounding.HALF_UP)),
+            norm.eps.eq(Mux(code > dl.EPS_CAP, dl.EPS_CAP, code)),
+        ]
+
+        # ---- store the norm's output beats, track max |y| -----------------------------------
+        buf = Memory(shape=unsigned(LN * OW), depth=C, init=[])
+        m.submodules.buf = buf
+        wr, rd = buf.write_port(), buf.read_port()
+        m.submodules.recip = recip = Reciprocal(OW, RB)
+        mags = []
+        for l, yl in enumerate(norm.y.payload):
+            mag = Signal(unsigned(OW), name=f"mag{l}")
+            m.d.comb += mag.eq(Mux(yl < 0, -yl, yl))
+            mags.append(mag)
+        beat_max = Signal(unsigned(OW))
+        m.d.comb += beat_max.eq(_max_tree(mags))
+
+        cg = Signal(range(C))
+        amax = Signal(unsigned(OW))
+        started = Signal()
+        r = Signal(RB + 1)
+        k = Signal.like(recip.k)
+        og = Signal(range(C))
+        out_issue = Signal()
+        o1_valid, o1_last, y_last = Signal(), Signal(), Signal()
+        m.d.comb += [wr.addr.eq(cg), wr.data.eq(norm.y.payload.as_value())]
+
+        with m.FSM():
+            with m.State("COLLECT"):
+                m.d.comb += norm.y.ready.eq(1)
+                with m.If(norm.y.valid):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += [amax.eq(Mux((cg == 0) | (beat_max > amax), beat_max, amax)),
+                                 cg.eq(Mux(cg == C - 1, 0, cg + 1))]
+                    with m.If(cg == C - 1):
+                        m.d.sync += started.eq(0)
+                        m.next = "RECIP"
+            with m.State("RECIP"):
+                m.d.comb += [recip.value.eq(amax), recip.start.eq(~started)]
+                m.d.sync += started.eq(1)
+                with m.If(started & recip.done):
+                    m.d.sync += [r.eq(recip.r), k.eq(recip.k), og.eq(0), out_issue.eq(1)]
+                    m.next = "OUT"
+            with m.State("OUT"), m.If(self.y.valid & self.y.ready & y_last):
+                m.next = "COLLECT"
+
+        # ---- output pipeline: read, scale (stalls on back-pressure) --------------------------
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.y.valid | self.y.ready), rd.addr.eq(og), rd.en.eq(advance)]
+        qmax = INT8.max_code
+        codes = []
+        for l in range(LN):
+            yl = rd.data[OW * l:OW * (l + 1)].as_signed()
+            prod = Signal(signed(OW + RB + 2 + qmax.bit_length()), name=f"a_prod{l}")
+            m.d.comb += prod.eq(yl * r * qmax)
+            rounded = Signal(signed(len(prod) + 1), name=f"a_round{l}")
+            m.d.comb += rounded.eq(round_shift(prod, k, INT8.rounding))
+            a = Signal(signed(INT8.width), name=f"a_code{l}")
+            m.d.comb += a.eq(saturate(rounded, INT8))
+            codes.append(a)
+        with m.If(advance):
+            m.d.sync += [o1_valid.eq(out_issue), o1_last.eq(out_issue & (og == C - 1)),
+                         self.y.valid.eq(o1_valid), y_last.eq(o1_last)]
+            with m.If(out_issue):
+                m.d.sync += og.eq(Mux(og == C - 1, 0, og + 1))
+                with m.If(og == C - 1):
+                    m.d.sync += out_issue.eq(0)
+            with m.If(o1_valid):
+                m.d.sync += [self.y.payload.a.as_value().eq(Cat(*codes)),
+                             self.y.payload.amax.eq(amax)]
+        return m
