@@ -117,3 +117,35 @@ def test_float_gate_is_the_function_the_lut_tabulates():
     lut = gold.sigmoid_lut()[gold.lut_index(codes, 1000, m, s)] / gold.GATE_ONE
     step = 6 / 512 * 0.25 + 1 / gold.GATE_ONE  # max slope of sigmoid is 1/4
     assert np.max(np.abs(lut - g.numpy().astype(np.float64))) <= step
+
+
+class _Blowup(torch.nn.Module):
+    """A student whose weights are scaled by 1e3 before its ``at``-th forward call (what a bad
+    Adam step does), to exercise the training loop's divergence guard."""
+
+    def __init__(self, net, at: int):
+        super().__init__()
+        self.net, self.at, self.calls = net, at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.at:
+            with torch.no_grad():
+                for p in self.net.parameters():
+                    p.mul_(1e3)
+        return self.net(x)
+
+
+def test_training_rolls_back_a_diverged_epoch():
+    from models.channels import Geometry
+    from models.swiftchannel.train import DIVERGED_DB, make_set, train
+
+    g = Geometry(bs_ant=4, ue_ant=2, subcarriers=16, space_comp=1)
+    data = make_set(g, 16, seed=1)
+    net = _Blowup(SwiftChannelNet(StudentConfig(rs=1)), at=2 * 2 + 1)  # 2 batches per epoch
+    lines = []
+    hist = train(net, data, 4, batch=8, log=lines.append)
+    assert len(hist) == 4 and np.isfinite(hist[0])
+    assert not hist[2] <= min(hist[:2]) * 10 ** (DIVERGED_DB / 10)  # epoch 3 blew up (NaN) …
+    assert sum("rolled back" in ln for ln in lines) == 1       # … was rolled back once …
+    assert hist[3] <= min(hist[:2]) * 10 ** (DIVERGED_DB / 10)  # … and training went on from there
