@@ -37,6 +37,7 @@ from quant.qtype import INT8, QType, Rounding, requantize, round_shift
 from . import absmax_barrier as ab
 from . import attention_head as ah
 from . import lo_topk as lt
+from . import norm_quant as nq
 from . import rmsnorm_int as rn
 from . import sparse_attention as sa
 from . import ternary_mvu as mvu
@@ -472,6 +473,11 @@ class DecoderLayerParams:
     def norm(self, n: int) -> rn.RmsNormParams:
         return norm_params(n, math.gcd(n, self.lanes), 16)
 
+    def norm_quant(self, n: int) -> nq.NormQuantParams:
+        """The norm unit (:mod:`hwsim.golden.norm_quant`) of a length-``n`` norm with a fixed
+        input step."""
+        return nq.NormQuantParams(n=n, lanes=math.gcd(n, self.lanes), gamma_frac=16)
+
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
 
@@ -492,12 +498,16 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
 
     ``qkv_frontend`` + ``kv_append`` + ``attention`` is the attention block the
     ``decode-step`` RTL runs (:func:`decode_step_cycles`, measured exactly in simulation).
-    The other phases are the latencies of the blocks' own RTL (RMSNorm + absmax barrier,
-    ternary MVU with its weights on chip, one projection after another); no controller chains
-    them yet, so the total is a schedule model over verified block latencies, not a simulated
-    figure."""
+    The norms whose input step is fixed (``attn_norm``, ``attn_subln``, ``ffn_norm``) are the
+    ``norm-quant`` unit's one-vector latency (:func:`hwsim.golden.norm_quant.latency_cycles`:
+    RMSNorm with the integer ε + the activation quantizer). ``ffn_subln`` keeps the RMSNorm +
+    absmax-barrier latencies: its ε code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider
+    no RTL has), so ``norm-quant`` does not implement it. The projections are the ternary
+    MVU's latency with its weights on chip, one after another. No controller chains these
+    phases yet, so the total is a schedule model over verified block latencies, not a
+    simulated figure."""
     d, f = p.hidden, p.ffn
-    norm_d = rn.latency_cycles(p.norm(d)) + ab.latency_cycles(p.barrier(d))
+    norm_d = nq.latency_cycles(p.norm_quant(d))
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
     step = p.decode_step()
     phases = {
