@@ -17,8 +17,8 @@ from hwsim.errors import HwsimError
 from hwsim.golden import attn_out as spec
 from hwsim.golden import decoder_layer as dl
 from quant.qtype import INT8, Rounding
-from rtl.common import round_shift, saturate
-from rtl.norm_quant import NormQuant, _max_tree
+from rtl.common import max_tree, round_shift, saturate
+from rtl.norm_quant import NormQuant
 from rtl.ternary_mvu import TernaryMVU
 
 __all__ = ["AttnOut"]
@@ -115,7 +115,7 @@ class AttnOut(wiring.Component):
             mags.append(mag)
         beat_peak = Signal(unsigned(WW))
         peak = Signal(unsigned(WW))
-        m.d.comb += [beat_peak.eq(_max_tree(mags)), wr.addr.eq(cnt), wr.data.eq(Cat(*wide)),
+        m.d.comb += [beat_peak.eq(max_tree(mags)), wr.addr.eq(cnt), wr.data.eq(Cat(*wide)),
                      rd.addr.eq(cnt)]
 
         # the row's shift: bits of the peak above NORM_IN_BITS
