@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwsim.golden import attn_out as spec
 from hwsim.kernels import get_kernel
 from hwsim.sim import runner
 
@@ -34,12 +33,11 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path):
     the attention block, cycles == formula."""
     import torch
 
-    from hwsim.golden import decoder_layer as dl
-    from hwsim.kernels.attn_out import golden_words, real_case
+    from hwsim.bench.vitallm import rtl_attn_out
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.config import get_config
     from models.bitnet.data import stdlib_corpus
-    from models.bitnet.integer_model import build_integer_model, integer_forward
+    from models.bitnet.integer_model import build_integer_model
     from models.bitnet.train import TrainSettings, train_bitnet
 
     torch.set_num_threads(1)
@@ -53,15 +51,10 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path):
     starts = rng.integers(0, corpus.train.size - 129, 8)
     im = build_integer_model(model, np.stack([corpus.train[s:s + 128]
                                               for s in starts]).astype(np.int64))
-    cap: dict = {}
-    integer_forward(im, corpus.val[1000:1128].astype(np.int64), capture=cap,
-                    attend=dl.sparse_attend(16 / 128))
-    p, case, want = real_case(im, cap, 0, 16, "tiny_layer")
-    assert (p.hidden, p.lanes, p.res_width) == (128, 16, 48)
-    assert np.array_equal(golden_words(p, case["arrays"]), want)
-    for sim in ("icarus", "verilator"):
-        report = runner.simulate(KERNEL, p, [case], tmp_path / sim, sim=sim)
-        assert report.passed, report.failures
-        (c,) = report.cases
-        assert c["bit_exact"] and c["timed"] and c["cycles_match"], c
-        assert c["cycles"] == spec.latency_cycles(p) == 1222, c
+    r = rtl_attn_out(im, corpus.val[1000:1128].astype(np.int64), 0, 16, tmp_path)
+    assert (r["hidden"], r["lanes"]) == (128, 16)
+    assert r["golden_equals_integer_model"]
+    assert [run["sim"] for run in r["runs"]] == ["icarus", "verilator"]
+    for run in r["runs"]:
+        assert run["passed"] and run["bit_exact"], run
+        assert run["cycles"] == run["formula_cycles"] == 1222, run
