@@ -47,6 +47,26 @@ def test_bit_exact_and_cycles(heads, head_dim, lanes, res_width):
         check(p, case)
 
 
+def test_tokens_back_to_back():
+    """Three tokens streamed without a gap (the next token's rescale and norm overlap the
+    previous one's wo and residual add, which hold it back): each row == golden."""
+    p = g.AttnOutParams(heads=2, head_dim=8, lanes=4, amax_width=12, res_width=24)
+    cases = [c["arrays"] for c in KERNEL.cases(p, seed=7)[:3]]
+    shared = {k: cases[0][k] for k in ("ratio", "g", "e", "W", "mult")}
+    toks = [{**c, **shared} for c in cases]
+    dut = AttnOut(p)
+    w = Source(dut.w, ka.w_words(toks[0], p))
+    o = Source(dut.o, [b for t in toks for b in ka.o_words(t, p)])
+    x = Source(dut.x, [v for t in toks for v in ka.x_words(t, p)])
+    y = Sink(dut.y, 3 * p.hidden, stall=0.2)
+    pv = ka.port_values(toks[0], p)
+    run_streams(dut, [w, o, x], [y], seed=1,
+                settle=[(dut.ratio.as_value(), pv["ratio"]), (dut.gamma.as_value(), pv["gamma"]),
+                        (dut.e, pv["e"]), (dut.mult.as_value(), pv["mult"])])
+    want = np.concatenate([ka.golden_words(p, t) for t in toks])
+    assert np.array_equal(np.array(y.values), want)
+
+
 def test_saturating_case_saturates():
     p = g.AttnOutParams(heads=2, head_dim=8, lanes=8, amax_width=12, res_width=24)
     (case,) = [c for c in KERNEL.cases(p, seed=2) if c["name"] == "saturating"]
