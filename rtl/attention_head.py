@@ -16,7 +16,7 @@ from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as spec
 from hwsim.golden import softmax_int as sm
 from quant.qtype import Rounding
-from rtl.common import adder_tree, round_shift, saturate
+from rtl.common import adder_tree, max_tree, round_shift, saturate
 from rtl.common.booth import const_multiply, multiply
 from rtl.common.recip import Reciprocal
 
@@ -29,17 +29,6 @@ def _sig(m: Module, value, shape, name: str) -> Signal:
     sig = Signal(shape, name=name)
     m.d.comb += sig.eq(value)
     return sig
-
-
-def _max_tree(values):
-    level = list(values)
-    while len(level) > 1:
-        nxt = [Mux(level[i] > level[i + 1], level[i], level[i + 1])
-               for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
 
 
 class AttentionHead(wiring.Component):
@@ -389,7 +378,7 @@ class AttentionHead(wiring.Component):
             m.d.comb += mag.eq(Mux(av_acc[l] < 0, -av_acc[l], av_acc[l]))
             mags.append(mag)
         group_max = Signal(aw)
-        m.d.comb += [group_max.eq(_max_tree(mags)), a_wr.addr.eq(a4_g),
+        m.d.comb += [group_max.eq(max_tree(mags)), a_wr.addr.eq(a4_g),
                      a_wr.data.eq(Cat(*[a.as_unsigned() for a in av_acc]))]
         with m.If(a4_valid):
             m.d.comb += a_wr.en.eq(1)

@@ -16,22 +16,11 @@ from hwsim.errors import HwsimError
 from hwsim.golden import decoder_layer as dl
 from hwsim.golden import norm_quant as spec
 from quant.qtype import INT8, Rounding
-from rtl.common import round_shift, saturate
+from rtl.common import max_tree, round_shift, saturate
 from rtl.common.recip import Reciprocal
 from rtl.rmsnorm_int import RmsNorm
 
 __all__ = ["NormQuant"]
-
-
-def _max_tree(values: list) -> object:
-    level = list(values)
-    while len(level) > 1:
-        nxt = [Mux(level[i] > level[i + 1], level[i], level[i + 1])
-               for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
 
 
 class NormQuant(wiring.Component):
@@ -105,7 +94,7 @@ class NormQuant(wiring.Component):
             m.d.comb += mag.eq(Mux(yl < 0, -yl, yl))
             mags.append(mag)
         beat_max = Signal(unsigned(OW))
-        m.d.comb += beat_max.eq(_max_tree(mags))
+        m.d.comb += beat_max.eq(max_tree(mags))
 
         cg = Signal(range(C))
         amax = Signal(unsigned(OW))

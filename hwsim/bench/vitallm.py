@@ -54,8 +54,9 @@ def add_arguments(p) -> None:
     p.add_argument("--rtl", action="store_true",
                    help="also run the attention block of one real decode step (layer "
                         "--rtl-layer, M = --tokens, K = --rtl-keep: ternary q/k/v, RoPE, KV "
-                        "append, sparse attention) on the decode-step RTL under cocotb on "
-                        "Icarus and Verilator (minutes)")
+                        "append, sparse attention) on the decode-step RTL and its attention "
+                        "output path (v-rescale, SubLN, wo, residual add) on the attn-out RTL, "
+                        "under cocotb on Icarus and Verilator (minutes)")
     p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
     p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
     p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
@@ -158,6 +159,41 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
     return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
             "kv_heads": p.kv_heads, "head_dim": p.head_dim, "hidden": p.hidden,
             "lanes": p.lanes, "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
+def rtl_attn_out(im, tokens, layer: int, keep: int, build: Path,
+                 sims=("icarus", "verilator")) -> dict:
+    """The same decode step's attention output path (the heads' outputs of
+    :func:`decode_step_case`, v-rescale, attention SubLN + quantizer, ``wo``, residual add) on
+    the ``attn-out`` RTL under cocotb: residual codes ``==`` golden and the golden ``==`` the
+    integer model's residual row after the attention block, cycles ``==`` formula."""
+    import numpy as np
+
+    from hwsim.golden import attn_out as ao
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.attn_out import golden_words, real_case
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    p, case, model = real_case(im, cap, layer, keep)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("attn-out"), p, [case], Path(build) / f"attn_out_{sim}",
+                       sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "attn-out", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": ao.latency_cycles(p), "build_s": rep.build_s,
+                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+                     "failures": rep.failures})
+    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "lanes": p.lanes,
+            "golden_equals_integer_model": same, "runs": runs,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
@@ -299,15 +335,16 @@ def run(args) -> dict:
     for r in rows:
         r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
     p0 = ps[-1]
-    rtl = None
+    rtl = rtl_out = None
     if args.rtl:
         import tempfile
 
         tokens = corpus.val[1000:1000 + M].astype(np.int64)
         with tempfile.TemporaryDirectory() as tmp:
             rtl = rtl_decode_step(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
+            rtl_out = rtl_attn_out(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
     return {
-        **({"rtl": rtl} if rtl is not None else {}),
+        **({"rtl": rtl, "rtl_attn_out": rtl_out} if rtl is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
         "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
@@ -362,4 +399,10 @@ def table(r: dict) -> str:
                   f"golden, {run['cycles']} cycles (formula {run['formula_cycles']} = front end "
                   f"{run['frontend_cycles']} + {x['kv_heads']} + attention "
                   f"{run['attention_cycles']})" for run in x["runs"]]
+        y = r["rtl_attn_out"]
+        lines.append(f"RTL of the same step's attention output path: golden == integer model: "
+                     f"{y['golden_equals_integer_model']}")
+        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} "
+                  f"golden, {run['cycles']} cycles (formula {run['formula_cycles']})"
+                  for run in y["runs"]]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,10 @@ from . import lo_topk as lt
 from . import rmsnorm_int as rn
 from . import sparse_attention as sa
 from . import ternary_mvu as mvu
+
+if TYPE_CHECKING:   # these units build on this module; imported where used
+    from . import attn_out as ao
+    from . import norm_quant as nq
 
 __all__ = [
     "ACT_RECIP_BITS",
@@ -69,10 +74,13 @@ __all__ = [
     "qkv_codes",
     "qkv_frontend",
     "qkv_frontend_cycles",
+    "residual_add",
     "rms_rows",
     "rms_shifted",
     "shift_rows",
     "sparse_attend",
+    "v_ratios",
+    "v_rescale",
 ]
 
 NORM_OUT = QType(24, frac=16)        # RMSNorm output codes: real range ±128
@@ -300,6 +308,32 @@ def sparse_attend(ratio: float, stats: dict | None = None):
     return attend
 
 
+def v_ratios(L: LayerCodes, heads: int, kv_heads: int) -> list[int]:
+    """Per query head, the ``V_RATIO_FRAC``-bit ratio of its KV head's static v step to the
+    layer's largest (build-time constants, at most ``2**V_RATIO_FRAC``)."""
+    sv_max = float(L.s_qkv["v"].max())
+    rep = heads // kv_heads
+    return [round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << V_RATIO_FRAC))
+            for h in range(heads)]
+
+
+def v_rescale(o, amax_o, ratio: int) -> np.ndarray:
+    """One head's attention outputs ``o`` (…, hd) int8 with their row ``amax_o`` (…) → "wide"
+    codes at the layer's common v step: ``round_half_even(o · amax_o · ratio / 2**15)``."""
+    o = np.asarray(o, dtype=np.int64)
+    amax_o = np.asarray(amax_o, dtype=np.int64)
+    return round_shift(o * amax_o[..., None] * int(ratio), V_RATIO_FRAC, Rounding.HALF_EVEN)
+
+
+def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:
+    """``x + requantize(acc · amax, M, S, res)``: a projection's exact accumulators ``acc``
+    (T, n), at the step of their activations' per-row ``amax`` (T,), rescaled to residual codes
+    and added to the residual rows ``x`` (T, n). The add itself is exact (not saturated)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    amax = np.asarray(amax, dtype=np.int64)
+    return np.asarray(x, dtype=np.int64) + requantize(acc * amax[:, None], *mult, res)
+
+
 def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
                   capture: dict | None = None):
     """Rows ``x`` (T, hidden) of the residual stream at positions ``pos0 … pos0+T−1`` through
@@ -311,7 +345,8 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
 
     Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
-    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``.
+    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``
+    and ``x_attn`` (the residual rows after the attention block's ``wo`` add).
     """
     attend = attend or dense_attend
     x = np.asarray(x, dtype=np.int64)
@@ -327,7 +362,7 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     K_all = np.concatenate([cache[0], k8])
     V_all = np.concatenate([cache[1], v8])
     wide = np.empty((T, H, hd), dtype=np.int64)
-    sv_max = float(L.s_qkv["v"].max())
+    ratios = v_ratios(L, H, KV)
     if capture is not None:
         capture.update({"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
                         "amax": np.empty((T, H), dtype=np.int64)})
@@ -336,13 +371,13 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
                            *L.score_mult[h], ctx.attn)
         if capture is not None:
             capture["o"][:, h], capture["amax"][:, h] = o, amax_o
-        # rescale head h's step s_v[h] to the common s_v max (Q15 ratio, exact rounding)
-        ratio = round(float(L.s_qkv["v"][h // rep]) / sv_max * (1 << V_RATIO_FRAC))
-        wide[:, h] = round_shift(o * amax_o[:, None] * ratio, V_RATIO_FRAC, Rounding.HALF_EVEN)
+        wide[:, h] = v_rescale(o, amax_o, ratios[h])
     wide = wide.reshape(T, H * hd)
     a2, amax2 = act_quant(rms_rows(wide, L.attn_sub))
-    acc_o = mvu.ternary_mvu_acc(L.proj["wo"].W, a2)
-    x = x + requantize(acc_o * amax2[:, None], *L.res_mult["wo"], ctx.res)
+    x = residual_add(x, mvu.ternary_mvu_acc(L.proj["wo"].W, a2), amax2, L.res_mult["wo"],
+                     ctx.res)
+    if capture is not None:
+        capture["x_attn"] = x
     a, amax = act_quant(rms_rows(x, L.ffn_norm))
     g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
     u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
@@ -350,8 +385,8 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     prod = gp * gp * u                                                    # (T, ffn) exact
     # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
     a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, amax))
-    acc2 = mvu.ternary_mvu_acc(L.proj["w2"].W, a3)
-    x = x + requantize(acc2 * amax3[:, None], *L.res_mult["w2"], ctx.res)
+    x = residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],
+                     ctx.res)
     return x, k8, v8
 
 
@@ -472,6 +507,21 @@ class DecoderLayerParams:
     def norm(self, n: int) -> rn.RmsNormParams:
         return norm_params(n, math.gcd(n, self.lanes), 16)
 
+    def attn_out(self) -> ao.AttnOutParams:
+        """The attention output path (:mod:`hwsim.golden.attn_out`) after the attention
+        phase: its heads' amax are the attention engine's."""
+        from . import attn_out as ao
+
+        return ao.AttnOutParams(heads=self.heads, head_dim=self.head_dim, lanes=self.lanes,
+                                amax_width=self.decode_attention().attention().av_acc_width)
+
+    def norm_quant(self, n: int) -> nq.NormQuantParams:
+        """The norm unit (:mod:`hwsim.golden.norm_quant`) of a length-``n`` norm with a fixed
+        input step."""
+        from . import norm_quant as nq
+
+        return nq.NormQuantParams(n=n, lanes=math.gcd(n, self.lanes), gamma_frac=16)
+
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
 
@@ -491,13 +541,22 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence).
 
     ``qkv_frontend`` + ``kv_append`` + ``attention`` is the attention block the
-    ``decode-step`` RTL runs (:func:`decode_step_cycles`, measured exactly in simulation).
-    The other phases are the latencies of the blocks' own RTL (RMSNorm + absmax barrier,
-    ternary MVU with its weights on chip, one projection after another); no controller chains
-    them yet, so the total is a schedule model over verified block latencies, not a simulated
-    figure."""
+    ``decode-step`` RTL runs (:func:`decode_step_cycles`); ``attn_out`` (v-rescale, attention
+    SubLN + activation quantizer, ``wo``, residual add) is the ``attn-out`` RTL
+    (:func:`hwsim.golden.attn_out.latency_cycles`); both are measured exactly in simulation.
+    The other norms whose input step is fixed (``attn_norm``, ``ffn_norm``) are the
+    ``norm-quant`` unit's one-vector latency (:func:`hwsim.golden.norm_quant.latency_cycles`:
+    RMSNorm with the integer ε + the activation quantizer). ``ffn_subln`` keeps the RMSNorm +
+    absmax-barrier latencies: its ε code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider
+    no RTL has), so ``norm-quant`` does not implement it. The FFN projections are the ternary
+    MVU's latency with its weights on chip, one after another. No controller chains these
+    phases yet, so the total is a schedule model over verified block latencies, not a
+    simulated figure."""
+    from . import attn_out as ao
+    from . import norm_quant as nq
+
     d, f = p.hidden, p.ffn
-    norm_d = rn.latency_cycles(p.norm(d)) + ab.latency_cycles(p.barrier(d))
+    norm_d = nq.latency_cycles(p.norm_quant(d))
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
     step = p.decode_step()
     phases = {
@@ -505,8 +564,7 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
         "qkv_frontend": qkv_frontend_cycles(step.frontend()),
         "kv_append": p.kv_heads,
         "attention": attention_cycles(p)["pipelined"],
-        "attn_subln": norm_d,
-        "wo": mvu.latency_cycles(p.mvu("wo")),
+        "attn_out": ao.latency_cycles(p.attn_out()),
         "ffn_norm": norm_d,
         "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
         "ffn_subln": norm_f,

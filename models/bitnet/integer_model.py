@@ -213,7 +213,8 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     next-token choice after token ``t``. With ``capture`` (a dict), each layer's int8 attention
     inputs and outputs are stored there as ``capture[layer] = {"q", "k", "v", "o", "amax"}``
     (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
-    the layer's residual rows in and out, ``x_in``, ``x_out`` (T, hidden).
+    the layer's residual rows in, after the attention block's ``wo`` add and out, ``x_in``,
+    ``x_attn``, ``x_out`` (T, hidden).
 
     ``attend`` replaces dense causal attention in every layer (e.g.
     :func:`hwsim.golden.decoder_layer.sparse_attend`). With ``with_step`` the result is

@@ -11,7 +11,7 @@ from amaranth.hdl import Cat, Const, Mux, Value, signed
 
 from quant.qtype import Overflow, QType, Rounding
 
-__all__ = ["adder_tree", "round_shift", "saturate", "shift_add_multiply"]
+__all__ = ["adder_tree", "max_tree", "round_shift", "saturate", "shift_add_multiply"]
 
 
 def adder_tree(terms: list[Value]) -> Value:
@@ -21,6 +21,18 @@ def adder_tree(terms: list[Value]) -> Value:
     level = list(terms)
     while len(level) > 1:
         nxt = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def max_tree(values: list[Value]) -> Value:
+    """Balanced binary maximum of ``values`` (log2 depth of comparators)."""
+    level = list(values)
+    while len(level) > 1:
+        nxt = [Mux(level[i] > level[i + 1], level[i], level[i + 1])
+               for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt

@@ -8,10 +8,15 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
+from hwsim.golden import absmax_barrier as ab
 from hwsim.golden import attention_head as ah
+from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
 from hwsim.golden import lo_topk as lt
+from hwsim.golden import norm_quant as nq
+from hwsim.golden import rmsnorm_int as rn
 from hwsim.golden import sparse_attention as sa
+from hwsim.golden import ternary_mvu as mvu
 from models.bitnet.config import BitNetConfig
 from models.bitnet.integer_model import build_integer_model, integer_forward
 from models.bitnet.model import BitNetModel
@@ -237,6 +242,17 @@ def test_counts_compose_the_kernel_formulas():
     # the attention block is the decode-step RTL's formula
     assert c["qkv_frontend"] + c["kv_append"] + c["attention"] == \
         dl.decode_step_cycles(p.decode_step())
+    # the attention output path is the attn-out RTL's formula (its heads' amax: the engine's)
+    aop = p.attn_out()
+    assert aop.amax_width == da.attention().av_acc_width and aop.hidden == p.hidden
+    assert c["attn_out"] == ao.latency_cycles(aop) == nq.latency_cycles(p.norm_quant(p.hidden)) \
+        + mvu.latency_cycles(p.mvu("wo"))
+    # the fixed-step norms are the norm-quant unit; the FFN SubLN (ε power 6) is not
+    nqp = p.norm_quant(p.hidden)
+    assert (nqp.n, nqp.lanes) == (p.hidden, p.lanes)
+    assert c["attn_norm"] == c["ffn_norm"] == nq.latency_cycles(nqp) == 186
+    assert c["ffn_subln"] == rn.latency_cycles(p.norm(p.ffn)) + \
+        ab.latency_cycles(p.barrier(p.ffn))
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
