@@ -54,6 +54,7 @@ __all__ = [
     "lut_multiplier",
     "macs",
     "pixel_shuffle_int",
+    "quantize_codes",
     "quantize_input",
     "requant_conv",
     "requant_mult",
@@ -238,11 +239,16 @@ def pixel_shuffle_int(y, rf: int, rs: int) -> np.ndarray:
 
 
 def quantize_input(x, m: IntModel) -> np.ndarray:
-    """Real LS estimates (n, 2, H, W) → uint8 codes: ``clip(round_half_even(x / s_in) + z_in)``
-    with the division in float32 (as ONNX ``QuantizeLinear``; the QAT model calls this too)."""
+    """Real LS estimates (n, 2, H, W) → uint8 codes (:func:`quantize_codes` at ``s_in``, ``z_in``)."""
+    return quantize_codes(x, m.s_in, m.z_in)
+
+
+def quantize_codes(x, scale: float, zp: int) -> np.ndarray:
+    """``clip(round_half_even(x / scale) + zp, 0, 255)`` with the division in float32, as ONNX
+    ``QuantizeLinear`` computes it (the QAT model quantizes its input with this too)."""
     x = np.asarray(x, dtype=np.float32)
-    q = np.round(x / np.float32(m.s_in)).astype(np.float64)
-    return np.clip(q + m.z_in, 0, _ACT_MAX).astype(np.int64)
+    q = np.round(x / np.float32(scale)).astype(np.float64)
+    return np.clip(q + int(zp), 0, _ACT_MAX).astype(np.int64)
 
 
 def dequantize_output(codes, m: IntModel) -> np.ndarray:
