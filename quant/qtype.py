@@ -388,7 +388,7 @@ def quantize_multipliers_shared(reals, bits: int = 16, max_shift: int = 62) -> t
     _, shift = quantize_multiplier(max(reals), bits, max_shift)
     for r in reals:
         quantize_multiplier(r, bits, max_shift)  # validates each factor
-    mults = [int(round(r * (1 << shift))) for r in reals]
+    mults = [round(r * (1 << shift)) for r in reals]
     if min(mults) == 0:
         raise HwsimError(f"rescale factors {reals} are too far apart for one {bits}-bit shift")
     return mults, int(shift)
