@@ -76,11 +76,11 @@ class SwiftChannelConv(wiring.Component):
         W, P = p.width, p.pixels
         ew = MULT_BITS + spec.SHIFT_BITS  # one requantizer ROM field: M, then S
 
-        words, biases, exps = self._roms()
+        words, biases, rqs = self._roms()
         lbuf = Memory(shape=unsigned(8 * p.ic), depth=spec.LINE_ROWS * W, init=[])
         wrom = Memory(shape=unsigned(8 * p.ic * p.ocp * p.taps), depth=len(words), init=words)
         brom = Memory(shape=unsigned(32 * p.ocp), depth=p.groups, init=biases)
-        erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=exps)
+        erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=rqs)
         m.submodules.lbuf, m.submodules.wrom = lbuf, wrom
         m.submodules.brom, m.submodules.erom = brom, erom
         l_wr = lbuf.write_port()
