@@ -31,7 +31,8 @@ class SwiftChannelConv(wiring.Component):
     (``ic·ocp·taps`` MACs) and summed into ``ocp`` accumulators. After the last tap the int32
     bias is added and each accumulator is requantized by its channel's 16-bit multiplier ``M``
     and shift ``S``, ``clip((acc·M + (z_out << S) + 2**(S−1)) >> S, 0, 255)`` (one
-    acc × 16-bit product per lane, DSP-sized), and sent on ``y``.
+    accumulator × 16-bit product per lane), and sent on ``y``. The requantizer is combinational
+    in the output stage, so the latency is the power-of-two engine's.
 
     Latency and throughput (:mod:`hwsim.golden.swiftchannel_conv`, no stalls): a frame of
     ``H·W`` pixels takes ``start + H·W·(oc/ocp)·(k²/taps) + 3`` cycles from its first ``x``
