@@ -35,6 +35,7 @@ __all__ = [
     "dequantize",
     "quantize",
     "quantize_multiplier",
+    "quantize_multipliers_shared",
     "requantize",
     "round_shift",
 ]
@@ -371,3 +372,23 @@ def quantize_multiplier(real: float, bits: int = 16, max_shift: int = 62) -> tup
     if m == 0:
         raise HwsimError(f"rescale factor {real} underflows a shift of {max_shift}")
     return int(m), int(shift)
+
+
+def quantize_multipliers_shared(reals, bits: int = 16, max_shift: int = 62) -> tuple[list[int], int]:
+    """Several positive rescale factors as ``M_i · 2**-S`` with **one** shift ``S``.
+
+    ``S`` is the shift :func:`quantize_multiplier` picks for the largest factor (whose ``M`` is
+    normalized); every other ``M_i = round(real_i · 2**S)`` (half even, as there) is then below
+    ``2**bits`` too. Used where two operands are rescaled and added before one rounding shift.
+    Returns ``([M_0, M_1, …], S)``.
+    """
+    reals = [float(r) for r in reals]
+    if not reals:
+        raise HwsimError("need at least one rescale factor")
+    _, shift = quantize_multiplier(max(reals), bits, max_shift)
+    for r in reals:
+        quantize_multiplier(r, bits, max_shift)  # validates each factor
+    mults = [round(r * (1 << shift)) for r in reals]
+    if min(mults) == 0:
+        raise HwsimError(f"rescale factors {reals} are too far apart for one {bits}-bit shift")
+    return mults, int(shift)

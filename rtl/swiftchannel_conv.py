@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from hwsim.errors import HwsimError
 from hwsim.golden import swiftchannel_conv as spec
 from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.swiftchannel import MULT_BITS
 from quant.qtype import UINT8, Rounding
 from rtl.common import adder_tree, round_shift, saturate
 
@@ -28,8 +29,10 @@ class SwiftChannelConv(wiring.Component):
     read port each) and their ``ic`` codes, centred by the input zero point (0 outside the
     image: zero padding), are multiplied by the int8 weights of ``ocp`` output channels
     (``ic·ocp·taps`` MACs) and summed into ``ocp`` accumulators. After the last tap the int32
-    bias is added and each accumulator is requantized,
-    ``clip(round_half_even(acc·2**e + z_out), 0, 255)``, and sent on ``y``.
+    bias is added and each accumulator is requantized by its channel's 16-bit multiplier ``M``
+    and shift ``S``, ``clip((acc·M + (z_out << S) + 2**(S−1)) >> S, 0, 255)`` (one
+    accumulator × 16-bit product per lane), and sent on ``y``. The requantizer is combinational
+    in the output stage, so the latency is the power-of-two engine's.
 
     Latency and throughput (:mod:`hwsim.golden.swiftchannel_conv`, no stalls): a frame of
     ``H·W`` pixels takes ``start + H·W·(oc/ocp)·(k²/taps) + 3`` cycles from its first ``x``
@@ -56,31 +59,29 @@ class SwiftChannelConv(wiring.Component):
         p = self.params
         kk = p.k * p.k
         w = p.weights
-        words, biases, exps = [], [], []
+        words, biases, rqs = [], [], []
         for g in range(p.groups):
             for step in range(p.steps):
                 lanes = [w[((g * p.ocp + l) * p.ic + i) * kk + step * p.taps + j]
                          for l in range(p.ocp) for j in range(p.taps) for i in range(p.ic)]
                 words.append(pack_lanes(lanes, 8))
             biases.append(pack_lanes([p.bias[g * p.ocp + l] for l in range(p.ocp)], 32))
-            fields = []
-            for l in range(p.ocp):
-                e = p.exps[g * p.ocp + l]
-                fields.append(max(e, 0) | (max(-e, 0) << spec.LSHIFT_BITS))
-            exps.append(pack_lanes(fields, spec.LSHIFT_BITS + spec.SHIFT_BITS))
-        return words, biases, exps
+            fields = [p.mults[g * p.ocp + l] | (p.shifts[g * p.ocp + l] << MULT_BITS)
+                      for l in range(p.ocp)]
+            rqs.append(pack_lanes(fields, MULT_BITS + spec.SHIFT_BITS))
+        return words, biases, rqs
 
     def elaborate(self, platform):
         p = self.params
         m = Module()
         W, P = p.width, p.pixels
-        ew = spec.LSHIFT_BITS + spec.SHIFT_BITS
+        ew = MULT_BITS + spec.SHIFT_BITS  # one requantizer ROM field: M, then S
 
-        words, biases, exps = self._roms()
+        words, biases, rqs = self._roms()
         lbuf = Memory(shape=unsigned(8 * p.ic), depth=spec.LINE_ROWS * W, init=[])
         wrom = Memory(shape=unsigned(8 * p.ic * p.ocp * p.taps), depth=len(words), init=words)
         brom = Memory(shape=unsigned(32 * p.ocp), depth=p.groups, init=biases)
-        erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=exps)
+        erom = Memory(shape=unsigned(ew * p.ocp), depth=p.groups, init=rqs)
         m.submodules.lbuf, m.submodules.wrom = lbuf, wrom
         m.submodules.brom, m.submodules.erom = brom, erom
         l_wr = lbuf.write_port()
@@ -202,30 +203,30 @@ class SwiftChannelConv(wiring.Component):
             acc_next = Signal(signed(p.acc_width), name=f"acc_next{l}")
             m.d.comb += acc_next.eq(Mux(s1_first, tree, acc + tree))
             a2 = Signal(signed(p.acc_width + 1), name=f"s2_acc{l}")
-            l2 = Signal(spec.LSHIFT_BITS, name=f"s2_lshift{l}")
+            l2 = Signal(MULT_BITS, name=f"s2_mult{l}")
             s2 = Signal(spec.SHIFT_BITS, name=f"s2_shift{l}")
             bias = b_rd.data[32 * l: 32 * l + 32].as_signed()
             ef = e_rd.data[ew * l: ew * (l + 1)]
             with m.If(advance & s1_valid):
                 m.d.sync += acc.eq(acc_next)
                 with m.If(s1_last):
-                    m.d.sync += [a2.eq(acc_next + bias), l2.eq(ef[:spec.LSHIFT_BITS]),
-                                 s2.eq(ef[spec.LSHIFT_BITS:])]
+                    m.d.sync += [a2.eq(acc_next + bias), l2.eq(ef[:MULT_BITS]),
+                                 s2.eq(ef[MULT_BITS:])]
             s2_acc.append(a2)
             s2_l.append(l2)
             s2_s.append(s2)
         with m.If(advance):
             m.d.sync += s2_valid.eq(s1_valid & s1_last)
-        if p.groups == 1:  # one channel per lane: the shifts are constants, no barrel shifter
-            s2_l = [Const(max(e, 0), spec.LSHIFT_BITS) for e in p.exps]
-            s2_s = [Const(max(-e, 0), spec.SHIFT_BITS) for e in p.exps]
+        if p.groups == 1:  # one channel per lane: M and S are constants, no barrel shifter
+            s2_l = [Const(v, MULT_BITS) for v in p.mults]
+            s2_s = [Const(v, spec.SHIFT_BITS) for v in p.shifts]
 
         # ---- stage 2: requantize → output register -----------------------------------------
         with m.If(advance):
             m.d.sync += self.y.valid.eq(s2_valid)
             with m.If(s2_valid):
                 for l in range(p.ocp):
-                    v = (s2_acc[l] << s2_l[l]) + (p.z_out << s2_s[l])
+                    v = s2_acc[l] * s2_l[l] + (Const(p.z_out, 9) << s2_s[l])
                     m.d.sync += self.y.payload[l].eq(
-                        saturate(round_shift(v, s2_s[l], Rounding.HALF_EVEN), UINT8))
+                        saturate(round_shift(v, s2_s[l], Rounding.HALF_UP), UINT8))
         return m

@@ -20,22 +20,20 @@ from rtl.common import round_shift, saturate
 __all__ = ["SwiftChannelGate"]
 
 
-def _requant_const(m: Module, value, exp: int, zp: int, name: str):
-    """``clip(round_half_even(value · 2**exp + zp), 0, 255)`` with a constant ``exp``."""
-    if exp >= 0:
-        v = (value << exp) + zp
-    else:
-        v = round_shift(value + Const(zp << -exp), Const(-exp, 6), Rounding.HALF_EVEN)
+def _requant_const(m: Module, value, mult: int, shift: int, zp: int, name: str):
+    """``clip((value·M + (zp << S) + 2**(S−1)) >> S, 0, 255)`` with constant ``M``, ``S``
+    (:func:`hwsim.golden.swiftchannel.requant_mult`)."""
+    v = value * Const(mult, sc.MULT_BITS) + Const(zp << shift)
     out = Signal(8, name=name)
-    m.d.comb += out.eq(saturate(v, UINT8))
+    m.d.comb += out.eq(saturate(round_shift(v, Const(shift, 6), Rounding.HALF_UP), UINT8))
     return out
 
 
 class SwiftChannelGate(wiring.Component):
     """``out = (x + c2) · (sigmoid(c2) − 0.5)`` on uint8 codes, ``lanes`` elements per beat.
 
-    Stage 1 centres ``x`` and ``c2`` by their zero points, aligns their power-of-two scales by
-    shifts and requantizes the sum; in parallel it computes the LUT index
+    Stage 1 centres ``x`` and ``c2`` by their zero points, multiplies each by its 16-bit
+    multiplier and requantizes the sum with their shared shift; in parallel it computes the LUT index
     ``clip(floor((c2 − z)·M / 2**S) + 256, 0, 511)`` and reads the int8 gate code (one ROM read
     port per lane). Stage 2 multiplies the centred sum by the gate code and requantizes.
     Latency 2 cycles, throughput one beat per cycle; ``y`` back-pressure stalls both stages.
@@ -65,7 +63,6 @@ class SwiftChannelGate(wiring.Component):
         take = self.x.valid & advance
 
         lut = [int(v) & 0xFF for v in sc.sigmoid_lut()]
-        e = min(p.sum_exp_x, p.sum_exp_c)
         s1_valid = Signal()
         with m.If(advance):
             m.d.sync += s1_valid.eq(self.x.valid)
@@ -87,9 +84,10 @@ class SwiftChannelGate(wiring.Component):
             m.d.comb += [rd.addr.eq(Mux(idx < 0, 0, Mux(idx > sc.LUT_SIZE - 1, sc.LUT_SIZE - 1,
                                                              idx[:9]))),
                          rd.en.eq(advance)]
-            acc = Signal(signed(40), name=f"sum_acc{l}")
-            m.d.comb += acc.eq((dx << (p.sum_exp_x - e)) + (dc << (p.sum_exp_c - e)))
-            s = _requant_const(m, acc, e, p.z_sum, f"sum{l}")
+            acc = Signal(signed(10 + sc.MULT_BITS + 1), name=f"sum_acc{l}")
+            m.d.comb += acc.eq(dx * Const(p.sum_mult_x, sc.MULT_BITS)
+                               + dc * Const(p.sum_mult_c, sc.MULT_BITS))
+            s = _requant_const(m, acc, 1, p.sum_shift, p.z_sum, f"sum{l}")
             s1 = Signal(8, name=f"s1_sum{l}")
             with m.If(take):
                 m.d.sync += s1.eq(s)
@@ -101,7 +99,7 @@ class SwiftChannelGate(wiring.Component):
         for l in range(p.lanes):
             prod = Signal(signed(18), name=f"prod{l}")
             m.d.comb += prod.eq((s1_sums[l] - p.z_sum) * reads[l].data.as_signed())
-            out = _requant_const(m, prod, p.mul_exp, p.z_out, f"out{l}")
+            out = _requant_const(m, prod, p.mul_mult, p.mul_shift, p.z_out, f"out{l}")
             with m.If(advance & s1_valid):
                 m.d.sync += self.y.payload[l].eq(out)
         return m

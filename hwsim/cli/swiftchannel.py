@@ -38,7 +38,12 @@ def add_train_parser(sub, name: str = "swiftchannel") -> None:
         t.add_argument(f"--{name}", type=positive_int, default=None, help=f"override: {h}")
     t.add_argument("--train", type=positive_int, default=2048, help="training channels")
     t.add_argument("--epochs", type=positive_int, default=20, help="float epochs")
-    t.add_argument("--qat-epochs", type=positive_int, default=4, help="QAT epochs")
+    t.add_argument("--qat-epochs", type=positive_int, default=32, help="QAT epochs")
+    t.add_argument("--qat-lr", type=float, default=1e-3, help="QAT learning rate (cosine decay)")
+    t.add_argument("--qat-snrs", default="5:30:5",
+                   help="SNRs (dB) of the QAT data: start:stop:step or a,b,c")
+    t.add_argument("--from-float", type=Path, default=None, metavar="RUN",
+                   help="start from RUN's float student (and geometry): QAT + export + golden only")
     t.add_argument("--teacher-epochs", type=int, default=0,
                    help="train a 24-channel teacher first and distill from it (0: no teacher)")
     t.add_argument("--seed", type=int, default=0, help="data and training seed")
@@ -62,12 +67,14 @@ def add_eval_parser(sub, name: str = "swiftchannel") -> None:
 def _train(args) -> int:
     import torch
 
-    from models.swiftchannel.pipeline import train_run
+    from models.swiftchannel.pipeline import parse_snrs, train_run
 
     geom = _geometry(args)  # validates before anything is generated or written
+    qat_snrs = tuple(parse_snrs(args.qat_snrs))
     torch.set_num_threads(1)
     train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
-              seed=args.seed, teacher_epochs=args.teacher_epochs)
+              seed=args.seed, teacher_epochs=args.teacher_epochs, qat_lr=args.qat_lr,
+              qat_snrs=qat_snrs, from_float=args.from_float)
     return 0
 
 

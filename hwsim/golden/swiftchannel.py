@@ -1,22 +1,31 @@
-"""Integer SwiftChannel student: int8 conv + requantization + LUT gating + PixelShuffle.
+"""Integer SwiftChannel student: int8 conv + multiplier requantization + LUT gating + PixelShuffle.
 
 The specification of the int8 SwiftChannel (arXiv 2605.01931; REFERENCE.md "SwiftChannel") on
-integer numpy arrays. Activations are uint8 codes ``q`` with a zero point ``z`` and a
-power-of-two scale (``value = (q − z) · 2**e``); weights int8 with one power-of-two scale per
-output channel; biases int32 at the accumulator's scale. Every rescale is then a power of two,
-and the paper's requantizer ``clip(round(acc · s_in · s_w[oc] / s_out) + zp, 0, 255)`` is an
-exact shift with round-half-even (:func:`requant_pot`).
+integer numpy arrays. Activations are uint8 codes ``q`` with a zero point ``z`` and a real
+(learned) scale (``value = (q − z) · s``); weights int8 with one real scale per output channel;
+biases int32 at the accumulator's scale ``s_in · s_w[oc]``. Every rescale is an integer
+multiplier and a rounding shift (:func:`requant_mult`)::
+
+    q = clip((acc · M + (zp << S) + 2**(S−1)) >> S, 0, 255)
+
+with ``(M, S) = quantize_multiplier(s_in · s_w[oc] / s_out, bits=16, max_shift=40)``
+(:func:`requant_multiplier`): ``M`` a 16-bit unsigned multiplier, ``S ≤ 40``, per output
+channel; ties round up (half up on ``acc · M · 2**-S``, the zero point added exactly).
+The SPAB skip add ``x + c2`` rescales each operand's ``q − z`` by its own multiplier and shares
+one shift (:func:`quant.qtype.quantize_multipliers_shared`); the gate product ``sum · gate``
+has its own multiplier and shift.
 
 Contract (``tests/golden/test_swiftchannel.py``):
 
-* :func:`swiftchannel_int` equals, with ``==`` on every uint8 code, the output codes of the
-  Brevitas fake-quant model :class:`models.swiftchannel.qat.QuantSwiftChannel` it was extracted
-  from (power-of-two scales make every float32 step of that model exact, provided each
-  accumulator stays below 2**24 in magnitude, which :func:`conv_acc` checks);
+* :func:`swiftchannel_int` equals, with ``==`` on every uint8 code, the output codes of the QAT
+  model :class:`models.swiftchannel.qat.QuantSwiftChannel` it was extracted from (that model's
+  forward runs this integer pipeline; its backward is straight-through);
 * the SPAB gate ``sigmoid(x) − 0.5`` is a 512-entry LUT over [−3, 3): entry ``k`` holds
   ``round(256 · (sigmoid(−3 + (k + ½)·6/512) − ½))`` (the bin centre; an int8 code, scale 2**-8)
   and the index of a code ``q`` is ``clip(floor((q − z) · M · 2**-S) + 256, 0, 511)`` where
-  ``M · 2**-S ≈ s · 512/6`` (16-bit ``M``), i.e. ``x·512/6 + 256`` clamped, as in the paper.
+  ``M · 2**-S ≈ s · 512/6`` (16-bit ``M``), i.e. ``x·512/6 + 256`` clamped, as in the paper;
+* inputs are quantized in float32 (:func:`quantize_input`: ``round_half_even(x / s_in) + z``,
+  the division in float32, as ONNX ``QuantizeLinear`` does it).
 """
 
 from __future__ import annotations
@@ -26,14 +35,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError
-from quant.qtype import Rounding, quantize_multiplier, round_shift
+from quant.qtype import Rounding, quantize_multiplier, quantize_multipliers_shared, round_shift
 
 __all__ = [
-    "EXACT_ACC_BITS",
     "GATE_BITS",
     "GATE_ONE",
     "LUT_RANGE",
     "LUT_SIZE",
+    "MAX_SHIFT",
+    "MULT_BITS",
     "ConvInt",
     "IntModel",
     "SpabInt",
@@ -44,9 +54,14 @@ __all__ = [
     "lut_multiplier",
     "macs",
     "pixel_shuffle_int",
+    "quantize_codes",
     "quantize_input",
-    "requant_pot",
+    "requant_conv",
+    "requant_mult",
+    "requant_multiplier",
     "sigmoid_lut",
+    "skip_add",
+    "skip_multipliers",
     "spab_gate",
     "spab_int",
     "student_features",
@@ -58,8 +73,9 @@ LUT_RANGE = 3.0
 GATE_BITS = 8
 GATE_ONE = 1 << GATE_BITS
 _ACT_MAX = 255
-#: float32 carries 24 mantissa bits: the fake-quant model is exact while |acc| < 2**24
-EXACT_ACC_BITS = 24
+#: requantization multipliers are unsigned 16-bit, shifts 0 … 40
+MULT_BITS = 16
+MAX_SHIFT = 40
 
 
 def sigmoid_lut() -> np.ndarray:
@@ -80,18 +96,34 @@ def lut_index(codes, zp: int, mult: int, shift: int) -> np.ndarray:
     return np.clip(off + LUT_SIZE // 2, 0, LUT_SIZE - 1)
 
 
-def requant_pot(acc, exp, zp: int) -> np.ndarray:
-    """``clip(round_half_even(acc · 2**exp + zp), 0, 255)``; ``exp`` scalar or per channel (axis 0).
+def requant_multiplier(real: float) -> tuple[int, int]:
+    """``(M, S)`` of one rescale factor: 16-bit ``M``, ``S ≤ 40`` (:func:`quantize_multiplier`)."""
+    return quantize_multiplier(float(real), bits=MULT_BITS, max_shift=MAX_SHIFT)
 
-    The paper writes ``round(acc · s) + zp``; the two differ only at ties, where adding the zero
-    point first (as the Brevitas quantizer does) sends the tie to the even code.
-    """
+
+def skip_multipliers(ratio_x: float, ratio_c: float) -> tuple[int, int, int]:
+    """``(M_x, M_c, S)`` of the SPAB skip add: ``s_x / s_sum`` and ``s_c2 / s_sum``, one shift."""
+    (mx, mc), s = quantize_multipliers_shared((ratio_x, ratio_c), bits=MULT_BITS,
+                                              max_shift=MAX_SHIFT)
+    return mx, mc, s
+
+
+def _per_channel(v, ndim: int) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    return v.reshape((-1,) + (1,) * (ndim - 1)) if v.ndim else v
+
+
+def requant_mult(acc, mult, shift, zp: int) -> np.ndarray:
+    """``clip((acc·M + (zp << S) + 2**(S−1)) >> S, 0, 255)``; ``M``, ``S`` scalars or per
+    channel (axis 0 of ``acc``). Exact in int64: ``|acc · M|`` must stay below 2**62."""
     acc = np.asarray(acc, dtype=np.int64)
-    e = np.asarray(exp, dtype=np.int64).reshape((-1,) + (1,) * (acc.ndim - 1)) if np.ndim(exp) \
-        else np.asarray(exp, dtype=np.int64)
-    sh = np.maximum(-e, 0)
-    # the zero point is added before rounding (ties go to the even *code*, as Brevitas does)
-    y = round_shift((acc << np.maximum(e, 0)) + (np.int64(zp) << sh), sh, Rounding.HALF_EVEN)
+    m, s = _per_channel(mult, acc.ndim), _per_channel(shift, acc.ndim)
+    if np.any(m < 0) or np.any(m >= 1 << MULT_BITS) or np.any(s < 0) or np.any(s > MAX_SHIFT):
+        raise HwsimError(f"requantizer multipliers must be {MULT_BITS}-bit unsigned and shifts "
+                         f"0 … {MAX_SHIFT}")
+    if acc.size and int(np.abs(acc).max()) >= 1 << (62 - MULT_BITS):
+        raise HwsimError("a SwiftChannel accumulator passed 2**46: its product would overflow int64")
+    y = round_shift(acc * m + (np.int64(zp) << s), s, Rounding.HALF_UP)
     return np.clip(y, 0, _ACT_MAX)
 
 
@@ -99,13 +131,15 @@ def requant_pot(acc, exp, zp: int) -> np.ndarray:
 class ConvInt:
     """One int8 convolution (3×3 or 1×1, stride 1, zero padding in the real domain).
 
-    ``w`` (oc, ic, k, k) int8 codes, ``b`` (oc,) int32 at scale ``s_in · s_w[oc]``, ``exp`` (oc,)
-    the requantization exponents ``log2(s_in · s_w[oc] / s_out)``, zero points ``z_in``, ``z_out``.
+    ``w`` (oc, ic, k, k) int8 codes, ``b`` (oc,) int32 at scale ``s_in · s_w[oc]``, ``mult``,
+    ``shift`` (oc,) the requantizers of ``s_in · s_w[oc] / s_out`` (:func:`requant_multiplier`),
+    zero points ``z_in``, ``z_out``.
     """
 
     w: np.ndarray
     b: np.ndarray
-    exp: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
     z_in: int
     z_out: int
 
@@ -122,10 +156,12 @@ class SpabInt:
     c2: ConvInt
     lut_mult: int
     lut_shift: int
-    sum_exp_x: int       # log2(s_x / s_sum)
-    sum_exp_c: int       # log2(s_c2 / s_sum)
+    sum_mult_x: int      # sum_mult_x · 2**-sum_shift ≈ s_x / s_sum
+    sum_mult_c: int      # sum_mult_c · 2**-sum_shift ≈ s_c2 / s_sum
+    sum_shift: int
     z_sum: int
-    mul_exp: int         # log2(s_sum · 2**-8 / s_out)
+    mul_mult: int        # mul_mult · 2**-mul_shift ≈ s_sum · 2**-8 / s_out
+    mul_shift: int
     z_out: int
 
 
@@ -159,30 +195,34 @@ def conv_acc(x, conv: ConvInt) -> np.ndarray:
         for dx in range(k):
             acc += np.einsum("oi,nihw->nohw", w[:, :, dy, dx], xc[:, :, dy:dy + H, dx:dx + W])
     acc += np.asarray(conv.b, dtype=np.int64).reshape(1, -1, 1, 1)
-    if acc.size and int(np.abs(acc).max()) >= 1 << EXACT_ACC_BITS:
-        raise HwsimError("a SwiftChannel accumulator passed 2**24: the float32 fake-quant model "
-                         "is no longer exact")
     return acc
 
 
 def conv_int(x, conv: ConvInt) -> np.ndarray:
     """One int8 conv layer on uint8 codes (n, ic, H, W) → requantized uint8 codes (n, oc, H, W)."""
     acc = conv_acc(x, conv)
-    return requant_pot(acc.transpose(1, 0, 2, 3), conv.exp, conv.z_out).transpose(1, 0, 2, 3)
+    return requant_conv(acc, conv)
 
 
-def _scale_add(a, ea: int, b, eb: int, zp: int) -> np.ndarray:
-    e = min(ea, eb)
-    acc = (a << (ea - e)) + (b << (eb - e))
-    return requant_pot(acc, e, zp)
+def requant_conv(acc, conv: ConvInt) -> np.ndarray:
+    """The per-channel requantizer of ``conv`` on accumulators (n, oc, H, W) → uint8 codes."""
+    acc = np.asarray(acc, dtype=np.int64).transpose(1, 0, 2, 3)
+    return requant_mult(acc, conv.mult, conv.shift, conv.z_out).transpose(1, 0, 2, 3)
+
+
+def skip_add(x, c2, blk: SpabInt, z_x: int) -> np.ndarray:
+    """The SPAB skip add on codes: ``clip(((x−z_x)·M_x + (c2−z_c)·M_c + (z_sum << S) + 2**(S−1)) >> S)``."""
+    x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
+    acc = (x - z_x) * blk.sum_mult_x + (c2 - blk.c2.z_out) * blk.sum_mult_c
+    return requant_mult(acc, 1, blk.sum_shift, blk.z_sum)
 
 
 def spab_gate(x, c2, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
     """The SPAB gating unit on codes: ``requant(requant(x + c2) · lut(c2))``, element-wise."""
     x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
     g = np.asarray(lut, dtype=np.int64)[lut_index(c2, blk.c2.z_out, blk.lut_mult, blk.lut_shift)]
-    s = _scale_add(x - z_x, blk.sum_exp_x, c2 - blk.c2.z_out, blk.sum_exp_c, blk.z_sum)
-    return requant_pot((s - blk.z_sum) * g, blk.mul_exp, blk.z_out)
+    s = skip_add(x, c2, blk, z_x)
+    return requant_mult((s - blk.z_sum) * g, blk.mul_mult, blk.mul_shift, blk.z_out)
 
 
 def spab_int(x, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
@@ -199,9 +239,16 @@ def pixel_shuffle_int(y, rf: int, rs: int) -> np.ndarray:
 
 
 def quantize_input(x, m: IntModel) -> np.ndarray:
-    """Real LS estimates (n, 2, H, W) → uint8 codes (round half even, as the model's quantizer)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.clip(np.round(x / m.s_in) + m.z_in, 0, _ACT_MAX).astype(np.int64)
+    """Real LS estimates (n, 2, H, W) → uint8 codes (:func:`quantize_codes` at ``s_in``, ``z_in``)."""
+    return quantize_codes(x, m.s_in, m.z_in)
+
+
+def quantize_codes(x, scale: float, zp: int) -> np.ndarray:
+    """``clip(round_half_even(x / scale) + zp, 0, 255)`` with the division in float32, as ONNX
+    ``QuantizeLinear`` computes it (the QAT model quantizes its input with this too)."""
+    x = np.asarray(x, dtype=np.float32)
+    q = np.round(x / np.float32(scale)).astype(np.float64)
+    return np.clip(q + int(zp), 0, _ACT_MAX).astype(np.int64)
 
 
 def dequantize_output(codes, m: IntModel) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .swiftchannel import ConvInt, conv_int
+from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, conv_int
 
 __all__ = ["LINE_ROWS", "PIPELINE_DEPTH", "ConvEngineParams", "action_counts", "conv_engine",
            "frame_cycles", "start_cycles"]
@@ -31,8 +31,8 @@ __all__ = ["LINE_ROWS", "PIPELINE_DEPTH", "ConvEngineParams", "action_counts", "
 LINE_ROWS = 4
 #: cycles from the last tap's issue to its output beat (line-buffer read, MAC, requant)
 PIPELINE_DEPTH = 3
-SHIFT_BITS = 5
-LSHIFT_BITS = 4
+#: bits of a requantization shift field (0 … MAX_SHIFT)
+SHIFT_BITS = MAX_SHIFT.bit_length()
 
 
 def _tup(a, dtype=np.int64) -> tuple:
@@ -53,8 +53,9 @@ class ConvEngineParams:
         ``oc · ic · k · k`` int8 codes, row-major (oc, ic, kh, kw).
     bias : tuple of int
         ``oc`` int32 codes at the accumulator's scale.
-    exps : tuple of int
-        ``oc`` requantization exponents (``acc · 2**exp``), −31 … 15.
+    mults, shifts : tuple of int
+        ``oc`` requantizers ``(acc · M + (z_out << S) + 2**(S−1)) >> S``: 16-bit unsigned
+        ``M``, ``0 ≤ S ≤ 40`` (:func:`hwsim.golden.swiftchannel.requant_mult`).
     z_in, z_out : int
         Zero points of the input and output codes.
     taps : int
@@ -71,7 +72,8 @@ class ConvEngineParams:
     ocp: int
     weights: tuple
     bias: tuple
-    exps: tuple
+    mults: tuple
+    shifts: tuple
     z_in: int
     z_out: int
     taps: int = 1
@@ -89,20 +91,22 @@ class ConvEngineParams:
             raise HwsimError(f"swiftchannel-conv ocp ({self.ocp}) must divide oc ({self.oc})")
         if self.k == 3 and self.width < 2:
             raise HwsimError("swiftchannel-conv needs width ≥ 2 for a 3×3 kernel")
-        for name in ("weights", "bias", "exps"):
+        for name in ("weights", "bias", "mults", "shifts"):
             object.__setattr__(self, name, _tup(getattr(self, name)))
         if len(self.weights) != self.oc * self.ic * self.k * self.k:
             raise HwsimError(f"swiftchannel-conv needs {self.oc * self.ic * self.k ** 2} weights, "
                              f"got {len(self.weights)}")
-        if len(self.bias) != self.oc or len(self.exps) != self.oc:
-            raise HwsimError(f"swiftchannel-conv needs {self.oc} biases and exponents")
+        if not len(self.bias) == len(self.mults) == len(self.shifts) == self.oc:
+            raise HwsimError(f"swiftchannel-conv needs {self.oc} biases, multipliers and shifts")
         if min(self.weights) < -128 or max(self.weights) > 127:
             raise HwsimError("swiftchannel-conv weights must be int8 codes")
         if min(self.bias) < -(2**31) or max(self.bias) >= 2**31:
             raise HwsimError("swiftchannel-conv biases must be int32 codes")
-        if min(self.exps) < -(2**SHIFT_BITS - 1) or max(self.exps) >= 2**LSHIFT_BITS:
-            raise HwsimError(f"swiftchannel-conv exponents must lie in −31 … 15, got "
-                             f"{min(self.exps)} … {max(self.exps)}")
+        if min(self.mults) < 0 or max(self.mults) >= 1 << MULT_BITS:
+            raise HwsimError(f"swiftchannel-conv multipliers must be {MULT_BITS}-bit unsigned")
+        if min(self.shifts) < 0 or max(self.shifts) > MAX_SHIFT:
+            raise HwsimError(f"swiftchannel-conv shifts must lie in 0 … {MAX_SHIFT}, got "
+                             f"{min(self.shifts)} … {max(self.shifts)}")
         for name in ("z_in", "z_out"):
             if not 0 <= getattr(self, name) <= 255:
                 raise HwsimError(f"swiftchannel-conv {name} must be a uint8 code")
@@ -113,12 +117,13 @@ class ConvEngineParams:
         """``taps`` is clamped to k² (a 1×1 layer has one tap)."""
         oc, ic, k, _ = np.asarray(conv.w).shape
         return cls(ic=int(ic), oc=int(oc), height=int(height), width=int(width), k=int(k),
-                   ocp=int(ocp or oc), weights=conv.w, bias=conv.b, exps=conv.exp,
+                   ocp=int(ocp or oc), weights=conv.w, bias=conv.b, mults=conv.mult, shifts=conv.shift,
                    z_in=int(conv.z_in), z_out=int(conv.z_out), taps=min(int(taps), int(k) ** 2))
 
     def conv(self) -> ConvInt:
         w = np.array(self.weights, dtype=np.int64).reshape(self.oc, self.ic, self.k, self.k)
-        return ConvInt(w, np.array(self.bias), np.array(self.exps), self.z_in, self.z_out)
+        return ConvInt(w, np.array(self.bias), np.array(self.mults), np.array(self.shifts),
+                       self.z_in, self.z_out)
 
     @property
     def groups(self) -> int:

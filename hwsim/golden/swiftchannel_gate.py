@@ -15,7 +15,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .swiftchannel import ConvInt, SpabInt, sigmoid_lut, spab_gate
+from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, SpabInt, sigmoid_lut, spab_gate
 
 __all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "stream_cycles"]
 
@@ -31,10 +31,12 @@ class GateParams:
     z_c: int
     lut_mult: int
     lut_shift: int
-    sum_exp_x: int
-    sum_exp_c: int
+    sum_mult_x: int
+    sum_mult_c: int
+    sum_shift: int
     z_sum: int
-    mul_exp: int
+    mul_mult: int
+    mul_shift: int
     z_out: int
 
     def __post_init__(self):
@@ -49,22 +51,27 @@ class GateParams:
                 raise HwsimError(f"swiftchannel-gate {f} must be a uint8 code")
         if not (0 < self.lut_mult < 1 << 16 and 0 <= self.lut_shift <= 40):
             raise HwsimError("swiftchannel-gate LUT multiplier must be 16-bit, shift 0 … 40")
-        for f in ("sum_exp_x", "sum_exp_c", "mul_exp"):
-            if not -24 <= getattr(self, f) <= 24:
-                raise HwsimError(f"swiftchannel-gate {f} must lie in −24 … 24")
+        for f in ("sum_mult_x", "sum_mult_c", "mul_mult"):
+            if not 0 <= getattr(self, f) < 1 << MULT_BITS:
+                raise HwsimError(f"swiftchannel-gate {f} must be a {MULT_BITS}-bit unsigned multiplier")
+        for f in ("sum_shift", "mul_shift"):
+            if not 0 <= getattr(self, f) <= MAX_SHIFT:
+                raise HwsimError(f"swiftchannel-gate {f} must lie in 0 … {MAX_SHIFT}")
 
     @classmethod
     def from_block(cls, blk: SpabInt, z_x: int, lanes: int) -> GateParams:
         return cls(lanes=lanes, z_x=int(z_x), z_c=int(blk.c2.z_out), lut_mult=int(blk.lut_mult),
-                   lut_shift=int(blk.lut_shift), sum_exp_x=int(blk.sum_exp_x),
-                   sum_exp_c=int(blk.sum_exp_c), z_sum=int(blk.z_sum), mul_exp=int(blk.mul_exp),
+                   lut_shift=int(blk.lut_shift), sum_mult_x=int(blk.sum_mult_x),
+                   sum_mult_c=int(blk.sum_mult_c), sum_shift=int(blk.sum_shift),
+                   z_sum=int(blk.z_sum), mul_mult=int(blk.mul_mult), mul_shift=int(blk.mul_shift),
                    z_out=int(blk.z_out))
 
     def block(self) -> SpabInt:
         dummy = ConvInt(np.zeros((1, 1, 1, 1), np.int64), np.zeros(1, np.int64),
-                        np.zeros(1, np.int64), 0, self.z_c)
-        return SpabInt(dummy, dummy, self.lut_mult, self.lut_shift, self.sum_exp_x,
-                       self.sum_exp_c, self.z_sum, self.mul_exp, self.z_out)
+                        np.ones(1, np.int64), np.zeros(1, np.int64), 0, self.z_c)
+        return SpabInt(dummy, dummy, self.lut_mult, self.lut_shift, self.sum_mult_x,
+                       self.sum_mult_c, self.sum_shift, self.z_sum, self.mul_mult,
+                       self.mul_shift, self.z_out)
 
 
 def gate(x, c2, p: GateParams) -> np.ndarray:

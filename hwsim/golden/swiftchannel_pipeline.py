@@ -48,8 +48,8 @@ from .swiftchannel_gate import GateParams
 
 __all__ = ["PipelineParams", "arrival_cycles", "frame_cycles", "pipeline", "skip_depth_for"]
 
-_GATE_FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_exp_x", "sum_exp_c", "z_sum",
-                "mul_exp", "z_out")
+_GATE_FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift",
+                "z_sum", "mul_mult", "mul_shift", "z_out")
 
 
 def skip_depth_for(width: int) -> int:
@@ -62,13 +62,15 @@ def skip_depth_for(width: int) -> int:
 def _conv_dict(c: sc.ConvInt) -> dict:
     return {"w": [int(v) for v in np.asarray(c.w).ravel()], "shape": list(np.asarray(c.w).shape),
             "b": [int(v) for v in np.asarray(c.b).ravel()],
-            "exp": [int(v) for v in np.asarray(c.exp).ravel()],
+            "mult": [int(v) for v in np.asarray(c.mult).ravel()],
+            "shift": [int(v) for v in np.asarray(c.shift).ravel()],
             "z_in": int(c.z_in), "z_out": int(c.z_out)}
 
 
 def _conv_from(d: dict) -> sc.ConvInt:
     return sc.ConvInt(np.array(d["w"], np.int64).reshape(d["shape"]), np.array(d["b"], np.int64),
-                      np.array(d["exp"], np.int64), int(d["z_in"]), int(d["z_out"]))
+                      np.array(d["mult"], np.int64), np.array(d["shift"], np.int64),
+                      int(d["z_in"]), int(d["z_out"]))
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class PipelineParams:
     """The whole student's integer constants, the image size and the engines' parallelism.
 
     ``convs``: head, (c1, c2) per block, tail, up as JSON-able dicts (``w`` flat, ``shape``,
-    ``b``, ``exp``, ``z_in``, ``z_out``); ``gates``: one dict of
+    ``b``, ``mult``, ``shift``, ``z_in``, ``z_out``); ``gates``: one dict of
     :class:`~hwsim.golden.swiftchannel_gate.GateParams` fields (without ``lanes``) per block.
     Build it with :meth:`from_model`.
     """
@@ -135,9 +137,9 @@ class PipelineParams:
 
     def int_model(self) -> sc.IntModel:
         convs = [_conv_from(d) for d in self.convs]
-        blocks = tuple(sc.SpabInt(convs[1 + 2 * i], convs[2 + 2 * i], g["lut_mult"], g["lut_shift"],
-                                  g["sum_exp_x"], g["sum_exp_c"], g["z_sum"], g["mul_exp"],
-                                  g["z_out"]) for i, g in enumerate(self.gates))
+        blocks = tuple(sc.SpabInt(convs[1 + 2 * i], convs[2 + 2 * i],
+                                  **{f: g[f] for f in _GATE_FIELDS[2:]})
+                       for i, g in enumerate(self.gates))
         return sc.IntModel(s_in=1.0, z_in=int(self.convs[0]["z_in"]), head=convs[0], blocks=blocks,
                            tail=convs[-2], up=convs[-1], rf=self.rf, rs=self.rs, s_out=1.0,
                            z_out=int(self.convs[-1]["z_out"]), lut=sc.sigmoid_lut())

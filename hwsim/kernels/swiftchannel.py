@@ -21,34 +21,44 @@ from . import CliParam, Kernel
 
 def conv_cli_params(ic: int = 12, oc: int = 8, height: int = 8, width: int = 8, k: int = 3,
                     ocp: int = 8, weights_seed: int = 0) -> conv_spec.ConvEngineParams:
-    """A conv layer with random int8 weights, biases and exponents typical of the student."""
+    """A conv layer with random int8 weights, biases and requantizers typical of the student
+    (rescale factors ``M · 2**-S`` between 2**-12 and 2**-6)."""
     rng = np.random.default_rng(weights_seed)
+    n = max(oc, 0)
     return conv_spec.ConvEngineParams(
         ic=ic, oc=oc, height=height, width=width, k=k, ocp=ocp,
         weights=rng.integers(-128, 128, max(oc * ic * k * k, 0)),
-        bias=rng.integers(-4000, 4000, max(oc, 0)), exps=rng.integers(-12, -6, max(oc, 0)),
+        bias=rng.integers(-4000, 4000, n), mults=rng.integers(1 << 15, 1 << 16, n),
+        shifts=rng.integers(22, 28, n),
         z_in=int(rng.integers(0, 256)), z_out=int(rng.integers(0, 256)))
+
+
+def _random_gate(rng) -> dict:
+    """Random SPAB-gate requantizers: the LUT index, the skip add's two multipliers, the product."""
+    lut_mult, lut_shift = sc.lut_multiplier(rng.uniform(0.02, 0.1))
+    mx, mc, s = sc.skip_multipliers(rng.uniform(0.25, 1.0), rng.uniform(0.25, 1.0))
+    mm, ms = sc.requant_multiplier(rng.uniform(2.0 ** -9, 2.0 ** -5))
+    return {"lut_mult": lut_mult, "lut_shift": lut_shift, "sum_mult_x": mx, "sum_mult_c": mc,
+            "sum_shift": s, "z_sum": int(rng.integers(60, 200)), "mul_mult": mm,
+            "mul_shift": ms, "z_out": int(rng.integers(60, 200))}
 
 
 def gate_cli_params(lanes: int = 4, weights_seed: int = 0) -> gate_spec.GateParams:
     rng = np.random.default_rng(weights_seed)
-    m, s = sc.lut_multiplier(2.0 ** -int(rng.integers(4, 7)))
     return gate_spec.GateParams(lanes=lanes, z_x=int(rng.integers(60, 200)),
-                                z_c=int(rng.integers(60, 200)), lut_mult=m, lut_shift=s,
-                                sum_exp_x=-int(rng.integers(0, 3)), sum_exp_c=-int(rng.integers(0, 3)),
-                                z_sum=int(rng.integers(60, 200)), mul_exp=-int(rng.integers(5, 9)),
-                                z_out=int(rng.integers(60, 200)))
+                                z_c=int(rng.integers(60, 200)), **_random_gate(rng))
 
 
 def random_int_model(seed: int = 0, feat: int = 12, mid: int = 8, down: int = 4, blocks: int = 4,
                      rf: int = 4, rs: int = 1) -> sc.IntModel:
-    """An int8 student with random codes (exponents chosen so activations stay in range)."""
+    """An int8 student with random codes (rescales chosen so activations stay in range)."""
     rng = np.random.default_rng(seed)
 
     def conv(ic, oc, k, z_in, relu=False):
-        e = -int(np.ceil(np.log2(np.sqrt(ic * k * k) * 128 * 70 / 40)))
+        scale = 40 / (np.sqrt(ic * k * k) * 128 * 70)
+        ms = [sc.requant_multiplier(scale * r) for r in rng.uniform(0.5, 1.5, oc)]
         return sc.ConvInt(rng.integers(-128, 128, (oc, ic, k, k)), rng.integers(-2000, 2000, oc),
-                          np.full(oc, e) + rng.integers(-1, 1, oc), z_in,
+                          np.array([m for m, _ in ms]), np.array([s for _, s in ms]), z_in,
                           0 if relu else int(rng.integers(60, 200)))
 
     head = conv(2, feat, 3, int(rng.integers(60, 200)))
@@ -56,10 +66,7 @@ def random_int_model(seed: int = 0, feat: int = 12, mid: int = 8, down: int = 4,
     for _ in range(blocks):
         c1 = conv(feat, mid, 3, z, relu=True)
         c2 = conv(mid, feat, 3, 0)
-        m, s = sc.lut_multiplier(2.0 ** -int(rng.integers(4, 7)))
-        blk = sc.SpabInt(c1, c2, m, s, -int(rng.integers(0, 3)), -int(rng.integers(0, 3)),
-                         int(rng.integers(60, 200)), -int(rng.integers(5, 9)),
-                         int(rng.integers(60, 200)))
+        blk = sc.SpabInt(c1, c2, **_random_gate(rng))
         blks.append(blk)
         z = blk.z_out
     tail = conv(feat, down, 3, z)

@@ -1,29 +1,31 @@
-"""The int8 SwiftChannel student: Brevitas QAT and its integer parameters.
+"""The int8 SwiftChannel student: QAT whose forward is the integer pipeline, and its parameters.
 
-Quantization (arXiv 2605.01931, REFERENCE.md): uint8 activations with a zero point, int8 weights
-with one scale per output channel, int32 biases at scale ``s_in · s_w[oc]``, and the requantizer
-``q = clip(round(acc · s_in · s_w[oc] / s_out) + zp, 0, 255)``; the SPAB gate
-``sigmoid(x) − 0.5`` is a 512-entry LUT over [−3, 3) (:mod:`hwsim.golden.swiftchannel`).
+Quantization (arXiv 2605.01931, REFERENCE.md; :mod:`hwsim.golden.swiftchannel`): uint8
+activations with a zero point and a learned real scale, int8 weights with one real scale per
+output channel, int32 biases at scale ``s_in · s_w[oc]``, and every requantizer an integer
+multiplier and rounding shift, ``q = clip((acc·M + (zp << S) + 2**(S−1)) >> S, 0, 255)``; the
+SPAB gate ``sigmoid(x) − 0.5`` is the 512-entry LUT over [−3, 3).
 
-Brevitas quantizers: :class:`ShiftedUint8ActPerTensorFixedPoint` (uint8, learned integer zero
-point), :class:`Uint8ActPerTensorFixedPoint` after the ReLU of each SPAB (zero point 0: the ReLU
-is the clip), :class:`Int8WeightPerChannelFixedPoint`, :class:`Int32Bias`. All scales are powers
-of two (a design choice, not the paper's): every fake-quantized value is then an integer times a
-power of two, float32 convolutions, sums and products of them are exact, and the fake-quant
-model's output codes equal the integer golden's bit for bit (``tests/golden``). The LUT gate runs
-on integer codes in the model too (:class:`_LutGate`, straight-through sigmoid gradient).
+Brevitas learns the scales: :class:`ShiftedUint8ActPerTensorFloat` activations (uint8, integer
+zero point), :class:`Uint8ActPerTensorFloat` after the ReLU of each SPAB (zero point 0: the
+ReLU is the clip), :class:`Int8WeightPerChannelFloat` weights, :class:`Int32Bias`. A float
+fake-quant graph cannot reproduce integer multipliers code for code, so every layer also runs
+the integer golden on the integer codes of its input, with ``(M, S)`` derived from the current
+scales, and its output value is made exact by ``out = fq + (exact − fq).detach()``: the forward
+pass *is* the integer pipeline (the model's output codes ``==``
+:func:`hwsim.golden.swiftchannel.swiftchannel_int` of :func:`int_model`), the backward pass is
+Brevitas' straight-through one with learned scales. The LUT gate runs on the exact codes too
+(:class:`_LutGate`, straight-through sigmoid gradient inside [−3, 3]).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantIdentity
-from brevitas.quant import Int32Bias
-from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint, Uint8ActPerTensorFixedPoint
-from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFixedPoint
+from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias, Uint8ActPerTensorFloat
+from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFloat
 from torch import nn
 
 from hwsim.golden import swiftchannel as gold
@@ -32,28 +34,62 @@ from .model import StudentConfig, SwiftChannelNet, pixel_shuffle
 
 __all__ = ["QuantSwiftChannel", "int_model"]
 
+_INT32 = 2**31
+
 
 def _act(relu: bool = False) -> QuantIdentity:
-    quant = Uint8ActPerTensorFixedPoint if relu else ShiftedUint8ActPerTensorFixedPoint
+    quant = Uint8ActPerTensorFloat if relu else ShiftedUint8ActPerTensorFloat
     return QuantIdentity(act_quant=quant, return_quant_tensor=True)
 
 
 def _conv(c_in: int, c_out: int, k: int) -> QuantConv2d:
-    return QuantConv2d(c_in, c_out, k, padding=k // 2, weight_quant=Int8WeightPerChannelFixedPoint,
+    return QuantConv2d(c_in, c_out, k, padding=k // 2, weight_quant=Int8WeightPerChannelFloat,
                        bias_quant=Int32Bias, return_quant_tensor=False)
 
 
-def _codes(qt) -> torch.Tensor:
-    """Integer codes of a QuantTensor (exact: value / scale is exact for power-of-two scales)."""
-    return torch.round(qt.value / qt.scale + qt.zero_point).to(torch.int64)
+class _Act:
+    """One activation: the Brevitas QuantTensor (value made exact) and its integer codes."""
+
+    def __init__(self, fq, codes: torch.Tensor):
+        self.scale = float(fq.scale.detach())
+        self.zp = round(float(fq.zero_point.detach()))
+        self.codes = codes  # int64, same shape as the value
+        exact = (codes - self.zp).to(fq.value.dtype) * self.scale
+        value = fq.value + (exact - fq.value).detach() if torch.is_grad_enabled() else exact
+        self.qt = fq.set(value=value)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.qt.value
 
 
-def _pot(x) -> int:
-    """log2 of a power-of-two scale, checked."""
-    e = math.log2(float(x))
-    if e != round(e):
-        raise AssertionError(f"scale {float(x)} is not a power of two")
-    return round(e)
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _conv_int(conv: QuantConv2d, x: _Act, s_out: float, z_out: int) -> gold.ConvInt:
+    """The layer's integer parameters at the current scales (weights, bias, ``(M, S)``)."""
+    w = conv.quant_weight()
+    s_w = w.scale.detach().reshape(-1).double()
+    w_int = torch.round(w.value.detach() / w.scale.detach()).to(torch.int64)
+    b_int = torch.round(conv.bias.detach().double() / (s_w * x.scale)).to(torch.int64)
+    ms = [gold.requant_multiplier(x.scale * float(sw) / s_out) for sw in s_w.tolist()]
+    return gold.ConvInt(w_int.numpy(), np.clip(b_int.numpy(), -_INT32, _INT32 - 1),
+                        np.array([m for m, _ in ms]), np.array([s for _, s in ms]), x.zp, z_out)
+
+
+def _conv_acc(codes: torch.Tensor, c: gold.ConvInt) -> np.ndarray:
+    """``Σ w·(q − z_in) + b`` as :func:`hwsim.golden.swiftchannel.conv_acc`, by a float64 torch
+    convolution (exact: every partial sum is an integer far below 2**53)."""
+    w = torch.from_numpy(np.asarray(c.w, np.float64))
+    acc = F.conv2d((codes - c.z_in).double(), w, padding=c.k // 2)
+    return torch.round(acc).to(torch.int64).numpy() + np.asarray(c.b).reshape(1, -1, 1, 1)
+
+
+def _layer(conv: QuantConv2d, act: QuantIdentity, x: _Act) -> tuple[_Act, gold.ConvInt]:
+    fq = act(conv(x.qt))
+    ci = _conv_int(conv, x, float(fq.scale.detach()), round(float(fq.zero_point.detach())))
+    return _Act(fq, _t(gold.requant_conv(_conv_acc(x.codes, ci), ci))), ci
 
 
 class _LutGate(torch.autograd.Function):
@@ -61,17 +97,16 @@ class _LutGate(torch.autograd.Function):
     outside (straight-through)."""
 
     @staticmethod
-    def forward(ctx, value, codes, zp, mult, shift, lut):
-        idx = gold.lut_index(codes.numpy(), int(zp), mult, shift)
+    def forward(ctx, value, gate_codes):
         ctx.save_for_backward(value)
-        return torch.from_numpy(lut[idx].astype(np.float32) / gold.GATE_ONE)
+        return gate_codes.to(value.dtype) / gold.GATE_ONE
 
     @staticmethod
     def backward(ctx, grad):
         (value,) = ctx.saved_tensors
         s = torch.sigmoid(value)
         inside = (value.abs() < gold.LUT_RANGE).to(grad.dtype)  # the LUT clamps outside
-        return grad * s * (1 - s) * inside, None, None, None, None, None
+        return grad * s * (1 - s) * inside, None
 
 
 class _QSPAB(nn.Module):
@@ -82,27 +117,24 @@ class _QSPAB(nn.Module):
         self.a_sum, self.a_out = _act(), _act()
         self.register_buffer("lut", torch.from_numpy(gold.sigmoid_lut()), persistent=False)
 
-    #: export mode: the gate as float ``sigmoid − 0.5`` (ONNX has no LUT op: the exports carry
-    #: the function the LUT tabulates)
-    float_gate = False
-
-    def gate(self, c2) -> torch.Tensor:
-        if self.float_gate:  # the function the LUT tabulates: clamped to its range [−3, 3]
-            x = torch.clamp(c2.value, -gold.LUT_RANGE, gold.LUT_RANGE)
-            return torch.sigmoid(x) - 0.5
-        mult, shift = gold.lut_multiplier(float(c2.scale.detach()))
-        return _LutGate.apply(c2.value, _codes(c2).cpu(), float(c2.zero_point.detach()), mult, shift,
-                              self.lut.numpy())
-
-    def forward(self, x, trace=None):
-        c1 = self.a1(self.c1(x))
-        c2 = self.a2(self.c2(c1))
-        g = self.gate(c2)
-        s = self.a_sum(x.value + c2.value)
-        out = self.a_out(s.value * g)
-        if trace is not None:
-            trace.update(x=x, c1=c1, c2=c2, sum=s, out=out)
-        return out
+    def forward(self, x: _Act) -> tuple[_Act, gold.SpabInt]:
+        c1, i1 = _layer(self.c1, self.a1, x)
+        c2, i2 = _layer(self.c2, self.a2, c1)
+        lut_mult, lut_shift = gold.lut_multiplier(c2.scale)
+        g_codes = self.lut.numpy()[gold.lut_index(c2.codes.numpy(), c2.zp, lut_mult, lut_shift)]
+        g = _LutGate.apply(c2.value, _t(g_codes))
+        s_fq = self.a_sum(x.value + c2.value)
+        o_fq = self.a_out(s_fq.value * g)
+        s_sum, z_sum = float(s_fq.scale.detach()), round(float(s_fq.zero_point.detach()))
+        s_out, z_out = float(o_fq.scale.detach()), round(float(o_fq.zero_point.detach()))
+        mx, mc, sh = gold.skip_multipliers(x.scale / s_sum, c2.scale / s_sum)
+        mm, ms = gold.requant_multiplier(s_sum / gold.GATE_ONE / s_out)
+        blk = gold.SpabInt(c1=i1, c2=i2, lut_mult=lut_mult, lut_shift=lut_shift, sum_mult_x=mx,
+                           sum_mult_c=mc, sum_shift=sh, z_sum=z_sum, mul_mult=mm, mul_shift=ms,
+                           z_out=z_out)
+        out = _Act(o_fq, _t(gold.spab_gate(x.codes.numpy(), c2.codes.numpy(), blk,
+                                           self.lut.numpy(), x.zp)))
+        return out, blk
 
 
 class QuantSwiftChannel(nn.Module):
@@ -129,89 +161,36 @@ class QuantSwiftChannel(nn.Module):
                     mod.bias.copy_(src[name].bias)
         return q
 
-    def forward_quant(self, x, traces=None):
-        """Output QuantTensor before the PixelShuffle; ``traces`` collects every QuantTensor."""
-        t = {} if traces is None else traces
-        t["in"] = xi = self.a_in(x)
-        y = t["head"] = self.a_head(self.head(xi))
-        for i, blk in enumerate(self.blocks):
-            d = {} if traces is not None else None
-            y = blk(y, d)
-            if d is not None:
-                t[f"block{i}"] = d
-        y = t["tail"] = self.a_tail(self.tail(y))
-        t["up"] = y = self.a_up(self.up(y))
-        return y
+    def forward_int(self, x: torch.Tensor) -> tuple[_Act, gold.IntModel]:
+        """Output activation before the PixelShuffle, and the integer model that computed it."""
+        fq = self.a_in(x)
+        s_in, z_in = float(fq.scale.detach()), round(float(fq.zero_point.detach()))
+        y = _Act(fq, _t(gold.quantize_codes(x.detach().numpy(), s_in, z_in)))
+        y, head = _layer(self.head, self.a_head, y)
+        blocks = []
+        for blk in self.blocks:
+            y, b = blk(y)
+            blocks.append(b)
+        y, tail = _layer(self.tail, self.a_tail, y)
+        y, up = _layer(self.up, self.a_up, y)
+        im = gold.IntModel(s_in=s_in, z_in=z_in, head=head, blocks=tuple(blocks), tail=tail,
+                           up=up, rf=self.cfg.rf, rs=self.cfg.rs, s_out=y.scale, z_out=y.zp,
+                           lut=gold.sigmoid_lut())
+        return y, im
 
     def forward(self, x):
-        return pixel_shuffle(self.forward_quant(x).value, self.cfg.rf, self.cfg.rs)
-
-    def set_float_gate(self, on: bool) -> None:
-        """Gate as float ``sigmoid − 0.5`` (for ONNX export) instead of the integer LUT."""
-        for blk in self.blocks:
-            blk.float_gate = on
+        return pixel_shuffle(self.forward_int(x)[0].value, self.cfg.rf, self.cfg.rs)
 
     @torch.no_grad()
     def output_codes(self, x) -> np.ndarray:
         """uint8 output codes after the PixelShuffle (what the golden must reproduce)."""
         self.eval()
-        y = self.forward_quant(x)
-        return pixel_shuffle(_codes(y), self.cfg.rf, self.cfg.rs).numpy()
-
-
-def _conv_params(conv: QuantConv2d, s_in: float, s_out: float, z_in: int, z_out: int) -> dict:
-    w = conv.quant_weight()
-    s_w = w.scale.detach().reshape(-1)
-    w_int = torch.round(w.value / w.scale).to(torch.int64).numpy()
-    acc_scale = (s_w * float(s_in)).double()
-    b_int = torch.round(conv.bias.detach().double() / acc_scale).to(torch.int64).numpy()
-    exps = np.array([_pot(float(s_in) * float(sw)) - _pot(s_out) for sw in s_w])
-    return {"w": w_int, "b": np.clip(b_int, -(2**31), 2**31 - 1), "exp": exps,
-            "z_in": int(z_in), "z_out": int(z_out)}
+        y, _ = self.forward_int(x)
+        return pixel_shuffle(y.codes, self.cfg.rf, self.cfg.rs).numpy()
 
 
 @torch.no_grad()
 def int_model(q: QuantSwiftChannel, example: torch.Tensor) -> gold.IntModel:
-    """Integer parameters of ``q`` (scales and zero points read from one traced forward)."""
+    """Integer parameters of ``q`` in eval mode (the scales of one forward on ``example``)."""
     q.eval()
-    t: dict = {}
-    q.forward_quant(example[:1], traces=t)
-
-    def sz(qt):
-        return float(qt.scale), round(float(qt.zero_point))
-
-    s_in, z_in = sz(t["in"])
-    s_prev, z_prev = s_in, z_in
-    convs = []
-
-    def add_conv(conv, out_qt):
-        nonlocal s_prev, z_prev
-        s_o, z_o = sz(out_qt)
-        convs.append(_conv_params(conv, s_prev, s_o, z_prev, z_o))
-        s_prev, z_prev = s_o, z_o
-
-    add_conv(q.head, t["head"])
-    blocks = []
-    for i, blk in enumerate(q.blocks):
-        d = t[f"block{i}"]
-        s_x = s_prev
-        add_conv(blk.c1, d["c1"])
-        c1 = convs.pop()
-        add_conv(blk.c2, d["c2"])
-        c2 = convs.pop()
-        s2 = sz(d["c2"])[0]
-        ss, zs = sz(d["sum"])
-        so, zo = sz(d["out"])
-        mult, shift = gold.lut_multiplier(s2)
-        blocks.append(gold.SpabInt(
-            c1=gold.ConvInt(**c1), c2=gold.ConvInt(**c2), lut_mult=mult, lut_shift=shift,
-            sum_exp_x=_pot(s_x) - _pot(ss), sum_exp_c=_pot(s2) - _pot(ss), z_sum=zs,
-            mul_exp=_pot(ss) - gold.GATE_BITS - _pot(so), z_out=zo))
-        s_prev, z_prev = so, zo
-    add_conv(q.tail, t["tail"])
-    add_conv(q.up, t["up"])
-    head, tail, up = (gold.ConvInt(**c) for c in convs)
-    s_up, z_up = sz(t["up"])
-    return gold.IntModel(s_in=s_in, z_in=z_in, head=head, blocks=tuple(blocks), tail=tail, up=up,
-                         rf=q.cfg.rf, rs=q.cfg.rs, s_out=s_up, z_out=z_up,
-                         lut=gold.sigmoid_lut())
+    return q.forward_int(example[:1])[1]

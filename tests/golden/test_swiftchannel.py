@@ -21,12 +21,12 @@ def qat_model():
     net = SwiftChannelNet(config_for(GEOM))
     train(net, data, epochs=1, lr=3e-3, batch=16)
     q = QuantSwiftChannel.from_float(reparameterize(net))
-    train(q, data, epochs=1, lr=3e-4, batch=16)
+    train(q, data, epochs=1, lr=1e-3, batch=16)
     X = data.inputs(np.random.default_rng(9))[:6]
     return q, X
 
 
-def test_golden_equals_brevitas_codes(qat_model):
+def test_golden_equals_qat_codes(qat_model):
     q, X = qat_model
     x = torch.from_numpy(X)
     m = int_model(q, x)
@@ -36,30 +36,21 @@ def test_golden_equals_brevitas_codes(qat_model):
     assert len(np.unique(want)) > 20  # a real spread of codes, not a saturated constant
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, f"{bad.size} codes differ, first at {bad[:5]}"
-    # and the dequantized output is the fake-quant model's float output
-    np.testing.assert_array_equal(gold.dequantize_output(got, m).astype(np.float32),
-                                  q(x).detach().numpy())
+    # the scales are real, not powers of two, and the multipliers are 16-bit
+    assert not float(np.log2(m.s_out)).is_integer()
+    assert all(1 << 15 <= v < 1 << 16 for v in m.head.mult)
+    # in eval mode the QAT model's float output is the dequantized golden output
+    np.testing.assert_allclose(q(x).detach().numpy(), gold.dequantize_output(got, m), rtol=1e-6)
 
 
-def test_every_spab_stage_matches(qat_model):
+def test_qat_gradients_reach_weights_and_scales(qat_model):
     q, X = qat_model
-    x = torch.from_numpy(X)
-    m = int_model(q, x)
-    t = {}
-    q.forward_quant(x, traces=t)
-
-    def codes(qt):
-        return torch.round(qt.value / qt.scale + qt.zero_point).to(torch.int64).numpy()
-
-    y = codes(t["head"])
-    np.testing.assert_array_equal(gold.requant_pot(
-        gold.conv_acc(gold.quantize_input(X, m), m.head).transpose(1, 0, 2, 3), m.head.exp,
-        m.head.z_out).transpose(1, 0, 2, 3), y)
-    z = m.head.z_out
-    for i, blk in enumerate(m.blocks):
-        y = gold.spab_int(y, blk, m.lut, z)
-        np.testing.assert_array_equal(y, codes(t[f"block{i}"]["out"]))
-        z = blk.z_out
+    q.train()
+    q.zero_grad()
+    q(torch.from_numpy(X[:2])).pow(2).mean().backward()
+    assert float(q.head.weight.grad.abs().sum()) > 0
+    assert float(q.blocks[0].c1.weight.grad.abs().sum()) > 0
+    q.eval()
 
 
 def test_lut_table_and_index():
@@ -76,13 +67,21 @@ def test_lut_table_and_index():
     assert lut[341] == round(256 * (1 / (1 + np.exp(-(-3 + 341.5 * 6 / 512))) - 0.5))
 
 
-def test_requant_is_round_half_even_with_zero_point():
-    acc = np.array([5, 6, 7, -5, -6, 10_000, -10_000])
-    assert gold.requant_pot(acc, -2, 100).tolist() == [101, 102, 102, 99, 98, 255, 0]
-    assert gold.requant_pot(np.array([3]), 2, 1).tolist() == [13]
-    # a tie is broken after adding the zero point: 2/4 + 1 = 1.5 → 2 (not round(0.5) + 1 = 1)
-    assert gold.requant_pot(np.array([2, 2]), -2, 1).tolist() == [2, 2]
-    assert gold.requant_pot(np.array([2]), -2, 2).tolist() == [2]
+def test_requant_mult_rounds_half_up_with_exact_zero_point():
+    # M · 2**-S = 3/8: 4·3/8 = 1.5 → 2, −4·3/8 = −1.5 → −1 (half up), + zp 100
+    acc = np.array([4, -4, 5, 10_000, -10_000])
+    assert gold.requant_mult(acc, 3, 3, 100).tolist() == [102, 99, 102, 255, 0]
+    # per channel (axis 0) multipliers and shifts
+    acc2 = np.array([[8, 9], [8, 9]])
+    assert gold.requant_mult(acc2, [1, 3], [2, 1], 0).tolist() == [[2, 2], [12, 14]]
+    with pytest.raises(HwsimError, match="16-bit"):
+        gold.requant_mult(acc, 1 << 16, 3, 0)
+
+
+def test_skip_multipliers_share_one_shift():
+    mx, mc, s = gold.skip_multipliers(0.7, 0.05)
+    assert 1 << 15 <= mx < 1 << 16 and mc == round(0.05 * 2**s)
+    assert abs(mx / 2**s - 0.7) < 2**-15 * 0.7
 
 
 def test_bad_input_codes():

@@ -17,6 +17,7 @@ from quant.qtype import (
     dequantize,
     quantize,
     quantize_multiplier,
+    quantize_multipliers_shared,
     requantize,
     round_shift,
 )
@@ -141,6 +142,15 @@ def test_requantize_wide_accumulators_exact():
 def test_quantize_multiplier_rejects(real, bits, message):
     with pytest.raises(HwsimError, match=message):
         quantize_multiplier(real, bits)
+
+
+@given(st.floats(1e-6, 1e3), st.floats(0.01, 1.0))
+def test_shared_shift_multipliers(big, ratio):
+    (m0, m1), s = quantize_multipliers_shared([big, big * ratio], bits=16, max_shift=40)
+    assert (m0, s) == quantize_multiplier(big, 16, 40)  # the larger factor is normalized
+    assert 0 < m1 <= m0 < 1 << 16 and m1 == round(big * ratio * 2**s)
+    with pytest.raises(HwsimError, match="too far apart"):
+        quantize_multipliers_shared([1.0, 1e-9], bits=16, max_shift=40)
 
 
 def test_quantize_rejects_non_finite():

@@ -15,7 +15,8 @@ def random_params(ic, oc, h, w, k, ocp, seed=0, **kw):
     return spec.ConvEngineParams(
         ic=ic, oc=oc, height=h, width=w, k=k, ocp=ocp,
         weights=rng.integers(-128, 128, oc * ic * k * k), bias=rng.integers(-3000, 3000, oc),
-        exps=kw.get("exps", rng.integers(-9, -4, oc)), z_in=int(rng.integers(0, 256)),
+        mults=kw.get("mults", rng.integers(1 << 15, 1 << 16, oc)),
+        shifts=kw.get("shifts", rng.integers(20, 25, oc)), z_in=int(rng.integers(0, 256)),
         z_out=int(rng.integers(0, 256)), taps=kw.get("taps", 1))
 
 
@@ -66,8 +67,9 @@ def test_conv_engine_with_idle_input_and_backpressure():
     assert cycles >= spec.frame_cycles(p)
 
 
-def test_conv_engine_saturates_and_left_shifts():
-    p = random_params(2, 2, 3, 3, 3, 2, seed=1, exps=[2, -1])
+def test_conv_engine_saturates_and_extreme_requantizers():
+    # M = 2**16 − 1, S = 0 (a gain of 65535: saturates), and S = 40 with M = 1 (all to z_out)
+    p = random_params(2, 2, 3, 3, 3, 2, seed=1, mults=[65535, 1], shifts=[0, 40])
     x = np.random.default_rng(4).integers(0, 256, (2, 3, 3))
     got, _ = rtl_conv(p, x)
     want = spec.conv_engine(x, p)
@@ -81,5 +83,7 @@ def test_bad_params():
         random_params(2, 4, 3, 3, 5, 4)
     with pytest.raises(HwsimError, match="taps"):
         random_params(2, 4, 3, 3, 3, 4, taps=4)
-    with pytest.raises(HwsimError, match="exponents"):
-        random_params(2, 2, 3, 3, 3, 2, exps=[-40, 0])
+    with pytest.raises(HwsimError, match="shifts"):
+        random_params(2, 2, 3, 3, 3, 2, shifts=[41, 0])
+    with pytest.raises(HwsimError, match="multipliers"):
+        random_params(2, 2, 3, 3, 3, 2, mults=[1 << 16, 1])
