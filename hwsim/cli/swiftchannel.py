@@ -7,6 +7,10 @@ from pathlib import Path
 
 from ._common import positive_int, print_json
 
+#: names of models.swiftchannel.train.LOSSES (spelled here so that `hwsim --help` needs no torch;
+#: tests/cli checks the two agree)
+QAT_LOSSES = ("nmse", "geo", "balanced")
+
 
 def _geometry(args):
     from models.channels import DEFAULT, PAPER, Geometry
@@ -36,9 +40,12 @@ def add_train_parser(sub, name: str = "swiftchannel") -> None:
                     ("subcarriers", "subcarriers"), ("freq-comp", "pilot spacing in frequency"),
                     ("space-comp", "pilot spacing across BS antennas")):
         t.add_argument(f"--{name}", type=positive_int, default=None, help=f"override: {h}")
-    t.add_argument("--train", type=positive_int, default=2048, help="training channels")
-    t.add_argument("--epochs", type=positive_int, default=20, help="float epochs")
-    t.add_argument("--qat-epochs", type=positive_int, default=32, help="QAT epochs")
+    t.add_argument("--train", type=positive_int, default=8192, help="training channels")
+    t.add_argument("--epochs", type=positive_int, default=60, help="float epochs")
+    t.add_argument("--qat-epochs", type=positive_int, default=16, help="QAT epochs")
+    t.add_argument("--qat-loss", choices=QAT_LOSSES, default="balanced",
+                   help="QAT loss: nmse (the paper's mean NMSE, dominated by low-SNR samples), "
+                        "geo (mean NMSE in dB), balanced (the geometric mean of the two)")
     t.add_argument("--qat-lr", type=float, default=1e-3, help="QAT learning rate (cosine decay)")
     t.add_argument("--qat-snrs", default="5:30:5",
                    help="SNRs (dB) of the QAT data: start:stop:step or a,b,c")
@@ -74,7 +81,7 @@ def _train(args) -> int:
     torch.set_num_threads(1)
     train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
               seed=args.seed, teacher_epochs=args.teacher_epochs, qat_lr=args.qat_lr,
-              qat_snrs=qat_snrs, from_float=args.from_float)
+              qat_snrs=qat_snrs, from_float=args.from_float, qat_loss=args.qat_loss)
     return 0
 
 

@@ -45,17 +45,19 @@ from models.channels import (
 
 from .model import StudentConfig, SwiftChannelNet, reparameterize
 from .qat import QuantSwiftChannel, int_model
-from .train import ChannelSet, config_for, make_set, predict, train
+from .train import LOSSES, ChannelSet, config_for, make_set, predict, train
 
-__all__ = ["INT_FORMAT", "QAT_EPOCHS", "QAT_LR", "QAT_SNRS_DB", "evaluate", "load_int_model",
+__all__ = ["INT_FORMAT", "QAT_EPOCHS", "QAT_LOSS", "QAT_LR", "QAT_SNRS_DB", "evaluate", "load_int_model",
            "load_run", "parse_snrs", "save_int_model", "train_run"]
 
 #: the int8 model file's format tag (older run folders hold power-of-two exponents instead)
 INT_FORMAT = "multiplier-v1"
 #: the QAT recipe that meets "int8 within 0.5 dB of float" (docs/swiftchannel.md)
-QAT_EPOCHS = 32
+QAT_EPOCHS = 16
 QAT_LR = 1e-3
 QAT_SNRS_DB = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+#: the QAT loss (a name in :data:`models.swiftchannel.train.LOSSES`)
+QAT_LOSS = "balanced"
 
 
 def parse_snrs(text: str) -> list[float]:
@@ -151,7 +153,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
               qat_epochs: int = QAT_EPOCHS, seed: int = 0, lr: float = 3e-3,
               teacher_epochs: int = 0, distill: float = 0.5, qat_lr: float = QAT_LR,
               qat_snrs: tuple[float, ...] = QAT_SNRS_DB, from_float: Path | None = None,
-              log: Callable[[str], None] = print) -> dict:
+              qat_loss: str = QAT_LOSS, log: Callable[[str], None] = print) -> dict:
     """Float training (Conv3XC) → re-parameterization → QAT (``qat_epochs`` at ``qat_lr``, noise
     at ``qat_snrs``) → run folder.
 
@@ -168,6 +170,8 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         raise HwsimError(f"qat epochs must be at least 1, not {qat_epochs}")
     if not qat_lr > 0:
         raise HwsimError(f"qat learning rate must be positive, not {qat_lr}")
+    if qat_loss not in LOSSES:
+        raise HwsimError(f"unknown QAT loss {qat_loss!r}: choose one of {', '.join(LOSSES)}")
     if not qat_snrs:
         raise HwsimError("need at least one QAT SNR")
     float_meta = None
@@ -194,16 +198,18 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         log(f"float student from {from_float}")
         epochs, teacher_epochs = float_meta["epochs"], float_meta.get("teacher_epochs", 0)
         loss_db = float_meta["loss_db"]
-    log(f"QAT int8 ({qat_epochs} epochs, lr {qat_lr:g}, SNRs {list(qat_snrs)} dB), from the "
+    log(f"QAT int8 ({qat_epochs} epochs, lr {qat_lr:g}, {qat_loss} loss, SNRs {list(qat_snrs)} dB), from the "
         f"re-parameterized student:")
     q = QuantSwiftChannel.from_float(plain)
     qdata = ChannelSet(geom, data.H, np.resize(np.asarray(qat_snrs, np.float64), len(data.H)))
-    qhist = train(q, qdata, qat_epochs, lr=qat_lr, seed=seed + 1, log=log)
+    qhist = train(q, qdata, qat_epochs, lr=qat_lr, seed=seed + 1, log=log,
+                  loss_fn=LOSSES[qat_loss])
     example = torch.from_numpy(qdata.inputs(np.random.default_rng(seed))[:4])
     im = int_model(q, example)
     lm = Lmmse(geom, data.H)
     meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
             "n_train": n_train, "epochs": epochs, "qat_epochs": qat_epochs, "qat_lr": qat_lr,
+            "qat_loss": qat_loss,
             "qat_snrs_db": [float(v) for v in qat_snrs], "teacher_epochs": teacher_epochs,
             "from_float": None if from_float is None else str(from_float),
             "loss_db": loss_db, "qat_loss_db": [float(10 * np.log10(v)) for v in qhist]}

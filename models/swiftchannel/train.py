@@ -21,7 +21,8 @@ from models.channels import (
 
 from .model import StudentConfig, SwiftChannelNet
 
-__all__ = ["DIVERGED_DB", "ChannelSet", "config_for", "make_set", "nmse_loss", "predict", "train"]
+__all__ = ["DIVERGED_DB", "LOSSES", "ChannelSet", "balanced_nmse_loss", "config_for", "geo_nmse_loss",
+           "make_set", "nmse_loss", "predict", "train"]
 
 
 def config_for(geom: Geometry, **overrides) -> StudentConfig:
@@ -50,10 +51,35 @@ def make_set(geom: Geometry, n: int, seed: int, snrs_db=TRAIN_SNRS_DB,
     return ChannelSet(geom, H, snr)
 
 
+def _sample_nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1)
+
+
 def nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-sample NMSE (linear), the paper's training loss."""
-    err = (pred - target).pow(2).flatten(1).sum(1)
-    return (err / target.pow(2).flatten(1).sum(1)).mean()
+    """Mean per-sample NMSE (linear), the paper's training loss.
+
+    On data mixing SNRs the low-SNR samples dominate it (their NMSE is 10–100× larger), so
+    the high-SNR samples barely steer the gradient.
+    """
+    return _sample_nmse(pred, target).mean()
+
+
+def geo_nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Geometric mean of the per-sample NMSE (``10·log10`` of it is the mean NMSE in dB): every
+    sample counts by its NMSE in dB, whatever its SNR."""
+    return torch.exp(torch.log(_sample_nmse(pred, target)).mean())
+
+
+def balanced_nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``sqrt(nmse_loss · geo_nmse_loss)``: half the gradient (in log terms) from each, between
+    the paper's low-SNR-weighted loss and the SNR-blind dB mean."""
+    e = _sample_nmse(pred, target)
+    return torch.sqrt(e.mean() * torch.exp(torch.log(e).mean()))
+
+
+#: training losses by name (``hwsim swiftchannel train --qat-loss``)
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "nmse": nmse_loss, "geo": geo_nmse_loss, "balanced": balanced_nmse_loss}
 
 
 def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -68,11 +94,14 @@ def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 256) -> np.ndarray
 
 def train(net: SwiftChannelNet | torch.nn.Module, data: ChannelSet, epochs: int, lr: float = 2e-3,
           batch: int = 32, seed: int = 0, log: Callable[[str], None] | None = None,
-          teacher: torch.nn.Module | None = None, distill: float = 0.0) -> list[float]:
+          teacher: torch.nn.Module | None = None, distill: float = 0.0,
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nmse_loss) -> list[float]:
     """Adam on the NMSE loss, new noise every epoch, cosine learning-rate decay.
 
-    With a ``teacher`` the loss adds ``distill · NMSE(student, teacher)`` (output distillation).
-    Returns the mean training loss per epoch.
+    ``loss_fn`` is the loss against the true channel (:data:`LOSSES`; the paper's
+    :func:`nmse_loss` by default). With a ``teacher`` the loss adds
+    ``distill · NMSE(student, teacher)`` (output distillation). Returns the mean training loss
+    per epoch.
 
     Divergence guard: the weights and optimizer state after the best epoch so far are kept
     (from the first epoch on). An epoch whose loss is
@@ -101,7 +130,7 @@ def train(net: SwiftChannelNet | torch.nn.Module, data: ChannelSet, epochs: int,
             idx = order[i:i + batch]
             x = torch.from_numpy(X[idx])
             y = torch.from_numpy(target_all[idx])
-            loss = _loss(net, x, y, teacher, distill)
+            loss = _loss(net, x, y, teacher, distill, loss_fn)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -137,9 +166,9 @@ def _snapshot(net: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, d
     return copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
 
 
-def _loss(net, x, y, teacher, distill) -> torch.Tensor:
+def _loss(net, x, y, teacher, distill, loss_fn) -> torch.Tensor:
     out = net(x)
-    loss = nmse_loss(out, y)
+    loss = loss_fn(out, y)
     if teacher is not None and distill > 0:
         with torch.no_grad():
             t_out = teacher(x)

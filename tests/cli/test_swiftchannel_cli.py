@@ -85,3 +85,24 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, msg):
     err = capsys.readouterr().err.strip()
     assert err.startswith("hwsim: error:") and msg in err and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_qat_loss_choices_are_the_training_losses(tmp_path):
+    """The CLI spells the loss names without importing torch; they must be train.LOSSES."""
+    import torch
+
+    from hwsim.cli.swiftchannel import QAT_LOSSES
+    from hwsim.errors import HwsimError
+    from models.channels import Geometry
+    from models.swiftchannel.pipeline import QAT_LOSS, train_run
+    from models.swiftchannel.train import LOSSES
+
+    assert set(QAT_LOSSES) == set(LOSSES) and QAT_LOSS in LOSSES
+    with pytest.raises(HwsimError, match="unknown QAT loss"):
+        train_run(tmp_path / "x", Geometry(), qat_loss="mse")
+    assert not (tmp_path / "x").exists()
+    # the losses on one batch: geo ≤ balanced ≤ nmse (geometric ≤ arithmetic mean)
+    y = torch.randn(4, 2, 8, 4)
+    p = y + torch.randn(4, 2, 8, 4) * torch.tensor([0.01, 0.1, 0.3, 1.0]).reshape(4, 1, 1, 1)
+    g, b, n = (float(LOSSES[k](p, y)) for k in ("geo", "balanced", "nmse"))
+    assert g < b < n and b == pytest.approx((g * n) ** 0.5, rel=1e-5)
