@@ -17,6 +17,12 @@ from rtl.attn_layer import AttnLayer
 KERNEL = get_kernel("attn-layer")
 
 
+def settle_ports(dut, arrays, p):
+    """(signal, value) pairs of the static ports."""
+    return [(getattr(getattr(dut, k), "as_value", lambda k=k: getattr(dut, k))(), v)
+            for k, v in ka.port_values(arrays, p).items()]
+
+
 def rtl_attn_layer(p, arrays, idle=0.0, stall=0.0, seed=0):
     """``(residual row out, cycles from the first x beat to the last y code)``."""
     dut = AttnLayer(p)
@@ -25,9 +31,7 @@ def rtl_attn_layer(p, arrays, idle=0.0, stall=0.0, seed=0):
     kv = Source(dut.kv, ka.cache_words(arrays, p))
     x = Source(dut.x, ka.x_words(arrays, p), idle=idle)
     y = Sink(dut.y, p.hidden, stall=stall)
-    settle = [(getattr(dut, k).as_value() if hasattr(getattr(dut, k), "as_value")
-               else getattr(dut, k), v) for k, v in ka.port_values(arrays, p).items()]
-    run_streams(dut, [w, wo, kv, x], [y], seed=seed, settle=settle)
+    run_streams(dut, [w, wo, kv, x], [y], seed=seed, settle=settle_ports(dut, arrays, p))
     return np.array(y.values, dtype=np.int64), y.cycles[-1] - x.cycles[0] + 1
 
 
@@ -45,6 +49,23 @@ def test_bit_exact_and_cycles():
                           exp_lanes=2, res_width=28)
     for case in KERNEL.cases(p, seed=1):
         check(p, case)
+
+
+def test_tokens_back_to_back():
+    """Two residual rows streamed without a gap with back-pressure (the second waits until the
+    first row's last code is added): each output row == golden."""
+    p = g.AttnLayerParams(heads=2, kv_heads=1, head_dim=4, tokens=5, keep=2, lanes=4,
+                          exp_lanes=2, res_width=28)
+    a = KERNEL.cases(p, seed=2, quick=True)[0]["arrays"]
+    toks = [a, {**a, "x": np.random.default_rng(5).integers(-(1 << 24), 1 << 24, p.hidden)}]
+    dut = AttnLayer(p)
+    w, wo = Source(dut.w, ka.w_words(a, p)), Source(dut.wo, ka.wo_words(a, p))
+    kv = Source(dut.kv, ka.cache_words(a, p))
+    x = Source(dut.x, [b for t in toks for b in ka.x_words(t, p)])
+    y = Sink(dut.y, 2 * p.hidden, stall=0.3)
+    run_streams(dut, [w, wo, kv, x], [y], seed=1, settle=settle_ports(dut, a, p))
+    want = np.concatenate([ka.golden_words(p, t) for t in toks])
+    assert np.array_equal(np.array(y.values), want)
 
 
 def test_real_decode_token_equals_the_integer_model():
