@@ -17,7 +17,7 @@ from hwsim.errors import HwsimError
 from hwsim.golden import attn_out as spec
 from hwsim.golden import decoder_layer as dl
 from quant.qtype import INT8, Rounding
-from rtl.common import max_tree, round_shift, saturate
+from rtl.common import max_tree, norm_shift, round_shift, saturate
 from rtl.norm_quant import NormQuant
 from rtl.ternary_mvu import TernaryMVU
 
@@ -121,9 +121,7 @@ class AttnOut(wiring.Component):
         # the row's shift: bits of the peak above NORM_IN_BITS
         sw = p.norm_quant().shift_width
         shift = Signal(unsigned(sw))
-        for b in range(dl.NORM_IN_BITS, WW):          # highest set bit wins
-            with m.If(peak[b]):
-                m.d.comb += shift.eq(b + 1 - dl.NORM_IN_BITS)
+        m.d.comb += shift.eq(norm_shift(peak, dl.NORM_IN_BITS))
 
         gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
         with m.Switch(cnt):

@@ -43,6 +43,7 @@ from . import sparse_attention as sa
 from . import ternary_mvu as mvu
 
 if TYPE_CHECKING:   # these units build on this module; imported where used
+    from . import attn_layer as al
     from . import attn_out as ao
     from . import norm_quant as nq
 
@@ -64,6 +65,7 @@ __all__ = [
     "decode_step",
     "decode_step_attention",
     "decode_step_cycles",
+    "decode_step_phases",
     "dense_attend",
     "eps_code",
     "eps_constant",
@@ -515,6 +517,15 @@ class DecoderLayerParams:
         return ao.AttnOutParams(heads=self.heads, head_dim=self.head_dim, lanes=self.lanes,
                                 amax_width=self.decode_attention().attention().av_acc_width)
 
+    def attn_layer(self) -> al.AttnLayerParams:
+        """The attention half of the layer in one controller (:mod:`hwsim.golden.attn_layer`):
+        residual row → attention RMSNorm → decode step → output path."""
+        from . import attn_layer as al
+
+        return al.AttnLayerParams(heads=self.heads, kv_heads=self.kv_heads,
+                                  head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
+                                  lanes=self.lanes, exp_lanes=self.exp_lanes)
+
     def norm_quant(self, n: int) -> nq.NormQuantParams:
         """The norm unit (:mod:`hwsim.golden.norm_quant`) of a length-``n`` norm with a fixed
         input step."""
@@ -540,32 +551,28 @@ def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
 def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence).
 
-    ``qkv_frontend`` + ``kv_append`` + ``attention`` is the attention block the
-    ``decode-step`` RTL runs (:func:`decode_step_cycles`); ``attn_out`` (v-rescale, attention
-    SubLN + activation quantizer, ``wo``, residual add) is the ``attn-out`` RTL
-    (:func:`hwsim.golden.attn_out.latency_cycles`); both are measured exactly in simulation.
-    The other norms whose input step is fixed (``attn_norm``, ``ffn_norm``) are the
-    ``norm-quant`` unit's one-vector latency (:func:`hwsim.golden.norm_quant.latency_cycles`:
-    RMSNorm with the integer ε + the activation quantizer). ``ffn_subln`` keeps the RMSNorm +
-    absmax-barrier latencies: its ε code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider
-    no RTL has), so ``norm-quant`` does not implement it. The FFN projections are the ternary
-    MVU's latency with its weights on chip, one after another. No controller chains these
-    phases yet, so the total is a schedule model over verified block latencies, not a
-    simulated figure."""
-    from . import attn_out as ao
+    The attention half (``attn_norm``, ``qkv_frontend``, ``kv_append``, ``attention``,
+    ``attn_out``) is the ``attn-layer`` RTL, which chains the residual row's peak → shift,
+    the ``norm-quant`` unit, the ``decode-step`` block and the ``attn-out`` path in one
+    controller (:func:`hwsim.golden.attn_layer.phase_cycles`; measured exactly in
+    simulation): the norm's output beats are the front end's input beats and the last head's
+    output beat is the output path's last input beat, so ``attn_norm`` runs from the first
+    residual beat to the front end's first beat and ``attn_out`` is the output path after its
+    last input beat. ``ffn_norm`` is the ``norm-quant`` unit's one-vector latency
+    (:func:`hwsim.golden.norm_quant.latency_cycles`: RMSNorm with the integer ε + the
+    activation quantizer). ``ffn_subln`` keeps the RMSNorm + absmax-barrier latencies: its ε
+    code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider no RTL has), so ``norm-quant``
+    does not implement it. The FFN projections are the ternary MVU's latency with its weights
+    on chip, one after another. No controller chains the FFN half yet, so the total is a
+    schedule model over verified block latencies, not a simulated figure."""
+    from . import attn_layer as al
     from . import norm_quant as nq
 
     d, f = p.hidden, p.ffn
-    norm_d = nq.latency_cycles(p.norm_quant(d))
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
-    step = p.decode_step()
     phases = {
-        "attn_norm": norm_d,
-        "qkv_frontend": qkv_frontend_cycles(step.frontend()),
-        "kv_append": p.kv_heads,
-        "attention": attention_cycles(p)["pipelined"],
-        "attn_out": ao.latency_cycles(p.attn_out()),
-        "ffn_norm": norm_d,
+        **al.phase_cycles(p.attn_layer()),
+        "ffn_norm": nq.latency_cycles(p.norm_quant(d)),
         "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
         "ffn_subln": norm_f,
         "w2": mvu.latency_cycles(p.mvu("w2")),
@@ -805,8 +812,14 @@ def decode_step_attention(a: dict, p: DecodeStepParams) -> tuple[np.ndarray, np.
     return decode_attention(q8, K, V, mults, p.attention_phase())
 
 
+def decode_step_phases(p: DecodeStepParams) -> dict[str, int]:
+    """The phases of :func:`decode_step_cycles`, in sequence: the front end
+    (``qkv_frontend``), ``kv_heads`` cycles to append the new k, v rows (``kv_append``), then
+    the attention phase (``attention``; its first q beat follows at once)."""
+    return {"qkv_frontend": qkv_frontend_cycles(p.frontend()), "kv_append": p.kv_heads,
+            "attention": decode_attention_cycles(p.attention_phase())}
+
+
 def decode_step_cycles(p: DecodeStepParams) -> int:
-    """First ``x`` beat to last output beat: the front end, ``kv_heads`` cycles to append the
-    new k, v rows, then the attention phase (its first q beat follows at once)."""
-    return (qkv_frontend_cycles(p.frontend()) + p.kv_heads
-            + decode_attention_cycles(p.attention_phase()))
+    """First ``x`` beat to last output beat: the sum of :func:`decode_step_phases`."""
+    return sum(decode_step_phases(p).values())

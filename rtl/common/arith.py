@@ -11,7 +11,8 @@ from amaranth.hdl import Cat, Const, Mux, Value, signed
 
 from quant.qtype import Overflow, QType, Rounding
 
-__all__ = ["adder_tree", "max_tree", "round_shift", "saturate", "shift_add_multiply"]
+__all__ = ["adder_tree", "max_tree", "norm_shift", "round_shift", "saturate",
+           "shift_add_multiply"]
 
 
 def adder_tree(terms: list[Value]) -> Value:
@@ -37,6 +38,16 @@ def max_tree(values: list[Value]) -> Value:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def norm_shift(peak: Value, bits: int) -> Value:
+    """The right shift that brings a row whose peak ``|·|`` is the unsigned ``peak`` to
+    ``bits`` significant bits: ``max(0, bit_length(peak) − bits)`` (the highest set bit wins),
+    as :func:`hwsim.golden.decoder_layer.shift_rows` computes it."""
+    shift = Const(0, range(max(2, len(peak) - bits + 1)))
+    for b in range(bits, len(peak)):
+        shift = Mux(peak[b], b + 1 - bits, shift)
+    return shift
 
 
 def shift_add_multiply(a: Value, b: Value) -> Value:

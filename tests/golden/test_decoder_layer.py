@@ -10,6 +10,7 @@ import torch
 from hwsim.errors import HwsimError
 from hwsim.golden import absmax_barrier as ab
 from hwsim.golden import attention_head as ah
+from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
 from hwsim.golden import lo_topk as lt
@@ -245,8 +246,15 @@ def test_counts_compose_the_kernel_formulas():
     # the attention output path is the attn-out RTL's formula (its heads' amax: the engine's)
     aop = p.attn_out()
     assert aop.amax_width == da.attention().av_acc_width and aop.hidden == p.hidden
-    assert c["attn_out"] == ao.latency_cycles(aop) == nq.latency_cycles(p.norm_quant(p.hidden)) \
+    assert ao.latency_cycles(aop) == nq.latency_cycles(p.norm_quant(p.hidden)) \
         + mvu.latency_cycles(p.mvu("wo"))
+    # the attention half is the attn-layer RTL's formula: attn-out's first C o beats are the
+    # decode step's output beats, so after them only its tail is left
+    alp = p.attn_layer()
+    assert alp.attn_out() == aop
+    assert c["attn_out"] == ao.latency_cycles(aop) - p.hidden // p.lanes
+    assert sum(c[k] for k in ("attn_norm", "qkv_frontend", "kv_append", "attention",
+                              "attn_out")) == al.latency_cycles(alp)
     # the fixed-step norms are the norm-quant unit; the FFN SubLN (ε power 6) is not
     nqp = p.norm_quant(p.hidden)
     assert (nqp.n, nqp.lanes) == (p.hidden, p.lanes)

@@ -73,3 +73,22 @@ def test_shift_add_multiply_is_a_multiplier():
         return (x, y), o
 
     assert _comb_eval(build, list(zip(a, b, strict=True))) == (a * b).tolist()
+
+
+def test_norm_shift_matches_shift_rows():
+    """The peak → shift of a norm input row equals the golden ``shift_rows``'s shift."""
+    from hwsim.golden import decoder_layer as dl
+    from rtl.common import norm_shift
+
+    rng = np.random.default_rng(7)
+    peaks = np.concatenate([[0, 1, (1 << 22) - 1, 1 << 22, (1 << 23) - 1, 1 << 23, (1 << 30) - 1],
+                            rng.integers(0, 1 << 30, 200)])
+
+    def build(m):
+        p, o = Signal(unsigned(30)), Signal(unsigned(4))
+        m.d.comb += o.eq(norm_shift(p, dl.NORM_IN_BITS))
+        return [p], o
+
+    got = _comb_eval(build, [(v,) for v in peaks])
+    want = dl.shift_rows(peaks[:, None])[1]
+    assert np.array_equal(np.array(got), want)
