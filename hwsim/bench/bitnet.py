@@ -5,27 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from hwsim.bench._bitnet_args import add_checkpoint_arguments
+
 DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
                "model (ratio beside the paper's); greedy next-token agreement of the integer "
                "model on golden kernels with the torch fake-quant model; tokens/s side by side")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
-                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
-                        "with the default settings when missing)")
-    p.add_argument("--steps", type=int, default=800, help="training steps if training is needed")
-    p.add_argument("--windows", type=int, default=64,
-                   help="validation windows of 128 bytes for agreement and speed")
-    p.add_argument("--calib-windows", type=int, default=8,
-                   help="training windows that calibrate the integer model's static scales")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_checkpoint_arguments(p, steps=800, windows=64, windows_for="agreement and speed",
+                             trained="with the default settings when missing")
     p.add_argument("--rtl", action="store_true",
                    help="also run one decoder layer's real codes through the ternary-mvu and "
                         "attention-head RTL on Icarus (minutes)")
-    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
     p.add_argument("--rtl-tokens", type=int, default=4, help="tokens (vectors) for --rtl")
-    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
 
 
 def _rate(fn, tokens: int, min_s: float = 1.0) -> float:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from hwsim.bench._bitnet_args import add_checkpoint_arguments
+
 DESCRIPTION = ("VitaLLM predictive sparse attention on BitNet-tiny: validation perplexity and "
                "greedy agreement vs dense for K/M in {1/16 … 1}; one layer's decode-step cycles "
                "and KV bytes read, dense vs sparse; the estimator's VitaLLM target on the same "
@@ -34,14 +36,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoints", type=Path, default=Path("build/bitnet/tiny"),
-                   help="folder with fp/ and ternary/ from `hwsim train bitnet` (trained here "
-                        "when missing)")
-    p.add_argument("--steps", type=int, default=300, help="training steps if training is needed")
-    p.add_argument("--windows", type=int, default=32,
-                   help="validation windows of 128 bytes for perplexity and agreement")
-    p.add_argument("--calib-windows", type=int, default=8,
-                   help="training windows that calibrate the integer model's static scales")
+    add_checkpoint_arguments(p, steps=300, windows=32, windows_for="perplexity and agreement")
     p.add_argument("--tokens", type=int, default=128,
                    help="cached tokens M of the decode step (the validation windows' length)")
     p.add_argument("--keep", type=str, default=None,
@@ -50,16 +45,13 @@ def add_arguments(p) -> None:
     p.add_argument("--kv-kib", type=int, default=48, help="on-chip KV-cache memory (KiB)")
     p.add_argument("--est-context", type=int, default=128,
                    help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--rtl", action="store_true",
                    help="also run the attention block of one real decode step (layer "
                         "--rtl-layer, M = --tokens, K = --rtl-keep: ternary q/k/v, RoPE, KV "
                         "append, sparse attention) on the decode-step RTL and its attention "
                         "output path (v-rescale, SubLN, wo, residual add) on the attn-out RTL, "
                         "under cocotb on Icarus and Verilator (minutes)")
-    p.add_argument("--rtl-layer", type=int, default=0, help="decoder layer for --rtl")
     p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
-    p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")
 
 
 def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, dict]:

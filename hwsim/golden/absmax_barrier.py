@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType, round_shift
 
 __all__ = [
@@ -76,10 +76,7 @@ class AbsmaxBarrierParams:
     mul_style: str = "dsp"
 
     def __post_init__(self):
-        for name in ("length", "in_width"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"absmax-barrier {name} must be a positive integer, not {v!r}")
+        check_ints(self, "absmax-barrier", ("length", "in_width"))
         if self.in_width < 2 or self.in_width > 48:
             raise HwsimError(f"absmax-barrier in_width must be 2 … 48 bits, not {self.in_width}")
         if self.frac_bits is not None and (not isinstance(self.frac_bits, int)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType
 
 from . import decoder_layer as dl
@@ -66,13 +66,10 @@ class AttnOutParams:
     res_width: int = 48
 
     def __post_init__(self):
-        for name, lo, hi in (("heads", 1, 256), ("head_dim", 1, 4096), ("lanes", 1, 64),
-                             ("amax_width", 1, 32), ("e_width", 1, 256),
-                             ("res_width", 2, 62),
-                             ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise HwsimError(f"attn-out {name} must be an integer {lo} … {hi}, not {v!r}")
+        check_ints(self, "attn-out", (("heads", 1, 256), ("head_dim", 1, 4096), ("lanes", 1, 64),
+                                      ("amax_width", 1, 32), ("e_width", 1, 256),
+                                      ("res_width", 2, 62),
+                                      ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
         if self.head_dim % self.lanes:
             raise HwsimError(f"attn-out lanes ({self.lanes}) must divide head_dim "
                              f"({self.head_dim})")

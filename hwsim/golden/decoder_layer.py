@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType, Rounding, requantize, round_shift
 
 from . import absmax_barrier as ab
@@ -111,10 +111,7 @@ class NormCodes:
     eps_power: int = 0
 
     def __post_init__(self):
-        for f in ("eps", "eps_power"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-                raise HwsimError(f"norm {f} must be a non-negative integer, not {v!r}")
+        check_ints(self, "norm", ("eps", "eps_power"), lo=0, types=(int, np.integer))
 
 
 @dataclass
@@ -415,10 +412,7 @@ def decode_step(L: LayerCodes, ctx, x, k_cache, v_cache, attend=None,
 def _check_heads_and_keep(kind: str, p, positive: tuple[str, ...]) -> None:
     """The checks every decode-step parameter set shares: positive integer sizes, 1 ≤ K ≤ M,
     and kv_heads dividing heads (one line naming ``kind`` and the field)."""
-    for f in positive:
-        v = getattr(p, f)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise HwsimError(f"{kind} {f} must be a positive integer, not {v!r}")
+    check_ints(p, kind, positive)
     if isinstance(p.keep, bool) or not isinstance(p.keep, int) or p.keep < 1:
         raise HwsimError(f"{kind} keep (K) must be at least 1, not {p.keep!r}")
     if p.keep > p.tokens:
@@ -708,10 +702,7 @@ class QkvFrontendParams:
     lanes: int = 16
 
     def __post_init__(self):
-        for f in ("hidden", "heads", "kv_heads", "head_dim", "lanes"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"qkv-frontend {f} must be a positive integer, not {v!r}")
+        check_ints(self, "qkv-frontend", ("hidden", "heads", "kv_heads", "head_dim", "lanes"))
         if self.heads % self.kv_heads:
             raise HwsimError(f"qkv-frontend kv_heads ({self.kv_heads}) must divide heads "
                              f"({self.heads})")

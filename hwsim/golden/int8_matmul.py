@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType, quantize_multiplier, requantize
 
 __all__ = [
@@ -67,10 +67,7 @@ class Int8MatmulParams:
     b: QType = INT8
 
     def __post_init__(self):
-        for name in ("lanes", "k"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"int8-matmul {name} must be an integer ≥ 1, not {v!r}")
+        check_ints(self, "int8-matmul", ("lanes", "k"))
         if self.k % self.lanes:
             raise HwsimError(f"int8-matmul lanes ({self.lanes}) must divide k ({self.k})")
         for name in ("a", "b"):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8
 
 __all__ = [
@@ -52,10 +52,7 @@ class LoTopKParams:
     keep: int = 16         # K
 
     def __post_init__(self):
-        for name in ("tokens", "head_dim", "keep"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"lo-topk {name} must be a positive integer, not {v!r}")
+        check_ints(self, "lo-topk", ("tokens", "head_dim", "keep"))
         if self.keep > self.tokens:
             raise HwsimError(f"lo-topk keep (K={self.keep}) cannot exceed tokens "
                              f"(M={self.tokens})")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 
 from . import decoder_layer as dl
 from . import rmsnorm_int as rn
@@ -56,12 +56,9 @@ class NormQuantParams:
     shift_width: int = 5
 
     def __post_init__(self):
-        for name, lo, hi in (("n", 1, 1 << 16), ("lanes", 1, 64), ("e_width", 1, 256),
-                             ("shift_width", 1, 6),
-                             ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise HwsimError(f"norm-quant {name} must be an integer {lo} … {hi}, not {v!r}")
+        check_ints(self, "norm-quant", (("n", 1, 1 << 16), ("lanes", 1, 64), ("e_width", 1, 256),
+                                        ("shift_width", 1, 6),
+                                        ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
         self.norm()
 
     def norm(self) -> rn.RmsNormParams:

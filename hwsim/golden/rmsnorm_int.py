@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType, round_shift
 
 from .softmax_int import reciprocal
@@ -84,11 +84,8 @@ class RmsNormParams:
     multiplier: str = "dsp"
 
     def __post_init__(self):
-        for name, lo, hi in (("n", 1, 1 << 20), ("lanes", 1, 1024), ("rms_frac", 0, 16),
-                             ("recip_bits", 4, 30)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise HwsimError(f"rmsnorm {name} must be an integer {lo} … {hi}, not {v!r}")
+        check_ints(self, "rmsnorm", (("n", 1, 1 << 20), ("lanes", 1, 1024), ("rms_frac", 0, 16),
+                                     ("recip_bits", 4, 30)))
         if self.n % self.lanes:
             raise HwsimError(f"rmsnorm lanes ({self.lanes}) must divide n ({self.n})")
         if not self.x.signed or self.x.width > 32:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 from quant.qtype import QType, Rounding, round_shift
 
 __all__ = [
@@ -92,11 +92,8 @@ class SoftmaxParams:
     recip_bits: int = 16
 
     def __post_init__(self):
-        for name, lo, hi in (("exp_frac", 2, 30), ("lut_bits", 1, 12), ("log2e_bits", 4, 30),
-                             ("recip_bits", 4, 30)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise HwsimError(f"softmax {name} must be an integer {lo} … {hi}, not {v!r}")
+        check_ints(self, "softmax", (("exp_frac", 2, 30), ("lut_bits", 1, 12),
+                                     ("log2e_bits", 4, 30), ("recip_bits", 4, 30)))
         if not isinstance(self.score, QType) or not self.score.signed or self.score.width > 16:
             raise HwsimError(f"softmax scores must be a signed QType of ≤ 16 bits, not {self.score}")
         if not isinstance(self.prob, QType) or self.prob.signed:

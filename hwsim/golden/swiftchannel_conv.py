@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 
 from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, conv_int
 
@@ -79,10 +79,7 @@ class ConvEngineParams:
     taps: int = 1
 
     def __post_init__(self):
-        for name in ("ic", "oc", "height", "width", "k", "ocp", "taps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"swiftchannel-conv {name} must be a positive integer, not {v!r}")
+        check_ints(self, "swiftchannel-conv", ("ic", "oc", "height", "width", "k", "ocp", "taps"))
         if self.k not in (1, 3):
             raise HwsimError(f"swiftchannel-conv k must be 1 or 3, not {self.k}")
         if (self.k * self.k) % self.taps:

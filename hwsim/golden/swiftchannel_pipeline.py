@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.errors import HwsimError, check_ints
 
 from . import swiftchannel as sc
 from .swiftchannel_conv import ConvEngineParams
@@ -93,10 +93,8 @@ class PipelineParams:
     gates: tuple
 
     def __post_init__(self):
-        for name in ("height", "width", "taps", "skip_depth", "rf", "rs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise HwsimError(f"swiftchannel-pipeline {name} must be a positive integer, not {v!r}")
+        check_ints(self, "swiftchannel-pipeline",
+                   ("height", "width", "taps", "skip_depth", "rf", "rs"))
         object.__setattr__(self, "convs", tuple(dict(c) for c in self.convs))
         object.__setattr__(self, "gates", tuple(dict(g) for g in self.gates))
         if len(self.convs) != 2 * len(self.gates) + 3:

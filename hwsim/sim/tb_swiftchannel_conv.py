@@ -2,8 +2,8 @@
 
 Driver :class:`~hwsim.sim.streams.StreamSource` on ``x`` (one pixel per beat), monitor
 :class:`~hwsim.sim.streams.StreamSink` on ``y``; model :func:`hwsim.golden.swiftchannel_conv.conv_engine`;
-checker: every code ``==`` golden, and without idle input or stalls the measured cycles ``==``
-:func:`hwsim.golden.swiftchannel_conv.frame_cycles`.
+checker :func:`hwsim.sim.checker.check_plan` (every code ``==`` golden; without idle input or
+stalls the measured cycles ``==`` :func:`hwsim.golden.swiftchannel_conv.frame_cycles`).
 """
 
 from __future__ import annotations
@@ -12,46 +12,37 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 
 from hwsim.golden import swiftchannel_conv as spec
 from hwsim.golden.lanes import pack_lanes, unpack_lanes
-from hwsim.sim.plan import load_case, load_plan, write_result
-from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset
+from hwsim.sim.checker import check_plan
+from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
+
+
+async def run_case(dut, p: spec.ConvEngineParams, a: dict, rng, idle, stall) -> dict:
+    X = a["X"]
+    src = StreamSource(dut, "x", rng, idle)
+    snk = StreamSink(dut, "y", rng, stall, signed=False)
+    src.load([pack_lanes(X[:, r, c], 8) for r in range(p.height) for c in range(p.width)])
+    snk.open(p.pixels * p.groups)
+    t0 = time.perf_counter()
+    total = await CycleLoop(dut.clk, [src], [snk]).run()
+    mask = (1 << 8 * p.ocp) - 1
+    got = [unpack_lanes(v & mask, 8, p.ocp, signed=False) for v in snk.values]
+    return {"outputs": np.asarray(got).ravel().tolist(),
+            "cycles": snk.cycles[-1] - src.cycles[0] + 1, "sim_cycles": total,
+            "wall_s": time.perf_counter() - t0}
+
+
+def golden(p: spec.ConvEngineParams, a: dict):
+    return spec.conv_engine(a["X"], p)
+
+
+def expected_cycles(p: spec.ConvEngineParams, a: dict) -> int:
+    return spec.frame_cycles(p)
 
 
 @cocotb.test()
 async def swiftchannel_conv_matches_golden(dut):
-    plan, folder = load_plan()
-    p = spec.ConvEngineParams(**plan["params"])
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.x__valid.value = 0
-    dut.y__ready.value = 0
-    await reset(dut, dut.clk)
-    results, failures = [], []
-    for case in plan["cases"]:
-        X = load_case(folder, case)["X"]
-        rng = np.random.default_rng(case.get("seed", 0))
-        src = StreamSource(dut, "x", rng, case.get("idle", 0.0))
-        snk = StreamSink(dut, "y", rng, case.get("stall", 0.0), signed=False)
-        src.load([pack_lanes(X[:, r, c], 8) for r in range(p.height) for c in range(p.width)])
-        snk.open(p.pixels * p.groups)
-        t0 = time.perf_counter()
-        total = await CycleLoop(dut.clk, [src], [snk]).run()
-        wall = time.perf_counter() - t0
-        got = np.array([unpack_lanes(v & ((1 << 8 * p.ocp) - 1), 8, p.ocp, signed=False)
-                        for v in snk.values])
-        want = spec.conv_engine(X, p)
-        cycles = snk.cycles[-1] - src.cycles[0] + 1
-        timed = case.get("idle", 0.0) == 0 and case.get("stall", 0.0) == 0
-        rec = {"name": case["name"], "cycles": cycles, "expected_cycles": spec.frame_cycles(p),
-               "sim_cycles": total, "wall_s": wall, "bit_exact": bool(np.array_equal(got, want)),
-               "timed": timed, "cycles_match": cycles == spec.frame_cycles(p)}
-        if not rec["bit_exact"]:
-            bad = np.argwhere(got != want)[:5]
-            failures.append(f"{case['name']}: codes differ at {bad.tolist()}")
-        if timed and not rec["cycles_match"]:
-            failures.append(f"{case['name']}: {cycles} cycles, formula says {spec.frame_cycles(p)}")
-        results.append(rec)
-    write_result(folder, {"cases": results, "failures": failures})
-    assert not failures, "; ".join(failures)
+    await check_plan(dut, spec.ConvEngineParams, run_case, golden, expected_cycles,
+                     inputs=("x",), outputs=("y",))
