@@ -42,6 +42,8 @@ def add_train_parser(sub, name: str = "swiftchannel") -> None:
         t.add_argument(f"--{name}", type=positive_int, default=None, help=f"override: {h}")
     t.add_argument("--train", type=positive_int, default=8192, help="training channels")
     t.add_argument("--epochs", type=positive_int, default=60, help="float epochs")
+    t.add_argument("--loss", choices=QAT_LOSSES, default="nmse",
+                   help="float training loss (the same choices as --qat-loss)")
     t.add_argument("--qat-epochs", type=positive_int, default=16, help="QAT epochs")
     t.add_argument("--qat-loss", choices=QAT_LOSSES, default="balanced",
                    help="QAT loss: nmse (the paper's mean NMSE, dominated by low-SNR samples), "
@@ -81,7 +83,8 @@ def _train(args) -> int:
     torch.set_num_threads(1)
     train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
               seed=args.seed, teacher_epochs=args.teacher_epochs, qat_lr=args.qat_lr,
-              qat_snrs=qat_snrs, from_float=args.from_float, qat_loss=args.qat_loss)
+              qat_snrs=qat_snrs, from_float=args.from_float, qat_loss=args.qat_loss,
+              loss=args.loss)
     return 0
 
 

@@ -153,9 +153,11 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
               qat_epochs: int = QAT_EPOCHS, seed: int = 0, lr: float = 3e-3,
               teacher_epochs: int = 0, distill: float = 0.5, qat_lr: float = QAT_LR,
               qat_snrs: tuple[float, ...] = QAT_SNRS_DB, from_float: Path | None = None,
-              qat_loss: str = QAT_LOSS, log: Callable[[str], None] = print) -> dict:
+              qat_loss: str = QAT_LOSS, loss: str = "nmse",
+              log: Callable[[str], None] = print) -> dict:
     """Float training (Conv3XC) → re-parameterization → QAT (``qat_epochs`` at ``qat_lr``, noise
-    at ``qat_snrs``) → run folder.
+    at ``qat_snrs``) → run folder. ``loss`` and ``qat_loss`` name the float and QAT training
+    losses (:data:`~models.swiftchannel.train.LOSSES`).
 
     With ``teacher_epochs > 0`` a teacher (:meth:`StudentConfig.teacher`) is trained first and
     the student's loss adds ``distill ×`` its NMSE to the teacher's output. With ``from_float``
@@ -170,8 +172,9 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         raise HwsimError(f"qat epochs must be at least 1, not {qat_epochs}")
     if not qat_lr > 0:
         raise HwsimError(f"qat learning rate must be positive, not {qat_lr}")
-    if qat_loss not in LOSSES:
-        raise HwsimError(f"unknown QAT loss {qat_loss!r}: choose one of {', '.join(LOSSES)}")
+    for what, name in (("QAT loss", qat_loss), ("loss", loss)):
+        if name not in LOSSES:
+            raise HwsimError(f"unknown {what} {name!r}: choose one of {', '.join(LOSSES)}")
     if not qat_snrs:
         raise HwsimError("need at least one QAT SNR")
     float_meta = None
@@ -189,14 +192,15 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
             train(tnet, data, teacher_epochs, lr=lr, seed=seed + 2, log=log)
             teacher = reparameterize(tnet)
         net = SwiftChannelNet(cfg)
-        log("float student (Conv3XC):")
+        log(f"float student (Conv3XC, {loss} loss):")
         hist = train(net, data, epochs, lr=lr, seed=seed, log=log, teacher=teacher,
-                     distill=distill if teacher is not None else 0.0)
+                     distill=distill if teacher is not None else 0.0, loss_fn=LOSSES[loss])
         plain = reparameterize(net)
         loss_db = [float(10 * np.log10(v)) for v in hist]
     else:
         log(f"float student from {from_float}")
         epochs, teacher_epochs = float_meta["epochs"], float_meta.get("teacher_epochs", 0)
+        loss = float_meta.get("loss", "nmse")  # runs before the option trained with nmse
         loss_db = float_meta["loss_db"]
     log(f"QAT int8 ({qat_epochs} epochs, lr {qat_lr:g}, {qat_loss} loss, SNRs {list(qat_snrs)} dB), from the "
         f"re-parameterized student:")
@@ -208,8 +212,8 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     im = int_model(q, example)
     lm = Lmmse(geom, data.H)
     meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
-            "n_train": n_train, "epochs": epochs, "qat_epochs": qat_epochs, "qat_lr": qat_lr,
-            "qat_loss": qat_loss,
+            "n_train": n_train, "epochs": epochs, "loss": loss, "qat_epochs": qat_epochs,
+            "qat_lr": qat_lr, "qat_loss": qat_loss,
             "qat_snrs_db": [float(v) for v in qat_snrs], "teacher_epochs": teacher_epochs,
             "from_float": None if from_float is None else str(from_float),
             "loss_db": loss_db, "qat_loss_db": [float(10 * np.log10(v)) for v in qhist]}

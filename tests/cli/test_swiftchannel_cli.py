@@ -100,6 +100,8 @@ def test_qat_loss_choices_are_the_training_losses(tmp_path):
     assert set(QAT_LOSSES) == set(LOSSES) and QAT_LOSS in LOSSES
     with pytest.raises(HwsimError, match="unknown QAT loss"):
         train_run(tmp_path / "x", Geometry(), qat_loss="mse")
+    with pytest.raises(HwsimError, match="unknown loss 'l1'"):
+        train_run(tmp_path / "x", Geometry(), loss="l1")
     assert not (tmp_path / "x").exists()
     # the losses on one batch: geo ≤ balanced ≤ nmse (geometric ≤ arithmetic mean)
     y = torch.randn(4, 2, 8, 4)
