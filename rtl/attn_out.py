@@ -17,9 +17,9 @@ from hwsim.errors import HwsimError
 from hwsim.golden import attn_out as spec
 from hwsim.golden import decoder_layer as dl
 from quant.qtype import INT8, Rounding
-from rtl.common import max_tree, norm_shift, round_shift, saturate
+from rtl.common import max_tree, norm_shift, round_shift
 from rtl.norm_quant import NormQuant
-from rtl.ternary_mvu import TernaryMVU
+from rtl.residual_proj import ResidualProj
 
 __all__ = ["AttnOut"]
 
@@ -36,12 +36,12 @@ class AttnOut(wiring.Component):
       memory while the row's peak ``|·|`` is tracked;
     * the row's shift (the bits above ``NORM_IN_BITS`` of the peak) is then known; the ``C``
       beats are read back, shifted (half even) and sent to the norm unit with their gains;
-    * the norm unit's int8 beats are the ``wo`` MVU's input (accumulators out unscaled), its
-      amax is latched;
-    * each MVU output row is requantized, ``sat(round_half_even(acc · amax · M / 2**S))`` in the
-      residual format, and added to the next ``x`` code in the cycle it leaves (``y`` is the
-      exact sum, ``res_width + 1`` bits). One token is in the MVU and the output stage at a
-      time; the next token's rescale and norm overlap it.
+    * the norm unit's int8 beats go to a :class:`rtl.residual_proj.ResidualProj` holding
+      ``wo`` (the MVU with accumulators out unscaled, its amax latched; each output row
+      requantized, ``sat(round_half_even(acc · amax · M / 2**S))`` in the residual format, and
+      added to the next ``x`` code in the cycle it leaves; ``y`` is the exact sum,
+      ``res_width + 1`` bits). One token is in the MVU and the output stage at a time; the
+      next token's rescale and norm overlap it.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.attn_out.latency_cycles`
     from the first ``o`` beat to the last ``y`` code. Back-pressure on ``y`` and a late ``x``
@@ -64,12 +64,11 @@ class AttnOut(wiring.Component):
             raise HwsimError(f"AttnOut needs AttnOutParams, not {type(params).__name__}")
         self.params = p = params
         self.nq = NormQuant(p.norm_quant())
-        self.mvu = TernaryMVU(p.wo())
+        self.proj = ResidualProj(p.wo(), p.res, p.norm_quant().norm().out.width)
         gw = p.norm_quant().norm().gamma.width
         self.o_layout = data.StructLayout({"o": data.ArrayLayout(signed(INT8.width), p.lanes),
                                            "amax": unsigned(p.amax_width)})
-        self.mult_layout = data.StructLayout({"m": unsigned(dl.MULT_BITS),
-                                              "s": unsigned(spec.SHIFT_BITS)})
+        self.mult_layout = self.proj.mult_layout
         super().__init__({
             "w": In(stream.Signature(unsigned(2 * p.lanes))),
             "o": In(stream.Signature(self.o_layout)),
@@ -85,11 +84,14 @@ class AttnOut(wiring.Component):
         p = self.params
         m = Module()
         m.submodules.norm_quant = nq = self.nq
-        m.submodules.wo = mv = self.mvu
+        m.submodules.wo = proj = self.proj
         C, LN, WW = p.chunks, p.lanes, p.wide_width
         per_head = p.head_dim // p.lanes
-        wiring.connect(m, wiring.flipped(self.w), mv.w)
-        m.d.comb += [nq.e.eq(self.e), mv.mult.eq(1), mv.shift.eq(0)]
+        wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, nq.y, proj.a)
+        wiring.connect(m, wiring.flipped(self.x), proj.x)
+        wiring.connect(m, wiring.flipped(self.y), proj.y)
+        m.d.comb += [nq.e.eq(self.e), proj.mult.eq(self.mult)]
 
         # ---- v-rescale into the wide row memory, peak |wide| --------------------------------
         buf = Memory(shape=unsigned(LN * WW), depth=C, init=[])
@@ -154,36 +156,4 @@ class AttnOut(wiring.Component):
                     with m.If(cnt == C - 1):
                         m.next = "LOAD"
 
-        # ---- norm unit → wo MVU, one token in the MVU and output stage at a time ------------
-        busy = Signal()          # a token's MVU input has started and its last row not left
-        xin = Signal(range(C))
-        amax = Signal.like(nq.y.payload.amax)
-        take = Signal()
-        m.d.comb += [mv.x.payload.eq(nq.y.payload.a),
-                     mv.x.valid.eq(nq.y.valid & (~busy | (xin != 0))),
-                     nq.y.ready.eq(mv.x.ready & (~busy | (xin != 0))),
-                     take.eq(nq.y.valid & nq.y.ready)]
-        with m.If(take):
-            m.d.sync += [xin.eq(Mux(xin == C - 1, 0, xin + 1)), amax.eq(nq.y.payload.amax)]
-
-        # ---- requantize each row, add the residual code -------------------------------------
-        res = p.res
-        amax_s = Signal(signed(len(amax) + 1))
-        m_s = Signal(signed(dl.MULT_BITS + 1))
-        m.d.comb += [amax_s.eq(amax), m_s.eq(self.mult.m)]
-        prod = Signal(signed(p.wo().acc_width + len(amax_s) + len(m_s)))
-        m.d.comb += prod.eq(mv.y.payload * amax_s * m_s)
-        req = Signal(signed(res.width))
-        m.d.comb += req.eq(saturate(round_shift(prod, self.mult.s, res.rounding), res))
-        m.d.comb += [self.y.payload.eq(self.x.payload + req),
-                     self.y.valid.eq(mv.y.valid & self.x.valid),
-                     mv.y.ready.eq(self.y.ready & self.x.valid),
-                     self.x.ready.eq(self.y.ready & mv.y.valid)]
-        row = Signal(range(p.hidden))
-        with m.If(self.y.valid & self.y.ready):
-            m.d.sync += row.eq(Mux(row == p.hidden - 1, 0, row + 1))
-        with m.If(take & (xin == 0)):
-            m.d.sync += busy.eq(1)
-        with m.Elif(self.y.valid & self.y.ready & (row == p.hidden - 1)):
-            m.d.sync += busy.eq(0)
         return m

@@ -44,13 +44,18 @@ class NormQuant(wiring.Component):
     inp : ``In(stream.Signature(StructLayout({x: lanes × x, g: lanes × gamma, shift})))``
         ``shift`` (``shift_width`` bits) is taken from a vector's last beat.
     e : ``In(unsigned(e_width))``: the norm's ε constant ``E``, held while a vector loads.
+        With ``eps_in=True`` this port is ``eps : In(unsigned(63))`` instead: the row's ε code
+        itself (at most ``EPS_CAP``, e.g. from :class:`rtl.eps_divider.EpsDivider`), sampled
+        with the vector's last beat like the code it replaces; ``shift`` is then unused.
+        Latency and throughput are the same.
     y : ``Out(stream.Signature(StructLayout({a: lanes × int8, amax: unsigned(24)})))``
     """
 
-    def __init__(self, params: spec.NormQuantParams):
+    def __init__(self, params: spec.NormQuantParams, eps_in: bool = False):
         if not isinstance(params, spec.NormQuantParams):
             raise HwsimError(f"NormQuant needs NormQuantParams, not {type(params).__name__}")
         self.params = p = params
+        self.eps_in = bool(eps_in)
         np_ = p.norm()
         self.in_layout = data.StructLayout({
             "x": data.ArrayLayout(signed(np_.x.width), p.lanes),
@@ -63,7 +68,8 @@ class NormQuant(wiring.Component):
         })
         super().__init__({
             "inp": In(stream.Signature(self.in_layout)),
-            "e": In(unsigned(p.e_width)),
+            **({"eps": In(unsigned(dl.EPS_CAP.bit_length()))} if self.eps_in
+               else {"e": In(unsigned(p.e_width))}),
             "y": Out(stream.Signature(self.out_layout)),
         })
 
@@ -74,14 +80,19 @@ class NormQuant(wiring.Component):
         m.submodules.norm = norm = RmsNorm(p.norm())
 
         # ---- RMSNorm input and its ε code ---------------------------------------------------
-        code = Signal(p.e_width + 1)
         m.d.comb += [
             norm.inp.valid.eq(self.inp.valid), self.inp.ready.eq(norm.inp.ready),
             norm.inp.payload.x.eq(self.inp.payload.x), norm.inp.payload.g.eq(self.inp.payload.g),
-            code.eq(round_shift(Cat(self.e, Const(0, 1)), self.inp.payload.shift * 2,
-                                Rounding.HALF_UP)),
-            norm.eps.eq(Mux(code > dl.EPS_CAP, dl.EPS_CAP, code)),
         ]
+        if self.eps_in:
+            m.d.comb += norm.eps.eq(Mux(self.eps > dl.EPS_CAP, dl.EPS_CAP, self.eps))
+        else:
+            code = Signal(p.e_width + 1)
+            m.d.comb += [
+                code.eq(round_shift(Cat(self.e, Const(0, 1)), self.inp.payload.shift * 2,
+                                    Rounding.HALF_UP)),
+                norm.eps.eq(Mux(code > dl.EPS_CAP, dl.EPS_CAP, code)),
+            ]
 
         # ---- store the norm's output beats, track max |y| -----------------------------------
         buf = Memory(shape=unsigned(LN * OW), depth=C, init=[])

@@ -25,6 +25,7 @@ import numpy as np
 from hwsim.errors import HwsimError, check_ints
 from quant.qtype import QType
 
+from . import attn_out as ao
 from . import decoder_layer as dl
 from . import eps_divider as ed
 from . import norm_quant as nq
@@ -32,7 +33,7 @@ from . import ternary_mvu as mvu
 
 __all__ = ["FfnOutParams", "ffn_out", "latency_cycles", "phase_cycles", "w2_accumulators"]
 
-SHIFT_BITS = 6                       # the residual requantizer's S (as attn-out)
+SHIFT_BITS = ao.SHIFT_BITS           # the residual requantizer's S (as attn-out)
 
 
 @dataclass(frozen=True)
