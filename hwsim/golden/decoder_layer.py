@@ -344,8 +344,10 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
 
     Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
-    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``
-    and ``x_attn`` (the residual rows after the attention block's ``wo`` add).
+    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``,
+    ``x_attn`` (the residual rows after the attention block's ``wo`` add), and the FFN's
+    ``ffn_a``, ``ffn_amax`` (its int8 activations and their amax), ``prod`` (the exact
+    ``relu(g)²·u`` rows, (T, ffn)).
     """
     attend = attend or dense_attend
     x = np.asarray(x, dtype=np.int64)
@@ -382,6 +384,8 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
     gp = np.maximum(g, 0)
     prod = gp * gp * u                                                    # (T, ffn) exact
+    if capture is not None:
+        capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
     # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
     a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, amax))
     x = residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],

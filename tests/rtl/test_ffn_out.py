@@ -1,0 +1,116 @@
+"""Fast tier: the Amaranth FfnOut (prod peak → shift → wide ε divider → FFN SubLN + quantizer
+→ w2 → residual add) against the golden, on the kernel's stimulus and on a real decode token
+of a random micro BitNet (RTL == golden == the integer model's output residual row)."""
+
+import numpy as np
+import pytest
+import torch
+
+from hwsim.errors import HwsimError
+from hwsim.golden import decoder_layer as dl
+from hwsim.golden import ffn_out as g
+from hwsim.kernels import ffn_out as kf
+from hwsim.kernels import get_kernel
+from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+from rtl.ffn_out import FfnOut
+
+KERNEL = get_kernel("ffn-out")
+
+
+def rtl_ffn_out(p, toks, idle=0.0, stall=0.0, seed=0):
+    """``(residual rows out, cycles from the first p beat to the last y code)`` of the tokens
+    ``toks`` (stimulus arrays sharing the static ports of the first) sent back to back."""
+    dut = FfnOut(p)
+    w = Source(dut.w, kf.w_words(toks[0], p))
+    pb = Source(dut.p, [b for t in toks for b in kf.p_words(t, p)], idle=idle)
+    x = Source(dut.x, [v for t in toks for v in kf.x_words(t, p)], idle=idle)
+    y = Sink(dut.y, len(toks) * p.hidden, stall=stall)
+    pv = kf.port_values(toks[0], p)
+    run_streams(dut, [w, pb, x], [y], seed=seed,
+                settle=[(dut.gamma.as_value(), pv["gamma"]), (dut.e, pv["e"]),
+                        (dut.mult.as_value(), pv["mult"])])
+    return np.array(y.values, dtype=np.int64), y.cycles[-1] - pb.cycles[0] + 1
+
+
+def check(p, case):
+    a = case["arrays"]
+    idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
+    got, cycles = rtl_ffn_out(p, [a], idle, stall, case.get("seed", 0))
+    assert np.array_equal(got, kf.golden_words(p, a)), case["name"]
+    if idle == 0 and stall == 0:
+        assert cycles == g.latency_cycles(p), case["name"]
+
+
+@pytest.mark.parametrize("hidden, ffn, lanes, prod_width, e_width",
+                         [(16, 32, 8, 40, 161), (8, 12, 4, 30, 70)])
+def test_bit_exact_and_cycles(hidden, ffn, lanes, prod_width, e_width):
+    p = g.FfnOutParams(hidden=hidden, ffn=ffn, lanes=lanes, prod_width=prod_width,
+                       e_width=e_width, res_width=24)
+    cases = KERNEL.cases(p, seed=hidden)
+    assert [c["name"] for c in cases] == ["random", "narrow_saturated_eps", "zero_row",
+                                          "idle_backpressure"]
+    for case in cases:
+        check(p, case)
+
+
+def test_tokens_back_to_back():
+    """Two tokens streamed without a gap: each row == golden."""
+    p = g.FfnOutParams(hidden=8, ffn=16, lanes=4, prod_width=36, e_width=100, res_width=24)
+    cases = [c["arrays"] for c in KERNEL.cases(p, seed=7)]
+    toks = [{**c, **{k: cases[0][k] for k in ("g", "e", "W", "mult")}}
+            for c in (cases[0], cases[3])]
+    got, _ = rtl_ffn_out(p, toks, stall=0.2, seed=1)
+    assert np.array_equal(got, np.concatenate([kf.golden_words(p, t) for t in toks]))
+
+
+def test_real_decode_token_equals_the_integer_model():
+    """Layer 1, the 10th token of an integer BitNet (micro shape, random ternary weights,
+    sparse attention K/M = 3/10): golden == the integer model's output residual row (its
+    ``x_out``, from its own ``prod``, ``ffn_amax`` and ``x_attn``), and the RTL == golden
+    with cycles == formula."""
+    from models.bitnet.config import BitNetConfig
+    from models.bitnet.integer_model import build_integer_model, integer_forward
+    from models.bitnet.model import BitNetModel
+
+    cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
+                       max_seq=32, source="tests")
+    torch.manual_seed(3)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    im = build_integer_model(BitNetModel(cfg).eval(), rng.integers(0, 256, (4, 16)))
+    cap: dict = {}
+    integer_forward(im, rng.integers(0, 256, 10), capture=cap, attend=dl.sparse_attend(0.3))
+    p, case, want = kf.real_case(im, cap, 1)
+    assert (p.hidden, p.ffn, p.lanes, p.res_width) == (32, 64, 16, im.res.width)
+    assert p.e_width == int(im.layers[1].ffn_sub.eps).bit_length() > 64
+    assert np.array_equal(kf.golden_words(p, case["arrays"]), want)
+    check(p, case)
+
+
+def test_params_and_golden_reject_bad_input():
+    with pytest.raises(HwsimError, match="must divide ffn"):
+        g.FfnOutParams(ffn=20, lanes=8, hidden=16)
+    with pytest.raises(HwsimError, match="prod_width"):
+        g.FfnOutParams(prod_width=65)
+    with pytest.raises(HwsimError, match="amax_width"):
+        g.FfnOutParams(amax_width=25)
+    with pytest.raises(HwsimError, match="e_width"):
+        g.FfnOutParams(e_width=513)
+    with pytest.raises(HwsimError, match="needs FfnOutParams"):
+        FfnOut(dl.DecoderLayerParams())
+    p = g.FfnOutParams(hidden=8, ffn=16, lanes=4, prod_width=36, e_width=100, res_width=24)
+    a = dict(KERNEL.cases(p, seed=1, quick=True)[0]["arrays"])
+    E = kf.e_value(a["e"])
+    args = [a["prod"], 5, a["g"], E, a["W"], a["mult"], a["x"], p]
+    with pytest.raises(HwsimError, match="prod codes"):
+        g.ffn_out(np.full(16, 1 << 36), *args[1:])
+    with pytest.raises(HwsimError, match="amax must be"):
+        g.ffn_out(a["prod"], 1 << 24, *args[2:])
+    with pytest.raises(HwsimError, match="E must be"):
+        g.ffn_out(*args[:3], 1 << 100, *args[4:])
+    with pytest.raises(HwsimError, match="w2 must be"):
+        g.ffn_out(*args[:4], a["W"][:, :8], *args[5:])
+    with pytest.raises(HwsimError, match="residual codes"):
+        g.ffn_out(*args[:6], np.full(p.hidden, 1 << 23), p)
+    with pytest.raises(HwsimError, match="residual scale"):
+        g.ffn_out(*args[:5], [1 << 24, 0], *args[6:])
