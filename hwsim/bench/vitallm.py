@@ -226,6 +226,43 @@ def rtl_attn_layer(im, tokens, layer: int, keep: int, build: Path,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
+def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
+                sims=("icarus", "verilator")) -> dict:
+    """The same decode step's FFN output half (the token's ``prod`` row and FFN amax → peak →
+    shift, the wide ε divider, SubLN + quantizer, ``w2``, residual add into ``x_attn``) on the
+    ``ffn-out`` RTL under cocotb: residual codes ``==`` golden and the golden ``==`` the
+    integer model's output row ``x_out``, cycles ``==`` formula."""
+    import dataclasses
+
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import ffn_out as fo
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.ffn_out import golden_words, real_case
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    p, case, model = real_case(im, cap, layer)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("ffn-out"), p, [case], Path(build) / f"ffn_out_{sim}", sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "ffn-out", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": fo.latency_cycles(p), "phases": fo.phase_cycles(p),
+                     "build_s": rep.build_s, "test_s": rep.test_s,
+                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
+    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
+            "lanes": p.lanes, "params": dataclasses.asdict(p),
+            "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
