@@ -45,6 +45,7 @@ from . import ternary_mvu as mvu
 if TYPE_CHECKING:   # these units build on this module; imported where used
     from . import attn_layer as al
     from . import attn_out as ao
+    from . import ffn_out as fo
     from . import norm_quant as nq
 
 __all__ = [
@@ -531,6 +532,14 @@ class DecoderLayerParams:
 
         return nq.NormQuantParams(n=n, lanes=math.gcd(n, self.lanes), gamma_frac=16)
 
+    def ffn_out(self) -> fo.FfnOutParams:
+        """The FFN output half (:mod:`hwsim.golden.ffn_out`): ``prod`` codes as wide as
+        ``relu(g)²·u`` of int8 activations can be (``|g|, |u| ≤ hidden · 2**7``)."""
+        from . import ffn_out as fo
+
+        return fo.FfnOutParams(hidden=self.hidden, ffn=self.ffn, lanes=self.lanes,
+                               prod_width=((self.hidden << 7) ** 3).bit_length() + 1)
+
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
 
@@ -558,22 +567,23 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     residual beat to the front end's first beat and ``attn_out`` is the output path after its
     last input beat. ``ffn_norm`` is the ``norm-quant`` unit's one-vector latency
     (:func:`hwsim.golden.norm_quant.latency_cycles`: RMSNorm with the integer ε + the
-    activation quantizer). ``ffn_subln`` keeps the RMSNorm + absmax-barrier latencies: its ε
-    code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider no RTL has), so ``norm-quant``
-    does not implement it. The FFN projections are the ternary MVU's latency with its weights
-    on chip, one after another. No controller chains the FFN half yet, so the total is a
-    schedule model over verified block latencies, not a simulated figure."""
+    activation quantizer). ``w1_w3`` is the ternary MVU's latency with its weights on chip,
+    w1 then w3. ``ffn_subln`` and ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat
+    (:func:`hwsim.golden.ffn_out.phase_cycles`, measured exactly in simulation: the wide ε
+    divider, the SubLN + quantizer fed its code, the ``w2`` MVU and the residual add; its
+    ``ffn`` input beats are taken to overlap the producer's rows). No controller chains the
+    FFN half yet, so the total is a schedule model over verified block latencies, not a
+    simulated figure."""
     from . import attn_layer as al
+    from . import ffn_out as fo
     from . import norm_quant as nq
 
-    d, f = p.hidden, p.ffn
-    norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
+    d = p.hidden
     phases = {
         **al.phase_cycles(p.attn_layer()),
         "ffn_norm": nq.latency_cycles(p.norm_quant(d)),
         "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
-        "ffn_subln": norm_f,
-        "w2": mvu.latency_cycles(p.mvu("w2")),
+        **fo.phase_cycles(p.ffn_out()),
     }
     phases["total"] = sum(phases.values())
     return phases

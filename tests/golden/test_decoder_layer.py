@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import absmax_barrier as ab
 from hwsim.golden import attention_head as ah
 from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
+from hwsim.golden import eps_divider as ed
+from hwsim.golden import ffn_out as fo
 from hwsim.golden import lo_topk as lt
 from hwsim.golden import norm_quant as nq
-from hwsim.golden import rmsnorm_int as rn
 from hwsim.golden import sparse_attention as sa
 from hwsim.golden import ternary_mvu as mvu
 from models.bitnet.config import BitNetConfig
@@ -255,12 +255,18 @@ def test_counts_compose_the_kernel_formulas():
     assert c["attn_out"] == ao.latency_cycles(aop) - p.hidden // p.lanes
     assert sum(c[k] for k in ("attn_norm", "qkv_frontend", "kv_append", "attention",
                               "attn_out")) == al.latency_cycles(alp)
-    # the fixed-step norms are the norm-quant unit; the FFN SubLN (ε power 6) is not
+    # the fixed-step norms are the norm-quant unit; the FFN SubLN (ε power 6) and w2 are the
+    # ffn-out RTL's phases after its last prod beat (its wide ε divider on the critical path)
     nqp = p.norm_quant(p.hidden)
     assert (nqp.n, nqp.lanes) == (p.hidden, p.lanes)
     assert c["attn_norm"] == c["ffn_norm"] == nq.latency_cycles(nqp) == 186
-    assert c["ffn_subln"] == rn.latency_cycles(p.norm(p.ffn)) + \
-        ab.latency_cycles(p.barrier(p.ffn))
+    fop = p.ffn_out()
+    assert (fop.hidden, fop.ffn, fop.lanes, fop.prod_width) == (p.hidden, p.ffn, p.lanes, 44)
+    assert {k: c[k] for k in ("ffn_subln", "w2")} == fo.phase_cycles(fop)
+    assert c["w2"] == mvu.latency_cycles(p.mvu("w2"))
+    assert c["ffn_subln"] + p.ffn + c["w2"] == fo.latency_cycles(fop)
+    assert c["ffn_subln"] == ed.latency_cycles(fop.divider()) + 1 - 2 * fop.chunks \
+        + nq.latency_cycles(fop.norm_quant()) == 255
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
