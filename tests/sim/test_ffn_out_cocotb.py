@@ -55,6 +55,8 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim):
     assert r["params"]["e_width"] > 150
     assert r["golden_equals_integer_model"]
     (run,) = r["runs"]
+    print(f"ffn-out {sim}: {run['cycles']} cycles (formula {run['formula_cycles']}), build "
+          f"{run['build_s']:.1f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s")
     assert run["passed"] and run["bit_exact"], run
     assert run["cycles"] == run["formula_cycles"] == \
         fo.latency_cycles(fo.FfnOutParams(**r["params"])), run
