@@ -122,9 +122,11 @@ def w2_accumulators(prod, amax: int, gamma, E: int, W, p: FfnOutParams):
         raise HwsimError(f"ffn-out needs {p.ffn} prod codes, got {prod.size}")
     if np.shape(W) != (p.hidden, p.ffn):
         raise HwsimError(f"ffn-out w2 must be ({p.hidden}, {p.ffn}), got {np.shape(W)}")
+    for name, v in (("E", E), ("amax", amax)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise HwsimError(f"ffn-out {name} must be an integer, not {v!r}")
     _, shifts = dl.shift_rows(prod[None])
-    ed.eps_divide(E if isinstance(E, int) else int(E), int(shifts[0]),
-                  amax if isinstance(amax, int) else int(amax), p.divider())   # bounds
+    ed.eps_divide(int(E), int(shifts[0]), int(amax), p.divider())     # operands fit the divider
     norm = dl.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm_quant().norm(), eps=int(E),
                         eps_power=dl.FFN_SUB_EPS_POWER)
     a3, amax3 = dl.act_quant(dl.rms_rows(prod[None], norm, [int(amax)]))

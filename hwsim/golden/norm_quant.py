@@ -14,7 +14,9 @@ One vector (a row of the residual stream already shifted to ``NORM_IN_BITS`` bit
 
 This is exactly what the integer model computes before q/k/v and the FFN
 (``act_quant(rms_rows(x, norm))``); the functions are the layer's own. The FFN SubLN (ε power
-6: a divide of ``E`` by ``amax⁶ · 4**shift``) is not part of this unit.
+6: a divide of ``E`` by ``amax⁶ · 4**shift``) uses the unit's RTL with the ε code from outside
+(``NormQuant(..., eps_in=True)`` fed by the wide divider; ``hwsim.golden.ffn_out``); the
+latency is the same.
 """
 
 from __future__ import annotations

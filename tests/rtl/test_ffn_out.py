@@ -108,6 +108,8 @@ def test_params_and_golden_reject_bad_input():
         g.ffn_out(a["prod"], 1 << 24, *args[2:])
     with pytest.raises(HwsimError, match="E must be"):
         g.ffn_out(*args[:3], 1 << 100, *args[4:])
+    with pytest.raises(HwsimError, match="E must be an integer"):
+        g.ffn_out(*args[:3], 2.5, *args[4:])
     with pytest.raises(HwsimError, match="w2 must be"):
         g.ffn_out(*args[:4], a["W"][:, :8], *args[5:])
     with pytest.raises(HwsimError, match="residual codes"):
