@@ -76,6 +76,7 @@ __all__ = [
     "qkv_codes",
     "qkv_frontend",
     "qkv_frontend_cycles",
+    "relu2_mul",
     "residual_add",
     "rms_rows",
     "rms_shifted",
@@ -333,6 +334,13 @@ def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:
     return np.asarray(x, dtype=np.int64) + requantize(acc * amax[:, None], *mult, res)
 
 
+def relu2_mul(g, u) -> np.ndarray:
+    """The FFN's gated product ``relu(g)² · u`` of the w1 and w3 accumulators, exact (int64;
+    the caller bounds the operands so the product fits: ``hwsim.golden.ffn_in`` sizes it)."""
+    gp = np.maximum(np.asarray(g, dtype=np.int64), 0)
+    return gp * gp * np.asarray(u, dtype=np.int64)
+
+
 def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
                   capture: dict | None = None):
     """Rows ``x`` (T, hidden) of the residual stream at positions ``pos0 … pos0+T−1`` through
@@ -344,8 +352,10 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
 
     Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
-    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``
-    and ``x_attn`` (the residual rows after the attention block's ``wo`` add).
+    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``,
+    ``x_attn`` (the residual rows after the attention block's ``wo`` add), and the FFN's
+    ``ffn_a``, ``ffn_amax`` (its int8 activations and their amax), ``prod`` (the exact
+    ``relu(g)²·u`` rows, (T, ffn)).
     """
     attend = attend or dense_attend
     x = np.asarray(x, dtype=np.int64)
@@ -378,10 +388,10 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     if capture is not None:
         capture["x_attn"] = x
     a, amax = act_quant(rms_rows(x, L.ffn_norm))
-    g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
-    u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
-    gp = np.maximum(g, 0)
-    prod = gp * gp * u                                                    # (T, ffn) exact
+    prod = relu2_mul(mvu.ternary_mvu_acc(L.proj["w1"].W, a),
+                     mvu.ternary_mvu_acc(L.proj["w3"].W, a))              # (T, ffn) exact
+    if capture is not None:
+        capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
     # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
     a3, amax3 = act_quant(rms_rows(prod, L.ffn_sub, amax))
     x = residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],
