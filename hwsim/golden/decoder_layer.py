@@ -45,6 +45,7 @@ from . import ternary_mvu as mvu
 if TYPE_CHECKING:   # these units build on this module; imported where used
     from . import attn_layer as al
     from . import attn_out as ao
+    from . import ffn_in as fi
     from . import norm_quant as nq
 
 __all__ = [
@@ -530,6 +531,13 @@ class DecoderLayerParams:
                                   head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
                                   lanes=self.lanes, exp_lanes=self.exp_lanes)
 
+    def ffn_in(self) -> fi.FfnInParams:
+        """The input half of the FFN (:mod:`hwsim.golden.ffn_in`): residual row → FFN RMSNorm
+        → w1 ∥ w3 → relu(g)²·u."""
+        from . import ffn_in as fi
+
+        return fi.FfnInParams(hidden=self.hidden, ffn=self.ffn, lanes=self.lanes)
+
     def norm_quant(self, n: int) -> nq.NormQuantParams:
         """The norm unit (:mod:`hwsim.golden.norm_quant`) of a length-``n`` norm with a fixed
         input step."""
@@ -562,22 +570,23 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     simulation): the norm's output beats are the front end's input beats and the last head's
     output beat is the output path's last input beat, so ``attn_norm`` runs from the first
     residual beat to the front end's first beat and ``attn_out`` is the output path after its
-    last input beat. ``ffn_norm`` is the ``norm-quant`` unit's one-vector latency
-    (:func:`hwsim.golden.norm_quant.latency_cycles`: RMSNorm with the integer ε + the
-    activation quantizer). ``ffn_subln`` keeps the RMSNorm + absmax-barrier latencies: its ε
-    code divides ``E`` by ``amax⁶ · 4**shift`` (a wide divider no RTL has), so ``norm-quant``
-    does not implement it. The FFN projections are the ternary MVU's latency with its weights
-    on chip, one after another. No controller chains the FFN half yet, so the total is a
-    schedule model over verified block latencies, not a simulated figure."""
+    last input beat. ``ffn_norm`` and ``w1_w3`` are the ``ffn-in`` RTL
+    (:func:`hwsim.golden.ffn_in.phase_cycles`: the residual row's peak → shift, the
+    ``norm-quant`` unit, then the ``w1`` and ``w3`` MVUs in parallel on the same activation
+    beats and ``relu(g)²·u``, to the last ``prod`` beat; measured exactly in simulation).
+    ``ffn_subln`` keeps the RMSNorm + absmax-barrier latencies: its ε code divides ``E`` by
+    ``amax⁶ · 4**shift`` (a wide divider no RTL has), so ``norm-quant`` does not implement
+    it; ``w2`` is the ternary MVU's latency with its weights on chip. No controller chains the
+    FFN half yet, so the total is a schedule model over verified block latencies, not a
+    simulated figure."""
     from . import attn_layer as al
-    from . import norm_quant as nq
+    from . import ffn_in as fi
 
-    d, f = p.hidden, p.ffn
+    f = p.ffn
     norm_f = rn.latency_cycles(p.norm(f)) + ab.latency_cycles(p.barrier(f))
     phases = {
         **al.phase_cycles(p.attn_layer()),
-        "ffn_norm": nq.latency_cycles(p.norm_quant(d)),
-        "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
+        **fi.phase_cycles(p.ffn_in()),
         "ffn_subln": norm_f,
         "w2": mvu.latency_cycles(p.mvu("w2")),
     }

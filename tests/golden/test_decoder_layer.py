@@ -13,6 +13,7 @@ from hwsim.golden import attention_head as ah
 from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
+from hwsim.golden import ffn_in as fi
 from hwsim.golden import lo_topk as lt
 from hwsim.golden import norm_quant as nq
 from hwsim.golden import rmsnorm_int as rn
@@ -259,6 +260,8 @@ def test_counts_compose_the_kernel_formulas():
     nqp = p.norm_quant(p.hidden)
     assert (nqp.n, nqp.lanes) == (p.hidden, p.lanes)
     assert c["attn_norm"] == c["ffn_norm"] == nq.latency_cycles(nqp) == 186
+    # the FFN norm and w1, w3 are the ffn-in RTL's formula (w1 and w3 in parallel)
+    assert {k: c[k] for k in ("ffn_norm", "w1_w3")} == fi.phase_cycles(p.ffn_in())
     assert c["ffn_subln"] == rn.latency_cycles(p.norm(p.ffn)) + \
         ab.latency_cycles(p.barrier(p.ffn))
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))

@@ -138,3 +138,14 @@ def test_params_and_golden_reject_bad_input():
         g.ffn_in(a["x"], a["g"], -1, a["w1"], a["w3"], p)
     with pytest.raises(HwsimError, match="w3 must be"):
         g.ffn_in(a["x"], a["g"], E, a["w1"], a["w3"][:3], p)
+
+
+def test_decode_cycles_take_ffn_norm_and_w1_w3_from_ffn_in():
+    p = dl.DecoderLayerParams()
+    c, ph = dl.decode_cycles(p), g.phase_cycles(p.ffn_in())
+    assert {k: c[k] for k in ph} == ph == {"ffn_norm": 186, "w1_w3": 2830}
+    assert sum(ph.values()) == g.latency_cycles(p.ffn_in())
+    assert p.ffn_in().norm_quant().norm() == p.norm_quant(p.hidden).norm()
+    # the two MVUs in parallel: one w1-sized MVU's latency, not w1's + w3's
+    assert c["w1_w3"] == mvu.latency_cycles(p.mvu("w1")) + g.RELU2_DEPTH
+    assert c["total"] == 13055
