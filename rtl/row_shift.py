@@ -59,8 +59,9 @@ class RowShift(wiring.Component):
         if not isinstance(params, nq.NormQuantParams):
             self._MustUse__silence = True
             raise HwsimError(f"RowShift needs NormQuantParams, not {type(params).__name__}")
-        need = max(1, (res_width - dl.NORM_IN_BITS).bit_length())
-        if not isinstance(res_width, int) or res_width < 2 or need > params.shift_width:
+        ok = isinstance(res_width, int) and not isinstance(res_width, bool) and res_width >= 2
+        need = max(1, (res_width - dl.NORM_IN_BITS).bit_length()) if ok else 0
+        if not ok or need > params.shift_width:
             self._MustUse__silence = True
             raise HwsimError(f"RowShift res_width {res_width!r} needs a {need}-bit shift, the "
                              f"norm unit has {params.shift_width}")

@@ -52,7 +52,8 @@ def check(p, case):
         assert cycles == g.latency_cycles(p), case["name"]
 
 
-@pytest.mark.parametrize("hidden, ffn, lanes, res_width", [(16, 12, 8, 28), (12, 5, 4, 40)])
+@pytest.mark.parametrize("hidden, ffn, lanes, res_width",
+                         [(16, 12, 8, 28), (12, 5, 4, 40), (4, 3, 1, 24)])
 def test_bit_exact_and_cycles(hidden, ffn, lanes, res_width):
     p = g.FfnInParams(hidden=hidden, ffn=ffn, lanes=lanes, res_width=res_width)
     for case in KERNEL.cases(p, seed=hidden):
@@ -127,6 +128,8 @@ def test_params_and_golden_reject_bad_input():
         Relu2Mul(16, 40, 1 << 14)
     with pytest.raises(HwsimError, match="RowShift"):
         RowShift(nq.NormQuantParams(shift_width=1), 48)
+    with pytest.raises(HwsimError, match="RowShift"):
+        RowShift(nq.NormQuantParams(), "48")
     p = g.FfnInParams(hidden=16, ffn=12, lanes=8, res_width=28)
     a = KERNEL.cases(p, seed=1, quick=True)[0]["arrays"]
     E = ka.e_value(a["e"])
