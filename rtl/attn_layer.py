@@ -9,19 +9,16 @@ latency_cycles`. This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attn_layer as spec
-from hwsim.golden import decoder_layer as dl
-from quant.qtype import Rounding
 from rtl.attn_out import AttnOut
-from rtl.common import max_tree, norm_shift, round_shift
 from rtl.decode_step import DecodeStep
 from rtl.norm_quant import NormQuant
+from rtl.row_shift import RowShift
 
 __all__ = ["AttnLayer"]
 
@@ -37,10 +34,10 @@ class AttnLayer(wiring.Component):
     ``lanes`` codes on ``x``:
 
     * the beats are stored in the row memory while the row's peak ``|·|`` is tracked; the
-      row's shift (the peak's bits above ``NORM_IN_BITS``) is then known;
-    * the ``C`` beats are read back, shifted (half even) and sent with the gains to the norm
-      unit, whose int8 beats are the decode step's input beats; its amax is latched for the
-      front end's requantizer;
+      row's shift (the peak's bits above ``NORM_IN_BITS``) is then known; the ``C`` beats
+      are read back, shifted (half even) and sent with the gains to the norm unit
+      (:class:`rtl.row_shift.RowShift`, shared with ``ffn-in``), whose int8 beats are the
+      decode step's input beats; its amax is latched for the front end's requantizer;
     * the decode step's per-head output beats are the output path's ``o`` beats;
     * the output path takes the held residual row, one code per cycle, for its residual add;
       the row memory is free (the next token accepted) after the last code is taken.
@@ -65,6 +62,7 @@ class AttnLayer(wiring.Component):
             raise HwsimError(f"AttnLayer needs AttnLayerParams, not {type(params).__name__}")
         self.params = p = params
         self.nq = NormQuant(p.norm_quant())
+        self.rs = RowShift(p.norm_quant(), p.res_width)
         self.ds = DecodeStep(p.decode_step())
         self.ao = AttnOut(p.attn_out())
         ds, ao = self.ds.signature.members, self.ao.signature.members
@@ -81,12 +79,10 @@ class AttnLayer(wiring.Component):
         })
 
     def elaborate(self, platform):
-        p = self.params
         m = Module()
         m.submodules.norm_quant = nq = self.nq
         m.submodules.decode_step = ds = self.ds
         m.submodules.attn_out = ao = self.ao
-        C, LN, RW = p.chunks, p.lanes, p.res_width
         wiring.connect(m, wiring.flipped(self.w), ds.w)
         wiring.connect(m, wiring.flipped(self.kv), ds.kv)
         wiring.connect(m, wiring.flipped(self.wo), ao.w)
@@ -96,41 +92,12 @@ class AttnLayer(wiring.Component):
                      ao.ratio.eq(self.ratio), ao.gamma.eq(self.sub_gamma), ao.e.eq(self.sub_e),
                      ao.mult.eq(self.res_mult)]
 
-        # ---- the residual row: stored, its peak |x| tracked ---------------------------------
-        buf = Memory(shape=unsigned(LN * RW), depth=C, init=[])
-        m.submodules.row = buf
-        wr = buf.write_port()
-        rd = buf.read_port(domain="comb")         # the norm's beats
-        rr = buf.read_port(domain="comb")         # the residual add's codes
-        cnt = Signal(range(C))
-        mags = []
-        for l in range(LN):
-            v = self.x.payload[l]
-            mag = Signal(unsigned(RW), name=f"mag{l}")
-            m.d.comb += mag.eq(Mux(v < 0, -v, v))
-            mags.append(mag)
-        beat_peak = Signal(unsigned(RW))
-        peak = Signal(unsigned(RW))
-        shift = Signal(unsigned(p.shift_width))
-        m.d.comb += [beat_peak.eq(max_tree(mags)), wr.addr.eq(cnt),
-                     wr.data.eq(self.x.payload.as_value()), rd.addr.eq(cnt),
-                     shift.eq(norm_shift(peak, dl.NORM_IN_BITS))]
-
-        # ---- shifted beats with their gains to the norm unit --------------------------------
-        gamma = Signal(data.ArrayLayout(signed(len(self.norm_gamma[0])), LN))
-        with m.Switch(cnt):
-            for c in range(C):
-                with m.Case(c):
-                    m.d.comb += gamma.eq(Cat(*(self.norm_gamma[c * LN + l] for l in range(LN))))
-        xw = p.norm_quant().norm().x.width
-        shifted = []
-        for l in range(LN):
-            v = Signal(signed(xw), name=f"shifted{l}")
-            m.d.comb += v.eq(round_shift(rd.data[RW * l:RW * (l + 1)].as_signed(), shift,
-                                         Rounding.HALF_EVEN))
-            shifted.append(v)
-        m.d.comb += [nq.inp.payload.x.eq(Cat(*shifted)), nq.inp.payload.g.eq(gamma),
-                     nq.inp.payload.shift.eq(shift)]
+        # ---- the residual row: peak → shift → norm unit; held for the residual add ----------
+        m.submodules.row = rs = self.rs
+        wiring.connect(m, wiring.flipped(self.x), rs.x)
+        wiring.connect(m, rs.out, nq.inp)
+        wiring.connect(m, rs.res, ao.x)
+        m.d.comb += rs.gamma.eq(self.norm_gamma)
 
         # ---- norm unit → decode step (amax latched) → output path ---------------------------
         amax = Signal.like(ds.amax)
@@ -141,43 +108,4 @@ class AttnLayer(wiring.Component):
                      ao.o.valid.eq(ds.out.valid), ds.out.ready.eq(ao.o.ready)]
         with m.If(nq.y.valid & nq.y.ready):
             m.d.sync += amax.eq(nq.y.payload.amax)
-
-        # ---- the held row's codes to the residual add, one per cycle ------------------------
-        rc = Signal(range(C))
-        rl = Signal(range(LN))
-        held = Signal()
-        m.d.comb += rr.addr.eq(rc)
-        with m.Switch(rl):
-            for l in range(LN):
-                with m.Case(l):
-                    m.d.comb += ao.x.payload.eq(rr.data[RW * l:RW * (l + 1)].as_signed())
-        m.d.comb += ao.x.valid.eq(held)
-        last_code = Signal()
-        m.d.comb += last_code.eq(ao.x.valid & ao.x.ready & (rc == C - 1) & (rl == LN - 1))
-        with m.If(ao.x.valid & ao.x.ready):
-            m.d.sync += rl.eq(Mux(rl == LN - 1, 0, rl + 1))
-            with m.If(rl == LN - 1):
-                m.d.sync += rc.eq(Mux(rc == C - 1, 0, rc + 1))
-
-        with m.FSM():
-            with m.State("LOAD"):
-                m.d.comb += self.x.ready.eq(1)
-                with m.If(self.x.valid):
-                    m.d.comb += wr.en.eq(1)
-                    m.d.sync += [peak.eq(Mux((cnt == 0) | (beat_peak > peak), beat_peak, peak)),
-                                 cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))]
-                    with m.If(cnt == C - 1):
-                        m.d.sync += held.eq(1)
-                        m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += nq.inp.valid.eq(1)
-                with m.If(nq.inp.ready):
-                    m.d.sync += cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))
-                    with m.If(cnt == C - 1):
-                        m.next = "HOLD"
-            with m.State("HOLD"):
-                # the residual add takes the last code long after the norm's last beat
-                with m.If(last_code):
-                    m.d.sync += held.eq(0)
-                    m.next = "LOAD"
         return m

@@ -20,7 +20,18 @@ from rtl.common import max_tree, round_shift, saturate
 from rtl.common.recip import Reciprocal
 from rtl.rmsnorm_int import RmsNorm
 
-__all__ = ["NormQuant"]
+__all__ = ["NormQuant", "input_layout"]
+
+
+def input_layout(p: spec.NormQuantParams) -> data.StructLayout:
+    """The payload of a :class:`NormQuant`'s ``inp`` beat: ``{x: lanes × WIDE, g: lanes ×
+    gamma, shift}`` (what :class:`rtl.common.row_shift.RowShift` sends)."""
+    np_ = p.norm()
+    return data.StructLayout({
+        "x": data.ArrayLayout(signed(np_.x.width), p.lanes),
+        "g": data.ArrayLayout(signed(np_.gamma.width), p.lanes),
+        "shift": unsigned(p.shift_width),
+    })
 
 
 class NormQuant(wiring.Component):
@@ -57,11 +68,7 @@ class NormQuant(wiring.Component):
         self.params = p = params
         self.eps_in = bool(eps_in)
         np_ = p.norm()
-        self.in_layout = data.StructLayout({
-            "x": data.ArrayLayout(signed(np_.x.width), p.lanes),
-            "g": data.ArrayLayout(signed(np_.gamma.width), p.lanes),
-            "shift": unsigned(p.shift_width),
-        })
+        self.in_layout = input_layout(p)
         self.out_layout = data.StructLayout({
             "a": data.ArrayLayout(signed(INT8.width), p.lanes),
             "amax": unsigned(np_.out.width),

@@ -226,6 +226,47 @@ def rtl_attn_layer(im, tokens, layer: int, keep: int, build: Path,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
+def rtl_ffn_in(im, tokens, layer: int, keep: int, build: Path,
+               sims=("icarus", "verilator")) -> dict:
+    """The same decode step's FFN input half (the token's ``x_attn`` row → peak → shift, FFN
+    RMSNorm + quantizer, ``w1`` and ``w3``, ``relu(g)²·u``) on the ``ffn-in`` RTL under
+    cocotb: prod codes, amax and the passed-through residual codes ``==`` golden and the
+    golden ``==`` the integer model's ``prod`` row and FFN amax, cycles ``==`` formula.
+    ``prod_peak_bits``: the bit length of the row's largest ``|prod|`` (against the kernel's
+    signed ``prod_width``)."""
+    import dataclasses
+
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import ffn_in as fi
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.ffn_in import golden_words, real_case
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    p, case, (prod, amax) = real_case(im, cap, layer)
+    want = np.concatenate([prod, np.full(p.ffn, amax), np.ravel(case["arrays"]["x"])])
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), want))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("ffn-in"), p, [case], Path(build) / f"ffn_in_{sim}", sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "ffn-in", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": fi.latency_cycles(p), "phases": fi.phase_cycles(p),
+                     "build_s": rep.build_s, "test_s": rep.test_s,
+                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
+    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
+            "lanes": p.lanes, "params": dataclasses.asdict(p), "amax": int(amax),
+            "prod_peak_bits": int(np.abs(prod).max()).bit_length(),
+            "prod_width": p.prod_width, "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
 def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
                 sims=("icarus", "verilator")) -> dict:
     """The same decode step's FFN output half (the token's ``prod`` row and FFN amax → peak →

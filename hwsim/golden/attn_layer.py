@@ -120,9 +120,7 @@ def _row(x, p: AttnLayerParams) -> np.ndarray:
 def activations(x, gamma, E: int, p: AttnLayerParams) -> tuple[np.ndarray, int]:
     """Steps 1–2: the residual row ``x`` (hidden,), the attention RMSNorm's gains ``gamma``
     and ε constant ``E`` → ``(a (hidden,) int8, amax)``."""
-    xs, shifts = dl.shift_rows(_row(x, p)[None])
-    a, amax = nq.norm_quant(xs, gamma, E, shifts, p.norm_quant())
-    return a[0], int(amax[0])
+    return nq.norm_quant_row(_row(x, p), gamma, E, p.norm_quant())
 
 
 def attn_layer(a: dict, p: AttnLayerParams) -> np.ndarray:

@@ -45,6 +45,7 @@ from . import ternary_mvu as mvu
 if TYPE_CHECKING:   # these units build on this module; imported where used
     from . import attn_layer as al
     from . import attn_out as ao
+    from . import ffn_in as fi
     from . import ffn_out as fo
     from . import norm_quant as nq
 
@@ -77,6 +78,7 @@ __all__ = [
     "qkv_codes",
     "qkv_frontend",
     "qkv_frontend_cycles",
+    "relu2_mul",
     "residual_add",
     "rms_rows",
     "rms_shifted",
@@ -334,6 +336,13 @@ def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:
     return np.asarray(x, dtype=np.int64) + requantize(acc * amax[:, None], *mult, res)
 
 
+def relu2_mul(g, u) -> np.ndarray:
+    """The FFN's gated product ``relu(g)² · u`` of the w1 and w3 accumulators, exact (int64;
+    the caller bounds the operands so the product fits: ``hwsim.golden.ffn_in`` sizes it)."""
+    gp = np.maximum(np.asarray(g, dtype=np.int64), 0)
+    return gp * gp * np.asarray(u, dtype=np.int64)
+
+
 def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
                   capture: dict | None = None):
     """Rows ``x`` (T, hidden) of the residual stream at positions ``pos0 … pos0+T−1`` through
@@ -381,10 +390,8 @@ def layer_forward(L: LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
     if capture is not None:
         capture["x_attn"] = x
     a, amax = act_quant(rms_rows(x, L.ffn_norm))
-    g = mvu.ternary_mvu_acc(L.proj["w1"].W, a)
-    u = mvu.ternary_mvu_acc(L.proj["w3"].W, a)
-    gp = np.maximum(g, 0)
-    prod = gp * gp * u                                                    # (T, ffn) exact
+    prod = relu2_mul(mvu.ternary_mvu_acc(L.proj["w1"].W, a),
+                     mvu.ternary_mvu_acc(L.proj["w3"].W, a))              # (T, ffn) exact
     if capture is not None:
         capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
     # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
@@ -525,6 +532,13 @@ class DecoderLayerParams:
                                   head_dim=self.head_dim, tokens=self.tokens, keep=self.keep,
                                   lanes=self.lanes, exp_lanes=self.exp_lanes)
 
+    def ffn_in(self) -> fi.FfnInParams:
+        """The input half of the FFN (:mod:`hwsim.golden.ffn_in`): residual row → FFN RMSNorm
+        → w1 ∥ w3 → relu(g)²·u."""
+        from . import ffn_in as fi
+
+        return fi.FfnInParams(hidden=self.hidden, ffn=self.ffn, lanes=self.lanes)
+
     def norm_quant(self, n: int) -> nq.NormQuantParams:
         """The norm unit (:mod:`hwsim.golden.norm_quant`) of a length-``n`` norm with a fixed
         input step."""
@@ -565,24 +579,23 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     simulation): the norm's output beats are the front end's input beats and the last head's
     output beat is the output path's last input beat, so ``attn_norm`` runs from the first
     residual beat to the front end's first beat and ``attn_out`` is the output path after its
-    last input beat. ``ffn_norm`` is the ``norm-quant`` unit's one-vector latency
-    (:func:`hwsim.golden.norm_quant.latency_cycles`: RMSNorm with the integer ε + the
-    activation quantizer). ``w1_w3`` is the ternary MVU's latency with its weights on chip,
-    w1 then w3. ``ffn_subln`` and ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat
+    last input beat. ``ffn_norm`` and ``w1_w3`` are the ``ffn-in`` RTL
+    (:func:`hwsim.golden.ffn_in.phase_cycles`: the residual row's peak → shift, the
+    ``norm-quant`` unit, then the ``w1`` and ``w3`` MVUs in parallel on the same activation
+    beats and ``relu(g)²·u``, to the last ``prod`` beat; measured exactly in simulation).
+    ``ffn_subln`` and ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat
     (:func:`hwsim.golden.ffn_out.phase_cycles`, measured exactly in simulation: the wide ε
     divider, the SubLN + quantizer fed its code, the ``w2`` MVU and the residual add; its
-    ``ffn`` input beats are taken to overlap the producer's rows). No controller chains the
-    FFN half yet, so the total is a schedule model over verified block latencies, not a
-    simulated figure."""
+    ``ffn`` input beats are taken to overlap ``ffn-in``'s output rows). No controller chains
+    the four blocks yet, so the total is a schedule model over simulated block latencies, not
+    one simulated figure."""
     from . import attn_layer as al
+    from . import ffn_in as fi
     from . import ffn_out as fo
-    from . import norm_quant as nq
 
-    d = p.hidden
     phases = {
         **al.phase_cycles(p.attn_layer()),
-        "ffn_norm": nq.latency_cycles(p.norm_quant(d)),
-        "w1_w3": mvu.latency_cycles(p.mvu("w1")) + mvu.latency_cycles(p.mvu("w3")),
+        **fi.phase_cycles(p.ffn_in()),
         **fo.phase_cycles(p.ffn_out()),
     }
     phases["total"] = sum(phases.values())

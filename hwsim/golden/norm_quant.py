@@ -30,7 +30,7 @@ from hwsim.errors import HwsimError, check_ints
 from . import decoder_layer as dl
 from . import rmsnorm_int as rn
 
-__all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "stream_cycles"]
+__all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "norm_quant_row", "stream_cycles"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ def norm_quant(X, gamma, E: int, shifts, p: NormQuantParams) -> tuple[np.ndarray
         raise HwsimError(f"norm-quant E must be an integer 0 … 2**{p.e_width} − 1, not {E!r}")
     norm = dl.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm(), eps=int(E))
     return dl.act_quant(dl.rms_shifted(X, norm, dl.norm_eps_codes(norm, shifts)))
+
+
+def norm_quant_row(x, gamma, E: int, p: NormQuantParams) -> tuple[np.ndarray, int]:
+    """One row of any integer width (e.g. a residual row) through the peak → shift piece
+    (:func:`hwsim.golden.decoder_layer.shift_rows`: brought to ``NORM_IN_BITS`` bits, half
+    even) and :func:`norm_quant` → ``(a (n,) int8, amax)``. The RTL of the piece is
+    :class:`rtl.common.row_shift.RowShift`."""
+    xs, shifts = dl.shift_rows(np.asarray(x, dtype=np.int64).reshape(1, -1))
+    a, amax = norm_quant(xs, gamma, E, shifts, p)
+    return a[0], int(amax[0])
 
 
 def latency_cycles(p: NormQuantParams) -> int:

@@ -214,7 +214,8 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     inputs and outputs are stored there as ``capture[layer] = {"q", "k", "v", "o", "amax"}``
     (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
     the layer's residual rows in, after the attention block's ``wo`` add and out, ``x_in``,
-    ``x_attn``, ``x_out`` (T, hidden).
+    ``x_attn``, ``x_out`` (T, hidden), and the FFN's ``ffn_a``, ``ffn_amax``, ``prod``
+    (:func:`hwsim.golden.decoder_layer.layer_forward`).
 
     ``attend`` replaces dense causal attention in every layer (e.g.
     :func:`hwsim.golden.decoder_layer.sparse_attend`). With ``with_step`` the result is

@@ -13,6 +13,7 @@ from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
 from hwsim.golden import eps_divider as ed
+from hwsim.golden import ffn_in as fi
 from hwsim.golden import ffn_out as fo
 from hwsim.golden import lo_topk as lt
 from hwsim.golden import norm_quant as nq
@@ -267,6 +268,8 @@ def test_counts_compose_the_kernel_formulas():
     assert c["ffn_subln"] + p.ffn + c["w2"] == fo.latency_cycles(fop)
     assert c["ffn_subln"] == ed.latency_cycles(fop.divider()) + 1 - 2 * fop.chunks \
         + nq.latency_cycles(fop.norm_quant()) == 255
+    # the FFN norm and w1, w3 are the ffn-in RTL's formula (w1 and w3 in parallel)
+    assert {k: c[k] for k in ("ffn_norm", "w1_w3")} == fi.phase_cycles(p.ffn_in())
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \

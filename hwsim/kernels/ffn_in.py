@@ -1,0 +1,131 @@
+"""Registry entry and stimulus of the input half of a layer's FFN (residual row → peak → shift
+→ FFN RMSNorm + quantizer → ternary w1, w3 → relu(g)²·u)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwsim.golden import decoder_layer as dl
+from hwsim.golden import ffn_in as spec
+from hwsim.golden import norm_quant as gnq
+from hwsim.golden import ternary_mvu as tm
+from hwsim.golden.lanes import pack_lanes
+
+from . import CliParam, Kernel
+from .norm_quant import e_limbs, e_value
+
+
+def manifest(p: spec.FfnInParams) -> dict:
+    return {"kernel": "ffn-in",
+            "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+            "widths": {"acc": p.mvu().acc_width, "prod": p.prod_width,
+                       "amax": p.norm_quant().norm().out.width},
+            "cycles": {"formula": "latency(norm-quant) + latency(w1 MVU) + RELU2_DEPTH",
+                       "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
+
+
+def w1_words(a: dict, p: spec.FfnInParams) -> list[int]:
+    return tm.weight_words(a["w1"], p.lanes)
+
+
+def w3_words(a: dict, p: spec.FfnInParams) -> list[int]:
+    return tm.weight_words(a["w3"], p.lanes)
+
+
+def x_words(a: dict, p: spec.FfnInParams) -> list[int]:
+    """``C`` beats of ``lanes`` residual codes."""
+    x, L = np.ravel(a["x"]), p.lanes
+    return [pack_lanes(x[c * L:(c + 1) * L], p.res_width) for c in range(p.chunks)]
+
+
+def port_values(a: dict, p: spec.FfnInParams) -> dict[str, int]:
+    """Packed values of the static ports ``gamma``, ``e``."""
+    gw = p.norm_quant().norm().gamma.width
+    return {"gamma": pack_lanes(np.ravel(a["g"]), gw), "e": e_value(a["e"])}
+
+
+def y_fields(word: int, p: spec.FfnInParams) -> tuple[int, int]:
+    """A ``y`` beat (unsigned payload) → ``(prod, amax)``."""
+    pw = p.prod_width
+    prod = word & ((1 << pw) - 1)
+    return prod - (prod >> (pw - 1) << pw), word >> pw
+
+
+def golden_words(p: spec.FfnInParams, a: dict) -> np.ndarray:
+    """The checker's integer list: the ``ffn`` prod codes, the amax of every ``y`` beat, then
+    the ``hidden`` residual codes of ``res``."""
+    prod, amax = spec.ffn_in(a["x"], a["g"], e_value(a["e"]), a["w1"], a["w3"], p)
+    return np.concatenate([prod, np.full(p.ffn, amax, dtype=np.int64),
+                           np.ravel(a["x"]).astype(np.int64)])
+
+
+def cases(p: spec.FfnInParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Random residual rows (wide ones that need a shift, and one that fits
+    ``NORM_IN_BITS``), FFN-norm gains and ``E``, ternary ``w1``, ``w3``; an ``extreme`` case
+    whose first rows of ``w1`` and ``w3`` are the signs of the token's activations (``|g|``,
+    ``|u|`` at ``Σ|a|``, a large positive and a large negative product); idle input and
+    back-pressure."""
+    rng = np.random.default_rng(seed + 300)
+    n, f = p.hidden, p.ffn
+    gn = p.norm_quant().norm().gamma
+    top = min(p.res.max_code, (1 << dl.NORM_IN_BITS + 3) - 1)
+
+    def one(name, peak, extreme=False, **kw):
+        x = rng.integers(-peak, peak + 1, n)
+        g = rng.integers(gn.min_code, gn.max_code + 1, n)
+        E = int(rng.integers(0, 1 << min(62, p.e_width)))
+        w1, w3 = rng.integers(-1, 2, (f, n)), rng.integers(-1, 2, (f, n))
+        if extreme:
+            a, _ = gnq.norm_quant_row(x, g, E, p.norm_quant())
+            s = np.sign(a)
+            w1[0], w3[0] = s, s
+            if f > 1:
+                w1[1], w3[1] = s, -s
+        return {"name": name, **kw, "arrays": {"x": x, "g": g, "e": e_limbs(E, p.norm_quant()),
+                                               "w1": w1, "w3": w3}}
+
+    out = [one("random", top)]
+    if not quick:
+        out += [one("narrow_row", (1 << dl.NORM_IN_BITS - 2) - 1), one("extreme", top, True)]
+    out.append(one("idle_backpressure", top, idle=0.3, stall=0.4, seed=seed + 5))
+    return out
+
+
+def real_case(im, cap: dict, layer: int, name: str = "layer") -> tuple:
+    """The last token of a captured integer-model run (``cap`` of
+    :func:`models.bitnet.integer_model.integer_forward`): ``(FfnInParams, stimulus case, the
+    integer model's (prod row, FFN amax))``."""
+    L, c = im.layers[layer], cap[layer]
+    M = c["x_attn"].shape[0]
+    f, n = L.proj["w1"].W.shape
+    p = spec.FfnInParams(hidden=n, ffn=f, lanes=int(np.gcd(n, 16)),
+                         gamma_frac=L.ffn_norm.p.gamma.frac,
+                         e_width=max(1, int(L.ffn_norm.eps).bit_length()),
+                         res_width=im.res.width)
+    arrays = {"x": c["x_attn"][-1], "g": L.ffn_norm.gamma,
+              "e": e_limbs(L.ffn_norm.eps, p.norm_quant()),
+              "w1": L.proj["w1"].W, "w3": L.proj["w3"].W}
+    return p, {"name": f"{name}{layer}_pos{M - 1}", "arrays": arrays}, \
+        (c["prod"][-1], int(c["ffn_amax"][-1]))
+
+
+KERNEL = Kernel(
+    name="ffn-in",
+    top="ffn_in",
+    summary="input half of a VitaLLM FFN: residual row peak → shift, RMSNorm + int8 quantizer, "
+            "ternary w1 and w3 in parallel, relu(g)²·u (exact)",
+    params_cls=spec.FfnInParams,
+    cli_params=(
+        CliParam("hidden", int, 16, "residual row length"),
+        CliParam("ffn", int, 12, "FFN width (rows of w1 and w3)"),
+        CliParam("lanes", int, 8, "lanes of the norm unit and the MVUs (divides hidden)"),
+        CliParam("e_width", int, 64, "bits of the FFN RMSNorm's ε constant E"),
+        CliParam("res_width", int, 28, "bits of the residual codes"),
+    ),
+    component_path="rtl.ffn_in:FfnIn",
+    testbench="hwsim.sim.tb_ffn_in",
+    manifest=manifest,
+    cases=cases,
+)
