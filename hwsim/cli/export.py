@@ -31,7 +31,7 @@ def register(sub) -> None:
 def run_bitnet(args) -> int:
     import torch
 
-    from models.bitnet.export import export_bitnet, verify_export
+    from models.bitnet.export import export_agrees, export_bitnet, verify_export
     from models.bitnet.hf import load_model_folder
 
     torch.set_num_threads(1)
@@ -48,5 +48,7 @@ def run_bitnet(args) -> int:
         print(f"wrote {f}")
     for v in result.get("verify", []):
         print(f"  {v['file']}: max |onnx − torch| = {v['max_abs_diff']:.3g} "
-              f"(output peak {v['torch_peak']:.3g}), argmax agreement {v['argmax_agreement']:.4f}")
+              f"(output peak {v['torch_peak']:.3g}; {v['positions_over_tol']} of "
+              f"{v['positions']} positions beyond 1e-4 · peak), argmax agreement "
+              f"{v['argmax_agreement']:.4f}: {'ok' if export_agrees(v) else 'MISMATCH'}")
     return 0
