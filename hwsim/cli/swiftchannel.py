@@ -49,6 +49,9 @@ def add_train_parser(sub, name: str = "swiftchannel") -> None:
                    help="QAT loss: nmse (the paper's mean NMSE, dominated by low-SNR samples), "
                         "geo (mean NMSE in dB), balanced (the geometric mean of the two)")
     t.add_argument("--qat-lr", type=float, default=1e-3, help="QAT learning rate (cosine decay)")
+    t.add_argument("--qat-distill", type=float, default=0.0, metavar="W",
+                   help="add W × the int8 model's excess error over the float student "
+                        "(‖q − f‖² / ‖f − H‖², per sample) to the QAT loss (0: off)")
     t.add_argument("--qat-snrs", default="5:30:5",
                    help="SNRs (dB) of the QAT data: start:stop:step or a,b,c")
     t.add_argument("--from-float", type=Path, default=None, metavar="RUN",
@@ -84,7 +87,7 @@ def _train(args) -> int:
     train_run(args.out, geom, n_train=args.train, epochs=args.epochs, qat_epochs=args.qat_epochs,
               seed=args.seed, teacher_epochs=args.teacher_epochs, qat_lr=args.qat_lr,
               qat_snrs=qat_snrs, from_float=args.from_float, qat_loss=args.qat_loss,
-              loss=args.loss)
+              loss=args.loss, qat_distill=args.qat_distill)
     return 0
 
 

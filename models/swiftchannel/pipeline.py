@@ -153,7 +153,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
               qat_epochs: int = QAT_EPOCHS, seed: int = 0, lr: float = 3e-3,
               teacher_epochs: int = 0, distill: float = 0.5, qat_lr: float = QAT_LR,
               qat_snrs: tuple[float, ...] = QAT_SNRS_DB, from_float: Path | None = None,
-              qat_loss: str = QAT_LOSS, loss: str = "nmse",
+              qat_loss: str = QAT_LOSS, loss: str = "nmse", qat_distill: float = 0.0,
               log: Callable[[str], None] = print) -> dict:
     """Float training (Conv3XC) → re-parameterization → QAT (``qat_epochs`` at ``qat_lr``, noise
     at ``qat_snrs``) → run folder. ``loss`` and ``qat_loss`` name the float and QAT training
@@ -163,6 +163,8 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     the student's loss adds ``distill ×`` its NMSE to the teacher's output. With ``from_float``
     (an earlier run folder) its float student and geometry are used and only the QAT, the
     exports and the integer model are made (``geom``, ``epochs`` and the teacher are ignored).
+    ``qat_distill > 0`` adds ``qat_distill ×`` :func:`~models.swiftchannel.train.excess_loss`
+    of the QAT model against the re-parameterized float student to the QAT loss.
     """
     from safetensors.torch import save_file
 
@@ -175,6 +177,8 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     for what, name in (("QAT loss", qat_loss), ("loss", loss)):
         if name not in LOSSES:
             raise HwsimError(f"unknown {what} {name!r}: choose one of {', '.join(LOSSES)}")
+    if not qat_distill >= 0:
+        raise HwsimError(f"QAT distillation weight must be 0 or more, not {qat_distill}")
     if not qat_snrs:
         raise HwsimError("need at least one QAT SNR")
     float_meta = None
@@ -202,18 +206,20 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
         epochs, teacher_epochs = float_meta["epochs"], float_meta.get("teacher_epochs", 0)
         loss = float_meta.get("loss", "nmse")  # runs before the option trained with nmse
         loss_db = float_meta["loss_db"]
-    log(f"QAT int8 ({qat_epochs} epochs, lr {qat_lr:g}, {qat_loss} loss, SNRs {list(qat_snrs)} dB), from the "
-        f"re-parameterized student:")
+    distilled = f" + {qat_distill:g} × excess over float" if qat_distill > 0 else ""
+    log(f"QAT int8 ({qat_epochs} epochs, lr {qat_lr:g}, {qat_loss} loss{distilled}, SNRs "
+        f"{list(qat_snrs)} dB), from the re-parameterized student:")
     q = QuantSwiftChannel.from_float(plain)
     qdata = ChannelSet(geom, data.H, np.resize(np.asarray(qat_snrs, np.float64), len(data.H)))
     qhist = train(q, qdata, qat_epochs, lr=qat_lr, seed=seed + 1, log=log,
-                  loss_fn=LOSSES[qat_loss])
+                  loss_fn=LOSSES[qat_loss], teacher=plain if qat_distill > 0 else None,
+                  distill=qat_distill, excess=True)
     example = torch.from_numpy(qdata.inputs(np.random.default_rng(seed))[:4])
     im = int_model(q, example)
     lm = Lmmse(geom, data.H)
     meta = {"geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": seed,
             "n_train": n_train, "epochs": epochs, "loss": loss, "qat_epochs": qat_epochs,
-            "qat_lr": qat_lr, "qat_loss": qat_loss,
+            "qat_lr": qat_lr, "qat_loss": qat_loss, "qat_distill": qat_distill,
             "qat_snrs_db": [float(v) for v in qat_snrs], "teacher_epochs": teacher_epochs,
             "from_float": None if from_float is None else str(from_float),
             "loss_db": loss_db, "qat_loss_db": [float(10 * np.log10(v)) for v in qhist]}

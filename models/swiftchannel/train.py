@@ -77,6 +77,20 @@ def balanced_nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.sqrt(e.mean() * torch.exp(torch.log(e).mean()))
 
 
+def excess_loss(pred: torch.Tensor, ref: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of ``‖pred − ref‖² / ‖ref − target‖²``: how much error ``pred`` adds
+    to a reference estimator's own, relative to it.
+
+    For QAT distillation from the float student (``ref``): if the int8 model's deviation from
+    the float output is independent of the float error, its NMSE is the float NMSE times
+    ``1 + ratio``, so the int8 − float gap in dB is ``10·log10(1 + ratio)`` at every SNR. The
+    loss therefore weighs every SNR by the gap it causes there (0.5 dB ↔ ratio 0.122), where
+    a plain output distillation ``‖pred − ref‖² / ‖target‖²`` lets the low-SNR samples
+    dominate."""
+    den = (ref - target).pow(2).flatten(1).sum(1).clamp_min(torch.finfo(ref.dtype).tiny)
+    return ((pred - ref).pow(2).flatten(1).sum(1) / den).mean()
+
+
 #: training losses by name (``hwsim swiftchannel train --qat-loss``)
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "nmse": nmse_loss, "geo": geo_nmse_loss, "balanced": balanced_nmse_loss}
@@ -95,13 +109,16 @@ def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 256) -> np.ndarray
 def train(net: SwiftChannelNet | torch.nn.Module, data: ChannelSet, epochs: int, lr: float = 2e-3,
           batch: int = 32, seed: int = 0, log: Callable[[str], None] | None = None,
           teacher: torch.nn.Module | None = None, distill: float = 0.0,
-          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nmse_loss) -> list[float]:
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nmse_loss,
+          excess: bool = False) -> list[float]:
     """Adam on the NMSE loss, new noise every epoch, cosine learning-rate decay.
 
     ``loss_fn`` is the loss against the true channel (:data:`LOSSES`; the paper's
     :func:`nmse_loss` by default). With a ``teacher`` the loss adds
-    ``distill · NMSE(student, teacher)`` (output distillation). Returns the mean training loss
-    per epoch.
+    ``distill · NMSE(student, teacher)`` (output distillation), or with ``excess``
+    ``distill ·`` :func:`excess_loss` ``(student, teacher, channel)`` (the QAT distillation
+    from the float student). Returns the mean training loss per epoch (the distillation term
+    included).
 
     Divergence guard: the weights and optimizer state after the best epoch so far are kept
     (from the first epoch on). An epoch whose loss is
@@ -130,7 +147,7 @@ def train(net: SwiftChannelNet | torch.nn.Module, data: ChannelSet, epochs: int,
             idx = order[i:i + batch]
             x = torch.from_numpy(X[idx])
             y = torch.from_numpy(target_all[idx])
-            loss = _loss(net, x, y, teacher, distill, loss_fn)
+            loss = _loss(net, x, y, teacher, distill, loss_fn, excess)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -166,12 +183,13 @@ def _snapshot(net: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, d
     return copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
 
 
-def _loss(net, x, y, teacher, distill, loss_fn) -> torch.Tensor:
+def _loss(net, x, y, teacher, distill, loss_fn, excess=False) -> torch.Tensor:
     out = net(x)
     loss = loss_fn(out, y)
     if teacher is not None and distill > 0:
         with torch.no_grad():
             t_out = teacher(x)
-        loss = loss + distill * nmse_loss(out, t_out)
+        extra = excess_loss(out, t_out, y) if excess else nmse_loss(out, t_out)
+        loss = loss + distill * extra
     return loss
 

@@ -49,9 +49,10 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     # QAT only, from this run's float student, into a new folder
     run2 = tmp_path / "run2"
     assert main(["swiftchannel", "train", "-o", str(run2), "--from-float", str(run), "--train",
-                 "48", "--qat-epochs", "1", "--qat-snrs", "10,20"]) == 0
+                 "48", "--qat-epochs", "1", "--qat-snrs", "10,20", "--qat-distill", "0.05"]) == 0
     meta2 = json.loads((run2 / "run.json").read_text())
     assert meta2["from_float"] == str(run) and meta2["qat_snrs_db"] == [10, 20]
+    assert meta["qat_distill"] == 0 and meta2["qat_distill"] == 0.05
     assert meta2["loss_db"] == meta["loss_db"] and meta2["onnx"]["qcdq_mismatches"] == 0
     assert (run2 / "float.safetensors").read_bytes() == (run / "float.safetensors").read_bytes()
 
@@ -102,6 +103,8 @@ def test_qat_loss_choices_are_the_training_losses(tmp_path):
         train_run(tmp_path / "x", Geometry(), qat_loss="mse")
     with pytest.raises(HwsimError, match="unknown loss 'l1'"):
         train_run(tmp_path / "x", Geometry(), loss="l1")
+    with pytest.raises(HwsimError, match="distillation weight must be 0 or more"):
+        train_run(tmp_path / "x", Geometry(), qat_distill=-1.0)
     assert not (tmp_path / "x").exists()
     # the losses on one batch: geo ≤ balanced ≤ nmse (geometric ≤ arithmetic mean)
     y = torch.randn(4, 2, 8, 4)

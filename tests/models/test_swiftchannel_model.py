@@ -87,6 +87,29 @@ def test_teacher_size_and_distillation_step():
     assert len(hist) == 1 and np.isfinite(hist[0])
 
 
+def test_excess_loss_is_the_error_added_relative_to_the_reference():
+    from models.swiftchannel.train import excess_loss
+
+    h = torch.zeros(2, 2, 2, 1)
+    ref = h.clone()
+    ref[0, 0, 0, 0], ref[1, 0, 0, 0] = 1.0, 0.1  # the reference's own errors: 1 and 0.01
+    pred = ref.clone()
+    pred[:, 1, 0, 0] = torch.tensor([0.5, 0.05])  # adds 0.25 and 0.0025: 25 % to each
+    assert float(excess_loss(pred, ref, h)) == pytest.approx(0.25)
+    pred[1, 1, 0, 0] = 0.1  # the second sample now adds 100 % (its gap 3 dB, the first's 1 dB)
+    assert float(excess_loss(pred, ref, h)) == pytest.approx((0.25 + 1.0) / 2)
+    assert float(excess_loss(ref, ref, h)) == 0.0
+    # a distillation step with it runs and its loss is finite
+    from models.channels import Geometry
+    from models.swiftchannel.train import make_set, train
+
+    g = Geometry(bs_ant=4, ue_ant=2, subcarriers=16, space_comp=1)
+    teacher = reparameterize(SwiftChannelNet(StudentConfig(rs=1)))
+    hist = train(SwiftChannelNet(StudentConfig(rs=1)), make_set(g, 16, seed=1), 1, batch=8,
+                 teacher=teacher, distill=0.1, excess=True)
+    assert len(hist) == 1 and np.isfinite(hist[0])
+
+
 def test_pixel_shuffle_matches_torch_and_layout():
     x = torch.arange(2 * 32 * 3 * 5, dtype=torch.float32).reshape(2, 32, 3, 5)
     assert torch.equal(pixel_shuffle(x, 4, 4), torch.nn.functional.pixel_shuffle(x, 4))
