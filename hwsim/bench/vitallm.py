@@ -304,6 +304,45 @@ def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
+def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
+                      sims=("icarus", "verilator")) -> dict:
+    """The same decode step's whole layer (the token's residual row → attention half →
+    repacker → FFN input half → FFN output half) on the ``decoder-layer`` RTL under cocotb:
+    the output residual codes ``==`` golden and the golden ``==`` the integer model's
+    ``x_out``, cycles ``==`` formula."""
+    import dataclasses
+
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import decoder_layer_rtl as lr
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.decoder_layer import golden_words, real_case
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    p, case, model = real_case(im, cap, layer, keep)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("decoder-layer"), p, [case],
+                       Path(build) / f"decoder_layer_{sim}", sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "decoder-layer", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": lr.latency_cycles(p), "phases": lr.phase_cycles(p),
+                     "sim_cycles": c.get("sim_cycles"), "build_s": rep.build_s,
+                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+                     "failures": rep.failures})
+    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
+            "lanes": p.lanes, "params": dataclasses.asdict(p),
+            "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
