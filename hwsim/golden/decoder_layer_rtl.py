@@ -15,10 +15,8 @@ layer_forward` computes ``x_out`` and with their own goldens:
    (``res_width + 2`` bits).
 
 The FFN half carries residual codes one bit wider than the attention half (``x_attn`` is an
-exact sum); its ``w2`` requantizer therefore saturates at ``res_width + 1`` bits where
-``layer_forward`` saturates at the model's residual width: the two differ only on a ``w2``
-contribution of ``2**(res_width − 1)`` or more, which a layer whose residual stream fits
-``res_width`` bits does not produce.
+exact sum); its ``w2`` rows saturate to ``res_width`` bits before the add, as
+``layer_forward``'s do (``ffn-out``'s ``sat_width``).
 """
 
 from __future__ import annotations
@@ -128,7 +126,8 @@ class LayerRtlParams:
                                prod_width=f.prod_width,
                                amax_width=f.norm_quant().norm().out.width,
                                gamma_frac=self.ffn_sub_gamma_frac,
-                               e_width=self.ffn_sub_e_width, res_width=self.res_width + 1)
+                               e_width=self.ffn_sub_e_width, res_width=self.res_width + 1,
+                               sat_width=self.res_width)
 
 
 def decoder_layer(a: dict, p: LayerRtlParams) -> np.ndarray:

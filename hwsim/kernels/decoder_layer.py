@@ -86,14 +86,15 @@ def cases(p: spec.LayerRtlParams, seed: int = 0, quick: bool = False) -> list[di
     that need a shift and one that fits ``NORM_IN_BITS``, the decode step's weights, cache and
     scales, the attention norms, ``wo`` and its scale) with random FFN-norm gains and ``E``,
     ternary ``w1``, ``w3``, ``w2``, SubLN gains and an ``E`` of ``ffn_sub_e_width`` bits, and
-    a ``w2`` residual scale from the token's own accumulators; idle input and back-pressure
-    (the last case)."""
+    a ``w2`` residual scale from the token's own accumulators (``w2_saturates``: one that
+    saturates ``w2``'s rows at ``res_width`` bits); idle input and back-pressure (the last
+    case)."""
     rng = np.random.default_rng(seed + 400)
     n, f = p.hidden, p.ffn
     fin, fout = p.ffn_in(), p.ffn_out()
     gf, gs = fin.norm_quant().norm().gamma, fout.norm_quant().norm().gamma
 
-    def one(c):
+    def one(c, extra=0):
         a = dict(c["arrays"])
         x_attn = gal.attn_layer(kal.golden_arrays(a), p.attn_layer())
         a["ffn_g"] = rng.integers(gf.min_code, gf.max_code + 1, n)
@@ -106,11 +107,15 @@ def cases(p: spec.LayerRtlParams, seed: int = 0, quick: bool = False) -> list[di
         a["ffn_sub_e"] = kfo.e_limbs(sub_E, fout)
         a["w2"] = rng.integers(-1, 2, (n, f))
         acc, am3 = gfo.w2_accumulators(prod, amax, a["ffn_sub_g"], sub_E, a["w2"], fout)
-        a["w2_mult"] = np.array(_mult_for(int(np.abs(acc).max()) * am3, fout.res_width, rng),
-                                dtype=np.int64)
+        a["w2_mult"] = np.array(_mult_for(int(np.abs(acc).max()) * am3, p.res_width, rng,
+                                          extra), dtype=np.int64)
         return {**c, "arrays": a}
 
-    return [one(c) for c in kal.cases(p.attn_layer(), seed, quick)]
+    out = [one(c) for c in kal.cases(p.attn_layer(), seed, quick)]
+    if not quick:
+        out.insert(2, {**one(kal.cases(p.attn_layer(), seed + 1, True)[0], extra=3),
+                       "name": "w2_saturates"})
+    return out
 
 
 def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tuple:

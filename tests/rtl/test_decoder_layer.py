@@ -17,6 +17,7 @@ from hwsim.golden import norm_quant as nq
 from hwsim.kernels import decoder_layer as ka
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+from quant.qtype import QType
 from rtl.decoder_layer import DecoderLayer
 
 KERNEL = get_kernel("decoder-layer")
@@ -55,13 +56,33 @@ def check(p, case):
 
 
 def test_bit_exact_and_cycles():
-    """Random stimulus (wide rows, a row that fits NORM_IN_BITS, idle input and
-    back-pressure): y == golden, cycles == formula without idle input or back-pressure."""
+    """Random stimulus (wide rows, a row that fits NORM_IN_BITS, w2 rows that saturate, idle
+    input and back-pressure): y == golden, cycles == formula without idle input or
+    back-pressure."""
     p = g.LayerRtlParams(**SMALL)
     cs = KERNEL.cases(p, seed=1)
-    assert [c.get("idle", 0) > 0 for c in cs] == [False, False, True]
+    assert [c.get("idle", 0) > 0 for c in cs] == [False, False, False, True]
     for case in cs:
         check(p, case)
+
+
+def test_w2_rows_saturate_at_the_model_residual_width():
+    """x_attn is one bit wider than the residual format, but w2's requantized rows saturate
+    to res_width bits, as layer_forward's residual_add does: the golden equals the layer's own
+    functions with the model's residual QType, and differs from a 29-bit saturation here."""
+    p = g.LayerRtlParams(**SMALL)
+    (case,) = [c for c in KERNEL.cases(p, seed=1) if c["name"] == "w2_saturates"]
+    a = ka.golden_arrays(case["arrays"])
+    x_attn = al.attn_layer(a, p.attn_layer())
+    prod, amax = fi.ffn_in(x_attn, a["ffn_g"], a["ffn_E"], a["w1"], a["w3"], p.ffn_in())
+    acc, am3 = fo.w2_accumulators(prod, amax, a["ffn_sub_g"], a["ffn_sub_E"], a["w2"],
+                                  p.ffn_out())
+    model = dl.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
+                            QType(p.res_width))[0]
+    wide = dl.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
+                           QType(p.res_width + 1))[0]
+    assert np.array_equal(g.decoder_layer(a, p), model)
+    assert not np.array_equal(model, wide)
 
 
 def test_one_lane_repacker():
