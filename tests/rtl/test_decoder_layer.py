@@ -33,7 +33,8 @@ def settle_ports(dut, arrays, p):
 
 def rtl_decoder_layer(p, toks, idle=0.0, stall=0.0, seed=0):
     """Tokens ``toks`` (stimulus arrays sharing everything but ``x``) streamed back to back →
-    ``(output rows, cycles from the first x beat to the last y code)``."""
+    ``(output rows, cycles from the first x beat to the last y code, the x and y transfer
+    cycles)``."""
     dut = DecoderLayer(p)
     a = toks[0]
     loads = [Source(dut.w, ka.w_words(a, p)), Source(dut.wo, ka.wo_words(a, p)),
@@ -43,13 +44,13 @@ def rtl_decoder_layer(p, toks, idle=0.0, stall=0.0, seed=0):
     y = Sink(dut.y, p.hidden * len(toks), stall=stall)
     run_streams(dut, [*loads, x], [y], seed=seed, settle=settle_ports(dut, a, p))
     return (np.array(y.values, dtype=np.int64).reshape(len(toks), p.hidden),
-            y.cycles[-1] - x.cycles[0] + 1)
+            y.cycles[-1] - x.cycles[0] + 1, x.cycles, y.cycles)
 
 
 def check(p, case):
     a = case["arrays"]
     idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
-    (got,), cycles = rtl_decoder_layer(p, [a], idle, stall, case.get("seed", 0))
+    (got,), cycles, _, _ = rtl_decoder_layer(p, [a], idle, stall, case.get("seed", 0))
     assert np.array_equal(got, ka.golden_words(p, a)), case["name"]
     if idle == 0 and stall == 0:
         assert cycles == g.latency_cycles(p), case["name"]
@@ -94,14 +95,16 @@ def test_one_lane_repacker():
 
 
 def test_tokens_back_to_back():
-    """Two residual rows streamed without a gap, with back-pressure (the second row's
-    x_attn waits in wo until ffn-out has taken the first row's residual codes): each output
-    row == golden."""
+    """Two residual rows streamed without a gap, with back-pressure: the second row enters
+    the attention half while the first is in the FFN (before its first output code); its
+    x_attn then waits in wo until ffn-out has taken the first row's residual codes. Each
+    output row == golden."""
     p = g.LayerRtlParams(**SMALL)
     a = KERNEL.cases(p, seed=3, quick=True)[0]["arrays"]
     b = {**a, "x": np.random.default_rng(5).integers(-(1 << 24), 1 << 24, p.hidden)}
-    got, _ = rtl_decoder_layer(p, [a, b], stall=0.3, seed=1)
+    got, _, xc, yc = rtl_decoder_layer(p, [a, b], stall=0.3, seed=1)
     assert np.array_equal(got, np.stack([ka.golden_words(p, t) for t in (a, b)]))
+    assert xc[p.chunks] < yc[0]
     assert not np.array_equal(got[0], got[1])
 
 
