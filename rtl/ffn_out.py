@@ -69,7 +69,7 @@ class FfnOut(wiring.Component):
         self.params = p = params
         self.div = EpsDivider(p.divider())
         self.nq = NormQuant(p.norm_quant(), eps_in=True)
-        self.proj = ResidualProj(p.w2(), p.res, p.norm_quant().norm().out.width)
+        self.proj = ResidualProj(p.w2(), p.res, p.norm_quant().norm().out.width, req=p.req)
         gw = p.norm_quant().norm().gamma.width
         self.p_layout = data.StructLayout({"prod": signed(p.prod_width),
                                            "amax": unsigned(p.amax_width)})

@@ -30,10 +30,11 @@ class ResidualProj(wiring.Component):
     The host loads ``W`` on ``w`` once (:func:`hwsim.golden.ternary_mvu.weight_words`). A
     vector is ``cols/lanes`` beats on ``a`` (``{a: lanes × int8, amax}``, the
     :class:`rtl.norm_quant.NormQuant` output beat; the amax of the last beat counts), then
-    ``rows`` residual codes on ``x``: each MVU output row is requantized in the residual
-    format ``res`` and added to the next ``x`` code in the cycle it leaves (``y`` is the exact
-    sum, ``res.width + 1`` bits). One vector is in the MVU and the output stage at a time: the
-    next vector's first beat waits until the last row has left.
+    ``rows`` residual codes on ``x``: each MVU output row is requantized in the format
+    ``req`` (default: the residual format ``res`` of the ``x`` codes) and added to the next
+    ``x`` code in the cycle it leaves (``y`` is the exact sum, ``res.width + 1`` bits). One
+    vector is in the MVU and the output stage at a time: the next vector's first beat waits
+    until the last row has left.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.ternary_mvu.latency_cycles`
     from the first ``a`` beat to the last ``y`` code. Back-pressure on ``y`` and a late ``x``
@@ -48,11 +49,15 @@ class ResidualProj(wiring.Component):
     mult : ``In(StructLayout({m: unsigned(24), s: unsigned(6)}))``
     """
 
-    def __init__(self, params: tm.TernaryMvuParams, res: QType, amax_width: int):
-        if not isinstance(params, tm.TernaryMvuParams) or not isinstance(res, QType):
+    def __init__(self, params: tm.TernaryMvuParams, res: QType, amax_width: int,
+                 req: QType | None = None):
+        req = res if req is None else req
+        if not (isinstance(params, tm.TernaryMvuParams) and isinstance(res, QType)
+                and isinstance(req, QType) and req.width <= res.width):
             self._MustUse__silence = True
-            raise HwsimError("ResidualProj needs TernaryMvuParams and a residual QType")
-        self.params, self.res = params, res
+            raise HwsimError("ResidualProj needs TernaryMvuParams, a residual QType and a "
+                             "requantizer QType no wider")
+        self.params, self.res, self.req = params, res, req
         self.mvu = TernaryMVU(params)
         self.a_layout = data.StructLayout({"a": data.ArrayLayout(signed(INT8.width),
                                                                  params.lanes),
@@ -68,7 +73,7 @@ class ResidualProj(wiring.Component):
         })
 
     def elaborate(self, platform):
-        p, res = self.params, self.res
+        p = self.params
         m = Module()
         m.submodules.mvu = mv = self.mvu
         C = p.cols // p.lanes
@@ -93,8 +98,9 @@ class ResidualProj(wiring.Component):
         m.d.comb += [amax_s.eq(amax), m_s.eq(self.mult.m)]
         prod = Signal(signed(p.acc_width + len(amax_s) + len(m_s)))
         m.d.comb += prod.eq(mv.y.payload * amax_s * m_s)
-        req = Signal(signed(res.width))
-        m.d.comb += req.eq(saturate(round_shift(prod, self.mult.s, res.rounding), res))
+        req = Signal(signed(self.req.width))
+        m.d.comb += req.eq(saturate(round_shift(prod, self.mult.s, self.req.rounding),
+                                    self.req))
         m.d.comb += [self.y.payload.eq(self.x.payload + req),
                      self.y.valid.eq(mv.y.valid & self.x.valid),
                      mv.y.ready.eq(self.y.ready & self.x.valid),

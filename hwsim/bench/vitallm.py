@@ -46,10 +46,9 @@ def add_arguments(p) -> None:
     p.add_argument("--est-context", type=int, default=128,
                    help="decode context of the BitNet b1.58 3B estimate on VitaLLM")
     p.add_argument("--rtl", action="store_true",
-                   help="also run the attention block of one real decode step (layer "
-                        "--rtl-layer, M = --tokens, K = --rtl-keep: ternary q/k/v, RoPE, KV "
-                        "append, sparse attention) on the decode-step RTL and its attention "
-                        "output path (v-rescale, SubLN, wo, residual add) on the attn-out RTL, "
+                   help="also run one real decode step of a whole layer (layer --rtl-layer, "
+                        "M = --tokens, K = --rtl-keep: the attention half with sparse "
+                        "attention, the FFN, both residual adds) on the decoder-layer RTL "
                         "under cocotb on Icarus and Verilator (minutes)")
     p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
 
@@ -304,6 +303,45 @@ def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
+def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
+                      sims=("icarus", "verilator")) -> dict:
+    """The same decode step's whole layer (the token's residual row → attention half →
+    repacker → FFN input half → FFN output half) on the ``decoder-layer`` RTL under cocotb:
+    the output residual codes ``==`` golden and the golden ``==`` the integer model's
+    ``x_out``, cycles ``==`` formula."""
+    import dataclasses
+
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import decoder_layer_rtl as lr
+    from hwsim.kernels import get_kernel
+    from hwsim.kernels.decoder_layer import golden_words, real_case
+    from hwsim.sim.runner import simulate
+    from models.bitnet.integer_model import integer_forward
+
+    M = int(np.size(tokens))
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    p, case, model = real_case(im, cap, layer, keep)
+    same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel("decoder-layer"), p, [case],
+                       Path(build) / f"decoder_layer_{sim}", sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": "decoder-layer", "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": lr.latency_cycles(p), "phases": lr.phase_cycles(p),
+                     "sim_cycles": c.get("sim_cycles"), "build_s": rep.build_s,
+                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+                     "failures": rep.failures})
+    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
+            "lanes": p.lanes, "params": dataclasses.asdict(p),
+            "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
@@ -328,7 +366,7 @@ def _accelerator(args, cfg) -> tuple[int, list]:
         DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
                            kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
                            tokens=M, keep=args.rtl_keep, weight_kib=args.weight_kib,
-                           kv_kib=args.kv_kib)
+                           kv_kib=args.kv_kib).layer_rtl()
     return M, ps
 
 
@@ -442,16 +480,15 @@ def run(args) -> dict:
     for r in rows:
         r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
     p0 = ps[-1]
-    rtl = rtl_out = None
+    rtl = None
     if args.rtl:
         import tempfile
 
         tokens = corpus.val[1000:1000 + M].astype(np.int64)
         with tempfile.TemporaryDirectory() as tmp:
-            rtl = rtl_decode_step(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
-            rtl_out = rtl_attn_out(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
+            rtl = rtl_decoder_layer(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
     return {
-        **({"rtl": rtl, "rtl_attn_out": rtl_out} if rtl is not None else {}),
+        **({"rtl_decoder_layer": rtl} if rtl is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
         "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
@@ -498,18 +535,13 @@ def table(r: dict) -> str:
               "the validation data",
               "dense phases (cycles): " + ", ".join(f"{k} {v}" for k, v in
                                                     r["dense_phases"].items())]
-    if "rtl" in r:
-        x = r["rtl"]
-        lines.append(f"RTL of a real decode step, layer {x['layer']}, M={x['tokens']}, K={x['keep']}"
-                     f": golden == integer model: {x['golden_equals_integer_model']}")
-        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} "
-                  f"golden, {run['cycles']} cycles (formula {run['formula_cycles']} = front end "
-                  f"{run['frontend_cycles']} + {x['kv_heads']} + attention "
-                  f"{run['attention_cycles']})" for run in x["runs"]]
-        y = r["rtl_attn_out"]
-        lines.append(f"RTL of the same step's attention output path: golden == integer model: "
-                     f"{y['golden_equals_integer_model']}")
-        lines += [f"  {run['kernel']} on {run['sim']}: {'==' if run['bit_exact'] else '!='} "
-                  f"golden, {run['cycles']} cycles (formula {run['formula_cycles']})"
-                  for run in y["runs"]]
+    if "rtl_decoder_layer" in r:
+        x = r["rtl_decoder_layer"]
+        lines.append(f"decoder-layer RTL on a real decode token, layer {x['layer']}, "
+                     f"M={x['tokens']}, K={x['keep']}: golden == integer model x_out: "
+                     f"{x['golden_equals_integer_model']}")
+        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
+                  f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
+                  f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
+                  for run in x["runs"]]
     return "\n".join(lines)

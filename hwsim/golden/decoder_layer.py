@@ -45,6 +45,7 @@ from . import ternary_mvu as mvu
 if TYPE_CHECKING:   # these units build on this module; imported where used
     from . import attn_layer as al
     from . import attn_out as ao
+    from . import decoder_layer_rtl as lr
     from . import ffn_in as fi
     from . import ffn_out as fo
     from . import norm_quant as nq
@@ -554,6 +555,15 @@ class DecoderLayerParams:
         return fo.FfnOutParams(hidden=self.hidden, ffn=self.ffn, lanes=self.lanes,
                                prod_width=((self.hidden << 7) ** 3).bit_length() + 1)
 
+    def layer_rtl(self) -> lr.LayerRtlParams:
+        """The whole layer in one controller (:mod:`hwsim.golden.decoder_layer_rtl`):
+        ``attn-layer`` → repacker → ``ffn-in`` → ``ffn-out``."""
+        from . import decoder_layer_rtl as lr
+
+        return lr.LayerRtlParams(heads=self.heads, kv_heads=self.kv_heads,
+                                 head_dim=self.head_dim, ffn=self.ffn, tokens=self.tokens,
+                                 keep=self.keep, lanes=self.lanes, exp_lanes=self.exp_lanes)
+
     def barrier(self, n: int) -> ab.AbsmaxBarrierParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
 
@@ -570,34 +580,24 @@ def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
 
 
 def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
-    """Cycles of one decode step of one layer, by phase, and ``total`` (phases in sequence).
+    """Cycles of one decode step of one layer, by phase, and ``total`` (the phases in
+    sequence): the ``decoder-layer`` RTL's schedule (:func:`hwsim.golden.decoder_layer_rtl.
+    phase_cycles` of :meth:`DecoderLayerParams.layer_rtl`), measured exactly in simulation
+    from the first residual beat to the last output code.
 
     The attention half (``attn_norm``, ``qkv_frontend``, ``kv_append``, ``attention``,
-    ``attn_out``) is the ``attn-layer`` RTL, which chains the residual row's peak → shift,
-    the ``norm-quant`` unit, the ``decode-step`` block and the ``attn-out`` path in one
-    controller (:func:`hwsim.golden.attn_layer.phase_cycles`; measured exactly in
-    simulation): the norm's output beats are the front end's input beats and the last head's
-    output beat is the output path's last input beat, so ``attn_norm`` runs from the first
-    residual beat to the front end's first beat and ``attn_out`` is the output path after its
-    last input beat. ``ffn_norm`` and ``w1_w3`` are the ``ffn-in`` RTL
-    (:func:`hwsim.golden.ffn_in.phase_cycles`: the residual row's peak → shift, the
-    ``norm-quant`` unit, then the ``w1`` and ``w3`` MVUs in parallel on the same activation
-    beats and ``relu(g)²·u``, to the last ``prod`` beat; measured exactly in simulation).
-    ``ffn_subln`` and ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat
-    (:func:`hwsim.golden.ffn_out.phase_cycles`, measured exactly in simulation: the wide ε
-    divider, the SubLN + quantizer fed its code, the ``w2`` MVU and the residual add; its
-    ``ffn`` input beats are taken to overlap ``ffn-in``'s output rows). No controller chains
-    the four blocks yet, so the total is a schedule model over simulated block latencies, not
-    one simulated figure."""
-    from . import attn_layer as al
-    from . import ffn_in as fi
-    from . import ffn_out as fo
+    ``attn_out``) is the ``attn-layer`` controller (:func:`hwsim.golden.attn_layer.
+    phase_cycles`: the residual row's peak → shift, the ``norm-quant`` unit, the
+    ``decode-step`` block, the ``attn-out`` path). ``ffn_norm`` and ``w1_w3`` are the
+    ``ffn-in`` RTL after its last row beat, which is ``attn-layer``'s last output code (the
+    repacker passes a beat on with its last code, so the row store overlaps ``attn_out``):
+    ``ffn_norm`` is ``ffn-in``'s norm phase less its ``C`` row beats. ``ffn_subln`` and
+    ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat (:func:`hwsim.golden.ffn_out.
+    phase_cycles`: the wide ε divider, the SubLN + quantizer fed its code, the ``w2`` MVU and
+    the residual add); its ``ffn`` input beats are ``ffn-in``'s output rows."""
+    from . import decoder_layer_rtl as lr
 
-    phases = {
-        **al.phase_cycles(p.attn_layer()),
-        **fi.phase_cycles(p.ffn_in()),
-        **fo.phase_cycles(p.ffn_out()),
-    }
+    phases = lr.phase_cycles(p.layer_rtl())
     phases["total"] = sum(phases.values())
     return phases
 

@@ -56,6 +56,11 @@ class FfnOutParams:
         constant ``E``.
     res_width : int
         Bits of the residual codes (the output is the exact sum, one bit wider).
+    sat_width : int
+        Bits the requantized ``w2`` rows saturate to before the add (0: ``res_width``). A
+        layer's ``x_attn`` is an exact sum one bit wider than the model's residual format,
+        whose width the integer model saturates ``w2``'s rows to: the ``decoder-layer`` sets
+        ``res_width`` to the former and ``sat_width`` to the latter.
     """
 
     hidden: int = 128
@@ -66,6 +71,7 @@ class FfnOutParams:
     gamma_frac: int = 16
     e_width: int = 161
     res_width: int = 48
+    sat_width: int = 0
 
     def __post_init__(self):
         check_ints(self, "ffn-out", (("hidden", 1, 1 << 16), ("ffn", 1, 1 << 16),
@@ -73,6 +79,9 @@ class FfnOutParams:
                                      ("amax_width", 1, dl.NORM_OUT.width),
                                      ("e_width", 1, 512), ("res_width", 2, 62),
                                      ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
+        if self.sat_width and not 2 <= self.sat_width <= self.res_width:
+            raise HwsimError(f"ffn-out sat_width must be 0 or 2 … res_width ({self.res_width}), "
+                             f"not {self.sat_width!r}")
         for f in ("hidden", "ffn"):
             if getattr(self, f) % self.lanes:
                 raise HwsimError(f"ffn-out lanes ({self.lanes}) must divide {f} "
@@ -93,8 +102,13 @@ class FfnOutParams:
 
     @property
     def res(self) -> QType:
-        """The residual format (half-even, saturating requantization)."""
+        """The residual format of the ``x`` codes."""
         return QType(self.res_width)
+
+    @property
+    def req(self) -> QType:
+        """The format of the requantized ``w2`` rows (half-even, saturating)."""
+        return QType(self.sat_width or self.res_width)
 
     def divider(self) -> ed.EpsDividerParams:
         return ed.EpsDividerParams(e_width=self.e_width, amax_width=self.amax_width,
@@ -145,7 +159,7 @@ def ffn_out(prod, amax: int, gamma, E: int, W, mult, x, p: FfnOutParams) -> np.n
         raise HwsimError(f"ffn-out residual scale (M, S) must fit {dl.MULT_BITS} and "
                          f"{SHIFT_BITS} bits, not {(M, S)}")
     acc, amax3 = w2_accumulators(prod, amax, gamma, E, W, p)
-    return dl.residual_add(x[None], acc[None], [amax3], (M, S), p.res)[0]
+    return dl.residual_add(x[None], acc[None], [amax3], (M, S), p.req)[0]
 
 
 def phase_cycles(p: FfnOutParams) -> dict[str, int]:

@@ -12,6 +12,7 @@ from hwsim.golden import attention_head as ah
 from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
 from hwsim.golden import decoder_layer as dl
+from hwsim.golden import decoder_layer_rtl as lr
 from hwsim.golden import eps_divider as ed
 from hwsim.golden import ffn_in as fi
 from hwsim.golden import ffn_out as fo
@@ -260,7 +261,7 @@ def test_counts_compose_the_kernel_formulas():
     # ffn-out RTL's phases after its last prod beat (its wide ε divider on the critical path)
     nqp = p.norm_quant(p.hidden)
     assert (nqp.n, nqp.lanes) == (p.hidden, p.lanes)
-    assert c["attn_norm"] == c["ffn_norm"] == nq.latency_cycles(nqp) == 186
+    assert c["attn_norm"] == nq.latency_cycles(nqp) == 186
     fop = p.ffn_out()
     assert (fop.hidden, fop.ffn, fop.lanes, fop.prod_width) == (p.hidden, p.ffn, p.lanes, 44)
     assert {k: c[k] for k in ("ffn_subln", "w2")} == fo.phase_cycles(fop)
@@ -268,8 +269,12 @@ def test_counts_compose_the_kernel_formulas():
     assert c["ffn_subln"] + p.ffn + c["w2"] == fo.latency_cycles(fop)
     assert c["ffn_subln"] == ed.latency_cycles(fop.divider()) + 1 - 2 * fop.chunks \
         + nq.latency_cycles(fop.norm_quant()) == 255
-    # the FFN norm and w1, w3 are the ffn-in RTL's formula (w1 and w3 in parallel)
-    assert {k: c[k] for k in ("ffn_norm", "w1_w3")} == fi.phase_cycles(p.ffn_in())
+    # the FFN norm and w1, w3 are the ffn-in RTL's formula (w1 and w3 in parallel), its C row
+    # beats overlapping attn-layer's output codes in the decoder-layer controller
+    fip = fi.phase_cycles(p.ffn_in())
+    assert (c["ffn_norm"], c["w1_w3"]) == (fip["ffn_norm"] - p.hidden // p.lanes, fip["w1_w3"])
+    assert c["ffn_norm"] == nq.latency_cycles(nqp) - p.hidden // p.lanes == 178
+    assert c["total"] == lr.latency_cycles(p.layer_rtl())
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \

@@ -87,6 +87,24 @@ def test_real_decode_token_equals_the_integer_model():
     check(p, case)
 
 
+def test_sat_width_saturates_w2_rows_narrower_than_x():
+    """``sat_width`` < ``res_width`` (the decoder-layer's x_attn is one bit wider than the
+    model's residual format): w2's rows saturate to ``sat_width`` bits, the add stays exact;
+    RTL == golden with cycles == formula, and the golden differs from a saturation at
+    ``res_width``."""
+    p = g.FfnOutParams(hidden=8, ffn=16, lanes=4, prod_width=36, e_width=100, res_width=25,
+                       sat_width=24)
+    a = dict(KERNEL.cases(p, seed=2, quick=True)[0]["arrays"])
+    acc, am3 = g.w2_accumulators(a["prod"], int(a["amax"][0]), a["g"], kf.e_value(a["e"]),
+                                 a["W"], p)
+    a["mult"] = np.array(kf._mult_for(int(np.abs(acc).max()) * am3, 24, np.random.default_rng(1),
+                                      3), dtype=np.int64)
+    wide = g.ffn_out(a["prod"], int(a["amax"][0]), a["g"], kf.e_value(a["e"]), a["W"],
+                     a["mult"], a["x"], g.FfnOutParams(**{**p.__dict__, "sat_width": 0}))
+    assert not np.array_equal(kf.golden_words(p, a), wide)
+    check(p, {"name": "sat_width", "arrays": a})
+
+
 def test_params_and_golden_reject_bad_input():
     with pytest.raises(HwsimError, match="must divide ffn"):
         g.FfnOutParams(ffn=20, lanes=8, hidden=16)
@@ -96,6 +114,8 @@ def test_params_and_golden_reject_bad_input():
         g.FfnOutParams(amax_width=25)
     with pytest.raises(HwsimError, match="e_width"):
         g.FfnOutParams(e_width=513)
+    with pytest.raises(HwsimError, match="sat_width"):
+        g.FfnOutParams(res_width=24, sat_width=25)
     with pytest.raises(HwsimError, match="needs FfnOutParams"):
         FfnOut(dl.DecoderLayerParams())
     p = g.FfnOutParams(hidden=8, ffn=16, lanes=4, prod_width=36, e_width=100, res_width=24)
