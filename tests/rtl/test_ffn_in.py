@@ -4,7 +4,6 @@ of a random micro BitNet."""
 
 import numpy as np
 import pytest
-import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import decoder_layer as dl
@@ -83,22 +82,11 @@ def test_tokens_back_to_back():
         assert np.array_equal(t, ka.golden_words(p, want))
 
 
-def test_real_decode_token_equals_the_integer_model():
+def test_real_decode_token_equals_the_integer_model(micro_token):
     """Layer 1, the 10th token of an integer BitNet (micro shape, random ternary weights,
     sparse attention K/M = 3/10): golden == the integer model's prod row and FFN amax
     (``layer_forward``'s captures), and the RTL == golden with cycles == formula."""
-    from models.bitnet.config import BitNetConfig
-    from models.bitnet.integer_model import build_integer_model, integer_forward
-    from models.bitnet.model import BitNetModel
-
-    cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
-                       max_seq=32, source="tests")
-    torch.manual_seed(3)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(3)
-    im = build_integer_model(BitNetModel(cfg).eval(), rng.integers(0, 256, (4, 16)))
-    cap: dict = {}
-    integer_forward(im, rng.integers(0, 256, 10), capture=cap, attend=dl.sparse_attend(0.3))
+    im, cap = micro_token
     p, case, (prod, amax) = ka.real_case(im, cap, 1)
     assert (p.hidden, p.ffn, p.lanes, p.res_width) == (32, 64, 16, im.res.width)
     a = case["arrays"]

@@ -1,0 +1,27 @@
+"""Shared fixture of the layer kernels' real-token tests."""
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def micro_token():
+    """``(im, cap)``: an integer BitNet of the micro shape (hidden 32, ffn 64, 2 layers, random
+    ternary weights, seed 3) and the captures of its forward pass over 10 tokens with sparse
+    attention K/M = 3/10, whose last token is the decode token the kernels' tests replay.
+    Read-only: the tests pass it to ``real_case``."""
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.config import BitNetConfig
+    from models.bitnet.integer_model import build_integer_model, integer_forward
+    from models.bitnet.model import BitNetModel
+
+    cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
+                       max_seq=32, source="tests")
+    torch.manual_seed(3)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    im = build_integer_model(BitNetModel(cfg).eval(), rng.integers(0, 256, (4, 16)))
+    cap: dict = {}
+    integer_forward(im, rng.integers(0, 256, 10), capture=cap, attend=dl.sparse_attend(0.3))
+    return im, cap
