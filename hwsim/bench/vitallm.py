@@ -153,6 +153,48 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
             "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
 
 
+def _token_captures(im, tokens, keep: int) -> dict:
+    """The integer model's captures of a forward pass over ``tokens`` with sparse attention
+    keeping ``keep`` of ``len(tokens)`` (the last token is the decode token replayed)."""
+    import numpy as np
+
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.integer_model import integer_forward
+
+    cap: dict = {}
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / int(np.size(tokens))))
+    return cap
+
+
+def _rtl_token(kernel: str, spec, p, case: dict, same: bool, build: Path, sims,
+               **extra) -> dict:
+    """Simulate one real-token ``case`` of ``kernel`` on each of ``sims`` under cocotb; the
+    report of the ``rtl_*`` functions below (``spec`` is the kernel's golden module: its
+    ``latency_cycles`` and ``phase_cycles`` are the formula). ``same``: the golden equals the
+    integer model; ``extra``: kernel-specific fields of the report."""
+    import dataclasses
+
+    from hwsim.kernels import get_kernel
+    from hwsim.sim.runner import simulate
+
+    runs = []
+    for sim in sims:
+        rep = simulate(get_kernel(kernel), p, [case],
+                       Path(build) / f"{kernel.replace('-', '_')}_{sim}", sim=sim)
+        c = rep.cases[0] if rep.cases else {}
+        runs.append({"kernel": kernel, "sim": sim, "passed": rep.passed,
+                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
+                     "formula_cycles": spec.latency_cycles(p),
+                     **({"phases": spec.phase_cycles(p)} if hasattr(spec, "phase_cycles")
+                        else {}),
+                     "sim_cycles": c.get("sim_cycles"), "build_s": rep.build_s,
+                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+                     "failures": rep.failures})
+    return {"hidden": p.hidden, "lanes": p.lanes, "params": dataclasses.asdict(p), **extra,
+            "golden_equals_integer_model": same, "runs": runs,
+            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+
+
 def rtl_attn_out(im, tokens, layer: int, keep: int, build: Path,
                  sims=("icarus", "verilator")) -> dict:
     """The same decode step's attention output path (the heads' outputs of
@@ -162,30 +204,12 @@ def rtl_attn_out(im, tokens, layer: int, keep: int, build: Path,
     import numpy as np
 
     from hwsim.golden import attn_out as ao
-    from hwsim.golden import decoder_layer as dl
-    from hwsim.kernels import get_kernel
     from hwsim.kernels.attn_out import golden_words, real_case
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer_model import integer_forward
 
-    M = int(np.size(tokens))
-    cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
-    p, case, model = real_case(im, cap, layer, keep)
+    p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
     same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
-    runs = []
-    for sim in sims:
-        rep = simulate(get_kernel("attn-out"), p, [case], Path(build) / f"attn_out_{sim}",
-                       sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"kernel": "attn-out", "sim": sim, "passed": rep.passed,
-                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": ao.latency_cycles(p), "build_s": rep.build_s,
-                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
-                     "failures": rep.failures})
-    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "lanes": p.lanes,
-            "golden_equals_integer_model": same, "runs": runs,
-            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+    return _rtl_token("attn-out", ao, p, case, same, build, sims, layer=layer,
+                      tokens=int(np.size(tokens)), keep=keep)
 
 
 def rtl_attn_layer(im, tokens, layer: int, keep: int, build: Path,
@@ -194,35 +218,15 @@ def rtl_attn_layer(im, tokens, layer: int, keep: int, build: Path,
     RMSNorm + quantizer, decode step, output path) on the ``attn-layer`` RTL under cocotb:
     residual codes ``==`` golden and the golden ``==`` the integer model's ``x_attn``, cycles
     ``==`` formula."""
-    import dataclasses
-
     import numpy as np
 
     from hwsim.golden import attn_layer as al
-    from hwsim.golden import decoder_layer as dl
-    from hwsim.kernels import get_kernel
     from hwsim.kernels.attn_layer import golden_words, real_case
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer_model import integer_forward
 
-    M = int(np.size(tokens))
-    cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
-    p, case, model = real_case(im, cap, layer, keep)
+    p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
     same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
-    runs = []
-    for sim in sims:
-        rep = simulate(get_kernel("attn-layer"), p, [case], Path(build) / f"attn_layer_{sim}",
-                       sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"kernel": "attn-layer", "sim": sim, "passed": rep.passed,
-                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": al.latency_cycles(p), "phases": al.phase_cycles(p),
-                     "build_s": rep.build_s, "test_s": rep.test_s,
-                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
-    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "lanes": p.lanes,
-            "params": dataclasses.asdict(p), "golden_equals_integer_model": same, "runs": runs,
-            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+    return _rtl_token("attn-layer", al, p, case, same, build, sims, layer=layer,
+                      tokens=int(np.size(tokens)), keep=keep)
 
 
 def rtl_ffn_in(im, tokens, layer: int, keep: int, build: Path,
@@ -233,37 +237,18 @@ def rtl_ffn_in(im, tokens, layer: int, keep: int, build: Path,
     golden ``==`` the integer model's ``prod`` row and FFN amax, cycles ``==`` formula.
     ``prod_peak_bits``: the bit length of the row's largest ``|prod|`` (against the kernel's
     signed ``prod_width``)."""
-    import dataclasses
-
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
     from hwsim.golden import ffn_in as fi
-    from hwsim.kernels import get_kernel
     from hwsim.kernels.ffn_in import golden_words, real_case
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer_model import integer_forward
 
-    M = int(np.size(tokens))
-    cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
-    p, case, (prod, amax) = real_case(im, cap, layer)
+    p, case, (prod, amax) = real_case(im, _token_captures(im, tokens, keep), layer)
     want = np.concatenate([prod, np.full(p.ffn, amax), np.ravel(case["arrays"]["x"])])
     same = bool(np.array_equal(golden_words(p, case["arrays"]), want))
-    runs = []
-    for sim in sims:
-        rep = simulate(get_kernel("ffn-in"), p, [case], Path(build) / f"ffn_in_{sim}", sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"kernel": "ffn-in", "sim": sim, "passed": rep.passed,
-                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": fi.latency_cycles(p), "phases": fi.phase_cycles(p),
-                     "build_s": rep.build_s, "test_s": rep.test_s,
-                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
-    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
-            "lanes": p.lanes, "params": dataclasses.asdict(p), "amax": int(amax),
-            "prod_peak_bits": int(np.abs(prod).max()).bit_length(),
-            "prod_width": p.prod_width, "golden_equals_integer_model": same, "runs": runs,
-            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+    return _rtl_token("ffn-in", fi, p, case, same, build, sims, layer=layer,
+                      tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn, amax=int(amax),
+                      prod_peak_bits=int(np.abs(prod).max()).bit_length(),
+                      prod_width=p.prod_width)
 
 
 def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
@@ -272,35 +257,15 @@ def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
     shift, the wide ε divider, SubLN + quantizer, ``w2``, residual add into ``x_attn``) on the
     ``ffn-out`` RTL under cocotb: residual codes ``==`` golden and the golden ``==`` the
     integer model's output row ``x_out``, cycles ``==`` formula."""
-    import dataclasses
-
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
     from hwsim.golden import ffn_out as fo
-    from hwsim.kernels import get_kernel
     from hwsim.kernels.ffn_out import golden_words, real_case
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer_model import integer_forward
 
-    M = int(np.size(tokens))
-    cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
-    p, case, model = real_case(im, cap, layer)
+    p, case, model = real_case(im, _token_captures(im, tokens, keep), layer)
     same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
-    runs = []
-    for sim in sims:
-        rep = simulate(get_kernel("ffn-out"), p, [case], Path(build) / f"ffn_out_{sim}", sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"kernel": "ffn-out", "sim": sim, "passed": rep.passed,
-                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": fo.latency_cycles(p), "phases": fo.phase_cycles(p),
-                     "build_s": rep.build_s, "test_s": rep.test_s,
-                     "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
-    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
-            "lanes": p.lanes, "params": dataclasses.asdict(p),
-            "golden_equals_integer_model": same, "runs": runs,
-            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+    return _rtl_token("ffn-out", fo, p, case, same, build, sims, layer=layer,
+                      tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn)
 
 
 def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
@@ -309,37 +274,15 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
     repacker → FFN input half → FFN output half) on the ``decoder-layer`` RTL under cocotb:
     the output residual codes ``==`` golden and the golden ``==`` the integer model's
     ``x_out``, cycles ``==`` formula."""
-    import dataclasses
-
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
     from hwsim.golden import decoder_layer_rtl as lr
-    from hwsim.kernels import get_kernel
     from hwsim.kernels.decoder_layer import golden_words, real_case
-    from hwsim.sim.runner import simulate
-    from models.bitnet.integer_model import integer_forward
 
-    M = int(np.size(tokens))
-    cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
-    p, case, model = real_case(im, cap, layer, keep)
+    p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
     same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
-    runs = []
-    for sim in sims:
-        rep = simulate(get_kernel("decoder-layer"), p, [case],
-                       Path(build) / f"decoder_layer_{sim}", sim=sim)
-        c = rep.cases[0] if rep.cases else {}
-        runs.append({"kernel": "decoder-layer", "sim": sim, "passed": rep.passed,
-                     "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": lr.latency_cycles(p), "phases": lr.phase_cycles(p),
-                     "sim_cycles": c.get("sim_cycles"), "build_s": rep.build_s,
-                     "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
-                     "failures": rep.failures})
-    return {"layer": layer, "tokens": M, "keep": keep, "hidden": p.hidden, "ffn": p.ffn,
-            "lanes": p.lanes, "params": dataclasses.asdict(p),
-            "golden_equals_integer_model": same, "runs": runs,
-            "all_bit_exact": same and all(r["passed"] and r["bit_exact"] for r in runs)}
+    return _rtl_token("decoder-layer", lr, p, case, same, build, sims, layer=layer,
+                      tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn)
 
 
 def _accelerator(args, cfg) -> tuple[int, list]:
