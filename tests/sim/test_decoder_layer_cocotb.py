@@ -3,9 +3,7 @@ and Verilator, on the kernel's stimulus and on a real decode token of layer 0 of
 BitNet-tiny (M = 128 cached tokens, K = 16; skipped without the checkpoint in
 build/bitnet/tiny)."""
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hwsim.kernels import get_kernel
@@ -13,7 +11,6 @@ from hwsim.sim import runner
 
 pytestmark = pytest.mark.cocotb
 KERNEL = get_kernel("decoder-layer")
-CHECKPOINT = Path("build/bitnet/tiny")
 
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
@@ -31,30 +28,17 @@ def test_bit_exact_and_cycles(tmp_path, sim):
 
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
-def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim):
+def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_tokens):
     """Layer 0 of the trained BitNet-tiny, the decode step of the 128th token of
     ``corpus.val[1000:1128]`` with sparse attention K = 16 in every layer: the token's residual
     row, the layer's weights, norms, scales and the cache of the 127 earlier tokens through the
     decoder-layer RTL: output residual codes == golden == the integer model's ``x_out``,
     cycles == formula."""
-    if not (CHECKPOINT / "ternary" / "meta.json").exists():
-        pytest.skip(f"no trained BitNet-tiny in {CHECKPOINT} (hwsim bench bitnet trains it)")
-    import torch
-
     from hwsim.bench.vitallm import rtl_decoder_layer
     from hwsim.golden import decoder_layer_rtl as lr
-    from models.bitnet.checkpoint import load_checkpoint
-    from models.bitnet.data import stdlib_corpus
-    from models.bitnet.integer_model import build_integer_model
 
-    torch.set_num_threads(1)
-    corpus = stdlib_corpus()
-    model, _ = load_checkpoint(CHECKPOINT / "ternary")
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, corpus.train.size - 129, 8)
-    im = build_integer_model(model, np.stack([corpus.train[s:s + 128]
-                                              for s in starts]).astype(np.int64))
-    r = rtl_decoder_layer(im, corpus.val[1000:1128].astype(np.int64), 0, 16, tmp_path,
+    im, tokens = tiny_decode_tokens
+    r = rtl_decoder_layer(im, tokens, 0, 16, tmp_path,
                           sims=(sim,))
     assert (r["hidden"], r["ffn"], r["lanes"]) == (128, 352, 16)
     assert r["golden_equals_integer_model"]

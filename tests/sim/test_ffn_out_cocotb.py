@@ -2,9 +2,7 @@
 of the trained BitNet-tiny (M = 128 cached tokens, K = 16) on Icarus, and on Verilator in the
 slow tier. The real-token tests skip when the checkpoint (build/bitnet/tiny) is absent."""
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hwsim.kernels import get_kernel
@@ -12,7 +10,6 @@ from hwsim.sim import runner
 
 pytestmark = pytest.mark.cocotb
 KERNEL = get_kernel("ffn-out")
-CHECKPOINT = Path("build/bitnet/tiny")
 
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
@@ -27,30 +24,17 @@ def test_bit_exact_and_cycles(tmp_path, sim):
 
 
 @pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
-def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim):
+def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_tokens):
     """Layer 0 of the trained BitNet-tiny, the decode step of the 128th token of
     ``corpus.val[1000:1128]`` with sparse attention K = 16 in every layer: the token's
     ``prod`` row, FFN amax and ``x_attn``, the layer's FFN SubLN (``E`` of ~161 bits), ``w2``
     and scale through the ffn-out RTL: residual codes == golden == the integer model's
     ``x_out``, cycles == formula."""
-    if not (CHECKPOINT / "ternary" / "meta.json").exists():
-        pytest.skip(f"no trained BitNet-tiny checkpoint in {CHECKPOINT}")
-    import torch
-
     from hwsim.bench.vitallm import rtl_ffn_out
     from hwsim.golden import ffn_out as fo
-    from models.bitnet.checkpoint import load_checkpoint
-    from models.bitnet.data import stdlib_corpus
-    from models.bitnet.integer_model import build_integer_model
 
-    torch.set_num_threads(1)
-    corpus = stdlib_corpus()
-    model, _ = load_checkpoint(CHECKPOINT / "ternary")
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, corpus.train.size - 129, 8)
-    im = build_integer_model(model, np.stack([corpus.train[s:s + 128]
-                                              for s in starts]).astype(np.int64))
-    r = rtl_ffn_out(im, corpus.val[1000:1128].astype(np.int64), 0, 16, tmp_path, sims=(sim,))
+    im, tokens = tiny_decode_tokens
+    r = rtl_ffn_out(im, tokens, 0, 16, tmp_path, sims=(sim,))
     assert (r["hidden"], r["ffn"], r["lanes"]) == (128, 352, 16)
     assert r["params"]["e_width"] > 150
     assert r["golden_equals_integer_model"]
