@@ -6,14 +6,12 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def micro_token():
-    """``(im, cap)``: an integer BitNet of the micro shape (hidden 32, ffn 64, 2 layers, random
-    ternary weights, seed 3) and the captures of its forward pass over 10 tokens with sparse
-    attention K/M = 3/10, whose last token is the decode token the kernels' tests replay.
-    Read-only: the tests pass it to ``real_case``."""
-    from hwsim.golden import decoder_layer as dl
+def micro_model():
+    """``(im, tokens)``: an integer BitNet of the micro shape (hidden 32, ffn 64, 2 layers,
+    random ternary weights, seed 3) and the 10 tokens whose last one is the decode token the
+    kernels' tests replay. Read-only."""
     from models.bitnet.config import BitNetConfig
-    from models.bitnet.integer_model import build_integer_model, integer_forward
+    from models.bitnet.integer_model import build_integer_model
     from models.bitnet.model import BitNetModel
 
     cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
@@ -22,6 +20,17 @@ def micro_token():
     torch.set_num_threads(1)
     rng = np.random.default_rng(3)
     im = build_integer_model(BitNetModel(cfg).eval(), rng.integers(0, 256, (4, 16)))
+    return im, rng.integers(0, 256, 10)
+
+
+@pytest.fixture(scope="module")
+def micro_token(micro_model):
+    """``(im, cap)``: :func:`micro_model` and the captures of its forward pass over the 10
+    tokens with sparse attention K/M = 3/10. Read-only: the tests pass it to ``real_case``."""
+    from hwsim.golden import decoder_layer as dl
+    from models.bitnet.integer_model import integer_forward
+
+    im, tokens = micro_model
     cap: dict = {}
-    integer_forward(im, rng.integers(0, 256, 10), capture=cap, attend=dl.sparse_attend(0.3))
+    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(0.3))
     return im, cap

@@ -4,7 +4,6 @@ front end + KV append + attention phase."""
 
 import numpy as np
 import pytest
-import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
@@ -43,21 +42,13 @@ def test_bit_exact_and_cycles():
             assert cycles == spec.decode_step_cycles(p), case["name"]
 
 
-def test_real_decode_step_of_an_integer_layer():
+def test_real_decode_step_of_an_integer_layer(micro_model):
     """Layer 1, the 10th token of an integer BitNet (micro shape, random ternary weights,
     sparse attention K/M = 3/10 in every layer): the RTL's outputs are the integer model's."""
     from hwsim.bench.vitallm import step_case
-    from models.bitnet.config import BitNetConfig
-    from models.bitnet.integer_model import build_integer_model
-    from models.bitnet.model import BitNetModel
 
-    cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=256,
-                       max_seq=32, source="tests")
-    torch.manual_seed(3)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(3)
-    im = build_integer_model(BitNetModel(cfg).eval(), rng.integers(0, 256, (4, 16)))
-    p, case, want = step_case(im, rng.integers(0, 256, 10), 1, 3)
+    im, tokens = micro_model
+    p, case, want = step_case(im, tokens, 1, 3)
     assert (p.tokens, p.keep, p.hidden, p.heads) == (10, 3, 32, 4)
     got, cycles = _run(p, case)
     assert np.array_equal(got, want)
