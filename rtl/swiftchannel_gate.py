@@ -1,4 +1,4 @@
-"""SwiftChannel SPAB gating unit: requantized add, 512-entry sigmoid LUT, requantized product.
+"""SwiftChannel SPAB gating unit: wide skip sum, 512-entry sigmoid LUT, one requantized product.
 
 Specification: :mod:`hwsim.golden.swiftchannel_gate`; golden function
 :func:`hwsim.golden.swiftchannel.spab_gate`.
@@ -20,10 +20,10 @@ from rtl.common import round_shift, saturate
 __all__ = ["SwiftChannelGate"]
 
 
-def _requant_const(m: Module, value, mult: int, shift: int, zp: int, name: str):
-    """``clip((value·M + (zp << S) + 2**(S−1)) >> S, 0, 255)`` with constant ``M``, ``S``
-    (:func:`hwsim.golden.swiftchannel.requant_mult`)."""
-    v = value * Const(mult, sc.MULT_BITS) + Const(zp << shift)
+def _requant_const(m: Module, value, shift: int, zp: int, name: str):
+    """``clip((value + (zp << S) + 2**(S−1)) >> S, 0, 255)`` with a constant ``S``
+    (:func:`hwsim.golden.swiftchannel.requant_mult` with ``M = 1``)."""
+    v = value + Const(zp << shift)
     out = Signal(8, name=name)
     m.d.comb += out.eq(saturate(round_shift(v, Const(shift, 6), Rounding.HALF_UP), UINT8))
     return out
@@ -33,9 +33,10 @@ class SwiftChannelGate(wiring.Component):
     """``out = (x + c2) · (sigmoid(c2) − 0.5)`` on uint8 codes, ``lanes`` elements per beat.
 
     Stage 1 centres ``x`` and ``c2`` by their zero points, multiplies each by its 16-bit
-    multiplier and requantizes the sum with their shared shift; in parallel it computes the LUT index
-    ``clip(floor((c2 − z)·M / 2**S) + 256, 0, 511)`` and reads the int8 gate code (one ROM read
-    port per lane). Stage 2 multiplies the centred sum by the gate code and requantizes.
+    multiplier and registers the wide sum (27 bits, not rounded); in parallel it computes the LUT
+    index ``clip(floor((c2 − z)·M / 2**S) + 256, 0, 511)`` and reads the int8 gate code (one ROM
+    read port per lane). Stage 2 multiplies the sum by the gate code (35 bits) and requantizes
+    once with the sum's shift (``z_out << S`` and the rounding half added before the shift).
     Latency 2 cycles, throughput one beat per cycle; ``y`` back-pressure stalls both stages.
 
     Members
@@ -87,19 +88,18 @@ class SwiftChannelGate(wiring.Component):
             acc = Signal(signed(10 + sc.MULT_BITS + 1), name=f"sum_acc{l}")
             m.d.comb += acc.eq(dx * Const(p.sum_mult_x, sc.MULT_BITS)
                                + dc * Const(p.sum_mult_c, sc.MULT_BITS))
-            s = _requant_const(m, acc, 1, p.sum_shift, p.z_sum, f"sum{l}")
-            s1 = Signal(8, name=f"s1_sum{l}")
+            s1 = Signal.like(acc, name=f"s1_sum{l}")
             with m.If(take):
-                m.d.sync += s1.eq(s)
+                m.d.sync += s1.eq(acc)
             s1_sums.append(s1)
             reads.append(rd)
 
         with m.If(advance):
             m.d.sync += self.y.valid.eq(s1_valid)
         for l in range(p.lanes):
-            prod = Signal(signed(18), name=f"prod{l}")
-            m.d.comb += prod.eq((s1_sums[l] - p.z_sum) * reads[l].data.as_signed())
-            out = _requant_const(m, prod, p.mul_mult, p.mul_shift, p.z_out, f"out{l}")
+            prod = Signal(signed(10 + sc.MULT_BITS + 1 + 8), name=f"prod{l}")
+            m.d.comb += prod.eq(s1_sums[l] * reads[l].data.as_signed())
+            out = _requant_const(m, prod, p.sum_shift, p.z_out, f"out{l}")
             with m.If(advance & s1_valid):
                 m.d.sync += self.y.payload[l].eq(out)
         return m

@@ -11,9 +11,10 @@ multiplier and a rounding shift (:func:`requant_mult`)::
 with ``(M, S) = quantize_multiplier(s_in · s_w[oc] / s_out, bits=16, max_shift=40)``
 (:func:`requant_multiplier`): ``M`` a 16-bit unsigned multiplier, ``S ≤ 40``, per output
 channel; ties round up (half up on ``acc · M · 2**-S``, the zero point added exactly).
-The SPAB skip add ``x + c2`` rescales each operand's ``q − z`` by its own multiplier and shares
-one shift (:func:`quant.qtype.quantize_multipliers_shared`); the gate product ``sum · gate``
-has its own multiplier and shift.
+The SPAB gate is fused: the skip add ``x + c2`` rescales each operand's ``q − z`` by its own
+multiplier (one shared shift, :func:`quant.qtype.quantize_multipliers_shared`), the wide sum is
+multiplied by the gate code and only the product is requantized (:func:`spab_gate`): the sum
+``x + c2`` never becomes a uint8 code.
 
 Contract (``tests/golden/test_swiftchannel.py``):
 
@@ -60,8 +61,8 @@ __all__ = [
     "requant_mult",
     "requant_multiplier",
     "sigmoid_lut",
-    "skip_add",
     "skip_multipliers",
+    "skip_sum",
     "spab_gate",
     "spab_int",
     "student_features",
@@ -99,13 +100,6 @@ def lut_index(codes, zp: int, mult: int, shift: int) -> np.ndarray:
 def requant_multiplier(real: float) -> tuple[int, int]:
     """``(M, S)`` of one rescale factor: 16-bit ``M``, ``S ≤ 40`` (:func:`quantize_multiplier`)."""
     return quantize_multiplier(float(real), bits=MULT_BITS, max_shift=MAX_SHIFT)
-
-
-def skip_multipliers(ratio_x: float, ratio_c: float) -> tuple[int, int, int]:
-    """``(M_x, M_c, S)`` of the SPAB skip add: ``s_x / s_sum`` and ``s_c2 / s_sum``, one shift."""
-    (mx, mc), s = quantize_multipliers_shared((ratio_x, ratio_c), bits=MULT_BITS,
-                                              max_shift=MAX_SHIFT)
-    return mx, mc, s
 
 
 def _per_channel(v, ndim: int) -> np.ndarray:
@@ -150,18 +144,16 @@ class ConvInt:
 
 @dataclass(frozen=True)
 class SpabInt:
-    """An integer SPAB: two convs, the LUT gate and the two requantized element-wise ops."""
+    """An integer SPAB: two convs, the LUT gate and the fused ``(x + c2) · gate`` with one
+    requantizer (:func:`spab_gate`)."""
 
     c1: ConvInt          # ReLU conv: z_out = 0, the clip at 0 is the ReLU
     c2: ConvInt
     lut_mult: int
     lut_shift: int
-    sum_mult_x: int      # sum_mult_x · 2**-sum_shift ≈ s_x / s_sum
-    sum_mult_c: int      # sum_mult_c · 2**-sum_shift ≈ s_c2 / s_sum
+    sum_mult_x: int      # sum_mult_x · 2**-sum_shift ≈ s_x · 2**-8 / s_out
+    sum_mult_c: int      # sum_mult_c · 2**-sum_shift ≈ s_c2 · 2**-8 / s_out
     sum_shift: int
-    z_sum: int
-    mul_mult: int        # mul_mult · 2**-mul_shift ≈ s_sum · 2**-8 / s_out
-    mul_shift: int
     z_out: int
 
 
@@ -210,23 +202,30 @@ def requant_conv(acc, conv: ConvInt) -> np.ndarray:
     return requant_mult(acc, conv.mult, conv.shift, conv.z_out).transpose(1, 0, 2, 3)
 
 
-def skip_add(x, c2, blk: SpabInt, z_x: int) -> np.ndarray:
-    """The SPAB skip add on codes: ``clip(((x−z_x)·M_x + (c2−z_c)·M_c + (z_sum << S) + 2**(S−1)) >> S)``."""
+def skip_multipliers(s_x: float, s_c: float, s_out: float) -> tuple[int, int, int]:
+    """``(M_x, M_c, S)`` of the fused SPAB gate: ``M · 2**-S ≈ s · 2**-8 / s_out`` for the input
+    ``x`` and for ``c2``, one shared shift (the gate code's scale ``2**-8`` folded in)."""
+    (mx, mc), s = quantize_multipliers_shared((s_x / GATE_ONE / s_out, s_c / GATE_ONE / s_out),
+                                              bits=MULT_BITS, max_shift=MAX_SHIFT)
+    return mx, mc, s
+
+
+def skip_sum(x, c2, blk: SpabInt, z_x: int) -> np.ndarray:
+    """The wide SPAB skip sum ``(x − z_x)·M_x + (c2 − z_c)·M_c`` (no rounding; scale
+    ``s_out · 2**(8 + S)``)."""
     x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
-    acc = (x - z_x) * blk.sum_mult_x + (c2 - blk.c2.z_out) * blk.sum_mult_c
-    return requant_mult(acc, 1, blk.sum_shift, blk.z_sum)
+    return (x - z_x) * blk.sum_mult_x + (c2 - blk.c2.z_out) * blk.sum_mult_c
 
 
 def spab_gate(x, c2, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
-    """The SPAB gating unit on codes: ``requant(requant(x + c2) · lut(c2))``, element-wise."""
-    x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
+    """The SPAB gating unit on codes, element-wise and fused:
+    ``clip((skip_sum · lut(c2) + (z_out << S) + 2**(S−1)) >> S, 0, 255)``."""
     g = np.asarray(lut, dtype=np.int64)[lut_index(c2, blk.c2.z_out, blk.lut_mult, blk.lut_shift)]
-    s = skip_add(x, c2, blk, z_x)
-    return requant_mult((s - blk.z_sum) * g, blk.mul_mult, blk.mul_shift, blk.z_out)
+    return requant_mult(skip_sum(x, c2, blk, z_x) * g, 1, blk.sum_shift, blk.z_out)
 
 
 def spab_int(x, blk: SpabInt, lut: np.ndarray, z_x: int) -> np.ndarray:
-    """``(x + c2) · lut(c2)`` on codes, each op requantized to uint8."""
+    """``(x + c2) · lut(c2)`` on codes: the two convs, then the fused gate (:func:`spab_gate`)."""
     c2 = conv_int(conv_int(x, blk.c1), blk.c2)
     return spab_gate(x, c2, blk, lut, z_x)
 

@@ -49,7 +49,7 @@ from .swiftchannel_gate import GateParams
 __all__ = ["PipelineParams", "arrival_cycles", "frame_cycles", "pipeline", "skip_depth_for"]
 
 _GATE_FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift",
-                "z_sum", "mul_mult", "mul_shift", "z_out")
+                "z_out")
 
 
 def skip_depth_for(width: int) -> int:

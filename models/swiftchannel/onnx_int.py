@@ -5,9 +5,9 @@ from integer ops (:func:`build_graph`): per conv ``Pad`` with the input zero poi
 real domain), ``ConvInteger`` (uint8 × int8 → int32), ``Cast`` to int64, ``Add`` the bias,
 ``Mul`` by ``M`` and ``Add`` ``(zp << S) + 2**(S−1)``; the rounding shift is ``Clip`` at 0 (a
 negative value would clip to code 0 anyway), ``Cast`` to uint64, ``BitShift`` right (a floor),
-``Clip`` to 255. The SPAB gate: the skip add with its two multipliers and shared shift, the LUT
+``Clip`` to 255. The SPAB gate (fused): the wide skip sum with its two multipliers, the LUT
 index (``floor`` made a right shift of a non-negative value by an offset), ``Gather`` from the
-512-entry LUT constant, the product requantizer. The PixelShuffle is ``Reshape``/``Transpose``.
+512-entry LUT constant, sum × gate code and one requantizer with the sum's shift. The PixelShuffle is ``Reshape``/``Transpose``.
 Every requantizer formula is :func:`hwsim.golden.swiftchannel.requant_mult`'s.
 
 Two files (both pass ``onnx.checker``; batch size dynamic):
@@ -113,9 +113,8 @@ class _Builder:
         acc = self.op("Add", [
             self.op("Mul", [self.centred(x, z_x), self.const(b.sum_mult_x, np.int64, "Mx")]),
             self.op("Mul", [dc, self.const(b.sum_mult_c, np.int64, "Mc")])])
-        s = self.requant(acc, 1, b.sum_shift, b.z_sum)
-        prod = self.op("Mul", [self.centred(s, b.z_sum), g])
-        return self.requant(prod, b.mul_mult, b.mul_shift, b.z_out)
+        # the fused gate: the wide sum times the gate code, one requantizer
+        return self.requant(self.op("Mul", [acc, g]), 1, b.sum_shift, b.z_out)
 
 
 def build_graph(m: gold.IntModel, rows: int, cols: int, float_io: bool):

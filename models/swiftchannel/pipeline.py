@@ -50,9 +50,10 @@ from .train import LOSSES, ChannelSet, config_for, make_set, predict, train
 __all__ = ["INT_FORMAT", "QAT_EPOCHS", "QAT_LOSS", "QAT_LR", "QAT_SNRS_DB", "evaluate", "load_int_model",
            "load_run", "parse_snrs", "save_int_model", "train_run"]
 
-#: the int8 model file's format tag (older run folders hold power-of-two exponents instead)
-INT_FORMAT = "multiplier-v1"
-#: the QAT recipe that meets "int8 within 0.5 dB of float" (docs/swiftchannel.md)
+#: the int8 model file's format tag (older run folders: power-of-two exponents, no tag; or
+#: "multiplier-v1", whose SPAB requantized the skip sum to uint8 before the gate product)
+INT_FORMAT = "fused-gate-v2"
+#: the default QAT recipe (its figures: docs/swiftchannel.md)
 QAT_EPOCHS = 16
 QAT_LR = 1e-3
 QAT_SNRS_DB = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
@@ -81,8 +82,7 @@ def parse_snrs(text: str) -> list[float]:
 
 
 # ---- integer model files -----------------------------------------------------------------
-_SPAB_FIELDS = ("lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift", "z_sum",
-                "mul_mult", "mul_shift", "z_out")
+_SPAB_FIELDS = ("lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift", "z_out")
 
 
 def save_int_model(m: gold.IntModel, path: Path) -> None:
@@ -118,8 +118,10 @@ def load_int_model(path: Path) -> gold.IntModel:
     except (OSError, KeyError, json.JSONDecodeError) as e:
         raise HwsimError(f"{path} is not a SwiftChannel int8 model ({e})") from None
     if scal.get("format") != INT_FORMAT:
-        raise HwsimError(f"{path} holds the old power-of-two int8 model; redo its QAT with "
-                         f"`hwsim swiftchannel train -o NEW --from-float {path.parent}`")
+        old = scal.get("format", "power-of-two")
+        raise HwsimError(f"{path} holds an int8 model of an older format ({old}, now {INT_FORMAT}); "
+                         f"redo its QAT with `hwsim swiftchannel train -o NEW --from-float "
+                         f"{path.parent}`")
 
     def conv(prefix):
         return gold.ConvInt(arrays[f"{prefix}.w"], arrays[f"{prefix}.b"], arrays[f"{prefix}.mult"],

@@ -4,7 +4,8 @@ Quantization (arXiv 2605.01931, REFERENCE.md; :mod:`hwsim.golden.swiftchannel`):
 activations with a zero point and a learned real scale, int8 weights with one real scale per
 output channel, int32 biases at scale ``s_in · s_w[oc]``, and every requantizer an integer
 multiplier and rounding shift, ``q = clip((acc·M + (zp << S) + 2**(S−1)) >> S, 0, 255)``; the
-SPAB gate ``sigmoid(x) − 0.5`` is the 512-entry LUT over [−3, 3).
+SPAB gate ``sigmoid(x) − 0.5`` is the 512-entry LUT over [−3, 3) and ``(x + c2) · gate`` is
+fused, one requantizer for the product (the sum is never a uint8 code).
 
 Brevitas learns the scales: :class:`ShiftedUint8ActPerTensorFloat` activations (uint8, integer
 zero point), :class:`Uint8ActPerTensorFloat` after the ReLU of each SPAB (zero point 0: the
@@ -114,7 +115,7 @@ class _QSPAB(nn.Module):
         super().__init__()
         self.c1, self.a1 = _conv(ch, mid, 3), _act(relu=True)
         self.c2, self.a2 = _conv(mid, ch, 3), _act()
-        self.a_sum, self.a_out = _act(), _act()
+        self.a_out = _act()
         self.register_buffer("lut", torch.from_numpy(gold.sigmoid_lut()), persistent=False)
 
     def forward(self, x: _Act) -> tuple[_Act, gold.SpabInt]:
@@ -123,15 +124,11 @@ class _QSPAB(nn.Module):
         lut_mult, lut_shift = gold.lut_multiplier(c2.scale)
         g_codes = self.lut.numpy()[gold.lut_index(c2.codes.numpy(), c2.zp, lut_mult, lut_shift)]
         g = _LutGate.apply(c2.value, _t(g_codes))
-        s_fq = self.a_sum(x.value + c2.value)
-        o_fq = self.a_out(s_fq.value * g)
-        s_sum, z_sum = float(s_fq.scale.detach()), round(float(s_fq.zero_point.detach()))
+        o_fq = self.a_out((x.value + c2.value) * g)  # the fused gate: the sum is not quantized
         s_out, z_out = float(o_fq.scale.detach()), round(float(o_fq.zero_point.detach()))
-        mx, mc, sh = gold.skip_multipliers(x.scale / s_sum, c2.scale / s_sum)
-        mm, ms = gold.requant_multiplier(s_sum / gold.GATE_ONE / s_out)
+        mx, mc, sh = gold.skip_multipliers(x.scale, c2.scale, s_out)
         blk = gold.SpabInt(c1=i1, c2=i2, lut_mult=lut_mult, lut_shift=lut_shift, sum_mult_x=mx,
-                           sum_mult_c=mc, sum_shift=sh, z_sum=z_sum, mul_mult=mm, mul_shift=ms,
-                           z_out=z_out)
+                           sum_mult_c=mc, sum_shift=sh, z_out=z_out)
         out = _Act(o_fq, _t(gold.spab_gate(x.codes.numpy(), c2.codes.numpy(), blk,
                                            self.lut.numpy(), x.zp)))
         return out, blk

@@ -1,12 +1,15 @@
 """``hwsim swiftchannel train|eval`` end to end on a tiny geometry, and its bad-input errors."""
 
 import csv
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hwsim.cli import main
+from models.swiftchannel.pipeline import load_run
 
 TINY = ["--bs-ant", "4", "--subcarriers", "16", "--space-comp", "1", "--train", "48",
         "--epochs", "1", "--qat-epochs", "1"]
@@ -55,22 +58,36 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     assert meta["qat_distill"] == 0 and meta2["qat_distill"] == 0.05
     assert meta2["loss_db"] == meta["loss_db"] and meta2["onnx"]["qcdq_mismatches"] == 0
     assert (run2 / "float.safetensors").read_bytes() == (run / "float.safetensors").read_bytes()
+    # the rounding ablation of the run's integer model (it checks itself against the golden)
+    spec = importlib.util.spec_from_file_location(
+        "int8_ablation", Path(__file__).parents[2] / "scripts" / "swiftchannel_int8_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    capsys.readouterr()
+    assert ablation.main([str(run2), "--test", "4", "--snr", "10", "--json",
+                          str(tmp_path / "abl.json")]) == 0
+    row = json.loads((tmp_path / "abl.json").read_text())["snrs"][0]
+    assert set(row["points"]) == set(ablation.points(load_run(run2)[2]))
+    assert "block0.out" in row["points"] and "block0.sum" not in row["points"]  # fused gate
+    assert "every activation exact" in capsys.readouterr().out
 
 
-def test_old_power_of_two_run_fails_with_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("scalars, old", [({"s_in": 1.0}, "power-of-two"),
+                                           ({"format": "multiplier-v1"}, "multiplier-v1")])
+def test_older_int8_model_fails_with_one_line(tmp_path, capsys, scalars, old):
     from safetensors.numpy import save_file
 
     run = tmp_path / "old"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"geometry": {}, "config": {}}))
     save_file({"head.exp": np.zeros(2, np.int64)}, str(run / "int8.safetensors"),
-              metadata={"scalars": json.dumps({"s_in": 1.0})})
+              metadata={"scalars": json.dumps(scalars)})
     from hwsim.errors import HwsimError
     from models.swiftchannel.pipeline import load_int_model
 
     with pytest.raises(HwsimError, match="--from-float") as e:
         load_int_model(run / "int8.safetensors")
-    assert "\n" not in str(e.value)
+    assert f"older format ({old}" in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("argv, msg", [

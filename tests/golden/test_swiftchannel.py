@@ -79,9 +79,31 @@ def test_requant_mult_rounds_half_up_with_exact_zero_point():
 
 
 def test_skip_multipliers_share_one_shift():
-    mx, mc, s = gold.skip_multipliers(0.7, 0.05)
-    assert 1 << 15 <= mx < 1 << 16 and mc == round(0.05 * 2**s)
-    assert abs(mx / 2**s - 0.7) < 2**-15 * 0.7
+    mx, mc, s = gold.skip_multipliers(0.7, 0.05, 0.01)  # s_x, s_c2, s_out; gate scale 2**-8
+    assert 1 << 15 <= mx < 1 << 16 and mc == round(0.05 / 256 / 0.01 * 2**s)
+    assert abs(mx / 2**s - 0.7 / 256 / 0.01) < 2**-15 * 0.7 / 256 / 0.01
+
+
+def test_fused_gate_rounds_once():
+    """The fused SPAB gate: the wide sum times the gate code, one half-up rounding shift; its
+    value is the real ``(x + c2) · lut`` within half an output step (plus the multipliers'
+    2**-15 relative error), with no intermediate uint8 sum."""
+    s_x, s_c, s_out, z_x, z_c, z_out = 0.09, 0.04, 0.02, 117, 140, 128
+    mx, mc, sh = gold.skip_multipliers(s_x, s_c, s_out)
+    lm, ls = gold.lut_multiplier(s_c)
+    conv = gold.ConvInt(np.zeros((1, 1, 1, 1), np.int64), np.zeros(1, np.int64),
+                        np.ones(1, np.int64), np.zeros(1, np.int64), 0, z_c)
+    blk = gold.SpabInt(conv, conv, lm, ls, mx, mc, sh, z_out)
+    lut = gold.sigmoid_lut()
+    x, c = np.meshgrid(np.arange(0, 256, 5), np.arange(0, 256, 3))
+    got = gold.spab_gate(x, c, blk, lut, z_x)
+    g = lut[gold.lut_index(c, z_c, lm, ls)]
+    exact = [min(max((int(a) * int(b) + (z_out << sh) + (1 << (sh - 1))) >> sh, 0), 255)
+             for a, b in zip(((x - z_x) * mx + (c - z_c) * mc).ravel(), g.ravel(), strict=True)]
+    assert got.ravel().tolist() == exact
+    real = ((x - z_x) * s_x + (c - z_c) * s_c) * g / 256 / s_out + z_out
+    inside = (real > 0.5) & (real < 254.5)
+    assert np.all(np.abs(got - real)[inside] <= 0.5 + 2**-15 * np.abs(real - z_out)[inside] + 1e-9)
 
 
 def test_bad_input_codes():

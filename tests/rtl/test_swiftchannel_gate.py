@@ -13,10 +13,9 @@ from rtl.swiftchannel_gate import SwiftChannelGate
 
 def params(lanes=4, **kw):
     M, S = sc.lut_multiplier(0.037)
-    mx, mc, s = sc.skip_multipliers(0.83, 0.41)
-    mm, ms = sc.requant_multiplier(0.013)
+    mx, mc, s = sc.skip_multipliers(0.083, 0.041, 0.02)
     base = dict(lanes=lanes, z_x=120, z_c=131, lut_mult=M, lut_shift=S, sum_mult_x=mx,
-                sum_mult_c=mc, sum_shift=s, z_sum=118, mul_mult=mm, mul_shift=ms, z_out=127)
+                sum_mult_c=mc, sum_shift=s, z_out=127)
     return spec.GateParams(**{**base, **kw})
 
 
@@ -32,9 +31,10 @@ def rtl_gate(p, x, c, idle=0.0, stall=0.0, seed=0):
     return out, snk.cycles[-1] - src.cycles[0] + 1
 
 
-@pytest.mark.parametrize("kw", [{}, {"sum_mult_x": 65535, "sum_mult_c": 1, "sum_shift": 15,
-                                     "mul_mult": 3, "mul_shift": 0},
-                                {"mul_mult": 40000, "mul_shift": 40, "z_out": 0}])
+@pytest.mark.parametrize("kw", [{}, {"sum_mult_x": 65535, "sum_mult_c": 1, "sum_shift": 15},
+                                {"sum_mult_x": 3, "sum_mult_c": 1, "sum_shift": 0},
+                                {"sum_mult_x": 40000, "sum_mult_c": 65535, "sum_shift": 40,
+                                 "z_out": 0}])
 def test_gate_all_code_pairs_sampled(kw):
     p = params(**kw)
     rng = np.random.default_rng(0)

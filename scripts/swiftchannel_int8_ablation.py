@@ -1,0 +1,137 @@
+"""Where does a trained int8 SwiftChannel lose NMSE? Rounding ablation of a run's integer model.
+
+Usage: ``python scripts/swiftchannel_int8_ablation.py RUN [--test 96] [--snr 10,30] [--json F]``
+
+Runs the run's integer model (``int8.safetensors``: the QAT-trained int8 weights, biases, zero
+points and requantizer multipliers) in float64 arithmetic, where every activation point — the
+input, head, each SPAB's ``c1``, ``c2`` and gated output, the tail and the up conv — either
+rounds and clips to its uint8 code as the hardware does, or keeps the exact real code
+(``acc · M · 2**-S + z``, unrounded and unclipped). With every point rounded it is the golden
+(:func:`hwsim.golden.swiftchannel.swiftchannel_int`; the script checks that the two agree on
+every output code); with every point exact only the int8 weights and the gate LUT remain. For
+each point it prints the NMSE change when only that point is exact (what rounding it costs
+alone) and when only that point rounds (its cost on top of exact activations), per SNR, on
+fresh test channels (seed 1000, as ``hwsim swiftchannel eval``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwsim.golden import swiftchannel as gold
+from models.channels import (
+    TEST_SPEED_RANGE_KMH,
+    generate_channels,
+    ls_observation,
+    nmse_db,
+    pack_real,
+    unpack_real,
+)
+from models.swiftchannel.pipeline import load_run, parse_snrs
+from models.swiftchannel.train import predict
+
+
+def _factor(mult, shift) -> np.ndarray:
+    return np.asarray(mult, np.float64) * 2.0 ** -np.asarray(shift, np.float64)
+
+
+def _chan(v) -> np.ndarray:
+    return np.asarray(v, np.float64).reshape(1, -1, 1, 1)
+
+
+def _conv(v: np.ndarray, c: gold.ConvInt) -> np.ndarray:
+    """``Σ w · v + b`` on real centred codes ``v`` (exact for integers)."""
+    k, p = c.k, c.k // 2
+    n, _, h, w = v.shape
+    vp = np.pad(v, ((0, 0), (0, 0), (p, p), (p, p)))
+    acc = np.zeros((n, c.w.shape[0], h, w))
+    wt = np.asarray(c.w, np.float64)
+    for dy in range(k):
+        for dx in range(k):
+            acc += np.einsum("oi,nihw->nohw", wt[:, :, dy, dx], vp[:, :, dy:dy + h, dx:dx + w])
+    return acc + _chan(c.b)
+
+
+def points(m: gold.IntModel) -> list[str]:
+    return (["in", "head"] + [f"block{i}.{k}" for i in range(len(m.blocks))
+                              for k in ("c1", "c2", "out")] + ["tail", "up"])
+
+
+def forward(m: gold.IntModel, X: np.ndarray, exact: set[str]) -> np.ndarray:
+    """The integer model on real LS input ``X``; points in ``exact`` keep their real code.
+    Returns the dequantized output after the PixelShuffle."""
+
+    def code(real_code, zp, name, relu=False):
+        if name in exact:
+            return (np.maximum(real_code, 0) if relu else real_code) - zp
+        return np.clip(np.floor(real_code + 0.5), 0, 255) - zp
+
+    if "in" in exact:
+        v = X.astype(np.float32).astype(np.float64) / m.s_in
+    else:
+        v = gold.quantize_codes(X, m.s_in, m.z_in).astype(np.float64) - m.z_in
+
+    def layer(v, c, name, relu=False):
+        return code(_conv(v, c) * _chan(_factor(c.mult, c.shift)) + c.z_out, c.z_out, name, relu)
+
+    v = layer(v, m.head, "head")
+    for i, b in enumerate(m.blocks):
+        c1 = layer(v, b.c1, f"block{i}.c1", relu=True)
+        c2 = layer(c1, b.c2, f"block{i}.c2")
+        idx = np.clip(np.floor(c2 * _factor(b.lut_mult, b.lut_shift)) + gold.LUT_SIZE // 2, 0,
+                      gold.LUT_SIZE - 1).astype(np.int64)
+        s = v * _factor(b.sum_mult_x, b.sum_shift) + c2 * _factor(b.sum_mult_c, b.sum_shift)
+        v = code(s * m.lut[idx] + b.z_out, b.z_out, f"block{i}.out")
+    v = layer(v, m.tail, "tail")
+    v = layer(v, m.up, "up")
+    return gold.pixel_shuffle_int(v, m.rf, m.rs) * m.s_out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--test", type=int, default=96, help="test channels")
+    ap.add_argument("--snr", default="10,30", help="SNRs in dB: a,b,c or start:stop:step")
+    ap.add_argument("--json", type=Path, help="also write the table here")
+    args = ap.parse_args(argv)
+    geom, net, m, _ = load_run(args.run)
+    H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
+    rng = np.random.default_rng(1000)
+    pts = points(m)
+    out = {"run": str(args.run), "n_test": args.test, "snrs": []}
+    for snr in parse_snrs(args.snr):
+        X = pack_real(ls_observation(H, geom, snr, rng))
+        golden = gold.dequantize_output(gold.swiftchannel_int(gold.quantize_input(X, m), m), m)
+        rounded = forward(m, X, set())
+        if not np.array_equal(np.round(rounded / m.s_out), np.round(golden / m.s_out)):
+            raise SystemExit("the ablation forward does not reproduce the golden's codes")
+
+        def nmse(y):
+            return nmse_db(H, unpack_real(y))
+
+        base, all_exact = nmse(rounded), nmse(forward(m, X, set(pts)))
+        row = {"snr_db": snr, "float": nmse(predict(net, X)), "int8": base,
+               "all_exact": all_exact, "points": {}}
+        print(f"SNR {snr:g} dB: float {row['float']:.2f}, int8 {base:.2f}, every activation "
+              f"exact {all_exact:.2f} dB")
+        print(f"  {'point':<12} {'exact alone':>12} {'rounds alone':>13}")
+        for p in pts:
+            alone = nmse(forward(m, X, {p})) - base
+            only = nmse(forward(m, X, set(pts) - {p})) - all_exact
+            row["points"][p] = {"exact_alone_db": alone, "rounds_alone_db": only}
+            print(f"  {p:<12} {alone:+12.2f} {only:+13.2f}")
+        out["snrs"].append(row)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
