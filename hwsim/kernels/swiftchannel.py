@@ -172,10 +172,10 @@ CONV = Kernel(
 GATE = Kernel(
     name="swiftchannel-gate",
     top="swiftchannel_gate",
-    summary="SwiftChannel SPAB gating unit: requantized add, 512-entry sigmoid LUT, product",
+    summary="SwiftChannel SPAB gating unit: wide skip sum, 512-entry sigmoid LUT, one requantized product",
     params_cls=gate_cli_params,
     cli_params=(CliParam("lanes", int, 4, "elements per beat"),
-                CliParam("weights_seed", int, 0, "seed of the random zero points and exponents")),
+                CliParam("weights_seed", int, 0, "seed of the random zero points and multipliers")),
     component_path="rtl.swiftchannel_gate:SwiftChannelGate",
     testbench="hwsim.sim.tb_swiftchannel_gate",
     manifest=gate_manifest,
