@@ -40,12 +40,29 @@ from hwsim.files import atomic_write_bytes
 
 from .brevitas_quantizers import ACT_MAX, ACT_MIN, SCALE_FLOOR, PerTokenAbsmaxInt8
 
-__all__ = ["FORMATS", "ExportLinear", "check_onnx", "export_onnx", "replace_bitlinears",
-           "run_qcdq", "run_qonnx"]
+__all__ = ["FORMATS", "QCDQ_TOL", "TIGHT_TOL", "ExportLinear", "check_onnx", "export_onnx",
+           "export_tolerance", "replace_bitlinears", "run_qcdq", "run_qonnx"]
 
 FORMATS = ("qonnx", "qcdq")
 QONNX_DOMAIN = "qonnx.custom_op.general"
 OPSET = 13
+
+#: an exported fake-quant graph's output matches torch within this fraction of the output peak
+#: (at least 1) wherever both take the same quantization codes: float32 reassociation only, well
+#: below one int8 step (QONNX's executor runs the same float graph)
+TIGHT_TOL = 1e-4
+#: QCDQ in onnxruntime reassociates float sums differently, so an activation within float
+#: rounding of a rounding tie can land one code away: the flows allow such a difference up to
+#: this fraction of the output peak (at least 1)
+QCDQ_TOL = 0.05
+
+
+def export_tolerance(fmt: str, peak: float) -> float:
+    """The largest output difference from torch an exported graph of format ``fmt`` may show:
+    :data:`TIGHT_TOL` (QONNX) or :data:`QCDQ_TOL` (QCDQ) times ``max(peak, 1)``."""
+    if fmt not in FORMATS:
+        raise HwsimError(f"unknown ONNX format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return (TIGHT_TOL if fmt == "qonnx" else QCDQ_TOL) * max(float(peak), 1.0)
 
 
 def _int_range(bits: int, narrow: bool) -> tuple[int, int]:

@@ -78,16 +78,17 @@ def _train(ctx: StepContext) -> dict:
 def _export(ctx: StepContext) -> dict:
     import onnx
 
+    from quant.export import export_tolerance
+
     run = _run(ctx)
     rows = []
     for bits, d in ctx.artifacts["train"]["onnx"].items():
         for fmt in ("qonnx", "qcdq"):
             f = f"{bits}.{fmt}.onnx"
             onnx.checker.check_model(onnx.load(str(run / f)))
-            peak = max(d["ref_max_abs"], 1.0)
             # QONNX runs the same fake-quant float graph (reassociation only); QCDQ in
             # onnxruntime may land an activation one code away at a rounding tie
-            tol = (1e-4 if fmt == "qonnx" else 0.05) * peak
+            tol = export_tolerance(fmt, d["ref_max_abs"])
             diff = d[f"{fmt}_max_abs_diff"]
             if diff > tol:
                 raise HwsimError(f"{f} differs from torch by {diff:.3g} (> {tol:.3g})")

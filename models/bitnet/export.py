@@ -19,7 +19,15 @@ from torch import nn
 
 from hwsim.errors import HwsimError
 from hwsim.files import staged_dir
-from quant.export import FORMATS, export_onnx, replace_bitlinears, run_qcdq, run_qonnx
+from quant.export import (
+    FORMATS,
+    TIGHT_TOL,
+    export_onnx,
+    export_tolerance,
+    replace_bitlinears,
+    run_qcdq,
+    run_qonnx,
+)
 
 from .model import BitNetModel
 
@@ -103,11 +111,11 @@ def export_agrees(row: dict) -> bool:
     code away, seen on one of 32 positions of a 2-step model on one machine and on none on
     others): at most one position in 16 outside :data:`TIGHT_TOL`, none by more than 5 % of
     the peak, and the argmax identical everywhere else."""
-    peak = max(row["torch_peak"], 1.0)
     over, n = row["positions_over_tol"], row["positions"]
     if row["format"] != "qcdq":
         return over == 0 and row["argmax_agreement"] == 1.0
-    return (over <= max(1, n // 16) and row["max_abs_diff"] <= 0.05 * peak
+    return (over <= max(1, n // 16)
+            and row["max_abs_diff"] <= export_tolerance("qcdq", row["torch_peak"])
             and row["argmax_agreement"] >= 1.0 - over / n)
 
 
@@ -128,15 +136,10 @@ def verify_export(model: BitNetModel, exported: dict, layer: int = 0) -> list[di
         got = run_exported(fmt, path, inputs)
         ref = want[kind]
         diff = np.abs(got - ref).reshape(-1, ref.shape[-1]).max(-1)  # per token position
-        tol = TIGHT_TOL * max(float(np.abs(ref).max()), 1.0)
+        tol = export_tolerance("qonnx", float(np.abs(ref).max()))  # the tight one, both formats
         rows.append({"file": name, "format": fmt, "max_abs_diff": float(diff.max()),
                      "torch_peak": float(np.abs(ref).max()),
                      "positions": int(diff.size), "positions_over_tol": int((diff > tol).sum()),
                      "argmax_agreement": float((got.argmax(-1) == ref.argmax(-1)).mean())})
     return rows
 
-
-#: an exported graph's output matches torch within this fraction of the output peak (at least
-#: 1) wherever both take the same quantization codes: float32 reassociation only, well below
-#: one int8 step
-TIGHT_TOL = 1e-4

@@ -87,6 +87,15 @@ def test_export_contract_admits_a_tie_flip_in_onnxruntime_only():
                           "max_abs_diff": 1e-6, "argmax_agreement": 1.0})
 
 
+def test_export_tolerance_is_one_rule_for_every_flow():
+    from quant.export import QCDQ_TOL, TIGHT_TOL, export_tolerance
+
+    assert export_tolerance("qonnx", 0.3) == TIGHT_TOL  # the peak counts as at least 1
+    assert export_tolerance("qcdq", 40.0) == pytest.approx(QCDQ_TOL * 40.0)
+    with pytest.raises(HwsimError, match="unknown ONNX format 'qdq'"):
+        export_tolerance("qdq", 1.0)
+
+
 def test_export_rejects_float_model_and_bad_onnx(tmp_path, micro):
     with pytest.raises(HwsimError, match="ternary"):
         export_bitnet(BitNetModel(micro, False), tmp_path / "x")
