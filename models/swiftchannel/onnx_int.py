@@ -7,7 +7,8 @@ real domain), ``ConvInteger`` (uint8 × int8 → int32), ``Cast`` to int64, ``Ad
 negative value would clip to code 0 anyway), ``Cast`` to uint64, ``BitShift`` right (a floor),
 ``Clip`` to 255. The SPAB gate (fused): the wide skip sum with its two multipliers, the LUT
 index (``floor`` made a right shift of a non-negative value by an offset), ``Gather`` from the
-512-entry LUT constant, sum × gate code and one requantizer with the sum's shift. The PixelShuffle is ``Reshape``/``Transpose``.
+512-entry LUT constant, sum × gate code and one requantizer with the sum's shift. The
+PixelShuffle is ``Reshape``/``Transpose``.
 Every requantizer formula is :func:`hwsim.golden.swiftchannel.requant_mult`'s.
 
 Two files (both pass ``onnx.checker``; batch size dynamic):
