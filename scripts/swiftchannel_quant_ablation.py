@@ -10,6 +10,10 @@ activation-scale rules: ``float`` (``(max − min)/255``) and ``pot`` (that roun
 of two, as the int8 model's Brevitas fixed-point quantizers do). Prints NMSE (dB) on fresh test
 channels at 10 and 30 dB, and at 30 dB the NMSE with only one activation point quantized (float
 and pot scales).
+
+It models the SPAB as it was before the fused gate (the sum ``x + c2`` quantized to uint8); for
+the current int8 model use ``scripts/swiftchannel_int8_ablation.py``, which ablates a trained
+run's integer model itself.
 """
 
 from __future__ import annotations
