@@ -211,8 +211,8 @@ def skip_multipliers(s_x: float, s_c: float, s_out: float) -> tuple[int, int, in
 
 
 def skip_sum(x, c2, blk: SpabInt, z_x: int) -> np.ndarray:
-    """The wide SPAB skip sum ``(x − z_x)·M_x + (c2 − z_c)·M_c`` (no rounding; scale
-    ``s_out · 2**(8 + S)``)."""
+    """The wide SPAB skip sum ``(x − z_x)·M_x + (c2 − z_c)·M_c`` (no rounding; one unit
+    is ``s_out · 2**(8 − S)`` in the real domain)."""
     x, c2 = np.asarray(x, np.int64), np.asarray(c2, np.int64)
     return (x - z_x) * blk.sum_mult_x + (c2 - blk.c2.z_out) * blk.sum_mult_c
 
