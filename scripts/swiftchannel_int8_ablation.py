@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwsim.errors import HwsimError
 from hwsim.golden import swiftchannel as gold
 from models.channels import (
     TEST_SPEED_RANGE_KMH,
@@ -44,19 +45,6 @@ def _factor(mult, shift) -> np.ndarray:
 
 def _chan(v) -> np.ndarray:
     return np.asarray(v, np.float64).reshape(1, -1, 1, 1)
-
-
-def _conv(v: np.ndarray, c: gold.ConvInt) -> np.ndarray:
-    """``Σ w · v + b`` on real centred codes ``v`` (exact for integers)."""
-    k, p = c.k, c.k // 2
-    n, _, h, w = v.shape
-    vp = np.pad(v, ((0, 0), (0, 0), (p, p), (p, p)))
-    acc = np.zeros((n, c.w.shape[0], h, w))
-    wt = np.asarray(c.w, np.float64)
-    for dy in range(k):
-        for dx in range(k):
-            acc += np.einsum("oi,nihw->nohw", wt[:, :, dy, dx], vp[:, :, dy:dy + h, dx:dx + w])
-    return acc + _chan(c.b)
 
 
 def points(m: gold.IntModel) -> list[str]:
@@ -79,7 +67,7 @@ def forward(m: gold.IntModel, X: np.ndarray, exact: set[str]) -> np.ndarray:
         v = gold.quantize_codes(X, m.s_in, m.z_in).astype(np.float64) - m.z_in
 
     def layer(v, c, name, relu=False):
-        return code(_conv(v, c) * _chan(_factor(c.mult, c.shift)) + c.z_out, c.z_out, name, relu)
+        return code(gold.conv_centred(v, c) * _chan(_factor(c.mult, c.shift)) + c.z_out, c.z_out, name, relu)
 
     v = layer(v, m.head, "head")
     for i, b in enumerate(m.blocks):
@@ -101,7 +89,11 @@ def main(argv=None) -> int:
     ap.add_argument("--snr", default="10,30", help="SNRs in dB: a,b,c or start:stop:step")
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args(argv)
-    geom, net, m, _ = load_run(args.run)
+    try:
+        geom, net, m, _ = load_run(args.run)
+    except HwsimError as e:
+        print(f"swiftchannel_int8_ablation: error: {e}", file=sys.stderr)
+        return 2
     H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
     rng = np.random.default_rng(1000)
     pts = points(m)

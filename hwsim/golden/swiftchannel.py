@@ -49,6 +49,7 @@ __all__ = [
     "IntModel",
     "SpabInt",
     "conv_acc",
+    "conv_centred",
     "conv_int",
     "dequantize_output",
     "lut_index",
@@ -177,16 +178,24 @@ def conv_acc(x, conv: ConvInt) -> np.ndarray:
     x = np.asarray(x, dtype=np.int64)
     if x.ndim != 4 or x.shape[1] != conv.w.shape[1]:
         raise HwsimError(f"conv input of shape {x.shape} does not match weights {conv.w.shape}")
+    return conv_centred(x - conv.z_in, conv)
+
+
+def conv_centred(v, conv: ConvInt) -> np.ndarray:
+    """``Σ w · v + b`` on centred inputs ``v = q − z_in`` (n, ic, H, W), zero padded, in ``v``'s
+    dtype: int64 codes give :func:`conv_acc`; float64 values serve the rounding ablation
+    (``scripts/swiftchannel_int8_ablation.py``)."""
+    v = np.asarray(v)
     k = conv.k
     p = k // 2
-    xc = np.pad(x - conv.z_in, ((0, 0), (0, 0), (p, p), (p, p)))
-    n, _, H, W = x.shape
-    acc = np.zeros((n, conv.w.shape[0], H, W), dtype=np.int64)
-    w = np.asarray(conv.w, dtype=np.int64)
+    vp = np.pad(v, ((0, 0), (0, 0), (p, p), (p, p)))
+    n, _, H, W = v.shape
+    acc = np.zeros((n, conv.w.shape[0], H, W), dtype=v.dtype)
+    w = np.asarray(conv.w).astype(v.dtype)
     for dy in range(k):
         for dx in range(k):
-            acc += np.einsum("oi,nihw->nohw", w[:, :, dy, dx], xc[:, :, dy:dy + H, dx:dx + W])
-    acc += np.asarray(conv.b, dtype=np.int64).reshape(1, -1, 1, 1)
+            acc += np.einsum("oi,nihw->nohw", w[:, :, dy, dx], vp[:, :, dy:dy + H, dx:dx + W])
+    acc += np.asarray(conv.b).astype(v.dtype).reshape(1, -1, 1, 1)
     return acc
 
 
