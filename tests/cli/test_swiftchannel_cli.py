@@ -15,6 +15,14 @@ TINY = ["--bs-ant", "4", "--subcarriers", "16", "--space-comp", "1", "--train", 
         "--epochs", "1", "--qat-epochs", "1"]
 
 
+def _ablation_script():
+    spec = importlib.util.spec_from_file_location(
+        "int8_ablation", Path(__file__).parents[2] / "scripts" / "swiftchannel_int8_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["swiftchannel", "train", "-o", str(run), *TINY]) == 0
@@ -59,17 +67,37 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     assert meta2["loss_db"] == meta["loss_db"] and meta2["onnx"]["qcdq_mismatches"] == 0
     assert (run2 / "float.safetensors").read_bytes() == (run / "float.safetensors").read_bytes()
     # the rounding ablation of the run's integer model (it checks itself against the golden)
-    spec = importlib.util.spec_from_file_location(
-        "int8_ablation", Path(__file__).parents[2] / "scripts" / "swiftchannel_int8_ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    ablation = _ablation_script()
     capsys.readouterr()
     assert ablation.main([str(run2), "--test", "4", "--snr", "10", "--json",
                           str(tmp_path / "abl.json")]) == 0
     row = json.loads((tmp_path / "abl.json").read_text())["snrs"][0]
     assert set(row["points"]) == set(ablation.points(load_run(run2)[2]))
     assert "block0.out" in row["points"] and "block0.sum" not in row["points"]  # fused gate
-    assert "every activation exact" in capsys.readouterr().out
+    assert row["output_floor"]["best_grid_db"] <= row["output_floor"]["run_grid_db"] + 1e-9
+    out = capsys.readouterr().out
+    assert "every activation exact" in out and "uint8 output floor" in out
+
+
+def test_uint8_output_floor_matches_uniform_rounding_noise():
+    """A float estimate 30 dB below the channel, rounded to step s: the per-sample NMSE grows by
+    the rounding noise s²/12 per real component against a channel power of 1 (0.5 per
+    component), i.e. by 10·log10(1 + (s²/6) / 10⁻³) dB; 64 × 24 × 32 channels make the sample
+    mean's spread ≪ the 0.03 dB tolerance, and at z = 127 the grid spans ±4.5σ (no clipping
+    worth counting)."""
+    from models.channels import pack_real
+
+    rng = np.random.default_rng(0)
+    shape = (64, 24, 32)
+    H = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    E = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(1e-3 / 2)
+    s = 0.025
+    floor = _ablation_script().uint8_output_floor(H, pack_real(H + E), s, 127)
+    assert floor["float"] == pytest.approx(-30.0, abs=0.1)
+    assert floor["run_grid_db"] == pytest.approx(10 * np.log10(1 + s * s / 6 / 1e-3), abs=0.03)
+    # a finer grid rounds less; the best one still pays something
+    assert 0 < floor["best_grid_db"] < floor["run_grid_db"]
+    assert floor["best_scale"] < s
 
 
 @pytest.mark.parametrize("scalars, old", [({"s_in": 1.0}, "power-of-two"),
