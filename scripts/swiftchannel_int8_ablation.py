@@ -16,9 +16,9 @@ fresh test channels (seed 1000, as ``hwsim swiftchannel eval``).
 It also prints the *uint8 output floor*: the float student's own output rounded to a uint8
 code (the run's output scale and zero point, and the best per-tensor grid found over scales
 0.4 … 1.6 × the run's and zero points within ±8 of its), against the 0.5 dB int8 − float gap
-of the issue's goal (1). Whatever happens inside the network, an int8 student whose output is a
-per-tensor uint8 code cannot come closer to the float student than that (if its own error were
-zero it would still round its output).
+of the issue's goal (1): an int8 student that reproduced the float student exactly up to its
+uint8 output code would still lose that much; to lose less it would have to be a better
+estimator than the float student at that SNR.
 """
 
 from __future__ import annotations
