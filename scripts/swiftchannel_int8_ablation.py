@@ -54,6 +54,11 @@ def _chan(v) -> np.ndarray:
     return np.asarray(v, np.float64).reshape(1, -1, 1, 1)
 
 
+def _uint8(real_code, zp) -> np.ndarray:
+    """``real_code`` rounded (ties up) and clipped to a uint8 code, centred by ``zp``."""
+    return np.clip(np.floor(real_code + 0.5), 0, 255) - zp
+
+
 def points(m: gold.IntModel) -> list[str]:
     return (["in", "head"] + [f"block{i}.{k}" for i in range(len(m.blocks))
                               for k in ("c1", "c2", "out")] + ["tail", "up"])
@@ -66,7 +71,7 @@ def forward(m: gold.IntModel, X: np.ndarray, exact: set[str]) -> np.ndarray:
     def code(real_code, zp, name, relu=False):
         if name in exact:
             return (np.maximum(real_code, 0) if relu else real_code) - zp
-        return np.clip(np.floor(real_code + 0.5), 0, 255) - zp
+        return _uint8(real_code, zp)
 
     if "in" in exact:
         v = X.astype(np.float32).astype(np.float64) / m.s_in
@@ -99,13 +104,12 @@ def uint8_output_floor(H: np.ndarray, f: np.ndarray, s_out: float, z_out: int) -
     the best grid over :data:`FLOOR_SCALES` × (``z_out`` ± 8)."""
 
     def cost(s, z):
-        q = (np.clip(np.floor(f / s + 0.5) + z, 0, 255) - z) * s
-        return nmse_db(H, unpack_real(q))
+        return nmse_db(H, unpack_real(_uint8(f / s + z, z) * s))
 
-    base = nmse_db(H, unpack_real(f))
-    best = min((cost(s_out * k, z), float(k), z) for k in FLOOR_SCALES
-               for z in range(z_out - 8, z_out + 9))
-    return {"float": base, "run_grid_db": cost(s_out, z_out) - base,
+    base, run = nmse_db(H, unpack_real(f)), cost(s_out, z_out)
+    best = min([(run, 1.0, z_out)] + [(cost(s_out * k, z), float(k), z) for k in FLOOR_SCALES
+                                      for z in range(z_out - 8, z_out + 9)])
+    return {"float": base, "run_grid_db": run - base,
             "best_grid_db": best[0] - base, "best_scale": best[1] * s_out, "best_zero": best[2]}
 
 
@@ -117,15 +121,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args(argv)
     try:
+        snrs = parse_snrs(args.snr)
         geom, net, m, _ = load_run(args.run)
+        H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
     except HwsimError as e:
         print(f"swiftchannel_int8_ablation: error: {e}", file=sys.stderr)
         return 2
-    H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
     rng = np.random.default_rng(1000)
     pts = points(m)
     out = {"run": str(args.run), "n_test": args.test, "snrs": []}
-    for snr in parse_snrs(args.snr):
+    for snr in snrs:
         X = pack_real(ls_observation(H, geom, snr, rng))
         golden = gold.dequantize_output(gold.swiftchannel_int(gold.quantize_input(X, m), m), m)
         rounded = forward(m, X, set())
