@@ -94,10 +94,11 @@ class TernaryMVU(wiring.Component):
         x_cnt = Signal(range(max(p.chunks, 2)))
         row = Signal(range(max(p.rows, 2)))
         chunk = Signal(range(max(p.chunks, 2)))
+        # M/S of the vector being loaded or computed: sampled with its first x beat and stable
+        # until the next vector's first beat, which may come while this vector's last row is
+        # still held in the pipeline by back-pressure; so each issued address carries them on.
         pend_mult = Signal.like(self.mult)
         pend_shift = Signal.like(self.shift)
-        cur_mult = Signal.like(self.mult)
-        cur_shift = Signal.like(self.shift)
 
         issue = Signal()  # a (row, chunk) address goes to the memories this cycle
         m.d.comb += [
@@ -128,8 +129,7 @@ class TernaryMVU(wiring.Component):
                     m.d.comb += x_wr.en.eq(1)
                     m.d.sync += [pend_mult.eq(self.mult), pend_shift.eq(self.shift)]
                     with m.If(last_x):
-                        m.d.sync += [x_cnt.eq(0), cur_mult.eq(self.mult),
-                                     cur_shift.eq(self.shift)]
+                        m.d.sync += x_cnt.eq(0)
                         m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += x_cnt.eq(x_cnt + 1)
@@ -146,8 +146,7 @@ class TernaryMVU(wiring.Component):
                 with m.If(self.x.valid):
                     m.d.comb += x_wr.en.eq(1)
                     with m.If(last_x):
-                        m.d.sync += [x_cnt.eq(0), cur_mult.eq(pend_mult),
-                                     cur_shift.eq(pend_shift)]
+                        m.d.sync += x_cnt.eq(0)
                         m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += x_cnt.eq(x_cnt + 1)
@@ -167,11 +166,15 @@ class TernaryMVU(wiring.Component):
 
         # ---- stage 1: memories' outputs → lane select → adder tree → accumulate -----------
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_mult = Signal.like(self.mult)
+        s1_shift = Signal.like(self.shift)
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(issue),
                 s1_first.eq(chunk == 0),
                 s1_last.eq(chunk == p.chunks - 1),
+                s1_mult.eq(pend_mult),
+                s1_shift.eq(pend_shift),
             ]
 
         xw = p.act.width
@@ -199,7 +202,7 @@ class TernaryMVU(wiring.Component):
             with m.If(s1_valid):
                 m.d.sync += acc.eq(acc_next)
             with m.If(s1_valid & s1_last):
-                m.d.sync += [s2_acc.eq(acc_next), s2_mult.eq(cur_mult), s2_shift.eq(cur_shift)]
+                m.d.sync += [s2_acc.eq(acc_next), s2_mult.eq(s1_mult), s2_shift.eq(s1_shift)]
 
         # ---- stage 2: multiply by M (shift-add, no DSP) -----------------------------------
         prod_w = p.acc_width + p.mult_bits + 1

@@ -35,6 +35,35 @@ def scale_for(acc: np.ndarray, mult_bits: int) -> tuple[int, int]:
     return quantize_multiplier(100.0 / peak, bits=mult_bits)
 
 
+def vector_scales(a: dict) -> list[tuple[int, int]]:
+    """Each vector's ``(M, S)``: a case's ``mult``/``shift`` are one value for every vector or
+    one per vector (the RTL samples them with each vector's first ``x`` beat)."""
+    n = np.atleast_2d(a["X"]).shape[0]
+    M = np.broadcast_to(np.asarray(a["mult"]), (n,))
+    S = np.broadcast_to(np.asarray(a["shift"]), (n,))
+    return [(int(m), int(s)) for m, s in zip(M, S, strict=True)]
+
+
+def golden(p: spec.TernaryMvuParams, a: dict) -> np.ndarray:
+    """The golden codes of a case, (vectors, rows), each vector with its own ``M``/``S``."""
+    X = np.atleast_2d(a["X"])
+    return np.stack([spec.ternary_mvu(a["W"], x, m, s, p.out, p.act)
+                     for x, (m, s) in zip(X, vector_scales(a), strict=True)])
+
+
+def _scales_per_vector(X, W, mult_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """A different rescale for every vector (ratios 1, 0.3, 2.1, 0.07, … of :func:`scale_for`)
+    so a vector requantized with its neighbour's ``M``/``S`` gives different codes."""
+    ratios = (1.0, 0.3, 2.1, 0.07, 0.55, 1.6)
+    Ms, Ss = [], []
+    for i, x in enumerate(X):
+        peak = max(float(np.max(np.abs(W @ x))), 1.0)
+        m, s = quantize_multiplier(100.0 / peak * ratios[i % len(ratios)], bits=mult_bits)
+        Ms.append(m)
+        Ss.append(s)
+    return np.array(Ms), np.array(Ss)
+
+
 def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """Random data, corner cases and stress on the handshakes.
 
@@ -42,7 +71,12 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
     * ``all_minus_one`` / ``all_plus_one`` with −128 / 127: the longest accumulation, both signs,
       with a 1:1 rescale so the output saturates;
     * ``all_zero``: every lane skipped;
-    * ``idle_backpressure``: random data with 30 % idle input cycles and 40 % output stalls.
+    * ``per_vector_scales``: 4 back-to-back vectors, each with its own ``M``/``S`` (cycles
+      checked);
+    * ``idle_backpressure``: random data with 30 % idle input cycles and 40 % output stalls;
+    * ``per_vector_stalls`` / ``per_vector_long_stalls``: back-to-back vectors, each with its own
+      ``M``/``S``, under 50 % / 90 % output stalls — a stall that holds a vector's last row in
+      the pipeline while the next vector loads must not change that row's rescale.
     """
     rng = np.random.default_rng(seed)
     R, C = p.rows, p.cols
@@ -51,6 +85,11 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
         W = rng.integers(-1, 2, (R, C))
         X = rng.integers(p.act.min_code, p.act.max_code + 1, (n, C))
         return W, X
+
+    def per_vector(name, n, **extra):
+        W, X = rnd(n)
+        M, S = _scales_per_vector(X, W, p.mult_bits)
+        return {"name": name, **extra, "arrays": {"W": W, "X": X, "mult": M, "shift": S}}
 
     out = []
     W, X = rnd(2)
@@ -69,10 +108,14 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
             "W": np.full((R, C), -1), "X": np.full((1, C), lo),
             "mult": scale_for(np.array([C * abs(lo)]), p.mult_bits)[0],
             "shift": scale_for(np.array([C * abs(lo)]), p.mult_bits)[1]}})
+        out.append(per_vector("per_vector_scales", 4))
     W, X = rnd(3)
     M, S = scale_for(X @ W.T, p.mult_bits)
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
+    out.append(per_vector("per_vector_stalls", 6, stall=0.5, seed=seed + 11))
+    if not quick:
+        out.append(per_vector("per_vector_long_stalls", 4, stall=0.9, seed=seed + 13))
     return out
 
 

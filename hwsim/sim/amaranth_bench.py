@@ -14,17 +14,31 @@ from pathlib import Path
 import numpy as np
 from amaranth.sim import Simulator
 
+from hwsim.errors import HwsimError
+
 __all__ = ["Sink", "Source", "run_streams"]
 
 
 @dataclass
 class Source:
-    """Payloads to send on an input stream; ``idle`` is the chance of an idle cycle."""
+    """Payloads to send on an input stream; ``idle`` is the chance of an idle cycle.
+
+    ``side`` (optional, one entry per payload) holds ``(signal, value)`` pairs that are set
+    whenever that payload is presented and then held: the per-vector parameter ports (a
+    requantization ``M``/``S``, an ``ε``) that travel beside a vector's beats, as a host drives
+    them. Give every beat of a vector its vector's values.
+    """
 
     stream: object
     payloads: Sequence[int]
     idle: float = 0.0
     cycles: list[int] = field(default_factory=list)  # cycle of each transfer
+    side: Sequence[Sequence[tuple]] | None = None
+
+    def __post_init__(self):
+        if self.side is not None and len(self.side) != len(self.payloads):
+            raise HwsimError(f"side has {len(self.side)} entries for {len(self.payloads)} "
+                             "payloads")
 
     @property
     def done(self) -> bool:
@@ -77,6 +91,8 @@ def run_streams(dut, sources: Sequence[Source], sinks: Sequence[Sink], *, seed: 
                 ctx.set(s.stream.valid, presenting)
                 if presenting:
                     ctx.set(_flat(s.stream.payload), s.payloads[len(s.cycles)])
+                    for sig, value in (s.side[len(s.cycles)] if s.side is not None else ()):
+                        ctx.set(sig, value)
             for k in sinks:
                 ctx.set(k.stream.ready, (not k.done) and rng.random() >= k.stall)
             # Handshakes that happen at the coming clock edge (combinational values settled).

@@ -7,21 +7,28 @@ from hwsim.errors import HwsimError
 from hwsim.golden import ternary_mvu as g
 from hwsim.golden.lanes import pack_lanes
 from hwsim.kernels import get_kernel
+from hwsim.kernels import ternary_mvu as kt
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from quant.qtype import Overflow, QType, Rounding
 from rtl.ternary_mvu import TernaryMVU
 
 
-def rtl_mvu(p, W, X, mult, shift, idle=0.0, stall=0.0, seed=0):
-    """Run W·x through the RTL; return (outputs, cycles first x → last y, weight-load cycles)."""
-    dut = TernaryMVU(p)
+def rtl_mvu(p, W, X, mult, shift, idle=0.0, stall=0.0, seed=0, dut=None):
+    """Run W·x through the RTL; return (outputs, cycles first x → last y, weight-load cycles).
+
+    ``mult``/``shift`` are one value or one per vector; each vector's values are driven with
+    its ``x`` beats (and held until the next vector's first beat), as a host would.
+    """
+    dut = TernaryMVU(p) if dut is None else dut
     X = np.atleast_2d(X)
     xs = [pack_lanes(v[k * p.lanes:(k + 1) * p.lanes], p.act.width)
           for v in X for k in range(p.chunks)]
+    scales = kt.vector_scales({"X": X, "mult": mult, "shift": shift})
+    side = [[(dut.mult, m), (dut.shift, s)] for m, s in scales for _ in range(p.chunks)]
     w = Source(dut.w, g.weight_words(W, p.lanes), idle=idle)
-    x = Source(dut.x, xs, idle=idle)
+    x = Source(dut.x, xs, idle=idle, side=side)
     y = Sink(dut.y, X.shape[0] * p.rows, stall=stall)
-    run_streams(dut, [w, x], [y], seed=seed, settle=[(dut.mult, mult), (dut.shift, shift)])
+    run_streams(dut, [w, x], [y], seed=seed, settle=[(dut.mult, 0), (dut.shift, 0)])
     return (np.array(y.values).reshape(X.shape[0], p.rows), y.cycles[-1] - x.cycles[0] + 1,
             w.cycles[-1] - w.cycles[0] + 1)
 
@@ -38,7 +45,7 @@ def test_random_bit_exact_and_cycles(lanes, rows, cols):
         idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
         got, cycles, wcycles = rtl_mvu(p, a["W"], a["X"], a["mult"], a["shift"], idle, stall,
                                        seed=case.get("seed", 0))
-        want = g.ternary_mvu(a["W"], a["X"], a["mult"], a["shift"])
+        want = kt.golden(p, a)
         assert np.array_equal(got, want), (case["name"], got, want)
         vectors = np.atleast_2d(a["X"]).shape[0]
         if idle == 0 and stall == 0:
@@ -105,3 +112,35 @@ def test_scale_sampled_per_vector():
 def test_component_rejects_wrong_params():
     with pytest.raises(HwsimError, match="needs TernaryMvuParams"):
         TernaryMVU({"lanes": 4})
+
+
+#: every parameter corner: lanes == cols (one chunk per row), lanes == 1, rows == 1, and both.
+#: A stall can hold a vector's last row in the pipeline while the next vector loads only where
+#: the output register then holds a valid row: one or three chunks per row (the 4-stage
+#: pipeline), rows ≥ 2 or idle input; the shapes below include such ones at every corner.
+CORNERS = [(4, 2, 4), (3, 5, 3), (1, 3, 3), (1, 2, 5), (2, 1, 4), (4, 1, 4), (1, 1, 1),
+           (2, 4, 6)]
+
+
+@pytest.mark.parametrize("lanes, rows, cols", CORNERS)
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.5), (0.0, 0.9), (0.3, 0.9)])
+def test_per_vector_scales_under_backpressure(lanes, rows, cols, idle, stall):
+    """Back-to-back vectors, each with its own M/S, with the output stalled: a stall that
+    holds a vector's last row in the pipeline while the next vector (and its M/S) loads must
+    not change that row's rescale."""
+    p = g.TernaryMvuParams(lanes=lanes, rows=rows, cols=cols)
+    rng = np.random.default_rng(lanes * 7 + rows * 3 + cols)
+    for seed in range(3):
+        W = rng.integers(-1, 2, (rows, cols))
+        X = rng.integers(-128, 128, (6, cols))
+        M, S = kt._scales_per_vector(X, W, p.mult_bits)
+        assert len(set(zip(M.tolist(), S.tolist(), strict=True))) == len(X)
+        a = {"W": W, "X": X, "mult": M, "shift": S}
+        got, cycles, _ = rtl_mvu(p, W, X, M, S, idle=idle, stall=stall, seed=seed)
+        want = kt.golden(p, a)
+        assert np.array_equal(got, want), (seed, got, want)
+        assert cycles >= g.stream_cycles(p, len(X))
+    # and with no idle input and no back-pressure the formula holds with per-vector scales
+    got, cycles, _ = rtl_mvu(p, W, X, M, S)
+    assert np.array_equal(got, kt.golden(p, a))
+    assert cycles == g.stream_cycles(p, len(X))
