@@ -74,9 +74,10 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
     * ``per_vector_scales``: 4 back-to-back vectors, each with its own ``M``/``S`` (cycles
       checked);
     * ``idle_backpressure``: random data with 30 % idle input cycles and 40 % output stalls;
-    * ``per_vector_stalls`` / ``per_vector_long_stalls``: back-to-back vectors, each with its own
-      ``M``/``S``, under 50 % / 90 % output stalls — a stall that holds a vector's last row in
-      the pipeline while the next vector loads must not change that row's rescale.
+    * ``per_vector_stalls`` / ``per_vector_long_stalls``: 6 back-to-back vectors, each with its
+      own ``M``/``S``, under 50 % output stalls / 30 % idle input and 90 % output stalls — a
+      stall that holds a vector's last row in the pipeline while the next vector loads must not
+      change that row's rescale.
     """
     rng = np.random.default_rng(seed)
     R, C = p.rows, p.cols
@@ -115,7 +116,7 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
                 "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
     out.append(per_vector("per_vector_stalls", 6, stall=0.5, seed=seed + 11))
     if not quick:
-        out.append(per_vector("per_vector_long_stalls", 4, stall=0.9, seed=seed + 13))
+        out.append(per_vector("per_vector_long_stalls", 6, idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

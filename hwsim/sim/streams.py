@@ -31,6 +31,9 @@ class StreamSource:
     """Drives ``name__valid``/``name__payload`` from a list of integer payloads.
 
     ``idle`` is the probability of withholding ``valid`` in a cycle (random idle cycles).
+    :meth:`load` may also give, per payload, ``(handle, value)`` pairs driven whenever that
+    payload is presented and then held: per-vector parameter ports (``M``/``S``, ``ε``) that
+    travel beside a vector's beats.
     """
 
     def __init__(self, dut, name: str, rng: np.random.Generator, idle: float = 0.0):
@@ -39,12 +42,17 @@ class StreamSource:
         self.ready = getattr(dut, f"{name}__ready")
         self.name, self.rng, self.idle = name, rng, idle
         self.payloads: list[int] = []
+        self.side: list[Sequence[tuple]] | None = None
         self.cycles: list[int] = []
         self._presenting = False
         self._mask = (1 << len(self.payload)) - 1
 
-    def load(self, payloads: Sequence[int]) -> None:
+    def load(self, payloads: Sequence[int], side: Sequence[Sequence[tuple]] | None = None) -> None:
         self.payloads = [int(p) & self._mask for p in payloads]
+        if side is not None and len(side) != len(self.payloads):
+            raise ValueError(f"{self.name}: {len(side)} side entries for {len(self.payloads)} "
+                             "payloads")
+        self.side = None if side is None else list(side)
         self.cycles = []
 
     @property
@@ -56,6 +64,8 @@ class StreamSource:
         self.valid.value = int(self._presenting)
         if self._presenting:
             self.payload.value = self.payloads[len(self.cycles)]
+            for handle, value in (self.side[len(self.cycles)] if self.side else ()):
+                handle.value = int(value)
 
     def sample(self, cycle: int) -> None:
         if self._presenting and _bit(self.ready, cycle):

@@ -2,9 +2,10 @@
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``w`` and ``x``,
 :class:`~hwsim.sim.streams.StreamSink` on ``y``. Model:
-:func:`hwsim.golden.ternary_mvu.ternary_mvu`. Checker (:func:`hwsim.sim.checker.check_plan`):
-every output code ``==`` the golden code, and with no idle input and no back-pressure the
-measured cycles ``==`` :func:`hwsim.golden.ternary_mvu.stream_cycles`.
+:func:`hwsim.golden.ternary_mvu.ternary_mvu`, vector by vector (a case's ``mult``/``shift`` are
+one value or one per vector; each vector's are driven with its ``x`` beats). Checker
+(:func:`hwsim.sim.checker.check_plan`): every output code ``==`` the golden code, and with no
+idle input and no back-pressure the measured cycles ``==`` :func:`hwsim.golden.ternary_mvu.stream_cycles`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from hwsim.golden import ternary_mvu as spec
 from hwsim.golden.lanes import pack_lanes
+from hwsim.kernels.ternary_mvu import golden, vector_scales
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 
@@ -24,12 +26,12 @@ async def run_case(dut, p: spec.TernaryMvuParams, a: dict, rng, idle: float, sta
     w = StreamSource(dut, "w", rng, idle)
     x = StreamSource(dut, "x", rng, idle)
     y = StreamSink(dut, "y", rng, stall, signed=p.out.signed)
-    dut.mult.value = int(a["mult"])
-    dut.shift.value = int(a["shift"])
     X = np.atleast_2d(a["X"])
     w.load(spec.weight_words(a["W"], p.lanes))
     x.load([pack_lanes(v[k * p.lanes:(k + 1) * p.lanes], p.act.width)
-            for v in X for k in range(p.chunks)])
+            for v in X for k in range(p.chunks)],
+           side=[((dut.mult, m), (dut.shift, s)) for m, s in vector_scales(a)
+                 for _ in range(p.chunks)])
     y.open(X.shape[0] * p.rows)
     t0 = time.perf_counter()
     total = await CycleLoop(dut.clk, [w, x], [y]).run()
@@ -37,10 +39,6 @@ async def run_case(dut, p: spec.TernaryMvuParams, a: dict, rng, idle: float, sta
             "output_cycles": [c - x.cycles[0] for c in y.cycles],
             "weight_load_cycles": w.cycles[-1] - w.cycles[0] + 1,
             "sim_cycles": total, "wall_s": time.perf_counter() - t0}
-
-
-def golden(p: spec.TernaryMvuParams, a: dict):
-    return spec.ternary_mvu(a["W"], a["X"], int(a["mult"]), int(a["shift"]), p.out, p.act)
 
 
 def expected_cycles(p: spec.TernaryMvuParams, a: dict) -> int:
