@@ -5,6 +5,10 @@ its streams and returning what it measured — and ``golden(params, arrays)``;
 :func:`check_plan` runs every case of the plan, compares the RTL's integer codes with the
 golden codes (``==``) and, for cases without idle input or back-pressure, the measured cycles
 with the formula, writes ``result.json`` and fails the cocotb test on any mismatch.
+
+Both checks can fail: :func:`one_cycle_late` gives a kernel whose RTL is its own with one more
+register on every output stream (the same codes, one cycle later), which the cycle check must
+reject, as a deliberately wrong code is rejected by the code check.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import reset
 
-__all__ = ["check_plan"]
+__all__ = ["check_plan", "one_cycle_late"]
 
 
 async def check_plan(dut, params_cls, run_case: Callable[..., Awaitable[dict]],
@@ -70,3 +74,70 @@ def cocotb_start(coro_or_clock) -> None:
     import cocotb
 
     cocotb.start_soon(coro_or_clock.start() if hasattr(coro_or_clock, "start") else coro_or_clock)
+
+
+# ------------------------------------------------------------------------------------------
+# Negative control of the cycle check
+_LATE = "OneCycleLate__"
+
+
+def one_cycle_late(kernel):
+    """``kernel`` with its RTL one cycle slower: every output stream passes through one more
+    register stage (full throughput, the same codes). Its cocotb run must fail the cycle check
+    on every timed case and pass the code check."""
+    import dataclasses
+
+    return dataclasses.replace(kernel, component_path=f"{__name__}:{_LATE}{kernel.top}")
+
+
+def __getattr__(name: str):
+    # ``hwsim.sim.checker:OneCycleLate__<top>`` as a kernel's component path: the class is made
+    # on first use, so the cocotb testbenches that import this module do not load Amaranth.
+    if name.startswith(_LATE):
+        return _one_cycle_late_class(name[len(_LATE):])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _one_cycle_late_class(top: str):
+    from amaranth.hdl import Module
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hwsim.kernels import KERNELS
+
+    kernel = next((k for k in KERNELS.values() if k.top == top), None)
+    if kernel is None:
+        raise AttributeError(f"no kernel has the Verilog top {top!r}")
+
+    class OneCycleLate(wiring.Component):
+        """The kernel's RTL with one register slice on each output stream."""
+
+        def __init__(self, params):
+            self.params = params
+            self._inner = kernel.component(params)
+            super().__init__(self._inner.signature)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.inner = inner = self._inner
+            for name, member in self.signature.members.items():
+                ours, theirs = getattr(self, name), getattr(inner, name)
+                if member.is_port:
+                    if member.flow is In:
+                        m.d.comb += theirs.eq(ours)
+                    else:
+                        m.d.comb += ours.eq(theirs)
+                elif member.flow is Out and isinstance(member.signature, stream.Signature):
+                    # a register slice: takes a beat whenever its own register is free or taken
+                    m.d.comb += theirs.ready.eq(~ours.valid | ours.ready)
+                    with m.If(theirs.ready):
+                        m.d.sync += [ours.valid.eq(theirs.valid),
+                                     ours.payload.eq(theirs.payload)]
+                elif member.flow is Out:
+                    wiring.connect(m, ours, wiring.flipped(theirs))
+                else:
+                    wiring.connect(m, wiring.flipped(ours), theirs)
+            return m
+
+    OneCycleLate.__name__ = OneCycleLate.__qualname__ = f"{_LATE}{top}"
+    return OneCycleLate

@@ -10,6 +10,7 @@ from amaranth.lib import wiring
 from hwsim.errors import HwsimError, ToolMissingError
 from hwsim.kernels import get_kernel
 from hwsim.sim import runner
+from hwsim.sim.checker import one_cycle_late
 from rtl.ternary_mvu import TernaryMVU
 
 pytestmark = pytest.mark.cocotb
@@ -57,6 +58,21 @@ def test_checker_catches_a_wrong_rtl(tmp_path):
     assert not report.passed
     assert not any(c["bit_exact"] for c in report.cases)
     assert "outputs differ at" in report.failures[0]
+
+
+def test_checker_catches_a_slower_rtl(tmp_path):
+    """The cycle check can fail: the same RTL one cycle slower (one more register on ``y``)
+    gives every code right and is rejected on every timed case, and only there."""
+    late = one_cycle_late(KERNEL)
+    p = KERNEL.params(lanes=2, rows=2, cols=4)
+    cases = KERNEL.cases(p, quick=True)
+    report = runner.simulate(late, p, cases, tmp_path, sim="icarus")
+    assert not report.passed
+    assert all(c["bit_exact"] for c in report.cases)
+    timed = [c for c in report.cases if c["timed"]]
+    assert timed and all(c["cycles"] == c["expected_cycles"] + 1 for c in timed)
+    assert report.failures == [f"{c['name']}: {c['cycles']} cycles, formula says "
+                               f"{c['expected_cycles']}" for c in timed]
 
 
 def test_waves(tmp_path):
