@@ -32,13 +32,49 @@ def in_words(X, g, p: spec.RmsNormParams) -> list[int]:
             for x in np.atleast_2d(X) for c in range(p.chunks)]
 
 
+def vector_eps(a: dict) -> list[int]:
+    """Each vector's ``eps_code``: a case's ``eps`` is one value for every vector or one per
+    vector (the RTL samples it with each vector's last input beat)."""
+    n = np.atleast_2d(a["X"]).shape[0]
+    return [int(e) for e in np.broadcast_to(np.asarray(a["eps"]), (n,))]
+
+
+def golden(p: spec.RmsNormParams, a: dict) -> np.ndarray:
+    """The golden codes of a case, (vectors, n), each vector with its own ``eps_code``."""
+    X = np.atleast_2d(a["X"])
+    return np.stack([spec.rmsnorm_int(x, a["g"], e, p)
+                     for x, e in zip(X, vector_eps(a), strict=True)])
+
+
+def _eps_per_vector(X, p: spec.RmsNormParams) -> np.ndarray:
+    """A different ``eps_code`` for every vector, from 0 to a few times its mean square (so a
+    vector normalized with its neighbour's ε gives different codes)."""
+    ratios = (0.0, 3.0, 0.5, 8.0, 1.0, 0.1)
+    top = (1 << p.eps_width) - 1
+    out = []
+    for i, x in enumerate(np.atleast_2d(X)):
+        v = (int(np.sum(x.astype(object) ** 2)) << (2 * p.rms_frac)) // p.n
+        out.append(min(int(max(v, 1 << (2 * p.rms_frac)) * ratios[i % len(ratios)]) + i, top))
+    return np.array(out, dtype=np.int64)
+
+
 def cases(p: spec.RmsNormParams, seed: int = 0, quick: bool = False) -> list[dict]:
-    """Random rows, small-magnitude rows, a zero row, extreme rows, idle input and stalls."""
+    """Random rows, small-magnitude rows, a zero row, extreme rows, idle input and stalls.
+
+    ``per_vector_eps`` (cycles checked), ``per_vector_eps_stalls`` (50 % output stalls) and
+    ``per_vector_eps_long_stalls`` (30 % idle input, 90 % output stalls) run vectors back to
+    back, each with its own ``eps_code``.
+    """
     rng = np.random.default_rng(seed)
     lo, hi = p.x.min_code, p.x.max_code
 
     def gains():
         return rng.integers(p.gamma.min_code, p.gamma.max_code + 1, p.n)
+
+    def per_vector(name, n, **extra):
+        X = rng.integers(lo, hi + 1, (n, p.n))
+        return {"name": name, **extra,
+                "arrays": {"X": X, "g": gains(), "eps": _eps_per_vector(X, p)}}
 
     out = [{"name": "random", "arrays": {
         "X": rng.integers(lo, hi + 1, (2, p.n)), "g": gains(), "eps": 40}}]
@@ -50,8 +86,13 @@ def cases(p: spec.RmsNormParams, seed: int = 0, quick: bool = False) -> list[dic
         out.append({"name": "extremes", "arrays": {
             "X": np.stack([np.full(p.n, lo), np.full(p.n, hi)]),
             "g": np.full(p.n, p.gamma.max_code), "eps": (1 << p.eps_width) - 1}})
+        out.append(per_vector("per_vector_eps", 3))
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"X": rng.integers(lo, hi + 1, (2, p.n)), "g": gains(), "eps": 1}})
+    out.append(per_vector("per_vector_eps_stalls", 4, stall=0.5, seed=seed + 11))
+    if not quick:
+        out.append(per_vector("per_vector_eps_long_stalls", 4, idle=0.3, stall=0.9,
+                              seed=seed + 13))
     return out
 
 

@@ -1,7 +1,8 @@
 """cocotb testbench of the integer RMSNorm (runs inside the simulator; see :mod:`hwsim.sim.plan`).
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``inp``,
-:class:`~hwsim.sim.streams.StreamSink` on ``y``. Model: :func:`hwsim.golden.rmsnorm_int.rmsnorm_int`.
+:class:`~hwsim.sim.streams.StreamSink` on ``y``. Model: :func:`hwsim.golden.rmsnorm_int.rmsnorm_int`,
+vector by vector (a case's ``eps`` is one value or one per vector, driven with its beats).
 Checker: every code ``==`` golden; with no idle input and no back-pressure each vector's cycles
 (first input beat to last output beat) ``==`` :func:`hwsim.golden.rmsnorm_int.latency_cycles`.
 """
@@ -16,7 +17,7 @@ from cocotb.clock import Clock
 
 from hwsim.golden import rmsnorm_int as spec
 from hwsim.golden.lanes import unpack_lanes
-from hwsim.kernels.rmsnorm_int import in_words
+from hwsim.kernels.rmsnorm_int import golden, in_words, vector_eps
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset
 
@@ -37,14 +38,14 @@ async def rmsnorm_matches_golden(dut):
         rng = np.random.default_rng(case.get("seed", 0))
         src = StreamSource(dut, "inp", rng, case.get("idle", 0.0))
         snk = StreamSink(dut, "y", rng, case.get("stall", 0.0), signed=False)
-        dut.eps.value = int(data["eps"])
-        src.load(in_words(X, data["g"], p))
+        src.load(in_words(X, data["g"], p),
+                 side=[((dut.eps, e),) for e in vector_eps(data) for _ in range(C)])
         snk.open(X.shape[0] * C)
         t0 = time.perf_counter()
         total = await CycleLoop(dut.clk, [src], [snk]).run()
         wall = time.perf_counter() - t0
         got = np.concatenate([unpack_lanes(w, p.out.width, p.lanes) for w in snk.values])
-        want = spec.rmsnorm_int(X, data["g"], int(data["eps"]), p).ravel()
+        want = golden(p, data).ravel()
         per_vec = [snk.cycles[(v + 1) * C - 1] - src.cycles[v * C] + 1 for v in range(len(X))]
         timed = case.get("idle", 0.0) == 0 and case.get("stall", 0.0) == 0
         expected = spec.latency_cycles(p)

@@ -4,17 +4,20 @@ import pytest
 from hwsim.errors import HwsimError
 from hwsim.golden import rmsnorm_int as spec
 from hwsim.golden.lanes import unpack_lanes
+from hwsim.kernels import rmsnorm_int as kr
 from hwsim.kernels.rmsnorm_int import in_words
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from quant.qtype import QType
 from rtl.rmsnorm_int import RmsNorm
 
 
-def _run(p, X, g, eps, idle=0.0, stall=0.0):
+def _run(p, X, g, eps, idle=0.0, stall=0.0, seed=3):
+    """``eps`` is one code or one per vector, driven with that vector's beats."""
     dut = RmsNorm(p)
-    src = Source(dut.inp, in_words(X, g, p), idle=idle)
+    side = [[(dut.eps, e)] for e in kr.vector_eps({"X": X, "eps": eps}) for _ in range(p.chunks)]
+    src = Source(dut.inp, in_words(X, g, p), idle=idle, side=side)
     snk = Sink(dut.y, len(X) * p.chunks, stall=stall)
-    run_streams(dut, [src], [snk], seed=3, settle=[(dut.eps, eps)])
+    run_streams(dut, [src], [snk], seed=seed)
     got = np.concatenate([unpack_lanes(w, p.out.width, p.lanes) for w in snk.values])
     cycles = [snk.cycles[(v + 1) * p.chunks - 1] - src.cycles[v * p.chunks] + 1
               for v in range(len(X))]
@@ -42,6 +45,31 @@ def test_rmsnorm_wide_input_under_back_pressure():
     g = rng.integers(-128, 128, 8)
     got, _ = _run(p, X, g, 0, idle=0.3, stall=0.5)
     assert np.array_equal(got, spec.rmsnorm_int(X, g, 0, p))
+
+
+#: lanes == n (one beat per vector), lanes == 1, n == lanes == 1, and a middle shape
+CORNERS = [(8, 8), (6, 1), (1, 1), (12, 4)]
+
+
+@pytest.mark.parametrize("n, lanes", CORNERS)
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.0, 0.5), (0.3, 0.9)])
+def test_per_vector_eps_under_backpressure(n, lanes, idle, stall):
+    """Back-to-back vectors, each with its own ε, with idle input and the output stalled: each
+    vector is normalized with its own ε, and with no stalls every vector takes the formula."""
+    p = spec.RmsNormParams(n=n, lanes=lanes)
+    rng = np.random.default_rng(n * 10 + lanes)
+    for seed in range(2):
+        X = rng.integers(-128, 128, (5, n))
+        g = rng.integers(-128, 128, n)
+        eps = kr._eps_per_vector(X, p)
+        assert len(set(eps.tolist())) == len(X)
+        want = kr.golden(p, {"X": X, "g": g, "eps": eps})
+        # ε matters: every vector normalized with its neighbour's ε differs somewhere
+        assert not np.array_equal(want, kr.golden(p, {"X": X, "g": g, "eps": np.roll(eps, 1)}))
+        got, cycles = _run(p, X, g, eps, idle=idle, stall=stall, seed=seed)
+        assert np.array_equal(got, want), (seed, got, want)
+        if idle == stall == 0:
+            assert cycles == [spec.latency_cycles(p)] * len(X)
 
 
 def test_bad_parameters():
