@@ -60,6 +60,42 @@ def arrays_to_ops(arrays: dict) -> list[tuple]:
     return ops
 
 
+def query_scales(arrays: dict) -> list[tuple[int, int]]:
+    """Each query's score ``(M, S)``: a case's ``mult``/``shift`` are one value for every query
+    or one per ``q`` operation (the RTL samples them with each query's last beat)."""
+    nq = int(np.count_nonzero(np.asarray(arrays["kind"]) == spec.OP_Q))
+    M = np.broadcast_to(np.asarray(arrays["mult"]), (nq,))
+    S = np.broadcast_to(np.asarray(arrays["shift"]), (nq,))
+    return [(int(m), int(s)) for m, s in zip(M, S, strict=True)]
+
+
+def golden(p: spec.AttentionParams, arrays: dict) -> list[tuple[np.ndarray, int]]:
+    """The golden ``(o, amax)`` of every query of a case, each with its own score scale."""
+    ops = arrays_to_ops(arrays)
+    queries = [n for n, op in enumerate(ops) if op[0] == "q"]
+    return [spec.run_ops(ops[:n + 1], m, s, p)[-1]
+            for n, (m, s) in zip(queries, query_scales(arrays), strict=True)]
+
+
+def side_values(arrays: dict, p: spec.AttentionParams) -> list[tuple[tuple[str, int], ...]]:
+    """Per input beat of :func:`hwsim.golden.attention_head.op_words`, the ``score_mult`` /
+    ``score_shift`` a host drives with it: its query's on a ``q`` beat, their bitwise complement
+    on kv and clear beats (the ports are free there; the next beat waits on the port while a
+    query runs), so an RTL that reads the ports after the query's last beat is caught."""
+    mm, sm = (1 << p.mult_bits) - 1, (1 << p.shift_bits) - 1
+    scales = iter(query_scales(arrays))
+    m = s = 0
+    out = []
+    for op in arrays_to_ops(arrays):
+        if op[0] == "q":
+            m, s = next(scales)
+            out += [(("score_mult", m), ("score_shift", s))] * p.chunks
+        else:
+            free = (("score_mult", ~m & mm), ("score_shift", ~s & sm))
+            out += [free] * (1 if op[0] == "clear" else p.chunks)
+    return out
+
+
 def scale_for(Q, K, mult_bits: int) -> tuple[int, int]:
     """A folded score scale that maps the spread of ``q · k`` onto about ±6 (in real units)."""
     peak = max(float(np.abs(_matmul(Q, K)).max()), 1.0)
@@ -78,7 +114,10 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
     * ``prefill_full``: ``max_len`` tokens, then queries that see them all;
     * ``equal_scores``, ``dominant``, ``all_min``, ``all_max``: all scores equal (a zero query),
       one score far above the rest, q = K = −128 and q = K = 127;
-    * ``idle_backpressure``: a short causal prefill with 30 % idle input and 40 % output stalls.
+    * ``idle_backpressure``: a short causal prefill with 30 % idle input and 40 % output stalls;
+    * ``per_query_scales`` (cycles checked), ``per_query_stalls`` (50 % output stalls) and
+      ``per_query_long_stalls`` (30 % idle input, 90 % output stalls): 4 causal queries
+      back to back, each with its own score scale.
     """
     rng = np.random.default_rng(seed)
     d, L = p.head_dim, p.max_len
@@ -116,6 +155,26 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
     M, S = scale_for(Q, K, p.mult_bits)
     ops = [("clear",), *[op for t in range(n) for op in (("kv", K[t], V[t]), ("q", Q[t]))]]
     out.append(_case("idle_backpressure", ops, M, S, p, idle=0.3, stall=0.4, seed=seed + 7))
+
+    def per_query(name, **kw):
+        # 4 causal queries (a clear whenever the cache is full), each with its own score scale
+        Q, K, V = rnd(4), rnd(4), rnd(4)
+        ratios, ops, Ms, Ss = (1.0, 0.25, 3.0, 0.06), [], [], []
+        for t in range(4):
+            if t % L == 0:
+                ops.append(("clear",))
+            ops += [("kv", K[t], V[t]), ("q", Q[t])]
+            m, s = scale_for(Q[t:t + 1], K[t - t % L:t + 1], p.mult_bits)
+            m, s = quantize_multiplier(m * 2.0 ** -s * ratios[t], bits=p.mult_bits)
+            Ms.append(m)
+            Ss.append(s)
+        return _case(name, ops, np.array(Ms), np.array(Ss), p, **kw)
+
+    if not quick:
+        out.append(per_query("per_query_scales"))
+    out.append(per_query("per_query_stalls", stall=0.5, seed=seed + 11))
+    if not quick:
+        out.append(per_query("per_query_long_stalls", idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

@@ -39,6 +39,15 @@ def vector_eps(a: dict) -> list[int]:
     return [int(e) for e in np.broadcast_to(np.asarray(a["eps"]), (n,))]
 
 
+def side_values(p: spec.RmsNormParams, a: dict) -> list[tuple[tuple[str, int], ...]]:
+    """Per input beat, the ``eps`` a host drives with it: the vector's own on its last beat
+    (where the RTL samples it), its bitwise complement on the other beats (the port is free
+    there), so an RTL that samples at another time is caught."""
+    mask = (1 << p.eps_width) - 1
+    return [(("eps", e if k == p.chunks - 1 else ~e & mask),)
+            for e in vector_eps(a) for k in range(p.chunks)]
+
+
 def golden(p: spec.RmsNormParams, a: dict) -> np.ndarray:
     """The golden codes of a case, (vectors, n), each vector with its own ``eps_code``."""
     X = np.atleast_2d(a["X"])

@@ -44,6 +44,15 @@ def vector_scales(a: dict) -> list[tuple[int, int]]:
     return [(int(m), int(s)) for m, s in zip(M, S, strict=True)]
 
 
+def side_values(p: spec.TernaryMvuParams, a: dict) -> list[tuple[tuple[str, int], ...]]:
+    """Per ``x`` beat, the ``mult``/``shift`` a host drives with it: the vector's own on its
+    first beat (where the RTL samples them), their bitwise complement on the other beats (the
+    ports are free there), so an RTL that samples late is caught."""
+    mm, sm = (1 << p.mult_bits) - 1, (1 << p.shift_bits) - 1
+    return [(("mult", m), ("shift", s)) if k == 0 else (("mult", ~m & mm), ("shift", ~s & sm))
+            for m, s in vector_scales(a) for k in range(p.chunks)]
+
+
 def golden(p: spec.TernaryMvuParams, a: dict) -> np.ndarray:
     """The golden codes of a case, (vectors, rows), each vector with its own ``M``/``S``."""
     X = np.atleast_2d(a["X"])

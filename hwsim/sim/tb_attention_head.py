@@ -2,7 +2,8 @@
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``inp`` (the operation stream of
 :func:`hwsim.golden.attention_head.op_words`), :class:`~hwsim.sim.streams.StreamSink` on ``out``.
-Model: :func:`hwsim.golden.attention_head.run_ops`. Checker: every output code and every
+Model: :func:`hwsim.golden.attention_head.run_ops`, query by query (a case's ``mult``/``shift``
+are one score scale or one per query, driven with that query's beats). Checker: every output code and every
 ``amax`` ``==`` golden, and with no idle input and no back-pressure the measured cycles ``==``
 :func:`hwsim.golden.attention_head.stream_cycles`.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 
 from hwsim.golden import attention_head as spec
-from hwsim.kernels.attention_head import arrays_to_ops
+from hwsim.kernels.attention_head import arrays_to_ops, golden, side_values
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset
 
@@ -29,10 +30,10 @@ class AttentionHeadBench:
         self.inp = StreamSource(dut, "inp", rng, idle)
         self.out = StreamSink(dut, "out", rng, stall, signed=False)
 
-    async def run_case(self, ops, mult: int, shift: int) -> dict:
-        self.dut.score_mult.value = int(mult)
-        self.dut.score_shift.value = int(shift)
-        self.inp.load(spec.op_words(ops, self.p))
+    async def run_case(self, ops, data: dict) -> dict:
+        self.inp.load(spec.op_words(ops, self.p),
+                      side=[tuple((getattr(self.dut, name), v) for name, v in beat)
+                            for beat in side_values(data, self.p)])
         nq = sum(op[0] == "q" for op in ops)
         self.out.open(nq * self.p.chunks)
         t0 = time.perf_counter()
@@ -71,11 +72,10 @@ async def attention_head_matches_golden(dut):
     for case in plan["cases"]:
         data = load_case(folder, case)
         ops = arrays_to_ops(data)
-        mult, shift = int(data["mult"]), int(data["shift"])
         rng = np.random.default_rng(case.get("seed", 0))
         bench = AttentionHeadBench(dut, p, rng, case.get("idle", 0.0), case.get("stall", 0.0))
-        got = await bench.run_case(ops, mult, shift)
-        want = spec.run_ops(ops, mult, shift, p)
+        got = await bench.run_case(ops, data)
+        want = golden(p, data)
         exact = len(got["outputs"]) == len(want) and all(
             np.array_equal(g[0], w[0]) and g[1] == w[1]
             for g, w in zip(got["outputs"], want, strict=True))

@@ -2,7 +2,7 @@
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``inp``,
 :class:`~hwsim.sim.streams.StreamSink` on ``y``. Model: :func:`hwsim.golden.rmsnorm_int.rmsnorm_int`,
-vector by vector (a case's ``eps`` is one value or one per vector, driven with its beats).
+vector by vector (a case's ``eps`` is one value or one per vector, driven with its last beat).
 Checker: every code ``==`` golden; with no idle input and no back-pressure each vector's cycles
 (first input beat to last output beat) ``==`` :func:`hwsim.golden.rmsnorm_int.latency_cycles`.
 """
@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 
 from hwsim.golden import rmsnorm_int as spec
 from hwsim.golden.lanes import unpack_lanes
-from hwsim.kernels.rmsnorm_int import golden, in_words, vector_eps
+from hwsim.kernels.rmsnorm_int import golden, in_words, side_values
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset
 
@@ -39,7 +39,8 @@ async def rmsnorm_matches_golden(dut):
         src = StreamSource(dut, "inp", rng, case.get("idle", 0.0))
         snk = StreamSink(dut, "y", rng, case.get("stall", 0.0), signed=False)
         src.load(in_words(X, data["g"], p),
-                 side=[((dut.eps, e),) for e in vector_eps(data) for _ in range(C)])
+                 side=[tuple((getattr(dut, name), v) for name, v in beat)
+                       for beat in side_values(p, data)])
         snk.open(X.shape[0] * C)
         t0 = time.perf_counter()
         total = await CycleLoop(dut.clk, [src], [snk]).run()

@@ -3,7 +3,7 @@
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``w`` and ``x``,
 :class:`~hwsim.sim.streams.StreamSink` on ``y``. Model:
 :func:`hwsim.golden.ternary_mvu.ternary_mvu`, vector by vector (a case's ``mult``/``shift`` are
-one value or one per vector; each vector's are driven with its ``x`` beats). Checker
+one value or one per vector, driven with that vector's first ``x`` beat). Checker
 (:func:`hwsim.sim.checker.check_plan`): every output code ``==`` the golden code, and with no
 idle input and no back-pressure the measured cycles ``==`` :func:`hwsim.golden.ternary_mvu.stream_cycles`.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from hwsim.golden import ternary_mvu as spec
 from hwsim.golden.lanes import pack_lanes
-from hwsim.kernels.ternary_mvu import golden, vector_scales
+from hwsim.kernels.ternary_mvu import golden, side_values
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 
@@ -30,8 +30,8 @@ async def run_case(dut, p: spec.TernaryMvuParams, a: dict, rng, idle: float, sta
     w.load(spec.weight_words(a["W"], p.lanes))
     x.load([pack_lanes(v[k * p.lanes:(k + 1) * p.lanes], p.act.width)
             for v in X for k in range(p.chunks)],
-           side=[((dut.mult, m), (dut.shift, s)) for m, s in vector_scales(a)
-                 for _ in range(p.chunks)])
+           side=[tuple((getattr(dut, name), v) for name, v in beat)
+                 for beat in side_values(p, a)])
     y.open(X.shape[0] * p.rows)
     t0 = time.perf_counter()
     total = await CycleLoop(dut.clk, [w, x], [y]).run()

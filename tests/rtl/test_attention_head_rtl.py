@@ -6,6 +6,7 @@ import pytest
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as spec
 from hwsim.golden.int8_matmul import fold_scale
+from hwsim.kernels import attention_head as kah
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.attention_head import AttentionHead
 
@@ -123,3 +124,36 @@ def test_query_on_empty_cache_answers_zeros_and_full_cache_drops_kv():
     want = spec.run_ops(ops, M0, S0, p)[0]
     for g in got[1:]:
         assert np.array_equal(g[0], want[0]) and g[1] == want[1]
+
+
+#: lanes == head_dim (one beat per row), lanes == 1, max_len == 1 (a clear before every query)
+CORNERS = [dict(head_dim=4, max_len=4, lanes=4, exp_lanes=2),
+           dict(head_dim=3, max_len=3, lanes=1, exp_lanes=1),
+           dict(head_dim=4, max_len=1, lanes=2, exp_lanes=1)]
+
+
+@pytest.mark.parametrize("shape", CORNERS, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.0, 0.5), (0.3, 0.9)])
+def test_per_query_scales_under_backpressure(shape, idle, stall):
+    """Queries back to back, each with its own score scale driven with its beats, with idle
+    input and the output stalled: every query uses its own scale; with neither, the formula."""
+    p = spec.AttentionParams(**shape)
+    for seed in range(2):
+        case = next(c for c in kah.cases(p, seed=seed) if c["name"] == "per_query_scales")
+        a = case["arrays"]
+        assert len(set(kah.query_scales(a))) == 4
+        dut = AttentionHead(p)
+        side = [[(getattr(dut, name), v) for name, v in beat] for beat in kah.side_values(a, p)]
+        src = Source(dut.inp, spec.op_words(kah.arrays_to_ops(a), p), idle=idle, side=side)
+        snk = Sink(dut.out, 4 * p.chunks, stall=stall)
+        run_streams(dut, [src], [snk], seed=seed)
+        got, want = spec.out_results(snk.values, p), kah.golden(p, a)
+        assert len(got) == len(want) == 4
+        for n, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(g[0], w[0]) and g[1] == w[1], (seed, n, g, w)
+        if p.max_len > 1:  # (the softmax of a single score is 1 whatever its scale)
+            one = kah.golden(p, {**a, "mult": a["mult"][0], "shift": a["shift"][0]})
+            assert any(not np.array_equal(g[0], w[0]) for g, w in zip(got, one, strict=True))
+        cycles = snk.cycles[-1] - src.cycles[0] + 1
+        if idle == stall == 0:
+            assert cycles == spec.stream_cycles(p, kah.arrays_to_ops(a))

@@ -12,9 +12,10 @@ from rtl.rmsnorm_int import RmsNorm
 
 
 def _run(p, X, g, eps, idle=0.0, stall=0.0, seed=3):
-    """``eps`` is one code or one per vector, driven with that vector's beats."""
+    """``eps`` is one code or one per vector, driven with that vector's last beat."""
     dut = RmsNorm(p)
-    side = [[(dut.eps, e)] for e in kr.vector_eps({"X": X, "eps": eps}) for _ in range(p.chunks)]
+    side = [[(getattr(dut, name), v) for name, v in beat]
+            for beat in kr.side_values(p, {"X": X, "eps": eps})]
     src = Source(dut.inp, in_words(X, g, p), idle=idle, side=side)
     snk = Sink(dut.y, len(X) * p.chunks, stall=stall)
     run_streams(dut, [src], [snk], seed=seed)

@@ -16,15 +16,15 @@ from rtl.ternary_mvu import TernaryMVU
 def rtl_mvu(p, W, X, mult, shift, idle=0.0, stall=0.0, seed=0, dut=None):
     """Run W·x through the RTL; return (outputs, cycles first x → last y, weight-load cycles).
 
-    ``mult``/``shift`` are one value or one per vector; each vector's values are driven with
-    its ``x`` beats (and held until the next vector's first beat), as a host would.
+    ``mult``/``shift`` are one value or one per vector, driven with the vector's first ``x``
+    beat (:func:`hwsim.kernels.ternary_mvu.side_values`: other beats drive other values).
     """
     dut = TernaryMVU(p) if dut is None else dut
     X = np.atleast_2d(X)
     xs = [pack_lanes(v[k * p.lanes:(k + 1) * p.lanes], p.act.width)
           for v in X for k in range(p.chunks)]
-    scales = kt.vector_scales({"X": X, "mult": mult, "shift": shift})
-    side = [[(dut.mult, m), (dut.shift, s)] for m, s in scales for _ in range(p.chunks)]
+    side = [[(getattr(dut, name), v) for name, v in beat]
+            for beat in kt.side_values(p, {"X": X, "mult": mult, "shift": shift})]
     w = Source(dut.w, g.weight_words(W, p.lanes), idle=idle)
     x = Source(dut.x, xs, idle=idle, side=side)
     y = Sink(dut.y, X.shape[0] * p.rows, stall=stall)
