@@ -60,10 +60,28 @@ def out_words(words: list[int], p: spec.NormQuantParams) -> tuple[np.ndarray, np
     return a, np.array([w >> (8 * L) for w in words], dtype=np.int64)
 
 
+def vector_e(arrays: dict) -> list[int]:
+    """Each vector's ``E``: a case's ``e`` is one limb row (:func:`e_limbs`) for every vector or
+    one row per vector, (vectors, limbs) (the RTL uses it with each vector's last beat; it is
+    held while a vector loads)."""
+    n = np.atleast_2d(arrays["X"]).shape[0]
+    e = np.asarray(arrays["e"])
+    return [e_value(e)] * n if e.ndim == 1 else [e_value(row) for row in e]
+
+
+def side_values(p: spec.NormQuantParams, arrays: dict) -> list[tuple[tuple[str, int], ...]]:
+    """Per input beat, the ``e`` a host drives with it: the vector's own ``E`` on every beat."""
+    return [(("e", E),) for E in vector_e(arrays) for _ in range(p.chunks)]
+
+
 def golden_words(p: spec.NormQuantParams, arrays: dict) -> np.ndarray:
-    """The checker's integer list: every code, then each vector's amax."""
-    a, amax = spec.norm_quant(arrays["X"], arrays["g"], e_value(arrays["e"]), arrays["shift"], p)
-    return np.concatenate([a.ravel(), amax.ravel()])
+    """The checker's integer list: every code, then each vector's amax (each vector with its
+    own ``E``)."""
+    X, shifts = np.atleast_2d(arrays["X"]), np.ravel(arrays["shift"])
+    rows = [spec.norm_quant(X[v:v + 1], arrays["g"], E, shifts[v:v + 1], p)
+            for v, E in enumerate(vector_e(arrays))]
+    return np.concatenate([np.concatenate([a.ravel() for a, _ in rows]),
+                           np.concatenate([m.ravel() for _, m in rows])])
 
 
 def layer_case(norm: dl.NormCodes, x, name: str = "layer_rows") -> tuple:
@@ -115,6 +133,26 @@ def cases(p: spec.NormQuantParams, seed: int = 0, quick: bool = False) -> list[d
         ]
     out.append(case("idle_backpressure", rng.integers(-top, top, (2, p.n)), rand_e(),
                     rng.integers(0, smax + 1, 2), idle=0.3, stall=0.4, seed=seed + 7))
+
+    def per_vector(name, **kw):
+        # small rows where ε matters, each vector with its own shift and its own E: none, then
+        # an ε code about the row's mean square (v), 16·v and v/16 (the quantizer divides by the
+        # row's amax, so ε shows mostly in amax)
+        X = rng.integers(-40, 41, (4, p.n))
+        shifts = rng.integers(0, min(smax, 2) + 1, 4)
+        Es = []
+        for k, (x, s, scale) in enumerate(zip(X, shifts, (0, 5, 9, 1), strict=True)):
+            v = int(np.sum(x.astype(np.int64) ** 2)) << 2 * q.rms_frac
+            Es.append(min(emax, ((v // p.n << 2 * int(s) << scale >> 5) if scale else 0) + k))
+        c = case(name, X, 0, shifts, **kw)
+        c["arrays"]["e"] = np.stack([e_limbs(E, p) for E in Es])
+        return c
+
+    if not quick:
+        out.append(per_vector("per_vector_e"))
+    out.append(per_vector("per_vector_e_stalls", stall=0.5, seed=seed + 11))
+    if not quick:
+        out.append(per_vector("per_vector_e_long_stalls", idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

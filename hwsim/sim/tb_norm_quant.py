@@ -1,6 +1,6 @@
 """cocotb testbench of the norm unit (RMSNorm with integer ε + activation quantizer).
 
-Driver on ``inp`` (with the norm's ``E`` held on ``e``), monitor on ``y`` (int8 codes and the
+Driver on ``inp`` (with each vector's ``E`` on ``e`` while it loads), monitor on ``y`` (int8 codes and the
 vector's amax unpacked); model :func:`hwsim.golden.norm_quant.norm_quant`; checker
 :func:`hwsim.sim.checker.check_plan` (codes and amax ``==`` golden, cycles ``==``
 :func:`hwsim.golden.norm_quant.stream_cycles`).
@@ -14,17 +14,18 @@ import cocotb
 import numpy as np
 
 from hwsim.golden import norm_quant as spec
-from hwsim.kernels.norm_quant import e_value, golden_words, in_words, out_words
+from hwsim.kernels.norm_quant import golden_words, in_words, out_words, side_values
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 
 
 async def run_case(dut, p: spec.NormQuantParams, a: dict, rng, idle, stall) -> dict:
     X = np.atleast_2d(a["X"])
-    dut.e.value = e_value(a["e"])
     src = StreamSource(dut, "inp", rng, idle)
     snk = StreamSink(dut, "y", rng, stall, signed=False)
-    src.load(in_words(X, a["g"], a["shift"], p))
+    src.load(in_words(X, a["g"], a["shift"], p),
+             side=[tuple((getattr(dut, name), v) for name, v in beat)
+                   for beat in side_values(p, a)])
     snk.open(X.shape[0] * p.chunks)
     t0 = time.perf_counter()
     total = await CycleLoop(dut.clk, [src], [snk]).run()

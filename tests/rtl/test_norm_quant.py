@@ -7,7 +7,7 @@ import pytest
 from hwsim.errors import HwsimError
 from hwsim.golden import norm_quant as g
 from hwsim.kernels import get_kernel
-from hwsim.kernels.norm_quant import e_value, in_words, layer_case, out_words
+from hwsim.kernels.norm_quant import e_value, golden_words, in_words, layer_case, out_words, side_values
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.norm_quant import NormQuant
 
@@ -18,9 +18,10 @@ def rtl_norm_quant(p, arrays, idle=0.0, stall=0.0, seed=0):
     """``(a (rows, n), amax (rows,), cycles, every beat's amax equals its vector's)``."""
     dut = NormQuant(p)
     X = np.atleast_2d(arrays["X"])
-    src = Source(dut.inp, in_words(X, arrays["g"], arrays["shift"], p), idle=idle)
+    side = [[(getattr(dut, name), v) for name, v in beat] for beat in side_values(p, arrays)]
+    src = Source(dut.inp, in_words(X, arrays["g"], arrays["shift"], p), idle=idle, side=side)
     snk = Sink(dut.y, X.shape[0] * p.chunks, stall=stall)
-    run_streams(dut, [src], [snk], seed=seed, settle=[(dut.e, e_value(arrays["e"]))])
+    run_streams(dut, [src], [snk], seed=seed)
     a, amax = out_words(snk.values, p)
     per_vec = amax.reshape(X.shape[0], p.chunks)
     return (a.reshape(X.shape), per_vec[:, 0], snk.cycles[-1] - src.cycles[0] + 1,
@@ -29,9 +30,9 @@ def rtl_norm_quant(p, arrays, idle=0.0, stall=0.0, seed=0):
 
 def check(p, arrays, idle=0.0, stall=0.0, seed=0, name=""):
     a, amax, cycles, same = rtl_norm_quant(p, arrays, idle, stall, seed)
-    ga, gm = g.norm_quant(arrays["X"], arrays["g"], e_value(arrays["e"]), arrays["shift"], p)
-    assert np.array_equal(a, ga), name
-    assert np.array_equal(amax, gm) and same, name
+    want = golden_words(p, arrays)
+    assert np.array_equal(a.ravel(), want[:a.size]), name
+    assert np.array_equal(amax, want[a.size:]) and same, name
     if idle == 0 and stall == 0:
         assert cycles == g.stream_cycles(p, a.shape[0]), name
 
@@ -90,3 +91,23 @@ def test_params_and_golden_reject_bad_input():
         g.norm_quant(X, np.zeros(8, int), 1, [32], p)
     with pytest.raises(HwsimError, match="one shift per row"):
         g.norm_quant(X, np.zeros(8, int), 1, [0, 1], p)
+
+
+#: lanes == n (one beat per vector), lanes == 1, n == lanes == 1
+CORNERS = [(4, 4), (3, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("n, lanes", CORNERS)
+def test_per_vector_e_under_backpressure(n, lanes):
+    """Back-to-back vectors, each with its own E and shift, with and without idle input and
+    output stalls, at every parameter corner (the kernel's ``per_vector_e*`` cases)."""
+    p = g.NormQuantParams(n=n, lanes=lanes, gamma_frac=14, e_width=72)
+    for seed in range(2):
+        for case in KERNEL.cases(p, seed=seed):
+            if case["name"].startswith("per_vector"):
+                a = case["arrays"]
+                assert len(set(e_value(e) for e in a["e"])) == len(a["X"])
+                one_e = golden_words(p, {**a, "e": a["e"][1]})
+                assert not np.array_equal(golden_words(p, a), one_e)  # E shows in the result
+                check(p, a, case.get("idle", 0.0), case.get("stall", 0.0), case.get("seed", 0),
+                      case["name"])

@@ -9,6 +9,7 @@ import pytest
 from hwsim.kernels import get_kernel
 from hwsim.kernels.norm_quant import golden_words, layer_case
 from hwsim.sim import runner
+from hwsim.sim.checker import one_cycle_late
 
 pytestmark = pytest.mark.cocotb
 KERNEL = get_kernel("norm-quant")
@@ -19,10 +20,42 @@ def test_bit_exact_and_cycles(tmp_path, sim):
     p = KERNEL.params(n=16, lanes=4, gamma_frac=14, e_width=72)
     report = runner.simulate(KERNEL, p, KERNEL.cases(p, seed=3), tmp_path, sim=sim)
     assert report.passed, report.failures
-    assert len(report.cases) == 6
+    assert len(report.cases) == len(KERNEL.cases(p, seed=3)) == 9
     for c in report.cases:
         assert c["bit_exact"], c
         assert c["cycles_match"] or not c["timed"], c
+
+
+#: lanes == n (one beat per vector), lanes == 1, n == lanes == 1
+CORNERS = [(4, 4), (3, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("n, lanes", CORNERS)
+def test_per_vector_e_under_backpressure(tmp_path, n, lanes):
+    """Several vectors per case, each with its own E and shift, back to back, with and without
+    idle input and output stalls, at every parameter corner."""
+    p = KERNEL.params(n=n, lanes=lanes, gamma_frac=14, e_width=72)
+    cases = [c for c in KERNEL.cases(p, seed=1) if c["name"].startswith("per_vector")]
+    assert all(np.asarray(c["arrays"]["e"]).ndim == 2 for c in cases)
+    report = runner.simulate(KERNEL, p, cases, tmp_path, sim="icarus")
+    assert report.passed, report.failures
+    assert any(c["timed"] for c in report.cases) and any(not c["timed"] for c in report.cases)
+    for c in report.cases:
+        assert c["bit_exact"], c
+        assert c["cycles_match"] or not c["timed"], c
+
+
+def test_checker_catches_a_slower_rtl(tmp_path):
+    """The norm unit's cycle check can fail: the same RTL one cycle slower keeps every code
+    and fails every timed case."""
+    p = KERNEL.params(n=4, lanes=2, gamma_frac=14, e_width=72)
+    report = runner.simulate(one_cycle_late(KERNEL), p, KERNEL.cases(p, quick=True), tmp_path,
+                             sim="icarus")
+    assert not report.passed
+    assert all(c["bit_exact"] for c in report.cases)
+    timed = [c for c in report.cases if c["timed"]]
+    assert timed and not any(c["cycles_match"] for c in timed)
+    assert all("formula says" in f for f in report.failures)
 
 
 @pytest.mark.slow
