@@ -37,6 +37,9 @@ class TernaryMVU(wiring.Component):
     * a weight matrix loads in ``R·C`` cycles, one ``w`` beat per cycle.
 
     Back-pressure on ``y`` stalls the whole pipeline; idle cycles on ``x`` only delay the start.
+    The next vector (and its ``M``/``S``) may load while back-pressure still holds this vector's
+    last rows in the pipeline: each row carries its vector's ``M``/``S`` down the pipeline, so
+    every row is requantized with the scale of its own vector.
 
     Parameters
     ----------
@@ -54,7 +57,8 @@ class TernaryMVU(wiring.Component):
     y : ``Out(stream.Signature(signed(out.width)))``
         One output code per row, rows in order.
     mult : ``In(unsigned(mult_bits))``, shift : ``In(unsigned(shift_bits))``
-        Requantization ``M`` and ``S``, sampled with the first ``x`` beat of each vector.
+        Requantization ``M`` and ``S``, sampled with the first ``x`` beat of each vector (free
+        at any other time; back-to-back vectors may each have their own).
     busy : ``Out(1)``
         High while a vector is loading or computing.
     """
