@@ -42,6 +42,9 @@ class QkvFrontend(wiring.Component):
         ``(H + 2G)·d`` codes: q (head-major), k, v.
     amax : ``In(unsigned(24))``; cos, sin : ``In(ArrayLayout(signed(22), d))`` (the token's
         position); mults : ``In(ArrayLayout({m, s}, H + 2G))`` (q heads, k heads, v heads).
+        Not sampled: read while the token's codes go out, so they must hold the token's values
+        until its last ``out`` code. The next token's ``x`` is accepted before that (its MVU
+        pass overlaps this token's output), so a host must not change them with it.
     """
 
     def __init__(self, params: spec.QkvFrontendParams):
