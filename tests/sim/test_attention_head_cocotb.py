@@ -23,7 +23,7 @@ def test_per_query_scales_under_backpressure(tmp_path, shape):
     """Several queries per case, each with its own score scale driven with its beats, back to
     back, with and without idle input and output stalls, at every parameter corner."""
     p = KERNEL.params(**shape)
-    cases = [c for seed in range(2) for c in KERNEL.cases(p, seed=seed)
+    cases = [c for c in KERNEL.cases(p, seed=0)
              if c["name"].startswith("per_query")]
     for i, c in enumerate(cases):
         c["name"] = f"{c['name']}_{i}"

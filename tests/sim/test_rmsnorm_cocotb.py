@@ -21,7 +21,7 @@ def test_per_vector_eps_under_backpressure(tmp_path, n, lanes):
     """Several vectors per case, each with its own ε driven with its beats, back to back, with
     and without output stalls, at every parameter corner."""
     p = KERNEL.params(n=n, lanes=lanes)
-    cases = [c for seed in range(2) for c in KERNEL.cases(p, seed=seed)
+    cases = [c for c in KERNEL.cases(p, seed=0)
              if c["name"].startswith("per_vector")]
     for i, c in enumerate(cases):
         c["name"] = f"{c['name']}_{i}"
