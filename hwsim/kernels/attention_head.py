@@ -115,8 +115,8 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
     * ``equal_scores``, ``dominant``, ``all_min``, ``all_max``: all scores equal (a zero query),
       one score far above the rest, q = K = −128 and q = K = 127;
     * ``idle_backpressure``: a short causal prefill with 30 % idle input and 40 % output stalls;
-    * ``per_query_scales`` (cycles checked), ``per_query_stalls`` (50 % output stalls) and
-      ``per_query_long_stalls`` (30 % idle input, 90 % output stalls): 4 causal queries
+    * ``per_query`` (cycles checked), ``per_query_stall50`` (50 % output stalls) and
+      ``per_query_stall90`` (30 % idle input, 90 % output stalls): 4 causal queries
       back to back, each with its own score scale.
     """
     rng = np.random.default_rng(seed)
@@ -171,10 +171,10 @@ def cases(p: spec.AttentionParams, seed: int = 0, quick: bool = False) -> list[d
         return _case(name, ops, np.array(Ms), np.array(Ss), p, **kw)
 
     if not quick:
-        out.append(per_query("per_query_scales"))
-    out.append(per_query("per_query_stalls", stall=0.5, seed=seed + 11))
+        out.append(per_query("per_query"))
+    out.append(per_query("per_query_stall50", stall=0.5, seed=seed + 11))
     if not quick:
-        out.append(per_query("per_query_long_stalls", idle=0.3, stall=0.9, seed=seed + 13))
+        out.append(per_query("per_query_stall90", idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

@@ -149,10 +149,10 @@ def cases(p: spec.NormQuantParams, seed: int = 0, quick: bool = False) -> list[d
         return c
 
     if not quick:
-        out.append(per_vector("per_vector_e"))
-    out.append(per_vector("per_vector_e_stalls", stall=0.5, seed=seed + 11))
+        out.append(per_vector("per_vector"))
+    out.append(per_vector("per_vector_stall50", stall=0.5, seed=seed + 11))
     if not quick:
-        out.append(per_vector("per_vector_e_long_stalls", idle=0.3, stall=0.9, seed=seed + 13))
+        out.append(per_vector("per_vector_stall90", idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

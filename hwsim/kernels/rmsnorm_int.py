@@ -70,8 +70,8 @@ def _eps_per_vector(X, p: spec.RmsNormParams) -> np.ndarray:
 def cases(p: spec.RmsNormParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """Random rows, small-magnitude rows, a zero row, extreme rows, idle input and stalls.
 
-    ``per_vector_eps`` (cycles checked), ``per_vector_eps_stalls`` (50 % output stalls) and
-    ``per_vector_eps_long_stalls`` (30 % idle input, 90 % output stalls) run vectors back to
+    ``per_vector`` (cycles checked), ``per_vector_stall50`` (50 % output stalls) and
+    ``per_vector_stall90`` (30 % idle input, 90 % output stalls) run vectors back to
     back, each with its own ``eps_code``.
     """
     rng = np.random.default_rng(seed)
@@ -95,12 +95,12 @@ def cases(p: spec.RmsNormParams, seed: int = 0, quick: bool = False) -> list[dic
         out.append({"name": "extremes", "arrays": {
             "X": np.stack([np.full(p.n, lo), np.full(p.n, hi)]),
             "g": np.full(p.n, p.gamma.max_code), "eps": (1 << p.eps_width) - 1}})
-        out.append(per_vector("per_vector_eps", 3))
+        out.append(per_vector("per_vector", 3))
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"X": rng.integers(lo, hi + 1, (2, p.n)), "g": gains(), "eps": 1}})
-    out.append(per_vector("per_vector_eps_stalls", 4, stall=0.5, seed=seed + 11))
+    out.append(per_vector("per_vector_stall50", 4, stall=0.5, seed=seed + 11))
     if not quick:
-        out.append(per_vector("per_vector_eps_long_stalls", 4, idle=0.3, stall=0.9,
+        out.append(per_vector("per_vector_stall90", 4, idle=0.3, stall=0.9,
                               seed=seed + 13))
     return out
 

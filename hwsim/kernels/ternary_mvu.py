@@ -80,10 +80,10 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
     * ``all_minus_one`` / ``all_plus_one`` with −128 / 127: the longest accumulation, both signs,
       with a 1:1 rescale so the output saturates;
     * ``all_zero``: every lane skipped;
-    * ``per_vector_scales``: 4 back-to-back vectors, each with its own ``M``/``S`` (cycles
+    * ``per_vector``: 4 back-to-back vectors, each with its own ``M``/``S`` (cycles
       checked);
     * ``idle_backpressure``: random data with 30 % idle input cycles and 40 % output stalls;
-    * ``per_vector_stalls`` / ``per_vector_long_stalls``: 6 back-to-back vectors, each with its
+    * ``per_vector_stall50`` / ``per_vector_stall90``: 6 back-to-back vectors, each with its
       own ``M``/``S``, under 50 % output stalls / 30 % idle input and 90 % output stalls — a
       stall that holds a vector's last row in the pipeline while the next vector loads must not
       change that row's rescale.
@@ -118,14 +118,14 @@ def cases(p: spec.TernaryMvuParams, seed: int = 0, quick: bool = False) -> list[
             "W": np.full((R, C), -1), "X": np.full((1, C), lo),
             "mult": scale_for(np.array([C * abs(lo)]), p.mult_bits)[0],
             "shift": scale_for(np.array([C * abs(lo)]), p.mult_bits)[1]}})
-        out.append(per_vector("per_vector_scales", 4))
+        out.append(per_vector("per_vector", 4))
     W, X = rnd(3)
     M, S = scale_for(X @ W.T, p.mult_bits)
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"W": W, "X": X, "mult": M, "shift": S}})
-    out.append(per_vector("per_vector_stalls", 6, stall=0.5, seed=seed + 11))
+    out.append(per_vector("per_vector_stall50", 6, stall=0.5, seed=seed + 11))
     if not quick:
-        out.append(per_vector("per_vector_long_stalls", 6, idle=0.3, stall=0.9, seed=seed + 13))
+        out.append(per_vector("per_vector_stall90", 6, idle=0.3, stall=0.9, seed=seed + 13))
     return out
 
 

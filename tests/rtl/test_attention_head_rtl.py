@@ -139,7 +139,7 @@ def test_per_query_scales_under_backpressure(shape, idle, stall):
     input and the output stalled: every query uses its own scale; with neither, the formula."""
     p = spec.AttentionParams(**shape)
     for seed in range(2):
-        case = next(c for c in kah.cases(p, seed=seed) if c["name"] == "per_query_scales")
+        case = next(c for c in kah.cases(p, seed=seed) if c["name"] == "per_query")
         a = case["arrays"]
         assert len(set(kah.query_scales(a))) == 4
         dut = AttentionHead(p)

@@ -100,7 +100,7 @@ CORNERS = [(4, 4), (3, 1), (1, 1)]
 @pytest.mark.parametrize("n, lanes", CORNERS)
 def test_per_vector_e_under_backpressure(n, lanes):
     """Back-to-back vectors, each with its own E and shift, with and without idle input and
-    output stalls, at every parameter corner (the kernel's ``per_vector_e*`` cases)."""
+    output stalls, at every parameter corner (the kernel's ``per_vector*`` cases)."""
     p = g.NormQuantParams(n=n, lanes=lanes, gamma_frac=14, e_width=72)
     for case in KERNEL.cases(p, seed=n):
         if case["name"].startswith("per_vector"):
