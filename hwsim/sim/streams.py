@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hwsim.errors import HwsimError
+
 __all__ = ["CycleLoop", "StreamSink", "StreamSource", "reset"]
 
 
@@ -50,7 +52,7 @@ class StreamSource:
     def load(self, payloads: Sequence[int], side: Sequence[Sequence[tuple]] | None = None) -> None:
         self.payloads = [int(p) & self._mask for p in payloads]
         if side is not None and len(side) != len(self.payloads):
-            raise ValueError(f"{self.name}: {len(side)} side entries for {len(self.payloads)} "
+            raise HwsimError(f"{self.name}: {len(side)} side entries for {len(self.payloads)} "
                              "payloads")
         self.side = None if side is None else list(side)
         self.cycles = []

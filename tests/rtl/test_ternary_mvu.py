@@ -144,3 +144,9 @@ def test_per_vector_scales_under_backpressure(lanes, rows, cols, idle, stall):
     got, cycles, _ = rtl_mvu(p, W, X, M, S)
     assert np.array_equal(got, kt.golden(p, a))
     assert cycles == g.stream_cycles(p, len(X))
+
+
+def test_side_signals_need_one_entry_per_payload():
+    dut = TernaryMVU(g.TernaryMvuParams(lanes=2, rows=2, cols=2))
+    with pytest.raises(HwsimError, match="side has 1 entries for 2 payloads"):
+        Source(dut.x, [0, 1], side=[[(dut.mult, 1)]])
