@@ -1,47 +1,193 @@
 """Verilog emission of hwsim components, with a JSON manifest beside each module.
 
-The manifest lists the ports (Amaranth's ``name__member`` names, direction, width), the
-elaboration parameters and the cycle formulas, so a tool downstream (cocotb runner, FPGA flow,
-a user's SoC integration) needs nothing but the two files.
+The Verilog runs unmodified on Icarus (any ``-g`` generation), Verilator and Yosys; the
+manifest states the whole interface — ports with width, direction and meaning, the streams and
+their payload layouts, clock, reset, the kernel's numeric contract, latency and initiation
+interval, the elaboration parameters — so a tool downstream (cocotb runner, FPGA flow, a user's
+own testbench or SoC) needs nothing but the two files. ``docs/rtl-interface.md`` documents every
+field (:data:`MANIFEST_VERSION`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.lib import wiring
+from amaranth.hdl import Shape
+from amaranth.lib import data, wiring
 
 from hwsim.files import staged_dir
 
-__all__ = ["emit", "port_list", "to_verilog"]
+__all__ = ["MANIFEST_VERSION", "emit", "layout_of", "manifest_of", "member_docs", "port_list", "streams",
+           "to_verilog"]
+
+#: Version of the manifest's schema (docs/rtl-interface.md); raised when a field changes meaning.
+MANIFEST_VERSION = 1
+
+#: Clock and reset of every Amaranth ``sync`` domain as emitted here.
+CLOCK = {"port": "clk", "edge": "rising"}
+RESET = {"port": "rst", "polarity": "active-high", "kind": "synchronous", "min_cycles": 1,
+         "effect": "every register returns to its init value on a rising clk edge with rst "
+                   "high; after reset every output valid is 0 and every stream is idle"}
+HANDSHAKE = ("valid/ready (amaranth.lib.stream): a beat transfers on a rising clk edge where "
+             "valid and ready are both 1; a source keeps valid and payload steady until the beat "
+             "transfers; ready may depend combinationally on valid")
+
+# Yosys's Verilog backend gives a module's ``always @*`` blocks a dummy register initialized in
+# its declaration, read by every block, so that each runs once at time 0. Simulators that apply
+# declaration initializers before processes start (Icarus in its SystemVerilog generations,
+# -g2009/-g2012, which cocotb uses) never deliver that event, and comb outputs that depend only
+# on state constant through reset (an FSM's ``ready``) stay X (amaranth issue #594).
+_TIME0_DECL = re.compile(
+    r"^( *)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+_TIME0_USE = re.compile(r"if \((\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ )\) begin end")
 
 
-def port_list(component: wiring.Component) -> list[dict]:
-    """Ports as Verilog sees them: clk and rst first, then the signature's members."""
-    ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
-    for path, member, value in component.signature.flatten(component):
-        ports.append({
-            "name": "__".join(str(p) for p in path),
-            "dir": "in" if member.flow == wiring.In else "out",
-            "width": len(value.as_value() if hasattr(value, "as_value") else value),
-        })
-    return ports
+def _time0_portable(text: str) -> str:
+    """Give the time-0 trigger as an ``initial`` with ``#0`` instead of a declaration initializer.
+
+    ``#0`` suspends the ``initial`` until every ``always`` block waits on its sensitivity list,
+    so the register's X→0 change wakes each of them once, in every Icarus generation. Verilator
+    evaluates all logic at time 0 anyway and runs the ``initial`` with or without ``--timing``;
+    Yosys ignores the delay and reads the assignment as the register's init value, which nothing
+    in the hardware reads.
+    """
+    fixed, n = _TIME0_DECL.subn(
+        r"\1reg \2;\n\1// time-0 trigger of this module's always @* blocks: #0 lets every block "
+        r"wait first, so it runs once at time 0 on any simulator\n"
+        r"\1initial begin #0 \2 = 1'b0; end", text)
+    declared = set(m.group(2) for m in _TIME0_DECL.finditer(text))
+    used = set(_TIME0_USE.findall(text))
+    if not used <= declared or (used and not n):
+        raise RuntimeError("rtl.emit: Yosys's Verilog no longer declares its time-0 trigger as "
+                           "`reg NAME = 0;`; update rtl.emit._TIME0_DECL")
+    return fixed
 
 
 def to_verilog(component: wiring.Component, name: str) -> str:
-    return verilog.convert(component, name=name, emit_src=False)
+    """The component as portable Verilog (Amaranth's Yosys backend, time-0 trigger fixed)."""
+    return _time0_portable(verilog.convert(component, name=name, emit_src=False))
+
+
+def layout_of(shape) -> dict:
+    """A payload shape as JSON: integer, array (element 0 in the low bits) or struct."""
+    if isinstance(shape, data.ArrayLayout):
+        elem = layout_of(shape.elem_shape)
+        return {"kind": "array", "width": shape.size, "count": shape.length,
+                "elem_width": elem["width"], "elem": elem,
+                "packing": "element i at bits [i*elem_width, (i+1)*elem_width): element 0 in "
+                           "the low bits"}
+    if isinstance(shape, data.Layout):
+        return {"kind": "struct", "width": shape.size,
+                "fields": [{"name": str(name), "offset": field.offset, **layout_of(field.shape)}
+                           for name, field in shape]}
+    s = Shape.cast(shape)
+    return {"kind": "int", "width": s.width, "signed": s.signed}
+
+
+_MEMBER_HEAD = re.compile(r"^( *)(\w+) : ")
+
+
+def member_docs(component: wiring.Component) -> dict[str, str]:
+    """Each member's description from the numpydoc ``Members`` section of the class docstring.
+
+    A member listed without a description gets its declared type; several members on one line
+    share the description below them.
+    """
+    doc = inspect.getdoc(type(component)) or ""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Members") + 2
+    except StopIteration:
+        return {}
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    head, body = "", []
+
+    def flush():
+        for n in names:
+            docs[n] = " ".join(body) if body else head
+    for ln in lines[start:]:
+        if ln.strip() and not ln.startswith(" ") and not _MEMBER_HEAD.match(ln):
+            break  # the next section
+        if _MEMBER_HEAD.match(ln) and not ln.startswith(" "):
+            flush()
+            head = ln.strip()
+            names = re.findall(r"(?:^|, )(\w+) : ", head)
+            body = []
+        elif ln.strip():
+            body.append(ln.strip())
+    flush()
+    return docs
+
+
+def _value_shape(member, value):
+    return member.shape if member.is_port else Shape.cast(len(value))
+
+
+def streams(component: wiring.Component) -> list[dict]:
+    """The component's valid/ready streams: direction of data, port names and payload layout."""
+    found: dict[str, dict] = {}
+    for path, member, value in component.signature.flatten(component):
+        if len(path) != 2 or path[1] not in ("payload", "valid", "ready"):
+            continue
+        s = found.setdefault(str(path[0]), {"name": str(path[0])})
+        s[str(path[1])] = "__".join(map(str, path))
+        if path[1] == "payload":
+            s["dir"] = "in" if member.flow == wiring.In else "out"
+            s["layout"] = layout_of(_value_shape(member, value))
+    return [s for s in found.values() if {"payload", "valid", "ready"} <= s.keys()]
+
+
+def port_list(component: wiring.Component) -> list[dict]:
+    """Ports as Verilog sees them: clk and rst first, then the signature's members, each with
+    its width, direction, signedness, stream role and meaning."""
+    docs = member_docs(component)
+    ports = [{"name": "clk", "dir": "in", "width": 1, "signed": False, "role": "clock",
+              "meaning": "clock; everything happens on its rising edge"},
+             {"name": "rst", "dir": "in", "width": 1, "signed": False, "role": "reset",
+              "meaning": "synchronous active-high reset"}]
+    for path, member, value in component.signature.flatten(component):
+        name = "__".join(str(p) for p in path)
+        shape = Shape.cast(_value_shape(member, value))
+        width = len(value.as_value() if hasattr(value, "as_value") else value)
+        entry = {"name": name, "dir": "in" if member.flow == wiring.In else "out",
+                 "width": width, "signed": shape.signed}
+        top = str(path[0])
+        doc = docs.get(top, "")
+        if len(path) == 2 and path[1] in ("payload", "valid", "ready"):
+            entry["stream"] = top
+            entry["role"] = str(path[1])
+            entry["meaning"] = {"payload": f"payload of stream {top}: {doc}".rstrip(": "),
+                                "valid": f"stream {top}: the payload is valid",
+                                "ready": f"stream {top}: the sink accepts the beat"}[path[1]]
+        else:
+            entry["role"] = "signal"
+            entry["meaning"] = doc
+        ports.append(entry)
+    return ports
+
+
+def manifest_of(component: wiring.Component, name: str, manifest: dict) -> dict:
+    """The full manifest: the generic interface facts, then the kernel's own entries."""
+    return {"manifest_version": MANIFEST_VERSION, "schema": "docs/rtl-interface.md",
+            "top": name, "verilog": f"{name}.v", "clock": CLOCK, "reset": RESET,
+            "handshake": HANDSHAKE, "ports": port_list(component),
+            "streams": streams(component), **manifest}
 
 
 def emit(component: wiring.Component, name: str, out_dir: Path, manifest: dict) -> dict[str, Path]:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir`` atomically; return their paths.
 
-    ``manifest`` carries kernel-specific entries (parameters, cycle formulas); the port list,
-    top-level name and file names are added here.
+    ``manifest`` carries kernel-specific entries (parameters, numeric contract, cycle formulas,
+    latency and initiation interval); the interface facts (ports, streams, clock, reset,
+    handshake, schema version), top-level name and file names are added here.
     """
     text = to_verilog(component, name)
-    full = {"top": name, "verilog": f"{name}.v", "ports": port_list(component), **manifest}
+    full = manifest_of(component, name, manifest)
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as stage:
         (stage / f"{name}.v").write_text(text)
