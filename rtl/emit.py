@@ -10,6 +10,7 @@ field (:data:`MANIFEST_VERSION`).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -20,9 +21,10 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from hwsim.files import staged_dir
+from quant.qtype import QType
 
-__all__ = ["MANIFEST_VERSION", "emit", "layout_of", "manifest_of", "member_docs", "port_list", "streams",
-           "to_verilog"]
+__all__ = ["MANIFEST_VERSION", "emit", "formats", "layout_of", "manifest_of", "member_docs",
+           "port_list", "streams", "to_verilog"]
 
 #: Version of the manifest's schema (docs/rtl-interface.md); raised when a field changes meaning.
 MANIFEST_VERSION = 1
@@ -47,18 +49,18 @@ _TIME0_USE = re.compile(r"if \((\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\
 
 
 def _time0_portable(text: str) -> str:
-    """Give the time-0 trigger as an ``initial`` with ``#0`` instead of a declaration initializer.
+    """Declare the time-0 trigger as a constant net instead of an initialized register.
 
-    ``#0`` suspends the ``initial`` until every ``always`` block waits on its sensitivity list,
-    so the register's X→0 change wakes each of them once, in every Icarus generation. Verilator
-    evaluates all logic at time 0 anyway and runs the ``initial`` with or without ``--timing``;
-    Yosys ignores the delay and reads the assignment as the register's init value, which nothing
-    in the hardware reads.
+    A net driven by a constant changes from X to its value by an ordinary update event at time
+    0, which reaches every ``always @*`` block waiting on it, in every Icarus generation (the
+    register's declaration initializer is applied silently under ``-g2009``/``-g2012``).
+    Verilator evaluates all logic at time 0 and Yosys reads a constant wire, so both take the
+    file as it is; unlike an ``initial`` with ``#0`` it needs no ``--timing``/``--no-timing``
+    choice on Verilator.
     """
     fixed, n = _TIME0_DECL.subn(
-        r"\1reg \2;\n\1// time-0 trigger of this module's always @* blocks: #0 lets every block "
-        r"wait first, so it runs once at time 0 on any simulator\n"
-        r"\1initial begin #0 \2 = 1'b0; end", text)
+        r"\1// time-0 trigger of this module's always @* blocks (a constant net, so that its "
+        r"X->0 event reaches them on any simulator)\n\1wire \2 = 1'b0;", text)
     declared = set(m.group(2) for m in _TIME0_DECL.finditer(text))
     used = set(_TIME0_USE.findall(text))
     if not used <= declared or (used and not n):
@@ -171,12 +173,22 @@ def port_list(component: wiring.Component) -> list[dict]:
     return ports
 
 
+def formats(component: wiring.Component) -> dict[str, dict]:
+    """Every number format (:class:`quant.qtype.QType`) among the component's parameters:
+    width, fractional bits, signedness, rounding and overflow modes."""
+    p = getattr(component, "params", None)
+    if not dataclasses.is_dataclass(p):
+        return {}
+    return {f.name: v.to_dict() for f in dataclasses.fields(p)
+            if isinstance(v := getattr(p, f.name), QType)}
+
+
 def manifest_of(component: wiring.Component, name: str, manifest: dict) -> dict:
     """The full manifest: the generic interface facts, then the kernel's own entries."""
     return {"manifest_version": MANIFEST_VERSION, "schema": "docs/rtl-interface.md",
             "top": name, "verilog": f"{name}.v", "clock": CLOCK, "reset": RESET,
             "handshake": HANDSHAKE, "ports": port_list(component),
-            "streams": streams(component), **manifest}
+            "streams": streams(component), "formats": formats(component), **manifest}
 
 
 def emit(component: wiring.Component, name: str, out_dir: Path, manifest: dict) -> dict[str, Path]:
