@@ -23,7 +23,7 @@ from amaranth.lib import data, wiring
 from hwsim.files import staged_dir
 from quant.qtype import QType
 
-__all__ = ["MANIFEST_VERSION", "emit", "formats", "layout_of", "manifest_of", "member_docs",
+__all__ = ["MANIFEST_VERSION", "describe", "emit", "formats", "layout_of", "manifest_of", "member_docs",
            "port_list", "streams", "to_verilog"]
 
 #: Version of the manifest's schema (docs/rtl-interface.md); raised when a field changes meaning.
@@ -189,6 +189,30 @@ def manifest_of(component: wiring.Component, name: str, manifest: dict) -> dict:
             "top": name, "verilog": f"{name}.v", "clock": CLOCK, "reset": RESET,
             "handshake": HANDSHAKE, "ports": port_list(component),
             "streams": streams(component), "formats": formats(component), **manifest}
+
+
+def _layout_text(layout: dict) -> str:
+    if layout["kind"] == "array":
+        return f"{layout['count']}×{_layout_text(layout['elem'])}"
+    if layout["kind"] == "struct":
+        return "{" + ", ".join(f"{f['name']}: {_layout_text(f)}" for f in layout["fields"]) + "}"
+    return f"{'int' if layout['signed'] else 'uint'}{layout['width']}"
+
+
+def describe(manifest: dict) -> str:
+    """The interface of a manifest in a few lines (what ``hwsim rtl emit`` prints)."""
+    r = manifest["reset"]
+    lines = [f"{manifest['top']}: clock {manifest['clock']['port']} ({manifest['clock']['edge']} "
+             f"edge), reset {r['port']} ({r['polarity']}, {r['kind']})"]
+    for d in ("in", "out"):
+        found = [f"{s['name']} [{s['layout']['width']}: {_layout_text(s['layout'])}]"
+                 for s in manifest["streams"] if s["dir"] == d]
+        if found:
+            lines.append(f"  streams {d}: " + ", ".join(found))
+    for key in ("latency", "interval"):
+        if key in manifest:
+            lines.append(f"  {key}: {manifest[key]['formula']} = {manifest[key]['cycles']} cycles")
+    return "\n".join(lines)
 
 
 def emit(component: wiring.Component, name: str, out_dir: Path, manifest: dict) -> dict[str, Path]:
