@@ -69,9 +69,32 @@ def _time0_portable(text: str) -> str:
     return fixed
 
 
+_ZERO_WIDTH = re.compile(r"^ *wire \[-1:0\] (\\\S+ |\w+);\n", re.M)
+
+
+def _drop_unread_zero_width(text: str) -> str:
+    """Remove the declarations of zero-width signals that nothing reads.
+
+    Yosys writes an Amaranth signal of width 0 (a group index when there is one group) as
+    ``wire [-1:0] name;`` — two bits in Verilog, an ascending range to Verilator (ASCRANGE).
+    One that appears nowhere else in its module carries nothing and goes.
+    """
+    modules = re.split(r"(?<=\nendmodule\n)", text)
+    for i, module in enumerate(modules):
+        for m in reversed(list(_ZERO_WIDTH.finditer(module))):
+            name = m.group(1)
+            token = re.escape(name) if name.startswith("\\") else rf"(?<![\w$\\]){name}(?![\w$])"
+            if len(re.findall(token, module)) == 1:
+                module = module[:m.start()] + module[m.end():]
+        modules[i] = module
+    return "".join(modules)
+
+
 def to_verilog(component: wiring.Component, name: str) -> str:
-    """The component as portable Verilog (Amaranth's Yosys backend, time-0 trigger fixed)."""
-    return _time0_portable(verilog.convert(component, name=name, emit_src=False))
+    """The component as portable Verilog: Amaranth's Yosys backend, time-0 trigger portable,
+    unread zero-width declarations removed."""
+    return _drop_unread_zero_width(
+        _time0_portable(verilog.convert(component, name=name, emit_src=False)))
 
 
 def layout_of(shape) -> dict:
