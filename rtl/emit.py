@@ -113,39 +113,42 @@ def layout_of(shape) -> dict:
     return {"kind": "int", "width": s.width, "signed": s.signed}
 
 
-_MEMBER_HEAD = re.compile(r"^( *)(\w+) : ")
+_MEMBER = re.compile(r"(?:^|[,;] +)(\w+) : ``")
 
 
 def member_docs(component: wiring.Component) -> dict[str, str]:
-    """Each member's description from the numpydoc ``Members`` section of the class docstring.
+    """Each member's meaning from the numpydoc ``Members`` section of the class docstring.
 
-    A member listed without a description gets its declared type; several members on one line
-    share the description below them.
+    An entry is a line ``name : ``type`` `` at the section's indent (several members may share
+    it, separated by ``,`` or ``;``, and its types may run on over indented lines) and the
+    indented description below it. A member's meaning is that description, or the entry's
+    declared types where there is none.
     """
-    doc = inspect.getdoc(type(component)) or ""
-    lines = doc.splitlines()
+    lines = (inspect.getdoc(type(component)) or "").splitlines()
     try:
         start = next(i for i, ln in enumerate(lines) if ln.strip() == "Members") + 2
     except StopIteration:
         return {}
-    docs: dict[str, str] = {}
-    names: list[str] = []
-    head, body = "", []
-
-    def flush():
-        for n in names:
-            docs[n] = " ".join(body) if body else head
+    entries: list[list[str]] = []
     for ln in lines[start:]:
-        if ln.strip() and not ln.startswith(" ") and not _MEMBER_HEAD.match(ln):
-            break  # the next section
-        if _MEMBER_HEAD.match(ln) and not ln.startswith(" "):
-            flush()
-            head = ln.strip()
-            names = re.findall(r"(?:^|, )(\w+) : ", head)
-            body = []
-        elif ln.strip():
-            body.append(ln.strip())
-    flush()
+        if ln.strip() and not ln.startswith(" "):
+            if not _MEMBER.match(ln):
+                break  # the next section
+            entries.append([ln])
+        elif ln.strip() and entries:
+            entries[-1].append(ln)
+    docs: dict[str, str] = {}
+    for entry in entries:
+        # the declaration runs on while a ``type`` is open or a separator ends the line
+        n_decl = 1
+        while n_decl < len(entry) and (
+                " ".join(entry[:n_decl]).count("``") % 2
+                or entry[n_decl - 1].rstrip().endswith((";", ","))):
+            n_decl += 1
+        head = " ".join(ln.strip() for ln in entry[:n_decl])
+        body = " ".join(ln.strip() for ln in entry[n_decl:])
+        for name in _MEMBER.findall(head):
+            docs[name] = body or head
     return docs
 
 
@@ -171,6 +174,8 @@ def port_list(component: wiring.Component) -> list[dict]:
     """Ports as Verilog sees them: clk and rst first, then the signature's members, each with
     its width, direction, signedness, stream role and meaning."""
     docs = member_docs(component)
+    cls = type(component)
+    undocumented = f"not described; see {cls.__module__}.{cls.__qualname__}"
     ports = [{"name": "clk", "dir": "in", "width": 1, "signed": False, "role": "clock",
               "meaning": "clock; everything happens on its rising edge"},
              {"name": "rst", "dir": "in", "width": 1, "signed": False, "role": "reset",
@@ -182,11 +187,11 @@ def port_list(component: wiring.Component) -> list[dict]:
         entry = {"name": name, "dir": "in" if member.flow == wiring.In else "out",
                  "width": width, "signed": shape.signed}
         top = str(path[0])
-        doc = docs.get(top, "")
+        doc = docs.get(top, undocumented)
         if len(path) == 2 and path[1] in ("payload", "valid", "ready"):
             entry["stream"] = top
             entry["role"] = str(path[1])
-            entry["meaning"] = {"payload": f"payload of stream {top}: {doc}".rstrip(": "),
+            entry["meaning"] = {"payload": f"payload of stream {top}: {doc}",
                                 "valid": f"stream {top}: the payload is valid",
                                 "ready": f"stream {top}: the sink accepts the beat"}[path[1]]
         else:
