@@ -27,16 +27,19 @@ import pytest
 
 from hwsim.golden import ternary_mvu as tmvu
 from hwsim.kernels import KERNELS, get_kernel
-from rtl.emit import emit
-
-pytestmark = pytest.mark.cocotb
+from rtl.emit import describe, emit
 
 #: parameters that keep a kernel's emission and simulation to seconds; others use CLI defaults
 SMALL = {
     "ternary-mvu": {"lanes": 4, "rows": 4, "cols": 8},
     "attention-head": {"head_dim": 16, "max_len": 8, "lanes": 8, "exp_lanes": 2},
-    "swiftchannel-pipeline": {"blocks": 1},
+    "swiftchannel-pipeline": {"blocks": 1, "taps": 1, "height": 2, "width": 4},
 }
+
+#: kernels whose elaboration takes minutes even small (the composed SwiftChannel student: about
+#: 6 min at one block on a loaded 2-core machine, nearly all in Amaranth's netlist builder):
+#: checked in the slow tier
+SLOW = {"swiftchannel-pipeline"}
 
 #: Verilator lint warnings that Amaranth's Verilog may raise (docs/rtl-interface.md): widths
 #: follow Verilog's context rules on purpose, and every case has a default assignment above it
@@ -139,13 +142,16 @@ def _beats(out: str, stream: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.cocotb
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(KERNELS)])
 def test_plain_icarus_verilator_and_yosys_take_the_emitted_verilog(tmp_path, name):
     verilog, man = _emit(name, tmp_path / "rtl")
     assert man["manifest_version"] == 1 and man["top"] == KERNELS[name].top
     ins = [s for s in man["streams"] if s["dir"] == "in"]
     assert ins and [s for s in man["streams"] if s["dir"] == "out"], man["streams"]
     assert "cycles" in man or "latency" in man
+    assert all(p["meaning"] for p in man["ports"]), man["ports"]
     beats = {s["name"]: [0] * 4 for s in ins}
     for gen in (None, "-g2012"):
         folder = tmp_path / (gen or "default").strip("-")
@@ -200,6 +206,7 @@ def _ternary_run(tmp_path, verilog: Path, man: dict, gen: str | None):
     return golden, got
 
 
+@pytest.mark.cocotb
 @pytest.mark.parametrize("gen", [None, "-g2012"])
 def test_ternary_mvu_from_the_manifest_equals_golden(tmp_path, gen):
     verilog, man = _emit("ternary-mvu", tmp_path / "rtl")
@@ -208,6 +215,7 @@ def test_ternary_mvu_from_the_manifest_equals_golden(tmp_path, gen):
     assert {-128, 127} & set(golden) and any(v % 5 and abs(v) < 127 for v in golden)
 
 
+@pytest.mark.cocotb
 def test_the_check_fails_on_verilog_with_the_old_time0_trigger(tmp_path):
     """Negative control: Amaranth's Verilog as it comes (trigger in a declaration initializer)
     leaves the handshakes X on ``-g2012``, and this test's check says so."""
@@ -222,3 +230,44 @@ def test_the_check_fails_on_verilog_with_the_old_time0_trigger(tmp_path):
     folder.mkdir()
     out = run_icarus(raw, manifest_testbench(man, {"w": [0], "x": [0]}, {}), folder, "-g2012")
     assert "XZ w__ready" in out and "XZ x__ready" in out, out
+
+
+def test_ternary_manifest_states_the_interface(tmp_path):
+    """The manifest alone says clock, reset, layouts, the numeric contract and the timing."""
+    _, man = _emit("ternary-mvu", tmp_path / "rtl")
+    p = get_kernel("ternary-mvu").params(**SMALL["ternary-mvu"])
+    assert man["clock"] == {"port": "clk", "edge": "rising"}
+    assert (man["reset"]["port"], man["reset"]["polarity"], man["reset"]["kind"]) == \
+        ("rst", "active-high", "synchronous")
+    ports = {q["name"]: q for q in man["ports"]}
+    assert [q["name"] for q in man["ports"]][:2] == ["clk", "rst"]
+    assert (ports["mult"]["width"], ports["shift"]["width"]) == (p.mult_bits, p.shift_bits)
+    assert ports["y__payload"]["signed"] and ports["y__payload"]["role"] == "payload"
+    assert "first ``x`` beat" in ports["mult"]["meaning"]
+    x = next(s for s in man["streams"] if s["name"] == "x")
+    assert (x["dir"], x["valid"], x["ready"]) == ("in", "x__valid", "x__ready")
+    assert x["layout"] == {"kind": "array", "width": 32, "count": 4, "elem_width": 8,
+                           "elem": {"kind": "int", "width": 8, "signed": True},
+                           "packing": x["layout"]["packing"]}
+    num = man["numeric"]
+    assert num["weight_code"]["map"] == {"-1": 0, "0": 1, "1": 2}
+    assert (num["M"]["port"], num["M"]["width"], num["S"]["port"]) == ("mult", 16, "shift")
+    assert (num["rounding"], num["overflow"]) == ("half_even", "saturate")
+    assert man["formats"]["out"]["rounding"] == "half_even"
+    assert (man["latency"]["cycles"], man["interval"]["cycles"]) == \
+        (tmvu.latency_cycles(p), tmvu.interval_cycles(p)) == (14, 10)
+    assert "latency: cols/lanes + rows*cols/lanes + 4 = 14 cycles" in describe(man)
+    assert "x [32: 4×int8]" in describe(man)
+
+
+def test_struct_payloads_give_field_offsets(tmp_path):
+    """A struct payload lists its fields with their bit offsets, arrays inside nested."""
+    _, man = _emit("attention-head", tmp_path / "rtl")
+    inp = next(s for s in man["streams"] if s["name"] == "inp")["layout"]
+    assert inp["kind"] == "struct"
+    fields = {f["name"]: f for f in inp["fields"]}
+    lanes = SMALL["attention-head"]["lanes"]
+    assert (fields["op"]["offset"], fields["a"]["offset"], fields["b"]["offset"]) == \
+        (0, 2, 2 + 8 * lanes)
+    assert fields["a"]["kind"] == "array" and fields["a"]["count"] == lanes
+    assert inp["width"] == 2 + 16 * lanes
