@@ -33,6 +33,7 @@ from rtl.emit import describe, emit
 SMALL = {
     "ternary-mvu": {"lanes": 4, "rows": 4, "cols": 8},
     "attention-head": {"head_dim": 16, "max_len": 8, "lanes": 8, "exp_lanes": 2},
+    "swiftchannel-conv": {"ic": 2, "oc": 2, "height": 4, "width": 4, "ocp": 2},
     "swiftchannel-pipeline": {"blocks": 1, "taps": 1, "height": 2, "width": 4},
 }
 
