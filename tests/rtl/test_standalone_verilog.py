@@ -160,6 +160,8 @@ def test_plain_icarus_verilator_and_yosys_take_the_emitted_verilog(tmp_path, nam
         out = run_icarus(verilog, manifest_testbench(man, beats, {}), folder, gen)
         assert "XZ" not in out, f"{gen or 'default'}: {re.findall(r'XZ .*', out)}"
         assert len(re.findall(r"^KNOWN ", out, re.M)) == len(man["streams"])
+        for s in man["streams"]:  # the manifest's reset effect: every output valid is 0
+            assert s["dir"] == "in" or f"KNOWN {s['valid']} 0" in out, (s["valid"], out)
         assert any(_beats(out, s["name"]) for s in ins), f"no input stream accepted a beat\n{out}"
 
     lint = subprocess.run([_tool("verilator"), "--lint-only", "-Wno-fatal", "--top-module",
