@@ -138,6 +138,27 @@ def run_icarus(verilog: Path, tb: str, folder: Path, generation: str | None = No
     return out
 
 
+def pack(layout: dict, value) -> int:
+    """A payload integer from ``value`` (int, list or dict) by a manifest layout."""
+    if layout["kind"] == "array":
+        return sum(pack(layout["elem"], v) << (layout["elem_width"] * i)
+                   for i, v in enumerate(value))
+    if layout["kind"] == "struct":
+        return sum(pack(f, value[f["name"]]) << f["offset"] for f in layout["fields"])
+    return int(value) & ((1 << layout["width"]) - 1)
+
+
+def unpack(layout: dict, word: int):
+    """The inverse of :func:`pack`: signed elements sign-extended."""
+    if layout["kind"] == "array":
+        w = layout["elem_width"]
+        return [unpack(layout["elem"], word >> (w * i)) for i in range(layout["count"])]
+    if layout["kind"] == "struct":
+        return {f["name"]: unpack(f, word >> f["offset"]) for f in layout["fields"]}
+    v = word & ((1 << layout["width"]) - 1)
+    return v - (1 << layout["width"]) if layout["signed"] and v >> (layout["width"] - 1) else v
+
+
 def _beats(out: str, stream: str) -> list[int]:
     return [int(m, 16) for m in re.findall(rf"^BEAT {stream} ([0-9a-fA-F]+)$", out, re.M)]
 
@@ -274,3 +295,37 @@ def test_struct_payloads_give_field_offsets(tmp_path):
         (0, 2, 2 + 8 * lanes)
     assert fields["a"]["kind"] == "array" and fields["a"]["count"] == lanes
     assert inp["width"] == 2 + 16 * lanes
+
+
+@pytest.mark.cocotb
+def test_attention_head_from_the_manifest_equals_golden(tmp_path):
+    """Three tokens into the cache and one query, packed by the manifest's struct layout."""
+    import math
+
+    from hwsim.golden import attention_head as ah
+    from hwsim.golden.int8_matmul import fold_scale
+
+    verilog, man = _emit("attention-head", tmp_path / "rtl")
+    p = get_kernel("attention-head").params(**SMALL["attention-head"])
+    d, lanes = man["params"]["head_dim"], man["params"]["lanes"]
+    rng = np.random.default_rng(2)
+    K, V = rng.integers(-128, 128, (2, 3, d))
+    q = rng.integers(-128, 128, d)
+    ops = [("kv", K[t], V[t]) for t in range(3)] + [("q", q)]
+    M, S = fold_scale(1 / 128, 1 / 128, 1 / math.sqrt(d), 16, bits=man["numeric"]["score"]["M"]["width"])
+    streams = {s["name"]: s for s in man["streams"]}
+    code = man["numeric"]["op_code"]
+    zero = [0] * lanes
+    beats = [pack(streams["inp"]["layout"], {"op": code[op[0]], "a": op[1][c:c + lanes],
+                                             "b": op[2][c:c + lanes] if op[0] == "kv" else zero})
+             for op in ops for c in range(0, d, lanes)]
+    sig = man["numeric"]["score"]
+    tb = manifest_testbench(man, {"inp": beats}, {sig["M"]["port"]: M, sig["S"]["port"]: S},
+                            cycles=2 * man["latency"]["cycles"])
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    out = [unpack(streams["out"]["layout"], w)
+           for w in _beats(run_icarus(verilog, tb, folder, "-g2012"), "out")]
+    (o_gold, amax_gold), = ah.run_ops(ops, M, S, p)
+    assert [v for beat in out for v in beat["o"]] == o_gold.tolist()
+    assert {beat["amax"] for beat in out} == {amax_gold}
