@@ -9,8 +9,9 @@ Every registered kernel is emitted (small parameters), then
 * linted by ``verilator --lint-only -Wno-fatal`` with no warning outside :data:`LINT_ALLOWED`;
 * read and elaborated by Yosys (``read_verilog; hierarchy -check; proc; check -assert``).
 
-The ternary MVU goes further: one matrix and two vectors, packed from the manifest's
-documented layout, give output codes ``==`` the golden model.
+The ternary MVU and the attention head go further: a matrix and two vectors, or three cached
+tokens and a query, packed only from the manifest's documented layouts and code mappings, give
+output codes ``==`` the golden model.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ BIN = Path(sys.executable).parent
 
 
 def _tool(name: str) -> str:
-    exe = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    """The venv's tool (the `verilator` wrapper, YoWASP Yosys) before one on PATH."""
+    exe = str(BIN / name) if (BIN / name).exists() else shutil.which(name)
     if exe is None:
         pytest.skip(f"{name} is not installed")
     return exe
@@ -67,7 +69,7 @@ def _emit(name: str, out: Path) -> tuple[Path, dict]:
 # ------------------------------------------------------------------------------------------
 # A testbench from the manifest alone
 def manifest_testbench(man: dict, beats: dict[str, list[int]], values: dict[str, int],
-              cycles: int = 200) -> str:
+                       cycles: int = 200) -> str:
     """Verilog that clocks and resets ``man``'s top, checks its handshakes are known, then
     sends ``beats`` (payload integers per input stream) and prints every beat that transfers.
 
