@@ -176,6 +176,9 @@ def test_plain_icarus_verilator_and_yosys_take_the_emitted_verilog(tmp_path, nam
     assert ins and [s for s in man["streams"] if s["dir"] == "out"], man["streams"]
     assert "cycles" in man or "latency" in man
     assert all(p["meaning"] for p in man["ports"]), man["ports"]
+    for key in ("latency", "interval"):
+        if key in man:
+            assert isinstance(man[key]["formula"], str) and man[key]["cycles"] >= 1, man[key]
     beats = {s["name"]: [0] * 4 for s in ins}
     for gen in (None, "-g2012"):
         folder = tmp_path / (gen or "default").strip("-")
