@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ._common import add_kernel_parsers, kernel_params
@@ -24,10 +25,11 @@ def register(sub) -> None:
 
 
 def run_emit(args) -> int:
-    from rtl.emit import emit
+    from rtl.emit import describe, emit
 
     kernel, params = kernel_params(args)  # validates before anything is written
     paths = emit(kernel.component(params), kernel.top, args.out, kernel.manifest(params))
     print(f"wrote {paths['verilog']}")
-    print(f"wrote {paths['manifest']}")
+    print(f"wrote {paths['manifest']} (fields: docs/rtl-interface.md)")
+    print(describe(json.loads(paths["manifest"].read_text())))
     return 0

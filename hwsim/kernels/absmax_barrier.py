@@ -10,6 +10,10 @@ from hwsim.golden import absmax_barrier as spec
 
 from . import CliParam, Kernel
 
+#: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
+_LATENCY = "2*length + recip_bits + 3"
+_INTERVAL = "2*length + recip_bits"
+
 
 def manifest(p: spec.AbsmaxBarrierParams) -> dict:
     return {
@@ -17,8 +21,12 @@ def manifest(p: spec.AbsmaxBarrierParams) -> dict:
         "params": {f.name: str(getattr(p, f.name)) if f.name == "out" else getattr(p, f.name)
                    for f in dataclasses.fields(p)},
         "frac_bits": p.F, "recip_bits": p.recip_bits,
-        "cycles": {"formula_token": "2*length + recip_bits + 3",
-                   "formula_interval": "2*length + recip_bits",
+        "latency": {"formula": _LATENCY, "cycles": spec.latency_cycles(p),
+                    "meaning": "first input beat of a token to its last output beat, both "
+                               "counted (no idle input, no back-pressure)"},
+        "interval": {"formula": _INTERVAL, "cycles": spec.interval_cycles(p),
+                     "meaning": "cycles between the first input beats of back-to-back tokens"},
+        "cycles": {"formula_token": _LATENCY, "formula_interval": _INTERVAL,
                    "token": spec.latency_cycles(p), "interval": spec.interval_cycles(p)},
     }
 

@@ -17,21 +17,49 @@ from . import CliParam, Kernel
 _KINDS = {"kv": spec.OP_KV, "q": spec.OP_Q, "clear": spec.OP_CLEAR}
 
 
+#: closed form of :func:`spec.query_cycles`, as text
+_QUERY = ("C + L*C + 4 + ceil(L/E) + 3 + (RB+3) + L*C + 4 + (RB+3) + C + 2 "
+          "(C = head_dim/lanes, E = exp_lanes, RB = recip_bits)")
+
+
 def manifest(p: spec.AttentionParams) -> dict:
+    L = p.max_len
     return {
         "kernel": "attention-head",
         "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
                    for f in dataclasses.fields(p)},
         "qk_acc_width": p.qk_acc_width,
         "av_acc_width": p.av_acc_width,
+        "numeric": {
+            "op_code": {name: code for name, code in _KINDS.items()},
+            "inp_beat": "op kv: a = k chunk, b = v chunk (head_dim/lanes beats, appended to the "
+                        "cache); op q: a = q chunk (head_dim/lanes beats, b = 0); op clear: "
+                        "one beat, empties the cache",
+            "score": {"M": {"port": "score_mult", "width": p.mult_bits, "signed": False},
+                      "S": {"port": "score_shift", "width": p.shift_bits, "signed": False},
+                      "function": "score = requantize(q . k, M, S) to the score format"},
+            "probabilities": "integer softmax of the scores (hwsim.golden.softmax_int) in the "
+                             "prob format",
+            "out_beat": "o: lanes output codes of the context row p . V scaled by 127/amax "
+                        "(per-row absmax, integer reciprocal: hwsim.golden.attention_head, step "
+                        "4); amax: that row's max |p . V|, in every beat",
+        },
+        "latency": {"formula": _QUERY.replace("L*", "max_len*").replace("L/", "max_len/"),
+                    "cycles": spec.query_cycles(p, L),
+                    "meaning": "one query against a full cache: first q beat to last out beat, "
+                               "both counted (no idle input, no back-pressure)"},
+        "interval": {"formula": "operations run one at a time: a query its latency, a kv "
+                                "head_dim/lanes, a clear 1",
+                     "cycles": spec.query_cycles(p, L),
+                     "meaning": "cycles between the first beats of back-to-back queries at "
+                                "max_len"},
         "cycles": {
-            "formula_query": "C + L*C + 4 + ceil(L/E) + 3 + (RB+3) + L*C + 4 + (RB+3) + C + 2 "
-                             "(C = head_dim/lanes, E = exp_lanes, RB = recip_bits)",
+            "formula_query": _QUERY,
             "formula_kv": "C",
             "formula_ideal": "2*L*head_dim/lanes",
-            "query_at_max_len": spec.query_cycles(p, p.max_len),
-            "decode_at_max_len": spec.decode_cycles(p, p.max_len),
-            "ideal_at_max_len": spec.ideal_cycles(p, p.max_len),
+            "query_at_max_len": spec.query_cycles(p, L),
+            "decode_at_max_len": spec.decode_cycles(p, L),
+            "ideal_at_max_len": spec.ideal_cycles(p, L),
         },
     }
 

@@ -11,6 +11,10 @@ from quant.qtype import quantize_multiplier
 
 from . import CliParam, Kernel
 
+#: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
+_LATENCY = "cols/lanes + rows*cols/lanes + 4"
+_INTERVAL = "cols/lanes + rows*cols/lanes"
+
 
 def manifest(p: spec.TernaryMvuParams) -> dict:
     return {
@@ -18,9 +22,37 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
         "params": {f.name: str(getattr(p, f.name)) if f.name in ("act", "out")
                    else getattr(p, f.name) for f in dataclasses.fields(p)},
         "acc_width": p.acc_width,
+        "numeric": {
+            "function": "y[r] = sat(round(acc[r] * M * 2**-S)), acc[r] = sum_j W[r, j] * x[j]",
+            "acc": {"width": p.acc_width, "signed": True,
+                    "meaning": "exact: cols * 2**(act.width-1) cannot overflow it"},
+            "M": {"port": "mult", "width": p.mult_bits, "signed": False,
+                  "meaning": "requantization multiplier, sampled with the first x beat of "
+                             "each vector"},
+            "S": {"port": "shift", "width": p.shift_bits, "signed": False,
+                  "meaning": "requantization right shift, sampled with M"},
+            "rounding": p.out.rounding.value,
+            "overflow": p.out.overflow.value,
+            "act": p.act.to_dict(),
+            "out": p.out.to_dict(),
+            "weight_code": {"map": {str(w): c for w, c in spec.I2S_CODE.items()},
+                            "width": 2, "unused": "code 3 is read as weight 0"},
+            "weight_word": "w beat r*(cols/lanes)+k holds W[r, k*lanes:(k+1)*lanes] as "
+                           "weight codes, lane 0 in bits [0, 2)",
+            "x_beat": "x beat k of a vector holds x[k*lanes:(k+1)*lanes], lane 0 in the "
+                      "low act.width bits",
+            "y_beat": "one code per row, rows 0 .. rows-1 in order",
+        },
+        "latency": {"formula": _LATENCY,
+                    "cycles": spec.latency_cycles(p),
+                    "meaning": "first accepted x beat to last y beat of a vector, both counted "
+                               "(no idle input, no back-pressure)"},
+        "interval": {"formula": _INTERVAL,
+                     "cycles": spec.interval_cycles(p),
+                     "meaning": "cycles between the first x beats of back-to-back vectors"},
         "cycles": {
-            "formula_vector": "cols/lanes + rows*cols/lanes + 4",
-            "formula_interval": "cols/lanes + rows*cols/lanes",
+            "formula_vector": _LATENCY,
+            "formula_interval": _INTERVAL,
             "formula_weight_load": "rows*cols/lanes",
             "vector": spec.latency_cycles(p),
             "interval": spec.interval_cycles(p),

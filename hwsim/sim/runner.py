@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -61,22 +60,6 @@ class SimReport:
                 "cases": self.cases, "failures": self.failures, "build_s": self.build_s,
                 "test_s": self.test_s, "cycles_per_s": self.cycles_per_s,
                 "waves": str(self.waves) if self.waves else None}
-
-
-_TIME0_REG = re.compile(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;")
-
-
-def icarus_time0_fix(text: str) -> str:
-    """Make the Verilog backend's time-0 trigger fire under Icarus.
-
-    Yosys's Verilog gives every ``always @*`` block a dummy register, initialized to 0 in its
-    declaration, so that the block runs once at time 0. Icarus applies declaration
-    initializers before any process waits, so the event is lost and comb outputs that depend
-    only on constant-at-reset state (an FSM's ``ready``) stay X (amaranth issue #594). Assigning
-    the register in an ``initial`` block after ``#0`` makes the X→0 event arrive once every
-    ``always`` block is waiting. Only the copy handed to Icarus is changed.
-    """
-    return _TIME0_REG.sub(r"reg \1; initial begin #0 \1 = 1'b0; end", text)
 
 
 def _venv_on_path() -> None:
@@ -145,11 +128,7 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
     (folder / "plan.json").write_text(json.dumps(
         {"kernel": kernel.name, "params": encode_params(params), "cases": plan_cases}, indent=1))
 
-    sources = [paths["verilog"]]
-    if sim == "icarus":
-        fixed = folder / f"{top}.icarus.v"
-        fixed.write_text(icarus_time0_fix(paths["verilog"].read_text()))
-        sources = [fixed]
+    sources = [paths["verilog"]]  # the emitted file, unmodified, on either simulator
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if sim == "verilator" else []
     log = io.StringIO()
