@@ -47,6 +47,7 @@ __all__ = [
     "lif_step",
     "spiking_layer",
     "step_cycles",
+    "storage_bits",
     "stream_cycles",
     "weight_words",
 ]
@@ -284,6 +285,11 @@ def stream_cycles(p: LifParams, events_per_step: Sequence[int]) -> int:
     """Cycles from the first accepted input beat to the last output beat (both counted), with
     no idle input and no back-pressure."""
     return sum(step_cycles(p, int(e)) for e in events_per_step) + PIPELINE_DEPTH
+
+
+def storage_bits(p: LifParams) -> int:
+    """Bits of the RTL's weight memory (``inputs × neurons`` weights) and membrane state."""
+    return p.weight_depth * p.lanes * p.weight.width + p.neurons * p.mem.width
 
 
 def weight_load_cycles(p: LifParams) -> int:

@@ -36,6 +36,7 @@ __all__ = [
     "action_counts",
     "latency_cycles",
     "pack_i2s",
+    "storage_bits",
     "stream_cycles",
     "ternary_mvu",
     "ternary_mvu_acc",
@@ -221,6 +222,11 @@ def weight_words(w, lanes: int) -> list[int]:
 
 # ------------------------------------------------------------------------------------------
 # Cycle formulas (the RTL docstring states these; cocotb and the Amaranth tests measure them)
+def storage_bits(p: TernaryMvuParams) -> int:
+    """Bits of the RTL's memories: ternary weights (2 bits each) and one activation vector."""
+    return p.weight_depth * 2 * p.lanes + p.chunks * p.act.width * p.lanes
+
+
 def weight_load_cycles(p: TernaryMvuParams) -> int:
     """Cycles to load a full weight matrix through the ``w`` stream (one word per cycle)."""
     return p.weight_depth
