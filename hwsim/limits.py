@@ -92,16 +92,17 @@ def _fmt(v) -> str:
     return f"{int(v):,}"
 
 
-def check_budget(name: str, value, limit, hint: str = "") -> None:
-    """Raise one line ``"<name> <value> exceeds the limit <limit>[; hint]"`` when
+def check_budget(name: str, value, limit, hint: str = "", unit: str = "") -> None:
+    """Raise one line ``"<name> <value> [unit] exceeds the limit <limit> [unit][; hint]"`` when
     ``value > limit``."""
     if value > limit:
-        raise HwsimError(f"{name} {_fmt(value)} exceeds the limit {_fmt(limit)}"
+        u = f" {unit}" if unit else ""
+        raise HwsimError(f"{name} {_fmt(value)}{u} exceeds the limit {_fmt(limit)}{u}"
                          + (f"; {hint}" if hint else ""))
 
 
 # ---- kernels ---------------------------------------------------------------------------------
-def check_kernel_args(kernel, values: dict, force: bool = False) -> None:
+def check_kernel_args(kernel, values: dict, force: bool = False, flag: str = "--force") -> None:
     """Each integer parameter of ``kernel`` (a registry entry; ``values`` the raw ones) at most
     :data:`MAX_KERNEL_PARAM`, before the parameter object is built. Seeds are not sizes."""
     if force:
@@ -110,7 +111,7 @@ def check_kernel_args(kernel, values: dict, force: bool = False) -> None:
         v = values.get(cp.name)
         if cp.type is int and not cp.name.endswith("seed") and isinstance(v, int):
             check_budget(f"{kernel.name} --{cp.name.replace('_', '-')}", v, MAX_KERNEL_PARAM,
-                         "pass --force to go on")
+                         f"pass {flag} to go on")
 
 
 def _numbers(obj):
@@ -142,17 +143,17 @@ def storage_bits(kernel, params) -> int | None:
     return None if fn is None else int(fn(params))
 
 
-def check_kernel_design(kernel, params, force: bool = False) -> None:
+def check_kernel_design(kernel, params, force: bool = False, flag: str = "--force") -> None:
     """Before elaboration: the design's storage bits (where its golden module states them) at
     most :data:`MAX_DESIGN_BITS` and its cycle formula at most :data:`MAX_DESIGN_CYCLES`."""
     if force:
         return
     bits = storage_bits(kernel, params)
     if bits is not None:
-        check_budget(f"{kernel.name} storage", bits, MAX_DESIGN_BITS,
-                     "bits of on-chip memory; pass --force to elaborate anyway")
+        check_budget(f"{kernel.name} on-chip memory", bits, MAX_DESIGN_BITS,
+                     f"pass {flag} to elaborate anyway", "bits")
     check_budget(f"{kernel.name} cycles per item", design_cycles(kernel, params),
-                 MAX_DESIGN_CYCLES, "pass --force to elaborate anyway")
+                 MAX_DESIGN_CYCLES, f"pass {flag} to elaborate anyway")
 
 
 def check_kernel_sim(kernel, params, force: bool = False) -> None:
@@ -160,9 +161,9 @@ def check_kernel_sim(kernel, params, force: bool = False) -> None:
     :data:`MAX_SIM_CYCLES` (the design limits apply too)."""
     if force:
         return
-    check_kernel_design(kernel, params)
     check_budget(f"{kernel.name} simulated cycles per item", design_cycles(kernel, params),
                  MAX_SIM_CYCLES, "pass --force to simulate anyway")
+    check_kernel_design(kernel, params)
 
 
 # ---- estimate --------------------------------------------------------------------------------

@@ -78,7 +78,6 @@ __all__ = [
     "norm_params",
     "qkv_codes",
     "qkv_frontend",
-    "storage_bits",
     "qkv_frontend_cycles",
     "relu2_mul",
     "residual_add",
@@ -86,6 +85,7 @@ __all__ = [
     "rms_shifted",
     "shift_rows",
     "sparse_attend",
+    "storage_bits",
     "v_ratios",
     "v_rescale",
 ]
