@@ -53,9 +53,10 @@ class BitNetConfig:
             raise HwsimError(f"BitNet config name must be a non-empty string, not {self.name!r}")
         for key in ("hidden", "ffn", "layers", "heads", "kv_heads", "vocab", "max_seq"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
-                raise HwsimError(f"{self.name}: {key} must be an integer 1 … {MAX_DIM:,}, "
-                                 f"not {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HwsimError(f"{self.name}: {key} must be a positive integer, not {v!r}")
+            if v > MAX_DIM:
+                raise HwsimError(f"{self.name}: {key} {v:,} exceeds the limit {MAX_DIM:,}")
         for key in ("norm_eps", "rope_theta"):
             v = getattr(self, key)
             if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
@@ -85,8 +86,7 @@ class BitNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> BitNetConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise one clear error, and so
-        does a model too large for this machine (:meth:`check_memory`)."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise one clear error."""
         if not isinstance(d, dict):
             raise HwsimError(f"a BitNet config must be a JSON object, not {type(d).__name__}")
         names = {f.name for f in fields(cls)}
@@ -94,11 +94,9 @@ class BitNetConfig:
         if unknown:
             raise HwsimError(f"unknown BitNet config keys: {', '.join(unknown)}")
         try:
-            cfg = cls(**d)
+            return cls(**d)
         except TypeError as e:
             raise HwsimError(f"incomplete BitNet config: {e}") from None
-        cfg.check_memory()
-        return cfg
 
     @property
     def head_dim(self) -> int:
@@ -180,8 +178,7 @@ def _hf_float(d: dict, key: str, default: float) -> float:
 
 def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
     """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary; every field's
-    type and range is checked, and the model's size against this machine
-    (:meth:`BitNetConfig.check_memory`)."""
+    type and range is checked."""
     if not isinstance(d, dict):
         raise HwsimError("config.json must hold a JSON object")
     try:
@@ -203,7 +200,6 @@ def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfi
             norm_eps=_hf_float(d, "rms_norm_eps", 1e-5), subln=subln, act=_ACTS[act],
             tie_embeddings=tie,
             source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
-        cfg.check_memory()
         return cfg
     except KeyError as e:
         raise HwsimError(f"config.json lacks {e.args[0]!r}") from None
@@ -215,11 +211,17 @@ def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfi
 
 def resolve_config(arg: str) -> BitNetConfig:
     """A config name (``tiny``, ``3B`` …) or a JSON file: a Hugging Face ``config.json`` or an
-    hwsim config dictionary (:meth:`BitNetConfig.to_dict`)."""
+    hwsim config dictionary (:meth:`BitNetConfig.to_dict`); refused when the model would not
+    fit this machine (:meth:`BitNetConfig.check_memory`)."""
     if arg in CONFIGS:
         cfg = CONFIGS[arg]
-        cfg.check_memory()
-        return cfg
+    else:
+        cfg = _config_file(arg)
+    cfg.check_memory()  # before any tensor is allocated
+    return cfg
+
+
+def _config_file(arg: str) -> BitNetConfig:
     path = Path(arg)
     if not path.is_file():
         raise HwsimError(f"unknown BitNet config {arg!r}; known: {', '.join(CONFIGS)}, "

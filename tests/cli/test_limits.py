@@ -211,6 +211,18 @@ def test_export_bitnet_billion_layers_is_refused(tmp_path):
     _refused(["export", "bitnet", "--checkpoint", ck, "-o", out], out, "layers", "1,048,576")
 
 
+def test_export_bitnet_model_larger_than_memory_is_refused(tmp_path):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    _hf_config(ck / "config.json", hidden_size=8192, intermediate_size=32768,
+               num_hidden_layers=4096, num_attention_heads=64, num_key_value_heads=64)
+    header = b"{}"
+    (ck / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    out = tmp_path / "onnx"
+    _refused(["export", "bitnet", "--checkpoint", ck, "-o", out], out, "parameters need",
+             "GiB available")
+
+
 @pytest.mark.parametrize("field,value", [
     ("hidden_size", 1.5), ("num_hidden_layers", True), ("vocab_size", "256"),
     ("rope_theta", "big"), ("tie_word_embeddings", "yes"), ("hidden_act", 3),
