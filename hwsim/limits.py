@@ -17,6 +17,7 @@ import os
 from hwsim.errors import HwsimError
 
 __all__ = ["MAX_CONTEXT", "MAX_DESIGN_BITS", "MAX_DESIGN_CYCLES", "MAX_KERNEL_PARAM",
+           "MAX_KERNEL_SCALE",
            "MAX_PROMPT", "MAX_SIM_CYCLES", "MAX_SWEEP_POINTS", "MODEL_MEMORY_FRACTION",
            "check_budget", "check_kernel_args", "check_kernel_design", "check_kernel_sim",
            "check_model_memory", "check_sweep_grid", "design_cycles", "machine_memory",
@@ -27,6 +28,13 @@ __all__ = ["MAX_CONTEXT", "MAX_DESIGN_BITS", "MAX_DESIGN_CYCLES", "MAX_KERNEL_PA
 #: 2¹⁶ is above every dimension of the seed models' layers (BitNet 2B4T's FFN is 6 912 wide)
 #: and keeps one dimension from asking for gigabytes on its own.
 MAX_KERNEL_PARAM = 1 << 16
+
+#: Largest growth of a kernel over its registered default design: the product, over its
+#: integer parameters set above their defaults, of value / default. A kernel's parameter
+#: function may build weights from the raw values before any closed-form check can run
+#: (``swiftchannel-conv``: ``oc·ic·k·k`` int64 codes); 2¹⁶ times the default keeps those
+#: under half a gigabyte.
+MAX_KERNEL_SCALE = 1 << 16
 
 #: Largest on-chip storage (bits of all memories) of a design that ``rtl emit``, ``sim`` and
 #: ``fpga build`` elaborate. Amaranth writes every memory bit as a Python object on its way to
@@ -103,15 +111,26 @@ def check_budget(name: str, value, limit, hint: str = "", unit: str = "") -> Non
 
 # ---- kernels ---------------------------------------------------------------------------------
 def check_kernel_args(kernel, values: dict, force: bool = False, flag: str = "--force") -> None:
-    """Each integer parameter of ``kernel`` (a registry entry; ``values`` the raw ones) at most
-    :data:`MAX_KERNEL_PARAM`, before the parameter object is built. Seeds are not sizes."""
+    """Before the parameter object is built (some build weights from the raw values): each
+    integer parameter of ``kernel`` (a registry entry; ``values`` the raw ones) at most
+    :data:`MAX_KERNEL_PARAM`, and together at most :data:`MAX_KERNEL_SCALE` times the
+    registered default design. Seeds are not sizes."""
     if force:
         return
+    scale, grown = 1.0, []
     for cp in kernel.cli_params:
         v = values.get(cp.name)
-        if cp.type is int and not cp.name.endswith("seed") and isinstance(v, int):
-            check_budget(f"{kernel.name} --{cp.name.replace('_', '-')}", v, MAX_KERNEL_PARAM,
-                         f"pass {flag} to go on")
+        if (cp.type is not int or cp.name.endswith("seed") or isinstance(v, bool)
+                or not isinstance(v, int)):
+            continue
+        opt = f"--{cp.name.replace('_', '-')}"
+        check_budget(f"{kernel.name} {opt}", v, MAX_KERNEL_PARAM, f"pass {flag} to go on")
+        if isinstance(cp.default, int) and 0 < cp.default < v:
+            scale *= v / cp.default
+            grown.append(opt)
+    if scale > MAX_KERNEL_SCALE:
+        raise HwsimError(f"{kernel.name} {' × '.join(grown)} make the design {scale:,.0f} times "
+                         f"the default, over the limit {MAX_KERNEL_SCALE:,}; pass {flag} to go on")
 
 
 def _numbers(obj):
@@ -135,23 +154,32 @@ def design_cycles(kernel, params) -> int:
 
 def storage_bits(kernel, params) -> int | None:
     """Bits of all memories of ``kernel``'s design for ``params``: the closed-form
-    ``storage_bits(params)`` of the kernel's golden module (the module of its parameter
-    class), or None where that module states none."""
+    ``storage_bits(params)`` of the kernel's golden module (the module of the parameter
+    object's class, else of the registry's ``params_cls``), or None where none states one."""
     import importlib
 
-    fn = getattr(importlib.import_module(kernel.params_cls.__module__), "storage_bits", None)
-    return None if fn is None else int(fn(params))
+    for module in (type(params).__module__, kernel.params_cls.__module__):
+        fn = getattr(importlib.import_module(module), "storage_bits", None)
+        if fn is not None:
+            return int(fn(params))
+    return None
 
 
 def check_kernel_design(kernel, params, force: bool = False, flag: str = "--force") -> None:
     """Before elaboration: the design's storage bits (where its golden module states them) at
-    most :data:`MAX_DESIGN_BITS` and its cycle formula at most :data:`MAX_DESIGN_CYCLES`."""
+    most :data:`MAX_DESIGN_BITS`, the golden module's own ``rtl_limits(params)`` (``(name,
+    value, limit)`` triples) and its cycle formula at most :data:`MAX_DESIGN_CYCLES`."""
     if force:
         return
+    import importlib
+
     bits = storage_bits(kernel, params)
     if bits is not None:
         check_budget(f"{kernel.name} on-chip memory", bits, MAX_DESIGN_BITS,
                      f"pass {flag} to elaborate anyway", "bits")
+    rtl_limits = getattr(importlib.import_module(type(params).__module__), "rtl_limits", None)
+    for name, value, limit in (rtl_limits(params) if rtl_limits else ()):
+        check_budget(f"{kernel.name} {name}", value, limit, f"pass {flag} to elaborate anyway")
     check_budget(f"{kernel.name} cycles per item", design_cycles(kernel, params),
                  MAX_DESIGN_CYCLES, f"pass {flag} to elaborate anyway")
 

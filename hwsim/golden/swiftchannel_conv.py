@@ -25,7 +25,7 @@ from hwsim.errors import HwsimError, check_ints
 from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, conv_int
 
 __all__ = ["LINE_ROWS", "PIPELINE_DEPTH", "ConvEngineParams", "action_counts", "conv_engine",
-           "frame_cycles", "start_cycles"]
+           "frame_cycles", "start_cycles", "storage_bits"]
 
 #: rows held by the line buffer (a power of two: the row slot is ``row mod 4``)
 LINE_ROWS = 4
@@ -179,3 +179,10 @@ def action_counts(p: ConvEngineParams, frames: int = 1) -> dict[str, int]:
         "requant": frames * p.pixels * p.oc,
         "cycles": frames * frame_cycles(p),
     }
+
+
+def storage_bits(p: ConvEngineParams) -> int:
+    """Bits of the RTL's memories: the line buffer (:data:`LINE_ROWS` rows of ``ic`` int8
+    channels), the int8 weight ROM, and per output channel a 32-bit bias and a requantizer."""
+    return (LINE_ROWS * p.width * 8 * p.ic + p.oc * p.ic * p.k * p.k * 8
+            + p.groups * p.ocp * (32 + 16 + 6))

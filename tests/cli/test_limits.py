@@ -86,6 +86,35 @@ def test_every_kernel_parameter_is_bounded(kernel, capsys, tmp_path):
     assert not out.exists()
 
 
+def test_parameters_that_build_weights_are_bounded_together(tmp_path):
+    # swiftchannel-conv builds oc·ic·k·k int64 weights from the raw values: 288 GiB here
+    out = tmp_path / "rtl"
+    _refused(["rtl", "emit", "swiftchannel-conv", "--ic", 65536, "--oc", 65536, "-o", out], out,
+             "--ic × --oc", "times the default", f"{limits.MAX_KERNEL_SCALE:,}")
+
+
+@pytest.mark.parametrize("kernel,args", [
+    ("swiftchannel-gate", ["--lanes", "4096"]),              # one 4 Kibit LUT ROM per lane
+    ("attention-head", ["--max-len", "16384", "--head-dim", "256", "--lanes", "16"]),
+])
+def test_storage_formula_of_the_golden_module_is_used(kernel, args, tmp_path, capsys):
+    out = tmp_path / "rtl"
+    assert main(["rtl", "emit", kernel, *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{kernel} on-chip memory" in err[0], err
+    assert not out.exists()
+
+
+def test_golden_rtl_limits_are_applied(tmp_path, capsys):
+    # lo-topk's selector is a prefix chain `tokens` deep: 16 384 tokens is a RecursionError
+    out = tmp_path / "rtl"
+    assert main(["rtl", "emit", "lo-topk", "--tokens", "16384", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["hwsim: error: lo-topk tokens 16,384 exceeds the limit 4,096; pass --force "
+                   "to elaborate anyway"]
+    assert not out.exists()
+
+
 def test_every_kernel_default_is_within_the_limits():
     for k in KERNELS.values():
         p = k.params(**{cp.name: cp.default for cp in k.cli_params})
