@@ -32,10 +32,12 @@ from .lanes import pack_lanes
 __all__ = [
     "I2S_CODE",
     "PIPELINE_DEPTH",
+    "RTL_MAX_WIDTH",
     "TernaryMvuParams",
     "action_counts",
     "latency_cycles",
     "pack_i2s",
+    "rtl_limits",
     "storage_bits",
     "stream_cycles",
     "ternary_mvu",
@@ -272,3 +274,14 @@ def action_counts(p: TernaryMvuParams, vectors: int = 1, w=None) -> dict[str, in
         "out_bits": vectors * p.out.width * p.rows,
         "cycles": vectors * interval_cycles(p) + PIPELINE_DEPTH,
     }
+
+
+#: Widest signal the RTL may hold: Amaranth's netlist numbers the bits of one cell in 16 bits
+#: (``amaranth.hdl._nir``), so a wider memory word or port fails with an assertion.
+RTL_MAX_WIDTH = 1 << 16
+
+
+def rtl_limits(p: TernaryMvuParams) -> list[tuple[str, int, int]]:
+    """``(parameter, value, limit)`` of the RTL's elaboration limits: the activation word
+    (``lanes`` codes) is one signal."""
+    return [("activation word bits (lanes × act width)", p.lanes * p.act.width, RTL_MAX_WIDTH)]
