@@ -115,10 +115,11 @@ def test_golden_rtl_limits_are_applied(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_every_kernel_default_is_within_the_limits():
+def test_every_kernel_default_is_within_the_limits_and_states_its_storage():
     for k in KERNELS.values():
         p = k.params(**{cp.name: cp.default for cp in k.cli_params})
         limits.check_kernel_sim(k, p)
+        assert limits.storage_bits(k, p) > 0, f"{k.name}: no storage_bits in its golden module"
 
 
 def test_sim_4096_square_one_lane_is_refused(tmp_path):
