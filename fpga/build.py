@@ -106,7 +106,7 @@ def make_plan(kernel, params, target: str | Target):
 
 
 def build(kernel, params, target: str | Target, out: Path, *, force: bool = False,
-          vivado: bool | None = None, seed: int = 1) -> dict:
+          vivado: bool | None = None, seed: int = 1, fit_check: bool = True) -> dict:
     """Build ``kernel`` (a :class:`hwsim.kernels.Kernel`) with ``params`` for ``target``.
 
     Parameters
@@ -119,6 +119,10 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
         RFSoC targets: run Vivado on the plan (None: when ``vivado`` is on PATH).
     seed : int
         nextpnr placement seed (ECP5).
+    fit_check : bool
+        Before anything is elaborated, check the design against the part from closed-form
+        figures (:func:`hwsim.estimate.fpga.fit_before_synthesis`); the check on the
+        synthesized cells runs either way.
 
     Returns
     -------
@@ -136,6 +140,10 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
     if out.exists() and not out.is_dir():
         raise HwsimError(f"build folder {out} exists and is not a folder")
     design = f"{kernel.name} ({', '.join(f'{k}={v}' for k, v in _params_dict(params).items())})"
+    if fit_check:
+        from hwsim.estimate.fpga import fit_before_synthesis
+
+        fit_before_synthesis(kernel, params, tgt.part, design)
 
     harness, plan = make_plan(kernel, params, tgt)
 

@@ -26,8 +26,12 @@ def add_kernel_parsers(sub, help_fmt: str, setup) -> None:
 
 
 def kernel_params(args) -> tuple[Kernel, object]:
+    from hwsim.limits import check_kernel_args
+
     kernel: Kernel = args.kernel
     values = {cp.name: getattr(args, cp.name) for cp in kernel.cli_params}
+    check_kernel_args(kernel, values, getattr(args, "force_limits", False),  # before building
+                      getattr(args, "limits_flag", "--force"))
     return kernel, kernel.params(**values)
 
 

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
                    help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
                         "clock_mhz or a parameter path)")
+    p.add_argument("--max-points", type=positive_int, default=None,
+                   help="largest --sweep grid (default 10000)")
     p.add_argument("--out", type=Path, default=None,
                    help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
     p.add_argument("--validate", action="store_true",
@@ -55,7 +57,10 @@ def _overrides(arch, sets: list[str]) -> dict:
 
 def _run(args) -> int:
     from hwsim.estimate import estimate_arch, load_arch
+    from hwsim.limits import MAX_CONTEXT, MAX_PROMPT, check_budget
 
+    check_budget("--prompt", args.prompt, MAX_PROMPT, unit="tokens")  # ranges before any work
+    check_budget("--context", args.context, MAX_CONTEXT, unit="tokens")
     arch = load_arch(args.target)
     if args.set:
         arch = arch.with_values(_overrides(arch, args.set), source="--set on the command line")
@@ -81,7 +86,7 @@ def _run(args) -> int:
         if args.set:
             raise HwsimError("--set and --sweep cannot be combined; edit a copy of the YAML")
         result = sw.run_sweep(args.model, args.target, args.sweep, args.prompt, args.context,
-                              args.lm_head)
+                              args.lm_head, args.max_points)
         out = args.out or Path("build") / "estimate" / f"{Path(args.model).stem}-{arch.name}-sweep"
         files = sw.write_sweep(result, out)
         if args.json:

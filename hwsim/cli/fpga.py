@@ -39,8 +39,10 @@ def register(sub) -> None:
         kp.add_argument("--vivado", action=argparse.BooleanOptionalAction, default=None,
                         help="RFSoC targets: run Vivado on the plan (default: when on PATH)")
         kp.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (ECP5)")
+        kp.add_argument("--no-fit-check", dest="force_limits", action="store_true",
+                        help="skip the size limits and the fit check before synthesis")
         kp.add_argument("--json", action="store_true", help="print the report as JSON")
-        kp.set_defaults(func=run_build)
+        kp.set_defaults(func=run_build, limits_flag="--no-fit-check")
 
     add_kernel_parsers(ksub, "{summary}", setup)
 
@@ -65,12 +67,17 @@ def run_targets(args) -> int:
 def run_build(args) -> int:
     from fpga.build import build, render_markdown
     from fpga.platforms import get_target
+    from hwsim.estimate.fpga import fit_before_synthesis
+    from hwsim.limits import check_kernel_design
 
     kernel, params = kernel_params(args)  # validates before anything is written
-    get_target(args.target)
+    tgt = get_target(args.target)
+    if not args.force_limits:  # the part first: "does not fit" says more than a size limit
+        fit_before_synthesis(kernel, params, tgt.part, kernel.name)
+        check_kernel_design(kernel, params, flag="--no-fit-check")
     out = args.out or Path("build") / "fpga" / f"{kernel.name}-{args.target}"
     report = build(kernel, params, args.target, out, force=args.force, vivado=args.vivado,
-                   seed=args.seed)
+                   seed=args.seed, fit_check=not args.force_limits)
     if args.json:
         print_json(report)
     else:

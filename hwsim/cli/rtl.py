@@ -19,15 +19,19 @@ def register(sub) -> None:
 
     def setup(kp):
         kp.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+        kp.add_argument("--force", dest="force_limits", action="store_true",
+                        help="elaborate even past the size limits (README: Limits)")
         kp.set_defaults(func=run_emit)
 
     add_kernel_parsers(ksub, "{summary}", setup)
 
 
 def run_emit(args) -> int:
+    from hwsim.limits import check_kernel_design
     from rtl.emit import describe, emit
 
     kernel, params = kernel_params(args)  # validates before anything is written
+    check_kernel_design(kernel, params, args.force_limits)
     paths = emit(kernel.component(params), kernel.top, args.out, kernel.manifest(params))
     print(f"wrote {paths['verilog']}")
     print(f"wrote {paths['manifest']} (fields: docs/rtl-interface.md)")

@@ -24,15 +24,19 @@ def register(sub) -> None:
         kp.add_argument("-o", "--out", type=Path, default=Path("build/sim"),
                         help="build folder (Verilog, plan, simulator build, waves)")
         kp.add_argument("--json", action="store_true", help="print one JSON object")
+        kp.add_argument("--force", dest="force_limits", action="store_true",
+                        help="simulate even past the size and cycle limits")
         kp.set_defaults(func=run_sim)
 
     add_kernel_parsers(ksub, "{summary}", setup)
 
 
 def run_sim(args) -> int:
+    from hwsim.limits import check_kernel_sim
     from hwsim.sim.runner import check_simulator, simulate
 
     kernel, params = kernel_params(args)
+    check_kernel_sim(kernel, params, args.force_limits)
     check_simulator(args.sim)
     report = simulate(kernel, params, kernel.cases(params, args.seed, args.quick),
                       args.out / kernel.name, sim=args.sim, waves=args.waves)

@@ -43,10 +43,11 @@ def register(sub) -> None:
 
 def run_bitnet(args) -> int:
     from models.bitnet.config import resolve_config
+
+    cfg = resolve_config(args.config)  # sizes checked before torch is imported
     from models.bitnet.data import stdlib_corpus, text_file_corpus
     from models.bitnet.train import TrainSettings, train_bitnet
 
-    cfg = resolve_config(args.config)
     settings = TrainSettings(steps=args.steps, batch=args.batch, seq=args.seq, lr=args.lr,
                              seed=args.seed, threads=args.threads)
     settings.check(cfg)  # before any data is read or anything written

@@ -33,8 +33,9 @@ from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fpga_resources", "kernel_resources",
-           "memory_resources", "tint_tile_resources"]
+__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fit_before_synthesis",
+           "fpga_resources", "kernel_resources", "memory_bits_capacity", "memory_resources",
+           "tint_tile_resources"]
 
 #: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
 #: Memory Resources", Table 1-3 / 1-4
@@ -227,3 +228,46 @@ def kernel_resources(kernel_name: str, params, part_name: str) -> dict:
         return {"available": False, "reason": f"resource model is for UltraScale+, not {part_name}"}
     r = model(params, load_tables("fpga_usplus"))
     return {"luts": r["luts"], "ffs": r["ffs"], "dsp48e2": r["dsps"], "bram36": r["bram36"]}
+
+
+#: bits one LUT holds as distributed RAM: an ECP5 LUT4 is 16 × 1, an UltraScale+ LUT6 64 × 1
+_LUTRAM_BITS = {"ecp5": 16, "xcup": 64}
+#: bits of one block memory: ECP5 EBR 18 Kb (DP16KD), UltraScale+ RAMB36 36 Kb, URAM 288 Kb
+_BLOCK_BITS = {"bram": 18 * 1024, "bram36": 36 * 1024, "uram": 288 * 1024}
+
+
+def memory_bits_capacity(part) -> int:
+    """The most memory bits ``part`` (an :class:`fpga.parts.Part`) can hold: every block RAM
+    full and every LUT used as distributed RAM (an upper bound: no logic left)."""
+    cap = part.capacity
+    return (sum(n * _BLOCK_BITS[r] for r, n in cap.items() if r in _BLOCK_BITS)
+            + cap["luts"] * _LUTRAM_BITS.get(part.family, 16))
+
+
+def fit_before_synthesis(kernel, params, part, design: str) -> None:
+    """Raise one :class:`HwsimError` line when ``kernel`` with ``params`` cannot fit ``part``,
+    from closed-form figures, before anything is elaborated or synthesized.
+
+    Two checks: the design's memory bits (``storage_bits`` of its golden module) against
+    :func:`memory_bits_capacity`, on every part; and, for a kernel with a calibrated
+    UltraScale+ model on an UltraScale+ part, its predicted LUT / FF / DSP48E2 / BRAM36
+    (:func:`kernel_resources`) against the part's capacity.
+    """
+    from hwsim.errors import HwsimError
+    from hwsim.limits import storage_bits
+
+    hint = "; pass --no-fit-check to synthesize anyway"
+    bits = storage_bits(kernel, params)
+    cap = memory_bits_capacity(part)
+    if bits is not None and bits > cap:
+        raise HwsimError(f"{design} does not fit {part.name} (estimated before synthesis): "
+                         f"needs memory {bits:,} bits > {cap:,} available{hint}")
+    if part.family != "xcup" or kernel.name not in _KERNEL_MODELS:
+        return
+    r = kernel_resources(kernel.name, params, part.name)
+    labels = {"luts": "LUT", "ffs": "FF", "dsp48e2": "DSP48E2", "bram36": "BRAM36"}
+    over = [f"{labels[k]} {r[k]:,} > {part.capacity[k]:,}" for k in labels
+            if r.get(k, 0) > part.capacity[k]]
+    if over:
+        raise HwsimError(f"{design} does not fit {part.name} (estimated before synthesis): "
+                         f"needs {', '.join(over)} available{hint}")

@@ -160,28 +160,34 @@ def _add(acc: dict, more: dict) -> dict:
     return acc
 
 
-def _key_lengths(shape: dict) -> list[int]:
-    """Keys each query attends to: ``keys`` for every query, or ``1 … queries`` (causal)."""
+def _key_lengths(shape: dict) -> list[tuple[int, int]]:
+    """``(keys, queries)`` pairs: every query attends to ``keys`` (one pair, closed form), or
+    query ``i`` of a causal prefill to ``i`` keys (one pair per query)."""
     if shape["causal"]:
-        return list(range(1, shape["queries"] + 1))
-    return [shape["keys"]] * shape["queries"]
+        return [(n, 1) for n in range(1, shape["queries"] + 1)]
+    return [(shape["keys"], shape["queries"])]
+
+
+def _scaled(actions: dict, k: int) -> dict:
+    return {a: k * n for a, n in actions.items()}
 
 
 def _int8_matmul(shape: dict, vectors: int, arch) -> KernelCost:
     lanes = arch["booth.lanes"]
     if "product" in shape:  # attention: QKᵀ or A·V of every head and query
         h, hd, lengths = shape["heads"], shape["head_dim"], _key_lengths(shape)
+        total = sum(n * q for n, q in lengths)
         if _MM is None:
-            cycles, actions = _interim.int8_matmul(h, hd, sum(lengths), lanes)
+            cycles, actions = _interim.int8_matmul(h, hd, total, lanes)
         elif shape["product"] == "qk":   # (h, d) · (L, d)ᵀ per query: linear in L
-            g = _MM.action_counts(h, sum(lengths), hd, lanes)
+            g = _MM.action_counts(h, total, hd, lanes)
             cycles, actions = g["cycles"], _map("int8_matmul", g)
         else:                            # (h, L) · (d, L)ᵀ per query
             cycles, actions = 0, {}
-            for n_keys in lengths:
+            for n_keys, queries in lengths:
                 g = _MM.action_counts(h, hd, n_keys, lanes)
-                cycles += g["cycles"]
-                _add(actions, _map("int8_matmul", g))
+                cycles += queries * g["cycles"]
+                _add(actions, _scaled(_map("int8_matmul", g), queries))
         return KernelCost("int8_matmul", "booth", cycles, actions)
     m, k, n = shape["m"] * vectors, shape["k"], shape["n"]  # dense: (m, k) · (k, n)
     if _MM is None:
@@ -195,13 +201,14 @@ def _int8_matmul(shape: dict, vectors: int, arch) -> KernelCost:
 def _softmax(shape: dict, vectors: int, arch) -> KernelCost:
     lanes, h, lengths = arch["nonlinear.lanes"], shape["heads"], _key_lengths(shape)
     if _SM is None:
-        cycles, actions = _interim.softmax_int(h, sum(lengths), lanes)
+        cycles, actions = _interim.softmax_int(h, sum(n * q for n, q in lengths), lanes)
     else:
         p = _SM.SoftmaxParams()
         cycles, actions = 0, {}
-        for n_keys in lengths:
-            cycles += h * (_SM.exp_pass_cycles(n_keys, lanes) + _SM.recip_cycles(p))
-            _add(actions, _map("softmax_int", _SM.action_counts(p, n_keys, h)))
+        for n_keys, queries in lengths:
+            cycles += queries * h * (_SM.exp_pass_cycles(n_keys, lanes) + _SM.recip_cycles(p))
+            _add(actions, _scaled(_map("softmax_int", _SM.action_counts(p, n_keys, h)),
+                                  queries))
     return KernelCost("softmax_int", "nonlinear", cycles, actions)
 
 

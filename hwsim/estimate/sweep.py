@@ -107,10 +107,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def run_sweep(model: str, target: str, specs: list[str], prompt: int = 64, context: int = 128,
-              lm_head: bool = False) -> dict:
+              lm_head: bool = False, max_points: int | None = None) -> dict:
+    """Every point of the grid ``specs``; at most ``max_points`` (default
+    :data:`hwsim.limits.MAX_SWEEP_POINTS`), checked before any point is priced."""
+    from hwsim.limits import MAX_SWEEP_POINTS, check_sweep_grid
+
     base = load_arch(target)
-    tables = load_tables(base.tables)
     axes = parse_sweep(base, specs)
+    check_sweep_grid([len(t) for _, t, _ in axes],
+                     MAX_SWEEP_POINTS if max_points is None else max_points)
+    tables = load_tables(base.tables)
     workloads = model_workloads(model, prompt, context, lm_head)
     rows = []
     cost_key = "area_mm2" if base.kind == "asic" else "luts"

@@ -142,9 +142,14 @@ def bitnet_workload(model: str, phase: str, tokens: int = 1, context: int = 128,
         raise HwsimError(f"unknown model {model!r}; known: {', '.join(known_models())}")
     if phase not in ("decode", "prefill"):
         raise HwsimError(f"phase must be decode or prefill, not {phase!r}")
+    from hwsim.limits import MAX_CONTEXT, MAX_PROMPT, check_budget
+
     for name, v in (("tokens", tokens), ("context", context)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise HwsimError(f"{name} must be a positive integer, not {v!r}")
+    check_budget("context", context, MAX_CONTEXT, unit="tokens")
+    if phase == "prefill":
+        check_budget("prefill tokens", tokens, MAX_PROMPT)
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
                              or not 1 <= keep <= context):
         raise HwsimError(f"keep (K) must be an integer 1 … context ({context}), not {keep!r}")

@@ -39,6 +39,7 @@ __all__ = [
     "action_counts",
     "interval_cycles",
     "latency_cycles",
+    "storage_bits",
     "stream_cycles",
 ]
 
@@ -143,6 +144,11 @@ def interval_cycles(p: AbsmaxBarrierParams) -> int:
 def latency_cycles(p: AbsmaxBarrierParams) -> int:
     """First input beat of a token to its last output beat, both counted."""
     return interval_cycles(p) + PIPELINE_DEPTH
+
+
+def storage_bits(p: AbsmaxBarrierParams) -> int:
+    """Bits of the RTL's token buffer (one token of ``length`` accumulators)."""
+    return p.length * p.in_width
 
 
 def stream_cycles(p: AbsmaxBarrierParams, tokens: int) -> int:

@@ -61,6 +61,7 @@ __all__ = [
     "query_lengths",
     "run_ops",
     "score_codes",
+    "storage_bits",
     "stream_cycles",
 ]
 
@@ -395,6 +396,16 @@ def query_cycles(p: AttentionParams, length: int) -> int:
     recip = sm.recip_cycles(p.softmax) + _RECIP_EXTRA
     return (C + LC + _QK_DRAIN + sm.exp_pass_cycles(length, p.exp_lanes) + _EXP_DRAIN + recip
             + LC + _AV_DRAIN + recip + C + _OUT_DRAIN)
+
+
+def storage_bits(p: AttentionParams) -> int:
+    """Bits of the RTL's memories: the int8 K and V caches (``max_len × head_dim`` each), the
+    query, the scores and exponentials of one row, the A·V accumulators and the exp LUT."""
+    C, L, M, E = p.chunks, p.lanes, p.max_len, p.exp_lanes
+    sp = p.softmax
+    rows = -(-M // E)
+    return (2 * M * C * 8 * L + C * 8 * L + rows * E * (p.score.width + sp.exp_width)
+            + C * p.av_acc_width * L + (1 << p.lut_bits) * sp.exp_width)
 
 
 def decode_cycles(p: AttentionParams, length: int) -> int:

@@ -28,7 +28,8 @@ from . import attn_out as ao
 from . import decoder_layer as dl
 from . import norm_quant as nq
 
-__all__ = ["AttnLayerParams", "activations", "attn_layer", "latency_cycles", "phase_cycles"]
+__all__ = ["AttnLayerParams", "activations", "attn_layer", "latency_cycles", "phase_cycles",
+           "storage_bits"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,8 @@ def latency_cycles(p: AttnLayerParams) -> int:
     """First residual beat to the last output code, both counted: the sum of
     :func:`phase_cycles`."""
     return sum(phase_cycles(p).values())
+
+
+def storage_bits(p: AttnLayerParams) -> int:
+    """Bits of the decode step's and ``attn-out``'s memories."""
+    return dl.storage_bits(p.decode_step()) + ao.storage_bits(p.attn_out())

@@ -30,7 +30,8 @@ from . import decoder_layer as dl
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
-__all__ = ["AttnOutParams", "attn_out", "latency_cycles", "wo_accumulators"]
+__all__ = ["AttnOutParams", "attn_out", "latency_cycles", "storage_bits",
+           "wo_accumulators"]
 
 RATIO_BITS = dl.V_RATIO_FRAC + 1     # a head's v-step ratio is at most 2**V_RATIO_FRAC
 SHIFT_BITS = 6                       # the residual requantizer's S
@@ -156,3 +157,8 @@ def latency_cycles(p: AttnOutParams) -> int:
     the store's ``C`` cycles and the MVU's input ``C`` cycles overlap exactly:
     ``latency(norm-quant) + latency(wo MVU)``."""
     return nq.latency_cycles(p.norm_quant()) + mvu.latency_cycles(p.wo())
+
+
+def storage_bits(p: AttnOutParams) -> int:
+    """Bits of the ``wo`` MVU's memories (the RTL's largest by far)."""
+    return mvu.storage_bits(p.wo())

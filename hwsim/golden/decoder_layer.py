@@ -85,6 +85,7 @@ __all__ = [
     "rms_shifted",
     "shift_rows",
     "sparse_attend",
+    "storage_bits",
     "v_ratios",
     "v_rescale",
 ]
@@ -841,3 +842,16 @@ def decode_step_phases(p: DecodeStepParams) -> dict[str, int]:
 def decode_step_cycles(p: DecodeStepParams) -> int:
     """First ``x`` beat to last output beat: the sum of :func:`decode_step_phases`."""
     return sum(decode_step_phases(p).values())
+
+
+def storage_bits(p: DecodeAttentionParams | QkvFrontendParams | DecodeStepParams) -> int:
+    """Bits of the memories of the decode-attention, qkv-frontend or decode-step RTL: the
+    on-chip K and V caches (``kv_heads × tokens × head_dim`` int8 each) with the attention
+    engine's memories, and the ternary weights of wq, wk and wv."""
+    if isinstance(p, DecodeStepParams):
+        return storage_bits(p.frontend()) + storage_bits(p.attention_phase())
+    if isinstance(p, QkvFrontendParams):
+        return sum(mvu.storage_bits(p.mvu(n)) for n in ("wq", "wk", "wv"))
+    if isinstance(p, DecodeAttentionParams):
+        return 2 * p.kv_heads * p.tokens * 8 * p.head_dim + ah.storage_bits(p.attention())
+    raise TypeError(f"no storage formula for {type(p).__name__}")

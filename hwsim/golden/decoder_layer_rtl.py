@@ -31,7 +31,8 @@ from . import attn_layer as al
 from . import ffn_in as fi
 from . import ffn_out as fo
 
-__all__ = ["LayerRtlParams", "decoder_layer", "latency_cycles", "phase_cycles"]
+__all__ = ["LayerRtlParams", "decoder_layer", "latency_cycles", "phase_cycles",
+           "storage_bits"]
 
 
 @dataclass(frozen=True)
@@ -177,3 +178,9 @@ def latency_cycles(p: LayerRtlParams) -> int:
     ffn``."""
     return sum(phase_cycles(p).values())
 
+
+
+def storage_bits(p: LayerRtlParams) -> int:
+    """Bits of the attention half's and the FFN halves' memories."""
+    return (al.storage_bits(p.attn_layer()) + fi.storage_bits(p.ffn_in())
+            + fo.storage_bits(p.ffn_out()))

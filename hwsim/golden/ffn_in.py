@@ -30,7 +30,8 @@ from . import decoder_layer as dl
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
-__all__ = ["RELU2_DEPTH", "FfnInParams", "ffn_in", "latency_cycles", "phase_cycles"]
+__all__ = ["RELU2_DEPTH", "FfnInParams", "ffn_in", "latency_cycles", "phase_cycles",
+           "storage_bits"]
 
 #: Register stages of the ``relu(g)²·u`` unit (:class:`rtl.relu2_mul.Relu2Mul`): the square,
 #: then the product into the output register.
@@ -153,3 +154,8 @@ def latency_cycles(p: FfnInParams) -> int:
     """First residual beat to the last ``prod`` beat, both counted: the sum of
     :func:`phase_cycles`."""
     return sum(phase_cycles(p).values())
+
+
+def storage_bits(p: FfnInParams) -> int:
+    """Bits of the ``w1`` and ``w3`` MVUs' memories (the RTL's largest by far)."""
+    return 2 * mvu.storage_bits(p.mvu())

@@ -31,7 +31,8 @@ from . import eps_divider as ed
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
-__all__ = ["FfnOutParams", "ffn_out", "latency_cycles", "phase_cycles", "w2_accumulators"]
+__all__ = ["FfnOutParams", "ffn_out", "latency_cycles", "phase_cycles", "storage_bits",
+           "w2_accumulators"]
 
 SHIFT_BITS = ao.SHIFT_BITS           # the residual requantizer's S (as attn-out)
 
@@ -189,3 +190,8 @@ def latency_cycles(p: FfnOutParams) -> int:
     """First ``prod`` beat to the last output code, both counted: the ``ffn`` input beats
     (one code each) plus :func:`phase_cycles`."""
     return p.ffn + sum(phase_cycles(p).values())
+
+
+def storage_bits(p: FfnOutParams) -> int:
+    """Bits of the ``w2`` MVU's memories (the RTL's largest by far)."""
+    return mvu.storage_bits(p.w2())

@@ -39,14 +39,17 @@ from .lanes import pack_lanes
 
 __all__ = [
     "PIPELINE_DEPTH",
+    "RTL_MAX_WIDTH",
     "LifParams",
     "action_counts",
     "events_from_counts",
     "leak",
     "lif_array",
     "lif_step",
+    "rtl_limits",
     "spiking_layer",
     "step_cycles",
+    "storage_bits",
     "stream_cycles",
     "weight_words",
 ]
@@ -286,6 +289,11 @@ def stream_cycles(p: LifParams, events_per_step: Sequence[int]) -> int:
     return sum(step_cycles(p, int(e)) for e in events_per_step) + PIPELINE_DEPTH
 
 
+def storage_bits(p: LifParams) -> int:
+    """Bits of the RTL's weight memory (``inputs × neurons`` weights) and membrane state."""
+    return p.weight_depth * p.lanes * p.weight.width + p.neurons * p.mem.width
+
+
 def weight_load_cycles(p: LifParams) -> int:
     return p.weight_depth
 
@@ -311,3 +319,14 @@ def action_counts(p: LifParams, events_per_step: Sequence[int]) -> dict[str, int
         "out_bits": steps * p.neurons * (1 + p.mem.width),
         "cycles": stream_cycles(p, events_per_step),
     }
+
+
+#: Widest signal the RTL may hold: Amaranth's netlist numbers the bits of one cell in 16 bits
+#: (``amaranth.hdl._nir``), so a wider memory word or port fails with an assertion.
+RTL_MAX_WIDTH = 1 << 16
+
+
+def rtl_limits(p: LifParams) -> list[tuple[str, int, int]]:
+    """``(parameter, value, limit)`` of the RTL's elaboration limits: one weight word holds
+    ``lanes`` weights."""
+    return [("weight word bits (lanes × weight bits)", p.lanes * p.weight.width, RTL_MAX_WIDTH)]

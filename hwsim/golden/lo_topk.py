@@ -33,12 +33,15 @@ from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8
 
 __all__ = [
+    "RTL_MAX_TOKENS",
     "LoTopKParams",
     "action_counts",
     "latency_cycles",
     "leading_one",
     "lo_scores",
+    "rtl_limits",
     "select_cycles",
+    "storage_bits",
     "topk_radix",
 ]
 
@@ -140,3 +143,20 @@ def action_counts(p: LoTopKParams, queries: int = 1) -> dict[str, int]:
         "kv_read_bytes_sparse": queries * 2 * K * d,
         "kv_read_bytes_dense": queries * 2 * M * d,
     }
+
+
+def storage_bits(p: LoTopKParams) -> int:
+    """Bits of the RTL's state: every cached token's biased score in a register (the selector
+    reads them all at once, with a ``tokens``-long prefix count), and the query."""
+    return p.tokens * (p.score_width + 2) + p.head_dim * 8
+
+
+#: Largest ``tokens`` the RTL is elaborated for: its selector counts the undecided tokens with a
+#: prefix chain ``tokens`` deep, and Amaranth's converter recurses along it — 4 096 tokens
+#: emit in 9 s, 16 384 exhausted Python's recursion limit after 37 s.
+RTL_MAX_TOKENS = 4096
+
+
+def rtl_limits(p: LoTopKParams) -> list[tuple[str, int, int]]:
+    """``(parameter, value, limit)`` of the RTL's elaboration limits (not the golden's)."""
+    return [("tokens", p.tokens, RTL_MAX_TOKENS)]

@@ -30,7 +30,8 @@ from hwsim.errors import HwsimError, check_ints
 from . import decoder_layer as dl
 from . import rmsnorm_int as rn
 
-__all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "norm_quant_row", "stream_cycles"]
+__all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "norm_quant_row", "storage_bits",
+           "stream_cycles"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,8 @@ def stream_cycles(p: NormQuantParams, vectors: int) -> int:
     every ``rmsnorm_int.latency_cycles`` cycles (the quantizer's phase overlaps the next
     vector's norm)."""
     return (vectors - 1) * rn.latency_cycles(p.norm()) + latency_cycles(p)
+
+
+def storage_bits(p: NormQuantParams) -> int:
+    """Bits of the RTL's memories: the RMSNorm's row buffer and the normalized row's."""
+    return rn.storage_bits(p.norm()) + p.chunks * p.lanes * p.norm().out.width

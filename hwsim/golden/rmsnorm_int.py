@@ -42,6 +42,7 @@ __all__ = [
     "latency_cycles",
     "rmsnorm_float",
     "rmsnorm_int",
+    "storage_bits",
 ]
 
 #: default gain format: int8 with 6 fractional bits (γ in [−2, 1.98])
@@ -187,3 +188,8 @@ def action_counts(p: RmsNormParams, rows: int = 1) -> dict[str, int]:
         "gamma_read_bits": rows * p.n * p.gamma.width,
         "out_bits": rows * p.n * p.out.width,
     }
+
+
+def storage_bits(p: RmsNormParams) -> int:
+    """Bits of the RTL's row buffer: each of the ``n`` elements with its gain."""
+    return p.chunks * p.lanes * (p.x.width + p.gamma.width)

@@ -24,8 +24,18 @@ from hwsim.errors import HwsimError, check_ints
 
 from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, conv_int
 
-__all__ = ["LINE_ROWS", "PIPELINE_DEPTH", "ConvEngineParams", "action_counts", "conv_engine",
-           "frame_cycles", "start_cycles"]
+__all__ = [
+    "LINE_ROWS",
+    "PIPELINE_DEPTH",
+    "RTL_MAX_WIDTH",
+    "ConvEngineParams",
+    "action_counts",
+    "conv_engine",
+    "frame_cycles",
+    "rtl_limits",
+    "start_cycles",
+    "storage_bits",
+]
 
 #: rows held by the line buffer (a power of two: the row slot is ``row mod 4``)
 LINE_ROWS = 4
@@ -179,3 +189,21 @@ def action_counts(p: ConvEngineParams, frames: int = 1) -> dict[str, int]:
         "requant": frames * p.pixels * p.oc,
         "cycles": frames * frame_cycles(p),
     }
+
+
+def storage_bits(p: ConvEngineParams) -> int:
+    """Bits of the RTL's memories: the line buffer (:data:`LINE_ROWS` rows of ``ic`` int8
+    channels), the int8 weight ROM, and per output channel a 32-bit bias and a requantizer."""
+    return (LINE_ROWS * p.width * 8 * p.ic + p.oc * p.ic * p.k * p.k * 8
+            + p.groups * p.ocp * (32 + 16 + 6))
+
+
+#: Widest signal the RTL may hold: Amaranth's netlist numbers the bits of one cell in 16 bits
+#: (``amaranth.hdl._nir``), so a wider memory word or port fails with an assertion.
+RTL_MAX_WIDTH = 1 << 16
+
+
+def rtl_limits(p: ConvEngineParams) -> list[tuple[str, int, int]]:
+    """``(parameter, value, limit)`` of the RTL's elaboration limits: one weight-ROM word
+    holds ``ocp × taps × ic`` int8 weights."""
+    return [("weight word bits (8 × ocp × taps × ic)", 8 * p.ocp * p.taps * p.ic, RTL_MAX_WIDTH)]

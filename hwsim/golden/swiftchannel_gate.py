@@ -18,7 +18,8 @@ from hwsim.errors import HwsimError
 
 from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, SpabInt, sigmoid_lut, spab_gate
 
-__all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "stream_cycles"]
+__all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "storage_bits",
+           "stream_cycles"]
 
 PIPELINE_DEPTH = 2
 
@@ -83,3 +84,10 @@ def action_counts(p: GateParams, beats: int) -> dict[str, int]:
     n = beats * p.lanes
     return {"skip_sum_mul": 2 * n, "lut_read_bits": 8 * n, "mul_gate": n, "requant": n,
             "lut_index_mul": n, "cycles": stream_cycles(p, beats)}
+
+
+def storage_bits(p: GateParams) -> int:
+    """Bits of the RTL's memories: one 8-bit sigmoid LUT ROM per lane."""
+    from .swiftchannel import LUT_SIZE
+
+    return p.lanes * LUT_SIZE * 8

@@ -43,10 +43,13 @@ import numpy as np
 from hwsim.errors import HwsimError, check_ints
 
 from . import swiftchannel as sc
+from . import swiftchannel_conv as conv_spec
+from . import swiftchannel_gate as gate_spec
 from .swiftchannel_conv import ConvEngineParams
 from .swiftchannel_gate import GateParams
 
-__all__ = ["PipelineParams", "arrival_cycles", "frame_cycles", "pipeline", "skip_depth_for"]
+__all__ = ["PipelineParams", "arrival_cycles", "frame_cycles", "pipeline", "skip_depth_for",
+           "storage_bits"]
 
 _GATE_FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift",
                 "z_out")
@@ -219,3 +222,11 @@ def action_counts(p: PipelineParams) -> dict[str, int]:
     out["gate_elements"] = p.blocks * p.pixels * feat
     out["skip_fifo_bits"] = 2 * p.blocks * p.pixels * feat * 8  # write + read
     return out
+
+
+def storage_bits(p: PipelineParams) -> int:
+    """Bits of the composed RTL's memories: every conv engine's and gate's, and each block's
+    skip FIFO (``skip_depth`` pixels of the block's features)."""
+    skip = sum(p.skip_depth * 8 * c.ic for c in p.conv_engines()[1::2][:p.blocks])
+    return (sum(conv_spec.storage_bits(c) for c in p.conv_engines())
+            + sum(gate_spec.storage_bits(g) for g in p.gate_params()) + skip)

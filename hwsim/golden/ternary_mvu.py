@@ -32,10 +32,13 @@ from .lanes import pack_lanes
 __all__ = [
     "I2S_CODE",
     "PIPELINE_DEPTH",
+    "RTL_MAX_WIDTH",
     "TernaryMvuParams",
     "action_counts",
     "latency_cycles",
     "pack_i2s",
+    "rtl_limits",
+    "storage_bits",
     "stream_cycles",
     "ternary_mvu",
     "ternary_mvu_acc",
@@ -221,6 +224,11 @@ def weight_words(w, lanes: int) -> list[int]:
 
 # ------------------------------------------------------------------------------------------
 # Cycle formulas (the RTL docstring states these; cocotb and the Amaranth tests measure them)
+def storage_bits(p: TernaryMvuParams) -> int:
+    """Bits of the RTL's memories: ternary weights (2 bits each) and one activation vector."""
+    return p.weight_depth * 2 * p.lanes + p.chunks * p.act.width * p.lanes
+
+
 def weight_load_cycles(p: TernaryMvuParams) -> int:
     """Cycles to load a full weight matrix through the ``w`` stream (one word per cycle)."""
     return p.weight_depth
@@ -266,3 +274,14 @@ def action_counts(p: TernaryMvuParams, vectors: int = 1, w=None) -> dict[str, in
         "out_bits": vectors * p.out.width * p.rows,
         "cycles": vectors * interval_cycles(p) + PIPELINE_DEPTH,
     }
+
+
+#: Widest signal the RTL may hold: Amaranth's netlist numbers the bits of one cell in 16 bits
+#: (``amaranth.hdl._nir``), so a wider memory word or port fails with an assertion.
+RTL_MAX_WIDTH = 1 << 16
+
+
+def rtl_limits(p: TernaryMvuParams) -> list[tuple[str, int, int]]:
+    """``(parameter, value, limit)`` of the RTL's elaboration limits: the activation word
+    (``lanes`` codes) is one signal."""
+    return [("activation word bits (lanes × act width)", p.lanes * p.act.width, RTL_MAX_WIDTH)]

@@ -9,12 +9,20 @@ uses SubLN, the squared-ReLU gated FFN, GQA and a tied LM head.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ACTIVATIONS", "CONFIGS", "BitNetConfig", "config_from_hf", "get_config", "resolve_config"]
+__all__ = ["ACTIVATIONS", "CONFIGS", "MAX_DIM", "BitNetConfig", "config_from_hf", "get_config",
+           "resolve_config"]
+
+#: Largest value of any integer field of a config (hidden, ffn, layers, heads, kv_heads,
+#: vocab, max_seq): 2²⁰ is 8× the largest published one (2B4T's 128 256-token vocabulary)
+#: and keeps a product of two fields within int64. The model's memory is bounded separately
+#: (:meth:`BitNetConfig.check_memory`).
+MAX_DIM = 1 << 20
 
 #: Gated-FFN activations: ``relu2`` = relu(x)² (BitNet b1.58 2B4T), ``silu`` (LLaMA, 1bitLLM).
 ACTIVATIONS = ("relu2", "silu")
@@ -41,14 +49,25 @@ class BitNetConfig:
     tie_embeddings: bool = False  # LM head shares the token embedding (2B4T)
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise HwsimError(f"BitNet config name must be a non-empty string, not {self.name!r}")
         for key in ("hidden", "ffn", "layers", "heads", "kv_heads", "vocab", "max_seq"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise HwsimError(f"{self.name}: {key} must be a positive integer, not {v!r}")
-        if not (isinstance(self.norm_eps, int | float) and self.norm_eps > 0):
-            raise HwsimError(f"{self.name}: norm_eps must be positive, not {self.norm_eps!r}")
-        if not (isinstance(self.rope_theta, int | float) and self.rope_theta > 0):
-            raise HwsimError(f"{self.name}: rope_theta must be positive, not {self.rope_theta!r}")
+            if v > MAX_DIM:
+                raise HwsimError(f"{self.name}: {key} {v:,} exceeds the limit {MAX_DIM:,}")
+        for key in ("norm_eps", "rope_theta"):
+            v = getattr(self, key)
+            if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                    or v <= 0):
+                raise HwsimError(f"{self.name}: {key} must be a finite positive number, "
+                                 f"not {v!r}")
+        for key, kind in (("subln", bool), ("tie_embeddings", bool), ("source", str),
+                          ("notes", dict), ("act", str)):
+            if not isinstance(getattr(self, key), kind):
+                raise HwsimError(f"{self.name}: {key} must be a {kind.__name__}, "
+                                 f"not {getattr(self, key)!r}")
         if self.act not in ACTIVATIONS:
             raise HwsimError(f"{self.name}: FFN activation {self.act!r} is not one of "
                              f"{', '.join(ACTIVATIONS)}")
@@ -99,6 +118,24 @@ class BitNetConfig:
         """Ternary weights in all decoder layers (embeddings and LM head excluded)."""
         return self.layers * sum(r * c for r, c in self.projection_shapes().values())
 
+    @property
+    def total_params(self) -> int:
+        """Every parameter of the model: decoder layers (norms included), the token embedding
+        and an untied LM head, and the final norm (closed form, nothing allocated)."""
+        norms = 2 + (2 if self.subln else 0)  # attn/ffn norms, SubLN before wo and w2
+        per_layer = norms * self.hidden
+        head = 0 if self.tie_embeddings else self.vocab * self.hidden
+        return (self.ternary_params + self.layers * per_layer + self.vocab * self.hidden
+                + head + self.hidden)
+
+    def check_memory(self) -> None:
+        """Raise one line when the float32 model (:attr:`total_params` × 4 bytes) would take
+        more than :data:`hwsim.limits.MODEL_MEMORY_FRACTION` of this machine's available
+        memory: before any tensor is allocated."""
+        from hwsim.limits import check_model_memory
+
+        check_model_memory(f"BitNet config {self.name}", self.total_params, 4)
+
 
 CONFIGS: dict[str, BitNetConfig] = {c.name: c for c in (
     BitNetConfig("tiny", hidden=128, ffn=352, layers=2, heads=4, kv_heads=2, vocab=256,
@@ -125,24 +162,45 @@ def get_config(name: str) -> BitNetConfig:
 _ACTS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
 
 
+def _hf_int(d: dict, key: str, default=None) -> int:
+    v = d.get(key, default) if default is not None else d[key]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise HwsimError(f"config.json: {key} must be an integer, not {v!r}")
+    return v
+
+
+def _hf_float(d: dict, key: str, default: float) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise HwsimError(f"config.json: {key} must be a number, not {v!r}")
+    return float(v)
+
+
 def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
-    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary."""
+    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary; every field's
+    type and range is checked."""
     if not isinstance(d, dict):
         raise HwsimError("config.json must hold a JSON object")
     try:
-        heads = int(d["num_attention_heads"])
-        act = str(d.get("hidden_act", "silu"))
-        if act not in _ACTS:
+        heads = _hf_int(d, "num_attention_heads")
+        act = d.get("hidden_act", "silu")
+        if not isinstance(act, str) or act not in _ACTS:
             raise HwsimError(f"config.json: unsupported hidden_act {act!r} (relu2 or silu)")
-        return BitNetConfig(
-            name=name, hidden=int(d["hidden_size"]), ffn=int(d["intermediate_size"]),
-            layers=int(d["num_hidden_layers"]), heads=heads,
-            kv_heads=int(d.get("num_key_value_heads") or heads), vocab=int(d["vocab_size"]),
-            max_seq=int(d.get("max_position_embeddings", 2048)),
-            rope_theta=float(d.get("rope_theta", 10000.0)),
-            norm_eps=float(d.get("rms_norm_eps", 1e-5)), subln=subln, act=_ACTS[act],
-            tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+        tie = d.get("tie_word_embeddings", False)
+        if not isinstance(tie, bool):
+            raise HwsimError(f"config.json: tie_word_embeddings must be true or false, "
+                             f"not {tie!r}")
+        cfg = BitNetConfig(
+            name=name, hidden=_hf_int(d, "hidden_size"), ffn=_hf_int(d, "intermediate_size"),
+            layers=_hf_int(d, "num_hidden_layers"), heads=heads,
+            kv_heads=_hf_int(d, "num_key_value_heads", heads) if d.get("num_key_value_heads")
+            is not None else heads, vocab=_hf_int(d, "vocab_size"),
+            max_seq=_hf_int(d, "max_position_embeddings", 2048),
+            rope_theta=_hf_float(d, "rope_theta", 10000.0),
+            norm_eps=_hf_float(d, "rms_norm_eps", 1e-5), subln=subln, act=_ACTS[act],
+            tie_embeddings=tie,
             source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
+        return cfg
     except KeyError as e:
         raise HwsimError(f"config.json lacks {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:
@@ -153,9 +211,17 @@ def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfi
 
 def resolve_config(arg: str) -> BitNetConfig:
     """A config name (``tiny``, ``3B`` …) or a JSON file: a Hugging Face ``config.json`` or an
-    hwsim config dictionary (:meth:`BitNetConfig.to_dict`)."""
+    hwsim config dictionary (:meth:`BitNetConfig.to_dict`); refused when the model would not
+    fit this machine (:meth:`BitNetConfig.check_memory`)."""
     if arg in CONFIGS:
-        return CONFIGS[arg]
+        cfg = CONFIGS[arg]
+    else:
+        cfg = _config_file(arg)
+    cfg.check_memory()  # before any tensor is allocated
+    return cfg
+
+
+def _config_file(arg: str) -> BitNetConfig:
     path = Path(arg)
     if not path.is_file():
         raise HwsimError(f"unknown BitNet config {arg!r}; known: {', '.join(CONFIGS)}, "

@@ -206,6 +206,7 @@ class BitNetModel(nn.Module):
     """
 
     def __init__(self, cfg: BitNetConfig, quantized: bool = True):
+        cfg.check_memory()  # one line, before any tensor, for a model this machine cannot hold
         super().__init__()
         self.config, self.quantized = cfg, quantized
         self.embed = nn.Embedding(cfg.vocab, cfg.hidden)

@@ -46,7 +46,7 @@ def test_emit_writes_verilog_and_manifest(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--lanes", 3, "--cols", 16], "lanes (3) must divide cols (16)"),
     (["--rows", 0], "rows must be at least 1, not 0"),
-    (["--cols", 2**57, "--lanes", 1],
+    (["--cols", 2**57, "--lanes", 1, "--force"],  # --force: past the size limit
      f"accumulator would need 66 bits (> 64) for cols={2**57} of int8"),
 ])
 def test_impossible_parameters_exit_2_and_write_nothing(tmp_path, args, message):
