@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from hwsim.errors import HwsimError
 from hwsim.kernels import KERNELS, Kernel
 
-__all__ = ["add_kernel_parsers", "kernel_params", "print_json"]
+__all__ = ["add_kernel_parsers", "kernel_params", "output_dir", "output_file", "print_json"]
 
 
 def add_kernel_parsers(sub, help_fmt: str, setup) -> None:
@@ -49,3 +50,30 @@ def positive_int(text: str) -> int:
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise HwsimError(message)
+
+
+def output_dir(text: str) -> Path:
+    """argparse ``type`` of an output folder: refused at parse time, before any work, when it is
+    a symbolic link, a file, a device or cannot be written (:func:`hwsim.files.check_output_dir`)."""
+    from hwsim.files import check_output_dir
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not an output "
+                                         "folder")
+    try:
+        return check_output_dir(Path(text))
+    except HwsimError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def output_file(text: str) -> Path:
+    """argparse ``type`` of one output file (:func:`hwsim.files.check_output_file`)."""
+    from hwsim.files import check_output_file
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not an output "
+                                         "file")
+    try:
+        return check_output_file(Path(text))
+    except HwsimError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
                    help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
                         "clock_mhz or a parameter path)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=output_dir, default=None,
                    help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
     p.add_argument("--validate", action="store_true",
                    help="bitnet-3b on vitallm: published vs estimated, and the sensitivity "

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ._common import add_kernel_parsers, kernel_params
+from ._common import add_kernel_parsers, kernel_params, output_dir
 
 
 def register(sub) -> None:
@@ -17,7 +15,7 @@ def register(sub) -> None:
     ksub = emit.add_subparsers(dest="kernel_name", metavar="KERNEL", required=True)
 
     def setup(kp):
-        kp.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+        kp.add_argument("-o", "--out", type=output_dir, required=True, help="output folder")
         kp.set_defaults(func=run_emit)
 
     add_kernel_parsers(ksub, "{summary}", setup)
