@@ -30,12 +30,13 @@ def register(sub) -> None:
                         "tokens per query head (BitNet models)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="override one parameter (e.g. tint.lanes=32, dram.bandwidth=40GB/s)")
-    p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
                    help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
                         "clock_mhz or a parameter path)")
     p.add_argument("--out", type=output_dir, default=None,
                    help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
-    p.add_argument("--validate", action="store_true",
+    mode.add_argument("--validate", action="store_true",
                    help="bitnet-3b on vitallm: published vs estimated, and the sensitivity "
                         "to every unpublished parameter")
     p.set_defaults(func=_run)
