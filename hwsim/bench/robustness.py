@@ -441,7 +441,9 @@ def _limit(mem_bytes: int):
     def apply():
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+        # RLIMIT_DATA, not RLIMIT_AS: wasmtime (Amaranth's yosys) reserves address
+        # space it never touches; every heap allocation still counts
+        resource.setrlimit(resource.RLIMIT_DATA, (mem_bytes, mem_bytes))
     return apply
 
 

@@ -262,6 +262,8 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise HwsimError(f"images must be 'digits', a .csv, .npy or .npz file, not {source}")
     if not path.is_file():
         raise HwsimError(f"image file {path} does not exist")
+    import zipfile
+
     try:
         z = np.load(path, allow_pickle=False)
         if isinstance(z, np.ndarray):
@@ -270,10 +272,15 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
             with z:
                 images = z["images"]
                 labels = z["labels"] if "labels" in z.files else None
-    except (KeyError, ValueError, OSError) as e:
+        images = _check_images(images, str(path))
+        labels = (np.zeros(len(images), np.int64) if labels is None
+                  else np.asarray(labels, np.int64))
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise HwsimError(f"cannot read images from {path} ({e})") from None
-    return _check_images(images, str(path)), (
-        np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64))
+    if labels.shape != (len(images),):
+        raise HwsimError(f"{path}: labels must be one per image ({len(images)}), not shape "
+                         f"{labels.shape}")
+    return images, labels
 
 
 def _check_images(images, what: str) -> np.ndarray:
