@@ -224,8 +224,8 @@ def onnx_workload(path: Path, phase: str = "decode", tokens: int = 1) -> Workloa
             continue
         w = const(node.input[1]) if len(node.input) >= 2 else None
         if w is None or w.ndim != 2:
-            raise HwsimError(f"{path.name}: the estimator cannot price {node.op_type} "
-                             f"{node.name or i!r} (no constant 2-D weight: activation × "
+            raise HwsimError(f"{path.name}: the estimator cannot price {node.op_type} (node "
+                             f"{node.name or i!r}: no constant 2-D weight; activation × "
                              f"activation products are not priced)")
         trans_b = any(a.name == "transB" and a.i for a in node.attribute)
         k, n = (w.shape[1], w.shape[0]) if trans_b else w.shape
