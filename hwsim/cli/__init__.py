@@ -43,7 +43,8 @@ class _StrictOnOff(argparse.BooleanOptionalAction):
 class HwsimArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line ``hwsim: error: …`` and exit status 2,
     like every other user error (the usage is printed by ``--help`` only). Subcommand parsers
-    inherit the class; ``--x/--no-x`` options refuse both forms at once."""
+    inherit the class; ``--x/--no-x`` options refuse both forms at once; an integer ``--seed``
+    must be 0 … 2**32 − 1 (what numpy and torch accept)."""
 
     def add_argument(self, *args, **kwargs):
         if kwargs.get("action") is argparse.BooleanOptionalAction:
@@ -70,7 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _commands():
         importlib.import_module(f"hwsim.cli.{name}").register(sub)
+    _seeds(parser)
     return parser
+
+
+def _seeds(parser: argparse.ArgumentParser) -> None:
+    """Every integer ``--seed`` of the tree takes 0 … 2**32 − 1 (numpy and torch refuse others
+    with a traceback)."""
+    from ._common import seed_int
+
+    for action in parser._actions:
+        if "--seed" in action.option_strings and action.type is int:
+            action.type = seed_int
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                _seeds(p)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,21 @@ def positive_int(text: str) -> int:
     return v
 
 
+#: the largest seed every generator of the project takes (numpy, torch, Python's random)
+SEED_MAX = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    """argparse ``type`` of a random seed: an integer 0 … :data:`SEED_MAX`."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed must be 0 … {SEED_MAX}, not {v}")
+    return v
+
+
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise HwsimError(message)

@@ -22,10 +22,11 @@ import pytest
 
 from hwsim.bench.robustness import CASES, Case, run_case
 from hwsim.cli import build_parser
-from hwsim.cli._common import positive_int
+from hwsim.cli._common import positive_int, seed_int
 
 # ---- options generated from the parser tree ------------------------------------------------
-_BAD = {int: ("abc", "1.5", ""), float: ("abc", ""), positive_int: ("0", "-1", "abc")}
+_BAD = {int: ("abc", "1.5", ""), float: ("abc", ""), positive_int: ("0", "-1", "abc"),
+        seed_int: ("-1", "4294967296", "x")}
 
 
 def _leaves(parser: argparse.ArgumentParser, path=()):
