@@ -54,7 +54,7 @@ def _probe_writable(folder: Path, what: str) -> None:
     try:
         probe = tempfile.mkdtemp(prefix=".hwsim-probe-", dir=folder)
     except OSError as e:
-        raise HwsimError(f"{what}: cannot write in {folder} ({e.strerror or e})") from None
+        raise HwsimError(f"{what} is not writable ({folder}: {e.strerror or e})") from None
     os.rmdir(probe)
 
 
@@ -74,14 +74,14 @@ def _check_output(path: Path, kind: str, want_dir: bool) -> Path:
             return path
         if path.is_file():
             if want_dir:
-                raise HwsimError(f"{what} is an existing file, not a folder")
+                raise HwsimError(f"{what} is not a folder (an existing file)")
             _probe_writable(path.parent if str(path.parent) else Path("."), what)
             return path
         raise HwsimError(f"{what} is a device or special file, not a "
                          f"{'folder' if want_dir else 'regular file'}")
     anc = _existing_ancestor(path)
     if not anc.is_dir():
-        raise HwsimError(f"{what}: {anc} is a file, not a folder")
+        raise HwsimError(f"{what} is not writable ({anc} is a file, not a folder)")
     _probe_writable(anc, what)
     return path
 

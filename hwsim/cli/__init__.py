@@ -13,6 +13,8 @@ import sys
 from hwsim import __version__
 from hwsim.errors import HwsimError
 
+from ._common import check_outputs
+
 __all__ = ["HwsimArgumentParser", "build_parser", "main"]
 
 # `hwsim --help` lists commands in the order of the flow; modules not named here follow.
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.__dict__.pop("_onoff_seen", None)
     try:
+        check_outputs(args)  # output folders and files: before any work
         return int(args.func(args) or 0)
     except HwsimError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)

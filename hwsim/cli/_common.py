@@ -10,7 +10,8 @@ from pathlib import Path
 from hwsim.errors import HwsimError
 from hwsim.kernels import KERNELS, Kernel
 
-__all__ = ["add_kernel_parsers", "kernel_params", "output_dir", "output_file", "print_json"]
+__all__ = ["OutputPath", "add_kernel_parsers", "build_dir", "check_outputs", "kernel_params",
+           "output_dir", "output_file", "print_json"]
 
 
 def add_kernel_parsers(sub, help_fmt: str, setup) -> None:
@@ -67,28 +68,36 @@ def require(cond: bool, message: str) -> None:
         raise HwsimError(message)
 
 
-def output_dir(text: str) -> Path:
-    """argparse ``type`` of an output folder: refused at parse time, before any work, when it is
-    a symbolic link, a file, a device or cannot be written (:func:`hwsim.files.check_output_dir`)."""
-    from hwsim.files import check_output_dir
+class OutputPath(type(Path())):
+    """A path an option writes to; :func:`check_outputs` checks it before the command runs."""
 
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path is not an output "
-                                         "folder")
-    try:
-        return check_output_dir(Path(text))
-    except HwsimError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    _hwsim_kind = "output folder"
+    _hwsim_dir = True
 
 
-def output_file(text: str) -> Path:
-    """argparse ``type`` of one output file (:func:`hwsim.files.check_output_file`)."""
-    from hwsim.files import check_output_file
+def _output_type(kind: str, is_dir: bool):
+    def convert(text: str) -> OutputPath:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"the {kind} must not be empty")
+        p = OutputPath(text)
+        p._hwsim_kind, p._hwsim_dir = kind, is_dir
+        return p
+    convert.__name__ = kind.replace(" ", "_")
+    return convert
 
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path is not an output "
-                                         "file")
-    try:
-        return check_output_file(Path(text))
-    except HwsimError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+
+#: argparse ``type`` of an output folder, an output file, and a build folder
+output_dir = _output_type("output folder", True)
+output_file = _output_type("output file", False)
+build_dir = _output_type("build folder", True)
+
+
+def check_outputs(args) -> None:
+    """Refuse, before any work, every output path of ``args`` that is a symbolic link, a file
+    (or, for a file, a folder), a device, or cannot be written (:mod:`hwsim.files`)."""
+    from hwsim.files import check_output_dir, check_output_file
+
+    for value in vars(args).values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, OutputPath):
+                (check_output_dir if v._hwsim_dir else check_output_file)(v, v._hwsim_kind)
