@@ -261,7 +261,10 @@ def _output_cases() -> list[Case]:
             if cname == "events-convert":
                 path = {"file": "afile/x.npz", "under-file": "afile/sub/x.npz",
                         "symlink": "link"}.get(bname, path)
-            out.append(Case(f"output/{cname}/{bname}", "output", (*argv, path), setup))
+            # the default run tries every kind on `rtl emit`, three kinds on the others
+            slow = cname != "rtl-emit" and bname in ("under-file", "proc")
+            out.append(Case(f"output/{cname}/{bname}", "output", (*argv, path), setup,
+                            slow=slow))
     out.append(Case("output/rtl-emit/empty", "output", ("rtl", "emit", "ternary-mvu", "-o", "")))
     out.append(Case("output/snn-eval-onnx/device", "output",
                     ("snn", "eval", "c.safetensors", "--onnx", "/dev/null"), ("snn:nan",)))
@@ -286,7 +289,7 @@ def _size_cases() -> list[Case]:
     s, own = "size", "size limits"
     return [
         Case("size/rtl-emit-rows-1e8", s, ("rtl", "emit", "ternary-mvu", "--rows", "100000000",
-                                           "-o", "out"), owner=own, timeout=20),
+                                           "-o", "out"), owner=own, timeout=15),
         Case("size/estimate-context-1e12", s, ("estimate", "bitnet-3b", "--target", "vitallm",
                                                "--context", "1000000000000"), owner=own,
              timeout=20),
@@ -295,19 +298,19 @@ def _size_cases() -> list[Case]:
               "lanes=" + ",".join(str(i) for i in range(1, 91)),
               "tiles=" + ",".join(str(i) for i in range(1, 91)),
               "clock_mhz=" + ",".join(str(100 + i) for i in range(100)), "--out", "sw"),
-             owner=own, timeout=20),
+             owner=own, timeout=15),
         Case("size/train-bitnet-layers-1e9", s, ("train", "bitnet", "--config", "config.json",
                                                  "--steps", "1", "-o", "out"),
-             ("file:huge_layers",), owner=own, timeout=20),
+             ("file:huge_layers",), owner=own, timeout=15),
         Case("size/export-bitnet-layers-1e9", s, ("export", "bitnet", "--checkpoint", ".",
                                                   "-o", "out"), ("file:huge_layers",),
              timeout=30),
         Case("size/sim-4096-one-lane", s, ("sim", "ternary-mvu", "--rows", "4096", "--cols",
                                            "4096", "--lanes", "1", "-o", "out"),
-             owner=own, timeout=20, slow=True),
+             owner=own, timeout=15, slow=True),
         Case("size/fpga-4096-on-ecp5-12f", s, ("fpga", "build", "ternary-mvu", "--rows", "4096",
                                                "--cols", "4096", "--target", "ecp5-ulx3s-12f",
-                                               "-o", "out"), owner=own, timeout=20, slow=True),
+                                               "-o", "out"), owner=own, timeout=15, slow=True),
     ]
 
 
@@ -332,13 +335,13 @@ def _sweep_cases() -> list[Case]:
     s, own = "sweep", "sweeps"
     return [
         Case("sweep/empty-weights", s, ("sweep", "bitnet", "--weights", "", "-o", "out"),
-             owner=own, timeout=20),
+             owner=own, timeout=15),
         Case("sweep/unknown-model", s, ("sweep", "nomodel", "-o", "out")),
         Case("sweep/bad-weights", s, ("sweep", "bitnet", "--weights", "2,x", "-o", "out")),
         Case("sweep/zero-bits", s, ("sweep", "bitnet", "--weights", "0", "-o", "out")),
         Case("sweep/unreachable-dask", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
                                            "--dask", "tcp://192.0.2.1:8786", "-o", "out"),
-             owner=own, timeout=20, slow=True),
+             owner=own, timeout=15, slow=True),
         Case("sweep/corrupt-results", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
                                           "-o", "sw"), ("file:sweep_dir",), owner=own,
              timeout=20, slow=True),
