@@ -292,7 +292,7 @@ def _size_cases() -> list[Case]:
                                            "-o", "out"), owner=own, timeout=15),
         Case("size/estimate-context-1e12", s, ("estimate", "bitnet-3b", "--target", "vitallm",
                                                "--context", "1000000000000"), owner=own,
-             timeout=20),
+             timeout=15),
         Case("size/estimate-sweep-810k", s,
              ("estimate", "bitnet-tiny", "--target", "vitallm", "--sweep",
               "lanes=" + ",".join(str(i) for i in range(1, 91)),
