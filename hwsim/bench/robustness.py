@@ -203,6 +203,8 @@ def _fx_files(tmp: Path, kind: str) -> None:
              "ffn": 128, "vocab": 256, "max_seq": 128}))
     elif kind == "bad_yaml":
         (tmp / "arch.yaml").write_text("kind: [asic\n  : : :\n\t- broken")
+    elif kind == "binary_yaml":
+        (tmp / "arch.yaml").write_bytes(b"\x00\xff\xfe" * 10)
     elif kind == "yaml_list":
         (tmp / "arch.yaml").write_text("- 1\n- 2\n")
     elif kind == "bad_npz":
@@ -412,6 +414,8 @@ def _file_cases() -> list[Case]:
              ("file:bad_yaml",)),
         Case("files/arch-yaml-list", f, ("estimate", "bitnet-3b", "--target", "arch.yaml"),
              ("file:yaml_list",)),
+        Case("files/arch-binary-yaml", f, ("estimate", "bitnet-3b", "--target", "arch.yaml"),
+             ("file:binary_yaml",)),
         Case("files/arch-missing-yaml", f, ("estimate", "bitnet-3b", "--target", "no.yaml")),
         Case("files/events-bad-npz", f, ("events", "convert", "imgs.npz", "-o", "ev.npz"),
              ("file:bad_npz",)),
