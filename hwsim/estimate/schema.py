@@ -66,7 +66,7 @@ def read_yaml(path: Path, what: str) -> dict:
     except OSError as e:
         raise HwsimError(f"cannot read {what} file {path}: {e.strerror}") from None
     except UnicodeDecodeError:
-        raise HwsimError(f"{path.name}: a {what} file must be UTF-8 text") from None
+        raise HwsimError(f"cannot read {what} file {path}: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
