@@ -215,6 +215,8 @@ def _fx_files(tmp: Path, kind: str) -> None:
         np.save(tmp / "imgs.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     elif kind == "bad_csv":
         (tmp / "imgs.csv").write_text("label,pixel1\nx,y\n")
+    elif kind == "binary_csv":
+        (tmp / "imgs.csv").write_bytes(b"\xff\xfe\x00,\x01\n" * 10)
     elif kind == "binary_text":
         (tmp / "text.txt").write_bytes(b"\xff\xfe\x00" * 100)
     elif kind == "stale_staging":
@@ -425,6 +427,8 @@ def _file_cases() -> list[Case]:
              ("file:npz_pickle",)),
         Case("files/events-bad-csv", f, ("events", "convert", "imgs.csv", "-o", "ev.npz"),
              ("file:bad_csv",)),
+        Case("files/events-binary-csv", f, ("events", "convert", "imgs.csv", "-o", "ev.npz"),
+             ("file:binary_csv",)),
         Case("files/events-missing", f, ("events", "convert", "none.npz", "-o", "ev.npz")),
         Case("files/train-text-binary", f, ("train", "bitnet", "--text", "text.txt",
                                             "--steps", "1", "-o", "out"),

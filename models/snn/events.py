@@ -27,6 +27,7 @@ embedded digits).
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -218,7 +219,13 @@ def load_sign_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise HwsimError(f"CSV file {path} does not exist")
     n_pix = SIGN_MNIST_SIDE**2
     want = ["label", *(f"pixel{i}" for i in range(1, n_pix + 1))]
-    with path.open(newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise HwsimError(f"{path} is not UTF-8 text (expected a CSV)") from None
+    except OSError as e:
+        raise HwsimError(f"cannot read {path}: {e.strerror}") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
