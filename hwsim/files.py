@@ -119,14 +119,10 @@ def staged_dir(target: Path) -> Iterator[Path]:
     Entries replace same-named entries in ``target``; on any exception the staging folder is
     removed and ``target`` is untouched (not even created if it did not exist).
     """
-    target = check_output_dir(Path(target))
+    target = check_output_dir(Path(target))  # one line, before any work, for a bad target
     parent = target.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=parent))
-    except OSError as e:
-        raise HwsimError(f"output folder {target}: cannot write in {parent} "
-                         f"({e.strerror or e})") from None
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=parent))
     try:
         yield stage
         target.mkdir(parents=True, exist_ok=True)
