@@ -16,7 +16,8 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "inside", "staged_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_output_dir", "check_output_file",
+           "inside", "staged_dir"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -39,6 +40,69 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest ancestor of ``path`` (or ``path`` itself) that exists."""
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and remove an empty folder in ``folder``: the only test that holds for root, for
+    read-only mounts and for /proc alike."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".hwsim-probe-", dir=folder)
+    except OSError as e:
+        raise HwsimError(f"{what} is not writable ({folder}: {e.strerror or e})") from None
+    os.rmdir(probe)
+
+
+def _check_output(path: Path, kind: str, want_dir: bool) -> Path:
+    path = Path(path)
+    what = f"{kind} {path}"
+    if str(path) == "":
+        raise HwsimError(f"{kind} must not be empty")
+    if path.is_symlink():
+        raise HwsimError(f"{what} is a symbolic link; give the real path (links are not "
+                         f"followed)")
+    if os.path.lexists(path):
+        if path.is_dir():
+            if not want_dir:
+                raise HwsimError(f"{what} is a folder, not a file")
+            _probe_writable(path, what)
+            return path
+        if path.is_file():
+            if want_dir:
+                raise HwsimError(f"{what} is not a folder (an existing file)")
+            _probe_writable(path.parent if str(path.parent) else Path("."), what)
+            return path
+        raise HwsimError(f"{what} is a device or special file, not a "
+                         f"{'folder' if want_dir else 'regular file'}")
+    anc = _existing_ancestor(path)
+    if not anc.is_dir():
+        raise HwsimError(f"{what} is not writable ({anc} is a file, not a folder)")
+    _probe_writable(anc, what)
+    return path
+
+
+def check_output_dir(path: Path, kind: str = "output folder") -> Path:
+    """Refuse, with one line, an output folder that cannot be written, before any work.
+
+    ``path`` must not be a symbolic link (it is never followed), an existing file, a device
+    or other special file, or lie under a file or a folder that cannot be written (read-only
+    mounts, ``/proc``); a folder that does not exist yet is fine if its nearest existing
+    ancestor can be written. Nothing is left behind. Returns ``path``.
+    """
+    return _check_output(path, kind, want_dir=True)
+
+
+def check_output_file(path: Path, kind: str = "output file") -> Path:
+    """:func:`check_output_dir` for one output file: an existing regular file may be replaced;
+    a folder, a device, a symbolic link or an unwritable place is refused."""
+    return _check_output(path, kind, want_dir=False)
+
+
 def inside(root: Path, *parts: str) -> Path:
     """``root / parts`` resolved, refusing anything that escapes ``root``."""
     root = Path(root).resolve()
@@ -55,7 +119,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
     Entries replace same-named entries in ``target``; on any exception the staging folder is
     removed and ``target`` is untouched (not even created if it did not exist).
     """
-    target = Path(target)
+    target = check_output_dir(Path(target))  # one line, before any work, for a bad target
     parent = target.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=parent))

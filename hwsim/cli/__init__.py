@@ -13,7 +13,9 @@ import sys
 from hwsim import __version__
 from hwsim.errors import HwsimError
 
-__all__ = ["build_parser", "main"]
+from ._common import check_outputs
+
+__all__ = ["HwsimArgumentParser", "build_parser", "main"]
 
 # `hwsim --help` lists commands in the order of the flow; modules not named here follow.
 _ORDER = ("train", "eval", "export", "events", "snn", "swiftchannel", "airfm", "rtl", "sim",
@@ -27,10 +29,40 @@ def _commands() -> list[str]:
     return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
+class _StrictOnOff(argparse.BooleanOptionalAction):
+    """``--x`` / ``--no-x`` that refuses both forms (or one twice with opposite meanings) in
+    one command line instead of letting the last one win."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = getattr(namespace, "_onoff_seen", None) or {}
+        if self.dest in seen and seen[self.dest] != option_string:
+            parser.error(f"{seen[self.dest]} and {option_string} contradict each other")
+        seen[self.dest] = option_string
+        namespace._onoff_seen = seen
+        super().__call__(parser, namespace, values, option_string)
+
+
+class HwsimArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line ``hwsim: error: …`` and exit status 2,
+    like every other user error (the usage is printed by ``--help`` only). Subcommand parsers
+    inherit the class; ``--x/--no-x`` options refuse both forms at once; an integer ``--seed``
+    must be 0 … 2**32 − 1 (what numpy and torch accept)."""
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("action") is argparse.BooleanOptionalAction:
+            kwargs["action"] = _StrictOnOff
+        return super().add_argument(*args, **kwargs)
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("hwsim").strip()
+        text = " ".join(str(message).split())  # argparse's messages may wrap
+        self.exit(2, f"hwsim: error: {where + ': ' if where else ''}{text}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = HwsimArgumentParser(
         prog="hwsim",
         description="Edge and hardware co-design simulator for attention: carries a "
                     "quantization-aware model down to bit-exact RTL and back up to latency, "
@@ -41,13 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _commands():
         importlib.import_module(f"hwsim.cli.{name}").register(sub)
+    _seeds(parser)
     return parser
+
+
+def _seeds(parser: argparse.ArgumentParser) -> None:
+    """Every integer ``--seed`` of the tree takes 0 … 2**32 − 1 (numpy and torch refuse others
+    with a traceback)."""
+    from ._common import seed_int
+
+    for action in parser._actions:
+        if "--seed" in action.option_strings and action.type is int:
+            action.type = seed_int
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                _seeds(p)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.__dict__.pop("_onoff_seen", None)
     try:
+        check_outputs(args)  # output folders and files: before any work
         return int(args.func(args) or 0)
     except HwsimError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 
 def _floats(text: str, what: str, lo: float = 0.0, hi: float = 1000.0) -> list[float]:
@@ -41,7 +41,7 @@ def add_train_parser(sub, name: str = "airfm") -> None:
     """``train`` under ``hwsim airfm``; ``name="airfm"`` wires ``hwsim train airfm``."""
     t = sub.add_parser(name, help="train window + global nets, QAT int8/int4, export ONNX",
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
+    t.add_argument("-o", "--out", type=output_dir, required=True, help="run folder to write")
     t.add_argument("--task", choices=("prediction", "estimation"), default="prediction",
                    help="prediction: future frames from past ones; estimation: the current "
                         "frame from noisy pilots")
@@ -82,7 +82,7 @@ def add_eval_parser(sub, name: str = "airfm") -> None:
     e.add_argument("--snr", type=float, default=10.0, help="estimation: test SNR in dB")
     e.add_argument("--delay-spread-ns", type=float, default=None,
                    help="test delay spread (default: the run's training delay spread)")
-    e.add_argument("-o", "--out", type=Path, default=None,
+    e.add_argument("-o", "--out", type=output_dir, default=None,
                    help="folder for nmse.md/json/png (default: RUN/eval)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_eval)

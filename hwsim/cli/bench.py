@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hwsim.bench import BENCHES, load
 
-from ._common import print_json
+from ._common import output_dir, print_json
 
 
 def register(sub) -> None:
@@ -20,6 +21,9 @@ def register(sub) -> None:
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         bp.add_argument("--json", action="store_true", help="print one JSON object")
         mod.add_arguments(bp)
+        for action in bp._actions:  # a bench's output folder is checked like every command's
+            if action.dest == "out" and action.type is Path:
+                action.type = output_dir
         bp.set_defaults(func=_run, bench_module=mod)
 
 

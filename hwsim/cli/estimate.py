@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 
 def register(sub) -> None:
@@ -30,14 +30,15 @@ def register(sub) -> None:
                         "tokens per query head (BitNet models)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="override one parameter (e.g. tint.lanes=32, dram.bandwidth=40GB/s)")
-    p.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
                    help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
                         "clock_mhz or a parameter path)")
     p.add_argument("--max-points", type=positive_int, default=None,
                    help="largest --sweep grid (default 10000)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=output_dir, default=None,
                    help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
-    p.add_argument("--validate", action="store_true",
+    mode.add_argument("--validate", action="store_true",
                    help="bitnet-3b on vitallm: published vs estimated, and the sensitivity "
                         "to every unpublished parameter")
     p.set_defaults(func=_run)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ._common import positive_int, print_json, require
+from ._common import output_file, positive_int, print_json, require
 
 
 def register(sub) -> None:
@@ -18,7 +16,7 @@ def register(sub) -> None:
                                     "of (N, H, W) grey images. Writes t (µs), x, y, p, offsets, "
                                     "labels.")
     c.add_argument("images", help="'digits', a .csv, .npy or .npz")
-    c.add_argument("-o", "--out", type=Path, required=True, help="output .npz")
+    c.add_argument("-o", "--out", type=output_file, required=True, help="output .npz")
     c.add_argument("--limit", type=positive_int, default=None, help="first N images only")
     c.add_argument("--seed", type=int, default=0, help="random seed (per image: (seed, index))")
     c.add_argument("--size", type=positive_int, default=48, help="upsampled image side (px)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 
 def register(sub) -> None:
@@ -21,7 +21,7 @@ def register(sub) -> None:
                         "BitNet checkpoint (config.json + safetensors)")
     b.add_argument("--seq", type=positive_int, default=32, help="prefill length of the graphs")
     b.add_argument("--layer", type=int, default=0, help="decoder layer exported alone")
-    b.add_argument("-o", "--out", type=Path, default=None,
+    b.add_argument("-o", "--out", type=output_dir, default=None,
                    help="output folder (default: CHECKPOINT/../onnx)")
     b.add_argument("--no-verify", action="store_true", help="skip running the exported graphs")
     b.add_argument("--json", action="store_true", help="print one JSON object")

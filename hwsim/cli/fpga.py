@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_kernel_parsers, kernel_params, print_json
+from ._common import add_kernel_parsers, build_dir, kernel_params, print_json
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
         kp.add_argument("--target", default="ecp5-ulx3s-85f",
                         help="board / part to build for: zcu111, rfsoc4x2, xczu49dr or "
                              "ecp5-ulx3s-{12f,25f,45f,85f} (see `hwsim fpga targets`)")
-        kp.add_argument("-o", "--out", type=Path, default=None,
+        kp.add_argument("-o", "--out", type=build_dir, default=None,
                         help="build folder (default: build/fpga/KERNEL-TARGET)")
         kp.add_argument("--force", action="store_true", help="rebuild even if up to date")
         kp.add_argument("--vivado", action=argparse.BooleanOptionalAction, default=None,

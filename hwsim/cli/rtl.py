@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from ._common import add_kernel_parsers, kernel_params
+from ._common import add_kernel_parsers, kernel_params, output_dir
 
 
 def register(sub) -> None:
@@ -18,7 +17,7 @@ def register(sub) -> None:
     ksub = emit.add_subparsers(dest="kernel_name", metavar="KERNEL", required=True)
 
     def setup(kp):
-        kp.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+        kp.add_argument("-o", "--out", type=output_dir, required=True, help="output folder")
         kp.add_argument("--force", dest="force_limits", action="store_true",
                         help="elaborate even past the size limits (README: Limits)")
         kp.set_defaults(func=run_emit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import positive_int
+from ._common import build_dir, positive_int
 
 FLOWS = ("bitnet", "ternary-mvu", "snn", "swiftchannel", "airfm")
 
@@ -23,7 +23,7 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", nargs="?", default="bitnet",
                    help=f"what to carry through the flow: {', '.join(FLOWS)}")
-    p.add_argument("-o", "--out", type=Path, default=Path("build/run"), help="build folder")
+    p.add_argument("-o", "--out", type=build_dir, default="build/run", help="build folder")
     p.add_argument("--from", dest="start", default=None, metavar="STEP",
                    help="rerun from this step on")
     p.add_argument("--seed", type=int, default=0)

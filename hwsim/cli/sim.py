@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ._common import add_kernel_parsers, kernel_params, print_json
+from ._common import add_kernel_parsers, build_dir, kernel_params, print_json
 
 
 def register(sub) -> None:
@@ -21,7 +19,7 @@ def register(sub) -> None:
         kp.add_argument("--seed", type=int, default=0, help="stimulus seed")
         kp.add_argument("--quick", action="store_true",
                         help="random and back-pressure cases only (skip corner cases)")
-        kp.add_argument("-o", "--out", type=Path, default=Path("build/sim"),
+        kp.add_argument("-o", "--out", type=build_dir, default="build/sim",
                         help="build folder (Verilog, plan, simulator build, waves)")
         kp.add_argument("--json", action="store_true", help="print one JSON object")
         kp.add_argument("--force", dest="force_limits", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import positive_int, print_json, require
+from ._common import output_dir, output_file, positive_int, print_json, require
 
 
 def _data_args(p, defaults: bool = True) -> None:
@@ -35,7 +35,7 @@ def add_train_parser(sub, name: str = "snn") -> None:
                        description="Writes float.safetensors, int<b>.safetensors, "
                                    "int<b>_step.onnx and report.json into OUT.")
     _data_args(t)
-    t.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    t.add_argument("-o", "--out", type=output_dir, required=True, help="output folder")
     t.add_argument("--epochs", type=int, default=8, help="float training epochs")
     t.add_argument("--qat-epochs", type=int, default=2, help="QAT epochs per bit width")
     t.add_argument("--bits", type=int, nargs="*", default=[8, 4], help="weight widths for QAT")
@@ -53,7 +53,7 @@ def add_eval_parser(sub, name: str = "snn") -> None:
                                    "through onnxruntime.")
     e.add_argument("checkpoint", type=Path, help="a .safetensors written by `hwsim snn train`")
     _data_args(e, defaults=False)
-    e.add_argument("--onnx", type=Path, default=None,
+    e.add_argument("--onnx", type=output_file, default=None,
                    help="also export the per-step ONNX graph here and compare")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import positive_int
+from ._common import output_dir, positive_int
 
 
 def register(sub) -> None:
@@ -31,20 +31,22 @@ def register(sub) -> None:
     p.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="dispatch points to a Dask scheduler (tcp://HOST:PORT), or 'local' for a "
                         "local cluster of --jobs workers")
-    p.add_argument("-o", "--out", type=Path, default=None, help="sweep folder "
+    p.add_argument("-o", "--out", type=output_dir, default=None, help="sweep folder "
                                                                 "(default: build/sweep/MODEL)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from hwsim.files import check_output_dir
     from hwsim.sweep.run import model_sweep, parse_bits
 
     from ._common import print_json
 
     weights = parse_bits(args.weights, "weight") if args.weights else None
     acts = parse_bits(args.acts, "activation") if args.acts else None
-    res = model_sweep(args.model, args.out or Path("build/sweep") / args.model, weights, acts,
+    out = check_output_dir(args.out or Path("build/sweep") / args.model)
+    res = model_sweep(args.model, out, weights, acts,
                       args.method, args.target, args.jobs, args.dask,
                       progress=not args.json,
                       options={"steps": args.train_steps} if args.train_steps else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 #: names of models.swiftchannel.train.LOSSES (spelled here so that `hwsim --help` needs no torch;
 #: tests/cli checks the two agree)
@@ -33,7 +33,7 @@ def add_train_parser(sub, name: str = "swiftchannel") -> None:
     """``train`` under ``hwsim swiftchannel``; ``name="swiftchannel"`` wires ``hwsim train swiftchannel``."""
     t = sub.add_parser(name, help="train the float student, re-parameterize, QAT to int8",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
+    t.add_argument("-o", "--out", type=output_dir, required=True, help="run folder to write")
     t.add_argument("--geometry", choices=("default", "paper"), default="default",
                    help="default: 16×2 antennas, 96 subcarriers; paper: 64×2, 432")
     for name, h in (("bs-ant", "BS antennas"), ("ue-ant", "UE antennas"),
@@ -70,7 +70,7 @@ def add_eval_parser(sub, name: str = "swiftchannel") -> None:
     e.add_argument("--snr", default="0:30:5", help="SNRs in dB: start:stop:step or a,b,c")
     e.add_argument("--test", type=positive_int, default=256, help="test channels")
     e.add_argument("--seed", type=int, default=1000, help="test-channel seed")
-    e.add_argument("-o", "--out", type=Path, default=None,
+    e.add_argument("-o", "--out", type=output_dir, default=None,
                    help="folder for nmse.csv and nmse.png (default: RUN/eval)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_eval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ._common import positive_int, print_json
+from ._common import output_dir, positive_int, print_json
 
 #: models whose own command module (``hwsim MODEL train``) is also reachable as ``hwsim train MODEL``
 _OTHER_MODELS = ("snn", "swiftchannel", "airfm")
@@ -32,7 +32,7 @@ def register(sub) -> None:
     b.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     b.add_argument("--seed", type=int, default=0, help="initialization and batch-order seed")
     b.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
-    b.add_argument("-o", "--out", type=Path, default=Path("build/bitnet"),
+    b.add_argument("-o", "--out", type=output_dir, default="build/bitnet",
                    help="build folder; checkpoints go to OUT/<config>/{fp,ternary}")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

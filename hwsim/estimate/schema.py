@@ -65,6 +65,8 @@ def read_yaml(path: Path, what: str) -> dict:
         text = path.read_text()
     except OSError as e:
         raise HwsimError(f"cannot read {what} file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise HwsimError(f"cannot read {what} file {path}: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

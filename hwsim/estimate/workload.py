@@ -185,18 +185,23 @@ def onnx_workload(path: Path, phase: str = "decode", tokens: int = 1) -> Workloa
 
     A weight initializer whose values are all in {−1, 0, +1} is a ternary projection on the
     ternary core; any other constant weight is an int8 product on the Booth core (8-bit
-    weights off chip). ``Gemm`` honours ``transB``. Other nodes are ignored (listed in
-    ``notes['ignored']``). Each product processes ``tokens`` vectors.
+    weights off chip). ``Gemm`` honours ``transB``. Each product processes ``tokens`` vectors.
+    The file is checked first (:func:`hwsim.estimate.onnx_input.read_onnx`: ``onnx.checker``,
+    initializer sizes, finite weights); an op the estimator cannot price (another domain, a
+    standard op that is not element-wise or data movement, a product without a constant 2-D
+    weight) is refused by name. Element-wise ops are free and listed in ``notes['not_priced']``.
     """
     import numpy as np
-    import onnx
     from onnx import numpy_helper
 
+    from .onnx_input import FREE_OPS, read_onnx, unpriced_ops
+
     path = Path(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # onnx raises several types for a bad file
-        raise HwsimError(f"cannot read ONNX model {path}: {type(e).__name__}") from None
+    model = read_onnx(path)
+    bad = unpriced_ops(model)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise HwsimError(f"{path.name}: the estimator cannot price {', '.join(bad[:3])}{more}")
     inits = {t.name: t for t in model.graph.initializer}
     # Constant / DequantizeLinear chains: follow a weight through Q/DQ/Cast/Transpose to its data
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -216,17 +221,17 @@ def onnx_workload(path: Path, phase: str = "decode", tokens: int = 1) -> Workloa
             return None if a is None else a.T
         return None
 
-    ops, ignored = [], []
+    ops, free = [], []
     for i, node in enumerate(model.graph.node):
-        if node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2:
-            if node.op_type not in ("Constant", "DequantizeLinear", "QuantizeLinear", "Cast",
-                                    "Identity", "Transpose"):
-                ignored.append(node.op_type)
+        if node.op_type not in ("MatMul", "Gemm"):
+            if node.op_type in FREE_OPS:
+                free.append(node.op_type)
             continue
-        w = const(node.input[1])
+        w = const(node.input[1]) if len(node.input) >= 2 else None
         if w is None or w.ndim != 2:
-            ignored.append(f"{node.op_type}(no constant 2-D weight)")
-            continue
+            raise HwsimError(f"{path.name}: the estimator cannot price {node.op_type} (node "
+                             f"{node.name or i!r}: no constant 2-D weight; activation × "
+                             f"activation products are not priced)")
         trans_b = any(a.name == "transB" and a.i for a in node.attribute)
         k, n = (w.shape[1], w.shape[0]) if trans_b else w.shape
         name = node.name or f"{node.op_type.lower()}{i}"
@@ -240,4 +245,4 @@ def onnx_workload(path: Path, phase: str = "decode", tokens: int = 1) -> Workloa
     if not ops:
         raise HwsimError(f"{path.name}: no MatMul/Gemm with a constant 2-D weight to estimate")
     return Workload(path.stem, phase, tokens, tokens, (Layer("graph", tuple(ops), 1),),
-                    {"source": str(path), "ignored": sorted(set(ignored))})
+                    {"source": str(path), "not_priced": sorted(set(free))})

@@ -27,6 +27,7 @@ embedded digits).
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -218,7 +219,13 @@ def load_sign_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise HwsimError(f"CSV file {path} does not exist")
     n_pix = SIGN_MNIST_SIDE**2
     want = ["label", *(f"pixel{i}" for i in range(1, n_pix + 1))]
-    with path.open(newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise HwsimError(f"{path} is not UTF-8 text (expected a CSV)") from None
+    except OSError as e:
+        raise HwsimError(f"cannot read {path}: {e.strerror}") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -262,6 +269,8 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise HwsimError(f"images must be 'digits', a .csv, .npy or .npz file, not {source}")
     if not path.is_file():
         raise HwsimError(f"image file {path} does not exist")
+    import zipfile
+
     try:
         z = np.load(path, allow_pickle=False)
         if isinstance(z, np.ndarray):
@@ -270,10 +279,15 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
             with z:
                 images = z["images"]
                 labels = z["labels"] if "labels" in z.files else None
-    except (KeyError, ValueError, OSError) as e:
+        images = _check_images(images, str(path))
+        labels = (np.zeros(len(images), np.int64) if labels is None
+                  else np.asarray(labels, np.int64))
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise HwsimError(f"cannot read images from {path} ({e})") from None
-    return _check_images(images, str(path)), (
-        np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64))
+    if labels.shape != (len(images),):
+        raise HwsimError(f"{path}: labels must be one per image ({len(images)}), not shape "
+                         f"{labels.shape}")
+    return images, labels
 
 
 def _check_images(images, what: str) -> np.ndarray:
