@@ -56,11 +56,11 @@ def evaluate(point: dict) -> dict:
     """Test accuracy of the SNN at the point's weight and membrane widths, and its cost."""
     import torch
 
-    from .classifier import QuantSnnClassifier, integer_layers
-    from .cost import estimate_energy, network_counts
     from hwsim.errors import HwsimError
     from hwsim.loading import read_npz
 
+    from .classifier import QuantSnnClassifier, integer_layers
+    from .cost import estimate_energy, network_counts
     from .train import Dataset, TrainConfig, _fit, accuracy, load_checkpoint
 
     torch.set_num_threads(1)
