@@ -32,9 +32,9 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-__all__ = ["BOOL", "Rule", "build", "check_meta", "check_state", "fields_of", "integer",
-           "list_of", "maybe", "number", "read_json", "read_npz", "read_safetensors",
-           "text"]
+__all__ = ["BOOL", "Rule", "build", "check_meta", "check_state", "expected_state", "fields_of",
+           "integer", "list_of", "load_weights", "maybe", "number", "read_json", "read_npz",
+           "read_safetensors", "text"]
 
 
 # ---- metadata ----------------------------------------------------------------------------
@@ -336,6 +336,17 @@ def expected_state(make: Callable[[], Any]) -> dict[str, Any]:
             return dict(make().state_dict())
     except (RuntimeError, NotImplementedError, TypeError):
         return dict(make().state_dict())
+
+
+def load_weights(make: Callable[[], Any], path: Path, what: str = "checkpoint"):
+    """``make()`` (a zero-argument model factory) with the tensors of the safetensors file
+    ``path``, checked by :func:`check_state` against the model (built on the ``meta`` device
+    first where it can be, so nothing large is allocated for a file that does not fit)."""
+    tensors, _ = read_safetensors(path, what)
+    check_state(tensors, expected_state(make), path)
+    model = make()
+    model.load_state_dict(tensors)
+    return model
 
 
 def read_npz(path: Path, expected: Mapping[str, str], what: str = "file") -> dict[str, np.ndarray]:
