@@ -302,11 +302,12 @@ def check_state(state: Mapping[str, Any], expected: Mapping[str, Any],
     (or another dtype where an integer or bool is), a NaN or an infinity in a float tensor."""
     missing = [k for k in expected if k not in state]
     if missing:
-        raise HwsimError(f"{where}: {len(missing)} of {len(expected)} tensors missing: "
-                         f"{_names(missing)}")
+        raise HwsimError(f"{where}: missing tensor {_names(missing)} ({len(missing)} of "
+                         f"{len(expected)} missing)")
     unknown = sorted(k for k in state if k not in expected)
     if unknown:
-        raise HwsimError(f"{where}: unknown tensor {_names(unknown)} (not in the model)")
+        raise HwsimError(f"{where}: unknown tensor name {_names(unknown)} (not in the "
+                         "model)")
     for k, want in expected.items():
         v = state[k]
         if tuple(v.shape) != tuple(want.shape):
