@@ -155,7 +155,7 @@ class _Fields:
     """The fields of a config dataclass: every key known, the required ones present, each of
     the type its annotation names (int, float, str, bool, ``X | None``)."""
 
-    def __init__(self, cls, bounds: Mapping[str, Rule]):
+    def __init__(self, cls, bounds: Mapping[str, Rule], complete: bool = False):
         self.cls = cls
         hints = typing.get_type_hints(cls)
         self.rules: dict[str, Rule] = {}
@@ -163,7 +163,8 @@ class _Fields:
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if complete or (f.default is dataclasses.MISSING
+                            and f.default_factory is dataclasses.MISSING):
                 self.required.add(f.name)
             rule = bounds.get(f.name) or _rule_of(hints[f.name])
             if rule is not None:
@@ -193,10 +194,11 @@ def _rule_of(hint) -> Rule | None:
     return {int: integer(), float: number(), str: text(), bool: BOOL}.get(hint)
 
 
-def fields_of(cls, **bounds: Rule) -> _Fields:
+def fields_of(cls, *, complete: bool = False, **bounds: Rule) -> _Fields:
     """A rule for a dict that builds config dataclass ``cls``; ``bounds`` override the rule
-    of a field (e.g. ``hidden=integer(1, 65536)``). Build it with :func:`build`."""
-    return _Fields(cls, bounds)
+    of a field (e.g. ``hidden=integer(1, 65536)``); ``complete``: every field must be given,
+    even those with a default. Build it with :func:`build`."""
+    return _Fields(cls, bounds, complete)
 
 
 def check_meta(meta: Any, schema: Mapping[str, Any], where: str | Path) -> dict:

@@ -171,8 +171,8 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> None:
 
 
 #: what an SNN checkpoint's ``hwsim_snn`` header must hold
-_SHAPE_RULES = fields_of(SnnShape, side=integer(1, 1024), channels=integer(1, 256),
-                         kernel=integer(1, 1024), stride=integer(1, 1024),
+_SHAPE_RULES = fields_of(SnnShape, complete=True, side=integer(1, 1024),
+                         channels=integer(1, 256), kernel=integer(1, 1024), stride=integer(1, 1024),
                          hidden=integer(1, 1 << 16), classes=integer(2, 1000))
 _DATA = maybe({"images": maybe(text()), "limit": maybe(integer(1)),
                "canvas": maybe(integer(48, 4096)), "attention": maybe(BOOL),
@@ -186,8 +186,8 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
 
     Checked before the model is used: the header's metadata (kind, shape, bit widths: types and
     ranges), then every tensor against the model (none missing or unknown, shapes, float
-    dtypes, finite values); the model is built only once the file holds as many weights as
-    its metadata describes."""
+    dtypes, finite values); a model over a million weights is built only once the file holds as
+    many as its metadata describes."""
     from hwsim.loading import check_meta, check_state, read_safetensors
 
     path = Path(path)
@@ -208,7 +208,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     need = (shape.channels * shape.kernel ** 2 + shape.conv_out * shape.hidden
             + shape.hidden * shape.classes)
     have = sum(int(np.prod(v.shape)) for v in tensors.values())
-    if need > have:
+    if need > max(have, 1 << 20):  # refuse before allocating a model the file cannot fill
         raise HwsimError(f"{path}: its metadata describes {need} weights, the file holds "
                          f"{have}")
     if info["kind"] == "quant":
