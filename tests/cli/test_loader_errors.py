@@ -269,12 +269,35 @@ def test_airfm_missing_variant_file(airfm_run, tmp_path, capsys):
 # ---- SwiftChannel run folders (`hwsim swiftchannel eval`, `train --from-float`) ------------
 @pytest.fixture(scope="module")
 def sc_run(tmp_path_factory):
-    """One tiny training run (a few seconds): the int8 model needs a QAT'd student."""
-    torch.set_num_threads(1)
+    """A run folder written with `hwsim swiftchannel train`'s own savers from an untrained
+    student (its int8 model from one forward on random channels): no training, no export."""
+    import dataclasses
+
+    from models.channels import DEFAULT, Geometry, Lmmse
+    from models.swiftchannel.model import SwiftChannelNet, reparameterize
+    from models.swiftchannel.pipeline import save_int_model
+    from models.swiftchannel.qat import QuantSwiftChannel, int_model
+    from models.swiftchannel.train import ChannelSet, config_for
+
+    torch.manual_seed(0)
     run = tmp_path_factory.mktemp("sc") / "run"
-    assert main(["swiftchannel", "train", "-o", str(run), "--bs-ant", "4", "--subcarriers", "16",
-                 "--space-comp", "1", "--train", "32", "--epochs", "1", "--qat-epochs",
-                 "1"]) == 0
+    run.mkdir()
+    geom = Geometry(**{**DEFAULT.to_dict(), "bs_ant": 4, "subcarriers": 16, "space_comp": 1})
+    cfg = config_for(geom)
+    plain = reparameterize(SwiftChannelNet(cfg)).eval()
+    rng = np.random.default_rng(0)
+    H = (rng.standard_normal((8, *geom.full_shape))
+         + 1j * rng.standard_normal((8, *geom.full_shape))).astype(np.complex64)
+    x = torch.from_numpy(ChannelSet(geom, H, np.full(8, 10.0)).inputs(rng)[:4])
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()},
+              str(run / "float.safetensors"))
+    save_int_model(int_model(QuantSwiftChannel.from_float(plain), x), run / "int8.safetensors")
+    lm = Lmmse(geom, H)
+    np.savez(run / "lmmse.npz", R_hp=lm.R_hp.astype(np.complex64),
+             R_pp=lm.R_pp.astype(np.complex64), pidx=lm._pidx)
+    (run / "run.json").write_text(json.dumps({
+        "geometry": geom.to_dict(), "config": dataclasses.asdict(cfg), "seed": 0,
+        "n_train": 8, "epochs": 1, "loss": "nmse", "teacher_epochs": 0, "loss_db": [-3.0]}))
     return run
 
 
