@@ -227,3 +227,31 @@ def test_snn_sweep_cache_corrupt(tmp_path, case, says):
     with pytest.raises(HwsimError) as e:
         evaluate(point)
     assert says in _one_line(e)
+
+
+# ---- a sweep folder's finished points -----------------------------------------------------
+@pytest.mark.parametrize("edit, says", [
+    (lambda t: t[:len(t) // 2], "is not valid JSON"),
+    (lambda t: "", "is not valid JSON"),
+    (lambda t: "[1, 2]", "must hold a JSON object, not list"),
+    (lambda t: json.dumps({k: v for k, v in json.loads(t).items() if k != "result"}),
+     "result is missing"),
+    (lambda t: json.dumps({**json.loads(t), "seconds": "fast"}), "seconds must be"),
+    (lambda t: json.dumps({**json.loads(t), "point": 4}), "point must be a JSON object"),
+])
+def test_sweep_corrupt_point_file_refused_before_any_work(tmp_path, edit, says):
+    from hwsim.sweep import run_sweep
+
+    log = tmp_path / "calls.log"
+    grid = [{"weights": w, "acts": 8, "log": str(log), "delay": 0.0} for w in (2, 4)]
+    run_sweep(grid[:1], "tests.sweep.evaluators:logged_product", tmp_path / "out",
+              progress=False)
+    (f,) = (tmp_path / "out" / "points").glob("*.json")
+    f.write_text(edit(f.read_text()))
+    before = log.read_text()
+    with pytest.raises(HwsimError) as e:
+        run_sweep(grid, "tests.sweep.evaluators:logged_product", tmp_path / "out",
+                  progress=False)
+    msg = _one_line(e)
+    assert str(f) in msg and says in msg and msg.endswith("delete it to run that point again")
+    assert log.read_text() == before  # the new point was not run
