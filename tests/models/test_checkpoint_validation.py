@@ -255,3 +255,20 @@ def test_sweep_corrupt_point_file_refused_before_any_work(tmp_path, edit, says):
     msg = _one_line(e)
     assert str(f) in msg and says in msg and msg.endswith("delete it to run that point again")
     assert log.read_text() == before  # the new point was not run
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "no readable results.json"), ("", "no readable results.json"),
+    ("[" * 100000, "no readable results.json"), ("{\"a\": 1}", "must be a list of JSON objects"),
+    ("[1, 2]", "must be a list of JSON objects"), ("[]", "no finished points"),
+    ('[{"context": {}}]', "is not a sweep of snn"),
+])
+def test_flow_sweep_folder_checked(tmp_path, content, says):
+    from hwsim.flow.common import check_sweep
+
+    (tmp_path / "metric_vs_bits.png").write_bytes(b"png")
+    if content is not None:
+        (tmp_path / "results.json").write_text(content)
+    with pytest.raises(HwsimError) as e:
+        check_sweep("snn", tmp_path)
+    assert says in _one_line(e)
