@@ -33,8 +33,8 @@ import numpy as np
 from hwsim.errors import HwsimError
 
 __all__ = ["BOOL", "Rule", "build", "check_meta", "check_state", "expected_state", "fields_of",
-           "integer", "list_of", "load_weights", "maybe", "number", "read_json", "read_npz",
-           "read_safetensors", "text"]
+           "integer", "list_of", "load_strict", "load_weights", "maybe", "number", "read_json",
+           "read_npz", "read_safetensors", "text"]
 
 
 # ---- metadata ----------------------------------------------------------------------------
@@ -295,21 +295,30 @@ def _names(names: list[str]) -> str:
 
 
 def check_state(state: Mapping[str, Any], expected: Mapping[str, Any],
-                where: str | Path) -> None:
+                where: str | Path, *, extra: bool = False) -> None:
     """Check loaded tensors ``state`` against ``expected`` (a model's ``state_dict()``, or any
     name → tensor/array with ``shape`` and ``dtype``).
 
     Refused, each with one line naming ``where`` and the tensor: a missing name (the first
     three and the count), an unknown name, another shape, a non-float where a float is expected
-    (or another dtype where an integer or bool is), a NaN or an infinity in a float tensor."""
+    (or another dtype where an integer or bool is), a NaN or an infinity in a float tensor.
+    ``extra``: names beyond ``expected`` are left to the model's strict ``load_state_dict``
+    (Brevitas quantizers take the scales they calibrated, which a fresh model lacks); their
+    float values must still be finite."""
     missing = [k for k in expected if k not in state]
     if missing:
         raise HwsimError(f"{where}: missing tensor {_names(missing)} ({len(missing)} of "
                          f"{len(expected)} missing)")
     unknown = sorted(k for k in state if k not in expected)
-    if unknown:
+    if unknown and not extra:
         raise HwsimError(f"{where}: unknown tensor name {_names(unknown)} (not in the "
                          "model)")
+    for k in unknown:
+        v = state[k]
+        no_nan, no_inf = _finite(v) if _is_float(v.dtype) else (True, True)
+        if not no_nan or not no_inf:
+            raise HwsimError(f"{where}: tensor {k!r} holds "
+                             f"{'NaN' if not no_nan else 'infinity'}")
     for k, want in expected.items():
         v = state[k]
         if tuple(v.shape) != tuple(want.shape):
@@ -346,10 +355,32 @@ def load_weights(make: Callable[[], Any], path: Path, what: str = "checkpoint"):
     ``path``, checked by :func:`check_state` against the model (built on the ``meta`` device
     first where it can be, so nothing large is allocated for a file that does not fit)."""
     tensors, _ = read_safetensors(path, what)
-    check_state(tensors, expected_state(make), path)
+    check_state(tensors, expected_state(make), path, extra=True)
     model = make()
-    model.load_state_dict(tensors)
+    load_strict(model, tensors, path)
     return model
+
+
+def load_strict(model, tensors: Mapping[str, Any], where: str | Path) -> None:
+    """``model.load_state_dict(tensors)`` (strict); what torch refuses comes back as one line
+    naming ``where`` and the first tensor concerned."""
+    import re
+
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        msg = str(e)
+        unexpected = re.search(r"Unexpected key\(s\) in state_dict: ([^\n]*)", msg)
+        size = re.search(r"size mismatch for ([^:\n]+): ([^\n]*)", msg)
+        if unexpected:
+            names = re.findall(r'"([^"]+)"', unexpected.group(1))
+            raise HwsimError(f"{where}: unknown tensor name {_names(names)} (not in the "
+                             "model)") from None
+        if size:
+            raise HwsimError(f"{where}: tensor {size.group(1)!r}: {size.group(2)}") from None
+        lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+        raise HwsimError(f"{where}: tensors do not fit the model "
+                         f"({lines[-1] if lines else type(e).__name__})") from None
 
 
 def read_npz(path: Path, expected: Mapping[str, str], what: str = "file") -> dict[str, np.ndarray]:
