@@ -372,6 +372,10 @@ def load_strict(model, tensors: Mapping[str, Any], where: str | Path) -> None:
         msg = str(e)
         unexpected = re.search(r"Unexpected key\(s\) in state_dict: ([^\n]*)", msg)
         size = re.search(r"size mismatch for ([^:\n]+): ([^\n]*)", msg)
+        missing = re.search(r"Missing key\(s\) in state_dict: ([^\n]*)", msg)
+        if missing:  # a calibrated scale the model knows it needs
+            names = re.findall(r'"([^"]+)"', missing.group(1))
+            raise HwsimError(f"{where}: missing tensor {_names(names)}") from None
         if unexpected:
             names = re.findall(r'"([^"]+)"', unexpected.group(1))
             raise HwsimError(f"{where}: unknown tensor name {_names(names)} (not in the "

@@ -177,8 +177,15 @@ def airfm_run(tmp_path_factory):
     cfg = AirFMConfig(antennas=4, subcarriers=8, past=4, future=1, dim=8, layers=1,
                       window_angle=2, window_delay=4)
     torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in AirFMNet(cfg).state_dict().items()},
+    net = AirFMNet(cfg)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
               str(run / "window.safetensors"))
+    q = AirFMNet(cfg.replace(weight_bits=8))  # QAT twin: one training-mode forward
+    q.load_state_dict(net.state_dict(), strict=False)  # calibrates its Brevitas scales
+    q.train()
+    q(torch.randn(2, 8, 4, 8))
+    save_file({k: v.detach().contiguous() for k, v in q.eval().state_dict().items()},
+              str(run / "window_int8.safetensors"))
     meta = {"config": cfg.to_dict(), "channel": ChannelSpec(antennas=4, frames=5,
                                                             subcarriers=8).to_dict(),
             "train_profiles": ["CDL-B"], "train_speeds_kmh": [30.0], "n_per": 8, "epochs": 1,
@@ -193,7 +200,7 @@ AIRFM_EVAL = ["--profiles", "CDL-B", "--speeds", "30", "--test", "2"]
 def test_airfm_valid_run_evaluates(airfm_run, tmp_path, capsys):
     assert main(["airfm", "eval", str(airfm_run), *AIRFM_EVAL, "-o", str(tmp_path / "ev"),
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["columns"][-1] == "window"
+    assert json.loads(capsys.readouterr().out)["columns"][-2:] == ["window", "window_int8"]
 
 
 @pytest.mark.parametrize("case", FILE_CASES)
@@ -201,6 +208,37 @@ def test_airfm_corrupt_tensors(airfm_run, tmp_path, capsys, case):
     run = shutil.copytree(airfm_run, tmp_path / "run")
     says = _corrupt_tensors(run / "window.safetensors", case)
     _refused(capsys, ["airfm", "eval", run, *AIRFM_EVAL], "window.safetensors", says,
+             unwritten=[run / "eval"])
+
+
+def _scale(t: dict) -> str:
+    return next(k for k in sorted(t) if k.endswith("scaling_impl.value"))
+
+
+#: the QAT net's calibrated Brevitas scales: names a fresh net lacks, still checked
+AIRFM_SCALES = {
+    "scale_nan": (lambda t: {**t, _scale(t): torch.full_like(t[_scale(t)], float("nan"))},
+                  "holds NaN"),
+    "scale_inf": (lambda t: {**t, _scale(t): torch.full_like(t[_scale(t)], float("inf"))},
+                  "holds infinity"),
+    "scale_deleted": (lambda t: {k: v for k, v in t.items() if k != _scale(t)},
+                      "missing tensor 'blocks.0"),
+    "scale_shape": (lambda t: {**t, _scale(t): torch.ones(7)}, "scaling_impl.value"),
+    "extra": (lambda t: {**t, "blocks.0.extra.value": torch.ones(1)},
+              "unknown tensor name 'blocks.0.extra.value'"),
+    "weight_nan": (lambda t: {k: (_nan(v, float("nan")) if k == _biggest(t) else v)
+                              for k, v in t.items()}, "holds NaN"),
+}
+
+
+@pytest.mark.parametrize("case", AIRFM_SCALES)
+def test_airfm_corrupt_qat_scales(airfm_run, tmp_path, capsys, case):
+    run = shutil.copytree(airfm_run, tmp_path / "run")
+    f = run / "window_int8.safetensors"
+    t, meta = _read(f)
+    edit, says = AIRFM_SCALES[case]
+    save_file({k: v.contiguous() for k, v in edit(t).items()}, str(f), metadata=meta)
+    _refused(capsys, ["airfm", "eval", run, *AIRFM_EVAL], "window_int8.safetensors", says,
              unwritten=[run / "eval"])
 
 
@@ -262,8 +300,8 @@ def test_airfm_missing_variant_file(airfm_run, tmp_path, capsys):
     from models.airfm.pipeline import load_net
 
     run = shutil.copytree(airfm_run, tmp_path / "run")
-    with pytest.raises(HwsimError, match="no window_int8 model"):
-        load_net(run, "window_int8")
+    with pytest.raises(HwsimError, match="no window_int4 model"):
+        load_net(run, "window_int4")
 
 
 # ---- SwiftChannel run folders (`hwsim swiftchannel eval`, `train --from-float`) ------------
