@@ -248,12 +248,13 @@ def read_json(path: Path, what: str = "file") -> dict:
 
 
 # ---- tensors -----------------------------------------------------------------------------
-def read_safetensors(path: Path, what: str = "checkpoint",
-                     framework: str = "pt") -> tuple[dict[str, Any], dict[str, str]]:
+def read_safetensors(path: Path, what: str = "checkpoint", framework: str = "pt", *,
+                     kind: str = "") -> tuple[dict[str, Any], dict[str, str]]:
     """All tensors of a safetensors file and its header metadata (``{}`` if none).
 
     ``framework``: ``"pt"`` (torch tensors) or ``"np"`` (numpy arrays). A missing, empty,
-    truncated or corrupt file raises one line naming it."""
+    truncated or corrupt file raises one line naming it (``"PATH is not KIND: not a readable
+    safetensors file (…)"`` with ``kind``)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -265,7 +266,8 @@ def read_safetensors(path: Path, what: str = "checkpoint",
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no iterator)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise HwsimError(f"{path} is not a readable safetensors file ({first})") from None
+        said = f"not {kind}: not a readable" if kind else "not a readable"
+        raise HwsimError(f"{path} is {said} safetensors file ({first})") from None
     return tensors, meta
 
 

@@ -191,7 +191,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     from hwsim.loading import check_meta, check_state, read_safetensors
 
     path = Path(path)
-    tensors, header = read_safetensors(path, "checkpoint")
+    tensors, header = read_safetensors(path, "checkpoint", kind="an hwsim SNN checkpoint")
     if "hwsim_snn" not in header:
         raise HwsimError(f"{path} is not an hwsim SNN checkpoint (no hwsim_snn metadata)")
     try:
