@@ -27,6 +27,7 @@ embedded digits).
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -179,17 +180,27 @@ class EventSet:
 
     @classmethod
     def load(cls, path: Path) -> EventSet:
+        """Inverse of :meth:`save`, checked: integer arrays, one ``t, x, y, p`` per event,
+        addresses inside the sensor, polarities ±1, offsets from 0 to the event count."""
+        from hwsim.loading import read_npz
+
         path = Path(path)
-        if not path.is_file():
-            raise HwsimError(f"event file {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-            es = cls(d["t"], d["x"], d["y"], d["p"], d["offsets"], d["labels"],
-                     int(d["width"]), int(d["height"]), int(d["window_us"]))
-        except (KeyError, ValueError, OSError) as e:
-            raise HwsimError(f"{path} is not an hwsim event file ({e})") from None
-        if es.offsets.size != es.labels.size + 1 or int(es.offsets[-1]) != es.t.size:
+        names = ("t", "x", "y", "p", "offsets", "labels", "width", "height", "window_us")
+        d = read_npz(path, dict.fromkeys(names, "int"), "event file")
+        if any(d[k].ndim != 0 or int(d[k]) < 1 for k in ("width", "height", "window_us")):
+            raise HwsimError(f"{path}: width, height and window_us must be positive scalars")
+        t = d["t"]
+        if t.ndim != 1 or any(d[k].shape != t.shape for k in "xyp"):
+            raise HwsimError(f"{path}: t, x, y, p must be 1-D arrays of one length")
+        es = cls(t, d["x"], d["y"], d["p"], d["offsets"], d["labels"],
+                 int(d["width"]), int(d["height"]), int(d["window_us"]))
+        if t.size and (es.x.min() < 0 or es.x.max() >= es.width or es.y.min() < 0
+                       or es.y.max() >= es.height or not np.all(np.abs(es.p) == 1)):
+            raise HwsimError(f"{path}: an event lies outside the {es.width}×{es.height} sensor "
+                             "or has a polarity other than ±1")
+        o = es.offsets
+        if (o.ndim != 1 or es.labels.ndim != 1 or o.size != es.labels.size + 1 or int(o[0]) != 0
+                or int(o[-1]) != t.size or np.any(np.diff(o) < 0)):
             raise HwsimError(f"{path}: offsets do not match the event arrays")
         return es
 
@@ -270,7 +281,7 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
             with z:
                 images = z["images"]
                 labels = z["labels"] if "labels" in z.files else None
-    except (KeyError, ValueError, OSError) as e:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise HwsimError(f"cannot read images from {path} ({e})") from None
     return _check_images(images, str(path)), (
         np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64))

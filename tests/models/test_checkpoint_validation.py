@@ -272,3 +272,48 @@ def test_flow_sweep_folder_checked(tmp_path, content, says):
     with pytest.raises(HwsimError) as e:
         check_sweep("snn", tmp_path)
     assert says in _one_line(e)
+
+
+# ---- event files and image archives (data, never unpickled) -------------------------------
+def _events(tmp_path: Path, **change) -> Path:
+    d = {"t": np.arange(4, dtype=np.int64), "x": np.array([0, 1, 2, 3], np.int16),
+         "y": np.zeros(4, np.int16), "p": np.array([1, -1, 1, 1], np.int8),
+         "offsets": np.array([0, 2, 4]), "labels": np.array([3, 5]), "width": np.array(4),
+         "height": np.array(2), "window_us": np.array(1000)}
+    d.update(change)
+    np.savez(tmp_path / "e.npz", **{k: v for k, v in d.items() if v is not None})
+    return tmp_path / "e.npz"
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"x": np.array(["a"] * 4)}, "'x' has dtype <U1, expected int"),
+    ({"t": np.array([0.5] * 4)}, "'t' has dtype float64, expected int"),
+    ({"labels": None}, "array 'labels' missing"),
+    ({"x": np.array([0, 1, 2, 4], np.int16)}, "outside the 4×2 sensor"),
+    ({"p": np.array([1, 0, 1, 1], np.int8)}, "polarity other than ±1"),
+    ({"y": np.zeros(3, np.int16)}, "1-D arrays of one length"),
+    ({"width": np.array(0)}, "positive scalars"),
+    ({"offsets": np.array([0, 3, 2])}, "offsets do not match"),
+    ({"offsets": np.array([1, 2, 4])}, "offsets do not match"),
+])
+def test_event_file_checked(tmp_path, change, says):
+    from models.snn.events import EventSet
+
+    assert len(EventSet.load(_events(tmp_path))) == 2
+    with pytest.raises(HwsimError) as e:
+        EventSet.load(_events(tmp_path, **change))
+    assert says in _one_line(e)
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"", "not a readable .npz file"), (b"PK\x03\x04junk", "not a readable .npz file")])
+def test_event_and_image_archives_truncated(tmp_path, data, says):
+    from models.snn.events import EventSet, load_images
+
+    f = _events(tmp_path)
+    f.write_bytes(data or f.read_bytes()[:0])
+    with pytest.raises(HwsimError) as e:
+        EventSet.load(f)
+    assert says in _one_line(e)
+    with pytest.raises(HwsimError, match="cannot read images from"):
+        load_images(f)
