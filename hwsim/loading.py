@@ -32,9 +32,13 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-__all__ = ["BOOL", "Rule", "build", "check_meta", "check_state", "expected_state", "fields_of",
-           "integer", "list_of", "load_strict", "load_weights", "maybe", "number", "read_json",
-           "read_npz", "read_safetensors", "text"]
+__all__ = ["BOOL", "MAX_JSON_BYTES", "Rule", "build", "check_meta", "check_state",
+           "expected_state", "fields_of", "integer", "list_of", "load_strict", "load_weights",
+           "maybe", "number", "read_json", "read_npz", "read_safetensors", "text"]
+
+
+#: the largest metadata file :func:`read_json` reads (hwsim writes a few kB)
+MAX_JSON_BYTES = 16 << 20
 
 
 # ---- metadata ----------------------------------------------------------------------------
@@ -234,6 +238,9 @@ def read_json(path: Path, what: str = "file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise HwsimError(f"{what} {path} does not exist")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise HwsimError(f"{path} is {path.stat().st_size} bytes, more than metadata can be "
+                         f"({MAX_JSON_BYTES} bytes)")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError) as e:

@@ -103,6 +103,7 @@ def test_build_reports_the_dataclass_own_check():
     (b'{"a": [1, 2', "is not valid JSON"), (b"[1]", "must hold a JSON object, not list"),
     (b"\xff\xfe", "cannot be read"), (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
     (b"NaN", "must hold a JSON object, not float"),
+    (b" " * (16 << 20) + b"{}", "more than metadata can be"),
 ])
 def test_read_json(tmp_path, content, says):
     p = tmp_path / "run.json"
