@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwsim.errors import HwsimError
 from hwsim.golden import swiftchannel as sc
 from hwsim.golden import swiftchannel_pipeline as ps
 from hwsim.golden.lanes import pack_lanes, unpack_lanes
@@ -35,7 +36,11 @@ def main(argv=None) -> int:
     ap.add_argument("--taps", type=int, default=3, choices=(1, 3, 9))
     ap.add_argument("--snr", type=float, default=10.0)
     args = ap.parse_args(argv)
-    geom, _, im, _ = load_run(args.run)
+    try:
+        geom, _, im, _ = load_run(args.run)
+    except HwsimError as e:  # a missing or corrupt run folder: one line, exit 2
+        print(f"swiftchannel_pipeline_check: error: {e}", file=sys.stderr)
+        return 2
     H = generate_channels(geom, 1, seed=4242)
     X = pack_real(ls_observation(H, geom, args.snr, np.random.default_rng(0)))
     xq = sc.quantize_input(X, im)[0]

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwsim.errors import HwsimError
 from models.channels import (
     TEST_SPEED_RANGE_KMH,
     generate_channels,
@@ -47,7 +48,11 @@ def main(argv=None) -> int:
     ap.add_argument("--test", type=int, default=128)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    geom, net, _, _ = load_run(args.run)
+    try:
+        geom, net, _, _ = load_run(args.run)
+    except HwsimError as e:  # a missing or corrupt run folder: one line, exit 2
+        print(f"swiftchannel_quant_ablation: error: {e}", file=sys.stderr)
+        return 2
     H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
     H_cal = generate_channels(geom, 128, (5.0, 60.0), seed=7)
     rng = np.random.default_rng(1)

@@ -122,7 +122,7 @@ def run_eval(args) -> int:
     from models.snn.train import accuracy, integer_agreement, load_checkpoint, onnx_agreement
 
     model, info = load_checkpoint(args.checkpoint)
-    data = info.get("data", {})
+    data = info.get("data") or {}
 
     def pick(name, default):
         v = getattr(args, name)

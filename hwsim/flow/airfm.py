@@ -146,15 +146,17 @@ def _rtl(ctx: StepContext) -> dict:
 
 def _sim(ctx: StepContext) -> dict:
     from hwsim.kernels import get_kernel
+    from hwsim.loading import read_npz
     from hwsim.sim.runner import simulate
     from models.airfm.pipeline import load_net
 
     net, _ = load_net(_run(ctx), _variant(ctx.options))
     p, cases = _windows(ctx, net)
-    with np.load(ctx.path_of("golden", "golden.npz")) as z:
-        for c in cases:  # the same codes as the golden step recorded
-            if not np.array_equal(z[f"{c['name']}_o"], c["golden_o"]):
-                raise HwsimError(f"{c['name']}: golden codes changed since the golden step")
+    z = read_npz(ctx.path_of("golden", "golden.npz"),
+                 {f"{c['name']}_o": "int" for c in cases}, "golden step output")
+    for c in cases:  # the same codes as the golden step recorded
+        if not np.array_equal(z[f"{c['name']}_o"], c["golden_o"]):
+            raise HwsimError(f"{c['name']}: golden codes changed since the golden step")
     rep = simulate(get_kernel("attention-head"), p, cases, ctx.folder, sim="icarus")
     rows = [{"kernel": "attention-head", "what": c["name"],
              "bit_exact": bool(rep.passed and c["bit_exact"]), "cycles": c["cycles"],

@@ -56,9 +56,11 @@ def check_sweep(model: str, folder) -> str | None:
     f = Path(folder) / "results.json"
     try:
         rows = json.loads(f.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise HwsimError(f"--sweep {folder} is not a finished `hwsim sweep` folder "
                          f"(no readable results.json)") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise HwsimError(f"--sweep {folder}: results.json must be a list of JSON objects")
     if not rows or not (Path(folder) / "metric_vs_bits.png").is_file():
         raise HwsimError(f"--sweep {folder} has no finished points or no metric_vs_bits.png")
     marker = {"snn": "limit", "swiftchannel": "geometry", "airfm": "train_profiles"}[model]

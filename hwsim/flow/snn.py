@@ -43,8 +43,10 @@ def _model(ctx: StepContext):
 
 
 def _test(ctx: StepContext):
-    with np.load(ctx.path_of("train", "test.npz")) as z:
-        return z["x"], z["y"]
+    from hwsim.loading import read_npz
+
+    z = read_npz(ctx.path_of("train", "test.npz"), {"x": "int", "y": "int"}, "test split")
+    return z["x"], z["y"]
 
 
 def _train(ctx: StepContext) -> dict:

@@ -119,9 +119,11 @@ def _layers(ctx: StepContext):
     from hwsim.kernels import swiftchannel as kern
 
     im, _, codes = _real_input(ctx)
-    with np.load(ctx.path_of("golden", "golden.npz")) as z:
-        if not np.array_equal(z["x_codes"], codes):
-            raise HwsimError("the real input's codes differ from the golden step's")
+    from hwsim.loading import read_npz
+
+    z = read_npz(ctx.path_of("golden", "golden.npz"), {"x_codes": "int"}, "golden step output")
+    if not np.array_equal(z["x_codes"], codes):
+        raise HwsimError("the real input's codes differ from the golden step's")
     layers = kern.student_layers(im, codes, ocp=ctx.options["ocp"] or None)
     keep = ctx.options["rtl_layers"]
     if keep:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 from hwsim.files import atomic_write_text
+from hwsim.loading import check_meta, number, read_json
 
 __all__ = ["SweepStore", "point_key", "resolve", "run_sweep"]
 
@@ -60,6 +61,10 @@ def _evaluate(path: str, point: dict) -> tuple[dict, float]:
     return result, time.perf_counter() - t0
 
 
+#: a finished point's file
+_RECORD = {"point": {}, "result": {}, "seconds": number(0)}
+
+
 class SweepStore:
     """The sweep folder: one file per finished point plus the aggregated results."""
 
@@ -77,12 +82,15 @@ class SweepStore:
                           json.dumps(record, indent=1, default=float))
 
     def records(self) -> list[dict]:
+        """Every finished point's record, checked: a point file that is not JSON or not a
+        ``{"point", "result", "seconds"}`` record is refused with one line naming it (it
+        would count as finished yet hold no result)."""
         out = []
         for f in sorted(self.points.glob("*.json")):
             try:
-                out.append(json.loads(f.read_text()))
-            except json.JSONDecodeError:  # cannot happen with atomic writes; be safe anyway
-                continue
+                out.append(check_meta(read_json(f, "sweep point"), _RECORD, f))
+            except HwsimError as e:
+                raise HwsimError(f"{e}; delete it to run that point again") from None
         return out
 
     def write_aggregate(self) -> list[dict]:
@@ -112,6 +120,7 @@ def run_sweep(points: list[dict], evaluator: str, out: Path, jobs: int = 1,
         raise HwsimError(f"--jobs must be at least 1, not {jobs}")
     resolve(evaluator)  # fail early, in this process, on a bad evaluator path
     store = SweepStore(out)
+    store.records()  # a corrupt point file is refused before any point runs
     todo = [p for p in points if not store.done(p)]
     bar = _bar(len(points), len(points) - len(todo), progress)
     try:

@@ -154,28 +154,52 @@ def train_run(out: Path, cfg: AirFMConfig, base: ChannelSpec, profiles, speeds,
     return meta
 
 
-def _read_meta(run: Path) -> dict:
+def _meta_schema() -> dict:
+    from hwsim.loading import fields_of, integer, list_of, maybe, number, text
+
+    return {"config": fields_of(AirFMConfig, antennas=integer(1, 1024),
+                                subcarriers=integer(1, 4096), past=integer(2, 1024),
+                                future=integer(1, 1024), dim=integer(1, 1024),
+                                layers=integer(1, 64)),
+            "channel": fields_of(ChannelSpec),
+            "train_profiles": list_of(text(), 1), "train_speeds_kmh": list_of(number(0, 1000), 1),
+            "pilot_spacing": maybe(integer(1))}
+
+
+def _read_meta(run: Path) -> tuple[dict, AirFMConfig, ChannelSpec]:
+    """``run.json``, checked (its keys, their types and ranges, a channel that fits the net's
+    antennas, subcarriers and frames), with the config and channel it describes."""
+    from hwsim.loading import build, check_meta, read_json
+
     f = Path(run) / "run.json"
     if not f.is_file():
         raise HwsimError(f"{run} is not an AirFM run folder (no run.json)")
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise HwsimError(f"{f}: not valid JSON ({e.msg})") from None
+    meta = check_meta(read_json(f, "run file"), _meta_schema(), f)
+    cfg = build(AirFMConfig, meta["config"], f, "config")
+    ch = build(ChannelSpec, meta["channel"], f, "channel")
+    frames = cfg.past if cfg.task == "estimation" else cfg.past + cfg.future
+    if (ch.antennas, ch.subcarriers, ch.frames) != (cfg.antennas, cfg.subcarriers, frames):
+        raise HwsimError(f"{f}: channel (antennas {ch.antennas}, subcarriers {ch.subcarriers}, "
+                         f"frames {ch.frames}) does not fit config ({cfg.antennas}, "
+                         f"{cfg.subcarriers}, {frames})")
+    if cfg.task == "estimation":
+        D.pilot_geometry(cfg.antennas, cfg.subcarriers, meta.get("pilot_spacing") or 4)
+    return meta, cfg, ch
 
 
 def load_net(run: Path, variant: str) -> tuple[AirFMNet, dict]:
-    from safetensors.torch import load_file
+    """A trained variant of the run, its tensors checked against the net ``run.json``
+    describes (names, shapes, dtypes, finite values) before any is used."""
+    from hwsim.loading import load_weights
 
-    meta = _read_meta(run)
-    cfg = AirFMConfig(**meta["config"])
+    meta, cfg, _ = _read_meta(run)
     bits = {"window_int8": 8, "window_int4": 4}.get(variant)
     att = "global" if variant == "global" else "window"
-    net = AirFMNet(cfg.replace(attention=att, weight_bits=bits))
     f = Path(run) / f"{variant}.safetensors"
     if not f.is_file():
         raise HwsimError(f"{run} has no {variant} model ({f.name} missing)")
-    net.load_state_dict(load_file(str(f)))
+    net = load_weights(lambda: AirFMNet(cfg.replace(attention=att, weight_bits=bits)), f,
+                       f"{variant} model")
     net.eval()
     return net, meta
 
@@ -183,13 +207,10 @@ def load_net(run: Path, variant: str) -> tuple[AirFMNet, dict]:
 def _load_lmmse(run: Path, geom):
     from models.channels import Lmmse
 
-    lm = Lmmse.__new__(Lmmse)
     f = Path(run) / "lmmse.npz"
     if not f.is_file():
         raise HwsimError(f"{run} has no LMMSE covariance ({f.name} missing)")
-    with np.load(f, allow_pickle=False) as z:
-        lm.geom, lm.R_hp, lm.R_pp, lm._pidx = geom, z["R_hp"], z["R_pp"], z["pidx"]
-    return lm
+    return Lmmse.from_file(f, geom)
 
 
 def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
@@ -201,14 +222,12 @@ def evaluate(run: Path, profiles, speeds, n_test: int = 128, seed: int = 5000,
     ``delay_spread_s`` replaces the training delay spread in the test channels (a scenario is
     "seen" only with the training profile, speed and delay spread).
     """
-    meta = _read_meta(run)
-    base = ChannelSpec(**meta["channel"])
+    meta, cfg, base = _read_meta(run)
     same_ds = delay_spread_s is None or delay_spread_s == base.delay_spread_s
     if delay_spread_s is not None:
         base = ChannelSpec(**{**base.to_dict(), "delay_spread_s": float(delay_spread_s)})
-    cfg = AirFMConfig(**meta["config"])
     past, est = cfg.past, cfg.task == "estimation"
-    spacing = meta.get("pilot_spacing", 4)
+    spacing = meta.get("pilot_spacing") or 4
     variants = [v for v in VARIANTS if (Path(run) / f"{v}.safetensors").is_file()]
     nets = {v: load_net(run, v)[0] for v in variants}
     if est:

@@ -74,9 +74,9 @@ def evaluate(point: dict) -> dict:
     from types import SimpleNamespace
 
     import torch
-    from safetensors.torch import load_file
 
     from hwsim.flow.common import mac_energy
+    from hwsim.loading import load_weights, read_npz
     from hwsim.sweep.ptq import layer_macs, quantize_layers
 
     from . import data as D
@@ -89,10 +89,10 @@ def evaluate(point: dict) -> dict:
     ctx = point["context"]
     w, a = int(point["weights"]), int(point["acts"])
     cfg = AirFMConfig(**ctx["config"])
-    net = AirFMNet(cfg)
-    net.load_state_dict(load_file(str(Path(ctx["checkpoint"]) / "float.safetensors")))
-    with np.load(Path(ctx["checkpoint"]) / "data.npz") as z:
-        d = {k: z[k] for k in z.files}
+    folder = Path(ctx["checkpoint"])
+    net = load_weights(lambda: AirFMNet(cfg), folder / "float.safetensors", "sweep checkpoint")
+    d = read_npz(folder / "data.npz", {k: "float" for k in ("X", "Y", "calib", "test_X")}
+                 | {"test_H": "complex"}, "sweep data")
     size = layer_macs(net, lambda n: n(torch.from_numpy(d["test_X"][:1])))
     ref = D.nmse_db_of(d["test_H"], D.to_stf(predict(net, d["test_X"])))
     quantize_layers(net, w, a, lambda n: n(torch.from_numpy(d["calib"])))

@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from hwsim.errors import HwsimError
 from hwsim.files import staged_dir
+from hwsim.loading import BOOL, check_meta, check_state, maybe, read_json, text
+from hwsim.loading import read_safetensors as _read
 
 from .config import BitNetConfig
 from .model import BitNetModel
@@ -41,60 +42,45 @@ def save_checkpoint(model: BitNetModel, folder: Path, meta: dict | None = None) 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file; a corrupt or truncated file raises one clear line."""
-    path = Path(path)
-    if not path.is_file():
-        raise HwsimError(f"checkpoint file {path} does not exist")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise HwsimError(f"{path} is not a readable safetensors file ({first})") from None
+    return _read(path, "checkpoint file")[0]
 
 
 def load_state_checked(model: BitNetModel, state: dict[str, torch.Tensor], where: str) -> None:
-    """Load ``state`` into ``model`` after checking names and shapes exactly."""
+    """Load ``state`` into ``model`` after :func:`hwsim.loading.check_state`: no tensor
+    missing or unknown, shapes exact, floats only, every value finite."""
     want = model.state_dict()
     if model.config.tie_embeddings:
         want = {k: v for k, v in want.items() if k != "head.weight"}
     # a trained ternary model has gain 1 everywhere; float checkpoints have no gains at all
     state = {**{k: torch.ones(()) for k in want if k.endswith(".weight_gain")}, **state}
-    unknown = sorted(set(state) - set(want))
-    if unknown:
-        raise HwsimError(f"{where}: unknown tensor name {unknown[0]!r}"
-                         + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else ""))
-    missing = sorted(set(want) - set(state))
-    if missing:
-        raise HwsimError(f"{where}: missing tensor {missing[0]!r}"
-                         + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(want[k].shape):
-            raise HwsimError(f"{where}: tensor {k!r} has shape {tuple(v.shape)}, the model "
-                             f"expects {tuple(want[k].shape)}")
-        if not v.is_floating_point():
-            raise HwsimError(f"{where}: tensor {k!r} has dtype {v.dtype}, expected floats")
-        if not torch.isfinite(v).all():
-            raise HwsimError(f"{where}: tensor {k!r} holds NaN or infinity")
+    check_state(state, want, where)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+
+
+_META_RULES = {"format": text("hwsim-bitnet-1"), "config": {}, "quantized": maybe(BOOL)}
 
 
 def load_checkpoint(folder: Path, quantized: bool | None = None) -> tuple[BitNetModel, dict]:
     """Model and metadata from a checkpoint folder written by :func:`save_checkpoint`.
 
     ``quantized`` overrides the stored flag (a float checkpoint can seed a ternary model).
+    ``meta.json`` is checked (format tag, config, the ``quantized`` flag a bool) before the
+    model is built, the tensors by :func:`load_state_checked`.
     """
     folder = Path(folder)
     meta_path = folder / META
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise HwsimError(f"{folder} is not a BitNet checkpoint (no {META})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HwsimError(f"{meta_path} is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "hwsim-bitnet-1":
+    if not meta_path.is_file():
+        raise HwsimError(f"{folder} is not a BitNet checkpoint (no {META})")
+    meta = read_json(meta_path, "checkpoint description")
+    if meta.get("format") != "hwsim-bitnet-1":
         raise HwsimError(f"{meta_path} is not an hwsim BitNet checkpoint description")
-    cfg = BitNetConfig.from_dict(meta.get("config"))
-    q = bool(meta.get("quantized", True)) if quantized is None else quantized
-    model = BitNetModel(cfg, quantized=q)
+    check_meta(meta, _META_RULES, meta_path)
+    try:
+        cfg = BitNetConfig.from_dict(meta["config"])
+    except HwsimError as e:
+        raise HwsimError(f"{meta_path}: config: {e}") from None
+    q = meta.get("quantized", True) if quantized is None else quantized
+    model = BitNetModel(cfg, quantized=bool(q))
     load_state_checked(model, read_safetensors(folder / WEIGHTS), str(folder / WEIGHTS))
     model.eval()
     return model, meta

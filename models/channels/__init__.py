@@ -24,6 +24,7 @@ Import cost: only numpy here; Sionna (and torch) are imported inside :func:`gene
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -245,6 +246,30 @@ class Lmmse:
         P = vec[:, self._pidx]
         self.R_hp = vec.T @ P.conj() / vec.shape[0]  # (F·A, Np)
         self.R_pp = P.T @ P.conj() / P.shape[0]      # (Np, Np)
+
+    @classmethod
+    def from_file(cls, path: Path, geom: Geometry) -> Lmmse:
+        """The covariances a run folder saved (``R_hp``, ``R_pp``, ``pidx`` in an ``.npz``),
+        checked against ``geom``: the pilot indices it implies, the shapes they give, complex
+        and finite values."""
+        from hwsim.loading import read_npz
+
+        z = read_npz(path, {"R_hp": "complex", "R_pp": "complex", "pidx": "int"},
+                     "LMMSE covariance file")
+        mask = np.zeros((geom.subcarriers, geom.bs_ant), dtype=bool)
+        mask[::geom.freq_comp, ::geom.space_comp] = True
+        pidx = np.flatnonzero(mask.ravel())
+        n, p = mask.size, len(pidx)
+        if not np.array_equal(z["pidx"], pidx):
+            raise HwsimError(f"{path}: pidx does not hold the {p} pilot positions of the run's "
+                             "geometry")
+        for k, want in (("R_hp", (n, p)), ("R_pp", (p, p))):
+            if z[k].shape != want:
+                raise HwsimError(f"{path}: array {k!r} has shape {z[k].shape}, the geometry "
+                                 f"needs {want}")
+        lm = cls.__new__(cls)
+        lm.geom, lm.R_hp, lm.R_pp, lm._pidx = geom, z["R_hp"], z["R_pp"], pidx
+        return lm
 
     def estimate(self, Y, snr_db: float) -> np.ndarray:
         g = self.geom

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -180,17 +181,27 @@ class EventSet:
 
     @classmethod
     def load(cls, path: Path) -> EventSet:
+        """Inverse of :meth:`save`, checked: integer arrays, one ``t, x, y, p`` per event,
+        addresses inside the sensor, polarities ±1, offsets from 0 to the event count."""
+        from hwsim.loading import read_npz
+
         path = Path(path)
-        if not path.is_file():
-            raise HwsimError(f"event file {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-            es = cls(d["t"], d["x"], d["y"], d["p"], d["offsets"], d["labels"],
-                     int(d["width"]), int(d["height"]), int(d["window_us"]))
-        except (KeyError, ValueError, OSError) as e:
-            raise HwsimError(f"{path} is not an hwsim event file ({e})") from None
-        if es.offsets.size != es.labels.size + 1 or int(es.offsets[-1]) != es.t.size:
+        names = ("t", "x", "y", "p", "offsets", "labels", "width", "height", "window_us")
+        d = read_npz(path, dict.fromkeys(names, "int"), "event file")
+        if any(d[k].ndim != 0 or int(d[k]) < 1 for k in ("width", "height", "window_us")):
+            raise HwsimError(f"{path}: width, height and window_us must be positive scalars")
+        t = d["t"]
+        if t.ndim != 1 or any(d[k].shape != t.shape for k in "xyp"):
+            raise HwsimError(f"{path}: t, x, y, p must be 1-D arrays of one length")
+        es = cls(t, d["x"], d["y"], d["p"], d["offsets"], d["labels"],
+                 int(d["width"]), int(d["height"]), int(d["window_us"]))
+        if t.size and (es.x.min() < 0 or es.x.max() >= es.width or es.y.min() < 0
+                       or es.y.max() >= es.height or not np.all(np.abs(es.p) == 1)):
+            raise HwsimError(f"{path}: an event lies outside the {es.width}×{es.height} sensor "
+                             "or has a polarity other than ±1")
+        o = es.offsets
+        if (o.ndim != 1 or es.labels.ndim != 1 or o.size != es.labels.size + 1 or int(o[0]) != 0
+                or int(o[-1]) != t.size or np.any(np.diff(o) < 0)):
             raise HwsimError(f"{path}: offsets do not match the event arrays")
         return es
 
@@ -269,8 +280,6 @@ def load_images(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise HwsimError(f"images must be 'digits', a .csv, .npy or .npz file, not {source}")
     if not path.is_file():
         raise HwsimError(f"image file {path} does not exist")
-    import zipfile
-
     try:
         z = np.load(path, allow_pickle=False)
         if isinstance(z, np.ndarray):

@@ -25,6 +25,8 @@ import numpy as np
 WEIGHTS = (2, 3, 4, 5, 6, 8)
 ACTS = (6, 8, 10, 12, 16)
 TARGETS = ("vitallm", "xczu28dr", "xczu48dr", "xczu49dr")
+#: the arrays of the cached ``data.npz`` (frames (N, T, H, W), labels (N,), class count)
+_DATA = {"x_train": "int", "y_train": "int", "x_test": "int", "y_test": "int", "classes": "int"}
 
 
 def prepare(out: Path, options: dict) -> dict:
@@ -54,6 +56,9 @@ def evaluate(point: dict) -> dict:
     """Test accuracy of the SNN at the point's weight and membrane widths, and its cost."""
     import torch
 
+    from hwsim.errors import HwsimError
+    from hwsim.loading import read_npz
+
     from .classifier import QuantSnnClassifier, integer_layers
     from .cost import estimate_energy, network_counts
     from .train import Dataset, TrainConfig, _fit, accuracy, load_checkpoint
@@ -62,8 +67,12 @@ def evaluate(point: dict) -> dict:
     torch.manual_seed(0)
     ctx = point["context"]
     model, _ = load_checkpoint(Path(ctx["checkpoint"]) / "float.safetensors")
-    with np.load(Path(ctx["checkpoint"]) / "data.npz") as z:
-        d = {k: z[k] for k in z.files}
+    d = read_npz(Path(ctx["checkpoint"]) / "data.npz", _DATA, "sweep data")
+    for part in ("train", "test"):
+        x, y = d[f"x_{part}"], d[f"y_{part}"]
+        if x.ndim != 4 or y.shape != (len(x),) or not len(x):
+            raise HwsimError(f"{ctx['checkpoint']}/data.npz: x_{part} {x.shape} and y_{part} "
+                             f"{y.shape} are not N frame stacks and N labels")
     ref = accuracy(model, d["x_test"], d["y_test"])
     q = QuantSnnClassifier.from_float(model, int(point["weights"]), int(point["acts"]))
     if point["method"] == "qat":

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hwsim.errors import HwsimError
+from hwsim.loading import BOOL, fields_of, integer, maybe, text
 
 from .classifier import STEPS, QuantSnnClassifier, SnnClassifier, SnnShape, check_frames
 from .events import DvsConfig, convert_images, load_images, to_frames
@@ -169,31 +170,53 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> None:
     atomic_write_bytes(Path(path), save(tensors, metadata={"hwsim_snn": json.dumps(info)}))
 
 
+#: what an SNN checkpoint's ``hwsim_snn`` header must hold
+_SHAPE_RULES = fields_of(SnnShape, complete=True, side=integer(1, 1024),
+                         channels=integer(1, 256), kernel=integer(1, 1024), stride=integer(1, 1024),
+                         hidden=integer(1, 1 << 16), classes=integer(2, 1000))
+_DATA = maybe({"images": maybe(text()), "limit": maybe(integer(1)),
+               "canvas": maybe(integer(48, 4096)), "attention": maybe(BOOL),
+               "seed": maybe(integer())})
+_META = {"kind": text("float", "quant"), "shape": _SHAPE_RULES, "data": _DATA}
+_QUANT_META = {**_META, "weight_bits": integer(2, 8), "mem_bits": integer(4, 16)}
+
+
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
-    """Inverse of :func:`save_checkpoint`; one clear error for anything else."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Inverse of :func:`save_checkpoint`; one clear error for anything else.
+
+    Checked before the model is used: the header's metadata (kind, shape, bit widths: types and
+    ranges), then every tensor against the model (none missing or unknown, shapes, float
+    dtypes, finite values); a model over a million weights is built only once the file holds as
+    many as its metadata describes."""
+    from hwsim.loading import check_meta, check_state, read_safetensors
 
     path = Path(path)
-    if not path.is_file():
-        raise HwsimError(f"checkpoint {path} does not exist")
+    tensors, header = read_safetensors(path, "checkpoint", kind="an hwsim SNN checkpoint")
+    if "hwsim_snn" not in header:
+        raise HwsimError(f"{path} is not an hwsim SNN checkpoint (no hwsim_snn metadata)")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            info = json.loads((f.metadata() or {})["hwsim_snn"])
-        tensors = load_file(str(path))
-    except (SafetensorError, KeyError, ValueError, OSError) as e:
-        raise HwsimError(f"{path} is not an hwsim SNN checkpoint ({e})") from None
+        info = json.loads(header["hwsim_snn"])
+    except (json.JSONDecodeError, RecursionError):
+        raise HwsimError(f"{path}: its hwsim_snn metadata is not valid JSON") from None
+    where = f"{path} metadata"
+    check_meta(info, _META, where)
+    check_meta(info, _QUANT_META if info["kind"] == "quant" else _META, where)
     shape = SnnShape(**info["shape"])
+    if shape.conv_side < 1:
+        raise HwsimError(f"{where}: shape.kernel ({shape.kernel}) is larger than shape.side "
+                         f"({shape.side})")
+    need = (shape.channels * shape.kernel ** 2 + shape.conv_out * shape.hidden
+            + shape.hidden * shape.classes)
+    have = sum(int(np.prod(v.shape)) for v in tensors.values())
+    if need > max(have, 1 << 20):  # refuse before allocating a model the file cannot fill
+        raise HwsimError(f"{path}: its metadata describes {need} weights, the file holds "
+                         f"{have}")
     if info["kind"] == "quant":
         model = QuantSnnClassifier(shape, info["weight_bits"], info["mem_bits"])
     else:
         model = SnnClassifier(shape)
-    try:
-        model.load_state_dict(tensors, strict=False)
-    except RuntimeError as e:
-        raise HwsimError(f"{path}: tensors do not fit the classifier ({e})") from None
+    check_state(tensors, model.state_dict(), path)
+    model.load_state_dict(tensors)
     model.eval()
     return model, info
 

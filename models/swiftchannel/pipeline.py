@@ -108,20 +108,70 @@ def save_int_model(m: gold.IntModel, path: Path) -> None:
     save_file(arrays, str(path), metadata={"scalars": json.dumps(scal)})
 
 
-def load_int_model(path: Path) -> gold.IntModel:
-    from safetensors import safe_open
+def _int_scalars(blocks: int) -> dict:
+    from hwsim.loading import integer, number
 
+    code, i32, shift = integer(0, 255), integer(-(1 << 31), (1 << 31) - 1), integer(0, 62)
+    rules = {"s_in": number(positive=True), "z_in": code, "rf": integer(1, 64),
+             "rs": integer(1, 64), "s_out": number(positive=True), "z_out": code}
+    for p in _conv_prefixes(blocks):
+        rules[f"{p}.z_in"], rules[f"{p}.z_out"] = code, code
+    for i in range(blocks):
+        rules.update({f"block{i}.lut_mult": i32, f"block{i}.lut_shift": shift,
+                      f"block{i}.sum_mult_x": i32, f"block{i}.sum_mult_c": i32,
+                      f"block{i}.sum_shift": shift, f"block{i}.z_out": code})
+    return rules
+
+
+def _conv_prefixes(blocks: int) -> list[str]:
+    return ["head", *(f"block{i}.c{j}" for i in range(blocks) for j in (1, 2)), "tail", "up"]
+
+
+def load_int_model(path: Path, cfg: StudentConfig | None = None) -> gold.IntModel:
+    """The integer model of ``path``, checked: its format tag, every scalar (type and range),
+    every array present (none unknown) with integer codes of consistent shapes — those of the
+    float student of ``cfg`` when given — weights within int8 and shifts within 0 … 62."""
+    from hwsim.loading import check_meta, check_state, integer, read_safetensors
+
+    path = Path(path)
+    arrays, header = read_safetensors(path, "int8 model", framework="np")
     try:
-        with safe_open(str(path), "np") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
-            scal = json.loads(f.metadata()["scalars"])
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise HwsimError(f"{path} is not a SwiftChannel int8 model ({e})") from None
+        scal = json.loads(header["scalars"])
+    except (KeyError, json.JSONDecodeError, RecursionError):
+        raise HwsimError(f"{path} is not a SwiftChannel int8 model (no scalars metadata)") \
+            from None
+    if not isinstance(scal, dict):
+        raise HwsimError(f"{path}: its scalars metadata must be a JSON object")
     if scal.get("format") != INT_FORMAT:
         old = scal.get("format", "power-of-two")
         raise HwsimError(f"{path} holds an int8 model of an older format ({old}, now {INT_FORMAT}); "
                          f"redo its QAT with `hwsim swiftchannel train -o NEW --from-float "
                          f"{path.parent}`")
+    where = f"{path} scalars"
+    check_meta(scal, {"blocks": integer(0, 64)}, where)
+    nb = scal["blocks"]
+    if cfg is not None and nb != cfg.blocks:
+        raise HwsimError(f"{where}: blocks is {nb}, the run's student has {cfg.blocks}")
+    check_meta(scal, _int_scalars(nb), where)
+    if cfg is not None:
+        shapes = {k: v.shape for k, v in SwiftChannelNet(cfg).state_dict().items()}
+    else:  # no student to compare with: each conv's own weight gives its output channels
+        shapes = {}
+        for p in _conv_prefixes(nb):
+            w = arrays.get(f"{p}.w")
+            shapes[_float_name(p)] = w.shape if w is not None and w.ndim == 4 else (1, 1, 3, 3)
+    want: dict[str, np.ndarray] = {"lut": np.zeros(gold.LUT_SIZE, np.int64)}
+    for p in _conv_prefixes(nb):
+        ws = tuple(shapes[_float_name(p)])
+        want[f"{p}.w"] = np.zeros(ws, np.int64)
+        for f in ("b", "mult", "shift"):
+            want[f"{p}.{f}"] = np.zeros(ws[:1], np.int64)
+    check_state(arrays, want, path)
+    for k, (lo, hi) in {".w": (-128, 127), ".shift": (0, 62), ".mult": (0, (1 << 31) - 1),
+                        ".b": (-(1 << 31), (1 << 31) - 1)}.items():
+        for name, a in arrays.items():
+            if name.endswith(k) and a.size and (a.min() < lo or a.max() > hi):
+                raise HwsimError(f"{path}: array {name!r} holds values outside {lo} … {hi}")
 
     def conv(prefix):
         return gold.ConvInt(arrays[f"{prefix}.w"], arrays[f"{prefix}.b"], arrays[f"{prefix}.mult"],
@@ -130,24 +180,56 @@ def load_int_model(path: Path) -> gold.IntModel:
 
     blocks = tuple(gold.SpabInt(conv(f"block{i}.c1"), conv(f"block{i}.c2"),
                                 **{f: scal[f"block{i}.{f}"] for f in _SPAB_FIELDS})
-                   for i in range(scal["blocks"]))
+                   for i in range(nb))
     return gold.IntModel(scal["s_in"], scal["z_in"], conv("head"), blocks, conv("tail"),
                          conv("up"), scal["rf"], scal["rs"], scal["s_out"], scal["z_out"],
                          arrays["lut"])
 
 
+def _float_name(prefix: str) -> str:
+    """``block3.c1`` → ``blocks.3.c1.weight`` (the float student's name for that conv)."""
+    if prefix.startswith("block"):
+        i, c = prefix[len("block"):].split(".")
+        return f"blocks.{i}.{c}.weight"
+    return f"{prefix}.weight"
+
+
+def _run_schema() -> dict:
+    from hwsim.loading import fields_of, integer, list_of, maybe, number, text
+
+    return {"geometry": fields_of(Geometry, bs_ant=integer(1, 1024), ue_ant=integer(1, 64),
+                                  subcarriers=integer(1, 8192)),
+            "config": fields_of(StudentConfig, feat=integer(1, 512), mid=integer(1, 512),
+                                down=integer(1, 512), blocks=integer(1, 64),
+                                rf=integer(1, 64), rs=integer(1, 64), gain=integer(1, 64)),
+            "epochs": integer(0), "loss_db": list_of(number()),
+            "teacher_epochs": maybe(integer(0)), "loss": maybe(text(*LOSSES))}
+
+
+def _read_run_meta(run: Path) -> tuple[dict, Geometry, StudentConfig]:
+    """``run.json`` checked (keys, types, ranges) with the geometry and the plain student it
+    describes."""
+    from hwsim.loading import build, check_meta, read_json
+
+    f = Path(run) / "run.json"
+    meta = check_meta(read_json(f, "run file"), _run_schema(), f)
+    geom = build(Geometry, meta["geometry"], f, "geometry")
+    cfg = build(StudentConfig, {**meta["config"], "conv3xc": False}, f, "config")
+    return meta, geom, cfg
+
+
 # ---- train -------------------------------------------------------------------------------
 def _load_float(run: Path) -> tuple[dict, SwiftChannelNet]:
-    """An earlier run's meta and its re-parameterized float student."""
-    from safetensors.torch import load_file
+    """An earlier run's meta and its re-parameterized float student (``run.json`` and the
+    tensors checked before use)."""
+    from hwsim.loading import load_weights
 
     run = Path(run)
     if not (run / "run.json").is_file() or not (run / "float.safetensors").is_file():
         raise HwsimError(f"{run} is not a SwiftChannel run folder with a float student "
                          f"(no run.json or float.safetensors)")
-    meta = json.loads((run / "run.json").read_text())
-    net = SwiftChannelNet(StudentConfig(**{**meta["config"], "conv3xc": False}))
-    net.load_state_dict(load_file(str(run / "float.safetensors")))
+    meta, _, cfg = _read_run_meta(run)
+    net = load_weights(lambda: SwiftChannelNet(cfg), run / "float.safetensors", "float student")
     return meta, net.eval()
 
 
@@ -186,7 +268,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     float_meta = None
     if from_float is not None:
         float_meta, plain = _load_float(from_float)
-        geom = Geometry.from_dict(float_meta["geometry"])
+        geom = _read_run_meta(from_float)[1]
     cfg = config_for(geom)
     log(f"generating {n_train} Sionna CDL-{geom.cdl_model} channels {geom.full_shape} …")
     data = make_set(geom, n_train, seed=seed)
@@ -259,13 +341,13 @@ def load_run(run: Path) -> tuple[Geometry, SwiftChannelNet, gold.IntModel, Lmmse
     if not (run / "run.json").is_file():
         raise HwsimError(f"{run} is not a SwiftChannel run folder (no run.json); "
                          f"make one with `hwsim swiftchannel train`")
-    meta, net = _load_float(run)
-    geom = Geometry.from_dict(meta["geometry"])
-    im = load_int_model(run / "int8.safetensors")
-    lm = Lmmse.__new__(Lmmse)
-    with np.load(run / "lmmse.npz", allow_pickle=False) as z:
-        lm.geom, lm.R_hp, lm.R_pp, lm._pidx = geom, z["R_hp"], z["R_pp"], z["pidx"]
-    return geom, net, im, lm
+    _, net = _load_float(run)
+    _, geom, cfg = _read_run_meta(run)
+    im = load_int_model(run / "int8.safetensors", cfg)
+    f = run / "lmmse.npz"
+    if not f.is_file():
+        raise HwsimError(f"{run} has no LMMSE covariance ({f.name} missing)")
+    return geom, net, im, Lmmse.from_file(f, geom)
 
 
 # ---- evaluate ----------------------------------------------------------------------------

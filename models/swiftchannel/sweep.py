@@ -77,13 +77,13 @@ def prepare(out: Path, options: dict) -> dict:
 
 
 def _net(ctx: dict):
-    from safetensors.torch import load_file
+    from hwsim.loading import load_weights
 
     from .model import StudentConfig, SwiftChannelNet
 
-    net = SwiftChannelNet(StudentConfig(**{**ctx["config"], "conv3xc": False}))
-    net.load_state_dict(load_file(str(Path(ctx["checkpoint"]) / "float.safetensors")))
-    return net.eval()
+    cfg = StudentConfig(**{**ctx["config"], "conv3xc": False})
+    return load_weights(lambda: SwiftChannelNet(cfg),
+                        Path(ctx["checkpoint"]) / "float.safetensors", "sweep checkpoint").eval()
 
 
 def evaluate(point: dict) -> dict:
@@ -91,6 +91,7 @@ def evaluate(point: dict) -> dict:
     import torch
 
     from hwsim.flow.common import mac_energy
+    from hwsim.loading import read_npz
     from hwsim.sweep.ptq import layer_macs, quantize_layers
     from models.channels import nmse_db, unpack_real
 
@@ -100,8 +101,9 @@ def evaluate(point: dict) -> dict:
     torch.manual_seed(0)
     ctx = point["context"]
     w, a = int(point["weights"]), int(point["acts"])
-    with np.load(Path(ctx["checkpoint"]) / "data.npz") as z:
-        calib, H, X = z["calib"], z["H"], z["X"]
+    z = read_npz(Path(ctx["checkpoint"]) / "data.npz",
+                 {"calib": "float", "H": "complex", "X": "float"}, "sweep data")
+    calib, H, X = z["calib"], z["H"], z["X"]
     net = _net(ctx)
     size = layer_macs(net, lambda n: n(torch.from_numpy(X[:1])))
     ref = nmse_db(H, unpack_real(predict(net, X)))
