@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwsim.errors import HwsimError
-from hwsim.files import atomic_write_text, folder_lock, remove_stale_temps
+from hwsim.files import LOCK_NAME, atomic_write_text, folder_lock, remove_stale_temps
 
 __all__ = ["Flow", "Step", "StepContext"]
 
@@ -133,9 +133,11 @@ def _sha256(path: Path) -> str:
 
 
 def _hash_outputs(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``folder`` (but ``step.json``), by POSIX relative path."""
+    """SHA-256 of every file under ``folder`` but the step's record and folder locks (which
+    record who holds a folder, not what a step made), by POSIX relative path."""
     return {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.is_symlink() and p.relative_to(folder).as_posix() != "step.json"}
+            if p.is_file() and not p.is_symlink() and p.name != LOCK_NAME
+            and p.relative_to(folder).as_posix() != "step.json"}
 
 
 def _chain(key: str, outputs: dict[str, str]) -> str:
