@@ -133,9 +133,11 @@ def folder_lock(folder: Path, what: str = "folder") -> Iterator[Path]:
     :class:`~hwsim.errors.HwsimError` ``"<what> FOLDER is busy: … (pid N)"``, at once. The lock
     is an ``flock`` on the open file, so the operating system releases it when its holder
     exits, however it exits: a lock file left by a killed run never blocks. Re-entrant within
-    one process.
+    one process. A folder that the lock created and that holds nothing but the lock file when
+    the block ends (say, the block failed before writing) is removed again.
     """
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         real = folder.resolve()
@@ -172,6 +174,11 @@ def folder_lock(folder: Path, what: str = "folder") -> Iterator[Path]:
             yield real
         finally:
             del _held[real]
+            if created:  # still holding the lock, so no other process is in the folder
+                with contextlib.suppress(OSError):
+                    if os.listdir(real) == [LOCK_NAME]:
+                        path.unlink()
+                        real.rmdir()
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
     finally:
         f.close()
