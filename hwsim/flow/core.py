@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,9 +77,8 @@ class Flow:
             raise HwsimError(f"unknown step {start!r}; steps are: {', '.join(names)}")
         try:
             self.build.mkdir(parents=True, exist_ok=True)
-            probe = self.build / ".hwsim-write-probe"
-            probe.write_text("")
-            probe.unlink()
+            # a probe of its own: a second run's probe must not look like an unwritable folder
+            tempfile.TemporaryFile(dir=self.build).close()
         except OSError as e:
             raise HwsimError(f"build folder {self.build} is not writable ({e.strerror})") from None
         with folder_lock(self.build, "build folder"):
