@@ -79,7 +79,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
 
 #: ``.NAME.staging-PID-XXXX`` (staged_dir) and ``.NAME.tmp-PID-XXXX`` (atomic writes); the
 #: staging folders of releases before the PID was named (``.NAME.staging-XXXXXXXX``) too
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:staging|tmp)-(?:(?P<pid>\d+)-)?[^-]+$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:staging-(?:(?P<pid>\d+)-)?|tmp-(?P<tmp_pid>\d+)-)[^-]+$")
 
 
 def _alive(pid: int) -> bool:
@@ -108,7 +108,8 @@ def remove_stale_temps(folder: Path, name: str | None = None) -> list[Path]:
         m = _TEMP.match(entry.name)
         if m is None or (name is not None and m["name"] != name):
             continue
-        if m["pid"] is not None and _alive(int(m["pid"])):
+        pid = m["pid"] or m["tmp_pid"]
+        if pid is not None and _alive(int(pid)):
             continue
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):

@@ -97,7 +97,7 @@ def _holder(code: str) -> subprocess.Popen:
     return proc
 
 
-def test_one_sweep_per_folder_and_a_dead_holder_does_not_block(tmp_path):
+def test_one_sweep_per_folder_and_a_dead_holder_leaves_nothing_in_the_way(tmp_path):
     out, log = tmp_path / "s", tmp_path / "calls.log"
     holder = _holder("from hwsim.files import folder_lock\n"
                      f"lock = folder_lock({str(out)!r}, 'sweep folder'); lock.__enter__()")
@@ -110,7 +110,14 @@ def test_one_sweep_per_folder_and_a_dead_holder_does_not_block(tmp_path):
         holder.kill()
         holder.wait()
     assert (out / ".hwsim.lock").exists()  # left by the killed holder: the OS released it
+    # what atomic writes of the dead holder would leave behind
+    (out / "points").mkdir()
+    leftovers = [out / f".results.json.tmp-{holder.pid}-k1ll3d",
+                 out / "points" / f".x.json.tmp-{holder.pid}-k1ll3d"]
+    for f in leftovers:
+        f.write_text("{")
     assert len(run_sweep(points(out, log), EVAL, out, progress=False)) == 8
+    assert not any(f.exists() for f in leftovers)
 
 
 def _alive(procs) -> list:
@@ -179,3 +186,16 @@ def test_malformed_dask_address(tmp_path, address):
         run_sweep(points(tmp_path / "s", tmp_path / "log"), EVAL, tmp_path / "o", dask=address,
                   progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_moved_model_sweep_resumes(tmp_path):
+    from hwsim.sweep.run import model_sweep
+
+    kw = {"weights": (2,), "acts": (8,), "progress": False,
+          "options": {"steps": 1, "per": 8}}  # the tiny AirFM of test_model_sweeps
+    first = model_sweep("airfm", tmp_path / "a", **kw)["rows"]
+    (tmp_path / "a").rename(tmp_path / "b")
+    again = model_sweep("airfm", tmp_path / "b", **kw)["rows"]
+    assert again == first  # read back, not evaluated again (same "seconds")
+    assert len(json.loads((tmp_path / "b" / "results.json").read_text())) == 1
+    assert len(list((tmp_path / "b" / "points").glob("*.json"))) == 1
