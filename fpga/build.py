@@ -16,7 +16,8 @@ hash of its inputs (the generated plan files, the target, the flow version and t
 when ``report.json`` carries the same key and every artifact it lists still has the recorded
 SHA-256, the build is not redone. Artifacts are produced in a staging folder and moved in only
 after every step succeeded; ``report.json`` is written last, so an interrupted build never leaves
-a report that a later run would take for a finished build.
+a report that a later run would take for a finished build. One build per folder at a time
+(:func:`hwsim.files.folder_lock`): a second one says the folder is busy.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 from hwsim.errors import HwsimError
-from hwsim.files import atomic_write_text, inside, staged_dir
+from hwsim.files import atomic_write_text, folder_lock, inside, staged_dir
 
 from .harness import StreamHarness
 from .parts import check_fit, utilization
@@ -159,7 +160,13 @@ def build(kernel, params, target: str | Target, out: Path, *, force: bool = Fals
         h.update(name.encode() + b"\0")
         h.update(content.encode() if isinstance(content, str) else content)
     key = h.hexdigest()
+    with folder_lock(out, "FPGA build folder"):
+        return _build_locked(out, key, force, kernel, params, tgt, harness, plan, design, tools,
+                             vivado, seed)
 
+
+def _build_locked(out, key, force, kernel, params, tgt, harness, plan, design, tools, vivado,
+                  seed) -> dict:
     if not force and (report := _cached(out, key)) is not None:
         return {**report, "cached": True}
 

@@ -43,8 +43,8 @@ def run(args) -> int:
 
     from ._common import print_json
 
-    weights = parse_bits(args.weights, "weight") if args.weights else None
-    acts = parse_bits(args.acts, "activation") if args.acts else None
+    weights = parse_bits(args.weights, "weight") if args.weights is not None else None
+    acts = parse_bits(args.acts, "activation") if args.acts is not None else None
     out = check_output_dir(args.out or Path("build/sweep") / args.model)
     res = model_sweep(args.model, out, weights, acts,
                       args.method, args.target, args.jobs, args.dask,

@@ -8,10 +8,20 @@ import it; it takes a point and returns a dict of figures.
 Storage (``OUT`` is the sweep folder)::
 
     OUT/points/<key>.json     one finished point: {"point", "result", "seconds"}, written atomically
-    OUT/results.json, .csv    every finished point, rewritten atomically after each completion
+    OUT/results.json, .csv    every finished point once, rewritten atomically after each completion
 
-A point is finished exactly when its file exists, so an interrupted sweep (Ctrl-C, kill -9)
-resumes without redoing finished points, and no reader ever sees a torn results file.
+A point is finished exactly when a record of its key exists, so an interrupted sweep (Ctrl-C,
+kill -9) resumes without redoing finished points, and no reader ever sees a torn results file.
+
+A sweep's identity does not depend on where its folder is: a path inside ``OUT`` that a point
+carries (say, the checkpoint its ``prepare`` trained into the folder) is stored and keyed as
+``<sweep>/REL``, and handed to the evaluator as an absolute path under the folder's present
+location. A renamed or copied sweep folder therefore resumes where it stopped, and the results
+hold every point once (records are deduplicated by key).
+
+One sweep at a time per folder (:func:`hwsim.files.folder_lock`). Worker processes die with
+the sweep: they ask the kernel for SIGKILL when their parent dies (Linux ``PR_SET_PDEATHSIG``),
+watch their parent besides, and are killed when the sweep stops on an exception or Ctrl-C.
 Results do not depend on the backend: local worker processes and a Dask cluster run the same
 evaluator on the same points.
 """
@@ -19,21 +29,34 @@ evaluator on the same points.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import csv
 import hashlib
 import importlib
 import io
 import json
 import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hwsim.errors import HwsimError
-from hwsim.files import atomic_write_text
+from hwsim.files import atomic_write_text, folder_lock, remove_stale_temps
 from hwsim.loading import check_meta, number, read_json
 
-__all__ = ["SweepStore", "point_key", "resolve", "run_sweep"]
+__all__ = ["SWEEP_DIR", "SweepStore", "check_dask", "point_key", "portable", "resolve",
+           "run_sweep"]
+
+#: how a path inside the sweep folder is written in a stored (and keyed) point
+SWEEP_DIR = "<sweep>"
+#: seconds to reach a Dask scheduler before giving up
+DASK_CONNECT_S = 3.0
 
 
 def point_key(point: dict) -> str:
@@ -53,6 +76,34 @@ def resolve(path: str) -> Callable[[dict], dict]:
         raise HwsimError(f"cannot import sweep evaluator {path!r}: {e}") from None
 
 
+def portable(value, out: Path):
+    """``value`` with every absolute path inside ``out`` written as ``<sweep>/REL``."""
+    root = os.path.realpath(out)
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable(v, root) for v in value)
+    if isinstance(value, str) and os.path.isabs(value):
+        real = os.path.realpath(value)
+        if real == root:
+            return SWEEP_DIR
+        if real.startswith(root + os.sep):
+            return f"{SWEEP_DIR}/{Path(os.path.relpath(real, root)).as_posix()}"
+    return value
+
+
+def _localize(value, root: str):
+    """The inverse of :func:`portable` for the folder's present location ``root``."""
+    if isinstance(value, dict):
+        return {k: _localize(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_localize(v, root) for v in value)
+    if isinstance(value, str) and (value == SWEEP_DIR or value.startswith(SWEEP_DIR + "/")):
+        return os.path.join(root, *value[len(SWEEP_DIR) + 1:].split("/")) \
+            if value != SWEEP_DIR else root
+    return value
+
+
 def _evaluate(path: str, point: dict) -> tuple[dict, float]:
     t0 = time.perf_counter()
     result = resolve(path)(dict(point))
@@ -66,32 +117,59 @@ _RECORD = {"point": {}, "result": {}, "seconds": number(0)}
 
 
 class SweepStore:
-    """The sweep folder: one file per finished point plus the aggregated results."""
+    """The sweep folder: one record per finished point plus the aggregated results.
+
+    Open it only while holding the folder's lock (:func:`run_sweep` does).
+    """
 
     def __init__(self, out: Path):
         self.out = Path(out)
         self.points = self.out / "points"
         self.points.mkdir(parents=True, exist_ok=True)
+        self.root = os.path.realpath(self.out)
+        for folder in (self.out, self.points):  # left by a write that was killed
+            remove_stale_temps(folder)
+        self._index = self._load()
 
-    def done(self, point: dict) -> bool:
-        return (self.points / f"{point_key(point)}.json").exists()
+    def identity(self, point: dict) -> dict:
+        """The point as it is stored and keyed: paths inside the folder made relative."""
+        return portable(point, self.root)
 
-    def save(self, point: dict, result: dict, seconds: float) -> None:
-        record = {"point": point, "result": result, "seconds": round(seconds, 3)}
-        atomic_write_text(self.points / f"{point_key(point)}.json",
-                          json.dumps(record, indent=1, default=float))
+    def local(self, point: dict) -> dict:
+        """The point as an evaluator gets it: ``<sweep>/…`` paths under the present folder."""
+        return _localize(point, self.root)
 
-    def records(self) -> list[dict]:
-        """Every finished point's record, checked: a point file that is not JSON or not a
-        ``{"point", "result", "seconds"}`` record is refused with one line naming it (it
-        would count as finished yet hold no result)."""
-        out = []
+    def key(self, point: dict) -> str:
+        return point_key(self.identity(point))
+
+    def _load(self) -> dict[str, dict]:
+        index: dict[str, dict] = {}
         for f in sorted(self.points.glob("*.json")):
+            # a point file that is not a {"point", "result", "seconds"} record would count as
+            # finished yet hold no result: refused with one line naming it
             try:
-                out.append(check_meta(read_json(f, "sweep point"), _RECORD, f))
+                record = check_meta(read_json(f, "sweep point"), _RECORD, f)
             except HwsimError as e:
                 raise HwsimError(f"{e}; delete it to run that point again") from None
-        return out
+            point = self.identity(record["point"])  # records of older releases: absolute
+            key = point_key(point)
+            if key not in index or f.stem == key:
+                index[key] = {**record, "point": point}
+        return index
+
+    def done(self, point: dict) -> bool:
+        return self.key(point) in self._index
+
+    def save(self, point: dict, result: dict, seconds: float) -> None:
+        point = self.identity(point)
+        key = point_key(point)
+        record = {"point": point, "result": result, "seconds": round(seconds, 3)}
+        atomic_write_text(self.points / f"{key}.json", json.dumps(record, indent=1, default=float))
+        self._index[key] = record
+
+    def records(self) -> list[dict]:
+        """Every finished point once, in key order."""
+        return [self._index[k] for k in sorted(self._index)]
 
     def write_aggregate(self) -> list[dict]:
         rows = [{**r["point"], **r["result"], "seconds": r["seconds"]} for r in self.records()]
@@ -114,57 +192,124 @@ def run_sweep(points: list[dict], evaluator: str, out: Path, jobs: int = 1,
     ``jobs`` worker processes run points in parallel (``jobs=1`` runs in this process).
     ``dask`` dispatches to a Dask distributed scheduler instead: an address such as
     ``tcp://127.0.0.1:8786``, or ``"local"`` for a :class:`distributed.LocalCluster` of
-    ``jobs`` worker processes on loopback.
+    ``jobs`` worker processes on loopback. Raises :class:`HwsimError` (before the folder is
+    touched) for a bad evaluator or an unreachable scheduler, and when another sweep holds
+    the folder.
     """
     if jobs < 1:
         raise HwsimError(f"--jobs must be at least 1, not {jobs}")
     resolve(evaluator)  # fail early, in this process, on a bad evaluator path
-    store = SweepStore(out)
-    store.records()  # a corrupt point file is refused before any point runs
-    todo = [p for p in points if not store.done(p)]
-    bar = _bar(len(points), len(points) - len(todo), progress)
-    try:
-        if not todo:
-            pass
-        elif dask is not None:
-            _run_dask(todo, evaluator, store, jobs, dask, bar)
-        elif jobs == 1:
-            for p in todo:
-                result, secs = _evaluate(evaluator, p)
-                store.save(p, result, secs)
-                store.write_aggregate()
-                bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                futures = {pool.submit(_evaluate, evaluator, p): p for p in todo}
-                try:
-                    for fut in cf.as_completed(futures):
-                        result, secs = fut.result()
-                        store.save(futures[fut], result, secs)
-                        store.write_aggregate()
-                        bar.update(1)
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-    finally:
-        bar.close()
-    return store.write_aggregate()
+    if dask is not None:
+        check_dask(dask)
+    with folder_lock(out, "sweep folder"):
+        store = SweepStore(out)
+        todo, seen = [], set()
+        for p in points:
+            key = store.key(p)
+            if key not in seen and not store.done(p):
+                todo.append(store.local(store.identity(p)))
+            seen.add(key)
+        bar = _bar(len(seen), len(seen) - len(todo), progress)
+        try:
+            if not todo:
+                pass
+            elif dask is not None:
+                _run_dask(todo, evaluator, store, jobs, dask, bar)
+            elif jobs == 1:
+                for p in todo:
+                    result, secs = _evaluate(evaluator, p)
+                    store.save(p, result, secs)
+                    store.write_aggregate()
+                    bar.update(1)
+            else:
+                _run_pool(todo, evaluator, store, jobs, bar)
+        finally:
+            bar.close()
+        return store.write_aggregate()
 
 
-def _run_dask(todo, evaluator, store, jobs, address, bar) -> None:
+def _run_pool(todo, evaluator, store, jobs, bar) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                  initargs=(os.getpid(),))
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        futures = {pool.submit(_evaluate, evaluator, p): p for p in todo}
+        for fut in cf.as_completed(futures):
+            result, secs = fut.result()
+            store.save(futures[fut], result, secs)
+            store.write_aggregate()
+            bar.update(1)
+    except BaseException:
+        # a failed point or Ctrl-C: stop the points still running instead of waiting for them
+        # (the executor has no public way to reach its processes)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _worker_init(parent: int) -> None:
+    """A worker dies with the sweep that started it, however the sweep ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which kills us
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog holds
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="hwsim-parent-watchdog").start()
+
+
+def _watch_parent(parent: int, every_s: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
+
+
+def check_dask(address: str, timeout: float = DASK_CONNECT_S) -> None:
+    """One clear line, within ``timeout`` seconds, unless ``address`` can be used: ``"local"``
+    needs the optional extra installed, a ``tcp://HOST:PORT`` scheduler must accept a
+    connection."""
+    try:
+        import distributed  # noqa: F401 (only whether it is installed)
     except ImportError:
         raise HwsimError("--dask needs the optional extra: pip install 'hwsim[distributed]'") \
             from None
+    if address == "local":
+        return
+    url = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host = port = None
+    if url.scheme not in ("tcp", "tls") or not host or port is None:
+        raise HwsimError(f"--dask address {address!r} is neither 'local' nor tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise HwsimError(f"cannot reach the Dask scheduler at {address} ({why})") from None
+
+
+def _run_dask(todo, evaluator, store, jobs, address, bar) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed  # check_dask: installed
+
     cluster = None
     if address == "local":
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
         address = cluster.scheduler_address
     try:
-        with Client(address, timeout="30s") as client:
+        try:
+            client = Client(address, timeout=f"{DASK_CONNECT_S * 3:g}s")
+        except (OSError, TimeoutError) as e:
+            raise HwsimError(f"cannot connect to the Dask scheduler at {address} ({e})") from None
+        with client:
             futures = {client.submit(_evaluate, evaluator, p, pure=False): i
                        for i, p in enumerate(todo)}
             for fut in as_completed(futures):
