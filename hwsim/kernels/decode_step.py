@@ -7,7 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_step as gds
+from hwsim.golden import qkv_frontend as gqf
 
 from . import CliParam, Kernel
 from . import decode_attention as da
@@ -15,14 +16,14 @@ from . import qkv_frontend as fe
 from .attention_head import scale_for
 
 
-def manifest(p: spec.DecodeStepParams) -> dict:
+def manifest(p: gds.DecodeStepParams) -> dict:
     return {"kernel": "decode-step",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "cycles": {"formula": "qkv_frontend_cycles + kv_heads + decode_attention_cycles",
-                       "step": spec.decode_step_cycles(p)}}
+                       "step": gds.decode_step_cycles(p)}}
 
 
-def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:
+def cache_words(a: dict, p: gds.DecodeStepParams) -> list[int]:
     """The host's cache load: the ``M − 1`` earlier tokens of every KV head."""
     G, M, d = p.kv_heads, p.tokens, p.head_dim
     addrs = [g * M + t for g in range(G) for t in range(M - 1)]
@@ -30,7 +31,7 @@ def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:
                        p.attention_phase(), addrs)
 
 
-def port_values(a: dict, p: spec.DecodeStepParams) -> dict[str, int]:
+def port_values(a: dict, p: gds.DecodeStepParams) -> dict[str, int]:
     ap = p.attention_phase().attention()
     score = 0
     for h, (M, S) in enumerate(np.asarray(a["score_mults"]).reshape(-1, 2)):
@@ -38,12 +39,12 @@ def port_values(a: dict, p: spec.DecodeStepParams) -> dict[str, int]:
     return {**fe.port_values(a, p.frontend()), "score": score}
 
 
-def golden_words(p: spec.DecodeStepParams, a: dict) -> np.ndarray:
-    o, amax = spec.decode_step_attention(a, p)
+def golden_words(p: gds.DecodeStepParams, a: dict) -> np.ndarray:
+    o, amax = gds.decode_step_attention(a, p)
     return np.concatenate([np.append(o[h], amax[h]) for h in range(p.heads)])
 
 
-def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
+def cases(p: gds.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """Front-end stimulus (:func:`hwsim.kernels.qkv_frontend.cases`) plus a random earlier
     cache and score scales from the q and k codes' spread."""
     rng = np.random.default_rng(seed + 100)
@@ -53,8 +54,8 @@ def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[
         a = dict(c["arrays"])
         a["K"] = rng.integers(-128, 128, (G, M - 1, d))
         a["V"] = rng.integers(-128, 128, (G, M - 1, d))
-        codes = spec.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], a["amax"],
-                               a["cos"], a["sin"], a["mults"], p.frontend())
+        codes = gqf.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], a["amax"],
+                              a["cos"], a["sin"], a["mults"], p.frontend())
         q8 = codes[:H * d].reshape(H, d)
         mb = p.attention_phase().attention().mult_bits
         a["score_mults"] = np.array([scale_for(q8[h][None], a["K"][h * G // H], mb)
@@ -68,7 +69,7 @@ KERNEL = Kernel(
     top="decode_step",
     summary="attention block of a VitaLLM decode step: ternary q/k/v, RoPE, static int8, KV "
             "append, LO top-K + int8 attention pipelined by head",
-    params_cls=spec.DecodeStepParams,
+    params_cls=gds.DecodeStepParams,
     cli_params=(
         CliParam("hidden", int, 32, "activation length"),
         CliParam("heads", int, 2, "query heads H"),
