@@ -129,3 +129,14 @@ def test_the_checks_see_hidden_imports(tmp_path):
     assert project_imports("pkg", tmp_path)["pkg.c"] == {"pkg.a", "models.x"}
     (pkg / "c.py").write_text("X = 1\n")
     assert find_cycle(import_graph("pkg", tmp_path)) is None
+
+
+def test_golden_modules_are_short_or_say_why():
+    """A golden module over 400 lines states at its top (in its docstring) why it is one."""
+    long = {}
+    for f in sorted(ROOT.joinpath("hwsim/golden").rglob("*.py")):
+        text = f.read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > 400 and "Over 400 lines" not in doc:
+            long[module_name(f, ROOT)] = text.count("\n")
+    assert not long, f"golden modules over 400 lines without a reason at their top: {long}"
