@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden import layer_codes as lc
-from hwsim.golden import qkv_frontend as gqf
+from hwsim.golden import qkv_frontend as spec
 from quant.qtype import INT8, Rounding
 from rtl.common import round_shift, saturate
 from rtl.ternary_mvu import TernaryMVU
@@ -45,8 +45,8 @@ class QkvFrontend(wiring.Component):
         position); mults : ``In(ArrayLayout({m, s}, H + 2G))`` (q heads, k heads, v heads).
     """
 
-    def __init__(self, params: gqf.QkvFrontendParams):
-        if not isinstance(params, gqf.QkvFrontendParams):
+    def __init__(self, params: spec.QkvFrontendParams):
+        if not isinstance(params, spec.QkvFrontendParams):
             self._MustUse__silence = True
             raise HwsimError(f"QkvFrontend needs QkvFrontendParams, not "
                              f"{type(params).__name__}")
@@ -58,7 +58,7 @@ class QkvFrontend(wiring.Component):
             "w": In(stream.Signature(unsigned(2 * p.lanes))),
             "x": In(stream.Signature(data.ArrayLayout(signed(8), p.lanes))),
             "out": Out(stream.Signature(signed(8))),
-            "amax": In(unsigned(gqf.AMAX_BITS)),
+            "amax": In(unsigned(spec.AMAX_BITS)),
             "cos": In(data.ArrayLayout(signed(rc), p.head_dim)),
             "sin": In(data.ArrayLayout(signed(rc), p.head_dim)),
             "mults": In(data.ArrayLayout(self.mult_layout, p.heads + 2 * p.kv_heads)),
@@ -140,10 +140,10 @@ class QkvFrontend(wiring.Component):
                                                        Const(lc.ROPE_FRAC, 5),
                                                        Rounding.HALF_EVEN), val))
         # amax and M are non-negative: zero-extended into signed signals before the products
-        amax_s = Signal(signed(gqf.AMAX_BITS + 1))
+        amax_s = Signal(signed(spec.AMAX_BITS + 1))
         m_s = Signal(signed(lc.MULT_BITS + 1))
         m.d.comb += [amax_s.eq(self.amax), m_s.eq(mult.m)]
-        scaled = Signal(signed(accw + 2 + gqf.AMAX_BITS + 1 + lc.MULT_BITS + 1))
+        scaled = Signal(signed(accw + 2 + spec.AMAX_BITS + 1 + lc.MULT_BITS + 1))
         m.d.comb += scaled.eq(roped * amax_s * m_s)
         m.d.comb += self.out.payload.eq(saturate(round_shift(scaled, mult.s, INT8.rounding), INT8))
 

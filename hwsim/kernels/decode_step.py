@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decode_step as gds
+from hwsim.golden import decode_step as spec
 from hwsim.golden import qkv_frontend as gqf
 
 from . import CliParam, Kernel
@@ -16,14 +16,14 @@ from . import qkv_frontend as fe
 from .attention_head import scale_for
 
 
-def manifest(p: gds.DecodeStepParams) -> dict:
+def manifest(p: spec.DecodeStepParams) -> dict:
     return {"kernel": "decode-step",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "cycles": {"formula": "qkv_frontend_cycles + kv_heads + decode_attention_cycles",
-                       "step": gds.decode_step_cycles(p)}}
+                       "step": spec.decode_step_cycles(p)}}
 
 
-def cache_words(a: dict, p: gds.DecodeStepParams) -> list[int]:
+def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:
     """The host's cache load: the ``M − 1`` earlier tokens of every KV head."""
     G, M, d = p.kv_heads, p.tokens, p.head_dim
     addrs = [g * M + t for g in range(G) for t in range(M - 1)]
@@ -31,7 +31,7 @@ def cache_words(a: dict, p: gds.DecodeStepParams) -> list[int]:
                        p.attention_phase(), addrs)
 
 
-def port_values(a: dict, p: gds.DecodeStepParams) -> dict[str, int]:
+def port_values(a: dict, p: spec.DecodeStepParams) -> dict[str, int]:
     ap = p.attention_phase().attention()
     score = 0
     for h, (M, S) in enumerate(np.asarray(a["score_mults"]).reshape(-1, 2)):
@@ -39,12 +39,12 @@ def port_values(a: dict, p: gds.DecodeStepParams) -> dict[str, int]:
     return {**fe.port_values(a, p.frontend()), "score": score}
 
 
-def golden_words(p: gds.DecodeStepParams, a: dict) -> np.ndarray:
-    o, amax = gds.decode_step_attention(a, p)
+def golden_words(p: spec.DecodeStepParams, a: dict) -> np.ndarray:
+    o, amax = spec.decode_step_attention(a, p)
     return np.concatenate([np.append(o[h], amax[h]) for h in range(p.heads)])
 
 
-def cases(p: gds.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
+def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """Front-end stimulus (:func:`hwsim.kernels.qkv_frontend.cases`) plus a random earlier
     cache and score scales from the q and k codes' spread."""
     rng = np.random.default_rng(seed + 100)
@@ -69,7 +69,7 @@ KERNEL = Kernel(
     top="decode_step",
     summary="attention block of a VitaLLM decode step: ternary q/k/v, RoPE, static int8, KV "
             "append, LO top-K + int8 attention pipelined by head",
-    params_cls=gds.DecodeStepParams,
+    params_cls=spec.DecodeStepParams,
     cli_params=(
         CliParam("hidden", int, 32, "activation length"),
         CliParam("heads", int, 2, "query heads H"),

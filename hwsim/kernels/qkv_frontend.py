@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from hwsim.golden import layer_codes as lc
-from hwsim.golden import qkv_frontend as gqf
+from hwsim.golden import qkv_frontend as spec
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 from quant.qtype import quantize
@@ -15,23 +15,23 @@ from quant.qtype import quantize
 from . import CliParam, Kernel
 
 
-def manifest(p: gqf.QkvFrontendParams) -> dict:
+def manifest(p: spec.QkvFrontendParams) -> dict:
     return {"kernel": "qkv-frontend",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "cycles": {"formula": "latency(wq MVU) + 1 + (heads + 2·kv_heads)·head_dim",
-                       "token": gqf.qkv_frontend_cycles(p)}}
+                       "token": spec.qkv_frontend_cycles(p)}}
 
 
-def w_words(a: dict, p: gqf.QkvFrontendParams) -> list[int]:
+def w_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
     return [w for n in ("wq", "wk", "wv") for w in tm.weight_words(a[n], p.lanes)]
 
 
-def x_words(a: dict, p: gqf.QkvFrontendParams) -> list[int]:
+def x_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
     x = np.asarray(a["a"]).ravel()
     return [pack_lanes(x[c * p.lanes:(c + 1) * p.lanes], 8) for c in range(p.hidden // p.lanes)]
 
 
-def port_values(a: dict, p: gqf.QkvFrontendParams) -> dict[str, int]:
+def port_values(a: dict, p: spec.QkvFrontendParams) -> dict[str, int]:
     """Packed values of the static ports ``amax``, ``cos``, ``sin``, ``mults``."""
     rc = lc.ROPE_CODE.width
     mults = 0
@@ -41,12 +41,12 @@ def port_values(a: dict, p: gqf.QkvFrontendParams) -> dict[str, int]:
             "sin": pack_lanes(np.asarray(a["sin"]), rc), "mults": mults}
 
 
-def golden_codes(p: gqf.QkvFrontendParams, a: dict) -> np.ndarray:
-    return gqf.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], int(a["amax"]),
-                         a["cos"], a["sin"], np.asarray(a["mults"]).reshape(-1, 2), p)
+def golden_codes(p: spec.QkvFrontendParams, a: dict) -> np.ndarray:
+    return spec.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], int(a["amax"]),
+                          a["cos"], a["sin"], np.asarray(a["mults"]).reshape(-1, 2), p)
 
 
-def cases(p: gqf.QkvFrontendParams, seed: int = 0, quick: bool = False) -> list[dict]:
+def cases(p: spec.QkvFrontendParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """Random ternary weights and activations, a random position's RoPE row, scales chosen so
     that codes both saturate and stay inside; idle input and back-pressure."""
     rng = np.random.default_rng(seed)
@@ -85,7 +85,7 @@ KERNEL = Kernel(
     name="qkv-frontend",
     top="qkv_frontend",
     summary="TINT → Booth front end of a VitaLLM decode step: ternary q/k/v, RoPE, static int8",
-    params_cls=gqf.QkvFrontendParams,
+    params_cls=spec.QkvFrontendParams,
     cli_params=(
         CliParam("hidden", int, 32, "activation length (hidden size)"),
         CliParam("heads", int, 2, "query heads H"),

@@ -7,7 +7,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_attention as gda
+from hwsim.golden import decode_attention as spec
 from hwsim.golden import decoder_layer as dl
 from hwsim.kernels import decode_attention as kd
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
@@ -36,15 +36,15 @@ def _run(p, case):
                  marks=pytest.mark.slow),
 ])
 def test_bit_exact_and_cycles(kw):
-    p = gda.DecodeAttentionParams(**{"heads": 4, "kv_heads": 2, "head_dim": 16, "tokens": 16,
-                                     "keep": 4, "lanes": 8, "exp_lanes": 2, **kw})
+    p = spec.DecodeAttentionParams(**{"heads": 4, "kv_heads": 2, "head_dim": 16, "tokens": 16,
+                                      "keep": 4, "lanes": 8, "exp_lanes": 2, **kw})
     for case in kd.cases(p, seed=2, quick=bool(kw)):
         got, cycles = _run(p, case)
         assert np.array_equal(got, kd.golden_words(p, case["arrays"])), case["name"]
         if not case.get("idle") and not case.get("stall"):
-            assert cycles == gda.decode_attention_cycles(p), case["name"]
+            assert cycles == spec.decode_attention_cycles(p), case["name"]
         else:
-            assert cycles >= gda.decode_attention_cycles(p)
+            assert cycles >= spec.decode_attention_cycles(p)
 
 
 def test_real_decode_step_of_an_integer_layer():
@@ -66,15 +66,15 @@ def test_real_decode_step_of_an_integer_layer():
     got, cycles = _run(p, case)
     want = np.concatenate([np.append(model["o"][h], model["amax"][h]) for h in range(4)])
     assert np.array_equal(got, want)
-    assert cycles == gda.decode_attention_cycles(p)
+    assert cycles == spec.decode_attention_cycles(p)
 
 
 def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="cannot exceed"):
-        gda.DecodeAttentionParams(tokens=8, keep=9)
+        spec.DecodeAttentionParams(tokens=8, keep=9)
     with pytest.raises(HwsimError, match="at least 1"):
-        gda.DecodeAttentionParams(keep=0)
+        spec.DecodeAttentionParams(keep=0)
     with pytest.raises(HwsimError, match="must divide heads"):
-        gda.DecodeAttentionParams(heads=4, kv_heads=3)
+        spec.DecodeAttentionParams(heads=4, kv_heads=3)
     with pytest.raises(HwsimError, match="needs DecodeAttentionParams"):
         DecodeAttention(dl.DecoderLayerParams())

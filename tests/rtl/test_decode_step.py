@@ -7,7 +7,7 @@ import pytest
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_step as gds
+from hwsim.golden import decode_step as spec
 from hwsim.golden import qkv_frontend as gqf
 from hwsim.kernels import decode_step as kd
 from hwsim.kernels import qkv_frontend as kf
@@ -34,13 +34,13 @@ def _run(p, case):
 
 @pytest.mark.slow  # the same random cases run on Icarus in tests/sim/test_decode_step_cocotb.py
 def test_bit_exact_and_cycles():
-    p = gds.DecodeStepParams(hidden=32, heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3,
-                             lanes=8, exp_lanes=2)
+    p = spec.DecodeStepParams(hidden=32, heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3,
+                              lanes=8, exp_lanes=2)
     for case in kd.cases(p, seed=5, quick=True):
         got, cycles = _run(p, case)
         assert np.array_equal(got, kd.golden_words(p, case["arrays"])), case["name"]
         if not case.get("idle") and not case.get("stall"):
-            assert cycles == gds.decode_step_cycles(p), case["name"]
+            assert cycles == spec.decode_step_cycles(p), case["name"]
 
 
 def test_real_decode_step_of_an_integer_layer(micro_model):
@@ -53,11 +53,11 @@ def test_real_decode_step_of_an_integer_layer(micro_model):
     assert (p.tokens, p.keep, p.hidden, p.heads) == (10, 3, 32, 4)
     got, cycles = _run(p, case)
     assert np.array_equal(got, want)
-    assert cycles == gds.decode_step_cycles(p)
+    assert cycles == spec.decode_step_cycles(p)
 
 
 def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="cannot exceed"):
-        gds.DecodeStepParams(tokens=8, keep=9)
+        spec.DecodeStepParams(tokens=8, keep=9)
     with pytest.raises(HwsimError, match="needs DecodeStepParams"):
         DecodeStep(gqf.QkvFrontendParams())

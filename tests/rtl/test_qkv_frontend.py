@@ -7,7 +7,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import decode_attention as gda
-from hwsim.golden import qkv_frontend as gqf
+from hwsim.golden import qkv_frontend as spec
 from hwsim.kernels import qkv_frontend as kf
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.qkv_frontend import QkvFrontend
@@ -31,15 +31,15 @@ def _run(p, case):
                                                   "head_dim": 4, "lanes": 16},
                                                  marks=pytest.mark.slow)])
 def test_bit_exact_and_cycles(kw):
-    p = gqf.QkvFrontendParams(**{"hidden": 32, "heads": 2, "kv_heads": 1, "head_dim": 8,
-                                 "lanes": 8, **kw})
+    p = spec.QkvFrontendParams(**{"hidden": 32, "heads": 2, "kv_heads": 1, "head_dim": 8,
+                                  "lanes": 8, **kw})
     for case in kf.cases(p, seed=3, quick=bool(kw)):
         got, cycles = _run(p, case)
         want = kf.golden_codes(p, case["arrays"])
         assert np.array_equal(got, want), case["name"]
         assert 0 < np.mean(np.abs(want) == 127) < 0.5      # both saturated and inner codes
         if not case.get("idle") and not case.get("stall"):
-            assert cycles == gqf.qkv_frontend_cycles(p), case["name"]
+            assert cycles == spec.qkv_frontend_cycles(p), case["name"]
 
 
 @pytest.mark.slow  # the default suite runs the same token through tests/rtl/test_decode_step.py
@@ -58,13 +58,13 @@ def test_real_decode_token_of_an_integer_layer():
     p, case, want = frontend_step_case(im, rng.integers(0, 256, 10), 1, 3)
     got, cycles = _run(p, case)
     assert np.array_equal(got, want)
-    assert cycles == gqf.qkv_frontend_cycles(p)
+    assert cycles == spec.qkv_frontend_cycles(p)
 
 
 def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="even"):
-        gqf.QkvFrontendParams(head_dim=7, heads=2, kv_heads=1)
+        spec.QkvFrontendParams(head_dim=7, heads=2, kv_heads=1)
     with pytest.raises(HwsimError, match="must divide"):
-        gqf.QkvFrontendParams(hidden=36, lanes=16)
+        spec.QkvFrontendParams(hidden=36, lanes=16)
     with pytest.raises(HwsimError, match="needs QkvFrontendParams"):
         QkvFrontend(gda.DecodeAttentionParams())
