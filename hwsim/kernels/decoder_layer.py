@@ -121,7 +121,7 @@ def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> lis
 def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tuple:
     """The last token of a captured integer-model run (``cap`` of
     :func:`models.bitnet.integer_model.integer_forward`, sparse attention with K = ``keep``):
-    ``(LayerRtlParams, stimulus case, the integer model's output row x_out)``."""
+    ``(DecoderLayerParams, stimulus case, the integer model's output row x_out)``."""
     L, c = im.layers[layer], cap[layer]
     pa, case, _ = kal.real_case(im, cap, layer, keep, name)
     f = L.proj["w1"].W.shape[0]
