@@ -66,7 +66,8 @@ RES_BITS = 36                        # twice the calibrated residual peak maps t
 NORM_IN_BITS = lc.NORM_IN_BITS       # a norm input row is right-shifted to at most this many bits
 
 
-# one decoder layer's integer parameters and datapath live in hwsim.golden.decoder_layer
+# one decoder layer's integer parameters live in hwsim.golden.layer_codes, its datapath in
+# hwsim.golden.bitnet_layer
 _Norm = lc.NormCodes
 _Proj = lc.ProjCodes
 _Layer = lc.LayerCodes
