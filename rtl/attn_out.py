@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attn_out as spec
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from quant.qtype import INT8, Rounding
 from rtl.common import max_tree, norm_shift, round_shift
 from rtl.norm_quant import NormQuant
@@ -109,7 +109,7 @@ class AttnOut(wiring.Component):
         wide, mags = [], []
         for l in range(LN):
             v = Signal(signed(WW), name=f"wide{l}")
-            m.d.comb += v.eq(round_shift(self.o.payload.o[l] * scale, Const(dl.V_RATIO_FRAC, 5),
+            m.d.comb += v.eq(round_shift(self.o.payload.o[l] * scale, Const(lc.V_RATIO_FRAC, 5),
                                          Rounding.HALF_EVEN))
             mag = Signal(unsigned(WW), name=f"wmag{l}")
             m.d.comb += mag.eq(Mux(v < 0, -v, v))
@@ -123,7 +123,7 @@ class AttnOut(wiring.Component):
         # the row's shift: bits of the peak above NORM_IN_BITS
         sw = p.norm_quant().shift_width
         shift = Signal(unsigned(sw))
-        m.d.comb += shift.eq(norm_shift(peak, dl.NORM_IN_BITS))
+        m.d.comb += shift.eq(norm_shift(peak, lc.NORM_IN_BITS))
 
         gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
         with m.Switch(cnt):

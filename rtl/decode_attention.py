@@ -1,8 +1,8 @@
 """The attention phase of a VitaLLM decode step: every query head against an on-chip KV cache,
 with the leading-one top-K selector and the int8 attention engine pipelined one head apart.
 
-Specification: :mod:`hwsim.golden.decoder_layer` (:func:`~hwsim.golden.decoder_layer.
-decode_attention`, :func:`~hwsim.golden.decoder_layer.decode_attention_cycles`).
+Specification: :mod:`hwsim.golden.decode_attention` (:func:`~hwsim.golden.decode_attention.
+decode_attention`, :func:`~hwsim.golden.decode_attention.decode_attention_cycles`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_attention as spec
 from rtl.attention_head import AttentionHead
 from rtl.lo_topk import LoTopK
 
@@ -39,7 +39,7 @@ class DecodeAttention(wiring.Component):
 
     So the selector works on head ``h+1`` while the engine attends head ``h`` (head-level
     pipelining). Cycles from the first ``q`` beat to the last output beat, no idle input and no
-    back-pressure: :func:`hwsim.golden.decoder_layer.decode_attention_cycles`.
+    back-pressure: :func:`hwsim.golden.decode_attention.decode_attention_cycles`.
 
     Members
     -------

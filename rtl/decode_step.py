@@ -2,8 +2,8 @@
 static int8) chained to the attention phase (on-chip KV cache, LO top-K, int8 attention),
 the new token's k, v appended to the cache in between.
 
-Specification: :func:`hwsim.golden.decoder_layer.decode_step_attention`,
-:func:`hwsim.golden.decoder_layer.decode_step_cycles`.
+Specification: :func:`hwsim.golden.decode_step.decode_step_attention`,
+:func:`hwsim.golden.decode_step.decode_step_cycles`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_step as spec
 from rtl.decode_attention import DecodeAttention
 from rtl.qkv_frontend import QkvFrontend
 
@@ -32,7 +32,7 @@ class DecodeStep(wiring.Component):
     whose output is the block's output.
 
     Latency (no idle input, no back-pressure): ``qkv_frontend_cycles + G +
-    decode_attention_cycles`` (:func:`hwsim.golden.decoder_layer.decode_step_cycles`).
+    decode_attention_cycles`` (:func:`hwsim.golden.decode_step.decode_step_cycles`).
 
     Members
     -------

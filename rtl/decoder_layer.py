@@ -2,8 +2,8 @@
 (:class:`rtl.attn_layer.AttnLayer`), a repacker of its output codes into row beats, the FFN's
 input half (:class:`rtl.ffn_in.FfnIn`) and output half (:class:`rtl.ffn_out.FfnOut`).
 
-Specification: :func:`hwsim.golden.decoder_layer_rtl.decoder_layer`,
-:func:`hwsim.golden.decoder_layer_rtl.latency_cycles`. This module only builds the hardware.
+Specification: :func:`hwsim.golden.decoder_layer.decoder_layer`,
+:func:`hwsim.golden.decoder_layer.latency_cycles`. This module only builds the hardware.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer_rtl as spec
+from hwsim.golden import decoder_layer as spec
 from rtl.attn_layer import AttnLayer
 from rtl.ffn_in import FfnIn
 from rtl.ffn_out import FfnOut
@@ -42,7 +42,7 @@ class DecoderLayer(wiring.Component):
     stay inside ``ffn-in``'s :class:`rtl.row_shift.RowShift`, and the join costs ``lanes − 1``
     registers of ``res_width + 1`` bits and no cycle.
 
-    Latency (no idle input, no back-pressure): :func:`hwsim.golden.decoder_layer_rtl.
+    Latency (no idle input, no back-pressure): :func:`hwsim.golden.decoder_layer.
     latency_cycles` from the first ``x`` beat to the last ``y`` code. The next token's row is
     accepted once the attention half has added its last code; its ``x_attn`` waits in ``wo``
     until ``ffn-out`` has taken the previous token's residual row.
@@ -60,10 +60,10 @@ class DecoderLayer(wiring.Component):
     _ATTN = ("w", "kv", "wo", "x", "norm_gamma", "norm_e", "cos", "sin", "mults", "score",
              "ratio", "sub_gamma", "sub_e", "res_mult")
 
-    def __init__(self, params: spec.LayerRtlParams):
-        if not isinstance(params, spec.LayerRtlParams):
+    def __init__(self, params: spec.DecoderLayerParams):
+        if not isinstance(params, spec.DecoderLayerParams):
             self._MustUse__silence = True
-            raise HwsimError(f"DecoderLayer needs LayerRtlParams, not {type(params).__name__}")
+            raise HwsimError(f"DecoderLayer needs DecoderLayerParams, not {type(params).__name__}")
         self.params = p = params
         self.attn = AttnLayer(p.attn_layer())
         self.fin = FfnIn(p.ffn_in())

@@ -11,8 +11,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
 from hwsim.golden import eps_divider as spec
+from hwsim.golden import layer_codes as lc
 
 __all__ = ["EpsDivider"]
 
@@ -72,7 +72,7 @@ class EpsDivider(wiring.Component):
         n = Signal(unsigned(NW))
         dv = Signal(unsigned(DW + 1))
         m.d.comb += [d.eq(pw << (sh * 2)), n.eq((self.e << 1) + d), dv.eq(d << 1),
-                     self.code.eq(Mux(sat, dl.EPS_CAP, quo))]
+                     self.code.eq(Mux(sat, lc.EPS_CAP, quo))]
         fits = Signal()
         diff = Signal(unsigned(NW + 1))
         m.d.comb += [diff.eq(rem - dsh), fits.eq(rem >= dsh)]

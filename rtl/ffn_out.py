@@ -15,8 +15,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
 from hwsim.golden import ffn_out as spec
+from hwsim.golden.layer_codes import NORM_IN_BITS
 from quant.qtype import Rounding
 from rtl.common import norm_shift, round_shift
 from rtl.eps_divider import EpsDivider
@@ -111,7 +111,7 @@ class FfnOut(wiring.Component):
         shift = Signal(unsigned(p.divider().shift_width))
         m.d.comb += [mag.eq(Mux(v < 0, -v, v)), wr.addr.eq(wc), rd.addr.eq(wc),
                      wr.data.eq(v.as_unsigned().replicate(LN)),
-                     shift.eq(norm_shift(peak, dl.NORM_IN_BITS)),
+                     shift.eq(norm_shift(peak, NORM_IN_BITS)),
                      div.amax.eq(amax), div.shift.eq(shift)]
         with m.Switch(lc):
             for l in range(LN):

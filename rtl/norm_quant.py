@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as spec
 from quant.qtype import INT8, Rounding
 from rtl.common import max_tree, round_shift, saturate
@@ -75,7 +75,7 @@ class NormQuant(wiring.Component):
         })
         super().__init__({
             "inp": In(stream.Signature(self.in_layout)),
-            **({"eps": In(unsigned(dl.EPS_CAP.bit_length()))} if self.eps_in
+            **({"eps": In(unsigned(lc.EPS_CAP.bit_length()))} if self.eps_in
                else {"e": In(unsigned(p.e_width))}),
             "y": Out(stream.Signature(self.out_layout)),
         })
@@ -83,7 +83,7 @@ class NormQuant(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        C, LN, OW, RB = p.chunks, p.lanes, p.norm().out.width, dl.ACT_RECIP_BITS
+        C, LN, OW, RB = p.chunks, p.lanes, p.norm().out.width, lc.ACT_RECIP_BITS
         m.submodules.norm = norm = RmsNorm(p.norm())
 
         # ---- RMSNorm input and its ε code ---------------------------------------------------
@@ -92,13 +92,13 @@ class NormQuant(wiring.Component):
             norm.inp.payload.x.eq(self.inp.payload.x), norm.inp.payload.g.eq(self.inp.payload.g),
         ]
         if self.eps_in:
-            m.d.comb += norm.eps.eq(Mux(self.eps > dl.EPS_CAP, dl.EPS_CAP, self.eps))
+            m.d.comb += norm.eps.eq(Mux(self.eps > lc.EPS_CAP, lc.EPS_CAP, self.eps))
         else:
             code = Signal(p.e_width + 1)
             m.d.comb += [
                 code.eq(round_shift(Cat(self.e, Const(0, 1)), self.inp.payload.shift * 2,
                                     Rounding.HALF_UP)),
-                norm.eps.eq(Mux(code > dl.EPS_CAP, dl.EPS_CAP, code)),
+                norm.eps.eq(Mux(code > lc.EPS_CAP, lc.EPS_CAP, code)),
             ]
 
         # ---- store the norm's output beats, track max |y| -----------------------------------

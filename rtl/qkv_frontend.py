@@ -1,9 +1,9 @@
 """The TINT → Booth front end of a VitaLLM decode step: ternary q, k, v projections, RoPE and
 the static per-head int8 requantization of one token.
 
-Specification: :func:`hwsim.golden.decoder_layer.qkv_codes` (the layer's own
-:func:`~hwsim.golden.decoder_layer.qkv_frontend`) and
-:func:`~hwsim.golden.decoder_layer.qkv_frontend_cycles`.
+Specification: :func:`hwsim.golden.qkv_frontend.qkv_codes` (the layer's own
+:func:`~hwsim.golden.bitnet_layer.qkv_frontend`) and
+:func:`~hwsim.golden.qkv_frontend.qkv_frontend_cycles`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import layer_codes as lc
+from hwsim.golden import qkv_frontend as spec
 from quant.qtype import INT8, Rounding
 from rtl.common import round_shift, saturate
 from rtl.ternary_mvu import TernaryMVU
@@ -30,7 +31,7 @@ class QkvFrontend(wiring.Component):
     and the static requantizer ``sat(round(x · amax · M_h · 2**-S_h))`` of its head.
 
     Latency (no idle input, no back-pressure): ``latency(wq MVU) + 1 + (H + 2G)·d`` cycles from
-    the first ``x`` beat to the last output code (:func:`hwsim.golden.decoder_layer.
+    the first ``x`` beat to the last output code (:func:`hwsim.golden.qkv_frontend.
     qkv_frontend_cycles`).
 
     Members
@@ -54,8 +55,8 @@ class QkvFrontend(wiring.Component):
                              f"{type(params).__name__}")
         self.params = p = params
         self.mvus = {n: TernaryMVU(p.mvu(n)) for n in _NAMES}
-        self.mult_layout = data.StructLayout({"m": unsigned(spec.MULT_BITS), "s": unsigned(6)})
-        rc = spec.ROPE_CODE.width
+        self.mult_layout = data.StructLayout({"m": unsigned(lc.MULT_BITS), "s": unsigned(6)})
+        rc = lc.ROPE_CODE.width
         super().__init__({
             "w": In(stream.Signature(unsigned(2 * p.lanes))),
             "x": In(stream.Signature(data.ArrayLayout(signed(8), p.lanes))),
@@ -118,8 +119,8 @@ class QkvFrontend(wiring.Component):
         e = Signal(range(N))
         val = Signal(signed(accw))
         rot = Signal(signed(accw + 1))
-        cs = Signal(signed(spec.ROPE_CODE.width))
-        sn = Signal(signed(spec.ROPE_CODE.width))
+        cs = Signal(signed(lc.ROPE_CODE.width))
+        sn = Signal(signed(lc.ROPE_CODE.width))
         use_rope = Signal()
         mult = Signal(self.mult_layout)
         half = d // 2
@@ -139,13 +140,13 @@ class QkvFrontend(wiring.Component):
                                      cs.eq(self.cos[i]), sn.eq(self.sin[i]), use_rope.eq(1)]
         roped = Signal(signed(accw + 2))
         m.d.comb += roped.eq(Mux(use_rope, round_shift(val * cs + rot * sn,
-                                                       Const(spec.ROPE_FRAC, 5),
+                                                       Const(lc.ROPE_FRAC, 5),
                                                        Rounding.HALF_EVEN), val))
         # amax and M are non-negative: zero-extended into signed signals before the products
         amax_s = Signal(signed(spec.AMAX_BITS + 1))
-        m_s = Signal(signed(spec.MULT_BITS + 1))
+        m_s = Signal(signed(lc.MULT_BITS + 1))
         m.d.comb += [amax_s.eq(self.amax), m_s.eq(mult.m)]
-        scaled = Signal(signed(accw + 2 + spec.AMAX_BITS + 1 + spec.MULT_BITS + 1))
+        scaled = Signal(signed(accw + 2 + spec.AMAX_BITS + 1 + lc.MULT_BITS + 1))
         m.d.comb += scaled.eq(roped * amax_s * m_s)
         m.d.comb += self.out.payload.eq(saturate(round_shift(scaled, mult.s, INT8.rounding), INT8))
 

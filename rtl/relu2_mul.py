@@ -1,6 +1,6 @@
 """The FFN's gated product ``relu(g)²·u`` of two accumulator streams, exact.
 
-Specification: :func:`hwsim.golden.decoder_layer.relu2_mul` (widths and depth from
+Specification: :func:`hwsim.golden.layer_codes.relu2_mul` (widths and depth from
 :mod:`hwsim.golden.ffn_in`). This module only builds the hardware.
 """
 

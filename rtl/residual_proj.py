@@ -2,7 +2,7 @@
 :class:`rtl.ternary_mvu.TernaryMVU` (accumulators out unscaled) → requantization with the
 beats' amax → residual add. The last stage ``attn-out`` (``wo``) and ``ffn-out`` (``w2``) share.
 
-Specification: :func:`hwsim.golden.decoder_layer.residual_add` of
+Specification: :func:`hwsim.golden.layer_codes.residual_add` of
 :func:`hwsim.golden.ternary_mvu.ternary_mvu_acc`; cycles :func:`hwsim.golden.ternary_mvu.
 latency_cycles` from the first ``a`` beat. This module only builds the hardware.
 """
@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attn_out as ao
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import ternary_mvu as tm
 from quant.qtype import INT8, QType
 from rtl.common import round_shift, saturate
@@ -62,7 +62,7 @@ class ResidualProj(wiring.Component):
         self.a_layout = data.StructLayout({"a": data.ArrayLayout(signed(INT8.width),
                                                                  params.lanes),
                                            "amax": unsigned(amax_width)})
-        self.mult_layout = data.StructLayout({"m": unsigned(dl.MULT_BITS),
+        self.mult_layout = data.StructLayout({"m": unsigned(lc.MULT_BITS),
                                               "s": unsigned(ao.SHIFT_BITS)})
         super().__init__({
             "w": In(stream.Signature(unsigned(2 * params.lanes))),
@@ -94,7 +94,7 @@ class ResidualProj(wiring.Component):
 
         # ---- requantize each row, add the residual code -------------------------------------
         amax_s = Signal(signed(len(amax) + 1))
-        m_s = Signal(signed(dl.MULT_BITS + 1))
+        m_s = Signal(signed(lc.MULT_BITS + 1))
         m.d.comb += [amax_s.eq(amax), m_s.eq(self.mult.m)]
         prod = Signal(signed(p.acc_width + len(amax_s) + len(m_s)))
         m.d.comb += prod.eq(mv.y.payload * amax_s * m_s)

@@ -1,7 +1,7 @@
 """The residual row's peak → shift in front of a norm unit, the row held for a later residual
 add: the piece ``attn-layer`` and ``ffn-in`` share.
 
-Specification: :func:`hwsim.golden.decoder_layer.shift_rows` (the golden of the piece with the
+Specification: :func:`hwsim.golden.layer_codes.shift_rows` (the golden of the piece with the
 norm unit behind it is :func:`hwsim.golden.norm_quant.norm_quant_row`). This module only
 builds the hardware.
 """
@@ -14,7 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as nq
 from quant.qtype import Rounding
 from rtl.common import max_tree, norm_shift, round_shift
@@ -60,7 +60,7 @@ class RowShift(wiring.Component):
             self._MustUse__silence = True
             raise HwsimError(f"RowShift needs NormQuantParams, not {type(params).__name__}")
         ok = isinstance(res_width, int) and not isinstance(res_width, bool) and res_width >= 2
-        need = max(1, (res_width - dl.NORM_IN_BITS).bit_length()) if ok else 0
+        need = max(1, (res_width - lc.NORM_IN_BITS).bit_length()) if ok else 0
         if not ok or need > params.shift_width:
             self._MustUse__silence = True
             raise HwsimError(f"RowShift res_width {res_width!r} needs a {need}-bit shift, the "
@@ -97,7 +97,7 @@ class RowShift(wiring.Component):
         shift = Signal(unsigned(p.shift_width))
         m.d.comb += [beat_peak.eq(max_tree(mags)), wr.addr.eq(cnt),
                      wr.data.eq(self.x.payload.as_value()), rd.addr.eq(cnt),
-                     shift.eq(norm_shift(peak, dl.NORM_IN_BITS))]
+                     shift.eq(norm_shift(peak, lc.NORM_IN_BITS))]
 
         # ---- shifted beats with their gains to the norm unit --------------------------------
         gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))

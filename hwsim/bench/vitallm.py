@@ -2,7 +2,7 @@
 decode-step cycles and KV traffic of one layer, dense vs sparse, from the golden formulas.
 
 Accuracy: the integer golden model (:func:`models.bitnet.integer_model.integer_forward`) with
-:func:`hwsim.golden.decoder_layer.sparse_attend` in every layer — each query row that sees
+:func:`hwsim.golden.bitnet_layer.sparse_attend` in every layer — each query row that sees
 ``L`` tokens keeps ``ceil(L·K/M)`` of them by the leading-one surrogate and top-K, then exact
 int8 attention — against the same model with dense attention (``K = M``): validation
 perplexity of its real-valued logits and greedy next-token agreement.
@@ -60,18 +60,19 @@ def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, d
     import numpy as np
 
     from hwsim.errors import HwsimError
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import bitnet_layer as bl
+    from hwsim.golden import decode_attention as gda
     from hwsim.kernels.decode_attention import arrays
     from models.bitnet.integer_model import integer_forward
 
     M = int(np.size(tokens))
     if not 0 <= layer < len(im.layers):
         raise HwsimError(f"--rtl-layer {layer} does not exist ({len(im.layers)} layers)")
-    p = dl.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
-                                 tokens=M, keep=keep, lanes=min(16, im.head_dim),
-                                 exp_lanes=4, score_frac=im.attn.score.frac)
+    p = gda.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
+                                  tokens=M, keep=keep, lanes=min(16, im.head_dim),
+                                  exp_lanes=4, score_frac=im.attn.score.frac)
     cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(keep / M))
     c = cap[layer]
     a = arrays(c["q"][-1], c["k"].transpose(1, 0, 2), c["v"].transpose(1, 0, 2),
                im.layers[layer].score_mult)
@@ -85,16 +86,18 @@ def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
     ``(QkvFrontendParams, stimulus case, the integer model's q, k, v codes)``."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import bitnet_layer as bl
+    from hwsim.golden import layer_codes as lc
+    from hwsim.golden import qkv_frontend as gqf
     from models.bitnet.integer_model import integer_forward
 
     M = int(np.size(tokens))
     cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / M))
+    integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(keep / M))
     c, L = cap[layer], im.layers[layer]
-    a, amax = dl.act_quant(dl.rms_rows(c["x_in"][-1:], L.attn_norm))
-    p = dl.QkvFrontendParams(hidden=a.shape[1], heads=im.heads, kv_heads=im.kv_heads,
-                             head_dim=im.head_dim, lanes=16)
+    a, amax = lc.act_quant(lc.rms_rows(c["x_in"][-1:], L.attn_norm))
+    p = gqf.QkvFrontendParams(hidden=a.shape[1], heads=im.heads, kv_heads=im.kv_heads,
+                              head_dim=im.head_dim, lanes=16)
     mults = np.array(L.qkv_mult["q"] + L.qkv_mult["k"] + L.qkv_mult["v"], dtype=np.int64)
     arrays = {**{n: L.proj[n].W for n in ("wq", "wk", "wv")}, "a": a[0], "amax": int(amax[0]),
               "cos": im.cos[M - 1], "sin": im.sin[M - 1], "mults": mults}
@@ -108,13 +111,13 @@ def step_case(im, tokens, layer: int, keep: int) -> tuple:
     ``(DecodeStepParams, stimulus case, the integer model's o and amax as checker words)``."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import decode_step as gds
 
     fp, fcase, _ = frontend_step_case(im, tokens, layer, keep)
     dp, dcase, model = decode_step_case(im, tokens, layer, keep)
-    p = dl.DecodeStepParams(hidden=fp.hidden, heads=dp.heads, kv_heads=dp.kv_heads,
-                            head_dim=dp.head_dim, tokens=dp.tokens, keep=keep,
-                            lanes=fp.lanes, exp_lanes=dp.exp_lanes, score_frac=dp.score_frac)
+    p = gds.DecodeStepParams(hidden=fp.hidden, heads=dp.heads, kv_heads=dp.kv_heads,
+                             head_dim=dp.head_dim, tokens=dp.tokens, keep=keep,
+                             lanes=fp.lanes, exp_lanes=dp.exp_lanes, score_frac=dp.score_frac)
     da = dcase["arrays"]
     arrays = {**fcase["arrays"], "K": da["K"][:, :-1], "V": da["V"][:, :-1],
               "score_mults": da["mults"]}
@@ -129,7 +132,9 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
     ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import decode_attention as gda
+    from hwsim.golden import decode_step as gds
+    from hwsim.golden import qkv_frontend as gqf
     from hwsim.kernels import get_kernel
     from hwsim.kernels.decode_step import golden_words
     from hwsim.sim.runner import simulate
@@ -142,9 +147,9 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
         c = rep.cases[0] if rep.cases else {}
         runs.append({"kernel": "decode-step", "sim": sim, "passed": rep.passed,
                      "bit_exact": bool(c.get("bit_exact")), "cycles": c.get("cycles"),
-                     "formula_cycles": dl.decode_step_cycles(p),
-                     "frontend_cycles": dl.qkv_frontend_cycles(p.frontend()),
-                     "attention_cycles": dl.decode_attention_cycles(p.attention_phase()),
+                     "formula_cycles": gds.decode_step_cycles(p),
+                     "frontend_cycles": gqf.qkv_frontend_cycles(p.frontend()),
+                     "attention_cycles": gda.decode_attention_cycles(p.attention_phase()),
                      "build_s": rep.build_s, "test_s": rep.test_s,
                      "sim_cycles_per_s": rep.cycles_per_s, "failures": rep.failures})
     return {"layer": layer, "tokens": p.tokens, "keep": keep, "heads": p.heads,
@@ -158,11 +163,11 @@ def _token_captures(im, tokens, keep: int) -> dict:
     keeping ``keep`` of ``len(tokens)`` (the last token is the decode token replayed)."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import bitnet_layer as bl
     from models.bitnet.integer_model import integer_forward
 
     cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(keep / int(np.size(tokens))))
+    integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(keep / int(np.size(tokens))))
     return cap
 
 
@@ -276,12 +281,12 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
     ``x_out``, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer_rtl as lr
+    from hwsim.golden import decoder_layer as dl
     from hwsim.kernels.decoder_layer import golden_words, real_case
 
     p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
     same = bool(np.array_equal(golden_words(p, case["arrays"]), model))
-    return _rtl_token("decoder-layer", lr, p, case, same, build, sims, layer=layer,
+    return _rtl_token("decoder-layer", dl, p, case, same, build, sims, layer=layer,
                       tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn)
 
 
@@ -297,19 +302,18 @@ def _accelerator(args, cfg) -> tuple[int, list]:
         raise HwsimError("--keep lists no K value")
     if M not in keeps:
         keeps.append(M)  # the dense reference
-    ps = [DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
-                             kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
-                             tokens=M, keep=k, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
+    ps = [DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
+                             head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M, keep=k,
+                             weight_kib=args.weight_kib, kv_kib=args.kv_kib)
           for k in sorted(set(keeps))]
     if args.windows < 1 or args.calib_windows < 1:
         raise HwsimError("--windows and --calib-windows must be at least 1")
     if args.rtl:
         if not 0 <= args.rtl_layer < cfg.layers:
             raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
-        DecoderLayerParams(hidden=cfg.hidden, ffn=cfg.ffn, heads=cfg.heads,
-                           kv_heads=cfg.kv_heads, head_dim=cfg.head_dim, max_len=cfg.max_seq,
-                           tokens=M, keep=args.rtl_keep, weight_kib=args.weight_kib,
-                           kv_kib=args.kv_kib).layer_rtl()
+        DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
+                           head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M,
+                           keep=args.rtl_keep, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
     return M, ps
 
 
@@ -330,6 +334,7 @@ def run(args) -> dict:
     from hwsim.estimate.arch import load_arch
     from hwsim.estimate.estimate import estimate_arch
     from hwsim.estimate.workload import model_workloads
+    from hwsim.golden import bitnet_layer as bl
     from hwsim.golden import decoder_layer as dl
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.config import get_config
@@ -379,7 +384,7 @@ def run(args) -> dict:
         union = bound = visible = 0
         for w in wins:
             stats["masks"] = []
-            logits, step = integer_forward(im, w[:-1], attend=dl.sparse_attend(ratio, stats),
+            logits, step = integer_forward(im, w[:-1], attend=bl.sparse_attend(ratio, stats),
                                            with_step=True)
             nll += _nll(logits, step, w[1:])
             agree += int((logits.argmax(-1) == dense_arg[w.tobytes()]).sum())
@@ -390,7 +395,7 @@ def run(args) -> dict:
                     ms = stats["masks"][li * im.heads + g * rep: li * im.heads + (g + 1) * rep]
                     union += int(np.logical_or.reduce(ms).sum())
                     vis = np.arange(1, ms[0].shape[0] + 1)
-                    kept = np.array([dl.sparse_keep(ratio, int(v)) for v in vis])
+                    kept = np.array([bl.sparse_keep(ratio, int(v)) for v in vis])
                     bound += int(np.minimum(vis, rep * kept).sum())
                     visible += int(vis.sum())
         cyc = dl.decode_cycles(p)

@@ -1,15 +1,15 @@
 """The attention half of a BitNet decoder layer for one decode token: residual row in,
 residual row after the attention block out.
 
-The chain of the existing units, exactly as :func:`hwsim.golden.decoder_layer.layer_forward`
+The chain of the existing units, exactly as :func:`hwsim.golden.bitnet_layer.layer_forward`
 computes it (``x_attn``) and with the layer's own functions:
 
-1. the residual row's peak → shift (:func:`~hwsim.golden.decoder_layer.shift_rows`: the row
+1. the residual row's peak → shift (:func:`~hwsim.golden.layer_codes.shift_rows`: the row
    brought to ``NORM_IN_BITS`` bits, half even);
 2. the attention RMSNorm with the integer ε of the norm's constant ``E`` (power 0) and the
    absmax activation quantizer (the ``norm-quant`` unit, :func:`hwsim.golden.norm_quant.
    norm_quant`) → int8 + amax;
-3. the ``decode-step`` block (:func:`~hwsim.golden.decoder_layer.decode_step_attention`:
+3. the ``decode-step`` block (:func:`~hwsim.golden.decode_step.decode_step_attention`:
    ternary q, k, v, RoPE, static int8, KV append at position ``tokens − 1``, LO top-K + int8
    attention) → the heads' ``o`` and ``amax``;
 4. the ``attn-out`` path (:func:`hwsim.golden.attn_out.attn_out`: v-rescale, SubLN +
@@ -25,7 +25,8 @@ import numpy as np
 from hwsim.errors import HwsimError
 
 from . import attn_out as ao
-from . import decoder_layer as dl
+from . import decode_step as gds
+from . import layer_codes as lc
 from . import norm_quant as nq
 
 __all__ = ["AttnLayerParams", "activations", "attn_layer", "latency_cycles", "phase_cycles",
@@ -39,7 +40,7 @@ class AttnLayerParams:
     Parameters
     ----------
     heads, kv_heads, head_dim, tokens, keep, exp_lanes, score_frac : int
-        As :class:`hwsim.golden.decoder_layer.DecodeStepParams`; ``hidden = heads · head_dim``.
+        As :class:`hwsim.golden.decode_step.DecodeStepParams`; ``hidden = heads · head_dim``.
     lanes : int
         Elements per beat of the residual row, the norm units, the MVUs and the attention
         engine; divides ``head_dim``.
@@ -89,7 +90,7 @@ class AttnLayerParams:
     @property
     def shift_width(self) -> int:
         """Bits of a residual row's shift (its peak's bits above ``NORM_IN_BITS``)."""
-        return max(1, (self.res_width - dl.NORM_IN_BITS).bit_length())
+        return max(1, (self.res_width - lc.NORM_IN_BITS).bit_length())
 
     def norm_quant(self) -> nq.NormQuantParams:
         """The attention RMSNorm's norm unit."""
@@ -97,11 +98,11 @@ class AttnLayerParams:
                                   gamma_frac=self.norm_gamma_frac, e_width=self.norm_e_width,
                                   shift_width=self.shift_width)
 
-    def decode_step(self) -> dl.DecodeStepParams:
-        return dl.DecodeStepParams(hidden=self.hidden, heads=self.heads,
-                                   kv_heads=self.kv_heads, head_dim=self.head_dim,
-                                   tokens=self.tokens, keep=self.keep, lanes=self.lanes,
-                                   exp_lanes=self.exp_lanes, score_frac=self.score_frac)
+    def decode_step(self) -> gds.DecodeStepParams:
+        return gds.DecodeStepParams(hidden=self.hidden, heads=self.heads,
+                                    kv_heads=self.kv_heads, head_dim=self.head_dim,
+                                    tokens=self.tokens, keep=self.keep, lanes=self.lanes,
+                                    exp_lanes=self.exp_lanes, score_frac=self.score_frac)
 
     def attn_out(self) -> ao.AttnOutParams:
         """The output path; its heads' amax are the attention engine's."""
@@ -128,12 +129,12 @@ def attn_layer(a: dict, p: AttnLayerParams) -> np.ndarray:
     """Golden of one token: ``a`` holds the residual row ``x`` (hidden,), the attention
     RMSNorm's ``norm_g`` and ``norm_E``, the decode step's arrays (``wq``, ``wk``, ``wv``,
     ``cos``, ``sin``, ``mults``, the earlier cache ``K``, ``V`` and ``score_mults``, as
-    :func:`~hwsim.golden.decoder_layer.decode_step_attention`), and the output path's
+    :func:`~hwsim.golden.decode_step.decode_step_attention`), and the output path's
     ``ratio``, ``sub_g``, ``sub_E``, ``wo`` and ``mult`` (as :func:`hwsim.golden.attn_out.
     attn_out`) → the residual row after the attention block (hidden,), int64."""
     x = _row(a["x"], p)
     act, amax = activations(x, a["norm_g"], a["norm_E"], p)
-    o, amax_o = dl.decode_step_attention({**a, "a": act, "amax": amax}, p.decode_step())
+    o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, p.decode_step())
     return ao.attn_out(o, amax_o, a["ratio"], a["sub_g"], a["sub_E"], a["wo"], a["mult"], x,
                        p.attn_out())
 
@@ -147,13 +148,13 @@ def phase_cycles(p: AttnLayerParams) -> dict[str, int]:
       step's input beats: from the first row beat to the decode step's first input beat is
       ``C + latency(norm-quant) − C`` (:func:`hwsim.golden.norm_quant.latency_cycles`);
     * ``qkv_frontend``, ``kv_append``, ``attention``: the decode step
-      (:func:`hwsim.golden.decoder_layer.decode_step_phases`); its last output beat is the
+      (:func:`hwsim.golden.decode_step.decode_step_phases`); its last output beat is the
       output path's last ``o`` beat;
     * ``attn_out``: the output path after its last ``o`` beat,
       ``latency(attn-out) − C`` (:func:`hwsim.golden.attn_out.latency_cycles`).
     """
     return {"attn_norm": nq.latency_cycles(p.norm_quant()),
-            **dl.decode_step_phases(p.decode_step()),
+            **gds.decode_step_phases(p.decode_step()),
             "attn_out": ao.latency_cycles(p.attn_out()) - p.chunks}
 
 
@@ -165,4 +166,4 @@ def latency_cycles(p: AttnLayerParams) -> int:
 
 def storage_bits(p: AttnLayerParams) -> int:
     """Bits of the decode step's and ``attn-out``'s memories."""
-    return dl.storage_bits(p.decode_step()) + ao.storage_bits(p.attn_out())
+    return gds.storage_bits(p.decode_step()) + ao.storage_bits(p.attn_out())

@@ -1,19 +1,19 @@
 """The attention output path of a BitNet decode step: heads' outputs → residual stream.
 
 From the decode-step attention block's per-head outputs (``o`` int8 with its row ``amax``, as
-:func:`hwsim.golden.decoder_layer.decode_attention` returns them) to the token's residual row
-after the attention block, exactly as :func:`hwsim.golden.decoder_layer.layer_forward` computes
+:func:`hwsim.golden.decode_attention.decode_attention` returns them) to the token's residual row
+after the attention block, exactly as :func:`hwsim.golden.bitnet_layer.layer_forward` computes
 it (the functions are the layer's own):
 
-1. v-rescale (:func:`~hwsim.golden.decoder_layer.v_rescale`): head ``h``'s codes times its
+1. v-rescale (:func:`~hwsim.golden.layer_codes.v_rescale`): head ``h``'s codes times its
    ``amax`` times its ``V_RATIO_FRAC``-bit ratio ``r_h`` (its v step over the layer's largest),
    rounded half even by ``V_RATIO_FRAC`` bits → the "wide" row (``heads · head_dim`` codes);
 2. the attention SubLN and activation quantizer (the ``norm-quant`` unit,
    :func:`hwsim.golden.norm_quant.norm_quant`): the row shifted to ``NORM_IN_BITS`` bits
-   (:func:`~hwsim.golden.decoder_layer.shift_rows`), RMSNorm with the integer ε of the norm's
+   (:func:`~hwsim.golden.layer_codes.shift_rows`), RMSNorm with the integer ε of the norm's
    constant ``E`` (power 0: the wide step is fixed), absmax int8 + amax;
 3. the ``wo`` ternary projection (:func:`hwsim.golden.ternary_mvu.ternary_mvu_acc`, exact);
-4. the residual add (:func:`~hwsim.golden.decoder_layer.residual_add`): ``x + sat(round(acc ·
+4. the residual add (:func:`~hwsim.golden.layer_codes.residual_add`): ``x + sat(round(acc ·
    amax · M / 2**S))`` in the residual format, the add exact.
 """
 
@@ -26,14 +26,14 @@ import numpy as np
 from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType
 
-from . import decoder_layer as dl
+from . import layer_codes as lc
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
 __all__ = ["AttnOutParams", "attn_out", "latency_cycles", "storage_bits",
            "wo_accumulators"]
 
-RATIO_BITS = dl.V_RATIO_FRAC + 1     # a head's v-step ratio is at most 2**V_RATIO_FRAC
+RATIO_BITS = lc.V_RATIO_FRAC + 1     # a head's v-step ratio is at most 2**V_RATIO_FRAC
 SHIFT_BITS = 6                       # the residual requantizer's S
 
 
@@ -70,7 +70,7 @@ class AttnOutParams:
         check_ints(self, "attn-out", (("heads", 1, 256), ("head_dim", 1, 4096), ("lanes", 1, 64),
                                       ("amax_width", 1, 32), ("e_width", 1, 256),
                                       ("res_width", 2, 62),
-                                      ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
+                                      ("gamma_frac", 0, lc.NORM_GAMMA_BITS - 2)))
         if self.head_dim % self.lanes:
             raise HwsimError(f"attn-out lanes ({self.lanes}) must divide head_dim "
                              f"({self.head_dim})")
@@ -97,7 +97,7 @@ class AttnOutParams:
 
     def norm_quant(self) -> nq.NormQuantParams:
         """The SubLN's norm unit; its ``shift`` port holds any wide row's shift."""
-        shift = max(1, (self.wide_width - dl.NORM_IN_BITS).bit_length())
+        shift = max(1, (self.wide_width - lc.NORM_IN_BITS).bit_length())
         return nq.NormQuantParams(n=self.hidden, lanes=self.lanes, gamma_frac=self.gamma_frac,
                                   e_width=self.e_width, shift_width=shift)
 
@@ -123,9 +123,9 @@ def wo_accumulators(o, amax_o, ratios, gamma, E: int, W, p: AttnOutParams):
         raise HwsimError(f"attn-out needs {H} head amax and {H} ratios")
     if isinstance(E, bool) or not isinstance(E, int | np.integer) or not 0 <= E < 1 << p.e_width:
         raise HwsimError(f"attn-out E must be an integer 0 … 2**{p.e_width} − 1, not {E!r}")
-    wide = np.concatenate([dl.v_rescale(o[h][None], amax_o[h:h + 1], int(ratios[h]))[0]
+    wide = np.concatenate([lc.v_rescale(o[h][None], amax_o[h:h + 1], int(ratios[h]))[0]
                            for h in range(H)])
-    xs, shifts = dl.shift_rows(wide[None])
+    xs, shifts = lc.shift_rows(wide[None])
     a, amax = nq.norm_quant(xs, gamma, int(E), shifts, p.norm_quant())
     return mvu.ternary_mvu_acc(W, a)[0], int(amax[0])
 
@@ -138,11 +138,11 @@ def attn_out(o, amax_o, ratios, gamma, E: int, W, mult, x, p: AttnOutParams) -> 
     if x.shape != (p.hidden,):
         raise HwsimError(f"attn-out needs {p.hidden} residual codes, got {x.size}")
     M, S = (int(v) for v in np.ravel(mult))
-    if not (0 <= M < 1 << dl.MULT_BITS and 0 <= S < 1 << SHIFT_BITS):
-        raise HwsimError(f"attn-out residual scale (M, S) must fit {dl.MULT_BITS} and "
+    if not (0 <= M < 1 << lc.MULT_BITS and 0 <= S < 1 << SHIFT_BITS):
+        raise HwsimError(f"attn-out residual scale (M, S) must fit {lc.MULT_BITS} and "
                          f"{SHIFT_BITS} bits, not {(M, S)}")
     acc, amax = wo_accumulators(o, amax_o, ratios, gamma, E, W, p)
-    return dl.residual_add(x[None], acc[None], [amax], (M, S), p.res)[0]
+    return lc.residual_add(x[None], acc[None], [amax], (M, S), p.res)[0]
 
 
 def latency_cycles(p: AttnOutParams) -> int:

@@ -1,6 +1,6 @@
 """The wide ε divider: a norm row's ε code when the norm's input step depends on the row's amax.
 
-Golden: :func:`hwsim.golden.decoder_layer.eps_code` (the layer's own),
+Golden: :func:`hwsim.golden.layer_codes.eps_code` (the layer's own),
 ``min(floor((2E + D) / (2D)), EPS_CAP)`` with ``D = amax**power · 4**shift``, for a build-time
 constant ``E`` wider than 64 bits (161 bits for the trained BitNet-tiny's FFN SubLN, power 6).
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from hwsim.errors import HwsimError, check_ints
 
-from . import decoder_layer as dl
+from . import layer_codes as lc
 
 __all__ = ["QUOTIENT_BITS", "EpsDividerParams", "eps_divide", "latency_cycles"]
 
-QUOTIENT_BITS = dl.EPS_CAP.bit_length() - 1      # Q: a code below the cap has 62 bits
+QUOTIENT_BITS = lc.EPS_CAP.bit_length() - 1      # Q: a code below the cap has 62 bits
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,13 @@ class EpsDividerParams:
     """
 
     e_width: int = 161
-    amax_width: int = dl.NORM_OUT.width
+    amax_width: int = lc.NORM_OUT.width
     max_shift: int = 22
-    power: int = dl.FFN_SUB_EPS_POWER
+    power: int = lc.FFN_SUB_EPS_POWER
 
     def __post_init__(self):
         check_ints(self, "eps-divider", (("e_width", 1, 512),
-                                         ("amax_width", 1, dl.NORM_OUT.width),
+                                         ("amax_width", 1, lc.NORM_OUT.width),
                                          ("max_shift", 0, 63), ("power", 1, 8)))
 
     @property
@@ -67,7 +67,7 @@ class EpsDividerParams:
 
 
 def eps_divide(E: int, shift: int, amax: int, p: EpsDividerParams) -> int:
-    """Golden of one row: :func:`hwsim.golden.decoder_layer.eps_code` of ``E``, ``shift``,
+    """Golden of one row: :func:`hwsim.golden.layer_codes.eps_code` of ``E``, ``shift``,
     ``amax`` and ``p.power``, after checking that the operands fit ``p``."""
     for name, v, bits in (("E", E, p.e_width), ("amax", amax, p.amax_width)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << bits:
@@ -75,7 +75,7 @@ def eps_divide(E: int, shift: int, amax: int, p: EpsDividerParams) -> int:
                              f"not {v!r}")
     if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift <= p.max_shift:
         raise HwsimError(f"eps-divider shift must be 0 … {p.max_shift}, not {shift!r}")
-    return dl.eps_code(E, shift, amax, p.power)
+    return lc.eps_code(E, shift, amax, p.power)
 
 
 def latency_cycles(p: EpsDividerParams) -> int:

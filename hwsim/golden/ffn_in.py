@@ -1,7 +1,7 @@
 """The input half of a BitNet layer's FFN for one decode token: the residual row after the
 attention block in, the exact gated product ``relu(g)²·u`` and the FFN activations' amax out.
 
-The chain of the existing units, exactly as :func:`hwsim.golden.decoder_layer.layer_forward`
+The chain of the existing units, exactly as :func:`hwsim.golden.bitnet_layer.layer_forward`
 computes it (``capture["prod"]``, ``capture["ffn_amax"]``) and with the layer's own functions:
 
 1. the residual row's peak → shift and the FFN RMSNorm (integer ε of the norm's constant
@@ -10,7 +10,7 @@ computes it (``capture["prod"]``, ``capture["ffn_amax"]``) and with the layer's 
    int8 ``a`` + ``amax``;
 2. the ternary ``w1`` and ``w3`` projections of ``a`` (two MVUs on the same activation beats,
    :func:`hwsim.golden.ternary_mvu.ternary_mvu_acc`, exact accumulators ``g``, ``u``);
-3. ``prod = relu(g)²·u`` (:func:`hwsim.golden.decoder_layer.relu2_mul`), exact, in
+3. ``prod = relu(g)²·u`` (:func:`hwsim.golden.layer_codes.relu2_mul`), exact, in
    ``prod_width`` bits.
 
 The ``ffn-out`` kernel takes it from there (peak → shift of ``prod``, the FFN SubLN whose ε
@@ -26,7 +26,7 @@ import numpy as np
 from hwsim.errors import HwsimError, check_ints
 from quant.qtype import INT8, QType
 
-from . import decoder_layer as dl
+from . import layer_codes as lc
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
@@ -72,7 +72,7 @@ class FfnInParams:
     def __post_init__(self):
         check_ints(self, "ffn-in", (("hidden", 1, 1 << 16), ("ffn", 1, 1 << 16),
                                     ("lanes", 1, 64), ("e_width", 1, 256), ("res_width", 2, 62),
-                                    ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
+                                    ("gamma_frac", 0, lc.NORM_GAMMA_BITS - 2)))
         if self.hidden % self.lanes:
             raise HwsimError(f"ffn-in lanes ({self.lanes}) must divide hidden ({self.hidden})")
         if self.prod_width > 64:
@@ -89,7 +89,7 @@ class FfnInParams:
     @property
     def shift_width(self) -> int:
         """Bits of a residual row's shift (its peak's bits above ``NORM_IN_BITS``)."""
-        return max(1, (self.res_width - dl.NORM_IN_BITS).bit_length())
+        return max(1, (self.res_width - lc.NORM_IN_BITS).bit_length())
 
     @property
     def res(self) -> QType:
@@ -131,7 +131,7 @@ def ffn_in(x, gamma, E: int, W1, W3, p: FfnInParams) -> tuple[np.ndarray, int]:
         if np.shape(W) != (p.ffn, p.hidden):
             raise HwsimError(f"ffn-in {name} must be ({p.ffn}, {p.hidden}), got {np.shape(W)}")
     a, amax = nq.norm_quant_row(x, gamma, int(E), p.norm_quant())
-    return dl.relu2_mul(mvu.ternary_mvu_acc(W1, a), mvu.ternary_mvu_acc(W3, a)), amax
+    return lc.relu2_mul(mvu.ternary_mvu_acc(W1, a), mvu.ternary_mvu_acc(W3, a)), amax
 
 
 def phase_cycles(p: FfnInParams) -> dict[str, int]:

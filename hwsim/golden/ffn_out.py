@@ -1,11 +1,11 @@
 """The output half of a BitNet layer's FFN for one decode token: the gated product
 ``relu(g)²·u`` and the FFN activations' amax in, the layer's output residual row out.
 
-The chain of the existing units, exactly as :func:`hwsim.golden.decoder_layer.layer_forward`
+The chain of the existing units, exactly as :func:`hwsim.golden.bitnet_layer.layer_forward`
 computes it (``x_out`` from ``prod``, ``ffn_amax`` and ``x_attn``), with the layer's own
 functions:
 
-1. the ``prod`` row's peak → shift (:func:`~hwsim.golden.decoder_layer.shift_rows`: brought to
+1. the ``prod`` row's peak → shift (:func:`~hwsim.golden.layer_codes.shift_rows`: brought to
    ``NORM_IN_BITS`` bits, half even);
 2. the FFN SubLN's ε code ``eps_code(E, shift, amax, 6)`` (the wide divider,
    :mod:`hwsim.golden.eps_divider`; ``amax`` is the FFN activations' amax: ``prod`` has step
@@ -13,7 +13,7 @@ functions:
 3. the integer RMSNorm with that code and the absmax activation quantizer (the ``norm-quant``
    unit fed an ε code from outside) → int8 ``a3`` + ``amax3``;
 4. the ternary ``w2`` projection (:func:`hwsim.golden.ternary_mvu.ternary_mvu_acc`, exact);
-5. the residual add (:func:`~hwsim.golden.decoder_layer.residual_add`) into ``x_attn``.
+5. the residual add (:func:`~hwsim.golden.layer_codes.residual_add`) into ``x_attn``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from hwsim.errors import HwsimError, check_ints
 from quant.qtype import QType
 
 from . import attn_out as ao
-from . import decoder_layer as dl
 from . import eps_divider as ed
+from . import layer_codes as lc
 from . import norm_quant as nq
 from . import ternary_mvu as mvu
 
@@ -68,7 +68,7 @@ class FfnOutParams:
     ffn: int = 352
     lanes: int = 16
     prod_width: int = 44
-    amax_width: int = dl.NORM_OUT.width
+    amax_width: int = lc.NORM_OUT.width
     gamma_frac: int = 16
     e_width: int = 161
     res_width: int = 48
@@ -77,9 +77,9 @@ class FfnOutParams:
     def __post_init__(self):
         check_ints(self, "ffn-out", (("hidden", 1, 1 << 16), ("ffn", 1, 1 << 16),
                                      ("lanes", 1, 64), ("prod_width", 2, 64),
-                                     ("amax_width", 1, dl.NORM_OUT.width),
+                                     ("amax_width", 1, lc.NORM_OUT.width),
                                      ("e_width", 1, 512), ("res_width", 2, 62),
-                                     ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
+                                     ("gamma_frac", 0, lc.NORM_GAMMA_BITS - 2)))
         if self.sat_width and not 2 <= self.sat_width <= self.res_width:
             raise HwsimError(f"ffn-out sat_width must be 0 or 2 … res_width ({self.res_width}), "
                              f"not {self.sat_width!r}")
@@ -99,7 +99,7 @@ class FfnOutParams:
     @property
     def max_shift(self) -> int:
         """The largest shift of a ``prod`` row: its bits above ``NORM_IN_BITS``."""
-        return max(0, self.prod_width - dl.NORM_IN_BITS)
+        return max(0, self.prod_width - lc.NORM_IN_BITS)
 
     @property
     def res(self) -> QType:
@@ -113,7 +113,7 @@ class FfnOutParams:
 
     def divider(self) -> ed.EpsDividerParams:
         return ed.EpsDividerParams(e_width=self.e_width, amax_width=self.amax_width,
-                                   max_shift=self.max_shift, power=dl.FFN_SUB_EPS_POWER)
+                                   max_shift=self.max_shift, power=lc.FFN_SUB_EPS_POWER)
 
     def norm_quant(self) -> nq.NormQuantParams:
         """The SubLN's norm unit (its ε code comes from the divider)."""
@@ -140,11 +140,11 @@ def w2_accumulators(prod, amax: int, gamma, E: int, W, p: FfnOutParams):
     for name, v in (("E", E), ("amax", amax)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise HwsimError(f"ffn-out {name} must be an integer, not {v!r}")
-    _, shifts = dl.shift_rows(prod[None])
+    _, shifts = lc.shift_rows(prod[None])
     ed.eps_divide(int(E), int(shifts[0]), int(amax), p.divider())     # operands fit the divider
-    norm = dl.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm_quant().norm(), eps=int(E),
-                        eps_power=dl.FFN_SUB_EPS_POWER)
-    a3, amax3 = dl.act_quant(dl.rms_rows(prod[None], norm, [int(amax)]))
+    norm = lc.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm_quant().norm(), eps=int(E),
+                        eps_power=lc.FFN_SUB_EPS_POWER)
+    a3, amax3 = lc.act_quant(lc.rms_rows(prod[None], norm, [int(amax)]))
     return mvu.ternary_mvu_acc(W, a3)[0], int(amax3[0])
 
 
@@ -156,11 +156,11 @@ def ffn_out(prod, amax: int, gamma, E: int, W, mult, x, p: FfnOutParams) -> np.n
     if x.shape != (p.hidden,):
         raise HwsimError(f"ffn-out needs {p.hidden} residual codes, got {x.size}")
     M, S = (int(v) for v in np.ravel(mult))
-    if not (0 <= M < 1 << dl.MULT_BITS and 0 <= S < 1 << SHIFT_BITS):
-        raise HwsimError(f"ffn-out residual scale (M, S) must fit {dl.MULT_BITS} and "
+    if not (0 <= M < 1 << lc.MULT_BITS and 0 <= S < 1 << SHIFT_BITS):
+        raise HwsimError(f"ffn-out residual scale (M, S) must fit {lc.MULT_BITS} and "
                          f"{SHIFT_BITS} bits, not {(M, S)}")
     acc, amax3 = w2_accumulators(prod, amax, gamma, E, W, p)
-    return dl.residual_add(x[None], acc[None], [amax3], (M, S), p.req)[0]
+    return lc.residual_add(x[None], acc[None], [amax3], (M, S), p.req)[0]
 
 
 def phase_cycles(p: FfnOutParams) -> dict[str, int]:

@@ -1,15 +1,15 @@
 """RMSNorm with integer ε, then the activation quantizer: the norm unit of the BitNet layer.
 
 One vector (a row of the residual stream already shifted to ``NORM_IN_BITS`` bits by
-:func:`hwsim.golden.decoder_layer.shift_rows`, with its ``shift``) goes through
+:func:`hwsim.golden.layer_codes.shift_rows`, with its ``shift``) goes through
 
 1. the ε code of the row, ``eps_code(E, shift)`` — ``E`` rounded half up by ``2·shift`` bits
-   and capped at ``EPS_CAP`` (:func:`hwsim.golden.decoder_layer.eps_code` with power 0: the
+   and capped at ``EPS_CAP`` (:func:`hwsim.golden.layer_codes.eps_code` with power 0: the
    residual norms and the attention SubLN, whose input step is fixed);
 2. the layer's integer RMSNorm (:func:`hwsim.golden.rmsnorm_int.rmsnorm_int`, formats
-   :func:`hwsim.golden.decoder_layer.norm_params`) → ``NORM_OUT`` codes;
+   :func:`hwsim.golden.layer_codes.norm_params`) → ``NORM_OUT`` codes;
 3. the per-token absmax activation quantizer of the integer model
-   (:func:`hwsim.golden.decoder_layer.act_quant`: ``amax = max |y|``, ``(r, k) =
+   (:func:`hwsim.golden.layer_codes.act_quant`: ``amax = max |y|``, ``(r, k) =
    reciprocal(amax)``, ``a = sat8(round_half_even(y · r · 127 / 2**k))``) → int8 + amax.
 
 This is exactly what the integer model computes before q/k/v and the FFN
@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
 
-from . import decoder_layer as dl
+from . import layer_codes as lc
 from . import rmsnorm_int as rn
 
 __all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "norm_quant_row", "storage_bits",
@@ -47,7 +47,7 @@ class NormQuantParams:
     gamma_frac : int
         Fractional bits of the ``NORM_GAMMA_BITS``-bit gains (set per norm at build time).
     e_width : int
-        Bits of the ``E`` port (the norm's ε constant, :func:`decoder_layer.eps_constant`).
+        Bits of the ``E`` port (the norm's ε constant, :func:`layer_codes.eps_constant`).
     shift_width : int
         Bits of a vector's ``shift`` (the right shift that brought it to ``NORM_IN_BITS``).
     """
@@ -61,11 +61,11 @@ class NormQuantParams:
     def __post_init__(self):
         check_ints(self, "norm-quant", (("n", 1, 1 << 16), ("lanes", 1, 64), ("e_width", 1, 256),
                                         ("shift_width", 1, 6),
-                                        ("gamma_frac", 0, dl.NORM_GAMMA_BITS - 2)))
+                                        ("gamma_frac", 0, lc.NORM_GAMMA_BITS - 2)))
         self.norm()
 
     def norm(self) -> rn.RmsNormParams:
-        return dl.norm_params(self.n, self.lanes, self.gamma_frac)
+        return lc.norm_params(self.n, self.lanes, self.gamma_frac)
 
     @property
     def chunks(self) -> int:
@@ -83,16 +83,16 @@ def norm_quant(X, gamma, E: int, shifts, p: NormQuantParams) -> tuple[np.ndarray
         raise HwsimError(f"norm-quant shifts must be 0 … {(1 << p.shift_width) - 1}")
     if isinstance(E, bool) or not isinstance(E, int | np.integer) or not 0 <= E < 1 << p.e_width:
         raise HwsimError(f"norm-quant E must be an integer 0 … 2**{p.e_width} − 1, not {E!r}")
-    norm = dl.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm(), eps=int(E))
-    return dl.act_quant(dl.rms_shifted(X, norm, dl.norm_eps_codes(norm, shifts)))
+    norm = lc.NormCodes(np.asarray(gamma, dtype=np.int64), p.norm(), eps=int(E))
+    return lc.act_quant(lc.rms_shifted(X, norm, lc.norm_eps_codes(norm, shifts)))
 
 
 def norm_quant_row(x, gamma, E: int, p: NormQuantParams) -> tuple[np.ndarray, int]:
     """One row of any integer width (e.g. a residual row) through the peak → shift piece
-    (:func:`hwsim.golden.decoder_layer.shift_rows`: brought to ``NORM_IN_BITS`` bits, half
+    (:func:`hwsim.golden.layer_codes.shift_rows`: brought to ``NORM_IN_BITS`` bits, half
     even) and :func:`norm_quant` → ``(a (n,) int8, amax)``. The RTL of the piece is
     :class:`rtl.common.row_shift.RowShift`."""
-    xs, shifts = dl.shift_rows(np.asarray(x, dtype=np.int64).reshape(1, -1))
+    xs, shifts = lc.shift_rows(np.asarray(x, dtype=np.int64).reshape(1, -1))
     a, amax = norm_quant(xs, gamma, E, shifts, p)
     return a[0], int(amax[0])
 
@@ -104,7 +104,7 @@ def latency_cycles(p: NormQuantParams) -> int:
     with their running ``max |y|``), then one cycle to start the reciprocal of the amax,
     ``ACT_RECIP_BITS + 2`` cycles until it is done, one to latch it, two pipeline stages
     (read, scale) and ``C`` output beats."""
-    return rn.latency_cycles(p.norm()) + 1 + dl.ACT_RECIP_BITS + 2 + 1 + 2 + p.chunks - 1
+    return rn.latency_cycles(p.norm()) + 1 + lc.ACT_RECIP_BITS + 2 + 1 + 2 + p.chunks - 1
 
 
 def stream_cycles(p: NormQuantParams, vectors: int) -> int:

@@ -9,7 +9,9 @@ import numpy as np
 
 from hwsim.golden import attn_layer as spec
 from hwsim.golden import attn_out as ao
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import decode_step as gds
+from hwsim.golden import layer_codes as lc
+from hwsim.golden import qkv_frontend as gqf
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
@@ -85,7 +87,7 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
     H, d, n = p.heads, p.head_dim, p.hidden
     gn, gs = p.norm_quant().norm().gamma, p.attn_out().norm_quant().norm().gamma
     res, dsp = p.attn_out().res, p.decode_step()
-    top = min(res.max_code, (1 << dl.NORM_IN_BITS + 3) - 1)
+    top = min(res.max_code, (1 << lc.NORM_IN_BITS + 3) - 1)
 
     def one(c, peak):
         a = _ds_arrays(c["arrays"])
@@ -94,15 +96,15 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
         norm_E = int(rng.integers(0, 1 << min(62, p.norm_e_width)))
         a["norm_e"] = e_limbs(norm_E, p.norm_quant())
         act, amax = spec.activations(a["x"], a["norm_g"], norm_E, p)
-        codes = dl.qkv_codes({k: a[k] for k in ("wq", "wk", "wv")}, act, amax, a["cos"],
-                             a["sin"], a["mults"], dsp.frontend())
+        codes = gqf.qkv_codes({k: a[k] for k in ("wq", "wk", "wv")}, act, amax, a["cos"],
+                              a["sin"], a["mults"], dsp.frontend())
         q8 = codes[:H * d].reshape(H, d)
         mb = dsp.attention_phase().attention().mult_bits
         a["score_mults"] = np.array([scale_for(q8[h][None], a["K"][h * p.kv_heads // H], mb)
                                      for h in range(H)], dtype=np.int64)
-        o, amax_o = dl.decode_step_attention({**a, "a": act, "amax": amax}, dsp)
-        a["ratio"] = rng.integers(1, (1 << dl.V_RATIO_FRAC) + 1, H)
-        a["ratio"][0] = 1 << dl.V_RATIO_FRAC
+        o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, dsp)
+        a["ratio"] = rng.integers(1, (1 << lc.V_RATIO_FRAC) + 1, H)
+        a["ratio"][0] = 1 << lc.V_RATIO_FRAC
         a["sub_g"] = rng.integers(gs.min_code, gs.max_code + 1, n)
         sub_E = int(rng.integers(0, 1 << min(62, p.sub_e_width)))
         a["sub_e"] = e_limbs(sub_E, p.attn_out().norm_quant())
@@ -116,7 +118,7 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
     ds_cases = kds.cases(dsp, seed, quick)
     out = [one(ds_cases[0], top)]
     if not quick:
-        out.append({**one(ds_cases[1], (1 << dl.NORM_IN_BITS - 2) - 1), "name": "narrow_row"})
+        out.append({**one(ds_cases[1], (1 << lc.NORM_IN_BITS - 2) - 1), "name": "narrow_row"})
     out.append(one(ds_cases[-1], top))
     return out
 
@@ -144,7 +146,7 @@ def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tupl
               "score_mults": np.array(L.score_mult, dtype=np.int64),
               "x": c["x_in"][-1], "norm_g": L.attn_norm.gamma,
               "norm_e": e_limbs(L.attn_norm.eps, p.norm_quant()),
-              "ratio": np.array(dl.v_ratios(L, im.heads, im.kv_heads), dtype=np.int64),
+              "ratio": np.array(lc.v_ratios(L, im.heads, im.kv_heads), dtype=np.int64),
               "sub_g": L.attn_sub.gamma,
               "sub_e": e_limbs(L.attn_sub.eps, p.attn_out().norm_quant()),
               "wo": L.proj["wo"].W, "mult": np.array(L.res_mult["wo"], dtype=np.int64)}

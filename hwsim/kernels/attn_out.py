@@ -8,7 +8,8 @@ import dataclasses
 import numpy as np
 
 from hwsim.golden import attn_out as spec
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import decode_attention as gda
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
@@ -46,7 +47,7 @@ def port_values(a: dict, p: spec.AttnOutParams) -> dict[str, int]:
     gw = p.norm_quant().norm().gamma.width
     return {"ratio": pack_lanes(np.ravel(a["ratio"]), spec.RATIO_BITS),
             "gamma": pack_lanes(np.ravel(a["g"]), gw), "e": e_value(a["e"]),
-            "mult": M | S << dl.MULT_BITS}
+            "mult": M | S << lc.MULT_BITS}
 
 
 def golden_words(p: spec.AttnOutParams, a: dict) -> np.ndarray:
@@ -57,7 +58,7 @@ def golden_words(p: spec.AttnOutParams, a: dict) -> np.ndarray:
 def _mult_for(peak: int, width: int, rng, extra: int = 0) -> tuple[int, int]:
     """``(M, S)`` that bring ``peak`` (the row's largest ``|acc · amax|``) to about
     ``2**(width − 2 + extra)`` (``extra`` > 1 saturates)."""
-    M = int(rng.integers(1 << 22, 1 << dl.MULT_BITS))
+    M = int(rng.integers(1 << 22, 1 << lc.MULT_BITS))
     S = (max(peak, 1) * M).bit_length() - (width - 2 + extra)
     return M, max(0, min((1 << spec.SHIFT_BITS) - 1, S))
 
@@ -75,8 +76,8 @@ def cases(p: spec.AttnOutParams, seed: int = 0, quick: bool = False) -> list[dic
     def one(name, zero=False, extra=0, **kw):
         o = np.zeros((H, d), int) if zero else rng.integers(-128, 128, (H, d))
         amax = rng.integers(1, 1 << p.amax_width, H)
-        ratio = rng.integers(1, (1 << dl.V_RATIO_FRAC) + 1, H)
-        ratio[0] = 1 << dl.V_RATIO_FRAC
+        ratio = rng.integers(1, (1 << lc.V_RATIO_FRAC) + 1, H)
+        ratio[0] = 1 << lc.V_RATIO_FRAC
         g = rng.integers(q.gamma.min_code, q.gamma.max_code + 1, n)
         E = int(rng.integers(0, 1 << min(62, p.e_width)))
         W = rng.integers(-1, 2, (n, n))
@@ -102,8 +103,8 @@ def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tupl
     L = im.layers[layer]
     c = cap[layer]
     M = c["q"].shape[0]
-    ap = dl.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
-                                  tokens=M, keep=keep, lanes=min(16, im.head_dim))
+    ap = gda.DecodeAttentionParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
+                                   tokens=M, keep=keep, lanes=min(16, im.head_dim))
     p = spec.AttnOutParams(heads=im.heads, head_dim=im.head_dim,
                            lanes=int(np.gcd(im.head_dim, 16)),
                            amax_width=ap.attention().av_acc_width,
@@ -111,7 +112,7 @@ def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tupl
                            e_width=max(1, int(L.attn_sub.eps).bit_length()),
                            res_width=im.res.width)
     arrays = {"o": c["o"][-1], "amax": c["amax"][-1],
-              "ratio": np.array(dl.v_ratios(L, im.heads, im.kv_heads), dtype=np.int64),
+              "ratio": np.array(lc.v_ratios(L, im.heads, im.kv_heads), dtype=np.int64),
               "g": L.attn_sub.gamma, "e": e_limbs(L.attn_sub.eps, p.norm_quant()),
               "W": L.proj["wo"].W, "x": c["x_in"][-1],
               "mult": np.array(L.res_mult["wo"], dtype=np.int64)}

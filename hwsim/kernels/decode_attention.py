@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_attention as spec
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
@@ -16,7 +16,7 @@ from .attention_head import scale_for
 def manifest(p: spec.DecodeAttentionParams) -> dict:
     return {"kernel": "decode-attention",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "hwsim.golden.decoder_layer.decode_attention_cycles",
+            "cycles": {"formula": "hwsim.golden.decode_attention.decode_attention_cycles",
                        "step": spec.decode_attention_cycles(p)}}
 
 

@@ -7,7 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_step as spec
+from hwsim.golden import qkv_frontend as gqf
 
 from . import CliParam, Kernel
 from . import decode_attention as da
@@ -53,8 +54,8 @@ def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[
         a = dict(c["arrays"])
         a["K"] = rng.integers(-128, 128, (G, M - 1, d))
         a["V"] = rng.integers(-128, 128, (G, M - 1, d))
-        codes = spec.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], a["amax"],
-                               a["cos"], a["sin"], a["mults"], p.frontend())
+        codes = gqf.qkv_codes({n: a[n] for n in ("wq", "wk", "wv")}, a["a"], a["amax"],
+                              a["cos"], a["sin"], a["mults"], p.frontend())
         q8 = codes[:H * d].reshape(H, d)
         mb = p.attention_phase().attention().mult_bits
         a["score_mults"] = np.array([scale_for(q8[h][None], a["K"][h * G // H], mb)

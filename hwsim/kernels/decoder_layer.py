@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from hwsim.golden import attn_layer as gal
-from hwsim.golden import decoder_layer_rtl as spec
+from hwsim.golden import decoder_layer as spec
 from hwsim.golden import ffn_in as gfi
 from hwsim.golden import ffn_out as gfo
 from hwsim.golden import ternary_mvu as tm
@@ -21,7 +21,7 @@ from .attn_out import _mult_for
 from .norm_quant import e_limbs, e_value
 
 
-def manifest(p: spec.LayerRtlParams) -> dict:
+def manifest(p: spec.DecoderLayerParams) -> dict:
     return {"kernel": "decoder-layer",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"x": p.res_width, "x_attn": p.res_width + 1, "y": p.res_width + 2,
@@ -32,42 +32,42 @@ def manifest(p: spec.LayerRtlParams) -> dict:
 
 
 def golden_arrays(a: dict) -> dict:
-    """The stimulus arrays as :func:`hwsim.golden.decoder_layer_rtl.decoder_layer` takes them
+    """The stimulus arrays as :func:`hwsim.golden.decoder_layer.decoder_layer` takes them
     (the ε constants as integers)."""
     return {**kal.golden_arrays(a), "ffn_E": e_value(a["ffn_e"]),
             "ffn_sub_E": e_value(a["ffn_sub_e"])}
 
 
-def w_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def w_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return kal.w_words(a, p.attn_layer())
 
 
-def wo_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def wo_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return kal.wo_words(a, p.attn_layer())
 
 
-def cache_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def cache_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return kal.cache_words(a, p.attn_layer())
 
 
-def w1_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def w1_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return tm.weight_words(a["w1"], p.lanes)
 
 
-def w3_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def w3_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return tm.weight_words(a["w3"], p.lanes)
 
 
-def w2_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def w2_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     return tm.weight_words(a["w2"], p.lanes)
 
 
-def x_words(a: dict, p: spec.LayerRtlParams) -> list[int]:
+def x_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
     """``C`` beats of ``lanes`` residual codes."""
     return kal.x_words(a, p.attn_layer())
 
 
-def port_values(a: dict, p: spec.LayerRtlParams) -> dict[str, int]:
+def port_values(a: dict, p: spec.DecoderLayerParams) -> dict[str, int]:
     """Packed values of the static ports."""
     fo = kfo.port_values({"g": a["ffn_sub_g"], "e": a["ffn_sub_e"], "mult": a["w2_mult"]},
                          p.ffn_out())
@@ -77,11 +77,11 @@ def port_values(a: dict, p: spec.LayerRtlParams) -> dict[str, int]:
             "ffn_sub_gamma": fo["gamma"], "ffn_sub_e": fo["e"], "w2_mult": fo["mult"]}
 
 
-def golden_words(p: spec.LayerRtlParams, a: dict) -> np.ndarray:
+def golden_words(p: spec.DecoderLayerParams, a: dict) -> np.ndarray:
     return spec.decoder_layer(golden_arrays(a), p)
 
 
-def cases(p: spec.LayerRtlParams, seed: int = 0, quick: bool = False) -> list[dict]:
+def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> list[dict]:
     """``attn-layer``'s stimulus (:func:`hwsim.kernels.attn_layer.cases`: wide residual rows
     that need a shift and one that fits ``NORM_IN_BITS``, the decode step's weights, cache and
     scales, the attention norms, ``wo`` and its scale) with random FFN-norm gains and ``E``,
@@ -121,11 +121,11 @@ def cases(p: spec.LayerRtlParams, seed: int = 0, quick: bool = False) -> list[di
 def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tuple:
     """The last token of a captured integer-model run (``cap`` of
     :func:`models.bitnet.integer_model.integer_forward`, sparse attention with K = ``keep``):
-    ``(LayerRtlParams, stimulus case, the integer model's output row x_out)``."""
+    ``(DecoderLayerParams, stimulus case, the integer model's output row x_out)``."""
     L, c = im.layers[layer], cap[layer]
     pa, case, _ = kal.real_case(im, cap, layer, keep, name)
     f = L.proj["w1"].W.shape[0]
-    p = spec.LayerRtlParams(
+    p = spec.DecoderLayerParams(
         heads=pa.heads, kv_heads=pa.kv_heads, head_dim=pa.head_dim, ffn=f, tokens=pa.tokens,
         keep=pa.keep, lanes=int(np.gcd(np.gcd(pa.head_dim, f), 16)), exp_lanes=pa.exp_lanes,
         score_frac=pa.score_frac, norm_gamma_frac=pa.norm_gamma_frac,
@@ -147,7 +147,7 @@ KERNEL = Kernel(
     top="decoder_layer",
     summary="one VitaLLM decoder layer in one controller: attn-layer → repacker → ffn-in → "
             "ffn-out, residual row in, the layer's output residual row out",
-    params_cls=spec.LayerRtlParams,
+    params_cls=spec.DecoderLayerParams,
     cli_params=(
         CliParam("heads", int, 2, "query heads H"),
         CliParam("kv_heads", int, 1, "KV heads G"),

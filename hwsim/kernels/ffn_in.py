@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as dl
 from hwsim.golden import ffn_in as spec
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as gnq
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
@@ -70,7 +70,7 @@ def cases(p: spec.FfnInParams, seed: int = 0, quick: bool = False) -> list[dict]
     rng = np.random.default_rng(seed + 300)
     n, f = p.hidden, p.ffn
     gn = p.norm_quant().norm().gamma
-    top = min(p.res.max_code, (1 << dl.NORM_IN_BITS + 3) - 1)
+    top = min(p.res.max_code, (1 << lc.NORM_IN_BITS + 3) - 1)
 
     def one(name, peak, extreme=False, **kw):
         x = rng.integers(-peak, peak + 1, n)
@@ -88,7 +88,7 @@ def cases(p: spec.FfnInParams, seed: int = 0, quick: bool = False) -> list[dict]
 
     out = [one("random", top)]
     if not quick:
-        out += [one("narrow_row", (1 << dl.NORM_IN_BITS - 2) - 1), one("extreme", top, True)]
+        out += [one("narrow_row", (1 << lc.NORM_IN_BITS - 2) - 1), one("extreme", top, True)]
     out.append(one("idle_backpressure", top, idle=0.3, stall=0.4, seed=seed + 5))
     return out
 

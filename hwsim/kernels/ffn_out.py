@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as dl
 from hwsim.golden import ffn_out as spec
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
@@ -53,7 +53,7 @@ def port_values(a: dict, p: spec.FfnOutParams) -> dict[str, int]:
     M, S = (int(v) for v in np.ravel(a["mult"]))
     gw = p.norm_quant().norm().gamma.width
     return {"gamma": pack_lanes(np.ravel(a["g"]), gw), "e": e_value(a["e"]),
-            "mult": M | S << dl.MULT_BITS}
+            "mult": M | S << lc.MULT_BITS}
 
 
 def golden_words(p: spec.FfnOutParams, a: dict) -> np.ndarray:
@@ -95,7 +95,7 @@ def cases(p: spec.FfnOutParams, seed: int = 0, quick: bool = False) -> list[dict
 
     out = [one("random", wide_row(), int(rng.integers(1, amax_max + 1)), big_E())]
     if not quick:
-        narrow = rng.integers(-(1 << dl.NORM_IN_BITS - 2), 1 << dl.NORM_IN_BITS - 2, f)
+        narrow = rng.integers(-(1 << lc.NORM_IN_BITS - 2), 1 << lc.NORM_IN_BITS - 2, f)
         out += [one("narrow_saturated_eps", narrow, 1, (1 << p.e_width) - 1),
                 one("zero_row", np.zeros(f, dtype=np.int64), 0, big_E())]
     out.append(one("idle_backpressure", wide_row(), amax_max, big_E(), idle=0.3, stall=0.4,

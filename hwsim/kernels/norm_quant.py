@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as spec
 from hwsim.golden.lanes import pack_lanes, unpack_lanes
 
@@ -84,7 +84,7 @@ def golden_words(p: spec.NormQuantParams, arrays: dict) -> np.ndarray:
                            np.concatenate([m.ravel() for _, m in rows])])
 
 
-def layer_case(norm: dl.NormCodes, x, name: str = "layer_rows") -> tuple:
+def layer_case(norm: lc.NormCodes, x, name: str = "layer_rows") -> tuple:
     """Rows ``x`` of a layer's norm input (e.g. its residual rows) as a stimulus case of the
     norm unit: ``(params, case, (a, amax) the integer model computes: act_quant(rms_rows))``.
     Only norms with a fixed input step (``eps_power = 0``) run on this unit."""
@@ -92,13 +92,13 @@ def layer_case(norm: dl.NormCodes, x, name: str = "layer_rows") -> tuple:
 
     if norm.eps_power:
         raise HwsimError(f"norm-quant takes norms with eps_power 0, not {norm.eps_power}")
-    xs, shifts = dl.shift_rows(x)
+    xs, shifts = lc.shift_rows(x)
     p = spec.NormQuantParams(n=norm.p.n, lanes=norm.p.lanes, gamma_frac=norm.p.gamma.frac,
                              e_width=max(1, int(norm.eps).bit_length()),
                              shift_width=max(1, int(shifts.max()).bit_length()))
     case = {"name": name, "arrays": {"X": xs, "g": norm.gamma, "e": e_limbs(norm.eps, p),
                                      "shift": shifts}}
-    return p, case, dl.act_quant(dl.rms_rows(x, norm))
+    return p, case, lc.act_quant(lc.rms_rows(x, norm))
 
 
 def cases(p: spec.NormQuantParams, seed: int = 0, quick: bool = False) -> list[dict]:
@@ -106,7 +106,7 @@ def cases(p: spec.NormQuantParams, seed: int = 0, quick: bool = False) -> list[d
     ``E`` past the cap at shift 0; a zero row; extreme rows; idle input and back-pressure."""
     rng = np.random.default_rng(seed)
     q = p.norm()
-    top = 1 << dl.NORM_IN_BITS
+    top = 1 << lc.NORM_IN_BITS
     smax = (1 << p.shift_width) - 1
     emax = (1 << p.e_width) - 1
 

@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import layer_codes as lc
+from hwsim.golden import qkv_frontend as spec
 from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 from quant.qtype import quantize
@@ -32,10 +33,10 @@ def x_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
 
 def port_values(a: dict, p: spec.QkvFrontendParams) -> dict[str, int]:
     """Packed values of the static ports ``amax``, ``cos``, ``sin``, ``mults``."""
-    rc = spec.ROPE_CODE.width
+    rc = lc.ROPE_CODE.width
     mults = 0
     for i, (M, S) in enumerate(np.asarray(a["mults"]).reshape(-1, 2)):
-        mults |= (int(M) | int(S) << spec.MULT_BITS) << (i * (spec.MULT_BITS + 6))
+        mults |= (int(M) | int(S) << lc.MULT_BITS) << (i * (lc.MULT_BITS + 6))
     return {"amax": int(a["amax"]), "cos": pack_lanes(np.asarray(a["cos"]), rc),
             "sin": pack_lanes(np.asarray(a["sin"]), rc), "mults": mults}
 
@@ -56,12 +57,12 @@ def cases(p: spec.QkvFrontendParams, seed: int = 0, quick: bool = False) -> list
         x = rng.integers(-128, 128, p.hidden)
         ang = pos / 10000.0 ** (np.arange(d // 2) * 2 / d)
         ang = np.concatenate([ang, ang])
-        cos, sin = quantize(np.cos(ang), spec.ROPE_CODE), quantize(np.sin(ang), spec.ROPE_CODE)
+        cos, sin = quantize(np.cos(ang), lc.ROPE_CODE), quantize(np.sin(ang), lc.ROPE_CODE)
         amax = int(rng.integers(1, 1 << 23))
         # each head's shift puts its peak |x·amax·M| at 2**6 … 2**8: some codes saturate
         acc = {n: tm.ternary_mvu_acc(W[n], x[None])[0] for n in ("wq", "wk", "wv")}
-        heads = [spec.rope(acc["wq"].reshape(1, H, d), cos[None], sin[None])[0],
-                 spec.rope(acc["wk"].reshape(1, G, d), cos[None], sin[None])[0],
+        heads = [lc.rope(acc["wq"].reshape(1, H, d), cos[None], sin[None])[0],
+                 lc.rope(acc["wk"].reshape(1, G, d), cos[None], sin[None])[0],
                  acc["wv"].reshape(G, d)]
         mults = []
         for i, row in enumerate(np.concatenate(heads)):  # head 0 always saturates its peak

@@ -2,10 +2,10 @@
 DecodeAttention`).
 
 Drivers on ``kv`` (the on-chip KV cache, ``G·M`` beats) then ``q`` (``H`` beats), monitor on
-``out`` (``C`` beats per head); model :func:`hwsim.golden.decoder_layer.decode_attention`;
+``out`` (``C`` beats per head); model :func:`hwsim.golden.decode_attention.decode_attention`;
 checker :func:`hwsim.sim.checker.check_plan`: every output code and every ``amax`` ``==``
 golden, and the cycles from the first q beat to the last output beat ``==``
-:func:`hwsim.golden.decoder_layer.decode_attention_cycles`.
+:func:`hwsim.golden.decode_attention.decode_attention_cycles`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import cocotb
 import numpy as np
 
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_attention as spec
 from hwsim.kernels.decode_attention import golden_words, kv_words, q_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

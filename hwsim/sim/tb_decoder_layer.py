@@ -2,9 +2,9 @@
 
 Drivers on ``w`` (q, k, v weight words), ``wo``, ``kv`` (the earlier cache), ``w1``, ``w3``,
 ``w2`` then ``x`` (the token's residual row), static ports set per case; monitor on ``y``;
-model :func:`hwsim.golden.decoder_layer_rtl.decoder_layer`; checker
+model :func:`hwsim.golden.decoder_layer.decoder_layer`; checker
 :func:`hwsim.sim.checker.check_plan` (output residual codes ``==``, cycles from the first ``x``
-beat to the last ``y`` code ``==`` :func:`hwsim.golden.decoder_layer_rtl.latency_cycles`).
+beat to the last ``y`` code ``==`` :func:`hwsim.golden.decoder_layer.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import decoder_layer_rtl as spec
+from hwsim.golden import decoder_layer as spec
 from hwsim.kernels import decoder_layer as kd
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
@@ -22,7 +22,7 @@ _LOADS = (("w", kd.w_words), ("wo", kd.wo_words), ("kv", kd.cache_words),
           ("w1", kd.w1_words), ("w3", kd.w3_words), ("w2", kd.w2_words))
 
 
-async def run_case(dut, p: spec.LayerRtlParams, a: dict, rng, idle, stall) -> dict:
+async def run_case(dut, p: spec.DecoderLayerParams, a: dict, rng, idle, stall) -> dict:
     for name, value in kd.port_values(a, p).items():
         getattr(dut, name).value = value
     loads = []
@@ -40,11 +40,11 @@ async def run_case(dut, p: spec.LayerRtlParams, a: dict, rng, idle, stall) -> di
             "sim_cycles": total, "wall_s": time.perf_counter() - t0}
 
 
-def expected_cycles(p: spec.LayerRtlParams, a: dict) -> int:
+def expected_cycles(p: spec.DecoderLayerParams, a: dict) -> int:
     return spec.latency_cycles(p)
 
 
 @cocotb.test()
 async def decoder_layer_matches_golden(dut):
-    await check_plan(dut, spec.LayerRtlParams, run_case, kd.golden_words, expected_cycles,
+    await check_plan(dut, spec.DecoderLayerParams, run_case, kd.golden_words, expected_cycles,
                      inputs=("w", "wo", "kv", "w1", "w3", "w2", "x"), outputs=("y",))

@@ -2,9 +2,9 @@
 
 Drivers on ``w`` (the three weight matrices) then ``x`` (the activation vector), the static
 ports ``amax``, ``cos``, ``sin``, ``mults`` set per case; monitor on ``out``; model
-:func:`hwsim.golden.decoder_layer.qkv_codes`; checker :func:`hwsim.sim.checker.check_plan`
+:func:`hwsim.golden.qkv_frontend.qkv_codes`; checker :func:`hwsim.sim.checker.check_plan`
 (codes ``==``, cycles from the first ``x`` beat ``==``
-:func:`hwsim.golden.decoder_layer.qkv_frontend_cycles`).
+:func:`hwsim.golden.qkv_frontend.qkv_frontend_cycles`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import qkv_frontend as spec
 from hwsim.kernels.qkv_frontend import golden_codes, port_values, w_words, x_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

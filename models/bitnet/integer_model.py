@@ -23,8 +23,8 @@ LM head                     int8 per-tensor weights × int8 activations (exact),
 Only integers flow between layers, and every per-token quantity is computed from integers.
 Floats appear only in constants fixed at build time: the requantization multipliers and each
 norm's ε constant ``E = round(ε · 2**(2G) / step²)`` at its fixed input step
-(:func:`hwsim.golden.decoder_layer.eps_constant`); a row's ε code is ``E`` divided by
-``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.decoder_layer.eps_code`; ε is
+(:func:`hwsim.golden.layer_codes.eps_constant`); a row's ε code is ``E`` divided by
+``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.layer_codes.eps_code`; ε is
 the one term that breaks RMSNorm's scale invariance, so it follows the row's step).
 
 Contract. :func:`attach_datapath` gives the torch fake-quant model of this datapath (the trained
@@ -46,7 +46,8 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import bitnet_layer as bl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden.int8_matmul import int8_matmul
 from quant.brevitas_quantizers import SCALE_FLOOR
 from quant.qtype import INT8, QType, quantize, quantize_multiplier
@@ -55,20 +56,21 @@ from .model import BitLinear, BitNetModel, apply_rope
 
 __all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward"]
 
-NORM_OUT = dl.NORM_OUT               # RMSNorm output codes: real range ±128
-GAMMA_BITS = dl.NORM_GAMMA_BITS      # RMSNorm gain codes (fractional bits from the peak)
-ROPE_FRAC = dl.ROPE_FRAC             # cos / sin table codes
+NORM_OUT = lc.NORM_OUT               # RMSNorm output codes: real range ±128
+GAMMA_BITS = lc.NORM_GAMMA_BITS      # RMSNorm gain codes (fractional bits from the peak)
+ROPE_FRAC = lc.ROPE_FRAC             # cos / sin table codes
 HEAD_RATIO_FRAC = 20                 # per-head v-step ratios
-RMS_FRAC = dl.RMS_FRAC               # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
-WIDE = dl.WIDE                       # container of wide integer codes fed to the norms
+RMS_FRAC = lc.RMS_FRAC               # G of the integer RMSNorm (Σx² · 2**2G stays below 2**62)
+WIDE = lc.WIDE                       # container of wide integer codes fed to the norms
 RES_BITS = 36                        # twice the calibrated residual peak maps to 2**RES_BITS
-NORM_IN_BITS = dl.NORM_IN_BITS       # a norm input row is right-shifted to at most this many bits
+NORM_IN_BITS = lc.NORM_IN_BITS       # a norm input row is right-shifted to at most this many bits
 
 
-# one decoder layer's integer parameters and datapath live in hwsim.golden.decoder_layer
-_Norm = dl.NormCodes
-_Proj = dl.ProjCodes
-_Layer = dl.LayerCodes
+# one decoder layer's integer parameters live in hwsim.golden.layer_codes, its datapath in
+# hwsim.golden.bitnet_layer
+_Norm = lc.NormCodes
+_Proj = lc.ProjCodes
+_Layer = lc.LayerCodes
 
 
 @dataclass
@@ -98,8 +100,8 @@ def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int 
     peak = max(float(np.abs(g).max()), 1e-6)
     top = (1 << (GAMMA_BITS - 1)) - 1
     frac = min(GAMMA_BITS - 2, math.floor(math.log2(top / peak)))   # |γ| · 2**frac ≤ top
-    p = dl.norm_params(n, math.gcd(n, 16), frac)
-    return _Norm(quantize(g, p.gamma), p, eps=dl.eps_constant(eps, step), eps_power=eps_power)
+    p = lc.norm_params(n, math.gcd(n, 16), frac)
+    return _Norm(quantize(g, p.gamma), p, eps=lc.eps_constant(eps, step), eps_power=eps_power)
 
 
 @torch.no_grad()
@@ -185,7 +187,7 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
             ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb),
             attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step),
             ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step,
-                          dl.FFN_SUB_EPS_POWER),
+                          lc.FFN_SUB_EPS_POWER),
             proj=proj, qkv_mult=qkv_mult, s_qkv=s_qkv, score_mult=score_mult,
             wide_step=wide_step, res_mult=res_mult))
     head_w = model.head.weight.detach().double().numpy()
@@ -202,7 +204,7 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
             "residual_peak": st["res"], "score_peak": st["score"]}})
 
 
-_act = dl.act_quant
+_act = lc.act_quant
 
 
 def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
@@ -215,10 +217,10 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
     the layer's residual rows in, after the attention block's ``wo`` add and out, ``x_in``,
     ``x_attn``, ``x_out`` (T, hidden), and the FFN's ``ffn_a``, ``ffn_amax``, ``prod``
-    (:func:`hwsim.golden.decoder_layer.layer_forward`).
+    (:func:`hwsim.golden.bitnet_layer.layer_forward`).
 
     ``attend`` replaces dense causal attention in every layer (e.g.
-    :func:`hwsim.golden.decoder_layer.sparse_attend`). With ``with_step`` the result is
+    :func:`hwsim.golden.bitnet_layer.sparse_attend`). With ``with_step`` the result is
     ``(logits, step)``: ``logits · step[:, None]`` are the real-valued logits.
     """
     tokens = np.asarray(tokens, dtype=np.int64).ravel()
@@ -230,10 +232,10 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     r = m.embed[tokens]                                                       # (T, d) residual
     for li, L in enumerate(m.layers):
         cap = {"x_in": r} if capture is not None else None
-        r, _, _ = dl.layer_forward(L, m, r, attend=attend, capture=cap)
+        r, _, _ = bl.layer_forward(L, m, r, attend=attend, capture=cap)
         if capture is not None:
             capture[li] = {**cap, "x_out": r}
-    a, amax = _act(dl.rms_rows(r, m.final_norm))
+    a, amax = _act(lc.rms_rows(r, m.final_norm))
     logits = int8_matmul(a, m.head)                                          # (T, vocab)
     if with_step:
         return logits, amax.astype(np.float64) * (NORM_OUT.lsb / 127) * m.head_step

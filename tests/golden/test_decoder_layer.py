@@ -11,11 +11,14 @@ from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
 from hwsim.golden import attn_layer as al
 from hwsim.golden import attn_out as ao
+from hwsim.golden import bitnet_layer as bl
+from hwsim.golden import decode_attention as gda
+from hwsim.golden import decode_step as gds
 from hwsim.golden import decoder_layer as dl
-from hwsim.golden import decoder_layer_rtl as lr
 from hwsim.golden import eps_divider as ed
 from hwsim.golden import ffn_in as fi
 from hwsim.golden import ffn_out as fo
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import lo_topk as lt
 from hwsim.golden import norm_quant as nq
 from hwsim.golden import sparse_attention as sa
@@ -48,7 +51,7 @@ def test_decode_steps_equal_integer_model_layers(micro_int):
     for li, L in enumerate(im.layers):
         c = cap[li]
         for t in range(tokens.size):
-            x, k8, v8 = dl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t])
+            x, k8, v8 = bl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t])
             assert np.array_equal(x, c["x_out"][t])
             assert np.array_equal(k8, c["k"][t]) and np.array_equal(v8, c["v"][t])
 
@@ -57,7 +60,7 @@ def test_sparse_ratio_one_is_dense(micro_int):
     im, tokens = micro_int
     dense = integer_forward(im, tokens)
     stats = {}
-    assert np.array_equal(integer_forward(im, tokens, attend=dl.sparse_attend(1.0, stats)),
+    assert np.array_equal(integer_forward(im, tokens, attend=bl.sparse_attend(1.0, stats)),
                           dense)
     assert stats["rows_kept"] == stats["rows_visible"]
 
@@ -66,7 +69,7 @@ def test_sparse_attend_keeps_ceil_ratio(micro_int):
     im, tokens = micro_int
     stats = {}
     cap = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(0.25, stats))
+    integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(0.25, stats))
     T, L = tokens.size, len(im.layers)
     vis = sum(range(1, T + 1)) * im.heads * L
     kept = sum(max(1, -(-t // 4)) for t in range(1, T + 1)) * im.heads * L
@@ -84,77 +87,77 @@ def test_decode_step_bad_input(micro_int):
     x = np.zeros(MICRO.hidden, dtype=np.int64)
     kv = np.zeros((im.attn.max_len, MICRO.kv_heads, MICRO.head_dim), dtype=np.int64)
     with pytest.raises(HwsimError, match="KV cache full"):
-        dl.decode_step(L, im, x, kv, kv)
+        bl.decode_step(L, im, x, kv, kv)
     with pytest.raises(HwsimError, match="one residual row"):
-        dl.decode_step(L, im, x[None], kv[:1], kv[:1])
+        bl.decode_step(L, im, x[None], kv[:1], kv[:1])
     with pytest.raises(HwsimError, match="keep ratio"):
-        dl.sparse_attend(0.0)
+        bl.sparse_attend(0.0)
 
 
 def test_eps_constant_and_code_are_exact_integers():
     from fractions import Fraction
 
-    E = dl.eps_constant(1e-5, 2.0 ** -40)
-    assert type(E) is int and int(Fraction(1e-5) * 2 ** (2 * dl.RMS_FRAC + 80)) == E   # exact
-    assert dl.eps_constant(1e-5, 2.0 ** -30) == 2951479051793529     # exact tie …528.5: up
+    E = lc.eps_constant(1e-5, 2.0 ** -40)
+    assert type(E) is int and int(Fraction(1e-5) * 2 ** (2 * lc.RMS_FRAC + 80)) == E   # exact
+    assert lc.eps_constant(1e-5, 2.0 ** -30) == 2951479051793529     # exact tie …528.5: up
     assert E.bit_length() > 64                   # wider than int64: kept a Python integer
     # E / (amax**power · 4**shift) rounded half up, exactly
-    assert [dl.eps_code(10, s) for s in (0, 1, 2)] == [10, 3, 1]    # 10, 2.5 → 3, 0.625 → 1
-    assert dl.eps_code(6, 1) == 2 and dl.eps_code(5, 1) == 1        # 1.5 → 2, 1.25 → 1
+    assert [lc.eps_code(10, s) for s in (0, 1, 2)] == [10, 3, 1]    # 10, 2.5 → 3, 0.625 → 1
+    assert lc.eps_code(6, 1) == 2 and lc.eps_code(5, 1) == 1        # 1.5 → 2, 1.25 → 1
     big = 3 ** 200 + 12345
     for shift, amax, power in ((0, 1, 0), (3, 1, 0), (2, 77, 6), (5, 1 << 20, 6)):
         D = Fraction(amax) ** power * 4 ** shift
-        want = min(int(Fraction(big) / D + Fraction(1, 2)), dl.EPS_CAP)
-        assert dl.eps_code(big, shift, amax, power) == want
+        want = min(int(Fraction(big) / D + Fraction(1, 2)), lc.EPS_CAP)
+        assert lc.eps_code(big, shift, amax, power) == want
     # power 0 is a rounding right shift of E by 2·shift bits
     for shift in range(1, 40):
-        assert dl.eps_code(E, shift) == min((E + (1 << (2 * shift - 1))) >> (2 * shift),
-                                            dl.EPS_CAP)
-    assert dl.eps_code(1 << 70, 0) == dl.EPS_CAP
-    assert dl.eps_code(E, 2, 0, 6) == dl.EPS_CAP            # D = 0: an all-zero row
+        assert lc.eps_code(E, shift) == min((E + (1 << (2 * shift - 1))) >> (2 * shift),
+                                            lc.EPS_CAP)
+    assert lc.eps_code(1 << 70, 0) == lc.EPS_CAP
+    assert lc.eps_code(E, 2, 0, 6) == lc.EPS_CAP            # D = 0: an all-zero row
     with pytest.raises(HwsimError, match="amax must be a non-negative integer"):
-        dl.eps_code(E, 0, -1, 6)
+        lc.eps_code(E, 0, -1, 6)
     with pytest.raises(HwsimError, match="input step"):
-        dl.eps_constant(1e-5, 0.0)
+        lc.eps_constant(1e-5, 0.0)
     with pytest.raises(HwsimError, match="eps_power"):
-        dl.NormCodes(np.zeros(4, dtype=np.int64), None, eps=1, eps_power=-2)
-    norm = dl.NormCodes(np.zeros(4, dtype=np.int64), None, eps=E, eps_power=6)
+        lc.NormCodes(np.zeros(4, dtype=np.int64), None, eps=1, eps_power=-2)
+    norm = lc.NormCodes(np.zeros(4, dtype=np.int64), None, eps=E, eps_power=6)
     with pytest.raises(HwsimError, match="pass amax"):
-        dl.norm_eps_codes(norm, np.zeros(2, dtype=np.int64))
+        lc.norm_eps_codes(norm, np.zeros(2, dtype=np.int64))
 
 
 def _norm_calls(im, tokens, rms_rows=None):
     """Logits of ``integer_forward`` and every ``rms_rows`` call it made, as ``(x, norm, amax)``;
     ``rms_rows`` (optional) replaces the golden one for the run."""
     calls = []
-    real = dl.rms_rows
+    real = lc.rms_rows
     rms = rms_rows or real
 
     def record(x, norm, amax=None):
         calls.append((np.asarray(x), norm, amax))
         return rms(x, norm, amax)
 
-    dl.rms_rows = record
+    lc.rms_rows = record
     try:
         logits = integer_forward(im, tokens)
     finally:
-        dl.rms_rows = real
+        lc.rms_rows = real
     return logits, calls
 
 
 def _float_eps_codes(im, x, norm, amax):
     """Reference: the ε codes the integer model used before integer ε, ``round(ε / s² · 2**2G)``
     in float64 at each row's real step ``s`` (0 for a zero step)."""
-    _, shifts = dl.shift_rows(x)
+    _, shifts = lc.shift_rows(x)
     layer = next((L for L in im.layers if any(norm is n for n in (L.attn_sub, L.ffn_sub))),
                  None)
     if layer is not None and norm is layer.ffn_sub:
-        unit = amax.astype(np.float64) * dl.NORM_OUT.lsb / 127
+        unit = amax.astype(np.float64) * lc.NORM_OUT.lsb / 127
         step = unit ** 3 * layer.proj["w1"].scale ** 2 * layer.proj["w3"].scale
     else:
         step = np.full(len(shifts), layer.wide_step if layer is not None else im.res.lsb)
     steps = step * np.exp2(shifts)
-    return np.array([min(round(im.norm_eps / (st * st) * 2.0 ** (2 * dl.RMS_FRAC)), dl.EPS_CAP)
+    return np.array([min(round(im.norm_eps / (st * st) * 2.0 ** (2 * lc.RMS_FRAC)), lc.EPS_CAP)
                      if st > 0 else 0 for st in steps], dtype=np.int64)
 
 
@@ -163,7 +166,7 @@ def _float_eps_rms_rows(im):
     from hwsim.golden import rmsnorm_int as rn
 
     def rms(x, norm, amax=None):
-        xs, _ = dl.shift_rows(x)
+        xs, _ = lc.shift_rows(x)
         codes = _float_eps_codes(im, x, norm, amax)
         return np.concatenate([rn.rmsnorm_int(xs[t:t + 1], norm.gamma, int(codes[t]), norm.p)
                                for t in range(len(x))])
@@ -181,17 +184,17 @@ def check_integer_eps_on_real_rows(im, tokens):
     rows = differ = 0
     powers = set()
     for x, norm, amax in calls:
-        new = dl.norm_eps_codes(norm, dl.shift_rows(x)[1], amax)
+        new = lc.norm_eps_codes(norm, lc.shift_rows(x)[1], amax)
         old = _float_eps_codes(im, x, norm, amax)
         zero = old == 0
-        assert np.all(new[zero] == dl.EPS_CAP) and not np.any(x[zero])
+        assert np.all(new[zero] == lc.EPS_CAP) and not np.any(x[zero])
         tol = 1 + (old.astype(np.float64) * 2.0 ** -48).astype(np.int64)
         assert np.all(np.abs(new - old)[~zero] <= tol[~zero])
         assert np.array_equal(new[old < 1 << 48], old[old < 1 << 48])
         rows += len(x)
         differ += int(np.sum(new != old))
         powers.add(norm.eps_power)
-    assert powers == {0, dl.FFN_SUB_EPS_POWER}
+    assert powers == {0, lc.FFN_SUB_EPS_POWER}
     assert rows == tokens.size * (4 * len(im.layers) + 1)
     before, _ = _norm_calls(im, tokens, _float_eps_rms_rows(im))
     assert np.array_equal(logits, before)
@@ -213,9 +216,11 @@ def test_params_reject_bad_shapes():
     with pytest.raises(HwsimError, match="at least 1"):
         dl.DecoderLayerParams(keep=0)
     with pytest.raises(HwsimError, match="weight memory"):
-        dl.DecoderLayerParams(hidden=512, heads=16, ffn=1408)
+        dl.DecoderLayerParams(heads=16, ffn=1408, weight_kib=64)
     with pytest.raises(HwsimError, match="KV memory"):
-        dl.DecoderLayerParams(max_len=1024, tokens=128, keep=16)
+        dl.DecoderLayerParams(max_len=1024, tokens=128, keep=16, kv_kib=48)
+    with pytest.raises(HwsimError, match="exceed the KV cache"):
+        dl.DecoderLayerParams(max_len=64, tokens=128)
 
 
 def test_counts_compose_the_kernel_formulas():
@@ -233,7 +238,7 @@ def test_counts_compose_the_kernel_formulas():
     att = dl.attention_cycles(p)
     da = p.decode_attention()
     assert (da.tokens, da.keep, da.heads, da.kv_heads) == (128, 16, p.heads, p.kv_heads)
-    assert att["pipelined"] == dl.decode_attention_cycles(da)
+    assert att["pipelined"] == gda.decode_attention_cycles(da)
     assert att["select"] == lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim,
                                                               keep=16))
     assert att["exact"] == 1 + 16 * da.attention().chunks + ah.query_cycles(da.attention(), 16)
@@ -244,7 +249,7 @@ def test_counts_compose_the_kernel_formulas():
     assert c["total"] == sum(v for k, v in c.items() if k != "total")
     # the attention block is the decode-step RTL's formula
     assert c["qkv_frontend"] + c["kv_append"] + c["attention"] == \
-        dl.decode_step_cycles(p.decode_step())
+        gds.decode_step_cycles(p.decode_step())
     # the attention output path is the attn-out RTL's formula (its heads' amax: the engine's)
     aop = p.attn_out()
     assert aop.amax_width == da.attention().av_acc_width and aop.hidden == p.hidden
@@ -274,7 +279,7 @@ def test_counts_compose_the_kernel_formulas():
     fip = fi.phase_cycles(p.ffn_in())
     assert (c["ffn_norm"], c["w1_w3"]) == (fip["ffn_norm"] - p.hidden // p.lanes, fip["w1_w3"])
     assert c["ffn_norm"] == nq.latency_cycles(nqp) - p.hidden // p.lanes == 178
-    assert c["total"] == lr.latency_cycles(p.layer_rtl())
+    assert c["total"] == dl.latency_cycles(p)
     dense = dl.decode_cycles(dataclasses.replace(p, keep=128))
     assert c["attention"] < dense["attention"]
     assert {k: v for k, v in c.items() if k not in ("attention", "total")} == \
@@ -303,13 +308,13 @@ def test_trained_bitnet_tiny_decode_steps():
     tokens = corpus.val[2000:2064].astype(np.int64)
     check_integer_eps_on_real_rows(im, tokens)
     for ratio in (1.0, 0.25):
-        attend = dl.sparse_attend(ratio)
+        attend = bl.sparse_attend(ratio)
         cap = {}
         integer_forward(im, tokens, capture=cap, attend=attend)
         for li, L in enumerate(im.layers):
             c = cap[li]
             for t in range(56, 64):
-                x, k8, v8 = dl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t],
+                x, k8, v8 = bl.decode_step(L, im, c["x_in"][t], c["k"][:t], c["v"][:t],
                                            attend=attend)
                 assert np.array_equal(x, c["x_out"][t])
                 assert np.array_equal(k8, c["k"][t]) and np.array_equal(v8, c["v"][t])

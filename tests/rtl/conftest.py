@@ -27,10 +27,10 @@ def micro_model():
 def micro_token(micro_model):
     """``(im, cap)``: :func:`micro_model` and the captures of its forward pass over the 10
     tokens with sparse attention K/M = 3/10. Read-only: the tests pass it to ``real_case``."""
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import bitnet_layer as bl
     from models.bitnet.integer_model import integer_forward
 
     im, tokens = micro_model
     cap: dict = {}
-    integer_forward(im, tokens, capture=cap, attend=dl.sparse_attend(0.3))
+    integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(0.3))
     return im, cap

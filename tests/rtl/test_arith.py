@@ -77,7 +77,7 @@ def test_shift_add_multiply_is_a_multiplier():
 
 def test_norm_shift_matches_shift_rows():
     """The peak → shift of a norm input row equals the golden ``shift_rows``'s shift."""
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden import layer_codes as lc
     from rtl.common import norm_shift
 
     rng = np.random.default_rng(7)
@@ -86,9 +86,9 @@ def test_norm_shift_matches_shift_rows():
 
     def build(m):
         p, o = Signal(unsigned(30)), Signal(unsigned(4))
-        m.d.comb += o.eq(norm_shift(p, dl.NORM_IN_BITS))
+        m.d.comb += o.eq(norm_shift(p, lc.NORM_IN_BITS))
         return [p], o
 
     got = _comb_eval(build, [(v,) for v in peaks])
-    want = dl.shift_rows(peaks[:, None])[1]
+    want = lc.shift_rows(peaks[:, None])[1]
     assert np.array_equal(np.array(got), want)

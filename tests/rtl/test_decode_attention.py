@@ -7,7 +7,8 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_attention as spec
+from hwsim.golden import decoder_layer as dl
 from hwsim.kernels import decode_attention as kd
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.decode_attention import DecodeAttention
@@ -76,4 +77,4 @@ def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="must divide heads"):
         spec.DecodeAttentionParams(heads=4, kv_heads=3)
     with pytest.raises(HwsimError, match="needs DecodeAttentionParams"):
-        DecodeAttention(spec.DecoderLayerParams())
+        DecodeAttention(dl.DecoderLayerParams())

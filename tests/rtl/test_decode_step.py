@@ -7,7 +7,8 @@ import pytest
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attention_head as ah
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_step as spec
+from hwsim.golden import qkv_frontend as gqf
 from hwsim.kernels import decode_step as kd
 from hwsim.kernels import qkv_frontend as kf
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
@@ -59,4 +60,4 @@ def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="cannot exceed"):
         spec.DecodeStepParams(tokens=8, keep=9)
     with pytest.raises(HwsimError, match="needs DecodeStepParams"):
-        DecodeStep(spec.QkvFrontendParams())
+        DecodeStep(gqf.QkvFrontendParams())

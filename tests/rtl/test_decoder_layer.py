@@ -8,10 +8,10 @@ import pytest
 
 from hwsim.errors import HwsimError
 from hwsim.golden import attn_layer as al
-from hwsim.golden import decoder_layer as dl
-from hwsim.golden import decoder_layer_rtl as g
+from hwsim.golden import decoder_layer as g
 from hwsim.golden import ffn_in as fi
 from hwsim.golden import ffn_out as fo
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as nq
 from hwsim.kernels import decoder_layer as ka
 from hwsim.kernels import get_kernel
@@ -59,7 +59,7 @@ def test_bit_exact_and_cycles():
     """Random stimulus (wide rows, w2 rows that saturate, idle input and back-pressure):
     y == golden, cycles == formula without idle input or back-pressure (the kernel's
     narrow_row case is attn-layer's and runs in the cocotb tier)."""
-    p = g.LayerRtlParams(**SMALL)
+    p = g.DecoderLayerParams(**SMALL)
     cs = [c for c in KERNEL.cases(p, seed=1) if c["name"] != "narrow_row"]
     assert [c.get("idle", 0) > 0 for c in cs] == [False, False, True]
     for case in cs:
@@ -70,16 +70,16 @@ def test_w2_rows_saturate_at_the_model_residual_width():
     """x_attn is one bit wider than the residual format, but w2's requantized rows saturate
     to res_width bits, as layer_forward's residual_add does: the golden equals the layer's own
     functions with the model's residual QType, and differs from a 29-bit saturation here."""
-    p = g.LayerRtlParams(**SMALL)
+    p = g.DecoderLayerParams(**SMALL)
     (case,) = [c for c in KERNEL.cases(p, seed=1) if c["name"] == "w2_saturates"]
     a = ka.golden_arrays(case["arrays"])
     x_attn = al.attn_layer(a, p.attn_layer())
     prod, amax = fi.ffn_in(x_attn, a["ffn_g"], a["ffn_E"], a["w1"], a["w3"], p.ffn_in())
     acc, am3 = fo.w2_accumulators(prod, amax, a["ffn_sub_g"], a["ffn_sub_E"], a["w2"],
                                   p.ffn_out())
-    model = dl.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
+    model = lc.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
                             QType(p.res_width))[0]
-    wide = dl.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
+    wide = lc.residual_add(x_attn[None], acc[None], [am3], tuple(a["w2_mult"]),
                            QType(p.res_width + 1))[0]
     assert np.array_equal(g.decoder_layer(a, p), model)
     assert not np.array_equal(model, wide)
@@ -87,8 +87,8 @@ def test_w2_rows_saturate_at_the_model_residual_width():
 
 def test_one_lane_repacker():
     """lanes = 1: the repacker holds nothing and passes each code on as a beat."""
-    p = g.LayerRtlParams(**{**SMALL, "head_dim": 2, "ffn": 3, "lanes": 1, "tokens": 4,
-                            "keep": 4})
+    p = g.DecoderLayerParams(**{**SMALL, "head_dim": 2, "ffn": 3, "lanes": 1, "tokens": 4,
+                                "keep": 4})
     check(p, KERNEL.cases(p, seed=2, quick=True)[0])
 
 
@@ -97,7 +97,7 @@ def test_tokens_back_to_back():
     the attention half while the first is in the FFN (before its first output code); its
     x_attn then waits in wo until ffn-out has taken the first row's residual codes. Each
     output row == golden."""
-    p = g.LayerRtlParams(**SMALL)
+    p = g.DecoderLayerParams(**SMALL)
     a = KERNEL.cases(p, seed=3, quick=True)[0]["arrays"]
     b = {**a, "x": np.random.default_rng(5).integers(-(1 << 24), 1 << 24, p.hidden)}
     got, _, xc, yc = rtl_decoder_layer(p, [a, b], stall=0.3, seed=1)
@@ -121,7 +121,7 @@ def test_real_decode_token_equals_the_integer_model(micro_token):
 def test_formula_is_the_chained_schedule():
     """The layer's latency is the three kernels' less the overlaps: ffn-in's C row beats come
     during attn-layer's output, ffn-out's ffn input beats during ffn-in's rows."""
-    p = g.LayerRtlParams()
+    p = g.DecoderLayerParams()
     ph = g.phase_cycles(p)
     assert list(ph) == ["attn_norm", "qkv_frontend", "kv_append", "attention", "attn_out",
                         "ffn_norm", "w1_w3", "ffn_subln", "w2"]
@@ -137,32 +137,31 @@ def test_decode_cycles_are_the_decoder_layer_schedule():
     """The schedule model (estimator, bench) takes every phase from the decoder-layer
     controller; its total is the simulated latency less the attention half's front: the same
     phases in sequence."""
-    p = dl.DecoderLayerParams()
-    c = dl.decode_cycles(p)
-    lp = p.layer_rtl()
-    assert {k: v for k, v in c.items() if k != "total"} == g.phase_cycles(lp)
-    assert c["total"] == g.latency_cycles(lp) == 12378   # was 12386: ffn_norm 186 → 178
+    p = g.DecoderLayerParams(keep=128)
+    c = g.decode_cycles(p)
+    assert {k: v for k, v in c.items() if k != "total"} == g.phase_cycles(p)
+    assert c["total"] == g.latency_cycles(p) == 12378   # was 12386: ffn_norm 186 → 178
     for keep in (8, 16, 64):
         q = dataclasses.replace(p, keep=keep)
-        assert dl.decode_cycles(q)["total"] == g.latency_cycles(q.layer_rtl())
+        assert g.decode_cycles(q)["total"] == g.latency_cycles(q)
 
 
 def test_params_and_golden_reject_bad_input():
     with pytest.raises(HwsimError, match=r"decoder-layer lanes \(16\) must divide ffn"):
-        g.LayerRtlParams(ffn=100, lanes=16)
+        g.DecoderLayerParams(ffn=100, lanes=16)
     with pytest.raises(HwsimError, match="must divide head_dim"):
-        g.LayerRtlParams(head_dim=12, lanes=8)
+        g.DecoderLayerParams(head_dim=12, lanes=8)
     with pytest.raises(HwsimError, match="decoder-layer res_width"):
-        g.LayerRtlParams(res_width=61)
+        g.DecoderLayerParams(res_width=61)
     with pytest.raises(HwsimError, match="keep"):
-        g.LayerRtlParams(keep=200)
+        g.DecoderLayerParams(keep=200)
     with pytest.raises(HwsimError, match="> 64"):
-        g.LayerRtlParams(heads=64, head_dim=1024, ffn=1024)
+        g.DecoderLayerParams(heads=64, head_dim=1024, ffn=1024)
     with pytest.raises(HwsimError, match="decoder-layer heads"):
-        g.LayerRtlParams(heads=True)
-    with pytest.raises(HwsimError, match="needs LayerRtlParams"):
-        DecoderLayer(dl.DecoderLayerParams())
-    p = g.LayerRtlParams(**SMALL)
+        g.DecoderLayerParams(heads=True)
+    with pytest.raises(HwsimError, match="needs DecoderLayerParams"):
+        DecoderLayer(al.AttnLayerParams())
+    p = g.DecoderLayerParams(**SMALL)
     a = ka.golden_arrays(KERNEL.cases(p, seed=1, quick=True)[0]["arrays"])
     with pytest.raises(HwsimError, match="needs the array 'w2'"):
         g.decoder_layer({k: v for k, v in a.items() if k != "w2"}, p)

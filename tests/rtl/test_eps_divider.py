@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 from hwsim.errors import HwsimError
 from hwsim.golden import decoder_layer as dl
 from hwsim.golden import eps_divider as g
+from hwsim.golden import layer_codes as lc
 from rtl.eps_divider import EpsDivider
 
 
@@ -47,7 +48,7 @@ def edge_rows(p: g.EpsDividerParams, rng) -> list[tuple[int, int, int]]:
     rows += [(0, 0, 1), (0, s_max, amax_max), (1, 0, 1)]
     for a, s in ((1, 0), (3, 2), (amax_max, s_max), (12345, 7)):
         D = a ** p.power << 2 * s
-        for q in (dl.EPS_CAP, dl.EPS_CAP - 1):           # codes at and just below the cap
+        for q in (lc.EPS_CAP, lc.EPS_CAP - 1):           # codes at and just below the cap
             for E in (q * D - D // 2, q * D - D // 2 - 1, q * D + D // 2 - 1):
                 if 0 <= E <= E_max:
                     rows.append((E, s, a))
@@ -67,14 +68,14 @@ def test_divider_equals_eps_code(e_width, amax_width, max_shift):
     want = [g.eps_divide(E, s, a, p) for E, s, a in rows]
     assert [c for c, _ in got] == want
     assert {n for _, n in got} == {g.latency_cycles(p)} == {69}
-    assert dl.EPS_CAP in want and any(0 < w < dl.EPS_CAP for w in want)
+    assert lc.EPS_CAP in want and any(0 < w < lc.EPS_CAP for w in want)
 
 
 def test_power_one_and_bad_operands():
     p = g.EpsDividerParams(e_width=70, amax_width=8, max_shift=4, power=1)
     rows = [(5 << 60, 4, 200), ((1 << 70) - 1, 0, 1), (12, 1, 0)]
     got = run_divider(p, rows)
-    assert [c for c, _ in got] == [dl.eps_code(E, s, a, 1) for E, s, a in rows]
+    assert [c for c, _ in got] == [lc.eps_code(E, s, a, 1) for E, s, a in rows]
     assert got[0][1] == g.latency_cycles(p) == 64
     with pytest.raises(HwsimError, match="shift must be 0 … 4"):
         g.eps_divide(1, 5, 1, p)

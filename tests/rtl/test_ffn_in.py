@@ -132,7 +132,7 @@ def test_params_and_golden_reject_bad_input():
 
 
 def test_decode_cycles_take_ffn_norm_and_w1_w3_from_ffn_in():
-    p = dl.DecoderLayerParams()
+    p = dl.DecoderLayerParams(keep=128)
     c, ph = dl.decode_cycles(p), g.phase_cycles(p.ffn_in())
     assert ph == {"ffn_norm": 186, "w1_w3": 2830}
     assert sum(ph.values()) == g.latency_cycles(p.ffn_in())

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden import decode_attention as gda
+from hwsim.golden import qkv_frontend as spec
 from hwsim.kernels import qkv_frontend as kf
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.qkv_frontend import QkvFrontend
@@ -66,7 +67,7 @@ def test_params_reject_bad_input():
     with pytest.raises(HwsimError, match="must divide"):
         spec.QkvFrontendParams(hidden=36, lanes=16)
     with pytest.raises(HwsimError, match="needs QkvFrontendParams"):
-        QkvFrontend(spec.DecodeAttentionParams())
+        QkvFrontend(gda.DecodeAttentionParams())
 
 
 def _tokens_back_to_back(p, tokens, stall, seed):

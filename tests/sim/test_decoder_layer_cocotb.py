@@ -35,7 +35,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_toke
     decoder-layer RTL: output residual codes == golden == the integer model's ``x_out``,
     cycles == formula."""
     from hwsim.bench.vitallm import rtl_decoder_layer
-    from hwsim.golden import decoder_layer_rtl as lr
+    from hwsim.golden import decoder_layer as dl
 
     im, tokens = tiny_decode_tokens
     r = rtl_decoder_layer(im, tokens, 0, 16, tmp_path,
@@ -45,7 +45,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_toke
     (run,) = r["runs"]
     assert run["passed"] and run["bit_exact"], run
     assert run["cycles"] == run["formula_cycles"] == \
-        lr.latency_cycles(lr.LayerRtlParams(**r["params"])) == 9578, run
+        dl.latency_cycles(dl.DecoderLayerParams(**r["params"])) == 9578, run
     print(f"decoder-layer {sim}: {run['cycles']} cycles, build {run['build_s']:.1f} s, "
           f"{run['sim_cycles']} simulated cycles in {run['test_s']:.1f} s "
           f"({run['sim_cycles_per_s']:.0f} cycles/s)")

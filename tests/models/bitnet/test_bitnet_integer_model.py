@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden import layer_codes as lc
 from hwsim.golden import ternary_mvu as mvu
 from models.bitnet.integer_model import (
     _act,
@@ -54,7 +54,7 @@ def test_first_layer_codes_and_exact_accumulators(integer):
     tok = corpus.val[:32].astype(np.int64)
     L = im.layers[0]
     r = im.embed[tok]
-    a, _ = _act(dl.rms_rows(r, L.attn_norm))
+    a, _ = _act(lc.rms_rows(r, L.attn_norm))
     with torch.no_grad():
         h = model.layers[0].attn_norm(model.embed(torch.as_tensor(tok)))
     want, _ = per_token_codes(h)
