@@ -13,8 +13,6 @@ under a wall-clock timeout and an address-space limit, and is classified:
 - ``leftover``: one clean line, but files or staging folders left behind;
 - ``unclean``: anything else (another exit status, several lines, killed by a signal).
 
-``owner`` names the area whose fix a case waits for when it is not this branch's
-(size limits, checkpoints, sweeps, flows, RTL).
 """
 
 from __future__ import annotations
@@ -48,7 +46,6 @@ class Case:
     category: str
     argv: tuple[str, ...]
     setup: tuple[str, ...] = ()      # fixture names (see _FIXTURES), written before the run
-    owner: str | None = None         # area whose fix this case waits for; None: this branch
     timeout: float = 30.0
     expect: str = "error"            # "error": one line, exit 2; "ok": exit 0, no staging left
     slow: bool = False               # only with --all (bench) / -m slow (tests)
@@ -290,45 +287,42 @@ def _onnx_cases() -> list[Case]:
 
 
 def _size_cases() -> list[Case]:
-    s, own = "size", "size limits"
+    s = "size"
     return [
         Case("size/rtl-emit-rows-1e8", s, ("rtl", "emit", "ternary-mvu", "--rows", "100000000",
-                                           "-o", "out"), owner=own, timeout=15),
+                                           "-o", "out"), timeout=15),
         Case("size/estimate-context-1e12", s, ("estimate", "bitnet-3b", "--target", "vitallm",
-                                               "--context", "1000000000000"), owner=own,
+                                               "--context", "1000000000000"),
              timeout=15),
         Case("size/estimate-sweep-810k", s,
              ("estimate", "bitnet-tiny", "--target", "vitallm", "--sweep",
               "lanes=" + ",".join(str(i) for i in range(1, 91)),
               "tiles=" + ",".join(str(i) for i in range(1, 91)),
-              "clock_mhz=" + ",".join(str(100 + i) for i in range(100)), "--out", "sw"),
-             owner=own, timeout=15),
+              "clock_mhz=" + ",".join(str(100 + i) for i in range(100)), "--out", "sw"), timeout=15),
         Case("size/train-bitnet-layers-1e9", s, ("train", "bitnet", "--config", "config.json",
                                                  "--steps", "1", "-o", "out"),
-             ("file:huge_layers",), owner=own, timeout=15),
+             ("file:huge_layers",), timeout=15),
         Case("size/export-bitnet-layers-1e9", s, ("export", "bitnet", "--checkpoint", ".",
                                                   "-o", "out"), ("file:huge_layers",),
              timeout=30),
         Case("size/sim-4096-one-lane", s, ("sim", "ternary-mvu", "--rows", "4096", "--cols",
-                                           "4096", "--lanes", "1", "-o", "out"),
-             owner=own, timeout=15, slow=True),
+                                           "4096", "--lanes", "1", "-o", "out"), timeout=15),
         Case("size/fpga-4096-on-ecp5-12f", s, ("fpga", "build", "ternary-mvu", "--rows", "4096",
                                                "--cols", "4096", "--target", "ecp5-ulx3s-12f",
-                                               "-o", "out"), owner=own, timeout=15, slow=True),
+                                               "-o", "out"), timeout=15),
     ]
 
 
 def _checkpoint_cases() -> list[Case]:
-    c, own = "checkpoint", "checkpoints"
+    c = "checkpoint"
     out = [Case(f"checkpoint/snn-eval/{k}", c, ("snn", "eval", "c.safetensors", "--limit", "40"),
-                (f"snn:{k}",), owner=None if k in ("garbage", "meta_not_json") else own,
+                (f"snn:{k}",),
                 timeout=60)
            for k in ("garbage", "no_tensors", "nan", "bad_shape_meta", "bad_kind",
                      "meta_not_json")]
     for model in ("airfm", "swiftchannel"):
         out += [Case(f"checkpoint/{model}-eval/{k}", c, (model, "eval", "run", "--test", "2"),
-                     (f"run:{k}",),
-                     owner=None if (model, k) == ("airfm", "bad_json") else own, timeout=60)
+                     (f"run:{k}",), timeout=60)
                 for k in ("bad_json", "wrong_types", "empty_meta")]
     out.append(Case("checkpoint/export-bitnet/missing", c,
                     ("export", "bitnet", "--checkpoint", "nothere", "-o", "out"), timeout=60))
@@ -336,18 +330,16 @@ def _checkpoint_cases() -> list[Case]:
 
 
 def _sweep_cases() -> list[Case]:
-    s, own = "sweep", "sweeps"
+    s = "sweep"
     return [
-        Case("sweep/empty-weights", s, ("sweep", "bitnet", "--weights", "", "-o", "out"),
-             owner=own, timeout=15),
+        Case("sweep/empty-weights", s, ("sweep", "bitnet", "--weights", "", "-o", "out"), timeout=15),
         Case("sweep/unknown-model", s, ("sweep", "nomodel", "-o", "out")),
         Case("sweep/bad-weights", s, ("sweep", "bitnet", "--weights", "2,x", "-o", "out")),
         Case("sweep/zero-bits", s, ("sweep", "bitnet", "--weights", "0", "-o", "out")),
         Case("sweep/unreachable-dask", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
-                                           "--dask", "tcp://192.0.2.1:8786", "-o", "out"),
-             owner=own, timeout=15, slow=True),
+                                           "--dask", "tcp://192.0.2.1:8786", "-o", "out"), timeout=15),
         Case("sweep/corrupt-results", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
-                                          "-o", "sw"), ("file:sweep_dir",), owner=own,
+                                          "-o", "sw"), ("file:sweep_dir",),
              timeout=20, slow=True),
         Case("sweep/estimate-bad-key", s, ("estimate", "bitnet-tiny", "--target", "vitallm",
                                            "--sweep", "nokey=1,2", "--out", "sw")),
@@ -360,7 +352,7 @@ def _leftover_cases() -> list[Case]:
     return [
         Case("leftovers/stale-staging-cleaned", "leftovers",
              ("rtl", "emit", "ternary-mvu", "--rows", "4", "--cols", "4", "--lanes", "4",
-              "-o", "emit"), ("file:stale_staging",), owner="flows (stale staging)",
+              "-o", "emit"), ("file:stale_staging",),
              expect="ok"),
         Case("leftovers/failed-emit-params", "leftovers",
              ("rtl", "emit", "ternary-mvu", "--rows", "4", "--cols", "5", "--lanes", "4",
@@ -509,7 +501,7 @@ def run_case(case: Case, workdir: Path, mem_bytes: int = 4_000_000_000,
         outcome = "leftover" if new else "clean"
     else:
         outcome = "unclean"
-    return {"name": case.name, "category": case.category, "owner": case.owner,
+    return {"name": case.name, "category": case.category,
             "outcome": outcome, "exit": proc.returncode, "seconds": round(seconds, 2),
             "stderr": (lines[-1] if lines else "")[:240], "stderr_lines": len(lines),
             "left": (staging if case.expect == "ok" else new)[:5],
@@ -550,13 +542,12 @@ def run(args) -> dict:
             rows.append(run_case(c, Path(tmp), int(args.mem_gb * 1e9), args.timeout))
     by_cat = {cat: summarize([r for r in rows if r["category"] == cat])
               for cat in CATEGORIES if any(r["category"] == cat for r in rows)}
-    failing = {}
+    failing: dict[str, list[str]] = {}
     for r in rows:
         if r["outcome"] != "clean":
-            failing.setdefault(r["owner"] or "this branch (one error path)", []).append(
-                r["name"])
+            failing.setdefault(r["category"], []).append(r["name"])
     return {**summarize(rows), "seconds": round(time.perf_counter() - t0, 1),
-            "by_category": by_cat, "not_clean_by_area": failing, "cases": rows}
+            "by_category": by_cat, "not_clean_by_category": failing, "cases": rows}
 
 
 def table(r: dict) -> str:
@@ -568,7 +559,7 @@ def table(r: dict) -> str:
     lines.append("")
     for c in r["cases"]:
         if c["outcome"] != "clean":
-            lines.append(f"{c['outcome']:<13} {c['name']:<44} [{c['owner'] or 'this branch'}] "
+            lines.append(f"{c['outcome']:<13} {c['name']:<44} "
                          f"{c['stderr'][:90]}")
     lines.append(f"({r['seconds']:.0f} s)")
     return "\n".join(lines)

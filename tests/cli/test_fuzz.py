@@ -10,7 +10,6 @@ Two sources of bad input, each case in its own subprocess with a timeout and a h
   subcommand and every typed option, values its type or choices refuse.
 
 The default run takes a fixed sample (≈ 1–2 min on one core); ``-m slow`` runs every case.
-Cases whose fix belongs to another area (``Case.owner``) are ``xfail(strict=False)`` naming it.
 """
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ def _default(case: Case, i: int) -> bool:
     """A fixed sample (≈ 2 min on one core): no slow case, no case that waits for its timeout
     (size limits, sweeps), few that import torch, every output kind for ``rtl emit`` and one
     kind per other writing command."""
-    if case.slow or case.owner in ("size limits", "sweeps"):
+    if case.slow:
         return False
     if (case.category == "checkpoint" or case.argv[:2] == ("train", "bitnet")
             or case.argv[:1] == ("export",)):
@@ -99,9 +98,6 @@ def _params(cases, default):
     out = []
     for i, c in enumerate(cases):
         marks = [] if default(c, i) else [pytest.mark.slow]
-        if c.owner:
-            marks.append(pytest.mark.xfail(reason=f"fixed by the {c.owner} work of issue 22",
-                                           strict=False))
         out.append(pytest.param(c, id=c.name, marks=marks))
     return out
 

@@ -108,12 +108,25 @@ def test_interrupted_rebuild_keeps_the_previous_build(ecp5_build, tmp_path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["copy"]
 
 
-@pytest.mark.synth
-def test_design_too_large_for_the_part_fails_with_one_line(tmp_path):
+def test_design_too_large_for_the_part_is_refused_before_synthesis(tmp_path):
     big = KERNEL.params(lanes=4, rows=512, cols=1024)   # 1 Mbit of weights > 32 EBR of 18 Kb
     out = tmp_path / "big"
     with pytest.raises(HwsimError) as e:
         build(KERNEL, big, "ecp5-ulx3s-12f", out)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "does not fit LFE5U-12F-6BG381C (estimated before synthesis)" in msg
+    assert "--no-fit-check" in msg
+    assert not out.exists()
+
+
+@pytest.mark.synth
+def test_design_too_large_for_the_part_fails_with_one_line_after_synthesis(tmp_path):
+    """Past the closed-form check (``fit_check=False``), synthesis's own figures refuse it."""
+    big = KERNEL.params(lanes=4, rows=512, cols=1024)   # 1 Mbit of weights > 32 EBR of 18 Kb
+    out = tmp_path / "big"
+    with pytest.raises(HwsimError) as e:
+        build(KERNEL, big, "ecp5-ulx3s-12f", out, fit_check=False)
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.startswith("ternary-mvu (lanes=4, rows=512, cols=1024")
