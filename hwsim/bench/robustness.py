@@ -220,8 +220,8 @@ def _fx_files(tmp: Path, kind: str) -> None:
         (tmp / ".emit.staging-stale1").mkdir()
         (tmp / ".emit.staging-stale1" / "half.v").write_text("module")
     elif kind == "sweep_dir":
-        (tmp / "sw").mkdir()
-        (tmp / "sw" / "results.json").write_text("{broken")
+        (tmp / "sw" / "points").mkdir(parents=True)
+        (tmp / "sw" / "points" / "0123abcd.json").write_text("{broken")
     else:  # pragma: no cover
         raise KeyError(kind)
 
@@ -338,9 +338,9 @@ def _sweep_cases() -> list[Case]:
         Case("sweep/zero-bits", s, ("sweep", "bitnet", "--weights", "0", "-o", "out")),
         Case("sweep/unreachable-dask", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
                                            "--dask", "tcp://192.0.2.1:8786", "-o", "out"), timeout=15),
-        Case("sweep/corrupt-results", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
+        Case("sweep/corrupt-point", s, ("sweep", "bitnet", "--weights", "2", "--acts", "8",
                                           "-o", "sw"), ("file:sweep_dir",),
-             timeout=20, slow=True),
+             timeout=20),
         Case("sweep/estimate-bad-key", s, ("estimate", "bitnet-tiny", "--target", "vitallm",
                                            "--sweep", "nokey=1,2", "--out", "sw")),
         Case("sweep/estimate-bad-value", s, ("estimate", "bitnet-tiny", "--target", "vitallm",

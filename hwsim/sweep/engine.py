@@ -50,7 +50,7 @@ from hwsim.errors import HwsimError
 from hwsim.files import atomic_write_text, folder_lock, remove_stale_temps
 from hwsim.loading import check_meta, number, read_json
 
-__all__ = ["SWEEP_DIR", "SweepStore", "check_dask", "point_key", "portable", "resolve",
+__all__ = ["SWEEP_DIR", "SweepStore", "check_dask", "check_records", "point_key", "portable", "resolve",
            "run_sweep"]
 
 #: how a path inside the sweep folder is written in a stored (and keyed) point
@@ -116,6 +116,20 @@ def _evaluate(path: str, point: dict) -> tuple[dict, float]:
 _RECORD = {"point": {}, "result": {}, "seconds": number(0)}
 
 
+def check_records(out: Path) -> list[tuple[Path, dict]]:
+    """The finished points' records of the sweep folder ``out`` (none if it has none), each
+    checked, without writing anything: a point file that is not a ``{"point", "result",
+    "seconds"}`` record would count as finished yet hold no result, so it is refused with one
+    line naming it. Sweeps call this before any expensive preparation (training)."""
+    out_records = []
+    for f in sorted((Path(out) / "points").glob("*.json")):
+        try:
+            out_records.append((f, check_meta(read_json(f, "sweep point"), _RECORD, f)))
+        except HwsimError as e:
+            raise HwsimError(f"{e}; delete it to run that point again") from None
+    return out_records
+
+
 class SweepStore:
     """The sweep folder: one record per finished point plus the aggregated results.
 
@@ -144,13 +158,7 @@ class SweepStore:
 
     def _load(self) -> dict[str, dict]:
         index: dict[str, dict] = {}
-        for f in sorted(self.points.glob("*.json")):
-            # a point file that is not a {"point", "result", "seconds"} record would count as
-            # finished yet hold no result: refused with one line naming it
-            try:
-                record = check_meta(read_json(f, "sweep point"), _RECORD, f)
-            except HwsimError as e:
-                raise HwsimError(f"{e}; delete it to run that point again") from None
+        for f, record in check_records(self.out):
             point = self.identity(record["point"])  # records of older releases: absolute
             key = point_key(point)
             if key not in index or f.stem == key:

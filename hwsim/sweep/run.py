@@ -8,7 +8,7 @@ from hwsim.errors import HwsimError
 from hwsim.files import folder_lock
 from hwsim.report import Report
 
-from .engine import check_dask, portable, resolve, run_sweep
+from .engine import check_dask, check_records, portable, resolve, run_sweep
 from .models import get_sweep_model
 from .pareto import pareto_front, plot_metric_vs_bits, plot_pareto
 
@@ -47,6 +47,7 @@ def model_sweep(name: str, out: Path, weights=None, acts=None, method: str = "pt
     if dask is not None:
         check_dask(dask)  # before anything is trained or written
     out = Path(out)
+    check_records(out)  # a corrupt finished point: refused before anything is locked or trained
     with folder_lock(out, "sweep folder"):
         return _model_sweep(name, model, out, weights, acts, method, target, jobs, dask,
                             progress, options)
