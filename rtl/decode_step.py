@@ -38,7 +38,10 @@ class DecodeStep(wiring.Component):
     -------
     w, x, amax, cos, sin, mults : as :class:`rtl.qkv_frontend.QkvFrontend`
     kv : as :class:`rtl.decode_attention.DecodeAttention` (host writes; not during a step)
-    score : ``In(ArrayLayout({m, s}, H))`` the heads' score scales
+    score : ``In(ArrayLayout({m, s}, H))``
+        Each query head's score scale ``m · 2**-s`` (``m`` ``mult_bits``, ``s`` ``shift_bits``
+        bits, head 0 lowest); head ``h``'s is read as its query row goes to the attention
+        phase: hold it from the first ``x`` beat to the step's last ``out`` beat.
     out : as :class:`rtl.decode_attention.DecodeAttention`
     """
 

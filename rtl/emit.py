@@ -115,7 +115,7 @@ def layout_of(shape) -> dict:
 
 
 #: an entry of a ``Members`` section starts at the section's indent with its names
-_ENTRY = re.compile(r"^(\w+(?:, \w+)*) : ")
+_ENTRY = re.compile(r"^(\w+(?:, \w+)*) :(?: |$)")
 #: further members declared in the same entry, after a ``;`` or ``,``
 _MORE = re.compile(r"[,;] +(\w+(?:, \w+)*) : ``")
 #: a declaration ``names : ``type```` (its text is no description)
