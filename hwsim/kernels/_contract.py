@@ -65,3 +65,22 @@ def one_at_a_time(lat: dict, unit: str = "token", overlap: str = "") -> dict:
 def port(name: str, width: int, meaning: str, *, signed: bool = False, **extra) -> dict:
     """A numeric parameter carried on a port: its name, width, signedness and meaning."""
     return {"port": name, "width": width, "signed": signed, "meaning": meaning, **extra}
+
+
+#: the norm unit (``norm-quant``) as the composite kernels use it, in words
+NORM_QUANT = ("row peak -> shift to NORM_IN_BITS bits (half even, hwsim.golden.layer_codes."
+              "shift_rows); eps = eps_code(E, shift, amax, power) (E / (amax**power * "
+              "4**shift) rounded half up, capped at EPS_CAP); rmsnorm_int -> NORM_OUT codes; "
+              "act_quant: amax = max |y|, a = sat8(round_half_even(y * r * 127 * 2**-k)), "
+              "(r, k) = reciprocal(amax)")
+
+#: the residual add after a ternary projection (:func:`hwsim.golden.layer_codes.residual_add`)
+RESIDUAL = ("y = x + sat(round_half_even(acc * amax * M * 2**-S)) in res_width signed bits; "
+            "acc = sum_j W[r, j] * a[j] exact; the add is exact (one bit wider)")
+
+
+def residual_mult(port: str, what: str) -> dict:
+    """The ``{m, s}`` port of a residual requantizer."""
+    from hwsim.golden.layer_codes import MULT_BITS
+    return {"port": port, "layout": {"m": f"unsigned {MULT_BITS} bits, low", "s": "unsigned 6 bits"},
+            "meaning": f"{what}'s residual requantization M (m) and S (s); {STATIC}"}
