@@ -24,7 +24,8 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
                    else getattr(p, f.name) for f in dataclasses.fields(p)},
         "acc_width": p.acc_width,
         "numeric": {
-            "function": "y[r] = sat(round(acc[r] * M * 2**-S)), acc[r] = sum_j W[r, j] * x[j]",
+            "function": "hwsim.golden.ternary_mvu.ternary_mvu: y[r] = sat(round(acc[r] * M * "
+                        "2**-S)), acc[r] = sum_j W[r, j] * x[j]",
             "acc": {"width": p.acc_width, "signed": True,
                     "meaning": "exact: cols * 2**(act.width-1) cannot overflow it"},
             "M": {"port": "mult", "width": p.mult_bits, "signed": False,
