@@ -34,8 +34,9 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
                          "meaning": "the token's activation amax (the step of x), " + side},
                 "cos_sin": {"ports": ["cos", "sin"], "format": lc.ROPE_CODE.to_dict(),
                             "count": p.head_dim,
-                            "meaning": "the token position's RoPE row, element i at bits "
-                                       "[i*22, (i+1)*22), " + side},
+                            "meaning": f"the token position's RoPE row, element i at bits "
+                                       f"[i*{lc.ROPE_CODE.width}, (i+1)*{lc.ROPE_CODE.width}), "
+                                       + side},
                 "mults": {"port": "mults", "count": p.heads + 2 * p.kv_heads,
                           "layout": {"m": f"unsigned {lc.MULT_BITS} bits, low",
                                      "s": "unsigned 6 bits"},
