@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hwsim.golden.layer_codes import MULT_BITS
 from hwsim.golden.ternary_mvu import I2S_CODE
 
-__all__ = ["I2S_WEIGHTS", "STATIC", "interval", "latency", "one_at_a_time", "port", "timing"]
+__all__ = ["I2S_WEIGHTS", "NORM_QUANT", "RESIDUAL", "STATIC", "interval", "latency",
+           "one_at_a_time", "port", "residual_mult", "timing"]
 
 #: the ternary weight words every MVU-based kernel takes (:mod:`hwsim.golden.ternary_mvu`)
 I2S_WEIGHTS = {"map": {str(w): c for w, c in I2S_CODE.items()}, "width": 2,
@@ -53,8 +55,9 @@ def one_at_a_time(lat: dict, unit: str = "token", overlap: str = "") -> dict:
     """The interval of a kernel whose back-to-back overlap no golden formula states: a host
     that sends each ``unit`` after the previous one's last output beat starts one every
     ``latency`` cycles. ``overlap`` says what the RTL takes early (from its docstring)."""
-    meaning = (f"one {unit} at a time: a {unit} sent in the cycle after the previous {unit}'s "
-               f"last output beat; the latency is the period")
+    meaning = (f"one {unit} at a time: each {unit}'s first input beat in the cycle after the "
+               f"previous {unit}'s last output beat gives a period of the latency (the "
+               f"simulations check the latency of one {unit}, not this period)")
     if overlap:
         meaning += f" (the RTL may take the next {unit} earlier: {overlap}; no golden formula " \
                    "states that shorter period)"
@@ -81,6 +84,5 @@ RESIDUAL = ("y = x + sat(round_half_even(acc * amax * M * 2**-S)) in res_width s
 
 def residual_mult(port: str, what: str) -> dict:
     """The ``{m, s}`` port of a residual requantizer."""
-    from hwsim.golden.layer_codes import MULT_BITS
     return {"port": port, "layout": {"m": f"unsigned {MULT_BITS} bits, low", "s": "unsigned 6 bits"},
             "meaning": f"{what}'s residual requantization M (m) and S (s); {STATIC}"}
