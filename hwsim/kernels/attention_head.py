@@ -47,6 +47,8 @@ def manifest(p: spec.AttentionParams) -> dict:
                       "S": port("score_shift", p.shift_bits, "score right shift, sampled with M"),
                       "function": "score = requantize(q . k, M, S) to the score format",
                       "rounding": p.score.rounding.value, "overflow": p.score.overflow.value},
+            "rounding": f"score {p.score.rounding.value}, out {p.out.rounding.value}",
+            "overflow": f"score {p.score.overflow.value}, out {p.out.overflow.value}",
             "formats": {"score": p.score.to_dict(), "prob": p.prob.to_dict(),
                         "out": p.out.to_dict()},
             "probabilities": "integer softmax of the scores (hwsim.golden.softmax_int) in the "

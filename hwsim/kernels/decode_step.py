@@ -35,6 +35,7 @@ def manifest(p: spec.DecodeStepParams) -> dict:
                                      "s": f"unsigned {ap.shift_bits} bits"},
                           "meaning": "each query head's score scale m * 2**-s; hold it over "
                                      "the step"},
+                "rounding": "half_even (as its parts)", "overflow": "saturate (as its parts)",
                 "kv_load": "the host writes the tokens - 1 earlier tokens of every KV head on "
                            "kv before the step (not during it)",
             },

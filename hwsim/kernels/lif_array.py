@@ -32,6 +32,7 @@ def manifest(p: spec.LifParams) -> dict:
                      "shift": p.leak_shift, "rounding": p.leak_rounding, "beta": p.beta},
             "threshold": p.threshold, "reset": p.reset, "refractory": p.refractory,
             "mem": p.mem.to_dict(), "weight": p.weight.to_dict(),
+            "rounding": f"{p.leak_rounding} (the mul-mode leak; shift mode floors)",
             "overflow": "the membrane saturates to mem_bits signed",
             "w_beat": "hwsim.golden.lif_array.weight_words: inputs * neurons/lanes beats",
             "ev_beat": "last = 0: an input event at addr (repeats add again); last = 1: end of "

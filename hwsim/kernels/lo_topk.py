@@ -27,6 +27,8 @@ def manifest(p: spec.LoTopKParams) -> dict:
                          "position, 0..7); exact in score_width signed bits",
                 "selection": "MSB-first radix selection on key = s + 2**(score_width-1), "
                              "population counts only; keep = tokens selects every token",
+                "rounding": "none: the surrogate is exact", "overflow": "none: score_width holds "
+                                                                        "every score",
                 "sel_beat": "bit j = token j (the j-th k beat of the query)",
             },
             "latency": lat,

@@ -233,6 +233,8 @@ def manifest_problems(name: str, man: dict, ports: list[dict], golden: tuple[int
     if not isinstance(num, dict) or not isinstance(num.get("function"), str) \
             or "hwsim.golden." not in num["function"]:
         problems.append("numeric: no 'function' naming the golden function")
+    elif not all(num.get(k) for k in ("rounding", "overflow")):
+        problems.append("numeric: 'rounding' and 'overflow' must be stated")
     for key, want in zip(("latency", "interval"), golden, strict=True):
         t = man.get(key)
         if not isinstance(t, dict):
