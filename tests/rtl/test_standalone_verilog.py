@@ -502,3 +502,38 @@ def test_attention_head_from_the_manifest_equals_golden(tmp_path):
     (o_gold, amax_gold), = ah.run_ops(ops, M, S, p)
     assert [v for beat in out for v in beat["o"]] == o_gold.tolist()
     assert {beat["amax"] for beat in out} == {amax_gold}
+
+
+def test_member_docs_reads_shared_entries_run_on_declarations_and_references():
+    """``a, b : ``T`` `` shares one description, declarations separated by ``;`` may run over
+    lines, ``as ``m`` of :class:`…` `` takes another class's description (with a remark), and a
+    member with a declaration only has none."""
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from rtl.emit import member_docs
+    from rtl.ternary_mvu import TernaryMVU
+
+    class Doc(wiring.Component):
+        """Members
+        -------
+        a, b : ``In(8)``
+            Shared.
+        c : ``In(8)``; d : ``In(ArrayLayout(signed(22),
+            4))``; e : ``In(8)``
+            Three on a run-on declaration.
+        f :
+            as ``mult`` of :class:`rtl.ternary_mvu.TernaryMVU` (remark)
+        g : ``Out(1)``
+        """
+
+        def __init__(self):
+            super().__init__({n: In(8) for n in "abcdef"} | {"g": Out(1)})
+
+    docs = _interface(Doc, member_docs)
+    assert docs["a"] == docs["b"] == "Shared."
+    assert docs["c"] == docs["d"] == docs["e"] == "Three on a run-on declaration."
+    mvu = _interface(lambda: TernaryMVU(get_kernel("ternary-mvu").params(**SMALL["ternary-mvu"])),
+                     member_docs)
+    assert docs["f"] == mvu["mult"] + " (remark)"
+    assert "g" not in docs
