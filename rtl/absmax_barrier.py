@@ -33,8 +33,10 @@ class AbsmaxBarrier(wiring.Component):
     Members
     -------
     a : ``In(stream.Signature(signed(in_width)))``
+        One token: ``length`` signed accumulator codes, one per beat, in order.
     y : ``Out(stream.Signature(StructLayout({"q": signed(out.width), "absmax": unsigned(in_width)})))``
-        ``q`` is the int8 code, ``absmax`` the token's ``m`` (its scale is ``s_in · m / 127``).
+        ``length`` beats per token, in input order: ``q`` is the int8 code, ``absmax`` the
+        token's ``m`` (its scale is ``s_in · m / 127``), the same on every beat of the token.
     """
 
     def __init__(self, params: spec.AbsmaxBarrierParams):

@@ -64,6 +64,10 @@ class AttentionHead(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(StructLayout({op: 2, a: lanes × int8, b: lanes × int8})))``
+        One operation word per beat (:func:`hwsim.golden.attention_head.op_words`): ``op``
+        is the op code (kv, q, clear); kv: ``C`` beats, ``a`` = k and ``b`` = v chunk ``c``
+        of the token (lane 0 lowest); q: ``C`` beats, ``a`` = q chunk ``c``, ``b`` unused;
+        clear: one beat.
     out : ``Out(stream.Signature(StructLayout({o: lanes × out, amax: unsigned})))``
         ``C`` beats per query: the requantized context, and the row's absmax in every beat.
     score_mult : ``In(unsigned(mult_bits))``, score_shift : ``In(unsigned(shift_bits))``

@@ -48,12 +48,23 @@ class AttnLayer(wiring.Component):
     Members
     -------
     w, kv, cos, sin, mults, score : as :class:`rtl.decode_step.DecodeStep`
-    wo : ``In(stream.Signature(unsigned(2·lanes)))``: ``wo``'s weight words
+    wo : ``In(stream.Signature(unsigned(2·lanes)))``
+        as ``w`` of :class:`rtl.attn_out.AttnOut`
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
+        ``C = hidden/lanes`` beats per token: ``lanes`` residual codes, lane 0 lowest.
     y : ``Out(stream.Signature(signed(res_width + 1)))``
-    norm_gamma : ``In(ArrayLayout(signed(19), hidden))``; norm_e : ``In(unsigned(norm_e_width))``
-    ratio, sub_gamma, sub_e, res_mult : :class:`rtl.attn_out.AttnOut`'s ``ratio``, ``gamma``,
-        ``e``, ``mult``
+        ``hidden`` beats per token: the residual row after the attention block (``x`` plus the
+        requantized ``wo`` rows, the exact sum), one code per beat, in order.
+    norm_gamma : ``In(ArrayLayout(signed(19), hidden))``
+        The attention RMSNorm's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    norm_e : ``In(unsigned(norm_e_width))``
+        The attention RMSNorm's ε constant ``E`` (power 0).
+        Static: held from a token's first input beat to its last output beat.
+    ratio : as :class:`rtl.attn_out.AttnOut`
+    sub_gamma : as ``gamma`` of :class:`rtl.attn_out.AttnOut`
+    sub_e : as ``e`` of :class:`rtl.attn_out.AttnOut`
+    res_mult : as ``mult`` of :class:`rtl.attn_out.AttnOut`
     """
 
     def __init__(self, params: spec.AttnLayerParams):

@@ -50,12 +50,30 @@ class AttnOut(wiring.Component):
     Members
     -------
     w : ``In(stream.Signature(unsigned(2·lanes)))``
+        ``wo``'s weight words (:func:`hwsim.golden.ternary_mvu.weight_words`, I2_S codes);
+        ``hidden·hidden/lanes`` beats, loaded once before the first token.
     o : ``In(stream.Signature(StructLayout({o: lanes × int8, amax: unsigned(amax_width)})))``
+        ``C = hidden/lanes`` beats per token, head-major: ``lanes`` int8 codes of a head's
+        output row (lane 0 lowest) and that head's ``amax`` (the attention engine's beats).
     x : ``In(stream.Signature(signed(res_width)))``
+        The token's ``hidden`` residual codes, one per beat, in order; code ``i`` is added to
+        output row ``i`` in the cycle that row leaves the MVU.
     y : ``Out(stream.Signature(signed(res_width + 1)))``
-    ratio : ``In(ArrayLayout(unsigned(16), heads))``; gamma : ``In(ArrayLayout(signed(19),
-        hidden))``; e : ``In(unsigned(e_width))``; mult : ``In(StructLayout({m: unsigned(24),
-        s: unsigned(6)}))``
+        ``hidden`` beats per token: ``x[i] + sat(round_half_even(acc[i]·amax·M / 2**S))``,
+        the exact sum.
+    ratio : ``In(ArrayLayout(unsigned(16), heads))``
+        Each head's v-step ratio ``r_h`` (``V_RATIO_FRAC`` = 15 fractional bits, head 0
+        lowest).
+        Static: held from a token's first input beat to its last output beat.
+    gamma : ``In(ArrayLayout(signed(19), hidden))``
+        The attention SubLN's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    e : ``In(unsigned(e_width))``
+        The SubLN's ε constant ``E`` (:func:`hwsim.golden.layer_codes.eps_code`, power 0).
+        Static: held from a token's first input beat to its last output beat.
+    mult : ``In(StructLayout({m: unsigned(24), s: unsigned(6)}))``
+        ``wo``'s residual requantization ``M`` (``m``, low bits) and ``S`` (``s``).
+        Static: held from a token's first input beat to its last output beat.
     """
 
     def __init__(self, params: spec.AttnOutParams):

@@ -36,9 +36,15 @@ class DecodeStep(wiring.Component):
 
     Members
     -------
-    w, x, amax, cos, sin, mults : as :class:`rtl.qkv_frontend.QkvFrontend`
+    w, x : as :class:`rtl.qkv_frontend.QkvFrontend`
+    amax, cos, sin, mults :
+        as :class:`rtl.qkv_frontend.QkvFrontend` (in this block and the layers that contain
+        it: hold them from a token's first input beat to its last output beat)
     kv : as :class:`rtl.decode_attention.DecodeAttention` (host writes; not during a step)
-    score : ``In(ArrayLayout({m, s}, H))`` the heads' score scales
+    score : ``In(ArrayLayout({m, s}, H))``
+        Each query head's score scale ``m · 2**-s`` (``m`` ``mult_bits``, ``s`` ``shift_bits``
+        bits, head 0 lowest); head ``h``'s is read as its query row goes to the attention
+        phase: hold it from the first ``x`` beat to the step's last ``out`` beat.
     out : as :class:`rtl.decode_attention.DecodeAttention`
     """
 

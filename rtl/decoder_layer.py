@@ -51,10 +51,18 @@ class DecoderLayer(wiring.Component):
     -------
     w, kv, wo, cos, sin, mults, score, norm_gamma, norm_e, ratio, sub_gamma, sub_e, res_mult :
         as :class:`rtl.attn_layer.AttnLayer`
-    w1, w3 : ``ffn-in``'s weight streams; ffn_gamma, ffn_e : its ``gamma``, ``e``
-    w2 : ``ffn-out``'s ``w``; ffn_sub_gamma, ffn_sub_e, w2_mult : its ``gamma``, ``e``, ``mult``
+    w1, w3 : as :class:`rtl.ffn_in.FfnIn`
+    ffn_gamma : as ``gamma`` of :class:`rtl.ffn_in.FfnIn`
+    ffn_e : as ``e`` of :class:`rtl.ffn_in.FfnIn`
+    w2 : as ``w`` of :class:`rtl.ffn_out.FfnOut`
+    ffn_sub_gamma : as ``gamma`` of :class:`rtl.ffn_out.FfnOut`
+    ffn_sub_e : as ``e`` of :class:`rtl.ffn_out.FfnOut`
+    w2_mult : as ``mult`` of :class:`rtl.ffn_out.FfnOut`
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
+        ``C = hidden/lanes`` beats per token: ``lanes`` residual codes, lane 0 lowest.
     y : ``Out(stream.Signature(signed(res_width + 2)))``
+        ``hidden`` beats per token: the layer's output residual row (``x_out``, the exact
+        sum), one code per beat, in order.
     """
 
     _ATTN = ("w", "kv", "wo", "x", "norm_gamma", "norm_e", "cos", "sin", "mults", "score",

@@ -11,6 +11,7 @@ field (:data:`MANIFEST_VERSION`).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import re
@@ -113,18 +114,23 @@ def layout_of(shape) -> dict:
     return {"kind": "int", "width": s.width, "signed": s.signed}
 
 
-_MEMBER = re.compile(r"(?:^|[,;] +)(\w+) : ``")
+#: an entry of a ``Members`` section starts at the section's indent with its names
+_ENTRY = re.compile(r"^(\w+(?:, \w+)*) :(?: |$)")
+#: further members declared in the same entry, after a ``;`` or ``,``
+_MORE = re.compile(r"[,;] +(\w+(?:, \w+)*) : ``")
+#: a declaration ``names : ``type```` (its text is no description)
+_DECL = re.compile(r"(?:^|[,;] +)\w+(?:, \w+)* : (?:``[^`]*``)?")
+#: a member described by reference: ``as :class:`mod.Cls``` or ``as ``name`` of :class:`mod.Cls```
+_REF = re.compile(r"^as (?:``(\w+)`` of )?:class:`([\w.]+)`(.*)$")
 
 
-def member_docs(component: wiring.Component) -> dict[str, str]:
-    """Each member's meaning from the numpydoc ``Members`` section of the class docstring.
+def _names(group: str) -> list[str]:
+    return [n.strip() for n in group.split(",")]
 
-    An entry is a line ``name : ``type`` `` at the section's indent (several members may share
-    it, separated by ``,`` or ``;``, and its types may run on over indented lines) and the
-    indented description below it. A member's meaning is that description, or the entry's
-    declared types where there is none.
-    """
-    lines = (inspect.getdoc(type(component)) or "").splitlines()
+
+def _class_docs(cls: type) -> dict[str, str | None]:
+    """Each member's description in ``cls``'s ``Members`` section, None where it has none."""
+    lines = (inspect.getdoc(cls) or "").splitlines()
     try:
         start = next(i for i, ln in enumerate(lines) if ln.strip() == "Members") + 2
     except StopIteration:
@@ -132,24 +138,57 @@ def member_docs(component: wiring.Component) -> dict[str, str]:
     entries: list[list[str]] = []
     for ln in lines[start:]:
         if ln.strip() and not ln.startswith(" "):
-            if not _MEMBER.match(ln):
+            if not _ENTRY.match(ln):
                 break  # the next section
             entries.append([ln])
         elif ln.strip() and entries:
             entries[-1].append(ln)
-    docs: dict[str, str] = {}
+    docs: dict[str, str | None] = {}
     for entry in entries:
-        # the declaration runs on while a ``type`` is open or a separator ends the line
+        # the declaration runs on while a ``type`` is open, a separator ends the line or the
+        # next line declares further members
         n_decl = 1
         while n_decl < len(entry) and (
                 " ".join(entry[:n_decl]).count("``") % 2
-                or entry[n_decl - 1].rstrip().endswith((";", ","))):
+                or entry[n_decl - 1].rstrip().endswith((";", ","))
+                or _MORE.search(entry[n_decl])):
             n_decl += 1
         head = " ".join(ln.strip() for ln in entry[:n_decl])
         body = " ".join(ln.strip() for ln in entry[n_decl:])
-        for name in _MEMBER.findall(head):
-            docs[name] = body or head
+        rest = _DECL.sub("", head).strip(" :;,")
+        text = body or (rest if re.search(r"[A-Za-z]", rest) else None)
+        names = _names(_ENTRY.match(head).group(1))
+        names += [n for g in _MORE.findall(head) for n in _names(g)]
+        for name in names:
+            docs[name] = _resolve(name, text)
     return docs
+
+
+def _resolve(name: str, text: str | None) -> str | None:
+    """A description ``as :class:`X``` (optionally ``as ``other`` of :class:`X```, then a
+    remark) is the member's description in class ``X``, the remark appended."""
+    m = _REF.match(text or "")
+    if not m:
+        return text
+    module, _, cls = m.group(2).rpartition(".")
+    ref = _class_docs(getattr(importlib.import_module(module), cls)).get(m.group(1) or name)
+    if ref is None:
+        return None
+    remark = m.group(3).strip(" :;,")
+    return f"{ref} {remark}" if remark else ref
+
+
+def member_docs(component: wiring.Component) -> dict[str, str]:
+    """Each member's meaning from the numpydoc ``Members`` section of the class docstring.
+
+    An entry is a line ``name : ``type`` `` at the section's indent (several members may share
+    it, as ``a, b : ``type`` `` or separated by ``,`` or ``;``; its types may run on over
+    indented lines) and the indented description below it, or text after the declarations on
+    the entry's own lines. A description ``as :class:`mod.Cls``` (or ``as ``other`` of
+    :class:`mod.Cls```) is that class's description of the member. A member with no
+    description is left out (:func:`port_list` says so).
+    """
+    return {k: v for k, v in _class_docs(type(component)).items() if v}
 
 
 def _value_shape(member, value):

@@ -49,10 +49,23 @@ class FfnIn(wiring.Component):
     Members
     -------
     w1, w3 : ``In(stream.Signature(unsigned(2·lanes)))``
+        ``w1``'s and ``w3``'s weight words (:func:`hwsim.golden.ternary_mvu.weight_words`,
+        I2_S codes); ``ffn·hidden/lanes`` beats each, loaded once before the first token.
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
-    gamma : ``In(ArrayLayout(signed(19), hidden))``; e : ``In(unsigned(e_width))``
+        ``C = hidden/lanes`` beats per token: ``lanes`` residual codes, lane 0 lowest.
+    gamma : ``In(ArrayLayout(signed(19), hidden))``
+        The FFN RMSNorm's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    e : ``In(unsigned(e_width))``
+        The FFN RMSNorm's ε constant ``E`` (:func:`hwsim.golden.layer_codes.eps_code`,
+        power 0).
+        Static: held from a token's first input beat to its last output beat.
     y : ``Out(stream.Signature(StructLayout({prod: signed(prod_width), amax: unsigned(24)})))``
+        ``ffn`` beats per token, rows in order: ``prod = relu(g)²·u`` exact, and the FFN
+        activations' ``amax`` on every beat.
     res : ``Out(stream.Signature(signed(res_width)))``
+        The token's held residual row, ``hidden`` codes in order, from the cycle after its last
+        ``x`` beat (for ``ffn-out``'s residual add).
     """
 
     def __init__(self, params: spec.FfnInParams):

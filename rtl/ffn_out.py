@@ -54,12 +54,28 @@ class FfnOut(wiring.Component):
     Members
     -------
     w : ``In(stream.Signature(unsigned(2·lanes)))``
+        ``w2``'s weight words (:func:`hwsim.golden.ternary_mvu.weight_words`, I2_S codes);
+        ``hidden·ffn/lanes`` beats, loaded once before the first token.
     p : ``In(stream.Signature(StructLayout({prod: signed(prod_width),
         amax: unsigned(amax_width)})))``
+        ``ffn`` beats per token: ``prod`` code ``j`` of ``relu(g)²·u`` in order, and the FFN
+        activations' ``amax`` (taken from the first beat).
     x : ``In(stream.Signature(signed(res_width)))``
+        The token's ``hidden`` residual codes (``x_attn``), one per beat, in order; code ``i``
+        is added to output row ``i`` in the cycle that row leaves the MVU.
     y : ``Out(stream.Signature(signed(res_width + 1)))``
-    gamma : ``In(ArrayLayout(signed(19), ffn))``; e : ``In(unsigned(e_width))``;
+        ``hidden`` beats per token: ``x[i] + sat(round_half_even(acc[i]·amax3·M / 2**S))``
+        (saturated to ``sat_width`` bits where set), the exact sum.
+    gamma : ``In(ArrayLayout(signed(19), ffn))``
+        The FFN SubLN's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    e : ``In(unsigned(e_width))``
+        The FFN SubLN's ε constant ``E`` (power 6: the ε code is ``eps_code(E, shift, amax,
+        6)``, :mod:`hwsim.golden.eps_divider`).
+        Static: held from a token's first input beat to its last output beat.
     mult : ``In(StructLayout({m: unsigned(24), s: unsigned(6)}))``
+        ``w2``'s residual requantization ``M`` (``m``, low bits) and ``S`` (``s``).
+        Static: held from a token's first input beat to its last output beat.
     """
 
     def __init__(self, params: spec.FfnOutParams):

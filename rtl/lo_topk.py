@@ -43,8 +43,12 @@ class LoTopK(wiring.Component):
     Members
     -------
     q : ``In(stream.Signature(ArrayLayout(signed(8), d)))``
-    k : ``In(stream.Signature(ArrayLayout(signed(8), d)))``, ``M`` beats per query
+        One beat per query: its ``d`` int8 codes, lane 0 lowest; held until its ``sel`` beat.
+    k : ``In(stream.Signature(ArrayLayout(signed(8), d)))``
+        ``M`` beats per query, after its ``q`` beat: key rows of tokens ``0 … M − 1`` in order.
     sel : ``Out(stream.Signature(unsigned(M)))``
+        One beat per query: bit ``j`` is 1 where token ``j`` is among the ``K`` kept (exactly
+        ``K`` bits set).
     """
 
     def __init__(self, params: spec.LoTopKParams):

@@ -53,13 +53,19 @@ class NormQuant(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(StructLayout({x: lanes × x, g: lanes × gamma, shift})))``
-        ``shift`` (``shift_width`` bits) is taken from a vector's last beat.
-    e : ``In(unsigned(e_width))``: the norm's ε constant ``E``, held while a vector loads.
-        With ``eps_in=True`` this port is ``eps : In(unsigned(63))`` instead: the row's ε code
-        itself (at most ``EPS_CAP``, e.g. from :class:`rtl.eps_divider.EpsDivider`), sampled
-        with the vector's last beat like the code it replaces; ``shift`` is then unused.
-        Latency and throughput are the same.
+        ``C = n/lanes`` beats per vector: ``lanes`` row codes (``NORM_IN_BITS`` significant
+        bits, format ``x``) and their gains ``γ``, lane 0 lowest; ``shift`` (``shift_width``
+        bits, the row's right shift from :func:`hwsim.golden.layer_codes.shift_rows`) is taken
+        from the vector's last beat.
+    e : ``In(unsigned(e_width))``
+        The norm's ε constant ``E`` (:func:`hwsim.golden.layer_codes.eps_code`), held while a
+        vector loads. With ``eps_in=True`` this port is ``eps : In(unsigned(63))`` instead:
+        the row's ε code itself (at most ``EPS_CAP``, e.g. from
+        :class:`rtl.eps_divider.EpsDivider`), sampled with the vector's last beat like the code
+        it replaces; ``shift`` is then unused. Latency and throughput are the same.
     y : ``Out(stream.Signature(StructLayout({a: lanes × int8, amax: unsigned(24)})))``
+        ``C`` beats per vector, in input order: ``a`` the int8 activation codes, ``amax`` the
+        vector's ``max |y|`` of its ``NORM_OUT`` codes (the same on every beat).
     """
 
     def __init__(self, params: spec.NormQuantParams, eps_in: bool = False):

@@ -36,8 +36,14 @@ class RmsNorm(wiring.Component):
     Members
     -------
     inp : ``In(stream.Signature(StructLayout({x: lanes × x, g: lanes × gamma})))``
+        ``C = n/lanes`` beats per vector: beat ``c`` carries ``x[c·lanes : (c+1)·lanes]``
+        (format ``x``) and the gains ``γ`` of the same elements (format ``gamma``), lane 0
+        lowest.
     y : ``Out(stream.Signature(ArrayLayout(out, lanes)))``
-    eps : ``In(unsigned(eps_width))``: ``eps_code``, sampled with the last input beat.
+        ``C`` beats per vector, in input order: the output codes (format ``out``).
+    eps : ``In(unsigned(eps_width))``
+        ``eps_code`` (``round(ε / s_x² · 2**(2G))``), sampled with the vector's last ``inp``
+        beat.
     """
 
     def __init__(self, params: spec.RmsNormParams):

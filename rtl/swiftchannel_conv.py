@@ -43,7 +43,12 @@ class SwiftChannelConv(wiring.Component):
     Members
     -------
     x : ``In(stream.Signature(ArrayLayout(unsigned(8), ic)))``
+        One input pixel per beat, raster order (row by row, left to right): its ``ic`` uint8
+        channel codes, channel 0 lowest; ``H·W`` beats per frame.
     y : ``Out(stream.Signature(ArrayLayout(unsigned(8), ocp)))``
+        ``H·W·oc/ocp`` beats per frame, pixel-major in raster order: beat ``pix·(oc/ocp) + g``
+        carries output channels ``g·ocp … (g+1)·ocp − 1`` of pixel ``pix`` (uint8 codes, lane 0
+        lowest).
     """
 
     def __init__(self, params: spec.ConvEngineParams):

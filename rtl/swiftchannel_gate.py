@@ -42,8 +42,10 @@ class SwiftChannelGate(wiring.Component):
     Members
     -------
     x : ``In(stream.Signature(StructLayout({"x": ArrayLayout(unsigned(8), lanes), "c": …})))``
-        The SPAB input codes ``x`` and the second conv's codes ``c`` of the same elements.
+        The SPAB input codes ``x`` and the second conv's codes ``c`` of the same ``lanes``
+        elements (uint8, lane 0 lowest).
     y : ``Out(stream.Signature(ArrayLayout(unsigned(8), lanes)))``
+        The gated uint8 codes of the same elements, two cycles after their ``x`` beat.
     """
 
     def __init__(self, params: spec.GateParams):

@@ -30,8 +30,13 @@ class SwiftChannelPipeline(wiring.Component):
 
     Members
     -------
-    x : ``In(stream.Signature(ArrayLayout(unsigned(8), 2)))``  one input pixel (re, im) per beat
-    y : ``Out(stream.Signature(ArrayLayout(unsigned(8), 2·rf·rs)))``  one up-conv pixel per beat
+    x : ``In(stream.Signature(ArrayLayout(unsigned(8), 2)))``
+        One low-resolution input pixel per beat, raster order: its (re, im) uint8 codes, re
+        lowest; ``H·W`` beats per frame.
+    y : ``Out(stream.Signature(ArrayLayout(unsigned(8), 2·rf·rs)))``
+        One beat per low-resolution pixel, raster order: the up conv's ``2·rf·rs`` uint8 codes,
+        element ``c·rf·rs + i·rs + j`` = output pixel ``(rf·h + i, rs·w + j)`` of channel ``c``
+        (the PixelShuffle).
     """
 
     def __init__(self, params: spec.PipelineParams):

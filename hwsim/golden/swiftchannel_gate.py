@@ -18,8 +18,8 @@ from hwsim.errors import HwsimError
 
 from .swiftchannel import MAX_SHIFT, MULT_BITS, ConvInt, SpabInt, sigmoid_lut, spab_gate
 
-__all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "storage_bits",
-           "stream_cycles"]
+__all__ = ["PIPELINE_DEPTH", "GateParams", "action_counts", "gate", "interval_cycles",
+           "storage_bits", "stream_cycles"]
 
 PIPELINE_DEPTH = 2
 
@@ -77,6 +77,11 @@ def gate(x, c2, p: GateParams) -> np.ndarray:
 
 def stream_cycles(p: GateParams, beats: int) -> int:
     return beats + PIPELINE_DEPTH
+
+
+def interval_cycles(p: GateParams) -> int:
+    """Cycles between back-to-back beats: one beat per cycle (:func:`stream_cycles`)."""
+    return stream_cycles(p, 2) - stream_cycles(p, 1)
 
 
 def action_counts(p: GateParams, beats: int) -> dict[str, int]:

@@ -9,6 +9,7 @@ import numpy as np
 from hwsim.golden import absmax_barrier as spec
 
 from . import CliParam, Kernel
+from ._contract import interval, latency
 
 #: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
 _LATENCY = "2*length + recip_bits + 3"
@@ -21,11 +22,21 @@ def manifest(p: spec.AbsmaxBarrierParams) -> dict:
         "params": {f.name: str(getattr(p, f.name)) if f.name == "out" else getattr(p, f.name)
                    for f in dataclasses.fields(p)},
         "frac_bits": p.F, "recip_bits": p.recip_bits,
-        "latency": {"formula": _LATENCY, "cycles": spec.latency_cycles(p),
-                    "meaning": "first input beat of a token to its last output beat, both "
-                               "counted (no idle input, no back-pressure)"},
-        "interval": {"formula": _INTERVAL, "cycles": spec.interval_cycles(p),
-                     "meaning": "cycles between the first input beats of back-to-back tokens"},
+        "numeric": {
+            "function": "hwsim.golden.absmax_barrier.absmax_barrier: m = max_i |a_i|, "
+                        "r = floor(127 * 2**F / m) (r = 0 when m = 0), "
+                        "q_i = sat(round(a_i * r * 2**-F))",
+            "F": p.F, "recip_bits": p.recip_bits,
+            "rounding": p.out.rounding.value, "overflow": p.out.overflow.value,
+            "out": p.out.to_dict(),
+            "scale": "the token's real scale is s_in * m / 127; m (y.absmax) is on every beat",
+            "bound": "|q_i - round(a_i * 127 / m)| <= 1; the element with |a_i| = m is exactly "
+                     "+-127 (nearest rounding modes); codes stay in [-127, 127]",
+            "a_beat": "one accumulator per beat, length beats per token",
+            "y_beat": "one code per beat, in input order, with the token's m",
+        },
+        "latency": latency(spec.latency_cycles, p, formula=_LATENCY),
+        "interval": interval(spec.interval_cycles, p, formula=_INTERVAL),
         "cycles": {"formula_token": _LATENCY, "formula_interval": _INTERVAL,
                    "token": spec.latency_cycles(p), "interval": spec.interval_cycles(p)},
     }

@@ -13,6 +13,7 @@ from hwsim.golden.int8_matmul import int8_matmul as _matmul
 from quant.qtype import quantize_multiplier
 
 from . import CliParam, Kernel
+from ._contract import latency, port, timing
 
 _KINDS = {"kv": spec.OP_KV, "q": spec.OP_Q, "clear": spec.OP_CLEAR}
 
@@ -31,28 +32,42 @@ def manifest(p: spec.AttentionParams) -> dict:
         "qk_acc_width": p.qk_acc_width,
         "av_acc_width": p.av_acc_width,
         "numeric": {
+            "function": "hwsim.golden.attention_head.run_ops: per query, acc = q . k_t exact; "
+                        "score_t = sat(round(acc * M * 2**-S)) to the score format; p = "
+                        "softmax_int(scores) (hwsim.golden.softmax_int); o_acc = p . V exact; "
+                        "amax = max |o_acc|, (r, k) = reciprocal(amax), "
+                        "o = sat(round(o_acc * r * 127 * 2**-k)) to out",
             "op_code": {name: code for name, code in _KINDS.items()},
             "inp_beat": "op kv: a = k chunk, b = v chunk (head_dim/lanes beats, appended to the "
                         "cache); op q: a = q chunk (head_dim/lanes beats, b = 0); op clear: "
                         "one beat, empties the cache",
-            "score": {"M": {"port": "score_mult", "width": p.mult_bits, "signed": False},
-                      "S": {"port": "score_shift", "width": p.shift_bits, "signed": False},
-                      "function": "score = requantize(q . k, M, S) to the score format"},
+            "score": {"M": port("score_mult", p.mult_bits, "folded score multiplier "
+                                "(s_q * s_k / sqrt(d) / 2**-score.frac, hwsim.golden.int8_matmul."
+                                "fold_scale), sampled with the last q beat of each query"),
+                      "S": port("score_shift", p.shift_bits, "score right shift, sampled with M"),
+                      "function": "score = requantize(q . k, M, S) to the score format",
+                      "rounding": p.score.rounding.value, "overflow": p.score.overflow.value},
+            "rounding": f"score {p.score.rounding.value}, out {p.out.rounding.value}",
+            "overflow": f"score {p.score.overflow.value}, out {p.out.overflow.value}",
+            "formats": {"score": p.score.to_dict(), "prob": p.prob.to_dict(),
+                        "out": p.out.to_dict()},
             "probabilities": "integer softmax of the scores (hwsim.golden.softmax_int) in the "
                              "prob format",
             "out_beat": "o: lanes output codes of the context row p . V scaled by 127/amax "
                         "(per-row absmax, integer reciprocal: hwsim.golden.attention_head, step "
                         "4); amax: that row's max |p . V|, in every beat",
+            "bound": "o equals round(o_acc * 127 / amax) except within 127 * 2**-(recip_bits-1) "
+                     "LSB of a rounding tie (+-1 LSB there)",
         },
-        "latency": {"formula": _QUERY.replace("L*", "max_len*").replace("L/", "max_len/"),
-                    "cycles": spec.query_cycles(p, L),
-                    "meaning": "one query against a full cache: first q beat to last out beat, "
-                               "both counted (no idle input, no back-pressure)"},
-        "interval": {"formula": "operations run one at a time: a query its latency, a kv "
-                                "head_dim/lanes, a clear 1",
-                     "cycles": spec.query_cycles(p, L),
-                     "meaning": "cycles between the first beats of back-to-back queries at "
-                                "max_len"},
+        "latency": latency(spec.query_cycles, p, L, unit="query at max_len", first="q beat",
+                           last="out beat",
+                           formula=_QUERY.replace("L*", "max_len*").replace("L/", "max_len/")),
+        "interval": timing(spec.query_cycles, p, L, formula=_QUERY.replace("L*", "max_len*")
+                           .replace("L/", "max_len/"), back_to_back=True,
+                           meaning="cycles between the first beats of back-to-back queries at "
+                                   "max_len: operations run one at a time, a query its latency, "
+                                   "a kv head_dim/lanes, a clear 1 (hwsim.golden.attention_head."
+                                   "stream_cycles)"),
         "cycles": {
             "formula_query": _QUERY,
             "formula_kv": "C",

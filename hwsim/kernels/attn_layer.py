@@ -19,15 +19,33 @@ from . import CliParam, Kernel
 from . import attn_out as kao
 from . import decode_step as kds
 from . import qkv_frontend as kfe
+from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time
 from .attention_head import scale_for
 from .norm_quant import e_limbs, e_value
 
 
 def manifest(p: spec.AttnLayerParams) -> dict:
+    formula = "latency(norm-quant) + decode_step_cycles + latency(attn-out) - C"
+    lat = latency(spec.latency_cycles, p, formula=formula, first="x beat", last="y code")
     return {"kernel": "attn-layer",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "latency(norm-quant) + decode_step_cycles + "
-                                  "latency(attn-out) − C",
+            "numeric": {
+                "function": "hwsim.golden.attn_layer.attn_layer: norm-quant of the residual "
+                            "row (power 0) -> a, amax; decode-step (qkv-frontend, KV append, "
+                            "decode-attention); attn-out (v-rescale, SubLN + quantizer, wo, "
+                            "residual add into x)",
+                "norm_quant": NORM_QUANT, "residual": RESIDUAL,
+                "norm": {"gamma": {"port": "norm_gamma", "count": p.hidden},
+                         "E": {"port": "norm_e", "width": p.norm_e_width},
+                         "meaning": "attention RMSNorm gains and eps constant; " + STATIC},
+                "decode_step": "as decode-step: w, kv, cos, sin, mults, score (amax internal)",
+                "attn_out": "as attn-out: wo (its w), ratio, sub_gamma (gamma), sub_e (e), "
+                            "res_mult (mult)",
+                "rounding": "half_even", "overflow": "saturate (requantizers); the add is exact",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat),
+            "cycles": {"formula": formula,
                        "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 

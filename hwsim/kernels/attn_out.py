@@ -14,14 +14,35 @@ from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
+from ._contract import I2S_WEIGHTS, NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time, residual_mult
 from .norm_quant import e_limbs, e_value
 
 
 def manifest(p: spec.AttnOutParams) -> dict:
+    formula = "latency(norm-quant) + latency(wo MVU)"
+    lat = latency(spec.latency_cycles, p, formula=formula, first="o beat", last="y code")
     return {"kernel": "attn-out",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "latency(norm-quant) + latency(wo MVU)",
-                       "token": spec.latency_cycles(p)}}
+            "numeric": {
+                "function": "hwsim.golden.attn_out.attn_out: v-rescale wide = round_half_even("
+                            "o * amax * ratio_h * 2**-15); norm-quant of the wide row (power 0); "
+                            "wo projection; residual add",
+                "norm_quant": NORM_QUANT, "residual": RESIDUAL,
+                "ratio": {"port": "ratio", "width": spec.RATIO_BITS, "count": p.heads,
+                          "frac": lc.V_RATIO_FRAC,
+                          "meaning": "each head's v step over the layer's largest; " + STATIC},
+                "gamma": {"port": "gamma", "format": p.norm_quant().norm().gamma.to_dict(),
+                          "count": p.hidden, "meaning": "SubLN gain codes; " + STATIC},
+                "E": {"port": "e", "width": p.e_width, "signed": False,
+                      "meaning": "SubLN eps constant (power 0); " + STATIC},
+                "M_S": residual_mult("mult", "wo"),
+                "weight_code": I2S_WEIGHTS,
+                "rounding": "half_even", "overflow": "saturate (requantizers); the add is exact",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, overlap="the next token's rescale and norm overlap "
+                                                   "this token's MVU and output stage"),
+            "cycles": {"formula": formula, "token": spec.latency_cycles(p)}}
 
 
 def w_words(a: dict, p: spec.AttnOutParams) -> list[int]:

@@ -10,12 +10,35 @@ from hwsim.golden import decode_attention as spec
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
+from ._contract import latency, one_at_a_time
 from .attention_head import scale_for
 
 
 def manifest(p: spec.DecodeAttentionParams) -> dict:
+    ap = p.attention()
+    lat = latency(spec.decode_attention_cycles, p, unit="decode step", first="q beat",
+                  formula="heads pipelined one apart through the selector (lo-topk latency) "
+                          "and the engine (1 + keep*C + query_cycles(keep)): the recurrence "
+                          "of hwsim.golden.decode_attention.decode_attention_cycles")
     return {"kernel": "decode-attention",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+            "numeric": {
+                "function": "hwsim.golden.decode_attention.decode_attention: per query head h "
+                            "on KV head h // (heads/kv_heads), sparse attention (hwsim.golden."
+                            "sparse_attention): lo-topk keeps `keep` of the `tokens` cached "
+                            "tokens, then attention-head's integer attention on them",
+                "score": {"M": {"field": "q.mult", "width": ap.mult_bits, "signed": False},
+                          "S": {"field": "q.shift", "width": ap.shift_bits, "signed": False},
+                          "meaning": "the head's folded score scale M * 2**-S, with its q beat",
+                          "format": ap.score.to_dict()},
+                "out": ap.out.to_dict(), "prob": ap.prob.to_dict(),
+                "rounding": "as attention-head: half_even requantizers", "overflow": "saturate",
+                "kv_beat": "a cached token's k and v rows at addr = g*tokens + token",
+                "out_beat": "C = head_dim/lanes beats per head, heads in order: lanes int8 "
+                            "codes and the head's amax (as attention-head)",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, unit="decode step"),
             "cycles": {"formula": "hwsim.golden.decode_attention.decode_attention_cycles",
                        "step": spec.decode_attention_cycles(p)}}
 

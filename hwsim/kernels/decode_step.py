@@ -13,14 +13,35 @@ from hwsim.golden import qkv_frontend as gqf
 from . import CliParam, Kernel
 from . import decode_attention as da
 from . import qkv_frontend as fe
+from ._contract import latency, one_at_a_time
 from .attention_head import scale_for
 
 
 def manifest(p: spec.DecodeStepParams) -> dict:
+    ap = p.attention_phase().attention()
+    formula = "qkv_frontend_cycles + kv_heads + decode_attention_cycles"
+    lat = latency(spec.decode_step_cycles, p, formula=formula, unit="decode step",
+                  first="x beat")
     return {"kernel": "decode-step",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "qkv_frontend_cycles + kv_heads + decode_attention_cycles",
-                       "step": spec.decode_step_cycles(p)}}
+            "numeric": {
+                "function": "hwsim.golden.decode_step.decode_step_attention: qkv-frontend "
+                            "codes of the token; its k, v rows written at position tokens - 1 "
+                            "of each KV head; decode-attention of the heads' q rows",
+                "front_end": "as qkv-frontend (w, x, amax, cos, sin, mults)",
+                "attention": "as decode-attention (kv, out)",
+                "score": {"port": "score", "count": p.heads,
+                          "layout": {"m": f"unsigned {ap.mult_bits} bits, low",
+                                     "s": f"unsigned {ap.shift_bits} bits"},
+                          "meaning": "each query head's score scale m * 2**-s; hold it over "
+                                     "the step"},
+                "rounding": "half_even (as its parts)", "overflow": "saturate (as its parts)",
+                "kv_load": "the host writes the tokens - 1 earlier tokens of every KV head on "
+                           "kv before the step (not during it)",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, unit="decode step"),
+            "cycles": {"formula": formula, "step": spec.decode_step_cycles(p)}}
 
 
 def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:

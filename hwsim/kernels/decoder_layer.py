@@ -17,17 +17,35 @@ from hwsim.golden.lanes import pack_lanes
 from . import CliParam, Kernel
 from . import attn_layer as kal
 from . import ffn_out as kfo
+from ._contract import NORM_QUANT, RESIDUAL, latency, one_at_a_time
 from .attn_out import _mult_for
 from .norm_quant import e_limbs, e_value
 
 
 def manifest(p: spec.DecoderLayerParams) -> dict:
+    formula = "latency(attn-layer) + latency(ffn-in) - C + latency(ffn-out) - ffn"
+    lat = latency(spec.latency_cycles, p, formula=formula, first="x beat", last="y code")
     return {"kernel": "decoder-layer",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"x": p.res_width, "x_attn": p.res_width + 1, "y": p.res_width + 2,
                        "prod": p.ffn_in().prod_width},
-            "cycles": {"formula": "latency(attn-layer) + latency(ffn-in) − C + "
-                                  "latency(ffn-out) − ffn",
+            "numeric": {
+                "function": "hwsim.golden.decoder_layer.decoder_layer: attn-layer -> x_attn "
+                            "(res_width + 1 bits); ffn-in on x_attn -> prod, amax; ffn-out "
+                            "-> x_out = x_attn + sat(w2 rows) (res_width + 2 bits)",
+                "norm_quant": NORM_QUANT, "residual": RESIDUAL,
+                "attn_layer": "as attn-layer: w, kv, wo, cos, sin, mults, score, norm_gamma, "
+                              "norm_e, ratio, sub_gamma, sub_e, res_mult",
+                "ffn_in": "as ffn-in: w1, w3, ffn_gamma (gamma), ffn_e (e)",
+                "ffn_out": "as ffn-out: w2 (w), ffn_sub_gamma (gamma), ffn_sub_e (e), w2_mult "
+                           "(mult)",
+                "rounding": "half_even", "overflow": "saturate (requantizers); the adds are "
+                                                     "exact",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, overlap="the next token's row is accepted once the "
+                                                   "attention half has added its last code"),
+            "cycles": {"formula": formula,
                        "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 

@@ -14,15 +14,36 @@ from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
+from ._contract import I2S_WEIGHTS, NORM_QUANT, STATIC, latency, one_at_a_time
 from .norm_quant import e_limbs, e_value
 
 
 def manifest(p: spec.FfnInParams) -> dict:
+    formula = "latency(norm-quant) + latency(w1 MVU) + RELU2_DEPTH"
+    lat = latency(spec.latency_cycles, p, formula=formula, first="x beat", last="y beat")
     return {"kernel": "ffn-in",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"acc": p.mvu().acc_width, "prod": p.prod_width,
                        "amax": p.norm_quant().norm().out.width},
-            "cycles": {"formula": "latency(norm-quant) + latency(w1 MVU) + RELU2_DEPTH",
+            "numeric": {
+                "function": "hwsim.golden.ffn_in.ffn_in: norm-quant of the residual row "
+                            "(power 0) -> a, amax; g = W1 . a, u = W3 . a exact; prod = "
+                            "relu(g)**2 * u exact in prod_width bits",
+                "norm_quant": NORM_QUANT,
+                "gamma": {"port": "gamma", "format": p.norm_quant().norm().gamma.to_dict(),
+                          "count": p.hidden, "meaning": "FFN RMSNorm gain codes; " + STATIC},
+                "E": {"port": "e", "width": p.e_width, "signed": False,
+                      "meaning": "FFN RMSNorm eps constant (power 0); " + STATIC},
+                "weight_code": I2S_WEIGHTS,
+                "rounding": "half_even (norm, quantizer); prod exact",
+                "overflow": "saturate to int8 (quantizer); prod cannot overflow prod_width",
+                "y_beat": "prod of row r and the FFN activations' amax (every beat)",
+                "res_beat": "the held residual row, one code per beat",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, overlap="the next token's row, norm and quantizer "
+                                                   "overlap this token's MVUs"),
+            "cycles": {"formula": formula,
                        "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 

@@ -13,16 +13,38 @@ from hwsim.golden import ternary_mvu as tm
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
+from ._contract import I2S_WEIGHTS, NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time, residual_mult
 from .attn_out import _mult_for
 from .norm_quant import e_limbs as _nq_e_limbs
 from .norm_quant import e_value
 
 
 def manifest(p: spec.FfnOutParams) -> dict:
+    formula = ("ffn + max(C - 1, latency(eps divider)) + 1 - 2C + latency(norm-quant) + "
+               "latency(w2 MVU)")
+    lat = latency(spec.latency_cycles, p, formula=formula, first="p beat", last="y code")
     return {"kernel": "ffn-out",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "ffn + max(C − 1, latency(eps divider)) + 1 − 2C + "
-                                  "latency(norm-quant) + latency(w2 MVU)",
+            "numeric": {
+                "function": "hwsim.golden.ffn_out.ffn_out: prod row peak -> shift; eps = "
+                            "eps_code(E, shift, amax, 6) (wide divider, hwsim.golden."
+                            "eps_divider); norm-quant with that eps -> a3, amax3; w2 "
+                            "projection; residual add into x",
+                "norm_quant": NORM_QUANT, "residual": RESIDUAL,
+                "sat_width": p.sat_width,
+                "gamma": {"port": "gamma", "format": p.norm_quant().norm().gamma.to_dict(),
+                          "count": p.ffn, "meaning": "FFN SubLN gain codes; " + STATIC},
+                "E": {"port": "e", "width": p.e_width, "signed": False,
+                      "meaning": "FFN SubLN eps constant (power 6); " + STATIC},
+                "M_S": residual_mult("mult", "w2"),
+                "weight_code": I2S_WEIGHTS,
+                "rounding": "half_even", "overflow": "saturate (requantizers); the add is exact",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, overlap="the row memory takes the next token once "
+                                                   "this token's last word goes to the norm "
+                                                   "unit"),
+            "cycles": {"formula": formula,
                        "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 

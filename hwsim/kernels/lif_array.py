@@ -10,14 +10,40 @@ import numpy as np
 from hwsim.golden import lif_array as spec
 
 from . import CliParam, Kernel
+from ._contract import interval, latency
 
 
 def manifest(p: spec.LifParams) -> dict:
+    E = p.inputs  # the evaluated step: every input spikes once
     return {
         "kernel": "lif-array",
         "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
         "acc_width": p.acc_width,
         "beta": p.beta,
+        "numeric": {
+            "function": "hwsim.golden.lif_array.lif_array, per step and neuron j: "
+                        "I[j] = sum over the step's events e of W[j, addr(e)]; leak: mul "
+                        "v <- round_shift(v * leak_mult, leak_frac, leak_rounding) or shift "
+                        "v <- v - (v >> leak_shift); u = sat(leak(v) + I) (u = leak(v) while "
+                        "refractory); s = u > threshold; reset: subtract v <- u - threshold, or "
+                        "zero v <- 0, where s (then refractory for `refractory` steps), else "
+                        "v <- u",
+            "leak": {"mode": p.leak_mode, "mult": p.leak_mult, "frac": p.leak_frac,
+                     "shift": p.leak_shift, "rounding": p.leak_rounding, "beta": p.beta},
+            "threshold": p.threshold, "reset": p.reset, "refractory": p.refractory,
+            "mem": p.mem.to_dict(), "weight": p.weight.to_dict(),
+            "rounding": f"{p.leak_rounding} (the mul-mode leak; shift mode floors)",
+            "overflow": "the membrane saturates to mem_bits signed",
+            "w_beat": "hwsim.golden.lif_array.weight_words: inputs * neurons/lanes beats",
+            "ev_beat": "last = 0: an input event at addr (repeats add again); last = 1: end of "
+                       "the step (the update runs)",
+            "out_beat": "per step neurons/lanes beats: spikes bit i and mem element i = neuron "
+                        "k*lanes + i of beat k",
+        },
+        "latency": latency(spec.stream_cycles, p, [E], unit=f"step with {E} events",
+                           formula="(events + 1) * neurons/lanes + 2, events = inputs"),
+        "interval": interval(spec.step_cycles, p, E, unit=f"step with {E} events",
+                             formula="(events + 1) * neurons/lanes, events = inputs"),
         "cycles": {
             "formula_step": "(events + 1) * neurons/lanes",
             "formula_stream": "sum over steps of (events + 1) * neurons/lanes + 2",

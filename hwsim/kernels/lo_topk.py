@@ -9,12 +9,30 @@ import numpy as np
 from hwsim.golden import lo_topk as spec
 
 from . import CliParam, Kernel
+from ._contract import latency, one_at_a_time
 
 
 def manifest(p: spec.LoTopKParams) -> dict:
+    lat = latency(spec.latency_cycles, p, formula="1 + tokens + (score_width + 1) + 1",
+                  unit="query", first="q beat", last="sel beat")
     return {"kernel": "lo-topk",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "score_width": p.score_width,
+            "numeric": {
+                "function": "hwsim.golden.lo_topk.topk_radix(lo_scores(q, K), keep): sel bit j "
+                            "is 1 for the keep tokens with the largest surrogate scores, ties "
+                            "toward the lower token index",
+                "score": "s_j = sum_i sign(q_i) * sign(k_ji) * 2**(lo(q_i) + lo(k_ji)), a term "
+                         "0 where q_i or k_ji is 0; lo(v) = floor(log2 |v|) (leading-one "
+                         "position, 0..7); exact in score_width signed bits",
+                "selection": "MSB-first radix selection on key = s + 2**(score_width-1), "
+                             "population counts only; keep = tokens selects every token",
+                "rounding": "none: the surrogate is exact", "overflow": "none: score_width holds "
+                                                                        "every score",
+                "sel_beat": "bit j = token j (the j-th k beat of the query)",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, unit="query"),
             "cycles": {"formula_query": "1 + tokens + (score_width + 1) + 1",
                        "query": spec.latency_cycles(p)}}
 

@@ -9,20 +9,46 @@ import numpy as np
 
 from hwsim.golden import layer_codes as lc
 from hwsim.golden import norm_quant as spec
+from hwsim.golden import rmsnorm_int as rn
 from hwsim.golden.lanes import pack_lanes, unpack_lanes
 
 from . import CliParam, Kernel
+from ._contract import interval, latency
 
 LIMB = 32   # E is stored in stimulus files as 32-bit limbs, lowest first (it exceeds int64)
 
 
 def manifest(p: spec.NormQuantParams) -> dict:
+    formula = "rmsnorm latency + 1 + ACT_RECIP_BITS + 2 + 1 + 2 + C - 1 (C = n/lanes)"
+    norm = p.norm()
     return {
         "kernel": "norm-quant",
         "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+        "numeric": {
+            "function": "hwsim.golden.norm_quant.norm_quant: eps = eps_code(E, shift) (E "
+                        "rounded half up by 2*shift bits, capped at EPS_CAP); y = rmsnorm_int("
+                        "x, gamma, eps) in NORM_OUT codes; amax = max |y|; (r, k) = "
+                        "reciprocal(amax, ACT_RECIP_BITS); a = sat8(round_half_even(y * r * "
+                        "127 * 2**-k))",
+            "E": {"port": "e", "width": p.e_width, "signed": False,
+                  "meaning": "the norm's eps constant (hwsim.golden.layer_codes.eps_code, power "
+                             "0), held while a vector loads"},
+            "shift": {"field": "inp.shift", "width": p.shift_width,
+                      "meaning": "the row's right shift to NORM_IN_BITS bits, from the "
+                                 "vector's last beat"},
+            "rounding": "half_even (activation quantizer); the norm's own: " + norm.out.rounding.value,
+            "overflow": "saturate to int8",
+            "x": norm.x.to_dict(), "gamma": norm.gamma.to_dict(), "norm_out": norm.out.to_dict(),
+            "y_beat": "a: lanes int8 codes, lane 0 lowest; amax: the vector's max |y| in "
+                      "NORM_OUT codes, on every beat",
+        },
+        "latency": latency(spec.latency_cycles, p, formula=formula, unit="vector"),
+        "interval": interval(rn.latency_cycles, norm, unit="vector",
+                             formula="rmsnorm latency (the RMSNorm takes the next vector once "
+                                     "its last output beat is stored: hwsim.golden.norm_quant."
+                                     "stream_cycles)"),
         "cycles": {
-            "formula_vector": "rmsnorm latency + 1 + ACT_RECIP_BITS + 2 + 1 + 2 + C - 1 "
-                              "(C = n/lanes)",
+            "formula_vector": formula,
             "formula_interval": "rmsnorm latency",
             "vector": spec.latency_cycles(p),
             "interval": spec.stream_cycles(p, 2) - spec.latency_cycles(p),

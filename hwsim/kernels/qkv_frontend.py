@@ -13,13 +13,44 @@ from hwsim.golden.lanes import pack_lanes
 from quant.qtype import quantize
 
 from . import CliParam, Kernel
+from ._contract import I2S_WEIGHTS, latency, one_at_a_time
 
 
 def manifest(p: spec.QkvFrontendParams) -> dict:
+    formula = "latency(wq MVU) + 1 + (heads + 2*kv_heads)*head_dim"
+    lat = latency(spec.qkv_frontend_cycles, p, formula=formula, first="x beat",
+                  last="out code")
+    side = "per-token side port; see rtl.qkv_frontend.QkvFrontend for when it is sampled"
     return {"kernel": "qkv-frontend",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
-            "cycles": {"formula": "latency(wq MVU) + 1 + (heads + 2·kv_heads)·head_dim",
-                       "token": spec.qkv_frontend_cycles(p)}}
+            "numeric": {
+                "function": "hwsim.golden.qkv_frontend.qkv_codes: acc = W . a exact (ternary "
+                            "MVUs wq, wk, wv); q and k rotated, round_half_even((acc * cos + "
+                            "rot(acc) * sin) * 2**-ROPE_FRAC), rot(v) = [-v[d/2:], v[:d/2]]; "
+                            "code = sat8(round_half_even(x * amax * M_h * 2**-S_h)) per head",
+                "weight_code": I2S_WEIGHTS,
+                "w_order": "wq's words, then wk's, then wv's",
+                "amax": {"port": "amax", "width": spec.AMAX_BITS, "signed": False,
+                         "meaning": "the token's activation amax (the step of x), " + side},
+                "cos_sin": {"ports": ["cos", "sin"], "format": lc.ROPE_CODE.to_dict(),
+                            "count": p.head_dim,
+                            "meaning": f"the token position's RoPE row, element i at bits "
+                                       f"[i*{lc.ROPE_CODE.width}, (i+1)*{lc.ROPE_CODE.width}), "
+                                       + side},
+                "mults": {"port": "mults", "count": p.heads + 2 * p.kv_heads,
+                          "layout": {"m": f"unsigned {lc.MULT_BITS} bits, low",
+                                     "s": "unsigned 6 bits"},
+                          "order": "q heads, then k heads, then v heads",
+                          "meaning": "each head's static requantization M_h, S_h, " + side},
+                "side_ports": "amax, cos, sin, mults: per-token side ports; see the component "
+                              "docstring for when they are sampled",
+                "rounding": "half_even", "overflow": "saturate to int8",
+                "out_order": "(heads + 2*kv_heads)*head_dim codes: q (head-major), k, v",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, overlap="the next token's x is accepted while "
+                                                   "this token's codes go out"),
+            "cycles": {"formula": formula, "token": spec.qkv_frontend_cycles(p)}}
 
 
 def w_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:

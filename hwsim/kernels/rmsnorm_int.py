@@ -10,18 +10,31 @@ from hwsim.golden import rmsnorm_int as spec
 from hwsim.golden.lanes import pack_lanes
 
 from . import CliParam, Kernel
+from ._contract import interval, latency
 
 
 def manifest(p: spec.RmsNormParams) -> dict:
+    formula = "C + num_width + sqrt_steps + recip_bits + 2 + C + 2 (C = n/lanes)"
     return {
         "kernel": "rmsnorm",
         "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
                    for f in dataclasses.fields(p)},
-        "cycles": {
-            "formula_vector": "C + num_width + sqrt_steps + recip_bits + 2 + C + 2 "
-                              "(C = n/lanes)",
-            "vector": spec.latency_cycles(p),
+        "numeric": {
+            "function": "hwsim.golden.rmsnorm_int.rmsnorm_int: ss = sum x_i**2 exact; "
+                        "v = floor(ss * 2**(2G) / n) + eps_code; q = isqrt(v); (r, k) = "
+                        "reciprocal(q, recip_bits), r = floor(2**k / q); y_i = sat(round_shift("
+                        "x_i * gamma_i * r, k + gamma.frac - out.frac - G))",
+            "G": p.rms_frac, "recip_bits": p.recip_bits,
+            "eps": {"port": "eps", "width": p.eps_width, "signed": False,
+                    "meaning": "eps_code = round(eps / s_x**2 * 2**(2G)), sampled with the "
+                               "vector's last inp beat"},
+            "rounding": p.out.rounding.value, "overflow": p.out.overflow.value,
+            "x": p.x.to_dict(), "gamma": p.gamma.to_dict(), "out": p.out.to_dict(),
+            "bound": "within 1 LSB of the float64 RMSNorm of the same codes where not saturated",
         },
+        "latency": latency(spec.latency_cycles, p, formula=formula, unit="vector"),
+        "interval": interval(spec.latency_cycles, p, formula=formula, unit="vector"),
+        "cycles": {"formula_vector": formula, "vector": spec.latency_cycles(p)},
     }
 
 

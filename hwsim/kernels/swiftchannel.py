@@ -17,6 +17,7 @@ from hwsim.golden import swiftchannel_gate as gate_spec
 from hwsim.golden import swiftchannel_pipeline as pipe_spec
 
 from . import CliParam, Kernel
+from ._contract import interval, latency, one_at_a_time
 
 
 def conv_cli_params(ic: int = 12, oc: int = 8, height: int = 8, width: int = 8, k: int = 3,
@@ -87,25 +88,77 @@ def _manifest_params(p) -> dict:
             if not isinstance(getattr(p, f.name), tuple)}
 
 
+_CONSTANTS = ("weights, bias and each output channel's M and S are elaboration constants "
+              "(params; no port): the emitted module computes one fixed layer")
+
+
 def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
+    formula = "start + H*W*(oc/ocp)*(k*k/taps) + 3, start = W+2 (k=3) or 1"
+    lat = latency(conv_spec.frame_cycles, p, formula=formula, unit="frame", first="x beat",
+                  last="y beat")
     return {"kernel": "swiftchannel-conv", "params": _manifest_params(p),
             "acc_width": p.acc_width,
-            "cycles": {"formula_frame": "start + H*W*(oc/ocp)*k*k + 3, start = W+2 (k=3) or 1",
-                       "frame": conv_spec.frame_cycles(p)}}
+            "numeric": {
+                "function": "hwsim.golden.swiftchannel_conv.conv_engine (hwsim.golden."
+                            "swiftchannel.conv_int): acc[o] = bias[o] + sum w[o, i, dy, dx] * "
+                            "(x[i, h+dy, w+dx] - z_in) (0 outside the image: zero padding, "
+                            "stride 1); y = clip((acc * M[o] + (z_out << S[o]) + "
+                            "2**(S[o]-1)) >> S[o], 0, 255)",
+                "rounding": "half_up", "overflow": "clip to uint8 [0, 255]",
+                "constants": _CONSTANTS, "z_in": p.z_in, "z_out": p.z_out,
+                "M_width": sc.MULT_BITS, "S_max": sc.MAX_SHIFT,
+                "weight": "int8 codes", "acc": {"width": p.acc_width, "signed": True},
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, unit="frame",
+                                      overlap="the line buffer runs up to three rows ahead"),
+            "cycles": {"formula_frame": formula, "frame": conv_spec.frame_cycles(p)}}
 
 
 def gate_manifest(p: gate_spec.GateParams) -> dict:
     return {"kernel": "swiftchannel-gate", "params": _manifest_params(p),
+            "numeric": {
+                "function": "hwsim.golden.swiftchannel_gate.gate (hwsim.golden.swiftchannel."
+                            "spab_gate): sum = (x - z_x) * sum_mult_x + (c - z_c) * sum_mult_c "
+                            "(exact); g = lut[clip(floor((c - z_c) * lut_mult * 2**-lut_shift) + "
+                            "256, 0, 511)] (int8 codes of sigmoid - 0.5, 512 entries, hwsim."
+                            "golden.swiftchannel.sigmoid_lut); y = clip((sum * g + (z_out << "
+                            "sum_shift) + 2**(sum_shift-1)) >> sum_shift, 0, 255)",
+                "rounding": "half_up", "overflow": "clip to uint8 [0, 255]",
+                "constants": "zero points, multipliers and shifts are elaboration constants "
+                             "(params; no port)",
+            },
+            "latency": latency(gate_spec.stream_cycles, p, 1, formula="beats + 2, beats = 1",
+                               unit="beat", first="x beat", last="y beat"),
+            "interval": interval(gate_spec.interval_cycles, p, unit="beat",
+                                 formula="1 (stream_cycles(2) - stream_cycles(1))"),
             "cycles": {"formula_stream": "beats + 2"}}
 
 
 def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
+    formula = "W + 9 + S*H*W + (2B+1)*(S*(W+2)+3) + 2B, S = 9/taps"
+    lat = latency(pipe_spec.frame_cycles, p, formula=formula, unit="frame", first="x beat",
+                  last="y beat")
     return {"kernel": "swiftchannel-pipeline",
             "params": {k: getattr(p, k) for k in ("height", "width", "taps", "skip_depth", "rf",
                                                    "rs", "blocks")},
             "macs_per_cycle": p.macs_per_cycle(),
-            "cycles": {"formula_frame": "W + 9 + S*H*W + (2B+1)*(S*(W+2)+3) + 2B, S = 9/taps",
-                       "frame": pipe_spec.frame_cycles(p)}}
+            "numeric": {
+                "function": "hwsim.golden.swiftchannel_pipeline.pipeline (hwsim.golden."
+                            "swiftchannel.swiftchannel_int): head conv, blocks x [c1, c2, "
+                            "SPAB gate on (x, c2)], tail conv, 1x1 up conv, each layer as "
+                            "swiftchannel-conv and swiftchannel-gate state it",
+                "rounding": "half_up at every requantizer", "overflow": "clip to uint8",
+                "constants": "every layer's weights, biases, multipliers, shifts and zero "
+                             "points are elaboration constants (params; no port)",
+                "y_beat": "element c*rf*rs + i*rs + j = output pixel (rf*h + i, rs*w + j) of "
+                          "channel c (PixelShuffle)",
+            },
+            "latency": lat,
+            "interval": one_at_a_time(lat, unit="frame",
+                                      overlap="every layer takes the next frame's pixels as "
+                                              "its line buffer frees"),
+            "cycles": {"formula_frame": formula, "frame": pipe_spec.frame_cycles(p)}}
 
 
 def pipeline_cases(p: pipe_spec.PipelineParams, seed: int = 0, quick: bool = False) -> list[dict]:

@@ -10,6 +10,7 @@ from hwsim.golden import ternary_mvu as spec
 from quant.qtype import quantize_multiplier
 
 from . import CliParam, Kernel
+from ._contract import I2S_WEIGHTS, interval, latency
 
 #: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
 _LATENCY = "cols/lanes + rows*cols/lanes + 4"
@@ -23,7 +24,8 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
                    else getattr(p, f.name) for f in dataclasses.fields(p)},
         "acc_width": p.acc_width,
         "numeric": {
-            "function": "y[r] = sat(round(acc[r] * M * 2**-S)), acc[r] = sum_j W[r, j] * x[j]",
+            "function": "hwsim.golden.ternary_mvu.ternary_mvu: y[r] = sat(round(acc[r] * M * "
+                        "2**-S)), acc[r] = sum_j W[r, j] * x[j]",
             "acc": {"width": p.acc_width, "signed": True,
                     "meaning": "exact: cols * 2**(act.width-1) cannot overflow it"},
             "M": {"port": "mult", "width": p.mult_bits, "signed": False,
@@ -35,21 +37,16 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
             "overflow": p.out.overflow.value,
             "act": p.act.to_dict(),
             "out": p.out.to_dict(),
-            "weight_code": {"map": {str(w): c for w, c in spec.I2S_CODE.items()},
-                            "width": 2, "unused": "code 3 is read as weight 0"},
+            "weight_code": {k: v for k, v in I2S_WEIGHTS.items() if k != "word"},
             "weight_word": "w beat r*(cols/lanes)+k holds W[r, k*lanes:(k+1)*lanes] as "
                            "weight codes, lane 0 in bits [0, 2)",
             "x_beat": "x beat k of a vector holds x[k*lanes:(k+1)*lanes], lane 0 in the "
                       "low act.width bits",
             "y_beat": "one code per row, rows 0 .. rows-1 in order",
         },
-        "latency": {"formula": _LATENCY,
-                    "cycles": spec.latency_cycles(p),
-                    "meaning": "first accepted x beat to last y beat of a vector, both counted "
-                               "(no idle input, no back-pressure)"},
-        "interval": {"formula": _INTERVAL,
-                     "cycles": spec.interval_cycles(p),
-                     "meaning": "cycles between the first x beats of back-to-back vectors"},
+        "latency": latency(spec.latency_cycles, p, formula=_LATENCY, unit="vector",
+                           first="x beat", last="y beat"),
+        "interval": interval(spec.interval_cycles, p, formula=_INTERVAL, unit="vector"),
         "cycles": {
             "formula_vector": _LATENCY,
             "formula_interval": _INTERVAL,

@@ -166,6 +166,174 @@ def _beats(out: str, stream: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------
+# The manifest states the whole contract: checked without elaborating (the component's
+# signature and docstring only), so every kernel, the slow ones included, runs in the default tier
+def _golden_timing() -> dict:
+    """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
+    the figures the manifest must carry (written here apart from the registry on purpose)."""
+    import hwsim.golden as g
+    from hwsim.golden import (
+        absmax_barrier,
+        attention_head,
+        attn_layer,
+        attn_out,
+        decode_attention,
+        decode_step,
+        decoder_layer,
+        ffn_in,
+        ffn_out,
+        lif_array,
+        lo_topk,
+        norm_quant,
+        qkv_frontend,
+        rmsnorm_int,
+        swiftchannel_conv,
+        swiftchannel_gate,
+        swiftchannel_pipeline,
+        ternary_mvu,
+    )
+
+    def same(fn):
+        return lambda p: (fn(p), fn(p))
+
+    assert g  # the package itself imports nothing heavy
+    return {
+        "absmax-barrier": lambda p: (absmax_barrier.latency_cycles(p),
+                                     absmax_barrier.interval_cycles(p)),
+        "attention-head": lambda p: (attention_head.query_cycles(p, p.max_len),) * 2,
+        "attn-layer": same(attn_layer.latency_cycles),
+        "attn-out": same(attn_out.latency_cycles),
+        "decode-attention": same(decode_attention.decode_attention_cycles),
+        "decode-step": same(decode_step.decode_step_cycles),
+        "decoder-layer": same(decoder_layer.latency_cycles),
+        "ffn-in": same(ffn_in.latency_cycles),
+        "ffn-out": same(ffn_out.latency_cycles),
+        "lif-array": lambda p: (lif_array.stream_cycles(p, [p.inputs]),
+                                lif_array.step_cycles(p, p.inputs)),
+        "lo-topk": same(lo_topk.latency_cycles),
+        "norm-quant": lambda p: (norm_quant.latency_cycles(p),
+                                 norm_quant.stream_cycles(p, 2) - norm_quant.latency_cycles(p)),
+        "qkv-frontend": same(qkv_frontend.qkv_frontend_cycles),
+        "rmsnorm": same(rmsnorm_int.latency_cycles),
+        "swiftchannel-conv": same(swiftchannel_conv.frame_cycles),
+        "swiftchannel-gate": lambda p: (swiftchannel_gate.stream_cycles(p, 1),
+                                        swiftchannel_gate.stream_cycles(p, 2)
+                                        - swiftchannel_gate.stream_cycles(p, 1)),
+        "swiftchannel-pipeline": same(swiftchannel_pipeline.frame_cycles),
+        "ternary-mvu": lambda p: (ternary_mvu.latency_cycles(p), ternary_mvu.interval_cycles(p)),
+    }
+
+
+def manifest_problems(name: str, man: dict, ports: list[dict], golden: tuple[int, int]) -> list[str]:
+    """What a kernel's manifest leaves unstated (empty: the contract is complete)."""
+    import importlib
+
+    problems = []
+    num = man.get("numeric")
+    if not isinstance(num, dict) or not isinstance(num.get("function"), str) \
+            or "hwsim.golden." not in num["function"]:
+        problems.append("numeric: no 'function' naming the golden function")
+    elif not all(num.get(k) for k in ("rounding", "overflow")):
+        problems.append("numeric: 'rounding' and 'overflow' must be stated")
+    for key, want in zip(("latency", "interval"), golden, strict=True):
+        t = man.get(key)
+        if not isinstance(t, dict):
+            problems.append(f"{key}: missing")
+            continue
+        if not all(isinstance(t.get(k), str) and t[k] for k in ("formula", "function", "meaning")):
+            problems.append(f"{key}: needs 'formula', 'function' and 'meaning'")
+            continue
+        module, _, fn = t["function"].rpartition(".")
+        if not module.startswith("hwsim.golden.") or \
+                not callable(getattr(importlib.import_module(module), fn, None)):
+            problems.append(f"{key}: {t['function']!r} is not a golden-module function")
+        if type(t.get("cycles")) is not int or t["cycles"] != want:
+            problems.append(f"{key}: cycles {t.get('cycles')!r} != golden {want}")
+    for q in ports:
+        if not q["meaning"] or "not described" in q["meaning"]:
+            problems.append(f"port {q['name']}: {q['meaning']!r}")
+    return problems
+
+
+def _small(name: str):
+    kernel = get_kernel(name)
+    return kernel, kernel.params(**({cp.name: cp.default for cp in kernel.cli_params}
+                                    | SMALL.get(name, {})))
+
+
+def _interface(make, fn):
+    """``fn(component)`` for a component read for its signature and docstring only: it and
+    its submodules are never elaborated, on purpose, so Amaranth's warning about that is
+    silenced (it comes when they are collected)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".* created but never used")
+        component = make()
+        out = fn(component)
+        del component
+        gc.collect()
+    return out
+
+
+def test_every_kernel_is_in_the_golden_timing_table():
+    assert sorted(_golden_timing()) == sorted(KERNELS)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_manifest_states_numeric_timing_and_every_port(name):
+    from rtl.emit import manifest_of
+
+    kernel, p = _small(name)
+    man = _interface(lambda: kernel.component(p),
+                     lambda c: manifest_of(c, kernel.top, kernel.manifest(p)))
+    problems = manifest_problems(name, man, man["ports"], _golden_timing()[name](p))
+    assert not problems, problems
+    json.dumps(man)  # the manifest is JSON as it stands
+    for key in ("latency", "interval"):
+        assert f"{key}: {man[key]['formula']} = {man[key]['cycles']} cycles" in describe(man)
+
+
+def test_the_manifest_check_fails_on_a_missing_entry():
+    """Negative control: a manifest without ``interval``, one whose latency is off by one, one
+    without ``numeric`` and a port with no written meaning are each reported."""
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from rtl.emit import port_list
+
+    kernel, p = _small("ternary-mvu")
+    man = kernel.manifest(p)
+    ports = _interface(lambda: kernel.component(p), port_list)
+    golden = _golden_timing()["ternary-mvu"](p)
+    assert manifest_problems("ternary-mvu", man, ports, golden) == []
+    assert manifest_problems("ternary-mvu", {k: v for k, v in man.items() if k != "interval"},
+                             ports, golden) == ["interval: missing"]
+    late = {**man, "latency": {**man["latency"], "cycles": man["latency"]["cycles"] + 1}}
+    assert manifest_problems("ternary-mvu", late, ports, golden) == \
+        [f"latency: cycles {golden[0] + 1} != golden {golden[0]}"]
+    assert manifest_problems("ternary-mvu", {k: v for k, v in man.items() if k != "numeric"},
+                             ports, golden) == ["numeric: no 'function' naming the golden function"]
+
+    class Bare(wiring.Component):
+        """A component whose ``y`` has a declaration and no description.
+
+        Members
+        -------
+        x : ``In(stream.Signature(8))``
+            Codes in.
+        y : ``Out(stream.Signature(8))``
+        """
+
+        def __init__(self):
+            super().__init__({"x": In(stream.Signature(8)), "y": Out(stream.Signature(8))})
+
+    problems = manifest_problems("bare", man, _interface(Bare, port_list), golden)
+    assert [q.split(":")[0] for q in problems] == ["port y__payload"], problems
+
+
+# ------------------------------------------------------------------------------------------
 @pytest.mark.cocotb
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in sorted(KERNELS)])
@@ -334,3 +502,38 @@ def test_attention_head_from_the_manifest_equals_golden(tmp_path):
     (o_gold, amax_gold), = ah.run_ops(ops, M, S, p)
     assert [v for beat in out for v in beat["o"]] == o_gold.tolist()
     assert {beat["amax"] for beat in out} == {amax_gold}
+
+
+def test_member_docs_reads_shared_entries_run_on_declarations_and_references():
+    """``a, b : ``T`` `` shares one description, declarations separated by ``;`` may run over
+    lines, ``as ``m`` of :class:`…` `` takes another class's description (with a remark), and a
+    member with a declaration only has none."""
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from rtl.emit import member_docs
+    from rtl.ternary_mvu import TernaryMVU
+
+    class Doc(wiring.Component):
+        """Members
+        -------
+        a, b : ``In(8)``
+            Shared.
+        c : ``In(8)``; d : ``In(ArrayLayout(signed(22),
+            4))``; e : ``In(8)``
+            Three on a run-on declaration.
+        f :
+            as ``mult`` of :class:`rtl.ternary_mvu.TernaryMVU` (remark)
+        g : ``Out(1)``
+        """
+
+        def __init__(self):
+            super().__init__({n: In(8) for n in "abcdef"} | {"g": Out(1)})
+
+    docs = _interface(Doc, member_docs)
+    assert docs["a"] == docs["b"] == "Shared."
+    assert docs["c"] == docs["d"] == docs["e"] == "Three on a run-on declaration."
+    mvu = _interface(lambda: TernaryMVU(get_kernel("ternary-mvu").params(**SMALL["ternary-mvu"])),
+                     member_docs)
+    assert docs["f"] == mvu["mult"] + " (remark)"
+    assert "g" not in docs
