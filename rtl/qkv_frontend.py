@@ -32,7 +32,11 @@ class QkvFrontend(wiring.Component):
 
     Latency (no idle input, no back-pressure): ``latency(wq MVU) + 1 + (H + 2G)·d`` cycles from
     the first ``x`` beat to the last output code (:func:`hwsim.golden.qkv_frontend.
-    qkv_frontend_cycles`).
+    qkv_frontend_cycles`). Throughput: the next token's ``x`` is accepted as soon as the
+    MVUs have issued this token's last rows, so its MVU pass overlaps this token's drain and
+    output, and its codes follow once this token's last code is taken and its accumulators
+    are full. Back-pressure on ``out`` holds the codes and, once the MVUs' pipelines are
+    full, the next token.
 
     Members
     -------
@@ -43,9 +47,13 @@ class QkvFrontend(wiring.Component):
         ``(H + 2G)·d`` codes: q (head-major), k, v.
     amax : ``In(unsigned(24))``; cos, sin : ``In(ArrayLayout(signed(22), d))`` (the token's
         position); mults : ``In(ArrayLayout({m, s}, H + 2G))`` (q heads, k heads, v heads).
-        Not sampled: read while the token's codes go out, so they must hold the token's values
-        until its last ``out`` code. The next token's ``x`` is accepted before that (its MVU
-        pass overlaps this token's output), so a host must not change them with it.
+        Sampled with the token's first ``x`` beat (as the ternary MVU's ``M``/``S``) and
+        held inside until its last code is taken: free at any other time, so back-to-back
+        tokens may each have their own, changed as soon as the first beat is accepted. Two
+        tokens' values are held (the token going out and the next); a third token's first
+        beat waits until the first token's last code is taken. That happens only when a whole
+        token fits in the MVUs' pipelines (the smallest heads, ``d = 2``), where the token
+        would have waited in the MVUs anyway (its codes leave on the same cycles).
     """
 
     def __init__(self, params: spec.QkvFrontendParams):
