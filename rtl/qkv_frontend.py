@@ -52,8 +52,8 @@ class QkvFrontend(wiring.Component):
         tokens may each have their own, changed as soon as the first beat is accepted. Two
         tokens' values are held (the token going out and the next); a third token's first
         beat waits until the first token's last code is taken. That happens only when a whole
-        token fits in the MVUs' pipelines (the smallest heads, ``d = 2``), where the token
-        would have waited in the MVUs anyway (its codes leave on the same cycles).
+        token fits in the MVUs' pipelines (``H·d ≤ 4``), where the token would have waited in
+        the MVUs anyway: without back-pressure its codes leave on the same cycles.
     """
 
     def __init__(self, params: spec.QkvFrontendParams):
