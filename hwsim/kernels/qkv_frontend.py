@@ -45,7 +45,8 @@ def x_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
 
 
 def port_values(a: dict, p: spec.QkvFrontendParams) -> dict[str, int]:
-    """Packed values of the static ports ``amax``, ``cos``, ``sin``, ``mults``."""
+    """Packed values of a token's ports ``amax``, ``cos``, ``sin``, ``mults`` (sampled with its
+    first ``x`` beat)."""
     rc = lc.ROPE_CODE.width
     mults = 0
     for i, (M, S) in enumerate(np.asarray(a["mults"]).reshape(-1, 2)):
