@@ -9,7 +9,7 @@ latency_cycles`. This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -37,7 +37,7 @@ class AttnLayer(wiring.Component):
       row's shift (the peak's bits above ``NORM_IN_BITS``) is then known; the ``C`` beats
       are read back, shifted (half even) and sent with the gains to the norm unit
       (:class:`rtl.row_shift.RowShift`, shared with ``ffn-in``), whose int8 beats are the
-      decode step's input beats; its amax is latched for the front end's requantizer;
+      decode step's input beats; their amax is sampled by the front end with the first;
     * the decode step's per-head output beats are the output path's ``o`` beats;
     * the output path takes the held residual row, one code per cycle, for its residual add;
       the row memory is free (the next token accepted) after the last code is taken.
@@ -110,13 +110,11 @@ class AttnLayer(wiring.Component):
         wiring.connect(m, rs.res, ao.x)
         m.d.comb += rs.gamma.eq(self.norm_gamma)
 
-        # ---- norm unit → decode step (amax latched) → output path ---------------------------
-        amax = Signal.like(ds.amax)
+        # ---- norm unit → decode step → output path -----------------------------------------
+        # the row's amax travels with every beat; the front end samples it with the first
         m.d.comb += [ds.x.payload.eq(nq.y.payload.a), ds.x.valid.eq(nq.y.valid),
-                     nq.y.ready.eq(ds.x.ready), ds.amax.eq(amax),
+                     nq.y.ready.eq(ds.x.ready), ds.amax.eq(nq.y.payload.amax),
                      ao.o.payload.o.eq(ds.out.payload.o),
                      ao.o.payload.amax.eq(ds.out.payload.amax),
                      ao.o.valid.eq(ds.out.valid), ds.out.ready.eq(ao.o.ready)]
-        with m.If(nq.y.valid & nq.y.ready):
-            m.d.sync += amax.eq(nq.y.payload.amax)
         return m

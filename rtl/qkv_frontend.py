@@ -32,7 +32,11 @@ class QkvFrontend(wiring.Component):
 
     Latency (no idle input, no back-pressure): ``latency(wq MVU) + 1 + (H + 2G)·d`` cycles from
     the first ``x`` beat to the last output code (:func:`hwsim.golden.qkv_frontend.
-    qkv_frontend_cycles`).
+    qkv_frontend_cycles`). Throughput: the next token's ``x`` is accepted as soon as the
+    MVUs have issued this token's last rows, so its MVU pass overlaps this token's drain and
+    output, and its codes follow once this token's last code is taken and its accumulators
+    are full. Back-pressure on ``out`` holds the codes and, once the MVUs' pipelines are
+    full, the next token.
 
     Members
     -------
@@ -43,9 +47,13 @@ class QkvFrontend(wiring.Component):
         ``(H + 2G)·d`` codes: q (head-major), k, v.
     amax : ``In(unsigned(24))``; cos, sin : ``In(ArrayLayout(signed(22), d))`` (the token's
         position); mults : ``In(ArrayLayout({m, s}, H + 2G))`` (q heads, k heads, v heads).
-        Not sampled: read while the token's codes go out, so they must hold the token's values
-        until its last ``out`` code. The next token's ``x`` is accepted before that (its MVU
-        pass overlaps this token's output), so a host must not change them with it.
+        Sampled with the token's first ``x`` beat (as the ternary MVU's ``M``/``S``) and
+        held inside until its last code is taken: free at any other time, so back-to-back
+        tokens may each have their own, changed as soon as the first beat is accepted. Two
+        tokens' values are held (the token going out and the next); a third token's first
+        beat waits until the first token's last code is taken. That happens only when a whole
+        token fits in the MVUs' pipelines (``H·d ≤ 4``), where the token would have waited in
+        the MVUs anyway: without back-pressure its codes leave on the same cycles.
     """
 
     def __init__(self, params: spec.QkvFrontendParams):
@@ -89,10 +97,29 @@ class QkvFrontend(wiring.Component):
             m.d.sync += wcnt.eq(Mux(wcnt == sum(words) - 1, 0, wcnt + 1))
 
         # activations: one vector broadcast to the three MVUs
-        all_ready = mv[0].x.ready & mv[1].x.ready & mv[2].x.ready
+        C = p.hidden // p.lanes
+        beat = Signal(range(max(C, 2)))
+        first = Signal()
+        m.d.comb += first.eq(beat == 0)
+        # the token's amax, cos, sin, mults: sampled with its first x beat (pend), moved to the
+        # set its codes are made with (act) once the previous token's last code is taken. A
+        # third token's first beat waits while two tokens' sets are held (only when a whole
+        # token fits in the MVUs' pipelines).
+        side = data.StructLayout({"amax": self.amax.shape(), "cos": self.cos.shape(),
+                                  "sin": self.sin.shape(), "mults": self.mults.shape()})
+        pend, act = Signal(side), Signal(side)
+        pend_ok, act_ok = Signal(), Signal()
+        hold = Signal()
+        m.d.comb += hold.eq(first & pend_ok & act_ok)
+        all_ready = mv[0].x.ready & mv[1].x.ready & mv[2].x.ready & ~hold
         m.d.comb += self.x.ready.eq(all_ready)
         for u in mv:
             m.d.comb += [u.x.payload.eq(self.x.payload), u.x.valid.eq(self.x.valid & all_ready)]
+        take = Signal()
+        m.d.comb += take.eq(self.x.valid & all_ready)
+        if C > 1:
+            with m.If(take):
+                m.d.sync += beat.eq(Mux(beat == C - 1, 0, beat + 1))
 
         # accumulators of the three projections
         rows = [p.rows(n) for n in _NAMES]
@@ -114,6 +141,14 @@ class QkvFrontend(wiring.Component):
                         with m.Case(j):
                             m.d.sync += a[j].eq(u.y.payload)
 
+        with m.If(clear):
+            m.d.sync += act_ok.eq(0)
+        with m.If(pend_ok & (~act_ok | clear)):
+            m.d.sync += [act.eq(pend), act_ok.eq(1), pend_ok.eq(0)]
+        with m.If(take & first):
+            m.d.sync += [pend.amax.eq(self.amax), pend.cos.eq(self.cos), pend.sin.eq(self.sin),
+                         pend.mults.eq(self.mults), pend_ok.eq(1)]
+
         # one element per cycle: RoPE (q, k) and the static requantizer
         N = p.elements
         e = Signal(range(N))
@@ -133,11 +168,11 @@ class QkvFrontend(wiring.Component):
             for idx, (t, h, i) in enumerate(flat):
                 with m.Case(idx):
                     a = src[t]
-                    m.d.comb += [val.eq(a[h * d + i]), mult.eq(self.mults[head0[t] + h])]
+                    m.d.comb += [val.eq(a[h * d + i]), mult.eq(act.mults[head0[t] + h])]
                     if t != "v":
                         partner = a[h * d + i + half] if i < half else a[h * d + i - half]
                         m.d.comb += [rot.eq(-partner if i < half else partner),
-                                     cs.eq(self.cos[i]), sn.eq(self.sin[i]), use_rope.eq(1)]
+                                     cs.eq(act.cos[i]), sn.eq(act.sin[i]), use_rope.eq(1)]
         roped = Signal(signed(accw + 2))
         m.d.comb += roped.eq(Mux(use_rope, round_shift(val * cs + rot * sn,
                                                        Const(lc.ROPE_FRAC, 5),
@@ -145,7 +180,7 @@ class QkvFrontend(wiring.Component):
         # amax and M are non-negative: zero-extended into signed signals before the products
         amax_s = Signal(signed(spec.AMAX_BITS + 1))
         m_s = Signal(signed(lc.MULT_BITS + 1))
-        m.d.comb += [amax_s.eq(self.amax), m_s.eq(mult.m)]
+        m.d.comb += [amax_s.eq(act.amax), m_s.eq(mult.m)]
         scaled = Signal(signed(accw + 2 + spec.AMAX_BITS + 1 + lc.MULT_BITS + 1))
         m.d.comb += scaled.eq(roped * amax_s * m_s)
         m.d.comb += self.out.payload.eq(saturate(round_shift(scaled, mult.s, INT8.rounding), INT8))

@@ -66,12 +66,12 @@ def golden_words(p: spec.DecodeStepParams, a: dict) -> np.ndarray:
 
 
 def cases(p: spec.DecodeStepParams, seed: int = 0, quick: bool = False) -> list[dict]:
-    """Front-end stimulus (:func:`hwsim.kernels.qkv_frontend.cases`) plus a random earlier
-    cache and score scales from the q and k codes' spread."""
+    """Front-end stimulus (:func:`hwsim.kernels.qkv_frontend.one_token_cases`) plus a random
+    earlier cache and score scales from the q and k codes' spread."""
     rng = np.random.default_rng(seed + 100)
     H, G, M, d = p.heads, p.kv_heads, p.tokens, p.head_dim
     out = []
-    for c in fe.cases(p.frontend(), seed, quick):
+    for c in fe.one_token_cases(p.frontend(), seed, quick):
         a = dict(c["arrays"])
         a["K"] = rng.integers(-128, 128, (G, M - 1, d))
         a["V"] = rng.integers(-128, 128, (G, M - 1, d))

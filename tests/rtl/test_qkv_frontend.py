@@ -13,18 +13,25 @@ from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.qkv_frontend import QkvFrontend
 
 
+def _side(dut):
+    return {"amax": dut.amax, "cos": dut.cos.as_value(), "sin": dut.sin.as_value(),
+            "mults": dut.mults.as_value()}
+
+
 def _run(p, case):
+    """A case's tokens through the RTL, each token's ``amax``/``cos``/``sin``/``mults`` driven
+    with its first ``x`` beat only (:func:`hwsim.kernels.qkv_frontend.side_values`). Returns
+    the codes and the first token's cycles (first ``x`` beat to its last code)."""
     a = case["arrays"]
     dut = QkvFrontend(p)
+    ports = _side(dut)
     w = Source(dut.w, kf.w_words(a, p))
-    x = Source(dut.x, kf.x_words(a, p), idle=case.get("idle", 0.0))
-    out = Sink(dut.out, p.elements, stall=case.get("stall", 0.0))
-    pv = kf.port_values(a, p)
-    settle = [(dut.amax, pv["amax"]), (dut.cos.as_value(), pv["cos"]),
-              (dut.sin.as_value(), pv["sin"]), (dut.mults.as_value(), pv["mults"])]
-    run_streams(dut, [w, x], [out], seed=case.get("seed", 0), settle=settle)
+    x = Source(dut.x, kf.x_words(a, p), idle=case.get("idle", 0.0),
+               side=[tuple((ports[n], v) for n, v in beat) for beat in kf.side_values(p, a)])
+    out = Sink(dut.out, len(kf.tokens(a)) * p.elements, stall=case.get("stall", 0.0))
+    run_streams(dut, [w, x], [out], seed=case.get("seed", 0))
     got = np.array([v - 256 if v >= 128 else v for v in out.values])
-    return got, out.cycles[-1] - x.cycles[0] + 1
+    return got, out.cycles[p.elements - 1] - x.cycles[0] + 1
 
 
 @pytest.mark.parametrize("kw", [{}, pytest.param({"hidden": 32, "heads": 4, "kv_heads": 4,
@@ -70,70 +77,93 @@ def test_params_reject_bad_input():
         QkvFrontend(gda.DecodeAttentionParams())
 
 
-def _tokens_back_to_back(p, tokens, stall, seed):
-    """Tokens' x streamed back to back; each token's ``amax``/``cos``/``sin``/``mults`` are set
-    when the previous token's last code is taken (the ports' contract: held until the token's
-    last code; the next token's x is accepted before that). Returns (codes per token, cycle of
-    the first x beat of token 1, cycle its predecessor's last code was taken)."""
+def _tokens_back_to_back(p, tokens, stall, idle, seed):
+    """Tokens' ``x`` streamed back to back (random idle input, random output stalls); a
+    token's ``amax``/``cos``/``sin``/``mults`` are driven only while its first ``x`` beat is
+    presented; in the cycle after that beat is taken they are the next token's (a host that
+    moves on at once), in every other cycle random garbage. Returns the codes per token and
+    the number of tokens whose first beat was taken before its predecessor's last code."""
     from amaranth.sim import Simulator
 
     dut = QkvFrontend(p)
+    ports = _side(dut)
+    widths = kf.side_widths(p)
     pvs = [kf.port_values(a, p) for a in tokens]
-    ports = [dut.amax, dut.cos.as_value(), dut.sin.as_value(), dut.mults.as_value()]
-    ws = kf.w_words(tokens[0], p)
+    C = p.hidden // p.lanes
     xs = [w for a in tokens for w in kf.x_words(a, p)]
     rng = np.random.default_rng(seed)
-    got, x_cycles, out_cycles = [], [], []
+    got, first_x, last_out = [], [], []
+
+    def garbage():
+        return {n: int.from_bytes(rng.bytes((w + 7) // 8), "little") & ((1 << w) - 1)
+                for n, w in widths.items()}
 
     async def bench(ctx):
-        for port, name in zip(ports, ("amax", "cos", "sin", "mults"), strict=True):
-            ctx.set(port, pvs[0][name])
-        for word in ws:
+        for word in kf.w_words(tokens[0], p):
             ctx.set(dut.w.valid, 1)
             ctx.set(dut.w.payload, word)
             await ctx.tick().until(dut.w.ready)
         ctx.set(dut.w.valid, 0)
-        cycle, sent = 0, 0
+        cycle, sent, taken_first = 0, 0, None
         while len(got) < len(tokens) * p.elements:
-            ctx.set(dut.x.valid, sent < len(xs))
-            if sent < len(xs):
+            present = sent < len(xs) and rng.random() >= idle
+            ctx.set(dut.x.valid, present)
+            if present:
                 ctx.set(dut.x.payload.as_value(), xs[sent])
+            if present and sent % C == 0:
+                vals = pvs[sent // C]
+            elif taken_first is not None and taken_first + 1 < len(tokens):
+                vals = pvs[taken_first + 1]
+            else:
+                vals = garbage()
+            for n, v in vals.items():
+                ctx.set(ports[n], v)
             ready = bool(rng.random() >= stall)
             ctx.set(dut.out.ready, ready)
-            if sent < len(xs) and ctx.get(dut.x.ready):
+            taken_first = None
+            if present and ctx.get(dut.x.ready):
+                if sent % C == 0:
+                    taken_first = sent // C
+                    first_x.append(cycle)
                 sent += 1
-                x_cycles.append(cycle)
             if ready and ctx.get(dut.out.valid):
                 got.append(int(ctx.get(dut.out.payload)))
-                out_cycles.append(cycle)
+                if len(got) % p.elements == 0:
+                    last_out.append(cycle)
             await ctx.tick()
             cycle += 1
-            done = len(got)
-            if done % p.elements == 0 and 0 < done < len(tokens) * p.elements \
-                    and out_cycles[-1] == cycle - 1:
-                for port, name in zip(ports, ("amax", "cos", "sin", "mults"), strict=True):
-                    ctx.set(port, pvs[done // p.elements][name])
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    per_x = len(kf.x_words(tokens[0], p))
-    return (np.array(got).reshape(len(tokens), -1), x_cycles[per_x],
-            out_cycles[p.elements - 1])
+    overlaps = sum(first_x[t + 1] < last_out[t] for t in range(len(tokens) - 1))
+    return np.array(got).reshape(len(tokens), -1), overlaps
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.5])
-def test_tokens_back_to_back_with_their_own_ports(stall):
-    """Three tokens, each with its own amax, position (cos, sin) and head scales, back to
-    back, with and without back-pressure: every code == golden when the ports follow their
-    contract (held until the token's last code), although the next token's x is accepted
-    before that."""
-    p = spec.QkvFrontendParams(hidden=8, heads=2, kv_heads=1, head_dim=4, lanes=8)
-    cs = [c["arrays"] for c in kf.cases(p, seed=5)[:3]]
-    tokens = [{**a, **{n: cs[0][n] for n in ("wq", "wk", "wv")}} for a in cs]
-    got, next_x, last_out = _tokens_back_to_back(p, tokens, stall, seed=1)
-    want = np.stack([kf.golden_codes(p, a) for a in tokens])
-    assert np.array_equal(got, want)
-    assert next_x < last_out  # the overlap the contract is about
-    assert len({kf.port_values(a, p)["cos"] for a in tokens}) == 3
+# corners: lanes == hidden (one x beat per token), lanes == 1, heads == kv_heads, GQA, the
+# smallest head (d = 2: a whole token fits in the MVUs' pipelines, three tokens in flight)
+_CORNERS = {
+    "gqa": dict(hidden=16, heads=2, kv_heads=1, head_dim=4, lanes=8),
+    "lanes_eq_hidden": dict(hidden=8, heads=2, kv_heads=1, head_dim=4, lanes=8),
+    "lanes_1": dict(hidden=4, heads=2, kv_heads=1, head_dim=2, lanes=1),
+    "mha": dict(hidden=8, heads=2, kv_heads=2, head_dim=4, lanes=4),
+    "tiny_head": dict(hidden=8, heads=1, kv_heads=1, head_dim=2, lanes=8),
+}
+
+
+@pytest.mark.parametrize("corner", list(_CORNERS))
+@pytest.mark.parametrize("stall", [0.0, 0.6])
+def test_tokens_back_to_back_ports_sampled_with_first_beat(corner, stall):
+    """Four tokens back to back, each with its own amax, position (cos, sin) and head
+    scales, driven only with the token's first x beat (the next token's right after it,
+    garbage otherwise), with and without back-pressure: every code == golden. The next
+    token's first beat is taken while the current token's codes are still going out."""
+    p = spec.QkvFrontendParams(**_CORNERS[corner])
+    case = kf.back_to_back(p, corner, (3, 11, 200, 1), np.random.default_rng(5))
+    toks = kf.tokens(case["arrays"])
+    got, overlaps = _tokens_back_to_back(p, toks, stall, idle=0.2 if stall else 0.0, seed=1)
+    want = np.stack([kf.golden_codes(p, a) for a in toks])
+    assert np.array_equal(got, want), np.flatnonzero(got != want)
+    assert overlaps >= 1  # the overlap the sampling is about
+    assert len({kf.port_values(a, p)["cos"] for a in toks}) == 4
