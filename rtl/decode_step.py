@@ -26,10 +26,10 @@ class DecodeStep(wiring.Component):
     The host loads the three projection matrices (``w``) and the cache of the ``M − 1``
     earlier tokens (``kv``, addressed rows, :class:`rtl.decode_attention.DecodeAttention`)
     once; a step is then the token's int8 activations on ``x`` (with its ``amax``, RoPE row and
-    the layer's scales on static ports). The controller stores the front end's q, k, v codes
-    as rows, writes the new k and v rows at position ``M − 1`` of each KV head (``G`` cycles)
-    and sends the ``H`` query rows, with each head's score scale, to the attention phase,
-    whose output is the block's output.
+    the layer's scales on side ports, held through the step). The controller stores the front
+    end's q, k, v codes as rows, writes the new k and v rows at position ``M − 1`` of each KV
+    head (``G`` cycles) and sends the ``H`` query rows, with each head's score scale, to the
+    attention phase, whose output is the block's output.
 
     Latency (no idle input, no back-pressure): ``qkv_frontend_cycles + G +
     decode_attention_cycles`` (:func:`hwsim.golden.decode_step.decode_step_cycles`).

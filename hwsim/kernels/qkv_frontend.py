@@ -20,7 +20,8 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
     formula = "latency(wq MVU) + 1 + (heads + 2*kv_heads)*head_dim"
     lat = latency(spec.qkv_frontend_cycles, p, formula=formula, first="x beat",
                   last="out code")
-    side = "per-token side port; see rtl.qkv_frontend.QkvFrontend for when it is sampled"
+    side = ("per-token side port, sampled with the token's first x beat (free to change once "
+            "that beat is accepted)")
     return {"kernel": "qkv-frontend",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
@@ -42,8 +43,8 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
                                      "s": "unsigned 6 bits"},
                           "order": "q heads, then k heads, then v heads",
                           "meaning": "each head's static requantization M_h, S_h, " + side},
-                "side_ports": "amax, cos, sin, mults: per-token side ports; see the component "
-                              "docstring for when they are sampled",
+                "side_ports": "amax, cos, sin, mults: per-token side ports, sampled with the "
+                              "token's first x beat and held inside for its codes",
                 "rounding": "half_even", "overflow": "saturate to int8",
                 "out_order": "(heads + 2*kv_heads)*head_dim codes: q (head-major), k, v",
             },
