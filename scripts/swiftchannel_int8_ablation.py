@@ -7,7 +7,7 @@ points and requantizer multipliers) in float64 arithmetic, where every activatio
 input, head, each SPAB's ``c1``, ``c2`` and gated output, the tail and the up conv — either
 rounds and clips to its uint8 code as the hardware does, or keeps the exact real code
 (``acc · M · 2**-S + z``, unrounded and unclipped). With every point rounded it is the golden
-(:func:`hwsim.golden.swiftchannel.swiftchannel_int`; the script checks that the two agree on
+(:func:`hwsim.golden.swiftchannel.network.swiftchannel_int`; the script checks that the two agree on
 every output code); with every point exact only the int8 weights and the gate LUT remain. For
 each point it prints the NMSE change when only that point is exact (what rounding it costs
 alone) and when only that point rounds (its cost on top of exact activations), per SNR, on
@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 from models.channels import (
     TEST_SPEED_RANGE_KMH,
     generate_channels,

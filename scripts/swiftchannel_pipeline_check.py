@@ -4,7 +4,7 @@ Usage: ``python scripts/swiftchannel_pipeline_check.py RUN [--taps 3] [--snr 10]
 
 Takes a run's int8 student, one Sionna CDL channel's LS estimate at ``--snr`` (the benchmark's
 channel, seed 4242), quantized to input codes, streams it through
-:class:`rtl.swiftchannel_pipeline.SwiftChannelPipeline` and prints whether every output code
+:class:`rtl.swiftchannel.pipeline.SwiftChannelPipeline` and prints whether every output code
 ``==`` the golden and the measured cycles against the formula. Exit 1 if either differs.
 (Minutes: elaborating the full-size design is slow.)
 """
@@ -21,13 +21,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as sc
-from hwsim.golden import swiftchannel_pipeline as ps
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import network as sc
+from hwsim.golden.swiftchannel import pipeline as ps
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from models.channels import generate_channels, ls_observation, pack_real
 from models.swiftchannel.pipeline import load_run
-from rtl.swiftchannel_pipeline import SwiftChannelPipeline
+from rtl.swiftchannel.pipeline import SwiftChannelPipeline
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_name(path: Path, root: Path) -> str:
-    """``hwsim/golden/ffn_in.py`` → ``hwsim.golden.ffn_in``; a package's ``__init__.py`` → the
+    """``hwsim/golden/vitallm/ffn_in.py`` → ``hwsim.golden.vitallm.ffn_in``; a package's ``__init__.py`` → the
     package."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":

@@ -5,7 +5,7 @@ A Sionna channel sample goes through the DDA transform and the AirFM net (a trai
 ``--run``, else a freshly initialized net, said so in the output) up to one attention layer;
 that window's ``q, k, v`` become int8 codes and run on the attention-head RTL under cocotb
 (:func:`hwsim.sim.runner.simulate`), which checks ``==`` against
-:func:`hwsim.golden.attention_head.run_ops` and the measured cycles against the formula. The
+:func:`hwsim.golden.common.attention_head.run_ops` and the measured cycles against the formula. The
 cost figures come from :func:`models.airfm.hardware.attention_cost` (the golden module's
 ``stream_cycles`` and ``action_counts``); ``--synth`` adds UltraScale+ resources (Yosys
 ``synth_xilinx -family xcup``; ``synth_tool`` names the build) of the window head and of the

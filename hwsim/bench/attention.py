@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.golden import attention_head as spec
-from hwsim.golden import softmax_int as sm
-from hwsim.golden.int8_matmul import fold_scale
+from hwsim.golden.common import attention_head as spec
+from hwsim.golden.common import softmax_int as sm
+from hwsim.golden.common.int8_matmul import fold_scale
 from hwsim.kernels import get_kernel
 from hwsim.kernels.attention_head import ops_to_arrays
 

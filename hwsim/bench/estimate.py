@@ -44,12 +44,12 @@ def _calibration() -> dict:
         tint_tile_resources,
     )
     from hwsim.estimate.kernels import cost
-    from hwsim.golden import ternary_mvu as tmvu
-    from hwsim.golden.lanes import pack_lanes
+    from hwsim.golden.common.lanes import pack_lanes
+    from hwsim.golden.vitallm import ternary_mvu as tmvu
     from hwsim.kernels import get_kernel
     from hwsim.sim.amaranth_bench import Sink, Source, run_streams
     from rtl.emit import emit
-    from rtl.ternary_mvu import TernaryMVU
+    from rtl.vitallm.ternary_mvu import TernaryMVU
 
     kernel = get_kernel("ternary-mvu")
     tables = load_tables("fpga_usplus")

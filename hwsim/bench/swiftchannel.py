@@ -2,7 +2,7 @@
 
 Figures measured in this run: NMSE (dB) at one SNR for LS + interpolation, LMMSE, the float and
 the int8 student (the int8 one through the integer golden) on fresh Sionna test channels; the
-latency of the composed dataflow pipeline (:mod:`hwsim.golden.swiftchannel_pipeline`: every
+latency of the composed dataflow pipeline (:mod:`hwsim.golden.swiftchannel.pipeline`: every
 layer its own engine, ``--taps`` taps of the 3×3 window per cycle, skip FIFOs, all layers
 overlapped) from its cycle formula, which the cocotb and Amaranth tests prove equal to the RTL
 (``--sim`` re-measures it here on a real channel's LS estimate); LUT / FF / DSP48E2 / BRAM from
@@ -44,8 +44,8 @@ def add_arguments(p) -> None:
 def run(args) -> dict:
     import torch
 
-    from hwsim.golden import swiftchannel as sc
-    from hwsim.golden import swiftchannel_pipeline as pipe_spec
+    from hwsim.golden.swiftchannel import network as sc
+    from hwsim.golden.swiftchannel import pipeline as pipe_spec
     from hwsim.kernels import swiftchannel as kern
     from models.channels import ls_observation, pack_real
     from models.swiftchannel.pipeline import evaluate, load_run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.golden import ternary_mvu as spec
+from hwsim.golden.vitallm import ternary_mvu as spec
 from hwsim.kernels import get_kernel
 from hwsim.kernels.ternary_mvu import scale_for
 

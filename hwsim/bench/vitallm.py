@@ -2,12 +2,12 @@
 decode-step cycles and KV traffic of one layer, dense vs sparse, from the golden formulas.
 
 Accuracy: the integer golden model (:func:`models.bitnet.integer_model.integer_forward`) with
-:func:`hwsim.golden.bitnet_layer.sparse_attend` in every layer — each query row that sees
+:func:`hwsim.golden.vitallm.bitnet_layer.sparse_attend` in every layer — each query row that sees
 ``L`` tokens keeps ``ceil(L·K/M)`` of them by the leading-one surrogate and top-K, then exact
 int8 attention — against the same model with dense attention (``K = M``): validation
 perplexity of its real-valued logits and greedy next-token agreement.
 
-Hardware: :func:`hwsim.golden.decoder_layer.decode_cycles` and ``kv_read_bytes`` of the
+Hardware: :func:`hwsim.golden.vitallm.decoder_layer.decode_cycles` and ``kv_read_bytes`` of the
 decoder-layer accelerator holding one BitNet-tiny layer, a decode step attending to ``M``
 cached tokens; beside them the estimator's KV traffic for the same workload (it imports the
 same formula) and its BitNet b1.58 3B decode rate on the VitaLLM target.
@@ -60,8 +60,8 @@ def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, d
     import numpy as np
 
     from hwsim.errors import HwsimError
-    from hwsim.golden import bitnet_layer as bl
-    from hwsim.golden import decode_attention as gda
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from hwsim.golden.vitallm import decode_attention as gda
     from hwsim.kernels.decode_attention import arrays
     from models.bitnet.integer_model import integer_forward
 
@@ -86,9 +86,9 @@ def frontend_step_case(im, tokens, layer: int, keep: int) -> tuple:
     ``(QkvFrontendParams, stimulus case, the integer model's q, k, v codes)``."""
     import numpy as np
 
-    from hwsim.golden import bitnet_layer as bl
-    from hwsim.golden import layer_codes as lc
-    from hwsim.golden import qkv_frontend as gqf
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from hwsim.golden.vitallm import layer_codes as lc
+    from hwsim.golden.vitallm import qkv_frontend as gqf
     from models.bitnet.integer_model import integer_forward
 
     M = int(np.size(tokens))
@@ -111,8 +111,7 @@ def step_case(im, tokens, layer: int, keep: int) -> tuple:
     ``(DecodeStepParams, stimulus case, the integer model's o and amax as checker words)``."""
     import numpy as np
 
-    from hwsim.golden import decode_step as gds
-
+    from hwsim.golden.vitallm import decode_step as gds
     fp, fcase, _ = frontend_step_case(im, tokens, layer, keep)
     dp, dcase, model = decode_step_case(im, tokens, layer, keep)
     p = gds.DecodeStepParams(hidden=fp.hidden, heads=dp.heads, kv_heads=dp.kv_heads,
@@ -132,9 +131,9 @@ def rtl_decode_step(im, tokens, layer: int, keep: int, build: Path,
     ``==`` the integer model's own attention outputs, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import decode_attention as gda
-    from hwsim.golden import decode_step as gds
-    from hwsim.golden import qkv_frontend as gqf
+    from hwsim.golden.vitallm import decode_attention as gda
+    from hwsim.golden.vitallm import decode_step as gds
+    from hwsim.golden.vitallm import qkv_frontend as gqf
     from hwsim.kernels import get_kernel
     from hwsim.kernels.decode_step import golden_words
     from hwsim.sim.runner import simulate
@@ -163,7 +162,7 @@ def _token_captures(im, tokens, keep: int) -> dict:
     keeping ``keep`` of ``len(tokens)`` (the last token is the decode token replayed)."""
     import numpy as np
 
-    from hwsim.golden import bitnet_layer as bl
+    from hwsim.golden.vitallm import bitnet_layer as bl
     from models.bitnet.integer_model import integer_forward
 
     cap: dict = {}
@@ -208,7 +207,7 @@ def rtl_attn_out(im, tokens, layer: int, keep: int, build: Path,
     integer model's residual row after the attention block, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import attn_out as ao
+    from hwsim.golden.vitallm import attn_out as ao
     from hwsim.kernels.attn_out import golden_words, real_case
 
     p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
@@ -225,7 +224,7 @@ def rtl_attn_layer(im, tokens, layer: int, keep: int, build: Path,
     ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import attn_layer as al
+    from hwsim.golden.vitallm import attn_layer as al
     from hwsim.kernels.attn_layer import golden_words, real_case
 
     p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
@@ -244,7 +243,7 @@ def rtl_ffn_in(im, tokens, layer: int, keep: int, build: Path,
     signed ``prod_width``)."""
     import numpy as np
 
-    from hwsim.golden import ffn_in as fi
+    from hwsim.golden.vitallm import ffn_in as fi
     from hwsim.kernels.ffn_in import golden_words, real_case
 
     p, case, (prod, amax) = real_case(im, _token_captures(im, tokens, keep), layer)
@@ -264,7 +263,7 @@ def rtl_ffn_out(im, tokens, layer: int, keep: int, build: Path,
     integer model's output row ``x_out``, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import ffn_out as fo
+    from hwsim.golden.vitallm import ffn_out as fo
     from hwsim.kernels.ffn_out import golden_words, real_case
 
     p, case, model = real_case(im, _token_captures(im, tokens, keep), layer)
@@ -281,7 +280,7 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
     ``x_out``, cycles ``==`` formula."""
     import numpy as np
 
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden.vitallm import decoder_layer as dl
     from hwsim.kernels.decoder_layer import golden_words, real_case
 
     p, case, model = real_case(im, _token_captures(im, tokens, keep), layer, keep)
@@ -293,7 +292,7 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
-    from hwsim.golden.decoder_layer import DecoderLayerParams
+    from hwsim.golden.vitallm.decoder_layer import DecoderLayerParams
 
     M = args.tokens
     keeps = _int_list(args.keep) if args.keep is not None else \
@@ -334,8 +333,8 @@ def run(args) -> dict:
     from hwsim.estimate.arch import load_arch
     from hwsim.estimate.estimate import estimate_arch
     from hwsim.estimate.workload import model_workloads
-    from hwsim.golden import bitnet_layer as bl
-    from hwsim.golden import decoder_layer as dl
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from hwsim.golden.vitallm import decoder_layer as dl
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.config import get_config
     from models.bitnet.data import stdlib_corpus, validation_windows

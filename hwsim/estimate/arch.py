@@ -6,7 +6,7 @@ uses and its ``params``, each with its status and source (:mod:`hwsim.estimate.s
 
 The compute model shared by both kinds (what the estimator assumes the hardware is):
 
-* ``tint`` — the ternary core: ``tiles`` copies of the ternary MVU (:mod:`hwsim.golden.ternary_mvu`)
+* ``tint`` — the ternary core: ``tiles`` copies of the ternary MVU (:mod:`hwsim.golden.vitallm.ternary_mvu`)
   of ``lanes`` ternary adds per cycle each; a projection's rows are split across the tiles,
   columns are zero-padded to a multiple of ``lanes``;
 * ``booth`` — the int8 × int8 core (QKᵀ, AV): ``lanes`` multiply-accumulates per cycle;

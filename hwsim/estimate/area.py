@@ -7,7 +7,7 @@
 * Booth core: per lane an 8-bit multiplier, a 32-bit adder and a 32-bit accumulator register;
 * nonlinear units: per lane a 32-bit multiplier, two 32-bit adders and 64 register bits
   (INTERIM, like their cost model, until the softmax/norm kernels land), plus one absmax
-  barrier (:mod:`hwsim.golden.absmax_barrier`) at the accumulator width;
+  barrier (:mod:`hwsim.golden.vitallm.absmax_barrier`) at the accumulator width;
 * logic area = cell area / ``area.placement_utilization``; SRAM area = bits × bitcell /
   ``area.sram_array_efficiency``; everything scaled to the node by the table's area rule.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 
-from hwsim.golden import absmax_barrier as _ab
+from hwsim.golden.vitallm import absmax_barrier as _ab
 
 from .arch import Arch
 from .kernels import ternary_tile_params
@@ -58,7 +58,7 @@ def asic_area(arch: Arch, tables: Tables, max_cols: int) -> dict[str, float]:
     booth = arch["booth.lanes"] * (_multiplier(tables, 8, 8) + _adder(tables, 32) + 32 * dff)
     nonlinear = arch["nonlinear.lanes"] * (_multiplier(tables, 32, 32) + 2 * _adder(tables, 32)
                                            + 64 * dff)
-    # one absmax barrier (hwsim.golden.absmax_barrier): a×r multiplier, divider and compare
+    # one absmax barrier (hwsim.golden.vitallm.absmax_barrier): a×r multiplier, divider and compare
     # adders, the absmax/reciprocal/output registers; its token buffer is activation SRAM
     bar = _ab.AbsmaxBarrierParams(length=1, in_width=p.acc_width)
     nonlinear += (_multiplier(tables, bar.in_width, bar.recip_bits)

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 
-from hwsim.golden.absmax_barrier import AbsmaxBarrierParams
-from hwsim.golden.ternary_mvu import TernaryMvuParams
+from hwsim.golden.vitallm.absmax_barrier import AbsmaxBarrierParams
+from hwsim.golden.vitallm.ternary_mvu import TernaryMvuParams
 
 from .arch import Arch
 from .kernels import ternary_tile_params

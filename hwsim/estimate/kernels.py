@@ -1,7 +1,8 @@
 """Adapters: a kernel's cycles and action counts, from its golden module, for one operation.
 
 The estimator never re-derives a kernel's formula: the ternary projection's cycles and counts
-are :func:`hwsim.golden.ternary_mvu.stream_cycles` and :func:`~hwsim.golden.ternary_mvu.action_counts`
+are :func:`hwsim.golden.vitallm.ternary_mvu.stream_cycles` and
+:func:`~hwsim.golden.vitallm.ternary_mvu.action_counts`
 for the tile the architecture instantiates. The int8 QKᵀ/AV engine, the integer softmax and the
 integer RMSNorm take theirs from ``hwsim.golden.{int8_matmul,softmax_int,rmsnorm_int}`` when
 the checkout has those modules (the ``attention`` branch), and from the clearly marked interim
@@ -19,9 +20,9 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-from hwsim.golden import absmax_barrier as _ab
-from hwsim.golden import lo_topk as _lo
-from hwsim.golden import ternary_mvu as _tmvu
+from hwsim.golden.vitallm import absmax_barrier as _ab
+from hwsim.golden.vitallm import lo_topk as _lo
+from hwsim.golden.vitallm import ternary_mvu as _tmvu
 
 from . import interim_attention as _interim
 
@@ -45,20 +46,23 @@ ACTIONS = {
     "add16": "one 16-bit add or shift",
 }
 
+_PKG = {"int8_matmul": "common", "softmax_int": "common", "rmsnorm_int": "vitallm"}
+
+
 def _source(name: str, what: str) -> str:
-    if importlib.util.find_spec(f"hwsim.golden.{name}") is not None:
-        return f"golden: hwsim.golden.{name} ({what})"
+    if importlib.util.find_spec(f"hwsim.golden.{_PKG[name]}.{name}") is not None:
+        return f"golden: hwsim.golden.{_PKG[name]}.{name} ({what})"
     return f"INTERIM: hwsim.estimate.interim_attention.{name} (golden module not in this checkout)"
 
 
 #: kernel → where its cycles and counts come from
 SOURCES = {
-    "ternary_mvu": "golden: hwsim.golden.ternary_mvu (stream_cycles, action_counts)",
+    "ternary_mvu": "golden: hwsim.golden.vitallm.ternary_mvu (stream_cycles, action_counts)",
     "int8_matmul": _source("int8_matmul", "action_counts, dot_cycles"),
     "softmax_int": _source("softmax_int", "action_counts, exp_pass_cycles, recip_cycles"),
     "rmsnorm_int": _source("rmsnorm_int", "action_counts, latency_cycles"),
-    "absmax_barrier": "golden: hwsim.golden.absmax_barrier (stream_cycles, action_counts)",
-    "lo_topk": "golden: hwsim.golden.lo_topk (latency_cycles, action_counts)",
+    "absmax_barrier": "golden: hwsim.golden.vitallm.absmax_barrier (stream_cycles, action_counts)",
+    "lo_topk": "golden: hwsim.golden.vitallm.lo_topk (latency_cycles, action_counts)",
 }
 #: kernel → the core that runs it
 CORES = {"ternary_mvu": "tint", "int8_matmul": "booth", "softmax_int": "nonlinear",
@@ -101,7 +105,7 @@ def _ternary(shape: dict, vectors: int, arch) -> KernelCost:
 def _golden(name: str):
     """The golden module ``hwsim.golden.<name>`` when this checkout has it, else ``None``."""
     try:
-        return importlib.import_module(f"hwsim.golden.{name}")
+        return importlib.import_module(f"hwsim.golden.{_PKG[name]}.{name}")
     except ModuleNotFoundError:
         return None
 

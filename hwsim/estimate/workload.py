@@ -83,9 +83,9 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
     ``keep`` (decode only): VitaLLM's predictive sparse attention — a leading-one + top-K
     selector per query head (``lo_topk``, reading the keys' 4-bit LO codes), then QKᵀ, softmax
     and AV on ``keep`` tokens; the KV bytes read are
-    :func:`hwsim.golden.decoder_layer.kv_read_bytes` (dense ones too).
+    :func:`hwsim.golden.vitallm.decoder_layer.kv_read_bytes` (dense ones too).
     """
-    from hwsim.golden.decoder_layer import kv_read_bytes
+    from hwsim.golden.vitallm.decoder_layer import kv_read_bytes
     d, hd, h, kvd = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_dim
     shapes = cfg.projection_shapes()
 

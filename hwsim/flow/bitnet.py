@@ -132,8 +132,8 @@ def rtl_layer(model, im, tokens: np.ndarray, layer: int, build: Path,
               sim: str = "icarus") -> dict:
     """Every projection and every head of decoder ``layer`` on its RTL, fed with the real codes
     the golden integer model produces for ``tokens`` (1, T); bit-exact and cycle checks."""
-    from hwsim.golden import attention_head as ah
-    from hwsim.golden import ternary_mvu as tm
+    from hwsim.golden.common import attention_head as ah
+    from hwsim.golden.vitallm import ternary_mvu as tm
     from hwsim.kernels import get_kernel
     from hwsim.kernels.attention_head import ops_to_arrays
     from hwsim.sim.runner import simulate

@@ -104,7 +104,7 @@ def _golden(ctx: StepContext) -> dict:
 
 def _layer_case(ctx: StepContext, li: int):
     """Layer ``li`` of the integer SNN with the real input events of test sample 0."""
-    from hwsim.golden.lif_array import events_from_counts
+    from hwsim.golden.snn.lif_array import events_from_counts
     from models.snn.classifier import integer_layers, spike_counts_int
 
     x, _ = _test(ctx)
@@ -137,7 +137,7 @@ def _rtl(ctx: StepContext) -> dict:
 
 
 def _sim(ctx: StepContext) -> dict:
-    from hwsim.golden.lif_array import stream_cycles
+    from hwsim.golden.snn.lif_array import stream_cycles
     from hwsim.kernels import get_kernel
     from hwsim.sim.runner import simulate
 

@@ -87,7 +87,7 @@ def _export(ctx: StepContext) -> dict:
 
 
 def _real_input(ctx: StepContext):
-    from hwsim.golden import swiftchannel as sc
+    from hwsim.golden.swiftchannel import network as sc
     from models.channels import generate_channels, ls_observation, pack_real
     from models.swiftchannel.pipeline import load_run
 
@@ -100,7 +100,7 @@ def _real_input(ctx: StepContext):
 def _golden(ctx: StepContext) -> dict:
     import torch
 
-    from hwsim.golden import swiftchannel as sc
+    from hwsim.golden.swiftchannel import network as sc
     from models.swiftchannel.pipeline import evaluate
 
     torch.set_num_threads(1)
@@ -191,8 +191,7 @@ def _estimate(ctx: StepContext) -> dict:
                    act_bits_read=8 * g["macs"])
     # the composed dataflow pipeline (all layers overlapped; its RTL is checked == this formula
     # by the swiftchannel-pipeline tests) at the benchmark's default of 3 taps per cycle
-    from hwsim.golden import swiftchannel_pipeline as pipe_spec
-
+    from hwsim.golden.swiftchannel import pipeline as pipe_spec
     rows, cols = (int(v) for v in g["input_shape"][-2:])
     pp = pipe_spec.PipelineParams.from_model(im, rows, cols, taps=PIPELINE_TAPS)
     pipe_cycles = pipe_spec.frame_cycles(pp)

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from hwsim.errors import HwsimError
-from hwsim.golden import ternary_mvu as spec
+from hwsim.golden.vitallm import ternary_mvu as spec
 from hwsim.kernels import get_kernel
 from quant.qtype import quantize_multiplier
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hwsim.golden.layer_codes import MULT_BITS
-from hwsim.golden.ternary_mvu import I2S_CODE
+from hwsim.golden.vitallm.layer_codes import MULT_BITS
+from hwsim.golden.vitallm.ternary_mvu import I2S_CODE
 
 __all__ = ["I2S_WEIGHTS", "NORM_QUANT", "RESIDUAL", "STATIC", "interval", "latency",
            "one_at_a_time", "port", "residual_mult", "timing"]
 
-#: the ternary weight words every MVU-based kernel takes (:mod:`hwsim.golden.ternary_mvu`)
+#: the ternary weight words every MVU-based kernel takes (:mod:`hwsim.golden.vitallm.ternary_mvu`)
 I2S_WEIGHTS = {"map": {str(w): c for w, c in I2S_CODE.items()}, "width": 2,
                "unused": "code 3 is read as weight 0",
                "word": "beat r*(cols/lanes)+k holds W[r, k*lanes:(k+1)*lanes], lane 0 in bits "
-                       "[0, 2) (hwsim.golden.ternary_mvu.weight_words)"}
+                       "[0, 2) (hwsim.golden.vitallm.ternary_mvu.weight_words)"}
 
 #: how long a static side port is held
 STATIC = "static: held from a unit's first input beat to its last output beat"
@@ -71,13 +71,13 @@ def port(name: str, width: int, meaning: str, *, signed: bool = False, **extra) 
 
 
 #: the norm unit (``norm-quant``) as the composite kernels use it, in words
-NORM_QUANT = ("row peak -> shift to NORM_IN_BITS bits (half even, hwsim.golden.layer_codes."
+NORM_QUANT = ("row peak -> shift to NORM_IN_BITS bits (half even, hwsim.golden.vitallm.layer_codes."
               "shift_rows); eps = eps_code(E, shift, amax, power) (E / (amax**power * "
               "4**shift) rounded half up, capped at EPS_CAP); rmsnorm_int -> NORM_OUT codes; "
               "act_quant: amax = max |y|, a = sat8(round_half_even(y * r * 127 * 2**-k)), "
               "(r, k) = reciprocal(amax)")
 
-#: the residual add after a ternary projection (:func:`hwsim.golden.layer_codes.residual_add`)
+#: the residual add after a ternary projection (:func:`hwsim.golden.vitallm.layer_codes.residual_add`)
 RESIDUAL = ("y = x + sat(round_half_even(acc * amax * M * 2**-S)) in res_width signed bits; "
             "acc = sum_j W[r, j] * a[j] exact; the add is exact (one bit wider)")
 

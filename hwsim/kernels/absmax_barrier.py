@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import absmax_barrier as spec
+from hwsim.golden.vitallm import absmax_barrier as spec
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
@@ -23,7 +23,7 @@ def manifest(p: spec.AbsmaxBarrierParams) -> dict:
                    for f in dataclasses.fields(p)},
         "frac_bits": p.F, "recip_bits": p.recip_bits,
         "numeric": {
-            "function": "hwsim.golden.absmax_barrier.absmax_barrier: m = max_i |a_i|, "
+            "function": "hwsim.golden.vitallm.absmax_barrier.absmax_barrier: m = max_i |a_i|, "
                         "r = floor(127 * 2**F / m) (r = 0 when m = 0), "
                         "q_i = sat(round(a_i * r * 2**-F))",
             "F": p.F, "recip_bits": p.recip_bits,
@@ -74,7 +74,7 @@ KERNEL = Kernel(
         CliParam("in_width", int, 24, "signed width of the incoming accumulators"),
         CliParam("mul_style", str, "dsp", "multiplier: dsp (a*r) or shift_add (LUTs)"),
     ),
-    component_path="rtl.absmax_barrier:AbsmaxBarrier",
+    component_path="rtl.vitallm.absmax_barrier:AbsmaxBarrier",
     testbench="hwsim.sim.tb_absmax_barrier",
     manifest=manifest,
     cases=cases,

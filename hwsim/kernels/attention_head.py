@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from hwsim.golden import attention_head as spec
-from hwsim.golden.int8_matmul import fold_scale
-from hwsim.golden.int8_matmul import int8_matmul as _matmul
+from hwsim.golden.common import attention_head as spec
+from hwsim.golden.common.int8_matmul import fold_scale
+from hwsim.golden.common.int8_matmul import int8_matmul as _matmul
 from quant.qtype import quantize_multiplier
 
 from . import CliParam, Kernel
@@ -32,9 +32,9 @@ def manifest(p: spec.AttentionParams) -> dict:
         "qk_acc_width": p.qk_acc_width,
         "av_acc_width": p.av_acc_width,
         "numeric": {
-            "function": "hwsim.golden.attention_head.run_ops: per query, acc = q . k_t exact; "
+            "function": "hwsim.golden.common.attention_head.run_ops: per query, acc = q . k_t exact; "
                         "score_t = sat(round(acc * M * 2**-S)) to the score format; p = "
-                        "softmax_int(scores) (hwsim.golden.softmax_int); o_acc = p . V exact; "
+                        "softmax_int(scores) (hwsim.golden.common.softmax_int); o_acc = p . V exact; "
                         "amax = max |o_acc|, (r, k) = reciprocal(amax), "
                         "o = sat(round(o_acc * r * 127 * 2**-k)) to out",
             "op_code": {name: code for name, code in _KINDS.items()},
@@ -42,7 +42,7 @@ def manifest(p: spec.AttentionParams) -> dict:
                         "cache); op q: a = q chunk (head_dim/lanes beats, b = 0); op clear: "
                         "one beat, empties the cache",
             "score": {"M": port("score_mult", p.mult_bits, "folded score multiplier "
-                                "(s_q * s_k / sqrt(d) / 2**-score.frac, hwsim.golden.int8_matmul."
+                                "(s_q * s_k / sqrt(d) / 2**-score.frac, hwsim.golden.common.int8_matmul."
                                 "fold_scale), sampled with the last q beat of each query"),
                       "S": port("score_shift", p.shift_bits, "score right shift, sampled with M"),
                       "function": "score = requantize(q . k, M, S) to the score format",
@@ -51,10 +51,10 @@ def manifest(p: spec.AttentionParams) -> dict:
             "overflow": f"score {p.score.overflow.value}, out {p.out.overflow.value}",
             "formats": {"score": p.score.to_dict(), "prob": p.prob.to_dict(),
                         "out": p.out.to_dict()},
-            "probabilities": "integer softmax of the scores (hwsim.golden.softmax_int) in the "
+            "probabilities": "integer softmax of the scores (hwsim.golden.common.softmax_int) in the "
                              "prob format",
             "out_beat": "o: lanes output codes of the context row p . V scaled by 127/amax "
-                        "(per-row absmax, integer reciprocal: hwsim.golden.attention_head, step "
+                        "(per-row absmax, integer reciprocal: hwsim.golden.common.attention_head, step "
                         "4); amax: that row's max |p . V|, in every beat",
             "bound": "o equals round(o_acc * 127 / amax) except within 127 * 2**-(recip_bits-1) "
                      "LSB of a rounding tie (+-1 LSB there)",
@@ -66,7 +66,7 @@ def manifest(p: spec.AttentionParams) -> dict:
                            .replace("L/", "max_len/"), back_to_back=True,
                            meaning="cycles between the first beats of back-to-back queries at "
                                    "max_len: operations run one at a time, a query its latency, "
-                                   "a kv head_dim/lanes, a clear 1 (hwsim.golden.attention_head."
+                                   "a kv head_dim/lanes, a clear 1 (hwsim.golden.common.attention_head."
                                    "stream_cycles)"),
         "cycles": {
             "formula_query": _QUERY,
@@ -121,7 +121,7 @@ def golden(p: spec.AttentionParams, arrays: dict) -> list[tuple[np.ndarray, int]
 
 
 def side_values(arrays: dict, p: spec.AttentionParams) -> list[tuple[tuple[str, int], ...]]:
-    """Per input beat of :func:`hwsim.golden.attention_head.op_words`, the ``score_mult`` /
+    """Per input beat of :func:`hwsim.golden.common.attention_head.op_words`, the ``score_mult`` /
     ``score_shift`` a host drives with it: its query's on a ``q`` beat, their bitwise complement
     on kv and clear beats (the ports are free there; the next beat waits on the port while a
     query runs), so an RTL that reads the ports after the query's last beat is caught."""
@@ -233,7 +233,7 @@ KERNEL = Kernel(
         CliParam("exp_lanes", int, 4, "exponential units of the softmax"),
         CliParam("multiplier", str, "dsp", "multiplier style: dsp (a*b → DSP48E2) or booth"),
     ),
-    component_path="rtl.attention_head:AttentionHead",
+    component_path="rtl.common.attention_head:AttentionHead",
     testbench="hwsim.sim.tb_attention_head",
     manifest=manifest,
     cases=cases,

@@ -7,13 +7,13 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import attn_layer as spec
-from hwsim.golden import attn_out as ao
-from hwsim.golden import decode_step as gds
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import qkv_frontend as gqf
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import attn_layer as spec
+from hwsim.golden.vitallm import attn_out as ao
+from hwsim.golden.vitallm import decode_step as gds
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import qkv_frontend as gqf
+from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from . import attn_out as kao
@@ -30,7 +30,7 @@ def manifest(p: spec.AttnLayerParams) -> dict:
     return {"kernel": "attn-layer",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.attn_layer.attn_layer: norm-quant of the residual "
+                "function": "hwsim.golden.vitallm.attn_layer.attn_layer: norm-quant of the residual "
                             "row (power 0) -> a, amax; decode-step (qkv-frontend, KV append, "
                             "decode-attention); attn-out (v-rescale, SubLN + quantizer, wo, "
                             "residual add into x)",
@@ -55,7 +55,7 @@ def _ds_arrays(a: dict) -> dict:
 
 
 def golden_arrays(a: dict) -> dict:
-    """The stimulus arrays as :func:`hwsim.golden.attn_layer.attn_layer` takes them (the ε
+    """The stimulus arrays as :func:`hwsim.golden.vitallm.attn_layer.attn_layer` takes them (the ε
     constants as integers)."""
     return {**a, "norm_E": e_value(a["norm_e"]), "sub_E": e_value(a["sub_e"])}
 
@@ -189,7 +189,7 @@ KERNEL = Kernel(
         CliParam("sub_e_width", int, 64, "bits of the SubLN's ε constant E"),
         CliParam("res_width", int, 28, "bits of the residual codes"),
     ),
-    component_path="rtl.attn_layer:AttnLayer",
+    component_path="rtl.vitallm.attn_layer:AttnLayer",
     testbench="hwsim.sim.tb_attn_layer",
     manifest=manifest,
     cases=cases,

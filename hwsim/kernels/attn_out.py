@@ -7,11 +7,11 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import attn_out as spec
-from hwsim.golden import decode_attention as gda
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import attn_out as spec
+from hwsim.golden.vitallm import decode_attention as gda
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from ._contract import I2S_WEIGHTS, NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time, residual_mult
@@ -24,7 +24,7 @@ def manifest(p: spec.AttnOutParams) -> dict:
     return {"kernel": "attn-out",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.attn_out.attn_out: v-rescale wide = round_half_even("
+                "function": "hwsim.golden.vitallm.attn_out.attn_out: v-rescale wide = round_half_even("
                             "o * amax * ratio_h * 2**-15); norm-quant of the wide row (power 0); "
                             "wo projection; residual add",
                 "norm_quant": NORM_QUANT, "residual": RESIDUAL,
@@ -155,7 +155,7 @@ KERNEL = Kernel(
         CliParam("e_width", int, 64, "bits of the SubLN's ε constant E"),
         CliParam("res_width", int, 24, "bits of the residual codes"),
     ),
-    component_path="rtl.attn_out:AttnOut",
+    component_path="rtl.vitallm.attn_out:AttnOut",
     testbench="hwsim.sim.tb_attn_out",
     manifest=manifest,
     cases=cases,

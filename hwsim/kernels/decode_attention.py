@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decode_attention as spec
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import decode_attention as spec
 
 from . import CliParam, Kernel
 from ._contract import latency, one_at_a_time
@@ -19,11 +19,11 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
     lat = latency(spec.decode_attention_cycles, p, unit="decode step", first="q beat",
                   formula="heads pipelined one apart through the selector (lo-topk latency) "
                           "and the engine (1 + keep*C + query_cycles(keep)): the recurrence "
-                          "of hwsim.golden.decode_attention.decode_attention_cycles")
+                          "of hwsim.golden.vitallm.decode_attention.decode_attention_cycles")
     return {"kernel": "decode-attention",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.decode_attention.decode_attention: per query head h "
+                "function": "hwsim.golden.vitallm.decode_attention.decode_attention: per query head h "
                             "on KV head h // (heads/kv_heads), sparse attention (hwsim.golden."
                             "sparse_attention): lo-topk keeps `keep` of the `tokens` cached "
                             "tokens, then attention-head's integer attention on them",
@@ -39,7 +39,7 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="decode step"),
-            "cycles": {"formula": "hwsim.golden.decode_attention.decode_attention_cycles",
+            "cycles": {"formula": "hwsim.golden.vitallm.decode_attention.decode_attention_cycles",
                        "step": spec.decode_attention_cycles(p)}}
 
 
@@ -108,7 +108,7 @@ KERNEL = Kernel(
         CliParam("exp_lanes", int, 2, "exponential units"),
         CliParam("score_frac", int, 4, "fractional bits of the int8 scores"),
     ),
-    component_path="rtl.decode_attention:DecodeAttention",
+    component_path="rtl.vitallm.decode_attention:DecodeAttention",
     testbench="hwsim.sim.tb_decode_attention",
     manifest=manifest,
     cases=cases,

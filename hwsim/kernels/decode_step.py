@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import decode_step as spec
-from hwsim.golden import qkv_frontend as gqf
+from hwsim.golden.vitallm import decode_step as spec
+from hwsim.golden.vitallm import qkv_frontend as gqf
 
 from . import CliParam, Kernel
 from . import decode_attention as da
@@ -25,7 +25,7 @@ def manifest(p: spec.DecodeStepParams) -> dict:
     return {"kernel": "decode-step",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.decode_step.decode_step_attention: qkv-frontend "
+                "function": "hwsim.golden.vitallm.decode_step.decode_step_attention: qkv-frontend "
                             "codes of the token; its k, v rows written at position tokens - 1 "
                             "of each KV head; decode-attention of the heads' q rows",
                 "front_end": "as qkv-frontend (w, x, amax, cos, sin, mults)",
@@ -102,7 +102,7 @@ KERNEL = Kernel(
         CliParam("exp_lanes", int, 2, "exponential units"),
         CliParam("score_frac", int, 4, "fractional bits of the int8 scores"),
     ),
-    component_path="rtl.decode_step:DecodeStep",
+    component_path="rtl.vitallm.decode_step:DecodeStep",
     testbench="hwsim.sim.tb_decode_step",
     manifest=manifest,
     cases=cases,

@@ -7,12 +7,12 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import attn_layer as gal
-from hwsim.golden import decoder_layer as spec
-from hwsim.golden import ffn_in as gfi
-from hwsim.golden import ffn_out as gfo
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import attn_layer as gal
+from hwsim.golden.vitallm import decoder_layer as spec
+from hwsim.golden.vitallm import ffn_in as gfi
+from hwsim.golden.vitallm import ffn_out as gfo
+from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from . import attn_layer as kal
@@ -30,7 +30,7 @@ def manifest(p: spec.DecoderLayerParams) -> dict:
             "widths": {"x": p.res_width, "x_attn": p.res_width + 1, "y": p.res_width + 2,
                        "prod": p.ffn_in().prod_width},
             "numeric": {
-                "function": "hwsim.golden.decoder_layer.decoder_layer: attn-layer -> x_attn "
+                "function": "hwsim.golden.vitallm.decoder_layer.decoder_layer: attn-layer -> x_attn "
                             "(res_width + 1 bits); ffn-in on x_attn -> prod, amax; ffn-out "
                             "-> x_out = x_attn + sat(w2 rows) (res_width + 2 bits)",
                 "norm_quant": NORM_QUANT, "residual": RESIDUAL,
@@ -50,7 +50,7 @@ def manifest(p: spec.DecoderLayerParams) -> dict:
 
 
 def golden_arrays(a: dict) -> dict:
-    """The stimulus arrays as :func:`hwsim.golden.decoder_layer.decoder_layer` takes them
+    """The stimulus arrays as :func:`hwsim.golden.vitallm.decoder_layer.decoder_layer` takes them
     (the ε constants as integers)."""
     return {**kal.golden_arrays(a), "ffn_E": e_value(a["ffn_e"]),
             "ffn_sub_E": e_value(a["ffn_sub_e"])}
@@ -178,7 +178,7 @@ KERNEL = Kernel(
         CliParam("ffn_sub_e_width", int, 161, "bits of the FFN SubLN's ε constant E"),
         CliParam("res_width", int, 28, "bits of the input residual codes"),
     ),
-    component_path="rtl.decoder_layer:DecoderLayer",
+    component_path="rtl.vitallm.decoder_layer:DecoderLayer",
     testbench="hwsim.sim.tb_decoder_layer",
     manifest=manifest,
     cases=cases,

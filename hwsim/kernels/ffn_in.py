@@ -7,11 +7,11 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import ffn_in as spec
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import norm_quant as gnq
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import ffn_in as spec
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as gnq
+from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from ._contract import I2S_WEIGHTS, NORM_QUANT, STATIC, latency, one_at_a_time
@@ -26,7 +26,7 @@ def manifest(p: spec.FfnInParams) -> dict:
             "widths": {"acc": p.mvu().acc_width, "prod": p.prod_width,
                        "amax": p.norm_quant().norm().out.width},
             "numeric": {
-                "function": "hwsim.golden.ffn_in.ffn_in: norm-quant of the residual row "
+                "function": "hwsim.golden.vitallm.ffn_in.ffn_in: norm-quant of the residual row "
                             "(power 0) -> a, amax; g = W1 . a, u = W3 . a exact; prod = "
                             "relu(g)**2 * u exact in prod_width bits",
                 "norm_quant": NORM_QUANT,
@@ -145,7 +145,7 @@ KERNEL = Kernel(
         CliParam("e_width", int, 64, "bits of the FFN RMSNorm's ε constant E"),
         CliParam("res_width", int, 28, "bits of the residual codes"),
     ),
-    component_path="rtl.ffn_in:FfnIn",
+    component_path="rtl.vitallm.ffn_in:FfnIn",
     testbench="hwsim.sim.tb_ffn_in",
     manifest=manifest,
     cases=cases,

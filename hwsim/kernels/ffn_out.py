@@ -7,10 +7,10 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import ffn_out as spec
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import ffn_out as spec
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from ._contract import I2S_WEIGHTS, NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time, residual_mult
@@ -26,7 +26,7 @@ def manifest(p: spec.FfnOutParams) -> dict:
     return {"kernel": "ffn-out",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.ffn_out.ffn_out: prod row peak -> shift; eps = "
+                "function": "hwsim.golden.vitallm.ffn_out.ffn_out: prod row peak -> shift; eps = "
                             "eps_code(E, shift, amax, 6) (wide divider, hwsim.golden."
                             "eps_divider); norm-quant with that eps -> a3, amax3; w2 "
                             "projection; residual add into x",
@@ -160,7 +160,7 @@ KERNEL = Kernel(
         CliParam("e_width", int, 161, "bits of the SubLN's ε constant E"),
         CliParam("res_width", int, 24, "bits of the residual codes"),
     ),
-    component_path="rtl.ffn_out:FfnOut",
+    component_path="rtl.vitallm.ffn_out:FfnOut",
     testbench="hwsim.sim.tb_ffn_out",
     manifest=manifest,
     cases=cases,

@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from hwsim.golden import lif_array as spec
+from hwsim.golden.snn import lif_array as spec
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
@@ -21,7 +21,7 @@ def manifest(p: spec.LifParams) -> dict:
         "acc_width": p.acc_width,
         "beta": p.beta,
         "numeric": {
-            "function": "hwsim.golden.lif_array.lif_array, per step and neuron j: "
+            "function": "hwsim.golden.snn.lif_array.lif_array, per step and neuron j: "
                         "I[j] = sum over the step's events e of W[j, addr(e)]; leak: mul "
                         "v <- round_shift(v * leak_mult, leak_frac, leak_rounding) or shift "
                         "v <- v - (v >> leak_shift); u = sat(leak(v) + I) (u = leak(v) while "
@@ -34,7 +34,7 @@ def manifest(p: spec.LifParams) -> dict:
             "mem": p.mem.to_dict(), "weight": p.weight.to_dict(),
             "rounding": f"{p.leak_rounding} (the mul-mode leak; shift mode floors)",
             "overflow": "the membrane saturates to mem_bits signed",
-            "w_beat": "hwsim.golden.lif_array.weight_words: inputs * neurons/lanes beats",
+            "w_beat": "hwsim.golden.snn.lif_array.weight_words: inputs * neurons/lanes beats",
             "ev_beat": "last = 0: an input event at addr (repeats add again); last = 1: end of "
                        "the step (the update runs)",
             "out_beat": "per step neurons/lanes beats: spikes bit i and mem element i = neuron "
@@ -145,7 +145,7 @@ KERNEL = Kernel(
         CliParam("leak_mode", str, "mul", "leak as fixed-point multiply (mul) or shift"),
         CliParam("refractory", int, 0, "refractory steps after a spike"),
     ),
-    component_path="rtl.lif_array:LIFArray",
+    component_path="rtl.snn.lif_array:LIFArray",
     testbench="hwsim.sim.tb_lif_array",
     manifest=manifest,
     cases=cases,

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import lo_topk as spec
+from hwsim.golden.vitallm import lo_topk as spec
 
 from . import CliParam, Kernel
 from ._contract import latency, one_at_a_time
@@ -19,7 +19,7 @@ def manifest(p: spec.LoTopKParams) -> dict:
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "score_width": p.score_width,
             "numeric": {
-                "function": "hwsim.golden.lo_topk.topk_radix(lo_scores(q, K), keep): sel bit j "
+                "function": "hwsim.golden.vitallm.lo_topk.topk_radix(lo_scores(q, K), keep): sel bit j "
                             "is 1 for the keep tokens with the largest surrogate scores, ties "
                             "toward the lower token index",
                 "score": "s_j = sum_i sign(q_i) * sign(k_ji) * 2**(lo(q_i) + lo(k_ji)), a term "
@@ -68,7 +68,7 @@ KERNEL = Kernel(
         CliParam("head_dim", int, 16, "head dimension d"),
         CliParam("keep", int, 8, "tokens kept K"),
     ),
-    component_path="rtl.lo_topk:LoTopK",
+    component_path="rtl.vitallm.lo_topk:LoTopK",
     testbench="hwsim.sim.tb_lo_topk",
     manifest=manifest,
     cases=cases,

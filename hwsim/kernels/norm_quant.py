@@ -7,10 +7,10 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import norm_quant as spec
-from hwsim.golden import rmsnorm_int as rn
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as spec
+from hwsim.golden.vitallm import rmsnorm_int as rn
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
@@ -25,13 +25,13 @@ def manifest(p: spec.NormQuantParams) -> dict:
         "kernel": "norm-quant",
         "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
         "numeric": {
-            "function": "hwsim.golden.norm_quant.norm_quant: eps = eps_code(E, shift) (E "
+            "function": "hwsim.golden.vitallm.norm_quant.norm_quant: eps = eps_code(E, shift) (E "
                         "rounded half up by 2*shift bits, capped at EPS_CAP); y = rmsnorm_int("
                         "x, gamma, eps) in NORM_OUT codes; amax = max |y|; (r, k) = "
                         "reciprocal(amax, ACT_RECIP_BITS); a = sat8(round_half_even(y * r * "
                         "127 * 2**-k))",
             "E": {"port": "e", "width": p.e_width, "signed": False,
-                  "meaning": "the norm's eps constant (hwsim.golden.layer_codes.eps_code, power "
+                  "meaning": "the norm's eps constant (hwsim.golden.vitallm.layer_codes.eps_code, power "
                              "0), held while a vector loads"},
             "shift": {"field": "inp.shift", "width": p.shift_width,
                       "meaning": "the row's right shift to NORM_IN_BITS bits, from the "
@@ -45,7 +45,7 @@ def manifest(p: spec.NormQuantParams) -> dict:
         "latency": latency(spec.latency_cycles, p, formula=formula, unit="vector"),
         "interval": interval(rn.latency_cycles, norm, unit="vector",
                              formula="rmsnorm latency (the RMSNorm takes the next vector once "
-                                     "its last output beat is stored: hwsim.golden.norm_quant."
+                                     "its last output beat is stored: hwsim.golden.vitallm.norm_quant."
                                      "stream_cycles)"),
         "cycles": {
             "formula_vector": formula,
@@ -195,7 +195,7 @@ KERNEL = Kernel(
         CliParam("e_width", int, 80, "bits of the ε constant E"),
         CliParam("shift_width", int, 5, "bits of a vector's shift"),
     ),
-    component_path="rtl.norm_quant:NormQuant",
+    component_path="rtl.vitallm.norm_quant:NormQuant",
     testbench="hwsim.sim.tb_norm_quant",
     manifest=manifest,
     cases=cases,

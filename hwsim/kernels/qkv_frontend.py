@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import qkv_frontend as spec
-from hwsim.golden import ternary_mvu as tm
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import qkv_frontend as spec
+from hwsim.golden.vitallm import ternary_mvu as tm
 from quant.qtype import quantize
 
 from . import CliParam, Kernel
@@ -25,7 +25,7 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
     return {"kernel": "qkv-frontend",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
-                "function": "hwsim.golden.qkv_frontend.qkv_codes: acc = W . a exact (ternary "
+                "function": "hwsim.golden.vitallm.qkv_frontend.qkv_codes: acc = W . a exact (ternary "
                             "MVUs wq, wk, wv); q and k rotated, round_half_even((acc * cos + "
                             "rot(acc) * sin) * 2**-ROPE_FRAC), rot(v) = [-v[d/2:], v[:d/2]]; "
                             "code = sat8(round_half_even(x * amax * M_h * 2**-S_h)) per head",
@@ -214,7 +214,7 @@ KERNEL = Kernel(
         CliParam("head_dim", int, 8, "head dimension d (even)"),
         CliParam("lanes", int, 8, "ternary MVU lanes (divides hidden)"),
     ),
-    component_path="rtl.qkv_frontend:QkvFrontend",
+    component_path="rtl.vitallm.qkv_frontend:QkvFrontend",
     testbench="hwsim.sim.tb_qkv_frontend",
     manifest=manifest,
     cases=cases,

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import rmsnorm_int as spec
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import rmsnorm_int as spec
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
@@ -20,7 +20,7 @@ def manifest(p: spec.RmsNormParams) -> dict:
         "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
                    for f in dataclasses.fields(p)},
         "numeric": {
-            "function": "hwsim.golden.rmsnorm_int.rmsnorm_int: ss = sum x_i**2 exact; "
+            "function": "hwsim.golden.vitallm.rmsnorm_int.rmsnorm_int: ss = sum x_i**2 exact; "
                         "v = floor(ss * 2**(2G) / n) + eps_code; q = isqrt(v); (r, k) = "
                         "reciprocal(q, recip_bits), r = floor(2**k / q); y_i = sat(round_shift("
                         "x_i * gamma_i * r, k + gamma.frac - out.frac - G))",
@@ -128,7 +128,7 @@ KERNEL = Kernel(
         CliParam("lanes", int, 16, "elements per cycle (must divide n)"),
         CliParam("multiplier", str, "dsp", "multiplier style: dsp (a*b → DSP48E2) or booth"),
     ),
-    component_path="rtl.rmsnorm_int:RmsNorm",
+    component_path="rtl.vitallm.rmsnorm_int:RmsNorm",
     testbench="hwsim.sim.tb_rmsnorm_int",
     manifest=manifest,
     cases=cases,

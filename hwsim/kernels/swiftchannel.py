@@ -11,10 +11,10 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import swiftchannel as sc
-from hwsim.golden import swiftchannel_conv as conv_spec
-from hwsim.golden import swiftchannel_gate as gate_spec
-from hwsim.golden import swiftchannel_pipeline as pipe_spec
+from hwsim.golden.swiftchannel import conv as conv_spec
+from hwsim.golden.swiftchannel import gate as gate_spec
+from hwsim.golden.swiftchannel import network as sc
+from hwsim.golden.swiftchannel import pipeline as pipe_spec
 
 from . import CliParam, Kernel
 from ._contract import interval, latency, one_at_a_time
@@ -99,7 +99,7 @@ def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
     return {"kernel": "swiftchannel-conv", "params": _manifest_params(p),
             "acc_width": p.acc_width,
             "numeric": {
-                "function": "hwsim.golden.swiftchannel_conv.conv_engine (hwsim.golden."
+                "function": "hwsim.golden.swiftchannel.conv.conv_engine (hwsim.golden."
                             "swiftchannel.conv_int): acc[o] = bias[o] + sum w[o, i, dy, dx] * "
                             "(x[i, h+dy, w+dx] - z_in) (0 outside the image: zero padding, "
                             "stride 1); y = clip((acc * M[o] + (z_out << S[o]) + "
@@ -118,7 +118,7 @@ def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
 def gate_manifest(p: gate_spec.GateParams) -> dict:
     return {"kernel": "swiftchannel-gate", "params": _manifest_params(p),
             "numeric": {
-                "function": "hwsim.golden.swiftchannel_gate.gate (hwsim.golden.swiftchannel."
+                "function": "hwsim.golden.swiftchannel.gate.gate (hwsim.golden.swiftchannel.network."
                             "spab_gate): sum = (x - z_x) * sum_mult_x + (c - z_c) * sum_mult_c "
                             "(exact); g = lut[clip(floor((c - z_c) * lut_mult * 2**-lut_shift) + "
                             "256, 0, 511)] (int8 codes of sigmoid - 0.5, 512 entries, hwsim."
@@ -144,7 +144,7 @@ def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
                                                    "rs", "blocks")},
             "macs_per_cycle": p.macs_per_cycle(),
             "numeric": {
-                "function": "hwsim.golden.swiftchannel_pipeline.pipeline (hwsim.golden."
+                "function": "hwsim.golden.swiftchannel.pipeline.pipeline (hwsim.golden."
                             "swiftchannel.swiftchannel_int): head conv, blocks x [c1, c2, "
                             "SPAB gate on (x, c2)], tail conv, 1x1 up conv, each layer as "
                             "swiftchannel-conv and swiftchannel-gate state it",
@@ -216,7 +216,7 @@ CONV = Kernel(
         CliParam("ocp", int, 8, "output channels computed in parallel (divides oc)"),
         CliParam("weights_seed", int, 0, "seed of the random weights"),
     ),
-    component_path="rtl.swiftchannel_conv:SwiftChannelConv",
+    component_path="rtl.swiftchannel.conv:SwiftChannelConv",
     testbench="hwsim.sim.tb_swiftchannel_conv",
     manifest=conv_manifest,
     cases=conv_cases,
@@ -229,7 +229,7 @@ GATE = Kernel(
     params_cls=gate_cli_params,
     cli_params=(CliParam("lanes", int, 4, "elements per beat"),
                 CliParam("weights_seed", int, 0, "seed of the random zero points and multipliers")),
-    component_path="rtl.swiftchannel_gate:SwiftChannelGate",
+    component_path="rtl.swiftchannel.gate:SwiftChannelGate",
     testbench="hwsim.sim.tb_swiftchannel_gate",
     manifest=gate_manifest,
     cases=gate_cases,
@@ -248,7 +248,7 @@ PIPELINE = Kernel(
         CliParam("blocks", int, 4, "SPAB blocks"),
         CliParam("weights_seed", int, 0, "seed of the random int8 codes"),
     ),
-    component_path="rtl.swiftchannel_pipeline:SwiftChannelPipeline",
+    component_path="rtl.swiftchannel.pipeline:SwiftChannelPipeline",
     testbench="hwsim.sim.tb_swiftchannel_pipeline",
     manifest=pipeline_manifest,
     cases=pipeline_cases,

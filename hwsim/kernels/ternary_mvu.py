@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from hwsim.golden import ternary_mvu as spec
+from hwsim.golden.vitallm import ternary_mvu as spec
 from quant.qtype import quantize_multiplier
 
 from . import CliParam, Kernel
@@ -24,7 +24,7 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
                    else getattr(p, f.name) for f in dataclasses.fields(p)},
         "acc_width": p.acc_width,
         "numeric": {
-            "function": "hwsim.golden.ternary_mvu.ternary_mvu: y[r] = sat(round(acc[r] * M * "
+            "function": "hwsim.golden.vitallm.ternary_mvu.ternary_mvu: y[r] = sat(round(acc[r] * M * "
                         "2**-S)), acc[r] = sum_j W[r, j] * x[j]",
             "acc": {"width": p.acc_width, "signed": True,
                     "meaning": "exact: cols * 2**(act.width-1) cannot overflow it"},
@@ -168,7 +168,7 @@ KERNEL = Kernel(
         CliParam("rows", int, 256, "matrix rows (outputs per vector)"),
         CliParam("cols", int, 256, "matrix columns (activations per vector)"),
     ),
-    component_path="rtl.ternary_mvu:TernaryMVU",
+    component_path="rtl.vitallm.ternary_mvu:TernaryMVU",
     testbench="hwsim.sim.tb_ternary_mvu",
     manifest=manifest,
     cases=cases,

@@ -1,7 +1,7 @@
 """cocotb testbench of the absmax re-quantization barrier.
 
 Driver on ``a``, monitor on ``y`` (``q`` and ``absmax`` fields unpacked); model
-:func:`hwsim.golden.absmax_barrier.absmax_barrier`; checker :func:`hwsim.sim.checker.check_plan`
+:func:`hwsim.golden.vitallm.absmax_barrier.absmax_barrier`; checker :func:`hwsim.sim.checker.check_plan`
 (codes and per-token absmax ``==`` golden, cycles ``==`` formula).
 """
 
@@ -12,7 +12,7 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import absmax_barrier as spec
+from hwsim.golden.vitallm import absmax_barrier as spec
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 

@@ -1,11 +1,11 @@
 """cocotb testbench of the attention head (runs inside the simulator; see :mod:`hwsim.sim.plan`).
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``inp`` (the operation stream of
-:func:`hwsim.golden.attention_head.op_words`), :class:`~hwsim.sim.streams.StreamSink` on ``out``.
-Model: :func:`hwsim.golden.attention_head.run_ops`, query by query (a case's ``mult``/``shift``
+:func:`hwsim.golden.common.attention_head.op_words`), :class:`~hwsim.sim.streams.StreamSink` on ``out``.
+Model: :func:`hwsim.golden.common.attention_head.run_ops`, query by query (a case's ``mult``/``shift``
 are one score scale or one per query, driven with that query's beats). Checker: every output code and every
 ``amax`` ``==`` golden, and with no idle input and no back-pressure the measured cycles ``==``
-:func:`hwsim.golden.attention_head.stream_cycles`.
+:func:`hwsim.golden.common.attention_head.stream_cycles`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hwsim.golden import attention_head as spec
+from hwsim.golden.common import attention_head as spec
 from hwsim.kernels.attention_head import arrays_to_ops, golden, side_values
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset

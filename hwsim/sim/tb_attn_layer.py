@@ -1,11 +1,11 @@
-"""cocotb testbench of the attention half of a decoder layer (:class:`rtl.attn_layer.
+"""cocotb testbench of the attention half of a decoder layer (:class:`rtl.vitallm.attn_layer.
 AttnLayer`).
 
 Drivers on ``w`` (q, k, v weight words), ``wo`` (``wo``'s), ``kv`` (the earlier cache) then
 ``x`` (the token's residual row), static ports set per case; monitor on ``y``; model
-:func:`hwsim.golden.attn_layer.attn_layer`; checker :func:`hwsim.sim.checker.check_plan`
+:func:`hwsim.golden.vitallm.attn_layer.attn_layer`; checker :func:`hwsim.sim.checker.check_plan`
 (residual codes ``==``, cycles from the first ``x`` beat ``==``
-:func:`hwsim.golden.attn_layer.latency_cycles`).
+:func:`hwsim.golden.vitallm.attn_layer.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import attn_layer as spec
+from hwsim.golden.vitallm import attn_layer as spec
 from hwsim.kernels import attn_layer as ka
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

@@ -1,11 +1,11 @@
-"""cocotb testbench of the attention output path of a decode step (:class:`rtl.attn_out.
+"""cocotb testbench of the attention output path of a decode step (:class:`rtl.vitallm.attn_out.
 AttnOut`).
 
 Drivers on ``w`` (``wo``'s weight words), ``o`` (the heads' output beats) then ``x`` (the
 residual codes), static ports set per case; monitor on ``y``; model
-:func:`hwsim.golden.attn_out.attn_out`; checker :func:`hwsim.sim.checker.check_plan` (residual
+:func:`hwsim.golden.vitallm.attn_out.attn_out`; checker :func:`hwsim.sim.checker.check_plan` (residual
 codes ``==``, cycles from the first ``o`` beat ``==``
-:func:`hwsim.golden.attn_out.latency_cycles`).
+:func:`hwsim.golden.vitallm.attn_out.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import attn_out as spec
+from hwsim.golden.vitallm import attn_out as spec
 from hwsim.kernels.attn_out import golden_words, o_words, port_values, w_words, x_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

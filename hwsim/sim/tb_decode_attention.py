@@ -1,11 +1,11 @@
-"""cocotb testbench of the decode-step attention phase (:class:`rtl.decode_attention.
+"""cocotb testbench of the decode-step attention phase (:class:`rtl.vitallm.decode_attention.
 DecodeAttention`).
 
 Drivers on ``kv`` (the on-chip KV cache, ``G·M`` beats) then ``q`` (``H`` beats), monitor on
-``out`` (``C`` beats per head); model :func:`hwsim.golden.decode_attention.decode_attention`;
+``out`` (``C`` beats per head); model :func:`hwsim.golden.vitallm.decode_attention.decode_attention`;
 checker :func:`hwsim.sim.checker.check_plan`: every output code and every ``amax`` ``==``
 golden, and the cycles from the first q beat to the last output beat ``==``
-:func:`hwsim.golden.decode_attention.decode_attention_cycles`.
+:func:`hwsim.golden.vitallm.decode_attention.decode_attention_cycles`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_attention as spec
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import decode_attention as spec
 from hwsim.kernels.decode_attention import golden_words, kv_words, q_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

@@ -1,11 +1,11 @@
-"""cocotb testbench of the attention block of a decode step (:class:`rtl.decode_step.
+"""cocotb testbench of the attention block of a decode step (:class:`rtl.vitallm.decode_step.
 DecodeStep`).
 
 Drivers on ``w`` (projection weights), ``kv`` (the earlier cache) then ``x`` (the token's
 activations), static ports set per case; monitor on ``out``; model
-:func:`hwsim.golden.decode_step.decode_step_attention`; checker
+:func:`hwsim.golden.vitallm.decode_step.decode_step_attention`; checker
 :func:`hwsim.sim.checker.check_plan` (codes and amax ``==``, cycles from the first ``x`` beat
-``==`` :func:`hwsim.golden.decode_step.decode_step_cycles`).
+``==`` :func:`hwsim.golden.vitallm.decode_step.decode_step_cycles`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_step as spec
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import decode_step as spec
 from hwsim.kernels.decode_step import cache_words, golden_words, port_values
 from hwsim.kernels.qkv_frontend import w_words, x_words
 from hwsim.sim.checker import check_plan

@@ -1,10 +1,10 @@
-"""cocotb testbench of one whole decoder layer (:class:`rtl.decoder_layer.DecoderLayer`).
+"""cocotb testbench of one whole decoder layer (:class:`rtl.vitallm.decoder_layer.DecoderLayer`).
 
 Drivers on ``w`` (q, k, v weight words), ``wo``, ``kv`` (the earlier cache), ``w1``, ``w3``,
 ``w2`` then ``x`` (the token's residual row), static ports set per case; monitor on ``y``;
-model :func:`hwsim.golden.decoder_layer.decoder_layer`; checker
+model :func:`hwsim.golden.vitallm.decoder_layer.decoder_layer`; checker
 :func:`hwsim.sim.checker.check_plan` (output residual codes ``==``, cycles from the first ``x``
-beat to the last ``y`` code ``==`` :func:`hwsim.golden.decoder_layer.latency_cycles`).
+beat to the last ``y`` code ``==`` :func:`hwsim.golden.vitallm.decoder_layer.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import decoder_layer as spec
+from hwsim.golden.vitallm import decoder_layer as spec
 from hwsim.kernels import decoder_layer as kd
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

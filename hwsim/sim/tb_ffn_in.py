@@ -1,10 +1,10 @@
-"""cocotb testbench of the input half of a layer's FFN (:class:`rtl.ffn_in.FfnIn`).
+"""cocotb testbench of the input half of a layer's FFN (:class:`rtl.vitallm.ffn_in.FfnIn`).
 
 Drivers on ``w1``, ``w3`` (the weight words) then ``x`` (the token's residual row), static
 ports set per case; monitors on ``y`` (``{prod, amax}`` beats) and ``res`` (the held residual
-codes); model :func:`hwsim.golden.ffn_in.ffn_in`; checker :func:`hwsim.sim.checker.check_plan`
+codes); model :func:`hwsim.golden.vitallm.ffn_in.ffn_in`; checker :func:`hwsim.sim.checker.check_plan`
 (prod codes, every beat's amax and the residual codes ``==``, cycles from the first ``x`` beat
-to the last ``y`` beat ``==`` :func:`hwsim.golden.ffn_in.latency_cycles`).
+to the last ``y`` beat ``==`` :func:`hwsim.golden.vitallm.ffn_in.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import ffn_in as spec
+from hwsim.golden.vitallm import ffn_in as spec
 from hwsim.kernels import ffn_in as kf
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

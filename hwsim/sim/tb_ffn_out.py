@@ -1,9 +1,9 @@
-"""cocotb testbench of the output half of a layer's FFN (:class:`rtl.ffn_out.FfnOut`).
+"""cocotb testbench of the output half of a layer's FFN (:class:`rtl.vitallm.ffn_out.FfnOut`).
 
 Drivers on ``w`` (``w2``'s weight words), ``p`` (the ``prod`` codes with the FFN amax) then
 ``x`` (the residual codes ``x_attn``), static ports set per case; monitor on ``y``; model
-:func:`hwsim.golden.ffn_out.ffn_out`; checker :func:`hwsim.sim.checker.check_plan` (residual
-codes ``==``, cycles from the first ``p`` beat ``==`` :func:`hwsim.golden.ffn_out.
+:func:`hwsim.golden.vitallm.ffn_out.ffn_out`; checker :func:`hwsim.sim.checker.check_plan` (residual
+codes ``==``, cycles from the first ``p`` beat ``==`` :func:`hwsim.golden.vitallm.ffn_out.
 latency_cycles`).
 """
 
@@ -13,7 +13,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import ffn_out as spec
+from hwsim.golden.vitallm import ffn_out as spec
 from hwsim.kernels import ffn_out as kf
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

@@ -1,9 +1,9 @@
 """cocotb testbench of the LIF neuron array (runs inside the simulator; see :mod:`hwsim.sim.plan`).
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``w`` and ``ev``,
-:class:`~hwsim.sim.streams.StreamSink` on ``out``. Model: :func:`hwsim.golden.lif_array.lif_array`.
+:class:`~hwsim.sim.streams.StreamSink` on ``out``. Model: :func:`hwsim.golden.snn.lif_array.lif_array`.
 Checker: every spike and membrane code ``==`` golden, and with no idle input and no
-back-pressure the measured cycles ``==`` :func:`hwsim.golden.lif_array.stream_cycles`.
+back-pressure the measured cycles ``==`` :func:`hwsim.golden.snn.lif_array.stream_cycles`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hwsim.golden import lif_array as spec
-from hwsim.golden.lanes import unpack_lanes
+from hwsim.golden.common.lanes import unpack_lanes
+from hwsim.golden.snn import lif_array as spec
 from hwsim.kernels.lif_array import ev_words, split_steps
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset

@@ -1,7 +1,7 @@
 """cocotb testbench of the leading-one surrogate + comparison-free top-K selector.
 
 Drivers on ``q`` (one beat) and ``k`` (``M`` beats); monitor on ``sel`` (the ``M``-bit mask);
-model :func:`hwsim.golden.lo_topk.topk_radix` of :func:`hwsim.golden.lo_topk.lo_scores`;
+model :func:`hwsim.golden.vitallm.lo_topk.topk_radix` of :func:`hwsim.golden.vitallm.lo_topk.lo_scores`;
 checker :func:`hwsim.sim.checker.check_plan` (mask bits ``==``, cycles ``==`` formula).
 """
 
@@ -12,8 +12,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import lo_topk as spec
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import lo_topk as spec
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 

@@ -1,9 +1,9 @@
 """cocotb testbench of the norm unit (RMSNorm with integer ε + activation quantizer).
 
 Driver on ``inp`` (with each vector's ``E`` on ``e`` while it loads), monitor on ``y`` (int8 codes and the
-vector's amax unpacked); model :func:`hwsim.golden.norm_quant.norm_quant`; checker
+vector's amax unpacked); model :func:`hwsim.golden.vitallm.norm_quant.norm_quant`; checker
 :func:`hwsim.sim.checker.check_plan` (codes and amax ``==`` golden, cycles ``==``
-:func:`hwsim.golden.norm_quant.stream_cycles`).
+:func:`hwsim.golden.vitallm.norm_quant.stream_cycles`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import norm_quant as spec
+from hwsim.golden.vitallm import norm_quant as spec
 from hwsim.kernels.norm_quant import golden_words, in_words, out_words, side_values
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

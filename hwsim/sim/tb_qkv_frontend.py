@@ -1,12 +1,12 @@
-"""cocotb testbench of the TINT → Booth front end (:class:`rtl.qkv_frontend.QkvFrontend`).
+"""cocotb testbench of the TINT → Booth front end (:class:`rtl.vitallm.qkv_frontend.QkvFrontend`).
 
 Drivers on ``w`` (the three weight matrices) then ``x`` (the case's tokens back to back, each
 token's ``amax``, ``cos``, ``sin``, ``mults`` driven with its first ``x`` beat, where the RTL
 samples them, and something else on the other beats:
 :func:`hwsim.kernels.qkv_frontend.side_values`); monitor on ``out``; model
-:func:`hwsim.golden.qkv_frontend.qkv_codes`, token by token; checker
+:func:`hwsim.golden.vitallm.qkv_frontend.qkv_codes`, token by token; checker
 :func:`hwsim.sim.checker.check_plan` (codes ``==``; cycles from the first ``x`` beat to the
-first token's last code ``==`` :func:`hwsim.golden.qkv_frontend.qkv_frontend_cycles`).
+first token's last code ``==`` :func:`hwsim.golden.vitallm.qkv_frontend.qkv_frontend_cycles`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import cocotb
 
-from hwsim.golden import qkv_frontend as spec
+from hwsim.golden.vitallm import qkv_frontend as spec
 from hwsim.kernels.qkv_frontend import golden_codes, side_values, tokens, w_words, x_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

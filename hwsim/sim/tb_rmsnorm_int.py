@@ -1,10 +1,10 @@
 """cocotb testbench of the integer RMSNorm (runs inside the simulator; see :mod:`hwsim.sim.plan`).
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``inp``,
-:class:`~hwsim.sim.streams.StreamSink` on ``y``. Model: :func:`hwsim.golden.rmsnorm_int.rmsnorm_int`,
+:class:`~hwsim.sim.streams.StreamSink` on ``y``. Model: :func:`hwsim.golden.vitallm.rmsnorm_int.rmsnorm_int`,
 vector by vector (a case's ``eps`` is one value or one per vector, driven with its last beat).
 Checker: every code ``==`` golden; with no idle input and no back-pressure each vector's cycles
-(first input beat to last output beat) ``==`` :func:`hwsim.golden.rmsnorm_int.latency_cycles`.
+(first input beat to last output beat) ``==`` :func:`hwsim.golden.vitallm.rmsnorm_int.latency_cycles`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hwsim.golden import rmsnorm_int as spec
-from hwsim.golden.lanes import unpack_lanes
+from hwsim.golden.common.lanes import unpack_lanes
+from hwsim.golden.vitallm import rmsnorm_int as spec
 from hwsim.kernels.rmsnorm_int import golden, in_words, side_values
 from hwsim.sim.plan import decode_params, load_case, load_plan, write_result
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource, reset

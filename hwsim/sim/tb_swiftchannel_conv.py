@@ -1,9 +1,9 @@
 """cocotb testbench of the SwiftChannel conv engine (runs inside the simulator).
 
 Driver :class:`~hwsim.sim.streams.StreamSource` on ``x`` (one pixel per beat), monitor
-:class:`~hwsim.sim.streams.StreamSink` on ``y``; model :func:`hwsim.golden.swiftchannel_conv.conv_engine`;
+:class:`~hwsim.sim.streams.StreamSink` on ``y``; model :func:`hwsim.golden.swiftchannel.conv.conv_engine`;
 checker :func:`hwsim.sim.checker.check_plan` (every code ``==`` golden; without idle input or
-stalls the measured cycles ``==`` :func:`hwsim.golden.swiftchannel_conv.frame_cycles`).
+stalls the measured cycles ``==`` :func:`hwsim.golden.swiftchannel.conv.frame_cycles`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import swiftchannel_conv as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import conv as spec
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 

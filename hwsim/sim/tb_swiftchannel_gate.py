@@ -2,9 +2,9 @@
 
 Driver :class:`~hwsim.sim.streams.StreamSource` on ``x`` (``lanes`` x codes and ``lanes`` C
 codes per beat), monitor :class:`~hwsim.sim.streams.StreamSink` on ``y``; model
-:func:`hwsim.golden.swiftchannel_gate.gate`; checker :func:`hwsim.sim.checker.check_plan`
+:func:`hwsim.golden.swiftchannel.gate.gate`; checker :func:`hwsim.sim.checker.check_plan`
 (``==`` on every code, and without idle input or stalls cycles ``==``
-:func:`hwsim.golden.swiftchannel_gate.stream_cycles`).
+:func:`hwsim.golden.swiftchannel.gate.stream_cycles`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import swiftchannel_gate as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import gate as spec
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 

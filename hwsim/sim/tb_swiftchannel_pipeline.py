@@ -2,9 +2,9 @@
 
 Driver :class:`~hwsim.sim.streams.StreamSource` on ``x`` (one input pixel per beat), monitor
 :class:`~hwsim.sim.streams.StreamSink` on ``y`` (one up-conv pixel per beat); model
-:func:`hwsim.golden.swiftchannel_pipeline.pipeline`; checker
+:func:`hwsim.golden.swiftchannel.pipeline.pipeline`; checker
 :func:`hwsim.sim.checker.check_plan` (every code ``==`` golden; without idle input or stalls
-the measured cycles ``==`` :func:`hwsim.golden.swiftchannel_pipeline.frame_cycles`).
+the measured cycles ``==`` :func:`hwsim.golden.swiftchannel.pipeline.frame_cycles`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import swiftchannel_pipeline as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import pipeline as spec
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 

@@ -2,10 +2,11 @@
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``w`` and ``x``,
 :class:`~hwsim.sim.streams.StreamSink` on ``y``. Model:
-:func:`hwsim.golden.ternary_mvu.ternary_mvu`, vector by vector (a case's ``mult``/``shift`` are
+:func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu`, vector by vector (a case's ``mult``/``shift`` are
 one value or one per vector, driven with that vector's first ``x`` beat). Checker
 (:func:`hwsim.sim.checker.check_plan`): every output code ``==`` the golden code, and with no
-idle input and no back-pressure the measured cycles ``==`` :func:`hwsim.golden.ternary_mvu.stream_cycles`.
+idle input and no back-pressure the measured cycles ``==``
+:func:`hwsim.golden.vitallm.ternary_mvu.stream_cycles`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import time
 import cocotb
 import numpy as np
 
-from hwsim.golden import ternary_mvu as spec
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import ternary_mvu as spec
 from hwsim.kernels.ternary_mvu import golden, side_values
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource

@@ -5,17 +5,17 @@ window versus global attention from the kernel's own formulas.
   the ``q, k, v`` of one window (``w`` tokens × ``dim``), quantizes each tensor to int8 codes
   with its own absmax scale (``s = max|x| / 127``, round half to even, saturate), folds
   ``s_q · s_k / √dim / 2**-4`` into the score multiplier ``(M, S)``
-  (:func:`hwsim.golden.int8_matmul.fold_scale`) and writes the window as the kernel's operation
+  (:func:`hwsim.golden.common.int8_matmul.fold_scale`) and writes the window as the kernel's operation
   stream: ``clear``, ``w × kv``, ``w × q`` (non-causal: every query sees the whole window).
   In odd (shifted-window) layers the window index counts windows of the rolled grid.
-  :func:`hwsim.golden.attention_head.run_ops` is its golden result; the RTL must equal it.
+  :func:`hwsim.golden.common.attention_head.run_ops` is its golden result; the RTL must equal it.
   For a QAT net (``weight_bits`` set) the codes are those of its own int8 q/k/v quantizers
   (value / Brevitas scale), so the RTL sees exactly the integers the QAT model attends with.
 * :func:`attention_cost` counts one inference's attention on the kernel: per layer,
   ``tokens / w`` windows, each ``stream_cycles`` of that window's operation stream and
   ``action_counts(p, w, queries=w)``, for ``w`` = window tokens (window attention) and
   ``w`` = all ``A·F`` tokens (global attention; the KV cache then holds the whole grid). The
-  formulas are :mod:`hwsim.golden.attention_head`'s — none is restated here.
+  formulas are :mod:`hwsim.golden.common.attention_head`'s — none is restated here.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import math
 import numpy as np
 import torch
 
-from hwsim.golden import attention_head as spec
-from hwsim.golden.int8_matmul import fold_scale
+from hwsim.golden.common import attention_head as spec
+from hwsim.golden.common.int8_matmul import fold_scale
 from quant.qtype import INT8, quantize
 
 from .model import AirFMConfig, AirFMNet

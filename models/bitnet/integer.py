@@ -1,7 +1,7 @@
 """BitNet projections on the golden ternary MVU, and the same projections on its RTL under cocotb.
 
 :class:`GoldenBitLinears` runs a trained ternary :class:`~models.bitnet.model.BitNetModel` with
-every projection computed by :func:`hwsim.golden.ternary_mvu.ternary_mvu_acc` on integer codes:
+every projection computed by :func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc` on integer codes:
 
 1. ``x_q, step = per_token_codes(x)`` — the int8 activation codes of the torch quantizer;
 2. ``acc = W_q · x_q`` — exact integer accumulators from the golden kernel (int64);
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import ternary_mvu as mvu
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from quant.brevitas_quantizers import per_token_codes
 from quant.qtype import quantize_multiplier
 

@@ -7,13 +7,13 @@ into integer parameters (after a short calibration on training text for the stat
 ==========================  ===============================================================
 residual stream             int64 codes of ``QType(48, frac=F)`` (``F`` from calibration)
 embedding                   table quantized to the residual format (a lookup)
-RMSNorm, SubLN              :func:`hwsim.golden.rmsnorm_int.rmsnorm_int` → int24 codes
+RMSNorm, SubLN              :func:`hwsim.golden.vitallm.rmsnorm_int.rmsnorm_int` → int24 codes
                             (each row first shifted right to ≤ 22 significant bits)
-activation quantizer        :func:`hwsim.golden.attention_head.absmax_requant` → int8 + amax
-projections                 :func:`hwsim.golden.ternary_mvu.ternary_mvu_acc` (exact)
+activation quantizer        :func:`hwsim.golden.common.attention_head.absmax_requant` → int8 + amax
+projections                 :func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc` (exact)
 RoPE                        ``round(acc·cos + rot(acc)·sin)`` with Q1.20 tables
 q, k, v                     static per-head int8 scales (calibrated absmax) by ``requantize``
-attention                   :func:`hwsim.golden.attention_head.attention_head` (causal),
+attention                   :func:`hwsim.golden.common.attention_head.attention_head` (causal),
                             int8 scores → integer softmax → int8 output + per-row amax
 gated FFN                   ``relu(g)² · u`` on the exact accumulators (SubLN follows)
 residual adds               ``requantize(acc · amax, M, S)`` into the residual format
@@ -23,8 +23,8 @@ LM head                     int8 per-tensor weights × int8 activations (exact),
 Only integers flow between layers, and every per-token quantity is computed from integers.
 Floats appear only in constants fixed at build time: the requantization multipliers and each
 norm's ε constant ``E = round(ε · 2**(2G) / step²)`` at its fixed input step
-(:func:`hwsim.golden.layer_codes.eps_constant`); a row's ε code is ``E`` divided by
-``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.layer_codes.eps_code`; ε is
+(:func:`hwsim.golden.vitallm.layer_codes.eps_constant`); a row's ε code is ``E`` divided by
+``amax**power · 4**shift`` in integers (:func:`~hwsim.golden.vitallm.layer_codes.eps_code`; ε is
 the one term that breaks RMSNorm's scale invariance, so it follows the row's step).
 
 Contract. :func:`attach_datapath` gives the torch fake-quant model of this datapath (the trained
@@ -45,10 +45,10 @@ import numpy as np
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as ah
-from hwsim.golden import bitnet_layer as bl
-from hwsim.golden import layer_codes as lc
-from hwsim.golden.int8_matmul import int8_matmul
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.common.int8_matmul import int8_matmul
+from hwsim.golden.vitallm import bitnet_layer as bl
+from hwsim.golden.vitallm import layer_codes as lc
 from quant.brevitas_quantizers import SCALE_FLOOR
 from quant.qtype import INT8, QType, quantize, quantize_multiplier
 
@@ -66,8 +66,8 @@ RES_BITS = 36                        # twice the calibrated residual peak maps t
 NORM_IN_BITS = lc.NORM_IN_BITS       # a norm input row is right-shifted to at most this many bits
 
 
-# one decoder layer's integer parameters live in hwsim.golden.layer_codes, its datapath in
-# hwsim.golden.bitnet_layer
+# one decoder layer's integer parameters live in hwsim.golden.vitallm.layer_codes, its datapath in
+# hwsim.golden.vitallm.bitnet_layer
 _Norm = lc.NormCodes
 _Proj = lc.ProjCodes
 _Layer = lc.LayerCodes
@@ -217,10 +217,10 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
     the layer's residual rows in, after the attention block's ``wo`` add and out, ``x_in``,
     ``x_attn``, ``x_out`` (T, hidden), and the FFN's ``ffn_a``, ``ffn_amax``, ``prod``
-    (:func:`hwsim.golden.bitnet_layer.layer_forward`).
+    (:func:`hwsim.golden.vitallm.bitnet_layer.layer_forward`).
 
     ``attend`` replaces dense causal attention in every layer (e.g.
-    :func:`hwsim.golden.bitnet_layer.sparse_attend`). With ``with_step`` the result is
+    :func:`hwsim.golden.vitallm.bitnet_layer.sparse_attend`). With ``with_step`` the result is
     ``(logits, step)``: ``logits · step[:, None]`` are the real-valued logits.
     """
     tokens = np.asarray(tokens, dtype=np.int64).ravel()

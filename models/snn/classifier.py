@@ -13,7 +13,7 @@ event-count frame of that millisecond (48 × 48), so the first layer too only ad
   the fixed-point multiply ``round_half_up(v · 236 / 256)``; the threshold code is
   ``round(1 / s)``. Every value of its forward pass is an integer held exactly in float32
   (|v · 236| < 2**24 for ``mem_bits ≤ 16``), so it computes the very integers of
-  :func:`hwsim.golden.lif_array.lif_array`.
+  :func:`hwsim.golden.snn.lif_array.lif_array`.
 * :func:`integer_layers` exports that model as weight codes and :class:`LifParams` per layer
   (the conv as a dense 256 × 2304 matrix), and :func:`integer_predict` runs the golden kernels.
 
@@ -33,7 +33,7 @@ from snntorch import surrogate
 from torch import nn
 
 from hwsim.errors import HwsimError
-from hwsim.golden import lif_array as golden
+from hwsim.golden.snn import lif_array as golden
 
 __all__ = [
     "QuantSnnClassifier",
@@ -211,7 +211,7 @@ def integer_layers(model: QuantSnnClassifier) -> list[tuple[np.ndarray, golden.L
 
 def spike_counts_int(layers, frames: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Golden integer SNN on one sample's (T, H, W) event counts: output spike counts and every
-    layer's (T, N) spikes. Each layer is :func:`hwsim.golden.lif_array.lif_array` fed with the
+    layer's (T, N) spikes. Each layer is :func:`hwsim.golden.snn.lif_array.lif_array` fed with the
     previous layer's spikes as address events."""
     frames = np.asarray(frames)
     steps = golden.events_from_counts(frames.reshape(frames.shape[0], -1).astype(np.int64))

@@ -1,7 +1,7 @@
 """Synaptic operations, hardware actions, cycles — and, through ``hwsim.estimate``, energy.
 
-Counts come only from :func:`hwsim.golden.lif_array.action_counts` and
-:func:`~hwsim.golden.lif_array.stream_cycles`, applied to the events each layer of the integer
+Counts come only from :func:`hwsim.golden.snn.lif_array.action_counts` and
+:func:`~hwsim.golden.snn.lif_array.stream_cycles`, applied to the events each layer of the integer
 SNN really receives (the DVS events of the sample for the first layer, the spikes of the layer
 below for the others). Layers run one after the other on one ``LIFArray`` each, so a sample's
 cycles are the sum of its layers' stream cycles.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwsim.golden import lif_array as golden
+from hwsim.golden.snn import lif_array as golden
 
 __all__ = ["ESTIMATE_ACTIONS", "estimate_energy", "network_counts"]
 

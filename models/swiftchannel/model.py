@@ -107,7 +107,7 @@ def _conv3(c_in: int, c_out: int, cfg: StudentConfig) -> nn.Module:
 
 
 #: the gate's input range: the int8 model tabulates ``sigmoid − 0.5`` over [−3, 3) (512-entry
-#: LUT, :mod:`hwsim.golden.swiftchannel`) and clamps outside it
+#: LUT, :mod:`hwsim.golden.swiftchannel.network`) and clamps outside it
 GATE_RANGE = 3.0
 
 

@@ -9,7 +9,7 @@ negative value would clip to code 0 anyway), ``Cast`` to uint64, ``BitShift`` ri
 index (``floor`` made a right shift of a non-negative value by an offset), ``Gather`` from the
 512-entry LUT constant, sum × gate code and one requantizer with the sum's shift. The
 PixelShuffle is ``Reshape``/``Transpose``.
-Every requantizer formula is :func:`hwsim.golden.swiftchannel.requant_mult`'s.
+Every requantizer formula is :func:`hwsim.golden.swiftchannel.network.requant_mult`'s.
 
 Two files (both pass ``onnx.checker``; batch size dynamic):
 
@@ -19,7 +19,7 @@ Two files (both pass ``onnx.checker``; batch size dynamic):
   sample (batch 1: qonnx's executor needs static shapes) → ``y_codes``.
 
 Contract (``tests/models/test_swiftchannel_onnx.py``): ``y_codes`` of both ``==``
-:func:`hwsim.golden.swiftchannel.swiftchannel_int` on the same input.
+:func:`hwsim.golden.swiftchannel.network.swiftchannel_int` on the same input.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 
 __all__ = ["export_int_onnx", "run_qcdq_codes", "run_qonnx_codes"]
 

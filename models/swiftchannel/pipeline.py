@@ -31,7 +31,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.files import atomic_write_text, staged_dir
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 from models.channels import (
     TEST_SPEED_RANGE_KMH,
     Geometry,

@@ -1,6 +1,6 @@
 """The int8 SwiftChannel student: QAT whose forward is the integer pipeline, and its parameters.
 
-Quantization (arXiv 2605.01931, REFERENCE.md; :mod:`hwsim.golden.swiftchannel`): uint8
+Quantization (arXiv 2605.01931, REFERENCE.md; :mod:`hwsim.golden.swiftchannel.network`): uint8
 activations with a zero point and a learned real scale, int8 weights with one real scale per
 output channel, int32 biases at scale ``s_in · s_w[oc]``, and every requantizer an integer
 multiplier and rounding shift, ``q = clip((acc·M + (zp << S) + 2**(S−1)) >> S, 0, 255)``; the
@@ -14,7 +14,7 @@ fake-quant graph cannot reproduce integer multipliers code for code, so every la
 the integer golden on the integer codes of its input, with ``(M, S)`` derived from the current
 scales, and its output value is made exact by ``out = fq + (exact − fq).detach()``: the forward
 pass *is* the integer pipeline (the model's output codes ``==``
-:func:`hwsim.golden.swiftchannel.swiftchannel_int` of :func:`int_model`), the backward pass is
+:func:`hwsim.golden.swiftchannel.network.swiftchannel_int` of :func:`int_model`), the backward pass is
 Brevitas' straight-through one with learned scales. The LUT gate runs on the exact codes too
 (:class:`_LutGate`, straight-through sigmoid gradient inside [−3, 3]).
 """
@@ -29,7 +29,7 @@ from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias, Uint8ActPerTens
 from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFloat
 from torch import nn
 
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 
 from .model import StudentConfig, SwiftChannelNet, pixel_shuffle
 
@@ -80,7 +80,7 @@ def _conv_int(conv: QuantConv2d, x: _Act, s_out: float, z_out: int) -> gold.Conv
 
 
 def _conv_acc(codes: torch.Tensor, c: gold.ConvInt) -> np.ndarray:
-    """``Σ w·(q − z_in) + b`` as :func:`hwsim.golden.swiftchannel.conv_acc`, by a float64 torch
+    """``Σ w·(q − z_in) + b`` as :func:`hwsim.golden.swiftchannel.network.conv_acc`, by a float64 torch
     convolution (exact: every partial sum is an integer far below 2**53)."""
     w = torch.from_numpy(np.asarray(c.w, np.float64))
     acc = F.conv2d((codes - c.z_in).double(), w, padding=c.k // 2)

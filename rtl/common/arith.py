@@ -43,7 +43,7 @@ def max_tree(values: list[Value]) -> Value:
 def norm_shift(peak: Value, bits: int) -> Value:
     """The right shift that brings a row whose peak ``|·|`` is the unsigned ``peak`` to
     ``bits`` significant bits: ``max(0, bit_length(peak) − bits)`` (the highest set bit wins),
-    as :func:`hwsim.golden.layer_codes.shift_rows` computes it."""
+    as :func:`hwsim.golden.vitallm.layer_codes.shift_rows` computes it."""
     shift = Const(0, range(max(2, len(peak) - bits + 1)))
     for b in range(bits, len(peak)):
         shift = Mux(peak[b], b + 1 - bits, shift)

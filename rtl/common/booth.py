@@ -2,7 +2,7 @@
 
 :func:`booth_multiply` builds ``a · b`` from ``ceil(width(b)/2)`` partial products, each
 ``digit · a · 4**j`` with a Booth digit in {−2, −1, 0, 1, 2} selected from three bits of ``b``
-(:func:`hwsim.golden.int8_matmul.booth_digits` is the arithmetic, bit for bit). No ``*``
+(:func:`hwsim.golden.common.int8_matmul.booth_digits` is the arithmetic, bit for bit). No ``*``
 operator appears, so synthesis builds it from LUTs and carry chains and never infers a DSP.
 In BoothFlex's ternary mode (``ternary`` high) ``b[0:2]`` is a ternary weight in bitnet.cpp's
 I2_S code (0 → −1, 1 → 0, 2 → +1, 3 → 0): it becomes the single digit 0 and the other partial

@@ -1,6 +1,6 @@
 """Normalized integer reciprocal by restoring division (one quotient bit per cycle).
 
-Computes exactly :func:`hwsim.golden.softmax_int.reciprocal`: for an unsigned ``value``,
+Computes exactly :func:`hwsim.golden.common.softmax_int.reciprocal`: for an unsigned ``value``,
 ``k = bitlen(value) − 1 + recip_bits`` and ``r = floor(2**k / value)`` (``r = 0``, ``k =
 recip_bits`` for ``value = 0``). The divisor is normalized by its leading one, so the quotient
 always has ``recip_bits + 1`` bits whatever the magnitude of ``value``.

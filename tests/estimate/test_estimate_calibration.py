@@ -11,8 +11,8 @@ from hwsim.estimate.fpga import (
     tint_tile_resources,
 )
 from hwsim.estimate.kernels import cost
-from hwsim.golden import ternary_mvu as tmvu
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import ternary_mvu as tmvu
 from quant.qtype import quantize_multiplier
 
 
@@ -31,7 +31,7 @@ def _data(p, vectors, seed=0):
 @pytest.mark.parametrize("lanes, rows, cols, vectors", [(4, 3, 8, 2), (2, 5, 6, 3), (8, 4, 32, 1)])
 def test_cycles_equal_amaranth_measurement(lanes, rows, cols, vectors):
     from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-    from rtl.ternary_mvu import TernaryMVU
+    from rtl.vitallm.ternary_mvu import TernaryMVU
 
     p = tmvu.TernaryMvuParams(lanes=lanes, rows=rows, cols=cols)
     W, X, M, S = _data(p, vectors)
@@ -94,9 +94,9 @@ def test_resource_model_against_yosys(tmp_path, cfg):
 
 @pytest.mark.parametrize("length, in_width, tokens", [(7, 12, 2), (16, 20, 3), (1, 2, 1)])
 def test_barrier_cycles_equal_amaranth_measurement(length, in_width, tokens):
-    from hwsim.golden import absmax_barrier as ab
+    from hwsim.golden.vitallm import absmax_barrier as ab
     from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-    from rtl.absmax_barrier import AbsmaxBarrier
+    from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 
     p = ab.AbsmaxBarrierParams(length=length, in_width=in_width)
     A = np.random.default_rng(length).integers(-(1 << in_width - 1), 1 << in_width - 1,
@@ -112,9 +112,9 @@ def test_barrier_cycles_equal_amaranth_measurement(length, in_width, tokens):
 
 @pytest.mark.parametrize("tokens, head_dim, keep", [(8, 4, 3), (16, 6, 5)])
 def test_lo_topk_cycles_equal_amaranth_measurement(tokens, head_dim, keep):
-    from hwsim.golden import lo_topk as lo
+    from hwsim.golden.vitallm import lo_topk as lo
     from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-    from rtl.lo_topk import LoTopK
+    from rtl.vitallm.lo_topk import LoTopK
 
     p = lo.LoTopKParams(tokens=tokens, head_dim=head_dim, keep=keep)
     rng = np.random.default_rng(tokens)

@@ -10,7 +10,7 @@ from hwsim.estimate import estimate, estimate_arch, load_arch
 from hwsim.estimate.kernels import SOURCES, cost
 from hwsim.estimate.validate import PUBLISHED, fit_parameter, validation_table
 from hwsim.estimate.workload import bitnet_workload
-from hwsim.golden import ternary_mvu as tmvu
+from hwsim.golden.vitallm import ternary_mvu as tmvu
 from models.bitnet.config import get_config
 
 
@@ -161,8 +161,8 @@ def test_attention_counts_cover_every_product():
 
 
 def test_golden_attention_modules_drive_the_adapters():
-    mm = pytest.importorskip("hwsim.golden.int8_matmul")  # on main once `attention` merges
-    sm = pytest.importorskip("hwsim.golden.softmax_int")
+    mm = pytest.importorskip("hwsim.golden.common.int8_matmul")  # on main once `attention` merges
+    sm = pytest.importorskip("hwsim.golden.common.softmax_int")
     assert SOURCES["int8_matmul"].startswith("golden") and SOURCES["softmax_int"].startswith("golden")
     arch = load_arch("vitallm")
     kc = cost("int8_matmul", {"heads": 4, "head_dim": 100, "queries": 1, "keys": 37,

@@ -4,7 +4,7 @@ import pytest
 
 from hwsim.errors import HwsimError
 from hwsim.estimate.workload import bitnet_workload
-from hwsim.golden.decoder_layer import kv_read_bytes
+from hwsim.golden.vitallm.decoder_layer import kv_read_bytes
 from models.bitnet.config import get_config
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.errors import HwsimError
-from hwsim.golden import absmax_barrier as g
+from hwsim.golden.vitallm import absmax_barrier as g
 from quant.qtype import QType, Rounding
 
 

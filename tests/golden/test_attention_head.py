@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as ah
-from hwsim.golden import int8_matmul as mm
-from hwsim.golden import softmax_int as sm
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.common import int8_matmul as mm
+from hwsim.golden.common import softmax_int as sm
 
 P = ah.AttentionParams(head_dim=8, max_len=8, lanes=4, exp_lanes=2)
 

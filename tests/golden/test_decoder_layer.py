@@ -8,21 +8,21 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as ah
-from hwsim.golden import attn_layer as al
-from hwsim.golden import attn_out as ao
-from hwsim.golden import bitnet_layer as bl
-from hwsim.golden import decode_attention as gda
-from hwsim.golden import decode_step as gds
-from hwsim.golden import decoder_layer as dl
-from hwsim.golden import eps_divider as ed
-from hwsim.golden import ffn_in as fi
-from hwsim.golden import ffn_out as fo
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import lo_topk as lt
-from hwsim.golden import norm_quant as nq
-from hwsim.golden import sparse_attention as sa
-from hwsim.golden import ternary_mvu as mvu
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import attn_layer as al
+from hwsim.golden.vitallm import attn_out as ao
+from hwsim.golden.vitallm import bitnet_layer as bl
+from hwsim.golden.vitallm import decode_attention as gda
+from hwsim.golden.vitallm import decode_step as gds
+from hwsim.golden.vitallm import decoder_layer as dl
+from hwsim.golden.vitallm import eps_divider as ed
+from hwsim.golden.vitallm import ffn_in as fi
+from hwsim.golden.vitallm import ffn_out as fo
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import lo_topk as lt
+from hwsim.golden.vitallm import norm_quant as nq
+from hwsim.golden.vitallm import sparse_attention as sa
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from models.bitnet.config import BitNetConfig
 from models.bitnet.integer_model import build_integer_model, integer_forward
 from models.bitnet.model import BitNetModel
@@ -163,8 +163,7 @@ def _float_eps_codes(im, x, norm, amax):
 
 def _float_eps_rms_rows(im):
     """``rms_rows`` with the float ε codes of :func:`_float_eps_codes` (the model before)."""
-    from hwsim.golden import rmsnorm_int as rn
-
+    from hwsim.golden.vitallm import rmsnorm_int as rn
     def rms(x, norm, amax=None):
         xs, _ = lc.shift_rows(x)
         codes = _float_eps_codes(im, x, norm, amax)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import int8_matmul as mm
+from hwsim.golden.common import int8_matmul as mm
 from quant.qtype import INT8, UINT8, QType, requantize
 
 

@@ -1,4 +1,4 @@
-"""Golden integer LIF array (hwsim/golden/lif_array.py)."""
+"""Golden integer LIF array (hwsim/golden/snn/lif_array.py)."""
 
 import dataclasses
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import lif_array as spec
-from hwsim.golden.lanes import unpack_lanes
+from hwsim.golden.common.lanes import unpack_lanes
+from hwsim.golden.snn import lif_array as spec
 
 
 def test_mul_leak_is_beta_within_half_an_lsb():

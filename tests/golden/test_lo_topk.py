@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.errors import HwsimError
-from hwsim.golden import lo_topk as g
+from hwsim.golden.vitallm import lo_topk as g
 
 
 def test_leading_one_all_int8():

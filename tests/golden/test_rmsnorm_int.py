@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import rmsnorm_int as rn
+from hwsim.golden.vitallm import rmsnorm_int as rn
 from quant.qtype import QType
 
 

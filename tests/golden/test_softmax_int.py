@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import softmax_int as sm
+from hwsim.golden.common import softmax_int as sm
 from quant.qtype import QType, Rounding
 
 P = sm.SoftmaxParams()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hwsim.golden import attention_head as ah
-from hwsim.golden import sparse_attention as sa
-from hwsim.golden.int8_matmul import fold_scale
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.common.int8_matmul import fold_scale
+from hwsim.golden.vitallm import sparse_attention as sa
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 from models.channels import Geometry
 from models.swiftchannel.model import SwiftChannelNet, reparameterize
 from models.swiftchannel.qat import QuantSwiftChannel, int_model

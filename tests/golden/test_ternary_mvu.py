@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.errors import HwsimError
-from hwsim.golden import ternary_mvu as g
+from hwsim.golden.vitallm import ternary_mvu as g
 from quant.qtype import INT8, QType, Rounding, quantize_multiplier
 
 

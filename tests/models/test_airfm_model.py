@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as spec
+from hwsim.golden.common import attention_head as spec
 from models.airfm import data as D
 from models.airfm.hardware import attention_cost, head_params, window_case
 from models.airfm.model import AirFMConfig, AirFMNet, fs_pe_coords

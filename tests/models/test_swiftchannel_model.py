@@ -126,7 +126,7 @@ def test_bad_config_and_input():
 
 
 def test_float_gate_is_the_function_the_lut_tabulates():
-    from hwsim.golden import swiftchannel as gold
+    from hwsim.golden.swiftchannel import network as gold
     from models.swiftchannel.model import gate
 
     x = torch.linspace(-6, 6, 2001)

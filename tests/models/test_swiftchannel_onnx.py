@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from hwsim.golden import swiftchannel as gold
+from hwsim.golden.swiftchannel import network as gold
 from hwsim.kernels.swiftchannel import random_int_model
 from models.channels import Geometry
 from models.swiftchannel.model import SwiftChannelNet, reparameterize

@@ -27,7 +27,7 @@ def micro_model():
 def micro_token(micro_model):
     """``(im, cap)``: :func:`micro_model` and the captures of its forward pass over the 10
     tokens with sparse attention K/M = 3/10. Read-only: the tests pass it to ``real_case``."""
-    from hwsim.golden import bitnet_layer as bl
+    from hwsim.golden.vitallm import bitnet_layer as bl
     from models.bitnet.integer_model import integer_forward
 
     im, tokens = micro_model

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from hwsim.golden import absmax_barrier as g
+from hwsim.golden.vitallm import absmax_barrier as g
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.absmax_barrier import AbsmaxBarrier
+from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 
 
 def rtl_barrier(p, A, idle=0.0, stall=0.0, seed=0):

@@ -77,7 +77,7 @@ def test_shift_add_multiply_is_a_multiplier():
 
 def test_norm_shift_matches_shift_rows():
     """The peak → shift of a norm input row equals the golden ``shift_rows``'s shift."""
-    from hwsim.golden import layer_codes as lc
+    from hwsim.golden.vitallm import layer_codes as lc
     from rtl.common import norm_shift
 
     rng = np.random.default_rng(7)

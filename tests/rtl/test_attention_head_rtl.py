@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as spec
-from hwsim.golden.int8_matmul import fold_scale
+from hwsim.golden.common import attention_head as spec
+from hwsim.golden.common.int8_matmul import fold_scale
 from hwsim.kernels import attention_head as kah
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.attention_head import AttentionHead
+from rtl.common.attention_head import AttentionHead
 
 SMALL = dict(head_dim=8, max_len=8, lanes=4, exp_lanes=3)
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attn_out as g
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden.vitallm import attn_out as g
+from hwsim.golden.vitallm import decoder_layer as dl
 from hwsim.kernels import attn_out as ka
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.attn_out import AttnOut
+from rtl.vitallm.attn_out import AttnOut
 
 KERNEL = get_kernel("attn-out")
 

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from hwsim.errors import HwsimError
-from hwsim.golden.int8_matmul import booth_multiply as golden_booth
+from hwsim.golden.common.int8_matmul import booth_multiply as golden_booth
 from rtl.common.booth import booth_multiply, const_multiply, multiply
 
 

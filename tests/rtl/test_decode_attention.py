@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_attention as spec
-from hwsim.golden import decoder_layer as dl
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import decode_attention as spec
+from hwsim.golden.vitallm import decoder_layer as dl
 from hwsim.kernels import decode_attention as kd
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.decode_attention import DecodeAttention
+from rtl.vitallm.decode_attention import DecodeAttention
 
 
 def _run(p, case):

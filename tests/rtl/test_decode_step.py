@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attention_head as ah
-from hwsim.golden import decode_step as spec
-from hwsim.golden import qkv_frontend as gqf
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import decode_step as spec
+from hwsim.golden.vitallm import qkv_frontend as gqf
 from hwsim.kernels import decode_step as kd
 from hwsim.kernels import qkv_frontend as kf
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.decode_step import DecodeStep
+from rtl.vitallm.decode_step import DecodeStep
 
 
 def _run(p, case):

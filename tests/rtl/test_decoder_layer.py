@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import attn_layer as al
-from hwsim.golden import decoder_layer as g
-from hwsim.golden import ffn_in as fi
-from hwsim.golden import ffn_out as fo
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import norm_quant as nq
+from hwsim.golden.vitallm import attn_layer as al
+from hwsim.golden.vitallm import decoder_layer as g
+from hwsim.golden.vitallm import ffn_in as fi
+from hwsim.golden.vitallm import ffn_out as fo
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as nq
 from hwsim.kernels import decoder_layer as ka
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from quant.qtype import QType
-from rtl.decoder_layer import DecoderLayer
+from rtl.vitallm.decoder_layer import DecoderLayer
 
 KERNEL = get_kernel("decoder-layer")
 SMALL = {"heads": 2, "kv_heads": 1, "head_dim": 4, "ffn": 8, "tokens": 5, "keep": 2,

@@ -8,10 +8,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
-from hwsim.golden import eps_divider as g
-from hwsim.golden import layer_codes as lc
-from rtl.eps_divider import EpsDivider
+from hwsim.golden.vitallm import decoder_layer as dl
+from hwsim.golden.vitallm import eps_divider as g
+from hwsim.golden.vitallm import layer_codes as lc
+from rtl.vitallm.eps_divider import EpsDivider
 
 
 def run_divider(p: g.EpsDividerParams, rows: list[tuple[int, int, int]]):

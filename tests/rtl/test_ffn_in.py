@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
-from hwsim.golden import ffn_in as g
-from hwsim.golden import norm_quant as nq
-from hwsim.golden import ternary_mvu as mvu
+from hwsim.golden.vitallm import decoder_layer as dl
+from hwsim.golden.vitallm import ffn_in as g
+from hwsim.golden.vitallm import norm_quant as nq
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from hwsim.kernels import ffn_in as ka
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.ffn_in import FfnIn
-from rtl.relu2_mul import Relu2Mul
-from rtl.row_shift import RowShift
+from rtl.vitallm.ffn_in import FfnIn
+from rtl.vitallm.relu2_mul import Relu2Mul
+from rtl.vitallm.row_shift import RowShift
 
 KERNEL = get_kernel("ffn-in")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decoder_layer as dl
-from hwsim.golden import ffn_out as g
+from hwsim.golden.vitallm import decoder_layer as dl
+from hwsim.golden.vitallm import ffn_out as g
 from hwsim.kernels import ffn_out as kf
 from hwsim.kernels import get_kernel
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.ffn_out import FfnOut
+from rtl.vitallm.ffn_out import FfnOut
 
 KERNEL = get_kernel("ffn-out")
 

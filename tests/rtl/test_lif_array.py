@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from hwsim.golden import lif_array as spec
-from hwsim.golden.lanes import unpack_lanes
+from hwsim.golden.common.lanes import unpack_lanes
+from hwsim.golden.snn import lif_array as spec
 from hwsim.kernels.lif_array import dvs_steps, ev_words
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.lif_array import LIFArray
+from rtl.snn.lif_array import LIFArray
 
 
 def rtl_lif(p, w, steps, idle=0.0, stall=0.0, seed=0):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from hwsim.golden import lo_topk as g
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import lo_topk as g
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.lo_topk import LoTopK
+from rtl.vitallm.lo_topk import LoTopK
 
 
 def rtl_select(p, q, K, idle=0.0, stall=0.0, seed=0):

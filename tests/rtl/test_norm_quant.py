@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import norm_quant as g
+from hwsim.golden.vitallm import norm_quant as g
 from hwsim.kernels import get_kernel
 from hwsim.kernels.norm_quant import e_value, golden_words, in_words, layer_case, out_words, side_values
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.norm_quant import NormQuant
+from rtl.vitallm.norm_quant import NormQuant
 
 KERNEL = get_kernel("norm-quant")
 

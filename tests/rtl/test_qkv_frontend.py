@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import decode_attention as gda
-from hwsim.golden import qkv_frontend as spec
+from hwsim.golden.vitallm import decode_attention as gda
+from hwsim.golden.vitallm import qkv_frontend as spec
 from hwsim.kernels import qkv_frontend as kf
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.qkv_frontend import QkvFrontend
+from rtl.vitallm.qkv_frontend import QkvFrontend
 
 
 def _side(dut):

@@ -1,7 +1,7 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from hwsim.golden.softmax_int import reciprocal
+from hwsim.golden.common.softmax_int import reciprocal
 from rtl.common.recip import Reciprocal
 
 

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import rmsnorm_int as spec
-from hwsim.golden.lanes import unpack_lanes
+from hwsim.golden.common.lanes import unpack_lanes
+from hwsim.golden.vitallm import rmsnorm_int as spec
 from hwsim.kernels import rmsnorm_int as kr
 from hwsim.kernels.rmsnorm_int import in_words
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from quant.qtype import QType
-from rtl.rmsnorm_int import RmsNorm
+from rtl.vitallm.rmsnorm_int import RmsNorm
 
 
 def _run(p, X, g, eps, idle=0.0, stall=0.0, seed=3):

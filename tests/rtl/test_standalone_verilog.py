@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwsim.golden import ternary_mvu as tmvu
+from hwsim.golden.vitallm import ternary_mvu as tmvu
 from hwsim.kernels import KERNELS, get_kernel
 from rtl.emit import describe, emit
 
@@ -475,8 +475,8 @@ def test_attention_head_from_the_manifest_equals_golden(tmp_path):
     """Three tokens into the cache and one query, packed by the manifest's struct layout."""
     import math
 
-    from hwsim.golden import attention_head as ah
-    from hwsim.golden.int8_matmul import fold_scale
+    from hwsim.golden.common import attention_head as ah
+    from hwsim.golden.common.int8_matmul import fold_scale
 
     verilog, man = _emit("attention-head", tmp_path / "rtl")
     p = get_kernel("attention-head").params(**SMALL["attention-head"])
@@ -512,7 +512,7 @@ def test_member_docs_reads_shared_entries_run_on_declarations_and_references():
     from amaranth.lib.wiring import In, Out
 
     from rtl.emit import member_docs
-    from rtl.ternary_mvu import TernaryMVU
+    from rtl.vitallm.ternary_mvu import TernaryMVU
 
     class Doc(wiring.Component):
         """Members
@@ -523,7 +523,7 @@ def test_member_docs_reads_shared_entries_run_on_declarations_and_references():
             4))``; e : ``In(8)``
             Three on a run-on declaration.
         f :
-            as ``mult`` of :class:`rtl.ternary_mvu.TernaryMVU` (remark)
+            as ``mult`` of :class:`rtl.vitallm.ternary_mvu.TernaryMVU` (remark)
         g : ``Out(1)``
         """
 

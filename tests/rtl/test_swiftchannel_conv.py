@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel_conv as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import conv as spec
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.swiftchannel_conv import SwiftChannelConv
+from rtl.swiftchannel.conv import SwiftChannelConv
 
 
 def random_params(ic, oc, h, w, k, ocp, seed=0, **kw):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as sc
-from hwsim.golden import swiftchannel_gate as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import gate as spec
+from hwsim.golden.swiftchannel import network as sc
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.swiftchannel_gate import SwiftChannelGate
+from rtl.swiftchannel.gate import SwiftChannelGate
 
 
 def params(lanes=4, **kw):

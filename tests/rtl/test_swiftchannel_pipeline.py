@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import swiftchannel as sc
-from hwsim.golden import swiftchannel_pipeline as spec
-from hwsim.golden.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
+from hwsim.golden.swiftchannel import network as sc
+from hwsim.golden.swiftchannel import pipeline as spec
 from hwsim.kernels.swiftchannel import random_int_model
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
-from rtl.swiftchannel_pipeline import SwiftChannelPipeline
+from rtl.swiftchannel.pipeline import SwiftChannelPipeline
 
 
 def random_model(seed=0, feat=4, mid=3, down=2, blocks=2, rf=2, rs=1) -> sc.IntModel:

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from hwsim.errors import HwsimError
-from hwsim.golden import ternary_mvu as g
-from hwsim.golden.lanes import pack_lanes
+from hwsim.golden.common.lanes import pack_lanes
+from hwsim.golden.vitallm import ternary_mvu as g
 from hwsim.kernels import get_kernel
 from hwsim.kernels import ternary_mvu as kt
 from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from quant.qtype import Overflow, QType, Rounding
-from rtl.ternary_mvu import TernaryMVU
+from rtl.vitallm.ternary_mvu import TernaryMVU
 
 
 def rtl_mvu(p, W, X, mult, shift, idle=0.0, stall=0.0, seed=0, dut=None):

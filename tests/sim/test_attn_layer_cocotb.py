@@ -36,7 +36,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path):
     import torch
 
     from hwsim.bench.vitallm import rtl_attn_layer
-    from hwsim.golden import attn_layer as al
+    from hwsim.golden.vitallm import attn_layer as al
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.config import get_config
     from models.bitnet.data import stdlib_corpus

@@ -35,8 +35,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_toke
     decoder-layer RTL: output residual codes == golden == the integer model's ``x_out``,
     cycles == formula."""
     from hwsim.bench.vitallm import rtl_decoder_layer
-    from hwsim.golden import decoder_layer as dl
-
+    from hwsim.golden.vitallm import decoder_layer as dl
     im, tokens = tiny_decode_tokens
     r = rtl_decoder_layer(im, tokens, 0, 16, tmp_path,
                           sims=(sim,))

@@ -31,8 +31,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_toke
     residual codes == golden == the integer model's ``prod`` row and FFN amax, cycles ==
     formula; the row's peak |prod| fits the kernel's prod width."""
     from hwsim.bench.vitallm import rtl_ffn_in
-    from hwsim.golden import ffn_in as fi
-
+    from hwsim.golden.vitallm import ffn_in as fi
     im, tokens = tiny_decode_tokens
     r = rtl_ffn_in(im, tokens, 0, 16, tmp_path, sims=(sim,))
     assert (r["hidden"], r["ffn"], r["lanes"]) == (128, 352, 16)

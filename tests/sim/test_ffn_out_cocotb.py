@@ -31,8 +31,7 @@ def test_trained_bitnet_tiny_layer0_decode_token(tmp_path, sim, tiny_decode_toke
     and scale through the ffn-out RTL: residual codes == golden == the integer model's
     ``x_out``, cycles == formula."""
     from hwsim.bench.vitallm import rtl_ffn_out
-    from hwsim.golden import ffn_out as fo
-
+    from hwsim.golden.vitallm import ffn_out as fo
     im, tokens = tiny_decode_tokens
     r = rtl_ffn_out(im, tokens, 0, 16, tmp_path, sims=(sim,))
     assert (r["hidden"], r["ffn"], r["lanes"]) == (128, 352, 16)

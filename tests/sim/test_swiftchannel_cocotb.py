@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hwsim.golden import swiftchannel as sc
-from hwsim.golden import swiftchannel_pipeline as pipe_spec
+from hwsim.golden.swiftchannel import network as sc
+from hwsim.golden.swiftchannel import pipeline as pipe_spec
 from hwsim.kernels import swiftchannel as kern
 from hwsim.sim.runner import simulate
 from models.channels import Geometry, ls_observation, pack_real

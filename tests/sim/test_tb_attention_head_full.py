@@ -1,6 +1,6 @@
 import pytest
 
-from hwsim.golden import attention_head as spec
+from hwsim.golden.common import attention_head as spec
 from hwsim.kernels import get_kernel
 from hwsim.sim.runner import simulate
 

@@ -11,7 +11,7 @@ from hwsim.errors import HwsimError, ToolMissingError
 from hwsim.kernels import get_kernel
 from hwsim.sim import runner
 from hwsim.sim.checker import one_cycle_late
-from rtl.ternary_mvu import TernaryMVU
+from rtl.vitallm.ternary_mvu import TernaryMVU
 
 pytestmark = pytest.mark.cocotb
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import ternary_mvu as mvu
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from models.bitnet.integer import (
     GoldenBitLinears,
     capture_projection,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hwsim.errors import HwsimError
-from hwsim.golden import layer_codes as lc
-from hwsim.golden import ternary_mvu as mvu
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from models.bitnet.integer_model import (
     _act,
     attach_datapath,
@@ -80,7 +80,7 @@ def test_rejections(micro, integer):
 @pytest.mark.cocotb
 def test_rtl_attention_head_on_real_qkv(integer, tmp_path):
     """One head of the trained model's layer 1, causal prefill of 8 tokens, through the RTL."""
-    from hwsim.golden import attention_head as ah
+    from hwsim.golden.common import attention_head as ah
     from hwsim.kernels import get_kernel
     from hwsim.kernels.attention_head import ops_to_arrays
     from hwsim.sim.runner import simulate

@@ -1,0 +1,1 @@
+"""Golden of the spiking front end: the LIF neuron array."""

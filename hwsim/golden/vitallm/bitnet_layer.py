@@ -1,0 +1,180 @@
+"""One BitNet b1.58 decoder layer on integer codes: the model reference of the VitaLLM
+decoder-layer datapath.
+
+This module is the single definition of a layer of hwsim's integer BitNet
+(:func:`models.bitnet.integer_model.integer_forward` loops over :func:`layer_forward`) and of
+one decode step of it with a KV cache (:func:`decode_step`). The accelerator that runs it is
+:class:`hwsim.golden.vitallm.decoder_layer.DecoderLayerParams` (its cycles and KV traffic); the shared
+integer steps are in :mod:`hwsim.golden.vitallm.layer_codes`.
+
+Datapath of one layer (``x`` residual codes, integer everywhere)::
+
+    a  = barrier(rmsnorm(x))                 int8 + per-token amax (absmax re-quantization)
+    q, k, v = TINT(wq, wk, wv) · a           exact ternary accumulators
+    q, k = rope(q), rope(k)                  Q1.20 tables
+    q8, k8, v8 = static per-head int8        requantize(acc · amax, M, S)
+    o_h = attention(q8_h, K_cache, V_cache)  Booth int8 core: dense, or LO surrogate + top-K
+    x += requant(TINT(wo) · barrier(subln(o)))
+    a  = barrier(rmsnorm(x))
+    x += requant(TINT(w2) · barrier(subln(relu(w1·a)² · (w3·a))))
+
+Attention is pluggable (``attend``): :func:`dense_attend` (causal attention on every cached
+token) or :func:`sparse_attend` (VitaLLM's predictive sparse attention: each query keeps
+``ceil(ratio · L)`` of its ``L`` visible tokens by the leading-one surrogate and attends to
+those exactly; ratio 1 is dense, code for code).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+from hwsim.golden.common import attention_head as ah
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import sparse_attention as sa
+from hwsim.golden.vitallm import ternary_mvu as mvu
+
+__all__ = [
+    "decode_step",
+    "dense_attend",
+    "layer_forward",
+    "qkv_frontend",
+    "sparse_attend",
+    "sparse_keep",
+]
+
+
+def qkv_frontend(L: lc.LayerCodes, ctx, a, amax, pos0: int = 0):
+    """TINT core → Booth core: int8 activations ``a`` (T, hidden) with their per-token
+    ``amax`` → the ternary q, k, v accumulators → RoPE on q and k (positions ``pos0 …``) →
+    int8 codes at each head's static step. Returns ``q8`` (T, heads, hd), ``k8``, ``v8``
+    (T, kv_heads, hd)."""
+    T = a.shape[0]
+    H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
+    acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
+    q = lc.rope(acc["wq"].reshape(T, H, hd), ctx.cos, ctx.sin, pos0)
+    k = lc.rope(acc["wk"].reshape(T, KV, hd), ctx.cos, ctx.sin, pos0)
+    v = acc["wv"].reshape(T, KV, hd)
+    return (lc.to_static_int8(q, amax, L.qkv_mult["q"]),
+            lc.to_static_int8(k, amax, L.qkv_mult["k"]),
+            lc.to_static_int8(v, amax, L.qkv_mult["v"]))
+
+
+def dense_attend(q, K, V, M: int, S: int, p: ah.AttentionParams):
+    """Causal attention of the last ``T = len(q)`` positions on every visible cached token."""
+    return ah.attention_head(q, K, V, M, S, p, causal=True)
+
+
+def sparse_keep(ratio: float, visible: int) -> int:
+    """Tokens kept of ``visible``: ``ceil(ratio · visible)`` (at least 1; ratio 1 keeps all)."""
+    return max(1, min(visible, math.ceil(ratio * visible - 1e-9)))
+
+
+def sparse_attend(ratio: float, stats: dict | None = None):
+    """VitaLLM's predictive sparse attention as an ``attend`` function: query row ``t`` sees
+    ``L_t`` tokens and keeps ``sparse_keep(ratio, L_t)`` of them (LO surrogate + top-K).
+
+    ``stats`` (a dict), when given, accumulates ``rows_visible`` and ``rows_kept``; if it has a
+    ``masks`` list, each call (one query head of one layer, in head order) appends its (T, L)
+    boolean selection."""
+    if not 0 < ratio <= 1:
+        raise HwsimError(f"keep ratio K/M must be in (0, 1], not {ratio}")
+
+    def attend(q, K, V, M, S, p):
+        T, L = q.shape[0], K.shape[0]
+        o = np.empty_like(q)
+        amax = np.empty(T, dtype=np.int64)
+        masks = np.zeros((T, L), dtype=bool)
+        for t in range(T):
+            Lt = L - T + t + 1
+            keep = sparse_keep(ratio, Lt)
+            r = sa.sparse_attention(q[t], K[:Lt], V[:Lt], keep, M, S, p)
+            o[t], amax[t] = r["o"], r["amax"]
+            masks[t, :Lt] = r["mask"]
+            if stats is not None:
+                stats["rows_visible"] = stats.get("rows_visible", 0) + Lt
+                stats["rows_kept"] = stats.get("rows_kept", 0) + keep
+        if stats is not None and "masks" in stats:
+            stats["masks"].append(masks)
+        return o, amax
+
+    return attend
+
+
+
+def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=None,
+                  capture: dict | None = None):
+    """Rows ``x`` (T, hidden) of the residual stream at positions ``pos0 … pos0+T−1`` through
+    one decoder layer; ``cache = (k8, v8)`` holds the int8 keys and values (P, kv_heads, hd) of
+    the ``P = pos0`` earlier positions (``None``: no earlier positions).
+
+    ``ctx`` carries the model-wide constants: ``heads``, ``kv_heads``, ``head_dim``,
+    ``res`` (residual QType), ``attn`` (:class:`AttentionParams`), ``cos``,
+    ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
+
+    Returns ``(x_out, k8, v8)``: the new residual rows and this step's int8 keys and values.
+    ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``,
+    ``x_attn`` (the residual rows after the attention block's ``wo`` add), and the FFN's
+    ``ffn_a``, ``ffn_amax`` (its int8 activations and their amax), ``prod`` (the exact
+    ``relu(g)²·u`` rows, (T, ffn)).
+    """
+    attend = attend or dense_attend
+    x = np.asarray(x, dtype=np.int64)
+    T = x.shape[0]
+    H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
+    rep = H // KV
+    if cache is None:
+        cache = (np.zeros((0, KV, hd), dtype=np.int64), np.zeros((0, KV, hd), dtype=np.int64))
+    if cache[0].shape[0] != pos0:
+        raise HwsimError(f"the KV cache holds {cache[0].shape[0]} positions, not pos0={pos0}")
+    a, amax = lc.act_quant(lc.rms_rows(x, L.attn_norm))
+    q8, k8, v8 = qkv_frontend(L, ctx, a, amax, pos0)
+    K_all = np.concatenate([cache[0], k8])
+    V_all = np.concatenate([cache[1], v8])
+    wide = np.empty((T, H, hd), dtype=np.int64)
+    ratios = lc.v_ratios(L, H, KV)
+    if capture is not None:
+        capture.update({"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
+                        "amax": np.empty((T, H), dtype=np.int64)})
+    for h in range(H):
+        o, amax_o = attend(q8[:, h], K_all[:, h // rep], V_all[:, h // rep],
+                           *L.score_mult[h], ctx.attn)
+        if capture is not None:
+            capture["o"][:, h], capture["amax"][:, h] = o, amax_o
+        wide[:, h] = lc.v_rescale(o, amax_o, ratios[h])
+    wide = wide.reshape(T, H * hd)
+    a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
+    x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["wo"].W, a2), amax2, L.res_mult["wo"],
+                        ctx.res)
+    if capture is not None:
+        capture["x_attn"] = x
+    a, amax = lc.act_quant(lc.rms_rows(x, L.ffn_norm))
+    prod = lc.relu2_mul(mvu.ternary_mvu_acc(L.proj["w1"].W, a),
+                        mvu.ternary_mvu_acc(L.proj["w3"].W, a))           # (T, ffn) exact
+    if capture is not None:
+        capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
+    # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
+    a3, amax3 = lc.act_quant(lc.rms_rows(prod, L.ffn_sub, amax))
+    x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],
+                        ctx.res)
+    return x, k8, v8
+
+
+def decode_step(L: lc.LayerCodes, ctx, x, k_cache, v_cache, attend=None,
+                capture: dict | None = None):
+    """One decode step: the residual row ``x`` (hidden,) of the token at position
+    ``P = len(k_cache)`` attends to the ``P`` cached positions and itself.
+
+    Returns ``(x_out (hidden,), k8 (kv_heads, hd), v8)`` — the caller appends ``k8``, ``v8`` to
+    its cache (the accelerator writes them to its KV memory)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim != 1:
+        raise HwsimError(f"a decode step takes one residual row (hidden,), got {x.shape}")
+    P = int(np.shape(k_cache)[0])
+    if ctx.attn.max_len < P + 1:
+        raise HwsimError(f"KV cache full: position {P} needs {P + 1} > {ctx.attn.max_len} slots")
+    out, k8, v8 = layer_forward(L, ctx, x[None, :], (np.asarray(k_cache), np.asarray(v_cache)),
+                                P, attend, capture)
+    return out[0], k8[0], v8[0]

@@ -1,0 +1,160 @@
+"""The input half of a BitNet layer's FFN for one decode token: the residual row after the
+attention block in, the exact gated product ``relu(g)²·u`` and the FFN activations' amax out.
+
+The chain of the existing units, exactly as :func:`hwsim.golden.vitallm.bitnet_layer.layer_forward`
+computes it (``capture["prod"]``, ``capture["ffn_amax"]``) and with the layer's own functions:
+
+1. the residual row's peak → shift and the FFN RMSNorm (integer ε of the norm's constant
+   ``E``, power 0) + absmax activation quantizer: the ``norm-quant`` unit on the shifted row
+   (:func:`hwsim.golden.vitallm.norm_quant.norm_quant_row`, the same piece ``attn-layer`` uses) →
+   int8 ``a`` + ``amax``;
+2. the ternary ``w1`` and ``w3`` projections of ``a`` (two MVUs on the same activation beats,
+   :func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`, exact accumulators ``g``, ``u``);
+3. ``prod = relu(g)²·u`` (:func:`hwsim.golden.vitallm.layer_codes.relu2_mul`), exact, in
+   ``prod_width`` bits.
+
+The ``ffn-out`` kernel takes it from there (peak → shift of ``prod``, the FFN SubLN whose ε
+code is ``eps_code(E, shift, amax, 6)``, the quantizer, ``w2``, the residual add).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as nq
+from hwsim.golden.vitallm import ternary_mvu as mvu
+from quant.qtype import INT8, QType
+
+__all__ = ["RELU2_DEPTH", "FfnInParams", "ffn_in", "latency_cycles", "phase_cycles",
+           "storage_bits"]
+
+#: Register stages of the ``relu(g)²·u`` unit (:class:`rtl.vitallm.relu2_mul.Relu2Mul`): the square,
+#: then the product into the output register.
+RELU2_DEPTH = 2
+
+
+@dataclass(frozen=True)
+class FfnInParams:
+    """The input half of one layer's FFN on the accelerator.
+
+    Parameters
+    ----------
+    hidden, ffn : int
+        Residual row length and FFN width (``w1``, ``w3`` are ``ffn × hidden``).
+    lanes : int
+        Elements per beat of the residual row, the norm unit and the two MVUs; divides
+        ``hidden``.
+    gamma_frac, e_width : int
+        Fractional bits of the FFN RMSNorm's ``NORM_GAMMA_BITS``-bit gains and bits of its ε
+        constant ``E``.
+    res_width : int
+        Bits of the residual codes (the input row and the pass-through ``res`` stream).
+
+    Raises
+    ------
+    HwsimError
+        On sizes out of range, lanes that do not divide hidden, or a product wider than 64
+        bits (``prod_width``; the golden computes in int64).
+    """
+
+    hidden: int = 128
+    ffn: int = 352
+    lanes: int = 16
+    gamma_frac: int = 16
+    e_width: int = 64
+    res_width: int = 48
+
+    def __post_init__(self):
+        check_ints(self, "ffn-in", (("hidden", 1, 1 << 16), ("ffn", 1, 1 << 16),
+                                    ("lanes", 1, 64), ("e_width", 1, 256), ("res_width", 2, 62),
+                                    ("gamma_frac", 0, lc.NORM_GAMMA_BITS - 2)))
+        if self.hidden % self.lanes:
+            raise HwsimError(f"ffn-in lanes ({self.lanes}) must divide hidden ({self.hidden})")
+        if self.prod_width > 64:
+            raise HwsimError(f"ffn-in relu(g)²·u would need {self.prod_width} bits (> 64) for "
+                             f"hidden={self.hidden}")
+        self.norm_quant()
+        self.mvu()
+
+    @property
+    def chunks(self) -> int:
+        """``C``: beats of a residual row (``hidden / lanes``)."""
+        return self.hidden // self.lanes
+
+    @property
+    def shift_width(self) -> int:
+        """Bits of a residual row's shift (its peak's bits above ``NORM_IN_BITS``)."""
+        return max(1, (self.res_width - lc.NORM_IN_BITS).bit_length())
+
+    @property
+    def res(self) -> QType:
+        return QType(self.res_width)
+
+    def norm_quant(self) -> nq.NormQuantParams:
+        """The FFN RMSNorm's norm unit."""
+        return nq.NormQuantParams(n=self.hidden, lanes=self.lanes, gamma_frac=self.gamma_frac,
+                                  e_width=self.e_width, shift_width=self.shift_width)
+
+    def mvu(self) -> mvu.TernaryMvuParams:
+        """The ``w1`` MVU (``w3``'s is the same): exact accumulators out (``M = 1``,
+        ``S = 0``)."""
+        t = mvu.TernaryMvuParams(lanes=self.lanes, rows=self.ffn, cols=self.hidden)
+        return mvu.TernaryMvuParams(lanes=self.lanes, rows=t.rows, cols=t.cols,
+                                    out=QType(t.acc_width))
+
+    @property
+    def acc_bound(self) -> int:
+        """``B``: the largest ``|g|``, ``|u|`` (``hidden · 2**7`` for int8 activations)."""
+        return self.hidden << (INT8.width - 1)
+
+    @property
+    def prod_width(self) -> int:
+        """Signed bits of ``relu(g)²·u``: ``|prod| ≤ B³`` (:attr:`acc_bound`)."""
+        return (self.acc_bound ** 3).bit_length() + 1
+
+
+def ffn_in(x, gamma, E: int, W1, W3, p: FfnInParams) -> tuple[np.ndarray, int]:
+    """Golden of one token: the residual row ``x`` (hidden,), the FFN RMSNorm's gains
+    ``gamma`` (hidden,) and ε constant ``E``, the ternary ``W1``, ``W3`` (ffn, hidden) →
+    ``(prod (ffn,) int64, amax)``."""
+    x = p.res.check(np.ravel(x), "ffn-in residual codes")
+    if x.shape != (p.hidden,):
+        raise HwsimError(f"ffn-in needs {p.hidden} residual codes, got {x.size}")
+    if isinstance(E, bool) or not isinstance(E, int | np.integer) or not 0 <= E < 1 << p.e_width:
+        raise HwsimError(f"ffn-in E must be an integer 0 … 2**{p.e_width} − 1, not {E!r}")
+    for name, W in (("w1", W1), ("w3", W3)):
+        if np.shape(W) != (p.ffn, p.hidden):
+            raise HwsimError(f"ffn-in {name} must be ({p.ffn}, {p.hidden}), got {np.shape(W)}")
+    a, amax = nq.norm_quant_row(x, gamma, int(E), p.norm_quant())
+    return lc.relu2_mul(mvu.ternary_mvu_acc(W1, a), mvu.ternary_mvu_acc(W3, a)), amax
+
+
+def phase_cycles(p: FfnInParams) -> dict[str, int]:
+    """Cycles of one token on :class:`rtl.vitallm.ffn_in.FfnIn` by phase, in sequence (their sum is
+    :func:`latency_cycles`), no idle input and no back-pressure:
+
+    * ``ffn_norm``: the ``C`` row beats are stored while their peak is tracked; from the next
+      cycle the shifted beats go to the norm unit, whose ``C`` output beats are the two MVUs'
+      input beats: from the first row beat to the MVUs' first input beat is
+      ``C + latency(norm-quant) − C`` (:func:`hwsim.golden.vitallm.norm_quant.latency_cycles`);
+    * ``w1_w3``: the ``w1`` and ``w3`` MVUs in parallel on the same beats
+      (:func:`hwsim.golden.vitallm.ternary_mvu.latency_cycles`, their rows leave in the same cycles),
+      then ``RELU2_DEPTH`` stages of ``relu(g)²·u`` to the last ``prod`` beat.
+    """
+    return {"ffn_norm": nq.latency_cycles(p.norm_quant()),
+            "w1_w3": mvu.latency_cycles(p.mvu()) + RELU2_DEPTH}
+
+
+def latency_cycles(p: FfnInParams) -> int:
+    """First residual beat to the last ``prod`` beat, both counted: the sum of
+    :func:`phase_cycles`."""
+    return sum(phase_cycles(p).values())
+
+
+def storage_bits(p: FfnInParams) -> int:
+    """Bits of the ``w1`` and ``w3`` MVUs' memories (the RTL's largest by far)."""
+    return 2 * mvu.storage_bits(p.mvu())

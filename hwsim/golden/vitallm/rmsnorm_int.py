@@ -1,0 +1,194 @@
+"""Integer RMSNorm: ``y = x · γ / sqrt(mean(x²) + ε)`` with an integer reciprocal square root.
+
+BitNet b1.58 (arXiv 2402.17764, LLaMA-like) normalizes the residual stream with RMSNorm before
+every BitLinear (SubLN in 2B4T). RMSNorm is invariant to the scale of ``x``, so the integer
+version works on the codes directly:
+
+1. ``ss = Σ x_i²`` (exact, int64);
+2. ``v = floor(ss · 2**(2G) / n) + eps_code`` — the mean square with ``2G`` fractional bits
+   (``G = rms_frac``), ``eps_code = round(ε / s_x² · 2**(2G))`` for an input step ``s_x``;
+3. ``q = isqrt(v)`` (exact integer square root, digit by digit in hardware): the RMS with ``G``
+   fractional bits;
+4. ``(r, k) = reciprocal(q, recip_bits)`` (:func:`hwsim.golden.common.softmax_int.reciprocal`),
+   ``r = floor(2**k / q)``;
+5. ``y_i = out.fit(round_shift(x_i · γ_i · r, k + γ.frac − out.frac − G, out.rounding))``.
+
+Exactness contract: integer codes in and out, RTL == golden with ``==``. Against the float64
+RMSNorm of the same codes (``x · γ · 2**-γ.frac / sqrt(mean(x²) + ε)`` in the output format) the
+result differs by at most 1 LSB for every element that does not saturate (proved by
+``tests/golden/test_rmsnorm_int.py``): the square root and reciprocal carry ``G`` and
+``recip_bits`` bits, so the real value before rounding is off by far less than one LSB and only
+values next to a rounding tie can land on the neighbouring code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.common.softmax_int import reciprocal
+from quant.qtype import INT8, QType, round_shift
+
+__all__ = [
+    "GAMMA_Q7",
+    "OUT_Q5",
+    "RmsNormParams",
+    "action_counts",
+    "isqrt",
+    "latency_cycles",
+    "rmsnorm_float",
+    "rmsnorm_int",
+    "storage_bits",
+]
+
+#: default gain format: int8 with 6 fractional bits (γ in [−2, 1.98])
+GAMMA_Q7 = QType(8, frac=6)
+#: default output format: int8 with 5 fractional bits (a normalized value in [−4, 3.97])
+OUT_Q5 = QType(8, frac=5)
+
+
+@dataclass(frozen=True)
+class RmsNormParams:
+    """Formats and precisions of the integer RMSNorm.
+
+    Parameters
+    ----------
+    n : int
+        Vector length (hidden size).
+    lanes : int
+        Elements per cycle of the hardware; must divide ``n``.
+    x : QType
+        Input codes (int8 activations, or a wider integer residual).
+    gamma : QType
+        Per-element gain codes.
+    out : QType
+        Output codes (int8 by default), with rounding and overflow.
+    rms_frac : int
+        ``G``: fractional bits of the RMS.
+    recip_bits : int
+        Precision of the reciprocal of the RMS.
+    multiplier : str
+        RTL multiplier style, ``"dsp"`` or ``"booth"`` (:mod:`rtl.common.booth`).
+    """
+
+    n: int = 64
+    lanes: int = 16
+    x: QType = INT8
+    gamma: QType = GAMMA_Q7
+    out: QType = OUT_Q5
+    rms_frac: int = 12
+    recip_bits: int = 16
+    multiplier: str = "dsp"
+
+    def __post_init__(self):
+        check_ints(self, "rmsnorm", (("n", 1, 1 << 20), ("lanes", 1, 1024), ("rms_frac", 0, 16),
+                                     ("recip_bits", 4, 30)))
+        if self.n % self.lanes:
+            raise HwsimError(f"rmsnorm lanes ({self.lanes}) must divide n ({self.n})")
+        if not self.x.signed or self.x.width > 32:
+            raise HwsimError(f"rmsnorm input must be signed and ≤ 32 bits, not {self.x}")
+        if self.multiplier not in ("dsp", "booth"):
+            raise HwsimError(f"rmsnorm multiplier must be dsp or booth, not {self.multiplier!r}")
+        if self.shift_base < 0:
+            raise HwsimError("rmsnorm output has more fractional bits than the datapath carries")
+
+    @property
+    def chunks(self) -> int:
+        return self.n // self.lanes
+
+    @property
+    def ss_width(self) -> int:
+        """Unsigned bits of ``Σ x²``."""
+        return (self.n << (2 * (self.x.width - 1))).bit_length()
+
+    @property
+    def num_width(self) -> int:
+        """Bits of the dividend ``ss · 2**(2G)`` (one quotient bit per cycle)."""
+        return self.ss_width + 2 * self.rms_frac
+
+    @property
+    def eps_width(self) -> int:
+        """Bits of the ``eps`` port."""
+        return 2 * self.x.width + 2 * self.rms_frac
+
+    @property
+    def v_width(self) -> int:
+        """Bits of ``v = floor(ss · 2**(2G) / n) + eps_code``."""
+        return max(self.num_width, self.eps_width) + 1
+
+    @property
+    def sqrt_steps(self) -> int:
+        return (self.v_width + 1) // 2
+
+    @property
+    def shift_base(self) -> int:
+        """Right shift of step 5 minus ``k - recip_bits``: ``recip_bits + γ.frac − out.frac − G``."""
+        return self.recip_bits + self.gamma.frac - self.out.frac - self.rms_frac
+
+
+def isqrt(v) -> np.ndarray:
+    """Exact ``floor(sqrt(v))`` of non-negative integers (int64 array)."""
+    v = np.asarray(v, dtype=np.int64)
+    if v.size and v.min() < 0:
+        raise HwsimError("integer square root of a negative number")
+    return np.vectorize(lambda a: math.isqrt(int(a)), otypes=[np.int64])(v)
+
+
+def rmsnorm_int(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
+    """Integer RMSNorm of each row of ``x`` ((n,) or (rows, n)) with gains ``gamma`` (n,)."""
+    p = p or RmsNormParams()
+    x = p.x.check(x, "rmsnorm input")
+    g = p.gamma.check(gamma, "rmsnorm gains")
+    if x.shape[-1] != p.n or g.shape != (p.n,):
+        raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")
+    if isinstance(eps_code, bool) or not isinstance(eps_code, int | np.integer) or eps_code < 0:
+        raise HwsimError(f"rmsnorm eps_code must be a non-negative integer, not {eps_code!r}")
+    if int(eps_code) >> p.eps_width:
+        raise HwsimError(f"rmsnorm eps_code {eps_code} does not fit {p.eps_width} bits")
+    ss = np.sum(x * x, axis=-1, keepdims=True)
+    v = (ss << (2 * p.rms_frac)) // p.n + int(eps_code)
+    q = isqrt(v)
+    r, k = reciprocal(q, p.recip_bits)
+    shift = k - p.recip_bits + p.shift_base
+    if np.any(q == 0):  # all-zero row and ε = 0: output 0
+        r = np.where(q == 0, 0, r)
+    return p.out.fit(round_shift(x * g * r, shift, p.out.rounding))
+
+
+def rmsnorm_float(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
+    """float64 reference in units of the output LSB (not rounded)."""
+    p = p or RmsNormParams()
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(gamma, dtype=np.float64) * p.gamma.lsb
+    ms = np.mean(x * x, axis=-1, keepdims=True) + eps_code * 2.0 ** (-2 * p.rms_frac)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.where(ms > 0, x * g / np.sqrt(ms), 0.0)
+    return y / p.out.lsb
+
+
+def latency_cycles(p: RmsNormParams) -> int:
+    """Cycles of one vector on :class:`rtl.vitallm.rmsnorm_int.RmsNorm`, first input beat to last output
+    beat: ``C`` beats in (sum of squares), one quotient bit per cycle of ``ss·2**(2G) / n``,
+    one root bit per cycle of the square root, the reciprocal, ``C`` beats out."""
+    C = p.chunks
+    return C + p.num_width + p.sqrt_steps + p.recip_bits + 2 + C + 2
+
+
+def action_counts(p: RmsNormParams, rows: int = 1) -> dict[str, int]:
+    return {
+        "square_mac": rows * p.n,
+        "isqrt": rows,
+        "reciprocal": rows,
+        "scale_mul": rows * p.n * 2,  # x·γ, then ·r
+        "x_read_bits": rows * p.n * p.x.width * 2,
+        "gamma_read_bits": rows * p.n * p.gamma.width,
+        "out_bits": rows * p.n * p.out.width,
+    }
+
+
+def storage_bits(p: RmsNormParams) -> int:
+    """Bits of the RTL's row buffer: each of the ``n`` elements with its gain."""
+    return p.chunks * p.lanes * (p.x.width + p.gamma.width)

@@ -1,0 +1,1 @@
+"""Amaranth datapath of the spiking front end: the LIF neuron array."""

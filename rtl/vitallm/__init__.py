@@ -1,0 +1,1 @@
+"""Amaranth datapaths of the VitaLLM ternary-LLM accelerator and their sub-blocks."""

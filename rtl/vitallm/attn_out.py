@@ -1,0 +1,177 @@
+"""The attention output path of a BitNet decode step: the heads' outputs rescaled to one v
+step, the attention SubLN + activation quantizer (:class:`rtl.vitallm.norm_quant.NormQuant`), the
+``wo`` ternary projection (:class:`rtl.vitallm.ternary_mvu.TernaryMVU`) and the residual add.
+
+Specification: :func:`hwsim.golden.vitallm.attn_out.attn_out`, :func:`hwsim.golden.vitallm.attn_out.
+latency_cycles`. This module only builds the hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwsim.errors import HwsimError
+from hwsim.golden.vitallm import attn_out as spec
+from hwsim.golden.vitallm import layer_codes as lc
+from quant.qtype import INT8, Rounding
+from rtl.common import max_tree, norm_shift, round_shift
+from rtl.vitallm.norm_quant import NormQuant
+from rtl.vitallm.residual_proj import ResidualProj
+
+__all__ = ["AttnOut"]
+
+
+class AttnOut(wiring.Component):
+    """``x + requant(wo · act_quant(subln(v_rescale(o))))`` for one decode token at a time.
+
+    The host loads ``wo`` on ``w`` once (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`); the
+    SubLN's gains, its ε constant, the heads' v-step ratios and the residual scale are static
+    ports. A token is ``C = hidden/lanes`` beats on ``o`` (head-major, the attention engine's
+    ``{o, amax}`` beats), then its ``hidden`` residual codes on ``x``:
+
+    * each ``o`` beat is rescaled (``round_half_even(o · amax · r_h / 2**15)``) into a wide row
+      memory while the row's peak ``|·|`` is tracked;
+    * the row's shift (the bits above ``NORM_IN_BITS`` of the peak) is then known; the ``C``
+      beats are read back, shifted (half even) and sent to the norm unit with their gains;
+    * the norm unit's int8 beats go to a :class:`rtl.vitallm.residual_proj.ResidualProj` holding
+      ``wo`` (the MVU with accumulators out unscaled, its amax latched; each output row
+      requantized, ``sat(round_half_even(acc · amax · M / 2**S))`` in the residual format, and
+      added to the next ``x`` code in the cycle it leaves; ``y`` is the exact sum,
+      ``res_width + 1`` bits). One token is in the MVU and the output stage at a time; the
+      next token's rescale and norm overlap it.
+
+    Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.attn_out.latency_cycles`
+    from the first ``o`` beat to the last ``y`` code. Back-pressure on ``y`` and a late ``x``
+    stall the MVU, then the norm unit.
+
+    Members
+    -------
+    w : ``In(stream.Signature(unsigned(2·lanes)))``
+        ``wo``'s weight words (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`, I2_S codes);
+        ``hidden·hidden/lanes`` beats, loaded once before the first token.
+    o : ``In(stream.Signature(StructLayout({o: lanes × int8, amax: unsigned(amax_width)})))``
+        ``C = hidden/lanes`` beats per token, head-major: ``lanes`` int8 codes of a head's
+        output row (lane 0 lowest) and that head's ``amax`` (the attention engine's beats).
+    x : ``In(stream.Signature(signed(res_width)))``
+        The token's ``hidden`` residual codes, one per beat, in order; code ``i`` is added to
+        output row ``i`` in the cycle that row leaves the MVU.
+    y : ``Out(stream.Signature(signed(res_width + 1)))``
+        ``hidden`` beats per token: ``x[i] + sat(round_half_even(acc[i]·amax·M / 2**S))``,
+        the exact sum.
+    ratio : ``In(ArrayLayout(unsigned(16), heads))``
+        Each head's v-step ratio ``r_h`` (``V_RATIO_FRAC`` = 15 fractional bits, head 0
+        lowest).
+        Static: held from a token's first input beat to its last output beat.
+    gamma : ``In(ArrayLayout(signed(19), hidden))``
+        The attention SubLN's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    e : ``In(unsigned(e_width))``
+        The SubLN's ε constant ``E`` (:func:`hwsim.golden.vitallm.layer_codes.eps_code`, power 0).
+        Static: held from a token's first input beat to its last output beat.
+    mult : ``In(StructLayout({m: unsigned(24), s: unsigned(6)}))``
+        ``wo``'s residual requantization ``M`` (``m``, low bits) and ``S`` (``s``).
+        Static: held from a token's first input beat to its last output beat.
+    """
+
+    def __init__(self, params: spec.AttnOutParams):
+        if not isinstance(params, spec.AttnOutParams):
+            self._MustUse__silence = True
+            raise HwsimError(f"AttnOut needs AttnOutParams, not {type(params).__name__}")
+        self.params = p = params
+        self.nq = NormQuant(p.norm_quant())
+        self.proj = ResidualProj(p.wo(), p.res, p.norm_quant().norm().out.width)
+        gw = p.norm_quant().norm().gamma.width
+        self.o_layout = data.StructLayout({"o": data.ArrayLayout(signed(INT8.width), p.lanes),
+                                           "amax": unsigned(p.amax_width)})
+        self.mult_layout = self.proj.mult_layout
+        super().__init__({
+            "w": In(stream.Signature(unsigned(2 * p.lanes))),
+            "o": In(stream.Signature(self.o_layout)),
+            "x": In(stream.Signature(signed(p.res_width))),
+            "y": Out(stream.Signature(signed(p.res_width + 1))),
+            "ratio": In(data.ArrayLayout(unsigned(spec.RATIO_BITS), p.heads)),
+            "gamma": In(data.ArrayLayout(signed(gw), p.hidden)),
+            "e": In(unsigned(p.e_width)),
+            "mult": In(self.mult_layout),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.norm_quant = nq = self.nq
+        m.submodules.wo = proj = self.proj
+        C, LN, WW = p.chunks, p.lanes, p.wide_width
+        per_head = p.head_dim // p.lanes
+        wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, nq.y, proj.a)
+        wiring.connect(m, wiring.flipped(self.x), proj.x)
+        wiring.connect(m, wiring.flipped(self.y), proj.y)
+        m.d.comb += [nq.e.eq(self.e), proj.mult.eq(self.mult)]
+
+        # ---- v-rescale into the wide row memory, peak |wide| --------------------------------
+        buf = Memory(shape=unsigned(LN * WW), depth=C, init=[])
+        m.submodules.wide = buf
+        wr, rd = buf.write_port(), buf.read_port(domain="comb")
+        cnt = Signal(range(C))
+        ratio = Signal(unsigned(spec.RATIO_BITS))
+        with m.Switch(cnt):
+            for c in range(C):
+                with m.Case(c):
+                    m.d.comb += ratio.eq(self.ratio[c // per_head])
+        # amax and the ratio are non-negative: zero-extended into signed factors
+        scale = Signal(signed(p.amax_width + spec.RATIO_BITS + 1))
+        m.d.comb += scale.eq(self.o.payload.amax * ratio)
+        wide, mags = [], []
+        for l in range(LN):
+            v = Signal(signed(WW), name=f"wide{l}")
+            m.d.comb += v.eq(round_shift(self.o.payload.o[l] * scale, Const(lc.V_RATIO_FRAC, 5),
+                                         Rounding.HALF_EVEN))
+            mag = Signal(unsigned(WW), name=f"wmag{l}")
+            m.d.comb += mag.eq(Mux(v < 0, -v, v))
+            wide.append(v)
+            mags.append(mag)
+        beat_peak = Signal(unsigned(WW))
+        peak = Signal(unsigned(WW))
+        m.d.comb += [beat_peak.eq(max_tree(mags)), wr.addr.eq(cnt), wr.data.eq(Cat(*wide)),
+                     rd.addr.eq(cnt)]
+
+        # the row's shift: bits of the peak above NORM_IN_BITS
+        sw = p.norm_quant().shift_width
+        shift = Signal(unsigned(sw))
+        m.d.comb += shift.eq(norm_shift(peak, lc.NORM_IN_BITS))
+
+        gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
+        with m.Switch(cnt):
+            for c in range(C):
+                with m.Case(c):
+                    m.d.comb += gamma.eq(Cat(*(self.gamma[c * LN + l] for l in range(LN))))
+        xw = p.norm_quant().norm().x.width
+        shifted = []
+        for l in range(LN):
+            v = Signal(signed(xw), name=f"shifted{l}")
+            m.d.comb += v.eq(round_shift(rd.data[WW * l:WW * (l + 1)].as_signed(), shift,
+                                         Rounding.HALF_EVEN))
+            shifted.append(v)
+        m.d.comb += [nq.inp.payload.x.eq(Cat(*shifted)), nq.inp.payload.g.eq(gamma),
+                     nq.inp.payload.shift.eq(shift)]
+
+        with m.FSM():
+            with m.State("LOAD"):
+                m.d.comb += self.o.ready.eq(1)
+                with m.If(self.o.valid):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += [peak.eq(Mux((cnt == 0) | (beat_peak > peak), beat_peak, peak)),
+                                 cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))]
+                    with m.If(cnt == C - 1):
+                        m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += nq.inp.valid.eq(1)
+                with m.If(nq.inp.ready):
+                    m.d.sync += cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))
+                    with m.If(cnt == C - 1):
+                        m.next = "LOAD"
+
+        return m

@@ -1,0 +1,176 @@
+"""The output half of a BitNet layer's FFN: the ``prod`` row's peak → shift, the wide ε
+divider (:class:`rtl.vitallm.eps_divider.EpsDivider`), the FFN SubLN + activation quantizer
+(:class:`rtl.vitallm.norm_quant.NormQuant` fed the ε code), ``w2`` and the residual add
+(:class:`rtl.vitallm.residual_proj.ResidualProj`).
+
+Specification: :func:`hwsim.golden.vitallm.ffn_out.ffn_out`, :func:`hwsim.golden.vitallm.ffn_out.
+latency_cycles`. This module only builds the hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from hwsim.errors import HwsimError
+from hwsim.golden.vitallm import ffn_out as spec
+from hwsim.golden.vitallm.layer_codes import NORM_IN_BITS
+from quant.qtype import Rounding
+from rtl.common import norm_shift, round_shift
+from rtl.vitallm.eps_divider import EpsDivider
+from rtl.vitallm.norm_quant import NormQuant
+from rtl.vitallm.residual_proj import ResidualProj
+
+__all__ = ["FfnOut"]
+
+
+class FfnOut(wiring.Component):
+    """``x + requant(w2 · act_quant(subln(prod, eps_code(E, shift, amax, 6))))`` for one
+    decode token at a time.
+
+    The host loads ``w2`` on ``w`` once (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`); the
+    SubLN's gains and ε constant ``E`` and the residual scale are static ports. A token is
+    ``ffn`` beats on ``p`` (one ``prod`` code each, in order, every beat carrying the FFN
+    activations' ``amax``; the first beat's counts), then its ``hidden`` residual codes
+    (``x_attn``) on ``x``:
+
+    * each ``prod`` code is written to its lane of the row memory (``ffn/lanes`` words) while
+      the row's peak ``|·|`` is tracked; after the last one the shift (the peak's bits above
+      ``NORM_IN_BITS``) is known;
+    * in the next cycle the divider starts on ``amax`` and the shift, and the row's words are
+      read back, shifted (half even) and sent with their gains to the norm unit, one per
+      cycle; the last word waits for the divider's ε code, which the norm unit samples with it;
+    * the norm unit's int8 beats and amax go to the ``w2`` :class:`ResidualProj`, whose rows
+      are requantized and added to the ``x`` codes (``y``: the exact sum, ``res_width + 1``
+      bits). The row memory takes the next token once the last word is sent.
+
+    Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.ffn_out.latency_cycles`
+    from the first ``p`` beat to the last ``y`` code (``ffn`` input beats, then
+    :func:`hwsim.golden.vitallm.ffn_out.phase_cycles`). Back-pressure on ``y`` and a late ``x`` stall
+    ``w2``, then the norm unit.
+
+    Members
+    -------
+    w : ``In(stream.Signature(unsigned(2·lanes)))``
+        ``w2``'s weight words (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`, I2_S codes);
+        ``hidden·ffn/lanes`` beats, loaded once before the first token.
+    p : ``In(stream.Signature(StructLayout({prod: signed(prod_width),
+        amax: unsigned(amax_width)})))``
+        ``ffn`` beats per token: ``prod`` code ``j`` of ``relu(g)²·u`` in order, and the FFN
+        activations' ``amax`` (taken from the first beat).
+    x : ``In(stream.Signature(signed(res_width)))``
+        The token's ``hidden`` residual codes (``x_attn``), one per beat, in order; code ``i``
+        is added to output row ``i`` in the cycle that row leaves the MVU.
+    y : ``Out(stream.Signature(signed(res_width + 1)))``
+        ``hidden`` beats per token: ``x[i] + sat(round_half_even(acc[i]·amax3·M / 2**S))``
+        (saturated to ``sat_width`` bits where set), the exact sum.
+    gamma : ``In(ArrayLayout(signed(19), ffn))``
+        The FFN SubLN's gain codes, element 0 lowest.
+        Static: held from a token's first input beat to its last output beat.
+    e : ``In(unsigned(e_width))``
+        The FFN SubLN's ε constant ``E`` (power 6: the ε code is ``eps_code(E, shift, amax,
+        6)``, :mod:`hwsim.golden.vitallm.eps_divider`).
+        Static: held from a token's first input beat to its last output beat.
+    mult : ``In(StructLayout({m: unsigned(24), s: unsigned(6)}))``
+        ``w2``'s residual requantization ``M`` (``m``, low bits) and ``S`` (``s``).
+        Static: held from a token's first input beat to its last output beat.
+    """
+
+    def __init__(self, params: spec.FfnOutParams):
+        if not isinstance(params, spec.FfnOutParams):
+            self._MustUse__silence = True
+            raise HwsimError(f"FfnOut needs FfnOutParams, not {type(params).__name__}")
+        self.params = p = params
+        self.div = EpsDivider(p.divider())
+        self.nq = NormQuant(p.norm_quant(), eps_in=True)
+        self.proj = ResidualProj(p.w2(), p.res, p.norm_quant().norm().out.width, req=p.req)
+        gw = p.norm_quant().norm().gamma.width
+        self.p_layout = data.StructLayout({"prod": signed(p.prod_width),
+                                           "amax": unsigned(p.amax_width)})
+        pm = self.proj.signature.members
+        super().__init__({
+            "w": pm["w"],
+            "p": In(stream.Signature(self.p_layout)),
+            "x": pm["x"],
+            "y": pm["y"],
+            "gamma": In(data.ArrayLayout(signed(gw), p.ffn)),
+            "e": In(unsigned(p.e_width)),
+            "mult": pm["mult"],
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        m.submodules.divider = div = self.div
+        m.submodules.norm_quant = nq = self.nq
+        m.submodules.w2 = proj = self.proj
+        C, LN, PW = p.chunks, p.lanes, p.prod_width
+        wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, nq.y, proj.a)
+        wiring.connect(m, wiring.flipped(self.x), proj.x)
+        wiring.connect(m, wiring.flipped(self.y), proj.y)
+        m.d.comb += [proj.mult.eq(self.mult), div.e.eq(self.e), nq.eps.eq(div.code)]
+
+        # ---- the prod row: one code per beat into its lane, peak |prod| ---------------------
+        buf = Memory(shape=unsigned(LN * PW), depth=C, init=[])
+        m.submodules.row = buf
+        wr = buf.write_port(granularity=PW)
+        rd = buf.read_port(domain="comb")
+        wc = Signal(range(C))            # word: the row's beat to the norm unit
+        lc = Signal(range(LN))           # lane of the next code
+        v = self.p.payload.prod
+        mag = Signal(unsigned(PW))
+        peak = Signal(unsigned(PW))
+        amax = Signal(unsigned(p.amax_width))
+        shift = Signal(unsigned(p.divider().shift_width))
+        m.d.comb += [mag.eq(Mux(v < 0, -v, v)), wr.addr.eq(wc), rd.addr.eq(wc),
+                     wr.data.eq(v.as_unsigned().replicate(LN)),
+                     shift.eq(norm_shift(peak, NORM_IN_BITS)),
+                     div.amax.eq(amax), div.shift.eq(shift)]
+        with m.Switch(lc):
+            for l in range(LN):
+                with m.Case(l):
+                    m.d.comb += wr.en.eq(Mux(self.p.valid & self.p.ready, 1 << l, 0))
+
+        # ---- shifted words with their gains to the norm unit --------------------------------
+        gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
+        with m.Switch(wc):
+            for c in range(C):
+                with m.Case(c):
+                    m.d.comb += gamma.eq(Cat(*(self.gamma[c * LN + l] for l in range(LN))))
+        xw = p.norm_quant().norm().x.width
+        shifted = []
+        for l in range(LN):
+            s = Signal(signed(xw), name=f"shifted{l}")
+            m.d.comb += s.eq(round_shift(rd.data[PW * l:PW * (l + 1)].as_signed(), shift,
+                                         Rounding.HALF_EVEN))
+            shifted.append(s)
+        m.d.comb += [nq.inp.payload.x.eq(Cat(*shifted)), nq.inp.payload.g.eq(gamma),
+                     nq.inp.payload.shift.eq(shift)]
+
+        first = Signal(init=1)          # the next p beat is a row's first
+        started = Signal()               # the divider runs for this row
+        with m.FSM():
+            with m.State("LOAD"):
+                m.d.comb += self.p.ready.eq(1)
+                with m.If(self.p.valid):
+                    m.d.sync += [peak.eq(Mux(first | (mag > peak), mag, peak)), first.eq(0),
+                                 lc.eq(Mux(lc == LN - 1, 0, lc + 1))]
+                    with m.If(first):
+                        m.d.sync += amax.eq(self.p.payload.amax)
+                    with m.If(lc == LN - 1):
+                        m.d.sync += wc.eq(Mux(wc == C - 1, 0, wc + 1))
+                        with m.If(wc == C - 1):
+                            m.d.sync += [first.eq(1), started.eq(0)]
+                            m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += div.start.eq(~started)
+                m.d.sync += started.eq(1)
+                m.d.comb += nq.inp.valid.eq((wc != C - 1) | (started & div.done))
+                with m.If(nq.inp.valid & nq.inp.ready):
+                    m.d.sync += wc.eq(Mux(wc == C - 1, 0, wc + 1))
+                    with m.If(wc == C - 1):
+                        m.next = "LOAD"
+        return m
