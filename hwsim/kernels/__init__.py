@@ -38,6 +38,8 @@ class Kernel:
     testbench: str                  # cocotb test module
     manifest: Callable              # params -> dict (parameters, cycle formulas)
     cases: Callable                 # (params, seed, quick) -> list of stimulus cases
+    #: small elaboration parameters (kwargs of ``params``) the registry-wide tests simulate
+    test_params: tuple[dict, ...] = ()
 
     def params(self, **kwargs):
         return self.params_cls(**kwargs)
