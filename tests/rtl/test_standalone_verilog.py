@@ -172,9 +172,13 @@ def _golden_timing() -> dict:
     """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
     the figures the manifest must carry (written here apart from the registry on purpose)."""
     import hwsim.golden as g
-    from hwsim.golden import (
+    from hwsim.golden.common import attention_head
+    from hwsim.golden.snn import lif_array
+    from hwsim.golden.swiftchannel import conv as swiftchannel_conv
+    from hwsim.golden.swiftchannel import gate as swiftchannel_gate
+    from hwsim.golden.swiftchannel import pipeline as swiftchannel_pipeline
+    from hwsim.golden.vitallm import (
         absmax_barrier,
-        attention_head,
         attn_layer,
         attn_out,
         decode_attention,
@@ -182,14 +186,10 @@ def _golden_timing() -> dict:
         decoder_layer,
         ffn_in,
         ffn_out,
-        lif_array,
         lo_topk,
         norm_quant,
         qkv_frontend,
         rmsnorm_int,
-        swiftchannel_conv,
-        swiftchannel_gate,
-        swiftchannel_pipeline,
         ternary_mvu,
     )
 
