@@ -4,7 +4,7 @@ VENV  ?= .venv
 BUILD ?= build
 JOBS  ?= 2
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench docs-figures clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,11 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/hwsim bench ternary-mvu --json
+
+# the docs' figure tables (docs/figures/*.md), measured by the commands each file names;
+# FIGURES_JSON=DIR renders DIR/NAME.json of earlier runs instead of measuring
+docs-figures: setup
+	$(VENV)/bin/python -m hwsim.bench._figures -o docs/figures $(if $(FIGURES_JSON),--from-json $(FIGURES_JSON))
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
