@@ -1,6 +1,8 @@
 """The docs are reference that cannot drift: short pages, no session history, and every path,
 link and command they show is checked against the repository and the CLI."""
 
+import contextlib
+import io
 import re
 import shlex
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 from hwsim.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 FIGURES = sorted((ROOT / "docs" / "figures").glob("*.md"))
 MAX_LINES = 210  # "about 200 lines", with a small margin
 
@@ -48,7 +50,7 @@ def _commands(text: str):
     """``hwsim …`` lines of the page's code blocks (a trailing ``# comment`` removed)."""
     for block in FENCE.findall(text):
         for line in block.splitlines()[1:-1]:
-            line = line.strip().removeprefix("$ ")
+            line = line.strip().removeprefix("$ ").removeprefix(".venv/bin/")
             if line.startswith("hwsim "):
                 yield re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
 
@@ -101,6 +103,39 @@ def test_commands_parse(page):
             assert e.code == 0, f"`{line}` does not parse"
 
 
+def _inline_commands(text: str):
+    """The subcommand words of every inline ``hwsim …`` span: the leading lower-case words
+    (``hwsim sim rmsnorm`` of ``hwsim sim rmsnorm --sim icarus``), up to an option, a
+    placeholder or a path."""
+    for span in SPAN.findall(FENCE.sub("", text)):
+        words = span.split()
+        if len(words) < 2 or words[0] != "hwsim":
+            continue
+        prefix = []
+        for w in words[1:]:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", w):
+                break
+            prefix.append(w)
+        if prefix:
+            yield "hwsim " + " ".join(prefix)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
+def test_inline_commands_exist(page):
+    """``hwsim sim KERNEL``, ``hwsim bench NAME``, … named in the prose are real commands."""
+    parser = build_parser()
+    bad = []
+    for cmd in set(_inline_commands(page.read_text(encoding="utf-8"))):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                parser.parse_args([*cmd.split()[1:], "--help"])
+        except SystemExit as e:
+            if e.code != 0:
+                bad.append(cmd)
+    assert not bad, f"commands that do not exist: {sorted(bad)}"
+
+
 def test_readme_indexes_every_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     linked = {t.split("#")[0] for t in LINK.findall(readme)}
@@ -117,6 +152,7 @@ def test_the_checks_catch_drift(tmp_path):
     assert list(_repo_paths(page)) == ["hwsim/nope.py"]
     assert LINK.findall(page) == ["nope.md"]
     assert list(_commands(page)) == ["hwsim bench no-such-bench --json"]
+    assert list(_inline_commands(page)) == ["hwsim run"]
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["bench", "no-such-bench", "--json"])
     assert e.value.code == 2
