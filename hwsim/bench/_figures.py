@@ -1,7 +1,7 @@
 """The figure tables of the docs: ``make docs-figures`` writes ``docs/figures/*.md``.
 
 Each figure is one hwsim command that prints one JSON object (a ``hwsim bench … --json`` at
-small, fast settings, or ``hwsim estimate … --json``) and a renderer that turns that object into
+small, fast settings, ``hwsim sim … --json`` or ``hwsim estimate … --json``) and a renderer that turns that object into
 markdown tables. Every file starts with a line naming the command that measured it, so a page
 that links to ``docs/figures/NAME.md`` shows figures that came from a command, never typed.
 
@@ -94,6 +94,37 @@ def _attention(r: dict) -> list[str]:
     ])
 
 
+def _airfm(r: dict) -> list[str]:
+    c, w, g, h, x = r["cost"], r["cost"]["window"], r["cost"]["global"], r["head"], r["rtl"]
+    return _table(("figure", "value"), [
+        ("net", f"trained run ({r['variant']})" if r["trained"]
+         else "untrained (no --run): cycles and costs do not depend on the weights"),
+        ("head", f"head_dim={h['head_dim']} window tokens={h['max_len']} lanes={h['lanes']} "
+                 f"exp_lanes={h['exp_lanes']}"),
+        (f"RTL ({x['sim']}) == golden on one window", _num(x["bit_exact"])),
+        ("window cycles measured / formula", f"{x['cycles']} / {x['formula_cycles']}"),
+        ("tokens per window: window / global", f"{w['window_tokens']} / {g['window_tokens']}"),
+        ("attention cycles per inference: window / global", f"{w['cycles']} / {g['cycles']}"),
+        (f"latency at {c['clock_hz'] / 1e6:g} MHz (µs): window / global",
+         f"{w['latency_us']:.1f} / {g['latency_us']:.1f}"),
+        ("global / window: cycles", f"{c['ratio_cycles']:.2f}×"),
+        ("global / window: QKᵀ+AV MACs", f"{c['ratio_mac']:.2f}×"),
+        ("global / window: KV-cache bits", f"{c['ratio_kv_cache']:.2f}×"),
+    ])
+
+
+def _lif_array(r: dict) -> list[str]:
+    def check(case):
+        if case["timed"]:
+            return "==" if case["cycles_match"] else "NO"
+        return "≥ (stalls)" if case["cycles"] >= case["expected_cycles"] else "NO"
+
+    return _table(("case", "bit-exact", "steps", "events", "spikes", "cycles", "formula",
+                   "check"),
+                  [(x["name"], _num(x["bit_exact"]), x["steps"], x["events"], x["spikes"],
+                    x["cycles"], x["expected_cycles"], check(x)) for x in r["cases"]])
+
+
 #: every generated figure, in the order ``make docs-figures`` measures them
 FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("estimate", "BitNet b1.58 3B on VitaLLM: estimate vs published silicon",
@@ -104,6 +135,10 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("attention", "Attention head: decode cycles, bit-exactness, softmax error",
            ("bench", "attention", "--json", "--no-synth", "--no-verilator",
             "--error-rows", "2000"), _attention),
+    Figure("airfm", "AirFM-DDA: one window on the attention-head RTL, window vs global cost",
+           ("bench", "airfm", "--json", "--sim", "icarus"), _airfm),
+    Figure("lif-array", "LIF neuron array: cocotb cases on Icarus (kernel defaults)",
+           ("sim", "lif-array", "--sim", "icarus", "--json"), _lif_array),
 )}
 
 

@@ -27,13 +27,27 @@ ATTENTION = {"head_dim": 64, "max_len": 128, "lanes": 16, "exp_lanes": 4, "cycle
              "bit_exact": {"icarus_dsp": True, "icarus_booth": False},
              "softmax_max_abs_error": 0.00390612, "softmax_error_bound": 0.0066311}
 
+AIRFM = {"trained": False, "variant": "window",
+         "head": {"head_dim": 16, "max_len": 32, "lanes": 16, "exp_lanes": 4},
+         "cost": {"window": {"window_tokens": 32, "cycles": 64528, "latency_us": 258.112},
+                  "global": {"window_tokens": 256, "cycles": 322562, "latency_us": 1290.248},
+                  "ratio_cycles": 4.99879, "ratio_mac": 8.0, "ratio_kv_cache": 8.0,
+                  "clock_hz": 250e6},
+         "rtl": {"sim": "icarus", "bit_exact": True, "cycles": 4033, "formula_cycles": 4033}}
+LIF_ARRAY = {"kernel": "lif-array", "cases": [
+    {"name": "random", "steps": 6, "events": 21, "spikes": 36, "cycles": 110,
+     "expected_cycles": 110, "bit_exact": True, "timed": True, "cycles_match": True},
+    {"name": "idle_backpressure", "steps": 5, "events": 13, "spikes": 26, "cycles": 97,
+     "expected_cycles": 74, "bit_exact": True, "timed": False, "cycles_match": False},
+]}
+
 
 @pytest.fixture
 def json_dir(tmp_path):
     d = tmp_path / "json"
     d.mkdir()
     for name, obj in (("estimate", ESTIMATE), ("ternary-mvu", TERNARY_MVU),
-                      ("attention", ATTENTION)):
+                      ("attention", ATTENTION), ("airfm", AIRFM), ("lif-array", LIF_ARRAY)):
         (d / f"{name}.json").write_text(json.dumps(obj))
     return d
 
@@ -60,6 +74,15 @@ def test_from_json_writes_every_figure(json_dir, tmp_path):
     assert "| cycles / ideal (goal) | 1.093 (≤ 1.15) |" in att
     assert "icarus_booth NO, icarus_dsp yes" in att
     assert "| softmax max abs error vs float64 (bound) | 0.003906 (0.006631) |" in att
+
+    air = (out / "airfm.md").read_text()
+    assert "| attention cycles per inference: window / global | 64528 / 322562 |" in air
+    assert "| latency at 250 MHz (µs): window / global | 258.1 / 1290.2 |" in air
+    assert "| global / window: cycles | 5.00× |" in air
+
+    lif = (out / "lif-array.md").read_text()
+    assert "| random | yes | 6 | 21 | 36 | 110 | 110 | == |" in lif
+    assert "| idle_backpressure | yes | 5 | 13 | 26 | 97 | 74 | ≥ (stalls) |" in lif
 
 
 def test_one_figure_by_name(json_dir, tmp_path):
