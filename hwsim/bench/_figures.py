@@ -1,9 +1,10 @@
 """The figure tables of the docs: ``make docs-figures`` writes ``docs/figures/*.md``.
 
 Each figure is one hwsim command that prints one JSON object (a ``hwsim bench … --json`` at
-small, fast settings, ``hwsim sim … --json`` or ``hwsim estimate … --json``) and a renderer that turns that object into
-markdown tables. Every file starts with a line naming the command that measured it, so a page
-that links to ``docs/figures/NAME.md`` shows figures that came from a command, never typed.
+small, fast settings, ``hwsim sim … --json`` or ``hwsim estimate … --json``) and a renderer
+that turns that object into markdown tables. Every file starts with a line naming the command
+that measured it, so a page that links to ``docs/figures/NAME.md`` shows figures that came from
+a command, never typed.
 
     python -m hwsim.bench._figures [-o docs/figures] [--from-json DIR] [--keep-json DIR] [NAME ...]
 
