@@ -1,6 +1,7 @@
 """The docs' figure generator (``make docs-figures``) renders bench JSON into markdown tables."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,15 @@ def test_every_command_parses():
         parser.parse_args(list(fig.argv))
         if fig.argv[0] == "bench":
             assert fig.argv[1] in BENCHES
+
+
+def test_committed_figures_are_generated():
+    """Every file in docs/figures is a figure of the generator, with its command's header."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "figures"
+    files = sorted(folder.glob("*.md"))
+    assert {p.stem for p in files} == set(figures.FIGURES)
+    for p in files:
+        fig = figures.FIGURES[p.stem]
+        first = p.read_text(encoding="utf-8").splitlines()[0]
+        assert first == figures.header(fig)
+
