@@ -85,9 +85,9 @@ def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 128) -> np.ndarray
 
 def _first(run, path: Path, x: np.ndarray) -> np.ndarray:
     """The first output of ``run`` (an executor of :mod:`quant.onnx`) on the graph's one input."""
-    import onnx
+    from quant.onnx import check
 
-    return run(path, {onnx.load(str(path)).graph.input[0].name: x.astype(np.float32)})[0]
+    return run(path, {check(path).graph.input[0].name: x.astype(np.float32)})[0]
 
 
 def _export(net: AirFMNet, x: torch.Tensor, folder: Path, tag: str) -> dict:
