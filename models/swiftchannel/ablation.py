@@ -133,10 +133,9 @@ def ablate(run: Path, snrs: list[float], n_test: int = 96) -> dict:
             return nmse_db(H, unpack_real(y))
 
         base, all_exact = nmse(rounded), nmse(forward(m, X, set(pts)))
-        row = {"snr_db": snr, "int8": base, "all_exact": all_exact,
-               "output_floor": uint8_output_floor(H, predict(net, X), m.s_out, m.z_out),
-               "points": {}}
-        row["float"] = row["output_floor"]["float"]
+        floor = uint8_output_floor(H, predict(net, X), m.s_out, m.z_out)
+        row = {"snr_db": snr, "float": floor["float"], "int8": base, "all_exact": all_exact,
+               "output_floor": floor, "points": {}}
         for p in pts:
             row["points"][p] = {"exact_alone_db": nmse(forward(m, X, {p})) - base,
                                 "rounds_alone_db": nmse(forward(m, X, set(pts) - {p})) - all_exact}
