@@ -1,11 +1,12 @@
-"""ONNX export of ternary × per-token-int8 projections: QONNX and QCDQ.
+"""Export forms of ternary × per-token-int8 projections: QONNX and QCDQ.
 
-Importing this module pulls in torch and onnx (``quant`` itself stays numpy-only).
+Importing this module pulls in torch and onnx (``quant`` itself stays numpy-only); tracing,
+checking and executing the graphs is :mod:`quant.onnx`'s.
 
 A model whose projections are :class:`models.bitnet.model.BitLinear` (Brevitas ``QuantLinear``
 with :class:`~quant.brevitas_quantizers.TernaryAbsmeanWeight` behind a
 :class:`~quant.brevitas_quantizers.PerTokenAbsmaxInt8`) is copied with each projection replaced
-by an :class:`ExportLinear`, then traced by ``torch.onnx.export`` (TorchScript exporter,
+by an :class:`ExportLinear`, then traced by :func:`quant.onnx.export_torch` (TorchScript exporter,
 opset 13). Each ``ExportLinear`` computes the same fake-quant function in torch and emits:
 
 * **QONNX** — activation ``Quant(x, step, 0, 8, signed, not narrow, ROUND)`` with the per-token
@@ -19,50 +20,22 @@ opset 13). Each ``ExportLinear`` computes the same fake-quant function in torch 
 
 Rounding is half to even everywhere (``torch.round``, ``np.round``, QuantizeLinear), and the
 quantizer input ``x / step`` is one IEEE float32 division in torch, numpy and onnxruntime alike.
-Every written model passes ``onnx.checker`` and is written atomically.
+Models are traced by :func:`quant.onnx.export_torch`: checked and written atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import warnings
-from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from hwsim.errors import HwsimError
-from hwsim.files import atomic_write_bytes
 
 from .brevitas_quantizers import ACT_MAX, ACT_MIN, SCALE_FLOOR, PerTokenAbsmaxInt8
+from .onnx import FORMATS, QONNX_DOMAIN
 
-__all__ = ["FORMATS", "QCDQ_TOL", "TIGHT_TOL", "ExportLinear", "check_onnx", "export_onnx",
-           "export_tolerance", "replace_bitlinears", "run_qcdq", "run_qonnx"]
-
-FORMATS = ("qonnx", "qcdq")
-QONNX_DOMAIN = "qonnx.custom_op.general"
-OPSET = 13
-
-#: an exported fake-quant graph's output matches torch within this fraction of the output peak
-#: (at least 1) wherever both take the same quantization codes: float32 reassociation only, well
-#: below one int8 step (QONNX's executor runs the same float graph)
-TIGHT_TOL = 1e-4
-#: QCDQ in onnxruntime reassociates float sums differently, so an activation within float
-#: rounding of a rounding tie can land one code away: the flows allow such a difference up to
-#: this fraction of the output peak (at least 1)
-QCDQ_TOL = 0.05
-
-
-def export_tolerance(fmt: str, peak: float) -> float:
-    """The largest output difference from torch an exported graph of format ``fmt`` may show:
-    :data:`TIGHT_TOL` (QONNX) or :data:`QCDQ_TOL` (QCDQ) times ``max(peak, 1)``."""
-    if fmt not in FORMATS:
-        raise HwsimError(f"unknown ONNX format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return (TIGHT_TOL if fmt == "qonnx" else QCDQ_TOL) * max(float(peak), 1.0)
+__all__ = ["ExportLinear", "replace_bitlinears"]
 
 
 def _int_range(bits: int, narrow: bool) -> tuple[int, int]:
@@ -171,61 +144,3 @@ def replace_bitlinears(model: nn.Module, fmt: str) -> nn.Module:
     if not found:
         raise HwsimError("model has no ternary projections to export (is it the float model?)")
     return model
-
-
-def check_onnx(model_or_path) -> onnx.ModelProto:
-    """Load (if a path) and validate with ``onnx.checker``; a bad file raises one clear line."""
-    try:
-        if isinstance(model_or_path, str | Path):
-            model = onnx.load(str(model_or_path))
-        else:
-            model = model_or_path
-        onnx.checker.check_model(model)
-    except FileNotFoundError:
-        raise HwsimError(f"ONNX file {model_or_path} does not exist") from None
-    except Exception as e:  # onnx raises DecodeError, ValidationError, OSError …
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HwsimError(f"{model_or_path if isinstance(model_or_path, str | Path) else 'model'}"
-                         f" is not a valid ONNX model ({first})") from None
-    return model
-
-
-def export_onnx(module: nn.Module, args: tuple, path: Path, input_names: list[str],
-                output_names: list[str]) -> onnx.ModelProto:
-    """Trace ``module`` on ``args``, check the ONNX model and write it atomically to ``path``."""
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer notes
-        torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET,
-                          input_names=input_names, output_names=output_names,
-                          custom_opsets={QONNX_DOMAIN: 1}, do_constant_folding=False)
-    model = onnx.load_from_string(buf.getvalue())
-    check_onnx(model)
-    atomic_write_bytes(Path(path), model.SerializeToString())
-    return model
-
-
-def run_qcdq(path_or_model, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Execute a QCDQ model in onnxruntime (CPU)."""
-    import onnxruntime as ort
-
-    data = (check_onnx(path_or_model).SerializeToString())
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, inputs)
-
-
-def run_qonnx(path_or_model, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Execute a QONNX model in qonnx's executor."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    with warnings.catch_warnings():  # qonnx warns on every broadcast shape it re-checks
-        warnings.simplefilter("ignore")
-        wrapper = ModelWrapper(check_onnx(path_or_model)).transform(InferShapes())
-        with contextlib.redirect_stdout(io.StringIO()):
-            out = execute_onnx(wrapper, inputs)
-    return [out[o.name] for o in wrapper.graph.output]

@@ -1,4 +1,4 @@
-"""``hwsim swiftchannel train|eval``: the SwiftChannel channel estimator (models/swiftchannel)."""
+"""``hwsim swiftchannel train|eval|ablate``: the SwiftChannel channel estimator (models/swiftchannel)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,24 @@ def _geometry(args):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("swiftchannel", help="SwiftChannel 5G channel estimator: train, evaluate",
+    p = sub.add_parser("swiftchannel",
+                       help="SwiftChannel 5G channel estimator: train, evaluate, ablate",
                        description="SwiftChannel (arXiv 2605.01931) on Sionna CDL-B channels.")
     ssub = p.add_subparsers(dest="sc_command", metavar="ACTION", required=True)
     add_train_parser(ssub, "train")
     add_eval_parser(ssub, "eval")
+    a = ssub.add_parser("ablate", help="where the int8 model loses NMSE: rounding ablation of "
+                                       "its activation points, and the uint8 output floor",
+                        description="Run the run's integer model in float64 with each "
+                                    "activation point rounded (as the hardware does) or exact, "
+                                    "and report the NMSE each rounding costs, per SNR "
+                                    "(models/swiftchannel/ablation.py).",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("run", type=Path, help="run folder written by `hwsim swiftchannel train`")
+    a.add_argument("--snr", default="10,30", help="SNRs in dB: start:stop:step or a,b,c")
+    a.add_argument("--test", type=positive_int, default=96, help="test channels (seed 1000)")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.set_defaults(func=_ablate)
 
 
 def add_train_parser(sub, name: str = "swiftchannel") -> None:
@@ -111,4 +124,29 @@ def _eval(args) -> int:
         print(f"{r['snr_db']:>6g} {r['ls']:>8.2f} {r['lmmse']:>8.2f} {r['float']:>8.2f} "
               f"{r['int8']:>8.2f} {r['int8'] - r['float']:>10.2f}")
     print(f"wrote {res['csv']}\nwrote {res['png']}")
+    return 0
+
+
+def _ablate(args) -> int:
+    import torch
+
+    from models.swiftchannel.ablation import ablate
+    from models.swiftchannel.pipeline import parse_snrs
+
+    snrs = parse_snrs(args.snr)
+    torch.set_num_threads(1)
+    res = ablate(args.run, snrs, n_test=args.test)
+    if args.json:
+        print_json(res)
+        return 0
+    for row in res["snrs"]:
+        fl = row["output_floor"]
+        print(f"SNR {row['snr_db']:g} dB: float {row['float']:.2f}, int8 {row['int8']:.2f}, "
+              f"every activation exact {row['all_exact']:.2f} dB")
+        print(f"  uint8 output floor: the float student with only its output rounded loses "
+              f"{fl['run_grid_db']:+.2f} dB on the run's grid, {fl['best_grid_db']:+.2f} dB "
+              f"on the best grid")
+        print(f"  {'point':<12} {'exact alone':>12} {'rounds alone':>13}")
+        for p, d in row["points"].items():
+            print(f"  {p:<12} {d['exact_alone_db']:+12.2f} {d['rounds_alone_db']:+13.2f}")
     return 0

@@ -1,8 +1,8 @@
 """Reading a user's ONNX file for the estimator: checked before anything is priced.
 
-:func:`read_onnx` loads the file, runs ``onnx.checker.check_model`` and checks every
-initializer (its stored size against its shape and type, finite values); :func:`unpriced_ops`
-names the nodes the estimator cannot price. Any problem is one :class:`HwsimError` line.
+:func:`read_onnx` loads the file, runs the full ``onnx.checker`` (:func:`quant.onnx.check`)
+and checks every initializer (its stored size against its shape and type, finite values);
+:func:`unpriced_ops` names the nodes the estimator cannot price. Any problem is one :class:`HwsimError` line.
 """
 
 from __future__ import annotations
@@ -44,20 +44,12 @@ def read_onnx(path: Path):
     holds an initializer whose data do not match its shape and type or are not finite."""
     import numpy as np
     import onnx
-    from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
+    from quant.onnx import check
+
     path = Path(path)
-    if not path.is_file():
-        raise HwsimError(f"ONNX model {path} is not a file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError) as e:
-        raise HwsimError(f"cannot read ONNX model {path}: {_first_line(e)}") from None
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
-        raise HwsimError(f"{path.name} fails onnx.checker: {_first_line(e)}") from None
+    model = check(path)
     graph_inits = list(model.graph.initializer)
     graph_inits += [a.t for n in model.graph.node if n.op_type == "Constant"
                     for a in n.attribute if a.name == "value"]

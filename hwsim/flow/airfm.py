@@ -76,16 +76,14 @@ def _train(ctx: StepContext) -> dict:
 
 
 def _export(ctx: StepContext) -> dict:
-    import onnx
-
-    from quant.export import export_tolerance
+    from quant.onnx import check, export_tolerance
 
     run = _run(ctx)
     rows = []
     for bits, d in ctx.artifacts["train"]["onnx"].items():
         for fmt in ("qonnx", "qcdq"):
             f = f"{bits}.{fmt}.onnx"
-            onnx.checker.check_model(onnx.load(str(run / f)))
+            check(run / f)
             # QONNX runs the same fake-quant float graph (reassociation only); QCDQ in
             # onnxruntime may land an activation one code away at a rounding tie
             tol = export_tolerance(fmt, d["ref_max_abs"])

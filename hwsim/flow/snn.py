@@ -72,14 +72,13 @@ def _train(ctx: StepContext) -> dict:
 
 
 def _export(ctx: StepContext) -> dict:
-    import onnx
-
     from models.snn.train import onnx_agreement
+    from quant.onnx import check
 
     x, _ = _test(ctx)
     f = ctx.folder / f"int{ctx.options['bits']}_step.onnx"
     res = onnx_agreement(_model(ctx), x, f)
-    onnx.checker.check_model(onnx.load(str(f)))
+    check(f)
     if res["equal_spike_counts"] != res["samples"]:
         raise HwsimError(f"onnxruntime's spike counts differ from torch on "
                          f"{res['samples'] - res['equal_spike_counts']} of {res['samples']} "

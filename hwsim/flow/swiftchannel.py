@@ -72,11 +72,11 @@ def _train(ctx: StepContext) -> dict:
 
 
 def _export(ctx: StepContext) -> dict:
-    import onnx
+    from quant.onnx import check
 
     run = _run(ctx)
     for f in ("int8.qonnx.onnx", "int8.qcdq.onnx"):
-        onnx.checker.check_model(onnx.load(str(run / f)))
+        check(run / f)
     d = ctx.artifacts["train"]["onnx"]
     # both graphs are integer graphs: their output codes must equal the QAT model's exactly
     for k in ("golden_mismatches", "qcdq_mismatches", "qonnx_mismatches"):

@@ -83,17 +83,24 @@ def predict(net: torch.nn.Module, X: np.ndarray, batch: int = 128) -> np.ndarray
                                for s in range(0, len(X), batch)])
 
 
+def _first(run, path: Path, x: np.ndarray) -> np.ndarray:
+    """The first output of ``run`` (an executor of :mod:`quant.onnx`) on the graph's one input."""
+    from quant.onnx import check
+
+    return run(path, {check(path).graph.input[0].name: x.astype(np.float32)})[0]
+
+
 def _export(net: AirFMNet, x: torch.Tensor, folder: Path, tag: str) -> dict:
-    from quant.onnx_export import export_qcdq, export_qonnx, run_qcdq, run_qonnx
+    from quant.onnx import export_brevitas, run_onnxruntime, run_qonnx
 
     net.eval()
     with torch.no_grad():
         ref = net(x).numpy()
-    qo = export_qonnx(net, x, folder / f"{tag}.qonnx.onnx")
-    qc = export_qcdq(net, x, folder / f"{tag}.qcdq.onnx")
+    qo = export_brevitas(net, x, folder / f"{tag}.qonnx.onnx", "qonnx")
+    qc = export_brevitas(net, x, folder / f"{tag}.qcdq.onnx", "qcdq")
     xn = x.numpy()
-    return {"qonnx_max_abs_diff": float(np.abs(run_qonnx(qo, xn) - ref).max()),
-            "qcdq_max_abs_diff": float(np.abs(run_qcdq(qc, xn) - ref).max()),
+    return {"qonnx_max_abs_diff": float(np.abs(_first(run_qonnx, qo, xn) - ref).max()),
+            "qcdq_max_abs_diff": float(np.abs(_first(run_onnxruntime, qc, xn) - ref).max()),
             "ref_max_abs": float(np.abs(ref).max())}
 
 

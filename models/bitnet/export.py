@@ -6,7 +6,8 @@
     OUT/model.qonnx.onnx,    model.qcdq.onnx       tokens (1, T) int64 → logits (1, T, vocab)
 
 and checks each against the torch fake-quant model (QCDQ in onnxruntime, QONNX in qonnx's
-executor) on the inputs it returns. See :mod:`quant.export` for the node patterns.
+executor, through :mod:`quant.onnx`) on the inputs it returns. See :mod:`quant.export` for the
+node patterns.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from torch import nn
 
 from hwsim.errors import HwsimError
 from hwsim.files import staged_dir
-from quant.export import (
+from quant.export import replace_bitlinears
+from quant.onnx import (
     FORMATS,
+    QONNX_DOMAIN,
     TIGHT_TOL,
-    export_onnx,
     export_tolerance,
-    replace_bitlinears,
-    run_qcdq,
+    export_torch,
+    run_onnxruntime,
     run_qonnx,
 )
 
@@ -56,7 +58,7 @@ class LayerModule(nn.Module):
 
 def run_exported(fmt: str, path_or_model, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Run an exported model in its executor (QCDQ: onnxruntime, QONNX: qonnx); first output."""
-    return (run_qcdq if fmt == "qcdq" else run_qonnx)(path_or_model, inputs)[0]
+    return (run_onnxruntime if fmt == "qcdq" else run_qonnx)(path_or_model, inputs)[0]
 
 
 def export_bitnet(model: BitNetModel, out: Path, seq: int = 32, layer: int = 0,
@@ -93,10 +95,12 @@ def export_bitnet(model: BitNetModel, out: Path, seq: int = 32, layer: int = 0,
         for fmt in FORMATS:
             exp = replace_bitlinears(model, fmt)
             name = f"layer{layer}.{fmt}.onnx"
-            export_onnx(LayerModule(exp, layer), (hidden,), stage / name, ["hidden"], ["out"])
+            export_torch(LayerModule(exp, layer), (hidden,), stage / name, ["hidden"], ["out"],
+                         custom_opsets={QONNX_DOMAIN: 1})
             files.append(name)
             name = f"model.{fmt}.onnx"
-            export_onnx(exp, (tok,), stage / name, ["tokens"], ["logits"])
+            export_torch(exp, (tok,), stage / name, ["tokens"], ["logits"],
+                         custom_opsets={QONNX_DOMAIN: 1})
             files.append(name)
     return {"files": [str(Path(out) / f) for f in files], "tokens": tok.numpy(),
             "hidden": hidden.numpy()}

@@ -4,6 +4,7 @@ One ONNX graph computes one 1 ms step of :class:`~models.snn.classifier.QuantSnn
 ``(frame (B, 1, H, W), v0, v1, v2) → (spikes (B, classes), v0', v1', v2')`` with the weight
 codes and threshold codes as constants (Conv, MatMul, Mul, Add, Floor, Clip, Greater, Where).
 :func:`run_onnx` loops it over the steps, carrying the membranes, and sums the output spikes.
+Export, check and the onnxruntime session are :mod:`quant.onnx`'s.
 
 Contract (``tests/models/test_snn_export.py``): every value in the graph is an integer held
 exactly in float32 (see :mod:`models.snn.classifier`), so onnxruntime's spike counts equal the
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from quant.onnx import export_torch, ort_session
 
 from .classifier import LEAK_FRAC, LEAK_MULT, QuantSnnClassifier
 
@@ -51,29 +54,20 @@ class QuantStep(nn.Module):
 
 
 def export_onnx(model: QuantSnnClassifier, path: Path, opset: int = 17) -> Path:
-    """Write the per-step graph (dynamic batch) to ``path`` atomically."""
-    import io
-
-    from hwsim.files import atomic_write_bytes
-
+    """Write the per-step graph (dynamic batch), checked, to ``path`` atomically."""
     step = QuantStep(model).eval()
     sh = model.shape
     args = (torch.zeros(1, 1, sh.side, sh.side), torch.zeros(1, sh.conv_out),
             torch.zeros(1, sh.hidden), torch.zeros(1, sh.classes))
     names_in, names_out = ["frame", "v0", "v1", "v2"], ["spikes", "v0_next", "v1_next", "v2_next"]
-    buf = io.BytesIO()
-    torch.onnx.export(step, args, buf, input_names=names_in, output_names=names_out,
-                      opset_version=opset, dynamo=False,
-                      dynamic_axes={n: {0: "batch"} for n in names_in + names_out})
-    atomic_write_bytes(Path(path), buf.getvalue())
+    export_torch(step, args, path, names_in, names_out, opset=opset,
+                 dynamic_axes={n: {0: "batch"} for n in names_in + names_out})
     return Path(path)
 
 
 def run_onnx(path: Path, frames: np.ndarray) -> np.ndarray:
     """Run the per-step graph over (N, T, H, W) frames; returns (N, classes) spike counts."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = ort_session(path)
     shapes = {i.name: i.shape for i in sess.get_inputs()}
     n = frames.shape[0]
     v = [np.zeros((n, shapes[k][1]), np.float32) for k in ("v0", "v1", "v2")]

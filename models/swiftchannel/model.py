@@ -69,7 +69,7 @@ class Conv3XC(nn.Module):
     as the branches (:meth:`branches`, where the input is zero-padded before the first 1×1 so its
     bias reaches the border exactly as in the folded conv; tested), with gradients to every
     branch weight, at a fraction of the cost: the widened branch convolutions never run on the
-    feature maps (``scripts/swiftchannel_train_speed.py`` measures the ratio).
+    feature maps (``hwsim bench swiftchannel-train-speed`` measures the ratio).
     """
 
     def __init__(self, c_in: int, c_out: int, gain: int = 2):

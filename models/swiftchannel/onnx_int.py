@@ -11,10 +11,11 @@ index (``floor`` made a right shift of a non-negative value by an offset), ``Gat
 PixelShuffle is ``Reshape``/``Transpose``.
 Every requantizer formula is :func:`hwsim.golden.swiftchannel.network.requant_mult`'s.
 
-Two files (both pass ``onnx.checker``; batch size dynamic):
+Two files (both pass :func:`quant.onnx.check`, written by :func:`quant.onnx.save`):
 
-* ``int8.qcdq.onnx`` (onnxruntime): float LS input → ``QuantizeLinear`` (``s_in``, ``z_in``) →
-  integer core → outputs ``y_codes`` (uint8) and ``y`` (``DequantizeLinear``);
+* ``int8.qcdq.onnx`` (onnxruntime, batch size dynamic): float LS input → ``QuantizeLinear``
+  (``s_in``, ``z_in``) → integer core → outputs ``y_codes`` (uint8) and ``y``
+  (``DequantizeLinear``);
 * ``int8.qonnx.onnx`` (qonnx ``execute_onnx``): the integer core on uint8 input codes of one
   sample (batch 1: qonnx's executor needs static shapes) → ``y_codes``.
 
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.errors import HwsimError
 from hwsim.golden.swiftchannel import network as gold
+from quant.onnx import qonnx_executor, run_onnxruntime, save
 
 __all__ = ["export_int_onnx", "run_qcdq_codes", "run_qonnx_codes"]
 
@@ -157,41 +158,23 @@ def build_graph(m: gold.IntModel, rows: int, cols: int, float_io: bool):
                              producer_name="hwsim")
 
 
-def _save_checked(model, path: Path) -> Path:
-    import onnx
-
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise HwsimError(f"integer ONNX {path.name} fails onnx.checker: {str(e).splitlines()[0]}") \
-            from None
-    onnx.save(model, str(path))
-    return path
-
-
 def export_int_onnx(m: gold.IntModel, rows: int, cols: int, folder: Path) -> dict[str, Path]:
     """Write ``int8.qcdq.onnx`` and ``int8.qonnx.onnx`` of ``m`` into ``folder``."""
     folder = Path(folder)
-    return {"qcdq": _save_checked(build_graph(m, rows, cols, True), folder / "int8.qcdq.onnx"),
-            "qonnx": _save_checked(build_graph(m, rows, cols, False), folder / "int8.qonnx.onnx")}
+    return {"qcdq": save(build_graph(m, rows, cols, True), folder / "int8.qcdq.onnx"),
+            "qonnx": save(build_graph(m, rows, cols, False), folder / "int8.qonnx.onnx")}
 
 
 def run_qcdq_codes(path: Path, x: np.ndarray) -> np.ndarray:
     """Output codes of the QCDQ integer graph in onnxruntime on float inputs ``x``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(["y_codes"], {"x": np.asarray(x, np.float32)})[0].astype(np.int64)
+    return run_onnxruntime(path, {"x": np.asarray(x, np.float32)}, ["y_codes"])[0] \
+        .astype(np.int64)
 
 
 def run_qonnx_codes(path: Path, x_codes: np.ndarray) -> np.ndarray:
     """Output codes of the integer graph in qonnx's ``execute_onnx`` on uint8 codes (n, 2, r, c),
     one sample per execution."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    mw = ModelWrapper(str(path)).transform(InferShapes())
+    run = qonnx_executor(path)
     x = np.asarray(x_codes, np.uint8)
-    outs = [execute_onnx(mw, {"x_codes": x[i:i + 1]})["y_codes"] for i in range(len(x))]
-    return np.concatenate(outs).astype(np.int64)
+    return np.concatenate([run({"x_codes": x[i:i + 1]})[0] for i in range(len(x))]) \
+        .astype(np.int64)

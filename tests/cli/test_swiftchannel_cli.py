@@ -1,26 +1,17 @@
 """``hwsim swiftchannel train|eval`` end to end on a tiny geometry, and its bad-input errors."""
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hwsim.cli import main
+from models.swiftchannel.ablation import points, uint8_output_floor
 from models.swiftchannel.pipeline import load_run
 
 TINY = ["--bs-ant", "4", "--subcarriers", "16", "--space-comp", "1", "--train", "48",
         "--epochs", "1", "--qat-epochs", "1"]
-
-
-def _ablation_script():
-    spec = importlib.util.spec_from_file_location(
-        "int8_ablation", Path(__file__).parents[2] / "scripts" / "swiftchannel_int8_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
@@ -67,14 +58,14 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     assert meta2["loss_db"] == meta["loss_db"] and meta2["onnx"]["qcdq_mismatches"] == 0
     assert (run2 / "float.safetensors").read_bytes() == (run / "float.safetensors").read_bytes()
     # the rounding ablation of the run's integer model (it checks itself against the golden)
-    ablation = _ablation_script()
     capsys.readouterr()
-    assert ablation.main([str(run2), "--test", "4", "--snr", "10", "--json",
-                          str(tmp_path / "abl.json")]) == 0
-    row = json.loads((tmp_path / "abl.json").read_text())["snrs"][0]
-    assert set(row["points"]) == set(ablation.points(load_run(run2)[2]))
+    assert main(["swiftchannel", "ablate", str(run2), "--test", "4", "--snr", "10",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["snrs"][0]
+    assert set(row["points"]) == set(points(load_run(run2)[2]))
     assert "block0.out" in row["points"] and "block0.sum" not in row["points"]  # fused gate
     assert row["output_floor"]["best_grid_db"] <= row["output_floor"]["run_grid_db"] + 1e-9
+    assert main(["swiftchannel", "ablate", str(run2), "--test", "4", "--snr", "10"]) == 0
     out = capsys.readouterr().out
     assert "every activation exact" in out and "uint8 output floor" in out
 
@@ -92,7 +83,7 @@ def test_uint8_output_floor_matches_uniform_rounding_noise():
     H = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
     E = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(1e-3 / 2)
     s = 0.025
-    floor = _ablation_script().uint8_output_floor(H, pack_real(H + E), s, 127)
+    floor = uint8_output_floor(H, pack_real(H + E), s, 127)
     assert floor["float"] == pytest.approx(-30.0, abs=0.1)
     assert floor["run_grid_db"] == pytest.approx(10 * np.log10(1 + s * s / 6 / 1e-3), abs=0.03)
     # a finer grid rounds less; the best one still pays something
@@ -124,6 +115,8 @@ def test_older_int8_model_fails_with_one_line(tmp_path, capsys, scalars, old):
     (["eval", "{tmp}", "--snr", "10:0:5"], "is empty"),
     (["eval", "{tmp}", "--snr", "abc"], "not start:stop:step"),
     (["eval", "{tmp}/none", "--snr", "0:10:5"], "not a SwiftChannel run folder"),
+    (["ablate", "{tmp}/none"], "not a SwiftChannel run folder"),
+    (["ablate", "{tmp}", "--snr", "abc"], "not start:stop:step"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, msg):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

@@ -46,8 +46,9 @@ def test_runs_and_resumes_without_redoing(tmp_path):
 
 def test_kill_9_mid_sweep_then_resume(tmp_path):
     log, out = tmp_path / "calls.log", tmp_path / "out"
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from hwsim.sweep import run_sweep; "
+    code = (f"from hwsim.sweep import run_sweep; "
             f"run_sweep({grid(log, delay=0.4)!r}, {EVAL!r}, {str(out)!r}, progress=False)")
+    # `python -c` imports from its working folder: the repository root
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "points").glob("*.json"))) < 3:

@@ -184,7 +184,7 @@ def conv_acc(x, conv: ConvInt) -> np.ndarray:
 def conv_centred(v, conv: ConvInt) -> np.ndarray:
     """``Σ w · v + b`` on centred inputs ``v = q − z_in`` (n, ic, H, W), zero padded, in ``v``'s
     dtype: int64 codes give :func:`conv_acc`; float64 values serve the rounding ablation
-    (``scripts/swiftchannel_int8_ablation.py``)."""
+    (:mod:`models.swiftchannel.ablation`)."""
     v = np.asarray(v)
     k = conv.k
     p = k // 2

@@ -1,38 +1,31 @@
 """Where does a trained int8 SwiftChannel lose NMSE? Rounding ablation of a run's integer model.
 
-Usage: ``python scripts/swiftchannel_int8_ablation.py RUN [--test 96] [--snr 10,30] [--json F]``
+``hwsim swiftchannel ablate RUN [--snr 10,30] [--test 96] [--json]`` (:func:`ablate`).
 
 Runs the run's integer model (``int8.safetensors``: the QAT-trained int8 weights, biases, zero
 points and requantizer multipliers) in float64 arithmetic, where every activation point — the
 input, head, each SPAB's ``c1``, ``c2`` and gated output, the tail and the up conv — either
 rounds and clips to its uint8 code as the hardware does, or keeps the exact real code
 (``acc · M · 2**-S + z``, unrounded and unclipped). With every point rounded it is the golden
-(:func:`hwsim.golden.swiftchannel.network.swiftchannel_int`; the script checks that the two agree on
-every output code); with every point exact only the int8 weights and the gate LUT remain. For
-each point it prints the NMSE change when only that point is exact (what rounding it costs
-alone) and when only that point rounds (its cost on top of exact activations), per SNR, on
-fresh test channels (seed 1000, as ``hwsim swiftchannel eval``).
+(:func:`hwsim.golden.swiftchannel.network.swiftchannel_int`; :func:`ablate` checks that the two
+agree on every output code); with every point exact only the int8 weights and the gate LUT
+remain. For each point it reports the NMSE change when only that point is exact (what rounding
+it costs alone) and when only that point rounds (its cost on top of exact activations), per
+SNR, on fresh test channels (seed 1000, as ``hwsim swiftchannel eval``).
 
-It also prints the *uint8 output floor*: the float student's own output rounded to a uint8
+It also reports the *uint8 output floor*: the float student's own output rounded to a uint8
 code (the run's output scale and zero point, and the best per-tensor grid found over scales
-0.4 … 1.6 × the run's and zero points within ±8 of its), against the 0.5 dB int8 − float gap
-of the issue's goal (1): an int8 student that reproduced the float student exactly up to its
-uint8 output code would still lose that much; to lose less it would have to be a better
-estimator than the float student at that SNR.
+0.4 … 1.6 × the run's and zero points within ±8 of its). An int8 student that reproduced the
+float student exactly up to its uint8 output code would still lose that much; to lose less it
+would have to be a better estimator than the float student at that SNR.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hwsim.errors import HwsimError
 from hwsim.golden.swiftchannel import network as gold
 from models.channels import (
     TEST_SPEED_RANGE_KMH,
@@ -42,8 +35,8 @@ from models.channels import (
     pack_real,
     unpack_real,
 )
-from models.swiftchannel.pipeline import load_run, parse_snrs
-from models.swiftchannel.train import predict
+
+__all__ = ["FLOOR_SCALES", "ablate", "forward", "points", "uint8_output_floor"]
 
 
 def _factor(mult, shift) -> np.ndarray:
@@ -60,6 +53,8 @@ def _uint8(real_code, zp) -> np.ndarray:
 
 
 def points(m: gold.IntModel) -> list[str]:
+    """The activation points of ``m`` in network order: input, head, each SPAB's ``c1``, ``c2``
+    and gated output, tail, up."""
     return (["in", "head"] + [f"block{i}.{k}" for i in range(len(m.blocks))
                               for k in ("c1", "c2", "out")] + ["tail", "up"])
 
@@ -79,7 +74,8 @@ def forward(m: gold.IntModel, X: np.ndarray, exact: set[str]) -> np.ndarray:
         v = gold.quantize_codes(X, m.s_in, m.z_in).astype(np.float64) - m.z_in
 
     def layer(v, c, name, relu=False):
-        return code(gold.conv_centred(v, c) * _chan(_factor(c.mult, c.shift)) + c.z_out, c.z_out, name, relu)
+        real = gold.conv_centred(v, c) * _chan(_factor(c.mult, c.shift)) + c.z_out
+        return code(real, c.z_out, name, relu)
 
     v = layer(v, m.head, "head")
     for i, b in enumerate(m.blocks):
@@ -113,53 +109,35 @@ def uint8_output_floor(H: np.ndarray, f: np.ndarray, s_out: float, z_out: int) -
             "best_grid_db": best[0] - base, "best_scale": best[1] * s_out, "best_zero": best[2]}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    ap.add_argument("--test", type=int, default=96, help="test channels")
-    ap.add_argument("--snr", default="10,30", help="SNRs in dB: a,b,c or start:stop:step")
-    ap.add_argument("--json", type=Path, help="also write the table here")
-    args = ap.parse_args(argv)
-    try:
-        snrs = parse_snrs(args.snr)
-        geom, net, m, _ = load_run(args.run)
-        H = generate_channels(geom, args.test, TEST_SPEED_RANGE_KMH, seed=1000)
-    except HwsimError as e:
-        print(f"swiftchannel_int8_ablation: error: {e}", file=sys.stderr)
-        return 2
+def ablate(run: Path, snrs: list[float], n_test: int = 96) -> dict:
+    """The rounding ablation of ``run`` at each SNR in ``snrs`` on ``n_test`` fresh test
+    channels: ``{"run", "n_test", "snrs": [{"snr_db", "float", "int8", "all_exact",
+    "output_floor", "points": {point: {"exact_alone_db", "rounds_alone_db"}}}]}`` (NMSE in dB;
+    the per-point figures are differences)."""
+    from .pipeline import load_run
+    from .train import predict
+
+    geom, net, m, _ = load_run(run)
+    H = generate_channels(geom, n_test, TEST_SPEED_RANGE_KMH, seed=1000)
     rng = np.random.default_rng(1000)
     pts = points(m)
-    out = {"run": str(args.run), "n_test": args.test, "snrs": []}
+    out = {"run": str(run), "n_test": n_test, "snrs": []}
     for snr in snrs:
         X = pack_real(ls_observation(H, geom, snr, rng))
         golden = gold.dequantize_output(gold.swiftchannel_int(gold.quantize_input(X, m), m), m)
         rounded = forward(m, X, set())
         if not np.array_equal(np.round(rounded / m.s_out), np.round(golden / m.s_out)):
-            raise SystemExit("the ablation forward does not reproduce the golden's codes")
+            raise RuntimeError("the ablation forward does not reproduce the golden's codes")
 
         def nmse(y):
             return nmse_db(H, unpack_real(y))
 
         base, all_exact = nmse(rounded), nmse(forward(m, X, set(pts)))
         floor = uint8_output_floor(H, predict(net, X), m.s_out, m.z_out)
-        row = {"snr_db": snr, "float": floor["float"], "int8": base,
-               "all_exact": all_exact, "output_floor": floor, "points": {}}
-        print(f"SNR {snr:g} dB: float {row['float']:.2f}, int8 {base:.2f}, every activation "
-              f"exact {all_exact:.2f} dB")
-        print(f"  uint8 output floor: the float student with only its output rounded loses "
-              f"{floor['run_grid_db']:+.2f} dB on the run's grid, {floor['best_grid_db']:+.2f} dB "
-              f"on the best grid (goal (1) allows +0.50)")
-        print(f"  {'point':<12} {'exact alone':>12} {'rounds alone':>13}")
+        row = {"snr_db": snr, "float": floor["float"], "int8": base, "all_exact": all_exact,
+               "output_floor": floor, "points": {}}
         for p in pts:
-            alone = nmse(forward(m, X, {p})) - base
-            only = nmse(forward(m, X, set(pts) - {p})) - all_exact
-            row["points"][p] = {"exact_alone_db": alone, "rounds_alone_db": only}
-            print(f"  {p:<12} {alone:+12.2f} {only:+13.2f}")
+            row["points"][p] = {"exact_alone_db": nmse(forward(m, X, {p})) - base,
+                                "rounds_alone_db": nmse(forward(m, X, set(pts) - {p})) - all_exact}
         out["snrs"].append(row)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return out
