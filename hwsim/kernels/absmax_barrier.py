@@ -8,7 +8,7 @@ import numpy as np
 
 from hwsim.golden.vitallm import absmax_barrier as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import interval, latency
 
 #: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
@@ -76,6 +76,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.absmax_barrier:AbsmaxBarrier",
     testbench="hwsim.sim.tb_absmax_barrier",
+    golden="hwsim.golden.vitallm.absmax_barrier:absmax_barrier",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.ABSMAX_BARRIER,),
     manifest=manifest,
     cases=cases,
 )

@@ -12,7 +12,7 @@ from hwsim.golden.common.int8_matmul import fold_scale
 from hwsim.golden.common.int8_matmul import int8_matmul as _matmul
 from quant.qtype import quantize_multiplier
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import latency, port, timing
 
 _KINDS = {"kv": spec.OP_KV, "q": spec.OP_Q, "clear": spec.OP_CLEAR}
@@ -235,6 +235,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.common.attention_head:AttentionHead",
     testbench="hwsim.sim.tb_attention_head",
+    golden="hwsim.golden.common.attention_head:attention_head",
+    cycles=lambda p: spec.query_cycles(p, p.max_len),
+    actions=lambda p: spec.action_counts(p, p.max_len),
+    costs=(_costs.INT8_MATMUL, _costs.SOFTMAX_INT),
     manifest=manifest,
     cases=cases,
 )

@@ -191,6 +191,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.attn_layer:AttnLayer",
     testbench="hwsim.sim.tb_attn_layer",
+    golden="hwsim.golden.vitallm.attn_layer:attn_layer",
+    cycles=spec.latency_cycles,
+    parts=("norm-quant", "decode-step", "attn-out"),
     manifest=manifest,
     cases=cases,
 )

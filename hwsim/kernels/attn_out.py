@@ -157,6 +157,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.attn_out:AttnOut",
     testbench="hwsim.sim.tb_attn_out",
+    golden="hwsim.golden.vitallm.attn_out:attn_out",
+    cycles=spec.latency_cycles,
+    parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
 )

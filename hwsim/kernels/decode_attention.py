@@ -110,6 +110,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.decode_attention:DecodeAttention",
     testbench="hwsim.sim.tb_decode_attention",
+    golden="hwsim.golden.vitallm.decode_attention:decode_attention",
+    cycles=spec.decode_attention_cycles,
+    parts=("lo-topk", "attention-head"),
     manifest=manifest,
     cases=cases,
 )

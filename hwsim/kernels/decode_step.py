@@ -104,6 +104,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.decode_step:DecodeStep",
     testbench="hwsim.sim.tb_decode_step",
+    golden="hwsim.golden.vitallm.decode_step:decode_step_attention",
+    cycles=spec.decode_step_cycles,
+    parts=("qkv-frontend", "decode-attention"),
     manifest=manifest,
     cases=cases,
 )

@@ -180,6 +180,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.decoder_layer:DecoderLayer",
     testbench="hwsim.sim.tb_decoder_layer",
+    golden="hwsim.golden.vitallm.decoder_layer:decoder_layer",
+    cycles=spec.latency_cycles,
+    parts=("attn-layer", "ffn-in", "ffn-out"),
     manifest=manifest,
     cases=cases,
 )

@@ -147,6 +147,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.ffn_in:FfnIn",
     testbench="hwsim.sim.tb_ffn_in",
+    golden="hwsim.golden.vitallm.ffn_in:ffn_in",
+    cycles=spec.latency_cycles,
+    parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
 )

@@ -162,6 +162,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.ffn_out:FfnOut",
     testbench="hwsim.sim.tb_ffn_out",
+    golden="hwsim.golden.vitallm.ffn_out:ffn_out",
+    cycles=spec.latency_cycles,
+    parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
 )

@@ -147,6 +147,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.snn.lif_array:LIFArray",
     testbench="hwsim.sim.tb_lif_array",
+    golden="hwsim.golden.snn.lif_array:lif_array",
+    cycles=lambda p: spec.stream_cycles(p, [p.inputs]),
+    actions=lambda p: spec.action_counts(p, [p.inputs]),
     manifest=manifest,
     cases=cases,
 )

@@ -8,7 +8,7 @@ import numpy as np
 
 from hwsim.golden.vitallm import lo_topk as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import latency, one_at_a_time
 
 
@@ -70,6 +70,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.lo_topk:LoTopK",
     testbench="hwsim.sim.tb_lo_topk",
+    golden="hwsim.golden.vitallm.lo_topk:topk_radix",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.LO_TOPK,),
     manifest=manifest,
     cases=cases,
 )

@@ -197,6 +197,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.norm_quant:NormQuant",
     testbench="hwsim.sim.tb_norm_quant",
+    golden="hwsim.golden.vitallm.norm_quant:norm_quant",
+    cycles=spec.latency_cycles,
+    parts=("rmsnorm",),
     manifest=manifest,
     cases=cases,
 )

@@ -216,6 +216,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.qkv_frontend:QkvFrontend",
     testbench="hwsim.sim.tb_qkv_frontend",
+    golden="hwsim.golden.vitallm.qkv_frontend:qkv_codes",
+    cycles=spec.qkv_frontend_cycles,
+    parts=("ternary-mvu",),
     manifest=manifest,
     cases=cases,
 )

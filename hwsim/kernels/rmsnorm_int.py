@@ -9,7 +9,7 @@ import numpy as np
 from hwsim.golden.common.lanes import pack_lanes
 from hwsim.golden.vitallm import rmsnorm_int as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import interval, latency
 
 
@@ -130,6 +130,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.rmsnorm_int:RmsNorm",
     testbench="hwsim.sim.tb_rmsnorm_int",
+    golden="hwsim.golden.vitallm.rmsnorm_int:rmsnorm_int",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.RMSNORM_INT,),
     manifest=manifest,
     cases=cases,
 )

@@ -218,6 +218,9 @@ CONV = Kernel(
     ),
     component_path="rtl.swiftchannel.conv:SwiftChannelConv",
     testbench="hwsim.sim.tb_swiftchannel_conv",
+    golden="hwsim.golden.swiftchannel.conv:conv_engine",
+    cycles=conv_spec.frame_cycles,
+    actions=lambda p: conv_spec.action_counts(p, 1),
     manifest=conv_manifest,
     cases=conv_cases,
 )
@@ -231,6 +234,9 @@ GATE = Kernel(
                 CliParam("weights_seed", int, 0, "seed of the random zero points and multipliers")),
     component_path="rtl.swiftchannel.gate:SwiftChannelGate",
     testbench="hwsim.sim.tb_swiftchannel_gate",
+    golden="hwsim.golden.swiftchannel.gate:gate",
+    cycles=lambda p: gate_spec.stream_cycles(p, 1),
+    actions=lambda p: gate_spec.action_counts(p, 1),
     manifest=gate_manifest,
     cases=gate_cases,
 )
@@ -250,6 +256,10 @@ PIPELINE = Kernel(
     ),
     component_path="rtl.swiftchannel.pipeline:SwiftChannelPipeline",
     testbench="hwsim.sim.tb_swiftchannel_pipeline",
+    golden="hwsim.golden.swiftchannel.pipeline:pipeline",
+    cycles=pipe_spec.frame_cycles,
+    actions=pipe_spec.action_counts,
+    parts=("swiftchannel-conv", "swiftchannel-gate"),
     manifest=pipeline_manifest,
     cases=pipeline_cases,
 )

@@ -9,7 +9,7 @@ import numpy as np
 from hwsim.golden.vitallm import ternary_mvu as spec
 from quant.qtype import quantize_multiplier
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import I2S_WEIGHTS, interval, latency
 
 #: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
@@ -170,6 +170,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.ternary_mvu:TernaryMVU",
     testbench="hwsim.sim.tb_ternary_mvu",
+    golden="hwsim.golden.vitallm.ternary_mvu:ternary_mvu",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.TERNARY_MVU,),
     manifest=manifest,
     cases=cases,
 )
