@@ -13,7 +13,7 @@ from ._contract import latency, one_at_a_time
 
 
 def manifest(p: spec.LoTopKParams) -> dict:
-    lat = latency(spec.latency_cycles, p, formula="1 + tokens + (score_width + 1) + 1",
+    lat = latency(spec.latency_cycles, p,
                   unit="query", first="q beat", last="sel beat")
     return {"kernel": "lo-topk",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
@@ -33,8 +33,7 @@ def manifest(p: spec.LoTopKParams) -> dict:
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="query"),
-            "cycles": {"formula_query": "1 + tokens + (score_width + 1) + 1",
-                       "query": spec.latency_cycles(p)}}
+            "cycles": {"query": spec.latency_cycles(p)}}
 
 
 def cases(p: spec.LoTopKParams, seed: int = 0, quick: bool = False) -> list[dict]:

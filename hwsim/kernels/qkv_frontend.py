@@ -17,8 +17,7 @@ from ._contract import I2S_WEIGHTS, latency, one_at_a_time
 
 
 def manifest(p: spec.QkvFrontendParams) -> dict:
-    formula = "latency(wq MVU) + 1 + (heads + 2*kv_heads)*head_dim"
-    lat = latency(spec.qkv_frontend_cycles, p, formula=formula, first="x beat",
+    lat = latency(spec.qkv_frontend_cycles, p, first="x beat",
                   last="out code")
     side = ("per-token side port, sampled with the token's first x beat (free to change once "
             "that beat is accepted)")
@@ -51,7 +50,7 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
             "latency": lat,
             "interval": one_at_a_time(lat, overlap="the next token's x is accepted while "
                                                    "this token's codes go out"),
-            "cycles": {"formula": formula, "token": spec.qkv_frontend_cycles(p)}}
+            "cycles": {"token": spec.qkv_frontend_cycles(p)}}
 
 
 def w_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
