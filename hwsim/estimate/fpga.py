@@ -196,14 +196,20 @@ NONLINEAR_N = 64
 
 def fit_lane_coefficients(core: str, points: list[tuple[int, dict]]) -> dict[str, float]:
     """Least-squares ``resource.<core>_{lut,ff,dsp}_{fixed,per_lane}`` from ``(lanes, yosys
-    resources)`` points."""
+    resources)`` points. Both coefficients are kept non-negative: a negative fixed part (a
+    design that is exactly per-lane plus noise) is refitted through the origin."""
     import numpy as np
 
-    a = np.array([[1.0, lanes] for lanes, _ in points])
+    lanes = np.array([n for n, _ in points], dtype=float)
+    a = np.stack([np.ones_like(lanes), lanes], axis=1)
     out = {}
     for res, key in (("lut", "luts"), ("ff", "ffs"), ("dsp", "dsp48e2")):
-        c = np.linalg.lstsq(a, np.array([r[key] for _, r in points], dtype=float), rcond=None)[0]
-        out[f"{core}_{res}_fixed"], out[f"{core}_{res}_per_lane"] = float(c[0]), float(c[1])
+        y = np.array([r[key] for _, r in points], dtype=float)
+        fixed, per_lane = np.linalg.lstsq(a, y, rcond=None)[0]
+        if fixed < 0:
+            fixed, per_lane = 0.0, float(lanes @ y / (lanes @ lanes))
+        out[f"{core}_{res}_fixed"] = round(max(float(fixed), 0.0), 3)
+        out[f"{core}_{res}_per_lane"] = round(max(float(per_lane), 0.0), 3)
     return out
 
 

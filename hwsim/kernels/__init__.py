@@ -8,7 +8,8 @@ estimator treat every kernel the same way. Operations the estimator prices
 
 A kernel registers by being defined at the top level of a module of this package (no list to
 edit); :func:`register_module` adds the kernels of a module elsewhere (a plug-in, a test) and
-:func:`unregister` removes one. Components and goldens are imported lazily.
+:func:`unregister` removes one. Components are imported, and golden entry points resolved,
+only when used.
 """
 
 from __future__ import annotations

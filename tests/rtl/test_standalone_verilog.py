@@ -457,7 +457,7 @@ def test_ternary_manifest_states_the_interface(tmp_path):
     assert man["formats"]["out"]["rounding"] == "half_even"
     assert (man["latency"]["cycles"], man["interval"]["cycles"]) == \
         (tmvu.latency_cycles(p), tmvu.interval_cycles(p)) == (14, 10)
-    assert "latency: cols/lanes + rows*cols/lanes + 4 = 14 cycles" in describe(man)
+    assert "latency: hwsim.golden.vitallm.ternary_mvu.latency_cycles = 14 cycles" in describe(man)
     assert "x [32: 4×int8]" in describe(man)
 
 
