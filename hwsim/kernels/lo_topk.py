@@ -13,8 +13,7 @@ from ._contract import latency, one_at_a_time
 
 
 def manifest(p: spec.LoTopKParams) -> dict:
-    lat = latency(spec.latency_cycles, p,
-                  unit="query", first="q beat", last="sel beat")
+    lat = latency(spec.latency_cycles, p, unit="query", first="q beat", last="sel beat")
     return {"kernel": "lo-topk",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "score_width": p.score_width,

@@ -17,8 +17,7 @@ from ._contract import I2S_WEIGHTS, latency, one_at_a_time
 
 
 def manifest(p: spec.QkvFrontendParams) -> dict:
-    lat = latency(spec.qkv_frontend_cycles, p, first="x beat",
-                  last="out code")
+    lat = latency(spec.qkv_frontend_cycles, p, first="x beat", last="out code")
     side = ("per-token side port, sampled with the token's first x beat (free to change once "
             "that beat is accepted)")
     return {"kernel": "qkv-frontend",

@@ -93,8 +93,7 @@ _CONSTANTS = ("weights, bias and each output channel's M and S are elaboration c
 
 
 def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
-    lat = latency(conv_spec.frame_cycles, p, unit="frame", first="x beat",
-                  last="y beat")
+    lat = latency(conv_spec.frame_cycles, p, unit="frame", first="x beat", last="y beat")
     return {"kernel": "swiftchannel-conv", "params": _manifest_params(p),
             "acc_width": p.acc_width,
             "numeric": {
@@ -127,15 +126,14 @@ def gate_manifest(p: gate_spec.GateParams) -> dict:
                 "constants": "zero points, multipliers and shifts are elaboration constants "
                              "(params; no port)",
             },
-            "latency": latency(gate_spec.stream_cycles, p, 1,
-                               unit="beat", first="x beat", last="y beat"),
+            "latency": latency(gate_spec.stream_cycles, p, 1, unit="beat", first="x beat",
+                               last="y beat"),
             "interval": interval(gate_spec.interval_cycles, p, unit="beat"),
             "cycles": {"beat": gate_spec.stream_cycles(p, 1)}}
 
 
 def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
-    lat = latency(pipe_spec.frame_cycles, p, unit="frame", first="x beat",
-                  last="y beat")
+    lat = latency(pipe_spec.frame_cycles, p, unit="frame", first="x beat", last="y beat")
     return {"kernel": "swiftchannel-pipeline",
             "params": {k: getattr(p, k) for k in ("height", "width", "taps", "skip_depth", "rf",
                                                    "rs", "blocks")},
