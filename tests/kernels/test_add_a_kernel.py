@@ -3,6 +3,7 @@ package: a golden module, an Amaranth component, a registry entry. Registered, i
 ``hwsim rtl emit --help``, elaborates to Verilog through the CLI, passes the registry-wide
 checks and simulates bit-exact against its golden; unregistered, it is gone."""
 
+import sys
 import textwrap
 
 import pytest
@@ -116,6 +117,8 @@ def trivial_kernel(tmp_path, monkeypatch):
     finally:
         if "trivial-inc" in KERNELS:
             unregister("trivial-inc")
+        for name in [m for m in sys.modules if m.split(".")[0] == pkg]:
+            del sys.modules[name]
 
 
 def test_a_registered_kernel_is_listed_emitted_and_checked(trivial_kernel, tmp_path, capsys):
