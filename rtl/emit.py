@@ -278,15 +278,15 @@ def describe(manifest: dict) -> str:
             lines.append(f"  streams {d}: " + ", ".join(found))
     for key in ("latency", "interval"):
         if key in manifest:
-            lines.append(f"  {key}: {manifest[key]['formula']} = {manifest[key]['cycles']} cycles")
+            lines.append(f"  {key}: {manifest[key]['function']} = {manifest[key]['cycles']} cycles")
     return "\n".join(lines)
 
 
 def emit(component: wiring.Component, name: str, out_dir: Path, manifest: dict) -> dict[str, Path]:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir`` atomically; return their paths.
 
-    ``manifest`` carries kernel-specific entries (parameters, numeric contract, cycle formulas,
-    latency and initiation interval); the interface facts (ports, streams, clock, reset,
+    ``manifest`` carries kernel-specific entries (parameters, numeric contract, evaluated cycle
+    counts, latency and initiation interval); the interface facts (ports, streams, clock, reset,
     handshake, schema version), top-level name and file names are added here.
     """
     text = to_verilog(component, name)

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 DESCRIPTION = ("estimator speed (bitnet-3b on vitallm and xczu28dr, a 100-point sweep with "
-               "CSV/JSON/PNG); with --calibration, the ternary-MVU resource model refitted on "
-               "yosys and checked on held-out configurations, and estimated vs Amaranth-measured "
-               "cycles")
+               "CSV/JSON/PNG); with --calibration, the FPGA resource model (ternary MVU, absmax "
+               "barrier, Booth and nonlinear cores) refitted on yosys and checked on held-out "
+               "configurations, and estimated vs Amaranth-measured cycles")
 
 
 def add_arguments(p) -> None:
@@ -28,6 +28,64 @@ def _time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def booth_engine(lanes: int):
+    """The Booth core's calibration harness: ``lanes`` int8 × int8 radix-4 Booth products
+    (:func:`rtl.common.booth.multiply`, style ``"booth"``) of registered operands, their adder
+    tree and a 32-bit accumulator (``clear`` restarts it) — the dot-product engine of the
+    attention head's QKᵀ / A·V, without its memories and control."""
+    from amaranth.hdl import Module, Mux, Signal, signed
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from rtl.common.arith import adder_tree
+    from rtl.common.booth import multiply
+
+    class BoothEngine(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(8 * lanes), "b": In(8 * lanes), "clear": In(1),
+                              "acc": Out(signed(32))})
+
+        def elaborate(self, platform):
+            m = Module()
+            a, b = Signal(8 * lanes), Signal(8 * lanes)
+            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+            products = [multiply(a[8 * i:8 * i + 8].as_signed(), b[8 * i:8 * i + 8].as_signed(),
+                                 "booth") for i in range(lanes)]
+            tree = Signal(signed(16 + lanes.bit_length()))
+            m.d.sync += tree.eq(adder_tree(products))
+            m.d.sync += self.acc.eq(Mux(self.clear, 0, self.acc + tree))
+            return m
+
+    return BoothEngine()
+
+
+def _lane_synthesis(tmp: str) -> dict:
+    """yosys resources of the Booth engine and the RMSNorm unit at every calibration lane count."""
+    from fpga.yosys import synth_xilinx
+    from hwsim.estimate.fpga import (
+        BOOTH_CALIBRATION_CONFIGS,
+        BOOTH_VALIDATION_CONFIGS,
+        NONLINEAR_CALIBRATION_CONFIGS,
+        NONLINEAR_N,
+        NONLINEAR_VALIDATION_CONFIGS,
+    )
+    from hwsim.kernels import get_kernel
+    from rtl.emit import to_verilog
+
+    norm = get_kernel("rmsnorm")
+    out = {"booth": {}, "nonlinear": {}}
+    designs = [("booth", n, booth_engine(n), "booth_engine")
+               for n in BOOTH_CALIBRATION_CONFIGS + BOOTH_VALIDATION_CONFIGS]
+    designs += [("nonlinear", n, norm.component(norm.params(n=NONLINEAR_N, lanes=n)), norm.top)
+                for n in NONLINEAR_CALIBRATION_CONFIGS + NONLINEAR_VALIDATION_CONFIGS]
+    for core, lanes, component, top in designs:
+        wd = Path(tmp) / f"{core}_{lanes}"
+        wd.mkdir(parents=True)
+        (wd / f"{top}.v").write_text(to_verilog(component, top))
+        out[core][lanes] = synth_xilinx(wd / f"{top}.v", top, workdir=wd)["resources"]
+    return out
+
+
 def _calibration() -> dict:
     import numpy as np
 
@@ -36,11 +94,15 @@ def _calibration() -> dict:
     from hwsim.estimate.fpga import (
         BARRIER_CALIBRATION_CONFIGS,
         BARRIER_VALIDATION_CONFIGS,
+        BOOTH_CALIBRATION_CONFIGS,
         CALIBRATION_CONFIGS,
+        NONLINEAR_CALIBRATION_CONFIGS,
         VALIDATION_CONFIGS,
         barrier_resources,
         fit_barrier_coefficients,
+        fit_lane_coefficients,
         fit_tint_coefficients,
+        lane_resources,
         tint_tile_resources,
     )
     from hwsim.estimate.kernels import cost
@@ -70,6 +132,11 @@ def _calibration() -> dict:
             v = emit(barrier.component(p), barrier.top, wd, barrier.manifest(p))
             bsynth[cfg] = (p, synth_xilinx(v["verilog"], barrier.top, workdir=wd)["resources"])
     fitted.update(fit_barrier_coefficients([bsynth[c] for c in BARRIER_CALIBRATION_CONFIGS]))
+    with tempfile.TemporaryDirectory() as tmp:
+        lsynth = _lane_synthesis(tmp)
+    fit_sets = {"booth": BOOTH_CALIBRATION_CONFIGS, "nonlinear": NONLINEAR_CALIBRATION_CONFIGS}
+    for core, configs in fit_sets.items():
+        fitted.update(fit_lane_coefficients(core, [(n, lsynth[core][n]) for n in configs]))
     rows = []
     for cfg, (p, got) in synth.items():
         est = tint_tile_resources(p, tables)
@@ -88,6 +155,16 @@ def _calibration() -> dict:
                      "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
                      "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsps"],
                      "yosys_bram36": got["bram36"], "model_bram36": est["bram36"]})
+    for core, points in lsynth.items():
+        for lanes, got in points.items():
+            est = {k: round(v) for k, v in lane_resources(core, lanes, tables).items()}
+            rows.append({"config": (core, lanes),
+                         "set": "fit" if lanes in fit_sets[core] else "held-out",
+                         "yosys_luts": got["luts"], "model_luts": est["lut"],
+                         "lut_error_pct": 100 * (est["lut"] - got["luts"]) / got["luts"],
+                         "yosys_ffs": got["ffs"], "model_ffs": est["ff"],
+                         "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsp"],
+                         "yosys_bram36": got["bram36"], "model_bram36": 0})
     cycles = []
     arch = load_arch("vitallm")
     for lanes, r, c, vec in ((4, 3, 8, 2), (2, 5, 6, 3), (8, 4, 32, 2)):
@@ -142,7 +219,8 @@ def table(r: dict) -> str:
     cal = r.get("calibration")
     if cal:
         lines += ["", "resources: model vs yosys synth_xilinx (-family xcup); ternary-mvu "
-                      "(lanes, rows, cols), absmax barrier ('barrier', length, in_width)",
+                      "(lanes, rows, cols), absmax barrier ('barrier', length, in_width), "
+                      "Booth engine ('booth', lanes), RMSNorm ('nonlinear', lanes)",
                   "configuration        set       LUT yosys/model (err)   FF yosys/model   "
                   "DSP   BRAM36 yosys/model"]
         for x in cal["resources"]:

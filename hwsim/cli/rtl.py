@@ -12,7 +12,7 @@ def register(sub) -> None:
                        description="Generate RTL for hwsim's Amaranth components.")
     rsub = p.add_subparsers(dest="rtl_command", metavar="ACTION", required=True)
     emit = rsub.add_parser("emit", help="write Verilog + a JSON manifest (ports, parameters, "
-                                        "cycle formulas)",
+                                        "cycle counts)",
                            description="Elaborate a kernel and write <top>.v and <top>.json.")
     ksub = emit.add_subparsers(dest="kernel_name", metavar="KERNEL", required=True)
 

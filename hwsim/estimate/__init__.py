@@ -1,8 +1,8 @@
 """Latency / energy / area / FPGA-resource estimator (``hwsim estimate``).
 
 Architecture descriptions (:mod:`.arch`, YAML under ``arch/``), energy/area tables (:mod:`.tables`,
-YAML under ``tables/``) and workload action counts (:mod:`.workload`, with each kernel's counts
-and cycles from its golden module through :mod:`.kernels`) are kept apart; :mod:`.engine`
+YAML under ``tables/``) and workloads (:mod:`.workload`; each operation's counts and cycles come
+from its registered kernel's golden formulas, through :mod:`.kernels`) are kept apart; :mod:`.engine`
 multiplies counts by tables and puts every op under a compute-versus-DRAM roofline.
 See ``docs/estimate.md``.
 """

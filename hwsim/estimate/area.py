@@ -5,8 +5,8 @@
   accumulator adder and register of :attr:`~TernaryMvuParams.acc_width`, ``lanes`` int8
   activation registers, and a ``mult_bits × acc_width`` requantization multiplier;
 * Booth core: per lane an 8-bit multiplier, a 32-bit adder and a 32-bit accumulator register;
-* nonlinear units: per lane a 32-bit multiplier, two 32-bit adders and 64 register bits
-  (INTERIM, like their cost model, until the softmax/norm kernels land), plus one absmax
+* nonlinear units: per lane a 32-bit multiplier, two 32-bit adders and 64 register bits (an
+  assumed datapath, not taken from the RTL: the ASIC area is not fitted), plus one absmax
   barrier (:mod:`hwsim.golden.vitallm.absmax_barrier`) at the accumulator width;
 * logic area = cell area / ``area.placement_utilization``; SRAM area = bits × bitcell /
   ``area.sram_array_efficiency``; everything scaled to the node by the table's area rule.

@@ -2,7 +2,8 @@
 
 For every op of a workload, on an architecture:
 
-1. **compute cycles and actions** come from the kernel's adapter (:mod:`hwsim.estimate.kernels`);
+1. **compute cycles and actions** come from the registered kernel that prices the op
+   (:func:`hwsim.estimate.kernels.cost`);
 2. **off-chip traffic** comes from the memory model below (:func:`_offchip_bits`); the op takes
    ``max(compute, traffic / bandwidth-per-cycle)`` cycles — double-buffered streaming, so the
    larger of the two bounds holds (the op's roofline verdict says which);

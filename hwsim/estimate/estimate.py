@@ -15,7 +15,7 @@ from .arch import Arch, load_arch
 from .area import asic_area
 from .engine import PhaseResult, action_energy, run_phase
 from .fpga import fpga_resources
-from .kernels import SOURCES
+from .kernels import kernel_sources
 from .tables import Tables, load_tables
 from .workload import Workload, model_workloads
 
@@ -91,7 +91,7 @@ class Estimate:
             "area_breakdown_mm2": {k: v * 1e6 for k, v in self.area.items()} or None,
             "resources": self.resources or None,
             "layers": {"decode": _layers(self.decode), "prefill": _layers(self.prefill)},
-            "kernel_sources": SOURCES,
+            "kernel_sources": kernel_sources(),
             "assumptions": {k: {"value": p.text, "status": p.status, "source": p.source,
                                 **({"fitted_to": p.fitted_to} if p.fitted_to else {})}
                             for k, p in self.arch.params.items()},

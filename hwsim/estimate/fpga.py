@@ -1,6 +1,6 @@
 """FPGA resources: a per-kernel resource model, calibrated against yosys, and the fit check.
 
-Ternary MVU tile (the only kernel with RTL on ``main``), for :class:`TernaryMvuParams` ``p``:
+Ternary MVU tile, for :class:`TernaryMvuParams` ``p``:
 
 * LUT = ``tint_lut_fixed`` + ``tint_lut_per_lane_bit`` · lanes · act_width
   + ``tint_lut_per_acc_bit`` · acc_width + LUT-RAM LUTs;
@@ -14,8 +14,20 @@ Ternary MVU tile (the only kernel with RTL on ``main``), for :class:`TernaryMvuP
 
 The coefficients live in ``tables/fpga_usplus.yaml`` and are fitted by
 :func:`fit_tint_coefficients` to ``fpga.yosys.synth_xilinx`` results on small configurations
-(``hwsim estimate-calibrate`` reproduces them; the tests validate them on others). The Booth
-and nonlinear cores have no RTL yet: their per-lane costs are named INTERIM assumptions.
+(``hwsim bench estimate --calibration`` reproduces them; the tests validate them on others).
+
+The Booth and nonlinear cores are priced per lane, ``<core>_<res>_fixed + <core>_<res>_per_lane
+· lanes`` for LUT, FF and DSP (:func:`lane_resources`), fitted by :func:`fit_lane_coefficients`
+to yosys on their RTL at several lane counts:
+
+* ``booth``: the int8 dot-product engine of the attention head's QKᵀ / A·V (and the LO top-K
+  selector's core) — ``lanes`` radix-4 Booth multipliers (:func:`rtl.common.booth.multiply`,
+  style ``"booth"``: LUTs and carry chains, no DSP), their adder tree and a 32-bit accumulator,
+  registered operands (the calibration harness of ``hwsim bench estimate``);
+* ``nonlinear``: the integer RMSNorm unit (:class:`rtl.vitallm.rmsnorm_int.RmsNorm`, ``n`` =
+  :data:`NONLINEAR_N`, DSP multipliers) with ``lanes`` lanes — squares, the isqrt / reciprocal
+  and the per-lane output multipliers. The softmax's exponent lanes (inside the attention
+  head's RTL) are assumed to cost what a norm lane costs; they are not synthesized apart.
 
 A design is the architecture's ``tiles`` MVU tiles (each with its slice of the weight buffer
 and its activation memory), the Booth and nonlinear cores, and the activation and KV buffers in
@@ -34,8 +46,8 @@ from .kernels import ternary_tile_params
 from .tables import Tables
 
 __all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fit_before_synthesis",
-           "fpga_resources", "kernel_resources", "memory_bits_capacity", "memory_resources",
-           "tint_tile_resources"]
+           "fit_lane_coefficients", "fpga_resources", "kernel_resources", "lane_resources",
+           "memory_bits_capacity", "memory_resources", "tint_tile_resources"]
 
 #: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
 #: Memory Resources", Table 1-3 / 1-4
@@ -120,9 +132,15 @@ def barrier_resources(p: AbsmaxBarrierParams, tables: Tables) -> dict[str, float
             "bram36": buf["bram36"]}
 
 
+def lane_resources(core: str, lanes: int, tables: Tables) -> dict[str, float]:
+    """LUT / FF / DSP of the ``core`` (``"booth"`` or ``"nonlinear"``) with ``lanes`` lanes."""
+    r = tables.raw
+    return {res: r(f"resource.{core}_{res}_fixed") + r(f"resource.{core}_{res}_per_lane") * lanes
+            for res in ("lut", "ff", "dsp")}
+
+
 def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
     """LUT/FF/DSP/BRAM of the accelerator on ``arch`` and whether it fits the part."""
-    r = tables.raw
     tiles, lanes = arch["tint.tiles"], arch["tint.lanes"]
     p = ternary_tile_params(1, max_cols, lanes)
     t_luts, t_ffs = _tile_logic(p, tables)
@@ -131,10 +149,11 @@ def fpga_resources(arch: Arch, tables: Tables, max_cols: int) -> dict:
     luts = tiles * (t_luts + w_mem["luts"] + x_mem["luts"])
     bram = tiles * (w_mem["bram36"] + x_mem["bram36"])
     ffs = tiles * t_ffs
-    bl, nl = arch["booth.lanes"], arch["nonlinear.lanes"]
-    luts += bl * r("resource.booth_lut_per_lane") + nl * r("resource.nonlinear_lut_per_lane")
-    dsps = bl * r("resource.booth_dsp_per_lane") + nl * r("resource.nonlinear_dsp_per_lane")
-    ffs += 32 * bl + 64 * nl  # accumulator / pipeline registers of the interim cores
+    booth = lane_resources("booth", arch["booth.lanes"], tables)
+    nonlinear = lane_resources("nonlinear", arch["nonlinear.lanes"], tables)
+    luts += booth["lut"] + nonlinear["lut"]
+    ffs += booth["ff"] + nonlinear["ff"]
+    dsps = booth["dsp"] + nonlinear["dsp"]
     # one absmax barrier between the cores, at the accumulator width; its token buffer is
     # counted with the activation buffer below
     bar = barrier_resources(AbsmaxBarrierParams(length=1, in_width=p.acc_width), tables)
@@ -164,6 +183,34 @@ VALIDATION_CONFIGS = ((8, 32, 32), (16, 32, 256), (8, 128, 64))
 #: absmax barrier (length, in_width) configurations, mul_style "dsp": fitted / held out
 BARRIER_CALIBRATION_CONFIGS = ((16, 24), (32, 16), (128, 32), (64, 40))
 BARRIER_VALIDATION_CONFIGS = ((64, 24), (256, 20))
+
+
+#: lanes of the Booth dot-product engine and of the RMSNorm unit: fitted / held out
+BOOTH_CALIBRATION_CONFIGS = (2, 4, 8, 16)
+BOOTH_VALIDATION_CONFIGS = (12,)
+NONLINEAR_CALIBRATION_CONFIGS = (1, 2, 4, 8)
+NONLINEAR_VALIDATION_CONFIGS = (16,)
+#: vector length of the RMSNorm units the nonlinear core is fitted to
+NONLINEAR_N = 64
+
+
+def fit_lane_coefficients(core: str, points: list[tuple[int, dict]]) -> dict[str, float]:
+    """Least-squares ``resource.<core>_{lut,ff,dsp}_{fixed,per_lane}`` from ``(lanes, yosys
+    resources)`` points. Both coefficients are kept non-negative: a negative fixed part (a
+    design that is exactly per-lane plus noise) is refitted through the origin."""
+    import numpy as np
+
+    lanes = np.array([n for n, _ in points], dtype=float)
+    a = np.stack([np.ones_like(lanes), lanes], axis=1)
+    out = {}
+    for res, key in (("lut", "luts"), ("ff", "ffs"), ("dsp", "dsp48e2")):
+        y = np.array([r[key] for _, r in points], dtype=float)
+        fixed, per_lane = np.linalg.lstsq(a, y, rcond=None)[0]
+        if fixed < 0:
+            fixed, per_lane = 0.0, float(lanes @ y / (lanes @ lanes))
+        out[f"{core}_{res}_fixed"] = round(max(float(fixed), 0.0), 3)
+        out[f"{core}_{res}_per_lane"] = round(max(float(per_lane), 0.0), 3)
+    return out
 
 
 def fit_barrier_coefficients(points: list[tuple[AbsmaxBarrierParams, dict]]) -> dict[str, float]:

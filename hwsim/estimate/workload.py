@@ -2,9 +2,10 @@
 
 A :class:`Workload` is a list of :class:`Layer` s (each repeated ``count`` times) whose
 :class:`Op` s name a kernel, its shape and how many vectors (tokens) go through it. Counts and
-cycles are not computed here: :mod:`hwsim.estimate.kernels` gets them from the kernels' own
-modules. Workloads come from a model configuration (:func:`bitnet_workload`, the BitNet b1.58
-shapes of :mod:`models.bitnet.config`) or from an ONNX graph (:func:`onnx_workload`).
+cycles are not computed here: :mod:`hwsim.estimate.kernels` gets them through the kernel
+registry, from the golden modules. Workloads come from a model configuration
+(:func:`bitnet_workload`, the BitNet b1.58 shapes of :mod:`models.bitnet.config`) or from an
+ONNX graph (:func:`onnx_workload`).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
                   in_width=cols, out_width=rows)
 
     # Attention: each of `n` queries of each head attends to `keys` tokens, or causally (query i
-    # of a prefill to i + 1 tokens). The adapters turn this into their kernels' shapes.
+    # of a prefill to i + 1 tokens). The Cost entries turn this into their kernels' shapes.
     sparse = phase == "decode" and keep is not None and keep < ctx
     att = {"heads": h, "head_dim": hd, "queries": n, "keys": keep if sparse else ctx,
            "causal": phase == "prefill"}

@@ -2,8 +2,8 @@
 
 Every kernel's ``manifest(params)`` states ``numeric`` (what each output code is), ``latency``
 and ``interval``. The timing entries are built here from the golden module's own formula
-functions, so a number is never written twice: :func:`timing` calls the function and records
-its dotted name beside the closed form and the value.
+functions, so a number is never written twice and no formula is restated: :func:`timing` calls
+the function and records its dotted name and the value.
 """
 
 from __future__ import annotations
@@ -26,27 +26,27 @@ I2S_WEIGHTS = {"map": {str(w): c for w, c in I2S_CODE.items()}, "width": 2,
 STATIC = "static: held from a unit's first input beat to its last output beat"
 
 
-def timing(fn: Callable, *args, formula: str, meaning: str, **extra) -> dict:
-    """``{"formula", "function", "cycles", "meaning"}``: ``cycles`` is ``fn(*args)``, the
-    golden module's formula evaluated for these parameters; ``function`` names it."""
+def timing(fn: Callable, *args, meaning: str, **extra) -> dict:
+    """``{"function", "cycles", "meaning"}``: ``cycles`` is ``fn(*args)``, the golden module's
+    formula evaluated for these parameters; ``function`` names it."""
     value = fn(*args)
     if isinstance(value, bool) or int(value) != value or value < 1:
         raise ValueError(f"{fn.__module__}.{fn.__qualname__} gave {value!r}, not a cycle count")
-    return {"formula": formula, "function": f"{fn.__module__}.{fn.__qualname__}",
+    return {"function": f"{fn.__module__}.{fn.__qualname__}",
             "cycles": int(value), "meaning": meaning, **extra}
 
 
-def latency(fn: Callable, *args, formula: str, unit: str = "token", first: str = "input beat",
+def latency(fn: Callable, *args, unit: str = "token", first: str = "input beat",
             last: str = "output beat") -> dict:
     """A latency entry: one ``unit`` from its first ``first`` to its last ``last``."""
-    return timing(fn, *args, formula=formula,
+    return timing(fn, *args,
                   meaning=f"first accepted {first} to last {last} of one {unit}, both counted "
                           "(no idle input, no back-pressure)")
 
 
-def interval(fn: Callable, *args, formula: str, unit: str = "token") -> dict:
+def interval(fn: Callable, *args, unit: str = "token") -> dict:
     """An initiation interval the golden module states: ``unit`` after ``unit``, back to back."""
-    return timing(fn, *args, formula=formula, back_to_back=True,
+    return timing(fn, *args, back_to_back=True,
                   meaning=f"cycles between the first input beats of back-to-back {unit}s (no "
                           "idle input, no back-pressure)")
 
@@ -61,7 +61,7 @@ def one_at_a_time(lat: dict, unit: str = "token", overlap: str = "") -> dict:
     if overlap:
         meaning += f" (the RTL may take the next {unit} earlier: {overlap}; no golden formula " \
                    "states that shorter period)"
-    return {**{k: lat[k] for k in ("formula", "function", "cycles")},
+    return {**{k: lat[k] for k in ("function", "cycles")},
             "meaning": meaning, "back_to_back": False}
 
 

@@ -8,12 +8,8 @@ import numpy as np
 
 from hwsim.golden.vitallm import absmax_barrier as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import interval, latency
-
-#: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
-_LATENCY = "2*length + recip_bits + 3"
-_INTERVAL = "2*length + recip_bits"
 
 
 def manifest(p: spec.AbsmaxBarrierParams) -> dict:
@@ -35,10 +31,9 @@ def manifest(p: spec.AbsmaxBarrierParams) -> dict:
             "a_beat": "one accumulator per beat, length beats per token",
             "y_beat": "one code per beat, in input order, with the token's m",
         },
-        "latency": latency(spec.latency_cycles, p, formula=_LATENCY),
-        "interval": interval(spec.interval_cycles, p, formula=_INTERVAL),
-        "cycles": {"formula_token": _LATENCY, "formula_interval": _INTERVAL,
-                   "token": spec.latency_cycles(p), "interval": spec.interval_cycles(p)},
+        "latency": latency(spec.latency_cycles, p),
+        "interval": interval(spec.interval_cycles, p),
+        "cycles": {"token": spec.latency_cycles(p), "interval": spec.interval_cycles(p)},
     }
 
 
@@ -76,6 +71,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.absmax_barrier:AbsmaxBarrier",
     testbench="hwsim.sim.tb_absmax_barrier",
+    golden="hwsim.golden.vitallm.absmax_barrier:absmax_barrier",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.ABSMAX_BARRIER,),
     manifest=manifest,
     cases=cases,
 )

@@ -12,15 +12,12 @@ from hwsim.golden.common.int8_matmul import fold_scale
 from hwsim.golden.common.int8_matmul import int8_matmul as _matmul
 from quant.qtype import quantize_multiplier
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import latency, port, timing
 
 _KINDS = {"kv": spec.OP_KV, "q": spec.OP_Q, "clear": spec.OP_CLEAR}
 
 
-#: closed form of :func:`spec.query_cycles`, as text
-_QUERY = ("C + L*C + 4 + ceil(L/E) + 3 + (RB+3) + L*C + 4 + (RB+3) + C + 2 "
-          "(C = head_dim/lanes, E = exp_lanes, RB = recip_bits)")
 
 
 def manifest(p: spec.AttentionParams) -> dict:
@@ -60,18 +57,13 @@ def manifest(p: spec.AttentionParams) -> dict:
                      "LSB of a rounding tie (+-1 LSB there)",
         },
         "latency": latency(spec.query_cycles, p, L, unit="query at max_len", first="q beat",
-                           last="out beat",
-                           formula=_QUERY.replace("L*", "max_len*").replace("L/", "max_len/")),
-        "interval": timing(spec.query_cycles, p, L, formula=_QUERY.replace("L*", "max_len*")
-                           .replace("L/", "max_len/"), back_to_back=True,
+                           last="out beat"),
+        "interval": timing(spec.query_cycles, p, L, back_to_back=True,
                            meaning="cycles between the first beats of back-to-back queries at "
                                    "max_len: operations run one at a time, a query its latency, "
                                    "a kv head_dim/lanes, a clear 1 (hwsim.golden.common.attention_head."
                                    "stream_cycles)"),
         "cycles": {
-            "formula_query": _QUERY,
-            "formula_kv": "C",
-            "formula_ideal": "2*L*head_dim/lanes",
             "query_at_max_len": spec.query_cycles(p, L),
             "decode_at_max_len": spec.decode_cycles(p, L),
             "ideal_at_max_len": spec.ideal_cycles(p, L),
@@ -235,6 +227,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.common.attention_head:AttentionHead",
     testbench="hwsim.sim.tb_attention_head",
+    golden="hwsim.golden.common.attention_head:attention_head",
+    cycles=lambda p: spec.query_cycles(p, p.max_len),
+    actions=lambda p: spec.action_counts(p, p.max_len),
+    costs=(_costs.INT8_MATMUL, _costs.SOFTMAX_INT),
     manifest=manifest,
     cases=cases,
 )

@@ -16,10 +16,7 @@ from .attention_head import scale_for
 
 def manifest(p: spec.DecodeAttentionParams) -> dict:
     ap = p.attention()
-    lat = latency(spec.decode_attention_cycles, p, unit="decode step", first="q beat",
-                  formula="heads pipelined one apart through the selector (lo-topk latency) "
-                          "and the engine (1 + keep*C + query_cycles(keep)): the recurrence "
-                          "of hwsim.golden.vitallm.decode_attention.decode_attention_cycles")
+    lat = latency(spec.decode_attention_cycles, p, unit="decode step", first="q beat")
     return {"kernel": "decode-attention",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "numeric": {
@@ -39,8 +36,7 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="decode step"),
-            "cycles": {"formula": "hwsim.golden.vitallm.decode_attention.decode_attention_cycles",
-                       "step": spec.decode_attention_cycles(p)}}
+            "cycles": {"step": spec.decode_attention_cycles(p)}}
 
 
 def kv_words(K, V, p: spec.DecodeAttentionParams, addrs=None) -> list[int]:
@@ -110,6 +106,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.decode_attention:DecodeAttention",
     testbench="hwsim.sim.tb_decode_attention",
+    golden="hwsim.golden.vitallm.decode_attention:decode_attention",
+    cycles=spec.decode_attention_cycles,
+    parts=("lo-topk", "attention-head"),
     manifest=manifest,
     cases=cases,
 )

@@ -19,8 +19,7 @@ from .attention_head import scale_for
 
 def manifest(p: spec.DecodeStepParams) -> dict:
     ap = p.attention_phase().attention()
-    formula = "qkv_frontend_cycles + kv_heads + decode_attention_cycles"
-    lat = latency(spec.decode_step_cycles, p, formula=formula, unit="decode step",
+    lat = latency(spec.decode_step_cycles, p, unit="decode step",
                   first="x beat")
     return {"kernel": "decode-step",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
@@ -41,7 +40,7 @@ def manifest(p: spec.DecodeStepParams) -> dict:
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="decode step"),
-            "cycles": {"formula": formula, "step": spec.decode_step_cycles(p)}}
+            "cycles": {"step": spec.decode_step_cycles(p)}}
 
 
 def cache_words(a: dict, p: spec.DecodeStepParams) -> list[int]:
@@ -104,6 +103,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.decode_step:DecodeStep",
     testbench="hwsim.sim.tb_decode_step",
+    golden="hwsim.golden.vitallm.decode_step:decode_step_attention",
+    cycles=spec.decode_step_cycles,
+    parts=("qkv-frontend", "decode-attention"),
     manifest=manifest,
     cases=cases,
 )

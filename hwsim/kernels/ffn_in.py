@@ -19,8 +19,7 @@ from .norm_quant import e_limbs, e_value
 
 
 def manifest(p: spec.FfnInParams) -> dict:
-    formula = "latency(norm-quant) + latency(w1 MVU) + RELU2_DEPTH"
-    lat = latency(spec.latency_cycles, p, formula=formula, first="x beat", last="y beat")
+    lat = latency(spec.latency_cycles, p, first="x beat", last="y beat")
     return {"kernel": "ffn-in",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"acc": p.mvu().acc_width, "prod": p.prod_width,
@@ -43,8 +42,7 @@ def manifest(p: spec.FfnInParams) -> dict:
             "latency": lat,
             "interval": one_at_a_time(lat, overlap="the next token's row, norm and quantizer "
                                                    "overlap this token's MVUs"),
-            "cycles": {"formula": formula,
-                       "phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
+            "cycles": {"phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 
 def w1_words(a: dict, p: spec.FfnInParams) -> list[int]:
@@ -147,6 +145,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.ffn_in:FfnIn",
     testbench="hwsim.sim.tb_ffn_in",
+    golden="hwsim.golden.vitallm.ffn_in:ffn_in",
+    cycles=spec.latency_cycles,
+    parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
 )

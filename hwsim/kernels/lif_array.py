@@ -40,14 +40,9 @@ def manifest(p: spec.LifParams) -> dict:
             "out_beat": "per step neurons/lanes beats: spikes bit i and mem element i = neuron "
                         "k*lanes + i of beat k",
         },
-        "latency": latency(spec.stream_cycles, p, [E], unit=f"step with {E} events",
-                           formula="(events + 1) * neurons/lanes + 2, events = inputs"),
-        "interval": interval(spec.step_cycles, p, E, unit=f"step with {E} events",
-                             formula="(events + 1) * neurons/lanes, events = inputs"),
+        "latency": latency(spec.stream_cycles, p, [E], unit=f"step with {E} events"),
+        "interval": interval(spec.step_cycles, p, E, unit=f"step with {E} events"),
         "cycles": {
-            "formula_step": "(events + 1) * neurons/lanes",
-            "formula_stream": "sum over steps of (events + 1) * neurons/lanes + 2",
-            "formula_weight_load": "inputs * neurons/lanes",
             "step_without_events": spec.step_cycles(p, 0),
             "weight_load": spec.weight_load_cycles(p),
         },
@@ -147,6 +142,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.snn.lif_array:LIFArray",
     testbench="hwsim.sim.tb_lif_array",
+    golden="hwsim.golden.snn.lif_array:lif_array",
+    cycles=lambda p: spec.stream_cycles(p, [p.inputs]),
+    actions=lambda p: spec.action_counts(p, [p.inputs]),
     manifest=manifest,
     cases=cases,
 )

@@ -8,13 +8,12 @@ import numpy as np
 
 from hwsim.golden.vitallm import lo_topk as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import latency, one_at_a_time
 
 
 def manifest(p: spec.LoTopKParams) -> dict:
-    lat = latency(spec.latency_cycles, p, formula="1 + tokens + (score_width + 1) + 1",
-                  unit="query", first="q beat", last="sel beat")
+    lat = latency(spec.latency_cycles, p, unit="query", first="q beat", last="sel beat")
     return {"kernel": "lo-topk",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "score_width": p.score_width,
@@ -33,8 +32,7 @@ def manifest(p: spec.LoTopKParams) -> dict:
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="query"),
-            "cycles": {"formula_query": "1 + tokens + (score_width + 1) + 1",
-                       "query": spec.latency_cycles(p)}}
+            "cycles": {"query": spec.latency_cycles(p)}}
 
 
 def cases(p: spec.LoTopKParams, seed: int = 0, quick: bool = False) -> list[dict]:
@@ -70,6 +68,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.lo_topk:LoTopK",
     testbench="hwsim.sim.tb_lo_topk",
+    golden="hwsim.golden.vitallm.lo_topk:topk_radix",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.LO_TOPK,),
     manifest=manifest,
     cases=cases,
 )

@@ -19,7 +19,6 @@ LIMB = 32   # E is stored in stimulus files as 32-bit limbs, lowest first (it ex
 
 
 def manifest(p: spec.NormQuantParams) -> dict:
-    formula = "rmsnorm latency + 1 + ACT_RECIP_BITS + 2 + 1 + 2 + C - 1 (C = n/lanes)"
     norm = p.norm()
     return {
         "kernel": "norm-quant",
@@ -42,14 +41,9 @@ def manifest(p: spec.NormQuantParams) -> dict:
             "y_beat": "a: lanes int8 codes, lane 0 lowest; amax: the vector's max |y| in "
                       "NORM_OUT codes, on every beat",
         },
-        "latency": latency(spec.latency_cycles, p, formula=formula, unit="vector"),
-        "interval": interval(rn.latency_cycles, norm, unit="vector",
-                             formula="rmsnorm latency (the RMSNorm takes the next vector once "
-                                     "its last output beat is stored: hwsim.golden.vitallm.norm_quant."
-                                     "stream_cycles)"),
+        "latency": latency(spec.latency_cycles, p, unit="vector"),
+        "interval": interval(rn.latency_cycles, norm, unit="vector"),
         "cycles": {
-            "formula_vector": formula,
-            "formula_interval": "rmsnorm latency",
             "vector": spec.latency_cycles(p),
             "interval": spec.stream_cycles(p, 2) - spec.latency_cycles(p),
         },
@@ -197,6 +191,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.norm_quant:NormQuant",
     testbench="hwsim.sim.tb_norm_quant",
+    golden="hwsim.golden.vitallm.norm_quant:norm_quant",
+    cycles=spec.latency_cycles,
+    parts=("rmsnorm",),
     manifest=manifest,
     cases=cases,
 )

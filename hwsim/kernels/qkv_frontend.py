@@ -17,9 +17,7 @@ from ._contract import I2S_WEIGHTS, latency, one_at_a_time
 
 
 def manifest(p: spec.QkvFrontendParams) -> dict:
-    formula = "latency(wq MVU) + 1 + (heads + 2*kv_heads)*head_dim"
-    lat = latency(spec.qkv_frontend_cycles, p, formula=formula, first="x beat",
-                  last="out code")
+    lat = latency(spec.qkv_frontend_cycles, p, first="x beat", last="out code")
     side = ("per-token side port, sampled with the token's first x beat (free to change once "
             "that beat is accepted)")
     return {"kernel": "qkv-frontend",
@@ -51,7 +49,7 @@ def manifest(p: spec.QkvFrontendParams) -> dict:
             "latency": lat,
             "interval": one_at_a_time(lat, overlap="the next token's x is accepted while "
                                                    "this token's codes go out"),
-            "cycles": {"formula": formula, "token": spec.qkv_frontend_cycles(p)}}
+            "cycles": {"token": spec.qkv_frontend_cycles(p)}}
 
 
 def w_words(a: dict, p: spec.QkvFrontendParams) -> list[int]:
@@ -216,6 +214,9 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.qkv_frontend:QkvFrontend",
     testbench="hwsim.sim.tb_qkv_frontend",
+    golden="hwsim.golden.vitallm.qkv_frontend:qkv_codes",
+    cycles=spec.qkv_frontend_cycles,
+    parts=("ternary-mvu",),
     manifest=manifest,
     cases=cases,
 )

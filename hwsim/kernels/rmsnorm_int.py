@@ -9,12 +9,11 @@ import numpy as np
 from hwsim.golden.common.lanes import pack_lanes
 from hwsim.golden.vitallm import rmsnorm_int as spec
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import interval, latency
 
 
 def manifest(p: spec.RmsNormParams) -> dict:
-    formula = "C + num_width + sqrt_steps + recip_bits + 2 + C + 2 (C = n/lanes)"
     return {
         "kernel": "rmsnorm",
         "params": {f.name: str(v) if not isinstance(v := getattr(p, f.name), int | str) else v
@@ -32,9 +31,9 @@ def manifest(p: spec.RmsNormParams) -> dict:
             "x": p.x.to_dict(), "gamma": p.gamma.to_dict(), "out": p.out.to_dict(),
             "bound": "within 1 LSB of the float64 RMSNorm of the same codes where not saturated",
         },
-        "latency": latency(spec.latency_cycles, p, formula=formula, unit="vector"),
-        "interval": interval(spec.latency_cycles, p, formula=formula, unit="vector"),
-        "cycles": {"formula_vector": formula, "vector": spec.latency_cycles(p)},
+        "latency": latency(spec.latency_cycles, p, unit="vector"),
+        "interval": interval(spec.latency_cycles, p, unit="vector"),
+        "cycles": {"vector": spec.latency_cycles(p)},
     }
 
 
@@ -130,6 +129,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.rmsnorm_int:RmsNorm",
     testbench="hwsim.sim.tb_rmsnorm_int",
+    golden="hwsim.golden.vitallm.rmsnorm_int:rmsnorm_int",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.RMSNORM_INT,),
     manifest=manifest,
     cases=cases,
 )

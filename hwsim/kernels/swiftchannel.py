@@ -93,9 +93,7 @@ _CONSTANTS = ("weights, bias and each output channel's M and S are elaboration c
 
 
 def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
-    formula = "start + H*W*(oc/ocp)*(k*k/taps) + 3, start = W+2 (k=3) or 1"
-    lat = latency(conv_spec.frame_cycles, p, formula=formula, unit="frame", first="x beat",
-                  last="y beat")
+    lat = latency(conv_spec.frame_cycles, p, unit="frame", first="x beat", last="y beat")
     return {"kernel": "swiftchannel-conv", "params": _manifest_params(p),
             "acc_width": p.acc_width,
             "numeric": {
@@ -112,7 +110,7 @@ def conv_manifest(p: conv_spec.ConvEngineParams) -> dict:
             "latency": lat,
             "interval": one_at_a_time(lat, unit="frame",
                                       overlap="the line buffer runs up to three rows ahead"),
-            "cycles": {"formula_frame": formula, "frame": conv_spec.frame_cycles(p)}}
+            "cycles": {"frame": conv_spec.frame_cycles(p)}}
 
 
 def gate_manifest(p: gate_spec.GateParams) -> dict:
@@ -128,17 +126,14 @@ def gate_manifest(p: gate_spec.GateParams) -> dict:
                 "constants": "zero points, multipliers and shifts are elaboration constants "
                              "(params; no port)",
             },
-            "latency": latency(gate_spec.stream_cycles, p, 1, formula="beats + 2, beats = 1",
-                               unit="beat", first="x beat", last="y beat"),
-            "interval": interval(gate_spec.interval_cycles, p, unit="beat",
-                                 formula="1 (stream_cycles(2) - stream_cycles(1))"),
-            "cycles": {"formula_stream": "beats + 2"}}
+            "latency": latency(gate_spec.stream_cycles, p, 1, unit="beat", first="x beat",
+                               last="y beat"),
+            "interval": interval(gate_spec.interval_cycles, p, unit="beat"),
+            "cycles": {"beat": gate_spec.stream_cycles(p, 1)}}
 
 
 def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
-    formula = "W + 9 + S*H*W + (2B+1)*(S*(W+2)+3) + 2B, S = 9/taps"
-    lat = latency(pipe_spec.frame_cycles, p, formula=formula, unit="frame", first="x beat",
-                  last="y beat")
+    lat = latency(pipe_spec.frame_cycles, p, unit="frame", first="x beat", last="y beat")
     return {"kernel": "swiftchannel-pipeline",
             "params": {k: getattr(p, k) for k in ("height", "width", "taps", "skip_depth", "rf",
                                                    "rs", "blocks")},
@@ -158,7 +153,7 @@ def pipeline_manifest(p: pipe_spec.PipelineParams) -> dict:
             "interval": one_at_a_time(lat, unit="frame",
                                       overlap="every layer takes the next frame's pixels as "
                                               "its line buffer frees"),
-            "cycles": {"formula_frame": formula, "frame": pipe_spec.frame_cycles(p)}}
+            "cycles": {"frame": pipe_spec.frame_cycles(p)}}
 
 
 def pipeline_cases(p: pipe_spec.PipelineParams, seed: int = 0, quick: bool = False) -> list[dict]:
@@ -218,6 +213,9 @@ CONV = Kernel(
     ),
     component_path="rtl.swiftchannel.conv:SwiftChannelConv",
     testbench="hwsim.sim.tb_swiftchannel_conv",
+    golden="hwsim.golden.swiftchannel.conv:conv_engine",
+    cycles=conv_spec.frame_cycles,
+    actions=lambda p: conv_spec.action_counts(p, 1),
     manifest=conv_manifest,
     cases=conv_cases,
 )
@@ -231,6 +229,9 @@ GATE = Kernel(
                 CliParam("weights_seed", int, 0, "seed of the random zero points and multipliers")),
     component_path="rtl.swiftchannel.gate:SwiftChannelGate",
     testbench="hwsim.sim.tb_swiftchannel_gate",
+    golden="hwsim.golden.swiftchannel.gate:gate",
+    cycles=lambda p: gate_spec.stream_cycles(p, 1),
+    actions=lambda p: gate_spec.action_counts(p, 1),
     manifest=gate_manifest,
     cases=gate_cases,
 )
@@ -250,6 +251,10 @@ PIPELINE = Kernel(
     ),
     component_path="rtl.swiftchannel.pipeline:SwiftChannelPipeline",
     testbench="hwsim.sim.tb_swiftchannel_pipeline",
+    golden="hwsim.golden.swiftchannel.pipeline:pipeline",
+    cycles=pipe_spec.frame_cycles,
+    actions=pipe_spec.action_counts,
+    parts=("swiftchannel-conv", "swiftchannel-gate"),
     manifest=pipeline_manifest,
     cases=pipeline_cases,
 )

@@ -9,12 +9,8 @@ import numpy as np
 from hwsim.golden.vitallm import ternary_mvu as spec
 from quant.qtype import quantize_multiplier
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import I2S_WEIGHTS, interval, latency
-
-#: closed forms of :func:`spec.latency_cycles` and :func:`spec.interval_cycles`, as text
-_LATENCY = "cols/lanes + rows*cols/lanes + 4"
-_INTERVAL = "cols/lanes + rows*cols/lanes"
 
 
 def manifest(p: spec.TernaryMvuParams) -> dict:
@@ -44,13 +40,10 @@ def manifest(p: spec.TernaryMvuParams) -> dict:
                       "low act.width bits",
             "y_beat": "one code per row, rows 0 .. rows-1 in order",
         },
-        "latency": latency(spec.latency_cycles, p, formula=_LATENCY, unit="vector",
+        "latency": latency(spec.latency_cycles, p, unit="vector",
                            first="x beat", last="y beat"),
-        "interval": interval(spec.interval_cycles, p, formula=_INTERVAL, unit="vector"),
+        "interval": interval(spec.interval_cycles, p, unit="vector"),
         "cycles": {
-            "formula_vector": _LATENCY,
-            "formula_interval": _INTERVAL,
-            "formula_weight_load": "rows*cols/lanes",
             "vector": spec.latency_cycles(p),
             "interval": spec.interval_cycles(p),
             "weight_load": spec.weight_load_cycles(p),
@@ -170,6 +163,10 @@ KERNEL = Kernel(
     ),
     component_path="rtl.vitallm.ternary_mvu:TernaryMVU",
     testbench="hwsim.sim.tb_ternary_mvu",
+    golden="hwsim.golden.vitallm.ternary_mvu:ternary_mvu",
+    cycles=spec.latency_cycles,
+    actions=lambda p: spec.action_counts(p, 1),
+    costs=(_costs.TERNARY_MVU,),
     manifest=manifest,
     cases=cases,
 )

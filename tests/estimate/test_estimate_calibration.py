@@ -168,3 +168,49 @@ def test_barrier_resource_model_against_yosys(tmp_path, cfg):
     assert abs(est["luts"] - got["luts"]) <= 0.2 * got["luts"], (est, got)
     assert est["dsps"] == got["dsp48e2"]
     assert est["bram36"] == got["bram36"]
+
+
+def test_booth_and_nonlinear_cores_are_priced_from_their_rtl_fit():
+    from hwsim.estimate.fpga import lane_resources
+
+    tables = load_tables("fpga_usplus")
+    for core in ("booth", "nonlinear"):
+        for res in ("lut", "ff", "dsp"):
+            p = tables.params[f"resource.{core}_{res}_per_lane"]
+            assert p.status == "fitted" and "hwsim bench estimate --calibration" in p.source, p
+        one, two = lane_resources(core, 1, tables), lane_resources(core, 2, tables)
+        assert all(two[k] >= one[k] >= 0 for k in one), (core, one, two)
+    # the Booth multipliers are built from LUTs and carry chains, never DSP48E2 slices
+    assert lane_resources("booth", 64, tables)["dsp"] == 0
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+@pytest.mark.parametrize("core", ["booth", "nonlinear"])
+def test_lane_resource_model_against_yosys(tmp_path, core):
+    """Held-out lane counts of the Booth engine and the RMSNorm unit: LUT and FF within ±20 %,
+    DSP48E2 exact."""
+    from fpga.yosys import synth_xilinx
+    from hwsim.bench.estimate import booth_engine
+    from hwsim.estimate.fpga import (
+        BOOTH_VALIDATION_CONFIGS,
+        NONLINEAR_N,
+        NONLINEAR_VALIDATION_CONFIGS,
+        lane_resources,
+    )
+    from hwsim.kernels import get_kernel
+    from rtl.emit import to_verilog
+
+    if core == "booth":
+        lanes, top = BOOTH_VALIDATION_CONFIGS[0], "booth_engine"
+        component = booth_engine(lanes)
+    else:
+        norm = get_kernel("rmsnorm")
+        lanes, top = NONLINEAR_VALIDATION_CONFIGS[0], norm.top
+        component = norm.component(norm.params(n=NONLINEAR_N, lanes=lanes))
+    (tmp_path / f"{top}.v").write_text(to_verilog(component, top))
+    got = synth_xilinx(tmp_path / f"{top}.v", top, workdir=tmp_path)["resources"]
+    est = lane_resources(core, lanes, load_tables("fpga_usplus"))
+    assert abs(est["lut"] - got["luts"]) <= 0.2 * got["luts"], (est, got)
+    assert abs(est["ff"] - got["ffs"]) <= 0.2 * got["ffs"], (est, got)
+    assert round(est["dsp"]) == got["dsp48e2"], (est, got)

@@ -7,7 +7,7 @@ import pytest
 
 from hwsim.cli import main
 from hwsim.estimate import estimate, estimate_arch, load_arch
-from hwsim.estimate.kernels import SOURCES, cost
+from hwsim.estimate.kernels import cost, kernel_sources
 from hwsim.estimate.validate import PUBLISHED, fit_parameter, validation_table
 from hwsim.estimate.workload import bitnet_workload
 from hwsim.golden.vitallm import ternary_mvu as tmvu
@@ -63,7 +63,7 @@ def test_ternary_cycles_come_from_the_golden_formula():
     p = tmvu.TernaryMvuParams(lanes=8, rows=3, cols=24)
     assert kc.cycles == tmvu.stream_cycles(p, 3)
     assert kc.actions["ternary_add"] + kc.actions["ternary_skip"] == 3 * 10 * 24
-    assert SOURCES["ternary_mvu"].startswith("golden")
+    assert kernel_sources()["ternary_mvu"].startswith("kernel ternary-mvu (golden ")
 
 
 def test_energy_is_counts_times_table():
@@ -161,9 +161,12 @@ def test_attention_counts_cover_every_product():
 
 
 def test_golden_attention_modules_drive_the_adapters():
-    mm = pytest.importorskip("hwsim.golden.common.int8_matmul")  # on main once `attention` merges
-    sm = pytest.importorskip("hwsim.golden.common.softmax_int")
-    assert SOURCES["int8_matmul"].startswith("golden") and SOURCES["softmax_int"].startswith("golden")
+    from hwsim.golden.common import int8_matmul as mm
+    from hwsim.golden.common import softmax_int as sm
+
+    sources = kernel_sources()
+    assert sources["int8_matmul"].startswith("kernel attention-head")
+    assert sources["softmax_int"].startswith("kernel attention-head")
     arch = load_arch("vitallm")
     kc = cost("int8_matmul", {"heads": 4, "head_dim": 100, "queries": 1, "keys": 37,
                               "causal": False, "product": "qk"}, 1, arch)
