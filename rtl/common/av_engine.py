@@ -74,6 +74,7 @@ class AvEngine(wiring.Component):
 
     def __init__(self, params: spec.AttentionParams):
         if not isinstance(params, spec.AttentionParams):
+            self._MustUse__silence = True
             raise HwsimError(f"AvEngine needs AttentionParams, not {type(params).__name__}")
         self.params = p = params
         sp = p.softmax

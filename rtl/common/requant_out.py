@@ -58,6 +58,7 @@ class OutRequant(wiring.Component):
 
     def __init__(self, params: spec.AttentionParams):
         if not isinstance(params, spec.AttentionParams):
+            self._MustUse__silence = True
             raise HwsimError(f"OutRequant needs AttentionParams, not {type(params).__name__}")
         self.params = p = params
         self.recip_width = max(p.softmax.sum_width(p.max_len), p.av_acc_width)

@@ -68,6 +68,7 @@ class SoftmaxExp(wiring.Component):
 
     def __init__(self, params: spec.AttentionParams):
         if not isinstance(params, spec.AttentionParams):
+            self._MustUse__silence = True
             raise HwsimError(f"SoftmaxExp needs AttentionParams, not {type(params).__name__}")
         self.params = p = params
         self.words = -(-p.max_len // p.exp_lanes)
