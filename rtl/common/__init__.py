@@ -1,6 +1,6 @@
 """Datapath building blocks shared by hwsim's RTL components (Amaranth expressions)."""
 
-from .arith import adder_tree, max_tree, norm_shift, round_shift, saturate, shift_add_multiply
+from .arith import adder_tree, comb_signal, max_tree, norm_shift, round_shift, saturate, shift_add_multiply
 
-__all__ = ["adder_tree", "max_tree", "norm_shift", "round_shift", "saturate",
+__all__ = ["adder_tree", "comb_signal", "max_tree", "norm_shift", "round_shift", "saturate",
            "shift_add_multiply"]

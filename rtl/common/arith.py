@@ -1,18 +1,27 @@
 """Combinational arithmetic in Amaranth that mirrors :mod:`quant.qtype` bit for bit.
 
-Each function returns an Amaranth value; none adds registers. The rounding and overflow
+Each function returns an Amaranth value; none adds registers (:func:`comb_signal` names a value
+through a comb signal of a module). The rounding and overflow
 semantics are exactly those of :func:`quant.qtype.round_shift` and :meth:`quant.qtype.QType.fit`,
 so a requantizer built from them equals the golden ``requantize``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
 from quant.qtype import Overflow, QType, Rounding
 
-__all__ = ["adder_tree", "max_tree", "norm_shift", "round_shift", "saturate",
+__all__ = ["adder_tree", "comb_signal", "max_tree", "norm_shift", "round_shift", "saturate",
            "shift_add_multiply"]
+
+
+def comb_signal(m: Module, value, shape, name: str) -> Signal:
+    """``value`` through a named comb signal of ``m``: keeps expression trees shallow (and
+    readable in waveforms)."""
+    sig = Signal(shape, name=name)
+    m.d.comb += sig.eq(value)
+    return sig
 
 
 def adder_tree(terms: list[Value]) -> Value:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import attn_out as spec
 from hwsim.golden.vitallm import layer_codes as lc
 from quant.qtype import INT8, Rounding
-from rtl.common import max_tree, norm_shift, round_shift
+from rtl.common import round_shift
 from rtl.vitallm.norm_quant import NormQuant
 from rtl.vitallm.residual_proj import ResidualProj
+from rtl.vitallm.row_shift import RowShift
 
 __all__ = ["AttnOut"]
 
@@ -32,8 +32,9 @@ class AttnOut(wiring.Component):
     ports. A token is ``C = hidden/lanes`` beats on ``o`` (head-major, the attention engine's
     ``{o, amax}`` beats), then its ``hidden`` residual codes on ``x``:
 
-    * each ``o`` beat is rescaled (``round_half_even(o · amax · r_h / 2**15)``) into a wide row
-      memory while the row's peak ``|·|`` is tracked;
+    * each ``o`` beat is rescaled (``round_half_even(o · amax · r_h / 2**15)``) into a
+      :class:`rtl.vitallm.row_shift.RowShift` (no held row): stored in a wide row memory while
+      the row's peak ``|·|`` is tracked;
     * the row's shift (the bits above ``NORM_IN_BITS`` of the peak) is then known; the ``C``
       beats are read back, shifted (half even) and sent to the norm unit with their gains;
     * the norm unit's int8 beats go to a :class:`rtl.vitallm.residual_proj.ResidualProj` holding
@@ -81,6 +82,7 @@ class AttnOut(wiring.Component):
             self._MustUse__silence = True
             raise HwsimError(f"AttnOut needs AttnOutParams, not {type(params).__name__}")
         self.params = p = params
+        self.rs = RowShift(p.norm_quant(), p.wide_width, hold=False)
         self.nq = NormQuant(p.norm_quant())
         self.proj = ResidualProj(p.wo(), p.res, p.norm_quant().norm().out.width)
         gw = p.norm_quant().norm().gamma.width
@@ -101,21 +103,22 @@ class AttnOut(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
+        m.submodules.row = rs = self.rs
         m.submodules.norm_quant = nq = self.nq
         m.submodules.wo = proj = self.proj
         C, LN, WW = p.chunks, p.lanes, p.wide_width
         per_head = p.head_dim // p.lanes
         wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, rs.out, nq.inp)
         wiring.connect(m, nq.y, proj.a)
         wiring.connect(m, wiring.flipped(self.x), proj.x)
         wiring.connect(m, wiring.flipped(self.y), proj.y)
-        m.d.comb += [nq.e.eq(self.e), proj.mult.eq(self.mult)]
+        m.d.comb += [nq.e.eq(self.e), proj.mult.eq(self.mult), rs.gamma.eq(self.gamma)]
 
-        # ---- v-rescale into the wide row memory, peak |wide| --------------------------------
-        buf = Memory(shape=unsigned(LN * WW), depth=C, init=[])
-        m.submodules.wide = buf
-        wr, rd = buf.write_port(), buf.read_port(domain="comb")
-        cnt = Signal(range(C))
+        # ---- v-rescale of each o beat into the row shifter ----------------------------------
+        cnt = Signal(range(C))           # the token's o beat
+        with m.If(rs.x.valid & rs.x.ready):
+            m.d.sync += cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))
         ratio = Signal(unsigned(spec.RATIO_BITS))
         with m.Switch(cnt):
             for c in range(C):
@@ -124,54 +127,12 @@ class AttnOut(wiring.Component):
         # amax and the ratio are non-negative: zero-extended into signed factors
         scale = Signal(signed(p.amax_width + spec.RATIO_BITS + 1))
         m.d.comb += scale.eq(self.o.payload.amax * ratio)
-        wide, mags = [], []
+        wide = []
         for l in range(LN):
             v = Signal(signed(WW), name=f"wide{l}")
             m.d.comb += v.eq(round_shift(self.o.payload.o[l] * scale, Const(lc.V_RATIO_FRAC, 5),
                                          Rounding.HALF_EVEN))
-            mag = Signal(unsigned(WW), name=f"wmag{l}")
-            m.d.comb += mag.eq(Mux(v < 0, -v, v))
             wide.append(v)
-            mags.append(mag)
-        beat_peak = Signal(unsigned(WW))
-        peak = Signal(unsigned(WW))
-        m.d.comb += [beat_peak.eq(max_tree(mags)), wr.addr.eq(cnt), wr.data.eq(Cat(*wide)),
-                     rd.addr.eq(cnt)]
-
-        # the row's shift: bits of the peak above NORM_IN_BITS
-        sw = p.norm_quant().shift_width
-        shift = Signal(unsigned(sw))
-        m.d.comb += shift.eq(norm_shift(peak, lc.NORM_IN_BITS))
-
-        gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
-        with m.Switch(cnt):
-            for c in range(C):
-                with m.Case(c):
-                    m.d.comb += gamma.eq(Cat(*(self.gamma[c * LN + l] for l in range(LN))))
-        xw = p.norm_quant().norm().x.width
-        shifted = []
-        for l in range(LN):
-            v = Signal(signed(xw), name=f"shifted{l}")
-            m.d.comb += v.eq(round_shift(rd.data[WW * l:WW * (l + 1)].as_signed(), shift,
-                                         Rounding.HALF_EVEN))
-            shifted.append(v)
-        m.d.comb += [nq.inp.payload.x.eq(Cat(*shifted)), nq.inp.payload.g.eq(gamma),
-                     nq.inp.payload.shift.eq(shift)]
-
-        with m.FSM():
-            with m.State("LOAD"):
-                m.d.comb += self.o.ready.eq(1)
-                with m.If(self.o.valid):
-                    m.d.comb += wr.en.eq(1)
-                    m.d.sync += [peak.eq(Mux((cnt == 0) | (beat_peak > peak), beat_peak, peak)),
-                                 cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))]
-                    with m.If(cnt == C - 1):
-                        m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += nq.inp.valid.eq(1)
-                with m.If(nq.inp.ready):
-                    m.d.sync += cnt.eq(Mux(cnt == C - 1, 0, cnt + 1))
-                    with m.If(cnt == C - 1):
-                        m.next = "LOAD"
-
+        m.d.comb += [rs.x.valid.eq(self.o.valid), rs.x.payload.eq(Cat(*wide)),
+                     self.o.ready.eq(rs.x.ready)]
         return m

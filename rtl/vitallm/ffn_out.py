@@ -9,19 +9,16 @@ latency_cycles`. This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ffn_out as spec
-from hwsim.golden.vitallm.layer_codes import NORM_IN_BITS
-from quant.qtype import Rounding
-from rtl.common import norm_shift, round_shift
 from rtl.vitallm.eps_divider import EpsDivider
 from rtl.vitallm.norm_quant import NormQuant
 from rtl.vitallm.residual_proj import ResidualProj
+from rtl.vitallm.row_shift import RowShift
 
 __all__ = ["FfnOut"]
 
@@ -36,8 +33,9 @@ class FfnOut(wiring.Component):
     activations' ``amax``; the first beat's counts), then its ``hidden`` residual codes
     (``x_attn``) on ``x``:
 
-    * each ``prod`` code is written to its lane of the row memory (``ffn/lanes`` words) while
-      the row's peak ``|·|`` is tracked; after the last one the shift (the peak's bits above
+    * each ``prod`` code is written to its lane of the row memory (``ffn/lanes`` words) of a
+      :class:`rtl.vitallm.row_shift.RowShift` (serial, no held row) while the row's peak
+      ``|·|`` is tracked; after the last one the shift (the peak's bits above
       ``NORM_IN_BITS``) is known;
     * in the next cycle the divider starts on ``amax`` and the shift, and the row's words are
       read back, shifted (half even) and sent with their gains to the norm unit, one per
@@ -83,6 +81,7 @@ class FfnOut(wiring.Component):
             self._MustUse__silence = True
             raise HwsimError(f"FfnOut needs FfnOutParams, not {type(params).__name__}")
         self.params = p = params
+        self.rs = RowShift(p.norm_quant(), p.prod_width, serial=True, hold=False)
         self.div = EpsDivider(p.divider())
         self.nq = NormQuant(p.norm_quant(), eps_in=True)
         self.proj = ResidualProj(p.w2(), p.res, p.norm_quant().norm().out.width, req=p.req)
@@ -101,76 +100,26 @@ class FfnOut(wiring.Component):
         })
 
     def elaborate(self, platform):
-        p = self.params
         m = Module()
+        m.submodules.row = rs = self.rs
         m.submodules.divider = div = self.div
         m.submodules.norm_quant = nq = self.nq
         m.submodules.w2 = proj = self.proj
-        C, LN, PW = p.chunks, p.lanes, p.prod_width
         wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, rs.out, nq.inp)
         wiring.connect(m, nq.y, proj.a)
         wiring.connect(m, wiring.flipped(self.x), proj.x)
         wiring.connect(m, wiring.flipped(self.y), proj.y)
-        m.d.comb += [proj.mult.eq(self.mult), div.e.eq(self.e), nq.eps.eq(div.code)]
+        m.d.comb += [proj.mult.eq(self.mult), div.e.eq(self.e), nq.eps.eq(div.code),
+                     rs.gamma.eq(self.gamma), rs.x.valid.eq(self.p.valid),
+                     rs.x.payload.eq(self.p.payload.prod), self.p.ready.eq(rs.x.ready)]
 
-        # ---- the prod row: one code per beat into its lane, peak |prod| ---------------------
-        buf = Memory(shape=unsigned(LN * PW), depth=C, init=[])
-        m.submodules.row = buf
-        wr = buf.write_port(granularity=PW)
-        rd = buf.read_port(domain="comb")
-        wc = Signal(range(C))            # word: the row's beat to the norm unit
-        lc = Signal(range(LN))           # lane of the next code
-        v = self.p.payload.prod
-        mag = Signal(unsigned(PW))
-        peak = Signal(unsigned(PW))
-        amax = Signal(unsigned(p.amax_width))
-        shift = Signal(unsigned(p.divider().shift_width))
-        m.d.comb += [mag.eq(Mux(v < 0, -v, v)), wr.addr.eq(wc), rd.addr.eq(wc),
-                     wr.data.eq(v.as_unsigned().replicate(LN)),
-                     shift.eq(norm_shift(peak, NORM_IN_BITS)),
-                     div.amax.eq(amax), div.shift.eq(shift)]
-        with m.Switch(lc):
-            for l in range(LN):
-                with m.Case(l):
-                    m.d.comb += wr.en.eq(Mux(self.p.valid & self.p.ready, 1 << l, 0))
-
-        # ---- shifted words with their gains to the norm unit --------------------------------
-        gamma = Signal(data.ArrayLayout(signed(len(self.gamma[0])), LN))
-        with m.Switch(wc):
-            for c in range(C):
-                with m.Case(c):
-                    m.d.comb += gamma.eq(Cat(*(self.gamma[c * LN + l] for l in range(LN))))
-        xw = p.norm_quant().norm().x.width
-        shifted = []
-        for l in range(LN):
-            s = Signal(signed(xw), name=f"shifted{l}")
-            m.d.comb += s.eq(round_shift(rd.data[PW * l:PW * (l + 1)].as_signed(), shift,
-                                         Rounding.HALF_EVEN))
-            shifted.append(s)
-        m.d.comb += [nq.inp.payload.x.eq(Cat(*shifted)), nq.inp.payload.g.eq(gamma),
-                     nq.inp.payload.shift.eq(shift)]
-
-        first = Signal(init=1)          # the next p beat is a row's first
-        started = Signal()               # the divider runs for this row
-        with m.FSM():
-            with m.State("LOAD"):
-                m.d.comb += self.p.ready.eq(1)
-                with m.If(self.p.valid):
-                    m.d.sync += [peak.eq(Mux(first | (mag > peak), mag, peak)), first.eq(0),
-                                 lc.eq(Mux(lc == LN - 1, 0, lc + 1))]
-                    with m.If(first):
-                        m.d.sync += amax.eq(self.p.payload.amax)
-                    with m.If(lc == LN - 1):
-                        m.d.sync += wc.eq(Mux(wc == C - 1, 0, wc + 1))
-                        with m.If(wc == C - 1):
-                            m.d.sync += [first.eq(1), started.eq(0)]
-                            m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += div.start.eq(~started)
-                m.d.sync += started.eq(1)
-                m.d.comb += nq.inp.valid.eq((wc != C - 1) | (started & div.done))
-                with m.If(nq.inp.valid & nq.inp.ready):
-                    m.d.sync += wc.eq(Mux(wc == C - 1, 0, wc + 1))
-                    with m.If(wc == C - 1):
-                        m.next = "LOAD"
+        # ---- the row's amax (its first beat's) and the divider ------------------------------
+        amax = Signal(unsigned(self.params.amax_width))
+        with m.If(rs.x.valid & rs.x.ready & rs.first):
+            m.d.sync += amax.eq(self.p.payload.amax)
+        started = Signal()               # the divider runs for the row being sent
+        m.d.sync += started.eq(rs.sending)
+        m.d.comb += [div.amax.eq(amax), div.shift.eq(rs.shift),
+                     div.start.eq(rs.sending & ~started), rs.release.eq(started & div.done)]
         return m
