@@ -78,4 +78,6 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_absmax_barrier",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(length=6, in_width=14, mul_style="shift_add"),
+                 dict(length=6, in_width=14, mul_style="dsp")),
 )

@@ -237,4 +237,6 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_attention_head",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(head_dim=4, max_len=4, lanes=4, exp_lanes=2),
+                 dict(head_dim=3, max_len=3, lanes=1, exp_lanes=1)),
 )

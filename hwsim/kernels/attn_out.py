@@ -159,4 +159,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_attn_out",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, head_dim=4, lanes=2, amax_width=12, res_width=20),),
 )

@@ -112,4 +112,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_decode_attention",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3, lanes=4, exp_lanes=2),),
 )

@@ -106,4 +106,6 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_decode_step",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=16, heads=2, kv_heads=1, head_dim=4, tokens=6, keep=2, lanes=4,
+                      exp_lanes=2),),
 )

@@ -182,4 +182,6 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_decoder_layer",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, kv_heads=1, head_dim=4, ffn=8, tokens=5, keep=2, lanes=4,
+                      exp_lanes=2, res_width=28),),
 )

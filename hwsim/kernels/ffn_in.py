@@ -149,4 +149,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_ffn_in",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=8, ffn=5, lanes=4, res_width=28),),
 )

@@ -149,4 +149,6 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_lif_array",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(neurons=8, inputs=64, lanes=4, threshold=48),
+                 dict(neurons=4, inputs=16, lanes=4, threshold=48)),
 )

@@ -72,4 +72,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_lo_topk",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(tokens=8, head_dim=4, keep=3),),
 )

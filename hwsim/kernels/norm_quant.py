@@ -199,4 +199,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_norm_quant",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(n=16, lanes=4, gamma_frac=14, e_width=72),),
 )

@@ -218,4 +218,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_qkv_frontend",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=16, heads=2, kv_heads=1, head_dim=4, lanes=8),),
 )

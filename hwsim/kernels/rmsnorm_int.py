@@ -132,4 +132,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_rmsnorm_int",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(n=8, lanes=4), dict(n=3, lanes=1)),
 )

@@ -220,6 +220,8 @@ CONV = Kernel(
     testbench="hwsim.sim.tb_swiftchannel_conv",
     manifest=conv_manifest,
     cases=conv_cases,
+    test_params=(dict(ic=2, oc=2, height=3, width=3, k=3, ocp=2),
+                 dict(ic=3, oc=4, height=2, width=3, k=1, ocp=2)),
 )
 
 GATE = Kernel(
@@ -233,6 +235,7 @@ GATE = Kernel(
     testbench="hwsim.sim.tb_swiftchannel_gate",
     manifest=gate_manifest,
     cases=gate_cases,
+    test_params=(dict(lanes=2),),
 )
 
 
@@ -252,6 +255,7 @@ PIPELINE = Kernel(
     testbench="hwsim.sim.tb_swiftchannel_pipeline",
     manifest=pipeline_manifest,
     cases=pipeline_cases,
+    test_params=(dict(height=2, width=4, taps=3, blocks=1),),
 )
 
 

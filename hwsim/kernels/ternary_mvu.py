@@ -172,4 +172,5 @@ KERNEL = Kernel(
     testbench="hwsim.sim.tb_ternary_mvu",
     manifest=manifest,
     cases=cases,
+    test_params=(dict(lanes=4, rows=6, cols=16), dict(lanes=3, rows=2, cols=9)),
 )
