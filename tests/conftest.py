@@ -1,8 +1,11 @@
 """Test-suite settings shared by every area."""
 
+import fcntl
 import os
 import tempfile
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -12,3 +15,42 @@ from hypothesis.configuration import set_hypothesis_home_dir
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hwsim-hypothesis-"))
 settings.register_profile("hwsim", database=None, derandomize=bool(os.environ.get("CI")))
 settings.load_profile("hwsim")
+
+
+@pytest.fixture(scope="session")
+def bitnet_tiny(tmp_path_factory) -> Path:
+    """A briefly trained BitNet-tiny checkpoint folder (its ``ternary/`` model), built once.
+
+    40 training steps of the ternary model on the stdlib corpus (seed 0): the real-token RTL
+    tests need the tiny shape and real weights, not a good model. Under pytest-xdist the
+    workers share one folder beside their own temporary folders; a file lock lets the first
+    one train and the others reuse the result.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session only
+    folder = root / "bitnet-tiny"
+    with open(root / "bitnet-tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "ternary" / "meta.json").exists():
+            _train_bitnet_tiny(folder)
+    return folder
+
+
+def _train_bitnet_tiny(folder: Path) -> None:
+    import torch
+
+    from models.bitnet.checkpoint import save_checkpoint
+    from models.bitnet.config import get_config
+    from models.bitnet.data import stdlib_corpus
+    from models.bitnet.train import TrainSettings, train_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        corpus = stdlib_corpus()
+        settings = TrainSettings(steps=40, eval_windows=1)
+        model, hist = train_model(get_config("tiny"), True, corpus, settings, progress=False)
+        save_checkpoint(model, folder / "ternary", {"history": hist, "corpus": corpus.describe()})
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,87 @@
+"""Every registered kernel on Icarus and on Verilator: the cocotb tier, from the registry.
+
+One case per kernel × its :attr:`~hwsim.kernels.Kernel.test_params` × simulator: the kernel's
+Verilog is emitted, its cocotb testbench runs the kernel's stimulus cases, and every output code
+must ``==`` the golden code and every timed case's cycles ``==`` the cycle formula (the
+testbench's checker, :func:`hwsim.sim.checker.check_plan`). A few kernels add checks of their
+own on the report (:data:`REPORT_CHECKS`); their other edge cases live in their own files.
+
+The default tier runs every kernel on Icarus and the kernels with a quick C++ build on
+Verilator; the other Verilator builds are ``slow`` (:data:`SLOW_ON_VERILATOR`).
+"""
+
+import pytest
+
+from hwsim.kernels import KERNELS
+from hwsim.sim import runner
+
+pytestmark = pytest.mark.cocotb
+
+SIMS = ("icarus", "verilator")
+
+#: kernels whose Verilator build (tens of seconds of C++ compile) runs in the slow tier only
+SLOW_ON_VERILATOR = {"attention-head", "attn-layer", "attn-out", "decode-attention",
+                     "decode-step", "decoder-layer", "ffn-in", "ffn-out", "norm-quant",
+                     "qkv-frontend", "rmsnorm", "swiftchannel-conv", "swiftchannel-gate",
+                     "swiftchannel-pipeline"}
+
+
+def _cases():
+    for name, kernel in KERNELS.items():
+        for i in range(len(kernel.test_params)):
+            for sim in SIMS:
+                slow = sim == "verilator" and (name in SLOW_ON_VERILATOR or i > 0)
+                yield pytest.param(name, i, sim, id=f"{name}-{i}-{sim}",
+                                   marks=[pytest.mark.slow] if slow else [])
+
+
+def _names(report) -> set[str]:
+    return {c["name"] for c in report.cases}
+
+
+def _ternary_mvu(report) -> None:
+    assert {"random", "all_minus_one", "all_plus_one", "idle_backpressure"} <= _names(report)
+
+
+def _lif_array(report) -> None:
+    assert {"random", "dvs_events", "saturate_high", "saturate_low"} <= _names(report)
+    assert next(c for c in report.cases if c["name"] == "dvs_events")["spikes"] > 0
+
+
+def _qkv_frontend(report) -> None:
+    # the next token's first beat was taken while the previous token's codes went out
+    assert any(f[t + 1] < lo[t] for c in report.cases if "token_first_x" in c
+               for f, lo in [(c["token_first_x"], c["token_last_out"])]
+               for t in range(len(lo) - 1))
+
+
+#: kernel → extra check on its report (beyond codes == golden, cycles == formula)
+REPORT_CHECKS = {"ternary-mvu": _ternary_mvu, "lif-array": _lif_array,
+                 "qkv-frontend": _qkv_frontend}
+
+
+def test_kernels_list_their_test_params():
+    """Every registered kernel brings at least one small parameter set that elaborates."""
+    for name, kernel in KERNELS.items():
+        assert kernel.test_params, name
+        for kw in kernel.test_params:
+            kernel.params(**kw)
+
+
+@pytest.mark.parametrize("name, index, sim", list(_cases()))
+def test_kernel_bit_exact_and_cycles(tmp_path, name, index, sim):
+    kernel = KERNELS[name]
+    p = kernel.params(**kernel.test_params[index])
+    cases = kernel.cases(p, seed=index)
+    report = runner.simulate(kernel, p, cases, tmp_path, sim=sim)
+    assert report.passed, report.failures
+    assert [c["name"] for c in report.cases] == [c["name"] for c in cases]
+    assert any(c["timed"] for c in report.cases)
+    for c in report.cases:
+        assert c["bit_exact"], c["name"]
+        if c["timed"]:
+            assert c["cycles"] == c["expected_cycles"], c["name"]
+        else:
+            assert c["cycles"] >= c["expected_cycles"], c["name"]
+    if name in REPORT_CHECKS:
+        REPORT_CHECKS[name](report)
