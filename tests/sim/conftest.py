@@ -22,11 +22,14 @@ def _simulator_present(request):
     :func:`hwsim.sim.runner.check_simulator` (never a skip: `make setup` installs both)."""
     if request.node.get_closest_marker("cocotb") is None:
         return
+    missing = []
     for sim in required_simulators(request.node):
         try:
             check_simulator(sim)
         except ToolMissingError as e:
-            pytest.fail(f"cocotb test cannot run: {e}", pytrace=False)
+            missing.append(str(e))
+    if missing:
+        pytest.fail(f"cocotb test cannot run: {'; '.join(missing)}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
