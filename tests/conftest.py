@@ -9,6 +9,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from hwsim.errors import ToolMissingError
+from hwsim.sim.runner import SIMULATORS, check_simulator
+
 # Tests never write into the working tree: hypothesis keeps its caches in a temporary folder and
 # uses no example database. In CI the property tests draw the same examples on every run, so
 # whether a submission lands does not depend on luck.
@@ -54,3 +57,27 @@ def _train_bitnet_tiny(folder: Path) -> None:
         save_checkpoint(model, folder / "ternary", {"history": hist, "corpus": corpus.describe()})
     finally:
         torch.set_num_threads(threads)
+
+
+def required_simulators(item) -> list[str]:
+    """The simulators a cocotb test needs: its ``sim`` parameter, or every simulator when it
+    has none (it runs both, or picks one itself)."""
+    callspec = getattr(item, "callspec", None)
+    sim = callspec.params.get("sim") if callspec is not None else None
+    return [sim] if sim in SIMULATORS else list(SIMULATORS)
+
+
+@pytest.fixture(autouse=True)
+def _simulator_present(request):
+    """Fail every ``cocotb``-marked test whose simulator is missing, with the one message of
+    :func:`hwsim.sim.runner.check_simulator` (never a skip: `make setup` installs both)."""
+    if request.node.get_closest_marker("cocotb") is None:
+        return
+    missing = []
+    for sim in required_simulators(request.node):
+        try:
+            check_simulator(sim)
+        except ToolMissingError as e:
+            missing.append(str(e))
+    if missing:
+        pytest.fail(f"cocotb test cannot run: {'; '.join(missing)}", pytrace=False)

@@ -1,35 +1,7 @@
-"""Shared fixtures of the cocotb tier: the simulator check, and the trained BitNet-tiny the
-layer kernels' real-token tests replay."""
+"""Shared fixture of the layer kernels' real-token cocotb tests."""
 
 import numpy as np
 import pytest
-
-from hwsim.errors import ToolMissingError
-from hwsim.sim.runner import SIMULATORS, check_simulator
-
-
-def required_simulators(item) -> list[str]:
-    """The simulators a cocotb test needs: its ``sim`` parameter, or every simulator when it
-    has none (it runs both, or picks one itself)."""
-    callspec = getattr(item, "callspec", None)
-    sim = callspec.params.get("sim") if callspec is not None else None
-    return [sim] if sim in SIMULATORS else list(SIMULATORS)
-
-
-@pytest.fixture(autouse=True)
-def _simulator_present(request):
-    """Fail every ``cocotb``-marked test whose simulator is missing, with the one message of
-    :func:`hwsim.sim.runner.check_simulator` (never a skip: `make setup` installs both)."""
-    if request.node.get_closest_marker("cocotb") is None:
-        return
-    missing = []
-    for sim in required_simulators(request.node):
-        try:
-            check_simulator(sim)
-        except ToolMissingError as e:
-            missing.append(str(e))
-    if missing:
-        pytest.fail(f"cocotb test cannot run: {'; '.join(missing)}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
