@@ -6,8 +6,8 @@ must ``==`` the golden code and every timed case's cycles ``==`` the cycle formu
 testbench's checker, :func:`hwsim.sim.checker.check_plan`). A few kernels add checks of their
 own on the report (:data:`REPORT_CHECKS`); their other edge cases live in their own files.
 
-The default tier runs every kernel on Icarus and the kernels with a quick C++ build on
-Verilator; the other Verilator builds are ``slow`` (:data:`SLOW_ON_VERILATOR`).
+The default tier runs every kernel on Icarus (:data:`ICARUS_SLOW` aside) and the kernels with a
+quick C++ build on Verilator (:data:`VERILATOR_DEFAULT`); the rest is ``slow``.
 """
 
 import pytest
@@ -19,20 +19,27 @@ pytestmark = pytest.mark.cocotb
 
 SIMS = ("icarus", "verilator")
 
-#: kernels whose Verilator build (tens of seconds of C++ compile) runs in the slow tier only
-SLOW_ON_VERILATOR = {"attention-head", "attn-layer", "attn-out", "decode-attention",
-                     "decode-step", "decoder-layer", "ffn-in", "ffn-out", "norm-quant",
-                     "qkv-frontend", "rmsnorm", "swiftchannel-conv", "swiftchannel-gate",
-                     "swiftchannel-pipeline"}
+#: the Verilator cases of the default tier (kernel, test-parameter index): quick C++ builds; the
+#: other Verilator builds (tens of seconds to minutes of C++ compile each) are slow
+VERILATOR_DEFAULT = {("absmax-barrier", 1), ("lif-array", 1), ("lo-topk", 0), ("ternary-mvu", 0),
+                     ("ternary-mvu", 1)}
+#: the Icarus cases of the slow tier: emitting the whole SwiftChannel pipeline's Verilog takes
+#: minutes; the second conv engine set repeats the first one's cost
+ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1)}
+
+
+def _slow(name: str, index: int, sim: str) -> bool:
+    if sim == "verilator":
+        return (name, index) not in VERILATOR_DEFAULT
+    return (name, index) in ICARUS_SLOW
 
 
 def _cases():
     for name, kernel in KERNELS.items():
         for i in range(len(kernel.test_params)):
             for sim in SIMS:
-                slow = sim == "verilator" and (name in SLOW_ON_VERILATOR or i > 0)
                 yield pytest.param(name, i, sim, id=f"{name}-{i}-{sim}",
-                                   marks=[pytest.mark.slow] if slow else [])
+                                   marks=[pytest.mark.slow] if _slow(name, i, sim) else [])
 
 
 def _names(report) -> set[str]:
