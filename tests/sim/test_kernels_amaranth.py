@@ -13,15 +13,11 @@ from hwsim.sim.amaranth_tb import simulate_amaranth
 from hwsim.sim.checker import one_cycle_late
 from tests.sim._report_checks import assert_only_cycles_fail
 
-#: kernels whose cases take long in Amaranth's Python simulator: the slow tier
-SLOW = set()
-
 
 def _cases():
     for name, kernel in KERNELS.items():
         for i in range(len(kernel.test_params)):
-            yield pytest.param(name, i, id=f"{name}-{i}",
-                               marks=[pytest.mark.slow] if name in SLOW else [])
+            yield pytest.param(name, i, id=f"{name}-{i}")
 
 
 @pytest.mark.parametrize("name, index", list(_cases()))
