@@ -77,4 +77,6 @@ KERNEL = Kernel(
     costs=(_costs.ABSMAX_BARRIER,),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(length=6, in_width=14, mul_style="shift_add"),
+                 dict(length=6, in_width=14, mul_style="dsp")),
 )

@@ -233,4 +233,6 @@ KERNEL = Kernel(
     costs=(_costs.INT8_MATMUL, _costs.SOFTMAX_INT),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(head_dim=4, max_len=4, lanes=4, exp_lanes=2),
+                 dict(head_dim=3, max_len=3, lanes=1, exp_lanes=1)),
 )

@@ -194,4 +194,6 @@ KERNEL = Kernel(
     parts=("norm-quant", "decode-step", "attn-out"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, kv_heads=1, head_dim=4, tokens=5, keep=2, lanes=4, exp_lanes=2,
+                      res_width=28),),
 )

@@ -161,4 +161,5 @@ KERNEL = Kernel(
     parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, head_dim=4, lanes=2, amax_width=12, res_width=20),),
 )

@@ -111,4 +111,5 @@ KERNEL = Kernel(
     parts=("lo-topk", "attention-head"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3, lanes=4, exp_lanes=2),),
 )

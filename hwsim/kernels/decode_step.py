@@ -108,4 +108,6 @@ KERNEL = Kernel(
     parts=("qkv-frontend", "decode-attention"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=16, heads=2, kv_heads=1, head_dim=4, tokens=6, keep=2, lanes=4,
+                      exp_lanes=2),),
 )

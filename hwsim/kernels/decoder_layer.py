@@ -183,4 +183,6 @@ KERNEL = Kernel(
     parts=("attn-layer", "ffn-in", "ffn-out"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(heads=2, kv_heads=1, head_dim=4, ffn=8, tokens=5, keep=2, lanes=4,
+                      exp_lanes=2, res_width=28),),
 )

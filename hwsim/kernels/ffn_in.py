@@ -150,4 +150,5 @@ KERNEL = Kernel(
     parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=8, ffn=5, lanes=4, res_width=28),),
 )

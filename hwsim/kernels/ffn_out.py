@@ -164,4 +164,5 @@ KERNEL = Kernel(
     parts=("norm-quant", "ternary-mvu"),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=8, ffn=12, lanes=4, prod_width=36, e_width=161, res_width=24),),
 )

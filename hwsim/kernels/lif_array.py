@@ -147,4 +147,6 @@ KERNEL = Kernel(
     actions=lambda p: spec.action_counts(p, [p.inputs]),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(neurons=8, inputs=64, lanes=4, threshold=48),
+                 dict(neurons=4, inputs=16, lanes=4, threshold=48)),
 )

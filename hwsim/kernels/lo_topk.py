@@ -74,4 +74,5 @@ KERNEL = Kernel(
     costs=(_costs.LO_TOPK,),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(tokens=8, head_dim=4, keep=3),),
 )

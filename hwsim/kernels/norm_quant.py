@@ -196,4 +196,5 @@ KERNEL = Kernel(
     parts=("rmsnorm",),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(n=16, lanes=4, gamma_frac=14, e_width=72),),
 )

@@ -219,4 +219,5 @@ KERNEL = Kernel(
     parts=("ternary-mvu",),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(hidden=16, heads=2, kv_heads=1, head_dim=4, lanes=8),),
 )

@@ -135,4 +135,5 @@ KERNEL = Kernel(
     costs=(_costs.RMSNORM_INT,),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(n=8, lanes=4), dict(n=3, lanes=1)),
 )

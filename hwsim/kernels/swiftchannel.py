@@ -218,6 +218,8 @@ CONV = Kernel(
     actions=lambda p: conv_spec.action_counts(p, 1),
     manifest=conv_manifest,
     cases=conv_cases,
+    test_params=(dict(ic=2, oc=2, height=3, width=3, k=3, ocp=2),
+                 dict(ic=3, oc=4, height=2, width=3, k=1, ocp=2)),
 )
 
 GATE = Kernel(
@@ -234,6 +236,7 @@ GATE = Kernel(
     actions=lambda p: gate_spec.action_counts(p, 1),
     manifest=gate_manifest,
     cases=gate_cases,
+    test_params=(dict(lanes=2),),
 )
 
 
@@ -257,6 +260,7 @@ PIPELINE = Kernel(
     parts=("swiftchannel-conv", "swiftchannel-gate"),
     manifest=pipeline_manifest,
     cases=pipeline_cases,
+    test_params=(dict(height=2, width=4, taps=3, blocks=1),),
 )
 
 

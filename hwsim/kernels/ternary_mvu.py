@@ -169,4 +169,5 @@ KERNEL = Kernel(
     costs=(_costs.TERNARY_MVU,),
     manifest=manifest,
     cases=cases,
+    test_params=(dict(lanes=4, rows=6, cols=16), dict(lanes=3, rows=2, cols=9)),
 )

@@ -18,7 +18,7 @@ import numpy as np
 
 from quant.qtype import QType
 
-__all__ = ["decode_params", "encode_params", "load_plan", "write_result"]
+__all__ = ["decode_params", "encode_params", "load_plan", "write_plan", "write_result"]
 
 
 def encode_params(params) -> dict:
@@ -33,6 +33,24 @@ def decode_params(cls, d: dict):
     kwargs = {k: QType.from_dict(v["qtype"]) if isinstance(v, dict) and "qtype" in v else v
               for k, v in d.items()}
     return cls(**kwargs)
+
+
+def write_plan(folder: Path, kernel: str, params, cases: list[dict]) -> Path:
+    """Write the plan of ``cases`` (dicts with ``name``, ``arrays`` and optional ``idle``,
+    ``stall``, ``seed``) for ``kernel`` at ``params`` into ``folder``; drop a stale result.
+    Returns the path of ``plan.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)
+    plan_cases = []
+    for i, case in enumerate(cases):
+        data = f"case{i}.npz"
+        np.savez(folder / data, **{k: np.asarray(v) for k, v in case["arrays"].items()})
+        plan_cases.append({"name": case["name"], "data": data, "idle": case.get("idle", 0.0),
+                           "stall": case.get("stall", 0.0), "seed": case.get("seed", i)})
+    path = folder / "plan.json"
+    path.write_text(json.dumps({"kernel": kernel, "params": encode_params(params),
+                                "cases": plan_cases}, indent=1))
+    return path
 
 
 def load_plan() -> tuple[dict, Path]:

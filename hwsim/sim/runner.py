@@ -21,10 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from hwsim.errors import HwsimError, ToolMissingError
-from hwsim.sim.plan import encode_params
+from hwsim.sim.plan import write_plan
 
 __all__ = ["SIMULATORS", "SimReport", "check_simulator", "simulate"]
 
@@ -116,17 +114,8 @@ def simulate(kernel, params, cases: list[dict], build: Path, sim: str = "icarus"
     top = kernel.top
     paths = emit(kernel.component(params), top, build / "rtl", kernel.manifest(params))
     folder = build / sim
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("result.json", "results.xml"):
-        (folder / stale).unlink(missing_ok=True)
-    plan_cases = []
-    for i, case in enumerate(cases):
-        data = f"case{i}.npz"
-        np.savez(folder / data, **{k: np.asarray(v) for k, v in case["arrays"].items()})
-        plan_cases.append({"name": case["name"], "data": data, "idle": case.get("idle", 0.0),
-                           "stall": case.get("stall", 0.0), "seed": case.get("seed", i)})
-    (folder / "plan.json").write_text(json.dumps(
-        {"kernel": kernel.name, "params": encode_params(params), "cases": plan_cases}, indent=1))
+    (folder / "results.xml").unlink(missing_ok=True)
+    write_plan(folder, kernel.name, params, cases)
 
     sources = [paths["verilog"]]  # the emitted file, unmodified, on either simulator
     runner = get_runner(sim)

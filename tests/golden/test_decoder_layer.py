@@ -286,21 +286,16 @@ def test_counts_compose_the_kernel_formulas():
 
 
 @pytest.mark.slow
-def test_trained_bitnet_tiny_decode_steps():
-    """The trained BitNet-tiny (build/bitnet/tiny; skipped without it, the bench trains it):
+def test_trained_bitnet_tiny_decode_steps(bitnet_tiny):
+    """The briefly trained BitNet-tiny (:func:`tests.conftest.bitnet_tiny`):
     decode steps of the last 8 of 64 real tokens equal the integer model, both layers, dense
     and sparse (K/M = 1/4); its integer ε codes match the float ones on those rows
     (:func:`check_integer_eps_on_real_rows`)."""
-    from pathlib import Path
-
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.data import stdlib_corpus
 
-    ck = Path("build/bitnet/tiny/ternary")
-    if not (ck / "meta.json").exists():
-        pytest.skip("no trained BitNet-tiny in build/bitnet/tiny (hwsim train bitnet)")
     torch.set_num_threads(1)
-    model, _ = load_checkpoint(ck)
+    model, _ = load_checkpoint(bitnet_tiny / "ternary")
     corpus = stdlib_corpus()
     im = build_integer_model(model, np.stack([corpus.train[i * 977:i * 977 + 128]
                                               for i in range(4)]).astype(np.int64))

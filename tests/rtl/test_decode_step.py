@@ -32,7 +32,7 @@ def _run(p, case):
     return np.concatenate([np.append(o, am) for o, am in res]), out.cycles[-1] - x.cycles[0] + 1
 
 
-@pytest.mark.slow  # the same random cases run on Icarus in tests/sim/test_decode_step_cocotb.py
+@pytest.mark.slow  # the default tier runs the kernel in tests/sim/test_kernels_amaranth.py
 def test_bit_exact_and_cycles():
     p = spec.DecodeStepParams(hidden=32, heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3,
                               lanes=8, exp_lanes=2)

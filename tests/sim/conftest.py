@@ -1,22 +1,15 @@
 """Shared fixture of the layer kernels' real-token cocotb tests."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-#: the trained BitNet-tiny (``hwsim train bitnet --config tiny``); absent on a fresh clone
-CHECKPOINT = Path("build/bitnet/tiny")
-
 
 @pytest.fixture(scope="module")
-def tiny_decode_tokens():
-    """``(im, tokens)``: the integer model of the trained BitNet-tiny in :data:`CHECKPOINT`
-    (static scales calibrated on 8 training windows of 128 bytes, seed 0) and the 128 bytes
-    ``corpus.val[1000:1128]`` whose last one is the decode token the tests replay. Skips when
-    the checkpoint is absent."""
-    if not (CHECKPOINT / "ternary" / "meta.json").exists():
-        pytest.skip(f"no trained BitNet-tiny in {CHECKPOINT} (hwsim train bitnet trains it)")
+def tiny_decode_tokens(bitnet_tiny):
+    """``(im, tokens)``: the integer model of the briefly trained BitNet-tiny
+    (:func:`tests.conftest.bitnet_tiny`; static scales calibrated on 8 training windows of 128
+    bytes, seed 0) and the 128 bytes ``corpus.val[1000:1128]`` whose last one is the decode
+    token the tests replay."""
     import torch
 
     from models.bitnet.checkpoint import load_checkpoint
@@ -25,7 +18,7 @@ def tiny_decode_tokens():
 
     torch.set_num_threads(1)
     corpus = stdlib_corpus()
-    model, _ = load_checkpoint(CHECKPOINT / "ternary")
+    model, _ = load_checkpoint(bitnet_tiny / "ternary")
     rng = np.random.default_rng(0)
     starts = rng.integers(0, corpus.train.size - 129, 8)
     im = build_integer_model(model, np.stack([corpus.train[s:s + 128]

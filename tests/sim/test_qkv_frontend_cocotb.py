@@ -24,16 +24,6 @@ def _check(report, tokens_cases: bool):
         assert any(c["timed"] for c in report.cases)
 
 
-# default suite: the single-token cases also run on Icarus inside
-# tests/sim/test_decode_step_cocotb.py
-@pytest.mark.slow
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_bit_exact_and_cycles(tmp_path, sim):
-    p = KERNEL.params(hidden=16, heads=2, kv_heads=1, head_dim=4, lanes=8)
-    report = runner.simulate(KERNEL, p, KERNEL.cases(p, seed=1, quick=True), tmp_path, sim=sim)
-    _check(report, tokens_cases=True)
-
-
 # lanes == hidden (one beat per token), lanes == 1, heads == kv_heads, GQA with the smallest
 # head (a whole token fits in the MVUs' pipelines)
 _CORNERS = {

@@ -1,4 +1,6 @@
-"""Second tier: cocotb on the emitted Verilog, on Icarus and on Verilator."""
+"""cocotb tier of the ternary MVU, its own cases: the checker rejects a wrong and a slower
+RTL, waveforms, the simulator check, and per-vector scales under back-pressure at every
+parameter corner (the registry-wide test runs its stimulus cases on both simulators)."""
 
 import dataclasses
 
@@ -16,22 +18,6 @@ from rtl.vitallm.ternary_mvu import TernaryMVU
 pytestmark = pytest.mark.cocotb
 
 KERNEL = get_kernel("ternary-mvu")
-
-
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-@pytest.mark.parametrize("lanes, rows, cols", [(4, 6, 16), (3, 2, 9)])
-def test_bit_exact_and_cycles(tmp_path, sim, lanes, rows, cols):
-    p = KERNEL.params(lanes=lanes, rows=rows, cols=cols)
-    report = runner.simulate(KERNEL, p, KERNEL.cases(p, seed=rows), tmp_path, sim=sim)
-    assert report.passed, report.failures
-    names = {c["name"] for c in report.cases}
-    assert {"random", "all_minus_one", "all_plus_one", "idle_backpressure"} <= names
-    for c in report.cases:
-        assert c["bit_exact"], c
-        if c["timed"]:
-            assert c["cycles"] == c["expected_cycles"], c
-        else:
-            assert c["cycles"] >= c["expected_cycles"], c
 
 
 class OffByOneMVU(TernaryMVU):
