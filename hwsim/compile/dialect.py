@@ -1,0 +1,230 @@
+"""The ``hwsim`` ONNX dialect: integer compute nodes that qonnx executes with the golden models.
+
+A lowered graph (:mod:`hwsim.compile.lower`) is a valid ONNX file whose compute nodes live in
+the domain :data:`DOMAIN` (``"hwsim.compile.dialect"``). qonnx's custom-op registry resolves a
+domain to the Python module of the same name, so this module *is* the domain: every op class
+listed in ``__all__`` is found by ``qonnx.custom_op.registry.getCustomOp`` and run by
+``qonnx.core.onnx_exec.execute_onnx``. Netron shows the nodes with their attributes.
+
+Every ``execute_node`` calls a golden function — no arithmetic is re-implemented here:
+
+=================  ====================================================  ===================
+op                 computes (integer codes, exact)                        golden
+=================  ====================================================  ===================
+``IntMatMul``      ``acc = a · W (+ bias)``, int32 accumulators           ``int8_matmul``
+``TernaryMatMul``  ``acc = a · W``, ``W ∈ {−1, 0, +1}``, int32              ``ternary_mvu_acc``
+``Requant``        ``codes = requantize(acc, M, S, out)`` (``relu``: ≥ 0)   ``requantize``
+=================  ====================================================  ===================
+
+Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
+accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``), ``bias``
+an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the registry kernel
+(:data:`hwsim.kernels.KERNELS`) that implements it in RTL, or is empty where none exists yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.base import CustomOp
+
+from hwsim.errors import HwsimError
+from hwsim.golden.common.int8_matmul import int8_matmul
+from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
+from quant.qtype import QType, Rounding, requantize
+
+__all__ = ["DOMAIN", "OPSET", "IntMatMul", "Requant", "TernaryMatMul", "code_elem_type",
+           "code_qtype"]
+
+#: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
+DOMAIN = "hwsim.compile.dialect"
+#: the version of :data:`DOMAIN` a lowered model imports
+OPSET = 1
+
+#: accumulators fit in int32 tensors; the ops check that they do
+_ACC_BITS = 32
+
+
+def code_qtype(width: int, signed: bool, narrow: bool = False,
+               rounding: str = "half_even") -> QType:
+    """The :class:`~quant.qtype.QType` of a code tensor (saturating)."""
+    return QType(int(width), signed=bool(signed), narrow=bool(narrow),
+                 rounding=Rounding(rounding))
+
+
+def code_elem_type(width: int, signed: bool) -> int:
+    """The ONNX element type that carries ``width``-bit codes: int8/uint8 up to 8 bits, else
+    int32."""
+    if width <= 8:
+        return TensorProto.INT8 if signed else TensorProto.UINT8
+    if width <= 32:
+        return TensorProto.INT32
+    raise HwsimError(f"codes of {width} bits do not fit an int32 tensor")
+
+
+def _qonnx_dtype(width: int, signed: bool) -> DataType:
+    return DataType[f"{'INT' if signed else 'UINT'}{int(width)}"]
+
+
+def _to_acc(acc: np.ndarray, node) -> np.ndarray:
+    lo, hi = -(1 << (_ACC_BITS - 1)), (1 << (_ACC_BITS - 1)) - 1
+    if acc.size and (acc.min() < lo or acc.max() > hi):
+        raise HwsimError(f"node {node.name!r}: accumulator outside int32")
+    return acc.astype(np.int32)
+
+
+class _Op(CustomOp):
+    """Shared parts: the ``kernel`` attribute and input-count checks."""
+
+    #: the registry kernel implementing this op in RTL ("" where none exists yet)
+    KERNEL = ""
+    #: accepted numbers of inputs
+    N_INPUTS: tuple[int, ...] = (1,)
+
+    def get_nodeattr_types(self):
+        return {"kernel": ("s", False, self.KERNEL)}
+
+    def verify_node(self):
+        """One message per problem (qonnx's convention); empty means the node is valid."""
+        info = []
+        if len(self.onnx_node.input) not in self.N_INPUTS:
+            info.append(f"{self.onnx_node.op_type} {self.onnx_node.name!r} needs "
+                        f"{' or '.join(map(str, self.N_INPUTS))} inputs")
+        try:
+            for name in self.get_nodeattr_types():
+                self.get_nodeattr(name)
+        except Exception as e:  # qonnx raises plain Exceptions for bad attributes
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+
+class _MatMulOp(_Op):
+    """``acc = a · W``: activation codes ``(…, in)`` × weight codes ``(in, out)`` → int32."""
+
+    N_INPUTS = (2,)
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "a_width": ("i", False, 8),
+                "a_signed": ("i", False, 1)}
+
+    def a_qtype(self) -> QType:
+        """The activation format."""
+        return code_qtype(self.get_nodeattr("a_width"), self.get_nodeattr("a_signed"))
+
+    def make_shape_compatible_op(self, model):
+        """``MatMulInteger``: the same shapes and the int32 output type."""
+        return helper.make_node("MatMulInteger", list(self.onnx_node.input[:2]),
+                                [self.onnx_node.output[0]])
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT32"])
+
+    def verify_node(self):
+        info = super().verify_node()
+        if not 1 <= self.get_nodeattr("a_width") <= 8:
+            info.append(f"{self.onnx_node.name!r}: a_width must be 1 … 8 (int8/uint8 tensors)")
+        return info
+
+    def _golden(self, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        a, w = (context[n] for n in node.input[:2])
+        acc = self._golden(np.asarray(a), np.asarray(w))
+        context[node.output[0]] = _to_acc(acc, node)
+
+
+class IntMatMul(_MatMulOp):
+    """Integer matrix product with exact accumulators: ``acc = a · W + bias``.
+
+    Inputs: ``a`` (int8/uint8 codes, ``a_width``/``a_signed``), ``W`` (int8 codes, ``(in, out)``,
+    ``w_narrow``: −127 … 127), optional ``bias`` (int32, accumulator units). Golden:
+    :func:`hwsim.golden.common.int8_matmul.int8_matmul`.
+    """
+
+    N_INPUTS = (2, 3)
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(), "w_narrow": ("i", False, 0)}
+
+    def _golden(self, a, w):
+        w_q = code_qtype(8, True, self.get_nodeattr("w_narrow"))
+        return int8_matmul(a, w.T, self.a_qtype(), w_q)
+
+    def execute_node(self, context, graph):
+        super().execute_node(context, graph)
+        node = self.onnx_node
+        if len(node.input) == 3:
+            acc = context[node.output[0]].astype(np.int64) + np.asarray(context[node.input[2]])
+            context[node.output[0]] = _to_acc(acc, node)
+
+
+class TernaryMatMul(_MatMulOp):
+    """Ternary matrix product: ``acc = a · W`` with ``W ∈ {−1, 0, +1}`` (int8 tensor,
+    ``(in, out)``), ``a`` signed codes. Golden:
+    :func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc` (the ``ternary-mvu`` kernel's
+    accumulator; its requantizer is a following :class:`Requant`)."""
+
+    KERNEL = "ternary-mvu"
+
+    def _golden(self, a, w):
+        return ternary_mvu_acc(w.T, a, self.a_qtype())
+
+
+class Requant(_Op):
+    """Integer rescale of accumulators to codes: ``requantize(acc, M, S, out)``.
+
+    ``multiplier`` (M ≥ 0) and ``shift`` (S, 0 … 62) give the factor ``M · 2**-S``; the output
+    format is ``width``/``signed``/``narrow`` with ``rounding`` (a :class:`~quant.qtype.Rounding`
+    value) and saturation; ``relu`` = 1 clips at 0 as well (ReLU before the quantizer).
+    ``real_scale`` records the float factor that ``M · 2**-S`` approximates (documentation:
+    the reports measure the deviation). Golden: :func:`quant.qtype.requantize`.
+    """
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "multiplier": ("i", True, 0),
+                "shift": ("i", True, 0),
+                "width": ("i", False, 8),
+                "signed": ("i", False, 1),
+                "narrow": ("i", False, 0),
+                "relu": ("i", False, 0),
+                "rounding": ("s", False, "half_even", {r.value for r in Rounding}),
+                "real_scale": ("f", False, 0.0)}
+
+    def out_qtype(self) -> QType:
+        """The output format."""
+        return code_qtype(self.get_nodeattr("width"), self.get_nodeattr("signed"),
+                          self.get_nodeattr("narrow"), self.get_nodeattr("rounding"))
+
+    def make_shape_compatible_op(self, model):
+        """``Cast`` to the code element type: the same shape and the output type."""
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=code_elem_type(self.get_nodeattr("width"),
+                                                  self.get_nodeattr("signed")))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0],
+                                  _qonnx_dtype(self.get_nodeattr("width"),
+                                               self.get_nodeattr("signed")))
+
+    def verify_node(self):
+        info = super().verify_node()
+        if self.get_nodeattr("multiplier") < 0 or not 0 <= self.get_nodeattr("shift") <= 62:
+            info.append(f"{self.onnx_node.name!r}: needs multiplier ≥ 0 and shift 0 … 62")
+        return info
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        out = self.out_qtype()
+        codes = requantize(np.asarray(context[node.input[0]]), self.get_nodeattr("multiplier"),
+                           self.get_nodeattr("shift"), out)
+        if self.get_nodeattr("relu"):
+            codes = np.maximum(codes, 0)  # max(round(v), 0) == round(max(v, 0))
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(
+            code_elem_type(out.width, out.signed))
+        context[node.output[0]] = codes.astype(dtype)
