@@ -1,0 +1,453 @@
+"""Lowering a QONNX graph to the ``hwsim`` dialect, verified after every step (FINN style).
+
+:func:`lower` applies named qonnx ``Transformation`` s in order (:data:`STEPS`) and executes
+the graph with qonnx's ``execute_onnx`` after each one on the same inputs:
+
+* an **exact** step (``exact = True``) must leave every graph output ``==`` the step before,
+  else :class:`~hwsim.errors.HwsimError` names the step and the output;
+* an **approximate** step (float scales turned into integer ``M · 2**-S``) reports, per code
+  tensor it produces, the largest deviation from the step before in output LSBs (max
+  ``|Δcode|``) next to the bound it proves for that node; a deviation above the bound raises.
+
+The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QONNX,
+``Quant(x) → MatMul/Gemm(Quant(W)) [+ bias] [→ Relu] → Quant(y)``):
+
+1. :class:`QuantActivationsToCodes` (exact): each activation ``Quant`` becomes
+   ``QuantizeLinear [→ Clip] → DequantizeLinear``: the integer codes appear as int8/uint8
+   tensors, the float value is unchanged.
+2. :class:`WeightQuantToCodes` (exact): each weight ``Quant`` (and a ``Transpose`` after it)
+   becomes an int8 code initializer ``(in, out)`` and a ``DequantizeLinear``.
+3. :class:`LowerLinearLayers` (approximate): ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear``
+   on dequantized codes becomes ``IntMatMul → Requant`` (bias rounded to accumulator units,
+   ``s_a · s_w / s_y`` folded into ``M, S``); the dequantize nodes left without consumers go.
+   What remains around the dialect ops is the graph boundary: ``QuantizeLinear`` (float →
+   codes) at each input and ``DequantizeLinear`` (codes → float) at each output.
+
+Limits of this lowering: 8-bit activation quantizers, per-tensor scales, zero points of 0,
+``ROUND`` (half-even) rounding. Anything else, and any compute node left outside the dialect,
+raises :class:`~hwsim.errors.HwsimError` naming the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import RemoveUnusedTensors
+from qonnx.transformation.infer_shapes import InferShapes
+
+from hwsim.compile import dialect
+from hwsim.errors import HwsimError
+from hwsim.golden.common.int8_matmul import fold_scale
+
+__all__ = ["MULT_BITS", "STEPS", "LowerLinearLayers", "LoweringReport",
+           "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes", "lower"]
+
+#: width of the requantization multiplier ``M`` (relative error of ``M · 2**-S`` < 2**-23)
+MULT_BITS = 24
+#: domains of QONNX's quantizer nodes
+_QUANT_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas")
+#: nodes that may remain around the dialect ops: the graph's float ↔ code boundary
+_BOUNDARY_OPS = ("QuantizeLinear", "DequantizeLinear", "Clip")
+#: float32 unit roundoff
+_U32 = 2.0 ** -24
+
+
+# ------------------------------------------------------------------------------------------
+# Graph helpers
+def _scalar(model: ModelWrapper, name: str, node, what: str) -> float:
+    value = model.get_initializer(name)
+    if value is None:
+        raise HwsimError(f"node {node.name!r}: {what} is not a constant")
+    value = np.asarray(value)
+    if value.size != 1:
+        raise HwsimError(f"node {node.name!r}: {what} is not per-tensor (shape {value.shape}); "
+                         "only per-tensor scales are lowered")
+    return float(value.reshape(()))
+
+
+def _quant_params(model: ModelWrapper, node) -> tuple[np.float32, bool, bool, int]:
+    """``(scale, signed, narrow, width)`` of a QONNX ``Quant`` node, checked against the
+    lowering's limits."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    scale = _scalar(model, node.input[1], node, "scale")
+    zero = _scalar(model, node.input[2], node, "zero point")
+    width = _scalar(model, node.input[3], node, "bit width")
+    rounding = attrs.get("rounding_mode", b"ROUND")
+    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+    if zero != 0 or width != int(width) or rounding != "ROUND" or not scale > 0:
+        raise HwsimError(f"Quant node {node.name!r}: only zero point 0, integer widths, "
+                         f"ROUND rounding and positive scales are lowered")
+    return (np.float32(scale), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0)),
+            int(width))
+
+
+def _code_range(width: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    qt = dialect.code_qtype(width, signed, narrow)
+    return qt.min_code, qt.max_code
+
+
+def _const(model: ModelWrapper, name: str, value: np.ndarray) -> str:
+    model.set_initializer(name, np.asarray(value))
+    return name
+
+
+def _replace(model: ModelWrapper, old: list, new: list) -> None:
+    """Put ``new`` nodes where the first of ``old`` was; remove ``old``."""
+    graph = model.graph
+    at = min(list(graph.node).index(n) for n in old)
+    for n in old:
+        graph.node.remove(n)
+    for i, n in enumerate(new):
+        graph.node.insert(at + i, n)
+
+
+def _remove_dead_nodes(model: ModelWrapper) -> None:
+    outputs = {o.name for o in model.graph.output}
+    changed = True
+    while changed:
+        used = {i for n in model.graph.node for i in n.input} | outputs
+        dead = [n for n in model.graph.node if not any(o in used for o in n.output)]
+        for n in dead:
+            model.graph.node.remove(n)
+        changed = bool(dead)
+
+
+def _refresh(model: ModelWrapper) -> ModelWrapper:
+    """Drop stale value infos and unused tensors, then infer shapes and types again."""
+    del model.graph.value_info[:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.transform(RemoveUnusedTensors()).transform(InferShapes())
+
+
+def _is_quant(node) -> bool:
+    return node.op_type == "Quant" and node.domain in _QUANT_DOMAINS
+
+
+def _single_consumer(model: ModelWrapper, tensor: str, op_types: tuple[str, ...]):
+    consumers = model.find_consumers(tensor) or []
+    if len(consumers) == 1 and consumers[0].op_type in op_types \
+            and tensor not in {o.name for o in model.graph.output}:
+        return consumers[0]
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Steps
+class QuantActivationsToCodes(Transformation):
+    """Exact: ``Quant(x)`` on an activation → ``QuantizeLinear [→ Clip] → DequantizeLinear``.
+
+    ``QuantizeLinear`` computes ``round_half_even(x / s)`` saturated to int8/uint8 as the
+    ``Quant`` node does; a ``Clip`` narrows the range where the quantizer is narrow. The codes
+    tensor is named ``<Quant output>_codes``.
+    """
+
+    exact = True
+
+    def apply(self, model):
+        for node in [n for n in model.graph.node if _is_quant(n)]:
+            if model.get_initializer(node.input[0]) is not None:
+                continue  # a weight: WeightQuantToCodes
+            scale, signed, narrow, width = _quant_params(model, node)
+            if width != 8:
+                raise HwsimError(f"Quant node {node.name!r}: activations of {width} bits; "
+                                 "only 8-bit activation quantizers are lowered")
+            out = node.output[0]
+            np_type = np.int8 if signed else np.uint8
+            s = _const(model, f"{out}_scale", np.array(scale, np.float32))
+            z = _const(model, f"{out}_zero", np.array(0, np_type))
+            codes = f"{out}_codes"
+            lo, hi = _code_range(width, signed, narrow)
+            full = _code_range(width, signed, False)
+            new = []
+            if (lo, hi) == full:
+                new.append(helper.make_node("QuantizeLinear", [node.input[0], s, z], [codes],
+                                            name=f"{node.name}/quantize"))
+            else:
+                new += [helper.make_node("QuantizeLinear", [node.input[0], s, z],
+                                         [f"{codes}_full"], name=f"{node.name}/quantize"),
+                        helper.make_node("Clip", [f"{codes}_full",
+                                                  _const(model, f"{out}_lo", np.array(lo, np_type)),
+                                                  _const(model, f"{out}_hi", np.array(hi, np_type))],
+                                         [codes], name=f"{node.name}/narrow")]
+            new.append(helper.make_node("DequantizeLinear", [codes, s, z], [out],
+                                        name=f"{node.name}/dequantize"))
+            _replace(model, [node], new)
+        return _refresh(model), False
+
+
+class WeightQuantToCodes(Transformation):
+    """Exact: ``Quant(W)`` on a weight initializer [→ ``Transpose``] → int8 codes ``(in, out)``
+    ``→ DequantizeLinear``; the codes are ``round_half_even(W / s)`` clipped as ``Quant``
+    computes them, in float32."""
+
+    exact = True
+
+    def apply(self, model):
+        for node in [n for n in model.graph.node if _is_quant(n)]:
+            w = model.get_initializer(node.input[0])
+            if w is None:
+                continue
+            scale, signed, narrow, width = _quant_params(model, node)
+            if width > 8 or not signed or w.ndim != 2:
+                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D signed codes "
+                                 f"of at most 8 bits (got {width} bits, shape {w.shape})")
+            lo, hi = _code_range(width, signed, narrow)
+            codes = np.clip(np.round(w.astype(np.float32) / scale), lo, hi).astype(np.int8)
+            old, out = [node], node.output[0]
+            transpose = _single_consumer(model, out, ("Transpose",))
+            if transpose is not None:
+                codes, out = codes.T, transpose.output[0]
+                old.append(transpose)
+            name = f"{node.input[0]}_codes"
+            _const(model, name, np.ascontiguousarray(codes))
+            s = _const(model, f"{node.input[0]}_scale", np.array(scale, np.float32))
+            _replace(model, old, [helper.make_node(
+                "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize")])
+        return _refresh(model), False
+
+
+@dataclass
+class _Layer:
+    """One matched ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear [→ Clip]`` pattern."""
+
+    nodes: list
+    a_codes: str
+    a_dq: object
+    w_codes: np.ndarray  # (in, out)
+    w_dq: object
+    bias: np.ndarray | None
+    relu: bool
+    out_codes: str
+    out_q: object
+    narrow: bool
+
+
+class LowerLinearLayers(Transformation):
+    """Approximate: ``MatMul/Gemm`` on dequantized codes [+ bias] [→ Relu] → ``QuantizeLinear``
+    becomes ``IntMatMul → Requant``.
+
+    ``M · 2**-S`` = ``fold_scale(s_a, s_w, 1 / s_y, bits=mult_bits)``; the float bias becomes
+    ``round(b / (s_a · s_w))`` in accumulator units. After :meth:`apply`, :attr:`bounds` maps
+    each ``Requant`` output to the largest ``|Δcode|`` from the float layer it proves:
+    ``floor(ε) + 1`` (two reals ``ε`` apart round to codes at most that far apart; saturation
+    and ReLU cannot widen it), with ``ε`` in output LSBs the sum of
+
+    * ``r · δ_in · max_j Σ_i |W_ij|`` — the input codes' own bound ``δ_in`` (0 at the input),
+    * ``0.5 · r`` — the bias rounded to accumulator units (``r = s_a s_w / s_y``),
+    * ``|r − M 2**-S| · peak`` — the folded multiplier, ``peak`` the largest ``|acc|``,
+    * ``(k + 3) · 2**-24 · (r · peak + |b| / s_y)`` — float32 rounding of the original layer.
+    """
+
+    exact = False
+
+    def __init__(self, mult_bits: int = MULT_BITS):
+        super().__init__()
+        self.mult_bits = mult_bits
+        self.bounds: dict[str, int] = {}
+
+    def _match(self, model, node) -> _Layer:
+        def fail(why):
+            raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: {why}")
+
+        a_dq = model.find_producer(node.input[0])
+        w_dq = model.find_producer(node.input[1])
+        if a_dq is None or a_dq.op_type != "DequantizeLinear":
+            fail("its activation input is not quantized")
+        if w_dq is None or w_dq.op_type != "DequantizeLinear" \
+                or model.get_initializer(w_dq.input[0]) is None:
+            fail("its weight is not a quantized constant")
+        w = model.get_initializer(w_dq.input[0])
+        bias, nodes = None, [node]
+        if node.op_type == "Gemm":
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 \
+                    or attrs.get("transA", 0):
+                fail("only alpha = beta = 1 and transA = 0 are lowered")
+            if attrs.get("transB", 0):
+                w = w.T
+            if len(node.input) == 3:
+                bias = model.get_initializer(node.input[2])
+                if bias is None:
+                    fail("its bias is not a constant")
+        tail = node.output[0]
+        add = _single_consumer(model, tail, ("Add",))
+        if add is not None and bias is None:
+            other = [i for i in add.input if i != tail]
+            bias = model.get_initializer(other[0]) if len(other) == 1 else None
+            if bias is None:
+                fail("it is followed by an Add of a non-constant")
+            nodes.append(add)
+            tail = add.output[0]
+        relu = _single_consumer(model, tail, ("Relu",))
+        if relu is not None:
+            nodes.append(relu)
+            tail = relu.output[0]
+        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
+        if out_q is None:
+            fail("its result is not requantized by an 8-bit quantizer")
+        nodes.append(out_q)
+        out_codes = out_q.output[0]
+        clip = _single_consumer(model, out_codes, ("Clip",))
+        if clip is not None:
+            nodes.append(clip)
+            out_codes = clip.output[0]
+        if w.ndim != 2 or (bias is not None
+                           and np.asarray(bias).shape not in ((w.shape[1],), ())):
+            fail(f"weight shape {w.shape} and bias do not form a linear layer")
+        return _Layer(nodes, a_dq.input[0], a_dq, np.asarray(w), w_dq, bias, relu is not None,
+                      out_codes, out_q, clip is not None)
+
+    def apply(self, model):
+        self.bounds = {}
+        for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]:
+            layer = self._match(model, node)
+            self._lower(model, node, layer)
+        _remove_dead_nodes(model)
+        for node in model.graph.node:
+            if node.domain != dialect.DOMAIN and node.op_type not in _BOUNDARY_OPS:
+                raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: no hwsim "
+                                 "dialect op implements it yet")
+        return _refresh(model), False
+
+    def _lower(self, model, node, layer: _Layer) -> None:
+        s_a = _scalar(model, layer.a_dq.input[1], node, "input scale")
+        s_w = _scalar(model, layer.w_dq.input[1], node, "weight scale")
+        s_y = _scalar(model, layer.out_q.input[1], node, "output scale")
+        a_signed = model.get_initializer(layer.a_dq.input[2]).dtype == np.int8
+        y_signed = model.get_initializer(layer.out_q.input[2]).dtype == np.int8
+        w_codes = layer.w_codes.astype(np.int8)
+        mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
+        real = s_a * s_w / s_y
+        inputs = [layer.a_codes, _const(model, f"{node.name}/w_codes", w_codes)]
+        bias_int = None
+        if layer.bias is not None:
+            bias_int = np.round(np.asarray(layer.bias, np.float64) / (s_a * s_w)).astype(np.int64)
+            bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int32)
+            inputs.append(_const(model, f"{node.name}/bias_acc", bias_int))
+        acc = f"{node.name}/acc"
+        narrow_w = int(w_codes.min(initial=0) > -128)
+        matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                                  name=f"{node.name}/int", kernel="", a_width=8,
+                                  a_signed=int(a_signed), w_narrow=narrow_w)
+        requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
+                                   name=f"{node.name}/requant", kernel="", multiplier=mult,
+                                   shift=shift, width=8, signed=int(y_signed),
+                                   narrow=int(layer.narrow), relu=int(layer.relu),
+                                   rounding="half_even", real_scale=real)
+        _replace(model, layer.nodes, [matmul, requant])
+        bias_out = 0.0 if layer.bias is None else float(np.max(np.abs(layer.bias))) / s_y
+        self.bounds[layer.out_codes] = self._bound(
+            self.bounds.get(layer.a_codes, 0), real, mult * 2.0 ** -shift, w_codes, bias_int,
+            bias_out, 128 if a_signed else 255)
+
+    @staticmethod
+    def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
+               bias_out: float, a_peak: int) -> int:
+        """``floor(ε) + 1`` for the terms listed in the class docstring (``bias_out``: the
+        largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
+        colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
+        peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
+        eps = real * delta_in * colsum
+        eps += 0.0 if bias is None else 0.5 * real
+        eps += abs(real - folded) * peak
+        eps += (w.shape[0] + 3) * _U32 * (real * peak + bias_out)
+        return math.floor(eps) + 1
+
+
+#: the first lowering, in order
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLinearLayers)
+
+
+# ------------------------------------------------------------------------------------------
+# Driver
+@dataclass
+class StepReport:
+    """One step's verification: ``equal`` (every graph output ``==`` the step before);
+    for an approximate step ``max_lsb`` and ``bound_lsb`` per code tensor it produced."""
+
+    name: str
+    exact: bool
+    equal: bool
+    max_lsb: dict[str, int] = field(default_factory=dict)
+    bound_lsb: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoweringReport:
+    """Every step's :class:`StepReport`, in order."""
+
+    steps: list[StepReport]
+
+    @property
+    def max_lsb(self) -> int:
+        """The largest code deviation any step introduced."""
+        return max((v for s in self.steps for v in s.max_lsb.values()), default=0)
+
+    def to_dict(self) -> dict:
+        return {"steps": [vars(s) for s in self.steps], "max_lsb": self.max_lsb}
+
+
+def _execute(model: ModelWrapper, inputs: list[dict]) -> list[dict]:
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return [execute_onnx(model, x, return_full_exec_context=True) for x in inputs]
+
+
+def _default_inputs(model: ModelWrapper, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{i.name: rng.standard_normal(model.get_tensor_shape(i.name)).astype(np.float32)
+             for i in model.graph.input}]
+
+
+def lower(model, steps=None, verify_inputs: list[dict] | None = None
+          ) -> tuple[ModelWrapper, LoweringReport]:
+    """Lower ``model`` (a path, ``onnx.ModelProto`` or ``ModelWrapper`` of a QONNX graph) by
+    ``steps`` (transformation instances; default: one of each of :data:`STEPS`), executing
+    the graph on ``verify_inputs`` (input dicts; default one seeded normal sample) after
+    every step. Returns the lowered ``ModelWrapper`` (domain :data:`dialect.DOMAIN` imported)
+    and the :class:`LoweringReport`. Raises :class:`HwsimError` where a step cannot lower a
+    node, breaks an exact step's ``==``, or passes its proven bound."""
+    if not isinstance(model, ModelWrapper):
+        model = ModelWrapper(model if isinstance(model, onnx.ModelProto) else str(model))
+    model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
+    if dialect.DOMAIN not in {o.domain for o in model.model.opset_import}:
+        model.model.opset_import.append(helper.make_opsetid(dialect.DOMAIN, dialect.OPSET))
+    model = _refresh(model)
+    inputs = verify_inputs if verify_inputs is not None else _default_inputs(model)
+    steps = [s() for s in STEPS] if steps is None else list(steps)
+    before = _execute(model, inputs)
+    reports = []
+    for step in steps:
+        name = type(step).__name__
+        model = model.transform(step)
+        after = _execute(model, inputs)
+        outputs = [o.name for o in model.graph.output]
+        equal = all(np.array_equal(b[o], a[o]) for b, a in zip(before, after, strict=True) for o in outputs)
+        report = StepReport(name, bool(step.exact), equal)
+        if step.exact and not equal:
+            raise HwsimError(f"lowering step {name} changed the graph outputs")
+        if not step.exact:
+            report.bound_lsb = dict(step.bounds)
+            for tensor in step.bounds:
+                diffs = [np.max(np.abs(a[tensor].astype(np.int64) - b[tensor].astype(np.int64)),
+                                initial=0) for b, a in zip(before, after, strict=True)]
+                report.max_lsb[tensor] = int(max(diffs))
+                if report.max_lsb[tensor] > report.bound_lsb[tensor]:
+                    raise HwsimError(f"lowering step {name}: {tensor} deviates by "
+                                     f"{report.max_lsb[tensor]} LSB, above its bound "
+                                     f"{report.bound_lsb[tensor]}")
+        reports.append(report)
+        before = after
+    return model, LoweringReport(reports)
+
