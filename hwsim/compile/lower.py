@@ -295,7 +295,9 @@ class LowerLinearLayers(Transformation):
             tail = relu.output[0]
         out_q = _single_consumer(model, tail, ("QuantizeLinear",))
         if out_q is None:
-            fail("its result is not requantized by an 8-bit quantizer")
+            users = ", ".join(f"{n.op_type} node {n.name!r}"
+                              for n in model.find_consumers(tail) or []) or "a graph output"
+            fail(f"its result goes to {users}, not to an 8-bit quantizer")
         nodes.append(out_q)
         out_codes = out_q.output[0]
         clip = _single_consumer(model, out_codes, ("Clip",))
