@@ -8,18 +8,19 @@ listed in ``__all__`` is found by ``qonnx.custom_op.registry.getCustomOp`` and r
 
 Every ``execute_node`` calls a golden function — no arithmetic is re-implemented here:
 
-=================  ====================================================  ===================
-op                 computes (integer codes, exact)                        golden
-=================  ====================================================  ===================
-``IntMatMul``      ``acc = a · W (+ bias)``, int32 accumulators           ``int8_matmul``
-``TernaryMatMul``  ``acc = a · W``, ``W ∈ {−1, 0, +1}``, int32              ``ternary_mvu_acc``
-``Requant``        ``codes = requantize(acc, M, S, out)`` (``relu``: ≥ 0)   ``requantize``
-=================  ====================================================  ===================
+* ``IntMatMul``: ``acc = a · W (+ bias)``, int32 accumulators — golden
+  :func:`~hwsim.golden.common.int8_matmul.int8_matmul`;
+* ``TernaryMatMul``: ``acc = a · W`` with ``W ∈ {−1, 0, +1}``, int32 — golden
+  :func:`~hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`;
+* ``Requant``: ``codes = requantize(acc, M, S, out)`` (``relu``: also ≥ 0) — golden
+  :func:`~quant.qtype.requantize`.
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
-accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``), ``bias``
-an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the registry kernel
-(:data:`hwsim.kernels.KERNELS`) that implements it in RTL, or is empty where none exists yet.
+accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
+``bias`` an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the
+registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``ternary-mvu`` for
+``TernaryMatMul``; empty for ``IntMatMul`` and ``Requant`` until a general int8 matrix–vector
+kernel and a stand-alone requantizer are registered.
 """
 
 from __future__ import annotations

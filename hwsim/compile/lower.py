@@ -180,7 +180,10 @@ class QuantActivationsToCodes(Transformation):
                                                   _const(model, f"{out}_lo", np.array(lo, np_type)),
                                                   _const(model, f"{out}_hi", np.array(hi, np_type))],
                                          [codes], name=f"{node.name}/narrow")]
-            new.append(helper.make_node("DequantizeLinear", [codes, s, z], [out],
+            # own copies of scale and zero point: qonnx's cleanup renames shared initializers
+            s_out = _const(model, f"{out}_dq_scale", np.array(scale, np.float32))
+            z_out = _const(model, f"{out}_dq_zero", np.array(0, np_type))
+            new.append(helper.make_node("DequantizeLinear", [codes, s_out, z_out], [out],
                                         name=f"{node.name}/dequantize"))
             _replace(model, [node], new)
         return _refresh(model), False
