@@ -18,7 +18,9 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
 2. :class:`WeightQuantToCodes` (exact): each weight ``Quant`` (and a ``Transpose`` after it)
    becomes an int8 code initializer ``(in, out)`` and a ``DequantizeLinear``.
 3. :class:`LowerLinearLayers` (approximate): ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear``
-   on dequantized codes becomes ``IntMatMul → Requant`` (bias rounded to accumulator units,
+   on dequantized codes becomes ``IntMatMul → Requant`` (``TernaryMatMul → Requant`` for a
+   2-bit narrow weight quantizer on signed activations without bias, e.g.
+   :class:`quant.brevitas_quantizers.TernaryAbsmeanWeight`; bias rounded to accumulator units,
    ``s_a · s_w / s_y`` folded into ``M, S``); the dequantize nodes left without consumers go.
    What remains around the dialect ops is the graph boundary: ``QuantizeLinear`` (float →
    codes) at each input and ``DequantizeLinear`` (codes → float) at each output.
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.base import Transformation
@@ -214,6 +217,7 @@ class WeightQuantToCodes(Transformation):
                 old.append(transpose)
             name = f"{node.input[0]}_codes"
             _const(model, name, np.ascontiguousarray(codes))
+            model.set_tensor_datatype(name, DataType[f"INT{width}"])  # INT2: ternary
             s = _const(model, f"{node.input[0]}_scale", np.array(scale, np.float32))
             _replace(model, old, [helper.make_node(
                 "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize")])
@@ -342,9 +346,16 @@ class LowerLinearLayers(Transformation):
             inputs.append(_const(model, f"{node.name}/bias_acc", bias_int))
         acc = f"{node.name}/acc"
         narrow_w = int(w_codes.min(initial=0) > -128)
-        matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
-                                  name=f"{node.name}/int", kernel="", a_width=8,
-                                  a_signed=int(a_signed), w_narrow=narrow_w)
+        ternary = (model.get_tensor_datatype(layer.w_dq.input[0]) == DataType["INT2"]
+                   and a_signed and bias_int is None and w_codes.min(initial=0) >= -1)
+        if ternary:
+            matmul = helper.make_node("TernaryMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                                      name=f"{node.name}/ternary", kernel="ternary-mvu",
+                                      a_width=8, a_signed=1)
+        else:
+            matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                                      name=f"{node.name}/int", kernel="", a_width=8,
+                                      a_signed=int(a_signed), w_narrow=narrow_w)
         requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
                                    name=f"{node.name}/requant", kernel="", multiplier=mult,
                                    shift=shift, width=8, signed=int(y_signed),

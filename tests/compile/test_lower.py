@@ -6,11 +6,14 @@ import pytest
 import torch
 from brevitas import nn as qnn
 from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
+from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from hwsim.compile.dialect import DOMAIN
 from hwsim.compile.lower import QuantActivationsToCodes, lower
 from hwsim.errors import HwsimError
+from hwsim.kernels import KERNELS
+from quant.brevitas_quantizers import TernaryAbsmeanWeight
 from quant.onnx import export_brevitas, run_qonnx
 
 
@@ -112,3 +115,33 @@ def test_an_unsupported_pattern_names_the_node(tmp_path):
     path = _export(tmp_path / "sigmoid.onnx", hidden=torch.nn.Sigmoid())
     with pytest.raises(HwsimError, match=r"Sigmoid node '[^']+'"):
         lower(path, verify_inputs=_samples(path, n=1))
+
+
+class _Ternary(torch.nn.Module):
+    """int8 input → ternary (absmean) linear layer without bias → int8 output."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.lin = qnn.QuantLinear(16, 8, bias=False, weight_quant=TernaryAbsmeanWeight,
+                                   output_quant=Int8ActPerTensorFloat)
+
+    def forward(self, x):
+        return self.lin(self.inp(x))
+
+
+def test_a_ternary_layer_lowers_to_the_ternary_mvu_kernel(tmp_path):
+    torch.manual_seed(0)
+    model = _Ternary()
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(64, 16) * 2)
+    model.eval()
+    path = export_brevitas(model, torch.randn(4, 16), tmp_path / "ternary.onnx", "qonnx")
+    lowered, report = lower(path, verify_inputs=_samples(path, n=2))
+    (mvu,) = [n for n in lowered.graph.node if n.domain == DOMAIN and "MatMul" in n.op_type]
+    assert mvu.op_type == "TernaryMatMul"
+    assert getCustomOp(mvu).get_nodeattr("kernel") in KERNELS
+    step = report.steps[-1]
+    assert all(step.max_lsb[t] <= step.bound_lsb[t] == 1 for t in step.max_lsb)
