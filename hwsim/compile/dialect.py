@@ -12,8 +12,8 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
   :func:`~hwsim.golden.common.int8_matmul.int8_matmul`;
 * ``TernaryMatMul``: ``acc = a · W`` with ``W ∈ {−1, 0, +1}``, int32 — golden
   :func:`~hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`;
-* ``Requant``: ``codes = requantize(acc, M, S, out)`` (``relu``: also ≥ 0) — golden
-  :func:`~quant.qtype.requantize`.
+* ``Requant``: ``codes = out.fit(requantize(acc, M, S) + zero_point)`` (``relu``: also
+  ≥ ``zero_point``) — golden :func:`~quant.qtype.requantize`.
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
@@ -181,7 +181,9 @@ class Requant(_Op):
 
     ``multiplier`` (M ≥ 0) and ``shift`` (S, 0 … 62) give the factor ``M · 2**-S``; the output
     format is ``width``/``signed``/``narrow`` with ``rounding`` (a :class:`~quant.qtype.Rounding`
-    value) and saturation; ``relu`` = 1 clips at 0 as well (ReLU before the quantizer).
+    value) and saturation. ``zero_point`` is added to the rounded value before saturation (the
+    code of real 0, as ``QuantizeLinear``); ``relu`` = 1 clips at ``zero_point`` as well (ReLU
+    before the quantizer). With ``zero_point`` 0 the result is ``requantize(acc, M, S, out)``.
     ``real_scale`` records the float factor that ``M · 2**-S`` approximates (documentation:
     the reports measure the deviation). Golden: :func:`quant.qtype.requantize`.
     """
@@ -194,6 +196,7 @@ class Requant(_Op):
                 "signed": ("i", False, 1),
                 "narrow": ("i", False, 0),
                 "relu": ("i", False, 0),
+                "zero_point": ("i", False, 0),
                 "rounding": ("s", False, "half_even", {r.value for r in Rounding}),
                 "real_scale": ("f", False, 0.0)}
 
@@ -217,15 +220,22 @@ class Requant(_Op):
         info = super().verify_node()
         if self.get_nodeattr("multiplier") < 0 or not 0 <= self.get_nodeattr("shift") <= 62:
             info.append(f"{self.onnx_node.name!r}: needs multiplier ≥ 0 and shift 0 … 62")
+        out = self.out_qtype()
+        if not out.min_code <= self.get_nodeattr("zero_point") <= out.max_code:
+            info.append(f"{self.onnx_node.name!r}: zero_point outside the {out} code range")
         return info
 
     def execute_node(self, context, graph):
         node = self.onnx_node
         out = self.out_qtype()
-        codes = requantize(np.asarray(context[node.input[0]]), self.get_nodeattr("multiplier"),
-                           self.get_nodeattr("shift"), out)
+        zero = self.get_nodeattr("zero_point")
+        # rounded (not yet saturated) codes of real acc · M · 2**-S: a 64-bit format never clips
+        wide = QType(64, rounding=out.rounding)
+        codes = out.fit(requantize(np.asarray(context[node.input[0]]),
+                                   self.get_nodeattr("multiplier"), self.get_nodeattr("shift"),
+                                   wide) + zero)
         if self.get_nodeattr("relu"):
-            codes = np.maximum(codes, 0)  # max(round(v), 0) == round(max(v, 0))
+            codes = np.maximum(codes, zero)  # max(round(v), 0) + z == round(max(v, 0)) + z
         dtype = onnx.helper.tensor_dtype_to_np_dtype(
             code_elem_type(out.width, out.signed))
         context[node.output[0]] = codes.astype(dtype)

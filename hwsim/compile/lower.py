@@ -25,7 +25,8 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    What remains around the dialect ops is the graph boundary: ``QuantizeLinear`` (float →
    codes) at each input and ``DequantizeLinear`` (codes → float) at each output.
 
-Limits of this lowering: 8-bit activation quantizers, per-tensor scales, zero points of 0,
+Limits of this lowering: 8-bit activation quantizers, per-tensor scales, integer zero points
+(0 for weights),
 ``ROUND`` (half-even) rounding. Anything else, and any compute node left outside the dialect,
 raises :class:`~hwsim.errors.HwsimError` naming the node.
 """
@@ -78,20 +79,20 @@ def _scalar(model: ModelWrapper, name: str, node, what: str) -> float:
     return float(value.reshape(()))
 
 
-def _quant_params(model: ModelWrapper, node) -> tuple[np.float32, bool, bool, int]:
-    """``(scale, signed, narrow, width)`` of a QONNX ``Quant`` node, checked against the
-    lowering's limits."""
+def _quant_params(model: ModelWrapper, node) -> tuple[np.float32, int, bool, bool, int]:
+    """``(scale, zero point, signed, narrow, width)`` of a QONNX ``Quant`` node, checked
+    against the lowering's limits."""
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     scale = _scalar(model, node.input[1], node, "scale")
     zero = _scalar(model, node.input[2], node, "zero point")
     width = _scalar(model, node.input[3], node, "bit width")
     rounding = attrs.get("rounding_mode", b"ROUND")
     rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
-    if zero != 0 or width != int(width) or rounding != "ROUND" or not scale > 0:
-        raise HwsimError(f"Quant node {node.name!r}: only zero point 0, integer widths, "
+    if zero != int(zero) or width != int(width) or rounding != "ROUND" or not scale > 0:
+        raise HwsimError(f"Quant node {node.name!r}: only integer zero points and widths, "
                          f"ROUND rounding and positive scales are lowered")
-    return (np.float32(scale), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0)),
-            int(width))
+    return (np.float32(scale), int(zero), bool(attrs.get("signed", 1)),
+            bool(attrs.get("narrow", 0)), int(width))
 
 
 def _code_range(width: int, signed: bool, narrow: bool) -> tuple[int, int]:
@@ -161,14 +162,14 @@ class QuantActivationsToCodes(Transformation):
         for node in [n for n in model.graph.node if _is_quant(n)]:
             if model.get_initializer(node.input[0]) is not None:
                 continue  # a weight: WeightQuantToCodes
-            scale, signed, narrow, width = _quant_params(model, node)
+            scale, zero, signed, narrow, width = _quant_params(model, node)
             if width != 8:
                 raise HwsimError(f"Quant node {node.name!r}: activations of {width} bits; "
                                  "only 8-bit activation quantizers are lowered")
             out = node.output[0]
             np_type = np.int8 if signed else np.uint8
             s = _const(model, f"{out}_scale", np.array(scale, np.float32))
-            z = _const(model, f"{out}_zero", np.array(0, np_type))
+            z = _const(model, f"{out}_zero", np.array(zero, np_type))
             codes = f"{out}_codes"
             lo, hi = _code_range(width, signed, narrow)
             full = _code_range(width, signed, False)
@@ -185,7 +186,7 @@ class QuantActivationsToCodes(Transformation):
                                          [codes], name=f"{node.name}/narrow")]
             # own copies of scale and zero point: qonnx's cleanup renames shared initializers
             s_out = _const(model, f"{out}_dq_scale", np.array(scale, np.float32))
-            z_out = _const(model, f"{out}_dq_zero", np.array(0, np_type))
+            z_out = _const(model, f"{out}_dq_zero", np.array(zero, np_type))
             new.append(helper.make_node("DequantizeLinear", [codes, s_out, z_out], [out],
                                         name=f"{node.name}/dequantize"))
             _replace(model, [node], new)
@@ -204,10 +205,11 @@ class WeightQuantToCodes(Transformation):
             w = model.get_initializer(node.input[0])
             if w is None:
                 continue
-            scale, signed, narrow, width = _quant_params(model, node)
-            if width > 8 or not signed or w.ndim != 2:
+            scale, zero, signed, narrow, width = _quant_params(model, node)
+            if width > 8 or not signed or zero or w.ndim != 2:
                 raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D signed codes "
-                                 f"of at most 8 bits (got {width} bits, shape {w.shape})")
+                                 f"of at most 8 bits with zero point 0 (got {width} bits, "
+                                 f"zero point {zero}, shape {w.shape})")
             lo, hi = _code_range(width, signed, narrow)
             codes = np.clip(np.round(w.astype(np.float32) / scale), lo, hi).astype(np.int8)
             old, out = [node], node.output[0]
@@ -333,15 +335,20 @@ class LowerLinearLayers(Transformation):
         s_a = _scalar(model, layer.a_dq.input[1], node, "input scale")
         s_w = _scalar(model, layer.w_dq.input[1], node, "weight scale")
         s_y = _scalar(model, layer.out_q.input[1], node, "output scale")
-        a_signed = model.get_initializer(layer.a_dq.input[2]).dtype == np.int8
-        y_signed = model.get_initializer(layer.out_q.input[2]).dtype == np.int8
+        a_zero = model.get_initializer(layer.a_dq.input[2])
+        y_zero = model.get_initializer(layer.out_q.input[2])
+        a_signed, y_signed = a_zero.dtype == np.int8, y_zero.dtype == np.int8
+        a_zero, y_zero = int(a_zero), int(y_zero)
         w_codes = layer.w_codes.astype(np.int8)
         mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
         real = s_a * s_w / s_y
         inputs = [layer.a_codes, _const(model, f"{node.name}/w_codes", w_codes)]
         bias_int = None
-        if layer.bias is not None:
-            bias_int = np.round(np.asarray(layer.bias, np.float64) / (s_a * s_w)).astype(np.int64)
+        if layer.bias is not None or a_zero:
+            # Σ (a − z_a) · w = a · W − z_a · Σ_i w_i: the input zero point joins the bias
+            bias = 0.0 if layer.bias is None else np.asarray(layer.bias, np.float64)
+            bias_int = np.round(bias / (s_a * s_w)).astype(np.int64) \
+                - a_zero * w_codes.astype(np.int64).sum(axis=0)
             bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int32)
             inputs.append(_const(model, f"{node.name}/bias_acc", bias_int))
         acc = f"{node.name}/acc"
@@ -360,12 +367,13 @@ class LowerLinearLayers(Transformation):
                                    name=f"{node.name}/requant", kernel="", multiplier=mult,
                                    shift=shift, width=8, signed=int(y_signed),
                                    narrow=int(layer.narrow), relu=int(layer.relu),
+                                   zero_point=y_zero,
                                    rounding="half_even", real_scale=real)
         _replace(model, layer.nodes, [matmul, requant])
         bias_out = 0.0 if layer.bias is None else float(np.max(np.abs(layer.bias))) / s_y
         self.bounds[layer.out_codes] = self._bound(
             self.bounds.get(layer.a_codes, 0), real, mult * 2.0 ** -shift, w_codes, bias_int,
-            bias_out, 128 if a_signed else 255)
+            bias_out, 128 if a_signed and not a_zero else 255)
 
     @staticmethod
     def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
@@ -374,6 +382,7 @@ class LowerLinearLayers(Transformation):
         largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
         colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
         peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
+        # (bias holds the input zero point's term too: peak and the 0.5 · r below only grow)
         eps = real * delta_in * colsum
         eps += 0.0 if bias is None else 0.5 * real
         eps += abs(real - folded) * peak

@@ -57,6 +57,18 @@ def test_requant_is_the_requantize_golden(signed, relu):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("relu", [0, 1])
+def test_requant_adds_the_zero_point_before_saturating(relu):
+    acc = RNG.integers(-(1 << 20), 1 << 20, (5, 7)).astype(np.int32)
+    node = helper.make_node("Requant", ["acc"], ["y"], domain=DOMAIN, multiplier=12345,
+                            shift=24, signed=0, relu=relu, zero_point=100)
+    want = np.clip(requantize(acc, 12345, 24, QType(64)) + 100, 0, 255)
+    if relu:
+        want = np.maximum(want, 100)
+    assert np.array_equal(_run(node, {"acc": acc}), want)
+    assert 0 < np.mean(want == 255) < 1 and np.mean(want == 0 if not relu else want == 100) > 0
+
+
 def test_verify_node_names_the_problem():
     bad = helper.make_node("IntMatMul", ["a"], ["y"], domain=DOMAIN, name="mm")
     assert any("'mm'" in line for line in getCustomOp(bad).verify_node())

@@ -5,7 +5,12 @@ import onnx
 import pytest
 import torch
 from brevitas import nn as qnn
-from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerTensorFloat,
+    ShiftedUint8ActPerTensorFloat,
+    Uint8ActPerTensorFloat,
+)
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
@@ -145,3 +150,34 @@ def test_a_ternary_layer_lowers_to_the_ternary_mvu_kernel(tmp_path):
     assert getCustomOp(mvu).get_nodeattr("kernel") in KERNELS
     step = report.steps[-1]
     assert all(step.max_lsb[t] <= step.bound_lsb[t] == 1 for t in step.max_lsb)
+
+
+class _Asymmetric(torch.nn.Module):
+    """Shifted uint8 activations (zero points ≠ 0) around a linear layer with bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat,
+                                     return_quant_tensor=True)
+        self.lin = qnn.QuantLinear(16, 8, bias=True, weight_quant=Int8WeightPerTensorFloat,
+                                   output_quant=ShiftedUint8ActPerTensorFloat)
+
+    def forward(self, x):
+        return self.lin(self.inp(x))
+
+
+def test_zero_points_fold_into_bias_and_requant(tmp_path):
+    torch.manual_seed(0)
+    model = _Asymmetric()
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(64, 16) * 2 + 1)
+    model.eval()
+    path = export_brevitas(model, torch.randn(4, 16), tmp_path / "asym.onnx", "qonnx")
+    lowered, report = lower(path, verify_inputs=_samples(path, n=3))
+    (requant,) = [n for n in lowered.graph.node if n.op_type == "Requant"]
+    assert getCustomOp(requant).get_nodeattr("zero_point") != 0
+    assert all(s.equal for s in report.steps if s.exact)
+    step = report.steps[-1]
+    assert all(step.max_lsb[t] <= step.bound_lsb[t] for t in step.max_lsb)
