@@ -45,6 +45,7 @@ from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
@@ -442,7 +443,8 @@ def lower(model, steps=None, verify_inputs: list[dict] | None = None
     the graph on ``verify_inputs`` (input dicts; default one seeded normal sample) after
     every step. Returns the lowered ``ModelWrapper`` (domain :data:`dialect.DOMAIN` imported)
     and the :class:`LoweringReport`. Raises :class:`HwsimError` where a step cannot lower a
-    node, breaks an exact step's ``==``, or passes its proven bound."""
+    node, breaks an exact step's ``==``, passes its proven bound, or leaves a dialect node that
+    fails its ``verify_node``."""
     if not isinstance(model, ModelWrapper):
         model = ModelWrapper(model if isinstance(model, onnx.ModelProto) else str(model))
     model = ModelWrapper(onnx.ModelProto.FromString(model.model.SerializeToString()))
@@ -474,5 +476,9 @@ def lower(model, steps=None, verify_inputs: list[dict] | None = None
                                      f"{report.bound_lsb[tensor]}")
         reports.append(report)
         before = after
+    for node in model.graph.node:
+        problems = getCustomOp(node).verify_node() if node.domain == dialect.DOMAIN else []
+        if problems:
+            raise HwsimError(f"lowered node {node.name!r} is invalid: {problems[0]}")
     return model, LoweringReport(reports)
 
