@@ -26,9 +26,9 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    codes) at each input and ``DequantizeLinear`` (codes → float) at each output.
 
 Limits of this lowering: 8-bit activation quantizers, per-tensor scales, integer zero points
-(0 for weights),
-``ROUND`` (half-even) rounding. Anything else, and any compute node left outside the dialect,
-raises :class:`~hwsim.errors.HwsimError` naming the node.
+(0 for weights), ``ROUND`` (half-even) rounding, each layer's result read by one quantizer.
+Anything else, and any compute node left outside the dialect, raises
+:class:`~hwsim.errors.HwsimError` naming the node.
 """
 
 from __future__ import annotations
@@ -256,7 +256,9 @@ class LowerLinearLayers(Transformation):
     * ``r · δ_in · max_j Σ_i |W_ij|`` — the input codes' own bound ``δ_in`` (0 at the input),
     * ``0.5 · r`` — the bias rounded to accumulator units (``r = s_a s_w / s_y``),
     * ``|r − M 2**-S| · peak`` — the folded multiplier, ``peak`` the largest ``|acc|``,
-    * ``(k + 3) · 2**-24 · (r · peak + |b| / s_y)`` — float32 rounding of the original layer.
+    * ``(k + 5) · 2**-24 · (r · peak + |b| / s_y)`` — float32 rounding of the original layer
+      (first order: dequantizing ``a`` and ``w``, the product, ``k − 1`` additions, the bias
+      and the division by ``s_y``, one unit roundoff each).
     """
 
     exact = False
@@ -387,7 +389,7 @@ class LowerLinearLayers(Transformation):
         eps = real * delta_in * colsum
         eps += 0.0 if bias is None else 0.5 * real
         eps += abs(real - folded) * peak
-        eps += (w.shape[0] + 3) * _U32 * (real * peak + bias_out)
+        eps += (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
         return math.floor(eps) + 1
 
 
