@@ -1,0 +1,493 @@
+"""Front end of ``hwsim compile``: read a QONNX or QCDQ file, bring it to one clean form and
+say which of its nodes hwsim can build.
+
+* :func:`load` — :func:`quant.onnx.check` (the file is untrusted), qonnx cleanup (shapes
+  inferred, constants folded, unique readable names), QCDQ (``QuantizeLinear`` / ``Clip`` /
+  ``DequantizeLinear``) turned into QONNX ``Quant`` nodes by qonnx's ``QCDQToQuant``, ``Gemm``
+  into ``MatMul`` + ``Add``, the default opset raised to :data:`OPSET` (``onnx.version_converter``)
+  and the decomposed ops of opset-13 exports fused back (:data:`PATTERNS`). One form flows on.
+* :data:`SUPPORTED`, :func:`unsupported`, :func:`check_supported` — the op set hwsim compiles.
+* :func:`summary` — one row per node: name, op type, supported, pattern.
+
+Pattern recognition (named qonnx transformations, each keeping the graph executable):
+
+========================  =====================================================  ==============
+transformation            decomposed form (any operand order)                    result
+========================  =====================================================  ==============
+:class:`FuseGeluErf`      ``x * 0.5 * (1 + Erf(x / √2))``                        ``Gelu``
+:class:`FuseLayerNorm`    ``(x - mean) / Sqrt(var + eps) * gamma + beta``        ``LayerNormalization``
+:class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or                ``RMSNormalization``
+                          ``x * Reciprocal(Sqrt(…))``)
+:class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
+:class:`MarkAttention`    ``MatMul → [Div/Mul by const] → Softmax → MatMul``     annotation
+                          (``Quant`` nodes may sit between)
+========================  =====================================================  ==============
+
+Every recognised pattern is recorded in the model's metadata property :data:`PATTERNS_KEY`, a
+JSON list of ``{"pattern": name, "nodes": [node names]}`` (for a fusion, ``nodes`` is the one
+fused node and ``"from"`` lists the nodes it replaced). ONNX has no ReLU² op, and softmax
+attention with quantizers between its MatMuls has no exact single standard op, so those two stay
+as they are and are only annotated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+from qonnx.transformation.base import Transformation
+
+from hwsim.errors import HwsimError
+from quant.onnx import QONNX_DOMAIN, check
+
+__all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FuseGeluErf", "FuseLayerNorm",
+           "FuseRMSNorm", "MarkAttention", "MarkReluSquared", "check_supported", "load",
+           "patterns", "recognise", "summary", "unsupported"]
+
+#: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
+#: ``RotaryEmbedding`` need 23 (``Gelu`` 20, ``LayerNormalization`` 17)
+OPSET = 23
+#: metadata property holding the recognised patterns (JSON)
+PATTERNS_KEY = "hwsim.patterns"
+
+#: op types hwsim compiles (QONNX quantizers, compute ops, data movement). ``Erf`` is not here:
+#: it is supported only as part of GELU, which :func:`load` rewrites to ``Gelu``.
+SUPPORTED = frozenset({
+    "Quant", "BipolarQuant", "Trunc",
+    "MatMul", "Gemm", "Conv", "Add", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
+    "LayerNormalization", "RMSNormalization", "Attention", "RotaryEmbedding",
+    "Reshape", "Transpose", "Concat", "Slice", "Flatten", "Squeeze", "Unsqueeze",
+    "DepthToSpace", "Constant", "Identity",
+})
+# inputs (by position) that must be constants for the op to be supported: Div only by a
+# constant; data movement only with a static shape, slice or axes
+_CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
+                    "Unsqueeze": (1,)}
+
+PathOrModel = str | Path | onnx.ModelProto
+
+
+def _quiet(fn, *args):
+    """``fn(*args)`` with qonnx's broadcast-shape warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
+def _cleanup(model):
+    from qonnx.util.cleanup import cleanup_model
+
+    return _quiet(cleanup_model, model)
+
+
+def _raise_opset(model):
+    """``model`` with its default-domain opset raised to :data:`OPSET` (default domain listed
+    first, as qonnx's constant folding reads ``opset_import[0]``; the QONNX domain imported
+    where its nodes are used)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    proto = model.model
+    domains = {o.domain for o in proto.opset_import}
+    if QONNX_DOMAIN not in domains and any(n.domain == QONNX_DOMAIN for n in proto.graph.node):
+        proto.opset_import.append(helper.make_opsetid(QONNX_DOMAIN, 1))  # QCDQToQuant adds none
+    current = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                  default=OPSET)
+    if current < OPSET:
+        try:
+            proto = onnx.version_converter.convert_version(proto, OPSET)
+        except Exception as e:  # the converter raises plain RuntimeError / ValueError
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise HwsimError(f"cannot convert ONNX model to opset {OPSET}: {line}") from None
+    imports = sorted(proto.opset_import, key=lambda o: o.domain not in ("", "ai.onnx"))
+    del proto.opset_import[:]
+    proto.opset_import.extend(imports)
+    return ModelWrapper(proto)
+
+
+def load(path_or_model: PathOrModel, *, fuse: bool = True):
+    """The model at ``path_or_model`` (a path or an ``onnx.ModelProto``) as a clean qonnx
+    ``ModelWrapper``: checked by :func:`quant.onnx.check` (a malformed file is one
+    :class:`HwsimError` line), cleaned by qonnx (shapes, folded constants, names ``OpType_i``),
+    QCDQ → QONNX ``Quant``, ``Gemm`` → ``MatMul`` + ``Add``, opset :data:`OPSET`; with ``fuse``
+    (default) the :data:`PATTERNS` are recognised too (:func:`recognise`)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
+
+    model = _cleanup(ModelWrapper(check(path_or_model)))
+    model = _quiet(model.transform, QCDQToQuant())
+    model = _quiet(model.transform, GemmToMatMul())
+    model = _cleanup(_raise_opset(model))
+    return recognise(model) if fuse else model
+
+
+# --- graph helpers ---------------------------------------------------------------------------
+
+def _const(model, name: str) -> np.ndarray | None:
+    return model.get_initializer(name) if name else None
+
+
+def _is_scalar(model, name: str, value: float, rel: float = 1e-5) -> bool:
+    """Whether tensor ``name`` is a constant whose every element is ``value`` (to ``rel``)."""
+    c = _const(model, name)
+    return c is not None and c.size >= 1 and bool(np.allclose(c, value, rtol=rel, atol=0))
+
+
+def _other(node, name: str) -> str:
+    """The input of a two-input ``node`` that is not ``name``."""
+    return node.input[1] if node.input[0] == name else node.input[0]
+
+
+def _sole_consumer(model, name: str, op_type: str):
+    """The one consumer of ``name`` if it has that op type and ``name`` is no graph output."""
+    users = model.find_consumers(name)
+    if len(users) != 1 or users[0].op_type != op_type:
+        return None
+    if any(o.name == name for o in model.graph.output):
+        return None
+    return users[0]
+
+
+def _producer(model, name: str, op_type: str):
+    node = model.find_producer(name)
+    return node if node is not None and node.op_type == op_type else None
+
+
+def _last_axis(model, node, x: str) -> bool:
+    """Whether a ``ReduceMean`` reduces exactly the last axis of ``x`` and keeps dims."""
+    axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+    if axes is None and len(node.input) > 1:
+        c = _const(model, node.input[1])
+        axes = None if c is None else [int(v) for v in np.ravel(c)]
+    keep = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+    shape = model.get_tensor_shape(x)
+    if axes is None or len(axes) != 1 or not keep or shape is None:
+        return False
+    return axes[0] in (-1, len(shape) - 1)
+
+
+def _internal(model, nodes: list, out: str) -> bool:
+    """Whether every tensor made by ``nodes`` other than ``out`` is used only inside them."""
+    inside = {id(n) for n in nodes}
+    graph_out = {o.name for o in model.graph.output}
+    for n in nodes:
+        for t in n.output:
+            if t == out:
+                continue
+            if t in graph_out or any(id(c) not in inside for c in model.find_consumers(t)):
+                return False
+    return True
+
+
+def _fresh_name(model, op_type: str) -> str:
+    names = {n.name for n in model.graph.node}
+    i = 0
+    while f"{op_type}_{i}" in names:
+        i += 1
+    return f"{op_type}_{i}"
+
+
+def patterns(model) -> list[dict]:
+    """The patterns recorded on ``model`` (:data:`PATTERNS_KEY`), oldest first."""
+    raw = model.get_metadata_prop(PATTERNS_KEY)
+    return json.loads(raw) if raw else []
+
+
+def _record(model, entry: dict) -> None:
+    model.set_metadata_prop(PATTERNS_KEY, json.dumps([*patterns(model), entry]))
+
+
+def _replace(model, nodes: list, new, pattern: str) -> None:
+    """Put ``new`` where the last of ``nodes`` was, remove ``nodes``, record the fusion."""
+    graph = model.graph
+    pos = max(model.get_node_index(n) for n in nodes)
+    graph.node.insert(pos + 1, new)
+    _record(model, {"pattern": pattern, "nodes": [new.name], "from": [n.name for n in nodes]})
+    for n in nodes:
+        graph.node.remove(n)
+
+
+# --- fusions ---------------------------------------------------------------------------------
+
+
+
+class FuseGeluErf(Transformation):
+    """``x * 0.5 * (1 + Erf(x / √2))`` (``x / √2`` may be ``x * (1/√2)``; the three factors in
+    any order, as torch exports ``nn.GELU`` below opset 20) → ``Gelu(x)``."""
+
+    def _match(self, model, erf):
+        pre = model.find_producer(erf.input[0])
+        if pre is None or len(model.find_consumers(erf.input[0])) != 1:
+            return None
+        r2 = 1 / math.sqrt(2.0)
+        if ((pre.op_type == "Div" and _is_scalar(model, pre.input[1], math.sqrt(2.0)))
+                or (pre.op_type == "Mul" and _is_scalar(model, pre.input[1], r2))):
+            x = pre.input[0]
+        elif pre.op_type == "Mul" and _is_scalar(model, pre.input[0], r2):
+            x = pre.input[1]
+        else:
+            return None
+        add = _sole_consumer(model, erf.output[0], "Add")
+        if add is None or not _is_scalar(model, _other(add, erf.output[0]), 1.0):
+            return None
+        nodes, factors, cur = [pre, erf, add], [], add.output[0]
+        for _ in range(2):  # (x * 0.5) * a, x * (0.5 * a), (a * x) * 0.5, …
+            mul = _sole_consumer(model, cur, "Mul")
+            if mul is None:
+                return None
+            other = _other(mul, cur)
+            inner = _producer(model, other, "Mul")
+            nodes.append(mul)
+            if other != x and inner is not None and _sole_consumer(model, other, "Mul") is mul:
+                nodes.append(inner)
+                factors.extend(inner.input)
+            else:
+                factors.append(other)
+            cur = mul.output[0]
+            if len(factors) == 2:
+                break
+        if sorted(factors, key=lambda f: f != x)[0] != x or len(factors) != 2:
+            return None
+        half = factors[1] if factors[0] == x else factors[0]
+        if not _is_scalar(model, half, 0.5) or not _internal(model, nodes, cur):
+            return None
+        return x, nodes, cur
+
+    def apply(self, model):
+        for erf in model.get_nodes_by_op_type("Erf"):
+            found = self._match(model, erf)
+            if found is not None:
+                x, nodes, out = found
+                new = helper.make_node("Gelu", [x], [out], name=_fresh_name(model, "Gelu"),
+                                       approximate="none")
+                _replace(model, nodes, new, "gelu_erf")
+                return model, True
+        return model, False
+
+
+def _norm_core(model, sqrt):
+    """Match ``ReduceMean(sq) + eps → Sqrt → Div(num, ·)`` (or ``Reciprocal → Mul(num, ·)``)
+    around ``sqrt``, where ``sq`` is ``Pow(d, 2)`` or ``Mul(d, d)``: ``(d, eps, nodes, out)``
+    with ``out`` the normalised tensor, or ``None``."""
+    add = _producer(model, sqrt.input[0], "Add")
+    if add is None:
+        return None
+    mean = model.find_producer(add.input[0]) or model.find_producer(add.input[1])
+    if mean is None or mean.op_type != "ReduceMean":
+        return None
+    eps = _const(model, _other(add, mean.output[0]))
+    if eps is None or eps.size != 1:
+        return None
+    sq = model.find_producer(mean.input[0])
+    if sq is None:
+        return None
+    if not ((sq.op_type == "Pow" and _is_scalar(model, sq.input[1], 2.0))
+            or (sq.op_type == "Mul" and sq.input[0] == sq.input[1])):
+        return None
+    d = sq.input[0]
+    if not _last_axis(model, mean, d):
+        return None
+    nodes = [sq, mean, add, sqrt]
+    users = model.find_consumers(sqrt.output[0])
+    if len(users) != 1:
+        return None
+    user = users[0]
+    if user.op_type == "Div" and user.input == [d, sqrt.output[0]]:
+        nodes.append(user)
+    elif user.op_type == "Reciprocal":
+        mul = _sole_consumer(model, user.output[0], "Mul")
+        if mul is None or _other(mul, user.output[0]) != d:
+            return None
+        nodes += [user, mul]
+    else:
+        return None
+    return d, float(eps.ravel()[0]), nodes, nodes[-1].output[0]
+
+
+def _affine(model, out: str, nodes: list, width: int, with_bias: bool):
+    """Optional ``Mul(out, gamma)`` then (``with_bias``) ``Add(·, beta)`` with constant
+    per-channel ``gamma``/``beta`` of ``width`` elements: ``(gamma, beta, out)``."""
+    gamma, beta = np.ones(width, np.float32), np.zeros(width, np.float32)
+    for op, is_bias in (("Mul", False), ("Add", True)):
+        if is_bias and not with_bias:
+            break
+        node = _sole_consumer(model, out, op)
+        c = None if node is None else _const(model, _other(node, out))
+        if c is None or c.size not in (1, width) or (c.ndim > 1 and c.shape[-1] != c.size):
+            break
+        vec = np.broadcast_to(np.ravel(c), (width,)).astype(np.float32)
+        if is_bias:
+            beta = vec
+        else:
+            gamma = vec
+        nodes.append(node)
+        out = node.output[0]
+    return gamma, beta, out
+
+
+def _add_params(model, node_name: str, arrays: Iterable[np.ndarray]) -> list[str]:
+    """Add each array as a float32 initializer ``<node_name>_param<k>``; their names."""
+    names = []
+    for k, arr in enumerate(arrays):
+        name = f"{node_name}_param{k}"
+        model.set_initializer(name, np.ascontiguousarray(arr, np.float32))
+        names.append(name)
+    return names
+
+
+class FuseLayerNorm(Transformation):
+    """``d = x - ReduceMean(x)``; ``d / Sqrt(ReduceMean(d²) + eps) [* gamma] [+ beta]`` over
+    the last axis (how torch exports ``nn.LayerNorm`` below opset 17) →
+    ``LayerNormalization(x, gamma, beta, axis=-1, epsilon=eps)``."""
+
+    def apply(self, model):
+        for sqrt in model.get_nodes_by_op_type("Sqrt"):
+            core = _norm_core(model, sqrt)
+            if core is None:
+                continue
+            d, eps, nodes, out = core
+            sub = _producer(model, d, "Sub")
+            mean = sub and _producer(model, sub.input[1], "ReduceMean")
+            if mean is None or mean.input[0] != sub.input[0] or not _last_axis(model, mean, d):
+                continue
+            x = sub.input[0]
+            nodes = [mean, sub, *nodes]
+            width = model.get_tensor_shape(x)[-1]
+            gamma, beta, out = _affine(model, out, nodes, width, with_bias=True)
+            if not _internal(model, nodes, out):
+                continue
+            name = _fresh_name(model, "LayerNormalization")
+            g, b = _add_params(model, name, (gamma, beta))
+            new = helper.make_node("LayerNormalization", [x, g, b], [out], axis=-1,
+                                   epsilon=eps, name=name)
+            _replace(model, nodes, new, "layernorm")
+            return model, True
+        return model, False
+
+
+class FuseRMSNorm(Transformation):
+    """``x / Sqrt(ReduceMean(x²) + eps) [* gamma]`` over the last axis (``x²`` as ``Pow`` or
+    ``Mul``; ``/ Sqrt`` or ``* Reciprocal(Sqrt)``) → ``RMSNormalization(x, gamma, axis=-1,
+    epsilon=eps)`` (opset 23). Run after :class:`FuseLayerNorm`, whose core it shares."""
+
+    def apply(self, model):
+        for sqrt in model.get_nodes_by_op_type("Sqrt"):
+            core = _norm_core(model, sqrt)
+            if core is None:
+                continue
+            x, eps, nodes, out = core
+            width = model.get_tensor_shape(x)[-1]
+            gamma, _, out = _affine(model, out, nodes, width, with_bias=False)
+            if not _internal(model, nodes, out):
+                continue
+            name = _fresh_name(model, "RMSNormalization")
+            (g,) = _add_params(model, name, (gamma,))
+            new = helper.make_node("RMSNormalization", [x, g], [out], axis=-1, epsilon=eps,
+                                   name=name)
+            _replace(model, nodes, new, "rmsnorm")
+            return model, True
+        return model, False
+
+
+# --- annotations -----------------------------------------------------------------------------
+
+def _marked(model) -> set[str]:
+    return {name for p in patterns(model) for name in p["nodes"]}
+
+
+class MarkReluSquared(Transformation):
+    """``Mul(r, r)`` with ``r = Relu(x)`` (ReLU², which ONNX has no op for) → annotation
+    ``relu_squared`` on the ``Relu`` and the ``Mul``; the graph is unchanged."""
+
+    def apply(self, model):
+        done = _marked(model)
+        for mul in model.get_nodes_by_op_type("Mul"):
+            relu = _producer(model, mul.input[0], "Relu")
+            if mul.input[0] == mul.input[1] and relu is not None and mul.name not in done:
+                _record(model, {"pattern": "relu_squared", "nodes": [relu.name, mul.name]})
+                return model, True
+        return model, False
+
+
+class MarkAttention(Transformation):
+    """``MatMul(q, kᵀ) → [Div/Mul by a constant] → Softmax → MatMul(·, v)`` (``Quant`` nodes
+    may sit between; the way softmax attention is exported) → annotation ``softmax_attention``
+    on those nodes; the graph is unchanged."""
+
+    def apply(self, model):
+        done = _marked(model)
+        for sm in model.get_nodes_by_op_type("Softmax"):
+            if sm.name in done:
+                continue
+            chain, node = [sm], model.find_producer(sm.input[0])
+            while node is not None and node.op_type in ("Quant", "Div", "Mul"):
+                if node.op_type != "Quant" and _const(model, node.input[1]) is None:
+                    break
+                chain.insert(0, node)
+                node = model.find_producer(node.input[0])
+            if node is None or node.op_type != "MatMul":
+                continue
+            chain.insert(0, node)
+            node = model.find_consumer(sm.output[0])
+            while node is not None and node.op_type == "Quant":
+                chain.append(node)
+                node = model.find_consumer(node.output[0])
+            if node is None or node.op_type != "MatMul":
+                continue
+            chain.append(node)
+            _record(model, {"pattern": "softmax_attention", "nodes": [n.name for n in chain]})
+            return model, True
+        return model, False
+
+
+#: the pattern transformations :func:`recognise` applies, in order
+PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, MarkReluSquared, MarkAttention)
+
+
+def recognise(model):
+    """``model`` with every :data:`PATTERNS` transformation applied, shapes re-inferred."""
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    for pattern in PATTERNS:
+        model = _quiet(model.transform, pattern())
+    return _quiet(model.transform, InferShapes())
+
+
+# --- support ---------------------------------------------------------------------------------
+
+def _node_supported(model, node) -> bool:
+    if node.op_type not in SUPPORTED:
+        return False
+    return all(i >= len(node.input) or not node.input[i] or _const(model, node.input[i])
+               is not None for i in _CONSTANT_INPUTS.get(node.op_type, ()))
+
+
+def unsupported(model) -> list[tuple[str, str]]:
+    """``(op_type, node_name)`` of each node hwsim cannot compile, in graph order: an op type
+    outside :data:`SUPPORTED`, or ``Div``/data movement with a non-constant divisor, shape,
+    slice or axes."""
+    return [(n.op_type, n.name) for n in model.graph.node if not _node_supported(model, n)]
+
+
+def check_supported(model) -> None:
+    """Raise :class:`HwsimError` with one line naming the first unsupported node's op type and
+    name (and how many others there are) if :func:`unsupported` is not empty."""
+    bad = unsupported(model)
+    if bad:
+        op, name = bad[0]
+        more = f" (and {len(bad) - 1} more unsupported node(s))" if len(bad) > 1 else ""
+        raise HwsimError(f"unsupported ONNX op {op} at node {name!r}{more}")
+
+
+def summary(model) -> list[dict]:
+    """One dict per node in graph order: ``name``, ``op_type``, ``supported`` (bool),
+    ``pattern`` (the recognised pattern the node belongs to, or ``None``)."""
+    owner = {name: p["pattern"] for p in patterns(model) for name in p["nodes"]}
+    return [{"name": n.name, "op_type": n.op_type, "supported": _node_supported(model, n),
+             "pattern": owner.get(n.name)} for n in model.graph.node]
