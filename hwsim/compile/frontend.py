@@ -11,17 +11,17 @@ say which of its nodes hwsim can build.
 
 Pattern recognition (named qonnx transformations, each keeping the graph executable):
 
-========================  =====================================================  ==============
+========================  =====================================================  ======================
 transformation            decomposed form (any operand order)                    result
-========================  =====================================================  ==============
+========================  =====================================================  ======================
 :class:`FuseGeluErf`      ``x * 0.5 * (1 + Erf(x / √2))``                        ``Gelu``
 :class:`FuseLayerNorm`    ``(x - mean) / Sqrt(var + eps) * gamma + beta``        ``LayerNormalization``
 :class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or                ``RMSNormalization``
-                          ``x * Reciprocal(Sqrt(…))``)
+                          ``x * Reciprocal(Sqrt(…))``, ``x * (1 / Sqrt(…))``)
 :class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
 :class:`MarkAttention`    ``MatMul → [Div/Mul by const] → Softmax → MatMul``     annotation
                           (``Quant`` nodes may sit between)
-========================  =====================================================  ==============
+========================  =====================================================  ======================
 
 Every recognised pattern is recorded in the model's metadata property :data:`PATTERNS_KEY`, a
 JSON list of ``{"pattern": name, "nodes": [node names]}`` (for a fusion, ``nodes`` is the one
@@ -47,8 +47,8 @@ from hwsim.errors import HwsimError
 from quant.onnx import QONNX_DOMAIN, check
 
 __all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FuseGeluErf", "FuseLayerNorm",
-           "FuseRMSNorm", "MarkAttention", "MarkReluSquared", "check_supported", "load",
-           "patterns", "recognise", "summary", "unsupported"]
+           "FuseRMSNorm", "MarkAttention", "MarkReluSquared", "ReadableTensorNames",
+           "check_supported", "load", "patterns", "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
 #: ``RotaryEmbedding`` need 23 (``Gelu`` 20, ``LayerNormalization`` 17)
@@ -80,10 +80,56 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-def _cleanup(model):
-    from qonnx.util.cleanup import cleanup_model
+class ReadableTensorNames(Transformation):
+    """qonnx's ``GiveReadableTensorNames`` naming (``<node>_out<k>``, ``<node>_param<k>``,
+    ``global_in``, ``global_out``), applied to every use of a tensor at once: qonnx 1.0's
+    ``rename_tensor`` renames only the first use within a node, which leaves ``Mul(x, x)``
+    reading an undefined tensor. Run after ``GiveUniqueNodeNames``."""
 
-    return _quiet(cleanup_model, model)
+    def apply(self, model):
+        graph, new = model.graph, {}
+        for k, t in enumerate(graph.input):
+            new[t.name] = "global_in" if k == 0 else f"global_in_{k}"
+        for k, t in enumerate(graph.output):
+            new[t.name] = "global_out" if k == 0 else f"global_out_{k}"
+        for n in graph.node:
+            for k, o in enumerate(n.output):
+                new.setdefault(o, f"{n.name}_out{k}")
+            params = [i for i in n.input if i not in new and model.get_initializer(i) is not None]
+            for k, i in enumerate(dict.fromkeys(params)):
+                new[i] = f"{n.name}_param{k}"
+        for items in (graph.input, graph.output, graph.value_info, graph.initializer):
+            for t in items:
+                t.name = new.get(t.name, t.name)
+        for a in graph.quantization_annotation:
+            a.tensor_name = new.get(a.tensor_name, a.tensor_name)
+        for n in graph.node:
+            n.input[:] = [new.get(i, i) for i in n.input]
+            n.output[:] = [new.get(o, o) for o in n.output]
+        return model, False
+
+
+def _cleanup(model):
+    """qonnx's ``cleanup_model`` steps (quantizers kept), with the readable names above."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveUniqueNodeNames,
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for node in model.graph.node:  # Brevitas writes its own domain on QONNX quantizers
+        if node.op_type in ("Quant", "BipolarQuant", "Trunc"):
+            node.domain = QONNX_DOMAIN
+    keep = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]
+    for step in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep),
+                 FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
+                 GiveUniqueNodeNames(), ReadableTensorNames()):
+        model = _quiet(model.transform, step)
+    return model
 
 
 def _raise_opset(model):
@@ -272,9 +318,10 @@ class FuseGeluErf(Transformation):
 
 
 def _norm_core(model, sqrt):
-    """Match ``ReduceMean(sq) + eps → Sqrt → Div(num, ·)`` (or ``Reciprocal → Mul(num, ·)``)
-    around ``sqrt``, where ``sq`` is ``Pow(d, 2)`` or ``Mul(d, d)``: ``(d, eps, nodes, out)``
-    with ``out`` the normalised tensor, or ``None``."""
+    """Match ``ReduceMean(sq) + eps → Sqrt → Div(d, ·)`` (or ``Reciprocal`` / ``Div(1, ·)``
+    then ``Mul(d, ·)``, how ``torch.rsqrt`` exports) around ``sqrt``, where ``sq`` is
+    ``Pow(d, 2)`` or ``Mul(d, d)``: ``(d, eps, nodes, out)`` with ``out`` the normalised
+    tensor, or ``None``."""
     add = _producer(model, sqrt.input[0], "Add")
     if add is None:
         return None
@@ -300,7 +347,8 @@ def _norm_core(model, sqrt):
     user = users[0]
     if user.op_type == "Div" and user.input == [d, sqrt.output[0]]:
         nodes.append(user)
-    elif user.op_type == "Reciprocal":
+    elif user.op_type == "Reciprocal" or (user.op_type == "Div" and user.input[1] == sqrt.output[0]
+                                          and _is_scalar(model, user.input[0], 1.0)):
         mul = _sole_consumer(model, user.output[0], "Mul")
         if mul is None or _other(mul, user.output[0]) != d:
             return None
