@@ -166,7 +166,9 @@ def load(path_or_model: PathOrModel, *, fuse: bool = True):
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
 
-    model = _cleanup(ModelWrapper(check(path_or_model)))
+    proto = onnx.ModelProto()
+    proto.CopyFrom(check(path_or_model))  # the caller's model stays as it was
+    model = _cleanup(ModelWrapper(proto))
     model = _quiet(model.transform, QCDQToQuant())
     model = _quiet(model.transform, GemmToMatMul())
     model = _cleanup(_raise_opset(model))
