@@ -19,7 +19,7 @@ transformation            decomposed form (any operand order)                   
 :class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or                ``RMSNormalization``
                           ``x * Reciprocal(Sqrt(…))``, ``x * (1 / Sqrt(…))``)
 :class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
-:class:`MarkAttention`    ``MatMul → [Div/Mul by const] → Softmax → MatMul``     annotation
+:class:`MarkAttention`    ``MatMul → [scale, mask] → Softmax → MatMul``          annotation
                           (``Quant`` nodes may sit between)
 ========================  =====================================================  ======================
 
@@ -57,7 +57,8 @@ OPSET = 23
 PATTERNS_KEY = "hwsim.patterns"
 
 #: op types hwsim compiles (QONNX quantizers, compute ops, data movement). ``Erf`` is not here:
-#: it is supported only as part of GELU, which :func:`load` rewrites to ``Gelu``.
+#: it is supported only as part of GELU, which :func:`load` rewrites to ``Gelu``; nor is
+#: ``Where``, supported only as the causal mask of a recognised softmax attention.
 SUPPORTED = frozenset({
     "Quant", "BipolarQuant", "Trunc",
     "MatMul", "Gemm", "Conv", "Add", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
@@ -69,6 +70,9 @@ SUPPORTED = frozenset({
 # constant; data movement only with a static shape, slice or axes
 _CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
                     "Unsqueeze": (1,)}
+
+#: op types supported only as part of a recognised pattern: the causal mask of attention
+_IN_PATTERN = {"Where": "softmax_attention"}
 
 PathOrModel = str | Path | onnx.ModelProto
 
@@ -447,8 +451,13 @@ class FuseRMSNorm(Transformation):
 
 # --- annotations -----------------------------------------------------------------------------
 
+def _owners(model) -> dict[str, str]:
+    """Node name → the recognised pattern it belongs to."""
+    return {name: p["pattern"] for p in patterns(model) for name in p["nodes"]}
+
+
 def _marked(model) -> set[str]:
-    return {name for p in patterns(model) for name in p["nodes"]}
+    return set(_owners(model))
 
 
 class MarkReluSquared(Transformation):
@@ -465,10 +474,28 @@ class MarkReluSquared(Transformation):
         return model, False
 
 
+def _score_input(model, node) -> str | None:
+    """The attention-score input of a node allowed between ``MatMul(q, kᵀ)`` and ``Softmax``:
+    a ``Quant``'s input; the non-constant input of ``Div``/``Mul``/``Add`` by a constant (scale,
+    additive mask); the non-constant branch of ``Where`` with a constant condition and fill
+    (causal mask); else ``None``."""
+    if node.op_type == "Quant":
+        return node.input[0]
+    if node.op_type in ("Div", "Mul", "Add", "Where"):
+        first = 1 if node.op_type == "Where" else 0
+        if node.op_type == "Where" and _const(model, node.input[0]) is None:
+            return None
+        data = [i for i in node.input[first:] if _const(model, i) is None]
+        if len(data) == 1 and (node.op_type != "Div" or data[0] == node.input[0]):
+            return data[0]
+    return None
+
+
 class MarkAttention(Transformation):
-    """``MatMul(q, kᵀ) → [Div/Mul by a constant] → Softmax → MatMul(·, v)`` (``Quant`` nodes
-    may sit between; the way softmax attention is exported) → annotation ``softmax_attention``
-    on those nodes; the graph is unchanged."""
+    """``MatMul(q, kᵀ) → [scale, mask, Quant] → Softmax → [Quant] → MatMul(·, v)`` (the scale a
+    ``Div``/``Mul`` by a constant, the mask an ``Add`` of a constant or a ``Where`` with constant
+    condition and fill; the way softmax attention is exported) → annotation
+    ``softmax_attention`` on those nodes; the graph is unchanged."""
 
     def apply(self, model):
         done = _marked(model)
@@ -476,11 +503,12 @@ class MarkAttention(Transformation):
             if sm.name in done:
                 continue
             chain, node = [sm], model.find_producer(sm.input[0])
-            while node is not None and node.op_type in ("Quant", "Div", "Mul"):
-                if node.op_type != "Quant" and _const(model, node.input[1]) is None:
+            while node is not None and node.op_type != "MatMul":
+                data = _score_input(model, node)
+                if data is None:
                     break
                 chain.insert(0, node)
-                node = model.find_producer(node.input[0])
+                node = model.find_producer(data)
             if node is None or node.op_type != "MatMul":
                 continue
             chain.insert(0, node)
@@ -511,7 +539,12 @@ def recognise(model):
 
 # --- support ---------------------------------------------------------------------------------
 
-def _node_supported(model, node) -> bool:
+def _node_supported(model, node, owner: dict[str, str] | None = None) -> bool:
+    """Whether hwsim compiles ``node``; ``owner``: node name → recognised pattern (default:
+    read from ``model``)."""
+    if node.op_type in _IN_PATTERN:
+        owner = _owners(model) if owner is None else owner
+        return owner.get(node.name) == _IN_PATTERN[node.op_type]
     if node.op_type not in SUPPORTED:
         return False
     return all(i >= len(node.input) or not node.input[i] or _const(model, node.input[i])
@@ -522,7 +555,9 @@ def unsupported(model) -> list[tuple[str, str]]:
     """``(op_type, node_name)`` of each node hwsim cannot compile, in graph order: an op type
     outside :data:`SUPPORTED`, or ``Div``/data movement with a non-constant divisor, shape,
     slice or axes."""
-    return [(n.op_type, n.name) for n in model.graph.node if not _node_supported(model, n)]
+    owner = _owners(model)
+    return [(n.op_type, n.name) for n in model.graph.node
+            if not _node_supported(model, n, owner)]
 
 
 def check_supported(model) -> None:
@@ -538,6 +573,6 @@ def check_supported(model) -> None:
 def summary(model) -> list[dict]:
     """One dict per node in graph order: ``name``, ``op_type``, ``supported`` (bool),
     ``pattern`` (the recognised pattern the node belongs to, or ``None``)."""
-    owner = {name: p["pattern"] for p in patterns(model) for name in p["nodes"]}
-    return [{"name": n.name, "op_type": n.op_type, "supported": _node_supported(model, n),
+    owner = _owners(model)
+    return [{"name": n.name, "op_type": n.op_type, "supported": _node_supported(model, n, owner),
              "pattern": owner.get(n.name)} for n in model.graph.node]

@@ -224,6 +224,30 @@ def test_relu_squared_is_annotated(tmp_path):
     assert {r["pattern"] for r in frontend.summary(model)} == {"relu_squared"}
 
 
+class CausalAttention(nn.Module):
+    """Single-head causal attention on a (T, d) input, the mask a constant ``masked_fill``."""
+
+    def __init__(self, t: int = 4):
+        super().__init__()
+        self.register_buffer("mask", torch.triu(torch.ones(t, t, dtype=torch.bool), 1))
+
+    def forward(self, x):
+        s = (x @ x.transpose(-1, -2) / 2.0).masked_fill(self.mask, float("-inf"))
+        return torch.softmax(s, dim=-1) @ x
+
+
+def test_causal_attention_is_annotated_and_its_mask_supported(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_torch(CausalAttention().eval(), (torch.randn(4, 8),), path, ["x"], ["y"])
+    model = frontend.load(path)
+    assert "Where" in _ops(model)
+    assert frontend.unsupported(model) == []
+    (att,) = frontend.patterns(model)
+    assert att["pattern"] == "softmax_attention"
+    assert [n.split("_")[0] for n in att["nodes"]] == ["MatMul", "Div", "Where", "Softmax",
+                                                       "MatMul"]
+
+
 def _graph(nodes, inits=()):
     vi = helper.make_tensor_value_info
     g = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, [2, 4])],
@@ -245,10 +269,13 @@ def test_unsupported_op_is_one_line_naming_it(tmp_path):
     assert msg == "unsupported ONNX op Cos at node 'Cos_0' (and 1 more unsupported node(s))"
 
 
-def test_division_by_a_tensor_and_lone_erf_are_unsupported():
+def test_division_by_a_tensor_lone_erf_and_where_are_unsupported():
+    cond = helper.make_tensor("c", TensorProto.BOOL, [2, 4], [True, False] * 4)
     model = frontend.load(_graph([helper.make_node("Erf", ["x"], ["e"]),
-                                  helper.make_node("Div", ["x", "e"], ["y"])]))
-    assert frontend.unsupported(model) == [("Erf", "Erf_0"), ("Div", "Div_0")]
+                                  helper.make_node("Div", ["x", "e"], ["d"]),
+                                  helper.make_node("Where", ["c", "d", "x"], ["y"])], [cond]))
+    assert frontend.unsupported(model) == [("Erf", "Erf_0"), ("Div", "Div_0"),
+                                           ("Where", "Where_0")]
     scaled = frontend.load(_graph([helper.make_node("Div", ["x", "c"], ["y"])],
                                   [helper.make_tensor("c", TensorProto.FLOAT, [], [2.0])]))
     assert frontend.unsupported(scaled) == []
