@@ -18,6 +18,7 @@ transformation            decomposed form (any operand order)                   
 :class:`FuseLayerNorm`    ``(x - mean) / Sqrt(var + eps) * gamma + beta``        ``LayerNormalization``
 :class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or                ``RMSNormalization``
                           ``x * Reciprocal(Sqrt(…))``, ``x * (1 / Sqrt(…))``)
+:class:`FuseRotary`       ``x * cos + Concat(-x₂, x₁) * sin`` (rotate-half)      ``RotaryEmbedding``
 :class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
 :class:`MarkAttention`    ``MatMul → [scale, mask] → Softmax → MatMul``          annotation
                           (``Quant`` nodes may sit between)
@@ -47,7 +48,7 @@ from hwsim.errors import HwsimError
 from quant.onnx import QONNX_DOMAIN, check
 
 __all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FuseGeluErf", "FuseLayerNorm",
-           "FuseRMSNorm", "MarkAttention", "MarkReluSquared", "ReadableTensorNames",
+           "FuseRMSNorm", "FuseRotary", "MarkAttention", "MarkReluSquared", "ReadableTensorNames",
            "check_supported", "load", "patterns", "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
@@ -449,6 +450,94 @@ class FuseRMSNorm(Transformation):
         return model, False
 
 
+def _last_axis_attr(node, rank: int) -> bool:
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+    return axis in (-1, rank - 1)
+
+
+def _halves(model, x1: str, x2: str, width: int) -> str | None:
+    """The tensor whose first and second halves along the last axis ``x1`` and ``x2`` are
+    (two ``Slice`` nodes or one two-way ``Split``), or ``None``."""
+    p1, p2 = model.find_producer(x1), model.find_producer(x2)
+    if p1 is None or p2 is None:
+        return None
+    rank = len(model.get_tensor_shape(x1))
+    if p1 is p2 and p1.op_type == "Split" and list(p1.output) == [x1, x2]:
+        split = _const(model, p1.input[1]) if len(p1.input) > 1 else None
+        even = split is None or [int(v) for v in split] == [width // 2] * 2
+        return p1.input[0] if even and _last_axis_attr(p1, rank) else None
+    if p1.op_type != "Slice" or p2.op_type != "Slice" or p1.input[0] != p2.input[0]:
+        return None
+    for node, lo, hi in ((p1, 0, width // 2), (p2, width // 2, width)):
+        starts, ends, axes, *steps = [_const(model, i) for i in node.input[1:]] + [None, None]
+        if starts is None or ends is None or (steps[0] is not None and steps[0].ravel()[0] != 1):
+            return None
+        axis = -1 if axes is None or axes.size != 1 else int(axes.ravel()[0])
+        if (axis not in (-1, rank - 1) or int(starts.ravel()[0]) != lo
+                or min(int(ends.ravel()[0]), width) != hi):
+            return None
+    return p1.input[0]
+
+
+def _rope_table(model, name: str, shape: list[int]) -> np.ndarray | None:
+    """A constant cos/sin table ``(…1, T, D)`` for ``x`` of ``shape`` whose two halves along
+    the last axis are equal (the rotate-half layout): its first half, ``(T, D/2)``."""
+    c = _const(model, name)
+    t, d = shape[-2], shape[-1]
+    if c is None or c.ndim < 2 or c.shape[-2:] != (t, d) or any(n != 1 for n in c.shape[:-2]):
+        return None
+    c = c.reshape(t, d)
+    return c[:, : d // 2] if np.array_equal(c[:, : d // 2], c[:, d // 2:]) else None
+
+
+class FuseRotary(Transformation):
+    """Rotate-half RoPE ``x * cos + Concat(-x₂, x₁) * sin`` (``x₁``, ``x₂`` the halves of the
+    last axis by ``Slice`` or ``Split``; constant tables with equal halves, as
+    ``cat([θ, θ]).cos()`` gives) on ``x`` of shape ``(B, H, T, D)`` or ``(B, T, D)`` →
+    ``RotaryEmbedding(x, cos_cache, sin_cache)`` (opset 23, non-interleaved, no position ids)."""
+
+    def _match(self, model, neg):
+        cat = _sole_consumer(model, neg.output[0], "Concat")
+        shape = model.get_tensor_shape(neg.input[0])
+        if cat is None or len(cat.input) != 2 or cat.input[0] != neg.output[0] or not shape:
+            return None
+        full = model.get_tensor_shape(cat.output[0])
+        if full is None or not _last_axis_attr(cat, len(full)) or len(full) not in (3, 4):
+            return None
+        x = _halves(model, cat.input[1], neg.input[0], full[-1])
+        mul_sin = _sole_consumer(model, cat.output[0], "Mul")
+        if x is None or mul_sin is None:
+            return None
+        sin = _rope_table(model, _other(mul_sin, cat.output[0]), full)
+        add = _sole_consumer(model, mul_sin.output[0], "Add")
+        mul_cos = add and _producer(model, _other(add, mul_sin.output[0]), "Mul")
+        if sin is None or mul_cos is None or x not in mul_cos.input:
+            return None
+        cos = _rope_table(model, _other(mul_cos, x), full)
+        nodes = [model.find_producer(cat.input[1]), neg, cat, mul_sin, mul_cos, add]
+        if model.find_producer(neg.input[0]) is not nodes[0]:
+            nodes.insert(1, model.find_producer(neg.input[0]))
+        if cos is None or not _internal(model, nodes, add.output[0]):
+            return None
+        return x, full, cos, sin, nodes, add.output[0]
+
+    def apply(self, model):
+        for neg in model.get_nodes_by_op_type("Neg"):
+            found = self._match(model, neg)
+            if found is None:
+                continue
+            x, shape, cos, sin, nodes, out = found
+            name = _fresh_name(model, "RotaryEmbedding")
+            batch = (shape[0], *cos.shape)
+            caches = _add_params(model, name, (np.broadcast_to(cos, batch),
+                                               np.broadcast_to(sin, batch)))
+            heads = {"num_heads": 1} if len(shape) == 3 else {}
+            new = helper.make_node("RotaryEmbedding", [x, *caches], [out], name=name, **heads)
+            _replace(model, nodes, new, "rotary")
+            return model, True
+        return model, False
+
+
 # --- annotations -----------------------------------------------------------------------------
 
 def _owners(model) -> dict[str, str]:
@@ -525,7 +614,7 @@ class MarkAttention(Transformation):
 
 
 #: the pattern transformations :func:`recognise` applies, in order
-PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, MarkReluSquared, MarkAttention)
+PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, FuseRotary, MarkReluSquared, MarkAttention)
 
 
 def recognise(model):

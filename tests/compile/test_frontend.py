@@ -187,6 +187,21 @@ class GeluErfReordered(nn.Module):
         return 0.5 * x * (1.0 + torch.erf(x * 0.7071067811865476)) + x
 
 
+class RotateHalfRope(nn.Module):
+    """RoPE as Llama-style models write it: ``x * cos + rotate_half(x) * sin``."""
+
+    def __init__(self, t: int = 3, d: int = 8):
+        super().__init__()
+        ang = torch.arange(t)[:, None] * 100.0 ** (-torch.arange(0, d, 2) / d)[None, :]
+        ang = torch.cat([ang, ang], dim=-1)
+        self.register_buffer("cos", ang.cos())
+        self.register_buffer("sin", ang.sin())
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * self.cos + torch.cat([-x2, x1], dim=-1) * self.sin
+
+
 class ReluSquared(nn.Module):
     def forward(self, x):
         r = torch.relu(x)
@@ -199,14 +214,15 @@ class ReluSquared(nn.Module):
     (nn.LayerNorm(8), "LayerNormalization", "layernorm"),
     (nn.GELU(), "Gelu", "gelu_erf"),
     (GeluErfReordered(), "Gelu", "gelu_erf"),
-], ids=["rms-div", "rms-rsqrt", "layernorm", "gelu", "gelu-reordered"])
+    (RotateHalfRope(), "RotaryEmbedding", "rotary"),
+], ids=["rms-div", "rms-rsqrt", "layernorm", "gelu", "gelu-reordered", "rope"])
 def test_decomposed_op_is_fused_and_computes_the_same(tmp_path, module, op, pattern):
     path = tmp_path / "m.onnx"
     export_torch(module.eval(), (torch.randn(2, 3, 8),), path, ["x"], ["y"])
     model = frontend.load(path)
     ops = _ops(model)
     assert ops[op] == 1
-    assert not {"Erf", "Sqrt", "Pow", "ReduceMean", "Reciprocal"} & set(ops)
+    assert not {"Erf", "Sqrt", "Pow", "ReduceMean", "Reciprocal", "Neg", "Slice"} & set(ops)
     assert frontend.unsupported(model) == []
     assert [p["pattern"] for p in frontend.patterns(model)] == [pattern]
     x = 3 * np.random.default_rng(2).standard_normal((2, 3, 8)).astype(np.float32)
