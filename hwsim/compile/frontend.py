@@ -16,19 +16,23 @@ transformation            decomposed form (any operand order)                   
 ========================  =====================================================  ======================
 :class:`FuseGeluErf`      ``x * 0.5 * (1 + Erf(x / √2))``                        ``Gelu``
 :class:`FuseLayerNorm`    ``(x - mean) / Sqrt(var + eps) * gamma + beta``        ``LayerNormalization``
-:class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or                ``RMSNormalization``
+:class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or               ``RMSNormalization``
                           ``x * Reciprocal(Sqrt(…))``, ``x * (1 / Sqrt(…))``)
 :class:`FuseRotary`       ``x * cos + Concat(-x₂, x₁) * sin`` (rotate-half)      ``RotaryEmbedding``
 :class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
 :class:`MarkAttention`    ``MatMul → [scale, mask] → Softmax → MatMul``          annotation
                           (``Quant`` nodes may sit between)
+:class:`MarkAbsmaxQuant`  ``ReduceMax(Abs(x)) → Clip → Div`` as ``Quant`` scale  annotation
+:class:`MarkKvRepeat`     ``Unsqueeze → Tile → Reshape`` (GQA head repeat)       annotation
 ========================  =====================================================  ======================
 
 Every recognised pattern is recorded in the model's metadata property :data:`PATTERNS_KEY`, a
 JSON list of ``{"pattern": name, "nodes": [node names]}`` (for a fusion, ``nodes`` is the one
-fused node and ``"from"`` lists the nodes it replaced). ONNX has no ReLU² op, and softmax
-attention with quantizers between its MatMuls has no exact single standard op, so those two stay
-as they are and are only annotated.
+fused node and ``"from"`` lists the nodes it replaced). ONNX has no ReLU², dynamic-quantizer or
+head-repeat op, and softmax attention with quantizers between its MatMuls has no exact single
+standard op, so those stay as they are and are only annotated; ``Where`` (mask), ``Abs``,
+``ReduceMax``, ``Clip``, ``Div`` by a tensor (dynamic quantizer) and ``Tile`` are supported only
+inside their annotated pattern.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ from hwsim.errors import HwsimError
 from quant.onnx import QONNX_DOMAIN, check
 
 __all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FuseGeluErf", "FuseLayerNorm",
-           "FuseRMSNorm", "FuseRotary", "MarkAttention", "MarkReluSquared", "ReadableTensorNames",
-           "check_supported", "load", "patterns", "recognise", "summary", "unsupported"]
+           "FuseRMSNorm", "FuseRotary", "MarkAbsmaxQuant", "MarkAttention", "MarkKvRepeat",
+           "MarkReluSquared", "ReadableTensorNames", "check_supported", "load", "patterns",
+           "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
 #: ``RotaryEmbedding`` need 23 (``Gelu`` 20, ``LayerNormalization`` 17)
@@ -58,8 +63,8 @@ OPSET = 23
 PATTERNS_KEY = "hwsim.patterns"
 
 #: op types hwsim compiles (QONNX quantizers, compute ops, data movement). ``Erf`` is not here:
-#: it is supported only as part of GELU, which :func:`load` rewrites to ``Gelu``; nor is
-#: ``Where``, supported only as the causal mask of a recognised softmax attention.
+#: it is supported only as part of GELU, which :func:`load` rewrites to ``Gelu``; ops that are
+#: supported only inside an annotated pattern are listed in ``_IN_PATTERN``.
 SUPPORTED = frozenset({
     "Quant", "BipolarQuant", "Trunc",
     "MatMul", "Gemm", "Conv", "Add", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
@@ -72,8 +77,10 @@ SUPPORTED = frozenset({
 _CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
                     "Unsqueeze": (1,)}
 
-#: op types supported only as part of a recognised pattern: the causal mask of attention
-_IN_PATTERN = {"Where": "softmax_attention"}
+#: op types supported only as part of a recognised pattern (beyond :data:`SUPPORTED`): the
+#: causal mask of attention, the per-row absmax activation quantizer, grouped-query head repeat
+_IN_PATTERN = {"Where": "softmax_attention", "Abs": "absmax_quant", "ReduceMax": "absmax_quant",
+               "Clip": "absmax_quant", "Div": "absmax_quant", "Tile": "kv_repeat"}
 
 PathOrModel = str | Path | onnx.ModelProto
 
@@ -613,8 +620,62 @@ class MarkAttention(Transformation):
         return model, False
 
 
+class MarkAbsmaxQuant(Transformation):
+    """The per-row dynamic int8 activation quantizer ``step = max(ReduceMax(Abs(x)), floor) /
+    c`` (``ReduceMax`` over the last axis, the floor a ``Clip`` minimum, ``c`` a constant)
+    feeding ``Quant`` scales (QONNX) or ``x / step → Quant → · * step`` (QCDQ) → annotation
+    ``absmax_quant`` on all those nodes; the graph is unchanged."""
+
+    def apply(self, model):
+        done = _marked(model)
+        for node in model.get_nodes_by_op_type("Abs"):
+            if node.name in done:
+                continue
+            x = node.input[0]
+            rmax = _sole_consumer(model, node.output[0], "ReduceMax")
+            clip = rmax and _sole_consumer(model, rmax.output[0], "Clip")
+            div = clip and _sole_consumer(model, clip.output[0], "Div")
+            if (div is None or not _last_axis(model, rmax, x) or len(clip.input) < 2
+                    or _const(model, clip.input[1]) is None
+                    or any(_const(model, i) is None for i in clip.input[2:] if i)
+                    or div.input[0] != clip.output[0] or _const(model, div.input[1]) is None):
+                continue
+            step, chain = div.output[0], [node, rmax, clip, div]
+            for user in model.find_consumers(step):
+                scale_of = {"Quant": list(user.input)[1:2] == [step],  # QONNX: the scale
+                            "Div": list(user.input) == [x, step],   # QCDQ: x / step …
+                            "Mul": step in user.input}              # … and back
+                if not scale_of.get(user.op_type, False):
+                    break
+                chain.append(user)
+            else:
+                _record(model, {"pattern": "absmax_quant", "nodes": [n.name for n in chain]})
+                return model, True
+        return model, False
+
+
+class MarkKvRepeat(Transformation):
+    """``Unsqueeze → Tile`` (constant repeats) ``→ Reshape``: grouped-query attention's key /
+    value heads repeated for their query heads, pure data movement → annotation
+    ``kv_repeat``; the graph is unchanged."""
+
+    def apply(self, model):
+        done = _marked(model)
+        for tile in model.get_nodes_by_op_type("Tile"):
+            unsq = _producer(model, tile.input[0], "Unsqueeze")
+            reshape = _sole_consumer(model, tile.output[0], "Reshape")
+            if (tile.name in done or unsq is None or reshape is None
+                    or _const(model, tile.input[1]) is None):
+                continue
+            _record(model, {"pattern": "kv_repeat",
+                            "nodes": [unsq.name, tile.name, reshape.name]})
+            return model, True
+        return model, False
+
+
 #: the pattern transformations :func:`recognise` applies, in order
-PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, FuseRotary, MarkReluSquared, MarkAttention)
+PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, FuseRotary, MarkReluSquared, MarkAttention,
+            MarkAbsmaxQuant, MarkKvRepeat)
 
 
 def recognise(model):
@@ -633,7 +694,8 @@ def _node_supported(model, node, owner: dict[str, str] | None = None) -> bool:
     read from ``model``)."""
     if node.op_type in _IN_PATTERN:
         owner = _owners(model) if owner is None else owner
-        return owner.get(node.name) == _IN_PATTERN[node.op_type]
+        if owner.get(node.name) == _IN_PATTERN[node.op_type]:
+            return True
     if node.op_type not in SUPPORTED:
         return False
     return all(i >= len(node.input) or not node.input[i] or _const(model, node.input[i])
