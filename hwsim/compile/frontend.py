@@ -51,10 +51,10 @@ from qonnx.transformation.base import Transformation
 from hwsim.errors import HwsimError
 from quant.onnx import QONNX_DOMAIN, check
 
-__all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FuseGeluErf", "FuseLayerNorm",
-           "FuseRMSNorm", "FuseRotary", "MarkAbsmaxQuant", "MarkAttention", "MarkKvRepeat",
-           "MarkReluSquared", "ReadableTensorNames", "check_supported", "load", "patterns",
-           "recognise", "summary", "unsupported"]
+__all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FoldAllConstants", "FuseGeluErf",
+           "FuseLayerNorm", "FuseRMSNorm", "FuseRotary", "MarkAbsmaxQuant", "MarkAttention",
+           "MarkKvRepeat", "MarkReluSquared", "ReadableTensorNames", "check_supported", "load",
+           "patterns", "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
 #: ``RotaryEmbedding`` need 23 (``Gelu`` 20, ``LayerNormalization`` 17)
@@ -121,9 +121,53 @@ class ReadableTensorNames(Transformation):
         return model, False
 
 
+class FoldAllConstants(Transformation):
+    """qonnx's ``FoldConstants`` (a node whose inputs are all constant, a ``Shape`` of a fully
+    known shape or a node without inputs becomes an initializer; quantizers in ``exclude``
+    stay), all foldable nodes in one topological pass, shapes re-inferred between passes.
+    qonnx 1.0 folds one node per pass and re-infers shapes after each, which takes tens of
+    seconds on an unfolded torch export."""
+
+    def __init__(self, exclude: Iterable[str]):
+        super().__init__()
+        self.exclude = frozenset(exclude)
+
+    def apply(self, model):
+        import qonnx.core.onnx_exec as oxe
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        opset = model.model.opset_import[0].version
+        context = model.make_empty_exec_context()
+        folded = []
+        for n in model.graph.node:
+            if n.op_type in self.exclude:
+                continue
+            shape = model.get_tensor_shape(n.input[0]) if n.op_type == "Shape" else None
+            static_shape = bool(shape) and all(isinstance(d, int) and d > 0 for d in shape)
+            if not static_shape and any(model.get_initializer(i) is None for i in n.input if i):
+                continue
+            if static_shape:  # from the inferred shape, not from the (empty) context
+                attrs = {a.name: a.i for a in n.attribute}
+                context[n.output[0]] = np.array(shape[attrs.get("start", 0):attrs.get("end")],
+                                                dtype=np.int64)
+            else:
+                for i in n.input:
+                    if i:
+                        model.get_tensor_shape(i, fix_missing_init_shape=True)
+                oxe.execute_node(n, context, model.graph, opset_version=opset)
+            for o in n.output:
+                model.set_initializer(o, context[o])
+            folded.append(n)
+        for n in folded:
+            model.graph.node.remove(n)
+        if folded:
+            model = _quiet(model.transform, InferShapes())
+        return model, bool(folded)
+
+
 def _cleanup(model):
-    """qonnx's ``cleanup_model`` steps (quantizers kept), with the readable names above."""
-    from qonnx.transformation.fold_constants import FoldConstants
+    """qonnx's ``cleanup_model`` steps (quantizers kept), with the faster folding and the
+    readable names above."""
     from qonnx.transformation.general import (
         GiveUniqueNodeNames,
         GiveUniqueParameterTensors,
@@ -137,7 +181,7 @@ def _cleanup(model):
         if node.op_type in ("Quant", "BipolarQuant", "Trunc"):
             node.domain = QONNX_DOMAIN
     keep = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]
-    for step in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep),
+    for step in (InferShapes(), GiveUniqueParameterTensors(), FoldAllConstants(keep),
                  FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
                  GiveUniqueNodeNames(), ReadableTensorNames()):
         model = _quiet(model.transform, step)
