@@ -316,3 +316,29 @@ def test_malformed_file_is_one_line(tmp_path):
     assert "\n" not in str(err.value) and str(path) in str(err.value)
     with pytest.raises(HwsimError, match="is not a file"):
         frontend.load(tmp_path / "missing.onnx")
+
+
+@pytest.fixture(scope="module")
+def frontend_bitnet_layer(tmp_path_factory):
+    """Decoder layer 0 of an untrained BitNet-tiny, exported by its flow in both formats."""
+    from models.bitnet.config import get_config
+    from models.bitnet.export import export_bitnet
+    from models.bitnet.model import BitNetModel
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("bitnet")
+    export_bitnet(BitNetModel(get_config("tiny")), out, seq=8)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+def test_bitnet_layer_is_supported_and_runs_as_exported(frontend_bitnet_layer, fmt):
+    path = frontend_bitnet_layer / f"layer0.{fmt}.onnx"
+    model = frontend.load(path)
+    assert frontend.unsupported(model) == []
+    assert Counter(p["pattern"] for p in frontend.patterns(model)) == {
+        "rmsnorm": 4, "absmax_quant": 4, "rotary": 2, "kv_repeat": 2, "relu_squared": 1,
+        "softmax_attention": 1}
+    x = np.random.default_rng(4).standard_normal((1, 8, 128)).astype(np.float32)
+    want, got = _run_original(path, fmt, x), _run_loaded(model, x)
+    assert np.max(np.abs(got - want)) <= export_tolerance(fmt, np.max(np.abs(want)))
