@@ -3,9 +3,11 @@ say which of its nodes hwsim can build.
 
 * :func:`load` — :func:`quant.onnx.check` (the file is untrusted), qonnx cleanup (shapes
   inferred, constants folded, unique readable names), QCDQ (``QuantizeLinear`` / ``Clip`` /
-  ``DequantizeLinear``) turned into QONNX ``Quant`` nodes by qonnx's ``QCDQToQuant``, ``Gemm``
-  into ``MatMul`` + ``Add``, the default opset raised to :data:`OPSET` (``onnx.version_converter``)
-  and the decomposed ops of opset-13 exports fused back (:data:`PATTERNS`). One form flows on.
+  ``DequantizeLinear``) turned into QONNX ``Quant`` nodes by qonnx's ``QCDQToQuant``, the
+  default opset raised to :data:`OPSET` (``onnx.version_converter``) and the decomposed ops of
+  opset-13 exports fused back (:data:`PATTERNS`). One form flows on. ``Gemm`` stays ``Gemm``:
+  qonnx 1.0's ``GemmToMatMul`` ends with ``RemoveIdentityOps`` over the whole graph, whose
+  tolerance (1e-5) deletes a LayerNorm's ``Add(eps=1e-5)``.
 * :data:`SUPPORTED`, :func:`unsupported`, :func:`check_supported` — the op set hwsim compiles.
 * :func:`summary` — one row per node: name, op type, supported, pattern.
 
@@ -216,17 +218,15 @@ def load(path_or_model: PathOrModel, *, fuse: bool = True):
     """The model at ``path_or_model`` (a path or an ``onnx.ModelProto``) as a clean qonnx
     ``ModelWrapper``: checked by :func:`quant.onnx.check` (a malformed file is one
     :class:`HwsimError` line), cleaned by qonnx (shapes, folded constants, names ``OpType_i``),
-    QCDQ → QONNX ``Quant``, ``Gemm`` → ``MatMul`` + ``Add``, opset :data:`OPSET`; with ``fuse``
+    QCDQ → QONNX ``Quant``, opset :data:`OPSET`; with ``fuse``
     (default) the :data:`PATTERNS` are recognised too (:func:`recognise`)."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
 
     proto = onnx.ModelProto()
     proto.CopyFrom(check(path_or_model))  # the caller's model stays as it was
     model = _cleanup(ModelWrapper(proto))
     model = _quiet(model.transform, QCDQToQuant())
-    model = _quiet(model.transform, GemmToMatMul())
     model = _cleanup(_raise_opset(model))
     return recognise(model) if fuse else model
 

@@ -297,15 +297,29 @@ def test_division_by_a_tensor_lone_erf_and_where_are_unsupported():
     assert frontend.unsupported(scaled) == []
 
 
-def test_gemm_becomes_matmul(tmp_path):
+class LinearNorm(nn.Module):
+    """``nn.Linear`` on a 2-D input (a ``Gemm``) into a LayerNorm with ``eps = 1e-5``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.norm = nn.Linear(4, 8), nn.LayerNorm(8)
+
+    def forward(self, x):
+        return self.norm(self.fc(x))
+
+
+def test_gemm_stays_and_layernorm_keeps_its_epsilon(tmp_path):
     path = tmp_path / "m.onnx"
-    export_torch(nn.Linear(4, 3).eval(), (torch.randn(2, 4),), path, ["x"], ["y"])
-    assert "Gemm" in _ops(onnx.load(str(path)))
+    export_torch(LinearNorm().eval(), (torch.randn(2, 4),), path, ["x"], ["y"])
     model = frontend.load(path)
-    assert "Gemm" not in _ops(model) and "MatMul" in _ops(model)
-    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
-    np.testing.assert_allclose(_run_loaded(model, x), run_onnxruntime(path, {"x": x})[0],
-                               rtol=0, atol=FLOAT_TOL)
+    assert _ops(model) == {"Gemm": 1, "LayerNormalization": 1}
+    (norm,) = model.get_nodes_by_op_type("LayerNormalization")
+    eps = next(a.f for a in norm.attribute if a.name == "epsilon")
+    assert eps == pytest.approx(1e-5)
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32) * 1e-3
+    want = run_onnxruntime(path, {"x": x})[0]
+    np.testing.assert_allclose(_run_loaded(model, x), want, rtol=0,
+                               atol=FLOAT_TOL * max(np.abs(want).max(), 1))
 
 
 def test_malformed_file_is_one_line(tmp_path):
