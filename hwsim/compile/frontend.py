@@ -26,15 +26,17 @@ transformation            decomposed form (any operand order)                   
                           (``Quant`` nodes may sit between)
 :class:`MarkAbsmaxQuant`  ``ReduceMax(Abs(x)) → Clip → Div`` as ``Quant`` scale  annotation
 :class:`MarkKvRepeat`     ``Unsqueeze → Tile → Reshape`` (GQA head repeat)       annotation
+:class:`MarkLif`          ``Floor`` leak, ``Clip``, ``Greater`` spike, reset     annotation
 ========================  =====================================================  ======================
 
 Every recognised pattern is recorded in the model's metadata property :data:`PATTERNS_KEY`, a
 JSON list of ``{"pattern": name, "nodes": [node names]}`` (for a fusion, ``nodes`` is the one
 fused node and ``"from"`` lists the nodes it replaced). ONNX has no ReLU², dynamic-quantizer or
-head-repeat op, and softmax attention with quantizers between its MatMuls has no exact single
+head-repeat or LIF op, and softmax attention with quantizers between its MatMuls has no exact single
 standard op, so those stay as they are and are only annotated; ``Where`` (mask), ``Abs``,
-``ReduceMax``, ``Clip``, ``Div`` by a tensor (dynamic quantizer) and ``Tile`` are supported only
-inside their annotated pattern.
+``ReduceMax``, ``Clip``, ``Div`` by a tensor (dynamic quantizer), ``Tile`` (head repeat) and
+``Floor``, ``Greater``, ``Cast``, ``Sub`` (LIF neuron) are supported only inside their annotated
+pattern.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from quant.onnx import QONNX_DOMAIN, check
 
 __all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FoldAllConstants", "FuseGeluErf",
            "FuseLayerNorm", "FuseRMSNorm", "FuseRotary", "MarkAbsmaxQuant", "MarkAttention",
-           "MarkKvRepeat", "MarkReluSquared", "ReadableTensorNames", "check_supported", "load",
+           "MarkKvRepeat", "MarkLif", "MarkReluSquared", "ReadableTensorNames", "check_supported", "load",
            "patterns", "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
@@ -80,9 +82,12 @@ _CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeez
                     "Unsqueeze": (1,)}
 
 #: op types supported only as part of a recognised pattern (beyond :data:`SUPPORTED`): the
-#: causal mask of attention, the per-row absmax activation quantizer, grouped-query head repeat
-_IN_PATTERN = {"Where": "softmax_attention", "Abs": "absmax_quant", "ReduceMax": "absmax_quant",
-               "Clip": "absmax_quant", "Div": "absmax_quant", "Tile": "kv_repeat"}
+#: causal mask of attention, the per-row absmax activation quantizer, grouped-query head
+#: repeat, the integer LIF neuron step
+_IN_PATTERN = {"Where": {"softmax_attention"}, "Abs": {"absmax_quant"},
+               "ReduceMax": {"absmax_quant"}, "Clip": {"absmax_quant", "lif"},
+               "Div": {"absmax_quant"}, "Tile": {"kv_repeat"}, "Floor": {"lif"},
+               "Greater": {"lif"}, "Cast": {"lif"}, "Sub": {"lif"}}
 
 PathOrModel = str | Path | onnx.ModelProto
 
@@ -717,9 +722,57 @@ class MarkKvRepeat(Transformation):
         return model, False
 
 
+def _const_operand(model, node, name: str) -> bool:
+    """Whether the operand of two-input ``node`` other than ``name`` is a constant."""
+    return name in node.input and _const(model, _other(node, name)) is not None
+
+
+class MarkLif(Transformation):
+    """One step of an integer leaky integrate-and-fire neuron in float ops (how the SNN
+    classifier's step exports): leak ``Floor((v * a + b) / c)``, ``u = Clip(leak + current)``
+    (constant bounds), spike ``s = Cast(Greater(u, θ))``, reset ``v' = u - s * θ`` →
+    annotation ``lif`` on those nodes; the graph is unchanged."""
+
+    def _match(self, model, floor):
+        div = _producer(model, floor.input[0], "Div")
+        add_b = div and _producer(model, div.input[0], "Add")
+        if add_b is None:
+            return None
+        leak = next((p for p in map(model.find_producer, add_b.input)
+                     if p is not None and p.op_type == "Mul"), None)
+        if (leak is None or _const(model, div.input[1]) is None
+                or not _const_operand(model, add_b, leak.output[0])
+                or not any(_const(model, i) is not None for i in leak.input)):
+            return None
+        add_cur = _sole_consumer(model, floor.output[0], "Add")
+        clip = add_cur and _sole_consumer(model, add_cur.output[0], "Clip")
+        if clip is None or any(_const(model, i) is None for i in clip.input[1:] if i):
+            return None
+        users = {n.op_type: n for n in model.find_consumers(clip.output[0])}
+        gt, sub = users.get("Greater"), users.get("Sub")
+        if (len(users) != 2 or gt is None or sub is None or gt.input[0] != clip.output[0]
+                or _const(model, gt.input[1]) is None or sub.input[0] != clip.output[0]):
+            return None
+        cast = _sole_consumer(model, gt.output[0], "Cast")
+        reset = cast and next((n for n in model.find_consumers(cast.output[0])
+                               if n.op_type == "Mul" and n.output[0] == sub.input[1]), None)
+        if reset is None or not _const_operand(model, reset, cast.output[0]):
+            return None
+        return [leak, add_b, div, floor, add_cur, clip, gt, cast, reset, sub]
+
+    def apply(self, model):
+        done = _marked(model)
+        for floor in model.get_nodes_by_op_type("Floor"):
+            nodes = None if floor.name in done else self._match(model, floor)
+            if nodes is not None:
+                _record(model, {"pattern": "lif", "nodes": [n.name for n in nodes]})
+                return model, True
+        return model, False
+
+
 #: the pattern transformations :func:`recognise` applies, in order
 PATTERNS = (FuseGeluErf, FuseLayerNorm, FuseRMSNorm, FuseRotary, MarkReluSquared, MarkAttention,
-            MarkAbsmaxQuant, MarkKvRepeat)
+            MarkAbsmaxQuant, MarkKvRepeat, MarkLif)
 
 
 def recognise(model):
@@ -738,7 +791,7 @@ def _node_supported(model, node, owner: dict[str, str] | None = None) -> bool:
     read from ``model``)."""
     if node.op_type in _IN_PATTERN:
         owner = _owners(model) if owner is None else owner
-        if owner.get(node.name) == _IN_PATTERN[node.op_type]:
+        if owner.get(node.name) in _IN_PATTERN[node.op_type]:
             return True
     if node.op_type not in SUPPORTED:
         return False

@@ -356,3 +356,24 @@ def test_bitnet_layer_is_supported_and_runs_as_exported(frontend_bitnet_layer, f
     x = np.random.default_rng(4).standard_normal((1, 8, 128)).astype(np.float32)
     want, got = _run_original(path, fmt, x), _run_loaded(model, x)
     assert np.max(np.abs(got - want)) <= export_tolerance(fmt, np.max(np.abs(want)))
+
+
+def test_snn_step_lif_neurons_are_annotated_and_supported(tmp_path):
+    from models.snn.classifier import QuantSnnClassifier
+    from models.snn.export import export_onnx
+
+    torch.manual_seed(0)
+    path = export_onnx(QuantSnnClassifier(), tmp_path / "snn.onnx")
+    model = frontend.load(path)
+    assert frontend.unsupported(model) == []
+    assert Counter(p["pattern"] for p in frontend.patterns(model)) == {"lif": 3}
+    rng = np.random.default_rng(5)
+    shapes = [model.get_tensor_shape(i.name) for i in model.graph.input]
+    inputs = [rng.integers(-900, 900, (2, *s[1:])).astype(np.float32) for s in shapes]
+    inputs[0] = (rng.random(inputs[0].shape) < 0.3).astype(np.float32)
+    want = run_onnxruntime(path, dict(zip(["frame", "v0", "v1", "v2"], inputs, strict=True)))
+    # onnxruntime: qonnx's executor needs static shapes and this graph has a dynamic batch
+    got = run_onnxruntime(model.model, {i.name: x for i, x in zip(model.graph.input, inputs,
+                                                                   strict=True)})
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w)  # integer-valued float graph: exact
