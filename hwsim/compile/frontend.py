@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,8 +58,8 @@ from quant.onnx import QONNX_DOMAIN, check
 
 __all__ = ["OPSET", "PATTERNS", "PATTERNS_KEY", "SUPPORTED", "FoldAllConstants", "FuseGeluErf",
            "FuseLayerNorm", "FuseRMSNorm", "FuseRotary", "MarkAbsmaxQuant", "MarkAttention",
-           "MarkKvRepeat", "MarkLif", "MarkReluSquared", "ReadableTensorNames", "check_supported", "load",
-           "patterns", "recognise", "summary", "unsupported"]
+           "MarkKvRepeat", "MarkLif", "MarkReluSquared", "ReadableTensorNames", "UniqueNodeNames",
+           "check_supported", "load", "patterns", "recognise", "summary", "unsupported"]
 
 #: default-domain opset of a loaded model: ``RMSNormalization``, ``Attention`` and
 #: ``RotaryEmbedding`` need 23 (``Gelu`` 20, ``LayerNormalization`` 17)
@@ -99,11 +100,26 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
+class UniqueNodeNames(Transformation):
+    """Keep every node's name from the file where it is set and unique (so errors and reports
+    name nodes as the exporter and Netron show them); give the others ``<OpType>_<i>``."""
+
+    def apply(self, model):
+        seen = Counter(n.name for n in model.graph.node if n.name)
+        taken = set(seen)
+        for n in model.graph.node:
+            if n.name and seen[n.name] == 1:
+                continue
+            n.name = _fresh_name(model, n.op_type, taken)
+            taken.add(n.name)
+        return model, False
+
+
 class ReadableTensorNames(Transformation):
     """qonnx's ``GiveReadableTensorNames`` naming (``<node>_out<k>``, ``<node>_param<k>``,
     ``global_in``, ``global_out``), applied to every use of a tensor at once: qonnx 1.0's
     ``rename_tensor`` renames only the first use within a node, which leaves ``Mul(x, x)``
-    reading an undefined tensor. Run after ``GiveUniqueNodeNames``."""
+    reading an undefined tensor. Run after :class:`UniqueNodeNames`."""
 
     def apply(self, model):
         graph, new = model.graph, {}
@@ -176,7 +192,6 @@ def _cleanup(model):
     """qonnx's ``cleanup_model`` steps (quantizers kept), with the faster folding and the
     readable names above."""
     from qonnx.transformation.general import (
-        GiveUniqueNodeNames,
         GiveUniqueParameterTensors,
         RemoveStaticGraphInputs,
         RemoveUnusedTensors,
@@ -190,7 +205,7 @@ def _cleanup(model):
     keep = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]
     for step in (InferShapes(), GiveUniqueParameterTensors(), FoldAllConstants(keep),
                  FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
-                 GiveUniqueNodeNames(), ReadableTensorNames()):
+                 UniqueNodeNames(), ReadableTensorNames()):
         model = _quiet(model.transform, step)
     return model
 
@@ -222,9 +237,9 @@ def _raise_opset(model):
 def load(path_or_model: PathOrModel, *, fuse: bool = True):
     """The model at ``path_or_model`` (a path or an ``onnx.ModelProto``) as a clean qonnx
     ``ModelWrapper``: checked by :func:`quant.onnx.check` (a malformed file is one
-    :class:`HwsimError` line), cleaned by qonnx (shapes, folded constants, names ``OpType_i``),
-    QCDQ → QONNX ``Quant``, opset :data:`OPSET`; with ``fuse``
-    (default) the :data:`PATTERNS` are recognised too (:func:`recognise`)."""
+    :class:`HwsimError` line), cleaned by qonnx (shapes, folded constants, unique node names:
+    the file's where set, else ``OpType_i``), QCDQ → QONNX ``Quant``, opset :data:`OPSET`; with
+    ``fuse`` (default) the :data:`PATTERNS` are recognised too (:func:`recognise`)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
 
@@ -294,8 +309,9 @@ def _internal(model, nodes: list, out: str) -> bool:
     return True
 
 
-def _fresh_name(model, op_type: str) -> str:
-    names = {n.name for n in model.graph.node}
+def _fresh_name(model, op_type: str, names: set[str] | None = None) -> str:
+    """``<op_type>_<i>`` with the smallest ``i`` not among ``names`` (default: the graph's)."""
+    names = {n.name for n in model.graph.node} if names is None else names
     i = 0
     while f"{op_type}_{i}" in names:
         i += 1
