@@ -271,6 +271,18 @@ def _graph(nodes, inits=()):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 
+def test_fused_standard_ops_at_opset_23_load_as_they_are():
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(
+        [helper.make_node("RMSNormalization", ["x", "g"], ["n"], axis=-1, epsilon=1e-6),
+         helper.make_node("Gelu", ["n"], ["y"])], "g",
+        [vi("x", TensorProto.FLOAT, [2, 4])], [vi("y", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor("g", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])])
+    model = frontend.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 23)]))
+    assert _ops(model) == {"RMSNormalization": 1, "Gelu": 1}
+    assert frontend.unsupported(model) == [] and frontend.patterns(model) == []
+
+
 def test_unsupported_op_is_one_line_naming_it(tmp_path):
     model = _graph([helper.make_node("Relu", ["x"], ["a"]),
                     helper.make_node("Cos", ["a"], ["b"], name="/head/Cos"),
