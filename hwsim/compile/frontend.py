@@ -340,8 +340,6 @@ def _replace(model, nodes: list, new, pattern: str) -> None:
 
 # --- fusions ---------------------------------------------------------------------------------
 
-
-
 class FuseGeluErf(Transformation):
     """``x * 0.5 * (1 + Erf(x / √2))`` (``x / √2`` may be ``x * (1/√2)``; the three factors in
     any order, as torch exports ``nn.GELU`` below opset 20) → ``Gelu(x)``."""
@@ -377,7 +375,7 @@ class FuseGeluErf(Transformation):
             cur = mul.output[0]
             if len(factors) == 2:
                 break
-        if sorted(factors, key=lambda f: f != x)[0] != x or len(factors) != 2:
+        if len(factors) != 2 or x not in factors:
             return None
         half = factors[1] if factors[0] == x else factors[0]
         if not _is_scalar(model, half, 0.5) or not _internal(model, nodes, cur):
