@@ -1,5 +1,5 @@
-"""``hwsim compile``: an ONNX file (QONNX or QCDQ) is the hand-off from a quantized model to
-hardware.
+"""The ONNX compiler: an ONNX file (QONNX or QCDQ) is the hand-off from a quantized model to
+hardware (docs/compile.md; a library so far, no command-line entry yet).
 
 Stages, each a module of this package: the front end (:mod:`hwsim.compile.frontend`: check,
 clean, recognise supported ops and patterns), the ``hwsim`` ONNX dialect

@@ -1,4 +1,4 @@
-"""Front end of ``hwsim compile``: read a QONNX or QCDQ file, bring it to one clean form and
+"""Front end of the ONNX compiler: read a QONNX or QCDQ file, bring it to one clean form and
 say which of its nodes hwsim can build.
 
 * :func:`load` — :func:`quant.onnx.check` (the file is untrusted), qonnx cleanup (shapes
