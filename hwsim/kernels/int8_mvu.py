@@ -13,6 +13,14 @@ from . import CliParam, Kernel
 from ._contract import interval, latency, port
 
 
+def flag(text: str) -> bool:
+    """A yes/no parameter on the command line: ``1``/``true``/``yes`` or ``0``/``false``/``no``."""
+    value = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if text.lower() not in value:
+        raise ValueError(text)  # argparse: "invalid flag value"
+    return value[text.lower()]
+
+
 def manifest(p: spec.Int8MvuParams) -> dict:
     return {
         "kernel": "int8-mvu",
@@ -152,6 +160,11 @@ KERNEL = Kernel(
         CliParam("lanes", int, 16, "int8 multipliers (must divide cols)"),
         CliParam("rows", int, 64, "matrix rows (outputs per vector)"),
         CliParam("cols", int, 64, "matrix columns (activations per vector)"),
+        CliParam("act_signed", flag, True, "activations are int8 (1) or uint8 (0)"),
+        CliParam("out_signed", flag, True, "outputs are int8 (1) or uint8 (0)"),
+        CliParam("relu", flag, False, "clip the output at the zero point"),
+        CliParam("zero_point", int, 0, "output code of real 0"),
+        CliParam("bias", flag, False, "add an int32 bias per row (b stream)"),
     ),
     component_path="rtl.common.int8_mvu:Int8MVU",
     testbench="hwsim.sim.tb_int8_mvu",
