@@ -84,3 +84,15 @@ def test_ports_follow_the_params():
 def test_component_rejects_wrong_params():
     with pytest.raises(HwsimError, match="needs Int8MvuParams"):
         Int8MVU({"lanes": 4})
+
+
+def test_the_cycle_check_catches_a_slower_rtl(tmp_path):
+    """The kernel's testbench rejects the MVU one cycle late on cycles alone."""
+    from hwsim.sim.amaranth_tb import simulate_amaranth
+    from hwsim.sim.checker import one_cycle_late
+    from tests.sim._report_checks import assert_only_cycles_fail
+
+    kernel = get_kernel("int8-mvu")
+    p = kernel.params(lanes=2, rows=2, cols=4, bias=True)
+    assert_only_cycles_fail(simulate_amaranth(one_cycle_late(kernel), p,
+                                              kernel.cases(p, quick=True), tmp_path))
