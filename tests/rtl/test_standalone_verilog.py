@@ -33,6 +33,7 @@ from rtl.emit import describe, emit
 #: parameters that keep a kernel's emission and simulation to seconds; others use CLI defaults
 SMALL = {
     "ternary-mvu": {"lanes": 4, "rows": 4, "cols": 8},
+    "int8-mvu": {"lanes": 4, "rows": 4, "cols": 8},
     "attention-head": {"head_dim": 16, "max_len": 8, "lanes": 8, "exp_lanes": 2},
     "swiftchannel-conv": {"ic": 2, "oc": 2, "height": 4, "width": 4, "ocp": 2},
     "swiftchannel-pipeline": {"blocks": 1, "taps": 1, "height": 2, "width": 4},
@@ -172,7 +173,7 @@ def _golden_timing() -> dict:
     """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
     the figures the manifest must carry (written here apart from the registry on purpose)."""
     import hwsim.golden as g
-    from hwsim.golden.common import attention_head
+    from hwsim.golden.common import attention_head, int8_mvu
     from hwsim.golden.snn import lif_array
     from hwsim.golden.swiftchannel import conv as swiftchannel_conv
     from hwsim.golden.swiftchannel import gate as swiftchannel_gate
@@ -208,6 +209,7 @@ def _golden_timing() -> dict:
         "decoder-layer": same(decoder_layer.latency_cycles),
         "ffn-in": same(ffn_in.latency_cycles),
         "ffn-out": same(ffn_out.latency_cycles),
+        "int8-mvu": lambda p: (int8_mvu.latency_cycles(p), int8_mvu.interval_cycles(p)),
         "lif-array": lambda p: (lif_array.stream_cycles(p, [p.inputs]),
                                 lif_array.step_cycles(p, p.inputs)),
         "lo-topk": same(lo_topk.latency_cycles),

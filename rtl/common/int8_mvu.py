@@ -1,0 +1,275 @@
+"""General int8 matrix–vector unit (the hardware of a quantized ``MatMul``/``Gemm``).
+
+Specification: :mod:`hwsim.golden.common.int8_mvu` (golden function, cycle formulas, weight and
+bias word formats). This module only builds the hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwsim.errors import HwsimError
+from hwsim.golden.common import int8_mvu as spec
+from rtl.common import adder_tree, round_shift, saturate
+from rtl.common.booth import multiply
+
+__all__ = ["Int8MVU"]
+
+
+class Int8MVU(wiring.Component):
+    """``y = requant(W · x + bias)``: int8 weights in on-chip memory, int8/uint8 vectors
+    streamed through.
+
+    Each cycle one word of ``lanes`` int8 weights (row ``r``, columns ``k·lanes …``) and the
+    matching ``lanes`` activations are read; ``lanes`` multipliers (``*``, DSP style) form the
+    products, an adder tree sums them and the row accumulator (exact, ``acc_width`` bits) adds
+    the tree's sum, starting from the row's bias where ``params.bias``. After ``cols/lanes``
+    cycles the accumulator is multiplied by ``M``, rounded by ``S`` (``params.rounding``),
+    offset by ``zero_point``, saturated to int8/uint8, clipped at ``zero_point`` when
+    ``params.relu``, and sent on ``y``.
+
+    Latency and throughput (:mod:`hwsim.golden.common.int8_mvu`, with ``C = cols/lanes``,
+    ``R = rows``, no idle input and no back-pressure):
+
+    * a vector takes ``C + R·C + 4`` cycles from its first ``x`` beat to its last ``y`` beat
+      (``C`` to load ``x``, ``R·C`` to compute, 4 pipeline stages);
+    * back-to-back vectors start every ``C + R·C`` cycles (loading the next ``x`` overlaps the
+      pipeline drain): ``lanes`` MACs per cycle for ``R·C/(C + R·C)`` of the time;
+    * a weight matrix loads in ``R·C`` cycles, a bias vector in ``R`` cycles.
+
+    Back-pressure on ``y`` stalls the whole pipeline; idle cycles on ``x`` only delay the start.
+    Each row carries its vector's ``M``/``S`` down the pipeline, so the next vector (and its
+    ``M``/``S``) may load while a stall still holds this vector's last rows.
+
+    Parameters
+    ----------
+    params : Int8MvuParams
+        ``lanes``, ``rows``, ``cols``, activation/output signedness, ``relu``, ``zero_point``,
+        ``bias``, ``rounding``, multiplier/shift widths.
+
+    Members
+    -------
+    w : ``In(stream.Signature(unsigned(8·lanes)))``
+        Weight words in memory order (:func:`hwsim.golden.common.int8_mvu.weight_words`); a
+        matrix is ``rows·cols/lanes`` beats. Accepted only between vectors; once started, a
+        matrix load blocks ``x`` until complete.
+    b : ``In(stream.Signature(signed(32)))``
+        Only where ``params.bias``: the bias of each row in order
+        (:func:`hwsim.golden.common.int8_mvu.bias_words`), ``rows`` beats, accepted only between
+        vectors when ``w`` is idle; once started, a bias load blocks ``x`` until complete.
+    x : ``In(stream.Signature(ArrayLayout(signed(8) or unsigned(8), lanes)))``
+        Activations, ``lanes`` per beat, ``cols/lanes`` beats per vector.
+    y : ``Out(stream.Signature(signed(8) or unsigned(8)))``
+        One output code per row, rows in order.
+    mult : ``In(unsigned(mult_bits))``, shift : ``In(unsigned(shift_bits))``
+        Requantization ``M`` and ``S``, sampled with the first ``x`` beat of each vector (free
+        at any other time; back-to-back vectors may each have their own).
+    busy : ``Out(1)``
+        High while a vector is loading or computing.
+    """
+
+    def __init__(self, params: spec.Int8MvuParams):
+        if not isinstance(params, spec.Int8MvuParams):
+            self._MustUse__silence = True  # never elaborated: no "created but never used" warning
+            raise HwsimError(f"Int8MVU needs Int8MvuParams, not {type(params).__name__}")
+        self.params = p = params
+        act = signed(8) if p.act_signed else unsigned(8)
+        members = {
+            "w": In(stream.Signature(unsigned(8 * p.lanes))),
+            "x": In(stream.Signature(data.ArrayLayout(act, p.lanes))),
+            "y": Out(stream.Signature(signed(8) if p.out_signed else unsigned(8))),
+            "mult": In(unsigned(p.mult_bits)),
+            "shift": In(unsigned(p.shift_bits)),
+            "busy": Out(1),
+        }
+        if p.bias:
+            members["b"] = In(stream.Signature(signed(spec.BIAS_BITS)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+
+        wmem = Memory(shape=unsigned(8 * p.lanes), depth=p.weight_depth, init=[])
+        xmem = Memory(shape=unsigned(8 * p.lanes), depth=p.chunks, init=[])
+        m.submodules.wmem = wmem
+        m.submodules.xmem = xmem
+        w_wr, w_rd = wmem.write_port(), wmem.read_port()
+        x_wr, x_rd = xmem.write_port(), xmem.read_port()
+
+        # A frozen pipeline when the output register is full and not taken.
+        advance = Signal()
+        m.d.comb += advance.eq(~self.y.valid | self.y.ready)
+
+        # ---- control: weight/bias load, activation load, issue ----------------------------
+        w_addr = Signal(range(max(p.weight_depth, 2)))
+        x_cnt = Signal(range(max(p.chunks, 2)))
+        row = Signal(range(max(p.rows, 2)))
+        chunk = Signal(range(max(p.chunks, 2)))
+        # M/S of the vector being loaded or computed (sampled with its first x beat); each
+        # issued address carries them on, so a stalled row keeps its own vector's scale.
+        pend_mult = Signal.like(self.mult)
+        pend_shift = Signal.like(self.shift)
+
+        issue = Signal()  # a (row, chunk) address goes to the memories this cycle
+        m.d.comb += [
+            w_rd.addr.eq(w_addr),
+            x_rd.addr.eq(chunk),
+            w_rd.en.eq(advance),
+            x_rd.en.eq(advance),
+            w_wr.addr.eq(w_addr),
+            w_wr.data.eq(self.w.payload),
+            x_wr.addr.eq(x_cnt),
+            x_wr.data.eq(self.x.payload.as_value()),
+        ]
+
+        bias_value = Const(0, signed(2))
+        b_valid = Const(0, 1)
+        if p.bias:
+            bmem = Memory(shape=signed(spec.BIAS_BITS), depth=p.rows, init=[])
+            m.submodules.bmem = bmem
+            b_wr, b_rd = bmem.write_port(), bmem.read_port()
+            b_addr = Signal(range(max(p.rows, 2)))
+            m.d.comb += [
+                b_rd.addr.eq(row),
+                b_rd.en.eq(advance),
+                b_wr.addr.eq(b_addr),
+                b_wr.data.eq(self.b.payload),
+            ]
+            bias_value = b_rd.data
+            b_valid = self.b.valid
+            last_b = b_addr == p.rows - 1
+
+        last_w = w_addr == p.weight_depth - 1
+        last_x = x_cnt == p.chunks - 1
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [
+                    self.w.ready.eq(1),
+                    self.x.ready.eq(~self.w.valid & ~b_valid),
+                ]
+                if p.bias:
+                    m.d.comb += self.b.ready.eq(~self.w.valid)
+                with m.If(self.w.valid):
+                    m.d.comb += w_wr.en.eq(1)
+                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
+                    with m.If(~last_w):
+                        m.next = "LOAD_W"
+                if p.bias:
+                    with m.Elif(self.b.valid):
+                        m.d.comb += b_wr.en.eq(1)
+                        m.d.sync += b_addr.eq(Mux(last_b, 0, b_addr + 1))
+                        with m.If(~last_b):
+                            m.next = "LOAD_B"
+                with m.Elif(self.x.valid):
+                    m.d.comb += x_wr.en.eq(1)
+                    m.d.sync += [pend_mult.eq(self.mult), pend_shift.eq(self.shift)]
+                    with m.If(last_x):
+                        m.d.sync += x_cnt.eq(0)
+                        m.next = "COMPUTE"
+                    with m.Else():
+                        m.d.sync += x_cnt.eq(x_cnt + 1)
+                        m.next = "LOAD_X"
+            with m.State("LOAD_W"):
+                m.d.comb += self.w.ready.eq(1)
+                with m.If(self.w.valid):
+                    m.d.comb += w_wr.en.eq(1)
+                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
+                    with m.If(last_w):
+                        m.next = "IDLE"
+            if p.bias:
+                with m.State("LOAD_B"):
+                    m.d.comb += self.b.ready.eq(1)
+                    with m.If(self.b.valid):
+                        m.d.comb += b_wr.en.eq(1)
+                        m.d.sync += b_addr.eq(Mux(last_b, 0, b_addr + 1))
+                        with m.If(last_b):
+                            m.next = "IDLE"
+            with m.State("LOAD_X"):
+                m.d.comb += [self.x.ready.eq(1), self.busy.eq(1)]
+                with m.If(self.x.valid):
+                    m.d.comb += x_wr.en.eq(1)
+                    with m.If(last_x):
+                        m.d.sync += x_cnt.eq(0)
+                        m.next = "COMPUTE"
+                    with m.Else():
+                        m.d.sync += x_cnt.eq(x_cnt + 1)
+            with m.State("COMPUTE"):
+                m.d.comb += [self.busy.eq(1), issue.eq(advance)]
+                with m.If(advance):
+                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
+                    with m.If(chunk == p.chunks - 1):
+                        m.d.sync += chunk.eq(0)
+                        with m.If(row == p.rows - 1):
+                            m.d.sync += row.eq(0)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += row.eq(row + 1)
+                    with m.Else():
+                        m.d.sync += chunk.eq(chunk + 1)
+
+        # ---- stage 1: memories' outputs → lanes multipliers → adder tree → accumulate ------
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_mult = Signal.like(self.mult)
+        s1_shift = Signal.like(self.shift)
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(issue),
+                s1_first.eq(chunk == 0),
+                s1_last.eq(chunk == p.chunks - 1),
+                s1_mult.eq(pend_mult),
+                s1_shift.eq(pend_shift),
+            ]
+
+        terms = []
+        for lane in range(p.lanes):
+            wl = w_rd.data[8 * lane: 8 * lane + 8].as_signed()
+            xl = x_rd.data[8 * lane: 8 * lane + 8]
+            xl = xl.as_signed() if p.act_signed else xl
+            term = Signal(signed(17), name=f"prod{lane}")
+            m.d.comb += term.eq(multiply(wl, xl, "dsp"))
+            terms.append(term)
+        tree = Signal(signed(p.acc_width))
+        m.d.comb += tree.eq(adder_tree(terms))
+
+        acc = Signal(signed(p.acc_width))
+        acc_next = Signal(signed(p.acc_width))
+        m.d.comb += acc_next.eq(Mux(s1_first, tree + bias_value, acc + tree))
+
+        s2_valid = Signal()
+        s2_acc = Signal(signed(p.acc_width))
+        s2_mult = Signal.like(self.mult)
+        s2_shift = Signal.like(self.shift)
+        with m.If(advance):
+            m.d.sync += s2_valid.eq(s1_valid & s1_last)
+            with m.If(s1_valid):
+                m.d.sync += acc.eq(acc_next)
+            with m.If(s1_valid & s1_last):
+                m.d.sync += [s2_acc.eq(acc_next), s2_mult.eq(s1_mult), s2_shift.eq(s1_shift)]
+
+        # ---- stage 2: multiply by M -------------------------------------------------------
+        s3_valid = Signal()
+        s3_prod = Signal(signed(p.acc_width + p.mult_bits + 1))
+        s3_shift = Signal.like(self.shift)
+        with m.If(advance):
+            m.d.sync += [
+                s3_valid.eq(s2_valid),
+                s3_prod.eq(multiply(s2_acc, s2_mult, "dsp")),
+                s3_shift.eq(s2_shift),
+            ]
+
+        # ---- stage 3: round, add the zero point, saturate, ReLU clip → output register ----
+        rounded = Signal(signed(p.acc_width + p.mult_bits + 2))
+        m.d.comb += rounded.eq(round_shift(s3_prod, s3_shift, p.out.rounding) + p.zero_point)
+        code = Signal.like(self.y.payload)
+        m.d.comb += code.eq(saturate(rounded, p.out))
+        if p.relu:
+            code = Mux(code < p.zero_point, p.zero_point, code)
+        with m.If(advance):
+            m.d.sync += self.y.valid.eq(s3_valid)
+            with m.If(s3_valid):
+                m.d.sync += self.y.payload.eq(code)
+        return m
