@@ -18,9 +18,9 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
 ``bias`` an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the
-registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``ternary-mvu`` for
-``TernaryMatMul``; empty for ``IntMatMul`` and ``Requant`` until a general int8 matrix–vector
-kernel and a stand-alone requantizer are registered.
+registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``int8-mvu`` for
+``IntMatMul`` and ``ternary-mvu`` for ``TernaryMatMul``, each together with the ``Requant`` it
+feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own.
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ class IntMatMul(_MatMulOp):
     """
 
     N_INPUTS = (2, 3)
+    #: with the ``Requant`` it feeds: :mod:`hwsim.golden.common.int8_mvu` (8-bit outputs)
+    KERNEL = "int8-mvu"
 
     def get_nodeattr_types(self):
         return {**super().get_nodeattr_types(), "w_narrow": ("i", False, 0)}

@@ -360,14 +360,15 @@ class LowerLinearLayers(Transformation):
                    and a_signed and bias_int is None and w_codes.min(initial=0) >= -1)
         if ternary:
             matmul = helper.make_node("TernaryMatMul", inputs, [acc], domain=dialect.DOMAIN,
-                                      name=f"{node.name}/ternary", kernel="ternary-mvu",
+                                      name=f"{node.name}/ternary", kernel=dialect.TernaryMatMul.KERNEL,
                                       a_width=8, a_signed=1)
         else:
             matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
-                                      name=f"{node.name}/int", kernel="", a_width=8,
+                                      name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL, a_width=8,
                                       a_signed=int(a_signed), w_narrow=narrow_w)
         requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
-                                   name=f"{node.name}/requant", kernel="", multiplier=mult,
+                                   name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
+                                   multiplier=mult,
                                    shift=shift, width=8, signed=int(y_signed),
                                    narrow=int(layer.narrow), relu=int(layer.relu),
                                    zero_point=y_zero,

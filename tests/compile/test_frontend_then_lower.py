@@ -4,10 +4,12 @@ end (check, clean, QCDQ → QONNX) and lowers to the same dialect graph, verifie
 import numpy as np
 import pytest
 import torch
+from qonnx.custom_op.registry import getCustomOp
 
 from hwsim.compile import frontend
 from hwsim.compile.dialect import DOMAIN
 from hwsim.compile.lower import lower
+from hwsim.kernels import KERNELS
 from quant.onnx import export_brevitas
 from tests.compile.test_lower import _MLP
 
@@ -43,3 +45,7 @@ def test_both_export_formats_load_and_lower(mlp_model, fmt, tmp_path):
     approx = report.steps[-1]
     assert len(approx.max_lsb) == 3
     assert all(approx.max_lsb[t] <= approx.bound_lsb[t] for t in approx.max_lsb)
+    # every matrix product names the registry kernel that builds it (with its Requant) in RTL
+    kernels = {getCustomOp(n).get_nodeattr("kernel") for n in lowered.graph.node
+               if n.op_type == "IntMatMul"}
+    assert kernels == {"int8-mvu"} and "int8-mvu" in KERNELS
