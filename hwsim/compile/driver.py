@@ -109,7 +109,7 @@ def _default_sample(lowered, shape, seed: int) -> np.ndarray:
     return ((codes - int(zero.ravel()[0])) * scale).astype(np.float32)
 
 
-def _reference(model: Path, x: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+def _reference(model: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     """The original file's output: onnxruntime where it runs the file (QCDQ), else qonnx's
     executor (QONNX ``Quant`` in numpy, every standard node in onnxruntime)."""
     from onnx import numpy_helper
@@ -117,10 +117,11 @@ def _reference(model: Path, x: np.ndarray, name: str) -> tuple[np.ndarray, str]:
     from quant.onnx import check, run_onnxruntime, run_qonnx
     proto = check(model)
     # an initializer listed among the graph inputs is that input's default value
-    feeds = {name: x}
-    listed = {i.name for i in proto.graph.input}
-    feeds.update({t.name: numpy_helper.to_array(t) for t in proto.graph.initializer
-                  if t.name in listed and t.name != name})
+    inits = {t.name: t for t in proto.graph.initializer}
+    data = [i.name for i in proto.graph.input if i.name not in inits]
+    feeds = {data[0]: x}
+    feeds.update({i.name: numpy_helper.to_array(inits[i.name]) for i in proto.graph.input
+                  if i.name in inits})
     try:
         return np.asarray(run_onnxruntime(proto, feeds)[0]), "onnxruntime"
     except Exception:  # noqa: BLE001 - onnxruntime refuses QONNX's custom Quant op
@@ -130,7 +131,9 @@ def _reference(model: Path, x: np.ndarray, name: str) -> tuple[np.ndarray, str]:
         from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
         qcdq = ModelWrapper(proto).transform(QuantToQCDQ()).model
         if not any(n.op_type in ("Quant", "BipolarQuant", "Trunc") for n in qcdq.graph.node):
-            return (np.asarray(run_onnxruntime(qcdq, feeds)[0]),
+            names = {i.name for i in qcdq.graph.input}
+            return (np.asarray(run_onnxruntime(qcdq, {k: v for k, v in feeds.items()
+                                                      if k in names})[0]),
                     "onnxruntime (Quant nodes as QCDQ)")
     except Exception:  # noqa: BLE001 - a quantizer QCDQ cannot express (e.g. > 8 bits)
         pass
@@ -171,7 +174,7 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
         design = backend.plan(first, max_lanes=max_lanes)
         ctx_ = _execute(first, {in_name: x})
         y_low = ctx_[first.graph.output[0].name]
-        ref, how = _reference(model, x, in_name)
+        ref, how = _reference(model, x)
         out_scale = _output_scale(first)
         err = np.abs(y_low.astype(np.float64) - ref.astype(np.float64)) / out_scale
         np.savez(ctx.folder / "sample.npz", x=x, X=ctx_[design.input], Y=ctx_[design.output],
