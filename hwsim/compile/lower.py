@@ -537,9 +537,10 @@ class LowerPointwise(Transformation):
                 in_signed=int(in_type == onnx.TensorProto.INT8), out_width=8,
                 out_signed=int(out_type == onnx.TensorProto.INT8), function=fn)
             # the input's DequantizeLinear stays where it has other readers
-            others = [n for n in model.find_consumers(match.dq.output[0]) or []
-                      if n not in match.body]
-            old = match.nodes if not others else match.nodes[1:]
+            dq_out = match.dq.output[0]
+            others = [n for n in model.find_consumers(dq_out) or [] if n not in match.body]
+            keep = others or dq_out in {o.name for o in model.graph.output}
+            old = match.nodes[1:] if keep else match.nodes
             _replace(model, old, [lut])
         _remove_dead_nodes(model)
         return _refresh(model), False

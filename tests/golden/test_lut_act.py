@@ -121,3 +121,23 @@ def test_cycle_formulas_and_actions(lanes):
     assert a == {"lut_read": 5 * lanes, "lut_read_bits": 40 * lanes, "out_bits": 40 * lanes,
                  "cycles": 6}
     assert g.storage_bits(p) == lanes * 256 * 8
+
+
+@pytest.mark.parametrize("in_signed, out_signed", [(1, 1), (0, 1), (1, 0)])
+def test_equals_the_dialect_lut_act(in_signed, out_signed):
+    """The compiler's LutAct, executed as qonnx executes it, gives the same codes."""
+    from onnx import helper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hwsim.compile.dialect import DOMAIN
+
+    table = _random_table(bool(out_signed))
+    lo = -128 if in_signed else 0
+    x = RNG.integers(lo, lo + 256, (3, 17)).astype(np.int8 if in_signed else np.uint8)
+    ctx = {"x": x}
+    node = helper.make_node("LutAct", ["x"], ["y"], domain=DOMAIN, table=list(table),
+                            in_signed=in_signed, out_signed=out_signed)
+    getCustomOp(node).execute_node(ctx, None)
+    p = g.LutActParams(in_signed=bool(in_signed), out_signed=bool(out_signed), table=table)
+    assert ctx["y"].dtype == (np.int8 if out_signed else np.uint8)
+    assert np.array_equal(ctx["y"].astype(np.int64), g.lut_act(x, p))
