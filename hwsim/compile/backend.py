@@ -53,6 +53,8 @@ class Node:
     interval: int = 0
     #: codes per output vector
     out_len: int = 1
+    #: calls of the kernel's ``actions`` hook per vector (a LUT's hook counts one beat)
+    calls_per_vector: int = 1
 
     def build(self):
         return KERNELS[self.kernel].component(self.params, **self.init)
@@ -245,8 +247,22 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     return out, [node.name, users[0].name]
 
 
+def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    from hwsim.golden.common import lut_act as lut_spec
+    op = getCustomOp(node)
+    params = op.params(1)  # one code per beat: what an MVU writes, at the rate it writes it
+    shape = model.get_tensor_shape(node.input[0])
+    n = int(shape[-1]) if shape else 1
+    out = Node(name=node.name, op_type=node.op_type, kernel="lut-act", params=params,
+               inputs=[("x", node.input[0], 1, params.in_signed)],
+               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
+               onnx_nodes=[node.name], tail=lut_spec.latency_cycles(params), interval=n,
+               out_len=n, calls_per_vector=n)
+    return out, [node.name]
+
+
 #: dialect op type → handler ``(model, node, options) -> (Node, names of the ONNX nodes it takes)``
-HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul}
+HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul, "LutAct": _lut}
 
 
 def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:

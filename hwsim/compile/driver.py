@@ -93,6 +93,22 @@ def precheck(model: Path, target: str, sim: str, input_path: Path | None = None)
             "x": _input_sample(input_path, shape)}
 
 
+def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
+    """Lower the graph on the input sample (the default sample needs the lowered graph's
+    input quantizer: a first lowering on a normal sample finds it) and plan its design; a
+    graph the lowering or the back end cannot take raises here, before anything is written."""
+    from hwsim.compile import backend
+    from hwsim.compile.lower import lower
+    g, x = pre["graph"], pre["x"]
+    name = g.graph.input[0].name
+    lowered, rep = lower(g, verify_inputs=[{name: x}] if x is not None else None)
+    if x is None:
+        x = _default_sample(lowered, pre["shape"], seed)
+        lowered, rep = lower(g, verify_inputs=[{name: x}])
+    design = backend.plan(lowered, max_lanes=max_lanes)
+    return {"lowered": lowered, "report": rep, "x": x, "design": design}
+
+
 def _default_sample(lowered, shape, seed: int) -> np.ndarray:
     """A seeded random sample within the graph input quantizer's range: uniform codes,
     dequantized (so every code of the range is reachable)."""
@@ -124,7 +140,7 @@ def _reference(model: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
                   if i.name in inits})
     try:
         return np.asarray(run_onnxruntime(proto, feeds)[0]), "onnxruntime"
-    except Exception:  # noqa: BLE001 - onnxruntime refuses QONNX's custom Quant op
+    except Exception:
         pass
     try:  # QONNX: its Quant nodes as QuantizeLinear/Clip/DequantizeLinear, run in onnxruntime
         from qonnx.core.modelwrapper import ModelWrapper
@@ -135,7 +151,7 @@ def _reference(model: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
             return (np.asarray(run_onnxruntime(qcdq, {k: v for k, v in feeds.items()
                                                       if k in names})[0]),
                     "onnxruntime (Quant nodes as QCDQ)")
-    except Exception:  # noqa: BLE001 - a quantizer QCDQ cannot express (e.g. > 8 bits)
+    except Exception:
         pass
     return np.asarray(run_qonnx(proto, feeds)[0]), "qonnx executor"
 
@@ -145,12 +161,12 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
                   progress: Callable[[str], None] = print, start: str | None = None) -> dict:
     """Compile ``model`` for ``target`` into the build folder ``out``; return the summary."""
     from hwsim.compile import backend, frontend
-    from hwsim.compile.lower import lower
     from hwsim.flow.core import Flow, Step
 
     model, out = Path(model), Path(out)
     pre = precheck(model, target, sim, input_path)
-    graph, shape = pre["graph"], pre["shape"]
+    graph = pre["graph"]
+    low = _lower_and_plan(pre, seed, max_lanes)
     in_name = graph.graph.input[0].name
     options = {"model_sha": _sha256(model), "target": target, "sim": sim,
                "max_lanes": max_lanes, "seed": seed,
@@ -163,15 +179,8 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
         return {"graph": "graph.onnx", "nodes": len(graph.graph.node), "unsupported": []}
 
     def step_lower(ctx):
-        from qonnx.core.modelwrapper import ModelWrapper
-        g = ModelWrapper(str(ctx.path_of("frontend", "graph.onnx")))
-        x = pre["x"]
-        first, rep = lower(g, verify_inputs=[{in_name: x}] if x is not None else None)
-        if x is None:
-            x = _default_sample(first, shape, seed)
-            first, rep = lower(g, verify_inputs=[{in_name: x}])
+        first, rep, x, design = low["lowered"], low["report"], low["x"], low["design"]
         first.save(str(ctx.folder / "lowered.onnx"))
-        design = backend.plan(first, max_lanes=max_lanes)
         ctx_ = _execute(first, {in_name: x})
         y_low = ctx_[first.graph.output[0].name]
         ref, how = _reference(model, x)
@@ -281,7 +290,7 @@ def _estimate(design, arch, target: str, sched: dict) -> dict:
         from hwsim.estimate.design import estimate_design
     except ImportError:
         return {**out, "priced": False}
-    nodes = [(n.name, n.kernel, n.params, n.vectors) for n in design.nodes]
+    nodes = [(n.name, n.kernel, n.params, n.vectors * n.calls_per_vector) for n in design.nodes]
     return {**out, **estimate_design(nodes, target, cycles=sched["cycles"]), "priced": True}
 
 

@@ -29,10 +29,11 @@ def write_reports(out: Path, summary: dict) -> dict[str, Path]:
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     r = Report(f"hwsim compile — {summary['target']}")
     eq = summary["rtl_equals_golden"]
+    match = summary.get("cycles_match")
     r.para(f"{summary['nodes']} ONNX nodes; {len(summary['kernels'])} kernel instances; "
            f"RTL == golden: {'not simulated' if eq is None else ('yes' if eq else 'NO')}"
            f"{'' if eq is None else ' (' + summary['sim'] + ')'}; cycles {summary['cycles']}"
-           f"{'' if summary.get('cycles_match') is None else (' (== RTL)' if summary['cycles_match'] else ' (RTL differs)')}"
+           f"{'' if match is None else (' (== RTL)' if match else ' (RTL differs)')}"
            f"; largest deviation from {summary['reference']}: "
            f"{summary['max_error_lsb_vs_onnxruntime']:.3g} output LSB.")
     r.heading("Nodes")

@@ -39,7 +39,7 @@ from hwsim.kernels import get_kernel
 from .arch import Arch, load_arch
 from .area import _adder, _multiplier
 from .engine import action_energy
-from .fpga import int8_mvu_resources, tint_tile_resources
+from .fpga import int8_mvu_resources, memory_resources, tint_tile_resources
 from .tables import Tables, load_tables
 
 __all__ = ["PRICING", "Inventory", "Pricing", "estimate_design", "priced_kernels"]
@@ -118,8 +118,30 @@ TERNARY_MVU = Pricing(
     fpga=tint_tile_resources,
 )
 
+# ---- lut-act (rtl/common/lut_act.py): one 256 × 8 ROM and an output register per lane ---------
+def _lut_inventory(p) -> Inventory:
+    return Inventory(adders=(), multipliers=(), register_bits=9 * p.lanes,
+                     memories=tuple(("table", 256, 8) for _ in range(p.lanes)))
+
+
+def _lut_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: each lane's table as LUT RAM (256 × 8 bits), plus the output
+    register and its valid bit (9 FFs per lane)."""
+    mem = memory_resources(256, 8)
+    return {"luts": mem["luts"] * p.lanes, "ffs": 9 * p.lanes, "dsps": 0,
+            "bram36": mem["bram36"] * p.lanes}
+
+
+LUT_ACT = Pricing(
+    actions={"lut_read": {}, "lut_read_bits": {"act_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_lut_inventory,
+    fpga=_lut_fpga,
+    weight_memory="table",
+)
+
 #: registry kernel name → its pricing
-PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU}
+PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU,
+                               "lut-act": LUT_ACT}
 
 
 def priced_kernels() -> list[str]:
@@ -193,7 +215,7 @@ def _check_nodes(nodes) -> None:
             raise HwsimError(f"design node name {name!r} appears twice")
         seen.add(name)
         cls = get_kernel(kernel).params_cls
-        if not isinstance(params, cls):
+        if isinstance(cls, type) and not isinstance(params, cls):
             raise HwsimError(f"design node {name!r}: kernel {kernel} needs {cls.__name__}, "
                              f"not {type(params).__name__}")
         if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
