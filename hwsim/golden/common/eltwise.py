@@ -29,8 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
-from quant.qtype import QType, Rounding, quantize_multiplier, quantize_multipliers_shared, \
-    round_shift
+from quant.qtype import (
+    QType,
+    Rounding,
+    quantize_multiplier,
+    quantize_multipliers_shared,
+    round_shift,
+)
 
 __all__ = [
     "MULT_BITS",
