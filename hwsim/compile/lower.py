@@ -572,6 +572,13 @@ class LoweringReport:
         """The largest code deviation any step introduced."""
         return max((v for s in self.steps for v in s.max_lsb.values()), default=0)
 
+    def step(self, name: str) -> StepReport:
+        """The report of the step named ``name`` (its class name)."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
     def to_dict(self) -> dict:
         return {"steps": [vars(s) for s in self.steps], "max_lsb": self.max_lsb}
 
@@ -605,6 +612,11 @@ def lower(model, steps=None, verify_inputs: list[dict] | None = None
         model.model.opset_import.append(helper.make_opsetid(dialect.DOMAIN, dialect.OPSET))
     model = _refresh(model)
     inputs = verify_inputs if verify_inputs is not None else _default_inputs(model)
+    names = {i.name for i in model.graph.input}
+    for x in inputs:  # qonnx runs a graph input it is not given on zeros, silently
+        if set(x) != names:
+            raise HwsimError(f"verify inputs name {sorted(x)}, the graph's inputs are "
+                             f"{sorted(names)}")
     full = steps is None
     steps = [s() for s in STEPS] if full else list(steps)
     before = _execute(model, inputs)
