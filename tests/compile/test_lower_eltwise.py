@@ -177,8 +177,8 @@ class _ZeroBound(LowerElementwise):
 
 def test_a_deviation_above_the_claimed_bound_raises(exports):
     graph = frontend.load(exports[("residual", "qonnx")])
-    with pytest.raises(HwsimError, match="_ZeroBound: .* deviates by [1-9][0-9]* LSB, above its "
-                                         "bound 0"):
+    with pytest.raises(HwsimError, match=r"_ZeroBound: .* deviates by [1-9][0-9]* LSB, above its "
+                                         r"bound 0"):
         lower(graph, steps=_coarse(4, _ZeroBound), verify_inputs=_samples(graph))
 
 
