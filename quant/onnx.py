@@ -159,6 +159,7 @@ def ort_session(path_or_model: PathOrModel):
     data = check(path_or_model).SerializeToString()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only: no warnings about initializers listed as inputs
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 

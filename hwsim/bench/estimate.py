@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 DESCRIPTION = ("estimator speed (bitnet-3b on vitallm and xczu28dr, a 100-point sweep with "
-               "CSV/JSON/PNG); with --calibration, the FPGA resource model (ternary MVU, absmax "
-               "barrier, Booth and nonlinear cores) refitted on yosys and checked on held-out "
+               "CSV/JSON/PNG); with --calibration, the FPGA resource model (ternary MVU, int8 "
+               "MVU, absmax barrier, Booth and nonlinear cores) refitted on yosys and checked on held-out "
                "configurations, and estimated vs Amaranth-measured cycles")
 
 
@@ -86,6 +86,27 @@ def _lane_synthesis(tmp: str) -> dict:
     return out
 
 
+def int8_mvu_synthesis(cfg: tuple, workdir: Path) -> tuple:
+    """``(params, yosys resources)`` of the RTL ``Int8MVU`` at a calibration configuration
+    ``(lanes, rows, cols, mult_bits, bias)`` (:data:`hwsim.estimate.fpga.INT8_MVU_CALIBRATION_CONFIGS`)."""
+    from fpga.yosys import synth_xilinx
+    from hwsim.estimate.fpga import int8_mvu_params
+    from hwsim.kernels import get_kernel
+    from rtl.emit import emit
+
+    kernel = get_kernel("int8-mvu")
+    p = int8_mvu_params(cfg)
+    v = emit(kernel.component(p), kernel.top, workdir, kernel.manifest(p))
+    return p, synth_xilinx(v["verilog"], kernel.top, workdir=workdir)["resources"]
+
+
+def _int8_mvu_synthesis(tmp: str) -> dict:
+    from hwsim.estimate.fpga import INT8_MVU_CALIBRATION_CONFIGS, INT8_MVU_VALIDATION_CONFIGS
+
+    return {cfg: int8_mvu_synthesis(cfg, Path(tmp) / "_".join(map(str, cfg)))
+            for cfg in INT8_MVU_CALIBRATION_CONFIGS + INT8_MVU_VALIDATION_CONFIGS}
+
+
 def _calibration() -> dict:
     import numpy as np
 
@@ -96,12 +117,15 @@ def _calibration() -> dict:
         BARRIER_VALIDATION_CONFIGS,
         BOOTH_CALIBRATION_CONFIGS,
         CALIBRATION_CONFIGS,
+        INT8_MVU_CALIBRATION_CONFIGS,
         NONLINEAR_CALIBRATION_CONFIGS,
         VALIDATION_CONFIGS,
         barrier_resources,
         fit_barrier_coefficients,
+        fit_int8_mvu_coefficients,
         fit_lane_coefficients,
         fit_tint_coefficients,
+        int8_mvu_resources,
         lane_resources,
         tint_tile_resources,
     )
@@ -133,6 +157,9 @@ def _calibration() -> dict:
             bsynth[cfg] = (p, synth_xilinx(v["verilog"], barrier.top, workdir=wd)["resources"])
     fitted.update(fit_barrier_coefficients([bsynth[c] for c in BARRIER_CALIBRATION_CONFIGS]))
     with tempfile.TemporaryDirectory() as tmp:
+        msynth = _int8_mvu_synthesis(tmp)
+    fitted.update(fit_int8_mvu_coefficients([msynth[c] for c in INT8_MVU_CALIBRATION_CONFIGS]))
+    with tempfile.TemporaryDirectory() as tmp:
         lsynth = _lane_synthesis(tmp)
     fit_sets = {"booth": BOOTH_CALIBRATION_CONFIGS, "nonlinear": NONLINEAR_CALIBRATION_CONFIGS}
     for core, configs in fit_sets.items():
@@ -150,6 +177,15 @@ def _calibration() -> dict:
         est = barrier_resources(p, tables)
         rows.append({"config": ("barrier", *cfg),
                      "set": "fit" if cfg in BARRIER_CALIBRATION_CONFIGS else "held-out",
+                     "yosys_luts": got["luts"], "model_luts": est["luts"],
+                     "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
+                     "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
+                     "yosys_dsp": got["dsp48e2"], "model_dsp": est["dsps"],
+                     "yosys_bram36": got["bram36"], "model_bram36": est["bram36"]})
+    for cfg, (p, got) in msynth.items():
+        est = int8_mvu_resources(p, tables)
+        rows.append({"config": ("int8-mvu", *cfg),
+                     "set": "fit" if cfg in INT8_MVU_CALIBRATION_CONFIGS else "held-out",
                      "yosys_luts": got["luts"], "model_luts": est["luts"],
                      "lut_error_pct": 100 * (est["luts"] - got["luts"]) / got["luts"],
                      "yosys_ffs": got["ffs"], "model_ffs": est["ffs"],
@@ -219,7 +255,8 @@ def table(r: dict) -> str:
     cal = r.get("calibration")
     if cal:
         lines += ["", "resources: model vs yosys synth_xilinx (-family xcup); ternary-mvu "
-                      "(lanes, rows, cols), absmax barrier ('barrier', length, in_width), "
+                      "(lanes, rows, cols), int8-mvu ('int8-mvu', lanes, rows, cols, mult_bits, bias), "
+                      "absmax barrier ('barrier', length, in_width), "
                       "Booth engine ('booth', lanes), RMSNorm ('nonlinear', lanes)",
                   "configuration        set       LUT yosys/model (err)   FF yosys/model   "
                   "DSP   BRAM36 yosys/model"]

@@ -18,7 +18,7 @@ from ._common import check_outputs
 __all__ = ["HwsimArgumentParser", "build_parser", "main"]
 
 # `hwsim --help` lists commands in the order of the flow; modules not named here follow.
-_ORDER = ("train", "eval", "export", "events", "snn", "swiftchannel", "airfm", "rtl", "sim",
+_ORDER = ("train", "eval", "export", "events", "snn", "swiftchannel", "airfm", "compile", "rtl", "sim",
           "estimate", "fpga", "bench", "sweep", "run")
 
 

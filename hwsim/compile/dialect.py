@@ -14,6 +14,8 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
   :func:`~hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`;
 * ``Requant``: ``codes = out.fit(requantize(acc, M, S) + zero_point)`` (``relu``: also
   ≥ ``zero_point``) — golden :func:`~quant.qtype.requantize`;
+* ``LutAct``: ``codes = table[x − min_code]``, a unary activation on 8-bit codes — golden
+  :func:`~hwsim.golden.common.lut_act.lut_act`;
 * ``IntEltwise``: element-wise ``add``/``mul`` of two code tensors with zero points, integer
   multipliers and one rounding shift to output codes — golden
   :func:`~hwsim.golden.common.eltwise.eltwise` (kernel ``eltwise``).
@@ -23,7 +25,8 @@ accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``Ma
 ``bias`` an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the
 registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``int8-mvu`` for
 ``IntMatMul`` and ``ternary-mvu`` for ``TernaryMatMul``, each together with the ``Requant`` it
-feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own.
+feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own;
+``lut-act`` for ``LutAct``; ``eltwise`` for ``IntEltwise``.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from qonnx.custom_op.base import CustomOp
 from hwsim.errors import HwsimError
 from hwsim.golden.common.eltwise import EltwiseParams, eltwise
 from hwsim.golden.common.int8_matmul import int8_matmul
+from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntEltwise", "IntMatMul", "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntEltwise", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -245,6 +249,71 @@ class Requant(_Op):
         dtype = onnx.helper.tensor_dtype_to_np_dtype(
             code_elem_type(out.width, out.signed))
         context[node.output[0]] = codes.astype(dtype)
+
+
+class LutAct(_Op):
+    """Table lookup on 8-bit codes: ``y = table[x − min_code]``, elementwise.
+
+    ``table`` holds the output code of each of the 256 input codes in increasing input order
+    (``min_code`` −128 for ``in_signed``, else 0); ``in_width`` must be 8 (the table covers
+    every code of the int8/uint8 tensor), ``out_width``/``out_signed`` give the output codes'
+    range, which every entry lies in. ``function`` names the float op the table stands for
+    (``Sigmoid``, ``Gelu`` …; informative). Golden:
+    :func:`hwsim.golden.common.lut_act.lut_act` (the ``lut-act`` kernel).
+    """
+
+    KERNEL = "lut-act"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "table": ("ints", True, []),
+                "in_width": ("i", False, 8),
+                "in_signed": ("i", False, 1),
+                "out_width": ("i", False, 8),
+                "out_signed": ("i", False, 1),
+                "function": ("s", False, "")}
+
+    def params(self, lanes: int = 1) -> LutActParams:
+        """The kernel's parameters (raises :class:`HwsimError` on a bad table)."""
+        return LutActParams(lanes=lanes, in_signed=bool(self.get_nodeattr("in_signed")),
+                            out_signed=bool(self.get_nodeattr("out_signed")),
+                            table=tuple(self.get_nodeattr("table")))
+
+    def make_shape_compatible_op(self, model):
+        """``Cast`` to the code element type: the same shape and the output type."""
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=code_elem_type(8, self.get_nodeattr("out_signed")))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0],
+                                  _qonnx_dtype(self.get_nodeattr("out_width"),
+                                               self.get_nodeattr("out_signed")))
+
+    def verify_node(self):
+        info = super().verify_node()
+        name = self.onnx_node.name
+        if self.get_nodeattr("in_width") != 8:
+            info.append(f"{name!r}: in_width must be 8 (a table of {CODES} entries covers "
+                        "every int8/uint8 code)")
+        width = self.get_nodeattr("out_width")
+        if not 1 <= width <= 8:
+            info.append(f"{name!r}: out_width must be 1 … 8 (int8/uint8 tensors)")
+            return info
+        try:
+            table = self.params().table
+        except HwsimError as e:
+            info.append(f"{name!r}: {e}")
+            return info
+        out = code_qtype(width, self.get_nodeattr("out_signed"))
+        if min(table) < out.min_code or max(table) > out.max_code:
+            info.append(f"{name!r}: table entries outside the {out} code range")
+        return info
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        codes = lut_act(np.asarray(context[node.input[0]]), self.params())
+        context[node.output[0]] = codes.astype(
+            onnx.helper.tensor_dtype_to_np_dtype(code_elem_type(8, self.get_nodeattr("out_signed"))))
 
 
 class IntEltwise(_Op):

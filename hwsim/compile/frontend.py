@@ -88,6 +88,7 @@ OPSET = 23
 SUPPORTED = frozenset({
     "Quant", "BipolarQuant", "Trunc",
     "MatMul", "Gemm", "Conv", "Add", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
+    "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Softplus", "Softsign",
     "LayerNormalization", "RMSNormalization", "Attention", "RotaryEmbedding",
     "Reshape", "Transpose", "Concat", "Slice", "Flatten", "Squeeze", "Unsqueeze",
     "DepthToSpace", "Constant", "Identity",

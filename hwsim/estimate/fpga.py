@@ -29,6 +29,13 @@ to yosys on their RTL at several lane counts:
   and the per-lane output multipliers. The softmax's exponent lanes (inside the attention
   head's RTL) are assumed to cost what a norm lane costs; they are not synthesized apart.
 
+The int8 MVU (:class:`rtl.common.int8_mvu.Int8MVU`, for :class:`Int8MvuParams` ``p``) is
+priced per instance (:func:`int8_mvu_resources`): LUT and FF = ``int8mvu_<res>_fixed`` +
+``int8mvu_<res>_per_lane`` · lanes + ``int8mvu_<res>_per_requant_bit`` · (acc_width +
+mult_bits), fitted by :func:`fit_int8_mvu_coefficients`; DSP48E2 = ``lanes`` (one per 8 × 8
+product) + the requantization multiplier's tiles (:func:`dsp_tiles`, a rule, not fitted); its
+weight, activation and bias memories by the memory rule above.
+
 A design is the architecture's ``tiles`` MVU tiles (each with its slice of the weight buffer
 and its activation memory), the Booth and nonlinear cores, and the activation and KV buffers in
 block RAM (64-bit wide). It fits when every resource is within the part's capacity.
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import math
 
+from hwsim.golden.common.int8_mvu import BIAS_BITS, Int8MvuParams
 from hwsim.golden.vitallm.absmax_barrier import AbsmaxBarrierParams
 from hwsim.golden.vitallm.ternary_mvu import TernaryMvuParams
 
@@ -45,8 +53,9 @@ from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "fit_before_synthesis",
-           "fit_lane_coefficients", "fpga_resources", "kernel_resources", "lane_resources",
+__all__ = ["LUTRAM_MAX_BITS", "barrier_resources", "bram18_count", "dsp_tiles",
+           "fit_before_synthesis", "fit_int8_mvu_coefficients", "fit_lane_coefficients",
+           "fpga_resources", "int8_mvu_resources", "kernel_resources", "lane_resources",
            "memory_bits_capacity", "memory_resources", "tint_tile_resources"]
 
 #: RAMB18E2 simple-dual-port aspect ratios (depth, width): UG573, "UltraScale Architecture
@@ -255,8 +264,80 @@ def fit_tint_coefficients(points: list[tuple[TernaryMvuParams, dict]]) -> dict[s
             "tint_ff_per_lane_bit": float(cf[1]), "tint_ff_per_acc_bit": 0.0}
 
 
+# ---- int8 MVU ------------------------------------------------------------------------------
+#: int8-mvu configurations (lanes, rows, cols, mult_bits, bias) the coefficients are fitted to,
+#: and the held-out ones that validate them
+INT8_MVU_CALIBRATION_CONFIGS = ((2, 8, 16, 24, False), (4, 8, 16, 24, False),
+                                (8, 8, 16, 24, False), (4, 8, 16, 16, False),
+                                (4, 8, 16, 24, True))
+INT8_MVU_VALIDATION_CONFIGS = ((6, 8, 24, 24, False), (4, 32, 32, 24, False))
+
+
+def int8_mvu_params(cfg: tuple) -> Int8MvuParams:
+    """The :class:`Int8MvuParams` of a calibration configuration tuple."""
+    lanes, rows, cols, mult_bits, bias = cfg
+    return Int8MvuParams(lanes=lanes, rows=rows, cols=cols, mult_bits=mult_bits, bias=bias)
+
+
+def dsp_tiles(a_bits: int, b_bits: int) -> int:
+    """DSP48E2 slices of a signed ``a_bits × b_bits`` product as yosys's ``mul2dsp`` tiles it:
+    the wider operand on the 27-bit port, the narrower on the 18-bit one, an operand wider than
+    its port split into 26- / 17-bit unsigned pieces. Matches yosys at (20, 17), (25, 20) and
+    (33, 25) bits (the int8 MVU's requantization multiplier)."""
+    big, small = max(a_bits, b_bits), min(a_bits, b_bits)
+    na = 1 if big <= 27 else math.ceil(big / 26)
+    nb = 1 if small <= 18 else math.ceil(small / 17)
+    return na * nb
+
+
+def _int8_mvu_memories(p: Int8MvuParams) -> list[dict]:
+    shapes = [(p.weight_depth, 8 * p.lanes), (p.chunks, 8 * p.lanes)]
+    if p.bias:
+        shapes.append((p.rows, BIAS_BITS))
+    nolutram = any(_lutram_fails(d, w) for d, w in shapes)
+    return [memory_resources(d, w, nolutram) for d, w in shapes]
+
+
+def _int8_mvu_features(p: Int8MvuParams) -> list[float]:
+    return [1.0, p.lanes, p.acc_width + p.mult_bits]
+
+
+def int8_mvu_resources(p: Int8MvuParams, tables: Tables) -> dict[str, float]:
+    """Resources of the RTL ``Int8MVU`` for ``p``, memories included."""
+    r = tables.raw
+    f = _int8_mvu_features(p)
+    logic = {res: sum(r(f"resource.int8mvu_{res}_{k}") * x
+                      for k, x in zip(("fixed", "per_lane", "per_requant_bit"), f, strict=True))
+             for res in ("lut", "ff")}
+    mem = _int8_mvu_memories(p)
+    # signed acc_width × (mult_bits + 1) requantization product (M is unsigned)
+    dsps = p.lanes + dsp_tiles(p.acc_width, p.mult_bits + 1)
+    return {"luts": round(logic["lut"] + sum(m["luts"] for m in mem)), "ffs": round(logic["ff"]),
+            "dsps": dsps, "bram36": sum(m["bram36"] for m in mem)}
+
+
+def fit_int8_mvu_coefficients(points: list[tuple[Int8MvuParams, dict]]) -> dict[str, float]:
+    """Least-squares ``resource.int8mvu_{lut,ff}_*`` from ``(params, yosys resources)`` points;
+    LUT-RAM LUTs (the memory rule) are subtracted first, so the fit sees only logic. A negative
+    fixed part is refitted through the origin (the table's coefficients are non-negative)."""
+    import numpy as np
+
+    a = np.array([_int8_mvu_features(p) for p, _ in points])
+    out = {}
+    for res, key in (("lut", "luts"), ("ff", "ffs")):
+        y = np.array([got[key] - (sum(m["luts"] for m in _int8_mvu_memories(p))
+                                  if res == "lut" else 0) for p, got in points], dtype=float)
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        if coef[0] < 0:
+            coef = np.concatenate([[0.0], np.linalg.lstsq(a[:, 1:], y, rcond=None)[0]])
+        for name, c in zip(("fixed", "per_lane", "per_requant_bit"), coef, strict=True):
+            out[f"int8mvu_{res}_{name}"] = round(float(c), 3)
+    return out
+
+
 #: kernels with a calibrated UltraScale+ resource model (the FPGA flow's comparison hook)
-_KERNEL_MODELS = {"ternary-mvu": tint_tile_resources, "absmax-barrier": barrier_resources}
+_KERNEL_MODELS = {"ternary-mvu": tint_tile_resources, "absmax-barrier": barrier_resources,
+                  "int8-mvu": int8_mvu_resources}
 
 
 def kernel_resources(kernel_name: str, params, part_name: str) -> dict:

@@ -81,6 +81,8 @@ _FPGA = {
     "resource.nonlinear_ff_per_lane": Field("ratio", allow_zero=True),
     "resource.nonlinear_dsp_fixed": Field("ratio", allow_zero=True),
     "resource.nonlinear_dsp_per_lane": Field("ratio", allow_zero=True),
+    **{f"resource.int8mvu_{res}_{k}": Field("ratio", allow_zero=True)
+       for res in ("lut", "ff") for k in ("fixed", "per_lane", "per_requant_bit")},
 }
 SCHEMAS = {"asic": _ASIC, "fpga": _FPGA}
 _TOP = {"schema", "name", "kind", "version", "description", "params"}

@@ -90,9 +90,11 @@ class Kernel:
     def params(self, **kwargs):
         return self.params_cls(**kwargs)
 
-    def component(self, params):
+    def component(self, params, **contents):
+        """The Amaranth component; ``contents`` (e.g. an MVU's ``weights``) are memory
+        contents baked in at elaboration, where the component accepts them."""
         module, cls = self.component_path.split(":")
-        return getattr(importlib.import_module(module), cls)(params)
+        return getattr(importlib.import_module(module), cls)(params, **contents)
 
     def golden_fn(self) -> Callable:
         """The golden entry point (imports its module when named by path)."""

@@ -6,6 +6,7 @@ bias word formats). This module only builds the hardware.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -69,13 +70,28 @@ class Int8MVU(wiring.Component):
         at any other time; back-to-back vectors may each have their own).
     busy : ``Out(1)``
         High while a vector is loading or computing.
+
+    ``weights`` (``rows × cols`` int8 codes) and ``bias`` (``rows`` int32), where given,
+    are the memories' contents after configuration (a compiled design bakes its layers in);
+    the ``w``/``b`` streams can still overwrite them.
     """
 
-    def __init__(self, params: spec.Int8MvuParams):
+    def __init__(self, params: spec.Int8MvuParams, weights=None, bias=None):
         if not isinstance(params, spec.Int8MvuParams):
             self._MustUse__silence = True  # never elaborated: no "created but never used" warning
             raise HwsimError(f"Int8MVU needs Int8MvuParams, not {type(params).__name__}")
         self.params = p = params
+        self._w_init = [] if weights is None else spec.weight_words(weights, p.lanes)
+        if weights is not None and len(self._w_init) != p.weight_depth:
+            self._MustUse__silence = True
+            raise HwsimError(f"Int8MVU weights: need {p.rows}×{p.cols} codes")
+        if bias is not None and not p.bias:
+            self._MustUse__silence = True
+            raise HwsimError("Int8MVU bias contents given, but params.bias is off")
+        self._b_init = [] if bias is None else [int(v) for v in np.ravel(bias)]
+        if bias is not None and len(self._b_init) != p.rows:
+            self._MustUse__silence = True
+            raise HwsimError(f"Int8MVU bias: need {p.rows} values")
         act = signed(8) if p.act_signed else unsigned(8)
         members = {
             "w": In(stream.Signature(unsigned(8 * p.lanes))),
@@ -93,7 +109,7 @@ class Int8MVU(wiring.Component):
         p = self.params
         m = Module()
 
-        wmem = Memory(shape=unsigned(8 * p.lanes), depth=p.weight_depth, init=[])
+        wmem = Memory(shape=unsigned(8 * p.lanes), depth=p.weight_depth, init=self._w_init)
         xmem = Memory(shape=unsigned(8 * p.lanes), depth=p.chunks, init=[])
         m.submodules.wmem = wmem
         m.submodules.xmem = xmem
@@ -129,7 +145,7 @@ class Int8MVU(wiring.Component):
         bias_value = Const(0, signed(2))
         b_valid = Const(0, 1)
         if p.bias:
-            bmem = Memory(shape=signed(spec.BIAS_BITS), depth=p.rows, init=[])
+            bmem = Memory(shape=signed(spec.BIAS_BITS), depth=p.rows, init=self._b_init)
             m.submodules.bmem = bmem
             b_wr, b_rd = bmem.write_port(), bmem.read_port()
             b_addr = Signal(range(max(p.rows, 2)))

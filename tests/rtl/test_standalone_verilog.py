@@ -173,7 +173,7 @@ def _golden_timing() -> dict:
     """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
     the figures the manifest must carry (written here apart from the registry on purpose)."""
     import hwsim.golden as g
-    from hwsim.golden.common import attention_head, eltwise, int8_mvu
+    from hwsim.golden.common import attention_head, eltwise, int8_mvu, lut_act
     from hwsim.golden.snn import lif_array
     from hwsim.golden.swiftchannel import conv as swiftchannel_conv
     from hwsim.golden.swiftchannel import gate as swiftchannel_gate
@@ -214,6 +214,7 @@ def _golden_timing() -> dict:
         "lif-array": lambda p: (lif_array.stream_cycles(p, [p.inputs]),
                                 lif_array.step_cycles(p, p.inputs)),
         "lo-topk": same(lo_topk.latency_cycles),
+        "lut-act": lambda p: (lut_act.stream_cycles(p, 1), lut_act.interval_cycles(p)),
         "norm-quant": lambda p: (norm_quant.latency_cycles(p),
                                  norm_quant.stream_cycles(p, 2) - norm_quant.latency_cycles(p)),
         "qkv-frontend": same(qkv_frontend.qkv_frontend_cycles),

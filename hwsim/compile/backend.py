@@ -1,0 +1,319 @@
+"""Back end: a lowered graph becomes a streaming dataflow design of registry kernels.
+
+:func:`plan` walks a lowered graph (:mod:`hwsim.compile.lower`) and gives a :class:`Design`:
+one :class:`Node` per dialect compute node (an ``IntMatMul`` with the ``Requant`` it feeds
+is one ``int8-mvu`` node), each with its kernel's params, baked-in constants and stream ports.
+:meth:`Design.component` builds the :class:`rtl.dataflow.top.DataflowTop` that chains them.
+
+The host side of the boundary stays on the host: the graph input's ``QuantizeLinear`` (float →
+codes) and the output's ``DequantizeLinear`` (codes → float). The design streams the input
+code tensor in row-major order and returns the output code tensor in row-major order; a node
+works on vectors along the last axis (a matrix product maps each row of ``(…, in)`` to a row
+of ``(…, out)``).
+
+Node handlers live in :data:`HANDLERS` (op type → function). Adding an op to the back end =
+one handler that returns a :class:`Node` for the kernel that implements it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from hwsim.compile import dialect
+from hwsim.errors import HwsimError
+from hwsim.kernels import KERNELS
+
+__all__ = ["FIFO_DELAY", "HANDLERS", "Design", "Node", "TopParams", "plan", "schedule"]
+
+
+@dataclass
+class Node:
+    """One kernel instance of a compiled design."""
+
+    name: str                 # the dialect node's name (the compute node of its group)
+    op_type: str
+    kernel: str               # registry kernel name
+    params: object            # the kernel's params dataclass
+    inputs: list[tuple[str, str, int, bool]]   # (port, tensor, lanes, signed)
+    output: tuple[str, str, int, bool]         # (port, tensor, lanes, signed)
+    vectors: int              # vectors per inference
+    init: dict = field(default_factory=dict)       # contents baked into memories
+    constants: dict = field(default_factory=dict)  # side ports tied to constants
+    fifo_depth: dict = field(default_factory=dict)
+    onnx_nodes: list[str] = field(default_factory=list)
+    #: cycles from the last input beat a node takes to its last output beat (one vector)
+    tail: int = 0
+    #: cycles between the starts of back-to-back vectors (the node's initiation interval)
+    interval: int = 0
+    #: codes per output vector
+    out_len: int = 1
+    #: calls of the kernel's ``actions`` hook per vector (a LUT's hook counts one beat)
+    calls_per_vector: int = 1
+
+    def build(self):
+        return KERNELS[self.kernel].component(self.params, **self.init)
+
+    @property
+    def cycles(self) -> int:
+        """The kernel's own cycle formula for one vector (first input to last output beat)."""
+        return int(KERNELS[self.kernel].cycles(self.params))
+
+    def summary(self) -> dict:
+        import dataclasses
+        return {"name": self.name, "op_type": self.op_type, "kernel": self.kernel,
+                "params": {f.name: getattr(self.params, f.name)
+                           for f in dataclasses.fields(self.params)},
+                "vectors": self.vectors, "cycles_per_vector": self.cycles}
+
+
+@dataclass(frozen=True)
+class TopParams:
+    """What the testbench of a compiled design needs to know about its ports."""
+
+    in_lanes: int
+    in_signed: bool
+    out_signed: bool
+
+
+@dataclass
+class Design:
+    """The nodes (topological order) and the boundary of a compiled graph."""
+
+    nodes: list[Node]
+    input: str                # input code tensor
+    output: str               # output code tensor
+    in_lanes: int
+    in_signed: bool
+    out_signed: bool
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    @property
+    def in_count(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_count(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def top_params(self) -> TopParams:
+        return TopParams(self.in_lanes, self.in_signed, self.out_signed)
+
+    def component(self):
+        from rtl.dataflow.top import DataflowTop, Instance, Port
+        insts = [Instance(n.name, n.build, [Port(*p) for p in n.inputs], Port(*n.output),
+                          dict(n.constants), dict(n.fifo_depth)) for n in self.nodes]
+        return DataflowTop(insts, self.input, self.in_lanes, self.in_signed, self.output)
+
+
+# ------------------------------------------------------------------------------------------
+#: cycles a beat spends in a glue FIFO (written in cycle t, taken in t + 2 at the earliest)
+FIFO_DELAY = 2
+
+
+def _edge_delay(prod_lanes: int, read_lanes: int, fanout: int) -> int:
+    """Cycles from a producer's last beat of a vector to the reader taking its last beat:
+    a fork (+1), a serializer (+ producer lanes: its last code leaves ``lanes`` cycles
+    after the beat) or a packer (+1), then the FIFO."""
+    d = FIFO_DELAY + (1 if fanout > 1 else 0)
+    if prod_lanes != read_lanes:
+        if prod_lanes > 1:
+            d += prod_lanes
+        if read_lanes > 1:
+            d += 1
+    return d
+
+
+def schedule(design: Design, vectors: int = 1) -> dict:
+    """The design's cycle formula, composed from its nodes' and the glue's.
+
+    With the input presented one beat per cycle from cycle 0 and the output always taken:
+
+    * ``latency`` — cycles from the first input beat to the last output code of one vector,
+      both counted: along every path, a node's last output beat comes ``tail`` cycles after
+      its last input beat, and an edge adds its glue delay (:func:`_edge_delay`);
+    * ``interval`` — the slowest stage in cycles per vector: every node's ``interval``,
+      the input (beats per vector), the output (codes per vector, one per cycle) and every
+      lane converter (codes per vector);
+    * ``cycles`` = ``latency + (vectors − 1) · interval`` for ``vectors`` back-to-back
+      vectors. Exact where each FIFO holds a whole vector of its reader (the back end sizes
+      them so) and the slowest stage never waits for its input; the tests compare it with
+      the simulated RTL (``==``).
+    """
+    readers: dict[str, list] = {}
+    for n in design.nodes:
+        for p in n.inputs:
+            readers.setdefault(p[1], []).append((n, p))
+    readers.setdefault(design.output, []).append((None, ("y", design.output, 1, None)))
+    lanes = {design.input: design.in_lanes, **{n.output[1]: n.output[2] for n in design.nodes}}
+    in_vec = design.in_shape[-1] if design.in_shape else 1
+    done = {design.input: -(-in_vec // design.in_lanes) - 1}  # the host's last beat
+    interval = max(-(-in_vec // design.in_lanes), design.out_shape[-1] if design.out_shape
+                   else 1)
+    for n in design.nodes:
+        arrive = 0
+        for p in n.inputs:
+            fan = len(readers[p[1]])
+            arrive = max(arrive, done[p[1]] + _edge_delay(lanes[p[1]], p[2], fan))
+            if lanes[p[1]] != p[2]:
+                interval = max(interval, _codes_per_vector(design, n, p))
+        done[n.output[1]] = arrive + n.tail
+        interval = max(interval, n.interval)
+    out_lanes = lanes[design.output]
+    last = done[design.output] + _edge_delay(out_lanes, 1, len(readers[design.output]))
+    latency = last + 1
+    return {"latency": latency, "interval": interval,
+            "cycles": latency + (vectors - 1) * interval, "vectors": vectors}
+
+
+def _codes_per_vector(design: Design, node: Node, port) -> int:
+    return int(port_len) if (port_len := _tensor_len(design, port[1])) else 1
+
+
+def _tensor_len(design: Design, tensor: str) -> int:
+    if tensor == design.input:
+        return design.in_shape[-1]
+    return next(n.out_len for n in design.nodes if n.output[1] == tensor)
+
+
+# ------------------------------------------------------------------------------------------
+def _consumers(model: ModelWrapper, tensor: str) -> list:
+    return [n for n in model.graph.node if tensor in n.input]
+
+
+def _lanes(cols: int, max_lanes: int) -> int:
+    """The most multipliers ≤ ``max_lanes`` that divide ``cols``."""
+    return max(d for d in range(1, min(cols, max_lanes) + 1) if cols % d == 0)
+
+
+def _double_buffer(model: ModelWrapper, tensor: str, lanes: int) -> int:
+    """FIFO beats that hold one whole input vector (plus two): a node consuming whole
+    vectors (an MVU loads all of ``x`` before it computes) then never stalls its producer
+    while it computes the previous vector."""
+    return model.get_tensor_shape(tensor)[-1] // lanes + 2
+
+
+def _vectors(shape) -> int:
+    return int(math.prod(shape[:-1])) if len(shape) > 1 else 1
+
+
+def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    from hwsim.golden.common import int8_mvu as mvu_spec
+    from hwsim.golden.common.int8_mvu import Int8MvuParams
+    users = _consumers(model, node.output[0])
+    if len(users) != 1 or users[0].op_type != "Requant":
+        raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
+                         "Requant")
+    rq = getCustomOp(users[0])
+    mm = getCustomOp(node)
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise HwsimError(f"node {node.name!r}: weights are not constant")
+    bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
+    if rq.get_nodeattr("width") != 8 or rq.get_nodeattr("narrow"):
+        raise HwsimError(f"node {users[0].name!r}: the int8-mvu kernel writes full-range 8-bit "
+                         f"codes, not a {rq.get_nodeattr('width')}-bit"
+                         f"{' narrow' if rq.get_nodeattr('narrow') else ''} format")
+    cols, rows = w.shape
+    lanes = _lanes(cols, opts["max_lanes"])
+    a_signed = bool(mm.get_nodeattr("a_signed"))
+    y_signed = bool(rq.get_nodeattr("signed"))
+    mult, shift = rq.get_nodeattr("multiplier"), rq.get_nodeattr("shift")
+    params = Int8MvuParams(lanes=lanes, rows=rows, cols=cols, act_signed=a_signed,
+                           out_signed=y_signed, relu=bool(rq.get_nodeattr("relu")),
+                           zero_point=int(rq.get_nodeattr("zero_point")),
+                           bias=bias is not None, rounding=rq.get_nodeattr("rounding"),
+                           mult_bits=max(1, int(mult).bit_length()), shift_bits=6)
+    init = {"weights": np.asarray(w, np.int64).T}
+    if bias is not None:
+        init["bias"] = np.asarray(bias, np.int64)
+    shape = model.get_tensor_shape(node.input[0])
+    out = Node(name=node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
+               inputs=[("x", node.input[0], lanes, a_signed)],
+               output=("y", users[0].output[0], 1, y_signed),
+               vectors=_vectors(shape), init=init,
+               constants={"mult": int(mult), "shift": int(shift)},
+               fifo_depth={"x": _double_buffer(model, node.input[0], lanes)},
+               onnx_nodes=[node.name, users[0].name],
+               tail=params.rows * params.chunks + mvu_spec.PIPELINE_DEPTH,
+               interval=mvu_spec.interval_cycles(params), out_len=rows)
+    return out, [node.name, users[0].name]
+
+
+def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    from hwsim.golden.common import lut_act as lut_spec
+    op = getCustomOp(node)
+    params = op.params(1)  # one code per beat: what an MVU writes, at the rate it writes it
+    shape = model.get_tensor_shape(node.input[0])
+    n = int(shape[-1]) if shape else 1
+    out = Node(name=node.name, op_type=node.op_type, kernel="lut-act", params=params,
+               inputs=[("x", node.input[0], 1, params.in_signed)],
+               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
+               onnx_nodes=[node.name], tail=lut_spec.latency_cycles(params), interval=n,
+               out_len=n, calls_per_vector=n)
+    return out, [node.name]
+
+
+#: dialect op type → handler ``(model, node, options) -> (Node, names of the ONNX nodes it takes)``
+HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul, "LutAct": _lut}
+
+
+def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
+    """The dataflow design of a lowered graph with one input and one output.
+
+    ``max_lanes`` bounds the multipliers (lanes) of each matrix–vector node (the most that
+    divide its input length). Raises :class:`HwsimError` naming the first node the back end
+    cannot build."""
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise HwsimError(f"the dataflow back end builds graphs with one input and one output, "
+                         f"not {len(model.graph.input)} and {len(model.graph.output)}")
+    if max_lanes < 1:
+        raise HwsimError(f"max_lanes must be ≥ 1, not {max_lanes}")
+    opts = {"max_lanes": max_lanes}
+    gin, gout = model.graph.input[0].name, model.graph.output[0].name
+    taken: set[str] = set()
+    nodes: list[Node] = []
+    in_codes = out_codes = None
+    for node in model.graph.node:
+        if node.name in taken:
+            continue
+        if node.op_type == "QuantizeLinear" and node.input[0] == gin:
+            in_codes = node.output[0]
+            users = _consumers(model, in_codes)
+            if len(users) == 1 and users[0].op_type == "Clip":  # narrow input range
+                in_codes = users[0].output[0]
+                taken.add(users[0].name)
+            continue
+        if node.op_type == "DequantizeLinear" and node.output[0] == gout:
+            out_codes = node.input[0]
+            continue
+        handler = HANDLERS.get(node.op_type) if node.domain == dialect.DOMAIN else None
+        if handler is None:
+            raise HwsimError(f"the dataflow back end has no kernel for {node.op_type} node "
+                             f"{node.name!r}")
+        built, names = handler(model, node, opts)
+        taken.update(names)
+        nodes.append(built)
+    if in_codes is None or out_codes is None:
+        raise HwsimError("the lowered graph needs a QuantizeLinear on its input and a "
+                         "DequantizeLinear on its output")
+    if not nodes:
+        raise HwsimError("the lowered graph has no compute node to build")
+    first = next(p for n in nodes for p in n.inputs if p[1] == in_codes)
+    in_signed = model.get_initializer(
+        next(n for n in model.graph.node if n.op_type == "QuantizeLinear"
+             and n.input[0] == gin).input[2]).dtype == np.int8
+    prod = {n.output[1]: n for n in nodes}
+    if out_codes not in prod:
+        raise HwsimError(f"the output codes {out_codes!r} are not written by a compute node")
+    return Design(nodes=nodes, input=in_codes, output=out_codes, in_lanes=first[2],
+                  in_signed=in_signed, out_signed=prod[out_codes].output[3],
+                  in_shape=tuple(model.get_tensor_shape(in_codes)),
+                  out_shape=tuple(model.get_tensor_shape(out_codes)))

@@ -1,0 +1,326 @@
+"""Price a compiled design: each node's kernel instance × the target's tables.
+
+A compiled design (``hwsim compile``) is a list of nodes, each one instance of a registered
+kernel (:data:`hwsim.kernels.KERNELS`) with its parameters, processing some number of vectors
+per inference. :func:`estimate_design` prices it on an estimator target (:mod:`.arch`):
+
+* **cycles**: the kernel's ``cycles`` hook (one unit from its first input beat to its last
+  output beat, the golden formula); a node is busy ``cycles × vectors``;
+* **actions**: the kernel's ``actions`` hook (the golden action counts of one unit) × vectors,
+  mapped into the estimator's action vocabulary (:data:`hwsim.estimate.kernels.ACTIONS`) by the
+  kernel's :class:`Pricing` entry in :data:`PRICING`; **energy** = Σ count × the target's energy
+  per action (:func:`hwsim.estimate.engine.action_energy`), except that a weight read costs an
+  access of the node's own weight memory (ASIC: the table's SRAM energy at that size) and an
+  output bit a register write (it enters the FIFO to the next node);
+* **area** (ASIC): the kernel's datapath inventory (:class:`Inventory`: adders, multipliers,
+  register bits, memories) priced as :mod:`.area` prices the accelerator's cores;
+* **resources** (FPGA): the kernel's resource model of :mod:`.fpga` (coefficients fitted to
+  yosys on its RTL), memories by the LUT-RAM / RAMB18E2 rule.
+
+Totals: the sums over nodes; ``cycles`` is the caller's end-to-end figure when given (the
+dataflow top's schedule), else the sum of every node's ``cycles × vectors`` (nodes one after
+the other: an upper bound for a pipelined top). The FIFOs and glue of the top are not priced.
+
+Adding a kernel: one :class:`Pricing` entry in :data:`PRICING` (its golden actions' map, its
+inventory and its FPGA resource function) and, for the FPGA, its coefficients in
+``tables/fpga_usplus.yaml`` fitted by ``hwsim bench estimate --calibration``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+
+from hwsim.errors import HwsimError
+from hwsim.golden.common.int8_mvu import BIAS_BITS, Int8MvuParams
+from hwsim.golden.vitallm.ternary_mvu import TernaryMvuParams
+from hwsim.kernels import get_kernel
+
+from .arch import Arch, load_arch
+from .area import _adder, _multiplier
+from .engine import action_energy
+from .fpga import int8_mvu_resources, memory_resources, tint_tile_resources
+from .tables import Tables, load_tables
+
+__all__ = ["PRICING", "Inventory", "Pricing", "estimate_design", "priced_kernels"]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A kernel instance's datapath, for ASIC area: adder widths, multiplier operand widths,
+    flip-flop bits and memories ``(name, depth, width)`` (SRAM macros)."""
+
+    adders: tuple[int, ...] = ()
+    multipliers: tuple[tuple[int, int], ...] = ()
+    register_bits: int = 0
+    memories: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How the estimator prices one kernel's instances.
+
+    ``actions``: golden action → ``{vocabulary action: multiplicity}`` (an empty mapping: free);
+    ``inventory(params)``: its :class:`Inventory`; ``fpga(params, tables)``: ``{"luts", "ffs",
+    "dsps", "bram36"}`` on UltraScale+; ``weight_memory``: the inventory memory that
+    ``weight_read_bits`` reads.
+    """
+
+    actions: Mapping[str, Mapping[str, int]]
+    inventory: Callable[[object], Inventory]
+    fpga: Callable[[object, Tables], dict]
+    weight_memory: str = "weights"
+
+
+# ---- int8-mvu (rtl/common/int8_mvu.py) -------------------------------------------------------
+def _int8_mvu_inventory(p: Int8MvuParams) -> Inventory:
+    tree = 16 + max(p.lanes - 1, 1).bit_length()            # adder tree of 17-bit products
+    requant = p.acc_width + p.mult_bits + 1
+    return Inventory(
+        adders=(tree,) * (p.lanes - 1) + (p.acc_width, requant),  # tree, accumulator, round
+        multipliers=((8, 8),) * p.lanes + ((p.acc_width, p.mult_bits + 1),),
+        # accumulator, its pipeline copy, the product, the output; M/S carried down 3 stages;
+        # the activation vector (cols int8 codes) in registers
+        register_bits=(2 * p.acc_width + requant + 8 + 4 * (p.mult_bits + p.shift_bits)
+                       + 8 * p.cols),
+        memories=(("weights", p.weight_depth, 8 * p.lanes),)
+        + ((("bias", p.rows, BIAS_BITS),) if p.bias else ()),
+    )
+
+
+INT8_MVU = Pricing(
+    actions={
+        "mac": {"int8_mul": 1, "add16": 1},         # the 8 × 8 product and its adder-tree add
+        "acc_add": {"acc_add": 1}, "bias_add": {"add32": 1},
+        "weight_read_bits": {"weight_read_bits": 1}, "act_read_bits": {"act_read_bits": 1},
+        "act_write_bits": {"act_write_bits": 1}, "requant_mul": {"requant_mul": 1},
+        "out_bits": {"out_bits": 1},
+    },
+    inventory=_int8_mvu_inventory,
+    fpga=int8_mvu_resources,
+)
+
+
+# ---- ternary-mvu (rtl/vitallm/ternary_mvu.py): the tile of area.py -------------------------
+def _ternary_inventory(p: TernaryMvuParams) -> Inventory:
+    return Inventory(
+        adders=(p.tree_width,) * p.lanes + (p.acc_width,),
+        multipliers=((p.mult_bits, p.acc_width),),
+        register_bits=p.acc_width + p.lanes * p.act.width + p.out.width,
+        memories=(("weights", p.weight_depth, 2 * p.lanes),),
+    )
+
+
+TERNARY_MVU = Pricing(
+    actions={a: {a: 1} for a in ("ternary_add", "ternary_skip", "acc_add", "weight_read_bits",
+                                 "act_read_bits", "act_write_bits", "requant_mul", "out_bits")},
+    inventory=_ternary_inventory,
+    fpga=tint_tile_resources,
+)
+
+# ---- lut-act (rtl/common/lut_act.py): one 256 × 8 ROM and an output register per lane ---------
+def _lut_inventory(p) -> Inventory:
+    return Inventory(adders=(), multipliers=(), register_bits=9 * p.lanes,
+                     memories=tuple(("table", 256, 8) for _ in range(p.lanes)))
+
+
+def _lut_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: each lane's table as LUT RAM (256 × 8 bits), plus the output
+    register and its valid bit (9 FFs per lane)."""
+    mem = memory_resources(256, 8)
+    return {"luts": mem["luts"] * p.lanes, "ffs": 9 * p.lanes, "dsps": 0,
+            "bram36": mem["bram36"] * p.lanes}
+
+
+LUT_ACT = Pricing(
+    actions={"lut_read": {}, "lut_read_bits": {"act_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_lut_inventory,
+    fpga=_lut_fpga,
+    weight_memory="table",
+)
+
+#: registry kernel name → its pricing
+PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU,
+                               "lut-act": LUT_ACT}
+
+
+def priced_kernels() -> list[str]:
+    return sorted(PRICING)
+
+
+# ---- pricing ---------------------------------------------------------------------------------
+def _pricing(name: str) -> Pricing:
+    get_kernel(name)  # an unknown kernel: the registry's one line
+    try:
+        return PRICING[name]
+    except KeyError:
+        raise HwsimError(f"kernel {name!r} has no estimator pricing (add a Pricing entry to "
+                         f"hwsim/estimate/design.py PRICING); priced: "
+                         f"{', '.join(priced_kernels())}") from None
+
+
+def _summary(params) -> dict:
+    return {f.name: getattr(params, f.name) for f in fields(params)}
+
+
+def _vocabulary(kernel: str, pricing: Pricing, golden: dict, vectors: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for action, n in golden.items():
+        if action == "cycles":
+            continue
+        if action not in pricing.actions:
+            raise HwsimError(f"kernel {kernel!r}: golden action {action!r} has no price "
+                             "(hwsim/estimate/design.py PRICING)")
+        for a, k in pricing.actions[action].items():
+            out[a] = out.get(a, 0) + k * n * vectors
+    return out
+
+
+def _asic_area(inv: Inventory, arch: Arch, tables: Tables) -> dict[str, float]:
+    """Logic and SRAM area (m²) of one instance, by the rules of :mod:`.area`."""
+    f = tables.area_factor(arch["technology.node"])
+    cells = (sum(_adder(tables, w) for w in inv.adders)
+             + sum(_multiplier(tables, a, b) for a, b in inv.multipliers)
+             + inv.register_bits * tables.raw("area.dff_bit")) * f
+    bits = sum(d * w for _, d, w in inv.memories)
+    sram = bits * tables.raw("area.sram_bitcell") * f / arch["area.sram_array_efficiency"]
+    logic = cells / arch["area.placement_utilization"]
+    return {"logic": logic, "sram": sram, "total": logic + sram}
+
+
+def _node_energy(kernel: str, pricing: Pricing, params, actions: dict, arch: Arch,
+                 tables: Tables, base: dict[str, float]) -> float:
+    energy = dict(base)
+    energy["out_bits"] = base["register_read_bits"]  # into the FIFO to the next node
+    if arch.kind == "asic":
+        mems = {n: d * w for n, d, w in pricing.inventory(params).memories}
+        if pricing.weight_memory in mems:
+            energy["weight_read_bits"] = tables.sram_energy_bit(
+                mems[pricing.weight_memory], arch["technology.node"], arch["technology.voltage"])
+    missing = sorted(set(actions) - set(energy))
+    if missing:
+        raise HwsimError(f"kernel {kernel!r}: action {missing[0]!r} has no energy on "
+                         f"{arch.name}")
+    return sum(n * energy[a] for a, n in actions.items())
+
+
+def _check_nodes(nodes) -> None:
+    seen = set()
+    for i, node in enumerate(nodes):
+        if not isinstance(node, (tuple, list)) or len(node) != 4:
+            raise HwsimError(f"design node {i}: expected (name, kernel, params, vectors), "
+                             f"not {node!r}")
+        name, kernel, params, vectors = node
+        if name in seen:
+            raise HwsimError(f"design node name {name!r} appears twice")
+        seen.add(name)
+        cls = get_kernel(kernel).params_cls
+        if isinstance(cls, type) and not isinstance(params, cls):
+            raise HwsimError(f"design node {name!r}: kernel {kernel} needs {cls.__name__}, "
+                             f"not {type(params).__name__}")
+        if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
+            raise HwsimError(f"design node {name!r}: vectors must be an integer ≥ 1, "
+                             f"not {vectors!r}")
+
+
+def estimate_design(nodes, target: str, cycles: int | None = None,
+                    clock_mhz: float | None = None) -> dict:
+    """Price a design of kernel instances on an estimator target.
+
+    Parameters
+    ----------
+    nodes : list of (name, kernel_name, params, vectors)
+        One instance of registry kernel ``kernel_name`` per node, with its params dataclass
+        instance, processing ``vectors`` units (vectors, tokens…) per inference.
+    target : str
+        An estimator target (``hwsim.estimate.known_targets()``: ``vitallm`` ASIC, ``xczu28dr``…
+        FPGA) or an architecture YAML path.
+    cycles : int, optional
+        The design's end-to-end cycles per inference (the dataflow top's figure); default: the
+        sum over nodes of ``cycles × vectors`` (nodes one after the other).
+    clock_mhz : float, optional
+        Clock; default the target's.
+
+    Returns
+    -------
+    dict
+        ``target``, ``kind``, ``clock_mhz``, ``cycles``, ``cycles_source`` (``"caller"`` or
+        ``"sum of node cycles × vectors"``), ``latency_us``, ``energy_uj`` (per inference,
+        dynamic + static), ``dynamic_energy_uj``, ``static_energy_uj``, ``power_mw``;
+        ASIC: ``area_mm2``, ``logic_mm2``, ``sram_mm2``; FPGA: ``luts``, ``ffs``, ``dsps``,
+        ``brams`` (36 Kb), ``fits``, ``utilization``, ``capacity``, ``limiting``; and
+        ``nodes``: per node ``name``, ``kernel``, ``params``, ``vectors``, ``cycles`` (one
+        unit), ``busy_cycles``, ``actions``, ``energy_uj`` and ``area_mm2`` or the resources.
+
+    Raises
+    ------
+    HwsimError
+        One line: an unknown target or kernel, a kernel without pricing, a malformed node.
+    """
+    arch = load_arch(target)
+    tables = load_tables(arch.tables)
+    if tables.kind != arch.kind:
+        raise HwsimError(f"{arch.name}: table {tables.name} is for {tables.kind}, "
+                         f"the target is {arch.kind}")
+    if not nodes:
+        raise HwsimError("a design needs at least one node")
+    _check_nodes(nodes)
+    if cycles is not None and (isinstance(cycles, bool) or not isinstance(cycles, int)
+                               or cycles < 1):
+        raise HwsimError(f"cycles must be an integer ≥ 1, not {cycles!r}")
+    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
+        raise HwsimError(f"clock_mhz must be > 0, not {clock_mhz!r}")
+    clock_hz = clock_mhz * 1e6 if clock_mhz is not None else arch["clock"]
+    base = action_energy(arch, tables)
+    rows, dynamic_j = [], 0.0
+    totals = {"luts": 0.0, "ffs": 0.0, "dsps": 0.0, "brams": 0.0, "logic": 0.0, "sram": 0.0}
+    for name, kernel_name, params, vectors in nodes:
+        kernel, pricing = get_kernel(kernel_name), _pricing(kernel_name)
+        unit = int(kernel.cycles(params))
+        actions = _vocabulary(kernel_name, pricing, kernel.actions(params), vectors)
+        e = _node_energy(kernel_name, pricing, params, actions, arch, tables, base)
+        dynamic_j += e
+        row = {"name": name, "kernel": kernel_name, "params": _summary(params),
+               "vectors": vectors, "cycles": unit, "busy_cycles": unit * vectors,
+               "actions": actions, "energy_uj": 1e6 * e}
+        if arch.kind == "asic":
+            a = _asic_area(pricing.inventory(params), arch, tables)
+            totals["logic"] += a["logic"]
+            totals["sram"] += a["sram"]
+            row["area_mm2"] = a["total"] * 1e6
+        else:
+            r = pricing.fpga(params, tables)
+            row.update({"luts": r["luts"], "ffs": r["ffs"], "dsps": r["dsps"],
+                        "brams": r["bram36"]})
+            for k in ("luts", "ffs", "dsps", "brams"):
+                totals[k] += row[k]
+        rows.append(row)
+    total_cycles = cycles if cycles is not None else sum(r["busy_cycles"] for r in rows)
+    seconds = total_cycles / clock_hz
+    if arch.kind == "asic":
+        static_j = dynamic_j * arch["power.leakage_fraction"]
+    else:
+        static_j = arch["power.static"] * seconds
+    out = {
+        "target": arch.name, "kind": arch.kind, "tables": tables.name,
+        "clock_mhz": clock_hz / 1e6, "cycles": total_cycles,
+        "cycles_source": "caller" if cycles is not None else "sum of node cycles × vectors",
+        "latency_us": 1e6 * seconds,
+        "energy_uj": 1e6 * (dynamic_j + static_j), "dynamic_energy_uj": 1e6 * dynamic_j,
+        "static_energy_uj": 1e6 * static_j,
+        "power_mw": 1e3 * (dynamic_j + static_j) / seconds,
+    }
+    if arch.kind == "asic":
+        out.update({"area_mm2": 1e6 * (totals["logic"] + totals["sram"]),
+                    "logic_mm2": 1e6 * totals["logic"], "sram_mm2": 1e6 * totals["sram"]})
+    else:
+        used = {"luts": round(totals["luts"]), "ffs": round(totals["ffs"]),
+                "dsps": round(totals["dsps"]), "brams": totals["brams"]}
+        cap = {"luts": arch["capacity.luts"], "ffs": arch["capacity.ffs"],
+               "dsps": arch["capacity.dsps"], "brams": arch["capacity.bram36"]}
+        util = {k: used[k] / cap[k] for k in cap}
+        out.update(used)
+        out.update({"fits": all(u <= 1.0 for u in util.values()), "utilization": util,
+                    "capacity": cap, "limiting": max(util, key=util.get)})
+    out["nodes"] = rows
+    return out
