@@ -15,7 +15,10 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
 * ``Requant``: ``codes = out.fit(requantize(acc, M, S) + zero_point)`` (``relu``: also
   ≥ ``zero_point``) — golden :func:`~quant.qtype.requantize`;
 * ``LutAct``: ``codes = table[x − min_code]``, a unary activation on 8-bit codes — golden
-  :func:`~hwsim.golden.common.lut_act.lut_act`.
+  :func:`~hwsim.golden.common.lut_act.lut_act`;
+* ``IntEltwise``: element-wise ``add``/``mul`` of two code tensors with zero points, integer
+  multipliers and one rounding shift to output codes — golden
+  :func:`~hwsim.golden.common.eltwise.eltwise` (kernel ``eltwise``).
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
@@ -23,7 +26,7 @@ accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``Ma
 registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``int8-mvu`` for
 ``IntMatMul`` and ``ternary-mvu`` for ``TernaryMatMul``, each together with the ``Requant`` it
 feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own;
-``lut-act`` for ``LutAct``.
+``lut-act`` for ``LutAct``; ``eltwise`` for ``IntEltwise``.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
 from hwsim.errors import HwsimError
+from hwsim.golden.common.eltwise import EltwiseParams, eltwise
 from hwsim.golden.common.int8_matmul import int8_matmul
 from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntEltwise", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -310,3 +314,70 @@ class LutAct(_Op):
         codes = lut_act(np.asarray(context[node.input[0]]), self.params())
         context[node.output[0]] = codes.astype(
             onnx.helper.tensor_dtype_to_np_dtype(code_elem_type(8, self.get_nodeattr("out_signed"))))
+
+
+class IntEltwise(_Op):
+    """Element-wise ``add`` or ``mul`` of two int8/uint8 code tensors (``b`` broadcasts to
+    ``a``'s shape, the output's):
+    ``y = sat(round_half_even(t · 2**-shift) + out_zero)``, ``t = (a − a_zero)·a_mult +
+    (b − b_zero)·b_mult`` (add) or ``(a − a_zero)·(b − b_zero)·mult`` (mul); ``relu`` = 1 also
+    clips at ``out_zero``, ``out_narrow`` = 1 drops the most negative signed code. The
+    attributes are the fields of :class:`~hwsim.golden.common.eltwise.EltwiseParams` (``lanes``
+    is the back end's choice, not the graph's); ``real_factors`` records the float factors
+    the multipliers approximate (documentation). Golden:
+    :func:`hwsim.golden.common.eltwise.eltwise` (kernel ``eltwise``).
+    """
+
+    N_INPUTS = (2,)
+    KERNEL = "eltwise"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "op": ("s", True, "add", {"add", "mul"}),
+                "a_signed": ("i", False, 1),
+                "b_signed": ("i", False, 1),
+                "out_signed": ("i", False, 1),
+                "a_zero": ("i", False, 0),
+                "b_zero": ("i", False, 0),
+                "out_zero": ("i", False, 0),
+                "a_mult": ("i", False, 0),
+                "b_mult": ("i", False, 0),
+                "mult": ("i", False, 0),
+                "shift": ("i", True, 0),
+                "relu": ("i", False, 0),
+                "out_narrow": ("i", False, 0),
+                "real_factors": ("floats", False, [])}
+
+    def params(self) -> EltwiseParams:
+        """The golden parameters (raises :class:`HwsimError` where they are invalid)."""
+        g = self.get_nodeattr
+        return EltwiseParams(
+            op=g("op"), a_signed=bool(g("a_signed")), b_signed=bool(g("b_signed")),
+            out_signed=bool(g("out_signed")), a_zero=g("a_zero"), b_zero=g("b_zero"),
+            out_zero=g("out_zero"), a_mult=g("a_mult"), b_mult=g("b_mult"), mult=g("mult"),
+            shift=g("shift"), relu=bool(g("relu")), out_narrow=bool(g("out_narrow")))
+
+    def make_shape_compatible_op(self, model):
+        """``Cast`` of ``a`` to the output code type: ``a`` has the output's shape (``b``
+        broadcasts to it)."""
+        node = self.onnx_node
+        return helper.make_node("Cast", [node.input[0]], [node.output[0]],
+                                to=code_elem_type(8, self.get_nodeattr("out_signed")))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0],
+                                  _qonnx_dtype(8, self.get_nodeattr("out_signed")))
+
+    def verify_node(self):
+        info = super().verify_node()
+        try:
+            self.params()
+        except HwsimError as e:
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        p = self.params()
+        y = eltwise(np.asarray(context[node.input[0]]), np.asarray(context[node.input[1]]), p)
+        context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)

@@ -67,11 +67,13 @@ def _flat(payload):
 
 def run_streams(dut, sources: Sequence[Source], sinks: Sequence[Sink], *, seed: int = 0,
                 settle: Sequence[tuple] = (), max_cycles: int = 1_000_000,
-                vcd: Path | None = None) -> int:
+                vcd: Path | None = None, together: bool = False) -> int:
     """Simulate ``dut`` until every source is sent and every sink is full.
 
     Sources are served in order: a source starts only when all sources before it are done
-    (weights before activations, as a host would send them). ``settle`` maps plain input
+    (weights before activations, as a host would send them); with ``together`` every source
+    presents at once, each with its own idle cycles (the paired operand streams of a two-input
+    kernel). ``settle`` maps plain input
     signals to the values they hold throughout ((signal, value) pairs).
     Returns the number of cycles simulated.
     """
@@ -87,7 +89,8 @@ def run_streams(dut, sources: Sequence[Source], sinks: Sequence[Sink], *, seed: 
                 raise TimeoutError(f"no completion after {max_cycles} cycles")
             active = next((s for s in sources if not s.done), None)
             for s in sources:
-                presenting = s is active and rng.random() >= s.idle
+                on = not s.done if together else s is active
+                presenting = on and rng.random() >= s.idle
                 ctx.set(s.stream.valid, presenting)
                 if presenting:
                     ctx.set(_flat(s.stream.payload), s.payloads[len(s.cycles)])

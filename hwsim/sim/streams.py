@@ -124,10 +124,13 @@ async def reset(dut, clk, cycles: int = 2) -> None:
 
 
 class CycleLoop:
-    """Runs sources (one after another, in order) and sinks until all are done."""
+    """Runs sources (one after another, in order; with ``together`` all at once, each with its
+    own idle cycles) and sinks until all are done."""
 
-    def __init__(self, clk, sources: Sequence[StreamSource], sinks: Sequence[StreamSink]):
+    def __init__(self, clk, sources: Sequence[StreamSource], sinks: Sequence[StreamSink],
+                 together: bool = False):
         self.clk, self.sources, self.sinks = clk, list(sources), list(sinks)
+        self.together = together
         self.cycle = 0
 
     async def run(self, max_cycles: int = 10_000_000) -> int:
@@ -141,7 +144,7 @@ class CycleLoop:
             await fall
             active = next((s for s in self.sources if not s.done), None)
             for s in self.sources:
-                s.drive(s is active)
+                s.drive(not s.done if self.together else s is active)
             for k in self.sinks:
                 k.drive()
             await ReadOnly()

@@ -93,3 +93,34 @@ def test_a_dialect_graph_checks_infers_types_and_runs_in_qonnx():
     a = RNG.integers(-128, 128, (2, 16)).astype(np.int8)
     got = execute_onnx(model, {"a": a})["y"]
     assert np.array_equal(got, requantize(int8_matmul(a, w.T), 1 << 15, 22, INT8))
+
+
+@pytest.mark.parametrize("attrs", [
+    dict(op="add", a_zero=3, b_signed=0, b_zero=130, a_mult=5_000_000, b_mult=9_000_000,
+         shift=24, out_zero=-4),
+    dict(op="mul", a_signed=0, a_zero=9, mult=12345, shift=20, out_signed=0, out_zero=6,
+         relu=1),
+    dict(op="add", a_mult=1 << 23, b_mult=1 << 23, shift=23, out_narrow=1)])
+def test_int_eltwise_is_the_eltwise_golden(attrs):
+    from hwsim.golden.common.eltwise import EltwiseParams, eltwise
+
+    qa = UINT8 if attrs.get("a_signed", 1) == 0 else INT8
+    qb = UINT8 if attrs.get("b_signed", 1) == 0 else INT8
+    a = RNG.integers(qa.min_code, qa.max_code + 1, (3, 4, 8)).astype(qa.numpy_dtype)
+    b = RNG.integers(qb.min_code, qb.max_code + 1, (3, 4, 8)).astype(qb.numpy_dtype)
+    node = helper.make_node("IntEltwise", ["a", "b"], ["y"], domain=DOMAIN, name="e", **attrs)
+    assert getCustomOp(node).verify_node() == []
+    assert getCustomOp(node).get_nodeattr("kernel") == "eltwise" and "eltwise" in KERNELS
+    got = _run(node, {"a": a, "b": b})
+    p = EltwiseParams(**{k: bool(v) if k in ("a_signed", "b_signed", "out_signed", "relu",
+                                             "out_narrow") else v for k, v in attrs.items()})
+    want = eltwise(a, b, p)
+    assert got.dtype == (np.int8 if p.out_signed else np.uint8)
+    assert np.array_equal(got, want)
+    assert len(np.unique(want)) > 10  # not a constant output
+
+
+def test_int_eltwise_verify_node_names_bad_params():
+    bad = helper.make_node("IntEltwise", ["a", "b"], ["y"], domain=DOMAIN, name="e",
+                           op="mul", shift=3)  # mul without a multiplier
+    assert any("'e'" in line and "mult" in line for line in getCustomOp(bad).verify_node())

@@ -79,9 +79,10 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
 
     assert [(s.name, s.exact) for s in report.steps] == [
         ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
-        ("LowerLinearLayers", False), ("LowerPointwise", True)]
+        ("LowerLinearLayers", False), ("LowerPointwise", True), ("LowerElementwise", False)]
     assert all(s.equal for s in report.steps if s.exact)
-    approx = report.steps[2]  # LowerLinearLayers
+    assert report.steps[-1].bound_lsb == {}  # no element-wise op in an MLP
+    approx = report.step("LowerLinearLayers")
     assert set(approx.max_lsb) == set(approx.bound_lsb) and len(approx.max_lsb) == 3
     # measured deviation within the per-node bound LowerLinearLayers proves (floor(ε) + 1:
     # 1 LSB where a layer's inputs are exact, propagated through |W| column sums after)
@@ -147,7 +148,7 @@ def test_a_ternary_layer_lowers_to_the_ternary_mvu_kernel(tmp_path):
     (mvu,) = [n for n in lowered.graph.node if n.domain == DOMAIN and "MatMul" in n.op_type]
     assert mvu.op_type == "TernaryMatMul"
     assert getCustomOp(mvu).get_nodeattr("kernel") in KERNELS
-    step = report.steps[2]  # LowerLinearLayers
+    step = report.step("LowerLinearLayers")
     assert all(step.max_lsb[t] <= step.bound_lsb[t] == 1 for t in step.max_lsb)
 
 
@@ -178,5 +179,5 @@ def test_zero_points_fold_into_bias_and_requant(tmp_path):
     (requant,) = [n for n in lowered.graph.node if n.op_type == "Requant"]
     assert getCustomOp(requant).get_nodeattr("zero_point") != 0
     assert all(s.equal for s in report.steps if s.exact)
-    step = report.steps[2]  # LowerLinearLayers
+    step = report.step("LowerLinearLayers")
     assert all(step.max_lsb[t] <= step.bound_lsb[t] for t in step.max_lsb)

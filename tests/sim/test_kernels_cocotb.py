@@ -62,9 +62,17 @@ def _qkv_frontend(report) -> None:
                for t in range(len(lo) - 1))
 
 
+def _eltwise(report) -> None:
+    # a and b taken in pairs; each y beat exactly the pipeline depth after its pair (timed)
+    from hwsim.golden.common.eltwise import PIPELINE_DEPTH
+
+    assert all(c["a_equals_b_cycles"] for c in report.cases)
+    assert all(set(c["latencies"]) == {PIPELINE_DEPTH} for c in report.cases if c["timed"])
+
+
 #: kernel → extra check on its report (beyond codes == golden, cycles == formula)
 REPORT_CHECKS = {"ternary-mvu": _ternary_mvu, "lif-array": _lif_array,
-                 "qkv-frontend": _qkv_frontend}
+                 "qkv-frontend": _qkv_frontend, "eltwise": _eltwise}
 
 
 def test_kernels_list_their_test_params():
