@@ -261,8 +261,34 @@ def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     return out, [node.name]
 
 
+def _eltwise(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    import dataclasses
+
+    from hwsim.golden.common import eltwise as elt_spec
+    a, b = node.input[0], node.input[1]
+    shape = model.get_tensor_shape(a)
+    if list(model.get_tensor_shape(b)) != list(shape):
+        raise HwsimError(f"node {node.name!r}: the eltwise kernel pairs equal-shape operands; "
+                         f"{b!r} has shape {model.get_tensor_shape(b)}, {a!r} {shape}")
+    params = dataclasses.replace(getCustomOp(node).params(), lanes=1)
+    if params.out_narrow:
+        raise HwsimError(f"node {node.name!r}: the eltwise kernel writes full-range codes, "
+                         "not a narrow format")
+    n = int(shape[-1]) if shape else 1
+    # an operand that also feeds another node waits here while that branch computes: its
+    # FIFO holds two whole vectors
+    depth = {"a": 2 * n + 4, "b": 2 * n + 4}
+    out = Node(name=node.name, op_type=node.op_type, kernel="eltwise", params=params,
+               inputs=[("a", a, 1, params.a_signed), ("b", b, 1, params.b_signed)],
+               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
+               fifo_depth=depth, onnx_nodes=[node.name],
+               tail=elt_spec.latency_cycles(params), interval=n, out_len=n,
+               calls_per_vector=n)
+    return out, [node.name]
+
+
 #: dialect op type → handler ``(model, node, options) -> (Node, names of the ONNX nodes it takes)``
-HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul, "LutAct": _lut}
+HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul, "LutAct": _lut, "IntEltwise": _eltwise}
 
 
 def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:

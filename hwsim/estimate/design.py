@@ -139,9 +139,32 @@ LUT_ACT = Pricing(
     weight_memory="table",
 )
 
+# ---- eltwise (rtl/common/eltwise.py): a 3-stage add/mul pipeline per lane ---------------------
+def _eltwise_inventory(p) -> Inventory:
+    mults = ((9, 24), (9, 24)) if p.op == "add" else ((9, 9), (18, 24))
+    return Inventory(adders=(9, 9, 34, 34) * p.lanes, multipliers=mults * p.lanes,
+                     register_bits=(16 + 2 * 34 + 9) * p.lanes, memories=())
+
+
+def _eltwise_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: per lane two DSP48E2 multiplies (operand × 24-bit multiplier),
+    ~120 LUTs of subtract/round/saturate logic and the pipeline registers."""
+    return {"luts": 120 * p.lanes, "ffs": (16 + 2 * 34 + 9) * p.lanes, "dsps": 2 * p.lanes,
+            "bram36": 0.0}
+
+
+ELTWISE = Pricing(
+    actions={"add8": {"add8": 1}, "requant_mul": {"requant_mul": 1},
+             "int8_mul": {"int8_mul": 1}, "add32": {"add32": 1},
+             "register_read_bits": {"register_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_eltwise_inventory,
+    fpga=_eltwise_fpga,
+    weight_memory="",
+)
+
 #: registry kernel name → its pricing
 PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU,
-                               "lut-act": LUT_ACT}
+                               "lut-act": LUT_ACT, "eltwise": ELTWISE}
 
 
 def priced_kernels() -> list[str]:

@@ -1,7 +1,8 @@
-"""``hwsim compile`` end to end on Brevitas models no seed flow knows (an MLP and a chain of
-standalone activations), in QONNX and QCDQ: RTL == golden on Icarus and Verilator, cycles ==
-the composed formula, no deviation from onnxruntime on the original file; resumable; bad
-input gives one line, exit status 2 and no build folder."""
+"""``hwsim compile`` end to end on Brevitas models no seed flow knows (an MLP, a chain of
+standalone activations, two residual blocks, a multiplicative gate), in QONNX and QCDQ:
+RTL == golden on Icarus and Verilator, cycles == the composed formula, no deviation from
+onnxruntime on the original file; resumable; bad input gives one line, exit status 2 and no
+build folder."""
 
 import json
 
@@ -13,6 +14,7 @@ import torch
 from hwsim.cli import main
 from quant.onnx import export_brevitas
 from tests.compile.test_lower import _MLP
+from tests.compile.test_lower_eltwise import _Gate, _Residual
 from tests.compile.test_lower_pointwise import _Acts
 
 
@@ -30,7 +32,7 @@ def _calibrated(cls):
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("zoo")
     out = {}
-    for name, cls in (("mlp", _MLP), ("acts", _Acts)):
+    for name, cls in (("mlp", _MLP), ("acts", _Acts), ("residual", _Residual), ("gate", _Gate)):
         m = _calibrated(cls)
         for fmt in ("qonnx", "qcdq"):
             out[name, fmt] = export_brevitas(m, torch.randn(2, 16), folder / f"{name}_{fmt}.onnx",
@@ -46,7 +48,10 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
 
 @pytest.mark.parametrize("name,fmt,sim", [("mlp", "qonnx", "icarus"), ("mlp", "qcdq", "icarus"),
                                           ("acts", "qonnx", "icarus"),
-                                          ("acts", "qcdq", "verilator")])
+                                          ("acts", "qcdq", "verilator"),
+                                          ("residual", "qonnx", "icarus"),
+                                          ("residual", "qcdq", "verilator"),
+                                          ("gate", "qcdq", "icarus")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,
@@ -56,7 +61,8 @@ def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     assert s["cycles_match"] is True and s["cycles"] > 0
     assert s["max_error_lsb_vs_onnxruntime"] == 0  # the lowered graph gives the file's codes
     kernels = {k["kernel"] for k in s["kernels"]}
-    assert kernels == ({"int8-mvu"} if name == "mlp" else {"int8-mvu", "lut-act"})
+    assert kernels == {"mlp": {"int8-mvu"}, "acts": {"int8-mvu", "lut-act"},
+                       "residual": {"int8-mvu", "eltwise"}, "gate": {"int8-mvu", "eltwise"}}[name]
     assert s["fits"] is True and s["luts"] > 0 and s["dsps"] > 0 and s["latency_us"] > 0
     for f in ("lowered.onnx", "report.md", "report.html", "summary.json",
               "rtl/compiled_top.v", "rtl/compiled_top.json"):
@@ -79,7 +85,7 @@ def test_compile_asic_target_and_resume(models, tmp_path, capsys):
 def test_compile_input_sample(models, tmp_path, capsys):
     x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32) * 2
     np.save(tmp_path / "x.npy", x)
-    rc, s, err = _compile(capsys, models["mlp", "qonnx"], "--target", "xczu28dr", "-o",
+    rc, _, err = _compile(capsys, models["mlp", "qonnx"], "--target", "xczu28dr", "-o",
                           tmp_path / "b", "--sim", "none", "--input", tmp_path / "x.npy")
     assert rc == 0, err
     sample = np.load(tmp_path / "b" / "lower" / "sample.npz")
