@@ -11,8 +11,9 @@ code tensor in row-major order and returns the output code tensor in row-major o
 works on vectors along the last axis (a matrix product maps each row of ``(…, in)`` to a row
 of ``(…, out)``).
 
-Node handlers live in :data:`HANDLERS` (op type → function). Adding an op to the back end =
-one handler that returns a :class:`Node` for the kernel that implements it.
+Node handlers live in :mod:`hwsim.compile.backend.kernels`, registered in :data:`HANDLERS`
+(op type → function) by :func:`handler`. Adding an op to the back end = one decorated
+function that returns a :class:`Node` for the kernel that implements it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 
 from hwsim.compile import dialect
 from hwsim.errors import HwsimError
@@ -163,7 +163,7 @@ def schedule(design: Design, vectors: int = 1) -> dict:
             fan = len(readers[p[1]])
             arrive = max(arrive, done[p[1]] + _edge_delay(lanes[p[1]], p[2], fan))
             if lanes[p[1]] != p[2]:
-                interval = max(interval, _codes_per_vector(design, n, p))
+                interval = max(interval, _tensor_len(design, p[1]))
         done[n.output[1]] = arrive + n.tail
         interval = max(interval, n.interval)
     out_lanes = lanes[design.output]
@@ -171,10 +171,6 @@ def schedule(design: Design, vectors: int = 1) -> dict:
     latency = last + 1
     return {"latency": latency, "interval": interval,
             "cycles": latency + (vectors - 1) * interval, "vectors": vectors}
-
-
-def _codes_per_vector(design: Design, node: Node, port) -> int:
-    return int(port_len) if (port_len := _tensor_len(design, port[1])) else 1
 
 
 def _tensor_len(design: Design, tensor: str) -> int:
@@ -204,91 +200,18 @@ def _vectors(shape) -> int:
     return int(math.prod(shape[:-1])) if len(shape) > 1 else 1
 
 
-def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
-    from hwsim.golden.common import int8_mvu as mvu_spec
-    from hwsim.golden.common.int8_mvu import Int8MvuParams
-    users = _consumers(model, node.output[0])
-    if len(users) != 1 or users[0].op_type != "Requant":
-        raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
-                         "Requant")
-    rq = getCustomOp(users[0])
-    mm = getCustomOp(node)
-    w = model.get_initializer(node.input[1])
-    if w is None:
-        raise HwsimError(f"node {node.name!r}: weights are not constant")
-    bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
-    if rq.get_nodeattr("width") != 8 or rq.get_nodeattr("narrow"):
-        raise HwsimError(f"node {users[0].name!r}: the int8-mvu kernel writes full-range 8-bit "
-                         f"codes, not a {rq.get_nodeattr('width')}-bit"
-                         f"{' narrow' if rq.get_nodeattr('narrow') else ''} format")
-    cols, rows = w.shape
-    lanes = _lanes(cols, opts["max_lanes"])
-    a_signed = bool(mm.get_nodeattr("a_signed"))
-    y_signed = bool(rq.get_nodeattr("signed"))
-    mult, shift = rq.get_nodeattr("multiplier"), rq.get_nodeattr("shift")
-    params = Int8MvuParams(lanes=lanes, rows=rows, cols=cols, act_signed=a_signed,
-                           out_signed=y_signed, relu=bool(rq.get_nodeattr("relu")),
-                           zero_point=int(rq.get_nodeattr("zero_point")),
-                           bias=bias is not None, rounding=rq.get_nodeattr("rounding"),
-                           mult_bits=max(1, int(mult).bit_length()), shift_bits=6)
-    init = {"weights": np.asarray(w, np.int64).T}
-    if bias is not None:
-        init["bias"] = np.asarray(bias, np.int64)
-    shape = model.get_tensor_shape(node.input[0])
-    out = Node(name=node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
-               inputs=[("x", node.input[0], lanes, a_signed)],
-               output=("y", users[0].output[0], 1, y_signed),
-               vectors=_vectors(shape), init=init,
-               constants={"mult": int(mult), "shift": int(shift)},
-               fifo_depth={"x": _double_buffer(model, node.input[0], lanes)},
-               onnx_nodes=[node.name, users[0].name],
-               tail=params.rows * params.chunks + mvu_spec.PIPELINE_DEPTH,
-               interval=mvu_spec.interval_cycles(params), out_len=rows)
-    return out, [node.name, users[0].name]
-
-
-def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
-    from hwsim.golden.common import lut_act as lut_spec
-    op = getCustomOp(node)
-    params = op.params(1)  # one code per beat: what an MVU writes, at the rate it writes it
-    shape = model.get_tensor_shape(node.input[0])
-    n = int(shape[-1]) if shape else 1
-    out = Node(name=node.name, op_type=node.op_type, kernel="lut-act", params=params,
-               inputs=[("x", node.input[0], 1, params.in_signed)],
-               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
-               onnx_nodes=[node.name], tail=lut_spec.latency_cycles(params), interval=n,
-               out_len=n, calls_per_vector=n)
-    return out, [node.name]
-
-
-def _eltwise(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
-    import dataclasses
-
-    from hwsim.golden.common import eltwise as elt_spec
-    a, b = node.input[0], node.input[1]
-    shape = model.get_tensor_shape(a)
-    if list(model.get_tensor_shape(b)) != list(shape):
-        raise HwsimError(f"node {node.name!r}: the eltwise kernel pairs equal-shape operands; "
-                         f"{b!r} has shape {model.get_tensor_shape(b)}, {a!r} {shape}")
-    params = dataclasses.replace(getCustomOp(node).params(), lanes=1)
-    if params.out_narrow:
-        raise HwsimError(f"node {node.name!r}: the eltwise kernel writes full-range codes, "
-                         "not a narrow format")
-    n = int(shape[-1]) if shape else 1
-    # an operand that also feeds another node waits here while that branch computes: its
-    # FIFO holds two whole vectors
-    depth = {"a": 2 * n + 4, "b": 2 * n + 4}
-    out = Node(name=node.name, op_type=node.op_type, kernel="eltwise", params=params,
-               inputs=[("a", a, 1, params.a_signed), ("b", b, 1, params.b_signed)],
-               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
-               fifo_depth=depth, onnx_nodes=[node.name],
-               tail=elt_spec.latency_cycles(params), interval=n, out_len=n,
-               calls_per_vector=n)
-    return out, [node.name]
-
-
 #: dialect op type → handler ``(model, node, options) -> (Node, names of the ONNX nodes it takes)``
-HANDLERS: dict[str, Callable] = {"IntMatMul": _matmul, "LutAct": _lut, "IntEltwise": _eltwise}
+HANDLERS: dict[str, Callable] = {}
+
+
+def handler(op_type: str):
+    """Register the decorated function as the back end of dialect op ``op_type``."""
+    def register(fn):
+        if op_type in HANDLERS:
+            raise HwsimError(f"dialect op {op_type} has two back-end handlers")
+        HANDLERS[op_type] = fn
+        return fn
+    return register
 
 
 def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
@@ -343,3 +266,7 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
                   in_signed=in_signed, out_signed=prod[out_codes].output[3],
                   in_shape=tuple(model.get_tensor_shape(in_codes)),
                   out_shape=tuple(model.get_tensor_shape(out_codes)))
+
+
+# the handlers register themselves on import
+from . import kernels  # noqa: E402, F401

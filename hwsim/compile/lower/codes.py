@@ -1,0 +1,98 @@
+"""Exact steps: quantizers become integer code tensors (activations) and initializers (weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.transformation.base import Transformation
+
+from hwsim.errors import HwsimError
+
+from ._graph import (
+    _code_range,
+    _const,
+    _is_quant,
+    _quant_params,
+    _refresh,
+    _replace,
+    _single_consumer,
+)
+
+
+class QuantActivationsToCodes(Transformation):
+    """Exact: ``Quant(x)`` on an activation → ``QuantizeLinear [→ Clip] → DequantizeLinear``.
+
+    ``QuantizeLinear`` computes ``round_half_even(x / s)`` saturated to int8/uint8 as the
+    ``Quant`` node does; a ``Clip`` narrows the range where the quantizer is narrow. The codes
+    tensor is named ``<Quant output>_codes``.
+    """
+
+    exact = True
+
+    def apply(self, model):
+        for node in [n for n in model.graph.node if _is_quant(n)]:
+            if model.get_initializer(node.input[0]) is not None:
+                continue  # a weight: WeightQuantToCodes
+            scale, zero, signed, narrow, width = _quant_params(model, node)
+            if width != 8:
+                raise HwsimError(f"Quant node {node.name!r}: activations of {width} bits; "
+                                 "only 8-bit activation quantizers are lowered")
+            out = node.output[0]
+            np_type = np.int8 if signed else np.uint8
+            s = _const(model, f"{out}_scale", np.array(scale, np.float32))
+            z = _const(model, f"{out}_zero", np.array(zero, np_type))
+            codes = f"{out}_codes"
+            lo, hi = _code_range(width, signed, narrow)
+            full = _code_range(width, signed, False)
+            new = []
+            if (lo, hi) == full:
+                new.append(helper.make_node("QuantizeLinear", [node.input[0], s, z], [codes],
+                                            name=f"{node.name}/quantize"))
+            else:
+                new += [helper.make_node("QuantizeLinear", [node.input[0], s, z],
+                                         [f"{codes}_full"], name=f"{node.name}/quantize"),
+                        helper.make_node("Clip", [f"{codes}_full",
+                                                  _const(model, f"{out}_lo", np.array(lo, np_type)),
+                                                  _const(model, f"{out}_hi", np.array(hi, np_type))],
+                                         [codes], name=f"{node.name}/narrow")]
+            # own copies of scale and zero point: qonnx's cleanup renames shared initializers
+            s_out = _const(model, f"{out}_dq_scale", np.array(scale, np.float32))
+            z_out = _const(model, f"{out}_dq_zero", np.array(zero, np_type))
+            new.append(helper.make_node("DequantizeLinear", [codes, s_out, z_out], [out],
+                                        name=f"{node.name}/dequantize"))
+            _replace(model, [node], new)
+        return _refresh(model), False
+
+
+class WeightQuantToCodes(Transformation):
+    """Exact: ``Quant(W)`` on a weight initializer [→ ``Transpose``] → int8 codes ``(in, out)``
+    ``→ DequantizeLinear``; the codes are ``round_half_even(W / s)`` clipped as ``Quant``
+    computes them, in float32."""
+
+    exact = True
+
+    def apply(self, model):
+        for node in [n for n in model.graph.node if _is_quant(n)]:
+            w = model.get_initializer(node.input[0])
+            if w is None:
+                continue
+            scale, zero, signed, narrow, width = _quant_params(model, node)
+            if width > 8 or not signed or zero or w.ndim != 2:
+                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D signed codes "
+                                 f"of at most 8 bits with zero point 0 (got {width} bits, "
+                                 f"zero point {zero}, shape {w.shape})")
+            lo, hi = _code_range(width, signed, narrow)
+            codes = np.clip(np.round(w.astype(np.float32) / scale), lo, hi).astype(np.int8)
+            old, out = [node], node.output[0]
+            transpose = _single_consumer(model, out, ("Transpose",))
+            if transpose is not None:
+                codes, out = codes.T, transpose.output[0]
+                old.append(transpose)
+            name = f"{node.input[0]}_codes"
+            _const(model, name, np.ascontiguousarray(codes))
+            model.set_tensor_datatype(name, DataType[f"INT{width}"])  # INT2: ternary
+            s = _const(model, f"{node.input[0]}_scale", np.array(scale, np.float32))
+            _replace(model, old, [helper.make_node(
+                "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize")])
+        return _refresh(model), False

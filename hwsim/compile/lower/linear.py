@@ -1,0 +1,189 @@
+"""The approximate step that lowers linear layers to ``IntMatMul``/``TernaryMatMul`` → ``Requant``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.transformation.base import Transformation
+
+from hwsim.compile import dialect
+from hwsim.errors import HwsimError
+from hwsim.golden.common.int8_matmul import fold_scale
+
+from ._graph import (
+    _U32,
+    MULT_BITS,
+    _const,
+    _refresh,
+    _remove_dead_nodes,
+    _replace,
+    _scalar,
+    _single_consumer,
+)
+
+
+@dataclass
+class _Layer:
+    """One matched ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear [→ Clip]`` pattern."""
+
+    nodes: list
+    a_codes: str
+    a_dq: object
+    w_codes: np.ndarray  # (in, out)
+    w_dq: object
+    bias: np.ndarray | None
+    relu: bool
+    out_codes: str
+    out_q: object
+    narrow: bool
+
+
+class LowerLinearLayers(Transformation):
+    """Approximate: ``MatMul/Gemm`` on dequantized codes [+ bias] [→ Relu] → ``QuantizeLinear``
+    becomes ``IntMatMul → Requant``.
+
+    ``M · 2**-S`` = ``fold_scale(s_a, s_w, 1 / s_y, bits=mult_bits)``; the float bias becomes
+    ``round(b / (s_a · s_w))`` in accumulator units. After :meth:`apply`, :attr:`bounds` maps
+    each ``Requant`` output to the largest ``|Δcode|`` from the float layer it proves:
+    ``floor(ε) + 1`` (two reals ``ε`` apart round to codes at most that far apart; saturation
+    and ReLU cannot widen it), with ``ε`` in output LSBs the sum of
+
+    * ``r · δ_in · max_j Σ_i |W_ij|`` — the input codes' own bound ``δ_in`` (0 at the input),
+    * ``0.5 · r`` — the bias rounded to accumulator units (``r = s_a s_w / s_y``),
+    * ``|r − M 2**-S| · peak`` — the folded multiplier, ``peak`` the largest ``|acc|``,
+    * ``(k + 5) · 2**-24 · (r · peak + |b| / s_y)`` — float32 rounding of the original layer
+      (first order: dequantizing ``a`` and ``w``, the product, ``k − 1`` additions, the bias
+      and the division by ``s_y``, one unit roundoff each).
+    """
+
+    exact = False
+
+    def __init__(self, mult_bits: int = MULT_BITS):
+        super().__init__()
+        self.mult_bits = mult_bits
+        self.bounds: dict[str, int] = {}
+
+    def _match(self, model, node) -> _Layer:
+        def fail(why):
+            raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: {why}")
+
+        a_dq = model.find_producer(node.input[0])
+        w_dq = model.find_producer(node.input[1])
+        if a_dq is None or a_dq.op_type != "DequantizeLinear":
+            fail("its activation input is not quantized")
+        if w_dq is None or w_dq.op_type != "DequantizeLinear" \
+                or model.get_initializer(w_dq.input[0]) is None:
+            fail("its weight is not a quantized constant")
+        w = model.get_initializer(w_dq.input[0])
+        bias, nodes = None, [node]
+        if node.op_type == "Gemm":
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 \
+                    or attrs.get("transA", 0):
+                fail("only alpha = beta = 1 and transA = 0 are lowered")
+            if attrs.get("transB", 0):
+                w = w.T
+            if len(node.input) == 3:
+                bias = model.get_initializer(node.input[2])
+                if bias is None:
+                    fail("its bias is not a constant")
+        tail = node.output[0]
+        add = _single_consumer(model, tail, ("Add",))
+        if add is not None and bias is None:
+            other = [i for i in add.input if i != tail]
+            bias = model.get_initializer(other[0]) if len(other) == 1 else None
+            if bias is None:
+                fail("it is followed by an Add of a non-constant")
+            nodes.append(add)
+            tail = add.output[0]
+        relu = _single_consumer(model, tail, ("Relu",))
+        if relu is not None:
+            nodes.append(relu)
+            tail = relu.output[0]
+        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
+        if out_q is None:
+            users = ", ".join(f"{n.op_type} node {n.name!r}"
+                              for n in model.find_consumers(tail) or []) or "a graph output"
+            fail(f"its result goes to {users}, not to an 8-bit quantizer")
+        nodes.append(out_q)
+        out_codes = out_q.output[0]
+        clip = _single_consumer(model, out_codes, ("Clip",))
+        if clip is not None:
+            nodes.append(clip)
+            out_codes = clip.output[0]
+        if w.ndim != 2 or (bias is not None
+                           and np.asarray(bias).shape not in ((w.shape[1],), ())):
+            fail(f"weight shape {w.shape} and bias do not form a linear layer")
+        return _Layer(nodes, a_dq.input[0], a_dq, np.asarray(w), w_dq, bias, relu is not None,
+                      out_codes, out_q, clip is not None)
+
+    def apply(self, model):
+        self.bounds = {}
+        for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]:
+            layer = self._match(model, node)
+            self._lower(model, node, layer)
+        _remove_dead_nodes(model)
+        return _refresh(model), False
+
+    def _lower(self, model, node, layer: _Layer) -> None:
+        s_a = _scalar(model, layer.a_dq.input[1], node, "input scale")
+        s_w = _scalar(model, layer.w_dq.input[1], node, "weight scale")
+        s_y = _scalar(model, layer.out_q.input[1], node, "output scale")
+        a_zero = model.get_initializer(layer.a_dq.input[2])
+        y_zero = model.get_initializer(layer.out_q.input[2])
+        a_signed, y_signed = a_zero.dtype == np.int8, y_zero.dtype == np.int8
+        a_zero, y_zero = int(a_zero), int(y_zero)
+        w_codes = layer.w_codes.astype(np.int8)
+        mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
+        real = s_a * s_w / s_y
+        inputs = [layer.a_codes, _const(model, f"{node.name}/w_codes", w_codes)]
+        bias_int = None
+        if layer.bias is not None or a_zero:
+            # Σ (a − z_a) · w = a · W − z_a · Σ_i w_i: the input zero point joins the bias
+            bias = 0.0 if layer.bias is None else np.asarray(layer.bias, np.float64)
+            bias_int = np.round(bias / (s_a * s_w)).astype(np.int64) \
+                - a_zero * w_codes.astype(np.int64).sum(axis=0)
+            bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int32)
+            inputs.append(_const(model, f"{node.name}/bias_acc", bias_int))
+        acc = f"{node.name}/acc"
+        narrow_w = int(w_codes.min(initial=0) > -128)
+        ternary = (model.get_tensor_datatype(layer.w_dq.input[0]) == DataType["INT2"]
+                   and a_signed and bias_int is None and w_codes.min(initial=0) >= -1)
+        if ternary:
+            matmul = helper.make_node("TernaryMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                                      name=f"{node.name}/ternary", kernel=dialect.TernaryMatMul.KERNEL,
+                                      a_width=8, a_signed=1)
+        else:
+            matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                                      name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL, a_width=8,
+                                      a_signed=int(a_signed), w_narrow=narrow_w)
+        requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
+                                   name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
+                                   multiplier=mult,
+                                   shift=shift, width=8, signed=int(y_signed),
+                                   narrow=int(layer.narrow), relu=int(layer.relu),
+                                   zero_point=y_zero,
+                                   rounding="half_even", real_scale=real)
+        _replace(model, layer.nodes, [matmul, requant])
+        bias_out = 0.0 if layer.bias is None else float(np.max(np.abs(layer.bias))) / s_y
+        self.bounds[layer.out_codes] = self._bound(
+            self.bounds.get(layer.a_codes, 0), real, mult * 2.0 ** -shift, w_codes, bias_int,
+            bias_out, 128 if a_signed and not a_zero else 255)
+
+    @staticmethod
+    def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
+               bias_out: float, a_peak: int) -> int:
+        """``floor(ε) + 1`` for the terms listed in the class docstring (``bias_out``: the
+        largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
+        colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
+        peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
+        # (bias holds the input zero point's term too: peak and the 0.5 · r below only grow)
+        eps = real * delta_in * colsum
+        eps += 0.0 if bias is None else 0.5 * real
+        eps += abs(real - folded) * peak
+        eps += (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
+        return math.floor(eps) + 1
