@@ -61,13 +61,21 @@ class TernaryMVU(wiring.Component):
         at any other time; back-to-back vectors may each have their own).
     busy : ``Out(1)``
         High while a vector is loading or computing.
+
+    ``weights`` (``rows × cols`` codes in {−1, 0, +1}), where given, are the weight memory's
+    contents after configuration (a compiled design bakes its layers in); the ``w`` stream
+    can still overwrite them.
     """
 
-    def __init__(self, params: spec.TernaryMvuParams):
+    def __init__(self, params: spec.TernaryMvuParams, weights=None):
         if not isinstance(params, spec.TernaryMvuParams):
             self._MustUse__silence = True  # never elaborated: no "created but never used" warning
             raise HwsimError(f"TernaryMVU needs TernaryMvuParams, not {type(params).__name__}")
         self.params = p = params
+        self._w_init = [] if weights is None else spec.weight_words(weights, p.lanes)
+        if weights is not None and len(self._w_init) != p.weight_depth:
+            self._MustUse__silence = True
+            raise HwsimError(f"TernaryMVU weights: need {p.rows}×{p.cols} ternary codes")
         super().__init__({
             "w": In(stream.Signature(unsigned(2 * p.lanes))),
             "x": In(stream.Signature(data.ArrayLayout(signed(p.act.width), p.lanes))),
@@ -82,7 +90,7 @@ class TernaryMVU(wiring.Component):
         p = self.params
         m = Module()
 
-        wmem = Memory(shape=unsigned(2 * p.lanes), depth=p.weight_depth, init=[])
+        wmem = Memory(shape=unsigned(2 * p.lanes), depth=p.weight_depth, init=self._w_init)
         xmem = Memory(shape=unsigned(p.act.width * p.lanes), depth=p.chunks, init=[])
         m.submodules.wmem = wmem
         m.submodules.xmem = xmem

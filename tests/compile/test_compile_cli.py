@@ -13,7 +13,7 @@ import torch
 
 from hwsim.cli import main
 from quant.onnx import export_brevitas
-from tests.compile.test_lower import _MLP
+from tests.compile.test_lower import _MLP, _Ternary
 from tests.compile.test_lower_eltwise import _Gate, _Residual
 from tests.compile.test_lower_pointwise import _Acts
 
@@ -32,7 +32,8 @@ def _calibrated(cls):
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("zoo")
     out = {}
-    for name, cls in (("mlp", _MLP), ("acts", _Acts), ("residual", _Residual), ("gate", _Gate)):
+    for name, cls in (("mlp", _MLP), ("acts", _Acts), ("residual", _Residual), ("gate", _Gate),
+                      ("ternary", _Ternary)):
         m = _calibrated(cls)
         for fmt in ("qonnx", "qcdq"):
             out[name, fmt] = export_brevitas(m, torch.randn(2, 16), folder / f"{name}_{fmt}.onnx",
@@ -51,7 +52,8 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
                                           ("acts", "qcdq", "verilator"),
                                           ("residual", "qonnx", "icarus"),
                                           ("residual", "qcdq", "verilator"),
-                                          ("gate", "qcdq", "icarus")])
+                                          ("gate", "qcdq", "icarus"),
+                                          ("ternary", "qonnx", "icarus")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,
@@ -62,8 +64,10 @@ def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     assert s["max_error_lsb_vs_onnxruntime"] == 0  # the lowered graph gives the file's codes
     kernels = {k["kernel"] for k in s["kernels"]}
     assert kernels == {"mlp": {"int8-mvu"}, "acts": {"int8-mvu", "lut-act"},
-                       "residual": {"int8-mvu", "eltwise"}, "gate": {"int8-mvu", "eltwise"}}[name]
-    assert s["fits"] is True and s["luts"] > 0 and s["dsps"] > 0 and s["latency_us"] > 0
+                       "residual": {"int8-mvu", "eltwise"}, "gate": {"int8-mvu", "eltwise"},
+                       "ternary": {"ternary-mvu"}}[name]
+    assert s["fits"] is True and s["luts"] > 0 and s["latency_us"] > 0
+    assert (s["dsps"] > 0) == (name != "ternary")  # a ternary MVU adds, it does not multiply
     for f in ("lowered.onnx", "report.md", "report.html", "summary.json",
               "rtl/compiled_top.v", "rtl/compiled_top.json"):
         assert (out / f).is_file(), f

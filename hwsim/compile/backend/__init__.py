@@ -67,9 +67,14 @@ class Node:
     def summary(self) -> dict:
         import dataclasses
         return {"name": self.name, "op_type": self.op_type, "kernel": self.kernel,
-                "params": {f.name: getattr(self.params, f.name)
+                "params": {f.name: _plain(getattr(self.params, f.name))
                            for f in dataclasses.fields(self.params)},
                 "vectors": self.vectors, "cycles_per_vector": self.cycles}
+
+
+def _plain(value):
+    """A parameter value as JSON: a :class:`~quant.qtype.QType` as its dict."""
+    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 @dataclass(frozen=True)

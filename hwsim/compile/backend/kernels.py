@@ -56,6 +56,44 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     return out, [node.name, users[0].name]
 
 
+@handler("TernaryMatMul")
+def _ternary(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    """``TernaryMatMul → Requant``: the ``ternary-mvu`` kernel where the requantizer is the
+    kernel's (signed 8-bit codes, zero point 0, no ReLU clip); otherwise the weights (−1, 0,
+    +1 as int8) go to an ``int8-mvu``, which has the zero point and the clip."""
+    from hwsim.golden.vitallm import ternary_mvu as tspec
+    users = _consumers(model, node.output[0])
+    if len(users) != 1 or users[0].op_type != "Requant":
+        raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
+                         "Requant")
+    rq = getCustomOp(users[0])
+    plain = (rq.get_nodeattr("width") == 8 and rq.get_nodeattr("signed")
+             and not rq.get_nodeattr("narrow") and not rq.get_nodeattr("relu")
+             and rq.get_nodeattr("zero_point") == 0
+             and rq.get_nodeattr("rounding") == "half_even")
+    if not plain:
+        return _matmul(model, node, opts)
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise HwsimError(f"node {node.name!r}: weights are not constant")
+    cols, rows = w.shape
+    lanes = _lanes(cols, opts["max_lanes"])
+    mult, shift = rq.get_nodeattr("multiplier"), rq.get_nodeattr("shift")
+    params = tspec.TernaryMvuParams(lanes=lanes, rows=rows, cols=cols,
+                                    mult_bits=max(1, int(mult).bit_length()), shift_bits=6)
+    shape = model.get_tensor_shape(node.input[0])
+    out = Node(name=node.name, op_type=node.op_type, kernel="ternary-mvu", params=params,
+               inputs=[("x", node.input[0], lanes, True)],
+               output=("y", users[0].output[0], 1, True), vectors=_vectors(shape),
+               init={"weights": np.asarray(w, np.int64).T},
+               constants={"mult": int(mult), "shift": int(shift)},
+               fifo_depth={"x": _double_buffer(model, node.input[0], lanes)},
+               onnx_nodes=[node.name, users[0].name],
+               tail=params.rows * params.chunks + tspec.PIPELINE_DEPTH,
+               interval=tspec.interval_cycles(params), out_len=rows)
+    return out, [node.name, users[0].name]
+
+
 @handler("LutAct")
 def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     from hwsim.golden.common import lut_act as lut_spec
