@@ -89,7 +89,7 @@ def precheck(model: Path, target: str, sim: str, input_path: Path | None = None)
     if sim != "none":
         from hwsim.sim.runner import check_simulator
         check_simulator(sim)
-    return {"graph": graph, "arch": arch, "shape": shape,
+    return {"graph": graph, "arch": arch, "shape": shape, "target": target,
             "x": _input_sample(input_path, shape)}
 
 
@@ -106,7 +106,20 @@ def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
         x = _default_sample(lowered, pre["shape"], seed)
         lowered, rep = lower(g, verify_inputs=[{name: x}])
     design = backend.plan(lowered, max_lanes=max_lanes)
+    _check_fit(design, pre["target"])
     return {"lowered": lowered, "report": rep, "x": x, "design": design}
+
+
+def _check_fit(design, target: str) -> None:
+    """Refuse a design the FPGA target cannot hold (its estimate), naming the resource."""
+    from hwsim.estimate.design import estimate_design
+    nodes = [(n.name, n.kernel, n.params, n.vectors * n.calls_per_vector) for n in design.nodes]
+    est = estimate_design(nodes, target)
+    if est.get("fits") is False:
+        r = est["limiting"]
+        raise HwsimError(f"the design does not fit {target}: it needs {est[r]:,.0f} {r} of "
+                         f"{est['capacity'][r]:,.0f} (lower --max-lanes or choose a larger "
+                         "part)")
 
 
 def _default_sample(lowered, shape, seed: int) -> np.ndarray:

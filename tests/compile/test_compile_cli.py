@@ -106,6 +106,10 @@ def _bad_files(tmp_path, models):
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])])
     onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), cos)
     np.save(tmp_path / "wrong.npy", np.zeros((3, 3), np.float32))
+    tiny = tmp_path / "tiny_part.yaml"  # the xczu28dr with room for 100 LUTs
+    from hwsim.estimate.arch import ARCH_DIR
+    tiny.write_text((ARCH_DIR / "xczu28dr.yaml").read_text().replace(
+        "luts: {value: 425280,", "luts: {value: 100,"))
     mlp = models["mlp", "qonnx"]
     return {
         "missing": ([tmp_path / "nope.onnx", "--target", "xczu28dr"], "does not exist"),
@@ -114,10 +118,12 @@ def _bad_files(tmp_path, models):
         "target": ([mlp, "--target", "nosuchpart"], "unknown target"),
         "input shape": ([mlp, "--target", "xczu28dr", "--input", tmp_path / "wrong.npy"],
                         "shape"),
+        "does not fit": ([mlp, "--target", tiny], "does not fit"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "junk", "unsupported", "target", "input shape"])
+@pytest.mark.parametrize("case", ["missing", "junk", "unsupported", "target", "input shape",
+                                  "does not fit"])
 def test_bad_input_one_line_exit_2_nothing_written(models, tmp_path, capsys, case):
     args, words = _bad_files(tmp_path, models)[case]
     out = tmp_path / "never"
