@@ -120,7 +120,7 @@ class Eltwise(wiring.Component):
             m.d.comb += rounded.eq(round_shift(t, shift, p.out.rounding) + p.out_zero)
             code = Signal(_code(p.out), name=f"code{lane}")
             m.d.comb += code.eq(saturate(rounded, p.out))
-            if p.relu:
+            if p.relu and p.out_zero > p.out.min_code:  # at the lowest code the clip is moot
                 code = Mux(code < p.out_zero, p.out_zero, code)
             with m.If(advance & s2_valid):
                 m.d.sync += self.y.payload[lane].eq(code)

@@ -282,7 +282,7 @@ class Int8MVU(wiring.Component):
         m.d.comb += rounded.eq(round_shift(s3_prod, s3_shift, p.out.rounding) + p.zero_point)
         code = Signal.like(self.y.payload)
         m.d.comb += code.eq(saturate(rounded, p.out))
-        if p.relu:
+        if p.relu and p.zero_point > p.out.min_code:  # at the lowest code the clip is moot
             code = Mux(code < p.zero_point, p.zero_point, code)
         with m.If(advance):
             m.d.sync += self.y.valid.eq(s3_valid)
