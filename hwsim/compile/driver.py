@@ -311,7 +311,8 @@ def _summary(arts: dict, target: str) -> dict:
     rtl, low, sim, est = arts["rtl"], arts["lower"], arts["sim"], arts["estimate"]
     kernels = [{"name": n["name"], "op_type": n["op_type"], "kernel": n["kernel"],
                 "params": n["params"], "vectors": n["vectors"],
-                "cycles_per_vector": n["cycles_per_vector"]} for n in rtl["nodes"]]
+                "cycles_per_vector": n["cycles_per_vector"], "interval": n.get("interval")}
+               for n in rtl["nodes"]]
     s = {"nodes": arts["frontend"]["nodes"], "unsupported": [], "kernels": kernels,
          "rtl_equals_golden": sim["rtl_equals_golden"], "sim": sim["sim"],
          "cycles_match": sim.get("cycles_match"),

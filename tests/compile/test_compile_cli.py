@@ -68,7 +68,7 @@ def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
                        "ternary": {"ternary-mvu"}}[name]
     assert s["fits"] is True and s["luts"] > 0 and s["latency_us"] > 0
     assert (s["dsps"] > 0) == (name != "ternary")  # a ternary MVU adds, it does not multiply
-    for f in ("lowered.onnx", "report.md", "report.html", "summary.json",
+    for f in ("lowered.onnx", "report.md", "report.html", "summary.json", "stages.png",
               "rtl/compiled_top.v", "rtl/compiled_top.json"):
         assert (out / f).is_file(), f
     onnx.checker.check_model(onnx.load(out / "lowered.onnx"), full_check=True)

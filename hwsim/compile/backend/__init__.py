@@ -69,7 +69,8 @@ class Node:
         return {"name": self.name, "op_type": self.op_type, "kernel": self.kernel,
                 "params": {f.name: _plain(getattr(self.params, f.name))
                            for f in dataclasses.fields(self.params)},
-                "vectors": self.vectors, "cycles_per_vector": self.cycles}
+                "vectors": self.vectors, "cycles_per_vector": self.cycles,
+                "interval": self.interval}
 
 
 def _plain(value):
