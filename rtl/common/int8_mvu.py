@@ -204,10 +204,10 @@ class Int8MVU(wiring.Component):
         last_x = x_cnt == p.chunks - 1
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [
-                    self.w.ready.eq(1),
-                    self.x.ready.eq(~self.w.valid & ~b_valid & ~s_valid),
-                ]
+                x_ready = ~self.w.valid & ~b_valid
+                if p.per_row_scale:
+                    x_ready = x_ready & ~s_valid
+                m.d.comb += [self.w.ready.eq(1), self.x.ready.eq(x_ready)]
                 if p.bias:
                     m.d.comb += self.b.ready.eq(~self.w.valid)
                 if p.per_row_scale:
@@ -298,7 +298,8 @@ class Int8MVU(wiring.Component):
             # i.e. the row now in stage 1 (held while stalled, as the bias is)
             s1_mult, s1_shift = s_rd.data[:p.mult_bits], s_rd.data[p.mult_bits:]
         else:
-            s1_mult, s1_shift = Signal(mult_shape), Signal(shift_shape)
+            s1_mult = Signal(mult_shape, name="s1_mult")
+            s1_shift = Signal(shift_shape, name="s1_shift")
             with m.If(advance):
                 m.d.sync += [s1_mult.eq(pend_mult), s1_shift.eq(pend_shift)]
 
