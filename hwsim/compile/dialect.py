@@ -13,7 +13,8 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
 * ``TernaryMatMul``: ``acc = a · W`` with ``W ∈ {−1, 0, +1}``, int32 — golden
   :func:`~hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`;
 * ``Requant``: ``codes = out.fit(requantize(acc, M, S) + zero_point)`` (``relu``: also
-  ≥ ``zero_point``) — golden :func:`~quant.qtype.requantize`;
+  ≥ ``zero_point``), one ``(M, S)`` or one per channel of the last axis — golden
+  :func:`~quant.qtype.requantize`;
 * ``LutAct``: ``codes = table[x − min_code]``, a unary activation on 8-bit codes — golden
   :func:`~hwsim.golden.common.lut_act.lut_act`;
 * ``IntEltwise``: element-wise ``add``/``mul`` of two code tensors with zero points, integer
@@ -189,7 +190,10 @@ class TernaryMatMul(_MatMulOp):
 class Requant(_Op):
     """Integer rescale of accumulators to codes: ``requantize(acc, M, S, out)``.
 
-    ``multiplier`` (M ≥ 0) and ``shift`` (S, 0 … 62) give the factor ``M · 2**-S``; the output
+    ``multiplier`` (M ≥ 0) and ``shift`` (S, 0 … 62) give the factor ``M · 2**-S``. Per
+    channel (a per-channel weight scale), ``multipliers``/``shifts`` instead list one ``M``/``S``
+    per channel of the last axis (lists of equal length, 1 or the channel count; the scalar
+    attributes are then ignored) and ``real_scales`` the float factors; the output
     format is ``width``/``signed``/``narrow`` with ``rounding`` (a :class:`~quant.qtype.Rounding`
     value) and saturation. ``zero_point`` is added to the rounded value before saturation (the
     code of real 0, as ``QuantizeLinear``); ``relu`` = 1 clips at ``zero_point`` as well (ReLU
@@ -200,8 +204,11 @@ class Requant(_Op):
 
     def get_nodeattr_types(self):
         return {**super().get_nodeattr_types(),
-                "multiplier": ("i", True, 0),
-                "shift": ("i", True, 0),
+                "multiplier": ("i", False, 0),
+                "shift": ("i", False, 0),
+                "multipliers": ("ints", False, []),
+                "shifts": ("ints", False, []),
+                "real_scales": ("floats", False, []),
                 "width": ("i", False, 8),
                 "signed": ("i", False, 1),
                 "narrow": ("i", False, 0),
@@ -214,6 +221,24 @@ class Requant(_Op):
         """The output format."""
         return code_qtype(self.get_nodeattr("width"), self.get_nodeattr("signed"),
                           self.get_nodeattr("narrow"), self.get_nodeattr("rounding"))
+
+    @property
+    def per_channel(self) -> bool:
+        """Whether the node holds one ``(M, S)`` per channel (``multipliers``/``shifts``)."""
+        return bool(self.get_nodeattr("multipliers"))
+
+    def scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(M, S)`` as int64 arrays: shape ``()`` per tensor, ``(channels,)`` per channel."""
+        if self.per_channel:
+            return (np.array(self.get_nodeattr("multipliers"), np.int64),
+                    np.array(self.get_nodeattr("shifts"), np.int64))
+        return (np.array(self.get_nodeattr("multiplier"), np.int64),
+                np.array(self.get_nodeattr("shift"), np.int64))
+
+    def factors(self) -> np.ndarray:
+        """The factors ``M · 2**-S`` (float64; shape as :meth:`scales`)."""
+        m, sh = self.scales()
+        return m * 2.0 ** -sh.astype(np.float64)
 
     def make_shape_compatible_op(self, model):
         """``Cast`` to the code element type: the same shape and the output type."""
@@ -228,7 +253,10 @@ class Requant(_Op):
 
     def verify_node(self):
         info = super().verify_node()
-        if self.get_nodeattr("multiplier") < 0 or not 0 <= self.get_nodeattr("shift") <= 62:
+        m, sh = self.scales()
+        if m.shape != sh.shape:
+            info.append(f"{self.onnx_node.name!r}: {m.size} multipliers but {sh.size} shifts")
+        elif m.size and (m.min() < 0 or sh.min() < 0 or sh.max() > 62):
             info.append(f"{self.onnx_node.name!r}: needs multiplier ≥ 0 and shift 0 … 62")
         out = self.out_qtype()
         if not out.min_code <= self.get_nodeattr("zero_point") <= out.max_code:
@@ -241,9 +269,19 @@ class Requant(_Op):
         zero = self.get_nodeattr("zero_point")
         # rounded (not yet saturated) codes of real acc · M · 2**-S: a 64-bit format never clips
         wide = QType(64, rounding=out.rounding)
-        codes = out.fit(requantize(np.asarray(context[node.input[0]]),
-                                   self.get_nodeattr("multiplier"), self.get_nodeattr("shift"),
-                                   wide) + zero)
+        acc = np.asarray(context[node.input[0]])
+        m, sh = self.scales()
+        if m.ndim == 0:
+            rounded = requantize(acc, int(m), int(sh), wide)
+        else:  # one (M, S) per channel of the last axis (a list of 1 broadcasts)
+            channels = acc.shape[-1] if acc.ndim else 1
+            if m.size not in (1, channels):
+                raise HwsimError(f"node {node.name!r}: {m.size} multipliers for "
+                                 f"{channels} channels")
+            m, sh = np.broadcast_to(m, (channels,)), np.broadcast_to(sh, (channels,))
+            rounded = np.stack([requantize(acc[..., j], int(m[j]), int(sh[j]), wide)
+                                for j in range(channels)], axis=-1).reshape(acc.shape)
+        codes = out.fit(rounded + zero)
         if self.get_nodeattr("relu"):
             codes = np.maximum(codes, zero)  # max(round(v), 0) + z == round(max(v, 0)) + z
         dtype = onnx.helper.tensor_dtype_to_np_dtype(

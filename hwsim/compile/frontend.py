@@ -220,6 +220,32 @@ def _cleanup(model):
     return model
 
 
+def _per_channel_weights_broadcast(model):
+    """A standalone ``DequantizeLinear`` of constant codes with a 1-D per-channel scale (``axis``)
+    gets its scale and zero point reshaped to broadcast against the codes and its ``axis``
+    dropped: the form of a QONNX ``Quant``'s per-channel scale, which qonnx's ``QCDQToQuant``
+    turns it into next (it folds such a node before it reads ``axis``)."""
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) != 3:
+            continue
+        codes, scale, zero = (model.get_initializer(i) for i in node.input)
+        if codes is None or scale is None or zero is None or scale.ndim != 1 \
+                or scale.size < 2 or codes.ndim < 1:
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        axis = attrs["axis"].i if "axis" in attrs else 1
+        axis = axis + codes.ndim if axis < 0 else axis
+        if not 0 <= axis < codes.ndim or codes.shape[axis] != scale.size:
+            continue
+        shape = [1] * codes.ndim
+        shape[axis] = scale.size
+        model.set_initializer(node.input[1], scale.reshape(shape))
+        model.set_initializer(node.input[2], np.broadcast_to(zero, scale.shape).reshape(shape))
+        if "axis" in attrs:
+            node.attribute.remove(attrs["axis"])
+    return model
+
+
 def _raise_opset(model):
     """``model`` with its default-domain opset raised to :data:`OPSET` (default domain listed
     first, as qonnx's constant folding reads ``opset_import[0]``; the QONNX domain imported
@@ -255,7 +281,7 @@ def load(path_or_model: PathOrModel, *, fuse: bool = True):
 
     proto = onnx.ModelProto()
     proto.CopyFrom(check(path_or_model))  # the caller's model stays as it was
-    model = _cleanup(ModelWrapper(proto))
+    model = _per_channel_weights_broadcast(_cleanup(ModelWrapper(proto)))
     model = quiet(model.transform, QCDQToQuant())
     model = _cleanup(_raise_opset(model))
     return recognise(model) if fuse else model

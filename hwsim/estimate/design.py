@@ -79,12 +79,15 @@ def _int8_mvu_inventory(p: Int8MvuParams) -> Inventory:
     return Inventory(
         adders=(tree,) * (p.lanes - 1) + (p.acc_width, requant),  # tree, accumulator, round
         multipliers=((8, 8),) * p.lanes + ((p.acc_width, p.mult_bits + 1),),
-        # accumulator, its pipeline copy, the product, the output; M/S carried down 3 stages;
+        # accumulator, its pipeline copy, the product, the output; M/S carried down 3 stages
+        # (per-row scales: read from their memory at stage 1, so only M/S, S after it);
         # the activation vector (cols int8 codes) in registers
-        register_bits=(2 * p.acc_width + requant + 8 + 4 * (p.mult_bits + p.shift_bits)
-                       + 8 * p.cols),
+        register_bits=(2 * p.acc_width + requant + 8 + 8 * p.cols
+                       + (p.mult_bits + 2 * p.shift_bits if p.per_row_scale
+                          else 4 * (p.mult_bits + p.shift_bits))),
         memories=(("weights", p.weight_depth, 8 * p.lanes),)
-        + ((("bias", p.rows, BIAS_BITS),) if p.bias else ()),
+        + ((("bias", p.rows, BIAS_BITS),) if p.bias else ())
+        + ((("scales", p.rows, p.scale_bits),) if p.per_row_scale else ()),
     )
 
 

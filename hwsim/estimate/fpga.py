@@ -294,6 +294,8 @@ def _int8_mvu_memories(p: Int8MvuParams) -> list[dict]:
     shapes = [(p.weight_depth, 8 * p.lanes), (p.chunks, 8 * p.lanes)]
     if p.bias:
         shapes.append((p.rows, BIAS_BITS))
+    if p.per_row_scale:
+        shapes.append((p.rows, p.scale_bits))
     nolutram = any(_lutram_fails(d, w) for d, w in shapes)
     return [memory_resources(d, w, nolutram) for d, w in shapes]
 

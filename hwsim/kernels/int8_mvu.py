@@ -32,9 +32,15 @@ def manifest(p: spec.Int8MvuParams) -> dict:
                         "with relu max(y, zero_point)",
             "acc": {"width": p.acc_width, "signed": True,
                     "meaning": "exact: cols int8 products plus an int32 bias cannot overflow it"},
-            "M": port("mult", p.mult_bits, "requantization multiplier, sampled with the first "
-                      "x beat of each vector"),
-            "S": port("shift", p.shift_bits, "requantization right shift, sampled with M"),
+            **({"M": {"width": p.mult_bits, "per_row": True,
+                      "meaning": "requantization multiplier of each row, low bits of its s word"},
+                "S": {"width": p.shift_bits, "per_row": True,
+                      "meaning": "requantization right shift of each row, high bits of its s "
+                                 "word"}}
+               if p.per_row_scale else
+               {"M": port("mult", p.mult_bits, "requantization multiplier, sampled with the "
+                          "first x beat of each vector"),
+                "S": port("shift", p.shift_bits, "requantization right shift, sampled with M")}),
             "zero_point": p.zero_point,
             "relu": p.relu,
             "rounding": p.out.rounding.value,
@@ -45,6 +51,8 @@ def manifest(p: spec.Int8MvuParams) -> dict:
                            "codes, lane 0 in bits [0, 8)",
             "bias_word": ("b beat r holds bias[r], int32 two's complement, accumulator units"
                           if p.bias else None),
+            "scale_word": ("s beat r holds M[r] | S[r] << mult_bits, the scale of row r"
+                           if p.per_row_scale else None),
             "x_beat": "x beat k of a vector holds x[k*lanes:(k+1)*lanes], lane 0 in the "
                       "low 8 bits",
             "y_beat": "one code per row, rows 0 .. rows-1 in order",
@@ -72,6 +80,8 @@ def vector_scales(a: dict) -> list[tuple[int, int]]:
 def side_values(p: spec.Int8MvuParams, a: dict) -> list[tuple[tuple[str, int], ...]]:
     """Per ``x`` beat, the ``mult``/``shift`` a host drives with it: the vector's own on its
     first beat (where the RTL samples them), their bitwise complement on the other beats."""
+    if p.per_row_scale:  # no side ports: the rows' scales are in the s memory
+        return [() for _ in range(np.atleast_2d(a["X"]).shape[0] * p.chunks)]
     mm, sm = (1 << p.mult_bits) - 1, (1 << p.shift_bits) - 1
     return [(("mult", m), ("shift", s)) if k == 0 else (("mult", ~m & mm), ("shift", ~s & sm))
             for m, s in vector_scales(a) for k in range(p.chunks)]
@@ -85,9 +95,13 @@ def x_words(p: spec.Int8MvuParams, a: dict) -> list[int]:
 
 
 def golden(p: spec.Int8MvuParams, a: dict) -> np.ndarray:
-    """The golden codes of a case, (vectors, rows), each vector with its own ``M``/``S``."""
+    """The golden codes of a case, (vectors, rows), each vector with its own ``M``/``S`` (or,
+    ``per_row_scale``, each row with its own)."""
     X = np.atleast_2d(a["X"])
     bias = a["B"] if p.bias else None
+    if p.per_row_scale:
+        return spec.int8_mvu(a["W"], X, a["mult"], a["shift"], bias, p.act, p.out,
+                             p.zero_point, p.relu)
     return np.stack([spec.int8_mvu(a["W"], x, m, s, bias, p.act, p.out, p.zero_point, p.relu)
                      for x, (m, s) in zip(X, vector_scales(a), strict=True)])
 
@@ -110,12 +124,23 @@ def cases(p: spec.Int8MvuParams, seed: int = 0, quick: bool = False) -> list[dic
     * ``idle_backpressure``: 30 % idle input, 40 % output stalls;
     * ``per_vector_stall50`` / ``per_vector_stall90``: 6 vectors with their own ``M``/``S``
       under 50 % / 90 % output stalls.
+
+    With ``per_row_scale`` the scales are one per row instead (``mult``/``shift`` of length
+    ``rows``, the ``s`` stream's contents): each row its own ratio in the random and
+    ``per_vector*`` cases, every row the same extreme value in the extreme ones.
     """
     rng = np.random.default_rng(seed)
     R, C = p.rows, p.cols
     lo, hi = p.act.min_code, p.act.max_code
 
     def arrays(W, X, M, S):
+        if p.per_row_scale:
+            if np.ndim(M) == 0 and S == 0:  # an extreme case: the same value in every row
+                M, S = np.full(R, M), np.full(R, S)
+            else:  # each row its own scale, from its own accumulators
+                ratios = (1.0, 0.3, 2.1, 0.07, 0.55, 1.6)
+                scales = [_scale(X @ W[r], p.mult_bits, ratios[r % 6]) for r in range(R)]
+                M, S = (np.array(v) for v in zip(*scales, strict=True))
         a = {"W": W, "X": X, "mult": M, "shift": S}
         if p.bias:
             a["B"] = rng.integers(-(1 << 12), 1 << 12, R)
@@ -165,6 +190,8 @@ KERNEL = Kernel(
         CliParam("relu", flag, False, "clip the output at the zero point"),
         CliParam("zero_point", int, 0, "output code of real 0"),
         CliParam("bias", flag, False, "add an int32 bias per row (b stream)"),
+        CliParam("per_row_scale", flag, False, "one M/S per row (s stream), no mult/shift "
+                 "ports"),
     ),
     component_path="rtl.common.int8_mvu:Int8MVU",
     testbench="hwsim.sim.tb_int8_mvu",
@@ -175,5 +202,7 @@ KERNEL = Kernel(
     cases=cases,
     test_params=(dict(lanes=4, rows=8, cols=16),
                  dict(lanes=3, rows=2, cols=9, act_signed=False, out_signed=False, relu=True,
-                      zero_point=3, bias=True)),
+                      zero_point=3, bias=True),
+                 dict(lanes=2, rows=5, cols=6, relu=True, zero_point=-4, bias=True,
+                      per_row_scale=True)),
 )

@@ -1,7 +1,8 @@
 """cocotb testbench of the int8 MVU (runs inside the simulator; see :mod:`hwsim.sim.plan`).
 
 Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``w``, ``b`` (where the kernel has
-a bias) and ``x``, :class:`~hwsim.sim.streams.StreamSink` on ``y``. Model:
+a bias), ``s`` (where it has per-row scales) and ``x``, :class:`~hwsim.sim.streams.StreamSink`
+on ``y``. Model:
 :func:`hwsim.golden.common.int8_mvu.int8_mvu`, vector by vector (a case's ``mult``/``shift`` are
 one value or one per vector, driven with that vector's first ``x`` beat). Checker
 (:func:`hwsim.sim.checker.check_plan`): every output code ``==`` the golden code, and with no
@@ -29,6 +30,10 @@ async def run_case(dut, p: spec.Int8MvuParams, a: dict, rng, idle: float, stall:
         b = StreamSource(dut, "b", rng, idle)
         b.load(spec.bias_words(a["B"]))
         sources.append(b)
+    if p.per_row_scale:
+        s = StreamSource(dut, "s", rng, idle)
+        s.load(spec.scale_words(p, a["mult"], a["shift"]))
+        sources.append(s)
     x = StreamSource(dut, "x", rng, idle)
     y = StreamSink(dut, "y", rng, stall, signed=p.out.signed)
     X = np.atleast_2d(a["X"])
@@ -51,6 +56,6 @@ def expected_cycles(p: spec.Int8MvuParams, a: dict) -> int:
 
 @cocotb.test()
 async def int8_mvu_matches_golden(dut):
-    inputs = ("w", "b", "x") if hasattr(dut, "b__valid") else ("w", "x")
+    inputs = ("w", *(n for n in ("b", "s") if hasattr(dut, f"{n}__valid")), "x")
     await check_plan(dut, spec.Int8MvuParams, run_case, golden, expected_cycles,
                      inputs=inputs, outputs=("y",))

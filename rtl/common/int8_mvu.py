@@ -30,7 +30,9 @@ class Int8MVU(wiring.Component):
     the tree's sum, starting from the row's bias where ``params.bias``. After ``cols/lanes``
     cycles the accumulator is multiplied by ``M``, rounded by ``S`` (``params.rounding``),
     offset by ``zero_point``, saturated to int8/uint8, clipped at ``zero_point`` when
-    ``params.relu``, and sent on ``y``.
+    ``params.relu``, and sent on ``y``. With ``params.per_row_scale`` each row has its own
+    ``M``/``S`` in a ``rows``-word memory, read with the row's address as the bias is (the cycle
+    formulas do not change).
 
     Latency and throughput (:mod:`hwsim.golden.common.int8_mvu`, with ``C = cols/lanes``,
     ``R = rows``, no idle input and no back-pressure):
@@ -61,22 +63,30 @@ class Int8MVU(wiring.Component):
         Only where ``params.bias``: the bias of each row in order
         (:func:`hwsim.golden.common.int8_mvu.bias_words`), ``rows`` beats, accepted only between
         vectors when ``w`` is idle; once started, a bias load blocks ``x`` until complete.
+    s : ``In(stream.Signature(unsigned(mult_bits + shift_bits)))``
+        Only where ``params.per_row_scale``: each row's ``M | S << mult_bits``
+        (:func:`hwsim.golden.common.int8_mvu.scale_words`), ``rows`` beats, accepted only
+        between vectors when ``w`` and ``b`` are idle; a started load blocks ``x`` until
+        complete.
     x : ``In(stream.Signature(ArrayLayout(signed(8) or unsigned(8), lanes)))``
         Activations, ``lanes`` per beat, ``cols/lanes`` beats per vector.
     y : ``Out(stream.Signature(signed(8) or unsigned(8)))``
         One output code per row, rows in order.
     mult : ``In(unsigned(mult_bits))``, shift : ``In(unsigned(shift_bits))``
         Requantization ``M`` and ``S``, sampled with the first ``x`` beat of each vector (free
-        at any other time; back-to-back vectors may each have their own).
+        at any other time; back-to-back vectors may each have their own). Absent where
+        ``params.per_row_scale``.
     busy : ``Out(1)``
         High while a vector is loading or computing.
 
-    ``weights`` (``rows × cols`` int8 codes) and ``bias`` (``rows`` int32), where given,
-    are the memories' contents after configuration (a compiled design bakes its layers in);
-    the ``w``/``b`` streams can still overwrite them.
+    ``weights`` (``rows × cols`` int8 codes), ``bias`` (``rows`` int32) and ``row_mult``/
+    ``row_shift`` (``rows`` per-row ``M``/``S``), where given, are the memories' contents
+    after configuration (a compiled design bakes its layers in); the ``w``/``b``/``s`` streams
+    can still overwrite them.
     """
 
-    def __init__(self, params: spec.Int8MvuParams, weights=None, bias=None):
+    def __init__(self, params: spec.Int8MvuParams, weights=None, bias=None, row_mult=None,
+                 row_shift=None):
         if not isinstance(params, spec.Int8MvuParams):
             self._MustUse__silence = True  # never elaborated: no "created but never used" warning
             raise HwsimError(f"Int8MVU needs Int8MvuParams, not {type(params).__name__}")
@@ -92,17 +102,30 @@ class Int8MVU(wiring.Component):
         if bias is not None and len(self._b_init) != p.rows:
             self._MustUse__silence = True
             raise HwsimError(f"Int8MVU bias: need {p.rows} values")
+        if (row_mult is None) != (row_shift is None) \
+                or (row_mult is not None and not p.per_row_scale):
+            self._MustUse__silence = True
+            raise HwsimError("Int8MVU row_mult/row_shift: give both, and only with "
+                             "params.per_row_scale")
+        try:
+            self._s_init = [] if row_mult is None else spec.scale_words(p, row_mult, row_shift)
+        except (HwsimError, ValueError) as e:
+            self._MustUse__silence = True
+            raise HwsimError(f"Int8MVU row scales: {e}") from None
         act = signed(8) if p.act_signed else unsigned(8)
         members = {
             "w": In(stream.Signature(unsigned(8 * p.lanes))),
             "x": In(stream.Signature(data.ArrayLayout(act, p.lanes))),
             "y": Out(stream.Signature(signed(8) if p.out_signed else unsigned(8))),
-            "mult": In(unsigned(p.mult_bits)),
-            "shift": In(unsigned(p.shift_bits)),
-            "busy": Out(1),
         }
+        if not p.per_row_scale:
+            members["mult"] = In(unsigned(p.mult_bits))
+            members["shift"] = In(unsigned(p.shift_bits))
+        members["busy"] = Out(1)
         if p.bias:
             members["b"] = In(stream.Signature(signed(spec.BIAS_BITS)))
+        if p.per_row_scale:
+            members["s"] = In(stream.Signature(unsigned(p.scale_bits)))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -127,8 +150,11 @@ class Int8MVU(wiring.Component):
         chunk = Signal(range(max(p.chunks, 2)))
         # M/S of the vector being loaded or computed (sampled with its first x beat); each
         # issued address carries them on, so a stalled row keeps its own vector's scale.
-        pend_mult = Signal.like(self.mult)
-        pend_shift = Signal.like(self.shift)
+        # Per-row scales instead come from their memory, read with the row's address.
+        mult_shape, shift_shape = unsigned(p.mult_bits), unsigned(p.shift_bits)
+        if not p.per_row_scale:
+            pend_mult = Signal(mult_shape)
+            pend_shift = Signal(shift_shape)
 
         issue = Signal()  # a (row, chunk) address goes to the memories this cycle
         m.d.comb += [
@@ -159,16 +185,33 @@ class Int8MVU(wiring.Component):
             b_valid = self.b.valid
             last_b = b_addr == p.rows - 1
 
+        s_valid = Const(0, 1)
+        if p.per_row_scale:
+            smem = Memory(shape=unsigned(p.scale_bits), depth=p.rows, init=self._s_init)
+            m.submodules.smem = smem
+            s_wr, s_rd = smem.write_port(), smem.read_port()
+            s_addr = Signal(range(max(p.rows, 2)))
+            m.d.comb += [
+                s_rd.addr.eq(row),
+                s_rd.en.eq(advance),
+                s_wr.addr.eq(s_addr),
+                s_wr.data.eq(self.s.payload),
+            ]
+            s_valid = self.s.valid
+            last_s = s_addr == p.rows - 1
+
         last_w = w_addr == p.weight_depth - 1
         last_x = x_cnt == p.chunks - 1
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [
-                    self.w.ready.eq(1),
-                    self.x.ready.eq(~self.w.valid & ~b_valid),
-                ]
+                x_ready = ~self.w.valid & ~b_valid
+                if p.per_row_scale:
+                    x_ready = x_ready & ~s_valid
+                m.d.comb += [self.w.ready.eq(1), self.x.ready.eq(x_ready)]
                 if p.bias:
                     m.d.comb += self.b.ready.eq(~self.w.valid)
+                if p.per_row_scale:
+                    m.d.comb += self.s.ready.eq(~self.w.valid & ~b_valid)
                 with m.If(self.w.valid):
                     m.d.comb += w_wr.en.eq(1)
                     m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
@@ -180,9 +223,16 @@ class Int8MVU(wiring.Component):
                         m.d.sync += b_addr.eq(Mux(last_b, 0, b_addr + 1))
                         with m.If(~last_b):
                             m.next = "LOAD_B"
+                if p.per_row_scale:
+                    with m.Elif(self.s.valid):
+                        m.d.comb += s_wr.en.eq(1)
+                        m.d.sync += s_addr.eq(Mux(last_s, 0, s_addr + 1))
+                        with m.If(~last_s):
+                            m.next = "LOAD_S"
                 with m.Elif(self.x.valid):
                     m.d.comb += x_wr.en.eq(1)
-                    m.d.sync += [pend_mult.eq(self.mult), pend_shift.eq(self.shift)]
+                    if not p.per_row_scale:
+                        m.d.sync += [pend_mult.eq(self.mult), pend_shift.eq(self.shift)]
                     with m.If(last_x):
                         m.d.sync += x_cnt.eq(0)
                         m.next = "COMPUTE"
@@ -203,6 +253,14 @@ class Int8MVU(wiring.Component):
                         m.d.comb += b_wr.en.eq(1)
                         m.d.sync += b_addr.eq(Mux(last_b, 0, b_addr + 1))
                         with m.If(last_b):
+                            m.next = "IDLE"
+            if p.per_row_scale:
+                with m.State("LOAD_S"):
+                    m.d.comb += self.s.ready.eq(1)
+                    with m.If(self.s.valid):
+                        m.d.comb += s_wr.en.eq(1)
+                        m.d.sync += s_addr.eq(Mux(last_s, 0, s_addr + 1))
+                        with m.If(last_s):
                             m.next = "IDLE"
             with m.State("LOAD_X"):
                 m.d.comb += [self.x.ready.eq(1), self.busy.eq(1)]
@@ -229,16 +287,21 @@ class Int8MVU(wiring.Component):
 
         # ---- stage 1: memories' outputs → lanes multipliers → adder tree → accumulate ------
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_mult = Signal.like(self.mult)
-        s1_shift = Signal.like(self.shift)
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(issue),
                 s1_first.eq(chunk == 0),
                 s1_last.eq(chunk == p.chunks - 1),
-                s1_mult.eq(pend_mult),
-                s1_shift.eq(pend_shift),
             ]
+        if p.per_row_scale:
+            # the scale memory's output: the row of the address issued one advance earlier,
+            # i.e. the row now in stage 1 (held while stalled, as the bias is)
+            s1_mult, s1_shift = s_rd.data[:p.mult_bits], s_rd.data[p.mult_bits:]
+        else:
+            s1_mult = Signal(mult_shape, name="s1_mult")
+            s1_shift = Signal(shift_shape, name="s1_shift")
+            with m.If(advance):
+                m.d.sync += [s1_mult.eq(pend_mult), s1_shift.eq(pend_shift)]
 
         terms = []
         for lane in range(p.lanes):
@@ -257,8 +320,8 @@ class Int8MVU(wiring.Component):
 
         s2_valid = Signal()
         s2_acc = Signal(signed(p.acc_width))
-        s2_mult = Signal.like(self.mult)
-        s2_shift = Signal.like(self.shift)
+        s2_mult = Signal(mult_shape)
+        s2_shift = Signal(shift_shape)
         with m.If(advance):
             m.d.sync += s2_valid.eq(s1_valid & s1_last)
             with m.If(s1_valid):
@@ -269,7 +332,7 @@ class Int8MVU(wiring.Component):
         # ---- stage 2: multiply by M -------------------------------------------------------
         s3_valid = Signal()
         s3_prod = Signal(signed(p.acc_width + p.mult_bits + 1))
-        s3_shift = Signal.like(self.shift)
+        s3_shift = Signal(shift_shape)
         with m.If(advance):
             m.d.sync += [
                 s3_valid.eq(s2_valid),

@@ -146,3 +146,18 @@ def test_int8_mvu_fit_reproduces_the_stored_coefficients(tmp_path):
     tables = load_tables("fpga_usplus")
     for key, value in fit_int8_mvu_coefficients(points).items():
         assert value == pytest.approx(tables.raw(f"resource.{key}"), abs=1e-3), key
+
+
+def test_per_row_scales_are_priced_as_their_memory():
+    """``per_row_scale``: a ``rows × (mult_bits + shift_bits)`` memory in the inventory (ASIC
+    SRAM area) and among the FPGA memories, the cycles unchanged."""
+    import dataclasses
+
+    rows = dataclasses.replace(FC1, per_row_scale=True)
+    mem = PRICING["int8-mvu"].inventory(rows).memories
+    assert ("scales", FC1.rows, FC1.mult_bits + FC1.shift_bits) in mem
+    assert not any(m[0] == "scales" for m in PRICING["int8-mvu"].inventory(FC1).memories)
+    a, b = (estimate_design([("fc1", "int8-mvu", p, 1)], "vitallm") for p in (FC1, rows))
+    assert b["sram_mm2"] > a["sram_mm2"] and b["cycles"] == a["cycles"]
+    tables = load_tables("fpga_usplus")
+    assert int8_mvu_resources(rows, tables)["luts"] > int8_mvu_resources(FC1, tables)["luts"]

@@ -41,6 +41,53 @@ def test_equals_an_integer_reference(act, out, zp, relu):
                                               out.max_code, relu)), (mult, shift)
 
 
+def test_per_row_scales_equal_each_row_rescaled_alone():
+    """One (M, S) per row gives, row by row, the codes of that row's scalar rescale; a
+    per-row list of equal values gives the scalar result."""
+    W = RNG.integers(-128, 128, (5, 12))
+    X = RNG.integers(-128, 128, (3, 12))
+    bias = RNG.integers(-5000, 5000, 5)
+    M, S = np.array([1, 40000, 3, 65535, 7]), np.array([0, 22, 1, 30, 62])
+    got = g.int8_mvu(W, X, M, S, bias, INT8, UINT8, 12, True)
+    for r in range(5):
+        row = g.int8_mvu(W[r:r + 1], X, int(M[r]), int(S[r]), bias[r:r + 1], INT8, UINT8, 12,
+                         True)
+        assert np.array_equal(got[:, r], row[:, 0]), r
+    assert np.array_equal(g.int8_mvu(W, X, [300] * 5, [9] * 5, bias),
+                          g.int8_mvu(W, X, 300, 9, bias))
+    with pytest.raises(HwsimError, match="per-row"):
+        g.int8_mvu(W, X, M[:3], S[:3], bias)
+
+
+def test_scale_words():
+    p = g.Int8MvuParams(lanes=1, rows=3, cols=1, mult_bits=10, per_row_scale=True)
+    assert p.scale_bits == 16
+    assert g.scale_words(p, [1, 1023, 0], [62 & 63, 0, 5]) == [1 | 62 << 10, 1023, 5 << 10]
+    with pytest.raises(HwsimError, match="multiplier outside"):
+        g.scale_words(p, [1024, 0, 0], 0)
+    assert g.storage_bits(p) == g.storage_bits(g.Int8MvuParams(lanes=1, rows=3, cols=1,
+                                                                mult_bits=10)) + 3 * 16
+
+
+def test_dialect_per_channel_requant_equals_the_golden():
+    """A per-channel ``Requant`` (``multipliers``/``shifts``) after ``IntMatMul`` gives the
+    golden's per-row codes."""
+    a = RNG.integers(-128, 128, (4, 10)).astype(np.int8)
+    w = RNG.integers(-128, 128, (10, 6)).astype(np.int8)
+    M, S = [5000, 1, 77777, 300, 2, 9999], [20, 0, 25, 14, 3, 18]
+    ctx = {"a": a, "w": w}
+    getCustomOp(helper.make_node("IntMatMul", ["a", "w"], ["acc"], domain=DOMAIN)
+                ).execute_node(ctx, None)
+    rq = getCustomOp(helper.make_node("Requant", ["acc"], ["y"], domain=DOMAIN, multipliers=M,
+                                      shifts=S, zero_point=-3))
+    assert rq.verify_node() == [] and rq.per_channel
+    rq.execute_node(ctx, None)
+    assert np.array_equal(ctx["y"].astype(np.int64), g.int8_mvu(w.T, a, M, S, zero_point=-3))
+    bad = getCustomOp(helper.make_node("Requant", ["acc"], ["y"], domain=DOMAIN,
+                                       multipliers=M, shifts=S[:2]))
+    assert any("shifts" in m for m in bad.verify_node())
+
+
 @pytest.mark.parametrize("signed, zp, relu", [(1, 0, 0), (0, 100, 1), (1, -20, 1), (0, 0, 0)])
 def test_equals_the_dialect_int_matmul_then_requant(signed, zp, relu):
     """The compiler's IntMatMul → Requant pair, executed by qonnx, gives the same codes."""

@@ -34,21 +34,29 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     lanes = _lanes(cols, opts["max_lanes"])
     a_signed = bool(mm.get_nodeattr("a_signed"))
     y_signed = bool(rq.get_nodeattr("signed"))
-    mult, shift = rq.get_nodeattr("multiplier"), rq.get_nodeattr("shift")
+    mult, shift = rq.scales()  # one (M, S), or one per output column (per-channel weights)
+    per_row = bool(mult.ndim)
+    if per_row and mult.size not in (1, rows):
+        raise HwsimError(f"node {users[0].name!r}: {mult.size} multipliers for {rows} outputs")
+    mult_bits = max(1, int(np.max(mult)).bit_length())
     params = Int8MvuParams(lanes=lanes, rows=rows, cols=cols, act_signed=a_signed,
                            out_signed=y_signed, relu=bool(rq.get_nodeattr("relu")),
                            zero_point=int(rq.get_nodeattr("zero_point")),
                            bias=bias is not None, rounding=rq.get_nodeattr("rounding"),
-                           mult_bits=max(1, int(mult).bit_length()), shift_bits=6)
+                           mult_bits=mult_bits, shift_bits=6, per_row_scale=per_row)
     init = {"weights": np.asarray(w, np.int64).T}
     if bias is not None:
         init["bias"] = np.asarray(bias, np.int64)
+    if per_row:  # each row's (M, S) baked into the kernel's scale memory
+        init["row_mult"] = np.broadcast_to(mult, (rows,))
+        init["row_shift"] = np.broadcast_to(shift, (rows,))
+    constants = {} if per_row else {"mult": int(mult), "shift": int(shift)}
     shape = model.get_tensor_shape(node.input[0])
     out = Node(name=node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
                inputs=[("x", node.input[0], lanes, a_signed)],
                output=("y", users[0].output[0], 1, y_signed),
                vectors=_vectors(shape), init=init,
-               constants={"mult": int(mult), "shift": int(shift)},
+               constants=constants,
                fifo_depth={"x": _double_buffer(model, node.input[0], lanes)},
                onnx_nodes=[node.name, users[0].name],
                tail=params.rows * params.chunks + mvu_spec.PIPELINE_DEPTH,

@@ -36,19 +36,30 @@ def _scalar(model: ModelWrapper, name: str, node, what: str) -> float:
     return float(value.reshape(()))
 
 
-def _quant_params(model: ModelWrapper, node) -> tuple[np.float32, int, bool, bool, int]:
+def _quant_params(model: ModelWrapper, node, per_channel: bool = False
+                  ) -> tuple[np.float32, int, bool, bool, int]:
     """``(scale, zero point, signed, narrow, width)`` of a QONNX ``Quant`` node, checked
-    against the lowering's limits."""
+    against the lowering's limits; ``per_channel``: the scale may be an array (float32, as
+    the node holds it)."""
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    scale = _scalar(model, node.input[1], node, "scale")
+    if per_channel:
+        scale = model.get_initializer(node.input[1])
+        if scale is None:
+            raise HwsimError(f"node {node.name!r}: scale is not a constant")
+        scale = np.asarray(scale, np.float32)
+        if scale.size == 1:
+            scale = scale.reshape(())
+    else:
+        scale = _scalar(model, node.input[1], node, "scale")
     zero = _scalar(model, node.input[2], node, "zero point")
     width = _scalar(model, node.input[3], node, "bit width")
     rounding = attrs.get("rounding_mode", b"ROUND")
     rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
-    if zero != int(zero) or width != int(width) or rounding != "ROUND" or not scale > 0:
+    if zero != int(zero) or width != int(width) or rounding != "ROUND" \
+            or not np.all(np.asarray(scale) > 0):
         raise HwsimError(f"Quant node {node.name!r}: only integer zero points and widths, "
                          f"ROUND rounding and positive scales are lowered")
-    return (np.float32(scale), int(zero), bool(attrs.get("signed", 1)),
+    return (np.float32(scale) if np.ndim(scale) == 0 else scale, int(zero), bool(attrs.get("signed", 1)),
             bool(attrs.get("narrow", 0)), int(width))
 
 

@@ -68,7 +68,9 @@ class QuantActivationsToCodes(Transformation):
 class WeightQuantToCodes(Transformation):
     """Exact: ``Quant(W)`` on a weight initializer [→ ``Transpose``] → int8 codes ``(in, out)``
     ``→ DequantizeLinear``; the codes are ``round_half_even(W / s)`` clipped as ``Quant``
-    computes them, in float32."""
+    computes them, in float32. A per-channel scale (one per row or column of ``W``, as
+    Brevitas' ``Int8WeightPerChannelFloat`` writes) becomes the ``DequantizeLinear``'s 1-D
+    scale with its ``axis``."""
 
     exact = True
 
@@ -77,7 +79,16 @@ class WeightQuantToCodes(Transformation):
             w = model.get_initializer(node.input[0])
             if w is None:
                 continue
-            scale, zero, signed, narrow, width = _quant_params(model, node)
+            scale, zero, signed, narrow, width = _quant_params(model, node, per_channel=True)
+            axis = None
+            if scale.ndim:
+                along = [d for d in range(scale.ndim) if scale.shape[d] != 1]
+                if scale.ndim != w.ndim or len(along) != 1 \
+                        or scale.shape[along[0]] != w.shape[along[0]]:
+                    raise HwsimError(f"Quant node {node.name!r}: a weight scale of shape "
+                                     f"{scale.shape} for weights {w.shape}; only per-tensor "
+                                     "and per-channel (one axis) scales are lowered")
+                axis = along[0]
             if width > 8 or not signed or zero or w.ndim != 2:
                 raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D signed codes "
                                  f"of at most 8 bits with zero point 0 (got {width} bits, "
@@ -89,10 +100,13 @@ class WeightQuantToCodes(Transformation):
             if transpose is not None:
                 codes, out = codes.T, transpose.output[0]
                 old.append(transpose)
+                axis = None if axis is None else 1 - axis
             name = f"{node.input[0]}_codes"
             _const(model, name, np.ascontiguousarray(codes))
             model.set_tensor_datatype(name, DataType[f"INT{width}"])  # INT2: ternary
-            s = _const(model, f"{node.input[0]}_scale", np.array(scale, np.float32))
+            s = _const(model, f"{node.input[0]}_scale", np.array(scale, np.float32).ravel()
+                       if axis is not None else np.array(scale, np.float32))
+            extra = {} if axis is None else {"axis": axis}
             _replace(model, old, [helper.make_node(
-                "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize")])
+                "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize", **extra)])
         return _refresh(model), False

@@ -171,10 +171,10 @@ class LowerElementwise(Transformation):
                         or not self.bounds.get(mm.input[0], 0):
                     continue
                 w = model.get_initializer(mm.input[1]).astype(np.int64)
-                colsum = float(np.max(np.sum(np.abs(w), axis=0)))
-                rq = getCustomOp(node)
-                f = rq.get_nodeattr("multiplier") * 2.0 ** -rq.get_nodeattr("shift")
-                self.bounds[out] = math.floor(f * self.bounds[mm.input[0]] * colsum) + 1
+                colsum = np.sum(np.abs(w), axis=0).astype(np.float64)
+                f = getCustomOp(node).factors()  # one, or one per column
+                worst = float(np.max(f * self.bounds[mm.input[0]] * colsum))
+                self.bounds[out] = math.floor(worst) + 1
 
 
 

@@ -40,6 +40,7 @@ class _Layer:
     out_codes: str
     out_q: object
     narrow: bool
+    w_out_axis: int = 1  # the axis of the weight codes tensor that indexes outputs
 
 
 class LowerLinearLayers(Transformation):
@@ -47,7 +48,11 @@ class LowerLinearLayers(Transformation):
     becomes ``IntMatMul → Requant``.
 
     ``M · 2**-S`` = ``fold_scale(s_a, s_w, 1 / s_y, bits=mult_bits)``; the float bias becomes
-    ``round(b / (s_a · s_w))`` in accumulator units. After :meth:`apply`, :attr:`bounds` maps
+    ``round(b / (s_a · s_w))`` in accumulator units. A per-channel weight scale (one ``s_w[j]``
+    per output column ``j``, a ``DequantizeLinear`` with ``axis``) gives one ``M[j] · 2**-S[j]``
+    per column (``Requant``'s ``multipliers``/``shifts``), the bias ``round(b_j / (s_a ·
+    s_w[j]))``, and the bound below is taken per column (its maximum is reported). After
+    :meth:`apply`, :attr:`bounds` maps
     each ``Requant`` output to the largest ``|Δcode|`` from the float layer it proves:
     ``floor(ε) + 1`` (two reals ``ε`` apart round to codes at most that far apart; saturation
     and ReLU cannot widen it), with ``ε`` in output LSBs the sum of
@@ -79,14 +84,14 @@ class LowerLinearLayers(Transformation):
                 or model.get_initializer(w_dq.input[0]) is None:
             fail("its weight is not a quantized constant")
         w = model.get_initializer(w_dq.input[0])
-        bias, nodes = None, [node]
+        bias, nodes, w_out_axis = None, [node], 1
         if node.op_type == "Gemm":
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 \
                     or attrs.get("transA", 0):
                 fail("only alpha = beta = 1 and transA = 0 are lowered")
             if attrs.get("transB", 0):
-                w = w.T
+                w, w_out_axis = w.T, 0
             if len(node.input) == 3:
                 bias = model.get_initializer(node.input[2])
                 if bias is None:
@@ -119,7 +124,24 @@ class LowerLinearLayers(Transformation):
                            and np.asarray(bias).shape not in ((w.shape[1],), ())):
             fail(f"weight shape {w.shape} and bias do not form a linear layer")
         return _Layer(nodes, a_dq.input[0], a_dq, np.asarray(w), w_dq, bias, relu is not None,
-                      out_codes, out_q, clip is not None)
+                      out_codes, out_q, clip is not None, w_out_axis)
+
+    @staticmethod
+    def _weight_scale(model, node, layer: _Layer):
+        """``s_w``: a float (per tensor) or one float per output column (per channel)."""
+        s_w = model.get_initializer(layer.w_dq.input[1])
+        if s_w is None or np.asarray(s_w).size == 1:
+            return _scalar(model, layer.w_dq.input[1], node, "weight scale")
+        s_w = np.asarray(s_w)
+        attrs = {a.name: helper.get_attribute_value(a) for a in layer.w_dq.attribute}
+        axis = attrs.get("axis", 1)
+        axis = axis + 2 if axis < 0 else axis
+        if s_w.ndim != 1 or axis != layer.w_out_axis \
+                or s_w.size != layer.w_codes.shape[1]:
+            raise HwsimError(f"node {node.name!r}: weight scale of shape {s_w.shape} on axis "
+                             f"{axis}; only per-tensor and per-output-channel weight scales "
+                             "are lowered")
+        return s_w.astype(np.float64)
 
     def apply(self, model):
         self.bounds = {}
@@ -131,15 +153,26 @@ class LowerLinearLayers(Transformation):
 
     def _lower(self, model, node, layer: _Layer) -> None:
         s_a = _scalar(model, layer.a_dq.input[1], node, "input scale")
-        s_w = _scalar(model, layer.w_dq.input[1], node, "weight scale")
+        s_w = self._weight_scale(model, node, layer)
         s_y = _scalar(model, layer.out_q.input[1], node, "output scale")
         a_zero = model.get_initializer(layer.a_dq.input[2])
         y_zero = model.get_initializer(layer.out_q.input[2])
         a_signed, y_signed = a_zero.dtype == np.int8, y_zero.dtype == np.int8
         a_zero, y_zero = int(a_zero), int(y_zero)
         w_codes = layer.w_codes.astype(np.int8)
-        mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
+        per_channel = np.ndim(s_w) == 1
+        if per_channel:
+            folds = [fold_scale(s_a, float(s), 1.0 / s_y, bits=self.mult_bits) for s in s_w]
+            mult = np.array([m for m, _ in folds], np.int64)
+            shift = np.array([sh for _, sh in folds], np.int64)
+            scales = {"multipliers": [int(m) for m in mult],
+                      "shifts": [int(sh) for sh in shift]}
+        else:
+            mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
+            scales = {"multiplier": mult, "shift": shift}
         real = s_a * s_w / s_y
+        scales.update({"real_scales": [float(r) for r in real]} if per_channel
+                      else {"real_scale": real})
         inputs = [layer.a_codes, _const(model, f"{node.name}/w_codes", w_codes)]
         bias_int = None
         if layer.bias is not None or a_zero:
@@ -163,27 +196,38 @@ class LowerLinearLayers(Transformation):
                                       a_signed=int(a_signed), w_narrow=narrow_w)
         requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
                                    name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
-                                   multiplier=mult,
-                                   shift=shift, width=8, signed=int(y_signed),
+                                   width=8, signed=int(y_signed),
                                    narrow=int(layer.narrow), relu=int(layer.relu),
-                                   zero_point=y_zero,
-                                   rounding="half_even", real_scale=real)
+                                   zero_point=y_zero, rounding="half_even", **scales)
         _replace(model, layer.nodes, [matmul, requant])
-        bias_out = 0.0 if layer.bias is None else float(np.max(np.abs(layer.bias))) / s_y
+        if layer.bias is None:
+            bias_out = 0.0
+        elif per_channel:  # per column: |b_j| / s_y
+            bias_out = np.broadcast_to(np.abs(np.asarray(layer.bias, np.float64)),
+                                       (w_codes.shape[1],)) / s_y
+        else:
+            bias_out = float(np.max(np.abs(layer.bias))) / s_y
         self.bounds[layer.out_codes] = self._bound(
             self.bounds.get(layer.a_codes, 0), real, mult * 2.0 ** -shift, w_codes, bias_int,
             bias_out, 128 if a_signed and not a_zero else 255)
 
     @staticmethod
-    def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
-               bias_out: float, a_peak: int) -> int:
+    def _bound(delta_in: int, real, folded, w: np.ndarray, bias: np.ndarray | None,
+               bias_out, a_peak: int) -> int:
         """``floor(ε) + 1`` for the terms listed in the class docstring (``bias_out``: the
-        largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
-        colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
-        peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
+        largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code). Per channel (``real``,
+        ``folded`` and ``bias_out`` one per column) ``ε`` is taken per column with the
+        column's own sum and peak, and the largest is returned."""
+        colsums = np.sum(np.abs(w.astype(np.int64)), axis=0).astype(np.float64)
+        if np.ndim(real):
+            colsum = colsums
+            peak = a_peak * colsum + (0 if bias is None else np.abs(bias.astype(np.float64)))
+        else:
+            colsum = float(np.max(colsums))
+            peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
         # (bias holds the input zero point's term too: peak and the 0.5 · r below only grow)
         eps = real * delta_in * colsum
-        eps += 0.0 if bias is None else 0.5 * real
-        eps += abs(real - folded) * peak
-        eps += (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
-        return math.floor(eps) + 1
+        eps = eps + (0.0 if bias is None else 0.5 * real)
+        eps = eps + np.abs(real - folded) * peak
+        eps = eps + (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
+        return math.floor(float(np.max(eps))) + 1

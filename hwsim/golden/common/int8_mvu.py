@@ -2,8 +2,10 @@
 
 The integer form of a quantized ``MatMul``/``Gemm`` (the compiler's ``IntMatMul`` followed by
 ``Requant``, :mod:`hwsim.compile.dialect`): int8 weights, int8 or uint8 activations, an exact
-accumulator with an optional int32 bias in accumulator units, and one per-vector rescale
-``M · 2**-S`` with an output zero point and an optional ReLU clip. This module is the
+accumulator with an optional int32 bias in accumulator units, and one rescale ``M · 2**-S``
+per vector (``mult``/``shift`` ports) or, with ``per_row_scale``, one per output row (a
+per-channel weight scale; ``(M, S)`` of each row held in a small memory), with an output zero
+point and an optional ReLU clip. This module is the
 specification of the ``Int8MVU`` RTL in :mod:`rtl.common.int8_mvu`, the source of its cycle
 formulas and of the estimator's action counts.
 
@@ -15,7 +17,8 @@ Numerics (exactly ``dialect.Requant`` after ``dialect.IntMatMul``):
   (:func:`quant.qtype.requantize`).
 
 Weights live in the RTL's memory as ``lanes`` int8 codes per word (lane 0 in the low byte,
-:func:`hwsim.golden.common.lanes.pack_lanes`), the bias as one 32-bit word per row.
+:func:`hwsim.golden.common.lanes.pack_lanes`), the bias as one 32-bit word per row, per-row
+scales as one ``M | S << mult_bits`` word per row (:func:`scale_words`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "interval_cycles",
     "latency_cycles",
     "rtl_limits",
+    "scale_words",
     "storage_bits",
     "stream_cycles",
     "weight_load_cycles",
@@ -83,6 +87,9 @@ class Int8MvuParams:
         ``QuantizeLinear``).
     mult_bits, shift_bits : int
         Widths of the requantization ``M`` (unsigned, ≤ 32) and ``S`` (≤ 6 bits).
+    per_row_scale : bool
+        One ``(M, S)`` per output row (a per-channel weight scale), held in a ``rows``-word
+        memory loaded through the ``s`` stream or baked in; no ``mult``/``shift`` ports.
 
     Raises
     ------
@@ -102,11 +109,12 @@ class Int8MvuParams:
     rounding: str = Rounding.HALF_EVEN.value
     mult_bits: int = 16
     shift_bits: int = 6
+    per_row_scale: bool = False
 
     def __post_init__(self):
         check_ints(self, "int8-mvu", ("lanes", "rows", "cols", ("mult_bits", 1, 32),
                                       ("shift_bits", 1, 6)))
-        for name in ("act_signed", "out_signed", "relu", "bias"):
+        for name in ("act_signed", "out_signed", "relu", "bias", "per_row_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise HwsimError(f"int8-mvu {name} must be true or false, "
                                  f"not {getattr(self, name)!r}")
@@ -150,6 +158,11 @@ class Int8MvuParams:
         """Words in the weight memory: one word of ``lanes`` weights per (row, chunk)."""
         return self.rows * self.chunks
 
+    @property
+    def scale_bits(self) -> int:
+        """Width of a per-row scale word: ``M`` in the low ``mult_bits``, ``S`` above."""
+        return self.mult_bits + self.shift_bits
+
 
 # ------------------------------------------------------------------------------------------
 # The function
@@ -166,7 +179,22 @@ def int8_mvu_acc(w, x, bias=None, act: QType = INT8) -> np.ndarray:
     return acc + b
 
 
-def int8_mvu(w, x, multiplier: int, shift: int, bias=None, act: QType = INT8,
+def _requantize_rows(acc: np.ndarray, multiplier, shift, out: QType) -> np.ndarray:
+    """``requantize`` with one ``(M, S)`` for all rows (ints) or one per row (the last axis of
+    ``acc``; sequences of ``rows`` ints)."""
+    M, S = np.asarray(multiplier), np.asarray(shift)
+    if M.ndim == 0 and S.ndim == 0:
+        return requantize(acc, int(M), int(S), out)
+    rows = acc.shape[-1]
+    if M.shape not in ((), (rows,)) or S.shape not in ((), (rows,)):
+        raise HwsimError(f"per-row multiplier/shift of shapes {M.shape}/{S.shape} for "
+                         f"{rows} rows")
+    M, S = np.broadcast_to(M, (rows,)), np.broadcast_to(S, (rows,))
+    return np.stack([requantize(acc[..., r], int(M[r]), int(S[r]), out) for r in range(rows)],
+                    axis=-1)
+
+
+def int8_mvu(w, x, multiplier, shift, bias=None, act: QType = INT8,
              out: QType = INT8, zero_point: int = 0, relu: bool = False) -> np.ndarray:
     """Golden int8 MVU: ``y = sat_out(requantize(W·x + bias, M, S) + zero_point)``, with
     ``relu`` clipped below at ``zero_point``.
@@ -175,8 +203,9 @@ def int8_mvu(w, x, multiplier: int, shift: int, bias=None, act: QType = INT8,
     ----------
     w : (rows, cols) int8 codes
     x : (cols,) or (n, cols) codes of ``act``
-    multiplier, shift : int
-        Requantization ``M``, ``S`` (:func:`quant.qtype.quantize_multiplier`).
+    multiplier, shift : int or (rows,) ints
+        Requantization ``M``, ``S`` (:func:`quant.qtype.quantize_multiplier`): one for every
+        row, or one per row (``per_row_scale``).
     bias : None or (rows,) int32 codes in accumulator units
     act, out : QType
         Activation and output formats (``out``'s rounding and overflow apply).
@@ -192,7 +221,7 @@ def int8_mvu(w, x, multiplier: int, shift: int, bias=None, act: QType = INT8,
     if not out.min_code <= zero_point <= out.max_code:
         raise HwsimError(f"zero_point {zero_point} outside the {out} code range")
     wide = QType(64, rounding=out.rounding)  # the rounded value before the zero point: no clip
-    y = out.fit(requantize(int8_mvu_acc(w, x, bias, act), multiplier, shift, wide)
+    y = out.fit(_requantize_rows(int8_mvu_acc(w, x, bias, act), multiplier, shift, wide)
                 + int(zero_point))
     return np.maximum(y, int(zero_point)) if relu else y
 
@@ -217,11 +246,23 @@ def bias_words(bias) -> list[int]:
     return [int(v) & ((1 << BIAS_BITS) - 1) for v in np.ravel(b)]
 
 
+def scale_words(p: Int8MvuParams, multiplier, shift) -> list[int]:
+    """The RTL per-row scale memory image: word ``r`` is ``M[r] | S[r] << mult_bits``."""
+    M = np.broadcast_to(np.asarray(multiplier, dtype=object), (p.rows,))
+    S = np.broadcast_to(np.asarray(shift, dtype=object), (p.rows,))
+    for name, v, bits in (("multiplier", M, p.mult_bits), ("shift", S, p.shift_bits)):
+        if any(not 0 <= int(e) < (1 << bits) for e in v):
+            raise HwsimError(f"int8-mvu per-row {name} outside 0 … {(1 << bits) - 1}")
+    return [int(m) | int(s) << p.mult_bits for m, s in zip(M, S, strict=True)]
+
+
 # ------------------------------------------------------------------------------------------
 # Cycle formulas (the RTL docstring states these; cocotb and the Amaranth tests measure them)
 def storage_bits(p: Int8MvuParams) -> int:
-    """Bits of the RTL's memories: int8 weights, the optional bias and one activation vector."""
-    return p.rows * p.cols * 8 + (p.rows * BIAS_BITS if p.bias else 0) + p.cols * 8
+    """Bits of the RTL's memories: int8 weights, the optional bias and per-row scales, and one
+    activation vector."""
+    return (p.rows * p.cols * 8 + (p.rows * BIAS_BITS if p.bias else 0) + p.cols * 8
+            + (p.rows * p.scale_bits if p.per_row_scale else 0))
 
 
 def weight_load_cycles(p: Int8MvuParams) -> int:
