@@ -67,7 +67,7 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
 @handler("TernaryMatMul")
 def _ternary(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     """``TernaryMatMul → Requant``: the ``ternary-mvu`` kernel where the requantizer is the
-    kernel's (signed 8-bit codes, zero point 0, no ReLU clip); otherwise the weights (−1, 0,
+    kernel's (one ``M``/``S``, signed 8-bit codes, zero point 0, no ReLU clip); otherwise the weights (−1, 0,
     +1 as int8) go to an ``int8-mvu``, which has the zero point and the clip."""
     from hwsim.golden.vitallm import ternary_mvu as tspec
     users = _consumers(model, node.output[0])
@@ -75,7 +75,8 @@ def _ternary(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
         raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
                          "Requant")
     rq = getCustomOp(users[0])
-    plain = (rq.get_nodeattr("width") == 8 and rq.get_nodeattr("signed")
+    mult, shift = rq.scales()
+    plain = (mult.ndim == 0 and rq.get_nodeattr("width") == 8 and rq.get_nodeattr("signed")
              and not rq.get_nodeattr("narrow") and not rq.get_nodeattr("relu")
              and rq.get_nodeattr("zero_point") == 0
              and rq.get_nodeattr("rounding") == "half_even")
@@ -86,7 +87,6 @@ def _ternary(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
         raise HwsimError(f"node {node.name!r}: weights are not constant")
     cols, rows = w.shape
     lanes = _lanes(cols, opts["max_lanes"])
-    mult, shift = rq.get_nodeattr("multiplier"), rq.get_nodeattr("shift")
     params = tspec.TernaryMvuParams(lanes=lanes, rows=rows, cols=cols,
                                     mult_bits=max(1, int(mult).bit_length()), shift_bits=6)
     shape = model.get_tensor_shape(node.input[0])
