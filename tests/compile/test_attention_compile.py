@@ -4,6 +4,9 @@ a residual add), exported to QONNX and QCDQ, lowers to one ``IntAttention`` (ker
 ``attention-head``) whose deviation stays within the bound the step proves."""
 
 
+import json
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +18,7 @@ from brevitas.quant import (
 )
 from qonnx.custom_op.registry import getCustomOp
 
+from hwsim.cli import main
 from hwsim.compile import frontend
 from hwsim.compile.dialect import DOMAIN
 from hwsim.compile.lower import lower
@@ -162,3 +166,23 @@ def test_score_format_holds_the_calibration_scores(exports):
     frac = [getCustomOp(next(n for n in m.graph.node if n.op_type == "IntAttention"))
             .get_nodeattr("score_frac") for m in (small, big)]
     assert frac[0] > frac[1]
+
+
+def _compile(capsys, *args):
+    rc = main(["compile", *map(str, args), "--json"])
+    cap = capsys.readouterr()
+    return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
+
+
+@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "verilator")])
+def test_attention_block_compiles_end_to_end(exports, tmp_path, capsys, fmt, sim):
+    rc, s, err = _compile(capsys, exports["block", fmt], "--target", "xczu28dr", "-o",
+                          tmp_path / "b", "--sim", sim)
+    assert rc == 0, err
+    assert s["unsupported"] == [] and s["rtl_equals_golden"] is True
+    assert s["cycles_match"] is True
+    assert {k["kernel"] for k in s["kernels"]} == {"int8-mvu", "attention-head", "eltwise"}
+    step = next(x for x in s["lowering"]["steps"] if x["name"] == "LowerAttention")
+    bound = max(step["bound_lsb"].values())
+    assert 0 < s["max_error_lsb_vs_onnxruntime"] <= bound + 1
+    assert math.isfinite(s["latency_us"])
