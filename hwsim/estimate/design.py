@@ -383,7 +383,8 @@ def _attention_actions() -> dict:
 
 
 ATTENTION_HEAD = Pricing(
-    actions={**_attention_actions(), "qk_mac": {"int8_mul": 1, "add16": 1}, "av_mac": {"int8_mul": 1, "add16": 1},
+    actions={**_attention_actions(), "qk_mac": {"int8_mul": 1, "add16": 1},
+             "av_mac": {"int8_mul": 1, "add16": 1},
              "acc_add": {"acc_add": 1}, "score_requant_mul": {"requant_mul": 1},
              "out_requant_mul": {"requant_mul": 1}, "k_read_bits": {"act_read_bits": 1},
              "v_read_bits": {"act_read_bits": 1}, "q_write_bits": {"act_write_bits": 1},
