@@ -19,7 +19,10 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
   :func:`~hwsim.golden.common.lut_act.lut_act`;
 * ``IntEltwise``: element-wise ``add``/``mul`` of two code tensors with zero points, integer
   multipliers and one rounding shift to output codes — golden
-  :func:`~hwsim.golden.common.eltwise.eltwise` (kernel ``eltwise``).
+  :func:`~hwsim.golden.common.eltwise.eltwise` (kernel ``eltwise``);
+* ``IntAttention``: multi-head softmax attention of int8 q, k, v code tensors with a static
+  int8 output scale — golden :func:`~hwsim.golden.common.attention_head.attention_head` per
+  head (kernel ``attention-head``), then :func:`~quant.qtype.requantize`.
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
@@ -45,7 +48,7 @@ from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntEltwise", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntEltwise", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -419,3 +422,96 @@ class IntEltwise(_Op):
         p = self.params()
         y = eltwise(np.asarray(context[node.input[0]]), np.asarray(context[node.input[1]]), p)
         context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)
+
+
+class IntAttention(_Op):
+    """Multi-head softmax attention on int8 code tensors with a static int8 output scale.
+
+    Inputs ``q``, ``k``, ``v``: int8 codes ``(…, T, D)`` (tokens × features, row-major as the
+    dataflow stream carries them), ``D = heads · head_dim``; head ``h`` owns the features
+    ``[h·head_dim, (h+1)·head_dim)`` of every token. Output: int8 codes of the same shape, the
+    heads merged the same way. Per leading index and head, the kernel ``attention-head``
+    (golden :func:`hwsim.golden.common.attention_head.attention_head`) computes scores
+    ``requantize(q·kᵀ, score_mult, score_shift)`` as int8 codes with ``score_frac`` fractional
+    bits, the integer softmax with ``prob_frac`` fractional bits (uint8), ``o_acc = p·V`` and
+    the per-row absmax codes ``o`` with ``amax``; the static output is then
+    ``y = sat(round_half_even(o · amax · out_mult · 2**-out_shift))`` (golden
+    :func:`quant.qtype.requantize`). ``causal`` = 1: query ``t`` sees keys ``0 … t``.
+    ``real_factors`` records ``(score scale, output scale)`` the integers approximate.
+    """
+
+    N_INPUTS = (3,)
+    KERNEL = "attention-head"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "heads": ("i", True, 1),
+                "score_mult": ("i", True, 0),
+                "score_shift": ("i", True, 0),
+                "score_frac": ("i", False, 4),
+                "prob_frac": ("i", False, 8),
+                "out_mult": ("i", True, 0),
+                "out_shift": ("i", True, 0),
+                "causal": ("i", False, 0),
+                "real_factors": ("floats", False, [])}
+
+    MULT_BITS = 16
+
+    def params(self, shape, lanes: int = 1):
+        """The kernel's :class:`~hwsim.golden.common.attention_head.AttentionParams` for
+        inputs of ``shape`` (one head, the whole sequence in its cache)."""
+        from hwsim.golden.common.attention_head import AttentionParams
+        T, D = int(shape[-2]), int(shape[-1])
+        heads = self.get_nodeattr("heads")
+        if heads < 1 or D % heads:
+            raise HwsimError(f"node {self.onnx_node.name!r}: {heads} heads do not divide "
+                             f"{D} features")
+        return AttentionParams(head_dim=D // heads, max_len=T, lanes=lanes, exp_lanes=1,
+                               score=QType(8, frac=self.get_nodeattr("score_frac")),
+                               prob=QType(8, frac=self.get_nodeattr("prob_frac"),
+                                          signed=False),
+                               mult_bits=self.MULT_BITS)
+
+    def out_qtype(self) -> QType:
+        return code_qtype(8, True)
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=TensorProto.INT8)
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT8"])
+
+    def verify_node(self):
+        info = super().verify_node()
+        g, name = self.get_nodeattr, self.onnx_node.name
+        if g("score_mult") < 0 or g("out_mult") < 0 or g("score_mult") >> self.MULT_BITS \
+                or g("out_mult") >> self.MULT_BITS:
+            info.append(f"{name!r}: multipliers must be 0 … 2**{self.MULT_BITS} − 1")
+        if not 0 <= g("score_shift") <= 62 or not 0 <= g("out_shift") <= 62:
+            info.append(f"{name!r}: shifts must be 0 … 62")
+        if not 0 <= g("score_frac") <= 7:
+            info.append(f"{name!r}: score_frac must be 0 … 7")
+        return info
+
+    def execute_node(self, context, graph):
+        from hwsim.golden.common.attention_head import attention_head
+        node = self.onnx_node
+        q, k, v = (np.asarray(context[i]).astype(np.int64) for i in node.input)
+        if not q.shape == k.shape == v.shape or q.ndim < 2:
+            raise HwsimError(f"node {node.name!r}: q, k, v must be (…, T, D) of one shape, got "
+                             f"{q.shape}, {k.shape}, {v.shape}")
+        p = self.params(q.shape)
+        T, D, dh = q.shape[-2], q.shape[-1], p.head_dim
+        g = self.get_nodeattr
+        qs, ks, vs = (a.reshape(-1, T, D) for a in (q, k, v))
+        y = np.zeros(qs.shape, dtype=np.int64)
+        for b in range(qs.shape[0]):
+            for h in range(D // dh):
+                cols = slice(h * dh, (h + 1) * dh)
+                o, amax = attention_head(qs[b, :, cols], ks[b, :, cols], vs[b, :, cols],
+                                         g("score_mult"), g("score_shift"), p,
+                                         causal=bool(g("causal")))
+                y[b, :, cols] = requantize(o.astype(np.int64) * amax[:, None], g("out_mult"),
+                                           g("out_shift"), self.out_qtype())
+        context[node.output[0]] = y.reshape(q.shape).astype(np.int8)

@@ -350,3 +350,50 @@ def estimate_design(nodes, target: str, cycles: int | None = None,
                     "capacity": cap, "limiting": max(util, key=util.get)})
     out["nodes"] = rows
     return out
+
+
+# ---- attention-head (rtl/common/attention_head.py), as AttentionNode instances ---------------
+def _attention_inventory(p) -> Inventory:
+    """Assumption, not fitted: the lane multipliers, score / normalization / output
+    requantizers and the reciprocal's adder; the kernel's memories (K, V caches, scores,
+    exponentials, accumulators, exp LUT) from ``storage_bits``."""
+    from hwsim.golden.common.attention_head import storage_bits
+    return Inventory(adders=(p.av_acc_width,) * p.lanes + (p.recip_bits + 2,),
+                     multipliers=((9, 8),) * p.lanes + ((p.qk_acc_width, p.mult_bits),
+                                                        (p.av_acc_width, p.recip_bits + 8)),
+                     register_bits=64 + 8 * p.head_dim,
+                     memories=(("cache", 2 * p.max_len * p.chunks, 8 * p.lanes),
+                               ("work", 1, max(1, storage_bits(p)
+                                               - 16 * p.max_len * p.head_dim))))
+
+
+def _attention_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: one DSP48E2 per lane multiplier and per requantizer (3),
+    ~400 LUTs of control, softmax and divider logic plus 60 per lane, the memories as block
+    or LUT RAM by :func:`memory_resources`."""
+    from hwsim.golden.common.attention_head import storage_bits
+    mem = memory_resources(1, storage_bits(p))
+    return {"luts": 400 + 60 * p.lanes + mem["luts"], "ffs": 300 + 40 * p.lanes,
+            "dsps": p.lanes + 3, "bram36": mem["bram36"]}
+
+
+def _attention_actions() -> dict:
+    """The priced actions; the rest of the golden counts (softmax steps, Booth partial
+    products, DSP MACs counted twice) are priced as free here: an assumption."""
+    from hwsim.golden.common.attention_head import AttentionParams, action_counts
+    return {k: {} for k in action_counts(AttentionParams(head_dim=4, max_len=4, lanes=4,
+                                                         exp_lanes=2), 4)}
+
+
+ATTENTION_HEAD = Pricing(
+    actions={**_attention_actions(), "qk_mac": {"int8_mul": 1, "add16": 1},
+             "av_mac": {"int8_mul": 1, "add16": 1},
+             "acc_add": {"acc_add": 1}, "score_requant_mul": {"requant_mul": 1},
+             "out_requant_mul": {"requant_mul": 1}, "k_read_bits": {"act_read_bits": 1},
+             "v_read_bits": {"act_read_bits": 1}, "q_write_bits": {"act_write_bits": 1},
+             "out_bits": {"out_bits": 1}},
+    inventory=_attention_inventory,
+    fpga=_attention_fpga,
+    weight_memory="cache",
+)
+PRICING["attention-head"] = ATTENTION_HEAD

@@ -55,8 +55,15 @@ class Node:
     out_len: int = 1
     #: calls of the kernel's ``actions`` hook per vector (a LUT's hook counts one beat)
     calls_per_vector: int = 1
+    #: builds the node's component where it is not the kernel's own (e.g. several instances)
+    builder: Callable | None = None
+    #: tokens of a node that reads whole sequences (all vectors before its first output;
+    #: its ``tail`` counts from the last beat of the last vector), 0 for a vector node
+    sequence: int = 0
 
     def build(self):
+        if self.builder is not None:
+            return self.builder()
         return KERNELS[self.kernel].component(self.params, **self.init)
 
     @property
@@ -75,7 +82,9 @@ class Node:
 
 def _plain(value):
     """A parameter value as JSON: a :class:`~quant.qtype.QType` as its dict."""
-    return value.to_dict() if hasattr(value, "to_dict") else value
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value if isinstance(value, int | float | str | bool | tuple | list) else str(value)
 
 
 @dataclass(frozen=True)
@@ -163,18 +172,34 @@ def schedule(design: Design, vectors: int = 1) -> dict:
     done = {design.input: -(-in_vec // design.in_lanes) - 1}  # the host's last beat
     interval = max(-(-in_vec // design.in_lanes), design.out_shape[-1] if design.out_shape
                    else 1)
+    # a sequence node (attention) waits for the last vector of every input: times from it
+    # on are of the LAST vector (``whole``), times before it of the first
+    whole: set[str] = set()
+    up = -(-in_vec // design.in_lanes)  # the slowest stage before the sequence node
     for n in design.nodes:
         arrive = 0
         for p in n.inputs:
             fan = len(readers[p[1]])
-            arrive = max(arrive, done[p[1]] + _edge_delay(lanes[p[1]], p[2], fan))
+            t = done[p[1]] + _edge_delay(lanes[p[1]], p[2], fan)
+            if (n.sequence or whole & {i[1] for i in n.inputs}) and p[1] not in whole:
+                t += (vectors - 1) * up   # the last vector of a tensor before the sequence
+            arrive = max(arrive, t)
             if lanes[p[1]] != p[2]:
                 interval = max(interval, _tensor_len(design, p[1]))
+                if not whole:
+                    up = max(up, _tensor_len(design, p[1]))
         done[n.output[1]] = arrive + n.tail
+        if n.sequence or whole & {i[1] for i in n.inputs}:
+            whole.add(n.output[1])
+        else:
+            up = max(up, n.interval)
         interval = max(interval, n.interval)
     out_lanes = lanes[design.output]
     last = done[design.output] + _edge_delay(out_lanes, 1, len(readers[design.output]))
     latency = last + 1
+    if design.output in whole:   # one sequence per inference: nothing to add
+        return {"latency": latency, "interval": latency, "cycles": latency,
+                "vectors": vectors}
     return {"latency": latency, "interval": interval,
             "cycles": latency + (vectors - 1) * interval, "vectors": vectors}
 
@@ -261,6 +286,11 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
                          "DequantizeLinear on its output")
     if not nodes:
         raise HwsimError("the lowered graph has no compute node to build")
+    seq = max((n.sequence for n in nodes), default=0)
+    if seq:  # a skip path waits beside a sequence node: its FIFOs hold the whole sequence
+        for n in nodes:
+            if n.kernel == "eltwise":
+                n.fifo_depth = {k: max(v, seq * n.out_len + 4) for k, v in n.fifo_depth.items()}
     first = next(p for n in nodes for p in n.inputs if p[1] == in_codes)
     in_signed = model.get_initializer(
         next(n for n in model.graph.node if n.op_type == "QuantizeLinear"
@@ -275,4 +305,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import kernels  # noqa: E402, F401
+from . import attention, kernels  # noqa: E402, F401

@@ -57,19 +57,20 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 
 from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
+from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .eltwise import LowerElementwise
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerElementwise", "LowerLinearLayers",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerElementwise", "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLinearLayers, LowerPointwise,
-         LowerElementwise)
+         LowerElementwise, LowerAttention)
 
 
 def check_lowered(model: ModelWrapper) -> None:
@@ -157,6 +158,8 @@ def lower(model, steps=None, verify_inputs: list[dict] | None = None
     reports = []
     for step in steps:
         name = type(step).__name__
+        if hasattr(step, "calibrate"):  # a step that sizes formats from the data it sees
+            step.calibrate(before)
         model = model.transform(step)
         after = _execute(model, inputs)
         outputs = [o.name for o in model.graph.output]

@@ -102,6 +102,13 @@ def _refresh(model: ModelWrapper) -> ModelWrapper:
         return model.transform(RemoveUnusedTensors()).transform(InferShapes())
 
 
+def _attention_nodes(model: ModelWrapper) -> set[str]:
+    """Names of the nodes the front end annotated as ``softmax_attention``."""
+    from hwsim.compile.patterns import patterns
+    return {n for p in patterns(model) if p["pattern"] == "softmax_attention"
+            for n in p["nodes"]}
+
+
 def _is_quant(node) -> bool:
     return node.op_type == "Quant" and node.domain in _QUANT_DOMAINS
 

@@ -17,6 +17,7 @@ from hwsim.golden.common.int8_matmul import fold_scale
 from ._graph import (
     _U32,
     MULT_BITS,
+    _attention_nodes,
     _const,
     _refresh,
     _remove_dead_nodes,
@@ -145,7 +146,9 @@ class LowerLinearLayers(Transformation):
 
     def apply(self, model):
         self.bounds = {}
-        for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]:
+        attention = _attention_nodes(model)  # activation × activation products: not layers
+        for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
+                     and n.name not in attention]:
             layer = self._match(model, node)
             self._lower(model, node, layer)
         _remove_dead_nodes(model)
