@@ -48,6 +48,7 @@ __all__ = [
     "latency_cycles",
     "params_for",
     "real_factors",
+    "storage_bits",
     "stream_cycles",
 ]
 
@@ -218,6 +219,12 @@ def params_for(op: str, a_scale: float, a_zero: int, b_scale: float, b_zero: int
                                        bits=mult_bits, max_shift=MAX_SHIFT)
         return EltwiseParams(**common, a_mult=0, b_mult=0, mult=m, shift=shift)
     raise HwsimError(f"eltwise op must be one of {', '.join(OPS)}, not {op!r}")
+
+
+def storage_bits(p: EltwiseParams) -> int:
+    """Bits of the RTL's registers (no memories): per lane the two operands, the products'
+    sum and its rounded copy down the pipeline, and the output code."""
+    return p.lanes * (16 + 2 * p.t_width + 8)
 
 
 # ------------------------------------------------------------------------------------------
