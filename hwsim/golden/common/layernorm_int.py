@@ -247,7 +247,7 @@ def params_for(gamma, beta, eps: float, in_scale: float, out_scale: float, out_z
                                                      and np.all(np.isfinite(br))):
         raise HwsimError("layernorm scales must be positive and gamma, beta finite")
     n = gr.size
-    eps_code = int(round(float(eps) * n * n * 4.0 ** sqrt_frac / float(in_scale) ** 2))
+    eps_code = round(float(eps) * n * n * 4.0 ** sqrt_frac / float(in_scale) ** 2)
     common = dict(n=n, lanes=lanes, in_signed=bool(in_signed), out_signed=bool(out_signed),
                   out_narrow=bool(out_narrow), eps_code=eps_code, sqrt_frac=sqrt_frac,
                   recip_bits=recip_bits, gamma_bits=gamma_bits, beta_bits=beta_bits)
