@@ -269,4 +269,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import kernels  # noqa: E402, F401
+from . import kernels, layernorm  # noqa: E402, F401
