@@ -17,11 +17,11 @@ from .int8_mvu import flag
 def layernorm_cli_params(n: int = 16, lanes: int = 4, in_signed: bool = True,
                          out_signed: bool = True, in_scale: float = 0.05,
                          out_scale: float = 1 / 32, out_zero: int = 0, eps: float = 1e-5,
-                         seed: int = 0) -> spec.LayerNormParams:
+                         gain_seed: int = 0) -> spec.LayerNormParams:
     """A LayerNorm between an input quantizer (``in_scale``) and an output quantizer
     (``out_scale``, ``out_zero``) with seeded gains ``γ ∈ [0.5, 1.5]`` and offsets
     ``β ∈ [−0.5, 0.5]`` (:func:`hwsim.golden.common.layernorm_int.params_for`)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(gain_seed)
     gamma = rng.uniform(0.5, 1.5, n) * rng.choice([-1, 1], n)
     beta = rng.uniform(-0.5, 0.5, n)
     return spec.params_for(gamma, beta, eps, in_scale, out_scale, out_zero, lanes=lanes,
@@ -107,7 +107,7 @@ KERNEL = Kernel(
         CliParam("out_scale", float, 1 / 32, "output quantizer scale"),
         CliParam("out_zero", int, 0, "output quantizer zero point"),
         CliParam("eps", float, 1e-5, "LayerNorm epsilon"),
-        CliParam("seed", int, 0, "seed of the random gains and offsets"),
+        CliParam("gain_seed", int, 0, "seed of the random gains and offsets"),
     ),
     component_path="rtl.common.layernorm:LayerNorm",
     testbench="hwsim.sim.tb_layernorm",
@@ -118,5 +118,5 @@ KERNEL = Kernel(
     cases=cases,
     test_params=(dict(n=8, lanes=2),
                  dict(n=6, lanes=1, in_signed=False, out_signed=False, in_scale=0.02,
-                      out_scale=0.03, out_zero=100, eps=1e-3, seed=3)),
+                      out_scale=0.03, out_zero=100, eps=1e-3, gain_seed=3)),
 )

@@ -28,10 +28,10 @@ def rtl_layernorm(p, X, idle=0.0, stall=0.0, seed=0):
 VARIANTS = [
     dict(n=8, lanes=2),
     dict(n=6, lanes=1, in_signed=False, out_signed=False, in_scale=0.02, out_scale=0.03,
-         out_zero=100, eps=1e-3, seed=3),
-    dict(n=12, lanes=12, out_zero=-5, seed=5),        # one beat per vector
+         out_zero=100, eps=1e-3, gain_seed=3),
+    dict(n=12, lanes=12, out_zero=-5, gain_seed=5),        # one beat per vector
     dict(n=1, lanes=1, eps=0.0),                      # σ = 0: the offset alone
-    dict(n=32, lanes=4, in_scale=0.2, out_scale=1 / 64, eps=0.5, seed=9),  # ε dominates
+    dict(n=32, lanes=4, in_scale=0.2, out_scale=1 / 64, eps=0.5, gain_seed=9),  # ε dominates
 ]
 
 
@@ -57,7 +57,7 @@ def test_every_case_bit_exact_and_cycles(variant):
 
 def test_narrow_output_and_wide_gains():
     """A narrow int8 output never writes −128; gains at the ends of their width."""
-    base = layernorm_cli_params(n=8, lanes=4, out_scale=1 / 128, seed=1)
+    base = layernorm_cli_params(n=8, lanes=4, out_scale=1 / 128, gain_seed=1)
     top = (1 << (base.gamma_bits - 1)) - 1
     p = dataclasses.replace(base, out_narrow=True,
                             gamma=tuple(top if i % 2 else -top - 1 for i in range(8)))
