@@ -83,8 +83,7 @@ def models(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name,fmt", [("block", "qonnx"), ("block", "qcdq"),
-                                      ("residual", "qonnx")])
+@pytest.mark.parametrize("name,fmt", [("block", "qonnx"), ("residual", "qcdq")])
 def test_lowered_within_bound(models, name, fmt):
     graph = frontend.load(models[name, fmt])
     x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32) * 2
@@ -138,9 +137,8 @@ def _compile(capsys, *args):
     return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
 
 
-@pytest.mark.parametrize("name,fmt,sim", [("block", "qonnx", "icarus"),
-                                          ("residual", "qcdq", "icarus"),
-                                          ("block", "qcdq", "verilator")])
+@pytest.mark.parametrize("name,fmt,sim", [("block", "qcdq", "icarus"),
+                                          ("residual", "qonnx", "verilator")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,

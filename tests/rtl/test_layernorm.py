@@ -67,6 +67,36 @@ def test_narrow_output_and_wide_gains():
     assert got.min() == -127
 
 
+def test_shared_isqrt_component_is_exact():
+    """The digit-by-digit root the norms share: floor(sqrt(v)) after ``S`` cycles."""
+    from amaranth.sim import Simulator
+
+    from rtl.common.isqrt import ISqrt
+    dut = ISqrt(21)
+    values = [0, 1, 2, 3, 4, 15, 16, 17, (1 << 21) - 1, 123456, 999999]
+    got = []
+
+    async def tb(ctx):
+        for v in values:
+            ctx.set(dut.start, 1)
+            ctx.set(dut.value, v)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for _ in range(dut.steps - 1):
+                assert not ctx.get(dut.last)
+                await ctx.tick()
+            assert ctx.get(dut.last)
+            got.append(ctx.get(dut.root_next))
+            await ctx.tick()
+            assert ctx.get(dut.done) and ctx.get(dut.root) == got[-1]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == [int(np.floor(np.sqrt(v))) for v in values]
+
+
 def test_refuses_other_params():
     with pytest.raises(HwsimError, match="LayerNormParams"):
         LayerNorm({"n": 8})
