@@ -138,7 +138,9 @@ def _compile(capsys, *args):
 
 
 @pytest.mark.parametrize("name,fmt,sim", [("block", "qcdq", "icarus"),
-                                          ("residual", "qonnx", "verilator")])
+                                          # the Verilator C++ build dominates: slow tier
+                                          pytest.param("residual", "qonnx", "verilator",
+                                                       marks=pytest.mark.slow)])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,
