@@ -56,7 +56,9 @@ __all__ = [
     "layernorm_float",
     "layernorm_int",
     "params_for",
+    "storage_bits",
     "stream_cycles",
+    "tail_cycles",
 ]
 
 #: the largest ``F`` :func:`params_for` chooses
