@@ -23,6 +23,9 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
 * ``IntAttention``: multi-head softmax attention of int8 q, k, v code tensors with a static
   int8 output scale — golden :func:`~hwsim.golden.common.attention_head.attention_head` per
   head (kernel ``attention-head``), then :func:`~quant.qtype.requantize`.
+* ``IntLayerNorm``: LayerNorm of each vector along the last axis with an integer inverse
+  square root and per-channel integer gains/offsets — golden
+  :func:`~hwsim.golden.common.layernorm_int.layernorm_int` (kernel ``layernorm``).
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
@@ -30,7 +33,7 @@ accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``Ma
 registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``int8-mvu`` for
 ``IntMatMul`` and ``ternary-mvu`` for ``TernaryMatMul``, each together with the ``Requant`` it
 feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own;
-``lut-act`` for ``LutAct``; ``eltwise`` for ``IntEltwise``.
+``lut-act`` for ``LutAct``; ``eltwise`` for ``IntEltwise``; ``layernorm`` for ``IntLayerNorm``.
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ from qonnx.custom_op.base import CustomOp
 from hwsim.errors import HwsimError
 from hwsim.golden.common.eltwise import EltwiseParams, eltwise
 from hwsim.golden.common.int8_matmul import int8_matmul
+from hwsim.golden.common.layernorm_int import LayerNormParams, layernorm_int
 from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntEltwise", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntEltwise", "IntLayerNorm", "IntMatMul", "LutAct",
+           "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -515,3 +520,62 @@ class IntAttention(_Op):
                 y[b, :, cols] = requantize(o.astype(np.int64) * amax[:, None], g("out_mult"),
                                            g("out_shift"), self.out_qtype())
         context[node.output[0]] = y.reshape(q.shape).astype(np.int8)
+class IntLayerNorm(_Op):
+    """Integer LayerNorm of each vector along the last axis of an int8/uint8 code tensor:
+    ``y = sat(round_half_even((c·Γ·r + B·2**u)·2**-(u+frac)))`` with ``c = n·x − Σx``,
+    ``(r, k)`` the reciprocal of ``isqrt((n·Σx² − (Σx)²)·4**sqrt_frac + eps_code)`` and
+    ``u = k − sqrt_frac``. The attributes are the fields of
+    :class:`~hwsim.golden.common.layernorm_int.LayerNormParams` (``n`` is the length of
+    ``gamma``; ``lanes`` is the back end's choice, not the graph's). Golden:
+    :func:`hwsim.golden.common.layernorm_int.layernorm_int` (kernel ``layernorm``).
+    """
+
+    KERNEL = "layernorm"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "gamma": ("ints", True, []),
+                "beta": ("ints", True, []),
+                "frac": ("i", True, 0),
+                "eps_code": ("i", False, 0),
+                "sqrt_frac": ("i", False, 8),
+                "recip_bits": ("i", False, 16),
+                "gamma_bits": ("i", False, 16),
+                "beta_bits": ("i", False, 24),
+                "in_signed": ("i", False, 1),
+                "out_signed": ("i", False, 1),
+                "out_narrow": ("i", False, 0)}
+
+    def params(self, lanes: int = 1) -> LayerNormParams:
+        """The golden parameters (raises :class:`HwsimError` where they are invalid)."""
+        g = self.get_nodeattr
+        gamma = tuple(g("gamma"))
+        return LayerNormParams(
+            n=len(gamma), lanes=lanes, in_signed=bool(g("in_signed")),
+            out_signed=bool(g("out_signed")), gamma=gamma, beta=tuple(g("beta")),
+            frac=g("frac"), eps_code=g("eps_code"), sqrt_frac=g("sqrt_frac"),
+            recip_bits=g("recip_bits"), gamma_bits=g("gamma_bits"), beta_bits=g("beta_bits"),
+            out_narrow=bool(g("out_narrow")))
+
+    def make_shape_compatible_op(self, model):
+        """``Cast`` to the output code type: the same shape."""
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=code_elem_type(8, self.get_nodeattr("out_signed")))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0],
+                                  _qonnx_dtype(8, self.get_nodeattr("out_signed")))
+
+    def verify_node(self):
+        info = super().verify_node()
+        try:
+            self.params()
+        except HwsimError as e:
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        p = self.params()
+        y = layernorm_int(np.asarray(context[node.input[0]]), p)
+        context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)

@@ -165,9 +165,47 @@ ELTWISE = Pricing(
     weight_memory="",
 )
 
+# ---- layernorm (rtl/common/layernorm.py): sums, root, reciprocal, per-lane scaling ----------
+def _layernorm_inventory(p) -> Inventory:
+    cw = p.s1_width + 1
+    lane_adders = (p.s1_width, p.s2_width, cw, p.t_width, p.t_width)  # sums, centre, B, round
+    return Inventory(
+        adders=lane_adders * p.lanes + (2 * p.s1_width + 2, p.v_width, p.q_width + 1),
+        multipliers=((8, 8), (cw, p.gamma_bits), (cw + p.gamma_bits, p.recip_bits + 1))
+        * p.lanes + ((p.s1_width, p.s1_width),),
+        register_bits=(p.s1_width + p.s2_width + 3 * p.v_width + 2 * (p.q_width + p.recip_bits)
+                       + 8 * p.lanes + 16),
+        memories=(("buffer", p.chunks, 8 * p.lanes),
+                  ("gamma_beta", p.chunks, (p.gamma_bits + p.beta_bits) * p.lanes)),
+    )
+
+
+def _layernorm_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: per lane four DSP48E2 (the square, ``c·Γ`` and the wide ``·r``
+    as two) and ~250 LUTs of centring/offset/round/saturate logic; four DSPs for ``S1²``;
+    ~6 LUTs per bit of the square-root and reciprocal datapaths; the vector buffer and the
+    Γ/B ROM by the memory rule; flip-flops as the inventory's registers."""
+    inv = _layernorm_inventory(p)
+    mems = [memory_resources(d, w) for _, d, w in inv.memories]
+    return {"luts": 250 * p.lanes + 6 * (p.v_width + p.q_width + p.recip_bits)
+            + sum(m["luts"] for m in mems),
+            "ffs": inv.register_bits, "dsps": 4 * p.lanes + 4,
+            "bram36": sum(m["bram36"] for m in mems)}
+
+
+LAYERNORM = Pricing(
+    actions={"square_mac": {"int8_mul": 1, "add32": 1}, "isqrt": {"add32": 32},
+             "reciprocal": {"add32": 32}, "center": {"add32": 1}, "scale_mul": {"mul32": 1},
+             "add32": {"add32": 1}, "x_read_bits": {"register_read_bits": 1},
+             "gamma_read_bits": {"weight_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_layernorm_inventory,
+    fpga=_layernorm_fpga,
+    weight_memory="gamma_beta",
+)
+
 #: registry kernel name → its pricing
 PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU,
-                               "lut-act": LUT_ACT, "eltwise": ELTWISE}
+                               "lut-act": LUT_ACT, "eltwise": ELTWISE, "layernorm": LAYERNORM}
 
 
 def priced_kernels() -> list[str]:

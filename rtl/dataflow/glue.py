@@ -54,7 +54,10 @@ class Fifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = fifo = SyncFIFOBuffered(width=8 * self.lanes, depth=self.depth)
+        # a SyncFIFOBuffered of depth 2 passes only one beat every other cycle: 3 is the
+        # least that takes a beat every cycle (a writer of one beat per cycle never waits)
+        m.submodules.mem = fifo = SyncFIFOBuffered(width=8 * self.lanes,
+                                                   depth=max(self.depth, 3))
         m.d.comb += [
             fifo.w_data.eq(self.i.payload.as_value()),
             fifo.w_en.eq(self.i.valid),

@@ -16,6 +16,7 @@ from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import rmsnorm_int as spec
 from rtl.common import adder_tree, round_shift, saturate
 from rtl.common.booth import multiply
+from rtl.common.isqrt import ISqrt
 from rtl.common.recip import Reciprocal
 
 __all__ = ["RmsNorm"]
@@ -71,6 +72,7 @@ class RmsNorm(wiring.Component):
         m.submodules.buf = buf
         b_wr, b_rd = buf.write_port(), buf.read_port()
         m.submodules.recip = recip = Reciprocal(S, RB)
+        m.submodules.sqrt = sqrt = ISqrt(VW)
 
         c = Signal(range(C))
         ss = Signal(p.ss_width)
@@ -79,9 +81,6 @@ class RmsNorm(wiring.Component):
         rem = Signal(range(2 * p.n + 1))  # division remainder
         quo = Signal(NW)
         cnt = Signal(range(max(NW, S) + 1))
-        op = Signal(VW)                   # square root: remaining operand
-        res = Signal(VW)
-        one = Signal(VW)
         sh = Signal(range(NW + RB + p.shift_base + 2))
         r = Signal(RB + 1)
         og = Signal(range(C))
@@ -105,11 +104,6 @@ class RmsNorm(wiring.Component):
         div_ge = rem_sh >= p.n
         quo_next = Signal(NW)
         m.d.comb += quo_next.eq(Cat(div_ge, quo[:-1]))
-        trial = Signal(VW + 1)
-        m.d.comb += trial.eq(res + one)
-        sq_ge = op >= trial
-        res_next = Signal(VW)
-        m.d.comb += res_next.eq(Mux(sq_ge, (res >> 1) + one, res >> 1))
 
         with m.FSM():
             with m.State("LOAD"):
@@ -125,15 +119,11 @@ class RmsNorm(wiring.Component):
                 m.d.sync += [num.eq(num << 1), quo.eq(quo_next), cnt.eq(cnt - 1),
                              rem.eq(Mux(div_ge, rem_sh - p.n, rem_sh))]
                 with m.If(cnt == 1):
-                    m.d.sync += [op.eq(quo_next + eps), res.eq(0), one.eq(1 << (2 * (S - 1))),
-                                 cnt.eq(S)]
+                    m.d.comb += [sqrt.start.eq(1), sqrt.value.eq(quo_next + eps)]
                     m.next = "SQRT"
-            with m.State("SQRT"):
-                m.d.sync += [op.eq(Mux(sq_ge, op - trial, op)), res.eq(res_next),
-                             one.eq(one >> 2), cnt.eq(cnt - 1)]
-                with m.If(cnt == 1):
-                    m.d.comb += [recip.start.eq(1), recip.value.eq(res_next)]
-                    m.next = "RECIP"
+            with m.State("SQRT"), m.If(sqrt.last):
+                m.d.comb += [recip.start.eq(1), recip.value.eq(sqrt.root_next)]
+                m.next = "RECIP"
             with m.State("RECIP"), m.If(recip.done):
                 m.d.sync += [r.eq(recip.r), sh.eq(recip.k - RB + p.shift_base), og.eq(0),
                              out_issue.eq(1)]

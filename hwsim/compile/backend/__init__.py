@@ -305,4 +305,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, kernels  # noqa: E402, F401
+from . import attention, kernels, layernorm  # noqa: E402, F401

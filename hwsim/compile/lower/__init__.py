@@ -17,16 +17,19 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    tensors, the float value is unchanged.
 2. :class:`WeightQuantToCodes` (exact): each weight ``Quant`` (and a ``Transpose`` after it)
    becomes an int8 code initializer ``(in, out)`` and a ``DequantizeLinear``.
-3. :class:`LowerLinearLayers` (approximate): ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear``
+3. :class:`LowerLayerNorm` (approximate): ``DequantizeLinear → LayerNormalization →
+   QuantizeLinear [→ Clip]`` on 8-bit codes becomes one ``IntLayerNorm`` (integer rsqrt,
+   per-channel integer gains and offsets).
+4. :class:`LowerLinearLayers` (approximate): ``MatMul/Gemm [+ bias] [→ Relu] → QuantizeLinear``
    on dequantized codes becomes ``IntMatMul → Requant`` (``TernaryMatMul → Requant`` for a
    2-bit narrow weight quantizer on signed activations without bias, e.g.
    :class:`quant.brevitas_quantizers.TernaryAbsmeanWeight`; bias rounded to accumulator units,
    ``s_a · s_w / s_y`` folded into ``M, S``); the dequantize nodes left without consumers go.
-4. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
+5. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
    ``DequantizeLinear → F → QuantizeLinear [→ Clip]`` on 8-bit codes (``F`` one of
    :data:`POINTWISE_OPS`, or SiLU written ``Mul(x, Sigmoid(x))``), becomes one ``LutAct``
    whose table is those very nodes executed by onnxruntime on all 256 input codes.
-5. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
+6. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
    ``[→ Relu] → QuantizeLinear [→ Clip]`` (residual adds, gates) becomes one ``IntEltwise``.
 
 What remains around the dialect ops after the full lowering is the graph boundary:
@@ -60,17 +63,19 @@ from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .eltwise import LowerElementwise
+from .layernorm import LowerLayerNorm
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerElementwise", "LowerLinearLayers",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerElementwise",
+           "LowerLayerNorm", "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLinearLayers, LowerPointwise,
-         LowerElementwise, LowerAttention)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
+         LowerPointwise, LowerElementwise, LowerAttention)
 
 
 def check_lowered(model: ModelWrapper) -> None:

@@ -23,12 +23,12 @@ values next to a rounding tie can land on the neighbouring code.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.common.isqrt import isqrt, sqrt_steps
 from hwsim.golden.common.softmax_int import reciprocal
 from quant.qtype import INT8, QType, round_shift
 
@@ -121,20 +121,12 @@ class RmsNormParams:
 
     @property
     def sqrt_steps(self) -> int:
-        return (self.v_width + 1) // 2
+        return sqrt_steps(self.v_width)
 
     @property
     def shift_base(self) -> int:
         """Right shift of step 5 minus ``k - recip_bits``: ``recip_bits + γ.frac − out.frac − G``."""
         return self.recip_bits + self.gamma.frac - self.out.frac - self.rms_frac
-
-
-def isqrt(v) -> np.ndarray:
-    """Exact ``floor(sqrt(v))`` of non-negative integers (int64 array)."""
-    v = np.asarray(v, dtype=np.int64)
-    if v.size and v.min() < 0:
-        raise HwsimError("integer square root of a negative number")
-    return np.vectorize(lambda a: math.isqrt(int(a)), otypes=[np.int64])(v)
 
 
 def rmsnorm_int(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
