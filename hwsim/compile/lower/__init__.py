@@ -22,11 +22,14 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    2-bit narrow weight quantizer on signed activations without bias, e.g.
    :class:`quant.brevitas_quantizers.TernaryAbsmeanWeight`; bias rounded to accumulator units,
    ``s_a · s_w / s_y`` folded into ``M, S``); the dequantize nodes left without consumers go.
-4. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
+4. :class:`LowerConvolutions` (approximate): ``Conv [+ bias] [→ Relu] → QuantizeLinear`` on
+   dequantized codes becomes ``IntConv → Requant`` (zero-point padding; the linear step's
+   folding and bound on the im2col matrix).
+5. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
    ``DequantizeLinear → F → QuantizeLinear [→ Clip]`` on 8-bit codes (``F`` one of
    :data:`POINTWISE_OPS`, or SiLU written ``Mul(x, Sigmoid(x))``), becomes one ``LutAct``
    whose table is those very nodes executed by onnxruntime on all 256 input codes.
-5. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
+6. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
    ``[→ Relu] → QuantizeLinear [→ Clip]`` (residual adds, gates) becomes one ``IntEltwise``.
 
 What remains around the dialect ops after the full lowering is the graph boundary:
@@ -58,18 +61,20 @@ from hwsim.errors import HwsimError
 
 from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
+from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerElementwise", "LowerLinearLayers",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerConvolutions", "LowerElementwise",
+           "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLinearLayers, LowerPointwise,
-         LowerElementwise)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLinearLayers, LowerConvolutions,
+         LowerPointwise, LowerElementwise)
 
 
 def check_lowered(model: ModelWrapper) -> None:

@@ -91,35 +91,13 @@ class LowerLinearLayers(Transformation):
                 bias = model.get_initializer(node.input[2])
                 if bias is None:
                     fail("its bias is not a constant")
-        tail = node.output[0]
-        add = _single_consumer(model, tail, ("Add",))
-        if add is not None and bias is None:
-            other = [i for i in add.input if i != tail]
-            bias = model.get_initializer(other[0]) if len(other) == 1 else None
-            if bias is None:
-                fail("it is followed by an Add of a non-constant")
-            nodes.append(add)
-            tail = add.output[0]
-        relu = _single_consumer(model, tail, ("Relu",))
-        if relu is not None:
-            nodes.append(relu)
-            tail = relu.output[0]
-        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
-        if out_q is None:
-            users = ", ".join(f"{n.op_type} node {n.name!r}"
-                              for n in model.find_consumers(tail) or []) or "a graph output"
-            fail(f"its result goes to {users}, not to an 8-bit quantizer")
-        nodes.append(out_q)
-        out_codes = out_q.output[0]
-        clip = _single_consumer(model, out_codes, ("Clip",))
-        if clip is not None:
-            nodes.append(clip)
-            out_codes = clip.output[0]
+        extra, bias, relu, out_codes, out_q, narrow = match_tail(model, node, bias, fail)
+        nodes += extra
         if w.ndim != 2 or (bias is not None
                            and np.asarray(bias).shape not in ((w.shape[1],), ())):
             fail(f"weight shape {w.shape} and bias do not form a linear layer")
-        return _Layer(nodes, a_dq.input[0], a_dq, np.asarray(w), w_dq, bias, relu is not None,
-                      out_codes, out_q, clip is not None)
+        return _Layer(nodes, a_dq.input[0], a_dq, np.asarray(w), w_dq, bias, relu,
+                      out_codes, out_q, narrow)
 
     def apply(self, model):
         self.bounds = {}
@@ -130,29 +108,16 @@ class LowerLinearLayers(Transformation):
         return _refresh(model), False
 
     def _lower(self, model, node, layer: _Layer) -> None:
-        s_a = _scalar(model, layer.a_dq.input[1], node, "input scale")
-        s_w = _scalar(model, layer.w_dq.input[1], node, "weight scale")
-        s_y = _scalar(model, layer.out_q.input[1], node, "output scale")
-        a_zero = model.get_initializer(layer.a_dq.input[2])
-        y_zero = model.get_initializer(layer.out_q.input[2])
-        a_signed, y_signed = a_zero.dtype == np.int8, y_zero.dtype == np.int8
-        a_zero, y_zero = int(a_zero), int(y_zero)
         w_codes = layer.w_codes.astype(np.int8)
-        mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=self.mult_bits)
-        real = s_a * s_w / s_y
+        f = fold_layer(model, node, layer.a_dq, layer.w_dq.input[1], layer.out_q, w_codes,
+                       layer.bias, self.mult_bits)
         inputs = [layer.a_codes, _const(model, f"{node.name}/w_codes", w_codes)]
-        bias_int = None
-        if layer.bias is not None or a_zero:
-            # Σ (a − z_a) · w = a · W − z_a · Σ_i w_i: the input zero point joins the bias
-            bias = 0.0 if layer.bias is None else np.asarray(layer.bias, np.float64)
-            bias_int = np.round(bias / (s_a * s_w)).astype(np.int64) \
-                - a_zero * w_codes.astype(np.int64).sum(axis=0)
-            bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int32)
-            inputs.append(_const(model, f"{node.name}/bias_acc", bias_int))
+        if f.bias_int is not None:
+            inputs.append(_const(model, f"{node.name}/bias_acc", f.bias_int))
         acc = f"{node.name}/acc"
         narrow_w = int(w_codes.min(initial=0) > -128)
         ternary = (model.get_tensor_datatype(layer.w_dq.input[0]) == DataType["INT2"]
-                   and a_signed and bias_int is None and w_codes.min(initial=0) >= -1)
+                   and f.a_signed and f.bias_int is None and w_codes.min(initial=0) >= -1)
         if ternary:
             matmul = helper.make_node("TernaryMatMul", inputs, [acc], domain=dialect.DOMAIN,
                                       name=f"{node.name}/ternary", kernel=dialect.TernaryMatMul.KERNEL,
@@ -160,30 +125,114 @@ class LowerLinearLayers(Transformation):
         else:
             matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
                                       name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL, a_width=8,
-                                      a_signed=int(a_signed), w_narrow=narrow_w)
-        requant = helper.make_node("Requant", [acc], [layer.out_codes], domain=dialect.DOMAIN,
-                                   name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
-                                   multiplier=mult,
-                                   shift=shift, width=8, signed=int(y_signed),
-                                   narrow=int(layer.narrow), relu=int(layer.relu),
-                                   zero_point=y_zero,
-                                   rounding="half_even", real_scale=real)
+                                      a_signed=int(f.a_signed), w_narrow=narrow_w)
+        requant = make_requant(node, acc, layer.out_codes, f, layer.relu, layer.narrow)
         _replace(model, layer.nodes, [matmul, requant])
-        bias_out = 0.0 if layer.bias is None else float(np.max(np.abs(layer.bias))) / s_y
-        self.bounds[layer.out_codes] = self._bound(
-            self.bounds.get(layer.a_codes, 0), real, mult * 2.0 ** -shift, w_codes, bias_int,
-            bias_out, 128 if a_signed and not a_zero else 255)
+        self.bounds[layer.out_codes] = layer_bound(self.bounds.get(layer.a_codes, 0), f,
+                                                   w_codes, layer.bias)
 
-    @staticmethod
-    def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
-               bias_out: float, a_peak: int) -> int:
-        """``floor(ε) + 1`` for the terms listed in the class docstring (``bias_out``: the
-        largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
-        colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
-        peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
-        # (bias holds the input zero point's term too: peak and the 0.5 · r below only grow)
-        eps = real * delta_in * colsum
-        eps += 0.0 if bias is None else 0.5 * real
-        eps += abs(real - folded) * peak
-        eps += (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
-        return math.floor(eps) + 1
+
+def _bound(delta_in: int, real: float, folded: float, w: np.ndarray, bias: np.ndarray | None,
+           bias_out: float, a_peak: int) -> int:
+    """``floor(ε) + 1`` for the terms listed in the class docstring (``bias_out``: the
+    largest ``|b| / s_y``, ``a_peak``: the largest ``|a|`` code)."""
+    colsum = float(np.max(np.sum(np.abs(w.astype(np.int64)), axis=0)))
+    peak = a_peak * colsum + (0 if bias is None else float(np.max(np.abs(bias))))
+    # (bias holds the input zero point's term too: peak and the 0.5 · r below only grow)
+    eps = real * delta_in * colsum
+    eps += 0.0 if bias is None else 0.5 * real
+    eps += abs(real - folded) * peak
+    eps += (w.shape[0] + 5) * _U32 * (real * peak + bias_out)
+    return math.floor(eps) + 1
+
+
+# ------------------------------------------------------------------------------------------
+# Shared with the convolution step (hwsim.compile.lower.conv)
+def match_tail(model, node, bias, fail):
+    """The ``[+ bias] [→ Relu] → QuantizeLinear [→ Clip]`` after a linear or convolution
+    ``node``: ``(nodes, bias, relu, out_codes, out_q, narrow)``; ``bias`` is the node's own
+    (``None``: a following ``Add`` of a constant may give it); ``fail(why)`` raises."""
+    nodes = []
+    tail = node.output[0]
+    add = _single_consumer(model, tail, ("Add",))
+    if add is not None and bias is None:
+        other = [i for i in add.input if i != tail]
+        bias = model.get_initializer(other[0]) if len(other) == 1 else None
+        if bias is None:
+            fail("it is followed by an Add of a non-constant")
+        nodes.append(add)
+        tail = add.output[0]
+    relu = _single_consumer(model, tail, ("Relu",))
+    if relu is not None:
+        nodes.append(relu)
+        tail = relu.output[0]
+    out_q = _single_consumer(model, tail, ("QuantizeLinear",))
+    if out_q is None:
+        users = ", ".join(f"{n.op_type} node {n.name!r}"
+                          for n in model.find_consumers(tail) or []) or "a graph output"
+        fail(f"its result goes to {users}, not to an 8-bit quantizer")
+    nodes.append(out_q)
+    out_codes = out_q.output[0]
+    clip = _single_consumer(model, out_codes, ("Clip",))
+    if clip is not None:
+        nodes.append(clip)
+        out_codes = clip.output[0]
+    return nodes, bias, relu is not None, out_codes, out_q, clip is not None
+
+
+@dataclass
+class Fold:
+    """A layer's integer rescale: formats, zero points, ``M · 2**-S`` and the bias in
+    accumulator units (``None``: no bias and a zero input zero point)."""
+
+    s_a: float
+    s_w: float
+    s_y: float
+    a_zero: int
+    y_zero: int
+    a_signed: bool
+    y_signed: bool
+    mult: int
+    shift: int
+    real: float
+    bias_int: np.ndarray | None
+    bias_out: float
+
+
+def fold_layer(model, node, a_dq, w_scale: str, out_q, w_codes: np.ndarray, bias,
+               mult_bits: int) -> Fold:
+    """Fold a layer's scales: ``w_codes`` is the ``(in, out)`` matrix the input codes multiply
+    (an im2col matrix for a convolution); the input zero point joins the bias."""
+    s_a = _scalar(model, a_dq.input[1], node, "input scale")
+    s_w = _scalar(model, w_scale, node, "weight scale")
+    s_y = _scalar(model, out_q.input[1], node, "output scale")
+    a_zero = model.get_initializer(a_dq.input[2])
+    y_zero = model.get_initializer(out_q.input[2])
+    a_signed, y_signed = a_zero.dtype == np.int8, y_zero.dtype == np.int8
+    a_zero, y_zero = int(a_zero), int(y_zero)
+    mult, shift = fold_scale(s_a, s_w, 1.0 / s_y, bits=mult_bits)
+    bias_int = None
+    if bias is not None or a_zero:
+        # Σ (a − z_a) · w = a · W − z_a · Σ_i w_i: the input zero point joins the bias
+        b = 0.0 if bias is None else np.asarray(bias, np.float64)
+        bias_int = np.round(b / (s_a * s_w)).astype(np.int64) \
+            - a_zero * w_codes.astype(np.int64).sum(axis=0)
+        bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int32)
+    bias_out = 0.0 if bias is None else float(np.max(np.abs(bias))) / s_y
+    return Fold(s_a, s_w, s_y, a_zero, y_zero, bool(a_signed), bool(y_signed), mult, shift,
+                s_a * s_w / s_y, bias_int, bias_out)
+
+
+def make_requant(node, acc: str, out_codes: str, f: Fold, relu: bool, narrow: bool):
+    """The ``Requant`` node of a folded layer."""
+    return helper.make_node("Requant", [acc], [out_codes], domain=dialect.DOMAIN,
+                            name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
+                            multiplier=f.mult, shift=f.shift, width=8, signed=int(f.y_signed),
+                            narrow=int(narrow), relu=int(relu), zero_point=f.y_zero,
+                            rounding="half_even", real_scale=f.real)
+
+
+def layer_bound(delta_in: int, f: Fold, w_codes: np.ndarray, bias) -> int:
+    """The proven LSB bound of a folded layer (:class:`LowerLinearLayers`)."""
+    return _bound(delta_in, f.real, f.mult * 2.0 ** -f.shift, w_codes, f.bias_int, f.bias_out,
+                  128 if f.a_signed and not f.a_zero else 255)

@@ -1,0 +1,135 @@
+"""Quantized convolutions through ``hwsim compile``: a small Brevitas CNN with a sigmoid
+attention gate (no seed flow knows it) in QONNX and QCDQ — lowered to ``IntConv → Requant``
+within the proven bound, and compiled end to end (conv-window → int8-mvu, lut-act, eltwise):
+RTL == golden, cycles == the composed formula."""
+
+
+import numpy as np
+import pytest
+import torch
+from brevitas import nn as qnn
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerTensorFloat,
+    ShiftedUint8ActPerTensorFloat,
+    Uint8ActPerTensorFloat,
+)
+
+from hwsim.compile import frontend
+from hwsim.compile.lower import LowerConvolutions, lower
+from quant.onnx import export_brevitas, run_qonnx
+
+
+class _GatedCNN(torch.nn.Module):
+    """``f = ReLU(conv3×3(x))``, ``g = σ(conv1×1(f))``, ``y = conv3×3/2(f · g)`` on 8×8."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat)
+        self.c1 = qnn.QuantConv2d(3, 8, 3, padding=1, bias=True,
+                                  weight_quant=Int8WeightPerTensorFloat)
+        self.r1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat)
+        self.c2 = qnn.QuantConv2d(8, 8, 1, bias=True, weight_quant=Int8WeightPerTensorFloat,
+                                  output_quant=Int8ActPerTensorFloat)
+        self.sig = qnn.QuantSigmoid(act_quant=Uint8ActPerTensorFloat)
+        self.gq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.c3 = qnn.QuantConv2d(8, 4, 3, stride=2, padding=1, bias=True,
+                                  weight_quant=Int8WeightPerTensorFloat,
+                                  output_quant=Int8ActPerTensorFloat)
+
+    def forward(self, x):
+        f = self.r1(self.c1(self.inp(x)))
+        return self.c3(self.gq(f * self.sig(self.c2(f))))
+
+
+class _Depthwise(torch.nn.Module):
+    """A shifted-uint8 input (zero point ≠ 0: padding reads it), a depthwise 3×3 and a
+    pointwise 1×1 convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat)
+        self.dw = qnn.QuantConv2d(4, 4, 3, padding=1, groups=4, bias=True,
+                                  weight_quant=Int8WeightPerTensorFloat,
+                                  output_quant=Int8ActPerTensorFloat)
+        self.pw = qnn.QuantConv2d(4, 6, 1, bias=False, weight_quant=Int8WeightPerTensorFloat,
+                                  output_quant=Int8ActPerTensorFloat)
+
+    def forward(self, x):
+        return self.pw(self.dw(self.inp(x)))
+
+
+def _calibrated(cls, shape):
+    torch.manual_seed(0)
+    model = cls()
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(16, *shape[1:]) * 2)
+    return model.eval()
+
+
+SHAPES = {"cnn": (1, 3, 8, 8), "dw": (1, 4, 6, 6)}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cnn")
+    out = {}
+    for name, cls in (("cnn", _GatedCNN), ("dw", _Depthwise)):
+        m = _calibrated(cls, SHAPES[name])
+        for fmt in ("qonnx", "qcdq"):
+            out[name, fmt] = export_brevitas(m, torch.randn(*SHAPES[name]),
+                                             folder / f"{name}_{fmt}.onnx", fmt)
+    return out
+
+
+@pytest.mark.parametrize("name", ["cnn", "dw"])
+@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+def test_lowering_convolutions_within_the_bound(models, name, fmt):
+    graph = frontend.load(models[name, fmt])
+    x = np.random.default_rng(1).standard_normal(SHAPES[name]).astype(np.float32) * 2
+    inp = graph.graph.input[0].name
+    low, rep = lower(graph, verify_inputs=[{inp: x}])
+    ops = [n.op_type for n in low.graph.node]
+    assert ops.count("IntConv") == {"cnn": 3, "dw": 2}[name] and "Conv" not in ops
+    step = rep.step("LowerConvolutions")
+    assert step.bound_lsb and all(step.max_lsb[t] <= b for t, b in step.bound_lsb.items())
+    # the lowered graph's output codes against the original file, within the final bounds
+    ref = np.asarray(run_qonnx(graph.model, {inp: x})[0])
+    out = low.graph.output[0].name
+    from qonnx.core.onnx_exec import execute_onnx
+    y = execute_onnx(low, {inp: x})[out]
+    dq = next(n for n in low.graph.node if n.op_type == "DequantizeLinear"
+              and n.output[0] == out)
+    scale = float(low.get_initializer(dq.input[1]))
+    worst = max(b for s in rep.steps for b in s.bound_lsb.values())
+    assert np.max(np.abs(y - ref)) / scale <= worst + 1e-6
+    if name == "dw":  # the padding code is the shifted input's zero point
+        conv = next(n for n in low.graph.node if n.op_type == "IntConv")
+        pad_code = next(a.i for a in conv.attribute if a.name == "pad_code")
+        assert pad_code != 0
+
+
+def test_a_grouped_convolution_is_refused():
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["a"]),
+         helper.make_node("DequantizeLinear", ["wq", "s"], ["w"]),
+         helper.make_node("Conv", ["a", "w"], ["c"], name="grouped", group=2,
+                          kernel_shape=[1, 1]),
+         helper.make_node("QuantizeLinear", ["c", "s", "z"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4, 2, 2])],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+         helper.make_tensor("z", TensorProto.INT8, [], [0]),
+         helper.make_tensor("wq", TensorProto.INT8, [4, 2, 1, 1], [1] * 8)])
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from hwsim.errors import HwsimError
+    model = ModelWrapper(onnx.helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
+    with pytest.raises(HwsimError, match="group 2"):
+        model.transform(InferShapes()).transform(LowerConvolutions())
