@@ -4,6 +4,8 @@ within the proven bound, and compiled end to end (conv-window → int8-mvu, lut-
 RTL == golden, cycles == the composed formula."""
 
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from brevitas.quant import (
     Uint8ActPerTensorFloat,
 )
 
+from hwsim.cli import main
 from hwsim.compile import frontend
 from hwsim.compile.lower import LowerConvolutions, lower
 from quant.onnx import export_brevitas, run_qonnx
@@ -133,3 +136,33 @@ def test_a_grouped_convolution_is_refused():
     model = ModelWrapper(onnx.helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
     with pytest.raises(HwsimError, match="group 2"):
         model.transform(InferShapes()).transform(LowerConvolutions())
+
+
+def _compile(capsys, *args) -> tuple[int, dict | None, str]:
+    rc = main(["compile", *map(str, args), "--json"])
+    cap = capsys.readouterr()
+    return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
+
+
+@pytest.mark.parametrize("name,fmt,sim", [("cnn", "qonnx", "icarus"), ("cnn", "qcdq", "verilator"),
+                                          ("dw", "qcdq", "icarus")])
+def test_compile_cnn_end_to_end(models, tmp_path, capsys, name, fmt, sim):
+    out = tmp_path / "build"
+    rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,
+                          "--sim", sim)
+    assert rc == 0, err
+    assert s["unsupported"] == [] and s["rtl_equals_golden"] is True
+    assert s["cycles_match"] is True and s["cycles"] > 0
+    # the lowering's largest proven bound holds against onnxruntime on the original file
+    bound = max(b for st in s["lowering"]["steps"] for b in st["bound_lsb"].values())
+    assert s["max_error_lsb_vs_onnxruntime"] <= bound
+    kernels = [k["kernel"] for k in s["kernels"]]
+    assert kernels == {"cnn": ["conv-window", "int8-mvu", "int8-mvu", "lut-act", "eltwise",
+                               "conv-window", "int8-mvu"],
+                       "dw": ["conv-window", "int8-mvu", "int8-mvu"]}[name]
+    assert s["fits"] is True and s["luts"] > 0 and s["brams"] >= 0
+    manifest = json.loads((out / "rtl" / "compiled_top.json").read_text())
+    assert manifest["in_perm"] == [0, 2, 3, 1] == manifest["out_perm"]
+    # the streamed output, put back in NCHW order, is the golden graph's output
+    sample = np.load(out / "lower" / "sample.npz")
+    assert sample["Y"].shape == tuple(np.asarray(sample["y"]).shape[i] for i in (0, 2, 3, 1))
