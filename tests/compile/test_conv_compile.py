@@ -144,8 +144,8 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
     return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
 
 
-@pytest.mark.parametrize("name,fmt,sim", [("cnn", "qonnx", "icarus"), ("cnn", "qcdq", "verilator"),
-                                          ("dw", "qcdq", "icarus")])
+@pytest.mark.parametrize("name,fmt,sim", [("cnn", "qonnx", "icarus"), ("cnn", "qcdq", "icarus"),
+                                          ("dw", "qonnx", "verilator")])
 def test_compile_cnn_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,
