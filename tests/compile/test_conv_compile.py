@@ -166,3 +166,28 @@ def test_compile_cnn_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     # the streamed output, put back in NCHW order, is the golden graph's output
     sample = np.load(out / "lower" / "sample.npz")
     assert sample["Y"].shape == tuple(np.asarray(sample["y"]).shape[i] for i in (0, 2, 3, 1))
+
+
+def test_plan_streams_nhwc_and_chains_window_and_mvu(models):
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from hwsim.compile import backend
+    graph = frontend.load(models["cnn", "qonnx"])
+    inp = graph.graph.input[0].name
+    x = np.random.default_rng(2).standard_normal(SHAPES["cnn"]).astype(np.float32)
+    low, _ = lower(graph, verify_inputs=[{inp: x}])
+    design = backend.plan(low)
+    assert design.in_perm == design.out_perm == backend.NHWC
+    assert (design.in_vector, design.out_vector) == (3, 4)
+    window, mvu = design.nodes[:2]
+    assert (window.kernel, mvu.kernel) == ("conv-window", "int8-mvu")
+    assert window.output[1] == mvu.inputs[0][1] and window.output[2] == mvu.inputs[0][2]
+    assert (mvu.params.rows, mvu.params.cols) == (8, 27) and window.vectors == 64
+    ctx = execute_onnx(low, {inp: x}, return_full_exec_context=True)
+    y = ctx[design.output]
+    streamed = design.to_stream(y, "out")
+    assert streamed.shape == (1, 4, 4, 4) and np.array_equal(design.from_stream(streamed), y)
+    sched = backend.schedule(design)
+    # the first output pixel of the stride-2 layer needs input rows 0 and 1 of its window
+    # unit: far less than the whole image, so its latency is a fraction of the cycles
+    assert sched["vectors"] == 64 and sched["latency"] < sched["cycles"] / 4
