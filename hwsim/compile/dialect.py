@@ -12,6 +12,9 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
   :func:`~hwsim.golden.common.int8_matmul.int8_matmul`;
 * ``TernaryMatMul``: ``acc = a · W`` with ``W ∈ {−1, 0, +1}``, int32 — golden
   :func:`~hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`;
+* ``IntConv``: ``acc = conv(a, W) (+ bias)`` on NCHW codes with zero-point padding, int32 —
+  golden :func:`~hwsim.golden.common.conv_window.im2col` then
+  :func:`~hwsim.golden.common.int8_matmul.int8_matmul`;
 * ``Requant``: ``codes = out.fit(requantize(acc, M, S) + zero_point)`` (``relu``: also
   ≥ ``zero_point``), one ``(M, S)`` or one per channel of the last axis — golden
   :func:`~quant.qtype.requantize`;
@@ -32,7 +35,8 @@ accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``Ma
 ``bias`` an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the
 registry kernel (:data:`hwsim.kernels.KERNELS`) that implements it in RTL: ``int8-mvu`` for
 ``IntMatMul`` and ``ternary-mvu`` for ``TernaryMatMul``, each together with the ``Requant`` it
-feeds (both kernels requantize their accumulators); a ``Requant`` names no kernel of its own;
+feeds (both kernels requantize their accumulators); ``conv-window`` for ``IntConv`` (a window
+unit feeding an ``int8-mvu`` with the ``Requant``); a ``Requant`` names no kernel of its own;
 ``lut-act`` for ``LutAct``; ``eltwise`` for ``IntEltwise``; ``layernorm`` for ``IntLayerNorm``.
 """
 
@@ -45,6 +49,7 @@ from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
 from hwsim.errors import HwsimError
+from hwsim.golden.common.conv_window import conv_weight_matrix, im2col
 from hwsim.golden.common.eltwise import EltwiseParams, eltwise
 from hwsim.golden.common.int8_matmul import int8_matmul
 from hwsim.golden.common.layernorm_int import LayerNormParams, layernorm_int
@@ -52,8 +57,8 @@ from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntEltwise", "IntLayerNorm", "IntMatMul", "LutAct",
-           "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm", "IntMatMul",
+           "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -181,6 +186,78 @@ class IntMatMul(_MatMulOp):
         if len(node.input) == 3:
             acc = context[node.output[0]].astype(np.int64) + np.asarray(context[node.input[2]])
             context[node.output[0]] = _to_acc(acc, node)
+
+
+class IntConv(_Op):
+    """2-D integer convolution with exact accumulators on NCHW codes:
+    ``acc[n, o, y, x] = Σ (a − pad) · W`` over the window, ``+ bias``.
+
+    Inputs: ``a`` (int8/uint8 codes ``(N, C, H, W)``, ``a_width``/``a_signed``), ``W`` (int8
+    codes ``(O, C/group, k, k)`` as ONNX ``Conv``, ``w_narrow``: −127 … 127), optional
+    ``bias`` (int32, accumulator units, one per output channel). Attributes: ``kernel_size``,
+    ``stride``, ``pad`` (the same on every side), ``group`` (1, or ``C`` for depthwise) and
+    ``pad_code``, the code padded pixels read (the input's zero point: the float
+    convolution's zeros). The window is not shifted by ``pad_code``: a lowering folds
+    ``pad_code · Σ W`` into the bias, as for a linear layer. Golden:
+    :func:`hwsim.golden.common.conv_window.im2col` (NHWC windows) and
+    :func:`hwsim.golden.common.int8_matmul.int8_matmul` with
+    :func:`~hwsim.golden.common.conv_window.conv_weight_matrix`.
+    """
+
+    N_INPUTS = (2, 3)
+    #: the window unit; with the ``Requant`` it feeds, an ``int8-mvu`` follows it
+    KERNEL = "conv-window"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "a_width": ("i", False, 8),
+                "a_signed": ("i", False, 1),
+                "w_narrow": ("i", False, 0),
+                "kernel_size": ("i", True, 1),
+                "stride": ("i", False, 1),
+                "pad": ("i", False, 0),
+                "group": ("i", False, 1),
+                "pad_code": ("i", False, 0)}
+
+    def a_qtype(self) -> QType:
+        return code_qtype(self.get_nodeattr("a_width"), self.get_nodeattr("a_signed"))
+
+    def make_shape_compatible_op(self, model):
+        """``ConvInteger``: the same output shape and the int32 type."""
+        g = self.get_nodeattr
+        k, p = g("kernel_size"), g("pad")
+        return helper.make_node("ConvInteger", list(self.onnx_node.input[:2]),
+                                [self.onnx_node.output[0]], kernel_shape=[k, k],
+                                strides=[g("stride")] * 2, pads=[p] * 4, group=g("group"))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT32"])
+
+    def verify_node(self):
+        info = super().verify_node()
+        name = self.onnx_node.name
+        if not 1 <= self.get_nodeattr("a_width") <= 8:
+            info.append(f"{name!r}: a_width must be 1 … 8 (int8/uint8 tensors)")
+        if self.get_nodeattr("kernel_size") < 1 or self.get_nodeattr("stride") < 1 \
+                or not 0 <= self.get_nodeattr("pad") < self.get_nodeattr("kernel_size"):
+            info.append(f"{name!r}: needs kernel_size ≥ 1, stride ≥ 1 and 0 ≤ pad < kernel")
+        q = self.a_qtype()
+        if not q.min_code <= self.get_nodeattr("pad_code") <= q.max_code:
+            info.append(f"{name!r}: pad_code outside the {q} code range")
+        return info
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        g = self.get_nodeattr
+        a, w = (np.asarray(context[n]) for n in node.input[:2])
+        cols = im2col(a.transpose(0, 2, 3, 1), g("kernel_size"), g("stride"), g("pad"),
+                      g("pad_code"))
+        mat = conv_weight_matrix(w, g("group"))
+        w_q = code_qtype(8, True, g("w_narrow"))
+        acc = int8_matmul(cols, mat.T, self.a_qtype(), w_q)
+        if len(node.input) == 3:
+            acc = acc + np.asarray(context[node.input[2]], np.int64)
+        context[node.output[0]] = _to_acc(acc.transpose(0, 3, 1, 2), node)
 
 
 class TernaryMatMul(_MatMulOp):

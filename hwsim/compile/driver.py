@@ -199,8 +199,10 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
         ref, how = _reference(model, x)
         out_scale = _output_scale(first)
         err = np.abs(y_low.astype(np.float64) - ref.astype(np.float64)) / out_scale
-        np.savez(ctx.folder / "sample.npz", x=x, X=ctx_[design.input], Y=ctx_[design.output],
-                 y=y_low, ref=ref)
+        # X, Y: the input and output codes in the order the design streams them
+        # (Design.to_stream: NCHW tensors of a graph with convolutions as NHWC)
+        np.savez(ctx.folder / "sample.npz", x=x, X=design.to_stream(ctx_[design.input], "in"),
+                 Y=design.to_stream(ctx_[design.output], "out"), y=y_low, ref=ref)
         return {"lowered": "lowered.onnx", "sample": "sample.npz", "steps": rep.to_dict(),
                 "reference": how, "max_error_lsb": float(np.max(err, initial=0.0)),
                 "output_scale": out_scale}
@@ -213,11 +215,12 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
     def step_rtl(ctx):
         from rtl.emit import emit
         _, design = design_of(ctx)
-        vectors = design.nodes[0].vectors
-        sched = backend.schedule(design, vectors)
+        sched = backend.schedule(design)
         manifest = {"kernel": "compiled", "nodes": [n.summary() for n in design.nodes],
                     "schedule": sched, "in_shape": list(design.in_shape),
-                    "out_shape": list(design.out_shape)}
+                    "out_shape": list(design.out_shape),
+                    "in_perm": list(design.in_perm) if design.in_perm else None,
+                    "out_perm": list(design.out_perm) if design.out_perm else None}
         emit(design.component(), TOP, ctx.folder, manifest)
         return {"verilog": f"{TOP}.v", "manifest": f"{TOP}.json", "schedule": sched,
                 "nodes": [n.summary() for n in design.nodes]}
@@ -303,7 +306,7 @@ def _estimate(design, arch, target: str, sched: dict) -> dict:
         from hwsim.estimate.design import estimate_design
     except ImportError:
         return {**out, "priced": False}
-    nodes = [(n.name, n.kernel, n.params, n.vectors * n.calls_per_vector) for n in design.nodes]
+    nodes = [(n.name, n.kernel, n.params, n.calls) for n in design.nodes]
     return {**out, **estimate_design(nodes, target, cycles=sched["cycles"]), "priced": True}
 
 

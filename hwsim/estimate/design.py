@@ -203,9 +203,37 @@ LAYERNORM = Pricing(
     weight_memory="gamma_beta",
 )
 
+# ---- conv-window (rtl/common/conv_window.py): line buffers, counters, an output register -----
+def _window_inventory(p) -> Inventory:
+    """Assumption, not fitted: the line-buffer memory, ~10 counters/comparators of 16 bits
+    for the input and window positions, and the two pipeline registers of a beat."""
+    return Inventory(adders=(16,) * 10, multipliers=(),
+                     register_bits=2 * (8 * p.lanes + 1) + 10 * 16,
+                     memories=(("line_buffer", p.depth, 8 * p.lanes),))
+
+
+def _window_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: the line buffer by the LUT-RAM / RAMB18E2 rule, ~200 LUTs of
+    counters, address arithmetic and comparators, and the registers of the inventory."""
+    mem = memory_resources(p.depth, 8 * p.lanes)
+    return {"luts": 200 + mem["luts"], "ffs": 2 * (8 * p.lanes + 1) + 10 * 16, "dsps": 0,
+            "bram36": mem["bram36"]}
+
+
+#: a line-buffer write and a read are each priced as an access of the line-buffer memory
+#: (``weight_read_bits`` at its SRAM size: an assumption, writes as reads)
+CONV_WINDOW = Pricing(
+    actions={"buffer_write_bits": {"weight_read_bits": 1},
+             "buffer_read_bits": {"weight_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_window_inventory,
+    fpga=_window_fpga,
+    weight_memory="line_buffer",
+)
+
 #: registry kernel name → its pricing
 PRICING: dict[str, Pricing] = {"int8-mvu": INT8_MVU, "ternary-mvu": TERNARY_MVU,
-                               "lut-act": LUT_ACT, "eltwise": ELTWISE, "layernorm": LAYERNORM}
+                               "lut-act": LUT_ACT, "eltwise": ELTWISE, "layernorm": LAYERNORM,
+                               "conv-window": CONV_WINDOW}
 
 
 def priced_kernels() -> list[str]:

@@ -1,9 +1,12 @@
 """cocotb testbench of a compiled design (:mod:`hwsim.compile.backend`; runs inside the
 simulator, see :mod:`hwsim.sim.plan`).
 
-Driver: :class:`~hwsim.sim.streams.StreamSource` on ``x`` (the input code tensor, row-major,
-``in_lanes`` codes per beat); monitor: :class:`~hwsim.sim.streams.StreamSink` on ``y`` (one
-output code per beat). Model: the lowered graph executed by qonnx with the kernels' golden
+Driver: :class:`~hwsim.sim.streams.StreamSource` on ``x`` (the input code tensor in the
+design's stream order, ``in_lanes`` codes per beat); monitor:
+:class:`~hwsim.sim.streams.StreamSink` on ``y`` (one output code per beat, stream order). The
+case's ``X``/``Y`` are already in stream order: the driver permutes a graph's NCHW tensors to
+NHWC with :meth:`hwsim.compile.backend.Design.to_stream` (row-major tensors stay as they are).
+Model: the lowered graph executed by qonnx with the kernels' golden
 functions, run on the host before the simulation (the case's ``Y``). Checker
 (:func:`hwsim.sim.checker.check_plan`): every output code ``==`` the golden code and, with no
 idle input and no back-pressure, the measured cycles ``==`` the design's composed formula

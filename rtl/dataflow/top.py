@@ -27,7 +27,13 @@ from amaranth.lib.wiring import In, Out
 from hwsim.errors import HwsimError
 from rtl.dataflow.glue import Fifo, Fork, Packer, Serializer, _sig
 
-__all__ = ["DataflowTop", "Instance", "Port"]
+__all__ = ["FIFO_DEPTH", "DataflowTop", "Instance", "Port"]
+
+#: default beats of an edge FIFO: 3, the least that passes a beat every cycle (a buffered FIFO
+#: of 2 holds one beat in its inner FIFO, which cannot take a beat while it gives one: a
+#: stream of one beat per cycle would pass at half rate, e.g. a 1×1 convolution's MVU that
+#: writes a code every cycle into a LUT)
+FIFO_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class Instance:
     inputs: list[Port]
     output: Port
     constants: dict[str, int] = field(default_factory=dict)
-    #: beats each input FIFO holds (default 2; a skip path needs a whole vector)
+    #: beats each input FIFO holds (default :data:`FIFO_DEPTH`; a skip path needs a whole
+    #: vector)
     fifo_depth: dict[str, int] = field(default_factory=dict)
 
 
@@ -84,10 +91,11 @@ class DataflowTop(wiring.Component):
         readers: dict[str, list[tuple[str, Port, int]]] = {t: [] for t in self.producers}
         for inst in self.instances:
             for p in inst.inputs:
-                readers[p.tensor].append((inst.name, p, inst.fifo_depth.get(p.port, 2)))
+                readers[p.tensor].append((inst.name, p,
+                                          inst.fifo_depth.get(p.port, FIFO_DEPTH)))
         readers[self.output_tensor].append(("", Port("y", self.output_tensor, 1,
                                                       self.producers[self.output_tensor].signed),
-                                            2))
+                                            FIFO_DEPTH))
 
         comps = {}
         for i, inst in enumerate(self.instances):

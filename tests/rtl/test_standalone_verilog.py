@@ -173,7 +173,7 @@ def _golden_timing() -> dict:
     """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
     the figures the manifest must carry (written here apart from the registry on purpose)."""
     import hwsim.golden as g
-    from hwsim.golden.common import attention_head, eltwise, int8_mvu, lut_act
+    from hwsim.golden.common import attention_head, conv_window, eltwise, int8_mvu, lut_act
     from hwsim.golden.snn import lif_array
     from hwsim.golden.swiftchannel import conv as swiftchannel_conv
     from hwsim.golden.swiftchannel import gate as swiftchannel_gate
@@ -207,6 +207,8 @@ def _golden_timing() -> dict:
         "decode-attention": same(decode_attention.decode_attention_cycles),
         "decode-step": same(decode_step.decode_step_cycles),
         "decoder-layer": same(decoder_layer.latency_cycles),
+        "conv-window": lambda p: (conv_window.stream_cycles(p, 1),
+                                  conv_window.interval_cycles(p)),
         "eltwise": lambda p: (eltwise.stream_cycles(p, 1), eltwise.interval_cycles(p)),
         "ffn-in": same(ffn_in.latency_cycles),
         "ffn-out": same(ffn_out.latency_cycles),

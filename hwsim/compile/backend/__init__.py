@@ -9,11 +9,15 @@ The host side of the boundary stays on the host: the graph input's ``QuantizeLin
 codes) and the output's ``DequantizeLinear`` (codes → float). The design streams the input
 code tensor in row-major order and returns the output code tensor in row-major order; a node
 works on vectors along the last axis (a matrix product maps each row of ``(…, in)`` to a row
-of ``(…, out)``).
+of ``(…, out)``). A graph with convolutions streams its 4-D tensors in NHWC order instead
+(vectors = pixels, a pixel's channels contiguous): the host permutes the NCHW input codes by
+:attr:`Design.in_perm` before streaming them and the streamed output back by the inverse of
+:attr:`Design.out_perm` (:meth:`Design.to_stream`, :meth:`Design.from_stream`).
 
-Node handlers live in :mod:`hwsim.compile.backend.kernels`, registered in :data:`HANDLERS`
-(op type → function) by :func:`handler`. Adding an op to the back end = one decorated
-function that returns a :class:`Node` for the kernel that implements it.
+Node handlers live in :mod:`hwsim.compile.backend.kernels` (and
+:mod:`hwsim.compile.backend.conv`), registered in :data:`HANDLERS` (op type → function) by
+:func:`handler`. Adding an op to the back end = one decorated function that returns the
+:class:`Node` (or the chain of nodes, a list) of the kernels that implement it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 from hwsim.kernels import KERNELS
 
-__all__ = ["FIFO_DELAY", "HANDLERS", "Design", "Node", "TopParams", "plan", "schedule"]
+__all__ = ["FIFO_DELAY", "HANDLERS", "NHWC", "Design", "Node", "TopParams", "plan", "schedule",
+           "stream_dims"]
 
 
 @dataclass
@@ -60,6 +65,20 @@ class Node:
     #: tokens of a node that reads whole sequences (all vectors before its first output;
     #: its ``tail`` counts from the last beat of the last vector), 0 for a vector node
     sequence: int = 0
+    #: where output vectors are not input vectors one to one (a window unit): for each output
+    #: vector of one image, the index of the last input vector it needs, and the input vectors
+    #: per image; ``None``: vector ``j`` out needs vector ``j`` in
+    depends: list[int] | None = None
+    in_per_unit: int = 0
+    #: calls of the ``actions`` hook per inference where not ``vectors · calls_per_vector``
+    unit_calls: int | None = None
+
+    @property
+    def calls(self) -> int:
+        """Calls of the kernel's ``actions`` hook per inference (the estimate's count)."""
+        if self.unit_calls is not None:
+            return self.unit_calls
+        return self.vectors * self.calls_per_vector
 
     def build(self):
         if self.builder is not None:
@@ -108,6 +127,34 @@ class Design:
     out_signed: bool
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    #: the axis order the host streams the input / output code tensor in (``None``: as it
+    #: is, row-major); ``(0, 2, 3, 1)``: an NCHW tensor streamed as NHWC
+    in_perm: tuple[int, ...] | None = None
+    out_perm: tuple[int, ...] | None = None
+
+    @property
+    def in_vector(self) -> int:
+        """Codes per streamed input vector (the last axis of the streamed order)."""
+        return _stream_dims(self.in_shape, self.in_perm)[1]
+
+    @property
+    def out_vector(self) -> int:
+        return _stream_dims(self.out_shape, self.out_perm)[1]
+
+    def to_stream(self, codes: np.ndarray, which: str = "in") -> np.ndarray:
+        """Graph-order codes of the input (``which="in"``) or output tensor in the order the
+        design streams them (a copy, contiguous)."""
+        perm = self.in_perm if which == "in" else self.out_perm
+        codes = np.asarray(codes)
+        return np.ascontiguousarray(codes if perm is None else codes.transpose(perm))
+
+    def from_stream(self, codes) -> np.ndarray:
+        """The output tensor in graph order from the codes the design streamed out."""
+        codes = np.asarray(codes)
+        if self.out_perm is None:
+            return codes.reshape(self.out_shape)
+        shape = tuple(self.out_shape[i] for i in self.out_perm)
+        return codes.reshape(shape).transpose(np.argsort(self.out_perm))
 
     @property
     def in_count(self) -> int:
@@ -146,21 +193,29 @@ def _edge_delay(prod_lanes: int, read_lanes: int, fanout: int) -> int:
     return d
 
 
-def schedule(design: Design, vectors: int = 1) -> dict:
+def schedule(design: Design, vectors: int | None = None) -> dict:
     """The design's cycle formula, composed from its nodes' and the glue's.
 
-    With the input presented one beat per cycle from cycle 0 and the output always taken:
+    With the input presented one beat per cycle from cycle 0 and the output always taken,
+    the cycle of every vector's last beat on every tensor, in graph order (a max-plus
+    recurrence):
 
-    * ``latency`` — cycles from the first input beat to the last output code of one vector,
-      both counted: along every path, a node's last output beat comes ``tail`` cycles after
-      its last input beat, and an edge adds its glue delay (:func:`_edge_delay`);
-    * ``interval`` — the slowest stage in cycles per vector: every node's ``interval``,
-      the input (beats per vector), the output (codes per vector, one per cycle) and every
-      lane converter (codes per vector);
-    * ``cycles`` = ``latency + (vectors − 1) · interval`` for ``vectors`` back-to-back
-      vectors. Exact where each FIFO holds a whole vector of its reader (the back end sizes
-      them so) and the slowest stage never waits for its input; the tests compare it with
-      the simulated RTL (``==``).
+    * the host's input vector ``j`` ends in cycle ``(j + 1) · beats − 1``;
+    * an edge adds its glue delay (:func:`_edge_delay`); a lane converter passes one code per
+      cycle, so a vector leaves it at least ``length`` cycles after the previous one;
+    * a node's output vector ``j`` ends ``tail`` cycles after the last beat it needs arrived
+      (vector ``j`` of each input, or ``depends[j]`` for a window unit) and at least
+      ``interval`` cycles after its vector ``j − 1``;
+    * the output takes one code per cycle.
+
+    ``cycles`` is the last output code's cycle + 1, ``latency`` the first output vector's,
+    ``interval`` the slowest stage (cycles per vector). For nodes that all see the same
+    vectors this is ``latency + (vectors − 1) · interval`` wherever the slowest stage lies on
+    the longest path. Exact where each FIFO holds a whole vector of its reader (the back end
+    sizes them so), the slowest stage never waits for its input, and a window unit's line
+    buffer never holds back a row a later window needs (its input keeps ahead); the tests
+    compare it with the simulated RTL (``==``). ``vectors``: input vectors (default: one
+    inference, the input tensor's).
     """
     readers: dict[str, list] = {}
     for n in design.nodes:
@@ -168,45 +223,45 @@ def schedule(design: Design, vectors: int = 1) -> dict:
             readers.setdefault(p[1], []).append((n, p))
     readers.setdefault(design.output, []).append((None, ("y", design.output, 1, None)))
     lanes = {design.input: design.in_lanes, **{n.output[1]: n.output[2] for n in design.nodes}}
-    in_vec = design.in_shape[-1] if design.in_shape else 1
-    done = {design.input: -(-in_vec // design.in_lanes) - 1}  # the host's last beat
-    interval = max(-(-in_vec // design.in_lanes), design.out_shape[-1] if design.out_shape
-                   else 1)
-    # a sequence node (attention) waits for the last vector of every input: times from it
-    # on are of the LAST vector (``whole``), times before it of the first
-    whole: set[str] = set()
-    up = -(-in_vec // design.in_lanes)  # the slowest stage before the sequence node
+    in_vec = design.in_vector
+    beats = -(-in_vec // design.in_lanes)
+    n_in = vectors if vectors is not None else \
+        _stream_dims(design.in_shape, design.in_perm)[0]
+    times = {design.input: [(j + 1) * beats - 1 for j in range(n_in)]}
+    interval = max(beats, design.out_vector)
     for n in design.nodes:
-        arrive = 0
+        arrive = None
         for p in n.inputs:
-            fan = len(readers[p[1]])
-            t = done[p[1]] + _edge_delay(lanes[p[1]], p[2], fan)
-            if (n.sequence or whole & {i[1] for i in n.inputs}) and p[1] not in whole:
-                t += (vectors - 1) * up   # the last vector of a tensor before the sequence
-            arrive = max(arrive, t)
+            d = _edge_delay(lanes[p[1]], p[2], len(readers[p[1]]))
+            t = [x + d for x in times[p[1]]]
             if lanes[p[1]] != p[2]:
-                interval = max(interval, _tensor_len(design, p[1]))
-                if not whole:
-                    up = max(up, _tensor_len(design, p[1]))
-        done[n.output[1]] = arrive + n.tail
-        if n.sequence or whole & {i[1] for i in n.inputs}:
-            whole.add(n.output[1])
+                length = _tensor_len(design, p[1])
+                interval = max(interval, length)
+                for k in range(1, len(t)):
+                    t[k] = max(t[k], t[k - 1] + length)
+            arrive = t if arrive is None else [max(a, b) for a, b in zip(arrive, t, strict=True)]
+        if n.depends is None:
+            needs = list(range(len(arrive)))
         else:
-            up = max(up, n.interval)
+            units = len(arrive) // n.in_per_unit
+            needs = [u * n.in_per_unit + q for u in range(units) for q in n.depends]
+        out: list[int] = []
+        for q in needs:
+            t = arrive[q] + n.tail
+            out.append(max(t, out[-1] + n.interval) if out else t)
+        times[n.output[1]] = out
         interval = max(interval, n.interval)
-    out_lanes = lanes[design.output]
-    last = done[design.output] + _edge_delay(out_lanes, 1, len(readers[design.output]))
-    latency = last + 1
-    if design.output in whole:   # one sequence per inference: nothing to add
-        return {"latency": latency, "interval": latency, "cycles": latency,
-                "vectors": vectors}
-    return {"latency": latency, "interval": interval,
-            "cycles": latency + (vectors - 1) * interval, "vectors": vectors}
+    d = _edge_delay(lanes[design.output], 1, len(readers[design.output]))
+    last: list[int] = []
+    for t in times[design.output]:
+        last.append(max(t + d, last[-1] + design.out_vector) if last else t + d)
+    return {"latency": last[0] + 1, "interval": interval, "cycles": last[-1] + 1,
+            "vectors": n_in}
 
 
 def _tensor_len(design: Design, tensor: str) -> int:
     if tensor == design.input:
-        return design.in_shape[-1]
+        return design.in_vector
     return next(n.out_len for n in design.nodes if n.output[1] == tensor)
 
 
@@ -231,7 +286,35 @@ def _vectors(shape) -> int:
     return int(math.prod(shape[:-1])) if len(shape) > 1 else 1
 
 
-#: dialect op type → handler ``(model, node, options) -> (Node, names of the ONNX nodes it takes)``
+#: the stream order of an NCHW tensor in a design with convolutions: NHWC
+NHWC = (0, 2, 3, 1)
+
+
+def _stream_dims(shape, perm=None) -> tuple[int, int]:
+    """``(vectors, codes per vector)`` of a tensor streamed in ``perm`` order."""
+    shape = tuple(shape)
+    if perm is not None:
+        shape = tuple(shape[i] for i in perm)
+    if not shape:
+        return 1, 1
+    return _vectors(shape), int(shape[-1])
+
+
+def stream_dims(model: ModelWrapper, tensor: str) -> tuple[int, int]:
+    """``(vectors, codes per vector)`` of a code tensor as the design streams it: a 4-D tensor
+    of a graph with convolutions as NHWC pixels, any other along its last axis."""
+    shape = model.get_tensor_shape(tensor)
+    return _stream_dims(shape, _perm(model, shape))
+
+
+def _perm(model: ModelWrapper, shape) -> tuple[int, ...] | None:
+    has_conv = any(n.op_type == "IntConv" and n.domain == dialect.DOMAIN
+                   for n in model.graph.node)
+    return NHWC if has_conv and len(shape) == 4 else None
+
+
+#: dialect op type → handler ``(model, node, options) -> (Node or list of Nodes (a chain, in
+#: order), names of the ONNX nodes it takes)``
 HANDLERS: dict[str, Callable] = {}
 
 
@@ -280,7 +363,7 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
                              f"{node.name!r}")
         built, names = handler(model, node, opts)
         taken.update(names)
-        nodes.append(built)
+        nodes.extend(built if isinstance(built, list) else [built])
     if in_codes is None or out_codes is None:
         raise HwsimError("the lowered graph needs a QuantizeLinear on its input and a "
                          "DequantizeLinear on its output")
@@ -298,11 +381,13 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
     prod = {n.output[1]: n for n in nodes}
     if out_codes not in prod:
         raise HwsimError(f"the output codes {out_codes!r} are not written by a compute node")
+    in_shape = tuple(model.get_tensor_shape(in_codes))
+    out_shape = tuple(model.get_tensor_shape(out_codes))
     return Design(nodes=nodes, input=in_codes, output=out_codes, in_lanes=first[2],
                   in_signed=in_signed, out_signed=prod[out_codes].output[3],
-                  in_shape=tuple(model.get_tensor_shape(in_codes)),
-                  out_shape=tuple(model.get_tensor_shape(out_codes)))
+                  in_shape=in_shape, out_shape=out_shape, in_perm=_perm(model, in_shape),
+                  out_perm=_perm(model, out_shape))
 
 
 # the handlers register themselves on import
-from . import attention, kernels, layernorm  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm  # noqa: E402, F401

@@ -36,7 +36,10 @@ def _attention(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
                output=("y", node.output[0], 1, True), vectors=T * heads,
                # q waits in its FIFO while the heads load every k, v: a whole sequence
                fifo_depth={"q": T * D + 2, "k": D + 2, "v": D + 2},
-               onnx_nodes=[node.name], tail=T * period + (heads - 1) * d + 1,
+               onnx_nodes=[node.name],
+               # every output token needs the last k, v token; the first leaves one query
+               # period plus the head merge after it, the next ones a period apart
+               depends=[T - 1] * T, in_per_unit=T, tail=period + (heads - 1) * d + 1,
                interval=period, out_len=D, calls_per_vector=1, builder=build,
                sequence=T)
     return out, [node.name]

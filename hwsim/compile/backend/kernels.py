@@ -9,11 +9,30 @@ from qonnx.custom_op.registry import getCustomOp
 
 from hwsim.errors import HwsimError
 
-from . import Node, _consumers, _double_buffer, _lanes, _vectors, handler
+from . import Node, _consumers, _double_buffer, _lanes, _vectors, handler, stream_dims
 
 
 @handler("IntMatMul")
 def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise HwsimError(f"node {node.name!r}: weights are not constant")
+    bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
+    shape = model.get_tensor_shape(node.input[0])
+    if len(shape) == 4 and stream_dims(model, node.input[0])[1] != shape[-1]:
+        raise HwsimError(f"node {node.name!r}: a matrix product on a 4-D tensor in a graph "
+                         "with convolutions (streamed as NHWC) is not built")
+    lanes = _lanes(w.shape[0], opts["max_lanes"])
+    out = mvu_node(model, node, np.asarray(w), bias, node.input[0], lanes, _vectors(shape),
+                   bool(getCustomOp(node).get_nodeattr("a_signed")))
+    return out, out.onnx_nodes
+
+
+def mvu_node(model: ModelWrapper, node, w: np.ndarray, bias, x: str, lanes: int,
+             vectors: int, a_signed: bool, name: str | None = None) -> Node:
+    """The ``int8-mvu`` node of a matrix product ``node`` (weights ``w`` ``(cols, rows)``,
+    ``bias`` or None) and the one ``Requant`` that reads its accumulators, reading the code
+    stream ``x`` with ``lanes`` lanes."""
     from hwsim.golden.common import int8_mvu as mvu_spec
     from hwsim.golden.common.int8_mvu import Int8MvuParams
     users = _consumers(model, node.output[0])
@@ -21,18 +40,11 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
         raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
                          "Requant")
     rq = getCustomOp(users[0])
-    mm = getCustomOp(node)
-    w = model.get_initializer(node.input[1])
-    if w is None:
-        raise HwsimError(f"node {node.name!r}: weights are not constant")
-    bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
     if rq.get_nodeattr("width") != 8 or rq.get_nodeattr("narrow"):
         raise HwsimError(f"node {users[0].name!r}: the int8-mvu kernel writes full-range 8-bit "
                          f"codes, not a {rq.get_nodeattr('width')}-bit"
                          f"{' narrow' if rq.get_nodeattr('narrow') else ''} format")
     cols, rows = w.shape
-    lanes = _lanes(cols, opts["max_lanes"])
-    a_signed = bool(mm.get_nodeattr("a_signed"))
     y_signed = bool(rq.get_nodeattr("signed"))
     mult, shift = rq.scales()  # one (M, S), or one per output column (per-channel weights)
     per_row = bool(mult.ndim)
@@ -51,17 +63,15 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
         init["row_mult"] = np.broadcast_to(mult, (rows,))
         init["row_shift"] = np.broadcast_to(shift, (rows,))
     constants = {} if per_row else {"mult": int(mult), "shift": int(shift)}
-    shape = model.get_tensor_shape(node.input[0])
-    out = Node(name=node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
-               inputs=[("x", node.input[0], lanes, a_signed)],
-               output=("y", users[0].output[0], 1, y_signed),
-               vectors=_vectors(shape), init=init,
-               constants=constants,
-               fifo_depth={"x": _double_buffer(model, node.input[0], lanes)},
-               onnx_nodes=[node.name, users[0].name],
-               tail=params.rows * params.chunks + mvu_spec.PIPELINE_DEPTH,
-               interval=mvu_spec.interval_cycles(params), out_len=rows)
-    return out, [node.name, users[0].name]
+    return Node(name=name or node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
+                inputs=[("x", x, lanes, a_signed)],
+                output=("y", users[0].output[0], 1, y_signed),
+                vectors=vectors, init=init,
+                constants=constants,
+                fifo_depth={"x": cols // lanes + 2},
+                onnx_nodes=[node.name, users[0].name],
+                tail=params.rows * params.chunks + mvu_spec.PIPELINE_DEPTH,
+                interval=mvu_spec.interval_cycles(params), out_len=rows)
 
 
 @handler("TernaryMatMul")
@@ -107,11 +117,10 @@ def _lut(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     from hwsim.golden.common import lut_act as lut_spec
     op = getCustomOp(node)
     params = op.params(1)  # one code per beat: what an MVU writes, at the rate it writes it
-    shape = model.get_tensor_shape(node.input[0])
-    n = int(shape[-1]) if shape else 1
+    vectors, n = stream_dims(model, node.input[0])
     out = Node(name=node.name, op_type=node.op_type, kernel="lut-act", params=params,
                inputs=[("x", node.input[0], 1, params.in_signed)],
-               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
+               output=("y", node.output[0], 1, params.out_signed), vectors=vectors,
                onnx_nodes=[node.name], tail=lut_spec.latency_cycles(params), interval=n,
                out_len=n, calls_per_vector=n)
     return out, [node.name]
@@ -131,13 +140,13 @@ def _eltwise(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
     if params.out_narrow:
         raise HwsimError(f"node {node.name!r}: the eltwise kernel writes full-range codes, "
                          "not a narrow format")
-    n = int(shape[-1]) if shape else 1
+    vectors, n = stream_dims(model, a)
     # an operand that also feeds another node waits here while that branch computes: its
     # FIFO holds two whole vectors
     depth = {"a": 2 * n + 4, "b": 2 * n + 4}
     out = Node(name=node.name, op_type=node.op_type, kernel="eltwise", params=params,
                inputs=[("a", a, 1, params.a_signed), ("b", b, 1, params.b_signed)],
-               output=("y", node.output[0], 1, params.out_signed), vectors=_vectors(shape),
+               output=("y", node.output[0], 1, params.out_signed), vectors=vectors,
                fifo_depth=depth, onnx_nodes=[node.name],
                tail=elt_spec.latency_cycles(params), interval=n, out_len=n,
                calls_per_vector=n)

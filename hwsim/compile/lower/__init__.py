@@ -25,12 +25,17 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    2-bit narrow weight quantizer on signed activations without bias, e.g.
    :class:`quant.brevitas_quantizers.TernaryAbsmeanWeight`; bias rounded to accumulator units,
    ``s_a · s_w / s_y`` folded into ``M, S``); the dequantize nodes left without consumers go.
-5. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
+5. :class:`LowerConvolutions` (approximate): ``Conv [+ bias] [→ Relu] → QuantizeLinear`` on
+   dequantized codes becomes ``IntConv → Requant`` (zero-point padding; the linear step's
+   folding and bound on the im2col matrix).
+6. :class:`LowerPointwise` (exact): a unary activation between two quantizers,
    ``DequantizeLinear → F → QuantizeLinear [→ Clip]`` on 8-bit codes (``F`` one of
    :data:`POINTWISE_OPS`, or SiLU written ``Mul(x, Sigmoid(x))``), becomes one ``LutAct``
    whose table is those very nodes executed by onnxruntime on all 256 input codes.
-6. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
+7. :class:`LowerElementwise` (approximate): ``Add|Mul`` of two dequantized code tensors
    ``[→ Relu] → QuantizeLinear [→ Clip]`` (residual adds, gates) becomes one ``IntEltwise``.
+8. :class:`LowerAttention` (approximate): softmax attention between quantizers (head
+   split/merge absorbed) becomes one ``IntAttention``.
 
 What remains around the dialect ops after the full lowering is the graph boundary:
 ``QuantizeLinear`` (float → codes) at each input and ``DequantizeLinear`` (codes → float) at
@@ -62,20 +67,21 @@ from hwsim.errors import HwsimError
 from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
+from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
 from .layernorm import LowerLayerNorm
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerElementwise",
-           "LowerLayerNorm", "LowerLinearLayers",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
+           "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
-         LowerPointwise, LowerElementwise, LowerAttention)
+         LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
 
 
 def check_lowered(model: ModelWrapper) -> None:

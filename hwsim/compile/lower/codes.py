@@ -67,6 +67,7 @@ class QuantActivationsToCodes(Transformation):
 
 class WeightQuantToCodes(Transformation):
     """Exact: ``Quant(W)`` on a weight initializer [→ ``Transpose``] → int8 codes ``(in, out)``
+    (a convolution's 4-D ``(out, in/group, k, k)`` as they are)
     ``→ DequantizeLinear``; the codes are ``round_half_even(W / s)`` clipped as ``Quant``
     computes them, in float32. A per-channel scale (one per row or column of ``W``, as
     Brevitas' ``Int8WeightPerChannelFloat`` writes) becomes the ``DequantizeLinear``'s 1-D
@@ -89,8 +90,9 @@ class WeightQuantToCodes(Transformation):
                                      f"{scale.shape} for weights {w.shape}; only per-tensor "
                                      "and per-channel (one axis) scales are lowered")
                 axis = along[0]
-            if width > 8 or not signed or zero or w.ndim != 2:
-                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D signed codes "
+            if width > 8 or not signed or zero or w.ndim not in (2, 4):
+                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D (linear) or "
+                                 f"4-D (convolution) signed codes "
                                  f"of at most 8 bits with zero point 0 (got {width} bits, "
                                  f"zero point {zero}, shape {w.shape})")
             lo, hi = _code_range(width, signed, narrow)

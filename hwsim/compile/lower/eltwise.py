@@ -12,6 +12,7 @@ from qonnx.transformation.base import Transformation
 
 from hwsim.compile import dialect
 from hwsim.errors import HwsimError
+from hwsim.golden.common.conv_window import conv_weight_matrix
 from hwsim.golden.common.eltwise import params_for as eltwise_params_for
 from hwsim.golden.common.eltwise import real_factors as eltwise_real_factors
 
@@ -65,7 +66,7 @@ class LowerElementwise(Transformation):
       a₀·(b₁ − b₀)``) ``+ 8·2**-24·A·B·r``.
 
     Saturation, the zero point and ReLU are monotone and 1-Lipschitz: they cannot widen it. A
-    node this step changes only through its inputs (an ``IntMatMul``/``TernaryMatMul →
+    node this step changes only through its inputs (an ``IntMatMul``/``TernaryMatMul``/``IntConv →
     Requant`` lowered before, reading a changed code tensor) is bounded too: ``floor(f · δ ·
     max_j Σ_i |W_ij|) + 1`` (``f = M·2**-S`` of its ``Requant``); a tensor past any other node
     reading a changed tensor is not bounded.
@@ -167,10 +168,12 @@ class LowerElementwise(Transformation):
                 self.bounds[out] = math.floor(eps) + 1
             elif node.op_type == "Requant" and node.domain == dialect.DOMAIN:
                 mm = model.find_producer(node.input[0])
-                if mm is None or mm.op_type not in ("IntMatMul", "TernaryMatMul") \
+                if mm is None or mm.op_type not in ("IntMatMul", "TernaryMatMul", "IntConv") \
                         or not self.bounds.get(mm.input[0], 0):
                     continue
                 w = model.get_initializer(mm.input[1]).astype(np.int64)
+                if mm.op_type == "IntConv":  # the im2col matrix the windows multiply
+                    w = conv_weight_matrix(w, getCustomOp(mm).get_nodeattr("group"))
                 colsum = np.sum(np.abs(w), axis=0).astype(np.float64)
                 f = getCustomOp(node).factors()  # one, or one per column
                 worst = float(np.max(f * self.bounds[mm.input[0]] * colsum))

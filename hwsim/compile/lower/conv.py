@@ -1,0 +1,100 @@
+"""The approximate step that lowers 2-D convolutions to ``IntConv → Requant``."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.transformation.base import Transformation
+
+from hwsim.compile import dialect
+from hwsim.errors import HwsimError
+from hwsim.golden.common.conv_window import conv_weight_matrix
+
+from ._graph import MULT_BITS, _const, _refresh, _remove_dead_nodes, _replace
+from .linear import fold_layer, layer_bound, make_requant, match_tail
+
+
+class LowerConvolutions(Transformation):
+    """Approximate: ``Conv`` (2-D, NCHW) on dequantized 8-bit codes with a quantized int8
+    weight [+ bias] [→ Relu] → ``QuantizeLinear [→ Clip]`` becomes ``IntConv → Requant``.
+
+    Square kernels, equal strides and the same padding on every side, no dilation, ``group``
+    1 or the input channel count (depthwise). Padded pixels read the input's zero point
+    (``pad_code``: the float convolution pads with real 0), and ``pad_code · Σ W`` joins the
+    bias as for a linear layer: the scale folding, the bias rounding and the proven bound
+    are :class:`~hwsim.compile.lower.linear.LowerLinearLayers`' on the im2col matrix
+    (:func:`~hwsim.golden.common.conv_window.conv_weight_matrix`: ``k·k·C`` rows).
+    :attr:`bounds` maps each ``Requant`` output to that bound.
+    """
+
+    exact = False
+
+    def __init__(self, mult_bits: int = MULT_BITS):
+        super().__init__()
+        self.mult_bits = mult_bits
+        self.bounds: dict[str, int] = {}
+
+    def apply(self, model):
+        self.bounds = {}
+        for node in [n for n in model.graph.node if n.op_type == "Conv"]:
+            self._lower(model, node)
+        _remove_dead_nodes(model)
+        return _refresh(model), False
+
+    def _lower(self, model, node) -> None:
+        def fail(why):
+            raise HwsimError(f"cannot lower Conv node {node.name!r}: {why}")
+
+        a_dq = model.find_producer(node.input[0])
+        w_dq = model.find_producer(node.input[1])
+        if a_dq is None or a_dq.op_type != "DequantizeLinear":
+            fail("its activation input is not quantized")
+        if w_dq is None or w_dq.op_type != "DequantizeLinear" \
+                or model.get_initializer(w_dq.input[0]) is None:
+            fail("its weight is not a quantized constant")
+        w = np.asarray(model.get_initializer(w_dq.input[0]))
+        shape = model.get_tensor_shape(node.input[0]) or []
+        if w.ndim != 4 or len(shape) != 4:
+            fail(f"only 2-D convolutions on NCHW tensors are lowered (weight {w.shape})")
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        k = w.shape[2]
+        strides = list(attrs.get("strides", [1, 1]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        group = int(attrs.get("group", 1))
+        if w.shape[2] != w.shape[3] or list(attrs.get("dilations", [1, 1])) != [1, 1] \
+                or len(set(strides)) != 1 or len(set(pads)) != 1 \
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            fail("only square kernels, equal strides, equal explicit pads and no dilation "
+                 "are lowered")
+        channels = shape[1]
+        if group not in (1, channels) or (group == channels and w.shape[1] != 1):
+            fail(f"group {group}: only 1 or depthwise ({channels}) are lowered")
+        if not 0 <= pads[0] < k:
+            fail(f"pad {pads[0]} outside 0 … kernel − 1")
+        bias = None
+        if len(node.input) == 3 and node.input[2]:
+            bias = model.get_initializer(node.input[2])
+            if bias is None:
+                fail("its bias is not a constant")
+        extra, bias, relu, out_codes, out_q, narrow = match_tail(model, node, bias, fail)
+        w_codes = w.astype(np.int8)
+        mat = conv_weight_matrix(w_codes, group)
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.size not in (1, mat.shape[1]):
+                fail(f"bias of {bias.size} values for {mat.shape[1]} output channels")
+            bias = bias.reshape(-1)
+        f = fold_layer(model, node, a_dq, w_dq.input[1], out_q, mat, bias, self.mult_bits)
+        inputs = [a_dq.input[0], _const(model, f"{node.name}/w_codes", w_codes)]
+        if f.bias_int is not None:
+            inputs.append(_const(model, f"{node.name}/bias_acc", f.bias_int))
+        acc = f"{node.name}/acc"
+        conv = helper.make_node("IntConv", inputs, [acc], domain=dialect.DOMAIN,
+                                name=f"{node.name}/int", kernel=dialect.IntConv.KERNEL,
+                                a_width=8, a_signed=int(f.a_signed),
+                                w_narrow=int(w_codes.min(initial=0) > -128),
+                                kernel_size=int(k), stride=int(strides[0]), pad=int(pads[0]),
+                                group=group, pad_code=f.a_zero)
+        requant = make_requant(node, acc, out_codes, f, relu, narrow)
+        _replace(model, [node, *extra], [conv, requant])
+        self.bounds[out_codes] = layer_bound(self.bounds.get(a_dq.input[0], 0), f, mat, bias)
