@@ -14,27 +14,19 @@ from brevitas import nn as qnn
 from brevitas.quant import (
     Int8ActPerTensorFloat,
     Int8WeightPerTensorFloat,
-    Uint8ActPerTensorFixedPoint,
 )
 from qonnx.custom_op.registry import getCustomOp
 
 from hwsim.cli import main
 from hwsim.compile import frontend
 from hwsim.compile.dialect import DOMAIN
+from hwsim.compile.examples import ProbQuant as _Prob
 from hwsim.compile.lower import lower
 from hwsim.golden.common.attention_head import attention_head
 from quant.onnx import export_brevitas, run_onnxruntime, run_qonnx
 from quant.qtype import INT8, requantize
 
 T, D, HEADS = 4, 16, 2
-
-
-class _Prob(Uint8ActPerTensorFixedPoint):
-    """Probabilities as uint8 codes of 1/256 (a constant power-of-two scale)."""
-
-    scaling_impl_type = "const"
-    scaling_init = 1.0
-    max_val = 1.0
 
 
 class _SelfAttention(torch.nn.Module):

@@ -14,35 +14,13 @@ from brevitas.quant import (
     Int8ActPerTensorFloat,
     Int8WeightPerTensorFloat,
     ShiftedUint8ActPerTensorFloat,
-    Uint8ActPerTensorFloat,
 )
 
 from hwsim.cli import main
 from hwsim.compile import frontend
+from hwsim.compile.examples import GatedCNN as _GatedCNN
 from hwsim.compile.lower import LowerConvolutions, lower
 from quant.onnx import export_brevitas, run_qonnx
-
-
-class _GatedCNN(torch.nn.Module):
-    """``f = ReLU(conv3×3(x))``, ``g = σ(conv1×1(f))``, ``y = conv3×3/2(f · g)`` on 8×8."""
-
-    def __init__(self):
-        super().__init__()
-        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat)
-        self.c1 = qnn.QuantConv2d(3, 8, 3, padding=1, bias=True,
-                                  weight_quant=Int8WeightPerTensorFloat)
-        self.r1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat)
-        self.c2 = qnn.QuantConv2d(8, 8, 1, bias=True, weight_quant=Int8WeightPerTensorFloat,
-                                  output_quant=Int8ActPerTensorFloat)
-        self.sig = qnn.QuantSigmoid(act_quant=Uint8ActPerTensorFloat)
-        self.gq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
-        self.c3 = qnn.QuantConv2d(8, 4, 3, stride=2, padding=1, bias=True,
-                                  weight_quant=Int8WeightPerTensorFloat,
-                                  output_quant=Int8ActPerTensorFloat)
-
-    def forward(self, x):
-        f = self.r1(self.c1(self.inp(x)))
-        return self.c3(self.gq(f * self.sig(self.c2(f))))
 
 
 class _Depthwise(torch.nn.Module):

@@ -9,37 +9,17 @@ from brevitas.quant import (
     Int8ActPerTensorFloat,
     Int8WeightPerTensorFloat,
     ShiftedUint8ActPerTensorFloat,
-    Uint8ActPerTensorFloat,
 )
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from hwsim.compile.dialect import DOMAIN
+from hwsim.compile.examples import MLP as _MLP
 from hwsim.compile.lower import QuantActivationsToCodes, lower
 from hwsim.errors import HwsimError
 from hwsim.kernels import KERNELS
 from quant.brevitas_quantizers import TernaryAbsmeanWeight
 from quant.onnx import export_brevitas, run_qonnx
-
-
-class _MLP(torch.nn.Module):
-    """16 → 32 → 24 → 8: int8 input, ReLU layers with uint8 codes, an int8 output; the first
-    layer has a bias, the second is followed by a ``hidden`` function (ReLU by default)."""
-
-    def __init__(self, hidden=None):
-        super().__init__()
-        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
-        self.l1 = qnn.QuantLinear(16, 32, bias=True, weight_quant=Int8WeightPerTensorFloat,
-                                  return_quant_tensor=True)
-        self.r1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
-        self.l2 = qnn.QuantLinear(32, 24, bias=False, weight_quant=Int8WeightPerTensorFloat)
-        self.hidden = hidden or torch.nn.ReLU()
-        self.q2 = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
-        self.l3 = qnn.QuantLinear(24, 8, bias=True, weight_quant=Int8WeightPerTensorFloat,
-                                  output_quant=Int8ActPerTensorFloat)
-
-    def forward(self, x):
-        return self.l3(self.q2(self.hidden(self.l2(self.r1(self.l1(self.inp(x)))))))
 
 
 def _export(path, hidden=None):
