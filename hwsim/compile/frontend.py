@@ -87,7 +87,7 @@ OPSET = 23
 #: supported only inside an annotated pattern are listed in ``_IN_PATTERN``.
 SUPPORTED = frozenset({
     "Quant", "BipolarQuant", "Trunc",
-    "MatMul", "Gemm", "Conv", "Add", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
+    "MatMul", "Gemm", "Conv", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Gelu", "Softmax",
     "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Softplus", "Softsign",
     "LayerNormalization", "RMSNormalization", "Attention", "RotaryEmbedding",
     "Reshape", "Transpose", "Concat", "Slice", "Flatten", "Squeeze", "Unsqueeze",

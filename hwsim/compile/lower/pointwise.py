@@ -20,6 +20,8 @@ from ._graph import (
 )
 
 #: nodes the table is computed from)
+#: arithmetic with one scalar constant operand: a function of one tensor a table can hold
+_CONST_ARITH = ("Add", "Sub", "Mul", "Div")
 POINTWISE_OPS = ("Sigmoid", "Gelu", "Tanh", "Relu", "HardSigmoid", "HardSwish", "Erf",
                  "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish", "Abs",
                  "Neg", "Identity")
@@ -79,8 +81,37 @@ class LowerPointwise(Transformation):
 
     exact = True
 
+    @staticmethod
+    def _unary(model, node) -> bool:
+        """``node`` is a function of one tensor: an op of :data:`POINTWISE_OPS`, or
+        ``Add``/``Sub``/``Mul``/``Div`` with one scalar constant operand."""
+        if node.op_type in POINTWISE_OPS:
+            return len(node.input) == 1 and len(node.output) == 1
+        if node.op_type not in _CONST_ARITH or len(node.input) != 2:
+            return False
+        consts = [model.get_initializer(i) is not None and np.asarray(
+            model.get_initializer(i)).size == 1 for i in node.input]
+        return sum(consts) == 1
+
+    def _chain(self, model, body: list) -> list:
+        """``body`` extended by the unary nodes that follow it, each the only reader of the
+        tensor before it (``Relu(x) · 0.5``, ``Sigmoid(x) − 0.5`` written ``Add``)."""
+        while True:
+            users = model.find_consumers(body[-1].output[0]) or []
+            if len(users) != 1 or not self._unary(model, users[0]) \
+                    or (users[0].op_type == "Sigmoid" and self._is_silu(model, users[0])):
+                return body
+            body.append(users[0])
+
+    @staticmethod
+    def _is_silu(model, sig) -> bool:
+        mul = _single_consumer(model, sig.output[0], ("Mul",))
+        return mul is not None and sorted(mul.input) == sorted([sig.input[0], sig.output[0]])
+
     def _match(self, model, node) -> _Pointwise | None:
-        if node.op_type == "Mul":  # SiLU: Mul(x, Sigmoid(x))
+        if node.op_type == "Mul" and self._unary(model, node):
+            body = [node]
+        elif node.op_type == "Mul":  # SiLU: Mul(x, Sigmoid(x))
             if len(node.input) != 2:
                 return None
             sig = next((p for p in map(model.find_producer, node.input)
@@ -91,21 +122,20 @@ class LowerPointwise(Transformation):
             if other != [sig.input[0]]:
                 return None
             body = [sig, node]
-        elif node.op_type in POINTWISE_OPS:
-            if len(node.input) != 1 or len(node.output) != 1:
-                return None
-            if node.op_type == "Sigmoid" and (_single_consumer(model, node.output[0], ("Mul",))
-                                              is not None):
+        elif self._unary(model, node):
+            if node.op_type == "Sigmoid" and self._is_silu(model, node):
                 return None  # the SiLU's Mul takes it
             body = [node]
         else:
             return None
-        dq = model.find_producer(body[0].input[0])
+        x = next(i for i in body[0].input if model.get_initializer(i) is None)
+        dq = model.find_producer(x)
         if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
             return None
         if _elem_type(model, dq.input[0]) not in (onnx.TensorProto.INT8,
                                                   onnx.TensorProto.UINT8):
             return None
+        body = self._chain(model, body)
         q = _single_consumer(model, body[-1].output[0], ("QuantizeLinear",))
         if q is None or len(q.input) < 3 or _elem_type(model, q.input[2]) not in (
                 onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
@@ -149,7 +179,9 @@ class LowerPointwise(Transformation):
             if match is None:
                 continue
             table, in_type, out_type = self._table(model, match)
-            fn = "Silu" if match.body[-1].op_type == "Mul" else match.body[0].op_type
+            fn = "·".join("Silu" if n.op_type == "Mul" and not self._unary(model, n)
+                          else n.op_type for n in match.body
+                          if not (n.op_type == "Sigmoid" and self._is_silu(model, n)))
             lut = helper.make_node(
                 "LutAct", [match.dq.input[0]], [match.out_codes], domain=dialect.DOMAIN,
                 name=f"{match.body[-1].name}/lut", kernel=dialect.LutAct.KERNEL,
