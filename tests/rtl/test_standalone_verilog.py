@@ -173,7 +173,14 @@ def _golden_timing() -> dict:
     """Per kernel, ``(latency, interval)`` of its parameters straight from the golden module:
     the figures the manifest must carry (written here apart from the registry on purpose)."""
     import hwsim.golden as g
-    from hwsim.golden.common import attention_head, conv_window, eltwise, int8_mvu, lut_act
+    from hwsim.golden.common import (
+        attention_head,
+        conv_window,
+        eltwise,
+        int8_mvu,
+        layernorm_int,
+        lut_act,
+    )
     from hwsim.golden.snn import lif_array
     from hwsim.golden.swiftchannel import conv as swiftchannel_conv
     from hwsim.golden.swiftchannel import gate as swiftchannel_gate
@@ -216,6 +223,8 @@ def _golden_timing() -> dict:
         "lif-array": lambda p: (lif_array.stream_cycles(p, [p.inputs]),
                                 lif_array.step_cycles(p, p.inputs)),
         "lo-topk": same(lo_topk.latency_cycles),
+        "layernorm": lambda p: (layernorm_int.latency_cycles(p),
+                                layernorm_int.interval_cycles(p)),
         "lut-act": lambda p: (lut_act.stream_cycles(p, 1), lut_act.interval_cycles(p)),
         "norm-quant": lambda p: (norm_quant.latency_cycles(p),
                                  norm_quant.stream_cycles(p, 2) - norm_quant.latency_cycles(p)),
