@@ -7,7 +7,9 @@ from hwsim.cli import main
 
 
 def test_compile_bench_runs_an_example_and_reports_its_figures(capsys, tmp_path):
-    assert BENCHES["compile"] == "compile"
+    from hwsim.bench.compile import EXAMPLE_NAMES
+    from hwsim.compile.examples import EXAMPLES
+    assert BENCHES["compile"] == "compile" and tuple(EXAMPLES) == EXAMPLE_NAMES
     rc = main(["bench", "compile", "--examples", "mlp", "--formats", "qonnx", "--sim", "none",
                "-o", str(tmp_path / "b"), "--json"])
     assert rc == 0
