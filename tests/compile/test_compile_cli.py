@@ -51,7 +51,8 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
                                           ("acts", "qonnx", "icarus"),
                                           ("acts", "qcdq", "verilator"),
                                           ("residual", "qonnx", "icarus"),
-                                          ("residual", "qcdq", "verilator"),
+                                          pytest.param("residual", "qcdq", "verilator",
+                                                       marks=pytest.mark.slow),
                                           ("gate", "qcdq", "icarus"),
                                           ("ternary", "qonnx", "icarus")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt, sim):
