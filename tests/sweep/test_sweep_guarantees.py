@@ -131,6 +131,15 @@ def _alive(procs) -> list:
     return out
 
 
+def _shell_signals() -> None:
+    """The sweep starts as from a shell: SIGINT and SIGTERM at their defaults and no signal
+    blocked, whatever the test process inherited (a disposition set to ignore, or a mask,
+    survives exec and would make the sweep deaf to the signal under test)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_workers_die_with_the_sweep(tmp_path, sig):
     out, log = tmp_path / "s", tmp_path / "calls.log"
@@ -138,7 +147,8 @@ def test_workers_die_with_the_sweep(tmp_path, sig):
     code = (f"from hwsim.sweep import run_sweep; run_sweep({grid!r}, "
             f"'tests.sweep.evaluators:logged_product', {str(out)!r}, jobs=2, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=_shell_signals)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(calls(log)) < 2:  # both workers are evaluating
