@@ -11,7 +11,7 @@ from hwsim.errors import HwsimError
 from hwsim.golden.common.conv_window import conv_weight_matrix
 
 from ._graph import MULT_BITS, _const, _refresh, _remove_dead_nodes, _replace
-from .linear import fold_layer, layer_bound, make_requant, match_tail
+from .linear import fold_layer, layer_bound, make_requant, match_operands, match_tail
 
 
 class LowerConvolutions(Transformation):
@@ -45,14 +45,8 @@ class LowerConvolutions(Transformation):
         def fail(why):
             raise HwsimError(f"cannot lower Conv node {node.name!r}: {why}")
 
-        a_dq = model.find_producer(node.input[0])
-        w_dq = model.find_producer(node.input[1])
-        if a_dq is None or a_dq.op_type != "DequantizeLinear":
-            fail("its activation input is not quantized")
-        if w_dq is None or w_dq.op_type != "DequantizeLinear" \
-                or model.get_initializer(w_dq.input[0]) is None:
-            fail("its weight is not a quantized constant")
-        w = np.asarray(model.get_initializer(w_dq.input[0]))
+        a_dq, w_dq, w = match_operands(model, node, fail)
+        w = np.asarray(w)
         shape = model.get_tensor_shape(node.input[0]) or []
         if w.ndim != 4 or len(shape) != 4:
             fail(f"only 2-D convolutions on NCHW tensors are lowered (weight {w.shape})")

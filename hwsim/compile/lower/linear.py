@@ -77,14 +77,7 @@ class LowerLinearLayers(Transformation):
         def fail(why):
             raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: {why}")
 
-        a_dq = model.find_producer(node.input[0])
-        w_dq = model.find_producer(node.input[1])
-        if a_dq is None or a_dq.op_type != "DequantizeLinear":
-            fail("its activation input is not quantized")
-        if w_dq is None or w_dq.op_type != "DequantizeLinear" \
-                or model.get_initializer(w_dq.input[0]) is None:
-            fail("its weight is not a quantized constant")
-        w = model.get_initializer(w_dq.input[0])
+        a_dq, w_dq, w = match_operands(model, node, fail)
         bias, nodes, w_out_axis = None, [node], 1
         if node.op_type == "Gemm":
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -181,6 +174,19 @@ def weight_scale(model, node, w_dq, w_codes: np.ndarray, w_out_axis: int = 1):
 
 # ------------------------------------------------------------------------------------------
 # Shared with the convolution step (hwsim.compile.lower.conv)
+def match_operands(model, node, fail):
+    """The activation and weight ``DequantizeLinear`` of a linear or convolution ``node`` and
+    the weight codes: ``(a_dq, w_dq, w)``; ``fail(why)`` raises."""
+    a_dq = model.find_producer(node.input[0])
+    w_dq = model.find_producer(node.input[1])
+    if a_dq is None or a_dq.op_type != "DequantizeLinear":
+        fail("its activation input is not quantized")
+    if w_dq is None or w_dq.op_type != "DequantizeLinear" \
+            or model.get_initializer(w_dq.input[0]) is None:
+        fail("its weight is not a quantized constant")
+    return a_dq, w_dq, model.get_initializer(w_dq.input[0])
+
+
 def match_tail(model, node, bias, fail):
     """The ``[+ bias] [→ Relu] → QuantizeLinear [→ Clip]`` after a linear or convolution
     ``node``: ``(nodes, bias, relu, out_codes, out_q, narrow)``; ``bias`` is the node's own
