@@ -10,14 +10,26 @@ from qonnx.transformation.base import Transformation
 from hwsim.errors import HwsimError
 
 from ._graph import (
+    _QUANT_DOMAINS,
     _code_range,
     _const,
     _is_quant,
     _quant_params,
     _refresh,
     _replace,
+    _scalar,
     _single_consumer,
 )
+
+
+def _is_bipolar(node) -> bool:
+    return node.op_type == "BipolarQuant" and node.domain in _QUANT_DOMAINS
+
+
+def _bipolar_params(model, node) -> tuple[np.float32, int, bool, bool, int]:
+    """A ``BipolarQuant``'s ``(scale, zero, signed, narrow, width)`` as a 2-bit narrow
+    quantizer (codes ±1 of a ternary format); the scale per tensor."""
+    return np.float32(_scalar(model, node.input[1], node, "scale")), 0, True, True, 2
 
 
 class QuantActivationsToCodes(Transformation):
@@ -66,21 +78,31 @@ class QuantActivationsToCodes(Transformation):
 
 
 class WeightQuantToCodes(Transformation):
-    """Exact: ``Quant(W)`` on a weight initializer [→ ``Transpose``] → int8 codes ``(in, out)``
+    """Exact: ``Quant(W)`` or ``BipolarQuant(W)`` on a weight initializer [→ ``Transpose``] →
+    int8 codes ``(in, out)``
     (a convolution's 4-D ``(out, in/group, k, k)`` as they are)
     ``→ DequantizeLinear``; the codes are ``round_half_even(W / s)`` clipped as ``Quant``
     computes them, in float32. A per-channel scale (one per row or column of ``W``, as
     Brevitas' ``Int8WeightPerChannelFloat`` writes) becomes the ``DequantizeLinear``'s 1-D
-    scale with its ``axis``."""
+    scale with its ``axis``. A ``BipolarQuant`` (binary weights, ``±1 · s``; ``W ≥ 0`` → +1 as
+    qonnx computes it) gives codes in ``{−1, +1}`` typed ``INT2``: a subset of ternary, so
+    the linear step may map it onto ``ternary-mvu``."""
 
     exact = True
 
     def apply(self, model):
-        for node in [n for n in model.graph.node if _is_quant(n)]:
+        for node in [n for n in model.graph.node if _is_quant(n) or _is_bipolar(n)]:
             w = model.get_initializer(node.input[0])
             if w is None:
+                if _is_bipolar(node):
+                    raise HwsimError(f"BipolarQuant node {node.name!r} quantizes an activation;"
+                                     " 1-bit activations are not lowered (binary weights are)")
                 continue
-            scale, zero, signed, narrow, width = _quant_params(model, node, per_channel=True)
+            if _is_bipolar(node):
+                scale, zero, signed, narrow, width = _bipolar_params(model, node)
+            else:
+                scale, zero, signed, narrow, width = _quant_params(model, node,
+                                                                   per_channel=True)
             axis = None
             if scale.ndim:
                 along = [d for d in range(scale.ndim) if scale.shape[d] != 1]
@@ -96,7 +118,10 @@ class WeightQuantToCodes(Transformation):
                                  f"of at most 8 bits with zero point 0 (got {width} bits, "
                                  f"zero point {zero}, shape {w.shape})")
             lo, hi = _code_range(width, signed, narrow)
-            codes = np.clip(np.round(w.astype(np.float32) / scale), lo, hi).astype(np.int8)
+            if _is_bipolar(node):
+                codes = np.where(w >= 0, 1, -1).astype(np.int8)
+            else:
+                codes = np.clip(np.round(w.astype(np.float32) / scale), lo, hi).astype(np.int8)
             old, out = [node], node.output[0]
             transpose = _single_consumer(model, out, ("Transpose",))
             if transpose is not None:
