@@ -270,6 +270,18 @@ def _raise_opset(model):
     return ModelWrapper(proto)
 
 
+def _check_outputs_computed(graph) -> None:
+    """Every graph output must be computed by a node: an output that is an initializer or a
+    graph input is what a Brevitas ``forward`` returning a ``QuantTensor`` exports (its scale,
+    zero point and bit width as extra outputs)."""
+    made = {o for n in graph.node for o in n.output}
+    for out in graph.output:
+        if out.name not in made:
+            raise HwsimError(f"graph output {out.name!r} is not computed by any node (a "
+                             "model returning a Brevitas QuantTensor exports its scale, zero "
+                             "point and bit width as outputs: return a plain tensor)")
+
+
 def load(path_or_model: PathOrModel, *, fuse: bool = True):
     """The model at ``path_or_model`` (a path or an ``onnx.ModelProto``) as a clean qonnx
     ``ModelWrapper``: checked by :func:`quant.onnx.check` (a malformed file is one
@@ -281,6 +293,7 @@ def load(path_or_model: PathOrModel, *, fuse: bool = True):
 
     proto = onnx.ModelProto()
     proto.CopyFrom(check(path_or_model))  # the caller's model stays as it was
+    _check_outputs_computed(proto.graph)
     model = _per_channel_weights_broadcast(_cleanup(ModelWrapper(proto)))
     model = quiet(model.transform, QCDQToQuant())
     model = _cleanup(_raise_opset(model))

@@ -107,6 +107,15 @@ def _bad_files(tmp_path, models):
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])])
     onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), cos)
     np.save(tmp_path / "wrong.npy", np.zeros((3, 3), np.float32))
+    const_out = tmp_path / "const_out.onnx"  # what a forward returning a QuantTensor exports
+    g = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, s)
+         for n, s in (("y", [1, 4]), ("scale", []))],
+        [onnx.helper.make_tensor("scale", onnx.TensorProto.FLOAT, [], [0.5])])
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]),
+              const_out)
     tiny = tmp_path / "tiny_part.yaml"  # the xczu28dr with room for 100 LUTs
     from hwsim.estimate.arch import ARCH_DIR
     tiny.write_text((ARCH_DIR / "xczu28dr.yaml").read_text().replace(
@@ -116,6 +125,7 @@ def _bad_files(tmp_path, models):
         "missing": ([tmp_path / "nope.onnx", "--target", "xczu28dr"], "does not exist"),
         "junk": ([junk, "--target", "xczu28dr"], "onnx"),
         "unsupported": ([cos, "--target", "xczu28dr"], "Cos at node 'the_cos'"),
+        "constant output": ([const_out, "--target", "xczu28dr"], "'scale' is not computed"),
         "target": ([mlp, "--target", "nosuchpart"], "unknown target"),
         "input shape": ([mlp, "--target", "xczu28dr", "--input", tmp_path / "wrong.npy"],
                         "shape"),
@@ -123,8 +133,8 @@ def _bad_files(tmp_path, models):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "junk", "unsupported", "target", "input shape",
-                                  "does not fit"])
+@pytest.mark.parametrize("case", ["missing", "junk", "unsupported", "constant output", "target",
+                                  "input shape", "does not fit"])
 def test_bad_input_one_line_exit_2_nothing_written(models, tmp_path, capsys, case):
     args, words = _bad_files(tmp_path, models)[case]
     out = tmp_path / "never"
