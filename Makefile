@@ -14,7 +14,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not slow" tests
+	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not slow" --durations=25 tests
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -6,19 +6,19 @@ format). This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ternary_mvu as spec
-from rtl.common import adder_tree, round_shift, saturate, shift_add_multiply
+from rtl.common import round_shift, saturate, shift_add_multiply
+from rtl.common.mvu import ConfigMemory, MatrixVectorUnit
 
 __all__ = ["TernaryMVU"]
 
 
-class TernaryMVU(wiring.Component):
+class TernaryMVU(MatrixVectorUnit):
     """``y = requant(W · x)``: ternary weights in on-chip memory, int8 vectors streamed through.
 
     Each cycle one word of ``lanes`` ternary weights (row ``r``, columns ``k·lanes …``) and the
@@ -86,153 +86,31 @@ class TernaryMVU(wiring.Component):
             "busy": Out(1),
         })
 
-    def elaborate(self, platform):
+    def memories(self) -> list[ConfigMemory]:
         p = self.params
-        m = Module()
+        return [ConfigMemory("w", unsigned(2 * p.lanes), p.weight_depth, tuple(self._w_init))]
 
-        wmem = Memory(shape=unsigned(2 * p.lanes), depth=p.weight_depth, init=self._w_init)
-        xmem = Memory(shape=unsigned(p.act.width * p.lanes), depth=p.chunks, init=[])
-        m.submodules.wmem = wmem
-        m.submodules.xmem = xmem
-        w_wr, w_rd = wmem.write_port(), wmem.read_port()
-        x_wr, x_rd = xmem.write_port(), xmem.read_port()
+    @property
+    def act_bits(self) -> int:
+        return self.params.act.width
 
-        # A frozen pipeline when the output register is full and not taken.
-        advance = Signal()
-        m.d.comb += advance.eq(~self.y.valid | self.y.ready)
-
-        # ---- control: weight load, activation load, issue ---------------------------------
-        w_addr = Signal(range(max(p.weight_depth, 2)))
-        x_cnt = Signal(range(max(p.chunks, 2)))
-        row = Signal(range(max(p.rows, 2)))
-        chunk = Signal(range(max(p.chunks, 2)))
-        # M/S of the vector being loaded or computed: sampled with its first x beat and stable
-        # until the next vector's first beat, which may come while this vector's last row is
-        # still held in the pipeline by back-pressure; so each issued address carries them on.
-        pend_mult = Signal.like(self.mult)
-        pend_shift = Signal.like(self.shift)
-
-        issue = Signal()  # a (row, chunk) address goes to the memories this cycle
-        m.d.comb += [
-            w_rd.addr.eq(w_addr),
-            x_rd.addr.eq(chunk),
-            w_rd.en.eq(advance),
-            x_rd.en.eq(advance),
-            w_wr.addr.eq(w_addr),
-            w_wr.data.eq(self.w.payload),
-            x_wr.addr.eq(x_cnt),
-            x_wr.data.eq(self.x.payload.as_value()),
-        ]
-
-        last_w = w_addr == p.weight_depth - 1
-        last_x = x_cnt == p.chunks - 1
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [
-                    self.w.ready.eq(1),
-                    self.x.ready.eq(~self.w.valid),
-                ]
-                with m.If(self.w.valid):
-                    m.d.comb += w_wr.en.eq(1)
-                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
-                    with m.If(~last_w):
-                        m.next = "LOAD_W"
-                with m.Elif(self.x.valid):
-                    m.d.comb += x_wr.en.eq(1)
-                    m.d.sync += [pend_mult.eq(self.mult), pend_shift.eq(self.shift)]
-                    with m.If(last_x):
-                        m.d.sync += x_cnt.eq(0)
-                        m.next = "COMPUTE"
-                    with m.Else():
-                        m.d.sync += x_cnt.eq(x_cnt + 1)
-                        m.next = "LOAD_X"
-            with m.State("LOAD_W"):
-                m.d.comb += self.w.ready.eq(1)
-                with m.If(self.w.valid):
-                    m.d.comb += w_wr.en.eq(1)
-                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
-                    with m.If(last_w):
-                        m.next = "IDLE"
-            with m.State("LOAD_X"):
-                m.d.comb += [self.x.ready.eq(1), self.busy.eq(1)]
-                with m.If(self.x.valid):
-                    m.d.comb += x_wr.en.eq(1)
-                    with m.If(last_x):
-                        m.d.sync += x_cnt.eq(0)
-                        m.next = "COMPUTE"
-                    with m.Else():
-                        m.d.sync += x_cnt.eq(x_cnt + 1)
-            with m.State("COMPUTE"):
-                m.d.comb += [self.busy.eq(1), issue.eq(advance)]
-                with m.If(advance):
-                    m.d.sync += w_addr.eq(Mux(last_w, 0, w_addr + 1))
-                    with m.If(chunk == p.chunks - 1):
-                        m.d.sync += chunk.eq(0)
-                        with m.If(row == p.rows - 1):
-                            m.d.sync += row.eq(0)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.d.sync += row.eq(row + 1)
-                    with m.Else():
-                        m.d.sync += chunk.eq(chunk + 1)
-
-        # ---- stage 1: memories' outputs → lane select → adder tree → accumulate -----------
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_mult = Signal.like(self.mult)
-        s1_shift = Signal.like(self.shift)
-        with m.If(advance):
-            m.d.sync += [
-                s1_valid.eq(issue),
-                s1_first.eq(chunk == 0),
-                s1_last.eq(chunk == p.chunks - 1),
-                s1_mult.eq(pend_mult),
-                s1_shift.eq(pend_shift),
-            ]
-
-        xw = p.act.width
-        terms = []
-        for l in range(p.lanes):
-            code = w_rd.data[2 * l: 2 * l + 2]
-            xl = x_rd.data[xw * l: xw * (l + 1)].as_signed()
-            term = Signal(signed(xw + 1), name=f"term{l}")
+    def lane_terms(self, m, w_word, x_word) -> list:
+        xw, terms = self.params.act.width, []
+        for lane in range(self.params.lanes):
+            code = w_word[2 * lane: 2 * lane + 2]
+            xl = x_word[xw * lane: xw * (lane + 1)].as_signed()
+            term = Signal(signed(xw + 1), name=f"term{lane}")
             # I2_S: 0 → −x, 1 → skip, 2 → +x, 3 → skip
             m.d.comb += term.eq(Mux(code == 2, xl, Mux(code == 0, -xl, 0)))
             terms.append(term)
-        tree = Signal(signed(p.tree_width))
-        m.d.comb += tree.eq(adder_tree(terms))
+        return terms
 
-        acc = Signal(signed(p.acc_width))
-        acc_next = Signal(signed(p.acc_width))
-        m.d.comb += acc_next.eq(Mux(s1_first, tree, acc + tree))
+    def tree_shape(self):
+        return signed(self.params.tree_width)
 
-        s2_valid = Signal()
-        s2_acc = Signal(signed(p.acc_width))
-        s2_mult = Signal.like(self.mult)
-        s2_shift = Signal.like(self.shift)
-        with m.If(advance):
-            m.d.sync += s2_valid.eq(s1_valid & s1_last)
-            with m.If(s1_valid):
-                m.d.sync += acc.eq(acc_next)
-            with m.If(s1_valid & s1_last):
-                m.d.sync += [s2_acc.eq(acc_next), s2_mult.eq(s1_mult), s2_shift.eq(s1_shift)]
+    def times_mult(self, acc, mult):
+        return shift_add_multiply(acc, mult)  # shift-add: no DSP
 
-        # ---- stage 2: multiply by M (shift-add, no DSP) -----------------------------------
-        prod_w = p.acc_width + p.mult_bits + 1
-        s3_valid = Signal()
-        s3_prod = Signal(signed(prod_w))
-        s3_shift = Signal.like(self.shift)
-        with m.If(advance):
-            m.d.sync += [
-                s3_valid.eq(s2_valid),
-                s3_prod.eq(shift_add_multiply(s2_acc, s2_mult)),
-                s3_shift.eq(s2_shift),
-            ]
-
-        # ---- stage 3: round, shift, saturate → output register ----------------------------
-        with m.If(advance):
-            m.d.sync += self.y.valid.eq(s3_valid)
-            with m.If(s3_valid):
-                m.d.sync += self.y.payload.eq(
-                    saturate(round_shift(s3_prod, s3_shift, p.out.rounding), p.out)
-                )
-        return m
+    def output_code(self, m, prod, shift):
+        out = self.params.out
+        return saturate(round_shift(prod, shift, out.rounding), out)
