@@ -123,7 +123,9 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
 
 
 @pytest.mark.parametrize("name,fmt,sim", [("cnn", "qonnx", "icarus"), ("cnn", "qcdq", "icarus"),
-                                          ("dw", "qonnx", "verilator")])
+                                          ("dw", "qcdq", "icarus"),
+                                          pytest.param("dw", "qonnx", "verilator",
+                                                       marks=pytest.mark.slow)])
 def test_compile_cnn_end_to_end(models, tmp_path, capsys, name, fmt, sim):
     out = tmp_path / "build"
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o", out,

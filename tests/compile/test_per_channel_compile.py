@@ -71,7 +71,7 @@ def test_lowering_gives_per_channel_requants_within_the_bound(files, fmt):
 
 
 @pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
-                                     ("qcdq", "verilator")])
+                                     pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
 def test_compile_end_to_end(files, tmp_path, capsys, fmt, sim):
     graph = frontend.load(files[fmt])
     out = tmp_path / "build"
