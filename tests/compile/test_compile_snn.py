@@ -17,7 +17,7 @@ from hwsim.errors import HwsimError
 from models.snn.classifier import QuantSnnClassifier, SnnShape
 from models.snn.export import export_onnx, run_onnx
 
-SHAPE = SnnShape(side=12, channels=2, kernel=3, stride=3, hidden=16, classes=4)
+SHAPE = SnnShape(side=9, channels=2, kernel=3, stride=3, hidden=8, classes=3)
 T = 6
 
 
