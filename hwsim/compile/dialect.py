@@ -57,8 +57,8 @@ from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm", "IntMatMul",
-           "LutAct", "Requant", "TernaryMatMul",
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
+           "IntLifArray", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -656,3 +656,7 @@ class IntLayerNorm(_Op):
         p = self.params()
         y = layernorm_int(np.asarray(context[node.input[0]]), p)
         context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)
+
+
+# ops in their own modules (qonnx finds an op in this module by its op type)
+from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402

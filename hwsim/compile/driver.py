@@ -44,7 +44,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _input_sample(path: Path | None, shape: tuple[int, ...]) -> np.ndarray | None:
+def _input_sample(path: Path | None, shape: tuple[int, ...],
+                  steps: bool = False) -> np.ndarray | None:
     if path is None:
         return None
     path = Path(path)
@@ -56,6 +57,8 @@ def _input_sample(path: Path | None, shape: tuple[int, ...]) -> np.ndarray | Non
         raise HwsimError(f"input sample {path} is not a .npy array ({e})") from None
     if not np.issubdtype(x.dtype, np.number):
         raise HwsimError(f"input sample {path} holds {x.dtype}, not numbers")
+    if steps and x.ndim == len(shape) + 1 and x.shape[0] >= 1:  # T time steps
+        shape = (x.shape[0], *shape)
     if tuple(x.shape) != tuple(shape):
         raise HwsimError(f"input sample {path} has shape {tuple(x.shape)}; the model's input "
                          f"is {tuple(shape)}")
@@ -79,10 +82,16 @@ def precheck(model: Path, target: str, sim: str, input_path: Path | None = None)
     arch = load_arch(target)
     graph = frontend.load(model)
     frontend.check_supported(graph)
-    if len(graph.graph.input) != 1:
+    from hwsim.compile.lower.lif import state_pairs
+    pairs = state_pairs(graph)  # a time step with membranes: hwsim.compile.stateful
+    data = graph.graph.input[0].name
+    if pairs:
+        from hwsim.compile.stateful import split_inputs
+        data, pairs = split_inputs(graph, pairs)
+    elif len(graph.graph.input) != 1:
         raise HwsimError(f"hwsim compile takes models with one input, not "
                          f"{len(graph.graph.input)}")
-    shape = tuple(graph.get_tensor_shape(graph.graph.input[0].name))
+    shape = tuple(graph.get_tensor_shape(data))
     if any(not isinstance(d, int) or d < 1 for d in shape):
         raise HwsimError(f"the model's input shape {shape} is not fixed; export it with a "
                          "fixed batch size")
@@ -90,7 +99,8 @@ def precheck(model: Path, target: str, sim: str, input_path: Path | None = None)
         from hwsim.sim.runner import check_simulator
         check_simulator(sim)
     return {"graph": graph, "arch": arch, "shape": shape, "target": target,
-            "x": _input_sample(input_path, shape)}
+            "x": _input_sample(input_path, shape, bool(pairs)), "pairs": pairs, "data": data,
+            "model": model}
 
 
 def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
@@ -101,6 +111,14 @@ def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
     from hwsim.compile.lower import lower
     g, x = pre["graph"], pre["x"]
     name = g.graph.input[0].name
+    if pre.get("pairs"):  # T time steps of one sample, verified on three of them
+        from hwsim.compile.stateful import default_frames, reference
+        x = x if x is not None else default_frames(pre["shape"], seed)
+        ref, feeds = reference(pre["model"], pre["data"], pre["pairs"], x, g)
+        lowered, rep = lower(g, verify_inputs=[feeds[0], feeds[len(feeds) // 2], feeds[-1]])
+        design = backend.plan(lowered, max_lanes=max_lanes)
+        _check_fit(design, pre["target"])
+        return {"lowered": lowered, "report": rep, "x": x, "design": design, "ref": ref}
     lowered, rep = lower(g, verify_inputs=[{name: x}] if x is not None else None)
     if x is None:
         x = _default_sample(lowered, pre["shape"], seed)
@@ -193,6 +211,8 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
 
     def step_lower(ctx):
         first, rep, x, design = low["lowered"], low["report"], low["x"], low["design"]
+        if pre["pairs"]:
+            return _lower_steps(ctx, pre, low)
         first.save(str(ctx.folder / "lowered.onnx"))
         ctx_ = _execute(first, {in_name: x})
         y_low = ctx_[first.graph.output[0].name]
@@ -215,7 +235,13 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
     def step_rtl(ctx):
         from rtl.emit import emit
         _, design = design_of(ctx)
-        sched = backend.schedule(design)
+        if pre["pairs"]:  # data-dependent timing: the cycle model on the sample's codes
+            from hwsim.compile.backend.lif import schedule_lif
+            s = np.load(ctx.path_of("lower", "sample.npz"), allow_pickle=False)
+            sched = schedule_lif(design, {n.inputs[0][1]: s[f"c{i}"]
+                                          for i, n in enumerate(design.nodes)})
+        else:
+            sched = backend.schedule(design)
         manifest = {"kernel": "compiled", "nodes": [n.summary() for n in design.nodes],
                     "schedule": sched, "in_shape": list(design.in_shape),
                     "out_shape": list(design.out_shape),
@@ -258,6 +284,25 @@ def compile_model(model: Path, target: str, out: Path, input_path: Path | None =
     from hwsim.compile.report import write_reports
     write_reports(out, summary)
     return summary
+
+
+def _lower_steps(ctx, pre: dict, low: dict) -> dict:
+    """The ``lower`` step of a time-step graph (:mod:`hwsim.compile.stateful`): the golden
+    graph over the sample's steps, its stream codes, and its spikes against onnxruntime's."""
+    from hwsim.compile.stateful import run_steps
+    first, rep, x, design = low["lowered"], low["report"], low["x"], low["design"]
+    first.save(str(ctx.folder / "lowered.onnx"))
+    steps = run_steps(first, pre["data"], pre["pairs"], x, _execute)
+    y_low = np.array([c[first.graph.output[0].name] for c in steps])
+    err = np.abs(y_low.astype(np.float64) - low["ref"].astype(np.float64)) / _output_scale(first)
+    codes = {f"c{i}": np.concatenate([np.ravel(c[n.inputs[0][1]]) for c in steps])
+             for i, n in enumerate(design.nodes)}
+    np.savez(ctx.folder / "sample.npz", x=x, X=codes["c0"],
+             Y=np.concatenate([np.ravel(c[design.output]) for c in steps]), y=y_low,
+             ref=low["ref"], **codes)
+    return {"lowered": "lowered.onnx", "sample": "sample.npz", "steps": rep.to_dict(),
+            "reference": "onnxruntime", "max_error_lsb": float(np.max(err, initial=0.0)),
+            "output_scale": _output_scale(first), "time_steps": len(steps)}
 
 
 def _execute(model, inputs: dict) -> dict:

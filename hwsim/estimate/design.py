@@ -463,3 +463,39 @@ ATTENTION_HEAD = Pricing(
     weight_memory="cache",
 )
 PRICING["attention-head"] = ATTENTION_HEAD
+
+
+# ---- lif-array (rtl/snn/lif_array.py): weight memory, per-lane accumulate / leak / fire -----
+def _lif_inventory(p) -> Inventory:
+    """Per lane the current accumulator, the leak's multiply and rounding, the saturating add,
+    the compare and the reset; every neuron's accumulator, membrane and refractory counter in
+    registers; the weight memory (``inputs·neurons/lanes`` words of ``lanes`` weights)."""
+    mw, aw = p.mem.width, p.acc_width
+    return Inventory(adders=(aw, mw + p.leak_frac, mw + 1, mw + 1, mw + 1) * p.lanes,
+                     multipliers=((mw, p.leak_frac),) * p.lanes,
+                     register_bits=p.neurons * (aw + mw + p.ref_width) + 64,
+                     memories=(("weights", p.weight_depth, p.lanes * p.weight.width),))
+
+
+def _lif_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: one DSP48E2 per lane (the leak multiply), ~100 LUTs per lane of
+    add/round/saturate/compare logic, a chunk multiplexer of ~(acc + mem) bits per neuron / 4
+    LUTs, ~80 LUTs of control; the weight memory by the memory rule."""
+    mem = memory_resources(p.weight_depth, p.lanes * p.weight.width)
+    inv = _lif_inventory(p)
+    return {"luts": 80 + 100 * p.lanes + p.neurons * (p.acc_width + p.mem.width) // 4
+            + mem["luts"], "ffs": inv.register_bits, "dsps": p.lanes, "bram36": mem["bram36"]}
+
+
+#: a membrane write is priced as a register read of the same bits (assumption); a synaptic op
+#: as a 16-bit add, the leak as an 8-bit multiply (assumptions)
+LIF_ARRAY = Pricing(
+    actions={"synaptic_op": {"add16": 1}, "lif_update": {"add16": 3}, "leak_mul": {"int8_mul": 1},
+             "leak_shift_sub": {"add16": 1}, "weight_read_bits": {"weight_read_bits": 1},
+             "mem_read_bits": {"register_read_bits": 1},
+             "mem_write_bits": {"register_read_bits": 1}, "event_in": {},
+             "out_bits": {"out_bits": 1}, "cycles": {}},
+    inventory=_lif_inventory,
+    fpga=_lif_fpga,
+)
+PRICING["lif-array"] = LIF_ARRAY

@@ -53,15 +53,18 @@ class QuantStep(nn.Module):
         return s, v0, v1, v2
 
 
-def export_onnx(model: QuantSnnClassifier, path: Path, opset: int = 17) -> Path:
-    """Write the per-step graph (dynamic batch), checked, to ``path`` atomically."""
+def export_onnx(model: QuantSnnClassifier, path: Path, opset: int = 17,
+                batch: int | None = None) -> Path:
+    """Write the per-step graph (dynamic batch, or a fixed ``batch``: what ``hwsim compile``
+    takes), checked, to ``path`` atomically."""
     step = QuantStep(model).eval()
     sh = model.shape
-    args = (torch.zeros(1, 1, sh.side, sh.side), torch.zeros(1, sh.conv_out),
-            torch.zeros(1, sh.hidden), torch.zeros(1, sh.classes))
+    b = batch or 1
+    args = (torch.zeros(b, 1, sh.side, sh.side), torch.zeros(b, sh.conv_out),
+            torch.zeros(b, sh.hidden), torch.zeros(b, sh.classes))
     names_in, names_out = ["frame", "v0", "v1", "v2"], ["spikes", "v0_next", "v1_next", "v2_next"]
     export_torch(step, args, path, names_in, names_out, opset=opset,
-                 dynamic_axes={n: {0: "batch"} for n in names_in + names_out})
+                 dynamic_axes=None if batch else {n: {0: "batch"} for n in names_in + names_out})
     return Path(path)
 
 

@@ -44,6 +44,9 @@ class LIFArray(wiring.Component):
     Parameters
     ----------
     params : LifParams
+    weights : (neurons, inputs) weight codes, optional
+        Baked into the weight memory's initial contents (a compiled design's constant layer);
+        without them the memory starts empty and loads through ``w``.
 
     Members
     -------
@@ -58,10 +61,11 @@ class LIFArray(wiring.Component):
         High while an event or an update is in progress.
     """
 
-    def __init__(self, params: spec.LifParams):
+    def __init__(self, params: spec.LifParams, weights=None):
         if not isinstance(params, spec.LifParams):
             raise HwsimError(f"LIFArray needs LifParams, not {type(params).__name__}")
         self.params = p = params
+        self.init = [] if weights is None else spec.weight_words(weights, p)
         self.out_layout = data.StructLayout({
             "spikes": unsigned(p.lanes),
             "mem": data.ArrayLayout(signed(p.mem.width), p.lanes),
@@ -80,7 +84,7 @@ class LIFArray(wiring.Component):
         C, L = p.chunks, p.lanes
         ww, mw, aw, rw = p.weight.width, p.mem.width, p.acc_width, p.ref_width
 
-        wmem = Memory(shape=unsigned(L * ww), depth=p.weight_depth, init=[])
+        wmem = Memory(shape=unsigned(L * ww), depth=p.weight_depth, init=self.init)
         m.submodules.wmem = wmem
         wr, rd = wmem.write_port(), wmem.read_port()
 

@@ -334,6 +334,7 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
     ``max_lanes`` bounds the multipliers (lanes) of each matrix–vector node (the most that
     divide its input length). Raises :class:`HwsimError` naming the first node the back end
     cannot build."""
+    model = lif.without_state(model)  # LIF membranes stay in the arrays (state pairs)
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
         raise HwsimError(f"the dataflow back end builds graphs with one input and one output, "
                          f"not {len(model.graph.input)} and {len(model.graph.output)}")
@@ -390,4 +391,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, lif  # noqa: E402, F401

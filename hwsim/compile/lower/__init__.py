@@ -70,17 +70,18 @@ from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
 from .layernorm import LowerLayerNorm
+from .lif import LowerLif
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
-           "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
+           "LowerElementwise", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLif, LowerLayerNorm, LowerLinearLayers,
          LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
 
 

@@ -1,0 +1,1 @@
+"""Dialect ops kept in their own modules; :mod:`hwsim.compile.dialect` imports them."""
