@@ -72,20 +72,20 @@ from .eltwise import LowerElementwise
 from .layernorm import LowerLayerNorm
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
-from .rmsnorm import LowerRmsNorm
+from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
 from .square import LowerSquare
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
-           "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
-           "LowerPointwise", "LowerRmsNorm", "LowerSquare",
-           "LoweringReport", "QuantActivationsToCodes", "StepReport",
-           "WeightQuantToCodes", "check_lowered", "lower"]
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerChainedRmsNorm",
+           "LowerConvolutions", "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
+           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LoweringReport",
+           "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerRmsNorm,
          LowerLinearLayers,
-         LowerConvolutions, LowerPointwise, LowerSquare, LowerElementwise, LowerAttention)
+         LowerConvolutions, LowerPointwise, LowerSquare, LowerElementwise, LowerAttention,
+         LowerChainedRmsNorm)
 
 
 def check_lowered(model: ModelWrapper) -> None:

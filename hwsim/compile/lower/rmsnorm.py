@@ -54,6 +54,9 @@ class LowerRmsNorm(Transformation):
     """
 
     exact = False
+    #: a norm reads the output of another (SubLN after the input norm): each step lowers the
+    #: norms with no other norm upstream (their inputs do not change within the step); the
+    #: rest waits for :class:`LowerChainedRmsNorm`
 
     def __init__(self):
         super().__init__()
@@ -90,14 +93,40 @@ class LowerRmsNorm(Transformation):
                                  f"output Clip {clip.name!r} is not the narrow int8 range")
         return dq, q, clip, gamma, float(attrs.get("epsilon", 1e-5))
 
+    @staticmethod
+    def _first(model, norms: list) -> list:
+        """The norms with no other norm of ``norms`` upstream: lowering them cannot change
+        another one's input within this step."""
+        names = {n.name for n in norms}
+        out = []
+        for node in norms:
+            seen, todo, clean = set(), list(node.input), True
+            while todo and clean:
+                t = todo.pop()
+                if t in seen:
+                    continue
+                seen.add(t)
+                prod = model.find_producer(t)
+                if prod is not None:
+                    clean = prod.name not in names
+                    todo.extend(prod.input)
+            if clean:
+                out.append(node)
+        return out
+
     def apply(self, model):
         self.bounds = {}
-        for node in [n for n in model.graph.node if n.op_type == "RMSNormalization"]:
+        norms = [n for n in model.graph.node if n.op_type == "RMSNormalization"]
+        for node in self._first(model, norms):
             match = self._match(model, node)
             if match is not None:
                 self._lower(model, node, *match)
         _remove_dead_nodes(model)
+        self._propagate(model)
         return _refresh(model), False
+
+    def _propagate(self, model) -> None:
+        """Nothing after the norms is lowered yet at this step's place in :data:`STEPS`."""
 
     def _lower(self, model, node, dq, q, clip, gamma, eps) -> None:
         s_x = _scalar(model, dq.input[1], node, "input scale")
@@ -131,3 +160,19 @@ class LowerRmsNorm(Transformation):
         d_eps = root * g_peak * n * 4.0 ** -RMS_FRAC / 4
         eps_f32 = 8 * (n + 4) * _U32 * (root * g_peak + 1)
         self.bounds[new.output[0]] = math.floor(1.5 + d_gamma + d_eps + eps_f32)
+
+
+class LowerChainedRmsNorm(LowerRmsNorm):
+    """Approximate: :class:`LowerRmsNorm` once more, after every other step, for the norms
+    that read another norm's result (BitNet's SubLN after the input RMSNorm): their inputs
+    are then dialect nodes the step does not change, so the bound is :class:`LowerRmsNorm`'s;
+    the nodes lowered after them that read a bounded tensor get it propagated as
+    :class:`~hwsim.compile.lower.attention.LowerAttention` does (``Requant`` after a matrix
+    product: input bound × ``M·2**-S`` × largest column sum of ``|W|``; ``IntEltwise``: each
+    operand's bound × its factor; ``LutAct``: the table's largest step over that many codes).
+    A third norm in a chain is left (the lowering names it)."""
+
+    def _propagate(self, model) -> None:
+        from .attention import LowerAttention
+        own = {t: b - 1 for t, b in self.bounds.items()}  # LowerAttention adds the 1 back
+        LowerAttention._propagate(self, model, own)
