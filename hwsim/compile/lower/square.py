@@ -32,3 +32,11 @@ class LowerSquare(LowerPointwise):
                     or (users[0].op_type == "Sigmoid" and self._is_silu(model, users[0])):
                 return body
             body.append(users[0])
+
+    def _match(self, model, node):
+        """Only chains that hold a square (the rest is :class:`LowerPointwise`'s)."""
+        match = super()._match(model, node)
+        if match is None or not any(n.op_type == "Mul" and n.input[0] == n.input[1]
+                                    for n in match.body):
+            return None
+        return match
