@@ -58,7 +58,7 @@ from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
-           "IntLifArray", "IntMatMul", "LutAct", "Requant", "TernaryMatMul",
+           "IntLifArray", "IntMatMul", "IntRmsNorm", "LutAct", "Requant", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -656,6 +656,60 @@ class IntLayerNorm(_Op):
         p = self.params()
         y = layernorm_int(np.asarray(context[node.input[0]]), p)
         context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)
+
+
+class IntRmsNorm(_Op):
+    """Integer RMSNorm of each vector along the last axis of an int8 code tensor:
+    ``y = sat(round_half_even(x·γ·r · 2**-(k − recip_bits + shift_base)))`` with ``(r, k)`` the
+    reciprocal of ``isqrt(floor(Σx²·4**rms_frac / n) + eps_code)``; ``gamma`` are signed
+    ``gamma_bits``-bit gains with ``gamma_frac`` fractional bits (the float gain over the
+    output scale), the output int8 codes (``out_narrow``: −127 … 127). Golden:
+    :func:`hwsim.golden.vitallm.rmsnorm_int.rmsnorm_int` (kernel ``rmsnorm``).
+    """
+
+    KERNEL = "rmsnorm"
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(),
+                "gamma": ("ints", True, []),
+                "gamma_bits": ("i", False, 16),
+                "gamma_frac": ("i", True, 0),
+                "eps_code": ("i", False, 0),
+                "rms_frac": ("i", False, 12),
+                "recip_bits": ("i", False, 16),
+                "out_narrow": ("i", False, 0)}
+
+    def params(self, lanes: int = 1):
+        """The golden :class:`~hwsim.golden.vitallm.rmsnorm_int.RmsNormParams`."""
+        from hwsim.golden.vitallm.rmsnorm_int import RmsNormParams
+        g = self.get_nodeattr
+        return RmsNormParams(n=len(g("gamma")), lanes=lanes, x=QType(8),
+                             gamma=QType(g("gamma_bits"), frac=g("gamma_frac")),
+                             out=QType(8, narrow=bool(g("out_narrow"))),
+                             rms_frac=g("rms_frac"), recip_bits=g("recip_bits"))
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=TensorProto.INT8)
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT8"])
+
+    def verify_node(self):
+        info = super().verify_node()
+        try:
+            self.params()
+        except HwsimError as e:
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+    def execute_node(self, context, graph):
+        from hwsim.golden.vitallm.rmsnorm_int import rmsnorm_int
+        node = self.onnx_node
+        y = rmsnorm_int(np.asarray(context[node.input[0]]).astype(np.int64),
+                        np.asarray(self.get_nodeattr("gamma"), np.int64),
+                        int(self.get_nodeattr("eps_code")), self.params())
+        context[node.output[0]] = y.astype(np.int8)
 
 
 # ops in their own modules (qonnx finds an op in this module by its op type)

@@ -17,6 +17,7 @@ from brevitas.quant import (
     Uint8ActPerTensorFloat,
 )
 
+from hwsim.compile.bitnet_block import BitNetFFNBlock
 from hwsim.errors import HwsimError
 
 __all__ = ["EXAMPLES", "MLP", "EncoderBlock", "GatedCNN", "ProbQuant", "calibrated", "export"]
@@ -118,6 +119,7 @@ EXAMPLES = {
     "mlp": (MLP, (64, 16), 2.0, (2, 16)),
     "encoder": (EncoderBlock, (T, D), 1.0, (T, D)),
     "gated-cnn": (GatedCNN, (16, 3, 8, 8), 2.0, (1, 3, 8, 8)),
+    "bitnet-ffn": (BitNetFFNBlock, (8, 128), 2.0, (8, 128)),  # BitNet-tiny width, 8 tokens
 }
 
 

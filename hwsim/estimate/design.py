@@ -499,3 +499,36 @@ LIF_ARRAY = Pricing(
     fpga=_lif_fpga,
 )
 PRICING["lif-array"] = LIF_ARRAY
+
+
+# ---- rmsnorm (rtl/vitallm/rmsnorm_int.py): squares, division, root, reciprocal, scaling ------
+def _rmsnorm_inventory(p) -> Inventory:
+    """Per lane the square and the two scaling products; the serial divider, root and
+    reciprocal; the vector buffer (with the gains)."""
+    xw, gw = p.x.width, p.gamma.width
+    return Inventory(
+        adders=(p.ss_width,) * p.lanes + (2 * p.n.bit_length() + 2, p.v_width, p.recip_bits + 2),
+        multipliers=((xw, xw), (xw, gw), (xw + gw, p.recip_bits + 1)) * p.lanes,
+        register_bits=p.ss_width + 3 * p.num_width + 2 * p.v_width + p.recip_bits + 8 * p.lanes,
+        memories=(("buffer", p.chunks, (xw + gw) * p.lanes),))
+
+
+def _rmsnorm_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: per lane three DSP48E2 (the square, ``x·γ``, ``·r``) and ~150
+    LUTs of rounding/saturation; ~6 LUTs per bit of the divider, root and reciprocal; the
+    vector buffer by the memory rule; flip-flops as the inventory's registers."""
+    inv = _rmsnorm_inventory(p)
+    mem = memory_resources(p.chunks, (p.x.width + p.gamma.width) * p.lanes)
+    return {"luts": 150 * p.lanes + 6 * (p.num_width + p.v_width + p.recip_bits) + mem["luts"],
+            "ffs": inv.register_bits, "dsps": 3 * p.lanes, "bram36": mem["bram36"]}
+
+
+PRICING["rmsnorm"] = Pricing(
+    actions={"square_mac": {"int8_mul": 1, "add32": 1}, "isqrt": {"add32": 32},
+             "reciprocal": {"add32": 32}, "scale_mul": {"mul32": 1},
+             "x_read_bits": {"register_read_bits": 1}, "gamma_read_bits": {"weight_read_bits": 1},
+             "out_bits": {"out_bits": 1}},
+    inventory=_rmsnorm_inventory,
+    fpga=_rmsnorm_fpga,
+    weight_memory="buffer",
+)

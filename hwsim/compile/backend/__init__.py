@@ -375,6 +375,11 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
         for n in nodes:
             if n.kernel == "eltwise":
                 n.fifo_depth = {k: max(v, seq * n.out_len + 4) for k, v in n.fifo_depth.items()}
+    if any(n.kernel == "rmsnorm" for n in nodes):  # a skip path beside a norm that holds
+        for n in nodes:                             # back its input: the whole inference
+            if n.kernel == "eltwise":
+                n.fifo_depth = {k: max(v, n.vectors * n.out_len + 4)
+                                for k, v in n.fifo_depth.items()}
     first = next(p for n in nodes for p in n.inputs if p[1] == in_codes)
     in_signed = model.get_initializer(
         next(n for n in model.graph.node if n.op_type == "QuantizeLinear"
@@ -391,4 +396,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm, lif  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, lif, rmsnorm  # noqa: E402, F401

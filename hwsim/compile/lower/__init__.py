@@ -73,16 +73,20 @@ from .layernorm import LowerLayerNorm
 from .lif import LowerLif
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
+from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
+from .square import LowerSquare
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
-           "LowerElementwise", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
-           "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
-           "WeightQuantToCodes", "check_lowered", "lower"]
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerChainedRmsNorm",
+           "LowerConvolutions", "LowerElementwise", "LowerLayerNorm", "LowerLif",
+           "LowerLinearLayers", "LowerPointwise", "LowerRmsNorm", "LowerSquare",
+           "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
+           "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLif, LowerLayerNorm, LowerLinearLayers,
-         LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLif, LowerLayerNorm, LowerRmsNorm,
+         LowerLinearLayers, LowerConvolutions, LowerPointwise, LowerSquare, LowerElementwise,
+         LowerAttention, LowerChainedRmsNorm)
 
 
 def check_lowered(model: ModelWrapper) -> None:

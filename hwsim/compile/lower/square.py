@@ -1,0 +1,42 @@
+"""The exact step that lowers a square written ``Mul(t, t)`` (ReLU² of BitNet b1.58 2B4T:
+``r = Relu(x)``, ``Mul(r, r)``) between two 8-bit quantizers to a ``LutAct``."""
+
+from __future__ import annotations
+
+from .pointwise import LowerPointwise
+
+
+class LowerSquare(LowerPointwise):
+    """Exact: :class:`~hwsim.compile.lower.pointwise.LowerPointwise` where the chain between
+    the two quantizers may also hold ``Mul(t, t)`` (one tensor times itself, a function of one
+    code): ``DequantizeLinear → Relu → Mul(r, r) → QuantizeLinear [→ Clip]`` (the front end's
+    ``relu_squared`` pattern) becomes one ``LutAct`` whose table is those nodes run in
+    onnxruntime on all 256 input codes, so the outputs stay ``==``."""
+
+    exact = True
+
+    @staticmethod
+    def _unary(model, node) -> bool:
+        if node.op_type == "Mul" and len(node.input) == 2 and node.input[0] == node.input[1] \
+                and model.get_initializer(node.input[0]) is None:
+            return len(node.output) == 1
+        return LowerPointwise._unary(model, node)
+
+    def _chain(self, model, body: list) -> list:
+        """As the base, with a reader listed once per input it fills (``Mul(t, t)`` reads
+        ``t`` twice)."""
+        while True:
+            users = list({id(n): n for n in model.find_consumers(body[-1].output[0]) or []}
+                         .values())
+            if len(users) != 1 or not self._unary(model, users[0]) \
+                    or (users[0].op_type == "Sigmoid" and self._is_silu(model, users[0])):
+                return body
+            body.append(users[0])
+
+    def _match(self, model, node):
+        """Only chains that hold a square (the rest is :class:`LowerPointwise`'s)."""
+        match = super()._match(model, node)
+        if match is None or not any(n.op_type == "Mul" and n.input[0] == n.input[1]
+                                    for n in match.body):
+            return None
+        return match
