@@ -69,26 +69,29 @@ from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
+from .int_onnx import LowerIntegerOnnx, host_tail
 from .layernorm import LowerLayerNorm
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
-           "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
+           "LowerElementwise", "LowerIntegerOnnx", "LowerLayerNorm", "LowerLinearLayers",
            "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
+STEPS = (LowerIntegerOnnx, QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
          LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
 
 
 def check_lowered(model: ModelWrapper) -> None:
     """Raise :class:`HwsimError` naming the first compute node outside the dialect (nodes of
-    the float ↔ code boundary aside)."""
+    the float ↔ code boundary and the host's trailing data movement aside)."""
+    tail = {n.name for n in host_tail(model)}
     for node in model.graph.node:
-        if node.domain != dialect.DOMAIN and node.op_type not in _BOUNDARY_OPS:
+        if node.domain != dialect.DOMAIN and node.op_type not in _BOUNDARY_OPS \
+                and node.name not in tail:
             raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: no hwsim "
                              "dialect op implements it yet")
 
