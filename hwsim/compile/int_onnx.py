@@ -28,8 +28,6 @@ import numpy as np
 from onnx import TensorProto, helper
 from qonnx.transformation.base import Transformation
 
-from hwsim.compile.patterns import _marked, _record, constant
-
 __all__ = ["DATA_MOVEMENT", "IN_PATTERN", "ConvIdiom", "GateIdiom", "MarkIntegerOnnx",
            "RequantIdiom", "code_source", "match_conv", "match_gate", "match_requant"]
 
@@ -46,6 +44,10 @@ DATA_MOVEMENT = ("Reshape", "Transpose", "DepthToSpace")
 #: element types that hold every uint8 code exactly
 _WIDE = {TensorProto.UINT8, TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32,
          TensorProto.UINT32, TensorProto.INT64, TensorProto.UINT64}
+
+
+def constant(model, name: str) -> np.ndarray | None:
+    return model.get_initializer(name) if name else None
 
 
 def _attr(node, name: str, default=None):
@@ -319,6 +321,8 @@ class MarkIntegerOnnx(Transformation):
     the output ``DequantizeLinear`` behind data movement); the graph is unchanged."""
 
     def apply(self, model):
+        from hwsim.compile.patterns import _marked, _record  # patterns imports this module
+
         done = _marked(model)
         found = []
         for node in model.graph.node:
