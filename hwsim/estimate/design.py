@@ -463,3 +463,7 @@ ATTENTION_HEAD = Pricing(
     weight_memory="cache",
 )
 PRICING["attention-head"] = ATTENTION_HEAD
+
+from .swiftchannel_design import SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE  # noqa: E402
+
+PRICING["swiftchannel-conv"], PRICING["swiftchannel-gate"] = SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE

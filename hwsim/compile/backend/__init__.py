@@ -341,7 +341,9 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
         raise HwsimError(f"max_lanes must be ≥ 1, not {max_lanes}")
     opts = {"max_lanes": max_lanes}
     gin, gout = model.graph.input[0].name, model.graph.output[0].name
-    taken: set[str] = set()
+    from hwsim.compile.lower.int_onnx import host_tail
+    tail = host_tail(model)  # data movement after the last compute node: the host runs it
+    taken: set[str] = {n.name for n in tail}
     nodes: list[Node] = []
     in_codes = out_codes = None
     for node in model.graph.node:
@@ -364,6 +366,8 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
         built, names = handler(model, node, opts)
         taken.update(names)
         nodes.extend(built if isinstance(built, list) else [built])
+    if tail and out_codes is not None:
+        out_codes = tail[0].input[0]
     if in_codes is None or out_codes is None:
         raise HwsimError("the lowered graph needs a QuantizeLinear on its input and a "
                          "DequantizeLinear on its output")
@@ -390,4 +394,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, swiftchannel  # noqa: E402, F401
