@@ -74,7 +74,7 @@ def swift_conv(model: ModelWrapper, node, opts: dict):
                vectors=P, onnx_nodes=[node.name, users[0].name], tail=s + 3, interval=s,
                out_len=oc, depends=depends, in_per_unit=P if depends else 0, unit_calls=1,
                # the host (or a faster producer) may run a whole image ahead of the engine
-               fifo_depth={"x": P + 4})
+               fifo_depth={"x": P + 4}, wide_output=True)
     return out, out.onnx_nodes
 
 
