@@ -60,7 +60,8 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
     assert [(s.name, s.exact) for s in report.steps] == [
         ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
         ("LowerLayerNorm", False), ("LowerLinearLayers", False), ("LowerConvolutions", False),
-        ("LowerPointwise", True), ("LowerElementwise", False), ("LowerAttention", False)]
+        ("LowerPointwise", True), ("LowerElementwise", False), ("LowerAttention", False),
+        ("LowerIntegerOnnx", True)]
     assert all(s.equal for s in report.steps if s.exact)
     assert report.steps[-1].bound_lsb == {}  # no element-wise op in an MLP
     approx = report.step("LowerLinearLayers")

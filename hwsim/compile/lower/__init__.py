@@ -36,6 +36,8 @@ The steps of the first lowering (Brevitas ``QuantLinear`` layers exported as QON
    ``[→ Relu] → QuantizeLinear [→ Clip]`` (residual adds, gates) becomes one ``IntEltwise``.
 8. :class:`LowerAttention` (approximate): softmax attention between quantizers (head
    split/merge absorbed) becomes one ``IntAttention``.
+9. :class:`LowerIntegerOnnx` (exact): the integer-ONNX idioms (:mod:`hwsim.compile.int_onnx`)
+   become ``IntConv → Requant`` (half up, per channel) and ``SpabGate``.
 
 What remains around the dialect ops after the full lowering is the graph boundary:
 ``QuantizeLinear`` (float → codes) at each input and ``DequantizeLinear`` (codes → float) at
@@ -81,8 +83,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvol
 
 
 #: the full lowering, in order
-STEPS = (LowerIntegerOnnx, QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
-         LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
+         LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention, LowerIntegerOnnx)
 
 
 def check_lowered(model: ModelWrapper) -> None:
