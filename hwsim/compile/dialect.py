@@ -58,7 +58,8 @@ from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
-           "IntLifArray", "IntMatMul", "IntRmsNorm", "LutAct", "Requant", "TernaryMatMul",
+           "IntLifArray", "IntMatMul", "IntRmsNorm", "LutAct", "Requant", "SpabGate",
+           "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -278,7 +279,8 @@ class Requant(_Op):
     ``multiplier`` (M ≥ 0) and ``shift`` (S, 0 … 62) give the factor ``M · 2**-S``. Per
     channel (a per-channel weight scale), ``multipliers``/``shifts`` instead list one ``M``/``S``
     per channel of the last axis (lists of equal length, 1 or the channel count; the scalar
-    attributes are then ignored) and ``real_scales`` the float factors; the output
+    attributes are then ignored; ``axis`` names another channel axis, e.g. 1 of NCHW) and
+    ``real_scales`` the float factors; the output
     format is ``width``/``signed``/``narrow`` with ``rounding`` (a :class:`~quant.qtype.Rounding`
     value) and saturation. ``zero_point`` is added to the rounded value before saturation (the
     code of real 0, as ``QuantizeLinear``); ``relu`` = 1 clips at ``zero_point`` as well (ReLU
@@ -300,7 +302,8 @@ class Requant(_Op):
                 "relu": ("i", False, 0),
                 "zero_point": ("i", False, 0),
                 "rounding": ("s", False, "half_even", {r.value for r in Rounding}),
-                "real_scale": ("f", False, 0.0)}
+                "real_scale": ("f", False, 0.0),
+                "axis": ("i", False, -1)}
 
     def out_qtype(self) -> QType:
         """The output format."""
@@ -355,6 +358,8 @@ class Requant(_Op):
         # rounded (not yet saturated) codes of real acc · M · 2**-S: a 64-bit format never clips
         wide = QType(64, rounding=out.rounding)
         acc = np.asarray(context[node.input[0]])
+        axis = self.get_nodeattr("axis")  # the channel axis of per-channel (M, S)
+        acc = np.moveaxis(acc, axis, -1) if acc.ndim else acc
         m, sh = self.scales()
         if m.ndim == 0:
             rounded = requantize(acc, int(m), int(sh), wide)
@@ -369,6 +374,7 @@ class Requant(_Op):
         codes = out.fit(rounded + zero)
         if self.get_nodeattr("relu"):
             codes = np.maximum(codes, zero)  # max(round(v), 0) + z == round(max(v, 0)) + z
+        codes = np.moveaxis(codes, -1, axis) if np.ndim(codes) else codes
         dtype = onnx.helper.tensor_dtype_to_np_dtype(
             code_elem_type(out.width, out.signed))
         context[node.output[0]] = codes.astype(dtype)
@@ -710,6 +716,49 @@ class IntRmsNorm(_Op):
                         np.asarray(self.get_nodeattr("gamma"), np.int64),
                         int(self.get_nodeattr("eps_code")), self.params())
         context[node.output[0]] = y.astype(np.int8)
+
+
+class SpabGate(_Op):
+    """The SwiftChannel SPAB gate, fused: ``clip(((x − z_x)·M_x + (c − z_c)·M_c) · lut(c) ·
+    2**-S`` rounded half up ``+ z_out, 0, 255)`` on two uint8 code tensors of the same shape,
+    ``lut`` the 512-entry sigmoid table indexed by ``clip(floor((c − z_c)·M_l·2**-S_l) + 256,
+    0, 511)``. Attributes: the integer constants of
+    :class:`hwsim.golden.swiftchannel.gate.GateParams`. Golden:
+    :func:`hwsim.golden.swiftchannel.gate.gate` (kernel ``swiftchannel-gate``)."""
+
+    N_INPUTS = (2,)
+    KERNEL = "swiftchannel-gate"
+    FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift",
+              "z_out")
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(), **{f: ("i", True, 0) for f in self.FIELDS}}
+
+    def params(self, lanes: int = 1):
+        """The kernel's :class:`~hwsim.golden.swiftchannel.gate.GateParams`."""
+        from hwsim.golden.swiftchannel.gate import GateParams
+        return GateParams(lanes=lanes, **{f: int(self.get_nodeattr(f)) for f in self.FIELDS})
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=TensorProto.UINT8)
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["UINT8"])
+
+    def verify_node(self):
+        info = super().verify_node()
+        try:
+            self.params()
+        except HwsimError as e:
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+    def execute_node(self, context, graph):
+        from hwsim.golden.swiftchannel.gate import gate
+        node = self.onnx_node
+        x, c = (np.asarray(context[n]) for n in node.input)
+        context[node.output[0]] = gate(x, c, self.params()).astype(np.uint8)
 
 
 # ops in their own modules (qonnx finds an op in this module by its op type)

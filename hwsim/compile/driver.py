@@ -170,7 +170,9 @@ def _reference(model: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     feeds.update({i.name: numpy_helper.to_array(inits[i.name]) for i in proto.graph.input
                   if i.name in inits})
     try:
-        return np.asarray(run_onnxruntime(proto, feeds)[0]), "onnxruntime"
+        outs = [np.asarray(o) for o in run_onnxruntime(proto, feeds)]
+        # beside the real output an integer-ONNX file may give its codes: take the real one
+        return next((o for o in outs if o.dtype.kind == "f"), outs[0]), "onnxruntime"
     except Exception:
         pass
     try:  # QONNX: its Quant nodes as QuantizeLinear/Clip/DequantizeLinear, run in onnxruntime

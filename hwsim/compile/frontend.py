@@ -51,6 +51,7 @@ import onnx
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
+from hwsim.compile.int_onnx import IN_PATTERN
 from hwsim.compile.patterns import (
     PATTERNS,
     PATTERNS_KEY,
@@ -105,6 +106,8 @@ _IN_PATTERN = {"Where": {"softmax_attention"}, "Abs": {"absmax_quant"},
                "ReduceMax": {"absmax_quant"}, "Clip": {"absmax_quant", "lif"},
                "Div": {"absmax_quant"}, "Tile": {"kv_repeat"}, "Floor": {"lif"},
                "Greater": {"lif"}, "Cast": {"lif"}, "Sub": {"lif"}}
+for _op, _names in IN_PATTERN.items():  # the integer-ONNX idioms (hwsim.compile.int_onnx)
+    _IN_PATTERN[_op] = _IN_PATTERN.get(_op, set()) | _names
 
 PathOrModel = str | Path | onnx.ModelProto
 

@@ -579,3 +579,8 @@ def recognise(model):
     for pattern in PATTERNS:
         model = quiet(model.transform, pattern())
     return quiet(model.transform, InferShapes())
+
+# the integer-ONNX idioms (their own module; imported last: it uses the helpers above)
+from hwsim.compile.int_onnx import MarkIntegerOnnx  # noqa: E402
+
+PATTERNS = (*PATTERNS, MarkIntegerOnnx)

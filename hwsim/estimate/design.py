@@ -532,3 +532,8 @@ PRICING["rmsnorm"] = Pricing(
     fpga=_rmsnorm_fpga,
     weight_memory="buffer",
 )
+
+
+from .swiftchannel_design import SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE  # noqa: E402
+
+PRICING["swiftchannel-conv"], PRICING["swiftchannel-gate"] = SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE

@@ -34,12 +34,17 @@ def x_words(p: TopParams, codes) -> list[int]:
 
 async def run_case(dut, p: TopParams, a: dict, rng, idle: float, stall: float) -> dict:
     x = StreamSource(dut, "x", rng, idle)
-    y = StreamSink(dut, "y", rng, stall, signed=p.out_signed)
+    lanes = getattr(p, "out_lanes", 1)  # output codes per y beat, lane 0 lowest
+    y = StreamSink(dut, "y", rng, stall, signed=p.out_signed and lanes == 1)
     x.load(x_words(p, a["X"]))
-    y.open(int(np.asarray(a["Y"]).size))
+    y.open(int(np.asarray(a["Y"]).size) // lanes)
     t0 = time.perf_counter()
     total = await CycleLoop(dut.clk, [x], [y]).run()
-    return {"outputs": y.values, "cycles": y.cycles[-1] - x.cycles[0] + 1,
+    codes = [(w >> (8 * i)) & 0xFF for w in y.values for i in range(lanes)] if lanes > 1 \
+        else y.values
+    if lanes > 1 and p.out_signed:
+        codes = [c - 256 if c > 127 else c for c in codes]
+    return {"outputs": codes, "cycles": y.cycles[-1] - x.cycles[0] + 1,
             "sim_cycles": total, "wall_s": time.perf_counter() - t0}
 
 

@@ -119,14 +119,14 @@ class _Builder:
         return self.requant(self.op("Mul", [acc, g]), 1, b.sum_shift, b.z_out)
 
 
-def build_graph(m: gold.IntModel, rows: int, cols: int, float_io: bool):
+def build_graph(m: gold.IntModel, rows: int, cols: int, float_io: bool, batch: int | None = None):
     """The integer graph of ``m`` on (n, 2, rows, cols) inputs: float LS values (batch ``n``
-    dynamic) or uint8 codes (batch 1: qonnx's executor needs static shapes)."""
+    dynamic, or ``batch``) or uint8 codes (batch 1: qonnx's executor needs static shapes)."""
     from onnx import TensorProto, helper
 
     bld = _Builder()
     c_out = 2
-    n = "n" if float_io else 1
+    n = (batch or "n") if float_io else 1
     if float_io:
         xin = helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, 2, rows, cols])
         q = bld.op("QuantizeLinear", ["x", bld.const(np.float32(m.s_in), np.float32, "s_in"),
@@ -158,10 +158,12 @@ def build_graph(m: gold.IntModel, rows: int, cols: int, float_io: bool):
                              producer_name="hwsim")
 
 
-def export_int_onnx(m: gold.IntModel, rows: int, cols: int, folder: Path) -> dict[str, Path]:
-    """Write ``int8.qcdq.onnx`` and ``int8.qonnx.onnx`` of ``m`` into ``folder``."""
+def export_int_onnx(m: gold.IntModel, rows: int, cols: int, folder: Path,
+                    batch: int | None = None) -> dict[str, Path]:
+    """Write ``int8.qcdq.onnx`` (batch dynamic, or ``batch``: what ``hwsim compile`` takes) and
+    ``int8.qonnx.onnx`` of ``m`` into ``folder``."""
     folder = Path(folder)
-    return {"qcdq": save(build_graph(m, rows, cols, True), folder / "int8.qcdq.onnx"),
+    return {"qcdq": save(build_graph(m, rows, cols, True, batch), folder / "int8.qcdq.onnx"),
             "qonnx": save(build_graph(m, rows, cols, False), folder / "int8.qonnx.onnx")}
 
 

@@ -64,7 +64,7 @@ class DataflowTop(wiring.Component):
     """The chained kernels of a compiled graph (see the module docstring)."""
 
     def __init__(self, instances: list[Instance], input_tensor: str, in_lanes: int,
-                 in_signed: bool, output_tensor: str):
+                 in_signed: bool, output_tensor: str, out_lanes: int = 1):
         self.instances = list(instances)
         producers = {input_tensor: Port("x", input_tensor, in_lanes, in_signed)}
         for inst in self.instances:
@@ -84,7 +84,9 @@ class DataflowTop(wiring.Component):
         self.producers = producers
         self.input_tensor, self.output_tensor = input_tensor, output_tensor
         out = producers[output_tensor]
-        super().__init__({"x": In(_sig(in_signed, in_lanes)), "y": Out(_sig(out.signed, 1))})
+        self.out_lanes = out_lanes  # output codes per y beat
+        super().__init__({"x": In(_sig(in_signed, in_lanes)),
+                          "y": Out(_sig(out.signed, out_lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -93,7 +95,7 @@ class DataflowTop(wiring.Component):
             for p in inst.inputs:
                 readers[p.tensor].append((inst.name, p,
                                           inst.fifo_depth.get(p.port, FIFO_DEPTH)))
-        readers[self.output_tensor].append(("", Port("y", self.output_tensor, 1,
+        readers[self.output_tensor].append(("", Port("y", self.output_tensor, self.out_lanes,
                                                       self.producers[self.output_tensor].signed),
                                             FIFO_DEPTH))
 

@@ -222,16 +222,20 @@ class SwiftChannelConv(wiring.Component):
             s2_s.append(s2)
         with m.If(advance):
             m.d.sync += s2_valid.eq(s1_valid & s1_last)
-        if p.groups == 1:  # one channel per lane: M and S are constants, no barrel shifter
-            s2_l = [Const(v, MULT_BITS) for v in p.mults]
-            s2_s = [Const(v, spec.SHIFT_BITS) for v in p.shifts]
+        if p.groups == 1:  # one channel per lane: M and S are elaboration constants (ints)
+            s2_l, s2_s = list(p.mults), list(p.shifts)
 
         # ---- stage 2: requantize → output register -----------------------------------------
         with m.If(advance):
             m.d.sync += self.y.valid.eq(s2_valid)
             with m.If(s2_valid):
                 for l in range(p.ocp):
-                    v = s2_acc[l] * s2_l[l] + (Const(p.z_out, 9) << s2_s[l])
-                    m.d.sync += self.y.payload[l].eq(
-                        saturate(round_shift(v, s2_s[l], Rounding.HALF_UP), UINT8))
+                    if isinstance(s2_s[l], int):  # a constant shift: half up is + 2**(S−1)
+                        sh = s2_s[l]
+                        v = s2_acc[l] * s2_l[l] + ((p.z_out << sh) + ((1 << sh) >> 1))
+                        q = v >> sh  # arithmetic: floor
+                    else:
+                        v = s2_acc[l] * s2_l[l] + (Const(p.z_out, 9) << s2_s[l])
+                        q = round_shift(v, s2_s[l], Rounding.HALF_UP)
+                    m.d.sync += self.y.payload[l].eq(saturate(q, UINT8))
         return m

@@ -14,8 +14,8 @@ from amaranth.lib.wiring import In, Out
 from hwsim.errors import HwsimError
 from hwsim.golden.swiftchannel import gate as spec
 from hwsim.golden.swiftchannel import network as sc
-from quant.qtype import UINT8, Rounding
-from rtl.common import round_shift, saturate
+from quant.qtype import UINT8
+from rtl.common import saturate
 
 __all__ = ["SwiftChannelGate"]
 
@@ -23,9 +23,11 @@ __all__ = ["SwiftChannelGate"]
 def _requant_const(m: Module, value, shift: int, zp: int, name: str):
     """``clip((value + (zp << S) + 2**(S−1)) >> S, 0, 255)`` with a constant ``S``
     (:func:`hwsim.golden.swiftchannel.network.requant_mult` with ``M = 1``)."""
-    v = value + Const(zp << shift)
+    # a constant shift: half up is + 2**(S−1), then an arithmetic (floor) shift; a Const
+    # shift amount through round_shift would elaborate a barrel shifter's worth of cells
+    v = value.as_signed() + ((zp << shift) + ((1 << shift) >> 1))
     out = Signal(8, name=name)
-    m.d.comb += out.eq(saturate(round_shift(v, Const(shift, 6), Rounding.HALF_UP), UINT8))
+    m.d.comb += out.eq(saturate(v >> shift, UINT8))
     return out
 
 

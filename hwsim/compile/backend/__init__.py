@@ -72,6 +72,8 @@ class Node:
     in_per_unit: int = 0
     #: calls of the ``actions`` hook per inference where not ``vectors · calls_per_vector``
     unit_calls: int | None = None
+    #: as the graph's output producer, its beats (all its lanes) leave the top as they are
+    wide_output: bool = False
 
     @property
     def calls(self) -> int:
@@ -113,6 +115,7 @@ class TopParams:
     in_lanes: int
     in_signed: bool
     out_signed: bool
+    out_lanes: int = 1
 
 
 @dataclass
@@ -131,6 +134,8 @@ class Design:
     #: is, row-major); ``(0, 2, 3, 1)``: an NCHW tensor streamed as NHWC
     in_perm: tuple[int, ...] | None = None
     out_perm: tuple[int, ...] | None = None
+    #: output codes per ``y`` beat (1, or all lanes of a ``wide_output`` producer)
+    out_lanes: int = 1
 
     @property
     def in_vector(self) -> int:
@@ -166,13 +171,14 @@ class Design:
 
     @property
     def top_params(self) -> TopParams:
-        return TopParams(self.in_lanes, self.in_signed, self.out_signed)
+        return TopParams(self.in_lanes, self.in_signed, self.out_signed, self.out_lanes)
 
     def component(self):
         from rtl.dataflow.top import DataflowTop, Instance, Port
         insts = [Instance(n.name, n.build, [Port(*p) for p in n.inputs], Port(*n.output),
                           dict(n.constants), dict(n.fifo_depth)) for n in self.nodes]
-        return DataflowTop(insts, self.input, self.in_lanes, self.in_signed, self.output)
+        return DataflowTop(insts, self.input, self.in_lanes, self.in_signed, self.output,
+                           out_lanes=self.out_lanes)
 
 
 # ------------------------------------------------------------------------------------------
@@ -221,14 +227,16 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
     for n in design.nodes:
         for p in n.inputs:
             readers.setdefault(p[1], []).append((n, p))
-    readers.setdefault(design.output, []).append((None, ("y", design.output, 1, None)))
+    readers.setdefault(design.output, []).append((None, ("y", design.output, design.out_lanes,
+                                                          None)))
     lanes = {design.input: design.in_lanes, **{n.output[1]: n.output[2] for n in design.nodes}}
     in_vec = design.in_vector
     beats = -(-in_vec // design.in_lanes)
     n_in = vectors if vectors is not None else \
         _stream_dims(design.in_shape, design.in_perm)[0]
     times = {design.input: [(j + 1) * beats - 1 for j in range(n_in)]}
-    interval = max(beats, design.out_vector)
+    out_beats = -(-design.out_vector // design.out_lanes)
+    interval = max(beats, out_beats)
     for n in design.nodes:
         arrive = None
         for p in n.inputs:
@@ -251,10 +259,10 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
             out.append(max(t, out[-1] + n.interval) if out else t)
         times[n.output[1]] = out
         interval = max(interval, n.interval)
-    d = _edge_delay(lanes[design.output], 1, len(readers[design.output]))
+    d = _edge_delay(lanes[design.output], design.out_lanes, len(readers[design.output]))
     last: list[int] = []
     for t in times[design.output]:
-        last.append(max(t + d, last[-1] + design.out_vector) if last else t + d)
+        last.append(max(t + d, last[-1] + out_beats) if last else t + d)
     return {"latency": last[0] + 1, "interval": interval, "cycles": last[-1] + 1,
             "vectors": n_in}
 
@@ -342,7 +350,9 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
         raise HwsimError(f"max_lanes must be ≥ 1, not {max_lanes}")
     opts = {"max_lanes": max_lanes}
     gin, gout = model.graph.input[0].name, model.graph.output[0].name
-    taken: set[str] = set()
+    from hwsim.compile.lower.int_onnx import host_tail
+    tail = host_tail(model)  # data movement after the last compute node: the host runs it
+    taken: set[str] = {n.name for n in tail}
     nodes: list[Node] = []
     in_codes = out_codes = None
     for node in model.graph.node:
@@ -365,6 +375,8 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
         built, names = handler(model, node, opts)
         taken.update(names)
         nodes.extend(built if isinstance(built, list) else [built])
+    if tail and out_codes is not None:
+        out_codes = tail[0].input[0]
     if in_codes is None or out_codes is None:
         raise HwsimError("the lowered graph needs a QuantizeLinear on its input and a "
                          "DequantizeLinear on its output")
@@ -392,8 +404,9 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
     return Design(nodes=nodes, input=in_codes, output=out_codes, in_lanes=first[2],
                   in_signed=in_signed, out_signed=prod[out_codes].output[3],
                   in_shape=in_shape, out_shape=out_shape, in_perm=_perm(model, in_shape),
-                  out_perm=_perm(model, out_shape))
+                  out_perm=_perm(model, out_shape),
+                  out_lanes=prod[out_codes].output[2] if prod[out_codes].wide_output else 1)
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm, lif, rmsnorm  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel  # noqa: E402, F401

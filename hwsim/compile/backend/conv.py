@@ -25,6 +25,10 @@ from .kernels import mvu_node
 
 @handler("IntConv")
 def _conv(model: ModelWrapper, node, opts: dict) -> tuple[list[Node], list[str]]:
+    from .swiftchannel import swift_conv
+    built = swift_conv(model, node, opts)  # a SwiftChannel conv engine where it fits
+    if built is not None:
+        return built
     op = getCustomOp(node)
     g = op.get_nodeattr
     w = model.get_initializer(node.input[1])
