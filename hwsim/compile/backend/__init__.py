@@ -390,4 +390,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, windows  # noqa: E402, F401

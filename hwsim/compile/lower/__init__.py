@@ -72,16 +72,19 @@ from .eltwise import LowerElementwise
 from .layernorm import LowerLayerNorm
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
+from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerConvolutions",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
+           "LowerAttention", "LowerConvolutions",
            "LowerElementwise", "LowerLayerNorm", "LowerLinearLayers",
-           "LowerPointwise", "LoweringReport", "QuantActivationsToCodes", "StepReport",
-           "WeightQuantToCodes", "check_lowered", "lower"]
+           "LowerPointwise", "LowerWindowAttention", "LoweringReport", "QuantActivationsToCodes",
+           "StepReport", "WeightQuantToCodes", "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLayerNorm, LowerLinearLayers,
-         LowerConvolutions, LowerPointwise, LowerElementwise, LowerAttention)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLayerNorm,
+         LowerLinearLayers, LowerConvolutions, LowerPointwise, LowerElementwise,
+         LowerWindowAttention, LowerAttention, DropCodeReshapes)
 
 
 def check_lowered(model: ModelWrapper) -> None:
