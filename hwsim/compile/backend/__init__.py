@@ -72,6 +72,9 @@ class Node:
     in_per_unit: int = 0
     #: calls of the ``actions`` hook per inference where not ``vectors · calls_per_vector``
     unit_calls: int | None = None
+    #: a node that restarts per unit (window attention): the first output vector of a unit
+    #: ends at least this many cycles after the last one of the unit before
+    unit_gap: int = 0
 
     @property
     def calls(self) -> int:
@@ -246,9 +249,10 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
             units = len(arrive) // n.in_per_unit
             needs = [u * n.in_per_unit + q for u in range(units) for q in n.depends]
         out: list[int] = []
-        for q in needs:
+        for i, q in enumerate(needs):
             t = arrive[q] + n.tail
-            out.append(max(t, out[-1] + n.interval) if out else t)
+            gap = n.unit_gap if n.depends and i % len(n.depends) == 0 else n.interval
+            out.append(max(t, out[-1] + gap) if out else t)
         times[n.output[1]] = out
         interval = max(interval, n.interval)
     d = _edge_delay(lanes[design.output], 1, len(readers[design.output]))
