@@ -59,8 +59,10 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
 
     assert [(s.name, s.exact) for s in report.steps] == [
         ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
+        ("HoistCodeReshapes", True),
         ("LowerLayerNorm", False), ("LowerLinearLayers", False), ("LowerConvolutions", False),
-        ("LowerPointwise", True), ("LowerElementwise", False), ("LowerAttention", False)]
+        ("LowerPointwise", True), ("LowerElementwise", False),
+        ("LowerWindowAttention", False), ("LowerAttention", False), ("DropCodeReshapes", True)]
     assert all(s.equal for s in report.steps if s.exact)
     assert report.steps[-1].bound_lsb == {}  # no element-wise op in an MLP
     approx = report.step("LowerLinearLayers")
