@@ -48,9 +48,9 @@ from torch import nn
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ATTENTIONS", "TASKS", "AirFMConfig", "AirFMNet", "frame_combination_weights",
-           "fs_pe_coords", "linear_extrapolation_weights", "skip_init_weights",
-           "window_order"]
+__all__ = ["ATTENTIONS", "TASKS", "AirFMConfig", "AirFMNet", "AirFMTokens",
+           "frame_combination_weights", "fs_pe_coords", "linear_extrapolation_weights",
+           "skip_init_weights", "window_order"]
 
 ATTENTIONS = ("window", "global")
 TASKS = ("prediction", "estimation")
@@ -316,22 +316,50 @@ class AirFMNet(nn.Module):
         ang = coords[:, :, None] * octaves  # (T, 2, 4)
         return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).reshape(self.cfg.tokens, 16)
 
-    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input features → (raw token features (B, T, 2P), embedded tokens (B, T, d))."""
+    def grid_to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2P, A, F) input features → (B, T, 2P) tokens in the net's order (window-major
+        with ``hw_graph``: what the host streams into the compiled design)."""
         c = self.cfg
         if x.ndim != 4 or tuple(x.shape[1:]) != (2 * c.past, c.antennas, c.subcarriers):
             raise HwsimError(f"AirFM input must be (B, {2 * c.past}, {c.antennas}, "
                              f"{c.subcarriers}), got {tuple(x.shape)}")
         t = x.permute(0, 2, 3, 1).reshape(x.shape[0], c.tokens, 2 * c.past)
-        f = self.ina(t[:, window_order(c)] if c.hw_graph else t)
-        return f, self.tq(self.embed(f) + self.pe(self.pe_features()))
+        return t[:, window_order(c)] if c.hw_graph else t
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens_to_grid(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, T, 2Q) output tokens in the net's order → (B, 2Q, A, F)."""
         c = self.cfg
-        f, h = self.tokens(x)
-        for blk in self.blocks:
-            h = blk(h)
-        y = self.yq(self.head(self.outa(self.norm(h))) + self.skip(f))  # (B, T, 2Q)
         if c.hw_graph:  # window-major → grid order
             y = y[:, torch.argsort(window_order(c))]
-        return y.reshape(x.shape[0], c.antennas, c.subcarriers, 2 * c.future).permute(0, 3, 1, 2)
+        return y.reshape(y.shape[0], c.antennas, c.subcarriers, -1).permute(0, 3, 1, 2)
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input features → (raw token features (B, T, 2P), embedded tokens (B, T, d))."""
+        return self._embed(self.grid_to_tokens(x))
+
+    def _embed(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.ina(t)
+        return f, self.tq(self.embed(f) + self.pe(self.pe_features()))
+
+    def forward_tokens(self, t: torch.Tensor) -> torch.Tensor:
+        """The net on tokens: (B, T, 2P) → (B, T, 2Q), both in the net's token order."""
+        f, h = self._embed(t)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.yq(self.head(self.outa(self.norm(h))) + self.skip(f))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens_to_grid(self.forward_tokens(self.grid_to_tokens(x)))
+
+
+class AirFMTokens(nn.Module):
+    """The net on tokens (:meth:`AirFMNet.forward_tokens`), the graph a hardware export holds:
+    the host reorders the DDA grid into tokens and back (:meth:`AirFMNet.grid_to_tokens`,
+    :meth:`AirFMNet.tokens_to_grid`)."""
+
+    def __init__(self, net: AirFMNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_tokens(t)

@@ -22,7 +22,7 @@ from hwsim.files import atomic_write_text, staged_dir
 from models.channels.timevarying import ChannelSpec, generate
 
 from . import data as D
-from .model import AirFMConfig, AirFMNet
+from .model import AirFMConfig, AirFMNet, AirFMTokens
 
 __all__ = ["build_set", "evaluate", "load_net", "predict", "train", "train_run"]
 
@@ -91,9 +91,13 @@ def _first(run, path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def _export(net: AirFMNet, x: torch.Tensor, folder: Path, tag: str) -> dict:
+    """QONNX and QCDQ exports of ``net`` on ``x`` (with ``hw_graph``: of
+    :class:`~models.airfm.model.AirFMTokens` on the window-major tokens of ``x``)."""
     from quant.onnx import export_brevitas, run_onnxruntime, run_qonnx
 
     net.eval()
+    if net.cfg.hw_graph:
+        net, x = AirFMTokens(net).eval(), net.grid_to_tokens(x)
     with torch.no_grad():
         ref = net(x).numpy()
     qo = export_brevitas(net, x, folder / f"{tag}.qonnx.onnx", "qonnx")
@@ -127,7 +131,7 @@ def train_run(out: Path, cfg: AirFMConfig, base: ChannelSpec, profiles, speeds,
     nets, hist = {}, {}
     for variant in ("window", "global") if with_global else ("window",):
         torch.manual_seed(seed)
-        net = AirFMNet(cfg.replace(attention=variant, weight_bits=None))
+        net = AirFMNet(cfg.replace(attention=variant, weight_bits=None, hw_graph=False))
         hist[variant] = train(net, ds, epochs, lr, seed, log=log, name=variant)
         nets[variant] = net
     for bits in (8, 4):
@@ -202,6 +206,8 @@ def load_net(run: Path, variant: str) -> tuple[AirFMNet, dict]:
     meta, cfg, _ = _read_meta(run)
     bits = {"window_int8": 8, "window_int4": 4}.get(variant)
     att = "global" if variant == "global" else "window"
+    if bits is None:
+        cfg = cfg.replace(hw_graph=False)
     f = Path(run) / f"{variant}.safetensors"
     if not f.is_file():
         raise HwsimError(f"{run} has no {variant} model ({f.name} missing)")
