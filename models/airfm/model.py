@@ -30,12 +30,14 @@ input (the DDA grid, whose energy sits in a few cells) has one learned int8 scal
 (angle–delay cell) with ``input_scale="token"``, or one per tensor with ``"tensor"``; the other
 activations one per tensor.
 
-With ``hw_graph`` (QAT only) the export is shaped for ``hwsim compile``: the tokens are kept in
+With ``hw_graph`` the export is shaped for ``hwsim compile``: the tokens are kept in
 window-major order (window by window, each window's cells angle-major; the input is reordered
 once on the way in and the output once on the way out), so cutting the grid into windows is a
 plain reshape that moves no data; the residual stream (the embedding sum and each block's two
 residual adds) and the linear layers that feed it (``o``, ``m2``, ``head``, ``skip``) get int8
-quantizers, so every LayerNorm and every residual add reads quantized tensors.
+quantizers, so every LayerNorm and every residual add reads quantized tensors (the
+quantizers exist with ``weight_bits`` only: a float ``hw_graph`` net is the same net in
+window-major order).
 """
 
 from __future__ import annotations
@@ -93,8 +95,6 @@ class AirFMConfig:
             raise HwsimError("channel estimation outputs one frame (future must be 1)")
         if self.input_scale not in ("token", "tensor"):
             raise HwsimError(f"input scale must be token or tensor, not {self.input_scale!r}")
-        if self.hw_graph and self.weight_bits is None:
-            raise HwsimError("hw_graph shapes a quantized (QAT) export: set weight_bits")
         if self.weight_bits not in (None, 4, 8):
             raise HwsimError(f"weight bits must be 4 or 8 (or float), not {self.weight_bits!r}")
 
@@ -227,7 +227,7 @@ class _Block(nn.Module):
         self.qa = _act(b)
         self.q, self.k, self.v = _linear(d, d, b), _linear(d, d, b), _linear(d, d, b)
         self.qq, self.kq, self.vq = _act(b), _act(b), _act(b)
-        self.pq = _prob_act() if cfg.hw_graph else nn.Identity()
+        self.pq = _prob_act() if cfg.hw_graph and b is not None else nn.Identity()
         self.oa = _act(b)
         hw = cfg.hw_graph
         self.o = _linear_q(d, d, b, hw)
