@@ -113,3 +113,25 @@ def test_airfm_blocks_compile_to_rtl_equal_to_golden(exports, tmp_path, capsys, 
     assert set(kernels) == {"int8-mvu", "layernorm", "attention-head", "eltwise"}
     bound = max(max(st["bound_lsb"].values(), default=0) for st in s["lowering"]["steps"])
     assert s["max_error_lsb_vs_onnxruntime"] <= bound
+
+
+def test_whole_token_graph_is_refused_at_the_positional_encoding(tmp_path, capsys):
+    """The whole net on tokens (what a hw_graph run exports): the positional encoding is a
+    linear layer on constant features added to every token, which no kernel builds; the
+    refusal names it and writes nothing."""
+    from models.airfm.model import AirFMTokens
+
+    net = _net()
+    t = net.grid_to_tokens(torch.randn(1, 2 * CFG.past, CFG.antennas, CFG.subcarriers))
+    f = export_brevitas(AirFMTokens(net), t, tmp_path / "net.onnx", "qonnx")
+    out = tmp_path / "b"
+    rc = main(["compile", str(f), "--target", "xczu28dr", "-o", str(out), "--sim", "none",
+               "--input", str(_save(tmp_path, t)), "--json"])
+    assert rc == 2 and not out.exists()
+    assert "'/pe/Gemm'" in capsys.readouterr().err
+
+
+def _save(folder, t):
+    path = folder / "x.npy"
+    np.save(path, t.numpy().astype(np.float32))
+    return path
