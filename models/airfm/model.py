@@ -31,13 +31,14 @@ input (the DDA grid, whose energy sits in a few cells) has one learned int8 scal
 activations one per tensor.
 
 With ``hw_graph`` the export is shaped for ``hwsim compile``: the tokens are kept in
-window-major order (window by window, each window's cells angle-major; the input is reordered
-once on the way in and the output once on the way out), so cutting the grid into windows is a
-plain reshape that moves no data; the residual stream (the embedding sum and each block's two
-residual adds) and the linear layers that feed it (``o``, ``m2``, ``head``, ``skip``) get int8
-quantizers, so every LayerNorm and every residual add reads quantized tensors (the
-quantizers exist with ``weight_bits`` only: a float ``hw_graph`` net is the same net in
-window-major order).
+window-major order (window by window, each window's cells angle-major; the host reorders the
+input once and the output once), so cutting the grid into windows is a plain reshape that moves
+no data; the host appends the 16 FS-PE features to every token (``embed`` and ``skip`` read
+``2P + 16`` features, the skip's PE columns starting at zero), so no constant is added inside
+the graph; the residual stream (the embedded tokens and each block's two residual adds), the
+linear layers that feed it (``o``, ``m2``, ``head``, ``skip``) and the attention probabilities
+get quantizers, so every LayerNorm and residual add reads quantized tensors. The quantizers
+exist with ``weight_bits`` only: a float ``hw_graph`` net is the same net in that layout.
 """
 
 from __future__ import annotations
@@ -294,18 +295,22 @@ class AirFMNet(nn.Module):
         b, d = cfg.weight_bits, cfg.dim
         self.register_buffer("coords", fs_pe_coords(cfg), persistent=False)
         self.ina = (_act_per_token(b, cfg.tokens) if cfg.input_scale == "token" else _act(b))
-        self.embed = _linear(2 * cfg.past, d, b)
-        self.pe = _linear(16, d, b)
         hw = cfg.hw_graph
+        # hw_graph: the host appends the 16 FS-PE features to each token, so ``embed`` on
+        # ``2P + 16`` features is ``embed(f) + pe(pe_features)`` in one layer
+        n_in = 2 * cfg.past + (16 if hw else 0)
+        self.embed = _linear(n_in, d, b)
+        self.pe = None if hw else _linear(16, d, b)
         self.tq = _act(b) if hw else nn.Identity()  # hw_graph: the embedded tokens are int8
         self.blocks = nn.ModuleList(_Block(cfg, shift=i % 2 == 1) for i in range(cfg.layers))
         self.norm = nn.LayerNorm(d)
         self.outa = _act(b)
         self.head = _linear_q(d, 2 * cfg.future, b, hw)
-        self.skip = _linear_q(2 * cfg.past, 2 * cfg.future, b, hw)
+        self.skip = _linear_q(n_in, 2 * cfg.future, b, hw)
         self.yq = _act(b) if hw else nn.Identity()
         with torch.no_grad():  # start exactly at the linear-extrapolation baseline
-            self.skip.weight.copy_(skip_init_weights(cfg))
+            self.skip.weight.zero_()  # hw_graph: the PE columns start at zero
+            self.skip.weight[:, :2 * cfg.past] = skip_init_weights(cfg)
             self.skip.bias.zero_()
             self.head.weight.zero_()
             self.head.bias.zero_()
@@ -317,14 +322,18 @@ class AirFMNet(nn.Module):
         return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).reshape(self.cfg.tokens, 16)
 
     def grid_to_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 2P, A, F) input features → (B, T, 2P) tokens in the net's order (window-major
-        with ``hw_graph``: what the host streams into the compiled design)."""
+        """(B, 2P, A, F) input features → (B, T, 2P) tokens in the net's order (with
+        ``hw_graph``: window-major, the 16 FS-PE features appended, what the host streams into
+        the compiled design)."""
         c = self.cfg
         if x.ndim != 4 or tuple(x.shape[1:]) != (2 * c.past, c.antennas, c.subcarriers):
             raise HwsimError(f"AirFM input must be (B, {2 * c.past}, {c.antennas}, "
                              f"{c.subcarriers}), got {tuple(x.shape)}")
         t = x.permute(0, 2, 3, 1).reshape(x.shape[0], c.tokens, 2 * c.past)
-        return t[:, window_order(c)] if c.hw_graph else t
+        if not c.hw_graph:
+            return t
+        pe = self.pe_features().to(t.dtype).expand(t.shape[0], -1, -1)
+        return torch.cat([t[:, window_order(c)], pe], dim=-1)
 
     def tokens_to_grid(self, y: torch.Tensor) -> torch.Tensor:
         """(B, T, 2Q) output tokens in the net's order → (B, 2Q, A, F)."""
@@ -334,12 +343,15 @@ class AirFMNet(nn.Module):
         return y.reshape(y.shape[0], c.antennas, c.subcarriers, -1).permute(0, 3, 1, 2)
 
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input features → (raw token features (B, T, 2P), embedded tokens (B, T, d))."""
+        """Input features → (quantized token features (B, T, 2P [+ 16]), embedded tokens
+        (B, T, d))."""
         return self._embed(self.grid_to_tokens(x))
 
     def _embed(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.ina(t)
-        return f, self.tq(self.embed(f) + self.pe(self.pe_features()))
+        if self.pe is None:  # hw_graph: the PE features are part of the tokens
+            return f, self.tq(self.embed(f))
+        return f, self.embed(f) + self.pe(self.pe_features())
 
     def forward_tokens(self, t: torch.Tensor) -> torch.Tensor:
         """The net on tokens: (B, T, 2P) → (B, T, 2Q), both in the net's token order."""

@@ -131,7 +131,7 @@ def train_run(out: Path, cfg: AirFMConfig, base: ChannelSpec, profiles, speeds,
     nets, hist = {}, {}
     for variant in ("window", "global") if with_global else ("window",):
         torch.manual_seed(seed)
-        net = AirFMNet(cfg.replace(attention=variant, weight_bits=None, hw_graph=False))
+        net = AirFMNet(cfg.replace(attention=variant, weight_bits=None))
         hist[variant] = train(net, ds, epochs, lr, seed, log=log, name=variant)
         nets[variant] = net
     for bits in (8, 4):
@@ -206,8 +206,6 @@ def load_net(run: Path, variant: str) -> tuple[AirFMNet, dict]:
     meta, cfg, _ = _read_meta(run)
     bits = {"window_int8": 8, "window_int4": 4}.get(variant)
     att = "global" if variant == "global" else "window"
-    if bits is None:
-        cfg = cfg.replace(hw_graph=False)
     f = Path(run) / f"{variant}.safetensors"
     if not f.is_file():
         raise HwsimError(f"{run} has no {variant} model ({f.name} missing)")
