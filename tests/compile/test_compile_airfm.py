@@ -1,7 +1,8 @@
-"""AirFM-DDA through ``hwsim compile``: the QAT network with ``hw_graph`` (window-major tokens,
-quantized residual stream and probabilities) exported to QONNX and QCDQ; its transformer
-blocks (LayerNorms, q/k/v/o projections, window attention, ReLU MLP, residual adds) compile
-to RTL equal to the golden graph on Icarus, cycles equal to the composed formula."""
+"""AirFM-DDA through ``hwsim compile``: the QAT network with ``hw_graph`` (window-major tokens
+with the FS-PE features appended on the host, quantized residual stream and probabilities)
+exported on tokens (``AirFMTokens``) to QONNX and QCDQ compiles whole — embedding, skip,
+LayerNorms, q/k/v/o projections, window attention, ReLU MLP, residual adds, head — to RTL
+equal to the golden graph on Icarus, cycles equal to the composed formula."""
 
 import json
 
@@ -14,7 +15,9 @@ from hwsim.cli import main
 from hwsim.compile import frontend
 from hwsim.compile.lower import lower
 from hwsim.golden.common.attention_head import attention_head
-from models.airfm.model import AirFMConfig, AirFMNet, window_order
+from models.airfm import data as D
+from models.airfm.model import AirFMConfig, AirFMNet, AirFMTokens, window_order
+from models.channels.timevarying import ChannelSpec, generate
 from quant.onnx import export_brevitas
 from quant.qtype import INT8, requantize
 
@@ -26,6 +29,8 @@ CFG = AirFMConfig(antennas=4, subcarriers=8, past=4, future=2, dim=8, layers=1,
 def _net(cfg=CFG, seed=0):
     torch.manual_seed(seed)
     net = AirFMNet(cfg)
+    with torch.no_grad():  # a trained head is not zero (an all-zero head has no scale)
+        net.head.weight.normal_(0.0, 0.3)
     net.train()
     with torch.no_grad():  # set the activation scales
         for _ in range(4):
@@ -33,18 +38,23 @@ def _net(cfg=CFG, seed=0):
     return net.eval()
 
 
-def _blocks(net):
-    """The transformer part: the embedded tokens' quantizer and the blocks."""
-    return torch.nn.Sequential(net.tq, *net.blocks)
+def _dda_tokens(net, n=1):
+    """Window-major tokens of real DDA inputs (a CDL channel, linear-extrapolation split)."""
+    c = net.cfg
+    H = generate(ChannelSpec(profile="CDL-C", speed_kmh=60.0, antennas=c.antennas,
+                             frames=c.past + c.future, subcarriers=c.subcarriers), n, seed=3)
+    return net.grid_to_tokens(torch.from_numpy(D.split(H, c.past).X))
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     net = _net()
     folder = tmp_path_factory.mktemp("airfm")
-    h = torch.randn(1, CFG.tokens, CFG.dim)
-    return {fmt: export_brevitas(_blocks(net), h, folder / f"blocks_{fmt}.onnx", fmt)
-            for fmt in ("qonnx", "qcdq")}
+    t = _dda_tokens(net)
+    np.save(folder / "x.npy", t.numpy())
+    files = {fmt: export_brevitas(AirFMTokens(net), t, folder / f"net_{fmt}.onnx", fmt)
+             for fmt in ("qonnx", "qcdq")}
+    return {**files, "x": folder / "x.npy"}
 
 
 def test_window_order_is_a_permutation_window_by_window():
@@ -57,23 +67,32 @@ def test_window_order_is_a_permutation_window_by_window():
         assert a.max() - a.min() == CFG.window_angle - 1 and d.max() - d.min() == 3
 
 
-def test_hw_graph_net_is_the_plain_net_up_to_its_extra_quantizers():
-    """Same weights: the window-major net gives the grid-order net's output, within the
-    rounding (and clipping, after a short calibration) of the quantizers it adds."""
-    net = _net()
-    plain = AirFMNet(CFG.replace(hw_graph=False))
-    plain.load_state_dict(net.state_dict(), strict=False)
-    plain.eval()
-    x = torch.randn(3, 2 * CFG.past, CFG.antennas, CFG.subcarriers)
+def test_hw_graph_net_is_the_grid_order_net_with_pe_on_the_host():
+    """Float, same weights: the window-major net with the PE features appended to the tokens
+    (one ``embed`` on ``2P + 16`` features) is the grid-order net with its separate ``pe``."""
+    torch.manual_seed(0)
+    plain = AirFMNet(CFG.replace(weight_bits=None, hw_graph=False)).eval()
+    hw = AirFMNet(CFG.replace(weight_bits=None)).eval()
+    sd = {k: v for k, v in plain.state_dict().items() if not k.startswith(("pe.", "embed."))}
+    P2 = 2 * CFG.past
     with torch.no_grad():
-        a, b = net(x), plain(x)
-    assert a.shape == b.shape
-    assert float(((a - b) ** 2).sum() / (b ** 2).sum()) < 1e-3  # −30 dB
+        plain.head.weight.normal_()
+        sd["head.weight"] = plain.head.weight.clone()
+        sd["embed.weight"] = torch.cat([plain.embed.weight, plain.pe.weight], dim=1)
+        sd["embed.bias"] = plain.embed.bias + plain.pe.bias
+        sd["skip.weight"] = torch.cat([plain.skip.weight, torch.zeros(2 * CFG.future, 16)], 1)
+    hw.load_state_dict(sd)
+    x = torch.randn(3, P2, CFG.antennas, CFG.subcarriers)
+    with torch.no_grad():
+        a, b = hw(x), plain(x)
+        t = hw.grid_to_tokens(x)
+    assert t.shape == (3, CFG.tokens, P2 + 16)
+    assert float((a - b).abs().max()) < 1e-5 * float(b.abs().max())
 
 
 def test_window_attention_lowers_to_one_op_per_block_equal_to_the_kernel(exports):
     g = frontend.load(exports["qonnx"])
-    x = np.random.default_rng(0).standard_normal((1, CFG.tokens, CFG.dim)).astype(np.float32)
+    x = np.load(exports["x"])
     lowered, report = lower(g, verify_inputs=[{g.graph.input[0].name: x}])
     att = [n for n in lowered.graph.node if n.op_type == "IntWindowAttention"]
     assert len(att) == CFG.layers
@@ -101,37 +120,16 @@ def test_window_attention_lowers_to_one_op_per_block_equal_to_the_kernel(exports
 
 @pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
                                      pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
-def test_airfm_blocks_compile_to_rtl_equal_to_golden(exports, tmp_path, capsys, fmt, sim):
+def test_airfm_compiles_to_rtl_equal_to_golden(exports, tmp_path, capsys, fmt, sim):
     rc = main(["compile", str(exports[fmt]), "--target", "xczu28dr", "-o", str(tmp_path / "b"),
-               "--sim", sim, "--json"])
+               "--input", str(exports["x"]), "--sim", sim, "--json"])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     s = json.loads(cap.out)
     assert s["unsupported"] == [] and s["rtl_equals_golden"] is True and s["cycles_match"]
     kernels = [k["kernel"] for k in s["kernels"]]
     assert kernels.count("attention-head") == CFG.layers
+    assert kernels.count("layernorm") == 2 * CFG.layers + 1
     assert set(kernels) == {"int8-mvu", "layernorm", "attention-head", "eltwise"}
     bound = max(max(st["bound_lsb"].values(), default=0) for st in s["lowering"]["steps"])
     assert s["max_error_lsb_vs_onnxruntime"] <= bound
-
-
-def test_whole_token_graph_is_refused_at_the_positional_encoding(tmp_path, capsys):
-    """The whole net on tokens (what a hw_graph run exports): the positional encoding is a
-    linear layer on constant features added to every token, which no kernel builds; the
-    refusal names it and writes nothing."""
-    from models.airfm.model import AirFMTokens
-
-    net = _net()
-    t = net.grid_to_tokens(torch.randn(1, 2 * CFG.past, CFG.antennas, CFG.subcarriers))
-    f = export_brevitas(AirFMTokens(net), t, tmp_path / "net.onnx", "qonnx")
-    out = tmp_path / "b"
-    rc = main(["compile", str(f), "--target", "xczu28dr", "-o", str(out), "--sim", "none",
-               "--input", str(_save(tmp_path, t)), "--json"])
-    assert rc == 2 and not out.exists()
-    assert "'/pe/Gemm'" in capsys.readouterr().err
-
-
-def _save(folder, t):
-    path = folder / "x.npy"
-    np.save(path, t.numpy().astype(np.float32))
-    return path
