@@ -58,8 +58,8 @@ from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
-           "IntLifArray", "IntMatMul", "IntRmsNorm", "LutAct", "Requant", "SpabGate",
-           "TernaryMatMul",
+           "IntLifArray", "IntMatMul", "IntRmsNorm", "IntWindowAttention", "LutAct", "Requant",
+           "SpabGate", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -759,6 +759,35 @@ class SpabGate(_Op):
         node = self.onnx_node
         x, c = (np.asarray(context[n]) for n in node.input)
         context[node.output[0]] = gate(x, c, self.params()).astype(np.uint8)
+
+
+class IntWindowAttention(IntAttention):
+    """:class:`IntAttention` over non-overlapping windows: the tokens of ``(…, T, D)`` codes
+    are ``T / window`` consecutive windows of ``window`` tokens, each attending among itself
+    (one ``attention-head`` sequence per window; lowered by
+    :class:`~hwsim.compile.lower.windows.LowerWindowAttention`)."""
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(), "window": ("i", True, 0)}
+
+    def params(self, shape, lanes: int = 1):
+        return super().params((self.get_nodeattr("window"), int(shape[-1])), lanes)
+
+    def verify_node(self):
+        info = super().verify_node()
+        if self.get_nodeattr("window") < 1:
+            info.append(f"{self.onnx_node.name!r}: window must be ≥ 1")
+        return info
+
+    def execute_node(self, context, graph):
+        node, w = self.onnx_node, self.get_nodeattr("window")
+        shape = np.asarray(context[node.input[0]]).shape
+        T, D = shape[-2], shape[-1]
+        if w < 1 or T % w:
+            raise HwsimError(f"node {node.name!r}: windows of {w} tokens do not tile {T}")
+        ctx = {n: np.asarray(context[n]).reshape(-1, w, D) for n in node.input}
+        IntAttention.execute_node(self, ctx, graph)
+        context[node.output[0]] = ctx[node.output[0]].reshape(shape)
 
 
 # ops in their own modules (qonnx finds an op in this module by its op type)

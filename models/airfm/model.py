@@ -29,6 +29,16 @@ every Linear input and the attention's q, k, v are int8 (``QuantIdentity``): QAT
 input (the DDA grid, whose energy sits in a few cells) has one learned int8 scale per token
 (angle–delay cell) with ``input_scale="token"``, or one per tensor with ``"tensor"``; the other
 activations one per tensor.
+
+With ``hw_graph`` the export is shaped for ``hwsim compile``: the tokens are kept in
+window-major order (window by window, each window's cells angle-major; the host reorders the
+input once and the output once), so cutting the grid into windows is a plain reshape that moves
+no data; the host appends the 16 FS-PE features to every token (``embed`` and ``skip`` read
+``2P + 16`` features, the skip's PE columns starting at zero), so no constant is added inside
+the graph; the residual stream (the embedded tokens and each block's two residual adds), the
+linear layers that feed it (``o``, ``m2``, ``head``, ``skip``) and the attention probabilities
+get quantizers, so every LayerNorm and residual add reads quantized tensors. The quantizers
+exist with ``weight_bits`` only: a float ``hw_graph`` net is the same net in that layout.
 """
 
 from __future__ import annotations
@@ -41,8 +51,9 @@ from torch import nn
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ATTENTIONS", "TASKS", "AirFMConfig", "AirFMNet", "frame_combination_weights",
-           "fs_pe_coords", "linear_extrapolation_weights", "skip_init_weights"]
+__all__ = ["ATTENTIONS", "TASKS", "AirFMConfig", "AirFMNet", "AirFMTokens",
+           "frame_combination_weights", "fs_pe_coords", "linear_extrapolation_weights",
+           "skip_init_weights", "window_order"]
 
 ATTENTIONS = ("window", "global")
 TASKS = ("prediction", "estimation")
@@ -65,6 +76,7 @@ class AirFMConfig:
     task: str = "prediction"
     shift_windows: bool = True
     input_scale: str = "tensor"
+    hw_graph: bool = False
 
     def __post_init__(self):
         for name in ("antennas", "subcarriers", "past", "future", "dim", "layers",
@@ -100,6 +112,17 @@ class AirFMConfig:
 
     def replace(self, **kw) -> AirFMConfig:
         return AirFMConfig(**{**asdict(self), **kw})
+
+
+def window_order(cfg: AirFMConfig) -> torch.Tensor:
+    """Grid token index (angle-major ``a·F + d``) of each window-major token: window by window
+    (windows angle-major), inside a window angle-major (identity for global attention)."""
+    A, F = cfg.antennas, cfg.subcarriers
+    idx = torch.arange(A * F)
+    if cfg.attention == "global":
+        return idx
+    wa, wd = cfg.window_angle, cfg.window_delay
+    return idx.reshape(A // wa, wa, F // wd, wd).permute(0, 2, 1, 3).reshape(-1)
 
 
 def fs_pe_coords(cfg: AirFMConfig) -> torch.Tensor:
@@ -161,6 +184,26 @@ def _act(bits: int | None) -> nn.Module:
     return QuantIdentity(bit_width=8, return_quant_tensor=False)
 
 
+def _linear_q(i: int, o: int, bits: int | None, quantized_out: bool) -> nn.Module:
+    """A linear layer, with an int8 output quantizer when ``quantized_out`` (and QAT)."""
+    if bits is None or not quantized_out:
+        return _linear(i, o, bits)
+    from brevitas.nn import QuantLinear
+    from brevitas.quant import Int8ActPerTensorFloat
+
+    return QuantLinear(i, o, bias=True, weight_bit_width=bits, return_quant_tensor=False,
+                       output_quant=Int8ActPerTensorFloat)
+
+
+def _prob_act() -> nn.Module:
+    """hw_graph: the attention probabilities as uint8 codes of 1/256."""
+    from brevitas.nn import QuantIdentity
+
+    from hwsim.compile.examples import ProbQuant
+
+    return QuantIdentity(act_quant=ProbQuant, return_quant_tensor=False)
+
+
 def _act_per_token(bits: int | None, tokens: int) -> nn.Module:
     """int8 input quantizer with one learned scale per token (per angle–delay cell)."""
     if bits is None:
@@ -185,13 +228,17 @@ class _Block(nn.Module):
         self.qa = _act(b)
         self.q, self.k, self.v = _linear(d, d, b), _linear(d, d, b), _linear(d, d, b)
         self.qq, self.kq, self.vq = _act(b), _act(b), _act(b)
+        self.pq = _prob_act() if cfg.hw_graph and b is not None else nn.Identity()
         self.oa = _act(b)
-        self.o = _linear(d, d, b)
+        hw = cfg.hw_graph
+        self.o = _linear_q(d, d, b, hw)
         self.norm2 = nn.LayerNorm(d)
         self.ma = _act(b)
         self.m1 = _linear(d, 2 * d, b)
         self.ha = _act(b)
-        self.m2 = _linear(2 * d, d, b)
+        self.m2 = _linear_q(2 * d, d, b, hw)
+        # hw_graph: the residual stream after each add is int8
+        self.r1, self.r2 = (_act(b), _act(b)) if hw else (nn.Identity(), nn.Identity())
 
     def _windows(self, x: torch.Tensor) -> torch.Tensor:
         """(B, A·F, d) → (B·nw, w, d) token groups that attend among themselves."""
@@ -200,6 +247,10 @@ class _Block(nn.Module):
             return x
         B, d = x.shape[0], x.shape[-1]
         wa, wd = c.window_angle, c.window_delay
+        if c.hw_graph:  # window-major tokens: a reshape (shifted: through the grid order)
+            if self.shift == (0, 0):
+                return x.reshape(-1, wa * wd, d)
+            x = x[:, torch.argsort(window_order(c))]
         if self.shift != (0, 0):
             x = torch.roll(x.reshape(B, c.antennas, c.subcarriers, d),
                            (-self.shift[0], -self.shift[1]), dims=(1, 2))
@@ -211,11 +262,14 @@ class _Block(nn.Module):
         if c.attention == "global":
             return x
         wa, wd, d = c.window_angle, c.window_delay, x.shape[-1]
+        if c.hw_graph and self.shift == (0, 0):
+            return x.reshape(B, c.tokens, d)
         x = x.reshape(B, c.antennas // wa, c.subcarriers // wd, wa, wd, d)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, c.antennas, c.subcarriers, d)
         if self.shift != (0, 0):
             x = torch.roll(x, self.shift, dims=(1, 2))
-        return x.reshape(B, c.tokens, d)
+        x = x.reshape(B, c.tokens, d)
+        return x[:, window_order(c)] if c.hw_graph else x
 
     def qkv(self, x: torch.Tensor):
         """The attention's (q, k, v) per window: each (B·nw, w, d) (fake-quantized with QAT)."""
@@ -226,10 +280,10 @@ class _Block(nn.Module):
         B = x.shape[0]
         q, k, v = self.qkv(x)
         s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        a = torch.softmax(s, dim=-1) @ v
-        x = x + self.o(self.oa(self._unwindows(a, B)))
+        a = self.pq(torch.softmax(s, dim=-1)) @ v
+        x = self.r1(x + self.o(self.oa(self._unwindows(a, B))))
         h = torch.relu(self.m1(self.ma(self.norm2(x))))
-        return x + self.m2(self.ha(h))
+        return self.r2(x + self.m2(self.ha(h)))
 
 
 class AirFMNet(nn.Module):
@@ -241,37 +295,83 @@ class AirFMNet(nn.Module):
         b, d = cfg.weight_bits, cfg.dim
         self.register_buffer("coords", fs_pe_coords(cfg), persistent=False)
         self.ina = (_act_per_token(b, cfg.tokens) if cfg.input_scale == "token" else _act(b))
-        self.embed = _linear(2 * cfg.past, d, b)
-        self.pe = _linear(16, d, b)
+        hw = cfg.hw_graph
+        # hw_graph: the host appends the 16 FS-PE features to each token, so ``embed`` on
+        # ``2P + 16`` features is ``embed(f) + pe(pe_features)`` in one layer
+        n_in = 2 * cfg.past + (16 if hw else 0)
+        self.embed = _linear(n_in, d, b)
+        self.pe = None if hw else _linear(16, d, b)
+        self.tq = _act(b) if hw else nn.Identity()  # hw_graph: the embedded tokens are int8
         self.blocks = nn.ModuleList(_Block(cfg, shift=i % 2 == 1) for i in range(cfg.layers))
         self.norm = nn.LayerNorm(d)
         self.outa = _act(b)
-        self.head = _linear(d, 2 * cfg.future, b)
-        self.skip = _linear(2 * cfg.past, 2 * cfg.future, b)
+        self.head = _linear_q(d, 2 * cfg.future, b, hw)
+        self.skip = _linear_q(n_in, 2 * cfg.future, b, hw)
+        self.yq = _act(b) if hw else nn.Identity()
         with torch.no_grad():  # start exactly at the linear-extrapolation baseline
-            self.skip.weight.copy_(skip_init_weights(cfg))
+            self.skip.weight.zero_()  # hw_graph: the PE columns start at zero
+            self.skip.weight[:, :2 * cfg.past] = skip_init_weights(cfg)
             self.skip.bias.zero_()
             self.head.weight.zero_()
             self.head.bias.zero_()
 
     def pe_features(self) -> torch.Tensor:
         octaves = torch.tensor([1.0, 2.0, 4.0, 8.0]) * math.pi
-        ang = self.coords[:, :, None] * octaves  # (T, 2, 4)
+        coords = self.coords[window_order(self.cfg)] if self.cfg.hw_graph else self.coords
+        ang = coords[:, :, None] * octaves  # (T, 2, 4)
         return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).reshape(self.cfg.tokens, 16)
 
-    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input features → (raw token features (B, T, 2P), embedded tokens (B, T, d))."""
+    def grid_to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2P, A, F) input features → (B, T, 2P) tokens in the net's order (with
+        ``hw_graph``: window-major, the 16 FS-PE features appended, what the host streams into
+        the compiled design)."""
         c = self.cfg
         if x.ndim != 4 or tuple(x.shape[1:]) != (2 * c.past, c.antennas, c.subcarriers):
             raise HwsimError(f"AirFM input must be (B, {2 * c.past}, {c.antennas}, "
                              f"{c.subcarriers}), got {tuple(x.shape)}")
-        f = self.ina(x.permute(0, 2, 3, 1).reshape(x.shape[0], c.tokens, 2 * c.past))
+        t = x.permute(0, 2, 3, 1).reshape(x.shape[0], c.tokens, 2 * c.past)
+        if not c.hw_graph:
+            return t
+        pe = self.pe_features().to(t.dtype).expand(t.shape[0], -1, -1)
+        return torch.cat([t[:, window_order(c)], pe], dim=-1)
+
+    def tokens_to_grid(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, T, 2Q) output tokens in the net's order → (B, 2Q, A, F)."""
+        c = self.cfg
+        if c.hw_graph:  # window-major → grid order
+            y = y[:, torch.argsort(window_order(c))]
+        return y.reshape(y.shape[0], c.antennas, c.subcarriers, -1).permute(0, 3, 1, 2)
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input features → (quantized token features (B, T, 2P [+ 16]), embedded tokens
+        (B, T, d))."""
+        return self._embed(self.grid_to_tokens(x))
+
+    def _embed(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.ina(t)
+        if self.pe is None:  # hw_graph: the PE features are part of the tokens
+            return f, self.tq(self.embed(f))
         return f, self.embed(f) + self.pe(self.pe_features())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.cfg
-        f, h = self.tokens(x)
+    def forward_tokens(self, t: torch.Tensor) -> torch.Tensor:
+        """The net on tokens: (B, T, 2P) → (B, T, 2Q), both in the net's token order."""
+        f, h = self._embed(t)
         for blk in self.blocks:
             h = blk(h)
-        y = self.head(self.outa(self.norm(h))) + self.skip(f)  # (B, T, 2Q)
-        return y.reshape(x.shape[0], c.antennas, c.subcarriers, 2 * c.future).permute(0, 3, 1, 2)
+        return self.yq(self.head(self.outa(self.norm(h))) + self.skip(f))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens_to_grid(self.forward_tokens(self.grid_to_tokens(x)))
+
+
+class AirFMTokens(nn.Module):
+    """The net on tokens (:meth:`AirFMNet.forward_tokens`), the graph a hardware export holds:
+    the host reorders the DDA grid into tokens and back (:meth:`AirFMNet.grid_to_tokens`,
+    :meth:`AirFMNet.tokens_to_grid`)."""
+
+    def __init__(self, net: AirFMNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_tokens(t)

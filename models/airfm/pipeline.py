@@ -22,7 +22,7 @@ from hwsim.files import atomic_write_text, staged_dir
 from models.channels.timevarying import ChannelSpec, generate
 
 from . import data as D
-from .model import AirFMConfig, AirFMNet
+from .model import AirFMConfig, AirFMNet, AirFMTokens
 
 __all__ = ["build_set", "evaluate", "load_net", "predict", "train", "train_run"]
 
@@ -91,9 +91,13 @@ def _first(run, path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def _export(net: AirFMNet, x: torch.Tensor, folder: Path, tag: str) -> dict:
+    """QONNX and QCDQ exports of ``net`` on ``x`` (with ``hw_graph``: of
+    :class:`~models.airfm.model.AirFMTokens` on the window-major tokens of ``x``)."""
     from quant.onnx import export_brevitas, run_onnxruntime, run_qonnx
 
     net.eval()
+    if net.cfg.hw_graph:
+        net, x = AirFMTokens(net).eval(), net.grid_to_tokens(x)
     with torch.no_grad():
         ref = net(x).numpy()
     qo = export_brevitas(net, x, folder / f"{tag}.qonnx.onnx", "qonnx")

@@ -58,11 +58,12 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
     onnx.checker.check_model(onnx.load(path), full_check=True)
 
     assert [(s.name, s.exact) for s in report.steps] == [
-        ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True), ("LowerLif", True),
-        ("LowerLayerNorm", False), ("LowerRmsNorm", False), ("LowerLinearLayers", False),
-        ("LowerConvolutions", False), ("LowerPointwise", True), ("LowerSquare", True),
-        ("LowerElementwise", False), ("LowerAttention", False), ("LowerIntegerOnnx", True),
-        ("LowerChainedRmsNorm", False)]
+        ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
+        ("HoistCodeReshapes", True), ("LowerLif", True), ("LowerLayerNorm", False),
+        ("LowerRmsNorm", False), ("LowerLinearLayers", False), ("LowerConvolutions", False),
+        ("LowerPointwise", True), ("LowerSquare", True), ("LowerElementwise", False),
+        ("LowerWindowAttention", False), ("LowerAttention", False), ("LowerIntegerOnnx", True),
+        ("LowerChainedRmsNorm", False), ("DropCodeReshapes", True)]
     assert all(s.equal for s in report.steps if s.exact)
     assert report.steps[-1].bound_lsb == {}  # no element-wise op in an MLP
     approx = report.step("LowerLinearLayers")

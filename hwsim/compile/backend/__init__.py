@@ -74,6 +74,9 @@ class Node:
     unit_calls: int | None = None
     #: as the graph's output producer, its beats (all its lanes) leave the top as they are
     wide_output: bool = False
+    #: a node that restarts per unit (window attention): the first output vector of a unit
+    #: ends at least this many cycles after the last one of the unit before
+    unit_gap: int = 0
 
     @property
     def calls(self) -> int:
@@ -254,9 +257,10 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
             units = len(arrive) // n.in_per_unit
             needs = [u * n.in_per_unit + q for u in range(units) for q in n.depends]
         out: list[int] = []
-        for q in needs:
+        for i, q in enumerate(needs):
             t = arrive[q] + n.tail
-            out.append(max(t, out[-1] + n.interval) if out else t)
+            gap = n.unit_gap if n.depends and i % len(n.depends) == 0 else n.interval
+            out.append(max(t, out[-1] + gap) if out else t)
         times[n.output[1]] = out
         interval = max(interval, n.interval)
     d = _edge_delay(lanes[design.output], design.out_lanes, len(readers[design.output]))
@@ -409,4 +413,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel  # noqa: E402, F401
+from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401

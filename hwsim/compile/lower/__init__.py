@@ -78,18 +78,21 @@ from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
 from .square import LowerSquare
+from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "LowerAttention", "LowerChainedRmsNorm",
-           "LowerConvolutions", "LowerElementwise", "LowerIntegerOnnx", "LowerLayerNorm",
-           "LowerLif", "LowerLinearLayers", "LowerPointwise", "LowerRmsNorm", "LowerSquare",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
+           "LowerAttention", "LowerChainedRmsNorm", "LowerConvolutions", "LowerElementwise",
+           "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
+           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
            "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
            "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerLif, LowerLayerNorm, LowerRmsNorm,
-         LowerLinearLayers, LowerConvolutions, LowerPointwise, LowerSquare, LowerElementwise,
-         LowerAttention, LowerIntegerOnnx, LowerChainedRmsNorm)
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
+         LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
+         LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
+         LowerIntegerOnnx, LowerChainedRmsNorm, DropCodeReshapes)
 
 
 def check_lowered(model: ModelWrapper) -> None:
