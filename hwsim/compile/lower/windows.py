@@ -156,8 +156,9 @@ class LowerWindowAttention(LowerAttention):
 
 class DropCodeReshapes(Transformation):
     """Exact: a ``Reshape`` of an int8/uint8 code tensor that keeps the last axis is removed
-    (its readers read its input); the row-major vectors the back end streams are the same.
-    A reshape of the graph's output is kept."""
+    (its readers read its input) where every reader is a dialect op: the row-major vectors the
+    back end streams are the same. A reshape of the graph's output, or one that feeds data
+    movement left to the host (a trailing PixelShuffle), is kept."""
 
     exact = True
 
@@ -172,7 +173,10 @@ class DropCodeReshapes(Transformation):
             if prod is None or (prod.domain != dialect.DOMAIN
                                 and prod.op_type not in ("QuantizeLinear", "Clip")):
                 continue
-            for c in model.find_consumers(node.output[0]) or []:
+            readers = model.find_consumers(node.output[0]) or []
+            if not readers or any(c.domain != dialect.DOMAIN for c in readers):
+                continue
+            for c in readers:
                 for i, name in enumerate(c.input):
                     if name == node.output[0]:
                         c.input[i] = node.input[0]
