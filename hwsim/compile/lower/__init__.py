@@ -180,11 +180,19 @@ def lower(model, steps=None, verify_inputs: list[dict] | None = None
     steps = [s() for s in STEPS] if full else list(steps)
     before = _execute(model, inputs)
     reports = []
-    for step in steps:
+    queue = list(steps)
+    passes: dict[str, int] = {}
+    while queue:
+        step = queue.pop(0)
         name = type(step).__name__
+        passes[name] = passes.get(name, 0) + 1
+        if passes[name] > 1:
+            name = f"{name} (pass {passes[name]})"
         if hasattr(step, "calibrate"):  # a step that sizes formats from the data it sees
             step.calibrate(before)
         model = model.transform(step)
+        if getattr(step, "more", False):  # nodes deferred to a pass of their own: run again
+            queue.insert(0, step)
         after = _execute(model, inputs)
         outputs = [o.name for o in model.graph.output]
         equal = all(np.array_equal(b[o], a[o]) for b, a in zip(before, after, strict=True) for o in outputs)

@@ -121,5 +121,43 @@ def _single_consumer(model: ModelWrapper, tensor: str, op_types: tuple[str, ...]
     return None
 
 
+def _reach(model: ModelWrapper, tensor: str) -> set[str]:
+    """Every tensor computed from ``tensor`` (itself included)."""
+    seen, todo = {tensor}, [tensor]
+    while todo:
+        for node in model.find_consumers(todo.pop()) or []:
+            for out in node.output:
+                if out and out not in seen:
+                    seen.add(out)
+                    todo.append(out)
+    return seen
+
+
+class Passes:
+    """For an approximate step whose bound follows only some input deviations: a node whose
+    input codes are computed from a node lowered in the same pass, along a path the bound does
+    not follow (a float node still to be lowered, another kernel), waits for the next pass
+    (:attr:`more` asks :func:`~hwsim.compile.lower.lower` to run the step again), where it is
+    measured on inputs that no longer move. Call :meth:`_new_pass` first in ``apply``."""
+
+    more = False
+
+    def _new_pass(self) -> None:
+        self.more = False
+        self._moved: set[str] = set()
+
+    def _waits(self, inputs, follows=()) -> bool:
+        """Whether a node reading ``inputs`` waits; ``follows``: the tensors whose deviation
+        the step's bound carries into the node's bound."""
+        if any(t in self._moved and t not in follows for t in inputs):
+            self.more = True
+            return True
+        return False
+
+    def _lowered(self, model: ModelWrapper, out: str) -> None:
+        """Record that ``out`` (a lowered node's output) now moves."""
+        self._moved |= _reach(model, out)
+
+
 # ------------------------------------------------------------------------------------------
 # Steps

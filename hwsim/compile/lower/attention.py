@@ -17,7 +17,7 @@ from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.common.eltwise import real_factors as eltwise_real_factors
 from hwsim.golden.common.int8_matmul import fold_scale
 
-from ._graph import _U32, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
+from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
 
 #: nodes that only move data between the code tensors and the attention's matrix products
 _MOVES = ("Reshape", "Transpose", "Identity")
@@ -42,7 +42,7 @@ class _Attention:
     L: int             # keys per row
 
 
-class LowerAttention(Transformation):
+class LowerAttention(Passes, Transformation):
     """Approximate: softmax attention between quantizers becomes one ``IntAttention``.
 
     Pattern (the front end's ``softmax_attention`` annotation, after the earlier steps)::
@@ -231,14 +231,18 @@ class LowerAttention(Transformation):
     # --------------------------------------------------------------------------------------
     def apply(self, model):
         self.bounds = {}
+        self._new_pass()
         own = {}
         for mm in [n for n in model.graph.node if n.op_type == "MatMul"]:
             if mm not in model.graph.node:
                 continue
             match = self._match(model, mm)
-            if match is not None:
-                out, eps = self._lower(model, mm, match)
-                own[out] = eps
+            if match is None or self._waits([match.q.input[0], match.k.input[0],
+                                             match.v.input[0]]):
+                continue
+            out, eps = self._lower(model, mm, match)
+            own[out] = eps
+            self._lowered(model, out)
         _remove_dead_nodes(model)
         self._propagate(model, own)
         return _refresh(model), False

@@ -10,11 +10,11 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 from hwsim.golden.common.conv_window import conv_weight_matrix
 
-from ._graph import MULT_BITS, _const, _refresh, _remove_dead_nodes, _replace
+from ._graph import MULT_BITS, Passes, _const, _refresh, _remove_dead_nodes, _replace
 from .linear import fold_layer, layer_bound, make_requant, match_operands, match_tail
 
 
-class LowerConvolutions(Transformation):
+class LowerConvolutions(Passes, Transformation):
     """Approximate: ``Conv`` (2-D, NCHW) on dequantized 8-bit codes with a quantized int8
     weight [+ bias] [→ Relu] → ``QuantizeLinear [→ Clip]`` becomes ``IntConv → Requant``.
 
@@ -36,6 +36,7 @@ class LowerConvolutions(Transformation):
 
     def apply(self, model):
         self.bounds = {}
+        self._new_pass()
         for node in [n for n in model.graph.node if n.op_type == "Conv"]:
             self._lower(model, node)
         _remove_dead_nodes(model)
@@ -46,6 +47,8 @@ class LowerConvolutions(Transformation):
             raise HwsimError(f"cannot lower Conv node {node.name!r}: {why}")
 
         a_dq, w_dq, w = match_operands(model, node, fail)
+        if self._waits([a_dq.input[0]], follows=self.bounds):
+            return
         w = np.asarray(w)
         shape = model.get_tensor_shape(node.input[0]) or []
         if w.ndim != 4 or len(shape) != 4:
@@ -92,3 +95,4 @@ class LowerConvolutions(Transformation):
         requant = make_requant(node, acc, out_codes, f, relu, narrow)
         _replace(model, [node, *extra], [conv, requant])
         self.bounds[out_codes] = layer_bound(self.bounds.get(a_dq.input[0], 0), f, mat, bias)
+        self._lowered(model, out_codes)

@@ -19,6 +19,7 @@ from hwsim.golden.common.eltwise import real_factors as eltwise_real_factors
 from ._graph import (
     _U32,
     MULT_BITS,
+    Passes,
     _refresh,
     _remove_dead_nodes,
     _replace,
@@ -42,7 +43,7 @@ class _Eltwise:
     narrow: bool
 
 
-class LowerElementwise(Transformation):
+class LowerElementwise(Passes, Transformation):
     """Approximate: ``DequantizeLinear(a), DequantizeLinear(b) → Add|Mul [→ Relu] →
     QuantizeLinear [→ Clip]`` becomes one ``IntEltwise`` (kernel ``eltwise``).
 
@@ -117,10 +118,14 @@ class LowerElementwise(Transformation):
 
     def apply(self, model):
         self.bounds, self._own = {}, {}
+        self._new_pass()
         for node in [n for n in model.graph.node if n.op_type in ("Add", "Mul")]:
             match = self._match(model, node)
-            if match is not None:
-                self._lower(model, node, match)
+            ins = [match.a_dq.input[0], match.b_dq.input[0]] if match is not None else []
+            if match is None or self._waits(ins, [t for t in ins if self._follows(model, t)]):
+                continue
+            self._lower(model, node, match)
+            self._lowered(model, match.out_codes)
         _remove_dead_nodes(model)
         self._propagate(model)
         return _refresh(model), False
@@ -148,6 +153,18 @@ class LowerElementwise(Transformation):
             real_factors=[float(r) for r in real])
         _replace(model, e.nodes, [new])
         self._own[e.out_codes] = (p, real)
+
+    def _follows(self, model, tensor: str) -> bool:
+        """Whether :meth:`_propagate` carries ``tensor``'s deviation: an ``IntEltwise`` of this
+        step, or a ``Requant`` after a matrix product that reads such a tensor."""
+        if tensor in self._own:
+            return True
+        node = model.find_producer(tensor)
+        if node is None or node.op_type != "Requant" or node.domain != dialect.DOMAIN:
+            return False
+        mm = model.find_producer(node.input[0])
+        return mm is not None and mm.op_type in ("IntMatMul", "TernaryMatMul", "IntConv") \
+            and self._follows(model, mm.input[0])
 
     def _propagate(self, model) -> None:
         """Bounds in graph order: each ``IntEltwise`` this step made, and each ``Requant``

@@ -13,13 +13,13 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 from hwsim.golden.common import layernorm_int as ln_spec
 
-from ._graph import _U32, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
+from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
 from .pointwise import _elem_type
 
 _CODE_TYPES = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
 
 
-class LowerLayerNorm(Transformation):
+class LowerLayerNorm(Passes, Transformation):
     """Approximate: ``codes → DequantizeLinear → LayerNormalization(γ, β, ε, axis=−1) →
     QuantizeLinear [→ Clip]`` on int8/uint8 codes with per-tensor scales and zero points and
     constant ``γ``/``β`` of one value per channel becomes one ``IntLayerNorm`` (kernel
@@ -38,6 +38,9 @@ class LowerLayerNorm(Transformation):
     order for vectors whose spread is not tiny next to their mean; it is an assumed bound,
     not a proof (onnxruntime computes the variance as ``E[x²] − E[x]²``, whose cancellation
     grows without limit as ``σ/|μ|`` shrinks), checked on the verify inputs like every bound.
+
+    The bound assumes the norm's input codes exact: a norm whose input is computed from one
+    lowered in the same pass waits for another pass (:class:`~._graph.Passes`).
     """
 
     exact = False
@@ -82,10 +85,13 @@ class LowerLayerNorm(Transformation):
 
     def apply(self, model):
         self.bounds = {}
+        self._new_pass()
         for node in [n for n in model.graph.node if n.op_type == "LayerNormalization"]:
             match = self._match(model, node)
-            if match is not None:
-                self._lower(model, node, *match)
+            if match is None or self._waits([match[0].input[0]]):
+                continue
+            self._lower(model, node, *match)
+            self._lowered(model, (match[2] or match[1]).output[0])
         _remove_dead_nodes(model)
         return _refresh(model), False
 

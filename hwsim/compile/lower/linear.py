@@ -17,6 +17,7 @@ from hwsim.golden.common.int8_matmul import fold_scale
 from ._graph import (
     _U32,
     MULT_BITS,
+    Passes,
     _attention_nodes,
     _const,
     _refresh,
@@ -44,7 +45,7 @@ class _Layer:
     w_out_axis: int = 1  # the axis of the weight codes tensor that indexes outputs
 
 
-class LowerLinearLayers(Transformation):
+class LowerLinearLayers(Passes, Transformation):
     """Approximate: ``MatMul/Gemm`` on dequantized codes [+ bias] [→ Relu] → ``QuantizeLinear``
     becomes ``IntMatMul → Requant``.
 
@@ -100,11 +101,15 @@ class LowerLinearLayers(Transformation):
 
     def apply(self, model):
         self.bounds = {}
+        self._new_pass()
         attention = _attention_nodes(model)  # activation × activation products: not layers
         for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
                      and n.name not in attention]:
             layer = self._match(model, node)
+            if self._waits([layer.a_codes], follows=self.bounds):
+                continue
             self._lower(model, node, layer)
+            self._lowered(model, layer.out_codes)
         _remove_dead_nodes(model)
         return _refresh(model), False
 
