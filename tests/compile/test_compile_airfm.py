@@ -118,7 +118,8 @@ def test_window_attention_lowers_to_one_op_per_block_equal_to_the_kernel(exports
         assert np.array_equal(ctx[att[0].output[0]][0, s], want)
 
 
-@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
+@pytest.mark.parametrize("fmt,sim", [pytest.param("qonnx", "icarus", marks=pytest.mark.slow),
+                                     ("qcdq", "icarus"),
                                      pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
 def test_airfm_compiles_to_rtl_equal_to_golden(exports, tmp_path, capsys, fmt, sim):
     rc = main(["compile", str(exports[fmt]), "--target", "xczu28dr", "-o", str(tmp_path / "b"),

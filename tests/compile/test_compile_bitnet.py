@@ -78,7 +78,8 @@ def test_norms_and_relu2_lower_within_bound(blocks):
     assert min(add.fifo_depth.values()) >= T * D
 
 
-@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
+@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"),
+                                     pytest.param("qcdq", "icarus", marks=pytest.mark.slow),
                                      pytest.param("qonnx", "verilator", marks=pytest.mark.slow)])
 def test_ffn_block_compiles_end_to_end(blocks, tmp_path, capsys, fmt, sim):
     rc, s, err = _compile(capsys, blocks[fmt], "--target", "xczu28dr", "-o", tmp_path / "b",

@@ -42,6 +42,7 @@ def _golden_codes(im, x):
     return gold.swiftchannel_int(gold.quantize_input(x, im), im)
 
 
+@pytest.mark.slow  # the compile test below checks the lowered golden against the model's too
 def test_front_end_accepts_the_idioms_and_lowering_is_exact(student):
     im, path, _, x = student
     graph = frontend.load(path)
