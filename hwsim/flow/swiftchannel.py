@@ -15,10 +15,11 @@ the level before it:
 3. ``golden``    NMSE (dB) of LS, LMMSE, float and int8 students on fresh Sionna channels, the
                  int8 one through the integer golden (which equals the QAT model code for code:
                  its forward is the integer pipeline, ``tests/golden/test_swiftchannel.py``)
-4. ``rtl``       ``hwsim compile`` of the exported file on the real input, without simulation:
-                 ``swiftchannel-conv`` engines and ``swiftchannel-gate`` units in one dataflow
-                 top (``rtl/compile/rtl/compiled_top.v``) and its cycle schedule
-5. ``sim``       the compile resumed with ``--sim icarus``: RTL ``==`` the compiled golden,
+4. ``rtl``       ``hwsim compile --sim icarus`` of the exported file on the real input (one
+                 call, so the compiler lowers once): ``swiftchannel-conv`` engines and
+                 ``swiftchannel-gate`` units in one dataflow top
+                 (``rtl/compile/rtl/compiled_top.v``), its schedule, cocotb, its estimate
+5. ``sim``       the compile's simulation checked: RTL ``==`` the compiled golden, simulated
                  cycles ``==`` the schedule, and the compiled output codes (through the host's
                  PixelShuffle) ``==`` :func:`hwsim.golden.swiftchannel.network.swiftchannel_int`
                  on the real input; any miss stops the flow
@@ -30,6 +31,7 @@ the level before it:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -139,61 +141,60 @@ def _golden(ctx: StepContext) -> dict:
             "macs": sc.macs(im, *X.shape[2:])}
 
 
-def _compile(ctx: StepContext, build: Path, sim: str) -> dict:
+def _rtl(ctx: StepContext) -> dict:
+    """``hwsim compile --sim icarus`` of the exported file on the real input (one call: the
+    compiler lowers once): the dataflow top's Verilog, its schedule, cocotb on Icarus and the
+    compile's estimate, under ``rtl/compile/``."""
     from hwsim.compile.driver import compile_model
 
-    return compile_model(ctx.path_of("export", ctx.artifacts["export"]["compile_model"]),
-                         ctx.options["target"], build,
-                         input_path=ctx.path_of("export", ctx.artifacts["export"]["input"]),
-                         sim=sim, progress=lambda _line: None)
-
-
-def _rtl(ctx: StepContext) -> dict:
-    """``hwsim compile`` of the exported file, without simulation: the dataflow top's Verilog
-    and its cycle schedule."""
-    s = _compile(ctx, ctx.folder / "compile", "none")
+    ex = ctx.artifacts["export"]
+    s = compile_model(ctx.path_of("export", ex["compile_model"]), ctx.options["target"],
+                      ctx.folder / "compile", input_path=ctx.path_of("export", ex["input"]),
+                      sim="icarus", progress=lambda _line: None)
     kernels = [k["kernel"] for k in s["kernels"]]
     return {"compile": "compile", "verilog": "compile/rtl/compiled_top.v",
-            "kernels": len(kernels), "conv_engines": kernels.count("swiftchannel-conv"),
-            "gates": kernels.count("swiftchannel-gate"), "cycles": s["cycles"],
-            "max_error_lsb_vs_onnxruntime": s["max_error_lsb_vs_onnxruntime"]}
+            "engines": len(kernels), "conv_engines": kernels.count("swiftchannel-conv"),
+            "gates": kernels.count("swiftchannel-gate"),
+            "summary": {k: v for k, v in s.items() if k not in ("lowering", "kernels")},
+            "kernels": s["kernels"]}
 
 
 def _sim(ctx: StepContext) -> dict:
-    """The compile resumed with ``--sim icarus`` (its front end, lowering and RTL reused): RTL
-    ``==`` the compiled golden, cycles ``==`` the schedule; the compiled codes, through the
-    host's PixelShuffle, ``==`` the model's own golden on the real input."""
-    import shutil
-
+    """The compile's simulation on the real input: RTL ``==`` the compiled golden, cycles
+    ``==`` the schedule, and the compiled output codes (through the host's PixelShuffle)
+    ``==`` the model's own golden :func:`~hwsim.golden.swiftchannel.network.swiftchannel_int`;
+    any miss stops the flow."""
     from hwsim.golden.swiftchannel import network as sc
     from hwsim.loading import read_npz
+    from models.swiftchannel.pipeline import load_run
 
-    build = ctx.folder / "compile"
-    shutil.copytree(ctx.path_of("rtl", "compile"), build,
-                    ignore=shutil.ignore_patterns(".hwsim.lock"))
-    s = _compile(ctx, build, "icarus")
-    if not (s["rtl_equals_golden"] and s["cycles_match"]):
+    s = ctx.artifacts["rtl"]["summary"]
+    if not (s["sim"] == "icarus" and s["rtl_equals_golden"] and s["cycles_match"]):
         raise HwsimError(f"compiled SwiftChannel on Icarus: RTL == golden "
                          f"{s['rtl_equals_golden']}, cycles == schedule {s['cycles_match']}")
-    im, _, _ = _real_input(ctx)
+    measured = json.loads(ctx.path_of("rtl", "compile/sim/step.json").read_text()
+                          )["artifact"]["cycles_measured"]
+    if measured != s["cycles"]:
+        raise HwsimError(f"compiled SwiftChannel: {measured} cycles simulated, the schedule "
+                         f"says {s['cycles']}")
+    _, _, im, _ = load_run(_run(ctx))
     z = read_npz(ctx.path_of("golden", "golden.npz"), {"x_codes": "int", "y_codes": "int"},
                  "golden step output")
-    smp = np.load(build / "lower" / "sample.npz", allow_pickle=False)
-    x_codes = np.asarray(smp["X"], np.int64).reshape((*z["x_codes"].shape[1:], -1))
-    if not np.array_equal(x_codes.transpose(2, 0, 1), z["x_codes"]):
-        raise HwsimError("the compiled design's input codes differ from the golden step's")
+    smp = np.load(ctx.path_of("rtl", "compile/lower/sample.npz"), allow_pickle=False)
     rows, cols = z["x_codes"].shape[1:]
+    x_codes = np.asarray(smp["X"], np.int64).reshape(rows, cols, -1).transpose(2, 0, 1)
+    if not np.array_equal(x_codes, z["x_codes"]):
+        raise HwsimError("the compiled design's input codes differ from the golden step's")
     feats = np.asarray(smp["Y"], np.int64).reshape(1, rows, cols, -1).transpose(0, 3, 1, 2)
     out = sc.pixel_shuffle_int(feats, im.rf, im.rs)
-    wrong = int(np.sum(out != z["y_codes"])) if out.shape == z["y_codes"].shape else out.size
+    want = z["y_codes"]
+    wrong = int(np.sum(out != want)) if out.shape == want.shape else want.size
     if wrong:
-        raise HwsimError(f"compiled SwiftChannel: {wrong} of {z['y_codes'].size} output codes "
-                         "differ from the golden (swiftchannel_int) on the real input")
-    return {"sim": "icarus", "compile": "compile", "rtl_equals_golden": True,
-            "cycles": s["cycles"], "cycles_match": True, "codes_equal_golden": True,
-            "output_codes": int(out.size), "summary": {k: v for k, v in s.items()
-                                                       if k not in ("lowering", "kernels")},
-            "kernels": s["kernels"]}
+        raise HwsimError(f"compiled SwiftChannel: {wrong} of {want.size} output codes differ "
+                         "from the golden (swiftchannel_int) on the real input")
+    return {"sim": s["sim"], "rtl_equals_golden": True, "cycles": s["cycles"],
+            "cycles_measured": measured, "cycles_match": True, "codes_equal_golden": True, "output_codes": int(want.size),
+            "all_bit_exact": True}
 
 
 def _estimate(ctx: StepContext) -> dict:
@@ -203,7 +204,7 @@ def _estimate(ctx: StepContext) -> dict:
     from models.swiftchannel.pipeline import load_run
 
     o, a = ctx.options, ctx.artifacts
-    s, g = a["sim"]["summary"], a["golden"]
+    s, g = a["rtl"]["summary"], a["golden"]
     _, _, im, _ = load_run(_run(ctx))
     clock_mhz = s["cycles"] / s["latency_us"]  # the target's clock, as the compile priced it
     rows, cols = (int(v) for v in g["input_shape"][-2:])
@@ -212,7 +213,7 @@ def _estimate(ctx: StepContext) -> dict:
     weights = sum(int(np.prod(c.w.shape)) for c in
                   [im.head, *(c for b in im.blocks for c in (b.c1, b.c2)), im.tail, im.up])
     metrics = {"target": o["target"], "clock_mhz": clock_mhz,
-               "engines": len(a["sim"]["kernels"]),
+               "engines": len(a["rtl"]["kernels"]),
                "latency_cycles": s["cycles"], "latency_us": s["latency_us"],
                "luts": s.get("luts"), "ffs": s.get("ffs"), "dsps": s.get("dsps"),
                "brams": s.get("brams"), "fits": s.get("fits"),
@@ -228,9 +229,13 @@ def _estimate(ctx: StepContext) -> dict:
                  im, 108, 32, taps=PIPELINE_TAPS)) / clock_mhz,
              "paper_latency": "sub-millisecond (XCZU49DR, 200 MHz PL)",
              "paper_params": "≈7.8 k", "paper_macs": "≈26.6 M per inference"}
-    out = {"metrics": metrics, "pipeline": pipeline, "paper": paper}
+    # the shared report's contract: the simulated cycles against the estimator's
+    calib = [{"kernel": "compiled", "what": f"whole student, {metrics['engines']} engines",
+              "simulated": a["sim"]["cycles_measured"], "estimated": s["cycles"],
+              "equal": a["sim"]["cycles_measured"] == s["cycles"]}]
+    out = {"metrics": metrics, "pipeline": pipeline, "paper": paper, "calibration": calib}
     if o["synth"]:
-        out["resources"] = _synth(ctx.path_of("sim", "compile/rtl/compiled_top.v"),
+        out["resources"] = _synth(ctx.path_of("rtl", "compile/rtl/compiled_top.v"),
                                   ctx.folder / "synth")
     return out
 
@@ -259,7 +264,7 @@ def _plots(ctx: StepContext) -> list[tuple[Path, str]]:
     import matplotlib.pyplot as plt
 
     a = ctx.artifacts
-    kernels = a["sim"]["kernels"]
+    kernels = a["rtl"]["kernels"]
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(kernels) + 1.5), dpi=110)
     names = [k["name"] for k in kernels]
     ax.barh(names, [k["vectors"] * k["cycles_per_vector"] for k in kernels], color="C0",
@@ -319,7 +324,7 @@ def _report(ctx: StepContext) -> dict:
          f"pipeline; tests/golden/test_swiftchannel.py)"],
         ["batch-1 integer ONNX (the compiled file), one real channel", "integer golden",
          f"{m - ex['compile_file_mismatches']} of {m} codes equal"],
-        [f"compiled RTL (`hwsim compile`, {s['sim']}), {len(s['kernels'])} engines",
+        [f"compiled RTL (`hwsim compile`, {s['sim']}), {a['rtl']['engines']} engines",
          "compiled golden (lowered graph)", "==" if s["rtl_equals_golden"] else "differs"],
         ["compiled output codes + host PixelShuffle, one real channel",
          "integer golden (swiftchannel_int)",
@@ -370,8 +375,8 @@ def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarri
              ("snr",)),
         Step("golden", "integer golden inference: NMSE float vs int8", _golden,
              ("snr", "n_test")),
-        Step("rtl", "hwsim compile: dataflow RTL of the exported file", _rtl, ("target",)),
-        Step("sim", "hwsim compile --sim icarus on a real channel: RTL == golden", _sim),
+        Step("rtl", "hwsim compile --sim icarus of the exported file", _rtl, ("target",)),
+        Step("sim", "compiled RTL on a real channel: == golden, == swiftchannel_int", _sim),
         Step("estimate", "the compile's estimate on the target, hand pipeline beside", _estimate,
              ("synth",)),
         Step("report", "report", _report, ("sweep",)),

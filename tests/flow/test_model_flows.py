@@ -62,10 +62,14 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
     if model == "swiftchannel":  # `hwsim compile` of the exported integer ONNX
         assert sim["rtl_equals_golden"] is True and sim["cycles_match"] is True
         assert sim["codes_equal_golden"] is True and sim["output_codes"] > 0
-        kernels = [k["kernel"] for k in sim["kernels"]]
+        assert sim["cycles_measured"] == sim["cycles"]
+        rtl = json.loads((out / "rtl" / "step.json").read_text())["artifact"]
+        kernels = [k["kernel"] for k in rtl["kernels"]]
         assert {"swiftchannel-conv", "swiftchannel-gate"} == set(kernels)
+        assert (out / "rtl" / rtl["verilog"]).is_file()
         est = json.loads((out / "estimate" / "step.json").read_text())["artifact"]
         assert est["metrics"]["latency_cycles"] == sim["cycles"]
+        assert [c["equal"] for c in est["calibration"]] == [True]
         assert est["pipeline"]["compiled_over_pipeline"] == pytest.approx(
             sim["cycles"] / est["pipeline"]["cycles"])
         assert est["metrics"]["dsps"] > 0 and est["metrics"]["energy_per_inference_uj"] > 0
