@@ -193,8 +193,8 @@ def _sim(ctx: StepContext) -> dict:
         raise HwsimError(f"compiled SwiftChannel: {wrong} of {want.size} output codes differ "
                          "from the golden (swiftchannel_int) on the real input")
     return {"sim": s["sim"], "rtl_equals_golden": True, "cycles": s["cycles"],
-            "cycles_measured": measured, "cycles_match": True, "codes_equal_golden": True, "output_codes": int(want.size),
-            "all_bit_exact": True}
+            "cycles_measured": measured, "cycles_match": True, "codes_equal_golden": True,
+            "output_codes": int(want.size), "all_bit_exact": True}
 
 
 def _estimate(ctx: StepContext) -> dict:
