@@ -68,9 +68,9 @@ def _train(ctx: StepContext) -> dict:
     torch.set_num_threads(1)
     o = ctx.options
     meta = train_run(ctx.folder / "run", _geometry(o), n_train=o["n_train"], epochs=o["epochs"],
-                     qat_epochs=o["qat_epochs"], seed=o["seed"])
+                     qat_epochs=o["qat_epochs"], seed=o["seed"], student=o["student"])
     return {"run": "run", "geometry": meta["geometry"], "n_train": meta["n_train"],
-            "epochs": meta["epochs"], "qat_epochs": meta["qat_epochs"],
+            "epochs": meta["epochs"], "qat_epochs": meta["qat_epochs"], "config": meta["config"],
             "onnx": meta["onnx"], "output_scale": meta["output_scale"],
             "final_loss_db": meta["loss_db"][-1], "final_qat_loss_db": meta["qat_loss_db"][-1]}
 
@@ -304,7 +304,8 @@ def _report(ctx: StepContext) -> dict:
     r.para(f"Geometry: {geo['bs_ant']}×{geo['ue_ant']} antennas, {geo['subcarriers']} "
            f"subcarriers, pilots every {geo['freq_comp']} subcarriers / {geo['space_comp']} "
            f"antennas (Sionna CDL-{geo['cdl_model']}); {tr['n_train']} training channels, "
-           f"{tr['epochs']} float + {tr['qat_epochs']} QAT epochs.")
+           f"{tr['epochs']} float + {tr['qat_epochs']} QAT epochs; student "
+           f"{tr['config']['blocks']} SPAB blocks, {tr['config']['feat']} features.")
     r.heading("Model metric: float vs quantized")
     nm = g["nmse_db"]
     r.table(["estimator", f"NMSE (dB) at {g['snr_db']:g} dB SNR"],
@@ -360,17 +361,25 @@ def _report(ctx: StepContext) -> dict:
 def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarriers: int = 32,
                       space_comp: int = 1, n_train: int = 1024, epochs: int = 12,
                       qat_epochs: int = 2, snr: float = 10.0, n_test: int = 64, seed: int = 0,
-                      synth: bool = False, sweep=None) -> Flow:
+                      synth: bool = False, student: dict | None = None, sweep=None) -> Flow:
+    """``student``: :class:`~models.swiftchannel.model.StudentConfig` fields over the
+    geometry's student (``--tiny``: one narrow SPAB block, so the whole network compiles and
+    simulates in the flow's test)."""
     from models.channels import DEFAULT, Geometry
 
     check_target("swiftchannel", target, TARGETS)
     geometry = {"bs_ant": bs_ant, "subcarriers": subcarriers, "space_comp": space_comp}
     Geometry(**{**DEFAULT.to_dict(), **geometry})  # validate before anything runs
+    from models.swiftchannel.model import StudentConfig
+    try:
+        StudentConfig(**(student or {}))
+    except TypeError as e:
+        raise HwsimError(f"swiftchannel student: {e}") from None
     if n_train < 32:
         raise HwsimError(f"need at least 32 training channels, not {n_train}")
     steps = [
         Step("train", "train float student, QAT int8, export QONNX + QCDQ", _train,
-             ("geometry", "n_train", "epochs", "qat_epochs", "seed")),
+             ("geometry", "n_train", "epochs", "qat_epochs", "seed", "student")),
         Step("export", "check ONNX exports against torch; batch-1 integer ONNX", _export,
              ("snr",)),
         Step("golden", "integer golden inference: NMSE float vs int8", _golden,
@@ -384,4 +393,5 @@ def swiftchannel_flow(build, target: str = "xczu49dr", bs_ant: int = 4, subcarri
     return Flow("swiftchannel", steps, Path(build),
                 {"target": target, "geometry": geometry, "n_train": n_train, "epochs": epochs,
                  "qat_epochs": qat_epochs, "snr": snr, "n_test": n_test, "seed": seed,
-                 "synth": synth, "sweep": check_sweep("swiftchannel", sweep)})
+                 "synth": synth, "student": dict(student or {}),
+                 "sweep": check_sweep("swiftchannel", sweep)})
