@@ -267,8 +267,8 @@ def _plots(ctx: StepContext) -> list[tuple[Path, str]]:
     kernels = a["rtl"]["kernels"]
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(kernels) + 1.5), dpi=110)
     names = [k["name"] for k in kernels]
-    ax.barh(names, [k["vectors"] * k["cycles_per_vector"] for k in kernels], color="C0",
-            label="busy cycles (pixels × cycles per pixel)")
+    ax.barh(names, [k["vectors"] * (k.get("interval") or k["cycles_per_vector"])
+                    for k in kernels], color="C0", label="busy cycles (pixels × interval)")
     ax.axvline(a["sim"]["cycles"], color="C3", label="compiled design (simulated == schedule)")
     ax.axvline(a["estimate"]["pipeline"]["cycles"], color="0.4", ls="--",
                label="swiftchannel-pipeline formula")

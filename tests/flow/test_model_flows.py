@@ -73,6 +73,7 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
         assert est["pipeline"]["compiled_over_pipeline"] == pytest.approx(
             sim["cycles"] / est["pipeline"]["cycles"])
         assert est["metrics"]["dsps"] > 0 and est["metrics"]["energy_per_inference_uj"] > 0
+        _swiftchannel_sim_fails_loudly(tmp_path, out)
     else:
         assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
         assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
@@ -83,6 +84,32 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
     capsys.readouterr()
     assert main(["run", model, "--tiny", "-o", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier (cached)") == 7
+
+
+def _swiftchannel_sim_fails_loudly(tmp_path, out):
+    """The sim step on the finished build, with one golden output code changed: it raises."""
+    import shutil
+
+    import numpy as np
+
+    from hwsim.errors import HwsimError
+    from hwsim.flow.core import StepContext
+    from hwsim.flow.swiftchannel import _sim
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    z = dict(np.load(bad / "golden" / "golden.npz"))
+    z["y_codes"].flat[0] = (z["y_codes"].flat[0] + 1) % 256
+    np.savez(bad / "golden" / "golden.npz", **z)
+    arts = {s: json.loads((bad / s / "step.json").read_text())["artifact"]
+            for s in ("train", "export", "golden", "rtl")}
+    flow = _flow("swiftchannel", bad)
+    ctx = StepContext(bad, tmp_path / "staging", flow.options, arts)
+    with pytest.raises(HwsimError, match=r"1 of \d+ output codes differ from the golden"):
+        _sim(ctx)
+    arts["rtl"]["summary"]["rtl_equals_golden"] = False
+    with pytest.raises(HwsimError, match="RTL == golden False"):
+        _sim(ctx)
 
 
 @pytest.mark.parametrize("args, message", [
