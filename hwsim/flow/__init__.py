@@ -23,10 +23,8 @@ def model_flow(model: str, args) -> Flow:
             raise HwsimError(f"swiftchannel's hardware is int8; --bits {args.bits} is not "
                              f"supported (see `hwsim sweep swiftchannel` for other widths)")
         tiny = {"bs_ant": 4, "subcarriers": 16, "n_train": 48, "epochs": 1, "n_test": 8,
-                "rtl_layers": ("head", "block0.gate")}
+                "student": {"blocks": 1, "feat": 4, "mid": 4, "down": 2}}
         kw = {**(tiny if args.tiny else {}), **given, "synth": args.synth}
-        if args.all_layers:
-            kw["rtl_layers"] = ()
         if args.train:
             kw["n_train"] = args.train
         if args.test:

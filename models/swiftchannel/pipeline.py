@@ -238,7 +238,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
               teacher_epochs: int = 0, distill: float = 0.5, qat_lr: float = QAT_LR,
               qat_snrs: tuple[float, ...] = QAT_SNRS_DB, from_float: Path | None = None,
               qat_loss: str = QAT_LOSS, loss: str = "nmse", qat_distill: float = 0.0,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, student: dict | None = None) -> dict:
     """Float training (Conv3XC) → re-parameterization → QAT (``qat_epochs`` at ``qat_lr``, noise
     at ``qat_snrs``) → run folder. ``loss`` and ``qat_loss`` name the float and QAT training
     losses (:data:`~models.swiftchannel.train.LOSSES`).
@@ -249,6 +249,8 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     exports and the integer model are made (``geom``, ``epochs`` and the teacher are ignored).
     ``qat_distill > 0`` adds ``qat_distill ×`` :func:`~models.swiftchannel.train.excess_loss`
     of the QAT model against the re-parameterized float student to the QAT loss.
+    ``student`` overrides fields of the geometry's :class:`StudentConfig` (``blocks``,
+    ``feat``…) of a newly trained float student.
     """
     from safetensors.torch import save_file
 
@@ -269,7 +271,7 @@ def train_run(out: Path, geom: Geometry, n_train: int = 2048, epochs: int = 20,
     if from_float is not None:
         float_meta, plain = _load_float(from_float)
         geom = _read_run_meta(from_float)[1]
-    cfg = config_for(geom)
+    cfg = config_for(geom, **(student if from_float is None and student else {}))
     log(f"generating {n_train} Sionna CDL-{geom.cdl_model} channels {geom.full_shape} …")
     data = make_set(geom, n_train, seed=seed)
     if float_meta is None:

@@ -1,10 +1,10 @@
 """`hwsim run snn|swiftchannel|airfm`: each model's flow on tiny sizes, resume, and bad input.
 
 The default suite runs airfm's whole flow on tiny sizes (≈ 15 s here, Icarus, no synthesis)
-and, for snn and swiftchannel, whose RTL emission and simulation take longer (≈ 30 s and
-≈ 110 s tiny), the first three steps (train or load the QAT model → ONNX checked against torch
-→ integer golden == QAT); each then runs again to see that nothing is redone. Their whole chain
-down to cocotb and the report is the slow test.
+and, for snn and swiftchannel, whose RTL emission and simulation take longer (snn ≈ 30 s;
+swiftchannel runs `hwsim compile` on its whole network), the first three steps (train or load
+the QAT model → ONNX checked against torch → integer golden == QAT); each then runs again to
+see that nothing is redone. Their whole chain down to cocotb and the report is the slow test.
 """
 
 import json
@@ -36,6 +36,9 @@ def test_first_steps_tiny_then_cached(tmp_path, model):
         nm = a["golden"]["nmse_db"]
         assert set(nm) == {"ls", "lmmse", "float", "int8"}
         assert a["export"]["qcdq_mismatches"] == a["export"]["qonnx_mismatches"] == 0
+        # the batch-1 file hwsim compile reads: its codes on the real input == the golden's
+        assert a["export"]["compile_file_mismatches"] == 0
+        assert a["export"]["real_input_codes"] > 0
     seen = []
     again = _flow(model, out)
     again.steps = again.steps[:3]
@@ -56,8 +59,24 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
         assert section in report, section
     assert "data:image/png;base64," in (out / "report" / "report.html").read_text()
     sim = json.loads((out / "sim" / "step.json").read_text())["artifact"]
-    assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
-    assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
+    if model == "swiftchannel":  # `hwsim compile` of the exported integer ONNX
+        assert sim["rtl_equals_golden"] is True and sim["cycles_match"] is True
+        assert sim["codes_equal_golden"] is True and sim["output_codes"] > 0
+        assert sim["cycles_measured"] == sim["cycles"]
+        rtl = json.loads((out / "rtl" / "step.json").read_text())["artifact"]
+        kernels = [k["kernel"] for k in rtl["kernels"]]
+        assert {"swiftchannel-conv", "swiftchannel-gate"} == set(kernels)
+        assert (out / "rtl" / rtl["verilog"]).is_file()
+        est = json.loads((out / "estimate" / "step.json").read_text())["artifact"]
+        assert est["metrics"]["latency_cycles"] == sim["cycles"]
+        assert [c["equal"] for c in est["calibration"]] == [True]
+        assert est["pipeline"]["compiled_over_pipeline"] == pytest.approx(
+            sim["cycles"] / est["pipeline"]["cycles"])
+        assert est["metrics"]["dsps"] > 0 and est["metrics"]["energy_per_inference_uj"] > 0
+        _swiftchannel_sim_fails_loudly(tmp_path, out)
+    else:
+        assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
+        assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
     if model == "airfm":
         g = json.loads((out / "golden" / "step.json").read_text())["artifact"]
         assert {r["profile"] for r in g["rows"]} == {"CDL-B", "CDL-D"}
@@ -65,6 +84,32 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
     capsys.readouterr()
     assert main(["run", model, "--tiny", "-o", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier (cached)") == 7
+
+
+def _swiftchannel_sim_fails_loudly(tmp_path, out):
+    """The sim step on the finished build, with one golden output code changed: it raises."""
+    import shutil
+
+    import numpy as np
+
+    from hwsim.errors import HwsimError
+    from hwsim.flow.core import StepContext
+    from hwsim.flow.swiftchannel import _sim
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    z = dict(np.load(bad / "golden" / "golden.npz"))
+    z["y_codes"].flat[0] = (z["y_codes"].flat[0] + 1) % 256
+    np.savez(bad / "golden" / "golden.npz", **z)
+    arts = {s: json.loads((bad / s / "step.json").read_text())["artifact"]
+            for s in ("train", "export", "golden", "rtl")}
+    flow = _flow("swiftchannel", bad)
+    ctx = StepContext(bad, tmp_path / "staging", flow.options, arts)
+    with pytest.raises(HwsimError, match=r"1 of \d+ output codes differ from the golden"):
+        _sim(ctx)
+    arts["rtl"]["summary"]["rtl_equals_golden"] = False
+    with pytest.raises(HwsimError, match="RTL == golden False"):
+        _sim(ctx)
 
 
 @pytest.mark.parametrize("args, message", [
