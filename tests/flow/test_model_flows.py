@@ -58,10 +58,22 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
     sim = json.loads((out / "sim" / "step.json").read_text())["artifact"]
     assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
     assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
-    if model == "airfm":
+    if model == "airfm":  # the whole token network through `hwsim compile`
         g = json.loads((out / "golden" / "step.json").read_text())["artifact"]
         assert {r["profile"] for r in g["rows"]} == {"CDL-B", "CDL-D"}
-        assert g["golden_vs_float_rel_max"] < 0.25  # int8 attention vs float attention
+        assert g["sample_shape"] == [1, 4 * 8, 2 * 4 + 16]  # window-major tokens + FS-PE
+        assert sim["unsupported"] == [] and sim["rtl_equals_golden"] is True
+        assert sim["cycles_match"] and sim["cycles_measured"] == sim["cycles"]
+        low = json.loads((out / "sim" / "compile" / "lower" / "step.json").read_text())
+        bound = max(max(st["bound_lsb"].values(), default=0)
+                    for st in low["artifact"]["steps"]["steps"])
+        assert sim["max_error_lsb_vs_onnxruntime"] <= bound
+        es = json.loads((out / "estimate" / "step.json").read_text())["artifact"]
+        c, att = es["compiled"], es["attention"]
+        assert c["cycles"] == sim["cycles"] and c["fits"] and c["luts"] > 0
+        assert c["latency_us"] == pytest.approx(c["cycles"] / es["clock_mhz"])
+        assert att["attention_cycles_compiled"] <= att["attention_cycles_window"] \
+            < att["attention_cycles_global"]
     capsys.readouterr()
     assert main(["run", model, "--tiny", "-o", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier (cached)") == 7

@@ -64,6 +64,11 @@ class LowerLinearLayers(Transformation):
     * ``(k + 5) · 2**-24 · (r · peak + |b| / s_y)`` — float32 rounding of the original layer
       (first order: dequantizing ``a`` and ``w``, the product, ``k − 1`` additions, the bias
       and the division by ``s_y``, one unit roundoff each).
+
+    A layer whose input codes are not a ``Requant`` output of this step but read one through
+    other nodes (a LayerNorm, an attention, a residual add not lowered yet) has no proven
+    ``δ_in``: its output gets no bound (as in :class:`LowerElementwise`); the compile's
+    deviation from onnxruntime still covers it end to end.
     """
 
     exact = False
@@ -99,7 +104,7 @@ class LowerLinearLayers(Transformation):
                       out_codes, out_q, narrow, w_out_axis)
 
     def apply(self, model):
-        self.bounds = {}
+        self.bounds, self._changed = {}, set()
         attention = _attention_nodes(model)  # activation × activation products: not layers
         for node in [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
                      and n.name not in attention]:
@@ -130,8 +135,26 @@ class LowerLinearLayers(Transformation):
                                       a_signed=int(f.a_signed), w_narrow=narrow_w)
         requant = make_requant(node, acc, layer.out_codes, f, layer.relu, layer.narrow)
         _replace(model, layer.nodes, [matmul, requant])
-        self.bounds[layer.out_codes] = layer_bound(self.bounds.get(layer.a_codes, 0), f,
-                                                   w_codes, layer.bias)
+        a = layer.a_codes
+        delta_in = self.bounds[a] if a in self.bounds else (
+            None if _reads(model, a, self._changed) else 0)
+        self._changed.add(layer.out_codes)
+        if delta_in is not None:
+            self.bounds[layer.out_codes] = layer_bound(delta_in, f, w_codes, layer.bias)
+
+
+def _reads(model, tensor: str, changed: set[str]) -> bool:
+    """Whether ``tensor`` is one of ``changed`` or computed from one of them."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    seen, todo = set(), [tensor]
+    while todo:
+        t = todo.pop()
+        if t in changed:
+            return True
+        if t not in seen:
+            seen.add(t)
+            todo.extend(producer[t].input if t in producer else ())
+    return False
 
 
 def _bound(delta_in: int, real, folded, w: np.ndarray, bias: np.ndarray | None,
