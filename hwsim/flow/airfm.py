@@ -174,11 +174,12 @@ def _sim(ctx: StepContext) -> dict:
     shutil.copytree(ctx.path_of("rtl", ctx.artifacts["rtl"]["compile"]), build,
                     ignore=shutil.ignore_patterns(LOCK_NAME, ".*.staging"))
     s = _compile(ctx, build, "icarus")
-    if s["rtl_equals_golden"] is not True or not s["cycles_match"]:
-        raise HwsimError(f"compiled AirFM RTL on the DDA sample: RTL == golden "
-                         f"{s['rtl_equals_golden']}, cycles match {s['cycles_match']} "
-                         f"(see {build / 'report.md'})")
     sim = json.loads((build / "sim" / "step.json").read_text())["artifact"]
+    if s["rtl_equals_golden"] is not True or not s["cycles_match"]:
+        why = "; ".join(str(f) for f in sim.get("failures") or [])[:300]
+        raise HwsimError(f"compiled AirFM RTL on the DDA sample: RTL == golden "
+                         f"{s['rtl_equals_golden']}, cycles match {s['cycles_match']}"
+                         + (f" ({why})" if why else ""))
     run = {"kernel": "compiled", "what": "whole token network, one DDA sample",
            "bit_exact": True, "cycles": sim["cycles_measured"], "formula_cycles": s["cycles"]}
     return {"sim": "icarus", "compile": "compile", "unsupported": s["unsupported"],

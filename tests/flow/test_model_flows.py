@@ -1,6 +1,7 @@
 """`hwsim run snn|swiftchannel|airfm`: each model's flow on tiny sizes, resume, and bad input.
 
-The default suite runs airfm's whole flow on tiny sizes (≈ 15 s here, Icarus, no synthesis)
+The default suite runs airfm's whole flow on tiny sizes (≈ 65 s here, `hwsim compile` of the
+whole token network, Icarus, no synthesis)
 and, for snn and swiftchannel, whose RTL emission and simulation take longer (≈ 30 s and
 ≈ 110 s tiny), the first three steps (train or load the QAT model → ONNX checked against torch
 → integer golden == QAT); each then runs again to see that nothing is redone. Their whole chain
