@@ -38,6 +38,8 @@ class LowerLayerNorm(Transformation):
     order for vectors whose spread is not tiny next to their mean; it is an assumed bound,
     not a proof (onnxruntime computes the variance as ``E[x²] − E[x]²``, whose cancellation
     grows without limit as ``σ/|μ|`` shrinks), checked on the verify inputs like every bound.
+    The bound is of the same input codes: a LayerNorm whose input is computed from another one
+    lowered in this step (through an attention, a residual add) gets none.
     """
 
     exact = False
@@ -81,7 +83,7 @@ class LowerLayerNorm(Transformation):
         return dq, q, clip, gamma, beta, float(attrs.get("epsilon", 1e-5))
 
     def apply(self, model):
-        self.bounds = {}
+        self.bounds, self._changed = {}, set()
         for node in [n for n in model.graph.node if n.op_type == "LayerNormalization"]:
             match = self._match(model, node)
             if match is not None:
@@ -117,4 +119,7 @@ class LowerLayerNorm(Transformation):
         b_peak = float(np.max(np.abs(beta))) / s_y
         eps_int = ln_spec.error_bound(p, g_peak)
         eps_f32 = 8 * (p.n + 4) * _U32 * (math.sqrt(max(p.n - 1, 0)) * g_peak + b_peak + 1)
-        self.bounds[out_codes] = math.floor(eps_int + eps_f32) + 1
+        from .linear import _reads
+        if not _reads(model, dq.input[0], self._changed):
+            self.bounds[out_codes] = math.floor(eps_int + eps_f32) + 1
+        self._changed.add(out_codes)
