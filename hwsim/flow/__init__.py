@@ -34,7 +34,7 @@ def model_flow(model: str, args) -> Flow:
         from .airfm import airfm_flow
 
         tiny = {"antennas": 4, "subcarriers": 8, "past": 4, "dim": 8, "layers": 1,
-                "window": (2, 4), "per": 8, "epochs": 1, "n_test": 4, "sim_windows": 1}
+                "window": (2, 4), "per": 8, "epochs": 1, "n_test": 4}
         kw = {**(tiny if args.tiny else {}), **given}
         for opt, key in ((args.train, "per"), (args.test, "n_test"), (args.bits, "bits")):
             if opt is not None:
