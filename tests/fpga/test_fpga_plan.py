@@ -33,7 +33,9 @@ def test_rfsoc_plan_is_complete_and_names_the_part(target, part, clk_pin, period
     assert f"set_property LOC {clk_pin} [get_ports \"clk" in xdc
     assert re.search(rf"create_clock -name \S+ -period {period} ", xdc)
     assert len(re.findall(r'set_property LOC \w+ \[get_ports "leds_0__io', xdc)) >= 6
-    assert "module top(" in files["top.v"] and "ternary_mvu" in files["top.v"]
+    # the board top wraps the kernel (its source named in the Verilog's src attributes)
+    assert "module top(" in files["top.v"] and "module \\top.accel" in files["top.v"]
+    assert "rtl/common/mvu.py" in files["top.v"]
     assert get_target(target).part.name == part
 
 

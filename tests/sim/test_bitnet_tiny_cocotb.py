@@ -72,6 +72,7 @@ def test_ffn_out_layer0_decode_token(tmp_path, sim, tiny_decode_tokens):
         fo.latency_cycles(fo.FfnOutParams(**r["params"])), run
 
 
+@pytest.mark.slow  # two minutes; the layer RTL on random codes: tests/rtl/test_decoder_layer.py
 @pytest.mark.parametrize("sim", SIMS)
 def test_decoder_layer_layer0_decode_token(tmp_path, sim, tiny_decode_tokens):
     """The token's residual row, the layer's weights, norms, scales and the cache of the 127

@@ -21,7 +21,7 @@ SIMS = ("icarus", "verilator")
 
 #: the Verilator cases of the default tier (kernel, test-parameter index): quick C++ builds; the
 #: other Verilator builds (tens of seconds to minutes of C++ compile each) are slow
-VERILATOR_DEFAULT = {("lif-array", 1), ("ternary-mvu", 0)}
+VERILATOR_DEFAULT = {("ternary-mvu", 0)}
 #: the Icarus cases of the slow tier: emitting the whole SwiftChannel pipeline's Verilog takes
 #: minutes; the second conv engine set repeats the first one's cost
 ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1)}
