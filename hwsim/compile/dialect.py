@@ -106,6 +106,9 @@ class _Op(CustomOp):
     KERNEL = ""
     #: accepted numbers of inputs
     N_INPUTS: tuple[int, ...] = (1,)
+    #: the fixed element type of the one output (``"INT8"``/``"UINT8"``) of an op that does not
+    #: give its own shape and type methods
+    OUT_TYPE = ""
 
     def get_nodeattr_types(self):
         return {"kernel": ("s", False, self.KERNEL)}
@@ -120,6 +123,26 @@ class _Op(CustomOp):
             for name in self.get_nodeattr_types():
                 self.get_nodeattr(name)
         except Exception as e:  # qonnx raises plain Exceptions for bad attributes
+            info.append(f"{self.onnx_node.name!r}: {e}")
+        return info
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
+                                to=getattr(TensorProto, self.OUT_TYPE))
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.OUT_TYPE])
+
+
+class _ParamsOp(_Op):
+    """An op whose attributes form its kernel's parameter set: :meth:`params` must accept
+    them (checked by :meth:`verify_node`)."""
+
+    def verify_node(self):
+        info = super().verify_node()
+        try:
+            self.params()
+        except HwsimError as e:
             info.append(f"{self.onnx_node.name!r}: {e}")
         return info
 
@@ -445,7 +468,7 @@ class LutAct(_Op):
             onnx.helper.tensor_dtype_to_np_dtype(code_elem_type(8, self.get_nodeattr("out_signed"))))
 
 
-class IntEltwise(_Op):
+class IntEltwise(_ParamsOp):
     """Element-wise ``add`` or ``mul`` of two int8/uint8 code tensors (``b`` broadcasts to
     ``a``'s shape, the output's):
     ``y = sat(round_half_even(t · 2**-shift) + out_zero)``, ``t = (a − a_zero)·a_mult +
@@ -497,14 +520,6 @@ class IntEltwise(_Op):
         model.set_tensor_datatype(self.onnx_node.output[0],
                                   _qonnx_dtype(8, self.get_nodeattr("out_signed")))
 
-    def verify_node(self):
-        info = super().verify_node()
-        try:
-            self.params()
-        except HwsimError as e:
-            info.append(f"{self.onnx_node.name!r}: {e}")
-        return info
-
     def execute_node(self, context, graph):
         node = self.onnx_node
         p = self.params()
@@ -530,6 +545,7 @@ class IntAttention(_Op):
 
     N_INPUTS = (3,)
     KERNEL = "attention-head"
+    OUT_TYPE = "INT8"
 
     def get_nodeattr_types(self):
         return {**super().get_nodeattr_types(),
@@ -562,13 +578,6 @@ class IntAttention(_Op):
 
     def out_qtype(self) -> QType:
         return code_qtype(8, True)
-
-    def make_shape_compatible_op(self, model):
-        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
-                                to=TensorProto.INT8)
-
-    def infer_node_datatype(self, model):
-        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT8"])
 
     def verify_node(self):
         info = super().verify_node()
@@ -603,7 +612,7 @@ class IntAttention(_Op):
                 y[b, :, cols] = requantize(o.astype(np.int64) * amax[:, None], g("out_mult"),
                                            g("out_shift"), self.out_qtype())
         context[node.output[0]] = y.reshape(q.shape).astype(np.int8)
-class IntLayerNorm(_Op):
+class IntLayerNorm(_ParamsOp):
     """Integer LayerNorm of each vector along the last axis of an int8/uint8 code tensor:
     ``y = sat(round_half_even((c·Γ·r + B·2**u)·2**-(u+frac)))`` with ``c = n·x − Σx``,
     ``(r, k)`` the reciprocal of ``isqrt((n·Σx² − (Σx)²)·4**sqrt_frac + eps_code)`` and
@@ -649,14 +658,6 @@ class IntLayerNorm(_Op):
         model.set_tensor_datatype(self.onnx_node.output[0],
                                   _qonnx_dtype(8, self.get_nodeattr("out_signed")))
 
-    def verify_node(self):
-        info = super().verify_node()
-        try:
-            self.params()
-        except HwsimError as e:
-            info.append(f"{self.onnx_node.name!r}: {e}")
-        return info
-
     def execute_node(self, context, graph):
         node = self.onnx_node
         p = self.params()
@@ -664,7 +665,7 @@ class IntLayerNorm(_Op):
         context[node.output[0]] = y.astype(np.int8 if p.out_signed else np.uint8)
 
 
-class IntRmsNorm(_Op):
+class IntRmsNorm(_ParamsOp):
     """Integer RMSNorm of each vector along the last axis of an int8 code tensor:
     ``y = sat(round_half_even(x·γ·r · 2**-(k − recip_bits + shift_base)))`` with ``(r, k)`` the
     reciprocal of ``isqrt(floor(Σx²·4**rms_frac / n) + eps_code)``; ``gamma`` are signed
@@ -674,6 +675,7 @@ class IntRmsNorm(_Op):
     """
 
     KERNEL = "rmsnorm"
+    OUT_TYPE = "INT8"
 
     def get_nodeattr_types(self):
         return {**super().get_nodeattr_types(),
@@ -694,21 +696,6 @@ class IntRmsNorm(_Op):
                              out=QType(8, narrow=bool(g("out_narrow"))),
                              rms_frac=g("rms_frac"), recip_bits=g("recip_bits"))
 
-    def make_shape_compatible_op(self, model):
-        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
-                                to=TensorProto.INT8)
-
-    def infer_node_datatype(self, model):
-        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT8"])
-
-    def verify_node(self):
-        info = super().verify_node()
-        try:
-            self.params()
-        except HwsimError as e:
-            info.append(f"{self.onnx_node.name!r}: {e}")
-        return info
-
     def execute_node(self, context, graph):
         from hwsim.golden.vitallm.rmsnorm_int import rmsnorm_int
         node = self.onnx_node
@@ -718,7 +705,7 @@ class IntRmsNorm(_Op):
         context[node.output[0]] = y.astype(np.int8)
 
 
-class SpabGate(_Op):
+class SpabGate(_ParamsOp):
     """The SwiftChannel SPAB gate, fused: ``clip(((x − z_x)·M_x + (c − z_c)·M_c) · lut(c) ·
     2**-S`` rounded half up ``+ z_out, 0, 255)`` on two uint8 code tensors of the same shape,
     ``lut`` the 512-entry sigmoid table indexed by ``clip(floor((c − z_c)·M_l·2**-S_l) + 256,
@@ -728,6 +715,7 @@ class SpabGate(_Op):
 
     N_INPUTS = (2,)
     KERNEL = "swiftchannel-gate"
+    OUT_TYPE = "UINT8"
     FIELDS = ("z_x", "z_c", "lut_mult", "lut_shift", "sum_mult_x", "sum_mult_c", "sum_shift",
               "z_out")
 
@@ -738,21 +726,6 @@ class SpabGate(_Op):
         """The kernel's :class:`~hwsim.golden.swiftchannel.gate.GateParams`."""
         from hwsim.golden.swiftchannel.gate import GateParams
         return GateParams(lanes=lanes, **{f: int(self.get_nodeattr(f)) for f in self.FIELDS})
-
-    def make_shape_compatible_op(self, model):
-        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]],
-                                to=TensorProto.UINT8)
-
-    def infer_node_datatype(self, model):
-        model.set_tensor_datatype(self.onnx_node.output[0], DataType["UINT8"])
-
-    def verify_node(self):
-        info = super().verify_node()
-        try:
-            self.params()
-        except HwsimError as e:
-            info.append(f"{self.onnx_node.name!r}: {e}")
-        return info
 
     def execute_node(self, context, graph):
         from hwsim.golden.swiftchannel.gate import gate
