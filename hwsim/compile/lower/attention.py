@@ -179,22 +179,7 @@ class LowerAttention(Passes, Transformation):
         if axis not in (-1, rank - 1):
             fail("the softmax is not over the last axis")
         nodes.append(softmax)
-        p_q = _single_consumer(model, softmax.output[0], ("QuantizeLinear",))
-        p_dq = None if p_q is None else \
-            _single_consumer(model, p_q.output[0], ("DequantizeLinear",))
-        mm2 = None if p_dq is None else _single_consumer(model, p_dq.output[0], ("MatMul",))
-        if mm2 is None or mm2.input[0] != p_dq.output[0]:
-            fail("the probabilities are not quantized and multiplied by v")
-        nodes += [p_q, p_dq, mm2]
-        tail = mm2.output[0]
-        out_moves = []
-        while (nxt := _single_consumer(model, tail, _MOVES)) is not None:
-            out_moves.append(nxt)
-            tail = nxt.output[0]
-        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
-        if out_q is None:
-            fail("the context is not quantized")
-        nodes += [*out_moves, out_q]
+        p_q, mm2, out_moves, out_q = self._context(model, softmax, nodes, fail)
         q_dq, q_moves = self._chain(model, mm1.input[0], mm1)
         k_dq, k_moves = self._chain(model, mm1.input[1], mm1)
         v_dq, v_moves = self._chain(model, mm2.input[1], mm1)
@@ -227,6 +212,28 @@ class LowerAttention(Passes, Transformation):
                 fail("the mask is neither empty nor causal")
         nodes += q_moves + k_moves + v_moves
         return _Attention(nodes, q_dq, k_dq, v_dq, heads, scale, causal, p_q, out_q, scores, T)
+
+    @staticmethod
+    def _context(model, softmax, nodes: list, fail):
+        """``softmax → QuantizeLinear → DequantizeLinear → MatMul(·, v) [→ data movement] →
+        QuantizeLinear``: ``(p_q, mm2, moves, out_q)``, the nodes after the softmax appended to
+        ``nodes``."""
+        p_q = _single_consumer(model, softmax.output[0], ("QuantizeLinear",))
+        p_dq = None if p_q is None else \
+            _single_consumer(model, p_q.output[0], ("DequantizeLinear",))
+        mm2 = None if p_dq is None else _single_consumer(model, p_dq.output[0], ("MatMul",))
+        if mm2 is None or mm2.input[0] != p_dq.output[0]:
+            fail("the probabilities are not quantized and multiplied by v")
+        nodes += [p_q, p_dq, mm2]
+        tail, moves = mm2.output[0], []
+        while (nxt := _single_consumer(model, tail, _MOVES)) is not None:
+            moves.append(nxt)
+            tail = nxt.output[0]
+        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
+        if out_q is None:
+            fail("the context is not quantized")
+        nodes += [*moves, out_q]
+        return p_q, mm2, moves, out_q
 
     # --------------------------------------------------------------------------------------
     def apply(self, model):

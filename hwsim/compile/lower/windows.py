@@ -23,7 +23,7 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 
 from ._graph import _const, _refresh, _remove_dead_nodes, _replace, _single_consumer
-from .attention import _MOVES, LowerAttention, _Attention
+from .attention import LowerAttention, _Attention
 
 __all__ = ["DropCodeReshapes", "HoistCodeReshapes", "LowerWindowAttention"]
 
@@ -107,21 +107,8 @@ class LowerWindowAttention(LowerAttention):
         if axis not in (-1, 2):
             fail("the softmax is not over the last axis")
         softmax, scores = nxt, tail
-        p_q = _single_consumer(model, softmax.output[0], ("QuantizeLinear",))
-        p_dq = None if p_q is None else \
-            _single_consumer(model, p_q.output[0], ("DequantizeLinear",))
-        mm2 = None if p_dq is None else _single_consumer(model, p_dq.output[0], ("MatMul",))
-        if mm2 is None or mm2.input[0] != p_dq.output[0]:
-            fail("the probabilities are not quantized and multiplied by v")
-        nodes += [softmax, p_q, p_dq, mm2]
-        tail, out_moves = mm2.output[0], []
-        while (nxt := _single_consumer(model, tail, _MOVES)) is not None:
-            out_moves.append(nxt)
-            tail = nxt.output[0]
-        out_q = _single_consumer(model, tail, ("QuantizeLinear",))
-        if out_q is None:
-            fail("the context is not quantized")
-        nodes += [*out_moves, out_q]
+        nodes.append(softmax)
+        p_q, mm2, out_moves, out_q = self._context(model, softmax, nodes, fail)
         q_dq, q_moves = self._chain(model, mm1.input[0], mm1)
         k_dq, k_moves = self._chain(model, mm1.input[1], mm1)
         v_dq, v_moves = self._chain(model, mm2.input[1], mm1)
