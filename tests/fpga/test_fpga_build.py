@@ -120,6 +120,7 @@ def test_design_too_large_for_the_part_is_refused_before_synthesis(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.synth
 def test_design_too_large_for_the_part_fails_with_one_line_after_synthesis(tmp_path):
     """Past the closed-form check (``fit_check=False``), synthesis's own figures refuse it."""

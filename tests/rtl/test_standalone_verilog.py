@@ -41,9 +41,10 @@ SMALL = {
 
 #: kernels whose elaboration takes minutes even small (the composed SwiftChannel student: about
 #: 6 min at one block on a loaded 2-core machine, nearly all in Amaranth's netlist builder) or
-#: whose three tools take close to a minute (the decoder layer, its parts checked by default):
+#: whose three tools take close to a minute (the decoder layer and its attention half, their
+#: parts checked by default):
 #: checked in the slow tier
-SLOW = {"swiftchannel-pipeline", "decoder-layer"}
+SLOW = {"swiftchannel-pipeline", "decoder-layer", "attn-layer"}
 
 #: Verilator lint warnings that Amaranth's Verilog may raise (docs/rtl-interface.md): widths
 #: follow Verilog's context rules on purpose, and every case has a default assignment above it

@@ -51,7 +51,8 @@ def _run(layer, tmp_path, sim):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("name", ["head", "block0.gate", "up"])
+@pytest.mark.parametrize("name", [pytest.param("head", marks=pytest.mark.slow), "block0.gate",
+                                  pytest.param("up", marks=pytest.mark.slow)])
 def test_icarus_real_tensors(layers, tmp_path, name):
     _run(next(l for l in layers if l["name"] == name), tmp_path, "icarus")
 

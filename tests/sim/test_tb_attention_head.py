@@ -7,7 +7,8 @@ KERNEL = get_kernel("attention-head")
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("sim, style", [("icarus", "dsp"), ("verilator", "booth")])
+@pytest.mark.parametrize("sim, style", [("icarus", "dsp"),
+                                        pytest.param("verilator", "booth", marks=pytest.mark.slow)])
 def test_cocotb_bit_exact_and_cycles(tmp_path, sim, style):
     p = KERNEL.params(head_dim=8, max_len=6, lanes=4, exp_lanes=4, multiplier=style)
     cases = KERNEL.cases(p, seed=1)
@@ -23,7 +24,8 @@ def test_cocotb_bit_exact_and_cycles(tmp_path, sim, style):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("sim, style", [("icarus", "booth"), ("verilator", "dsp")])
+@pytest.mark.parametrize("sim, style", [("icarus", "booth"),
+                                        pytest.param("verilator", "dsp", marks=pytest.mark.slow)])
 def test_cocotb_rmsnorm(tmp_path, sim, style):
     kernel = get_kernel("rmsnorm")
     p = kernel.params(n=8, lanes=4, multiplier=style)
