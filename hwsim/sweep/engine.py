@@ -236,17 +236,40 @@ def run_sweep(points: list[dict], evaluator: str, out: Path, jobs: int = 1,
         return store.write_aggregate()
 
 
+@contextlib.contextmanager
+def _deferred_ctrl_c():
+    """Within the block a SIGINT sets the returned event instead of raising KeyboardInterrupt,
+    so Ctrl-C cannot land inside the executor's own code while it holds a future's lock (which
+    hangs the shutdown that follows); the caller polls the event. Outside the main thread,
+    where no handler can be installed, the event is never set and Ctrl-C behaves as usual."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_pool(todo, evaluator, store, jobs, bar) -> None:
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                                   initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(_evaluate, evaluator, p): p for p in todo}
-        for fut in cf.as_completed(futures):
-            result, secs = fut.result()
-            store.save(futures[fut], result, secs)
-            store.write_aggregate()
-            bar.update(1)
+        with _deferred_ctrl_c() as interrupted:
+            futures = {pool.submit(_evaluate, evaluator, p): p for p in todo}
+            pending = set(futures)
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    result, secs = fut.result()
+                    store.save(futures[fut], result, secs)
+                    store.write_aggregate()
+                    bar.update(1)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
     except BaseException:
         # a failed point or Ctrl-C: stop the points still running instead of waiting for them
         # (the executor has no public way to reach its processes)
