@@ -76,12 +76,12 @@ from .layernorm import LowerLayerNorm
 from .lif import LowerLif
 from .linear import LowerLinearLayers
 from .pointwise import POINTWISE_OPS, LowerPointwise
-from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
+from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
-           "LowerAttention", "LowerChainedRmsNorm", "LowerConvolutions", "LowerElementwise",
+           "LowerAttention", "LowerConvolutions", "LowerElementwise",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
            "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
@@ -92,7 +92,7 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCode
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
-         LowerIntegerOnnx, LowerChainedRmsNorm, DropCodeReshapes)
+         LowerIntegerOnnx, DropCodeReshapes)
 
 
 def check_lowered(model: ModelWrapper) -> None:

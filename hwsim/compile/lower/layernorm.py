@@ -19,6 +19,33 @@ from .pointwise import _elem_type
 _CODE_TYPES = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
 
 
+def match_norm(model, node, code_types):
+    """The frame of a norm over the last axis between quantizers: ``codes (one of
+    code_types) → DequantizeLinear → node → QuantizeLinear (one of code_types) [→ Clip
+    (−127 … 127)]``. Returns ``(dq, q, clip, n, epsilon)`` or None; a Clip of another range
+    is an error (it would change the output codes the kernel gives)."""
+    if len(node.input) < 2 or any(o for o in node.output[1:]):
+        return None  # the optional Mean / InvStdDev outputs are read
+    dq = model.find_producer(node.input[0])
+    if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 \
+            or _elem_type(model, dq.input[0]) not in code_types:
+        return None
+    shape = model.get_tensor_shape(node.input[0])
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if not shape or int(attrs.get("axis", -1)) not in (-1, len(shape) - 1):
+        return None
+    q = _single_consumer(model, node.output[0], ("QuantizeLinear",))
+    if q is None or len(q.input) < 3 or _elem_type(model, q.input[2]) not in code_types:
+        return None
+    clip = _single_consumer(model, q.output[0], ("Clip",))
+    if clip is not None:
+        lo, hi = (model.get_initializer(i) for i in clip.input[1:3])
+        if lo is None or hi is None or (int(lo), int(hi)) != (-127, 127):
+            raise HwsimError(f"cannot lower {node.op_type} node {node.name!r}: its output Clip "
+                             f"{clip.name!r} is not the narrow int8 range")
+    return dq, q, clip, int(shape[-1]), float(attrs.get("epsilon", 1e-5))
+
+
 class LowerLayerNorm(Passes, Transformation):
     """Approximate: ``codes → DequantizeLinear → LayerNormalization(γ, β, ε, axis=−1) →
     QuantizeLinear [→ Clip]`` on int8/uint8 codes with per-tensor scales and zero points and
@@ -50,18 +77,10 @@ class LowerLayerNorm(Passes, Transformation):
         self.bounds: dict[str, int] = {}
 
     def _match(self, model, node):
-        if len(node.input) < 2 or any(o for o in node.output[1:]):
-            return None  # the optional Mean / InvStdDev outputs are read
-        dq = model.find_producer(node.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 \
-                or _elem_type(model, dq.input[0]) not in _CODE_TYPES:
+        m = match_norm(model, node, _CODE_TYPES)
+        if m is None:
             return None
-        shape = model.get_tensor_shape(node.input[0])
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        axis = int(attrs.get("axis", -1))
-        if not shape or axis not in (-1, len(shape) - 1):
-            return None
-        n = int(shape[-1])
+        dq, q, clip, n, eps = m
         gamma = model.get_initializer(node.input[1])
         beta = model.get_initializer(node.input[2]) if len(node.input) > 2 and node.input[2] \
             else np.zeros(n, np.float32)
@@ -72,16 +91,7 @@ class LowerLayerNorm(Passes, Transformation):
             beta = np.broadcast_to(np.asarray(beta, np.float64), (n,))
         except ValueError:
             return None
-        q = _single_consumer(model, node.output[0], ("QuantizeLinear",))
-        if q is None or len(q.input) < 3 or _elem_type(model, q.input[2]) not in _CODE_TYPES:
-            return None
-        clip = _single_consumer(model, q.output[0], ("Clip",))
-        if clip is not None:
-            lo, hi = (model.get_initializer(i) for i in clip.input[1:3])
-            if lo is None or hi is None or (int(lo), int(hi)) != (-127, 127):
-                raise HwsimError(f"cannot lower LayerNormalization node {node.name!r}: its "
-                                 f"output Clip {clip.name!r} is not the narrow int8 range")
-        return dq, q, clip, gamma, beta, float(attrs.get("epsilon", 1e-5))
+        return dq, q, clip, gamma, beta, eps
 
     def apply(self, model):
         self.bounds = {}

@@ -12,8 +12,8 @@ from qonnx.transformation.base import Transformation
 from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 
-from ._graph import _U32, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
-from .pointwise import _elem_type
+from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scalar
+from .layernorm import match_norm
 
 #: bits of the integer gains (signed)
 GAMMA_BITS = 16
@@ -34,7 +34,7 @@ def gains_for(gamma: np.ndarray, s_y: float) -> tuple[list[int], int]:
     return [int(v) for v in np.round(g * 2.0 ** frac)], frac
 
 
-class LowerRmsNorm(Transformation):
+class LowerRmsNorm(Passes, Transformation):
     """Approximate: ``int8 codes → DequantizeLinear → RMSNormalization(γ, ε, axis=−1) →
     QuantizeLinear [→ Clip]`` with per-tensor scales, zero points 0 and a constant ``γ`` of one
     value per channel becomes one ``IntRmsNorm`` (kernel ``rmsnorm``). RMSNorm does not see the
@@ -51,30 +51,23 @@ class LowerRmsNorm(Transformation):
     ``ε`` rounding by ``δ_ε = √n·max|γ/s_y| · n · 4**-G / 4`` (a nonzero row has
     ``mean(x²) ≥ 1/n``); ``ε_f32 = 8·(n + 4)·2**-24·(√n·max|γ/s_y| + 1)`` is the assumed
     first-order float32 term of the step before, checked on the verify inputs.
+
+    The bound assumes the norm's input codes exact: a norm reading one lowered in the same
+    pass (BitNet's SubLN after the input RMSNorm) waits for another pass
+    (:class:`~._graph.Passes`).
     """
 
     exact = False
-    #: a norm reads the output of another (SubLN after the input norm): each step lowers the
-    #: norms with no other norm upstream (their inputs do not change within the step); the
-    #: rest waits for :class:`LowerChainedRmsNorm`
 
     def __init__(self):
         super().__init__()
         self.bounds: dict[str, int] = {}
 
     def _match(self, model, node):
-        if len(node.input) < 2 or any(o for o in node.output[1:]):
+        m = match_norm(model, node, (onnx.TensorProto.INT8,))
+        if m is None:
             return None
-        dq = model.find_producer(node.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 \
-                or _elem_type(model, dq.input[0]) != onnx.TensorProto.INT8:
-            return None
-        shape = model.get_tensor_shape(node.input[0])
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        axis = int(attrs.get("axis", -1))
-        if not shape or axis not in (-1, len(shape) - 1):
-            return None
-        n = int(shape[-1])
+        dq, q, clip, n, eps = m
         gamma = model.get_initializer(node.input[1])
         if gamma is None:
             return None
@@ -82,51 +75,19 @@ class LowerRmsNorm(Transformation):
             gamma = np.broadcast_to(np.asarray(gamma, np.float64), (n,))
         except ValueError:
             return None
-        q = _single_consumer(model, node.output[0], ("QuantizeLinear",))
-        if q is None or len(q.input) < 3 or _elem_type(model, q.input[2]) != onnx.TensorProto.INT8:
-            return None
-        clip = _single_consumer(model, q.output[0], ("Clip",))
-        if clip is not None:
-            lo, hi = (model.get_initializer(i) for i in clip.input[1:3])
-            if lo is None or hi is None or (int(lo), int(hi)) != (-127, 127):
-                raise HwsimError(f"cannot lower RMSNormalization node {node.name!r}: its "
-                                 f"output Clip {clip.name!r} is not the narrow int8 range")
-        return dq, q, clip, gamma, float(attrs.get("epsilon", 1e-5))
-
-    @staticmethod
-    def _first(model, norms: list) -> list:
-        """The norms with no other norm of ``norms`` upstream: lowering them cannot change
-        another one's input within this step."""
-        names = {n.name for n in norms}
-        out = []
-        for node in norms:
-            seen, todo, clean = set(), list(node.input), True
-            while todo and clean:
-                t = todo.pop()
-                if t in seen:
-                    continue
-                seen.add(t)
-                prod = model.find_producer(t)
-                if prod is not None:
-                    clean = prod.name not in names
-                    todo.extend(prod.input)
-            if clean:
-                out.append(node)
-        return out
+        return dq, q, clip, gamma, eps
 
     def apply(self, model):
         self.bounds = {}
-        norms = [n for n in model.graph.node if n.op_type == "RMSNormalization"]
-        for node in self._first(model, norms):
+        self._new_pass()
+        for node in [n for n in model.graph.node if n.op_type == "RMSNormalization"]:
             match = self._match(model, node)
-            if match is not None:
-                self._lower(model, node, *match)
+            if match is None or self._waits([match[0].input[0]]):
+                continue
+            self._lower(model, node, *match)
+            self._lowered(model, (match[2] or match[1]).output[0])
         _remove_dead_nodes(model)
-        self._propagate(model)
         return _refresh(model), False
-
-    def _propagate(self, model) -> None:
-        """Nothing after the norms is lowered yet at this step's place in :data:`STEPS`."""
 
     def _lower(self, model, node, dq, q, clip, gamma, eps) -> None:
         s_x = _scalar(model, dq.input[1], node, "input scale")
@@ -161,18 +122,3 @@ class LowerRmsNorm(Transformation):
         eps_f32 = 8 * (n + 4) * _U32 * (root * g_peak + 1)
         self.bounds[new.output[0]] = math.floor(1.5 + d_gamma + d_eps + eps_f32)
 
-
-class LowerChainedRmsNorm(LowerRmsNorm):
-    """Approximate: :class:`LowerRmsNorm` once more, after every other step, for the norms
-    that read another norm's result (BitNet's SubLN after the input RMSNorm): their inputs
-    are then dialect nodes the step does not change, so the bound is :class:`LowerRmsNorm`'s;
-    the nodes lowered after them that read a bounded tensor get it propagated as
-    :class:`~hwsim.compile.lower.attention.LowerAttention` does (``Requant`` after a matrix
-    product: input bound × ``M·2**-S`` × largest column sum of ``|W|``; ``IntEltwise``: each
-    operand's bound × its factor; ``LutAct``: the table's largest step over that many codes).
-    A third norm in a chain is left (the lowering names it)."""
-
-    def _propagate(self, model) -> None:
-        from .attention import LowerAttention
-        own = {t: b - 1 for t, b in self.bounds.items()}  # LowerAttention adds the 1 back
-        LowerAttention._propagate(self, model, own)
