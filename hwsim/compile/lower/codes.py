@@ -86,7 +86,10 @@ class WeightQuantToCodes(Transformation):
     Brevitas' ``Int8WeightPerChannelFloat`` writes) becomes the ``DequantizeLinear``'s 1-D
     scale with its ``axis``. A ``BipolarQuant`` (binary weights, ``±1 · s``; ``W ≥ 0`` → +1 as
     qonnx computes it) gives codes in ``{−1, +1}`` typed ``INT2``: a subset of ternary, so
-    the linear step may map it onto ``ternary-mvu``."""
+    the linear step may map it onto ``ternary-mvu``. A ``Quant`` of a 1-D constant (a bias
+    quantizer such as Brevitas' ``Int32Bias``) folds into the constant it computes, which the
+    linear step then takes as a float bias (in accumulator units: exact for ``Int32Bias``,
+    whose scale is ``s_a · s_w``)."""
 
     exact = True
 
@@ -97,6 +100,9 @@ class WeightQuantToCodes(Transformation):
                 if _is_bipolar(node):
                     raise HwsimError(f"BipolarQuant node {node.name!r} quantizes an activation;"
                                      " 1-bit activations are not lowered (binary weights are)")
+                continue
+            if not _is_bipolar(node) and np.ndim(w) == 1:
+                _fold_bias_quant(model, node, np.asarray(w))
                 continue
             if _is_bipolar(node):
                 scale, zero, signed, narrow, width = _bipolar_params(model, node)
@@ -137,3 +143,23 @@ class WeightQuantToCodes(Transformation):
             _replace(model, old, [helper.make_node(
                 "DequantizeLinear", [name, s], [out], name=f"{node.name}/dequantize", **extra)])
         return _refresh(model), False
+
+
+def _fold_bias_quant(model, node, w: np.ndarray) -> None:
+    """``Quant`` of a 1-D constant → the float32 constant it computes (``(clip(round(w/s +
+    z)) − z) · s``, half to even, in float64 before the one float32 rounding)."""
+    scale, zero, signed, narrow, width = _quant_params(model, node, per_channel=True)
+    if width > 32:
+        raise HwsimError(f"Quant node {node.name!r}: a {width}-bit bias is wider than the "
+                         f"32-bit accumulators")
+    lo, hi = _code_range(width, signed, narrow)
+    s = np.asarray(scale, np.float64)
+    codes = np.clip(np.round(w.astype(np.float64) / s + zero), lo, hi)
+    name = f"{node.input[0]}_folded"
+    _const(model, name, ((codes - zero) * s).astype(np.float32))
+    for reader in model.find_consumers(node.output[0]) or []:
+        for i, t in enumerate(reader.input):
+            if t == node.output[0]:
+                reader.input[i] = name
+    model.graph.node.remove(node)
+
