@@ -5,7 +5,7 @@ steps: nothing new is built, the float graph is rewritten into layers they alrea
   ``Conv``/``Gemm``/``MatMul`` is folded into the layer's weight scale and bias.
 * :class:`AveragePoolToConv`: ``AveragePool``/``GlobalAveragePool`` on dequantized codes,
   read by a quantizer, becomes a depthwise ``Conv`` whose weight codes are all 1 with the
-  scale ``1/k²``.
+  scale ``1/k²``; read by a ``Conv``, it is folded into that convolution's kernel.
 
 Both run after :class:`~hwsim.compile.lower.codes.WeightQuantToCodes`; the graph they leave
 is float, so each bounds, per quantizer its rewrite feeds, the code deviation the float32
@@ -205,7 +205,9 @@ class AveragePoolToConv(Transformation):
     height) on dequantized codes, read by a ``QuantizeLinear``, becomes a depthwise ``Conv``
     with weight codes all 1 (int8) and weight scale ``1/k²``: the convolution step lowers it
     to ``IntConv → Requant`` (the sum of ``k²`` codes, rescaled by ``s_a / (k² s_y)``).
-    A pool whose result is not quantized is refused (its mean is not a code). :attr:`bounds`
+    A pool read directly by a ``Conv`` (no quantizer between) is folded into that
+    convolution where its windows tile the map without overlap (:meth:`_fuse`); any other
+    pool whose result is not quantized is refused (its mean is not a code). :attr:`bounds`
     maps the quantizer's code tensor to :func:`_float_bound` (sum order and the rounded
     ``1/k²``)."""
 
@@ -235,7 +237,7 @@ class AveragePoolToConv(Transformation):
         if node.op_type == "GlobalAveragePool":
             if h != w:
                 fail(f"a global pool of a {h}×{w} map: only square maps are lowered")
-            k, stride, pad = h, 1, 0
+            k, stride, pad = h, h, 0
         else:
             kernel = list(attrs.get("kernel_shape", []))
             strides = list(attrs.get("strides", [1] * len(kernel)))
@@ -256,12 +258,17 @@ class AveragePoolToConv(Transformation):
         if a_dq is None or a_dq.op_type != "DequantizeLinear":
             fail("its input is not quantized codes")
         q, out_codes = _quantizer_after(model, node.output[0])
-        if q is None or _single_consumer(model, node.output[0], ("QuantizeLinear",)) is None:
+        conv = _single_consumer(model, node.output[0], ("Conv",))
+        if q is None and conv is not None and conv.input[0] == node.output[0] and not pad \
+                and stride == k and not h % k and not w % k and self._fuse(model, node, conv, k):
+            return
+        if q is None:
             users = ", ".join(f"{n.op_type} node {n.name!r}"
                               for n in model.find_consumers(node.output[0]) or []) \
                 or "a graph output"
             fail(f"its result goes to {users}: put a quantizer (e.g. a QuantIdentity) "
-                 "after the pool")
+                 "after the pool (a pool read by a convolution is folded into it only for "
+                 "non-overlapping windows that tile the map, and a square, undilated kernel)")
         ones = _const(model, f"{node.name}/w_codes", np.ones((c, 1, k, k), np.int8))
         model.set_tensor_datatype(ones, DataType["INT8"])
         scale = _const(model, f"{node.name}/w_scale", np.array(1.0 / (k * k), np.float32))
@@ -278,3 +285,54 @@ class AveragePoolToConv(Transformation):
         s_a = float(np.asarray(model.get_initializer(a_dq.input[1])).reshape(-1)[0])
         s_y = float(np.asarray(model.get_initializer(q.input[1])).reshape(-1)[0])
         self.bounds[out_codes] = _float_bound(k * k, 255 * s_a, s_y)
+
+    def _fuse(self, model, pool, conv, k: int) -> bool:
+        """Fold a non-overlapping ``k × k`` average pool (stride ``k``, no pads, tiling the
+        map) into the ``Conv`` that reads it, exactly in real arithmetic: each weight tap
+        becomes a ``k × k`` block of the same code with the scale ``s_w / k²``, the kernel
+        ``K·k``, stride ``S·k`` and pads ``p·k`` (a padded pooled pixel is a block of padded
+        pixels). Returns False (nothing changed) where the ``Conv`` is not of that form."""
+        attrs = _attrs(conv)
+        w_dq = model.find_producer(conv.input[1])
+        codes = model.get_initializer(w_dq.input[0]) if w_dq is not None \
+            and w_dq.op_type == "DequantizeLinear" else None
+        strides = list(attrs.get("strides", [1, 1]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if codes is None or codes.dtype != np.int8 or codes.ndim != 4 \
+                or codes.shape[2] != codes.shape[3] or len(set(strides)) != 1 \
+                or len(set(pads)) != 1 or list(attrs.get("dilations", [1, 1])) != [1, 1] \
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            return False
+        big = np.repeat(np.repeat(codes, k, axis=2), k, axis=3)
+        name = f"{conv.name}/pooled_w"
+        _const(model, f"{name}_codes", big)
+        model.set_tensor_datatype(f"{name}_codes", DataType["INT8"])
+        s_w = np.asarray(model.get_initializer(w_dq.input[1]), np.float32)
+        scale = _const(model, f"{name}_scale", (s_w / np.float32(k * k)).astype(np.float32))
+        axis = {k: v for k, v in _attrs(w_dq).items() if k == "axis"}  # per channel
+        dq = helper.make_node("DequantizeLinear", [f"{name}_codes", scale], [name],
+                              name=f"{conv.name}/pooled_weights", **axis)
+        kk = codes.shape[2]
+        new = helper.make_node("Conv", [pool.input[0], name, *conv.input[2:]], list(conv.output),
+                               name=conv.name, group=int(attrs.get("group", 1)),
+                               kernel_shape=[kk * k] * 2, strides=[strides[0] * k] * 2,
+                               pads=[pads[0] * k] * 4)
+        graph = model.graph
+        at = list(graph.node).index(pool)
+        graph.node.remove(pool)
+        graph.node.remove(conv)
+        graph.node.insert(at, new)
+        graph.node.insert(at, dq)
+        tail = conv.output[0]
+        add = _single_consumer(model, tail, ("Add",))  # a bias the export wrote apart
+        q, out_codes = _quantizer_after(model, add.output[0] if add is not None else tail)
+        a_dq = model.find_producer(pool.input[0])
+        if q is not None:
+            s_a = float(np.asarray(model.get_initializer(a_dq.input[1])).reshape(-1)[0])
+            s_y = float(np.asarray(model.get_initializer(q.input[1])).reshape(-1)[0])
+            colsum = np.abs(codes.astype(np.float64)).reshape(codes.shape[0], -1).sum(axis=1)
+            b = model.get_initializer(conv.input[2]) if len(conv.input) > 2 else None
+            peak = 255 * s_a * float(np.max(s_w)) * float(np.max(colsum)) \
+                + (0.0 if b is None else float(np.max(np.abs(b))))
+            self.bounds[out_codes] = _float_bound(big[0].size, peak, s_y)
+        return True
