@@ -177,8 +177,12 @@ def _compile(capsys, *args):
     return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
 
 
-@pytest.mark.parametrize("name,fmt", [("bn", "qonnx"), ("bn", "qcdq"), ("avg", "qonnx"),
-                                      ("avg", "qcdq"), ("gap", "qonnx"), ("gap", "qcdq"),
+_SLOW = pytest.mark.slow  # ~20 s each on a loaded machine: QONNX in the default tier
+
+
+@pytest.mark.parametrize("name,fmt", [("bn", "qonnx"), pytest.param("bn", "qcdq", marks=_SLOW),
+                                      ("avg", "qonnx"), pytest.param("avg", "qcdq", marks=_SLOW),
+                                      ("gap", "qonnx"), pytest.param("gap", "qcdq", marks=_SLOW),
                                       ("poolconv", "qcdq")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt):
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o",
