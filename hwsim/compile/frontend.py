@@ -98,6 +98,8 @@ SUPPORTED = frozenset({
 # constant; data movement only with a static shape, slice or axes
 _CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
                     "Unsqueeze": (1,)}
+# folded into the layer before it / rewritten as a depthwise Conv (hwsim.compile.lower.bn_pool)
+SUPPORTED = SUPPORTED | {"BatchNormalization", "AveragePool", "GlobalAveragePool"}
 
 #: op types supported only as part of a recognised pattern (beyond :data:`SUPPORTED`): the
 #: causal mask of attention, the per-row absmax activation quantizer, grouped-query head

@@ -68,6 +68,7 @@ from hwsim.errors import HwsimError
 
 from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .attention import LowerAttention
+from .bn_pool import AveragePoolToConv, FoldBatchNorm
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
@@ -80,7 +81,8 @@ from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCodeReshapes",
+           "FoldBatchNorm", "HoistCodeReshapes",
            "LowerAttention", "LowerConvolutions", "LowerElementwise",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
@@ -89,7 +91,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCode
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
+         HoistCodeReshapes, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)

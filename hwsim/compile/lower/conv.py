@@ -11,7 +11,7 @@ from hwsim.errors import HwsimError
 from hwsim.golden.common.conv_window import conv_weight_matrix
 
 from ._graph import MULT_BITS, Passes, _const, _refresh, _remove_dead_nodes, _replace
-from .linear import fold_layer, layer_bound, make_requant, match_operands, match_tail
+from .linear import fold_layer, layer_bound, make_requant, match_operands, match_tail, weight_scale
 
 
 class LowerConvolutions(Passes, Transformation):
@@ -81,7 +81,8 @@ class LowerConvolutions(Passes, Transformation):
             if bias.size not in (1, mat.shape[1]):
                 fail(f"bias of {bias.size} values for {mat.shape[1]} output channels")
             bias = bias.reshape(-1)
-        f = fold_layer(model, node, a_dq, w_dq.input[1], out_q, mat, bias, self.mult_bits)
+        s_w = weight_scale(model, node, w_dq, mat, w_out_axis=0)  # per tensor or per channel
+        f = fold_layer(model, node, a_dq, s_w, out_q, mat, bias, self.mult_bits)
         inputs = [a_dq.input[0], _const(model, f"{node.name}/w_codes", w_codes)]
         if f.bias_int is not None:
             inputs.append(_const(model, f"{node.name}/bias_acc", f.bias_int))
@@ -93,6 +94,8 @@ class LowerConvolutions(Passes, Transformation):
                                 kernel_size=int(k), stride=int(strides[0]), pad=int(pads[0]),
                                 group=group, pad_code=f.a_zero)
         requant = make_requant(node, acc, out_codes, f, relu, narrow)
+        if np.ndim(f.mult):  # per-channel (M, S) along the NCHW channel axis
+            requant.attribute.append(helper.make_attribute("axis", 1))
         _replace(model, [node, *extra], [conv, requant])
         self.bounds[out_codes] = layer_bound(self.bounds.get(a_dq.input[0], 0), f, mat, bias)
         self._lowered(model, out_codes)
