@@ -75,6 +75,7 @@ from .int_onnx import LowerIntegerOnnx, host_tail
 from .layernorm import LowerLayerNorm
 from .lif import LowerLif
 from .linear import LowerLinearLayers
+from .maxpool import LowerMaxPool
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
 from .square import LowerSquare
@@ -83,13 +84,15 @@ from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
            "LowerAttention", "LowerChainedRmsNorm", "LowerConvolutions", "LowerElementwise",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
+           "LowerMaxPool",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
            "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
            "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, LowerMaxPool,
+         HoistCodeReshapes, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, LowerChainedRmsNorm, DropCodeReshapes)
