@@ -127,6 +127,34 @@ def test_compile_pool_cnn_end_to_end(models, tmp_path, capsys, fmt, sim):
                                                    "conv-window", "int8-mvu"]
 
 
+class _PoolOnly(torch.nn.Module):
+    """An int8 input quantizer and a padded, overlapping pool (3×3, stride 2, pad 1) on an odd
+    5×6 image: the graph output is the pooled codes (NHWC streams without a convolution)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat)
+        self.pool = torch.nn.MaxPool2d(3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.pool(self.inp(x))
+
+
+def test_compile_a_padded_pool_alone(tmp_path, capsys):
+    torch.manual_seed(0)
+    m = _PoolOnly()
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(8, 3, 5, 6))
+    path = export_brevitas(m.eval(), torch.randn(1, 3, 5, 6), tmp_path / "p.onnx", "qonnx")
+    rc, s, err = _compile(capsys, path, "--target", "xczu28dr", "-o", tmp_path / "build",
+                          "--sim", "icarus")
+    assert rc == 0, err
+    assert s["rtl_equals_golden"] is True and s["cycles_match"] is True
+    assert s["max_error_lsb_vs_onnxruntime"] == 0
+    assert [k["kernel"] for k in s["kernels"]] == ["maxpool"]
+
+
 # ------------------------------------------------------------------------------------------
 def _pool_graph(pool_out=("y",), **attrs) -> ModelWrapper:
     g = helper.make_graph(
