@@ -765,3 +765,6 @@ class IntWindowAttention(IntAttention):
 
 # ops in their own modules (qonnx finds an op in this module by its op type)
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
+from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
+
+__all__ += ["IntMaxPool"]

@@ -94,6 +94,9 @@ SUPPORTED = frozenset({
     "Reshape", "Transpose", "Concat", "Slice", "Flatten", "Squeeze", "Unsqueeze",
     "DepthToSpace", "Constant", "Identity",
 })
+#: 2-D max pooling on a quantized tensor (square kernel, equal strides and pads, no dilation,
+#: ceil_mode 0): lowered exactly to IntMaxPool on codes (hwsim.compile.lower.maxpool)
+SUPPORTED = SUPPORTED | {"MaxPool"}
 # inputs (by position) that must be constants for the op to be supported: Div only by a
 # constant; data movement only with a static shape, slice or axes
 _CONSTANT_INPUTS = {"Div": (1,), "Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),

@@ -537,3 +537,34 @@ PRICING["rmsnorm"] = Pricing(
 from .swiftchannel_design import SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE  # noqa: E402
 
 PRICING["swiftchannel-conv"], PRICING["swiftchannel-gate"] = SWIFTCHANNEL_CONV, SWIFTCHANNEL_GATE
+
+
+# ---- maxpool (rtl/common/maxpool.py): a conv-window unit and a running-maximum stage --------
+def _maxpool_inventory(p) -> Inventory:
+    """Assumption, not fitted: the window unit's inventory (line buffer, counters, two beat
+    registers), an 8-bit comparator per lane, the ring of running maxima (one beat of
+    ``lanes`` codes per channel beat), the output register and two counters."""
+    w = _window_inventory(p.window)
+    return Inventory(adders=w.adders + (8,) * p.lanes + (16,) * 2, multipliers=(),
+                     register_bits=w.register_bits + 8 * p.lanes * (p.pixel_beats + 1) + 33,
+                     memories=w.memories)
+
+
+def _maxpool_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: the window unit's resources, ~12 LUTs per lane of comparator
+    and select, ~20 LUTs of counters, and the registers of the inventory."""
+    w = _window_fpga(p.window, tables)
+    return {"luts": w["luts"] + 12 * p.lanes + 20, "ffs": _maxpool_inventory(p).register_bits,
+            "dsps": 0, "bram36": w["bram36"]}
+
+
+#: a comparison is priced as an 8-bit add, a line-buffer access as the window unit's (an
+#: assumption), a running-maximum read as a register read
+PRICING["maxpool"] = Pricing(
+    actions={"buffer_write_bits": {"weight_read_bits": 1},
+             "buffer_read_bits": {"weight_read_bits": 1}, "compare8": {"add8": 1},
+             "register_read_bits": {"register_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_maxpool_inventory,
+    fpga=_maxpool_fpga,
+    weight_memory="line_buffer",
+)

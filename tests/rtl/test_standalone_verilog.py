@@ -182,6 +182,7 @@ def _golden_timing() -> dict:
         int8_mvu,
         layernorm_int,
         lut_act,
+        maxpool,
     )
     from hwsim.golden.snn import lif_array
     from hwsim.golden.swiftchannel import conv as swiftchannel_conv
@@ -228,6 +229,7 @@ def _golden_timing() -> dict:
         "layernorm": lambda p: (layernorm_int.latency_cycles(p),
                                 layernorm_int.interval_cycles(p)),
         "lut-act": lambda p: (lut_act.stream_cycles(p, 1), lut_act.interval_cycles(p)),
+        "maxpool": lambda p: (maxpool.stream_cycles(p, 1), maxpool.interval_cycles(p)),
         "norm-quant": lambda p: (norm_quant.latency_cycles(p),
                                  norm_quant.stream_cycles(p, 2) - norm_quant.latency_cycles(p)),
         "qkv-frontend": same(qkv_frontend.qkv_frontend_cycles),

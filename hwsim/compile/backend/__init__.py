@@ -320,7 +320,8 @@ def stream_dims(model: ModelWrapper, tensor: str) -> tuple[int, int]:
 
 
 def _perm(model: ModelWrapper, shape) -> tuple[int, ...] | None:
-    has_conv = any(n.op_type == "IntConv" and n.domain == dialect.DOMAIN
+    has_conv = any(n.op_type in ("IntConv", "IntMaxPool")
+                   and n.domain == dialect.DOMAIN
                    for n in model.graph.node)
     return NHWC if has_conv and len(shape) == 4 else None
 
@@ -414,3 +415,5 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 # the handlers register themselves on import
 from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
+
+from . import maxpool  # noqa: E402, F401  # isort: skip

@@ -76,6 +76,7 @@ from .int_onnx import LowerIntegerOnnx, host_tail
 from .layernorm import LowerLayerNorm
 from .lif import LowerLif
 from .linear import LowerLinearLayers
+from .maxpool import LowerMaxPool
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
@@ -85,6 +86,7 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
            "FoldBatchNorm", "HoistCodeReshapes",
            "LowerAttention", "LowerConvolutions", "LowerElementwise",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
+           "LowerMaxPool",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
            "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
            "check_lowered", "lower"]
@@ -92,7 +94,7 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
-         HoistCodeReshapes, LowerLif,
+         LowerMaxPool, HoistCodeReshapes, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
