@@ -71,6 +71,7 @@ from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
+from .flatten import DropRequantize, HoistFlatten, LowerFloatHead, OrderFlatten
 from .int_onnx import LowerIntegerOnnx, host_tail
 from .layernorm import LowerLayerNorm
 from .lif import LowerLif
@@ -80,17 +81,22 @@ from .rmsnorm import LowerChainedRmsNorm, LowerRmsNorm
 from .square import LowerSquare
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
-__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
+__all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "DropRequantize",
+           "HoistCodeReshapes", "HoistFlatten",
            "LowerAttention", "LowerChainedRmsNorm", "LowerConvolutions", "LowerElementwise",
+           "LowerFloatHead",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
-           "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
+           "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
+           "WeightQuantToCodes",
            "check_lowered", "lower"]
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
-         LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, DropRequantize,
+         HoistFlatten, LowerLif,
+         LowerLayerNorm, LowerRmsNorm, LowerFloatHead, LowerLinearLayers, LowerConvolutions,
+         OrderFlatten, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, LowerChainedRmsNorm, DropCodeReshapes)
 
