@@ -19,8 +19,8 @@
   DequantizeLinear(s_a · s_w)``: the hardware computes the int32 accumulators, the host
   multiplies by ``s_a · s_w``. The output's LSB is ``s_a · s_w``; the result differs from the
   float layer by at most the bias rounding (``|b/(s_a s_w) − round(b/(s_a s_w))| ≤ 0.5`` LSB)
-  plus float32 rounding of both (``(k + 6) · 2**-24 · peak``, ``peak`` the largest
-  ``|acc|``), so by less than 1 LSB for any layer whose accumulators fit 2**22.
+  plus float32 rounding of both (first order ``(k + 6) · 2**-24 · peak`` LSB, ``peak`` the
+  largest ``|acc|``, ``k`` the inputs per output). The accumulators must fit int32.
 """
 
 from __future__ import annotations
@@ -186,6 +186,9 @@ class LowerFloatHead(Transformation):
                 tail = users[0].output[0]
             elif users or tail not in outputs:
                 continue
+            if any(getattr(model.find_producer(i), "op_type", None) != "DequantizeLinear"
+                   for i in node.input[:2]):
+                continue  # not a quantized layer: the linear step names what is missing
             self._lower(model, node, nodes, tail, bias, match_operands, weight_scale)
         _remove_dead_nodes(model)
         return _refresh(model), False
