@@ -59,7 +59,7 @@ from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
            "IntLifArray", "IntMatMul", "IntRmsNorm", "IntWindowAttention", "LutAct", "Requant",
-           "SpabGate", "TernaryMatMul",
+           "SpabGate", "StreamFlatten", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -764,6 +764,7 @@ class IntWindowAttention(IntAttention):
 
 
 # ops in their own modules (qonnx finds an op in this module by its op type)
+from hwsim.compile.dialect_ops.flatten import StreamFlatten  # noqa: E402
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
 

@@ -116,7 +116,8 @@ class Int8MVU(MatrixVectorUnit):
         members = {
             "w": In(stream.Signature(unsigned(8 * p.lanes))),
             "x": In(stream.Signature(data.ArrayLayout(act, p.lanes))),
-            "y": Out(stream.Signature(signed(8) if p.out_signed else unsigned(8))),
+            "y": Out(stream.Signature(signed(p.out_bits) if p.out_signed
+                                     else unsigned(p.out_bits))),
         }
         if not p.per_row_scale:
             members["mult"] = In(unsigned(p.mult_bits))

@@ -165,3 +165,17 @@ def test_cycle_formulas_and_actions(lanes, cols):
     assert a["mac"] == 2 * 5 * cols and a["acc_add"] == 2 * 5 * c
     assert a["cycles"] == g.stream_cycles(p, 2) and a["bias_add"] == 0
     assert g.storage_bits(p) == 5 * cols * 8 + cols * 8
+
+
+def test_wide_output_is_the_accumulators():
+    """``out_bits = 32`` with ``M = 1, S = 0``: the int32 codes are the exact accumulators
+    (a float classifier head's hardware); other widths are refused."""
+    rng = np.random.default_rng(3)
+    p = g.Int8MvuParams(lanes=4, rows=5, cols=144, act_signed=False, bias=True, out_bits=32)
+    w, x = rng.integers(-128, 128, (5, 144)), rng.integers(0, 256, (2, 144))
+    b = rng.integers(-2**20, 2**20, 5)
+    y = g.int8_mvu(w, x, 1, 0, b, p.act, p.out)
+    assert p.out.width == 32 and np.array_equal(y, x @ w.T + b)
+    assert g.action_counts(p)["out_bits"] == 32 * 5
+    with pytest.raises(HwsimError, match="out_bits"):
+        g.Int8MvuParams(out_bits=16)

@@ -77,6 +77,8 @@ class Node:
     #: a node that restarts per unit (window attention): the first output vector of a unit
     #: ends at least this many cycles after the last one of the unit before
     unit_gap: int = 0
+    #: bytes per output code where a ``wide_output`` producer writes wide codes (int32: 4)
+    out_bytes: int = 1
 
     @property
     def calls(self) -> int:
@@ -139,6 +141,8 @@ class Design:
     out_perm: tuple[int, ...] | None = None
     #: output codes per ``y`` beat (1, or all lanes of a ``wide_output`` producer)
     out_lanes: int = 1
+    #: bytes per output code (4: int32 codes leave as their little-endian bytes)
+    out_bytes: int = 1
 
     @property
     def in_vector(self) -> int:
@@ -154,11 +158,16 @@ class Design:
         design streams them (a copy, contiguous)."""
         perm = self.in_perm if which == "in" else self.out_perm
         codes = np.asarray(codes)
-        return np.ascontiguousarray(codes if perm is None else codes.transpose(perm))
+        codes = np.ascontiguousarray(codes if perm is None else codes.transpose(perm))
+        if which == "out" and self.out_bytes > 1:  # wide codes: their bytes, lowest first
+            codes = codes.astype(f"<i{self.out_bytes}").view(np.uint8)
+        return codes
 
     def from_stream(self, codes) -> np.ndarray:
         """The output tensor in graph order from the codes the design streamed out."""
         codes = np.asarray(codes)
+        if self.out_bytes > 1:
+            codes = np.asarray(codes, np.uint8).view(f"<i{self.out_bytes}")
         if self.out_perm is None:
             return codes.reshape(self.out_shape)
         shape = tuple(self.out_shape[i] for i in self.out_perm)
@@ -238,7 +247,7 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
     n_in = vectors if vectors is not None else \
         _stream_dims(design.in_shape, design.in_perm)[0]
     times = {design.input: [(j + 1) * beats - 1 for j in range(n_in)]}
-    out_beats = -(-design.out_vector // design.out_lanes)
+    out_beats = -(-design.out_vector * design.out_bytes // design.out_lanes)
     interval = max(beats, out_beats)
     for n in design.nodes:
         arrive = None
@@ -410,10 +419,11 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
                   in_signed=in_signed, out_signed=prod[out_codes].output[3],
                   in_shape=in_shape, out_shape=out_shape, in_perm=_perm(model, in_shape),
                   out_perm=_perm(model, out_shape),
-                  out_lanes=prod[out_codes].output[2] if prod[out_codes].wide_output else 1)
+                  out_lanes=prod[out_codes].output[2] if prod[out_codes].wide_output else 1,
+                  out_bytes=prod[out_codes].out_bytes)
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
+from . import attention, conv, flatten, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
 
 from . import maxpool  # noqa: E402, F401  # isort: skip

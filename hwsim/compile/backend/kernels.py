@@ -40,10 +40,15 @@ def mvu_node(model: ModelWrapper, node, w: np.ndarray, bias, x: str, lanes: int,
         raise HwsimError(f"node {node.name!r}: the back end needs its accumulators read by one "
                          "Requant")
     rq = getCustomOp(users[0])
-    if rq.get_nodeattr("width") != 8 or rq.get_nodeattr("narrow"):
+    out_bits = rq.get_nodeattr("width")
+    if out_bits not in (8, 32) or rq.get_nodeattr("narrow"):
         raise HwsimError(f"node {users[0].name!r}: the int8-mvu kernel writes full-range 8-bit "
-                         f"codes, not a {rq.get_nodeattr('width')}-bit"
+                         f"or 32-bit codes, not a {rq.get_nodeattr('width')}-bit"
                          f"{' narrow' if rq.get_nodeattr('narrow') else ''} format")
+    wide = out_bits == 32  # int32 codes (a float head's accumulators): the graph's output only
+    if wide and any(n.op_type != "DequantizeLinear" for n in _consumers(model, users[0].output[0])):
+        raise HwsimError(f"node {users[0].name!r}: 32-bit codes may only leave the design "
+                         "(the graph output's DequantizeLinear), not feed another node")
     cols, rows = w.shape
     y_signed = bool(rq.get_nodeattr("signed"))
     mult, shift = rq.scales()  # one (M, S), or one per output column (per-channel weights)
@@ -55,7 +60,8 @@ def mvu_node(model: ModelWrapper, node, w: np.ndarray, bias, x: str, lanes: int,
                            out_signed=y_signed, relu=bool(rq.get_nodeattr("relu")),
                            zero_point=int(rq.get_nodeattr("zero_point")),
                            bias=bias is not None, rounding=rq.get_nodeattr("rounding"),
-                           mult_bits=mult_bits, shift_bits=6, per_row_scale=per_row)
+                           mult_bits=mult_bits, shift_bits=6, per_row_scale=per_row,
+                           out_bits=out_bits)
     init = {"weights": np.asarray(w, np.int64).T}
     if bias is not None:
         init["bias"] = np.asarray(bias, np.int64)
@@ -65,7 +71,9 @@ def mvu_node(model: ModelWrapper, node, w: np.ndarray, bias, x: str, lanes: int,
     constants = {} if per_row else {"mult": int(mult), "shift": int(shift)}
     return Node(name=name or node.name, op_type=node.op_type, kernel="int8-mvu", params=params,
                 inputs=[("x", x, lanes, a_signed)],
-                output=("y", users[0].output[0], 1, y_signed),
+                output=("y", users[0].output[0], 4, False) if wide
+                else ("y", users[0].output[0], 1, y_signed),
+                wide_output=wide, out_bytes=4 if wide else 1,
                 vectors=vectors, init=init,
                 constants=constants,
                 fifo_depth={"x": cols // lanes + 2},

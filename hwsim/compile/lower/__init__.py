@@ -72,6 +72,7 @@ from .bn_pool import AveragePoolToConv, FoldBatchNorm
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
+from .flatten import DropRequantize, HoistFlatten, LowerFloatHead, OrderFlatten
 from .int_onnx import LowerIntegerOnnx, host_tail
 from .layernorm import LowerLayerNorm
 from .lif import LowerLif
@@ -83,19 +84,21 @@ from .square import LowerSquare
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCodeReshapes",
-           "FoldBatchNorm", "HoistCodeReshapes",
-           "LowerAttention", "LowerConvolutions", "LowerElementwise",
+           "DropRequantize", "FoldBatchNorm", "HoistCodeReshapes", "HoistFlatten",
+           "LowerAttention", "LowerConvolutions", "LowerElementwise", "LowerFloatHead",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerMaxPool",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
-           "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
+           "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
+           "WeightQuantToCodes",
            "check_lowered", "lower"]
 
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
-         LowerMaxPool, HoistCodeReshapes, LowerLif,
-         LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
+         LowerMaxPool, HoistCodeReshapes, DropRequantize, HoistFlatten, LowerLif,
+         LowerLayerNorm, LowerRmsNorm, LowerFloatHead, LowerLinearLayers, LowerConvolutions,
+         OrderFlatten, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
 

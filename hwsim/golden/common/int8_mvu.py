@@ -90,6 +90,9 @@ class Int8MvuParams:
     per_row_scale : bool
         One ``(M, S)`` per output row (a per-channel weight scale), held in a ``rows``-word
         memory loaded through the ``s`` stream or baked in; no ``mult``/``shift`` ports.
+    out_bits : int
+        Output code width: 8 (the default), or 32 for wide codes (e.g. the accumulators
+        themselves with ``M = 1, S = 0``: a float classifier head finished on the host).
 
     Raises
     ------
@@ -110,6 +113,7 @@ class Int8MvuParams:
     mult_bits: int = 16
     shift_bits: int = 6
     per_row_scale: bool = False
+    out_bits: int = 8
 
     def __post_init__(self):
         check_ints(self, "int8-mvu", ("lanes", "rows", "cols", ("mult_bits", 1, 32),
@@ -121,6 +125,8 @@ class Int8MvuParams:
         if self.rounding not in {r.value for r in Rounding}:
             raise HwsimError(f"int8-mvu rounding must be one of "
                              f"{', '.join(r.value for r in Rounding)}, not {self.rounding!r}")
+        if self.out_bits not in (8, 32):
+            raise HwsimError(f"int8-mvu out_bits must be 8 or 32, not {self.out_bits!r}")
         if self.cols % self.lanes:
             raise HwsimError(f"int8-mvu lanes ({self.lanes}) must divide cols ({self.cols})")
         out = self.out
@@ -139,8 +145,8 @@ class Int8MvuParams:
 
     @property
     def out(self) -> QType:
-        """Output format: int8 or uint8, saturating, with ``rounding``."""
-        return QType(8, signed=self.out_signed, rounding=Rounding(self.rounding))
+        """Output format: int8 or uint8 (``out_bits`` wide), saturating, with ``rounding``."""
+        return QType(self.out_bits, signed=self.out_signed, rounding=Rounding(self.rounding))
 
     @property
     def chunks(self) -> int:
@@ -296,7 +302,7 @@ def action_counts(p: Int8MvuParams, vectors: int = 1) -> dict[str, int]:
         "act_read_bits": vectors * 8 * p.rows * p.cols,  # x re-read for every row
         "act_write_bits": vectors * 8 * p.cols,
         "requant_mul": vectors * p.rows,
-        "out_bits": vectors * 8 * p.rows,
+        "out_bits": vectors * p.out_bits * p.rows,
         "cycles": stream_cycles(p, vectors),
     }
 
