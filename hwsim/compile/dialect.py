@@ -219,13 +219,16 @@ class IntConv(_Op):
     Inputs: ``a`` (int8/uint8 codes ``(N, C, H, W)``, ``a_width``/``a_signed``), ``W`` (int8
     codes ``(O, C/group, k, k)`` as ONNX ``Conv``, ``w_narrow``: −127 … 127), optional
     ``bias`` (int32, accumulator units, one per output channel). Attributes: ``kernel_size``,
-    ``stride``, ``pad`` (the same on every side), ``group`` (1, or ``C`` for depthwise) and
+    ``stride``, ``pad`` (along H; the same above and below), ``kernel_w``, ``stride_w``,
+    ``pad_w`` (along W; −1: the H value), ``group`` (1, or ``C`` for depthwise) and
     ``pad_code``, the code padded pixels read (the input's zero point: the float
     convolution's zeros). The window is not shifted by ``pad_code``: a lowering folds
     ``pad_code · Σ W`` into the bias, as for a linear layer. Golden:
     :func:`hwsim.golden.common.conv_window.im2col` (NHWC windows) and
     :func:`hwsim.golden.common.int8_matmul.int8_matmul` with
-    :func:`~hwsim.golden.common.conv_window.conv_weight_matrix`.
+    :func:`~hwsim.golden.common.conv_window.conv_weight_matrix`. A 1-D convolution: ``a``
+    ``(N, C, L)``, ``W`` ``(O, C/group, k)``, computed as 2-D with height 1 (``kernel_size``
+    1, ``stride`` 1, ``pad`` 0, the window along W).
     """
 
     N_INPUTS = (2, 3)
@@ -241,18 +244,36 @@ class IntConv(_Op):
                 "stride": ("i", False, 1),
                 "pad": ("i", False, 0),
                 "group": ("i", False, 1),
-                "pad_code": ("i", False, 0)}
+                "pad_code": ("i", False, 0),
+                "kernel_w": ("i", False, -1),
+                "stride_w": ("i", False, -1),
+                "pad_w": ("i", False, -1)}
+
+    def window(self) -> dict[str, int]:
+        """``kernel``, ``stride``, ``pad`` (along H) and ``kernel_w``, ``stride_w``, ``pad_w``
+        (along W, the H values where −1): :class:`~hwsim.golden.common.conv_window.
+        ConvWindowParams`' names."""
+        g = self.get_nodeattr
+        h = {"kernel": g("kernel_size"), "stride": g("stride"), "pad": g("pad")}
+        return {**h, **{f"{k}_w": h[k] if g(f"{k}_w") == -1 else g(f"{k}_w") for k in h}}
 
     def a_qtype(self) -> QType:
         return code_qtype(self.get_nodeattr("a_width"), self.get_nodeattr("a_signed"))
 
     def make_shape_compatible_op(self, model):
         """``ConvInteger``: the same output shape and the int32 type."""
-        g = self.get_nodeattr
-        k, p = g("kernel_size"), g("pad")
+        g, w = self.get_nodeattr, self.window()
+        kw, sw, pw = w["kernel_w"], w["stride_w"], w["pad_w"]
+        w_init = model.get_initializer(self.onnx_node.input[1])
+        if w_init is not None and w_init.ndim == 3:  # 1-D: weights (O, C/group, k)
+            return helper.make_node("ConvInteger", list(self.onnx_node.input[:2]),
+                                    [self.onnx_node.output[0]], kernel_shape=[kw],
+                                    strides=[sw], pads=[pw, pw], group=g("group"))
+        k, p = w["kernel"], w["pad"]
         return helper.make_node("ConvInteger", list(self.onnx_node.input[:2]),
-                                [self.onnx_node.output[0]], kernel_shape=[k, k],
-                                strides=[g("stride")] * 2, pads=[p] * 4, group=g("group"))
+                                [self.onnx_node.output[0]], kernel_shape=[k, kw],
+                                strides=[w["stride"], sw], pads=[p, pw, p, pw],
+                                group=g("group"))
 
     def infer_node_datatype(self, model):
         model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT32"])
@@ -262,9 +283,11 @@ class IntConv(_Op):
         name = self.onnx_node.name
         if not 1 <= self.get_nodeattr("a_width") <= 8:
             info.append(f"{name!r}: a_width must be 1 … 8 (int8/uint8 tensors)")
-        if self.get_nodeattr("kernel_size") < 1 or self.get_nodeattr("stride") < 1 \
-                or not 0 <= self.get_nodeattr("pad") < self.get_nodeattr("kernel_size"):
-            info.append(f"{name!r}: needs kernel_size ≥ 1, stride ≥ 1 and 0 ≤ pad < kernel")
+        w = self.window()
+        if min(w["kernel"], w["stride"], w["kernel_w"], w["stride_w"]) < 1 \
+                or not 0 <= w["pad"] < w["kernel"] or not 0 <= w["pad_w"] < w["kernel_w"]:
+            info.append(f"{name!r}: needs kernel_size ≥ 1, stride ≥ 1 and 0 ≤ pad < kernel "
+                        "(along H and W)")
         q = self.a_qtype()
         if not q.min_code <= self.get_nodeattr("pad_code") <= q.max_code:
             info.append(f"{name!r}: pad_code outside the {q} code range")
@@ -274,14 +297,19 @@ class IntConv(_Op):
         node = self.onnx_node
         g = self.get_nodeattr
         a, w = (np.asarray(context[n]) for n in node.input[:2])
-        cols = im2col(a.transpose(0, 2, 3, 1), g("kernel_size"), g("stride"), g("pad"),
-                      g("pad_code"))
+        one_d = a.ndim == 3
+        if one_d:  # (N, C, L) as (N, C, 1, L), weights (O, I, 1, k)
+            a, w = a[:, :, None, :], w[:, :, None, :]
+        win = self.window()
+        cols = im2col(a.transpose(0, 2, 3, 1), win["kernel"], win["stride"], win["pad"],
+                      g("pad_code"), win["kernel_w"], win["stride_w"], win["pad_w"])
         mat = conv_weight_matrix(w, g("group"))
         w_q = code_qtype(8, True, g("w_narrow"))
         acc = int8_matmul(cols, mat.T, self.a_qtype(), w_q)
         if len(node.input) == 3:
             acc = acc + np.asarray(context[node.input[2]], np.int64)
-        context[node.output[0]] = _to_acc(acc.transpose(0, 3, 1, 2), node)
+        acc = acc.transpose(0, 3, 1, 2)
+        context[node.output[0]] = _to_acc(acc[:, :, 0, :] if one_d else acc, node)
 
 
 class TernaryMatMul(_MatMulOp):

@@ -21,13 +21,13 @@ def manifest(p: spec.ConvWindowParams) -> dict:
         "numeric": {
             "function": "hwsim.golden.common.conv_window.conv_window: window (oy, ox) holds, "
                         "for ky, kx, channel, the code of input pixel (oy*stride - pad + ky, "
-                        "ox*stride - pad + kx), zero_point outside the image",
+                        "ox*stride_w - pad_w + kx), zero_point outside the image",
             "rounding": "none: codes are moved, not computed",
             "overflow": "none",
             "code": p.code.to_dict(),
             "x_beat": "channels/lanes beats per pixel, pixels row-major (NHWC), lane 0 the "
                       "lowest channel",
-            "y_beat": "kernel*kernel*channels/lanes beats per window (ky, kx, channel), "
+            "y_beat": "kernel*kernel_w*channels/lanes beats per window (ky, kx, channel), "
                       "windows row-major over output pixels",
             "line_buffer": {"rows": p.ring_rows, "words": p.depth, "word_bits": 8 * p.lanes},
         },
@@ -99,12 +99,15 @@ KERNEL = Kernel(
         CliParam("channels", int, 8, "codes per input pixel"),
         CliParam("height", int, 8, "image rows"),
         CliParam("width", int, 8, "image columns"),
-        CliParam("kernel", int, 3, "window size (square)"),
-        CliParam("stride", int, 1, "window step"),
-        CliParam("pad", int, 1, "zero-point padding on every side"),
+        CliParam("kernel", int, 3, "window rows (and columns unless --kernel-w)"),
+        CliParam("stride", int, 1, "window row step (and column step unless --stride-w)"),
+        CliParam("pad", int, 1, "zero-point padding rows (and columns unless --pad-w)"),
         CliParam("lanes", int, 1, "codes per beat (must divide channels)"),
         CliParam("signed", flag, True, "codes are int8 (1) or uint8 (0)"),
         CliParam("zero_point", int, 0, "the padding code"),
+        CliParam("kernel_w", int, None, "window columns (default: --kernel)"),
+        CliParam("stride_w", int, None, "window column step (default: --stride)"),
+        CliParam("pad_w", int, None, "zero-point padding columns (default: --pad)"),
     ),
     component_path="rtl.common.conv_window:ConvWindow",
     testbench="hwsim.sim.tb_conv_window",
@@ -115,5 +118,7 @@ KERNEL = Kernel(
     cases=cases,
     test_params=(dict(channels=2, height=5, width=4, kernel=3, stride=1, pad=1, lanes=1),
                  dict(channels=4, height=6, width=5, kernel=3, stride=2, pad=1, lanes=2,
-                      signed=False, zero_point=9)),
+                      signed=False, zero_point=9),
+                 dict(channels=2, height=4, width=7, kernel=2, stride=1, pad=0, kernel_w=3,
+                      stride_w=2, pad_w=1, lanes=2, zero_point=-3)),
 )

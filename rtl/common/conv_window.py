@@ -18,7 +18,7 @@ __all__ = ["ConvWindow"]
 
 
 class ConvWindow(wiring.Component):
-    """NHWC pixel stream in, one ``kernel² · channels`` window per output pixel out.
+    """NHWC pixel stream in, one ``kernel · kernel_w · channels`` window per output pixel out.
 
     The line buffers are one memory of ``ring_rows · width · channels/lanes`` words of
     ``lanes`` codes (row ``r`` of the image in slot ``r mod ring_rows``). An input beat is
@@ -37,7 +37,8 @@ class ConvWindow(wiring.Component):
     x : ``In(stream.Signature(ArrayLayout(signed(8) or unsigned(8), lanes)))``
         Pixels in row-major order, ``channels/lanes`` beats each, lane 0 the lowest channel.
     y : ``Out(stream.Signature(ArrayLayout(signed(8) or unsigned(8), lanes)))``
-        Windows in row-major order of output pixels, ``kernel²·channels/lanes`` beats each.
+        Windows in row-major order of output pixels, ``kernel·kernel_w·channels/lanes`` beats
+        each.
     """
 
     def __init__(self, params: spec.ConvWindowParams):
@@ -52,8 +53,9 @@ class ConvWindow(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        H, W, K, S, P, CB, NR = (p.height, p.width, p.kernel, p.stride, p.pad, p.pixel_beats,
-                                 p.ring_rows)
+        H, W, CB, NR = p.height, p.width, p.pixel_beats, p.ring_rows
+        K, S, P = p.kernel, p.stride, p.pad            # along the rows
+        KW, SW, PW = p.kernel_w, p.stride_w, p.pad_w   # along the columns
         OH, OW = p.out_height, p.out_width
         mem = Memory(shape=unsigned(8 * p.lanes), depth=p.depth, init=[])
         m.submodules.mem = mem
@@ -92,11 +94,11 @@ class ConvWindow(wiring.Component):
                         m.d.sync += in_done.eq(1)
 
         # ---- output side: window counters, readiness, addresses ----------------------------
-        ox, ky, kx, ocb = counter(OW), counter(K), counter(K), counter(CB)
+        ox, ky, kx, ocb = counter(OW), counter(K), counter(KW), counter(CB)
         base = Signal(range(max(NR, 2)), init=(-P) % NR)  # slot of image row oy·S − P
         row_need, col_need = Signal(signed(16)), Signal(signed(16))
         m.d.comb += [row_need.eq(first + (K - 1)),
-                     col_need.eq(ox * S - P + (K - 1))]
+                     col_need.eq(ox * SW - PW + (KW - 1))]
         dep = Signal(range(H * W))
         m.d.comb += dep.eq(Mux(row_need > H - 1, H - 1, row_need) * W
                            + Mux(col_need > W - 1, W - 1, col_need))
@@ -109,7 +111,7 @@ class ConvWindow(wiring.Component):
         m.d.comb += issue.eq(advance & ready)
 
         iy, ix = Signal(signed(16)), Signal(signed(16))
-        m.d.comb += [iy.eq(first + ky), ix.eq(ox * S - P + kx)]
+        m.d.comb += [iy.eq(first + ky), ix.eq(ox * SW - PW + kx)]
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy > H - 1) | (ix < 0) | (ix > W - 1))
         slot_sum = Signal(range(2 * NR + K))
@@ -118,7 +120,7 @@ class ConvWindow(wiring.Component):
         m.d.comb += [rd.addr.eq((slot * W + ix.as_unsigned()[:max(W, 2).bit_length()]) * CB + ocb),
                      rd.en.eq(advance)]
 
-        last_ocb, last_kx, last_ky = ocb == CB - 1, kx == K - 1, ky == K - 1
+        last_ocb, last_kx, last_ky = ocb == CB - 1, kx == KW - 1, ky == K - 1
         last_ox, last_oy = ox == OW - 1, oy == OH - 1
         base_start = (-P) % NR
         base_next = base + (S % NR)

@@ -13,16 +13,17 @@ from hwsim.golden.common import conv_window as g
 RNG = np.random.default_rng(5)
 
 
-def _direct_windows(x, k, s, pad, zp):
+def _direct_windows(x, k, s, pad, zp, kw=None, sw=None, pw=None):
+    kw, sw, pw = (k if kw is None else kw), (s if sw is None else sw), (pad if pw is None else pw)
     h, w, c = x.shape
-    oh, ow = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
-    out = np.empty((oh * ow, k * k * c), np.int64)
+    oh, ow = (h + 2 * pad - k) // s + 1, (w + 2 * pw - kw) // sw + 1
+    out = np.empty((oh * ow, k * kw * c), np.int64)
     for oy in range(oh):
         for ox in range(ow):
             v = []
             for ky in range(k):
-                for kx in range(k):
-                    iy, ix = oy * s - pad + ky, ox * s - pad + kx
+                for kx in range(kw):
+                    iy, ix = oy * s - pad + ky, ox * sw - pw + kx
                     inside = 0 <= iy < h and 0 <= ix < w
                     v += list(x[iy, ix]) if inside else [zp] * c
             out[oy * ow + ox] = v
@@ -40,6 +41,27 @@ def test_windows_equal_a_direct_loop(h, w, c, k, s, pad):
     assert got.shape == (2, p.out_height * p.out_width, p.vector)
     for n in range(2):
         assert np.array_equal(got[n], _direct_windows(x[n], k, s, pad, 17))
+
+
+@pytest.mark.parametrize("h, w, c, k, s, pad, kw, sw, pw", [
+    (4, 7, 2, 2, 1, 0, 3, 2, 1), (1, 9, 3, 1, 1, 0, 3, 1, 1), (5, 3, 1, 3, 2, 1, 1, 1, 0)])
+def test_rectangular_windows_equal_a_direct_loop(h, w, c, k, s, pad, kw, sw, pw):
+    """Height and width with their own kernel, stride and pad; height 1 is a 1-D window."""
+    p = g.ConvWindowParams(channels=c, height=h, width=w, kernel=k, stride=s, pad=pad,
+                           kernel_w=kw, stride_w=sw, pad_w=pw, zero_point=-5)
+    assert p.vector == k * kw * c
+    x = RNG.integers(-128, 128, (1, h, w, c))
+    got = g.conv_window(x, p)
+    assert got.shape == (1, p.out_height * p.out_width, p.vector)
+    assert np.array_equal(got[0], _direct_windows(x[0], k, s, pad, -5, kw, sw, pw))
+    assert len(g.output_beat_cycles(p)) == p.out_height * p.out_width * p.vector_beats
+
+
+def test_square_defaults_fill_the_width_parameters():
+    p = g.ConvWindowParams(channels=2, height=5, width=5, kernel=3, stride=2, pad=1)
+    assert (p.kernel_w, p.stride_w, p.pad_w) == (3, 2, 1)
+    assert p == g.ConvWindowParams(channels=2, height=5, width=5, kernel=3, stride=2, pad=1,
+                                   kernel_w=3, stride_w=2, pad_w=1)
 
 
 @pytest.mark.parametrize("group", [1, 4])
@@ -81,7 +103,9 @@ def test_weight_matrix_rows_follow_the_window_order():
 @pytest.mark.parametrize("kw, match", [
     (dict(lanes=3), "must divide"), (dict(pad=3), "pad"), (dict(kernel=12), "larger"),
     (dict(signed=1), "signed"), (dict(zero_point=128), "zero_point"),
-    (dict(signed=False, zero_point=-1), "zero_point"), (dict(stride=0), "stride")])
+    (dict(signed=False, zero_point=-1), "zero_point"), (dict(stride=0), "stride"),
+    (dict(kernel_w=2, pad_w=2), "pad_w"), (dict(kernel_w=7), "larger"),
+    (dict(stride_w=0), "stride_w")])
 def test_params_are_validated(kw, match):
     with pytest.raises(HwsimError, match=match):
         g.ConvWindowParams(**{"channels": 4, "height": 4, "width": 4, "kernel": 3, **kw})

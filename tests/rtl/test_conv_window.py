@@ -42,6 +42,24 @@ def test_every_case_bit_exact_and_cycles(c, h, w, k, s, pad, lanes, signed):
             assert beats == g.output_beat_cycles(p, n), case["name"]
 
 
+#: (channels, height, width, kernel, stride, pad, kernel_w, stride_w, pad_w, lanes): rectangular
+#: windows; height 1 with a 1-row window is a 1-D convolution
+RECT = [(2, 4, 7, 2, 1, 0, 3, 2, 1, 2), (3, 1, 9, 1, 1, 0, 3, 1, 1, 1),
+        (2, 1, 10, 1, 1, 0, 4, 3, 2, 2), (1, 6, 3, 3, 2, 1, 1, 1, 0, 1)]
+
+
+@pytest.mark.parametrize("c, h, w, k, s, pad, kw, sw, pw, lanes", RECT)
+def test_rectangular_windows_bit_exact_and_cycles(c, h, w, k, s, pad, kw, sw, pw, lanes):
+    p = g.ConvWindowParams(channels=c, height=h, width=w, kernel=k, stride=s, pad=pad,
+                           kernel_w=kw, stride_w=sw, pad_w=pw, lanes=lanes, zero_point=7)
+    for case in get_kernel("conv-window").cases(p, seed=w * 10 + kw):
+        a = case["arrays"]
+        idle, stall = case.get("idle", 0.0), case.get("stall", 0.0)
+        got, beats = rtl_window(p, a, idle, stall, seed=case.get("seed", 0))
+        assert np.array_equal(got, kt.golden(p, a)), case["name"]
+        if idle == 0 and stall == 0:
+            assert beats == g.output_beat_cycles(p, kt.images(p, a).shape[0]), case["name"]
+
 def test_component_rejects_wrong_params():
     with pytest.raises(HwsimError, match="needs ConvWindowParams"):
         ConvWindow({"channels": 4})

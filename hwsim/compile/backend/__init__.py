@@ -309,6 +309,8 @@ def _vectors(shape) -> int:
 
 #: the stream order of an NCHW tensor in a design with convolutions: NHWC
 NHWC = (0, 2, 3, 1)
+#: the stream order of an NCL tensor in a design with 1-D convolutions: NLC
+NLC = (0, 2, 1)
 
 
 def _stream_dims(shape, perm=None) -> tuple[int, int]:
@@ -329,10 +331,12 @@ def stream_dims(model: ModelWrapper, tensor: str) -> tuple[int, int]:
 
 
 def _perm(model: ModelWrapper, shape) -> tuple[int, ...] | None:
-    has_conv = any(n.op_type in ("IntConv", "IntMaxPool")
-                   and n.domain == dialect.DOMAIN
-                   for n in model.graph.node)
-    return NHWC if has_conv and len(shape) == 4 else None
+    convs = [n for n in model.graph.node
+             if n.op_type in ("IntConv", "IntMaxPool") and n.domain == dialect.DOMAIN]
+    if convs and len(shape) == 3 and any(len(model.get_tensor_shape(n.input[0])) == 3
+                                         for n in convs):
+        return NLC  # a graph with 1-D convolutions streams its NCL tensors as NLC
+    return NHWC if convs and len(shape) == 4 else None
 
 
 #: dialect op type → handler ``(model, node, options) -> (Node or list of Nodes (a chain, in

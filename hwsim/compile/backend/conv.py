@@ -1,13 +1,14 @@
 """Back end of ``IntConv``: a ``conv-window`` unit feeding an ``int8-mvu`` (FINN style).
 
-The window unit turns the NHWC pixel stream into one ``k·k·C`` window per output pixel; the
-MVU (``rows`` = output channels, ``cols`` = ``k·k·C``, weights
+The window unit turns the NHWC pixel stream into one ``kh·kw·C`` window per output pixel; the
+MVU (``rows`` = output channels, ``cols`` = ``kh·kw·C``, weights
 :func:`~hwsim.golden.common.conv_window.conv_weight_matrix`) with the ``Requant`` that reads
 the accumulators makes each output pixel. A 1×1 convolution with stride 1 and no padding
 needs no window: its pixels are the MVU's vectors. A depthwise convolution runs on the same
 MVU with a block-diagonal weight matrix: correct, but ``C`` times the multiplies it needs
 (every window column times every output channel) — a dedicated depthwise unit would do one
-multiply per tap and channel.
+multiply per tap and channel. A 1-D convolution (NCL, streamed as NLC) is a 2-D one of
+height 1.
 """
 
 from __future__ import annotations
@@ -26,30 +27,33 @@ from .kernels import mvu_node
 @handler("IntConv")
 def _conv(model: ModelWrapper, node, opts: dict) -> tuple[list[Node], list[str]]:
     from .swiftchannel import swift_conv
-    built = swift_conv(model, node, opts)  # a SwiftChannel conv engine where it fits
-    if built is not None:
-        return built
     op = getCustomOp(node)
-    g = op.get_nodeattr
+    g, win = op.get_nodeattr, op.window()
+    square = (win["kernel"], win["stride"], win["pad"]) == \
+        (win["kernel_w"], win["stride_w"], win["pad_w"])
+    built = swift_conv(model, node, opts) if square else None  # a SwiftChannel conv engine
+    if built is not None:                                          # where it fits
+        return built
     w = model.get_initializer(node.input[1])
     if w is None:
         raise HwsimError(f"node {node.name!r}: weights are not constant")
     bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
-    n, c, h, wd = model.get_tensor_shape(node.input[0])
-    k, s, pad = g("kernel_size"), g("stride"), g("pad")
-    mat = win_spec.conv_weight_matrix(np.asarray(w), g("group"))
+    shape = model.get_tensor_shape(node.input[0])
+    n, c, h, wd = shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
+    w = np.asarray(w)
+    mat = win_spec.conv_weight_matrix(w.reshape(*w.shape[:2], win["kernel"], win["kernel_w"]),
+                                      g("group"))
     a_signed = bool(g("a_signed"))
-    oh, ow = (h + 2 * pad - k) // s + 1, (wd + 2 * pad - k) // s + 1
-    if k == 1 and s == 1 and pad == 0:
+    if win == dict(kernel=1, stride=1, pad=0, kernel_w=1, stride_w=1, pad_w=0):
         mvu = mvu_node(model, node, mat, bias, node.input[0], _lanes(mat.shape[0],
                        opts["max_lanes"]), n * h * wd, a_signed)
         return [mvu], mvu.onnx_nodes
     # the window and the MVU share their lanes (a divisor of the channels divides k·k·C):
     # the windows pass between them without a lane converter, one beat per cycle
     lanes = _lanes(c, opts["max_lanes"])
-    params = win_spec.ConvWindowParams(channels=c, height=h, width=wd, kernel=k, stride=s,
-                                       pad=pad, lanes=lanes, signed=a_signed,
-                                       zero_point=int(g("pad_code")))
+    params = win_spec.ConvWindowParams(channels=c, height=h, width=wd, lanes=lanes,
+                                       signed=a_signed, zero_point=int(g("pad_code")), **win)
+    oh, ow = params.out_height, params.out_width
     windows = f"{node.name}/windows"
     window = Node(name=f"{node.name}/window", op_type=node.op_type, kernel="conv-window",
                   params=params, inputs=[("x", node.input[0], lanes, a_signed)],

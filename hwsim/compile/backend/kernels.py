@@ -19,7 +19,7 @@ def _matmul(model: ModelWrapper, node, opts: dict) -> tuple[Node, list[str]]:
         raise HwsimError(f"node {node.name!r}: weights are not constant")
     bias = model.get_initializer(node.input[2]) if len(node.input) == 3 else None
     shape = model.get_tensor_shape(node.input[0])
-    if len(shape) == 4 and stream_dims(model, node.input[0])[1] != shape[-1]:
+    if len(shape) in (3, 4) and stream_dims(model, node.input[0])[1] != shape[-1]:
         raise HwsimError(f"node {node.name!r}: a matrix product on a 4-D tensor in a graph "
                          "with convolutions (streamed as NHWC) is not built")
     lanes = _lanes(w.shape[0], opts["max_lanes"])

@@ -118,9 +118,9 @@ class WeightQuantToCodes(Transformation):
                                      f"{scale.shape} for weights {w.shape}; only per-tensor "
                                      "and per-channel (one axis) scales are lowered")
                 axis = along[0]
-            if width > 8 or not signed or zero or w.ndim not in (2, 4):
-                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D (linear) or "
-                                 f"4-D (convolution) signed codes "
+            if width > 8 or not signed or zero or w.ndim not in (2, 3, 4):
+                raise HwsimError(f"Quant node {node.name!r}: weights must be 2-D (linear), "
+                                 f"3-D or 4-D (convolution) signed codes "
                                  f"of at most 8 bits with zero point 0 (got {width} bits, "
                                  f"zero point {zero}, shape {w.shape})")
             lo, hi = _code_range(width, signed, narrow)

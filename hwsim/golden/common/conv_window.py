@@ -3,16 +3,20 @@ pixel out.
 
 The first half of a quantized convolution in a dataflow design (FINN style): the window unit
 turns an image streamed pixel by pixel in NHWC order (a pixel's ``channels`` codes contiguous)
-into one vector of ``kernel · kernel · channels`` codes per output pixel, which a
+into one vector of ``kernel · kernel_w · channels`` codes per output pixel, which a
 matrix–vector unit (``int8-mvu``, ``rows`` = output channels, ``cols`` = the vector length)
 turns into the output pixel. This module is the specification of the ``ConvWindow`` RTL in
 :mod:`rtl.common.conv_window`, the compiler's ``IntConv`` golden (:func:`im2col`) and the
-source of the window's cycle formulas.
+source of the window's cycle formulas. The window is ``kernel`` rows by ``kernel_w``
+columns, steps ``stride`` rows and ``stride_w`` columns and pads ``pad`` rows and ``pad_w``
+columns (the ``_w`` values default to the square ones; a 1-D convolution is an image of
+height 1 with ``kernel = 1``, ``stride = 1``, ``pad = 0``).
 
 Numerics (no arithmetic: a reordering with padding):
 
 * output pixel ``(oy, ox)`` (``oy < out_height``, ``ox < out_width``, row-major) reads input
-  pixels ``(oy·stride − pad + ky, ox·stride − pad + kx)`` for ``ky, kx < kernel``;
+  pixels ``(oy·stride − pad + ky, ox·stride_w − pad_w + kx)`` for ``ky < kernel``,
+  ``kx < kernel_w``;
 * its vector holds, for ``ky`` then ``kx`` then channel ``c``, the code of that pixel's
   channel ``c``, or ``zero_point`` where the pixel lies outside the image (zero-point
   padding: the code of real 0, so a padded window equals the float convolution's zeros).
@@ -63,15 +67,18 @@ class ConvWindowParams:
     channels, height, width : int
         Input image: ``height × width`` pixels of ``channels`` codes.
     kernel, stride : int
-        Square window size and step (``kernel ≤ height + 2·pad``, same for the width).
+        Window rows and row step (``kernel ≤ height + 2·pad``).
     pad : int
-        Zero-point padding on every side (``0 … kernel − 1``).
+        Zero-point padding above and below (``0 … kernel − 1``).
     lanes : int
         Codes per beat on ``x`` and ``y``; must divide ``channels``.
     signed : bool
         Codes are int8 (True) or uint8 (False).
     zero_point : int
         The padding code (the input quantizer's code of real 0), inside the code range.
+    kernel_w, stride_w, pad_w : int or None
+        Window columns, column step and padding left and right (``0 … kernel_w − 1``,
+        ``kernel_w ≤ width + 2·pad_w``); None (the default): ``kernel``, ``stride``, ``pad``.
 
     Raises
     ------
@@ -89,19 +96,27 @@ class ConvWindowParams:
     lanes: int = 1
     signed: bool = True
     zero_point: int = 0
+    kernel_w: int | None = None
+    stride_w: int | None = None
+    pad_w: int | None = None
 
     def __post_init__(self):
+        for name, square in (("kernel_w", "kernel"), ("stride_w", "stride"), ("pad_w", "pad")):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(self, square))
         check_ints(self, "conv-window", ("channels", "height", "width", "kernel", "stride",
-                                         "lanes"))
-        check_ints(self, "conv-window", (("pad", 0, self.kernel - 1),))
+                                         "lanes", "kernel_w", "stride_w"))
+        check_ints(self, "conv-window", (("pad", 0, self.kernel - 1),
+                                         ("pad_w", 0, self.kernel_w - 1)))
         if not isinstance(self.signed, bool):
             raise HwsimError(f"conv-window signed must be true or false, not {self.signed!r}")
         if self.channels % self.lanes:
             raise HwsimError(f"conv-window lanes ({self.lanes}) must divide channels "
                              f"({self.channels})")
-        if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
-            raise HwsimError(f"conv-window kernel {self.kernel} is larger than the padded "
-                             f"{self.height}×{self.width} image (pad {self.pad})")
+        if self.kernel > self.height + 2 * self.pad or self.kernel_w > self.width + 2 * self.pad_w:
+            raise HwsimError(f"conv-window kernel {self.kernel}×{self.kernel_w} is larger than "
+                             f"the padded {self.height}×{self.width} image (pad {self.pad}×"
+                             f"{self.pad_w})")
         q = self.code
         if (isinstance(self.zero_point, bool) or not isinstance(self.zero_point, int | np.integer)
                 or not q.min_code <= self.zero_point <= q.max_code):
@@ -119,12 +134,12 @@ class ConvWindowParams:
 
     @property
     def out_width(self) -> int:
-        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
+        return (self.width + 2 * self.pad_w - self.kernel_w) // self.stride_w + 1
 
     @property
     def vector(self) -> int:
-        """Codes per window: ``kernel² · channels``."""
-        return self.kernel * self.kernel * self.channels
+        """Codes per window: ``kernel · kernel_w · channels``."""
+        return self.kernel * self.kernel_w * self.channels
 
     @property
     def pixel_beats(self) -> int:
@@ -133,8 +148,8 @@ class ConvWindowParams:
 
     @property
     def vector_beats(self) -> int:
-        """Beats per window: ``kernel² · channels / lanes``."""
-        return self.kernel * self.kernel * self.pixel_beats
+        """Beats per window: ``kernel · kernel_w · channels / lanes``."""
+        return self.kernel * self.kernel_w * self.pixel_beats
 
     @property
     def ring_rows(self) -> int:
@@ -149,23 +164,28 @@ class ConvWindowParams:
 
 # ------------------------------------------------------------------------------------------
 # The function
-def im2col(x, kernel: int, stride: int, pad: int, zero_point: int) -> np.ndarray:
-    """Windows of NHWC codes: ``x`` (…, H, W, C) → (…, OH, OW, kernel·kernel·C), each window
-    ordered ``ky``, ``kx``, channel; pixels outside the image read ``zero_point``."""
+def im2col(x, kernel: int, stride: int, pad: int, zero_point: int, kernel_w: int | None = None,
+           stride_w: int | None = None, pad_w: int | None = None) -> np.ndarray:
+    """Windows of NHWC codes: ``x`` (…, H, W, C) → (…, OH, OW, kernel·kernel_w·C), each window
+    ordered ``ky``, ``kx``, channel; pixels outside the image read ``zero_point``. ``kernel``,
+    ``stride``, ``pad`` are along H; the ``_w`` ones along W (None: the same as along H)."""
+    kw = kernel if kernel_w is None else kernel_w
+    sw = stride if stride_w is None else stride_w
+    pw = pad if pad_w is None else pad_w
     x = np.asarray(x)
     *lead, h, w, c = x.shape
     oh = (h + 2 * pad - kernel) // stride + 1
-    ow = (w + 2 * pad - kernel) // stride + 1
-    padded = np.full((*lead, h + 2 * pad, w + 2 * pad, c), zero_point, dtype=np.int64)
-    padded[..., pad:pad + h, pad:pad + w, :] = x
+    ow = (w + 2 * pw - kw) // sw + 1
+    padded = np.full((*lead, h + 2 * pad, w + 2 * pw, c), zero_point, dtype=np.int64)
+    padded[..., pad:pad + h, pw:pw + w, :] = x
     cols = [padded[..., ky:ky + stride * (oh - 1) + 1:stride,
-                   kx:kx + stride * (ow - 1) + 1:stride, :]
-            for ky in range(kernel) for kx in range(kernel)]
+                   kx:kx + sw * (ow - 1) + 1:sw, :]
+            for ky in range(kernel) for kx in range(kw)]
     return np.concatenate(cols, axis=-1)
 
 
 def conv_weight_matrix(w, groups: int = 1) -> np.ndarray:
-    """ONNX ``Conv`` weights ``(out, in/groups, k, k)`` as the matrix ``(k·k·in, out)`` that
+    """ONNX ``Conv`` weights ``(out, in/groups, kh, kw)`` as the matrix ``(kh·kw·in, out)`` that
     multiplies an :func:`im2col` window (rows ordered ``ky``, ``kx``, channel). ``groups`` is
     1 or the input channel count (depthwise: block-diagonal, the other channels' weights 0)."""
     w = np.asarray(w)
@@ -184,7 +204,7 @@ def conv_weight_matrix(w, groups: int = 1) -> np.ndarray:
 
 def conv_window(x, p: ConvWindowParams) -> np.ndarray:
     """Golden window unit: NHWC codes ``x`` (…, height, width, channels) of ``p.code`` →
-    (…, out_height·out_width, kernel²·channels) int64 windows (:func:`im2col`), one per
+    (…, out_height·out_width, kernel·kernel_w·channels) int64 windows (:func:`im2col`), one per
     output pixel in row-major order.
 
     Raises
@@ -196,7 +216,7 @@ def conv_window(x, p: ConvWindowParams) -> np.ndarray:
     if x.shape[-3:] != (p.height, p.width, p.channels):
         raise HwsimError(f"conv-window input has shape {x.shape}; its images are "
                          f"{(p.height, p.width, p.channels)} (NHWC)")
-    cols = im2col(x, p.kernel, p.stride, p.pad, p.zero_point)
+    cols = im2col(x, p.kernel, p.stride, p.pad, p.zero_point, p.kernel_w, p.stride_w, p.pad_w)
     return cols.reshape(*x.shape[:-3], p.out_height * p.out_width, p.vector)
 
 
@@ -205,9 +225,10 @@ def conv_window(x, p: ConvWindowParams) -> np.ndarray:
 def dependencies(p: ConvWindowParams) -> list[int]:
     """For each window (row-major), the index of the last input pixel it reads (clipped to
     the image): the window may start once that pixel is written."""
-    def last(o, n):
-        return min(n - 1, o * p.stride - p.pad + p.kernel - 1)
-    return [last(oy, p.height) * p.width + last(ox, p.width)
+    def last(o, n, k, s, pad):
+        return min(n - 1, o * s - pad + k - 1)
+    return [last(oy, p.height, p.kernel, p.stride, p.pad) * p.width
+            + last(ox, p.width, p.kernel_w, p.stride_w, p.pad_w)
             for oy in range(p.out_height) for ox in range(p.out_width)]
 
 
@@ -282,7 +303,8 @@ def action_counts(p: ConvWindowParams, images: int = 1) -> dict[str, int]:
     for oy in range(p.out_height):
         rows = sum(0 <= oy * p.stride - p.pad + ky < p.height for ky in range(p.kernel))
         for ox in range(p.out_width):
-            cols = sum(0 <= ox * p.stride - p.pad + kx < p.width for kx in range(p.kernel))
+            cols = sum(0 <= ox * p.stride_w - p.pad_w + kx < p.width
+                       for kx in range(p.kernel_w))
             reads += rows * cols
     return {
         "buffer_write_bits": images * 8 * p.height * p.width * p.channels,
