@@ -23,14 +23,14 @@ def add_kernel_parsers(sub, help_fmt: str, setup) -> None:
         for cp in kernel.cli_params:
             p.add_argument(f"--{cp.name.replace('_', '-')}", dest=cp.name, type=cp.type,
                            default=cp.default, help=cp.help)
-        p.set_defaults(kernel=kernel)
+        p.set_defaults(hwsim_kernel=kernel)  # not `kernel`: a kernel may have that option
         setup(p)
 
 
 def kernel_params(args) -> tuple[Kernel, object]:
     from hwsim.limits import check_kernel_args
 
-    kernel: Kernel = args.kernel
+    kernel: Kernel = args.hwsim_kernel
     values = {cp.name: getattr(args, cp.name) for cp in kernel.cli_params}
     check_kernel_args(kernel, values, getattr(args, "force_limits", False),  # before building
                       getattr(args, "limits_flag", "--force"))

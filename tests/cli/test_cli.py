@@ -128,3 +128,27 @@ def test_interrupted_step_is_not_taken_for_finished(tmp_path):
     with pytest.raises(HwsimError, match="unknown step"):
         flow2.run("three", progress=lambda s: None)
     assert Path(tmp_path / "two" / "step.json").exists()
+
+
+@pytest.mark.parametrize("command", [("rtl", "emit"), ("sim",), ("fpga", "build")])
+def test_every_kernel_parses_its_own_options_on_every_kernel_command(command, tmp_path):
+    """A kernel option named like one of the command's own (conv-window's --kernel) must not
+    replace the kernel the sub-command stands for."""
+    from hwsim.cli import build_parser
+    from hwsim.cli._common import kernel_params
+    from hwsim.kernels import KERNELS
+
+    parser, seen = build_parser(), []
+    for name, kernel in KERNELS.items():
+        argv = [*command, name]
+        try:
+            args = parser.parse_args([*argv, "-o", str(tmp_path / name)])
+        except SystemExit:
+            continue  # a kernel that command does not offer
+        assert args.hwsim_kernel is kernel
+        seen.append(name)
+        if "swiftchannel-pipeline" not in name:  # its default design takes minutes to check
+            k, params = kernel_params(args)
+            assert k is kernel and params == kernel.params(
+                **{cp.name: cp.default for cp in kernel.cli_params})
+    assert "conv-window" in seen and len(seen) > 10
