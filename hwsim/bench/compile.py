@@ -17,7 +17,7 @@ DESCRIPTION = ("hwsim compile on the example models of hwsim.compile.examples (a
 
 #: the models of :data:`hwsim.compile.examples.EXAMPLES` (named here: building the command
 #: line must not import torch)
-EXAMPLE_NAMES = ("mlp", "encoder", "gated-cnn", "bitnet-ffn")
+EXAMPLE_NAMES = ("mlp", "encoder", "gated-cnn", "cnn", "bitnet-ffn")
 
 
 def add_arguments(p) -> None:

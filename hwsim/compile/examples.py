@@ -1,8 +1,8 @@
 """Quantization-aware models no seed flow knows, for ``hwsim bench compile``, the docs and the
-tests: a Brevitas MLP, a pre-norm transformer encoder block and a CNN with a sigmoid
-attention gate. Each is calibrated (a few training-mode batches set the activation scales)
-and exported by :func:`export` to QONNX or QCDQ — what a user's own model looks like to
-``hwsim compile``."""
+tests: a Brevitas MLP, a pre-norm transformer encoder block, a CNN with a sigmoid attention
+gate and a small conv/BatchNorm/pool classifier. Each is calibrated (a few training-mode
+batches set the activation scales and BatchNorm statistics) and exported by :func:`export` to
+QONNX or QCDQ — what a user's own model looks like to ``hwsim compile``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from brevitas.quant import (
 from hwsim.compile.bitnet_block import BitNetFFNBlock
 from hwsim.errors import HwsimError
 
-__all__ = ["EXAMPLES", "MLP", "EncoderBlock", "GatedCNN", "ProbQuant", "calibrated", "export"]
+__all__ = ["EXAMPLES", "MLP", "EncoderBlock", "GatedCNN", "ProbQuant", "SmallCNN", "calibrated",
+           "export"]
 
 #: tokens and features of :class:`EncoderBlock`; attention heads
 T, D, HEADS = 4, 16, 2
@@ -114,11 +115,43 @@ class GatedCNN(torch.nn.Module):
         return self.c3(self.gq(f * self.sig(self.c2(f))))
 
 
+class SmallCNN(torch.nn.Module):
+    """A classifier as users write them: two conv → BatchNorm → ReLU stages on 1 × 8 × 8, a
+    2×2 max pool between them, global average pooling, a flatten and a linear head with float
+    logits (no output quantizer)."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.c1 = qnn.QuantConv2d(1, 8, 3, padding=1, bias=True,
+                                  weight_quant=Int8WeightPerTensorFloat)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.r1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.c2 = qnn.QuantConv2d(8, 16, 3, padding=1, bias=True,
+                                  weight_quant=Int8WeightPerTensorFloat)
+        self.bn2 = torch.nn.BatchNorm2d(16)
+        self.r2 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat)
+        self.gap = torch.nn.AdaptiveAvgPool2d(1)
+        self.q3 = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(16, classes, bias=True, weight_quant=Int8WeightPerTensorFloat)
+        with torch.no_grad():  # BatchNorm gains and shifts as training leaves them, not 1 and 0
+            for bn in (self.bn1, self.bn2):
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        x = self.pool(self.r1(self.bn1(self.c1(self.inp(x)))))
+        x = self.q3(self.gap(self.r2(self.bn2(self.c2(x)))))
+        return self.fc(torch.flatten(x, 1))
+
+
 #: name → (class, calibration batch shape, calibration input scale, export input shape)
 EXAMPLES = {
     "mlp": (MLP, (64, 16), 2.0, (2, 16)),
     "encoder": (EncoderBlock, (T, D), 1.0, (T, D)),
     "gated-cnn": (GatedCNN, (16, 3, 8, 8), 2.0, (1, 3, 8, 8)),
+    "cnn": (SmallCNN, (16, 1, 8, 8), 2.0, (1, 1, 8, 8)),
     "bitnet-ffn": (BitNetFFNBlock, (8, 128), 2.0, (8, 128)),  # BitNet-tiny width, 8 tokens
 }
 
