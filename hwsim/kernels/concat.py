@@ -10,7 +10,6 @@ from hwsim.golden.common import concat as spec
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
-from .eltwise import words
 from .int8_mvu import flag
 
 

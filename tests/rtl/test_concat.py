@@ -58,7 +58,7 @@ def test_one_input_sparse_under_backpressure(idle_a, idle_b):
     p = g.ConcatParams(lanes=1, len_a=3, len_b=2)
     rng = np.random.default_rng(3)
     A, B = rng.integers(-128, 128, (30, 1)), rng.integers(-128, 128, (20, 1))
-    got, ac, bc, yc = rtl_concat(p, A, B, idle_a, idle_b, stall=0.6, seed=5)
+    got, _, _, yc = rtl_concat(p, A, B, idle_a, idle_b, stall=0.6, seed=5)
     assert np.array_equal(got.reshape(10, 5), golden(p, {"A": A, "B": B}))
     assert len(yc) == 50 and yc == sorted(yc) and len(set(yc)) == 50
 
