@@ -77,6 +77,9 @@ class Node:
     #: a node that restarts per unit (window attention): the first output vector of a unit
     #: ends at least this many cycles after the last one of the unit before
     unit_gap: int = 0
+    #: cycles added to an input port's last beat before the node's ``tail`` counts (a port
+    #: whose vector is followed by other ports' beats: ``a`` of a concatenation)
+    skew: dict = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -250,6 +253,7 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
                 interval = max(interval, length)
                 for k in range(1, len(t)):
                     t[k] = max(t[k], t[k - 1] + length)
+            t = [x + n.skew.get(p[0], 0) for x in t]
             arrive = t if arrive is None else [max(a, b) for a, b in zip(arrive, t, strict=True)]
         if n.depends is None:
             needs = list(range(len(arrive)))
@@ -389,11 +393,11 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
     seq = max((n.sequence for n in nodes), default=0)
     if seq:  # a skip path waits beside a sequence node: its FIFOs hold the whole sequence
         for n in nodes:
-            if n.kernel == "eltwise":
+            if n.kernel in ("eltwise", "concat"):
                 n.fifo_depth = {k: max(v, seq * n.out_len + 4) for k, v in n.fifo_depth.items()}
     if any(n.kernel == "rmsnorm" for n in nodes):  # a skip path beside a norm that holds
         for n in nodes:                             # back its input: the whole inference
-            if n.kernel == "eltwise":
+            if n.kernel in ("eltwise", "concat"):
                 n.fifo_depth = {k: max(v, n.vectors * n.out_len + 4)
                                 for k, v in n.fifo_depth.items()}
     first = next(p for n in nodes for p in n.inputs if p[1] == in_codes)
@@ -413,4 +417,4 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
+from . import attention, concat, conv, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401

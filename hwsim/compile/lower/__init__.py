@@ -69,6 +69,7 @@ from hwsim.errors import HwsimError
 from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .attention import LowerAttention
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
+from .concat import LowerConcat
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
 from .int_onnx import LowerIntegerOnnx, host_tail
@@ -81,7 +82,8 @@ from .square import LowerSquare
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCodeReshapes",
-           "LowerAttention", "LowerChainedRmsNorm", "LowerConvolutions", "LowerElementwise",
+           "LowerAttention", "LowerChainedRmsNorm", "LowerConcat",
+           "LowerConvolutions", "LowerElementwise",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
            "LoweringReport", "QuantActivationsToCodes", "StepReport", "WeightQuantToCodes",
@@ -89,7 +91,7 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "DropCodeReshapes", "HoistCode
 
 
 #: the full lowering, in order
-STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerLif,
+STEPS = (QuantActivationsToCodes, WeightQuantToCodes, HoistCodeReshapes, LowerConcat, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerLinearLayers, LowerConvolutions, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, LowerChainedRmsNorm, DropCodeReshapes)
