@@ -20,6 +20,8 @@ def manifest(p: spec.ConcatParams) -> dict:
         "numeric": {
             "function": "hwsim.golden.common.concat.concat: y[..., :len_a] = a, "
                         "y[..., len_a:] = b; every code passes unchanged",
+            "rounding": "none: codes are moved, not computed",
+            "overflow": "none",
             "codes": p.code.to_dict(),
             "beats": "a, b and y beats hold lanes codes each, lane 0 in the low 8 bits; per "
                      "vector the len_a/lanes beats of a, then the len_b/lanes beats of b",
