@@ -55,13 +55,33 @@ class _DenseFork(torch.nn.Module):
         return self.o(self.q(torch.cat([self.a(x), x], -1)))
 
 
-def _calibrated(cls):
+class _ConvBranches(torch.nn.Module):
+    """Two 3×3 convolutions on one NCHW input → cat along the channels (axis 1: a pixel's
+    channel vector in the NHWC stream) → QuantIdentity → 1×1 convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.i = qnn.QuantIdentity(act_quant=I8, return_quant_tensor=True)
+        self.a = qnn.QuantConv2d(2, 3, 3, padding=1, weight_quant=W8, output_quant=I8)
+        self.b = qnn.QuantConv2d(2, 2, 3, padding=1, weight_quant=W8, output_quant=I8)
+        self.q = qnn.QuantIdentity(act_quant=I8, return_quant_tensor=True)
+        self.o = qnn.QuantConv2d(5, 2, 1, weight_quant=W8, output_quant=I8)
+
+    def forward(self, x):
+        x = self.i(x)
+        return self.o(self.q(torch.cat([self.a(x), self.b(x)], 1)))
+
+
+SHAPES = {"branches": (1, 8), "fork": (1, 8), "conv": (1, 2, 4, 4)}
+
+
+def _calibrated(cls, shape):
     torch.manual_seed(0)
     model = cls()
     model.train()
     with torch.no_grad():
         for _ in range(4):
-            model(torch.randn(16, 8))
+            model(torch.randn(16, *shape[1:]))
     return model.eval()
 
 
@@ -69,11 +89,11 @@ def _calibrated(cls):
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cat")
     out = {}
-    for name, cls in (("branches", _TwoBranch), ("fork", _DenseFork)):
-        m = _calibrated(cls)
+    for name, cls in (("branches", _TwoBranch), ("fork", _DenseFork), ("conv", _ConvBranches)):
+        m = _calibrated(cls, SHAPES[name])
         for fmt in ("qonnx", "qcdq"):
-            out[name, fmt] = export_brevitas(m, torch.randn(1, 8), folder / f"{name}_{fmt}.onnx",
-                                             fmt)
+            out[name, fmt] = export_brevitas(m, torch.randn(*SHAPES[name]),
+                                             folder / f"{name}_{fmt}.onnx", fmt)
     return out
 
 
@@ -102,6 +122,18 @@ def test_fork_plan_and_schedule(models):
     assert node.skew == {"a": 8} and node.interval == 12 and node.out_len == 12
     assert all(d >= n for d, n in zip(node.fifo_depth.values(), (4, 8), strict=True))
     assert schedule(design)["cycles"] > 0
+
+
+def test_channel_concat_between_convolutions(models):
+    """``cat(dim=1)`` of NCHW conv outputs joins each pixel's channels: the back end builds it
+    on the NHWC stream (FIFOs of a whole image)."""
+    model, _ = lower(frontend.load(models["conv", "qonnx"]))
+    cat = next(n for n in model.graph.node if n.op_type == "IntConcat")
+    assert model.get_tensor_shape(cat.output[0]) == [1, 5, 4, 4]
+    design = plan(model)
+    node = next(n for n in design.nodes if n.kernel == "concat")
+    assert (node.params.len_a, node.params.len_b, node.vectors) == (3, 2, 16)
+    assert node.fifo_depth == {"a": 16 * 3 + 4, "b": 16 * 2 + 4}
 
 
 def test_direct_concat_of_one_quantizer():
@@ -150,7 +182,8 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
     pytest.param("branches", "qonnx", marks=pytest.mark.slow),
     ("branches", "qcdq"),
     ("fork", "qonnx"),
-    pytest.param("fork", "qcdq", marks=pytest.mark.slow)])
+    pytest.param("fork", "qcdq", marks=pytest.mark.slow),
+    ("conv", "qonnx")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt):
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o",
                           tmp_path / "build", "--sim", "icarus")
