@@ -59,7 +59,8 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
 
     assert [(s.name, s.exact) for s in report.steps] == [
         ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
-        ("HoistCodeReshapes", True), ("LowerLif", True), ("LowerLayerNorm", False),
+        ("HoistCodeReshapes", True), ("LowerConcat", True), ("LowerLif", True),
+        ("LowerLayerNorm", False),
         ("LowerRmsNorm", False), ("LowerLinearLayers", False), ("LowerConvolutions", False),
         ("LowerPointwise", True), ("LowerSquare", True), ("LowerElementwise", False),
         ("LowerWindowAttention", False), ("LowerAttention", False), ("LowerIntegerOnnx", True),
