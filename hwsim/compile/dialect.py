@@ -57,7 +57,8 @@ from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConv", "IntEltwise", "IntLayerNorm",
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConcat",
+           "IntConv", "IntEltwise", "IntLayerNorm",
            "IntLifArray", "IntMatMul", "IntRmsNorm", "IntWindowAttention", "LutAct", "Requant",
            "SpabGate", "StreamFlatten", "TernaryMatMul",
            "code_elem_type", "code_qtype"]
@@ -792,6 +793,7 @@ class IntWindowAttention(IntAttention):
 
 
 # ops in their own modules (qonnx finds an op in this module by its op type)
+from hwsim.compile.dialect_ops.concat import IntConcat  # noqa: E402
 from hwsim.compile.dialect_ops.flatten import StreamFlatten  # noqa: E402
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402

@@ -568,3 +568,28 @@ PRICING["maxpool"] = Pricing(
     fpga=_maxpool_fpga,
     weight_memory="line_buffer",
 )
+
+
+# ---- concat (rtl/common/concat.py): a beat counter, an input select, the output register ----
+def _concat_inventory(p) -> Inventory:
+    """The beat counter's incrementer and compare, the output beat and its valid bit, the
+    counter."""
+    return Inventory(adders=(p.count_width,), multipliers=(),
+                     register_bits=8 * p.lanes + 1 + p.count_width, memories=())
+
+
+def _concat_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: a 2:1 multiplexer per output bit (one LUT each), ~2 LUTs per
+    counter bit for the increment, wrap and compare, and the registers of the inventory."""
+    return {"luts": 8 * p.lanes + 2 * p.count_width, "ffs": 8 * p.lanes + 1 + p.count_width,
+            "dsps": 0, "bram36": 0.0}
+
+
+#: a code passing is priced as a register read and an output-register write of its bits (an
+#: assumption: no arithmetic, no memory)
+PRICING["concat"] = Pricing(
+    actions={"register_read_bits": {"register_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_concat_inventory,
+    fpga=_concat_fpga,
+    weight_memory="",
+)

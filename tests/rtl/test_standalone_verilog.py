@@ -177,6 +177,7 @@ def _golden_timing() -> dict:
     import hwsim.golden as g
     from hwsim.golden.common import (
         attention_head,
+        concat,
         conv_window,
         eltwise,
         int8_mvu,
@@ -217,6 +218,7 @@ def _golden_timing() -> dict:
         "decode-attention": same(decode_attention.decode_attention_cycles),
         "decode-step": same(decode_step.decode_step_cycles),
         "decoder-layer": same(decoder_layer.latency_cycles),
+        "concat": lambda p: (concat.stream_cycles(p, 1), concat.interval_cycles(p)),
         "conv-window": lambda p: (conv_window.stream_cycles(p, 1),
                                   conv_window.interval_cycles(p)),
         "eltwise": lambda p: (eltwise.stream_cycles(p, 1), eltwise.interval_cycles(p)),

@@ -79,6 +79,9 @@ class Node:
     unit_gap: int = 0
     #: bytes per output code where a ``wide_output`` producer writes wide codes (int32: 4)
     out_bytes: int = 1
+    #: cycles added to an input port's last beat before the node's ``tail`` counts (a port
+    #: whose vector is followed by other ports' beats: ``a`` of a concatenation)
+    skew: dict = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -259,6 +262,7 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
                 interval = max(interval, length)
                 for k in range(1, len(t)):
                     t[k] = max(t[k], t[k - 1] + length)
+            t = [x + n.skew.get(p[0], 0) for x in t]
             arrive = t if arrive is None else [max(a, b) for a, b in zip(arrive, t, strict=True)]
         if n.depends is None:
             needs = list(range(len(arrive)))
@@ -403,11 +407,11 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
     seq = max((n.sequence for n in nodes), default=0)
     if seq:  # a skip path waits beside a sequence node: its FIFOs hold the whole sequence
         for n in nodes:
-            if n.kernel == "eltwise":
+            if n.kernel in ("eltwise", "concat"):
                 n.fifo_depth = {k: max(v, seq * n.out_len + 4) for k, v in n.fifo_depth.items()}
     if any(n.kernel == "rmsnorm" for n in nodes):  # a skip path beside a norm that holds
         for n in nodes:                             # back its input: the whole inference
-            if n.kernel == "eltwise":
+            if n.kernel in ("eltwise", "concat"):
                 n.fifo_depth = {k: max(v, n.vectors * n.out_len + 4)
                                 for k, v in n.fifo_depth.items()}
     first = next(p for n in nodes for p in n.inputs if p[1] == in_codes)
@@ -428,6 +432,6 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 
 
 # the handlers register themselves on import
-from . import attention, conv, flatten, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
+from . import attention, concat, conv, flatten, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
 
 from . import maxpool  # noqa: E402, F401  # isort: skip

@@ -70,6 +70,7 @@ from ._graph import _BOUNDARY_OPS, MULT_BITS, _refresh
 from .attention import LowerAttention
 from .bn_pool import AveragePoolToConv, FoldBatchNorm
 from .codes import QuantActivationsToCodes, WeightQuantToCodes
+from .concat import LowerConcat
 from .conv import LowerConvolutions
 from .eltwise import LowerElementwise
 from .flatten import DropRequantize, HoistFlatten, LowerFloatHead, OrderFlatten
@@ -85,7 +86,8 @@ from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCodeReshapes",
            "DropRequantize", "FoldBatchNorm", "HoistCodeReshapes", "HoistFlatten",
-           "LowerAttention", "LowerConvolutions", "LowerElementwise", "LowerFloatHead",
+           "LowerAttention", "LowerConcat", "LowerConvolutions", "LowerElementwise",
+           "LowerFloatHead",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerMaxPool",
            "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
@@ -96,7 +98,7 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
-         LowerMaxPool, HoistCodeReshapes, DropRequantize, HoistFlatten, LowerLif,
+         LowerMaxPool, HoistCodeReshapes, LowerConcat, DropRequantize, HoistFlatten, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerFloatHead, LowerLinearLayers, LowerConvolutions,
          OrderFlatten, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
