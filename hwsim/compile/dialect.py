@@ -30,6 +30,10 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
   square root and per-channel integer gains/offsets — golden
   :func:`~hwsim.golden.common.layernorm_int.layernorm_int` (kernel ``layernorm``).
 
+``IntRmsNorm``, ``IntWindowAttention`` and ``SpabGate`` follow in this module; ops with a
+module of their own in :mod:`hwsim.compile.dialect_ops` (``IntLifArray``, ``IntMaxPool``,
+``IntConcat``, ``StreamFlatten``) are imported at its end, so the domain finds them too.
+
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
 ``bias`` an int32 initializer in accumulator units. Each node's ``kernel`` attribute names the
@@ -57,11 +61,10 @@ from hwsim.golden.common.lut_act import CODES, LutActParams, lut_act
 from hwsim.golden.vitallm.ternary_mvu import ternary_mvu_acc
 from quant.qtype import QType, Rounding, requantize
 
-__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConcat",
-           "IntConv", "IntEltwise", "IntLayerNorm",
-           "IntLifArray", "IntMatMul", "IntRmsNorm", "IntWindowAttention", "LutAct", "Requant",
-           "SpabGate", "StreamFlatten", "TernaryMatMul",
-           "code_elem_type", "code_qtype"]
+__all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConcat", "IntConv", "IntEltwise",
+           "IntLayerNorm", "IntLifArray", "IntMatMul", "IntMaxPool", "IntRmsNorm",
+           "IntWindowAttention", "LutAct", "Requant", "SpabGate", "StreamFlatten",
+           "TernaryMatMul", "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
 DOMAIN = "hwsim.compile.dialect"
@@ -798,4 +801,3 @@ from hwsim.compile.dialect_ops.flatten import StreamFlatten  # noqa: E402
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
 
-__all__ += ["IntMaxPool"]
