@@ -797,3 +797,6 @@ from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
 
 __all__ += ["IntMaxPool"]
+from hwsim.compile.dialect_ops.threshold import IntThreshold  # noqa: E402
+
+__all__ += ["IntThreshold"]

@@ -81,6 +81,7 @@ from .maxpool import LowerMaxPool
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
+from .threshold import LowerThresholdActivations
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCodeReshapes",
@@ -88,7 +89,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
            "LowerAttention", "LowerConvolutions", "LowerElementwise", "LowerFloatHead",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerMaxPool",
-           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
+           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerThresholdActivations",
+           "LowerWindowAttention",
            "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes",
            "check_lowered", "lower"]
@@ -97,7 +99,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
          LowerMaxPool, HoistCodeReshapes, DropRequantize, HoistFlatten, LowerLif,
-         LowerLayerNorm, LowerRmsNorm, LowerFloatHead, LowerLinearLayers, LowerConvolutions,
+         LowerLayerNorm, LowerRmsNorm, LowerThresholdActivations,
+         LowerFloatHead, LowerLinearLayers, LowerConvolutions,
          OrderFlatten, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
