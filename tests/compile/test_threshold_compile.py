@@ -128,3 +128,20 @@ def test_compile_end_to_end(models, tmp_path, capsys, name, fmt):
     kernels = [k["kernel"] for k in s["kernels"]]
     assert "threshold" in kernels and kernels.count("int8-mvu") == 2
     assert s["fits"] is True and s["luts"] > 0
+
+
+def test_per_channel_weight_scales_are_refused_by_name(tmp_path):
+    """One table per tensor: a per-channel weight scale before a float activation is refused
+    with one line naming the layer."""
+    from brevitas.quant import Int8WeightPerChannelFloat
+
+    from hwsim.errors import HwsimError
+    model = _calibrated("silu")
+    model.l = qnn.QuantLinear(8, 6, bias=True, weight_quant=Int8WeightPerChannelFloat)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 8))
+    model.eval()
+    path = export_brevitas(model, torch.randn(1, 8), tmp_path / "pc.onnx", "qonnx")
+    with pytest.raises(HwsimError, match="per-channel weight scales"):
+        lower(frontend.load(path))
