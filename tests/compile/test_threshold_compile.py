@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from brevitas import nn as qnn
-from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
+from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 
 from hwsim.cli import main
 from hwsim.compile import frontend
@@ -23,14 +23,15 @@ ACTS = {"silu": torch.nn.SiLU, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoi
 
 class _Act(torch.nn.Module):
     """QuantIdentity → QuantLinear(8 → 6, bias, no output quantizer) → F → QuantIdentity →
-    QuantLinear(6 → 3, output quantizer)."""
+    QuantLinear(6 → 3, output quantizer); uint8 codes after the sigmoid."""
 
     def __init__(self, act):
         super().__init__()
         self.i = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
         self.l = qnn.QuantLinear(8, 6, bias=True, weight_quant=Int8WeightPerTensorFloat)
         self.f = ACTS[act]()
-        self.q = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.q = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat if act == "sigmoid"
+                                   else Int8ActPerTensorFloat, return_quant_tensor=True)
         self.o = qnn.QuantLinear(6, 3, bias=True, weight_quant=Int8WeightPerTensorFloat,
                                  output_quant=Int8ActPerTensorFloat)
 
@@ -103,6 +104,8 @@ def test_lowering_within_the_bound(models, name, fmt):
     step = rep.step("LowerThresholdActivations")
     assert step.bound_lsb == {thr.output[0]: 1}
     assert step.max_lsb[thr.output[0]] <= 1
+    signed = next(a.i for a in thr.attribute if a.name == "out_signed")
+    assert signed == (name != "sigmoid")
     bps = next(list(a.ints) for a in thr.attribute if a.name == "breakpoints")
     assert bps == sorted(set(bps)) and 1 <= len(bps) <= 300
 

@@ -17,7 +17,8 @@ def test_dense_table_equals_the_function_everywhere(function):
     assert len(p.breakpoints) <= 300
 
 
-@pytest.mark.parametrize("function", ["silu", "gelu", "sigmoid"])
+@pytest.mark.parametrize("function", ["gelu", pytest.param("silu", marks=pytest.mark.slow),
+                                      pytest.param("sigmoid", marks=pytest.mark.slow)])
 def test_wide_range_bisection_equals_the_function(function):
     """A 32-bit range (grid + bisection + dense around the turning point) matches the
     function on random inputs and on every integer around each breakpoint and the dip."""
