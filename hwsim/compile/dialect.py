@@ -32,7 +32,7 @@ Every ``execute_node`` calls a golden function — no arithmetic is re-implement
 
 ``IntRmsNorm``, ``IntWindowAttention`` and ``SpabGate`` follow in this module; ops with a
 module of their own in :mod:`hwsim.compile.dialect_ops` (``IntLifArray``, ``IntMaxPool``,
-``IntConcat``, ``StreamFlatten``) are imported at its end, so the domain finds them too.
+``IntConcat``, ``StreamFlatten``, ``IntThreshold``) are imported at its end, so the domain finds them too.
 
 Tensors carry real integer element types: activation codes int8/uint8 (widths up to 8 bits),
 accumulators int32. ``W`` is an initializer of shape ``(in, out)`` (as ONNX ``MatMul``),
@@ -63,7 +63,7 @@ from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConcat", "IntConv", "IntEltwise",
            "IntLayerNorm", "IntLifArray", "IntMatMul", "IntMaxPool", "IntRmsNorm",
-           "IntWindowAttention", "LutAct", "Requant", "SpabGate", "StreamFlatten",
+           "IntThreshold", "IntWindowAttention", "LutAct", "Requant", "SpabGate", "StreamFlatten",
            "TernaryMatMul", "code_elem_type", "code_qtype"]
 
 #: the ONNX domain of the dialect (also the module qonnx imports to find the ops)
@@ -800,4 +800,4 @@ from hwsim.compile.dialect_ops.concat import IntConcat  # noqa: E402
 from hwsim.compile.dialect_ops.flatten import StreamFlatten  # noqa: E402
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
-
+from hwsim.compile.dialect_ops.threshold import IntThreshold  # noqa: E402

@@ -593,3 +593,36 @@ PRICING["concat"] = Pricing(
     fpga=_concat_fpga,
     weight_memory="",
 )
+
+
+# ---- threshold (rtl/common/threshold.py): comparators, a count, a code ROM per lane ----------
+def _threshold_inventory(p) -> Inventory:
+    """Per lane: one ``in_bits`` comparator per breakpoint, the count's adder tree (about one
+    small adder per breakpoint), the comparison and count registers, the code ROM."""
+    m = len(p.breakpoints)
+    idx = max(1, m.bit_length())
+    return Inventory(adders=((p.in_bits,) * m + (idx,) * max(m - 1, 0)) * p.lanes,
+                     multipliers=(), register_bits=(m + idx + 8 + 3) * p.lanes,
+                     memories=tuple(("codes", m + 1, 8) for _ in range(p.lanes)))
+
+
+def _threshold_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: a comparison with a constant as ``in_bits / 2`` LUTs (carry
+    chain), one LUT per breakpoint for the count, the code ROM as LUT RAM, and the registers
+    of the inventory."""
+    m = len(p.breakpoints)
+    mem = memory_resources(m + 1, 8)
+    return {"luts": (m * (p.in_bits // 2) + m + mem["luts"]) * p.lanes,
+            "ffs": _threshold_inventory(p).register_bits, "dsps": 0,
+            "bram36": mem["bram36"] * p.lanes}
+
+
+#: a comparison is priced as a 32-bit add (an assumption: a subtract's carry chain), the
+#: code read as free (a few LUTs), the output as its bits
+PRICING["threshold"] = Pricing(
+    actions={"compare": {"add32": 1}, "compare_bits": {}, "lut_read": {},
+             "out_bits": {"out_bits": 1}},
+    inventory=_threshold_inventory,
+    fpga=_threshold_fpga,
+    weight_memory="codes",
+)

@@ -46,9 +46,11 @@ def mvu_node(model: ModelWrapper, node, w: np.ndarray, bias, x: str, lanes: int,
                          f"or 32-bit codes, not a {rq.get_nodeattr('width')}-bit"
                          f"{' narrow' if rq.get_nodeattr('narrow') else ''} format")
     wide = out_bits == 32  # int32 codes (a float head's accumulators): the graph's output only
-    if wide and any(n.op_type != "DequantizeLinear" for n in _consumers(model, users[0].output[0])):
+    if wide and any(n.op_type not in ("DequantizeLinear", "IntThreshold")
+                    for n in _consumers(model, users[0].output[0])):
         raise HwsimError(f"node {users[0].name!r}: 32-bit codes may only leave the design "
-                         "(the graph output's DequantizeLinear), not feed another node")
+                         "(the graph output's DequantizeLinear) or feed an IntThreshold, "
+                         "not another node")
     cols, rows = w.shape
     y_signed = bool(rq.get_nodeattr("signed"))
     mult, shift = rq.scales()  # one (M, S), or one per output column (per-channel weights)

@@ -82,6 +82,7 @@ from .maxpool import LowerMaxPool
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
+from .threshold import LowerThresholdActivations
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
 
 __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCodeReshapes",
@@ -90,7 +91,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
            "LowerFloatHead",
            "LowerIntegerOnnx", "LowerLayerNorm", "LowerLif", "LowerLinearLayers",
            "LowerMaxPool",
-           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerWindowAttention",
+           "LowerPointwise", "LowerRmsNorm", "LowerSquare", "LowerThresholdActivations",
+           "LowerWindowAttention",
            "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes",
            "check_lowered", "lower"]
@@ -99,7 +101,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
          LowerMaxPool, HoistCodeReshapes, LowerConcat, DropRequantize, HoistFlatten, LowerLif,
-         LowerLayerNorm, LowerRmsNorm, LowerFloatHead, LowerLinearLayers, LowerConvolutions,
+         LowerLayerNorm, LowerRmsNorm, LowerThresholdActivations,
+         LowerFloatHead, LowerLinearLayers, LowerConvolutions,
          OrderFlatten, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
