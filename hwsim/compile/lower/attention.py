@@ -305,7 +305,7 @@ class LowerAttention(Passes, Transformation):
             kernel=dialect.IntAttention.KERNEL, heads=a.heads, score_mult=sm_,
             score_shift=ss_, score_frac=frac, prob_frac=prob_frac, out_mult=om, out_shift=os_,
             causal=int(a.causal), real_factors=[float(score_real), float(out_real)])
-        if T != shape[-2]:  # sequence first, batch 1: (T, 1, D) is one window of T tokens
+        if shape[-2] != T:  # sequence first, batch 1: (T, 1, D) is one window of T tokens
             new.op_type = "IntWindowAttention"
             new.attribute.append(helper.make_attribute("window", T))
         _replace(model, a.nodes, [new])

@@ -27,8 +27,15 @@ import numpy as np
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
-from ._graph import _U32, _attention_nodes, _const, _refresh, _remove_dead_nodes, _replace, \
-    _single_consumer
+from ._graph import (
+    _U32,
+    _attention_nodes,
+    _const,
+    _refresh,
+    _remove_dead_nodes,
+    _replace,
+    _single_consumer,
+)
 
 __all__ = ["FoldProjectionScales", "SinkHeadMoves", "TableRequantizers"]
 
