@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
@@ -36,10 +37,12 @@ from ._graph import (
     _replace,
     _single_consumer,
 )
+from .pointwise import _elem_type
 
 __all__ = ["FoldProjectionScales", "SinkHeadMoves", "TableRequantizers"]
 
 _MOVES = ("Reshape", "Transpose", "Identity")
+_CODES = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
 _LINEAR = ("MatMul", "Gemm", "Add")
 
 
@@ -272,8 +275,10 @@ class TableRequantizers(Transformation):
             if q.op_type != "QuantizeLinear" or not _per_tensor_q(model, q):
                 continue
             dq = model.find_producer(q.input[0])
-            if dq is None or dq.op_type != "DequantizeLinear" or not _per_tensor_q(model, dq):
-                continue
+            if dq is None or dq.op_type != "DequantizeLinear" or not _per_tensor_q(model, dq) \
+                    or _elem_type(model, dq.input[0]) not in _CODES \
+                    or _elem_type(model, q.input[2]) not in _CODES:
+                continue  # a table holds 8-bit codes only
             mid = f"{q.input[0]}/{q.name}/requantize"
             ident = helper.make_node("Identity", [q.input[0]], [mid], name=f"{q.name}/requantize")
             q.input[0] = mid
