@@ -279,7 +279,7 @@ class LowerAttention(Passes, Transformation):
                              "quantizer is not lowered")
         s_p, z_p, p_signed = quant(a.p_q, "probability", signed=False)
         shape = model.get_tensor_shape(a.q.input[0])
-        T, D = _tokens(shape) or shape[-2], shape[-1]   # windows (…, w, D): T = w
+        T, D = a.L, shape[-1]   # the keys per row: the sequence (a window: w)
         dh, L = D // a.heads, a.L
         if a.scale <= 0:
             raise HwsimError(f"cannot lower attention at {node.name!r}: the score scale must "
