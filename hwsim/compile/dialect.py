@@ -787,7 +787,7 @@ class IntWindowAttention(IntAttention):
     def execute_node(self, context, graph):
         node, w = self.onnx_node, self.get_nodeattr("window")
         shape = np.asarray(context[node.input[0]]).shape
-        T, D = shape[-2], shape[-1]
+        T, D = int(np.prod(shape[:-1])), shape[-1]
         if w < 1 or T % w:
             raise HwsimError(f"node {node.name!r}: windows of {w} tokens do not tile {T}")
         ctx = {n: np.asarray(context[n]).reshape(-1, w, D) for n in node.input}

@@ -60,12 +60,13 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
     assert [(s.name, s.exact) for s in report.steps] == [
         ("QuantActivationsToCodes", True), ("WeightQuantToCodes", True),
         ("FoldBatchNorm", False), ("AveragePoolToConv", False), ("LowerMaxPool", True),
+        ("SinkHeadMoves", True), ("FoldProjectionScales", False),
         ("HoistCodeReshapes", True), ("LowerConcat", True), ("DropRequantize", True),
         ("HoistFlatten", True),
         ("LowerLif", True), ("LowerLayerNorm", False),
         ("LowerRmsNorm", False), ("LowerThresholdActivations", False),
         ("LowerFloatHead", False), ("LowerLinearLayers", False),
-        ("LowerConvolutions", False), ("OrderFlatten", True),
+        ("LowerConvolutions", False), ("OrderFlatten", True), ("TableRequantizers", True),
         ("LowerPointwise", True), ("LowerSquare", True), ("LowerElementwise", False),
         ("LowerWindowAttention", False), ("LowerAttention", False), ("LowerIntegerOnnx", True),
         ("DropCodeReshapes", True)]

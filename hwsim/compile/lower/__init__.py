@@ -79,6 +79,7 @@ from .layernorm import LowerLayerNorm
 from .lif import LowerLif
 from .linear import LowerLinearLayers
 from .maxpool import LowerMaxPool
+from .mha import FoldProjectionScales, SinkHeadMoves, TableRequantizers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerRmsNorm
 from .square import LowerSquare
@@ -96,14 +97,16 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
            "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes",
            "check_lowered", "lower"]
+__all__ += ["FoldProjectionScales", "SinkHeadMoves", "TableRequantizers"]
 
 
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
-         LowerMaxPool, HoistCodeReshapes, LowerConcat, DropRequantize, HoistFlatten, LowerLif,
+         LowerMaxPool, SinkHeadMoves, FoldProjectionScales, HoistCodeReshapes, LowerConcat,
+         DropRequantize, HoistFlatten, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerThresholdActivations,
          LowerFloatHead, LowerLinearLayers, LowerConvolutions,
-         OrderFlatten, LowerPointwise,
+         OrderFlatten, TableRequantizers, LowerPointwise,
          LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
 

@@ -25,6 +25,13 @@ _MOVES = ("Reshape", "Transpose", "Identity")
 _MASKED = -1e4
 
 
+def _tokens(shape) -> int | None:
+    """``T`` of codes ``(…, T, D)`` holding one sequence: every axis before ``D`` but the
+    token axis is 1 (``(1, T, D)``, or ``(T, 1, D)`` sequence first); else ``None``."""
+    lead = [int(n) for n in shape[:-1] if n != 1]
+    return None if len(lead) > 1 else (lead or [1])[0]
+
+
 @dataclass
 class _Attention:
     """One matched attention core."""
@@ -186,9 +193,9 @@ class LowerAttention(Passes, Transformation):
         shape = model.get_tensor_shape(q_dq.input[0])
         if any(model.get_tensor_shape(d.input[0]) != shape for d in (k_dq, v_dq)) \
                 or model.get_tensor_shape(out_q.output[0]) != shape or len(shape) < 2 \
-                or math.prod(shape[:-2]) != 1:
+                or _tokens(shape) is None:
             fail(f"q, k, v and the output must be one sequence (…, T, D), got {shape}")
-        T, D = shape[-2:]
+        T, D = _tokens(shape), shape[-1]
         heads_shape = model.get_tensor_shape(mm1.input[0])
         heads = D // heads_shape[-1]
         for dq, moves, what, tr in ((q_dq, q_moves, "q", False), (k_dq, k_moves, "k", True),
@@ -272,7 +279,7 @@ class LowerAttention(Passes, Transformation):
                              "quantizer is not lowered")
         s_p, z_p, p_signed = quant(a.p_q, "probability", signed=False)
         shape = model.get_tensor_shape(a.q.input[0])
-        T, D = shape[-2:]
+        T, D = a.L, shape[-1]   # the keys per row: the sequence (a window: w)
         dh, L = D // a.heads, a.L
         if a.scale <= 0:
             raise HwsimError(f"cannot lower attention at {node.name!r}: the score scale must "
@@ -298,6 +305,9 @@ class LowerAttention(Passes, Transformation):
             kernel=dialect.IntAttention.KERNEL, heads=a.heads, score_mult=sm_,
             score_shift=ss_, score_frac=frac, prob_frac=prob_frac, out_mult=om, out_shift=os_,
             causal=int(a.causal), real_factors=[float(score_real), float(out_real)])
+        if shape[-2] != T:  # sequence first, batch 1: (T, 1, D) is one window of T tokens
+            new.op_type = "IntWindowAttention"
+            new.attribute.append(helper.make_attribute("window", T))
         _replace(model, a.nodes, [new])
         # ---- the bound (class docstring)
         op = getCustomOp(new)
