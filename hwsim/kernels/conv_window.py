@@ -62,12 +62,13 @@ def expected_cycles(p: spec.ConvWindowParams, a: dict) -> int:
     return spec.stream_cycles(p, images(p, a).shape[0])
 
 
-def cases(p: spec.ConvWindowParams, seed: int = 0, quick: bool = False) -> list[dict]:
-    """Random images and stress on the handshakes.
+def image_cases(p, seed: int = 0, quick: bool = False, extremes_p=None) -> list[dict]:
+    """Random images and stress on the handshakes, for a unit that streams NHWC images of
+    ``p.code`` codes (``p.height``, ``p.width``, ``p.channels``):
 
     * ``random``: one image of uniform codes (cycles checked);
     * ``two_images``: two back-to-back images (cycles checked);
-    * ``extremes``: only the smallest and largest codes;
+    * ``extremes``: only the smallest and largest codes (``extremes_p``: their probabilities);
     * ``idle_backpressure``: 30 % idle input, 40 % output stalls;
     * ``stall90``: 50 % idle input, 90 % output stalls.
     """
@@ -81,13 +82,18 @@ def cases(p: spec.ConvWindowParams, seed: int = 0, quick: bool = False) -> list[
     if not quick:
         out.append({"name": "two_images", "arrays": {"X": img(2)}})
         out.append({"name": "extremes", "arrays": {"X": rng.choice(
-            [q.min_code, q.max_code], (1, p.height, p.width, p.channels))}})
+            [q.min_code, q.max_code], (1, p.height, p.width, p.channels), p=extremes_p)}})
     out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
                 "arrays": {"X": img(2)}})
     if not quick:
         out.append({"name": "stall90", "idle": 0.5, "stall": 0.9, "seed": seed + 11,
                     "arrays": {"X": img(1)}})
     return out
+
+
+def cases(p: spec.ConvWindowParams, seed: int = 0, quick: bool = False) -> list[dict]:
+    """:func:`image_cases` of the window unit."""
+    return image_cases(p, seed, quick)
 
 
 KERNEL = Kernel(

@@ -11,6 +11,7 @@ from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
 
 from . import CliParam, Kernel
 from ._contract import interval, latency
+from .conv_window import image_cases
 from .int8_mvu import flag
 
 
@@ -69,31 +70,9 @@ def expected_cycles(p: spec.MaxPoolParams, a: dict) -> int:
 
 
 def cases(p: spec.MaxPoolParams, seed: int = 0, quick: bool = False) -> list[dict]:
-    """Random images and stress on the handshakes.
-
-    * ``random``: one image of uniform codes (cycles checked);
-    * ``two_images``: two back-to-back images (cycles checked);
-    * ``extremes``: only the smallest and largest codes (ties, padding-code inputs);
-    * ``idle_backpressure``: 30 % idle input, 40 % output stalls;
-    * ``stall90``: 50 % idle input, 90 % output stalls.
-    """
-    rng = np.random.default_rng(seed)
-    q = p.code
-
-    def img(n):
-        return rng.integers(q.min_code, q.max_code + 1, (n, p.height, p.width, p.channels))
-
-    out = [{"name": "random", "arrays": {"X": img(1)}}]
-    if not quick:
-        out.append({"name": "two_images", "arrays": {"X": img(2)}})
-        out.append({"name": "extremes", "arrays": {"X": rng.choice(
-            [q.min_code, q.max_code], (1, p.height, p.width, p.channels), p=[0.8, 0.2])}})
-    out.append({"name": "idle_backpressure", "idle": 0.3, "stall": 0.4, "seed": seed + 7,
-                "arrays": {"X": img(2)}})
-    if not quick:
-        out.append({"name": "stall90", "idle": 0.5, "stall": 0.9, "seed": seed + 11,
-                    "arrays": {"X": img(1)}})
-    return out
+    """:func:`hwsim.kernels.conv_window.image_cases` (its ``extremes`` mostly the smallest
+    code: ties and padding-code inputs)."""
+    return image_cases(p, seed, quick, extremes_p=(0.8, 0.2))
 
 
 KERNEL = Kernel(

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-__all__ = ["CycleLoop", "StreamSink", "StreamSource", "reset"]
+__all__ = ["CycleLoop", "StreamSink", "StreamSource", "reset", "run_x_to_y"]
 
 
 def _bit(handle, cycle: int) -> bool:
@@ -159,3 +159,23 @@ class CycleLoop:
         for k in self.sinks:
             k.ready.value = 0
         return self.cycle - start
+
+
+async def run_x_to_y(dut, rng, idle: float, stall: float, words: list[int], out_beats: int,
+                     decode) -> dict:
+    """One case of a kernel with one input stream ``x`` and one output stream ``y``: drive
+    ``words``, collect ``out_beats`` beats, ``decode(values)`` → the output codes. Returns what
+    :func:`hwsim.sim.checker.check_plan` reads (``outputs``, ``cycles`` from the first input
+    beat to the last output beat, ``output_cycles``, ``sim_cycles``, ``wall_s``)."""
+    import time
+
+    x = StreamSource(dut, "x", rng, idle)
+    y = StreamSink(dut, "y", rng, stall, signed=False)
+    x.load(words)
+    y.open(out_beats)
+    t0 = time.perf_counter()
+    total = await CycleLoop(dut.clk, [x], [y]).run()
+    return {"outputs": decode(y.values), "cycles": y.cycles[-1] - x.cycles[0] + 1,
+            "output_cycles": [c - x.cycles[0] for c in y.cycles],
+            "sim_cycles": total, "wall_s": time.perf_counter() - t0}
+

@@ -11,27 +11,18 @@ idle input and no back-pressure the measured cycles ``==``
 
 from __future__ import annotations
 
-import time
-
 import cocotb
 
 from hwsim.golden.common import threshold as spec
 from hwsim.kernels.threshold import expected_cycles, golden, x_words, y_codes
 from hwsim.sim.checker import check_plan
-from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
+from hwsim.sim.streams import run_x_to_y
 
 
 async def run_case(dut, p: spec.ThresholdParams, a: dict, rng, idle: float, stall: float) -> dict:
-    x = StreamSource(dut, "x", rng, idle)
-    y = StreamSink(dut, "y", rng, stall, signed=False)
     words = x_words(p, a)
-    x.load(words)
-    y.open(len(words))
-    t0 = time.perf_counter()
-    total = await CycleLoop(dut.clk, [x], [y]).run()
-    return {"outputs": y_codes(p, y.values), "cycles": y.cycles[-1] - x.cycles[0] + 1,
-            "output_cycles": [c - x.cycles[0] for c in y.cycles],
-            "sim_cycles": total, "wall_s": time.perf_counter() - t0}
+    return await run_x_to_y(dut, rng, idle, stall, words, len(words),
+                            lambda values: y_codes(p, values))
 
 
 @cocotb.test()
