@@ -3,10 +3,13 @@ the ``swiftchannel-pipeline`` formula."""
 
 import json
 
+import pytest
+
 from hwsim.bench import BENCHES
 from hwsim.cli import main
 
 
+@pytest.mark.slow  # elaborates a student (~50 s); test_compile_student_icarus covers the compile
 def test_compile_swiftchannel_bench_reports_cycles_against_the_pipeline(capsys, tmp_path):
     assert BENCHES["compile-swiftchannel"] == "compile_swiftchannel"
     rc = main(["bench", "compile-swiftchannel", "--rows", "3", "--cols", "4", "--blocks", "1",

@@ -59,7 +59,7 @@ def test_bias_quantizers_fold_into_integer_biases(exported, fmt):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+@pytest.mark.parametrize("fmt", ["qonnx", pytest.param("qcdq", marks=pytest.mark.slow)])
 def test_bias_quantized_mlp_compiles_rtl_equal_to_golden(exported, tmp_path, capsys, fmt):
     rc, s, err = _compile(capsys, exported[fmt], "--target", "xczu28dr", "-o", tmp_path / "o",
                           "--sim", "icarus")

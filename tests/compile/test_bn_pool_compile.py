@@ -180,9 +180,11 @@ def _compile(capsys, *args):
 _SLOW = pytest.mark.slow  # ~20 s each on a loaded machine: QONNX in the default tier
 
 
-@pytest.mark.parametrize("name,fmt", [("bn", "qonnx"), pytest.param("bn", "qcdq", marks=_SLOW),
+@pytest.mark.parametrize("name,fmt", [pytest.param("bn", "qonnx", marks=_SLOW),
+                                      pytest.param("bn", "qcdq", marks=_SLOW),
                                       ("avg", "qonnx"), pytest.param("avg", "qcdq", marks=_SLOW),
-                                      ("gap", "qonnx"), pytest.param("gap", "qcdq", marks=_SLOW),
+                                      pytest.param("gap", "qonnx", marks=_SLOW),
+                                      pytest.param("gap", "qcdq", marks=_SLOW),
                                       ("poolconv", "qcdq")])
 def test_compile_end_to_end(models, tmp_path, capsys, name, fmt):
     rc, s, err = _compile(capsys, models[name, fmt], "--target", "xczu28dr", "-o",

@@ -180,7 +180,7 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
 
 @pytest.mark.parametrize("name,fmt", [
     pytest.param("branches", "qonnx", marks=pytest.mark.slow),
-    ("branches", "qcdq"),
+    pytest.param("branches", "qcdq", marks=pytest.mark.slow),
     ("fork", "qonnx"),
     pytest.param("fork", "qcdq", marks=pytest.mark.slow),
     ("conv", "qonnx")])

@@ -105,7 +105,8 @@ def test_cnn_flatten_linear_exact(tmp_path, capsys, fmt):
     onnx.checker.check_model(low.model, full_check=True)
 
 
-@pytest.mark.parametrize("fmt", ["qonnx", pytest.param("qcdq", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("fmt", [pytest.param("qonnx", marks=pytest.mark.slow),
+                                 pytest.param("qcdq", marks=pytest.mark.slow)])
 def test_cnn_float_head(tmp_path, capsys, fmt):
     model = _export(_CNN, (1, 1, 6, 6), tmp_path / f"cnn_noq.{fmt}.onnx", fmt, False)
     out = tmp_path / "b"
@@ -120,7 +121,7 @@ def test_cnn_float_head(tmp_path, capsys, fmt):
     assert {k["kernel"] for k in s["kernels"]} == {"conv-window", "int8-mvu"}
 
 
-@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+@pytest.mark.parametrize("fmt", ["qonnx", pytest.param("qcdq", marks=pytest.mark.slow)])
 def test_mlp_float_head(tmp_path, capsys, fmt):
     model = _export(_MLPHead, (1, 16), tmp_path / f"mlp.{fmt}.onnx", fmt)
     out = tmp_path / "b"

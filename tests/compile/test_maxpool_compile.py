@@ -113,7 +113,7 @@ def _compile(capsys, *args) -> tuple[int, dict | None, str]:
     return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
 
 
-@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"),
+@pytest.mark.parametrize("fmt,sim", [pytest.param("qonnx", "icarus", marks=pytest.mark.slow),
                                      pytest.param("qcdq", "icarus", marks=pytest.mark.slow),
                                      pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
 def test_compile_pool_cnn_end_to_end(models, tmp_path, capsys, fmt, sim):

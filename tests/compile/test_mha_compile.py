@@ -94,7 +94,8 @@ def _compile(capsys, model, out):
     return json.loads(cap.out)
 
 
-@pytest.mark.parametrize("form,fmt", [("default", "qonnx"), ("quantized", "qcdq"),
+@pytest.mark.parametrize("form,fmt", [("default", "qonnx"),
+                                      pytest.param("quantized", "qcdq", marks=pytest.mark.slow),
                                       pytest.param("default", "qcdq", marks=pytest.mark.slow),
                                       pytest.param("quantized", "qonnx",
                                                    marks=pytest.mark.slow)])
