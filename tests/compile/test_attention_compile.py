@@ -166,8 +166,9 @@ def _compile(capsys, *args):
     return rc, (json.loads(cap.out) if rc == 0 and cap.out.strip() else None), cap.err
 
 
-@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"),
-                                     pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("fmt,sim", [  # the encoder block around it compiles in the default tier
+    pytest.param("qonnx", "icarus", marks=pytest.mark.slow),
+    pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
 def test_attention_block_compiles_end_to_end(exports, tmp_path, capsys, fmt, sim):
     rc, s, err = _compile(capsys, exports["block", fmt], "--target", "xczu28dr", "-o",
                           tmp_path / "b", "--sim", sim)

@@ -59,7 +59,7 @@ def mha(tmp_path_factory):
 
 
 @pytest.mark.parametrize("form", list(FORMS))
-@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+@pytest.mark.parametrize("fmt", ["qonnx", pytest.param("qcdq", marks=pytest.mark.slow)])
 def test_mha_lowers_within_bounds(mha, form, fmt):
     rng = np.random.default_rng(1)
     graph = frontend.load(mha[form, fmt])
