@@ -222,32 +222,46 @@ class LowerFloatHead(Transformation):
         a_signed = a_zero.dtype == np.int8
         a_zero = int(a_zero)
         s = s_a * np.asarray(s_w, np.float64)
-        bias_int = None
-        if bias is not None or a_zero:
-            b = 0.0 if bias is None else np.asarray(bias, np.float64)
-            bias_int = np.round(b / s).astype(np.int64) \
-                - a_zero * w_codes.astype(np.int64).sum(axis=0)
-            bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],))
+        nodes_int, codes, bias_int = int32_accumulators(model, node, a_dq, w_codes, s, bias,
+                                                        a_zero, a_signed)
         a_peak = 128 if a_signed else 255
         peak = a_peak * np.abs(w_codes.astype(np.int64)).sum(axis=0) \
             + (0 if bias_int is None else np.abs(bias_int))
         if np.max(peak) >= 2 ** 31:
             fail("its accumulators may not fit int32")
-        inputs = [a_dq.input[0], _const(model, f"{node.name}/w_codes", w_codes)]
-        if bias_int is not None:
-            inputs.append(_const(model, f"{node.name}/bias_acc", bias_int.astype(np.int32)))
-        acc, codes = f"{node.name}/acc", f"{node.name}/acc_codes"
-        matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
-                                  name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL,
-                                  a_width=8, a_signed=int(a_signed),
-                                  w_narrow=int(w_codes.min(initial=0) > -128))
-        requant = helper.make_node("Requant", [acc], [codes], domain=dialect.DOMAIN,
-                                   name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
-                                   width=32, signed=1, multiplier=1, shift=0, real_scale=1.0,
-                                   rounding="half_even")
         scale = _const(model, f"{node.name}/out_scale", np.asarray(s, np.float32))
         zero = _const(model, f"{node.name}/out_zero", np.zeros(np.shape(s), np.int32))
         extra = {"axis": -1} if np.ndim(s) else {}
         dq = helper.make_node("DequantizeLinear", [codes, scale, zero], [out],
                               name=f"{node.name}/dequantize", **extra)
-        _replace(model, nodes, [matmul, requant, dq])
+        _replace(model, nodes, [*nodes_int, dq])
+
+
+def wide_requant(node, acc: str, codes: str):
+    """``Requant`` to int32 codes with ``M = 1, S = 0``: the accumulators themselves."""
+    return helper.make_node("Requant", [acc], [codes], domain=dialect.DOMAIN,
+                            name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
+                            width=32, signed=1, multiplier=1, shift=0, real_scale=1.0,
+                            rounding="half_even")
+
+
+def int32_accumulators(model, node, a_dq, w_codes, s, bias, a_zero: int, a_signed: bool):
+    """``IntMatMul`` of ``a_dq``'s codes by ``w_codes`` with ``bias`` in accumulator units
+    (``round(b / s) − z_a·ΣW``, ``s = s_a·s_w``) → :func:`wide_requant`. Returns ``([matmul,
+    requant], int32 code tensor, bias_int or None)``."""
+    bias_int = None
+    if bias is not None or a_zero:
+        b = 0.0 if bias is None else np.asarray(bias, np.float64)
+        bias_int = np.round(b / s).astype(np.int64) \
+            - int(a_zero) * w_codes.astype(np.int64).sum(axis=0)
+        bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int64)
+    inputs = [a_dq.input[0], _const(model, f"{node.name}/w_codes", w_codes)]
+    if bias_int is not None:
+        inputs.append(_const(model, f"{node.name}/bias_acc", bias_int.astype(np.int32)))
+    acc, codes = f"{node.name}/acc", f"{node.name}/acc_codes"
+    matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
+                              name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL,
+                              a_width=8, a_signed=int(a_signed),
+                              w_narrow=int(w_codes.min(initial=0) > -128))
+    return [matmul, wide_requant(node, acc, codes)], codes, bias_int
+

@@ -47,6 +47,7 @@ from ._graph import (
     _replace,
     _scalar,
 )
+from .flatten import int32_accumulators, wide_requant
 from .pointwise import POINTWISE_OPS, _elem_type
 
 __all__ = ["LowerThresholdActivations"]
@@ -328,21 +329,9 @@ class LowerThresholdActivations(Passes, Transformation):
         a_zero = model.get_initializer(a_dq.input[2])
         a_signed = a_zero.dtype == np.int8
         s = s_a * s_w
-        bias_int = None
-        if bias is not None or int(a_zero):
-            b = 0.0 if bias is None else np.asarray(bias, np.float64)
-            bias_int = np.round(b / s).astype(np.int64) \
-                - int(a_zero) * w_codes.astype(np.int64).sum(axis=0)
-            bias_int = np.broadcast_to(bias_int, (w_codes.shape[1],)).astype(np.int64)
-        inputs = [a_dq.input[0], _const(model, f"{node.name}/w_codes", w_codes)]
-        if bias_int is not None:
-            inputs.append(_const(model, f"{node.name}/bias_acc", bias_int.astype(np.int32)))
-        acc, codes = f"{node.name}/acc", f"{node.name}/acc_codes"
-        matmul = helper.make_node("IntMatMul", inputs, [acc], domain=dialect.DOMAIN,
-                                  name=f"{node.name}/int", kernel=dialect.IntMatMul.KERNEL,
-                                  a_width=8, a_signed=int(a_signed),
-                                  w_narrow=int(w_codes.min(initial=0) > -128))
-        _replace(model, [node, *old], [matmul, _wide_requant(node, acc, codes)])
+        nodes, codes, bias_int = int32_accumulators(model, node, a_dq, w_codes, s, bias,
+                                                    int(a_zero), bool(a_signed))
+        _replace(model, [node, *old], nodes)
         return codes, w_codes, s, bias_int, bool(a_signed)
 
     def _conv(self, model, node, dag, bias_add, old, fail):
@@ -368,7 +357,7 @@ class LowerThresholdActivations(Passes, Transformation):
         step._lower(model, node)
         rq = next(n for n in model.graph.node if stand in n.output)
         codes = f"{node.name}/acc_codes"
-        wide = _wide_requant(node, rq.input[0], codes)
+        wide = wide_requant(node, rq.input[0], codes)
         _replace(model, [rq], [wide])
         ic = next(n for n in model.graph.node if rq.input[0] in n.output)
         w = np.asarray(model.get_initializer(ic.input[1]))
@@ -381,11 +370,3 @@ class LowerThresholdActivations(Passes, Transformation):
             if len(ic.input) == 3 else None
         a_signed = model.get_initializer(a_dq.input[2]).dtype == np.int8
         return codes, mat, s_a * s_w, bias_int, bool(a_signed)
-
-
-def _wide_requant(node, acc: str, codes: str):
-    """``Requant`` to int32 codes with ``M = 1, S = 0``: the accumulators themselves."""
-    return helper.make_node("Requant", [acc], [codes], domain=dialect.DOMAIN,
-                            name=f"{node.name}/requant", kernel=dialect.Requant.KERNEL,
-                            width=32, signed=1, multiplier=1, shift=0, real_scale=1.0,
-                            rounding="half_even")
