@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 DESCRIPTION = ("hwsim compile on the example models of hwsim.compile.examples (an MLP, a "
-               "transformer encoder block, a CNN with a sigmoid gate), each exported to QONNX "
+               "transformer encoder block, CNNs, BitNet-tiny's feed-forward half and a whole "
+               "decoder layer with static quantizers), each exported to QONNX "
                "and QCDQ: compile time without simulation, simulation time, RTL == golden, "
                "cycles == formula, largest deviation from onnxruntime against the lowering's "
                "bound, FPGA resources, and the multipliers' utilization (MACs per inference / "
@@ -17,7 +18,7 @@ DESCRIPTION = ("hwsim compile on the example models of hwsim.compile.examples (a
 
 #: the models of :data:`hwsim.compile.examples.EXAMPLES` (named here: building the command
 #: line must not import torch)
-EXAMPLE_NAMES = ("mlp", "encoder", "gated-cnn", "cnn", "bitnet-ffn")
+EXAMPLE_NAMES = ("mlp", "encoder", "gated-cnn", "cnn", "bitnet-ffn", "bitnet-layer")
 
 
 def add_arguments(p) -> None:

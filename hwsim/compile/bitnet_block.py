@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 from brevitas import nn as qnn
-from brevitas.quant import Int8ActPerTensorFloat
+from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFixedPoint
 
+from hwsim.errors import HwsimError
 from quant.brevitas_quantizers import TernaryAbsmeanWeight
 
-__all__ = ["BitNetFFNBlock", "RMSNorm", "calibrated", "export"]
+__all__ = ["BitNetDecoderBlock", "BitNetFFNBlock", "RMSNorm", "calibrated", "export", "rope_tables"]
 
 
 class RMSNorm(torch.nn.Module):
@@ -83,3 +84,79 @@ def export(path: Path, fmt: str, d: int = 128, ffn: int = 352, tokens: int = 8,
     from quant.onnx import export_brevitas
     return export_brevitas(calibrated(d, ffn, tokens, seed), torch.randn(tokens, d), Path(path),
                            fmt)
+
+
+def _rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def rope_tables(head_dim: int, tokens: int, theta: float = 10000.0):
+    """cos, sin (tokens, head_dim) of rotate-half RoPE (as :func:`models.bitnet.model.rope_tables`)."""
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    ang = torch.arange(tokens, dtype=torch.float64)[:, None] * inv[None, :]
+    ang = torch.cat([ang, ang], dim=-1)
+    return ang.cos().float(), ang.sin().float()
+
+
+class _ProbQuant(Uint8ActPerTensorFixedPoint):
+    """Attention probabilities as uint8 codes of 1/256."""
+
+    scaling_impl_type = "const"
+    scaling_init = 1.0
+    max_val = 1.0
+
+
+class BitNetDecoderBlock(torch.nn.Module):
+    """A whole BitNet b1.58 decoder layer on ``tokens`` positions (causal prefill) with static
+    int8 quantizers: the attention half ``x1 = Q(x + wo(Q(SubLN(attn))))`` with
+    ``attn = Q(softmax(Q(RoPE(wq·h)) · Q(RoPE(wk·h))ᵀ / √hd + causal) · (wv·h))``,
+    ``h = Q(RMSNorm(x))``, grouped-query heads (``heads`` query heads, ``kv_heads`` key/value
+    heads), then the feed-forward half of :class:`BitNetFFNBlock` on ``x1``."""
+
+    def __init__(self, d: int = 128, ffn: int = 352, heads: int = 4, kv_heads: int = 2,
+                 tokens: int = 8, eps: float = 1e-5, theta: float = 10000.0):
+        super().__init__()
+        if d % heads or heads % kv_heads or (d // heads) % 2:
+            raise HwsimError(f"decoder block: d={d}, heads={heads}, kv_heads={kv_heads} need "
+                             "d divisible by heads, heads by kv_heads and an even head dim")
+        self.heads, self.kv_heads, self.hd, self.tokens = heads, kv_heads, d // heads, tokens
+        self.inp, self.attn_norm, self.qn = _q(), RMSNorm(d, eps), _q()
+        self.wq, self.wk = _ternary(d, d), _ternary(d, kv_heads * self.hd)
+        self.wv = _ternary(d, kv_heads * self.hd)
+        self.qr, self.kr = _q(), _q()
+        self.qp, self.qo = qnn.QuantIdentity(act_quant=_ProbQuant), _q()
+        self.attn_sub, self.qa = RMSNorm(d, eps), _q()
+        self.wo, self.mid = _ternary(d, d), _q()
+        self.ffn_norm, self.qf = RMSNorm(d, eps), _q()
+        self.w1, self.w3, self.qg = _ternary(d, ffn), _ternary(d, ffn), _q()
+        self.qm, self.ffn_sub, self.qs = _q(), RMSNorm(ffn, eps), _q()
+        self.w2, self.out = _ternary(ffn, d), _q()
+        cos, sin = rope_tables(self.hd, tokens, theta)
+        self.register_buffer("cos", cos)
+        self.register_buffer("sin", sin)
+        self.register_buffer("mask", torch.ones(tokens, tokens, dtype=torch.bool).triu(1))
+
+    def _split(self, z, n):
+        return z.reshape(self.tokens, n, self.hd).transpose(0, 1)        # (n, T, hd)
+
+    def forward(self, x):
+        T, H, rep = self.tokens, self.heads, self.heads // self.kv_heads
+        x = self.inp(x)
+        h = self.qn(self.attn_norm(x))
+        q = self.qr(self._rope(self._split(self.wq(h), H)))
+        k = self.kr(self._rope(self._split(self.wk(h), self.kv_heads)))
+        v = self._split(self.wv(h), self.kv_heads)
+        if rep > 1:
+            k, v = k.repeat_interleave(rep, dim=0), v.repeat_interleave(rep, dim=0)
+        s = (q @ k.transpose(-1, -2)) / self.hd ** 0.5
+        a = self.qp(torch.softmax(s.masked_fill(self.mask, float("-inf")), dim=-1))
+        o = self.qo((a @ v).transpose(0, 1).reshape(T, H * self.hd))
+        x = self.mid(x + self.wo(self.qa(self.attn_sub(o))))
+        g = self.qf(self.ffn_norm(x))
+        r = torch.relu(self.w1(g))
+        m = self.qm(self.qg(r * r) * self.w3(g))
+        return self.out(x + self.w2(self.qs(self.ffn_sub(m))))
+
+    def _rope(self, z):
+        return z * self.cos + _rotate_half(z) * self.sin

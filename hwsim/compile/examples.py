@@ -17,7 +17,7 @@ from brevitas.quant import (
     Uint8ActPerTensorFloat,
 )
 
-from hwsim.compile.bitnet_block import BitNetFFNBlock
+from hwsim.compile.bitnet_block import BitNetDecoderBlock, BitNetFFNBlock
 from hwsim.errors import HwsimError
 
 __all__ = ["EXAMPLES", "MLP", "EncoderBlock", "GatedCNN", "ProbQuant", "SmallCNN", "calibrated",
@@ -153,6 +153,8 @@ EXAMPLES = {
     "gated-cnn": (GatedCNN, (16, 3, 8, 8), 2.0, (1, 3, 8, 8)),
     "cnn": (SmallCNN, (16, 1, 8, 8), 2.0, (1, 1, 8, 8)),
     "bitnet-ffn": (BitNetFFNBlock, (8, 128), 2.0, (8, 128)),  # BitNet-tiny width, 8 tokens
+    # a whole BitNet-tiny decoder layer: 4 query heads, 2 key/value heads, causal, 8 tokens
+    "bitnet-layer": (BitNetDecoderBlock, (8, 128), 2.0, (8, 128)),
 }
 
 

@@ -11,6 +11,9 @@ Steps, each under ``BUILD/<step>/`` and each re-checking the previous level's ou
                  attention head)
 5. ``sim``       one decoder layer's real activation codes through that RTL under cocotb:
                  bit-exact with golden, and cycles == the kernel formulas
+   ``compile``   the same layer with static int8 quantizers (calibrated on training text)
+                 through ``hwsim compile`` on its real hidden state: RTL == the compiled golden,
+                 cycles == the schedule, its estimate; its error against the QAT layer
 6. ``estimate``  latency / throughput / energy / area on the target from the same formulas;
                  the simulated cycles are checked against the estimator's; the paper's silicon
                  figures for BitNet b1.58 3B on VitaLLM beside the estimator's
@@ -193,6 +196,47 @@ def _sim(ctx: StepContext) -> dict:
     return res
 
 
+def _compile(ctx: StepContext) -> dict:
+    """Decoder layer ``rtl_layer`` with static int8 quantizers (:mod:`models.bitnet.static_layer`,
+    calibrated on training text) exported to QONNX and built by ``hwsim compile`` on the real
+    hidden state of ``rtl_tokens`` validation tokens: RTL ``==`` the compiled golden on
+    Icarus, cycles ``==`` the schedule, the compile's estimate on the flow's target; and what
+    the static quantizers cost against the QAT layer on held-out text."""
+    from hwsim.compile.driver import compile_model
+    from models.bitnet.data import validation_windows
+    from models.bitnet.static_layer import (
+        export_static_layer,
+        hidden_states,
+        static_agreement,
+        static_layer,
+    )
+
+    o = ctx.options
+    model, _ = _load(ctx, "ternary")
+    corpus = _corpus()
+    T, li = o["rtl_tokens"], o["rtl_layer"]
+    block = static_layer(model, li, _calib(corpus, T, 16))
+    agree = static_agreement(model, li, block, validation_windows(corpus.val, T, 16)[:, :T])
+    tokens = corpus.val[None, 1000:1000 + T].astype(np.int64)
+    x = hidden_states(model, li, tokens)[0].numpy()
+    onnx_file = export_static_layer(block, x, ctx.folder / f"layer{li}_static.qonnx.onnx",
+                                    "qonnx")
+    np.save(ctx.folder / "hidden.npy", x)
+    s = compile_model(onnx_file, o["target"], ctx.folder / "compile",
+                      input_path=ctx.folder / "hidden.npy", sim="icarus",
+                      progress=lambda _line: None)
+    if not (s["unsupported"] == [] and s["rtl_equals_golden"] and s["cycles_match"]):
+        raise HwsimError(f"compiled static layer {li} on Icarus: RTL == golden "
+                         f"{s['rtl_equals_golden']}, cycles == schedule {s['cycles_match']}")
+    kernels = [k["kernel"] for k in s["kernels"]]
+    keep = ("nodes", "rtl_equals_golden", "cycles_match", "cycles", "latency_us",
+            "max_error_lsb_vs_onnxruntime", "area_mm2", "energy_uj", "power_mw", "luts",
+            "dsps", "brams", "fits")
+    return {"layer": li, "tokens": T, "file": onnx_file.name, "compile": "compile",
+            "kernels": {k: kernels.count(k) for k in sorted(set(kernels))},
+            "summary": {k: s[k] for k in keep if k in s}, "static_vs_qat": agree}
+
+
 def _estimate(ctx: StepContext) -> dict:
     from hwsim.estimate import estimate
     from hwsim.estimate.validate import validation_table
@@ -299,7 +343,21 @@ def _report(ctx: StepContext) -> dict:
     rows.append([f"RTL (cocotb, {s['sim']}), layer {s['layer']}, {s['tokens']} real tokens",
                  "golden codes", f"== on {sum(x['bit_exact'] for x in s['runs'])} of {n} "
                                  f"kernel runs"])
+    cp = a["compile"]
+    rows.append([f"`hwsim compile` of layer {cp['layer']} with static int8 quantizers, "
+                 f"{cp['tokens']} real tokens (Icarus)", "compiled golden graph",
+                 f"RTL == golden {cp['summary']['rtl_equals_golden']}, cycles == schedule "
+                 f"{cp['summary']['cycles_match']} ({cp['summary']['cycles']} cycles)"])
     r.table(["level", "compared with", "result"], rows)
+    sq = cp["static_vs_qat"]
+    r.heading("Static int8 layer (hwsim compile) vs the QAT layer")
+    r.para(f"Layer {cp['layer']} with per-tensor static int8 quantizers in place of the "
+           f"per-token absmax ones, on {sq['windows']} held-out windows of {sq['tokens']} "
+           f"tokens: relative RMS error {sq['rel_rms_error']:.4f} (worst token "
+           f"{sq['max_token_rel_error']:.4f}), cosine of the layer's update "
+           f"{sq['update_cosine']:.4f}. Kernels: "
+           + ", ".join(f"{k} × {n}" for k, n in cp["kernels"].items()) + ".")
+    r.table(["figure", "value"], [[k, v] for k, v in cp["summary"].items()])
     r.heading("Cycles: estimated vs simulated")
     r.table(["kernel", "what", "simulated", "estimated (formula)", "equal"],
             [[c["kernel"], c["what"], c["simulated"], c["estimated"], c["equal"]]
@@ -317,7 +375,8 @@ def _report(ctx: StepContext) -> dict:
     r.table(["tool", "version"], list(tool_versions().items()))
     r.para("Step timings: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in a.items()) + ".")
     r.write(ctx.folder)
-    ok = s["all_bit_exact"] and all(c["equal"] for c in a["estimate"]["calibration"])
+    ok = s["all_bit_exact"] and all(c["equal"] for c in a["estimate"]["calibration"]) \
+        and cp["summary"]["rtl_equals_golden"] is True
     return {"report": "report.md", "html": "report.html", "bit_exact": ok}
 
 
@@ -340,6 +399,8 @@ def bitnet_flow(build, config: str = "tiny", target: str = "vitallm", steps: int
         Step("rtl", "emit RTL for the model's kernels", _rtl, ("rtl_tokens",)),
         Step("sim", "cocotb on real activations: RTL == golden", _sim,
              ("rtl_tokens", "rtl_layer")),
+        Step("compile", "static int8 decoder layer through hwsim compile", _compile,
+             ("rtl_tokens", "rtl_layer", "target")),
         Step("estimate", "estimate on the target, calibrated by simulation", _estimate,
              ("target",)),
         Step("report", "report", _report),

@@ -82,6 +82,7 @@ from .maxpool import LowerMaxPool
 from .mha import FoldProjectionScales, SinkHeadMoves, TableRequantizers
 from .pointwise import POINTWISE_OPS, LowerPointwise
 from .rmsnorm import LowerRmsNorm
+from .rope import LowerRotary, SinkRotaryMoves
 from .square import LowerSquare
 from .threshold import LowerThresholdActivations
 from .windows import DropCodeReshapes, HoistCodeReshapes, LowerWindowAttention
@@ -97,7 +98,8 @@ __all__ = ["MULT_BITS", "POINTWISE_OPS", "STEPS", "AveragePoolToConv", "DropCode
            "LoweringReport", "OrderFlatten", "QuantActivationsToCodes", "StepReport",
            "WeightQuantToCodes",
            "check_lowered", "lower"]
-__all__ += ["FoldProjectionScales", "SinkHeadMoves", "TableRequantizers"]
+__all__ += ["FoldProjectionScales", "LowerRotary", "SinkHeadMoves", "SinkRotaryMoves",
+            "TableRequantizers"]
 
 
 #: the full lowering, in order
@@ -107,7 +109,8 @@ STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePool
          LowerLayerNorm, LowerRmsNorm, LowerThresholdActivations,
          LowerFloatHead, LowerLinearLayers, LowerConvolutions,
          OrderFlatten, TableRequantizers, LowerPointwise,
-         LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
+         LowerSquare, LowerElementwise, LowerRotary, SinkRotaryMoves,
+         LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
 
 
