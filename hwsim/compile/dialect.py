@@ -63,6 +63,7 @@ from quant.qtype import QType, Rounding, requantize
 
 __all__ = ["DOMAIN", "OPSET", "IntAttention", "IntConcat", "IntConv", "IntEltwise",
            "IntLayerNorm", "IntLifArray", "IntMatMul", "IntMaxPool", "IntRmsNorm",
+           "IntRotary",
            "IntThreshold", "IntWindowAttention", "LutAct", "Requant", "SpabGate", "StreamFlatten",
            "TernaryMatMul", "code_elem_type", "code_qtype"]
 
@@ -800,4 +801,5 @@ from hwsim.compile.dialect_ops.concat import IntConcat  # noqa: E402
 from hwsim.compile.dialect_ops.flatten import StreamFlatten  # noqa: E402
 from hwsim.compile.dialect_ops.lif import IntLifArray  # noqa: E402
 from hwsim.compile.dialect_ops.maxpool import IntMaxPool  # noqa: E402
+from hwsim.compile.dialect_ops.rope import IntRotary  # noqa: E402
 from hwsim.compile.dialect_ops.threshold import IntThreshold  # noqa: E402

@@ -626,3 +626,39 @@ PRICING["threshold"] = Pricing(
     fpga=_threshold_fpga,
     weight_memory="codes",
 )
+
+
+# ---- rope (rtl/common/rope.py): cos/sin ROM, 4 table multiplies per pair, one requantizer --
+def _rope_inventory(p) -> Inventory:
+    """Four ``8 × (frac+2)`` table multipliers and two adders (one pair per second-half beat),
+    the ``acc_width × 17`` requantization multiplier and its rounding adder; registers: the
+    first-half code and second-half accumulator shift registers, stage 1, the output and the
+    counters; the tables as one ``tokens · half`` word memory (cos | sin)."""
+    requant = p.acc_width + 17
+    return Inventory(adders=(p.acc_width, p.acc_width, requant),
+                     multipliers=((8, p.table_bits),) * 4 + ((p.acc_width, 17),),
+                     register_bits=p.half * (8 + p.acc_width) + p.acc_width + 8 + 40,
+                     memories=(("tables", p.tokens * p.half, 2 * p.table_bits),))
+
+
+def _rope_fpga(p, tables: Tables) -> dict:
+    """Assumption, not fitted: one DSP per multiplier (4 table products, 1 requantization),
+    the two pair adders and the rounding/saturation as about ``3 · acc_width + 60`` LUTs, the
+    shift registers as flip-flops, the tables by the memory rule."""
+    mem = memory_resources(p.tokens * p.half, 2 * p.table_bits)
+    return {"luts": 3 * p.acc_width + 60 + mem["luts"], "ffs": _rope_inventory(p).register_bits,
+            "dsps": 5, "bram36": mem["bram36"]}
+
+
+#: assumed, not fitted: per code 2 table multiplies (an ``8 × (frac+2)`` product priced as an
+#: int8 multiply) + 1 pair add (a 32-bit add) + 1 requantization multiply; the ROM of
+#: ``2 · tokens · half`` words read as weights; the shift registers as activation registers
+PRICING["rope"] = Pricing(
+    actions={"table_mul": {"int8_mul": 1}, "acc_add": {"add32": 1},
+             "requant_mul": {"requant_mul": 1}, "table_read_bits": {"weight_read_bits": 1},
+             "buffer_write_bits": {"act_write_bits": 1},
+             "buffer_read_bits": {"act_read_bits": 1}, "out_bits": {"out_bits": 1}},
+    inventory=_rope_inventory,
+    fpga=_rope_fpga,
+    weight_memory="tables",
+)

@@ -184,6 +184,7 @@ def _golden_timing() -> dict:
         layernorm_int,
         lut_act,
         maxpool,
+        rope,
         threshold,
     )
     from hwsim.golden.snn import lif_array
@@ -234,6 +235,7 @@ def _golden_timing() -> dict:
         "lut-act": lambda p: (lut_act.stream_cycles(p, 1), lut_act.interval_cycles(p)),
         "maxpool": lambda p: (maxpool.stream_cycles(p, 1), maxpool.interval_cycles(p)),
         "threshold": lambda p: (threshold.stream_cycles(p, 1), threshold.interval_cycles(p)),
+        "rope": lambda p: (rope.stream_cycles(p, 1), rope.interval_cycles(p)),
         "norm-quant": lambda p: (norm_quant.latency_cycles(p),
                                  norm_quant.stream_cycles(p, 2) - norm_quant.latency_cycles(p)),
         "qkv-frontend": same(qkv_frontend.qkv_frontend_cycles),

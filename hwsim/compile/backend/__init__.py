@@ -435,4 +435,5 @@ def plan(model: ModelWrapper, max_lanes: int = 8) -> Design:
 from . import attention, concat, conv, flatten, kernels, layernorm, lif, rmsnorm, swiftchannel, windows  # noqa: E402, F401
 
 from . import maxpool  # noqa: E402, F401  # isort: skip
+from . import rope  # noqa: E402, F401  # isort: skip
 from . import threshold  # noqa: E402, F401  # isort: skip
