@@ -119,6 +119,17 @@ class DataflowTop(wiring.Component):
             inst = next(n for n in self.instances if n.output.tensor == tensor)
             return getattr(comps[inst.name], prod.port)
 
+        idents: dict[str, str] = {}   # tensor → identifier, unique after truncation
+
+        def ident(tensor: str) -> str:
+            if tensor not in idents:
+                base = _ident(tensor)
+                name, n = base, 1
+                while name in idents.values():
+                    name, n = f"{base}_u{n}", n + 1
+                idents[tensor] = name
+            return idents[tensor]
+
         for tensor, rs in readers.items():
             if not rs:
                 continue
@@ -126,13 +137,13 @@ class DataflowTop(wiring.Component):
             src = source_of(tensor)
             if len(rs) > 1:
                 fork = Fork(prod.signed, prod.lanes, len(rs))
-                m.submodules[f"fork_{_ident(tensor)}"] = fork
+                m.submodules[f"fork_{ident(tensor)}"] = fork
                 _connect(m, src, fork.i)
                 srcs = [getattr(fork, f"o{k}") for k in range(len(rs))]
             else:
                 srcs = [src]
             for k, ((reader, port, depth), s) in enumerate(zip(rs, srcs, strict=True)):
-                tag = f"{_ident(tensor)}_{k}"
+                tag = f"{ident(tensor)}_{k}"
                 if prod.lanes != port.lanes:
                     if prod.lanes > 1:
                         ser = Serializer(prod.signed, prod.lanes)

@@ -62,14 +62,13 @@ def test_lowered_mlp_is_a_runnable_dialect_graph_with_the_same_codes(mlp, tmp_pa
         ("FoldBatchNorm", False), ("AveragePoolToConv", False), ("LowerMaxPool", True),
         ("SinkHeadMoves", True), ("FoldProjectionScales", False),
         ("HoistCodeReshapes", True), ("LowerConcat", True), ("DropRequantize", True),
-        ("HoistFlatten", True),
+        ("LowerRotary", False), ("SinkRotaryMoves", True), ("HoistFlatten", True),
         ("LowerLif", True), ("LowerLayerNorm", False),
         ("LowerRmsNorm", False), ("LowerThresholdActivations", False),
         ("LowerFloatHead", False), ("LowerLinearLayers", False),
         ("LowerConvolutions", False), ("OrderFlatten", True), ("TableRequantizers", True),
         ("LowerPointwise", True), ("LowerSquare", True), ("LowerElementwise", False),
-        ("LowerRotary", False), ("SinkRotaryMoves", True), ("LowerWindowAttention", False),
-        ("LowerAttention", False), ("LowerIntegerOnnx", True),
+        ("LowerWindowAttention", False), ("LowerAttention", False), ("LowerIntegerOnnx", True),
         ("DropCodeReshapes", True)]
     assert all(s.equal for s in report.steps if s.exact)
     assert report.steps[-1].bound_lsb == {}  # no element-wise op in an MLP

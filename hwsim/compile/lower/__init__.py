@@ -105,12 +105,11 @@ __all__ += ["FoldProjectionScales", "LowerRotary", "SinkHeadMoves", "SinkRotaryM
 #: the full lowering, in order
 STEPS = (QuantActivationsToCodes, WeightQuantToCodes, FoldBatchNorm, AveragePoolToConv,
          LowerMaxPool, SinkHeadMoves, FoldProjectionScales, HoistCodeReshapes, LowerConcat,
-         DropRequantize, HoistFlatten, LowerLif,
+         DropRequantize, LowerRotary, SinkRotaryMoves, HoistFlatten, LowerLif,
          LowerLayerNorm, LowerRmsNorm, LowerThresholdActivations,
          LowerFloatHead, LowerLinearLayers, LowerConvolutions,
          OrderFlatten, TableRequantizers, LowerPointwise,
-         LowerSquare, LowerElementwise, LowerRotary, SinkRotaryMoves,
-         LowerWindowAttention, LowerAttention,
+         LowerSquare, LowerElementwise, LowerWindowAttention, LowerAttention,
          LowerIntegerOnnx, DropCodeReshapes)
 
 

@@ -82,8 +82,7 @@ class LowerRotary(Passes, Transformation):
         a = _attrs(node)
         if a.get("interleaved", 0):
             fail("the interleaved form is not lowered (only rotate-half)")
-        if a.get("rotary_embedding_dim", 0):
-            fail("a partial rotation (rotary_embedding_dim) is not lowered")
+        partial = int(a.get("rotary_embedding_dim", 0) or 0)
         if len(node.input) > 3 and node.input[3]:
             fail("position_ids are not lowered (positions are the token rows 0 … T−1)")
         moves, prod = [], model.find_producer(node.input[0])
@@ -132,6 +131,8 @@ class LowerRotary(Passes, Transformation):
             index = index.reshape(-1, rshape[1], hd)
         else:
             fail(f"the input must be 3-D or 4-D, got shape {rshape}")
+        if partial not in (0, hd):
+            fail(f"a partial rotation (rotary_embedding_dim {partial} of {hd}) is not lowered")
         groups = index.shape[0]
         want = np.arange(T * F).reshape(T, groups, hd).transpose(1, 0, 2)
         if hd % 2 or groups * hd != F or index.shape[1] != T or not np.array_equal(index, want):
@@ -188,7 +189,10 @@ class LowerRotary(Passes, Transformation):
 class SinkRotaryMoves(Transformation):
     """Exact: ``IntRotary → [Reshape / Transpose on codes] → DequantizeLinear`` (per-tensor)
     becomes ``IntRotary → DequantizeLinear → [the same moves]``, the form the attention step
-    reads (``DequantizeLinear`` of token-major codes, then the head split)."""
+    and the linear layers read (``DequantizeLinear`` of token-major codes, then the head
+    split). Where the moves after that ``DequantizeLinear`` (the head split, then a head merge
+    back to tokens) compose to the identity, they go: the readers read the
+    ``DequantizeLinear``."""
 
     exact = True
 
@@ -199,17 +203,53 @@ class SinkRotaryMoves(Transformation):
                 moves.append(nxt)
                 tail = nxt.output[0]
             dq = _single_consumer(model, tail, ("DequantizeLinear",))
-            if not moves or dq is None:
-                continue
-            deq = helper.make_node("DequantizeLinear", [rope.output[0], *dq.input[1:]],
-                                   [f"{rope.output[0]}_dq"], name=f"{dq.name}_sunk")
-            prev, new = deq.output[0], [deq]
-            for i, n in enumerate(moves):
-                out = dq.output[0] if i == len(moves) - 1 else f"{n.output[0]}_f"
-                copy = helper.make_node(n.op_type, [prev, *n.input[1:]], [out], name=n.name)
-                copy.attribute.extend(n.attribute)
-                new.append(copy)
-                prev = out
-            _replace(model, [*moves, dq], new)
+            if moves and dq is not None:
+                deq = helper.make_node("DequantizeLinear", [rope.output[0], *dq.input[1:]],
+                                       [f"{rope.output[0]}_dq"], name=f"{dq.name}_sunk")
+                prev, new = deq.output[0], [deq]
+                for i, n in enumerate(moves):
+                    out = dq.output[0] if i == len(moves) - 1 else f"{n.output[0]}_f"
+                    copy = helper.make_node(n.op_type, [prev, *n.input[1:]], [out],
+                                            name=n.name)
+                    copy.attribute.extend(n.attribute)
+                    new.append(copy)
+                    prev = out
+                _replace(model, [*moves, dq], new)
+        _remove_dead_nodes(model)
+        model = _refresh(model)
+        for rope in [n for n in model.graph.node if n.op_type == "IntRotary"]:
+            dq = _single_consumer(model, rope.output[0], ("DequantizeLinear",))
+            if dq is not None:
+                _drop_identity_moves(model, dq.output[0])
         _remove_dead_nodes(model)
         return _refresh(model), False
+
+
+def _drop_identity_moves(model, tensor: str) -> None:
+    """Bypass the longest chain of moves after ``tensor`` (each the only reader of the one
+    before) whose composition maps every element to itself."""
+    shape = model.get_tensor_shape(tensor)
+    if not shape:
+        return
+    index = np.arange(math.prod(shape)).reshape(shape)
+    tail, end = tensor, None
+    outputs = {o.name for o in model.graph.output}
+    while (n := _single_consumer(model, tail, _MOVES)) is not None:
+        if n.op_type == "Transpose":
+            perm = _attrs(n).get("perm")
+            index = np.transpose(index, list(perm) if perm is not None else None)
+        elif n.op_type == "Reshape":
+            out_shape = model.get_tensor_shape(n.output[0])
+            if not out_shape:
+                return
+            index = index.reshape(out_shape)
+        tail = n.output[0]
+        if list(index.shape) == list(shape) and np.array_equal(index.ravel(),
+                                                               np.arange(index.size)):
+            end = tail
+    if end is None or end in outputs:
+        return
+    for reader in model.find_consumers(end) or []:
+        for i, name in enumerate(reader.input):
+            if name == end:
+                reader.input[i] = tensor
