@@ -232,7 +232,8 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
       cycle, so a vector leaves it at least ``length`` cycles after the previous one;
     * a node's output vector ``j`` ends ``tail`` cycles after the last beat it needs arrived
       (vector ``j`` of each input, or ``depends[j]`` for a window unit) and at least
-      ``interval`` cycles after its vector ``j − 1``;
+      ``interval`` cycles after its vector ``j − 1`` (``tails[j]``, ``intervals[j]`` where
+      they vary per vector of a unit: causal attention);
     * the output takes one code per cycle.
 
     ``cycles`` is the last output code's cycle + 1, ``latency`` the first output vector's,
