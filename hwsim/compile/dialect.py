@@ -640,11 +640,13 @@ class IntAttention(_Op):
         p = self.params(q.shape)
         T, D, dh = q.shape[-2], q.shape[-1], p.head_dim
         H, KV = D // dh, self.kv_count()
-        if q.ndim < 2 or k.shape != v.shape or k.shape != (*q.shape[:-1], KV * dh) \
-                or H % KV:
+        # k, v: the same tokens as q (a kv head split of one kv head may add a size-1 axis)
+        if q.ndim < 2 or H % KV or k.shape != v.shape or k.shape[-1] != KV * dh \
+                or k.size != q.size // H * KV:
             raise HwsimError(f"node {node.name!r}: q must be (…, T, D) and k, v (…, T, "
                              f"{KV}·{dh}) for {H} heads of {KV} kv heads, got {q.shape}, "
                              f"{k.shape}, {v.shape}")
+        k, v = (a.reshape(*q.shape[:-1], KV * dh) for a in (k, v))
         g = self.get_nodeattr
         qs = q.reshape(-1, T, D)
         ks, vs = (a.reshape(-1, T, KV * dh) for a in (k, v))

@@ -214,7 +214,7 @@ class LowerAttention(Passes, Transformation):
         shape = model.get_tensor_shape(q_dq.input[0])
         kv_shape = model.get_tensor_shape(k_dq.input[0])
         if model.get_tensor_shape(v_dq.input[0]) != kv_shape or len(shape) < 2 \
-                or list(kv_shape[:-1]) != list(shape[:-1]) \
+                or _tokens(kv_shape) != _tokens(shape) \
                 or model.get_tensor_shape(out_q.output[0]) != shape or _tokens(shape) is None:
             fail(f"q, k, v and the output must be one sequence (…, T, D), got {shape} and "
                  f"{kv_shape}")
@@ -329,8 +329,20 @@ class LowerAttention(Passes, Transformation):
         sm_, ss_ = fold_scale(s_q, s_k, a.scale, 2.0 ** frac, bits=mult_bits)
         out_real = 2.0 ** -prob_frac * s_v / (127 * s_y)
         om, os_ = fold_scale(out_real, bits=mult_bits)
+        def codes(tensor):
+            """Back through code reshapes that keep the last axis (a head split of one kv
+            head hoisted onto the codes): the same streamed vectors."""
+            prod = model.find_producer(tensor)
+            while prod is not None and prod.op_type == "Reshape" and \
+                    model.get_tensor_shape(prod.input[0])[-1] == \
+                    model.get_tensor_shape(tensor)[-1]:
+                tensor = prod.input[0]
+                prod = model.find_producer(tensor)
+            return tensor
+
         new = helper.make_node(
-            "IntAttention", [a.q.input[0], a.k.input[0], a.v.input[0]], [a.out_q.output[0]],
+            "IntAttention", [a.q.input[0], codes(a.k.input[0]), codes(a.v.input[0])],
+            [a.out_q.output[0]],
             domain=dialect.DOMAIN, name=f"{node.name}/attention",
             kernel=dialect.IntAttention.KERNEL, heads=a.heads, score_mult=sm_,
             score_shift=ss_, score_frac=frac, prob_frac=prob_frac, out_mult=om, out_shift=os_,
