@@ -93,7 +93,7 @@ def _inputs(path, seeds=(1, 2, 3)):
                      for s in seeds]
 
 
-@pytest.mark.parametrize("fmt", ["qonnx", "qcdq"])
+@pytest.mark.parametrize("fmt", ["qonnx", pytest.param("qcdq", marks=pytest.mark.slow)])
 def test_gqa_causal_lowers_to_one_node_within_its_bound(gqa, fmt):
     g, inp, xs = _inputs(gqa[fmt])
     pats = {p["pattern"] for p in json.loads(g.get_metadata_prop("hwsim.patterns"))}
