@@ -573,6 +573,9 @@ class IntAttention(_Op):
     the per-row absmax codes ``o`` with ``amax``; the static output is then
     ``y = sat(round_half_even(o · amax · out_mult · 2**-out_shift))`` (golden
     :func:`quant.qtype.requantize`). ``causal`` = 1: query ``t`` sees keys ``0 … t``.
+    ``kv_heads`` = ``KV`` > 0 (grouped-query attention; ``KV`` divides ``heads``): ``k`` and
+    ``v`` have ``KV·head_dim`` features and head ``h`` reads kv head ``h // (heads / KV)``;
+    0 (the default) means ``KV = heads`` (k, v shaped like q).
     ``real_factors`` records ``(score scale, output scale)`` the integers approximate.
     """
 
@@ -590,7 +593,12 @@ class IntAttention(_Op):
                 "out_mult": ("i", True, 0),
                 "out_shift": ("i", True, 0),
                 "causal": ("i", False, 0),
+                "kv_heads": ("i", False, 0),
                 "real_factors": ("floats", False, [])}
+
+    def kv_count(self) -> int:
+        """``KV``: the key / value heads (``heads`` where ``kv_heads`` is 0)."""
+        return self.get_nodeattr("kv_heads") or self.get_nodeattr("heads")
 
     MULT_BITS = 16
 
@@ -622,24 +630,34 @@ class IntAttention(_Op):
             info.append(f"{name!r}: shifts must be 0 … 62")
         if not 0 <= g("score_frac") <= 7:
             info.append(f"{name!r}: score_frac must be 0 … 7")
+        if g("kv_heads") < 0 or (g("kv_heads") and g("heads") % g("kv_heads")):
+            info.append(f"{name!r}: kv_heads must be 0 or divide heads")
         return info
 
     def execute_node(self, context, graph):
         from hwsim.golden.common.attention_head import attention_head
         node = self.onnx_node
         q, k, v = (np.asarray(context[i]).astype(np.int64) for i in node.input)
-        if not q.shape == k.shape == v.shape or q.ndim < 2:
-            raise HwsimError(f"node {node.name!r}: q, k, v must be (…, T, D) of one shape, got "
-                             f"{q.shape}, {k.shape}, {v.shape}")
         p = self.params(q.shape)
         T, D, dh = q.shape[-2], q.shape[-1], p.head_dim
+        H, KV = D // dh, self.kv_count()
+        # k, v: the same tokens as q (a kv head split of one kv head may add a size-1 axis)
+        if q.ndim < 2 or H % KV or k.shape != v.shape or k.shape[-1] != KV * dh \
+                or k.size != q.size // H * KV:
+            raise HwsimError(f"node {node.name!r}: q must be (…, T, D) and k, v (…, T, "
+                             f"{KV}·{dh}) for {H} heads of {KV} kv heads, got {q.shape}, "
+                             f"{k.shape}, {v.shape}")
+        k, v = (a.reshape(*q.shape[:-1], KV * dh) for a in (k, v))
         g = self.get_nodeattr
-        qs, ks, vs = (a.reshape(-1, T, D) for a in (q, k, v))
+        qs = q.reshape(-1, T, D)
+        ks, vs = (a.reshape(-1, T, KV * dh) for a in (k, v))
         y = np.zeros(qs.shape, dtype=np.int64)
         for b in range(qs.shape[0]):
-            for h in range(D // dh):
+            for h in range(H):
                 cols = slice(h * dh, (h + 1) * dh)
-                o, amax = attention_head(qs[b, :, cols], ks[b, :, cols], vs[b, :, cols],
+                j = h // (H // KV)
+                kv = slice(j * dh, (j + 1) * dh)
+                o, amax = attention_head(qs[b, :, cols], ks[b, :, kv], vs[b, :, kv],
                                          g("score_mult"), g("score_shift"), p,
                                          causal=bool(g("causal")))
                 y[b, :, cols] = requantize(o.astype(np.int64) * amax[:, None], g("out_mult"),

@@ -131,7 +131,8 @@ def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
 def _check_fit(design, target: str) -> None:
     """Refuse a design the FPGA target cannot hold (its estimate), naming the resource."""
     from hwsim.estimate.design import estimate_design
-    nodes = [(n.name, n.kernel, n.params, n.vectors * n.calls_per_vector) for n in design.nodes]
+    nodes = [(n.name, n.kernel, n.params, n.vectors * n.calls_per_vector, n.actions)
+             for n in design.nodes]
     est = estimate_design(nodes, target)
     if est.get("fits") is False:
         r = est["limiting"]
@@ -353,7 +354,7 @@ def _estimate(design, arch, target: str, sched: dict) -> dict:
         from hwsim.estimate.design import estimate_design
     except ImportError:
         return {**out, "priced": False}
-    nodes = [(n.name, n.kernel, n.params, n.calls) for n in design.nodes]
+    nodes = [(n.name, n.kernel, n.params, n.calls, n.actions) for n in design.nodes]
     return {**out, **estimate_design(nodes, target, cycles=sched["cycles"]), "priced": True}
 
 

@@ -299,10 +299,10 @@ def _node_energy(kernel: str, pricing: Pricing, params, actions: dict, arch: Arc
 def _check_nodes(nodes) -> None:
     seen = set()
     for i, node in enumerate(nodes):
-        if not isinstance(node, (tuple, list)) or len(node) != 4:
-            raise HwsimError(f"design node {i}: expected (name, kernel, params, vectors), "
-                             f"not {node!r}")
-        name, kernel, params, vectors = node
+        if not isinstance(node, (tuple, list)) or len(node) not in (4, 5):
+            raise HwsimError(f"design node {i}: expected (name, kernel, params, vectors"
+                             f"[, actions]), not {node!r}")
+        name, kernel, params, vectors = node[:4]
         if name in seen:
             raise HwsimError(f"design node name {name!r} appears twice")
         seen.add(name)
@@ -321,9 +321,11 @@ def estimate_design(nodes, target: str, cycles: int | None = None,
 
     Parameters
     ----------
-    nodes : list of (name, kernel_name, params, vectors)
+    nodes : list of (name, kernel_name, params, vectors[, actions])
         One instance of registry kernel ``kernel_name`` per node, with its params dataclass
-        instance, processing ``vectors`` units (vectors, tokens…) per inference.
+        instance, processing ``vectors`` units (vectors, tokens…) per inference; ``actions``
+        (optional): the golden action counts per inference where they are not the kernel's
+        ``actions(params)`` × ``vectors`` (a causal attention's queries see fewer keys).
     target : str
         An estimator target (``hwsim.estimate.known_targets()``: ``vitallm`` ASIC, ``xczu28dr``…
         FPGA) or an architecture YAML path.
@@ -366,10 +368,11 @@ def estimate_design(nodes, target: str, cycles: int | None = None,
     base = action_energy(arch, tables)
     rows, dynamic_j = [], 0.0
     totals = {"luts": 0.0, "ffs": 0.0, "dsps": 0.0, "brams": 0.0, "logic": 0.0, "sram": 0.0}
-    for name, kernel_name, params, vectors in nodes:
+    for name, kernel_name, params, vectors, *given in nodes:
         kernel, pricing = get_kernel(kernel_name), _pricing(kernel_name)
         unit = int(kernel.cycles(params))
-        actions = _vocabulary(kernel_name, pricing, kernel.actions(params), vectors)
+        actions = _vocabulary(kernel_name, pricing, given[0], 1) if given and given[0] \
+            else _vocabulary(kernel_name, pricing, kernel.actions(params), vectors)
         e = _node_energy(kernel_name, pricing, params, actions, arch, tables, base)
         dynamic_j += e
         row = {"name": name, "kernel": kernel_name, "params": _summary(params),

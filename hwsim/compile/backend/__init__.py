@@ -82,6 +82,12 @@ class Node:
     #: cycles added to an input port's last beat before the node's ``tail`` counts (a port
     #: whose vector is followed by other ports' beats: ``a`` of a concatenation)
     skew: dict = field(default_factory=dict)
+    #: per output vector of a unit where ``tail`` / ``interval`` vary (causal attention:
+    #: query ``t`` sees ``t + 1`` keys); ``None``: the constant ``tail`` / ``interval``
+    tails: list[int] | None = None
+    intervals: list[int] | None = None
+    #: golden action counts per inference where not the kernel's ``actions`` × ``calls``
+    actions: dict | None = None
 
     @property
     def calls(self) -> int:
@@ -226,7 +232,8 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
       cycle, so a vector leaves it at least ``length`` cycles after the previous one;
     * a node's output vector ``j`` ends ``tail`` cycles after the last beat it needs arrived
       (vector ``j`` of each input, or ``depends[j]`` for a window unit) and at least
-      ``interval`` cycles after its vector ``j − 1``;
+      ``interval`` cycles after its vector ``j − 1`` (``tails[j]``, ``intervals[j]`` where
+      they vary per vector of a unit: causal attention);
     * the output takes one code per cycle.
 
     ``cycles`` is the last output code's cycle + 1, ``latency`` the first output vector's,
@@ -271,8 +278,10 @@ def schedule(design: Design, vectors: int | None = None) -> dict:
             needs = [u * n.in_per_unit + q for u in range(units) for q in n.depends]
         out: list[int] = []
         for i, q in enumerate(needs):
-            t = arrive[q] + n.tail
-            gap = n.unit_gap if n.depends and i % len(n.depends) == 0 else n.interval
+            u = i % len(n.depends) if n.depends else i
+            t = arrive[q] + (n.tails[u] if n.tails else n.tail)
+            gap = n.unit_gap if n.depends and i % len(n.depends) == 0 else \
+                (n.intervals[u] if n.intervals else n.interval)
             out.append(max(t, out[-1] + gap) if out else t)
         times[n.output[1]] = out
         interval = max(interval, n.interval)

@@ -21,6 +21,9 @@ from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scala
 
 #: nodes that only move data between the code tensors and the attention's matrix products
 _MOVES = ("Reshape", "Transpose", "Identity")
+#: on the k and v paths also the ``kv_repeat`` pattern (``Unsqueeze → Tile → Reshape``) of
+#: grouped-query attention (``repeat_interleave`` of the kv heads)
+_KV_MOVES = (*_MOVES, "Unsqueeze", "Tile")
 #: a mask value at or below this is "masked" (exports write −inf, −1e4 or the float minimum)
 _MASKED = -1e4
 
@@ -47,6 +50,7 @@ class _Attention:
     out_q: object      # the output's QuantizeLinear
     scores: str        # the Softmax input (calibration)
     L: int             # keys per row
+    kv_heads: int = 0  # grouped-query attention: the k / v heads (0: as many as q)
 
 
 class LowerAttention(Passes, Transformation):
@@ -61,7 +65,13 @@ class LowerAttention(Passes, Transformation):
 
     The head split and merge must only move data: the step runs them on an index array and
     requires head ``h`` to own features ``[h·d, (h+1)·d)`` of each token (the usual
-    ``reshape(T, H, d).transpose``); the mask must be none or causal. q, k, v codes are int8
+    ``reshape(T, H, d).transpose``); the mask must be none or causal (an additive 0 / −inf or
+    large negative matrix, or ``Where`` with a constant condition either way round: the
+    ``masked_fill(future, -inf)`` export). On the k and v paths the ``kv_repeat`` pattern
+    (``Unsqueeze → Tile → Reshape``, what ``repeat_interleave(rep, dim=1)`` on the kv heads
+    exports) may repeat ``KV`` heads of ``(…, T, KV·d)`` codes for ``H`` query heads: head
+    ``h`` must read kv head ``h // (H/KV)``, and the op reads the un-repeated codes with
+    ``kv_heads = KV``. q, k, v codes are int8
     with zero point 0. The scores' constant folds with ``s_q·s_k`` into ``score_mult ·
     2**-score_shift`` (16-bit ``M``) onto int8 score codes with ``score_frac`` fractional bits,
     the largest that holds the largest score of the calibration inputs (:meth:`calibrate`,
@@ -107,11 +117,11 @@ class LowerAttention(Passes, Transformation):
                     self._peaks[name] = max(self._peaks.get(name, 0.0), peak)
 
     # --------------------------------------------------------------------------------------
-    def _chain(self, model, tensor: str, node):
+    def _chain(self, model, tensor: str, node, kinds=_MOVES):
         """The data-movement nodes from a DequantizeLinear to ``tensor``: (dq, [nodes])."""
         moves = []
         prod = model.find_producer(tensor)
-        while prod is not None and prod.op_type in _MOVES:
+        while prod is not None and prod.op_type in kinds:
             moves.insert(0, prod)
             prod = model.find_producer(prod.input[0])
         if prod is None or prod.op_type != "DequantizeLinear":
@@ -125,19 +135,27 @@ class LowerAttention(Passes, Transformation):
             if n.op_type == "Transpose":
                 perm = {a.name: helper.get_attribute_value(a) for a in n.attribute}.get("perm")
                 index = np.transpose(index, list(perm) if perm is not None else None)
-            elif n.op_type == "Reshape":
+            elif n.op_type in ("Reshape", "Unsqueeze"):  # Unsqueeze: size-1 axes, a reshape
                 index = index.reshape(model.get_tensor_shape(n.output[0]))
+            elif n.op_type == "Tile":
+                reps = model.get_initializer(n.input[1])
+                if reps is None:
+                    raise HwsimError(f"cannot lower attention at {n.name!r}: the Tile "
+                                     "repeats are not constant")
+                index = np.tile(index, [int(r) for r in np.asarray(reps).ravel()])
             # Identity: nothing
         return index
 
     def _layout(self, model, dq, moves, node, what: str, T: int, D: int, heads: int,
-                transposed: bool) -> None:
+                transposed: bool, rep: int = 1) -> None:
         """Check that ``moves`` map codes (…, T, D) to heads (…, H, T, d) (``transposed``:
-        (…, H, d, T)) with head ``h`` on features ``[h·d, (h+1)·d)``."""
+        (…, H, d, T)) with head ``h`` on features ``[h·d, (h+1)·d)``; ``rep`` > 1: ``heads``
+        kv heads repeated ``rep`` times each (head ``h`` reads kv head ``h // rep``)."""
         shape = model.get_tensor_shape(dq.input[0])
         index = self._run_moves(model, moves, np.arange(math.prod(shape)).reshape(shape))
         d = D // heads
         want = np.arange(T * D).reshape(T, heads, d).transpose(1, 0, 2)   # (H, T, d)
+        want = np.repeat(want, rep, axis=0)
         if transposed:
             want = want.transpose(0, 2, 1)
         got = index.reshape(-1, *index.shape[-2:]) if index.ndim >= 2 else index
@@ -172,12 +190,15 @@ class LowerAttention(Passes, Transformation):
                 mask = np.asarray(c) > _MASKED
                 if np.any(np.asarray(c)[mask] != 0):
                     fail(f"{nxt.name!r} adds values other than 0 and a mask")
-            else:  # Where(cond, scores, fill)
-                cond, fill = (model.get_initializer(nxt.input[i]) for i in (0, 2))
-                if cond is None or fill is None or nxt.input[1] != tail \
+            else:  # Where(keep, scores, fill) or Where(masked, fill, scores) (masked_fill)
+                at = 1 if nxt.input[1] == tail else 2
+                cond, fill = (model.get_initializer(nxt.input[i]) for i in (0, 3 - at))
+                if cond is None or fill is None or nxt.input[at] != tail \
                         or np.any(np.asarray(fill) > _MASKED):
                     fail(f"{nxt.name!r} is not a constant mask")
                 mask = np.asarray(cond).astype(bool)
+                if at == 2:
+                    mask = ~mask
             nodes.append(nxt)
             tail = nxt.output[0]
         softmax, scores = nxt, tail
@@ -188,19 +209,27 @@ class LowerAttention(Passes, Transformation):
         nodes.append(softmax)
         p_q, mm2, out_moves, out_q = self._context(model, softmax, nodes, fail)
         q_dq, q_moves = self._chain(model, mm1.input[0], mm1)
-        k_dq, k_moves = self._chain(model, mm1.input[1], mm1)
-        v_dq, v_moves = self._chain(model, mm2.input[1], mm1)
+        k_dq, k_moves = self._chain(model, mm1.input[1], mm1, _KV_MOVES)
+        v_dq, v_moves = self._chain(model, mm2.input[1], mm1, _KV_MOVES)
         shape = model.get_tensor_shape(q_dq.input[0])
-        if any(model.get_tensor_shape(d.input[0]) != shape for d in (k_dq, v_dq)) \
-                or model.get_tensor_shape(out_q.output[0]) != shape or len(shape) < 2 \
-                or _tokens(shape) is None:
-            fail(f"q, k, v and the output must be one sequence (…, T, D), got {shape}")
+        kv_shape = model.get_tensor_shape(k_dq.input[0])
+        if model.get_tensor_shape(v_dq.input[0]) != kv_shape or len(shape) < 2 \
+                or _tokens(kv_shape) != _tokens(shape) \
+                or model.get_tensor_shape(out_q.output[0]) != shape or _tokens(shape) is None:
+            fail(f"q, k, v and the output must be one sequence (…, T, D), got {shape} and "
+                 f"{kv_shape}")
         T, D = _tokens(shape), shape[-1]
         heads_shape = model.get_tensor_shape(mm1.input[0])
         heads = D // heads_shape[-1]
-        for dq, moves, what, tr in ((q_dq, q_moves, "q", False), (k_dq, k_moves, "k", True),
-                                    (v_dq, v_moves, "v", False)):
-            self._layout(model, dq, moves, mm1, what, T, D, heads, tr)
+        d = D // heads
+        kv_heads = kv_shape[-1] // d
+        if kv_heads < 1 or kv_shape[-1] % d or heads % kv_heads:
+            fail(f"k, v features ({kv_shape[-1]}) are not kv heads of {d} that divide "
+                 f"{heads} heads")
+        rep = heads // kv_heads
+        self._layout(model, q_dq, q_moves, mm1, "q", T, D, heads, False)
+        for dq, moves, what, tr in ((k_dq, k_moves, "k", True), (v_dq, v_moves, "v", False)):
+            self._layout(model, dq, moves, mm1, what, T, kv_heads * d, kv_heads, tr, rep)
         # the merge: (H, T, d) → (T, H·d) with head h on features h·d …
         src = np.arange(T * D).reshape(T, heads, D // heads).transpose(1, 0, 2)
         merged = self._run_moves(model, out_moves,
@@ -218,7 +247,8 @@ class LowerAttention(Passes, Transformation):
             elif not m.all():
                 fail("the mask is neither empty nor causal")
         nodes += q_moves + k_moves + v_moves
-        return _Attention(nodes, q_dq, k_dq, v_dq, heads, scale, causal, p_q, out_q, scores, T)
+        return _Attention(nodes, q_dq, k_dq, v_dq, heads, scale, causal, p_q, out_q, scores, T,
+                          kv_heads if rep > 1 else 0)
 
     @staticmethod
     def _context(model, softmax, nodes: list, fail):
@@ -299,12 +329,26 @@ class LowerAttention(Passes, Transformation):
         sm_, ss_ = fold_scale(s_q, s_k, a.scale, 2.0 ** frac, bits=mult_bits)
         out_real = 2.0 ** -prob_frac * s_v / (127 * s_y)
         om, os_ = fold_scale(out_real, bits=mult_bits)
+        def codes(tensor):
+            """Back through code reshapes that keep the last axis (a head split of one kv
+            head hoisted onto the codes): the same streamed vectors."""
+            prod = model.find_producer(tensor)
+            while prod is not None and prod.op_type == "Reshape" and \
+                    model.get_tensor_shape(prod.input[0])[-1] == \
+                    model.get_tensor_shape(tensor)[-1]:
+                tensor = prod.input[0]
+                prod = model.find_producer(tensor)
+            return tensor
+
         new = helper.make_node(
-            "IntAttention", [a.q.input[0], a.k.input[0], a.v.input[0]], [a.out_q.output[0]],
+            "IntAttention", [a.q.input[0], codes(a.k.input[0]), codes(a.v.input[0])],
+            [a.out_q.output[0]],
             domain=dialect.DOMAIN, name=f"{node.name}/attention",
             kernel=dialect.IntAttention.KERNEL, heads=a.heads, score_mult=sm_,
             score_shift=ss_, score_frac=frac, prob_frac=prob_frac, out_mult=om, out_shift=os_,
             causal=int(a.causal), real_factors=[float(score_real), float(out_real)])
+        if a.kv_heads:
+            new.attribute.append(helper.make_attribute("kv_heads", a.kv_heads))
         if shape[-2] != T:  # sequence first, batch 1: (T, 1, D) is one window of T tokens
             new.op_type = "IntWindowAttention"
             new.attribute.append(helper.make_attribute("window", T))
