@@ -1,6 +1,9 @@
-"""The feed-forward half of a BitNet b1.58 decoder layer with static int8 quantizers, the part
-of the layer ``hwsim compile`` takes (see docs/compile.md, "BitNet b1.58").
+"""BitNet b1.58 decoder blocks with static int8 quantizers, the form ``hwsim compile`` builds
+(see docs/compile-models.md, "BitNet blocks"): :class:`BitNetFFNBlock` (the feed-forward half)
+and :class:`BitNetDecoderBlock` (a whole layer: causal grouped-query attention with RoPE, then
+the feed-forward half; :mod:`models.bitnet.static_layer` fills one from a trained model).
 
+The feed-forward half is
 ``x + w2(Q(SubLN(Q(Q(relu(w1·h))²) ⊙ Q(w3·h)))))`` with ``h = Q(RMSNorm(x))``: RMSNorm and
 SubLN (RMSNorm) with per-channel gains, ternary absmean ``w1``/``w3``/``w2`` without bias,
 ReLU² written ``Mul(r, r)``, the gating product and the residual add. Every activation a
@@ -20,7 +23,8 @@ from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFixedPoint
 from hwsim.errors import HwsimError
 from quant.brevitas_quantizers import TernaryAbsmeanWeight
 
-__all__ = ["BitNetDecoderBlock", "BitNetFFNBlock", "RMSNorm", "calibrated", "export", "rope_tables"]
+__all__ = ["BitNetDecoderBlock", "BitNetFFNBlock", "RMSNorm", "calibrated", "calibrated_layer",
+           "export", "export_layer", "rope_tables"]
 
 
 class RMSNorm(torch.nn.Module):
@@ -160,3 +164,27 @@ class BitNetDecoderBlock(torch.nn.Module):
 
     def _rope(self, z):
         return z * self.cos + _rotate_half(z) * self.sin
+
+
+def calibrated_layer(d: int = 128, ffn: int = 352, heads: int = 4, kv_heads: int = 2,
+                     tokens: int = 8, seed: int = 0) -> BitNetDecoderBlock:
+    """A seeded decoder block with gains in [0.5, 1.5], its activation scales set by 8
+    training-mode batches of ``tokens`` normal vectors (σ = 2), in eval mode."""
+    torch.manual_seed(seed)
+    model = BitNetDecoderBlock(d, ffn, heads, kv_heads, tokens)
+    with torch.no_grad():
+        for norm in (model.attn_norm, model.attn_sub, model.ffn_norm, model.ffn_sub):
+            norm.weight.uniform_(0.5, 1.5)
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(tokens, d) * 2)
+    return model.eval()
+
+
+def export_layer(path: Path, fmt: str, d: int = 128, ffn: int = 352, heads: int = 4,
+                 kv_heads: int = 2, tokens: int = 8, seed: int = 0) -> Path:
+    """The calibrated decoder block exported to ``path`` as ``fmt``, input ``(tokens, d)``."""
+    from quant.onnx import export_brevitas
+    return export_brevitas(calibrated_layer(d, ffn, heads, kv_heads, tokens, seed),
+                           torch.randn(tokens, d), Path(path), fmt)

@@ -4,9 +4,12 @@ The feed-forward half of a decoder layer (:mod:`hwsim.compile.bitnet_block`: RMS
 ``w1``/``w3``, ReLU² written ``Mul(r, r)``, the gate, SubLN, ternary ``w2``, the residual add)
 with static int8 quantizers compiles from QONNX and QCDQ: the norms lower to ``IntRmsNorm``
 (kernel ``rmsnorm``) within their bound, ReLU² to one ``LutAct``, and the RTL equals the
-golden graph on Icarus with cycles == the composed formula. The exported decoder layer of
-:mod:`models.bitnet.export` (dynamic per-token absmax quantizers, float tensors between them)
-is refused with one line naming its first dynamic quantizer."""
+golden graph on Icarus with cycles == the composed formula. A whole decoder layer with static
+quantizers (causal grouped-query attention with RoPE, SubLN, the feed-forward half) compiles
+the same way onto ternary MVUs, ``rope``, ``attention-head``, ``rmsnorm``, ``lut-act`` and
+``eltwise``. The exported decoder layer of :mod:`models.bitnet.export` (dynamic per-token
+absmax quantizers, float tensors between them) is refused with one line naming its first
+dynamic quantizer."""
 
 import json
 
@@ -76,9 +79,9 @@ def test_norms_and_relu2_lower_within_bound(blocks):
     assert min(add.fifo_depth.values()) >= T * D
 
 
-@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"),
-                                     pytest.param("qcdq", "icarus", marks=pytest.mark.slow),
-                                     pytest.param("qonnx", "verilator", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the whole layer's end-to-end test below runs this half too
+@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
+                                     ("qonnx", "verilator")])
 def test_ffn_block_compiles_end_to_end(blocks, tmp_path, capsys, fmt, sim):
     rc, s, err = _compile(capsys, blocks[fmt], "--target", "xczu28dr", "-o", tmp_path / "b",
                           "--sim", sim)
@@ -102,6 +105,38 @@ def test_ffn_block_compiles_end_to_end(blocks, tmp_path, capsys, fmt, sim):
     assert s["fits"] is True
 
 
+H, KV = 4, 2
+
+
+@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"),
+                                     pytest.param("qcdq", "icarus", marks=pytest.mark.slow),
+                                     pytest.param("qonnx", "verilator", marks=pytest.mark.slow)])
+def test_decoder_layer_compiles_end_to_end(tmp_path, capsys, fmt, sim):
+    path = bitnet_block.export_layer(tmp_path / f"layer_{fmt}.onnx", fmt, d=D, ffn=FFN,
+                                     heads=H, kv_heads=KV, tokens=T)
+    rc, s, err = _compile(capsys, path, "--target", "xczu28dr", "-o", tmp_path / "b",
+                          "--sim", sim)
+    if rc == 2 and "simulator" in err:
+        pytest.skip(err.strip())
+    assert rc == 0, err
+    assert s["unsupported"] == [] and s["rtl_equals_golden"] is True
+    assert s["cycles_match"] is True
+    kernels = [k["kernel"] for k in s["kernels"]]
+    assert kernels.count("rmsnorm") == 4 and kernels.count("rope") == 2
+    assert kernels.count("attention-head") == 1 and kernels.count("lut-act") == 1
+    assert kernels.count("eltwise") == 3  # two residual adds and the gate
+    mvus = [k for k in kernels if k.endswith("-mvu")]
+    assert len(mvus) == 7 and (fmt != "qonnx" or set(mvus) == {"ternary-mvu"})
+    lowered = onnx.load(tmp_path / "b" / "lower" / "lowered.onnx")
+    (att,) = [n for n in lowered.graph.node if n.op_type == "IntAttention"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in att.attribute}
+    assert attrs["causal"] == 1 and attrs["kv_heads"] == KV and attrs["heads"] == H
+    steps = s["lowering"]["steps"]
+    assert all(st["max_lsb"][t] <= st["bound_lsb"][t] for st in steps for t in st["bound_lsb"])
+    assert s["max_error_lsb_vs_onnxruntime"] <= sum(max(st["bound_lsb"].values(), default=0)
+                                                    for st in steps)
+
+
 @pytest.fixture(scope="module")
 def bitnet_layer(tmp_path_factory):
     from models.bitnet.config import BitNetConfig
@@ -118,8 +153,8 @@ def bitnet_layer(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt,message", [
     ("qonnx", "node '/layer/attn/wq/Quant': scale is not a constant"),
-    ("qcdq", "cannot lower MatMul node '/layer/attn/wq/MatMul': its activation input is not "
-             "quantized")])
+    ("qcdq", "cannot lower RotaryEmbedding node 'RotaryEmbedding_0': its input is not quantized "
+             "codes")])
 def test_exported_layer_refuses_at_its_dynamic_quantizer(bitnet_layer, tmp_path, capsys, fmt,
                                                          message):
     """The exported layer's first projection reads a per-token absmax quantizer (its scale is
