@@ -119,8 +119,14 @@ def _lower_and_plan(pre: dict, seed: int, max_lanes: int) -> dict:
         design = backend.plan(lowered, max_lanes=max_lanes)
         _check_fit(design, pre["target"])
         return {"lowered": lowered, "report": rep, "x": x, "design": design, "ref": ref}
-    lowered, rep = lower(g, verify_inputs=[{name: x}] if x is not None else None)
-    if x is None:
+    given = x is not None
+    if not given:  # the input quantizer appears after the first step: sample from its codes
+        from hwsim.compile.lower import QuantActivationsToCodes
+        first, _ = lower(g, steps=[QuantActivationsToCodes()])
+        x = _default_sample(first, pre["shape"], seed)
+    lowered, rep = lower(g, verify_inputs=[{name: x}])
+    if not given and not np.array_equal(_default_sample(lowered, pre["shape"], seed), x):
+        # a later step changed the input quantizer: sample from the lowered graph's
         x = _default_sample(lowered, pre["shape"], seed)
         lowered, rep = lower(g, verify_inputs=[{name: x}])
     design = backend.plan(lowered, max_lanes=max_lanes)
