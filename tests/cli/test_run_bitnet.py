@@ -39,6 +39,7 @@ def test_flow_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = (out / "report" / "report.md").read_text()
     for section in ("Model metric: float vs quantized", "Bit-exactness at each level",
+                    "Static int8 layer (hwsim compile) vs the QAT layer",
                     "Cycles: estimated vs simulated", "Estimate on vitallm",
                     "estimator vs published silicon", "Tools"):
         assert section in report, section
@@ -47,5 +48,9 @@ def test_flow_end_to_end(tmp_path):
     assert page.count("data:image/png;base64,") == 2
     sim = json.loads((out / "sim" / "step.json").read_text())["artifact"]
     assert all(x["cycles"] == x["formula_cycles"] for x in sim["runs"])
+    comp = json.loads((out / "compile" / "step.json").read_text())["artifact"]
+    assert comp["summary"]["rtl_equals_golden"] is True and comp["summary"]["cycles_match"]
+    assert comp["kernels"]["ternary-mvu"] == 7 and comp["kernels"]["attention-head"] == 1
+    assert comp["kernels"]["rope"] == 2 and comp["tokens"] == 2
     again = hwsim("run", "bitnet", "-o", out, "--steps", 2, "--windows", 1, "--rtl-tokens", 2)
-    assert again.stdout.count("done earlier (cached)") == 7
+    assert again.stdout.count("done earlier (cached)") == 8
