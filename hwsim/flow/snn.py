@@ -244,7 +244,7 @@ def _estimate(ctx: StepContext) -> dict:
     """The compile's estimate of the compiled design on the target, a whole inference's cycles
     from the matched cycle model; SynOps and the paper's SpiNNaker figures beside them."""
     from hwsim.bench.snn import PAPER
-    from models.snn.classifier import STEPS, integer_layers
+    from models.snn.classifier import integer_layers
     from models.snn.cost import network_counts
 
     o, a = ctx.options, ctx.artifacts
@@ -273,8 +273,7 @@ def _estimate(ctx: StepContext) -> dict:
                "samples_averaged": counts["samples"],
                "synaptic_ops_per_inference": counts["synaptic_ops"],
                "paper_spinnaker_power_mw": PAPER["spinnaker_power_w"] * 1e3,
-               "paper_spinnaker_latency_ms": PAPER["spinnaker_latency_s"] * 1e3,
-               "paper_time_steps": STEPS}
+               "paper_spinnaker_latency_ms": PAPER["spinnaker_latency_s"] * 1e3}
     # the shared report's contract: the simulated cycles against the estimator's
     calib = [{"kernel": "compiled", "what": f"3 lif-array nodes, {ex['sim_steps']} steps",
               "simulated": a["sim"]["cycles_measured"], "estimated": s["cycles"],
