@@ -46,7 +46,8 @@ def register(sub) -> None:
     t.add_argument("--cols", type=positive_int, default=256)
     t.add_argument("--vectors", type=positive_int, default=2)
     t.add_argument("--sim", action="append", choices=("icarus", "verilator"),
-                   help="simulators to run (default: both)")
+                   help="simulators to run (default: both; snn: the one `hwsim compile` "
+                        "runs, default icarus)")
     t.add_argument("--no-synth", action="store_true", help="skip synthesis")
     m = p.add_argument_group("snn, swiftchannel, airfm (small, fast defaults)")
     m.add_argument("--epochs", type=positive_int, default=None,
@@ -61,6 +62,10 @@ def register(sub) -> None:
     m.add_argument("--bits", type=int, default=None,
                    help="weight bits of the QAT model carried to hardware (snn 8 or 4, airfm "
                         "8 or 4; swiftchannel is int8)")
+    m.add_argument("--sim-steps", type=positive_int, default=None,
+                   help="snn: time steps of the real sample `hwsim compile` simulates (8; "
+                        "--tiny 2; the whole inference's cycles come from the same cycle "
+                        "model)")
     m.add_argument("--sweep", type=Path, default=None, metavar="DIR",
                    help="a finished `hwsim sweep MODEL` folder: the report embeds its metric-vs-"
                         "bits and Pareto plots")

@@ -42,8 +42,12 @@ def model_flow(model: str, args) -> Flow:
         return airfm_flow(args.out, **kw)
     from .snn import snn_flow
 
-    tiny = {"limit": 30, "epochs": 1, "sim_layers": (2,), "cost_samples": 2}
+    tiny = {"limit": 30, "epochs": 1, "sim_steps": 2, "cost_samples": 2}
     kw = {**(tiny if args.tiny else {}), **given}
+    if args.sim_steps is not None:
+        kw["sim_steps"] = args.sim_steps
+    if args.sim:
+        kw["sim"] = args.sim[-1]
     if args.train is not None:
         kw["limit"] = args.train
     if args.bits is not None:

@@ -1,8 +1,9 @@
 """`hwsim run snn|swiftchannel|airfm`: each model's flow on tiny sizes, resume, and bad input.
 
 The default suite runs airfm's whole flow on tiny sizes (`hwsim compile` of the whole token
-network, Icarus, no synthesis) and, for snn and swiftchannel, whose RTL emission and
-simulation take longer (snn ≈ 30 s; swiftchannel runs `hwsim compile` on its whole network),
+network, Icarus, no synthesis) and, for snn and swiftchannel, whose compiles take longer (snn
+≈ 2 min: `hwsim compile` of the full-size per-step graph, two steps of a sample on Icarus;
+swiftchannel runs `hwsim compile` on its whole network),
 the first three steps (train or load the QAT model → ONNX checked against torch → integer
 golden == QAT); each then runs again to see that nothing is redone. Their whole chain down to
 cocotb and the report is the slow test.
@@ -75,9 +76,21 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
             sim["cycles"] / est["pipeline"]["cycles"])
         assert est["metrics"]["dsps"] > 0 and est["metrics"]["energy_per_inference_uj"] > 0
         _swiftchannel_sim_fails_loudly(tmp_path, out)
-    elif model != "airfm":
-        assert sim["runs"] and all(r["bit_exact"] for r in sim["runs"])
-        assert all(r["cycles"] == r["formula_cycles"] for r in sim["runs"])
+    elif model == "snn":  # `hwsim compile` of the exported per-step graph on a real sample
+        assert sim["rtl_equals_golden"] is True and sim["cycles_match"] is True
+        assert sim["cycles_measured"] == sim["cycles"] and sim["sim_steps"] == 2
+        assert sim["counts_equal_torch"] is True and sim["input_events"] > 0
+        assert [x["layer"] for x in sim["layers"]][1:] == ["fc1", "fc2"]
+        rtl = json.loads((out / "rtl" / "step.json").read_text())["artifact"]
+        assert [k["kernel"] for k in rtl["kernels"]] == ["lif-array"] * 3
+        assert (out / "rtl" / rtl["verilog"]).is_file()
+        es = json.loads((out / "estimate" / "step.json").read_text())["artifact"]
+        m = es["metrics"]
+        assert m["simulated_cycles"] == sim["cycles"] < m["inference_cycles"]
+        assert m["inference_steps"] == 35 and m["area_mm2"] > 0 and m["energy_uj"] > 0
+        assert m["synaptic_ops_per_inference"] > 0
+        assert [c["equal"] for c in es["calibration"]] == [True]
+        _snn_sim_fails_loudly(tmp_path, out)
     if model == "airfm":  # the whole token network through `hwsim compile`
         g = json.loads((out / "golden" / "step.json").read_text())["artifact"]
         assert {r["profile"] for r in g["rows"]} == {"CDL-B", "CDL-D"}
@@ -97,6 +110,39 @@ def test_flow_end_to_end_tiny(tmp_path, model, capsys):
     capsys.readouterr()
     assert main(["run", model, "--tiny", "-o", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier (cached)") == 7
+
+
+def _snn_sim_fails_loudly(tmp_path, out):
+    """The sim step on the finished build, with one compiled spike or torch's counts changed:
+    it raises."""
+    import shutil
+
+    import numpy as np
+
+    from hwsim.errors import HwsimError
+    from hwsim.flow.core import StepContext
+    from hwsim.flow.snn import _sim
+
+    bad = tmp_path / "bad-snn"
+    shutil.copytree(out, bad)
+    arts = {s: json.loads((bad / s / "step.json").read_text())["artifact"]
+            for s in ("train", "export", "golden", "rtl")}
+    ctx = StepContext(bad, tmp_path / "staging", _flow("snn", bad).options, arts)
+    assert _sim(ctx)["all_bit_exact"] is True  # untouched: passes
+    sample = bad / "rtl" / "compile" / "lower" / "sample.npz"
+    z = dict(np.load(sample))
+    z["c1"][0] ^= 1  # one spike of the conv layer flipped
+    np.savez(sample, **z)
+    with pytest.raises(HwsimError, match=r"the spikes of conv .* differ from the integer SNN"):
+        _sim(ctx)
+    z["c1"][0] ^= 1
+    np.savez(sample, **z)
+    arts["export"]["sample_counts_torch"][0] += 1
+    with pytest.raises(HwsimError, match=r"output spike counts .* differ from torch's"):
+        _sim(ctx)
+    arts["rtl"]["summary"]["rtl_equals_golden"] = False
+    with pytest.raises(HwsimError, match="RTL == golden False"):
+        _sim(ctx)
 
 
 def _swiftchannel_sim_fails_loudly(tmp_path, out):
