@@ -118,9 +118,9 @@ def test_window_attention_lowers_to_one_op_per_block_equal_to_the_kernel(exports
         assert np.array_equal(ctx[att[0].output[0]][0, s], want)
 
 
-@pytest.mark.parametrize("fmt,sim", [pytest.param("qonnx", "icarus", marks=pytest.mark.slow),
-                                     ("qcdq", "icarus"),
-                                     pytest.param("qcdq", "verilator", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the AirFM flow's end-to-end test compiles the QONNX export in the default tier
+@pytest.mark.parametrize("fmt,sim", [("qonnx", "icarus"), ("qcdq", "icarus"),
+                                     ("qcdq", "verilator")])
 def test_airfm_compiles_to_rtl_equal_to_golden(exports, tmp_path, capsys, fmt, sim):
     rc = main(["compile", str(exports[fmt]), "--target", "xczu28dr", "-o", str(tmp_path / "b"),
                "--input", str(exports["x"]), "--sim", sim, "--json"])
@@ -136,6 +136,7 @@ def test_airfm_compiles_to_rtl_equal_to_golden(exports, tmp_path, capsys, fmt, s
     assert s["max_error_lsb_vs_onnxruntime"] <= bound
 
 
+@pytest.mark.slow
 def test_stacked_blocks_lower_within_their_bounds_on_any_input(tmp_path):
     """Two blocks: each norm, layer and add reads codes that an earlier node of the same kind
     moves by its rounding; such a node is measured in a pass of its own, so the bounds hold
