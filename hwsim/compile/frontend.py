@@ -30,6 +30,10 @@ transformation            decomposed form (any operand order)                   
 :class:`MarkLif`          ``Floor`` leak, ``Clip``, ``Greater`` spike, reset     annotation
 ========================  =====================================================  ======================
 
+Before these, :class:`~hwsim.compile.attention_op.DecomposeAttention` writes an opset-23
+``Attention`` node out as the softmax-attention nodes :class:`MarkAttention` and
+:class:`MarkKvRepeat` then annotate (recorded as ``attention_op``).
+
 Every recognised pattern is recorded in the model's metadata property :data:`PATTERNS_KEY`, a
 JSON list of ``{"pattern": name, "nodes": [node names]}`` (for a fusion, ``nodes`` is the one
 fused node and ``"from"`` lists the nodes it replaced). ONNX has no ReLU², dynamic-quantizer or
@@ -254,6 +258,37 @@ def _per_channel_weights_broadcast(model):
     return model
 
 
+def _explicit_zero_points(model):
+    """``QuantizeLinear`` / ``DequantizeLinear`` without a zero point (ONNX's default: 0, of
+    type uint8 for ``QuantizeLinear``, of the codes' type for ``DequantizeLinear``) get it as an
+    explicit constant: qonnx's ``QCDQToQuant`` reads three inputs."""
+    from onnx import TensorProto
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") \
+                or (len(node.input) > 2 and node.input[2]):
+            continue
+        codes = model.get_initializer(node.input[0])
+        if node.op_type == "QuantizeLinear":
+            dtype = np.uint8
+        elif codes is not None:
+            dtype = codes.dtype
+        else:
+            dtype = helper.tensor_dtype_to_np_dtype(_elem_type(model, node.input[0])
+                                                    or TensorProto.UINT8)
+        name = f"{node.name or node.output[0]}_zero_point"
+        model.set_initializer(name, np.zeros((), dtype))
+        del node.input[2:]
+        node.input.append(name)
+    return model
+
+
+def _elem_type(model, name: str) -> int | None:
+    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        if vi.name == name:
+            return vi.type.tensor_type.elem_type
+    return None
+
+
 def _raise_opset(model):
     """``model`` with its default-domain opset raised to :data:`OPSET` (default domain listed
     first, as qonnx's constant folding reads ``opset_import[0]``; the QONNX domain imported
@@ -302,7 +337,7 @@ def load(path_or_model: PathOrModel, *, fuse: bool = True):
     proto = onnx.ModelProto()
     proto.CopyFrom(check(path_or_model))  # the caller's model stays as it was
     _check_outputs_computed(proto.graph)
-    model = _per_channel_weights_broadcast(_cleanup(ModelWrapper(proto)))
+    model = _per_channel_weights_broadcast(_explicit_zero_points(_cleanup(ModelWrapper(proto))))
     model = quiet(model.transform, QCDQToQuant())
     model = _cleanup(_raise_opset(model))
     return recognise(model) if fuse else model

@@ -584,3 +584,7 @@ def recognise(model):
 from hwsim.compile.int_onnx import MarkIntegerOnnx  # noqa: E402
 
 PATTERNS = (*PATTERNS, MarkIntegerOnnx)
+# the opset-23 Attention op written out first, so the attention patterns below see it
+from hwsim.compile.attention_op import DecomposeAttention  # noqa: E402
+
+PATTERNS = (DecomposeAttention, *PATTERNS)

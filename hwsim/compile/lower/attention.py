@@ -46,7 +46,7 @@ class _Attention:
     heads: int
     scale: float       # the constant factor of the scores
     causal: bool
-    p_q: object        # the probabilities' QuantizeLinear
+    p_q: object        # the probabilities' QuantizeLinear (None: float probabilities)
     out_q: object      # the output's QuantizeLinear
     scores: str        # the Softmax input (calibration)
     L: int             # keys per row
@@ -256,12 +256,17 @@ class LowerAttention(Passes, Transformation):
         QuantizeLinear``: ``(p_q, mm2, moves, out_q)``, the nodes after the softmax appended to
         ``nodes``."""
         p_q = _single_consumer(model, softmax.output[0], ("QuantizeLinear",))
-        p_dq = None if p_q is None else \
-            _single_consumer(model, p_q.output[0], ("DequantizeLinear",))
-        mm2 = None if p_dq is None else _single_consumer(model, p_dq.output[0], ("MatMul",))
-        if mm2 is None or mm2.input[0] != p_dq.output[0]:
-            fail("the probabilities are not quantized and multiplied by v")
-        nodes += [p_q, p_dq, mm2]
+        if p_q is None:  # float probabilities: the kernel's own uint8 codes stand for them
+            mm2 = _single_consumer(model, softmax.output[0], ("MatMul",))
+            if mm2 is None or mm2.input[0] != softmax.output[0]:
+                fail("the probabilities are not multiplied by v")
+            nodes.append(mm2)
+        else:
+            p_dq = _single_consumer(model, p_q.output[0], ("DequantizeLinear",))
+            mm2 = None if p_dq is None else _single_consumer(model, p_dq.output[0], ("MatMul",))
+            if mm2 is None or mm2.input[0] != p_dq.output[0]:
+                fail("the probabilities are not quantized and multiplied by v")
+            nodes += [p_q, p_dq, mm2]
         tail, moves = mm2.output[0], []
         while (nxt := _single_consumer(model, tail, _MOVES)) is not None:
             moves.append(nxt)
@@ -307,7 +312,10 @@ class LowerAttention(Passes, Transformation):
         if _single_consumer(model, a.out_q.output[0], ("Clip",)) is not None:
             raise HwsimError(f"cannot lower attention at {node.name!r}: a narrow output "
                              "quantizer is not lowered")
-        s_p, z_p, p_signed = quant(a.p_q, "probability", signed=False)
+        # float probabilities (no quantizer in the file): no rounding or clipping of the
+        # file's to account for; the kernel's uint8 codes of 1/256 are in the softmax bound
+        s_p, z_p, p_signed = (quant(a.p_q, "probability", signed=False) if a.p_q is not None
+                              else (0.0, 0, False))
         shape = model.get_tensor_shape(a.q.input[0])
         T, D = a.L, shape[-1]   # the keys per row: the sequence (a window: w)
         dh, L = D // a.heads, a.L
@@ -321,7 +329,7 @@ class LowerAttention(Passes, Transformation):
             frac = 7
             while frac > 0 and peak * 2 ** frac + 1 > 127:
                 frac -= 1
-        f_log = -math.log2(s_p)
+        f_log = -math.log2(s_p) if s_p > 0 else 8.0
         prob_frac = round(f_log) if abs(f_log - round(f_log)) < 1e-9 \
             and 1 <= round(f_log) <= 8 else 8
         mult_bits = dialect.IntAttention.MULT_BITS
@@ -361,7 +369,7 @@ class LowerAttention(Passes, Transformation):
         eta = 2.0 ** -(frac + 1) + acc_peak * abs(sm_ * 2.0 ** -ss_ - score_real) * 2.0 ** -frac \
             + (dh + 3) * _U32 * acc_peak * s_q * s_k * a.scale
         qmax = 127 if p_signed else 255
-        c_p = max(0.0, 1.0 - (qmax - z_p) * s_p)
+        c_p = max(0.0, 1.0 - (qmax - z_p) * s_p) if a.p_q is not None else 0.0
         g = s_v / s_y
         amax_max = 128 * 2 ** prob_frac * (1 + L * beta)
         eps = 128 * g * (L * beta + math.expm1(2 * eta) + L * (s_p / 2 + c_p))
