@@ -133,6 +133,25 @@ def _reach(model: ModelWrapper, tensor: str) -> set[str]:
     return seen
 
 
+def run_moves(model: ModelWrapper, moves, index: np.ndarray) -> np.ndarray:
+    """``index`` (an array of element numbers) moved by the data-movement nodes ``moves``
+    (``Transpose``, ``Reshape``, ``Unsqueeze``, constant ``Tile``, ``Identity``) in order: where
+    each element of their result comes from."""
+    for n in moves:
+        if n.op_type == "Transpose":
+            perm = {a.name: helper.get_attribute_value(a) for a in n.attribute}.get("perm")
+            index = np.transpose(index, list(perm) if perm is not None else None)
+        elif n.op_type in ("Reshape", "Unsqueeze"):  # Unsqueeze: size-1 axes, a reshape
+            index = index.reshape(model.get_tensor_shape(n.output[0]))
+        elif n.op_type == "Tile":
+            reps = model.get_initializer(n.input[1])
+            if reps is None:
+                raise HwsimError(f"node {n.name!r}: the Tile repeats are not constant")
+            index = np.tile(index, [int(r) for r in np.asarray(reps).ravel()])
+        # Identity: nothing
+    return index
+
+
 class Passes:
     """For an approximate step whose bound follows only some input deviations: a node whose
     input codes are computed from a node lowered in the same pass, along a path the bound does

@@ -17,7 +17,16 @@ from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.common.eltwise import real_factors as eltwise_real_factors
 from hwsim.golden.common.int8_matmul import fold_scale
 
-from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
+from ._graph import (
+    _U32,
+    Passes,
+    _refresh,
+    _remove_dead_nodes,
+    _replace,
+    _scalar,
+    _single_consumer,
+    run_moves,
+)
 
 #: nodes that only move data between the code tensors and the attention's matrix products
 _MOVES = ("Reshape", "Transpose", "Identity")
@@ -131,20 +140,7 @@ class LowerAttention(Passes, Transformation):
 
     @staticmethod
     def _run_moves(model, moves, index: np.ndarray) -> np.ndarray:
-        for n in moves:
-            if n.op_type == "Transpose":
-                perm = {a.name: helper.get_attribute_value(a) for a in n.attribute}.get("perm")
-                index = np.transpose(index, list(perm) if perm is not None else None)
-            elif n.op_type in ("Reshape", "Unsqueeze"):  # Unsqueeze: size-1 axes, a reshape
-                index = index.reshape(model.get_tensor_shape(n.output[0]))
-            elif n.op_type == "Tile":
-                reps = model.get_initializer(n.input[1])
-                if reps is None:
-                    raise HwsimError(f"cannot lower attention at {n.name!r}: the Tile "
-                                     "repeats are not constant")
-                index = np.tile(index, [int(r) for r in np.asarray(reps).ravel()])
-            # Identity: nothing
-        return index
+        return run_moves(model, moves, index)
 
     def _layout(self, model, dq, moves, node, what: str, T: int, D: int, heads: int,
                 transposed: bool, rep: int = 1) -> None:

@@ -14,7 +14,16 @@ from hwsim.compile import dialect
 from hwsim.errors import HwsimError
 from quant.qtype import quantize_multiplier
 
-from ._graph import _U32, Passes, _refresh, _remove_dead_nodes, _replace, _scalar, _single_consumer
+from ._graph import (
+    _U32,
+    Passes,
+    _refresh,
+    _remove_dead_nodes,
+    _replace,
+    _scalar,
+    _single_consumer,
+    run_moves,
+)
 from .pointwise import _elem_type
 
 __all__ = ["ROPE_FRAC", "LowerRotary", "SinkRotaryMoves"]
@@ -112,13 +121,7 @@ class LowerRotary(Passes, Transformation):
             fail(f"the codes must be one sequence (…, T, F), got shape {shape}")
         T, F = shape[-2:]
         # the rotated tensor as (groups, T, hd): 4-D (B, H, T, hd); 3-D (B, T, n·hd)
-        index = np.arange(T * F).reshape(shape)
-        for n in moves:
-            if n.op_type == "Transpose":
-                perm = _attrs(n).get("perm")
-                index = np.transpose(index, list(perm) if perm is not None else None)
-            elif n.op_type == "Reshape":
-                index = index.reshape(model.get_tensor_shape(n.output[0]))
+        index = run_moves(model, moves, np.arange(T * F).reshape(shape))
         if len(rshape) == 4:
             hd = rshape[3]
             index = index.reshape(-1, rshape[2], hd)
@@ -235,14 +238,9 @@ def _drop_identity_moves(model, tensor: str) -> None:
     tail, end = tensor, None
     outputs = {o.name for o in model.graph.output}
     while (n := _single_consumer(model, tail, _MOVES)) is not None:
-        if n.op_type == "Transpose":
-            perm = _attrs(n).get("perm")
-            index = np.transpose(index, list(perm) if perm is not None else None)
-        elif n.op_type == "Reshape":
-            out_shape = model.get_tensor_shape(n.output[0])
-            if not out_shape:
-                return
-            index = index.reshape(out_shape)
+        if n.op_type == "Reshape" and not model.get_tensor_shape(n.output[0]):
+            return
+        index = run_moves(model, [n], index)
         tail = n.output[0]
         if list(index.shape) == list(shape) and np.array_equal(index.ravel(),
                                                                np.arange(index.size)):
