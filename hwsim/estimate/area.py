@@ -61,9 +61,9 @@ def asic_area(arch: Arch, tables: Tables, max_cols: int) -> dict[str, float]:
     # one absmax barrier (hwsim.golden.vitallm.absmax_barrier): a×r multiplier, divider and compare
     # adders, the absmax/reciprocal/output registers; its token buffer is activation SRAM
     bar = _ab.AbsmaxBarrierParams(length=1, in_width=p.acc_width)
-    nonlinear += (_multiplier(tables, bar.in_width, bar.recip_bits)
-                  + 2 * _adder(tables, bar.recip_bits)
-                  + dff * (2 * bar.in_width + bar.recip_bits + bar.out.width))
+    nonlinear += (_multiplier(tables, bar.in_width, bar.r_bits)
+                  + 2 * _adder(tables, bar.r_bits)
+                  + dff * (2 * bar.in_width + bar.r_bits + bar.out.width))
     f = tables.area_factor(arch["technology.node"])
     cells = (tint + booth + nonlinear) * f
     logic = cells / arch["area.placement_utilization"]

@@ -116,17 +116,19 @@ def _tile_memories(p: TernaryMvuParams, weight_depth: int | None = None):
 
 
 def barrier_dsps(p: AbsmaxBarrierParams) -> int:
-    """DSP48E2 slices of the barrier's ``a × r`` multiplier (``mul_style="dsp"``): the signed
-    27 × 18 multiplier holds 26 × 17 unsigned bits, so ``ceil((recip_bits+1)/26) ·
-    ceil(in_width/17)`` tiles. Matches yosys for in_width 16…32; at 40 bits yosys used 9, not 6."""
+    """DSP48E2 slices of the barrier's ``a × r`` multipliers (``mul_style="dsp"``), one per
+    lane: the signed 27 × 18 multiplier takes the signed accumulator whole up to 27 bits (then
+    26-bit tiles) and the unsigned ``r`` of ``r_bits`` ≤ 17 bits whole, so ``lanes ·
+    ceil((in_width−1)/26) · ceil(r_bits/17)`` (yosys: 1 at in_width 16 and 24, 2 at 32 and 40);
+    ×127 is a shift and a subtract in LUTs."""
     if p.mul_style != "dsp":
         return 0
-    return math.ceil((p.recip_bits + 1) / 26) * math.ceil(p.in_width / 17)
+    return p.lanes * math.ceil((p.in_width - 1) / 26) * math.ceil(p.r_bits / 17)
 
 
 def _barrier_features(p: AbsmaxBarrierParams) -> list[float]:
     # fixed, per accumulator bit, and the bits of the adders that join the DSP tiles' products
-    return [1.0, p.in_width, (p.in_width + p.recip_bits) * max(barrier_dsps(p) - 1, 0)]
+    return [1.0, p.in_width, (p.in_width + p.r_bits) * max(barrier_dsps(p) - 1, 0)]
 
 
 def barrier_resources(p: AbsmaxBarrierParams, tables: Tables) -> dict[str, float]:
@@ -234,6 +236,8 @@ def fit_barrier_coefficients(points: list[tuple[AbsmaxBarrierParams, dict]]) -> 
         ffs.append(res["ffs"])
     a = np.array(a)
     cl = np.linalg.lstsq(a, np.array(luts, dtype=float), rcond=None)[0]
+    if cl[2] < 0:   # the tiles' join adders cannot cost negative LUTs: refit without them
+        cl = [*np.linalg.lstsq(a[:, :2], np.array(luts, dtype=float), rcond=None)[0], 0.0]
     cf = np.linalg.lstsq(a[:, :2], np.array(ffs, dtype=float), rcond=None)[0]
     return {"barrier_lut_fixed": float(cl[0]), "barrier_lut_per_bit": float(cl[1]),
             "barrier_lut_per_join_bit": float(cl[2]), "barrier_ff_fixed": float(cf[0]),

@@ -17,19 +17,22 @@ def manifest(p: spec.AbsmaxBarrierParams) -> dict:
         "kernel": "absmax-barrier",
         "params": {f.name: str(getattr(p, f.name)) if f.name == "out" else getattr(p, f.name)
                    for f in dataclasses.fields(p)},
-        "frac_bits": p.F, "recip_bits": p.recip_bits,
+        "recip_bits": p.recip_bits,
         "numeric": {
-            "function": "hwsim.golden.vitallm.absmax_barrier.absmax_barrier: m = max_i |a_i|, "
-                        "r = floor(127 * 2**F / m) (r = 0 when m = 0), "
-                        "q_i = sat(round(a_i * r * 2**-F))",
-            "F": p.F, "recip_bits": p.recip_bits,
+            "function": "hwsim.golden.vitallm.absmax_barrier.absmax_barrier (= hwsim.golden."
+                        "common.attention_head.absmax_requant, the layer's act_quant): "
+                        "m = max_i |a_i|, (r, k) = reciprocal(m, recip_bits) with "
+                        "k = bitlen(m) - 1 + recip_bits, r = floor(2**k / m) (r = 0 when m = 0), "
+                        "q_i = sat(round(a_i * r * 127 * 2**-k))",
+            "recip_bits": p.recip_bits,
             "rounding": p.out.rounding.value, "overflow": p.out.overflow.value,
             "out": p.out.to_dict(),
             "scale": "the token's real scale is s_in * m / 127; m (y.absmax) is on every beat",
-            "bound": "|q_i - round(a_i * 127 / m)| <= 1; the element with |a_i| = m is exactly "
-                     "+-127 (nearest rounding modes); codes stay in [-127, 127]",
-            "a_beat": "one accumulator per beat, length beats per token",
-            "y_beat": "one code per beat, in input order, with the token's m",
+            "bound": "|q_i - round(a_i * 127 / m)| <= 1 (off only within 254 * 2**-recip_bits "
+                     "LSB of a rounding tie); the element with |a_i| = m is exactly +-127 "
+                     "(nearest rounding modes); codes stay in [-127, 127]",
+            "a_beat": "lanes accumulators per beat (lane 0 lowest), length / lanes beats per token",
+            "y_beat": "lanes codes per beat, in input order, with the token's m",
         },
         "latency": latency(spec.latency_cycles, p),
         "interval": interval(spec.interval_cycles, p),
@@ -67,6 +70,7 @@ KERNEL = Kernel(
     cli_params=(
         CliParam("length", int, 256, "accumulators per token"),
         CliParam("in_width", int, 24, "signed width of the incoming accumulators"),
+        CliParam("lanes", int, 1, "accumulators per beat (divides length)"),
         CliParam("mul_style", str, "dsp", "multiplier: dsp (a*r) or shift_add (LUTs)"),
     ),
     component_path="rtl.vitallm.absmax_barrier:AbsmaxBarrier",
@@ -78,5 +82,5 @@ KERNEL = Kernel(
     manifest=manifest,
     cases=cases,
     test_params=(dict(length=6, in_width=14, mul_style="shift_add"),
-                 dict(length=6, in_width=14, mul_style="dsp")),
+                 dict(length=6, in_width=14, lanes=3, mul_style="dsp")),
 )

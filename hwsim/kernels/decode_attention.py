@@ -103,6 +103,7 @@ KERNEL = Kernel(
         CliParam("lanes", int, 8, "multipliers of the attention engine"),
         CliParam("exp_lanes", int, 2, "exponential units"),
         CliParam("score_frac", int, 4, "fractional bits of the int8 scores"),
+        CliParam("multiplier", str, "booth", "attention multipliers: booth (BoothFlex) or dsp"),
     ),
     component_path="rtl.vitallm.decode_attention:DecodeAttention",
     testbench="hwsim.sim.tb_decode_attention",

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
+from hwsim.golden.vitallm import absmax_barrier as ab
 from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import norm_quant as spec
 from quant.qtype import INT8, Rounding
-from rtl.common import max_tree, round_shift, saturate
-from rtl.common.recip import Reciprocal
+from rtl.common import round_shift
+from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 from rtl.vitallm.rmsnorm_int import RmsNorm
 
 __all__ = ["NormQuant", "input_layout"]
@@ -40,9 +40,10 @@ class NormQuant(wiring.Component):
     The ε code is combinational from the ``e`` port and the vector's ``shift``: ``E`` rounded
     half up by ``2·shift`` bits, capped at ``EPS_CAP``; the :class:`rtl.vitallm.rmsnorm_int.RmsNorm`
     inside samples it with the vector's last input beat. The RMSNorm's ``C = n/lanes`` output
-    beats are stored as they come while ``max |y|`` is tracked; then the reciprocal of the
-    amax (:class:`rtl.common.recip.Reciprocal`, ``ACT_RECIP_BITS``) and ``C`` output beats of
-    ``sat8(round_half_even(y · r · 127 / 2**k))`` with the vector's amax.
+    beats go into the absmax requantizer, :class:`rtl.vitallm.absmax_barrier.AbsmaxBarrier`
+    (``lanes`` wide, ``ACT_RECIP_BITS``): stored while ``max |y|`` is tracked, the reciprocal
+    of the amax, then ``C`` output beats of ``sat8(round_half_even(y · r · 127 / 2**k))`` with
+    the vector's amax.
 
     Latency and throughput: :func:`hwsim.golden.vitallm.norm_quant.latency_cycles` from the first
     input beat to the last output beat (no idle input, no back-pressure); a vector sent back
@@ -89,7 +90,7 @@ class NormQuant(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        C, LN, OW, RB = p.chunks, p.lanes, p.norm().out.width, lc.ACT_RECIP_BITS
+        LN, OW = p.lanes, p.norm().out.width
         m.submodules.norm = norm = RmsNorm(p.norm())
 
         # ---- RMSNorm input and its ε code ---------------------------------------------------
@@ -107,70 +108,16 @@ class NormQuant(wiring.Component):
                 norm.eps.eq(Mux(code > lc.EPS_CAP, lc.EPS_CAP, code)),
             ]
 
-        # ---- store the norm's output beats, track max |y| -----------------------------------
-        buf = Memory(shape=unsigned(LN * OW), depth=C, init=[])
-        m.submodules.buf = buf
-        wr, rd = buf.write_port(), buf.read_port()
-        m.submodules.recip = recip = Reciprocal(OW, RB)
-        mags = []
-        for l, yl in enumerate(norm.y.payload):
-            mag = Signal(unsigned(OW), name=f"mag{l}")
-            m.d.comb += mag.eq(Mux(yl < 0, -yl, yl))
-            mags.append(mag)
-        beat_max = Signal(unsigned(OW))
-        m.d.comb += beat_max.eq(max_tree(mags))
-
-        cg = Signal(range(C))
-        amax = Signal(unsigned(OW))
-        started = Signal()
-        r = Signal(RB + 1)
-        k = Signal.like(recip.k)
-        og = Signal(range(C))
-        out_issue = Signal()
-        o1_valid, o1_last, y_last = Signal(), Signal(), Signal()
-        m.d.comb += [wr.addr.eq(cg), wr.data.eq(norm.y.payload.as_value())]
-
-        with m.FSM():
-            with m.State("COLLECT"):
-                m.d.comb += norm.y.ready.eq(1)
-                with m.If(norm.y.valid):
-                    m.d.comb += wr.en.eq(1)
-                    m.d.sync += [amax.eq(Mux((cg == 0) | (beat_max > amax), beat_max, amax)),
-                                 cg.eq(Mux(cg == C - 1, 0, cg + 1))]
-                    with m.If(cg == C - 1):
-                        m.d.sync += started.eq(0)
-                        m.next = "RECIP"
-            with m.State("RECIP"):
-                m.d.comb += [recip.value.eq(amax), recip.start.eq(~started)]
-                m.d.sync += started.eq(1)
-                with m.If(started & recip.done):
-                    m.d.sync += [r.eq(recip.r), k.eq(recip.k), og.eq(0), out_issue.eq(1)]
-                    m.next = "OUT"
-            with m.State("OUT"), m.If(self.y.valid & self.y.ready & y_last):
-                m.next = "COLLECT"
-
-        # ---- output pipeline: read, scale (stalls on back-pressure) --------------------------
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.y.valid | self.y.ready), rd.addr.eq(og), rd.en.eq(advance)]
-        qmax = INT8.max_code
-        codes = []
-        for l in range(LN):
-            yl = rd.data[OW * l:OW * (l + 1)].as_signed()
-            prod = Signal(signed(OW + RB + 2 + qmax.bit_length()), name=f"a_prod{l}")
-            m.d.comb += prod.eq(yl * r * qmax)
-            rounded = Signal(signed(len(prod) + 1), name=f"a_round{l}")
-            m.d.comb += rounded.eq(round_shift(prod, k, INT8.rounding))
-            a = Signal(signed(INT8.width), name=f"a_code{l}")
-            m.d.comb += a.eq(saturate(rounded, INT8))
-            codes.append(a)
-        with m.If(advance):
-            m.d.sync += [o1_valid.eq(out_issue), o1_last.eq(out_issue & (og == C - 1)),
-                         self.y.valid.eq(o1_valid), y_last.eq(o1_last)]
-            with m.If(out_issue):
-                m.d.sync += og.eq(Mux(og == C - 1, 0, og + 1))
-                with m.If(og == C - 1):
-                    m.d.sync += out_issue.eq(0)
-            with m.If(o1_valid):
-                m.d.sync += [self.y.payload.a.as_value().eq(Cat(*codes)),
-                             self.y.payload.amax.eq(amax)]
+        # ---- the absmax requantizer: store the norm's beats, reciprocal of the amax, scale ----
+        m.submodules.quant = quant = AbsmaxBarrier(ab.AbsmaxBarrierParams(
+            length=p.n, in_width=OW, lanes=LN, recip_bits=lc.ACT_RECIP_BITS, out=INT8))
+        q_bits = quant.y.payload.q
+        m.d.comb += [
+            quant.a.valid.eq(norm.y.valid), norm.y.ready.eq(quant.a.ready),
+            (quant.a.payload.as_value() if LN > 1 else quant.a.payload).eq(
+                norm.y.payload.as_value()),
+            self.y.valid.eq(quant.y.valid), quant.y.ready.eq(self.y.ready),
+            self.y.payload.a.as_value().eq(q_bits.as_value() if LN > 1 else q_bits),
+            self.y.payload.amax.eq(quant.y.payload.absmax),
+        ]
         return m

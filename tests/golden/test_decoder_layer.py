@@ -238,6 +238,11 @@ def test_counts_compose_the_kernel_formulas():
     da = p.decode_attention()
     assert (da.tokens, da.keep, da.heads, da.kv_heads) == (128, 16, p.heads, p.kv_heads)
     assert att["pipelined"] == gda.decode_attention_cycles(da)
+    # QKᵀ and A·V run on VitaLLM's Booth core; the multiplier style changes no cycle
+    assert da.multiplier == da.attention().multiplier == "booth"
+    dsp = dataclasses.replace(da, multiplier="dsp")
+    assert gda.decode_attention_cycles(dsp) == att["pipelined"]
+    assert ah.query_cycles(dsp.attention(), 16) == ah.query_cycles(da.attention(), 16)
     assert att["select"] == lt.latency_cycles(lt.LoTopKParams(tokens=128, head_dim=p.head_dim,
                                                               keep=16))
     assert att["exact"] == 1 + 16 * da.attention().chunks + ah.query_cycles(da.attention(), 16)

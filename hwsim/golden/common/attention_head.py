@@ -181,11 +181,23 @@ def absmax_requant(acc, out: QType = INT8, recip_bits: int = 16):
     ``amax = max |acc|`` per row (last axis); ``codes = out.fit(round_shift(acc · r ·
     out.max_code, k, out.rounding))`` with ``(r, k) = reciprocal(amax, recip_bits)``; a zero row
     gives zero codes.
+
+    This is hwsim's one absmax requantizer: the attention head's output, the BitNet layer's
+    activation quantizer (:func:`hwsim.golden.vitallm.layer_codes.act_quant`, the ``norm-quant``
+    kernel) and VitaLLM's re-quantization barrier (the ``absmax-barrier`` kernel) all call it;
+    why this rule: :mod:`hwsim.golden.vitallm.absmax_barrier`. Rows whose products could pass
+    2**62 are computed exactly in Python integers.
     """
     acc = np.asarray(acc, dtype=np.int64)
     amax = np.max(np.abs(acc), axis=-1, keepdims=True)
     r, k = sm.reciprocal(amax, recip_bits)
-    codes = out.fit(round_shift(acc * r * out.max_code, k, out.rounding))
+    M = r * out.max_code
+    if acc.size == 0 or int(amax.max()) * int(M.max()) < 2**62:
+        codes = out.fit(round_shift(acc * M, k, out.rounding))
+    else:
+        codes = np.empty_like(acc)
+        for i in np.ndindex(acc.shape[:-1]):
+            codes[i] = requantize(acc[i], int(M[i][0]), int(k[i][0]), out)
     return codes, amax[..., 0]
 
 

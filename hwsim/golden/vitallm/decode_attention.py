@@ -40,7 +40,11 @@ class DecodeAttentionParams:
     ``heads`` query heads share ``kv_heads`` KV heads (GQA); each query head keeps ``keep``
     (K) of the ``tokens`` (M) cached tokens by the LO surrogate + top-K, then exact int8
     attention on them (``keep = tokens``: dense). ``lanes``: multipliers of the attention
-    engine; ``score_frac``: fractional bits of the int8 scores (the softmax's input format).
+    engine; ``score_frac``: fractional bits of the int8 scores (the softmax's input format);
+    ``multiplier``: their style, ``"booth"`` (VitaLLM's BoothFlex core, radix-4 Booth,
+    :mod:`rtl.common.booth`; the default, so the decode step, the attention half and the whole
+    decoder layer run QKᵀ and A·V on it) or ``"dsp"``. The products, hence every code, and
+    the cycles are the same for both.
     """
 
     heads: int = 4
@@ -51,6 +55,7 @@ class DecodeAttentionParams:
     lanes: int = 16
     exp_lanes: int = 4
     score_frac: int = 4
+    multiplier: str = "booth"
 
     def __post_init__(self):
         check_heads_and_keep("decode-attention", self, ("heads", "kv_heads", "head_dim",
@@ -65,7 +70,8 @@ class DecodeAttentionParams:
         """The attention engine: a KV buffer of ``keep`` tokens."""
         return ah.AttentionParams(head_dim=self.head_dim, max_len=self.keep, lanes=self.lanes,
                                   exp_lanes=min(self.exp_lanes, self.keep),
-                                  score=QType(8, frac=self.score_frac))
+                                  score=QType(8, frac=self.score_frac),
+                                  multiplier=self.multiplier)
 
     def selector(self) -> lt.LoTopKParams:
         return lt.LoTopKParams(tokens=self.tokens, head_dim=self.head_dim, keep=self.keep)

@@ -23,6 +23,7 @@ import numpy as np
 from hwsim.errors import HwsimError, check_ints
 from hwsim.golden.common import attention_head as ah
 from hwsim.golden.vitallm import rmsnorm_int as rn
+from hwsim.golden.vitallm.absmax_barrier import RECIP_BITS
 from quant.qtype import INT8, QType, Rounding, requantize, round_shift
 
 __all__ = [
@@ -66,7 +67,7 @@ NORM_IN_BITS = 22                    # a norm input row is right-shifted to at m
 V_RATIO_FRAC = 15                    # per-head v-step ratio to the layer's largest v step
 NORM_GAMMA_BITS = 19                 # RMSNorm gain codes (fractional bits from the peak)
 NORM_RECIP_BITS = 19                 # reciprocal of the RMS
-ACT_RECIP_BITS = 16                  # reciprocal of the amax in the activation quantizer
+ACT_RECIP_BITS = RECIP_BITS          # reciprocal of the amax in the activation quantizer
 MULT_BITS = 24                       # static requantization multipliers
 ROPE_CODE = QType(ROPE_FRAC + 2, frac=ROPE_FRAC)   # cos / sin table codes
 
@@ -202,7 +203,9 @@ def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
 
 
 def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The per-token absmax activation quantizer (norm codes → int8 + amax)."""
+    """The per-token absmax activation quantizer (norm codes → int8 + amax): hwsim's one absmax
+    requantizer (:func:`hwsim.golden.common.attention_head.absmax_requant`, the rule of the
+    ``absmax-barrier`` kernel, :mod:`hwsim.golden.vitallm.absmax_barrier`)."""
     return ah.absmax_requant(norm_codes, INT8, ACT_RECIP_BITS)
 
 
