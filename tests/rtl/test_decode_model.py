@@ -1,0 +1,109 @@
+"""Fast tier: the Amaranth DecodeModel (every layer of a BitNet on one time-multiplexed decoder
+layer, loaded per layer, then the LM head) against the golden: the greedy token of a random
+micro BitNet's last position == the integer model's argmax, cycles == formula."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hwsim.errors import HwsimError
+from hwsim.golden.vitallm import decode_model as g
+from hwsim.golden.vitallm import decoder_layer as dl
+from hwsim.golden.vitallm import lm_head as lh
+from hwsim.kernels import decode_model as kd
+from hwsim.kernels import get_kernel
+from hwsim.sim.amaranth_bench import Sink, Source, run_streams
+from rtl.vitallm.decode_model import DecodeModel
+from rtl.vitallm.decoder_layer import DecoderLayer
+
+KERNEL = get_kernel("decode-model")
+
+
+def rtl_decode_model(p, a, stall=0.0, seed=0):
+    """One token: ``((token, logit), cycles from the first x beat to the y beat)``."""
+    x, layers, head = kd.split(a, p)
+    words = kd.layer_words(layers, p)
+    dut = DecodeModel(p)
+    srcs = [Source(dut.hw, kd.klh.w_words(head, p.head()))]
+    srcs += [Source(getattr(dut, n), words[n]) for n in g.LOAD_PORTS]
+    xs = Source(dut.x, kd.x_words(x, p))
+    y = Sink(dut.y, 1, stall=stall)
+    pv = kd.port_values(head, p)
+    run_streams(dut, [*srcs, xs], [y], seed=seed, together=True,
+                settle=[(dut.head_gamma.as_value(), pv["head_gamma"]),
+                        (dut.head_e, pv["head_e"])])
+    return kd.klh.y_fields(y.values[0], p.head()), y.cycles[-1] - xs.cycles[0] + 1
+
+
+def test_real_token_equals_the_integer_models_greedy_choice(micro_model):
+    """The 10th token of a micro integer BitNet (2 layers, sparse attention K/M = 3/10): the
+    golden's layer rows == the integer model's ``x_out`` rows, its token == the integer
+    model's argmax; the RTL == golden, cycles == formula."""
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from models.bitnet.integer_model import integer_forward
+
+    im, tokens = micro_model
+    cap: dict = {}
+    logits = integer_forward(im, tokens, capture=cap, attend=bl.sparse_attend(0.3))
+    p, case = kd.real_case(im, cap, keep=3)
+    assert (p.layers, p.vocab, p.tokens, p.keep) == (2, 256, 10, 3)
+    x, layers, head = kd.split(case["arrays"], p)
+    tok, logit, rows = g.decode_model(x, [kd.kdl.golden_arrays(la) for la in layers],
+                                      {"g": head["g"], "E": kd.e_value(head["e"]),
+                                       "w": head["w"]}, p)
+    for i, r in enumerate(rows):
+        assert np.array_equal(r, cap[i]["x_out"][-1])
+    assert tok == int(np.argmax(logits[-1])) and logit == logits[-1].max()
+    got, cycles = rtl_decode_model(p, case["arrays"])
+    assert got == (tok, logit)
+    assert cycles == g.token_cycles(p)
+
+
+def test_stimulus_with_back_pressure():
+    p = KERNEL.params(**KERNEL.test_params[0])
+    (case,) = KERNEL.cases(p, seed=4, quick=True)
+    got, _ = rtl_decode_model(p, case["arrays"], stall=0.6, seed=2)
+    assert got == tuple(kd.golden_words(p, case["arrays"]))
+
+
+def test_formula_and_load_beats():
+    p = KERNEL.params(**KERNEL.test_params[0])
+    b = g.load_beats(p)
+    q = p.layer()
+    assert b["w"] == (q.hidden + 2 * q.kv_dim) * q.hidden // q.lanes
+    assert b["kv"] == q.kv_heads * (q.tokens - 1)
+    assert b["cfg"] == -(-sum(w for _, w in g.cfg_fields(q)) // 32)
+    assert g.token_cycles(p) == (q.chunks + p.layers * (max(b.values()) + 1)
+                                 + p.layers * dl.latency_cycles(q) + lh.latency_cycles(p.head()))
+
+
+def test_cfg_fields_are_the_layers_static_ports():
+    """The cfg layout names every static port of the decoder layer with its RTL width."""
+    from amaranth.hdl import Shape
+
+    q = KERNEL.params(**KERNEL.test_params[0]).layer()
+    members = DecoderLayer(q).signature.members
+    streams = {"w", "kv", "wo", "w1", "w3", "w2", "x", "y"}
+    ports = {n: Shape.cast(mb.shape).width for n, mb in members.items() if n not in streams}
+    assert dict(g.cfg_fields(q)) == ports
+
+
+def test_bad_input():
+    with pytest.raises(HwsimError, match="layers"):
+        g.DecodeModelParams(layers=0)
+    with pytest.raises(HwsimError, match="vocab"):
+        g.DecodeModelParams(vocab=1)
+    with pytest.raises(HwsimError, match="needs DecodeModelParams"):
+        DecodeModel(dl.DecoderLayerParams())
+    p = KERNEL.params(**KERNEL.test_params[0])
+    (case,) = KERNEL.cases(p, seed=1, quick=True)
+    x, layers, head = kd.split(case["arrays"], p)
+    with pytest.raises(HwsimError, match="2 layers"):
+        g.decode_model(x, [kd.kdl.golden_arrays(layers[0])], head, p)
+    narrow = dataclasses.replace(p, res_width=12)
+    with pytest.raises(HwsimError, match="outside int12|exceeds 12 bits"):
+        g.decode_model(x, [kd.kdl.golden_arrays(la) for la in layers],
+                       {"g": head["g"], "E": kd.e_value(head["e"]), "w": head["w"]}, narrow)
+    with pytest.raises(HwsimError, match="does not fit"):
+        g.cfg_words({n: 1 << b for n, b in g.cfg_fields(p.layer())}, p.layer())
