@@ -142,7 +142,7 @@ KERNEL = Kernel(
     actions=lambda p: spec.action_counts(p, 1),
     manifest=manifest,
     cases=cases,
-    test_params=(dict(rows=8, cols=16, data_bytes=4, burst_beats=4, dram_bytes_per_cycle=4),
+    test_params=(dict(rows=8, cols=16, data_bytes=4, burst_beats=4),
                  dict(rows=12, cols=32, data_bytes=8, burst_beats=3, base_addr=0x40,
                       dram_bytes_per_cycle=2, dram_latency=0)),
 )

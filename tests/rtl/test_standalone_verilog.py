@@ -205,6 +205,7 @@ def _golden_timing() -> dict:
         qkv_frontend,
         rmsnorm_int,
         ternary_mvu,
+        weight_stream,
     )
 
     def same(fn):
@@ -246,6 +247,7 @@ def _golden_timing() -> dict:
                                         - swiftchannel_gate.stream_cycles(p, 1)),
         "swiftchannel-pipeline": same(swiftchannel_pipeline.frame_cycles),
         "ternary-mvu": lambda p: (ternary_mvu.latency_cycles(p), ternary_mvu.interval_cycles(p)),
+        "ternary-stream": same(weight_stream.latency_cycles),
     }
 
 

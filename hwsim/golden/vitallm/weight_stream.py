@@ -108,7 +108,8 @@ class WeightStreamParams:
     addr_width : int
         Width of ``araddr``.
     dram_bytes_per_cycle, dram_latency : int
-        The DRAM the registry's cycle hook times against (the RTL does not depend on them).
+        The DRAM the registry's cycle hook times against (the RTL does not depend on them);
+        ``dram_bytes_per_cycle=None`` is the bus width (one beat per cycle).
     act, out, mult_bits, shift_bits
         As for :class:`hwsim.golden.vitallm.ternary_mvu.TernaryMvuParams`.
 
@@ -125,7 +126,7 @@ class WeightStreamParams:
     burst_beats: int = 16
     base_addr: int = 0
     addr_width: int = 32
-    dram_bytes_per_cycle: int = 16
+    dram_bytes_per_cycle: int | None = None
     dram_latency: int = 20
     act: QType = INT8
     out: QType = INT8
@@ -169,7 +170,8 @@ class WeightStreamParams:
 
     @property
     def dram(self) -> DramTiming:
-        return DramTiming(self.dram_bytes_per_cycle, self.dram_latency)
+        bpc = self.data_bytes if self.dram_bytes_per_cycle is None else self.dram_bytes_per_cycle
+        return DramTiming(bpc, self.dram_latency)
 
     @property
     def packed_rows(self) -> int:
