@@ -4,7 +4,9 @@ Driver/monitor: :class:`~hwsim.sim.streams.StreamSource` on ``x`` (``M``/``S`` b
 vector's first beat), :class:`~hwsim.sim.streams.StreamSink` on ``y``, and the DRAM
 :class:`~hwsim.sim.axi_mem.AxiMemory` on ``m_axi`` holding the weights in the packed layout
 (:func:`hwsim.golden.vitallm.weight_stream.dram_image`) with the case's bandwidth, latency and
-outstanding-burst limit. Model: :func:`hwsim.golden.vitallm.weight_stream.weight_stream`.
+outstanding-burst limit — or, for a case whose ``axiram`` array is 1 (Icarus and Verilator
+only), cocotbext-axi's ``AxiRamRead``, an independent AXI4 model that serves one beat per cycle
+one cycle late (``latency = 1``). Model: :func:`hwsim.golden.vitallm.weight_stream.weight_stream`.
 Checker (:func:`hwsim.sim.checker.check_plan`): every code ``==`` golden, every timed case's
 cycles ``==`` :func:`hwsim.golden.vitallm.weight_stream.projection_cycles` per vector, and the
 bursts the memory served ``==`` :func:`~hwsim.golden.vitallm.weight_stream.burst_plan`.
@@ -38,26 +40,43 @@ def _codes(p: spec.WeightStreamParams, beats: list[int]) -> list[int]:
     return out
 
 
+_AXIRAM = {}
+
+
+def _axiram(dut, p: spec.WeightStreamParams, image: bytes):
+    """cocotbext-axi's RAM on ``m_axi`` (one per simulation: it runs in the background)."""
+    if "ram" not in _AXIRAM:
+        from cocotbext.axi import AxiRamRead, AxiReadBus
+
+        _AXIRAM["ram"] = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_"), dut.clk, None,
+                                    size=-(-(p.base_addr + p.weight_bytes) // 4096) * 4096)
+    _AXIRAM["ram"].write(p.base_addr, image)
+    return None
+
+
 async def run_case(dut, p: spec.WeightStreamParams, a: dict, rng, idle: float,
                    stall: float) -> dict:
     timing = dram(a)
     X = np.atleast_2d(a["X"])
-    mem = AxiMemory(dut, "m_axi", p.base_addr + p.weight_bytes, timing,
-                    spec.dram_image(a["W"], p), origin=p.base_addr)
+    if int(a.get("axiram", 0)):
+        mem = _axiram(dut, p, spec.dram_image(a["W"], p))
+    else:
+        mem = AxiMemory(dut, "m_axi", p.base_addr + p.weight_bytes, timing,
+                        spec.dram_image(a["W"], p), origin=p.base_addr)
     x = StreamSource(dut, "x", rng, idle)
     y = StreamSink(dut, "y", rng, stall, signed=False)
     x.load(x_words(p, a), side=[tuple((getattr(dut, n), v) for n, v in beat)
                                 for beat in side_values(p, a)])
     y.open(X.shape[0] * p.packed_rows)
     t0 = time.perf_counter()
-    total = await CycleLoop(dut.clk, [x], [y, mem]).run()
+    total = await CycleLoop(dut.clk, [x], [y] if mem is None else [y, mem]).run()
     plan = spec.burst_plan(p)
-    if mem.bursts != plan * X.shape[0]:
+    if mem is not None and mem.bursts != plan * X.shape[0]:
         raise AssertionError(f"bursts served {mem.bursts[:4]}…, the plan is {plan[:4]}…")
     x0 = x.cycles[0]
     return {"outputs": _codes(p, y.values), "cycles": y.cycles[-1] - x0 + 1,
-            "r_beat_cycles": [c - x0 for c in mem.beats[:p.beats]],
-            "ar_cycles": [c - x0 for c in mem.ar[:len(plan)]],
+            "r_beat_cycles": [] if mem is None else [c - x0 for c in mem.beats[:p.beats]],
+            "ar_cycles": [] if mem is None else [c - x0 for c in mem.ar[:len(plan)]],
             "weight_stream_bound_cycles": spec.weight_stream_bound_cycles(p, timing),
             "dram": {"bytes_per_cycle": timing.bytes_per_cycle, "latency": timing.latency,
                      "max_outstanding": timing.max_outstanding},

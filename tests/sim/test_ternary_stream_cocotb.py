@@ -49,6 +49,27 @@ def test_decode_projection_is_near_the_weight_traffic_bound(tmp_path):
               f"{ratio:.4f}x")
 
 
+@pytest.mark.parametrize("kw", [dict(rows=16, cols=4, data_bytes=4, burst_beats=2),
+                                dict(rows=12, cols=32, data_bytes=8, burst_beats=3, base_addr=0x40)])
+def test_cocotbext_axi_ram_gives_the_same_codes_and_cycles(tmp_path, kw):
+    """An independent AXI4 subordinate (cocotbext-axi's ``AxiRamRead``, one beat per cycle,
+    one cycle late): codes == golden and cycles == the formula at latency 1, bandwidth D."""
+    p = KERNEL.params(**kw)
+    rng = np.random.default_rng(9)
+    cases = []
+    for name, n in (("one", 1), ("two", 2)):
+        W, X = rng.integers(-1, 2, (p.rows, p.cols)), rng.integers(-128, 128, (n, p.cols))
+        M, S = scale_for(X @ W.T, 16)
+        cases.append({"name": name, "arrays": {"W": W, "X": X, "mult": M, "shift": S,
+                                               "bpc": p.data_bytes, "latency": 1,
+                                               "outstanding": 0, "axiram": 1}})
+    cases.append({**cases[1], "name": "stalls", "idle": 0.3, "stall": 0.4})
+    report = runner.simulate(KERNEL, p, cases, tmp_path, sim="icarus")
+    assert report.passed, report.failures
+    assert [c["cycles"] == c["expected_cycles"] for c in report.cases] == [True, True, False]
+    assert all(c["bit_exact"] for c in report.cases)
+
+
 def test_checker_catches_a_slower_rtl(tmp_path):
     p = KERNEL.params(**KERNEL.test_params[0])
     report = runner.simulate(one_cycle_late(KERNEL), p, KERNEL.cases(p, quick=True), tmp_path,
