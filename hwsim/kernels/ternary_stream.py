@@ -132,7 +132,8 @@ KERNEL = Kernel(
         CliParam("data_bytes", int, 16, "AXI data bus bytes (4·data_bytes weights per beat)"),
         CliParam("burst_beats", int, 16, "beats per INCR burst (1 … 256)"),
         CliParam("base_addr", int, 0, "byte address of the packed weights"),
-        CliParam("dram_bytes_per_cycle", int, 16, "DRAM bandwidth the cycle count assumes"),
+        CliParam("dram_bytes_per_cycle", int, None, "DRAM bandwidth the cycle count assumes "
+                 "(default: data_bytes, one beat per cycle)"),
         CliParam("dram_latency", int, 20, "DRAM latency the cycle count assumes"),
     ),
     component_path="rtl.vitallm.weight_stream:TernaryStream",
