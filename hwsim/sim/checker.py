@@ -133,9 +133,7 @@ def _one_cycle_late_class(top: str):
                     with m.If(theirs.ready):
                         m.d.sync += [ours.valid.eq(theirs.valid),
                                      ours.payload.eq(theirs.payload)]
-                elif member.flow is Out:
-                    wiring.connect(m, ours, wiring.flipped(theirs))
-                else:
+                else:  # any other interface (an AXI port): passed through as it is
                     wiring.connect(m, wiring.flipped(ours), theirs)
             return m
 

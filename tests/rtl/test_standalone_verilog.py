@@ -41,10 +41,10 @@ SMALL = {
 
 #: kernels whose elaboration takes minutes even small (the composed SwiftChannel student: about
 #: 6 min at one block on a loaded 2-core machine, nearly all in Amaranth's netlist builder) or
-#: whose three tools take close to a minute (the decoder layer and its attention half, their
-#: parts checked by default):
+#: whose three tools take close to a minute (the decoder layer, its attention half and the whole
+#: decode step on it, their parts checked by default):
 #: checked in the slow tier
-SLOW = {"swiftchannel-pipeline", "decoder-layer", "attn-layer"}
+SLOW = {"swiftchannel-pipeline", "decoder-layer", "attn-layer", "decode-model"}
 
 #: Verilator lint warnings that Amaranth's Verilog may raise (docs/rtl-interface.md): widths
 #: follow Verilog's context rules on purpose, and every case has a default assignment above it
@@ -196,16 +196,19 @@ def _golden_timing() -> dict:
         attn_layer,
         attn_out,
         decode_attention,
+        decode_model,
         decode_step,
         decoder_layer,
         ffn_in,
         ffn_out,
+        kv_write,
         lm_head,
         lo_topk,
         norm_quant,
         qkv_frontend,
         rmsnorm_int,
         ternary_mvu,
+        weight_stream,
     )
 
     def same(fn):
@@ -219,6 +222,7 @@ def _golden_timing() -> dict:
         "attn-layer": same(attn_layer.latency_cycles),
         "attn-out": same(attn_out.latency_cycles),
         "decode-attention": same(decode_attention.decode_attention_cycles),
+        "decode-model": same(decode_model.token_cycles),
         "decode-step": same(decode_step.decode_step_cycles),
         "decoder-layer": same(decoder_layer.latency_cycles),
         "concat": lambda p: (concat.stream_cycles(p, 1), concat.interval_cycles(p)),
@@ -231,6 +235,7 @@ def _golden_timing() -> dict:
         "int8-mvu": lambda p: (int8_mvu.latency_cycles(p), int8_mvu.interval_cycles(p)),
         "lif-array": lambda p: (lif_array.stream_cycles(p, [p.inputs]),
                                 lif_array.step_cycles(p, p.inputs)),
+        "kv-write": lambda p: (kv_write.latency_cycles(p), kv_write.row_interval_cycles(p)),
         "lo-topk": same(lo_topk.latency_cycles),
         "layernorm": lambda p: (layernorm_int.latency_cycles(p),
                                 layernorm_int.interval_cycles(p)),
@@ -248,6 +253,7 @@ def _golden_timing() -> dict:
                                         - swiftchannel_gate.stream_cycles(p, 1)),
         "swiftchannel-pipeline": same(swiftchannel_pipeline.frame_cycles),
         "ternary-mvu": lambda p: (ternary_mvu.latency_cycles(p), ternary_mvu.interval_cycles(p)),
+        "ternary-stream": same(weight_stream.latency_cycles),
     }
 
 
