@@ -324,3 +324,14 @@ def test_ternary_file_refused_as_float(tmp_path):
     _save_ternary(_bitnet(False, seed=6), tmp_path / "q", "bitlinear")
     with pytest.raises(HwsimError, match="only into the quantized model"):
         load_hf_checkpoint(tmp_path / "q", quantized=False)
+
+
+def test_bench_comparison(tmp_path, micro):
+    """The bench's figure: a saved random packed checkpoint, hwsim vs transformers."""
+    from models.bitnet.hf_compare import transformers_agreement
+
+    cfg = dataclasses.replace(micro, rope_theta=_THETA)
+    r = transformers_agreement(cfg, tmp_path / "ck", batch=2, seq=16)
+    assert r["hf_packed_projections"] == 14 and r["hf_rope_theta"] == _THETA
+    assert r["hf_logit_max_abs_diff"] <= _TOL_Q * r["hf_logit_peak"]
+    assert r["hf_greedy_agreement"] >= _AGREE_Q and r["hf_positions"] == 32
