@@ -28,12 +28,27 @@ def transformers_agreement(cfg: BitNetConfig, folder: Path, *, batch: int = 4, s
     """Max |Δlogit| and greedy agreement of hwsim's quantized model vs transformers' quantized
     BitNet on a saved random packed checkpoint (written into ``folder``)."""
     try:
-        from transformers import BitNetConfig as HfConfig
-        from transformers import BitNetForCausalLM, BitNetQuantConfig
-        from transformers.integrations.bitnet import pack_weights, replace_with_bitnet_linear
+        import accelerate  # noqa: F401  (transformers' BitNet quantizer refuses to load without it)
+        from transformers.utils import logging as hf_logging
     except ImportError as e:
         raise HwsimError(f"the transformers comparison needs transformers and accelerate "
                          f"(requirements.lock): {e}") from None
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()  # a bench prints its own table; no bars, no CPU warning
+    hf_logging.set_verbosity_error()
+    try:
+        return _compare(cfg, Path(folder), batch, seq, seed)
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _compare(cfg: BitNetConfig, folder: Path, batch: int, seq: int, seed: int) -> dict:
+    from transformers import BitNetConfig as HfConfig
+    from transformers import BitNetForCausalLM, BitNetQuantConfig
+    from transformers.integrations.bitnet import pack_weights, replace_with_bitnet_linear
+
     hf_cfg = HfConfig(vocab_size=cfg.vocab, hidden_size=cfg.hidden, intermediate_size=cfg.ffn,
                       num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
                       num_key_value_heads=cfg.kv_heads, max_position_embeddings=cfg.max_seq,
@@ -60,7 +75,6 @@ def transformers_agreement(cfg: BitNetConfig, folder: Path, *, batch: int = 4, s
         layer.weight_scale = torch.nn.Buffer(s.reshape(1))
         layer.dtype = torch.float32
     src.config.quantization_config = qc
-    folder = Path(folder)
     src.save_pretrained(folder)
     tokens = torch.randint(0, cfg.vocab, (batch, seq), generator=g)
     # transformers' BitNet kernels are torch.compile'd; eager is their reference semantics
