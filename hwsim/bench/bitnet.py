@@ -9,7 +9,9 @@ from hwsim.bench._bitnet_args import add_checkpoint_arguments
 
 DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
                "model (ratio beside the paper's); greedy next-token agreement of the integer "
-               "model on golden kernels with the torch fake-quant model; tokens/s side by side")
+               "model on golden kernels with the torch fake-quant model; tokens/s side by side; "
+               "hwsim's Hugging Face loader vs transformers' quantized BitNet on a saved random "
+               "packed checkpoint")
 
 
 def add_arguments(p) -> None:
@@ -92,6 +94,7 @@ def run(args) -> dict:
     integer_tps = n_tok / (time.perf_counter() - t0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
     rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None
+    hf = _transformers(tq.config)
     return {
         **({"rtl": rtl} if rtl is not None else {}),
         "config": tq.config.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
@@ -108,7 +111,21 @@ def run(args) -> dict:
         "golden_integer_over_torch": integer_tps / torch_tps,
         "golden_bitlinear_tokens_per_s": golden_tps, "threads": args.threads,
         "integer_model": im.info,
+        **hf,
     }
+
+
+def _transformers(cfg) -> dict:
+    """hwsim vs transformers on a random packed checkpoint of the trained model's shape (θ 500 000,
+    the 2B4T value), saved into a temporary folder."""
+    import dataclasses
+    import tempfile
+
+    from models.bitnet.hf_compare import transformers_agreement
+
+    shape = dataclasses.replace(cfg, name="hf-random", rope_theta=500000.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        return transformers_agreement(shape, Path(tmp) / "ck")
 
 
 def _rtl_layer(model, im, corpus, args) -> dict:
@@ -142,6 +159,9 @@ def table(r: dict) -> str:
          f"({r['golden_integer_over_torch']:.4f}×, {r['threads']} thread)"),
         ("tokens/s golden BitLinears only", f"{r['golden_bitlinear_tokens_per_s']:,.0f}"),
     ]
+    rows.append(("hwsim vs transformers, random packed BitNet",
+                 f"max |Δlogit| {r['hf_logit_max_abs_diff']:.3g} (peak {r['hf_logit_peak']:.3g}), "
+                 f"greedy agreement {r['hf_greedy_agreement']:.4f} of {r['hf_positions']}"))
     if "rtl" in r:
         x = r["rtl"]
         rows.append((f"RTL, layer {x['layer']}, {x['tokens']} tokens (Icarus)",

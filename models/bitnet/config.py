@@ -15,8 +15,8 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ACTIVATIONS", "CONFIGS", "MAX_DIM", "BitNetConfig", "config_from_hf", "get_config",
-           "resolve_config"]
+__all__ = ["ACTIVATIONS", "CONFIGS", "HF_MODEL_DEFAULTS", "HF_QUANT_FORMS", "MAX_DIM", "BitNetConfig",
+           "config_from_hf", "get_config", "hf_quant_form", "hf_rope_theta", "resolve_config"]
 
 #: Largest value of any integer field of a config (hidden, ffn, layers, heads, kv_heads,
 #: vocab, max_seq): 2²⁰ is 8× the largest published one (2B4T's 128 256-token vocabulary)
@@ -161,6 +161,25 @@ def get_config(name: str) -> BitNetConfig:
 
 _ACTS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
 
+#: Hugging Face ``model_type`` → transformers' class defaults for keys a ``config.json`` may
+#: omit (``BitNetConfig`` / ``LlamaConfig`` of transformers 5; ``default_theta`` for RoPE θ).
+#: A config without ``model_type`` (hand-written, or 1bitLLM-era) gets the ``None`` row.
+HF_MODEL_DEFAULTS = {
+    "bitnet": {"rope_theta": 500000.0, "rms_norm_eps": 1e-5, "hidden_act": "relu2"},
+    "llama": {"rope_theta": 10000.0, "rms_norm_eps": 1e-6, "hidden_act": "silu"},
+    None: {"rope_theta": 10000.0, "rms_norm_eps": 1e-5, "hidden_act": "silu"},
+}
+
+#: Keys a RoPE dictionary (``rope_parameters`` or legacy ``rope_scaling``) of the default type
+#: may hold.
+_ROPE_KEYS = {"rope_type", "type", "rope_theta", "partial_rotary_factor"}
+
+#: ``quantization_config`` forms hwsim loads → how a stored ``weight_scale`` enters the output:
+#: transformers' packed ``BitLinear`` divides (``y / (s_x · weight_scale)``), ``AutoBitLinear``
+#: offline multiplies (``y · weight_scale``), ``AutoBitLinear`` online quantizes float weights
+#: by absmean at every forward, as hwsim's ``BitLinear`` does.
+HF_QUANT_FORMS = ("bitlinear", "autobitlinear-offline", "autobitlinear-online")
+
 
 def _hf_int(d: dict, key: str, default=None) -> int:
     v = d.get(key, default) if default is not None else d[key]
@@ -169,37 +188,154 @@ def _hf_int(d: dict, key: str, default=None) -> int:
     return v
 
 
-def _hf_float(d: dict, key: str, default: float) -> float:
-    v = d.get(key, default)
+def _number(v, key: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise HwsimError(f"config.json: {key} must be a number, not {v!r}")
     return float(v)
 
 
+def _hf_float(d: dict, key: str, default: float) -> float:
+    return _number(d.get(key, default), key)
+
+
+def _false(d: dict, key: str, why: str) -> None:
+    v = d.get(key)
+    if v is None or v is False:
+        return
+    if v is True:
+        raise HwsimError(f"config.json: {key} true is not supported ({why})")
+    raise HwsimError(f"config.json: {key} must be true or false, not {v!r}")
+
+
+def _model_defaults(d: dict) -> dict:
+    model_type = d.get("model_type")
+    if not isinstance(model_type, str | None) or model_type not in HF_MODEL_DEFAULTS:
+        raise HwsimError(f"config.json: model_type {model_type!r} is not supported "
+                         "(bitnet or llama)")
+    return HF_MODEL_DEFAULTS[model_type]
+
+
+def hf_rope_theta(d: dict) -> float:
+    """RoPE θ of a Hugging Face ``config.json``, read the way transformers 5 reads it.
+
+    The RoPE dictionary is legacy ``rope_scaling`` when given, else ``rope_parameters``; its
+    ``rope_theta`` comes first, then a top-level ``rope_theta``, then the model type's default
+    (:data:`HF_MODEL_DEFAULTS`). Only the default (unscaled) RoPE is implemented: any other
+    ``rope_type`` / ``type``, a ``partial_rotary_factor`` other than 1, per-layer RoPE
+    dictionaries, unknown keys and a top-level θ that disagrees with the dictionary's are
+    refused in one line.
+    """
+    key = "rope_scaling" if d.get("rope_scaling") is not None else "rope_parameters"
+    rope = d.get(key)
+    if rope is None:
+        rope = {}
+    if not isinstance(rope, dict):
+        raise HwsimError(f"config.json: {key} must be an object, not {rope!r}")
+    if any(isinstance(v, dict) for v in rope.values()):
+        raise HwsimError(f"config.json: per-layer RoPE parameters in {key} are not supported")
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind != "default":
+        raise HwsimError(f"config.json: RoPE scaling {kind!r} ({key}) is not implemented; "
+                         "hwsim has the default RoPE only")
+    unknown = sorted(set(rope) - _ROPE_KEYS)
+    if unknown:
+        raise HwsimError(f"config.json: {key}.{unknown[0]} is not understood for the default RoPE")
+    for where, v in ((f"{key}.partial_rotary_factor", rope.get("partial_rotary_factor")),
+                     ("partial_rotary_factor", d.get("partial_rotary_factor"))):
+        if v is not None and _number(v, where) != 1.0:
+            raise HwsimError(f"config.json: {where} {v} is not supported (RoPE on every channel)")
+    top = None if d.get("rope_theta") is None else _number(d["rope_theta"], "rope_theta")
+    if rope.get("rope_theta") is not None:
+        theta = _number(rope["rope_theta"], f"{key}.rope_theta")
+        if top is not None and top != theta:
+            raise HwsimError(f"config.json: rope_theta {top:g} disagrees with "
+                             f"{key}.rope_theta {theta:g}")
+        return theta
+    return top if top is not None else _model_defaults(d)["rope_theta"]
+
+
+def hf_quant_form(d: dict) -> str | None:
+    """The ``quantization_config`` form of a Hugging Face ``config.json`` (one of
+    :data:`HF_QUANT_FORMS`), or None when it has none. Refused in one line: a ``quant_method``
+    other than ``bitnet``, an unknown ``linear_class`` or ``quantization_mode``,
+    ``use_rms_norm`` true, and ``modules_to_not_convert`` naming anything but ``lm_head``
+    (hwsim's LM head is float, every projection ternary)."""
+    q = d.get("quantization_config")
+    if q is None:
+        return None
+    if not isinstance(q, dict):
+        raise HwsimError(f"config.json: quantization_config must be an object, not {q!r}")
+    method = q.get("quant_method")
+    if method != "bitnet":
+        raise HwsimError(f"config.json: quantization_config.quant_method {method!r} is not "
+                         "supported (bitnet only)")
+    cls = q.get("linear_class", "bitlinear")
+    mode = q.get("quantization_mode", "offline")
+    if cls not in ("bitlinear", "autobitlinear"):
+        raise HwsimError(f"config.json: quantization_config.linear_class {cls!r} is not "
+                         "bitlinear or autobitlinear")
+    if mode not in ("offline", "online"):
+        raise HwsimError(f"config.json: quantization_config.quantization_mode {mode!r} is not "
+                         "offline or online")
+    _false(q, "use_rms_norm", "an RMSNorm inside every BitLinear")
+    skip = q.get("modules_to_not_convert")
+    if skip is not None:
+        if not isinstance(skip, list) or any(not isinstance(m, str) for m in skip):
+            raise HwsimError("config.json: quantization_config.modules_to_not_convert must be a "
+                             f"list of names, not {skip!r}")
+        if set(skip) != {"lm_head"}:
+            other = sorted(set(skip) - {"lm_head"})
+            raise HwsimError("config.json: quantization_config.modules_to_not_convert "
+                             + (f"keeps {other[0]!r} in float" if other else
+                                "quantizes lm_head") + "; hwsim has ternary projections and a "
+                             "float LM head only")
+    return "bitlinear" if cls == "bitlinear" else f"autobitlinear-{mode}"
+
+
 def config_from_hf(d: dict, name: str = "hf", subln: bool = True) -> BitNetConfig:
-    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary; every field's
-    type and range is checked."""
+    """A :class:`BitNetConfig` from a Hugging Face ``config.json`` dictionary.
+
+    Read: ``hidden_size``, ``intermediate_size``, ``num_hidden_layers``,
+    ``num_attention_heads``, ``num_key_value_heads`` (absent or null: as many as the query
+    heads), ``vocab_size``, ``max_position_embeddings``, RoPE θ (:func:`hf_rope_theta`),
+    ``rms_norm_eps``, ``hidden_act`` (relu2, silu/swish), ``tie_word_embeddings``; an absent
+    key takes transformers' default for the ``model_type`` (:data:`HF_MODEL_DEFAULTS`).
+    Refused in one line: a ``model_type`` other than bitnet or llama, ``head_dim`` other than
+    hidden / heads, ``attention_bias`` or ``mlp_bias`` true, an unsupported RoPE or
+    ``quantization_config`` (:func:`hf_quant_form`); every field's type and range is checked.
+    """
     if not isinstance(d, dict):
         raise HwsimError("config.json must hold a JSON object")
+    model_type = d.get("model_type")
+    defaults = _model_defaults(d)
     try:
         heads = _hf_int(d, "num_attention_heads")
-        act = d.get("hidden_act", "silu")
+        hidden = _hf_int(d, "hidden_size")
+        act = d.get("hidden_act", defaults["hidden_act"])
         if not isinstance(act, str) or act not in _ACTS:
             raise HwsimError(f"config.json: unsupported hidden_act {act!r} (relu2 or silu)")
         tie = d.get("tie_word_embeddings", False)
         if not isinstance(tie, bool):
             raise HwsimError(f"config.json: tie_word_embeddings must be true or false, "
                              f"not {tie!r}")
+        if d.get("head_dim") is not None:
+            hd = _hf_int(d, "head_dim")
+            if heads > 0 and hd * heads != hidden:
+                raise HwsimError(f"config.json: head_dim {hd} is not hidden_size {hidden} / "
+                                 f"{heads} heads; hwsim's heads split the hidden width")
+        _false(d, "attention_bias", "hwsim's projections have no bias")
+        _false(d, "mlp_bias", "hwsim's projections have no bias")
+        hf_quant_form(d)
         cfg = BitNetConfig(
-            name=name, hidden=_hf_int(d, "hidden_size"), ffn=_hf_int(d, "intermediate_size"),
+            name=name, hidden=hidden, ffn=_hf_int(d, "intermediate_size"),
             layers=_hf_int(d, "num_hidden_layers"), heads=heads,
             kv_heads=_hf_int(d, "num_key_value_heads", heads) if d.get("num_key_value_heads")
             is not None else heads, vocab=_hf_int(d, "vocab_size"),
             max_seq=_hf_int(d, "max_position_embeddings", 2048),
-            rope_theta=_hf_float(d, "rope_theta", 10000.0),
-            norm_eps=_hf_float(d, "rms_norm_eps", 1e-5), subln=subln, act=_ACTS[act],
-            tie_embeddings=tie,
-            source=f"Hugging Face config ({d.get('model_type', 'unknown')})")
+            rope_theta=hf_rope_theta(d),
+            norm_eps=_hf_float(d, "rms_norm_eps", defaults["rms_norm_eps"]), subln=subln,
+            act=_ACTS[act], tie_embeddings=tie,
+            source=f"Hugging Face config ({model_type or 'no model_type'})")
         return cfg
     except KeyError as e:
         raise HwsimError(f"config.json lacks {e.args[0]!r}") from None

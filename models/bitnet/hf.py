@@ -1,22 +1,30 @@
 """Hugging Face-format BitNet b1.58 checkpoints → :class:`~models.bitnet.model.BitNetModel`.
 
-A checkpoint folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
-``model.safetensors.index.json``). Two layouts are understood, told apart by their tensors:
+A checkpoint folder holds ``config.json`` (read by :func:`~models.bitnet.config.config_from_hf`)
+and ``model.safetensors`` (or shards listed in ``model.safetensors.index.json``). Layouts,
+told apart by their tensors:
 
-* **1bitLLM** (``1bitLLM/bitnet_b1_58-*``, LLaMA names, latent float weights, SiLU gate):
-  SubLN norms are ``self_attn.inner_attn_ln`` and ``mlp.ffn_layernorm``.
-* **microsoft** (``microsoft/bitnet-b1.58-2B-4T``, ``model_type: bitnet``, ``hidden_act: relu2``):
-  SubLN norms are ``self_attn.attn_sub_norm`` and ``mlp.ffn_sub_norm``; projections are either
-  float (the ``-bf16`` release) or **2-bit packed**: a ``uint8`` ``weight`` of shape
-  ``(ceil(out/4), in)`` plus a ``weight_scale``. Packing (transformers' ``integrations/bitnet``):
-  code ``c = w + 1 ∈ {0, 1, 2}``; row ``r = i·P + j`` of the ternary matrix (``P`` packed rows)
-  sits in bits ``[2i, 2i+2)`` of packed row ``j``. The layer computes
-  ``y = (x_q · W_q) / (s_x · weight_scale)``, so the dequantized weight is ``W_q / weight_scale``.
+* **microsoft** / transformers ``BitNetForCausalLM`` (``model_type: bitnet``, relu2): SubLN
+  norms ``self_attn.attn_sub_norm`` and ``mlp.ffn_sub_norm``.
+* **1bitLLM** (``1bitLLM/bitnet_b1_58-*``, LLaMA names, SiLU): SubLN norms
+  ``self_attn.inner_attn_ln`` and ``mlp.ffn_layernorm``.
+* **llama** (transformers ``LlamaForCausalLM``, SiLU): no SubLN.
 
-Packed weights load as that dequantized float weight; since its absmean is not ``1 /
-weight_scale``, the projection's ``weight_gain`` restores the stored scale exactly while the
-ternary codes stay those of the file (tested). Nothing is downloaded; tensors come from
-safetensors only, and every name must be known.
+Projections are latent float weights, or ternary codes with a ``weight_scale``, as
+``quantization_config`` says (transformers' ``integrations/bitnet``):
+
+* ``bitlinear`` (and packed files without ``quantization_config``): **2-bit packed** ``uint8``
+  ``weight`` of shape ``(ceil(out/4), in)``; code ``c = w + 1 ∈ {0, 1, 2}``; row ``r = i·P + j``
+  of the ternary matrix (``P`` packed rows) sits in bits ``[2i, 2i+2)`` of packed row ``j``.
+  The layer computes ``y = (x_q · W_q) / (s_x · weight_scale)``: dequantized ``W_q / weight_scale``.
+* ``autobitlinear`` offline: packed or unpacked (−1, 0, +1 as floats) codes; the layer computes
+  ``y = dequant(x_q) · W_q · weight_scale``: dequantized ``W_q · weight_scale``.
+* ``autobitlinear`` online: float weights, quantized by absmean at every forward.
+
+Stored codes load as that dequantized float weight; since its absmean is not the stored scale,
+the projection's ``weight_gain`` restores the stored scale exactly while the ternary codes stay
+those of the file (tested against transformers itself). Nothing is downloaded; tensors come
+from safetensors only, and every name must be known.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from hwsim.errors import HwsimError
 from hwsim.files import inside
 
 from .checkpoint import load_state_checked, read_safetensors
-from .config import config_from_hf
+from .config import config_from_hf, hf_quant_form
 from .model import BitLinear, BitNetModel
 
 __all__ = ["HF_LAYER_NAMES", "config_from_hf", "load_hf_checkpoint", "load_model_folder",
@@ -108,8 +116,16 @@ def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_hf_checkpoint(folder: Path) -> tuple[BitNetModel, dict]:
-    """Load a Hugging Face BitNet b1.58 checkpoint folder; returns the model and a summary."""
+def load_hf_checkpoint(folder: Path, quantized: bool = True) -> tuple[BitNetModel, dict]:
+    """Load a Hugging Face BitNet b1.58 (or LLaMA) checkpoint folder; returns the model and a
+    summary (``layout``, ``packed_projections``, ``quantization``, ``quantized``, ``config``).
+
+    ``quantized=True`` (default) gives the ternary model: latent float weights are quantized by
+    absmean at every forward (1bitLLM, transformers' ``AutoBitLinear`` online); stored ternary
+    codes keep their codes and their ``weight_scale``. ``quantized=False`` gives the float
+    model of a file holding float weights (what transformers runs for a checkpoint without
+    ``quantization_config``); a file of ternary codes is refused there.
+    """
     folder = Path(folder)
     try:
         hf_cfg = json.loads((folder / "config.json").read_text())
@@ -117,17 +133,29 @@ def load_hf_checkpoint(folder: Path) -> tuple[BitNetModel, dict]:
         raise HwsimError(f"{folder} has no config.json") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HwsimError(f"{folder / 'config.json'} is not valid JSON ({e})") from None
+    if not isinstance(hf_cfg, dict):
+        raise HwsimError(f"{folder / 'config.json'} must hold a JSON object")
+    form = hf_quant_form(hf_cfg)
     tensors = _read_tensors(folder)
     subln = any(k.endswith(("attn_sub_norm.weight", "inner_attn_ln.weight")) for k in tensors)
     layout = ("microsoft" if any(k.endswith("attn_sub_norm.weight") for k in tensors)
-              else "1bitLLM")
+              else "1bitLLM" if subln else "llama")
+    if hf_cfg.get("model_type") == "bitnet" and not subln:
+        raise HwsimError(f"{folder}: model_type bitnet without attn_sub_norm / ffn_sub_norm "
+                         "tensors (transformers' BitNet always has SubLN)")
     cfg = config_from_hf(hf_cfg, folder.name or "hf", subln)
-    model = BitNetModel(cfg, quantized=True)
+    codes_in_file = form in ("bitlinear", "autobitlinear-offline") or any(
+        v.dtype == torch.uint8 for v in tensors.values())
+    if codes_in_file and not quantized:
+        raise HwsimError(f"{folder} holds ternary codes (quantization_config {form}); they load "
+                         "only into the quantized model")
+    model = BitNetModel(cfg, quantized=quantized)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     state: dict[str, torch.Tensor] = {}
     gains: dict[str, float] = {}
     packed = 0
     scales = {k[:-len("_scale")]: v for k, v in tensors.items() if k.endswith(".weight_scale")}
+    coded: set[str] = set()
     for k, v in tensors.items():
         if k.endswith(".weight_scale") or k.endswith("rotary_emb.inv_freq"):
             continue
@@ -142,26 +170,27 @@ def load_hf_checkpoint(folder: Path) -> tuple[BitNetModel, dict]:
             continue  # tied: the embedding is the head
         if ours not in shapes:
             raise HwsimError(f"{folder}: tensor {k!r} has no place in a {cfg.layers}-layer model")
-        if v.dtype == torch.uint8:
-            if k not in scales:
-                raise HwsimError(f"{folder}: packed tensor {k!r} has no weight_scale")
+        projection = k.endswith("_proj.weight")
+        if v.dtype == torch.uint8 or (projection and form in ("bitlinear", "autobitlinear-offline")):
             rows, cols = shapes[ours]
-            if v.shape[-1] != cols:
-                raise HwsimError(f"{folder}: packed tensor {k!r} has {v.shape[-1]} columns, "
-                                 f"expected {cols}")
-            codes = torch.from_numpy(unpack_ternary_rows(v.numpy(), rows, k))
+            codes = _stored_codes(folder, k, v, rows, cols, form)
+            if k not in scales:
+                raise HwsimError(f"{folder}: ternary tensor {k!r} has no weight_scale")
             ws = scales[k].float().reshape(-1)
             if ws.numel() != 1 or not torch.isfinite(ws).all() or float(ws) <= 0:
                 raise HwsimError(f"{folder}: weight_scale of {k!r} must be one positive number")
-            w = codes.float() / ws
+            # transformers' BitLinear divides by weight_scale, AutoBitLinear offline multiplies
+            w = codes.float() * ws if form == "autobitlinear-offline" else codes.float() / ws
             nz = codes.abs().float().mean()
-            # Brevitas takes mean|W| = mean|codes| / ws as the scale; the file says 1 / ws
+            # Brevitas takes mean|W| = mean|codes| · (stored scale) as the scale; the file says
+            # the stored scale alone
             gains[ours] = 1.0 / float(nz) if float(nz) > 0 else 1.0
             state[ours] = w
+            coded.add(k)
             packed += 1
         else:
             state[ours] = v
-    extra = sorted(set(scales) - set(k for k, v in tensors.items() if v.dtype == torch.uint8))
+    extra = sorted(set(scales) - coded)
     if extra:
         raise HwsimError(f"{folder}: weight_scale given for a float tensor {extra[0]!r}")
     load_state_checked(model, state, str(folder))
@@ -170,7 +199,36 @@ def load_hf_checkpoint(folder: Path) -> tuple[BitNetModel, dict]:
         assert isinstance(lin, BitLinear)
         lin.weight_gain.fill_(gain)
     model.eval()
-    return model, {"layout": layout, "packed_projections": packed, "config": cfg.to_dict()}
+    return model, {"layout": layout, "packed_projections": packed,
+                   "quantization": form or "none", "quantized": quantized,
+                   "config": cfg.to_dict()}
+
+
+def _stored_codes(folder: Path, k: str, v: torch.Tensor, rows: int, cols: int,
+                  form: str | None) -> torch.Tensor:
+    """Ternary codes (rows, cols) int8 of a stored projection: 2-bit packed ``uint8`` or, for
+    ``AutoBitLinear`` offline, an unpacked float matrix that must hold −1, 0, +1 only."""
+    if form == "autobitlinear-online":
+        raise HwsimError(f"{folder}: {k!r} holds ternary codes, but quantization_config says "
+                         "autobitlinear online (float weights)")
+    if v.dtype == torch.uint8:
+        if v.ndim != 2 or v.shape[-1] != cols:
+            raise HwsimError(f"{folder}: packed tensor {k!r} has {v.shape[-1]} columns, "
+                             f"expected {cols}")
+        return torch.from_numpy(unpack_ternary_rows(v.numpy(), rows, k))
+    if form == "bitlinear":
+        raise HwsimError(f"{folder}: {k!r} is {str(v.dtype).removeprefix('torch.')}, but "
+                         "quantization_config bitlinear stores 2-bit packed uint8 weights")
+    if tuple(v.shape) != (rows, cols):
+        raise HwsimError(f"{folder}: tensor {k!r} has shape {tuple(v.shape)}, expected "
+                         f"{(rows, cols)}")
+    w = v.float()
+    bad = ~((w == -1) | (w == 0) | (w == 1))
+    if bool(bad.any()):
+        r, c = (int(i) for i in torch.nonzero(bad)[0])
+        raise HwsimError(f"{folder}: {k!r} value {float(w[r, c])!r} at ({r}, {c}) is not a "
+                         "ternary code (autobitlinear offline)")
+    return w.to(torch.int8)
 
 
 def load_model_folder(folder: Path) -> tuple[BitNetModel, dict]:

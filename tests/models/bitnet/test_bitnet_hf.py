@@ -114,7 +114,8 @@ def test_microsoft_packed_layout_sharded(tmp_path, micro):
     (folder / "model.safetensors.index.json").write_text(json.dumps(
         {"weight_map": {k: f for f, keys in shards.items() for k in keys}}))
     model, info = load_hf_checkpoint(folder)
-    assert info == {"layout": "microsoft", "packed_projections": 14, "config": info["config"]}
+    assert info == {"layout": "microsoft", "packed_projections": 14, "quantization": "bitlinear",
+                    "quantized": True, "config": info["config"]}
     assert model.head.weight is model.embed.weight
     for k, codes in packed_codes.items():
         i, name = k.split(".")[2], k.split(".", 3)[3]
