@@ -93,7 +93,7 @@ def cases(p: spec.DecodeModelParams, seed: int = 0, quick: bool = False) -> list
     """Random layers (``decoder-layer``'s stimulus, one case a layer, each layer's input the
     previous one's output, drawn at a residual width ``2·layers + 2`` bits narrower so that
     the rows stay inside ``res_width``) and a random head (``lm-head``'s stimulus); the
-    embedding row is the first layer's stimulus row."""
+    embedding row is the first layer's stimulus row. The second case stalls ``y``."""
     q = p.layer()
     hp = p.head()
     # drawn at a narrower residual width, so that L layers of growth stay inside res_width
@@ -107,7 +107,8 @@ def cases(p: spec.DecodeModelParams, seed: int = 0, quick: bool = False) -> list
         head = klh.cases(hp, seed + 7 * k, True)[0]["arrays"]
         arrays = join(x, layers, head)
         golden_words(p, arrays)          # the chain stays inside res_width (else: one line)
-        out.append({"name": f"random{k}", "arrays": arrays, "seed": int(rng.integers(1 << 30))})
+        out.append({"name": f"random{k}", "arrays": arrays, "seed": int(rng.integers(1 << 30)),
+                    **({"stall": 0.5} if k else {})})
     return out
 
 

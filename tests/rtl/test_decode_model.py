@@ -60,13 +60,6 @@ def test_real_token_equals_the_integer_models_greedy_choice(micro_model):
     assert cycles == g.token_cycles(p)
 
 
-def test_stimulus_with_back_pressure():
-    p = KERNEL.params(**KERNEL.test_params[0])
-    (case,) = KERNEL.cases(p, seed=4, quick=True)
-    got, _ = rtl_decode_model(p, case["arrays"], stall=0.6, seed=2)
-    assert got == tuple(kd.golden_words(p, case["arrays"]))
-
-
 def test_formula_and_load_beats():
     p = KERNEL.params(**KERNEL.test_params[0])
     b = g.load_beats(p)

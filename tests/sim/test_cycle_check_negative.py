@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.cocotb, pytest.mark.slow]
 #: the kernels whose own test files run this check in the default suite
 OWN_FILES = {"ternary-mvu", "rmsnorm", "norm-quant", "attention-head"}
 #: the composed designs, left out: their parts (attn-layer, ffn-in, ffn-out; conv, gate) are here
-COMPOSED = {"decoder-layer", "swiftchannel-pipeline"}
+COMPOSED = {"decoder-layer", "swiftchannel-pipeline", "decode-model"}
 
 
 @pytest.mark.parametrize("name", sorted(set(KERNELS) - OWN_FILES - COMPOSED))

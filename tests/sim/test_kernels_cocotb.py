@@ -23,8 +23,9 @@ SIMS = ("icarus", "verilator")
 #: other Verilator builds (tens of seconds to minutes of C++ compile each) are slow
 VERILATOR_DEFAULT = {("ternary-mvu", 0)}
 #: the Icarus cases of the slow tier: emitting the whole SwiftChannel pipeline's Verilog takes
-#: minutes; the second conv engine set repeats the first one's cost
-ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1)}
+#: minutes; the second conv engine set repeats the first one's cost; the whole decode step
+#: repeats its parts' (decoder-layer, lm-head), checked in Amaranth's simulator by default
+ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1), ("decode-model", 0)}
 
 
 def _slow(name: str, index: int, sim: str) -> bool:
