@@ -23,8 +23,9 @@ SIMS = ("icarus", "verilator")
 #: other Verilator builds (tens of seconds to minutes of C++ compile each) are slow
 VERILATOR_DEFAULT = {("ternary-mvu", 0)}
 #: the Icarus cases of the slow tier: emitting the whole SwiftChannel pipeline's Verilog takes
-#: minutes; the second conv engine set repeats the first one's cost
-ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1)}
+#: minutes; the second conv engine set repeats the first one's cost; ffn-in's SiLU form (its
+#: fast tier runs in tests/rtl/test_ffn_in.py)
+ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1), ("ffn-in", 1)}
 
 
 def _slow(name: str, index: int, sim: str) -> bool:
