@@ -13,7 +13,7 @@ from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import norm_quant as gnq
 from hwsim.golden.vitallm import ternary_mvu as tm
 
-from . import CliParam, Kernel
+from . import CliParam, Kernel, _costs
 from ._contract import I2S_WEIGHTS, NORM_QUANT, STATIC, latency, one_at_a_time
 from .norm_quant import e_limbs, e_value
 
@@ -175,6 +175,7 @@ KERNEL = Kernel(
     golden="hwsim.golden.vitallm.ffn_in:ffn_in",
     cycles=spec.latency_cycles,
     parts=("norm-quant", "ternary-mvu"),
+    costs=(_costs.SILU_MUL,),
     manifest=manifest,
     cases=cases,
     test_params=(dict(hidden=8, ffn=5, lanes=4, res_width=28),

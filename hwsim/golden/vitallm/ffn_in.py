@@ -34,7 +34,7 @@ from hwsim.golden.vitallm import ternary_mvu as mvu
 from quant.qtype import INT8, QType
 
 __all__ = ["RELU2_DEPTH", "SILU_DEPTH", "FfnInParams", "ffn_in", "latency_cycles",
-           "phase_cycles", "storage_bits"]
+           "phase_cycles", "silu_action_counts", "silu_stream_cycles", "storage_bits"]
 
 #: Register stages of the ``relu(g)²·u`` unit (:class:`rtl.vitallm.relu2_mul.Relu2Mul`): the square,
 #: then the product into the output register.
@@ -192,3 +192,18 @@ def storage_bits(p: FfnInParams) -> int:
     table (``2**SILU_LUT_BITS`` entries of 6-bit magnitudes) for ``act="silu"``."""
     table = (6 << lc.SILU_LUT_BITS) if p.act == "silu" else 0
     return 2 * mvu.storage_bits(p.mvu()) + table
+
+
+def silu_stream_cycles(length: int, lanes: int, vectors: int = 1) -> int:
+    """Cycles of ``vectors`` rows of ``length`` gate/up pairs through ``lanes`` SiLU units
+    (:class:`rtl.vitallm.silu_mul.SiluMul`, one pair per lane per cycle, ``SILU_DEPTH``
+    stages): ``vectors · ceil(length / lanes) + SILU_DEPTH``."""
+    return vectors * -(-length // lanes) + SILU_DEPTH
+
+
+def silu_action_counts(length: int, vectors: int = 1) -> dict[str, int]:
+    """Per pair of ``silu(g)·u``: the gate requantizer's ``g · amax · M`` (two multiplies, a
+    rounding shift), one read of the 7-bit SiLU table, one add (``max(n, 0) + T``), the
+    product with ``u``."""
+    n = length * vectors
+    return {"gate_mul": 2 * n, "table_read_bits": 7 * n, "silu_add": n, "product_mul": n}

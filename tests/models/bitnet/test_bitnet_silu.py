@@ -86,3 +86,16 @@ def test_relu2_without_subln_is_refused():
     cfg = dataclasses.replace(shrunk("700M"), act="relu2")
     with pytest.raises(HwsimError, match="needs SubLN"):
         build_integer_model(BitNetModel(cfg), np.zeros((1, 4), np.int64))
+
+
+@pytest.mark.slow
+def test_bench_silu_agreement_on_a_trained_model():
+    """``hwsim bench bitnet``'s SiLU figure: a tiny SiLU model trained 60 steps; the integer
+    model's greedy tokens agree with its torch fake-quant model on ≥ 0.95 of the positions."""
+    from hwsim.bench.bitnet import SILU_SEQ, SILU_WINDOWS, _silu_agreement
+    from models.bitnet.data import Corpus
+    from tests.models.bitnet.conftest import byte_text
+
+    r = _silu_agreement(Corpus(byte_text(20000, 0), byte_text(4000, 1), "test text"), 1)
+    assert r["positions"] == SILU_WINDOWS * SILU_SEQ
+    assert r["agreement"] >= 0.95 and r["config"]["act"] == "silu"
