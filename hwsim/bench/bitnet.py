@@ -93,6 +93,7 @@ def run(args) -> dict:
     got = np.stack([integer_forward(im, w).argmax(-1) for w in wins])
     integer_tps = n_tok / (time.perf_counter() - t0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
+    silu = _silu_agreement(corpus, args.threads)
     rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None
     hf = _transformers(tq.config)
     return {
@@ -112,6 +113,7 @@ def run(args) -> dict:
         "golden_bitlinear_tokens_per_s": golden_tps, "threads": args.threads,
         "integer_model": im.info,
         **hf,
+        "silu_model_greedy_agreement": silu["agreement"], "silu_model": silu,
     }
 
 
@@ -126,6 +128,42 @@ def _transformers(cfg) -> dict:
     shape = dataclasses.replace(cfg, name="hf-random", rope_theta=500000.0)
     with tempfile.TemporaryDirectory() as tmp:
         return transformers_agreement(shape, Path(tmp) / "ck")
+
+
+#: the SiLU-form model of the agreement figure: tiny's shape with the 1bitLLM FFN (act silu, no
+#: SubLN), trained for a few steps here
+SILU_STEPS, SILU_SEQ, SILU_WINDOWS = 60, 64, 16
+
+
+def _silu_agreement(corpus, threads: int) -> dict:
+    """Greedy next-token agreement of the integer model with the torch fake-quant model of its
+    datapath, for a SiLU-gated tiny BitNet (1bitLLM form) trained ``SILU_STEPS`` steps."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from models.bitnet.config import get_config
+    from models.bitnet.data import validation_windows
+    from models.bitnet.integer_model import attach_datapath, build_integer_model, integer_forward
+    from models.bitnet.train import TrainSettings, train_model
+
+    cfg = dataclasses.replace(get_config("tiny"), name="tiny-silu", act="silu", subln=False)
+    s = TrainSettings(steps=SILU_STEPS, batch=8, seq=SILU_SEQ, warmup=10, eval_windows=16,
+                      threads=threads)
+    model, hist = train_model(cfg, True, corpus, s, progress=False)
+    rng = np.random.default_rng(1)
+    starts = rng.integers(0, corpus.train.size - SILU_SEQ - 1, 16)
+    im = build_integer_model(model, np.stack([corpus.train[i:i + SILU_SEQ] for i in starts])
+                             .astype(np.int64))
+    win = validation_windows(corpus.val, SILU_SEQ, SILU_WINDOWS)[:, :-1].astype(np.int64)
+    with torch.no_grad():
+        ref = attach_datapath(model, im)(torch.as_tensor(win)).argmax(-1).numpy()
+    got = np.stack([integer_forward(im, w).argmax(-1) for w in win])
+    return {"agreement": float((got == ref).mean()), "positions": int(got.size),
+            "config": {k: getattr(cfg, k) for k in ("hidden", "ffn", "layers", "act", "subln")},
+            "train_steps": SILU_STEPS, "final_train_loss": hist["final_train_loss"],
+            "val_ppl": hist["val_ppl"]}
 
 
 def _rtl_layer(model, im, corpus, args) -> dict:
@@ -154,6 +192,9 @@ def table(r: dict) -> str:
          f"{r['greedy_agreement']:.4f} of {r['agreement_positions']} positions"),
         ("greedy agreement integer vs QAT (float attn)", f"{r['greedy_agreement_vs_qat']:.4f}"),
         ("greedy agreement golden BitLinears vs QAT", f"{r['golden_bitlinear_agreement']:.4f}"),
+        ("greedy agreement integer vs torch datapath, SiLU model",
+         f"{r['silu_model_greedy_agreement']:.4f} of {r['silu_model']['positions']} positions "
+         f"({r['silu_model']['train_steps']}-step tiny, act silu, no SubLN)"),
         ("tokens/s torch / golden integer",
          f"{r['torch_tokens_per_s']:,.0f} / {r['golden_integer_tokens_per_s']:,.0f} "
          f"({r['golden_integer_over_torch']:.4f}×, {r['threads']} thread)"),

@@ -75,7 +75,7 @@ def known_models() -> list[str]:
 
 def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) -> Layer:
     """One decoder layer: RMSNorm, wq/wk/wv, absmax barriers on q/k/v, QKᵀ, softmax, AV, wo,
-    RMSNorm, w1/w3, w2.
+    RMSNorm, w1/w3, the SiLU-gated product (``act="silu"`` configs: 700M, 1.3B, 3B), w2.
 
     Decode: ``n = 1`` new token attending to ``ctx`` cached tokens (itself included).
     Prefill: ``n`` prompt tokens, causal: token ``i`` attends to ``i + 1`` tokens, so the
@@ -127,7 +127,9 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
                  kv_read_bits=kv["lo_table"] * 8)] if sparse else []),
            qk, sm, av, proj("wo"),
            Op("ffn_norm", "rmsnorm_int", {"length": d}, n),
-           proj("w1"), proj("w3"), proj("w2")]
+           proj("w1"), proj("w3"),
+           *([Op("ffn_act", "silu_mul", {"length": cfg.ffn}, n)] if cfg.act == "silu" else []),
+           proj("w2")]
     return Layer("decoder", tuple(ops), count=cfg.layers)
 
 

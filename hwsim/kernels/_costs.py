@@ -11,12 +11,17 @@ price). The kernel modules attach these entries to the kernel whose hardware run
   :func:`hwsim.golden.common.int8_matmul.action_counts` on ``booth.lanes`` multipliers;
 * ``softmax_int`` (core ``nonlinear``): the attention head's integer softmax,
   :mod:`hwsim.golden.common.softmax_int` on ``nonlinear.lanes`` exponent lanes;
-* ``rmsnorm_int``, ``absmax_barrier`` (core ``nonlinear``), ``lo_topk`` (core ``booth``).
+* ``rmsnorm_int``, ``absmax_barrier`` (core ``nonlinear``), ``lo_topk`` (core ``booth``);
+* ``silu_mul`` (core ``nonlinear``): the SiLU-gated product of the 1bitLLM FFN,
+  :func:`hwsim.golden.vitallm.ffn_in.silu_stream_cycles` and ``silu_action_counts`` on
+  ``nonlinear.lanes`` units (the 2B4T ``relu(g)²·u`` is not priced: two multiplies per element
+  beside the MVUs).
 
 Operation shapes: ``{"rows", "cols"}`` (ternary projection); ``{"heads", "head_dim",
 "queries", "keys", "causal"[, "product": "qk" | "av"]}`` (attention; a causal prefill's query
 ``i`` attends to ``i`` keys); ``{"m", "k", "n"}`` (a dense int8 product per vector);
-``{"length"[, "in_width"]}`` (norm, barrier); ``{"tokens", "head_dim", "keep"}`` (selector).
+``{"length"[, "in_width"]}`` (norm, barrier, SiLU product); ``{"tokens", "head_dim", "keep"}``
+(selector).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from collections.abc import Callable
 from hwsim.golden.common import int8_matmul as _mm
 from hwsim.golden.common import softmax_int as _sm
 from hwsim.golden.vitallm import absmax_barrier as _ab
+from hwsim.golden.vitallm import ffn_in as _ffn
 from hwsim.golden.vitallm import lo_topk as _lo
 from hwsim.golden.vitallm import rmsnorm_int as _rn
 from hwsim.golden.vitallm import ternary_mvu as _tmvu
 
 from . import Cost
 
-__all__ = ["ABSMAX_BARRIER", "INT8_MATMUL", "LO_TOPK", "RMSNORM_INT", "SOFTMAX_INT",
+__all__ = ["ABSMAX_BARRIER", "INT8_MATMUL", "LO_TOPK", "RMSNORM_INT", "SILU_MUL", "SOFTMAX_INT",
            "TERNARY_MVU", "ternary_tile_params"]
 
 
@@ -174,9 +180,20 @@ def _lo_topk(shape: dict, vectors: int, arch) -> tuple[int, dict]:
     return vectors * _lo.latency_cycles(p), _LO_TOPK(_lo.action_counts(p, vectors))
 
 
+_SILU = _mapper({"gate_mul": {"mul32": 1}, "table_read_bits": {"register_read_bits": 1},
+                 "silu_add": {"add32": 1}, "product_mul": {"mul32": 1}})
+
+
+def _silu(shape: dict, vectors: int, arch) -> tuple[int, dict]:
+    n = shape["length"]
+    return (_ffn.silu_stream_cycles(n, arch["nonlinear.lanes"], vectors),
+            _SILU(_ffn.silu_action_counts(n, vectors)))
+
+
 TERNARY_MVU = _priced("tint", "ternary_mvu", _ternary)
 INT8_MATMUL = _priced("booth", "int8_matmul", _int8_matmul)
 SOFTMAX_INT = _priced("nonlinear", "softmax_int", _softmax)
 RMSNORM_INT = _priced("nonlinear", "rmsnorm_int", _rmsnorm)
 ABSMAX_BARRIER = _priced("nonlinear", "absmax_barrier", _barrier)
 LO_TOPK = _priced("booth", "lo_topk", _lo_topk)
+SILU_MUL = _priced("nonlinear", "silu_mul", _silu)

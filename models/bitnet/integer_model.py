@@ -15,7 +15,8 @@ RoPE                        ``round(acc·cos + rot(acc)·sin)`` with Q1.20 table
 q, k, v                     static per-head int8 scales (calibrated absmax) by ``requantize``
 attention                   :func:`hwsim.golden.common.attention_head.attention_head` (causal),
                             int8 scores → integer softmax → int8 output + per-row amax
-gated FFN                   ``relu(g)² · u`` on the exact accumulators (SubLN follows)
+gated FFN                   ``relu(g)² · u`` on the exact accumulators (SubLN follows), or
+                            ``silu(g) · u`` with the integer SiLU (gate at step 2⁻⁷, table)
 residual adds               ``requantize(acc · amax, M, S)`` into the residual format
 LM head                     int8 per-tensor weights × int8 activations (exact), argmax
 ==========================  ===============================================================
@@ -150,9 +151,10 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
     if not model.quantized:
         raise HwsimError("the integer model needs the ternary model, not the float baseline")
     cfg = model.config
-    if cfg.act != "relu2" or not cfg.subln:
-        raise HwsimError("the integer model needs SubLN and the relu² FFN (BitNet b1.58 2B4T "
-                         f"style); {cfg.name} has act={cfg.act}, subln={cfg.subln}")
+    if cfg.act == "relu2" and not cfg.subln:
+        raise HwsimError(f"{cfg.name}: the integer relu² FFN needs SubLN (its product's step "
+                         "∝ amax³ is too wide for the barrier without a norm); use act=silu or "
+                         "subln=True")
     model = model.eval()
     st = _calibrate(model, calib_windows)
     # residual: the calibrated peak (with 2× headroom) maps to 2**RES_BITS codes
@@ -177,19 +179,33 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
         # attention output of head h in "wide" codes o·amax_o has step 2**-prob.frac · s_v / 127;
         # per-head s_v differ, so each head's wide codes are rescaled to the largest s_v first
         wide_step = attn.prob.lsb * float(s_qkv["v"].max()) / 127
-        res_mult = {n: quantize_multiplier(norm_step * proj[n].scale / res.lsb, bits=24)
-                    for n in ("wo", "w2")}
-        # relu(g)²·u of a row with FFN-input amax a has step (a·norm_step)³ · s_w1² · s_w3
-        ffn_sub_step = norm_step ** 3 * proj["w1"].scale ** 2 * proj["w3"].scale
+        if cfg.act == "relu2":
+            # relu(g)²·u of a row with FFN-input amax a has step (a·norm_step)³ · s_w1² · s_w3
+            ffn_sub_step = norm_step ** 3 * proj["w1"].scale ** 2 * proj["w3"].scale
+            gate_mult, sub_power = None, lc.FFN_SUB_EPS_POWER
+        else:
+            # silu(g)·u: the gate g·a·norm_step·s_w1 at the fixed step 2**-SILU_FRAC, times u
+            # (step a·norm_step·s_w3)
+            gate_mult = quantize_multiplier(norm_step * proj["w1"].scale * 2 ** lc.SILU_FRAC,
+                                            bits=lc.MULT_BITS)
+            ffn_sub_step = 2.0 ** -lc.SILU_FRAC * norm_step * proj["w3"].scale
+            sub_power = lc.SILU_SUB_EPS_POWER
+        # the barrier before wo / w2 quantizes norm codes (SubLN) or the wide rows themselves
+        # (no SubLN: codes at wide_step, or the FFN product at ffn_sub_step · amax**k)
+        act_step = ({"wo": norm_step, "w2": norm_step} if cfg.subln else
+                    {"wo": wide_step / 127, "w2": ffn_sub_step / 127})
+        res_mult = {n: quantize_multiplier(act_step[n] * proj[n].scale / res.lsb,
+                                           bits=lc.MULT_BITS) for n in ("wo", "w2")}
         eps = cfg.norm_eps
         layers.append(_Layer(
             attn_norm=_norm(layer.attn_norm.weight, cfg.hidden, eps, res.lsb),
             ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb),
-            attn_sub=_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step),
-            ffn_sub=_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step,
-                          lc.FFN_SUB_EPS_POWER),
+            attn_sub=(_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step)
+                      if cfg.subln else None),
+            ffn_sub=(_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step, sub_power)
+                     if cfg.subln else None),
             proj=proj, qkv_mult=qkv_mult, s_qkv=s_qkv, score_mult=score_mult,
-            wide_step=wide_step, res_mult=res_mult))
+            wide_step=wide_step, res_mult=res_mult, act=cfg.act, gate_mult=gate_mult))
     head_w = model.head.weight.detach().double().numpy()
     head_step = float(np.abs(head_w).max()) / 127
     cos = quantize(model.rope_cos.double().numpy(), QType(ROPE_FRAC + 2, frac=ROPE_FRAC))
@@ -245,7 +261,9 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
 def attach_datapath(model: BitNetModel, m: IntegerBitNet) -> BitNetModel:
     """A copy of ``model`` whose attention and LM head fake-quantize exactly where ``m``
     quantizes (static per-head int8 q/k/v, int8 scores, uint8 probabilities, per-row int8
-    head outputs, int8 LM head): the torch fake-quant model of the integer datapath."""
+    head outputs, int8 LM head), and whose SiLU FFN (``act="silu"``) rounds the gate and its
+    SiLU to ``2**-SILU_FRAC`` as the integer SiLU does: the torch fake-quant model of the
+    integer datapath."""
     import copy
 
     from .model import AttentionQuant
@@ -255,5 +273,7 @@ def attach_datapath(model: BitNetModel, m: IntegerBitNet) -> BitNetModel:
         layer.attn.datapath = AttentionQuant(
             torch.tensor(L.s_qkv["q"]), torch.tensor(L.s_qkv["k"]), torch.tensor(L.s_qkv["v"]),
             m.attn.score.frac)
+        if m.act == "silu":
+            layer.ffn.silu_frac = lc.SILU_FRAC
     out.head_step = m.head_step
     return out

@@ -175,10 +175,20 @@ class FeedForward(nn.Module):
         self.w3 = _linear(cfg.hidden, cfg.ffn, quantized)  # up
         self.w2 = _linear(cfg.ffn, cfg.hidden, quantized)  # down
         self.sub_norm = RMSNorm(cfg.ffn, cfg.norm_eps) if cfg.subln else None
+        #: optional fixed-point SiLU of the integer datapath: the gate and its SiLU rounded to
+        #: ``2**-silu_frac`` (set by :func:`models.bitnet.integer_model.attach_datapath`)
+        self.silu_frac: int | None = None
 
     def forward(self, x):
         g = self.w1(x)
-        g = F.relu(g).square() if self.act == "relu2" else F.silu(g)
+        if self.act == "relu2":
+            g = F.relu(g).square()
+        elif self.silu_frac is None:
+            g = F.silu(g)
+        else:                   # the integer SiLU: round(silu(round(g·2**F)·2**-F)·2**F)·2**-F
+            s = 2.0 ** self.silu_frac
+            gq = torch.round(g.double() * s) / s
+            g = (torch.floor(F.silu(gq) * s + 0.5) / s).to(g.dtype)
         h = g * self.w3(x)                                                       # (B, T, ffn)
         if self.sub_norm is not None:
             h = self.sub_norm(h)

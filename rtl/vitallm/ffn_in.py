@@ -1,7 +1,8 @@
 """The input half of a BitNet layer's FFN: the residual row's peak → shift
 (:class:`rtl.vitallm.row_shift.RowShift`), the FFN RMSNorm + activation quantizer
 (:class:`rtl.vitallm.norm_quant.NormQuant`), the ``w1`` and ``w3`` ternary MVUs in parallel
-(:class:`rtl.vitallm.ternary_mvu.TernaryMVU`) and ``relu(g)²·u`` (:class:`rtl.vitallm.relu2_mul.Relu2Mul`).
+(:class:`rtl.vitallm.ternary_mvu.TernaryMVU`) and ``relu(g)²·u`` (:class:`rtl.vitallm.relu2_mul.Relu2Mul`)
+or ``silu(g)·u`` (:class:`rtl.vitallm.silu_mul.SiluMul`).
 
 Specification: :func:`hwsim.golden.vitallm.ffn_in.ffn_in`, :func:`hwsim.golden.vitallm.ffn_in.latency_cycles`.
 This module only builds the hardware.
@@ -15,17 +16,19 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ffn_in as spec
+from hwsim.golden.vitallm import layer_codes as lc
 from rtl.vitallm.norm_quant import NormQuant
 from rtl.vitallm.relu2_mul import Relu2Mul
 from rtl.vitallm.row_shift import RowShift
+from rtl.vitallm.silu_mul import SiluMul
 from rtl.vitallm.ternary_mvu import TernaryMVU
 
 __all__ = ["FfnIn"]
 
 
 class FfnIn(wiring.Component):
-    """``relu(w1·a)² · (w3·a)`` with ``a, amax = act_quant(rmsnorm(x))`` for one decode token
-    at a time.
+    """``relu(w1·a)² · (w3·a)`` (``act="relu2"``) or ``silu(w1·a) · (w3·a)`` (``act="silu"``)
+    with ``a, amax = act_quant(rmsnorm(x))`` for one decode token at a time.
 
     The host loads ``w1`` on ``w1`` and ``w3`` on ``w3`` before a token
     (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`, ``ffn · hidden/lanes`` words each); the
@@ -39,7 +42,9 @@ class FfnIn(wiring.Component):
     * the norm unit's int8 beats go to both MVUs at once (exact accumulators out); its amax is
       latched and travels on every ``y`` beat;
     * the MVUs' rows leave in the same cycles; each pair ``(g, u)`` goes through
-      ``relu(g)²·u`` (two stages) to ``y``: ``ffn`` beats ``{prod, amax}``, rows in order.
+      ``relu(g)²·u`` (two stages) or ``silu(g)·u`` (three stages: the gate requantized with
+      the token's amax and the static ``gate_mult``, ``gate_shift``, the SiLU table, the
+      product) to ``y``: ``ffn`` beats ``{prod, amax}``, rows in order.
 
     The next token's activations enter the MVUs only after this token's last ``y`` beat (its
     row, norm and quantizer overlap the MVUs). Latency (no idle input, no back-pressure):
@@ -60,9 +65,12 @@ class FfnIn(wiring.Component):
         The FFN RMSNorm's ε constant ``E`` (:func:`hwsim.golden.vitallm.layer_codes.eps_code`,
         power 0).
         Static: held from a token's first input beat to its last output beat.
+    gate_mult : ``In(unsigned(MULT_BITS))``, gate_shift : ``In(unsigned(6))``
+        ``act="silu"`` only: the layer's gate requantizer ``(M, S)``
+        (:func:`hwsim.golden.vitallm.layer_codes.silu_gate`). Static.
     y : ``Out(stream.Signature(StructLayout({prod: signed(prod_width), amax: unsigned(24)})))``
-        ``ffn`` beats per token, rows in order: ``prod = relu(g)²·u`` exact, and the FFN
-        activations' ``amax`` on every beat.
+        ``ffn`` beats per token, rows in order: ``prod = relu(g)²·u`` or ``silu(g)·u`` exact,
+        and the FFN activations' ``amax`` on every beat.
     res : ``Out(stream.Signature(signed(res_width)))``
         The token's held residual row, ``hidden`` codes in order, from the cycle after its last
         ``x`` beat (for ``ffn-out``'s residual add).
@@ -77,11 +85,17 @@ class FfnIn(wiring.Component):
         self.nq = NormQuant(p.norm_quant())
         self.mv1 = TernaryMVU(p.mvu())
         self.mv3 = TernaryMVU(p.mvu())
-        self.r2 = Relu2Mul(p.mvu().acc_width, p.prod_width, p.acc_bound)
         amax_w = p.norm_quant().norm().out.width
+        if p.act == "silu":
+            self.r2 = SiluMul(p.mvu().acc_width, p.prod_width, p.acc_bound, amax_w)
+            gate = {"gate_mult": In(unsigned(lc.MULT_BITS)), "gate_shift": In(unsigned(6))}
+        else:
+            self.r2 = Relu2Mul(p.mvu().acc_width, p.prod_width, p.acc_bound)
+            gate = {}
         self.y_layout = data.StructLayout({"prod": signed(p.prod_width),
                                            "amax": unsigned(amax_w)})
         super().__init__({
+            **gate,
             "w1": In(stream.Signature(unsigned(2 * p.lanes))),
             "w3": In(stream.Signature(unsigned(2 * p.lanes))),
             "x": self.rs.signature.members["x"],
@@ -98,7 +112,7 @@ class FfnIn(wiring.Component):
         m.submodules.norm_quant = nq = self.nq
         m.submodules.w1_mvu = mv1 = self.mv1
         m.submodules.w3_mvu = mv3 = self.mv3
-        m.submodules.relu2_mul = r2 = self.r2
+        m.submodules.gated_mul = r2 = self.r2
         C = p.chunks
         wiring.connect(m, wiring.flipped(self.w1), mv1.w)
         wiring.connect(m, wiring.flipped(self.w3), mv3.w)
@@ -124,7 +138,10 @@ class FfnIn(wiring.Component):
         with m.If(take):
             m.d.sync += [xin.eq(Mux(xin == C - 1, 0, xin + 1)), amax.eq(nq.y.payload.amax)]
 
-        # ---- relu(g)²·u with the token's amax -----------------------------------------------
+        # ---- relu(g)²·u or silu(g)·u, with the token's amax -----------------------------------
+        if p.act == "silu":      # amax changes only when the next token's MVU input starts
+            m.d.comb += [r2.amax.eq(amax), r2.mult.eq(self.gate_mult),
+                         r2.shift.eq(self.gate_shift)]
         m.d.comb += [self.y.payload.prod.eq(r2.y.payload), self.y.payload.amax.eq(amax),
                      self.y.valid.eq(r2.y.valid), r2.y.ready.eq(self.y.ready)]
         row = Signal(range(p.ffn))

@@ -95,7 +95,7 @@ def test_bad_input():
     with pytest.raises(HwsimError, match="2 layers"):
         g.decode_model(x, [kd.kdl.golden_arrays(layers[0])], head, p)
     narrow = dataclasses.replace(p, res_width=12)
-    with pytest.raises(HwsimError, match="outside int12|exceeds 12 bits"):
+    with pytest.raises(HwsimError, match=r"outside int12|exceeds 12 bits"):
         g.decode_model(x, [kd.kdl.golden_arrays(la) for la in layers],
                        {"g": head["g"], "E": kd.e_value(head["e"]), "w": head["w"]}, narrow)
     with pytest.raises(HwsimError, match="does not fit"):

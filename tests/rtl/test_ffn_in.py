@@ -8,6 +8,7 @@ import pytest
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import decoder_layer as dl
 from hwsim.golden.vitallm import ffn_in as g
+from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import norm_quant as nq
 from hwsim.golden.vitallm import ternary_mvu as mvu
 from hwsim.kernels import ffn_in as ka
@@ -16,6 +17,7 @@ from hwsim.sim.amaranth_bench import Sink, Source, run_streams
 from rtl.vitallm.ffn_in import FfnIn
 from rtl.vitallm.relu2_mul import Relu2Mul
 from rtl.vitallm.row_shift import RowShift
+from rtl.vitallm.silu_mul import SiluMul
 
 KERNEL = get_kernel("ffn-in")
 
@@ -29,9 +31,9 @@ def rtl_ffn_in(p, toks, idle=0.0, stall=0.0, seed=0):
     x = Source(dut.x, [b for t in toks for b in ka.x_words(t, p)], idle=idle)
     y = Sink(dut.y, p.ffn * len(toks), stall=stall)
     res = Sink(dut.res, p.hidden * len(toks), stall=stall)
-    pv = ka.port_values(toks[0], p)
-    run_streams(dut, [w1, w3, x], [y, res], seed=seed,
-                settle=[(dut.gamma.as_value(), pv["gamma"]), (dut.e, pv["e"])])
+    settle = [(getattr(dut, k).as_value() if k == "gamma" else getattr(dut, k), v)
+              for k, v in ka.port_values(toks[0], p).items()]
+    run_streams(dut, [w1, w3, x], [y, res], seed=seed, settle=settle)
     fields = np.array([ka.y_fields(v, p) for v in y.values], dtype=object).reshape(-1, 2)
     words = []
     for t in range(len(toks)):
@@ -51,10 +53,12 @@ def check(p, case):
         assert cycles == g.latency_cycles(p), case["name"]
 
 
-@pytest.mark.parametrize("hidden, ffn, lanes, res_width",
-                         [(16, 12, 8, 28), (12, 5, 4, 40), (4, 3, 1, 24)])
-def test_bit_exact_and_cycles(hidden, ffn, lanes, res_width):
-    p = g.FfnInParams(hidden=hidden, ffn=ffn, lanes=lanes, res_width=res_width)
+@pytest.mark.parametrize("hidden, ffn, lanes, res_width, act",
+                         [(16, 12, 8, 28, "relu2"), (12, 5, 4, 40, "relu2"), (4, 3, 1, 24, "relu2"),
+                          pytest.param(16, 24, 8, 28, "silu", marks=pytest.mark.slow),
+                          (4, 3, 1, 24, "silu")])
+def test_bit_exact_and_cycles(hidden, ffn, lanes, res_width, act):
+    p = g.FfnInParams(hidden=hidden, ffn=ffn, lanes=lanes, res_width=res_width, act=act)
     for case in KERNEL.cases(p, seed=hidden):
         check(p, case)
 
@@ -114,6 +118,10 @@ def test_params_and_golden_reject_bad_input():
         FfnIn(dl.DecoderLayerParams())
     with pytest.raises(HwsimError, match="Relu2Mul"):
         Relu2Mul(16, 40, 1 << 14)
+    with pytest.raises(HwsimError, match="SiluMul"):
+        SiluMul(16, 37, 1 << 14, 24)
+    with pytest.raises(HwsimError, match="act must be relu2 or silu"):
+        g.FfnInParams(act="gelu")
     with pytest.raises(HwsimError, match="RowShift"):
         RowShift(nq.NormQuantParams(shift_width=1), 48)
     with pytest.raises(HwsimError, match="RowShift"):
@@ -129,6 +137,27 @@ def test_params_and_golden_reject_bad_input():
         g.ffn_in(a["x"], a["g"], -1, a["w1"], a["w3"], p)
     with pytest.raises(HwsimError, match="w3 must be"):
         g.ffn_in(a["x"], a["g"], E, a["w1"], a["w3"][:3], p)
+    ps = g.FfnInParams(hidden=16, ffn=12, lanes=8, res_width=28, act="silu")
+    for gate in (None, (1 << 24, 3), (5, 64), (5.0, 3)):
+        with pytest.raises(HwsimError, match="silu needs gate"):
+            g.ffn_in(a["x"], a["g"], E, a["w1"], a["w3"], ps, gate)
+
+
+def test_silu_formula_and_stimulus():
+    """The SiLU unit adds one stage to the relu² unit's two; the stimulus drives the gate
+    through the table's domain on both signs and, in the extreme case, into saturation."""
+    p = g.FfnInParams(act="silu")
+    assert (p.prod_width, p.gated_depth) == (38, g.SILU_DEPTH) == (38, 3)   # 2**23 · 2**14
+    assert g.latency_cycles(p) == g.latency_cycles(g.FfnInParams()) + 1
+    ps = g.FfnInParams(hidden=16, ffn=24, lanes=8, res_width=28, act="silu")
+    for case in KERNEL.cases(ps, seed=16):
+        a = case["arrays"]
+        an, amax = nq.norm_quant_row(a["x"], a["g"], ka.e_value(a["e"]), ps.norm_quant())
+        gx = lc.silu_gate(mvu.ternary_mvu_acc(a["w1"], an)[None], [amax], tuple(a["gate"]))
+        if case["name"] == "extreme":
+            assert gx.max() == lc.GATE.max_code
+        else:
+            assert gx.min() < -(1 << lc.SILU_LUT_BITS - 2) and gx.max() > 1 << lc.SILU_LUT_BITS
 
 
 def test_decode_cycles_take_ffn_norm_and_w1_w3_from_ffn_in():

@@ -16,7 +16,15 @@ Datapath of one layer (``x`` residual codes, integer everywhere)::
     o_h = attention(q8_h, K_cache, V_cache)  Booth int8 core: dense, or LO surrogate + top-K
     x += requant(TINT(wo) · barrier(subln(o)))
     a  = barrier(rmsnorm(x))
-    x += requant(TINT(w2) · barrier(subln(relu(w1·a)² · (w3·a))))
+    x += requant(TINT(w2) · barrier(subln(relu(w1·a)² · (w3·a))))      act="relu2" (2B4T)
+    x += requant(TINT(w2) · barrier(subln(silu(w1·a) · (w3·a))))       act="silu" (1bitLLM)
+
+``silu`` is the integer SiLU of :func:`hwsim.golden.vitallm.layer_codes.silu_mul` (the gate
+requantized to a fixed step, a 1024-entry table, ≤ ½ LSB). Without SubLN (``attn_sub`` /
+``ffn_sub`` None, the 700M–3B configurations) the barrier takes the wide rows directly
+(:func:`~hwsim.golden.vitallm.layer_codes.act_quant_wide`); the row's per-token scale — its
+amax, shift and, for the FFN, the FFN input's amax to the product's power — enters the residual
+add's integer scale.
 
 Attention is pluggable (``attend``): :func:`dense_attend` (causal attention on every cached
 token) or :func:`sparse_attend` (VitaLLM's predictive sparse attention: each query keeps
@@ -118,7 +126,7 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
     ``capture`` (a dict) receives ``q``, ``k``, ``v`` (int8, this step's rows), ``o``, ``amax``,
     ``x_attn`` (the residual rows after the attention block's ``wo`` add), and the FFN's
     ``ffn_a``, ``ffn_amax`` (its int8 activations and their amax), ``prod`` (the exact
-    ``relu(g)²·u`` rows, (T, ffn)).
+    ``relu(g)²·u`` or ``silu(g)·u`` rows, (T, ffn)).
     """
     attend = attend or dense_attend
     x = np.asarray(x, dtype=np.int64)
@@ -145,18 +153,31 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
             capture["o"][:, h], capture["amax"][:, h] = o, amax_o
         wide[:, h] = lc.v_rescale(o, amax_o, ratios[h])
     wide = wide.reshape(T, H * hd)
-    a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
+    if L.attn_sub is not None:
+        a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
+    else:                                  # wide codes at the fixed step wide_step
+        a2, amax2 = lc.act_quant_wide(wide)
     x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["wo"].W, a2), amax2, L.res_mult["wo"],
                         ctx.res)
     if capture is not None:
         capture["x_attn"] = x
     a, amax = lc.act_quant(lc.rms_rows(x, L.ffn_norm))
-    prod = lc.relu2_mul(mvu.ternary_mvu_acc(L.proj["w1"].W, a),
-                        mvu.ternary_mvu_acc(L.proj["w3"].W, a))           # (T, ffn) exact
+    g, u = mvu.ternary_mvu_acc(L.proj["w1"].W, a), mvu.ternary_mvu_acc(L.proj["w3"].W, a)
+    if L.act == "silu":
+        prod = lc.silu_mul(g, u, amax, L.gate_mult)                       # (T, ffn) exact
+    else:
+        prod = lc.relu2_mul(g, u)                                         # (T, ffn) exact
     if capture is not None:
         capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
-    # row t of `prod` has step c·amax_t³ (c fixed): its ε code carries amax_t (eps_power 6)
-    a3, amax3 = lc.act_quant(lc.rms_rows(prod, L.ffn_sub, amax))
+    if L.ffn_sub is not None:
+        # row t of `prod` has step c·amax_t**k (c fixed, k = L.prod_power): its ε code carries
+        # amax_t (eps_power 2k)
+        a3, amax3 = lc.act_quant(lc.rms_rows(prod, L.ffn_sub, amax))
+    else:
+        a3, scale3 = lc.act_quant_wide(prod)
+        amax3 = np.array([int(s) * int(m) ** L.prod_power for s, m in zip(scale3, amax,
+                                                                           strict=True)],
+                         dtype=object)
     x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],
                         ctx.res)
     return x, k8, v8

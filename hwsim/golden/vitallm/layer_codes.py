@@ -9,7 +9,19 @@ compute alike: a row's shift to ``NORM_IN_BITS`` bits (:func:`shift_rows`), the 
 norm (:func:`eps_constant`, :func:`eps_code`), the integer RMSNorm of rows (:func:`rms_rows`),
 the per-token activation quantizer (:func:`act_quant`), RoPE and the static int8 requantizer
 (:func:`rope`, :func:`to_static_int8`), the v-rescale (:func:`v_rescale`), the residual add
-(:func:`residual_add`) and the FFN's gated product (:func:`relu2_mul`).
+(:func:`residual_add`) and the FFN's gated products: ``relu(g)²·u`` (:func:`relu2_mul`, BitNet
+b1.58 2B4T) and ``silu(g)·u`` (:func:`silu_mul`, the 1bitLLM / LLaMA form) with its integer SiLU
+(:func:`silu_table`, :func:`silu_int`).
+
+Integer SiLU. The gate accumulator ``g`` (step ``amax · c``, ``c`` fixed per layer) is first
+requantized to ``GATE`` codes at the fixed real step ``2**-SILU_FRAC``
+(:func:`silu_gate`: ``requantize(g · amax, M, S)``, half even, saturated to 24 bits). The SiLU of
+a code ``n`` uses ``silu(x) = x + silu(−x)``: one table ``T[k] = round(silu(−k · 2**-F) · 2**F)``
+(``F = SILU_FRAC``, half up, ``k = 0 … 2**SILU_LUT_BITS − 1``, values −36 … 0) serves both signs,
+``silu_int(n) = T[−n]`` for ``n ≤ 0`` and ``n + T[n]`` for ``n > 0``, and ``T[k] = 0`` beyond the
+table (``|silu(−x)| ≤ 8 · e⁻⁸ < 2**-(F+1)`` for ``x ≥ 8``). Since ``n`` is exact, every output is
+``silu(n · 2**-F)`` rounded to the nearest ``2**-F``: the error is at most ½ output LSB for every
+input code (tested exhaustively against float64).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ __all__ = [
     "ACT_RECIP_BITS",
     "EPS_CAP",
     "FFN_SUB_EPS_POWER",
+    "GATE",
     "MULT_BITS",
     "NORM_GAMMA_BITS",
     "NORM_IN_BITS",
@@ -38,12 +51,16 @@ __all__ = [
     "RMS_FRAC",
     "ROPE_CODE",
     "ROPE_FRAC",
+    "SILU_FRAC",
+    "SILU_LUT_BITS",
+    "SILU_SUB_EPS_POWER",
     "V_RATIO_FRAC",
     "WIDE",
     "LayerCodes",
     "NormCodes",
     "ProjCodes",
     "act_quant",
+    "act_quant_wide",
     "eps_code",
     "eps_constant",
     "norm_eps_codes",
@@ -54,6 +71,10 @@ __all__ = [
     "rms_shifted",
     "rope",
     "shift_rows",
+    "silu_gate",
+    "silu_int",
+    "silu_mul",
+    "silu_table",
     "to_static_int8",
     "v_ratios",
     "v_rescale",
@@ -70,6 +91,9 @@ NORM_RECIP_BITS = 19                 # reciprocal of the RMS
 ACT_RECIP_BITS = RECIP_BITS          # reciprocal of the amax in the activation quantizer
 MULT_BITS = 24                       # static requantization multipliers
 ROPE_CODE = QType(ROPE_FRAC + 2, frac=ROPE_FRAC)   # cos / sin table codes
+SILU_FRAC = 7                        # SiLU input and output codes: real step 2**-7
+SILU_LUT_BITS = 10                   # SiLU table: 2**10 entries, inputs −8 … 0 (real)
+GATE = QType(24, frac=SILU_FRAC)     # requantized gate codes (saturated: real range ±65536)
 
 
 @dataclass
@@ -103,8 +127,8 @@ class LayerCodes:
 
     attn_norm: NormCodes
     ffn_norm: NormCodes
-    attn_sub: NormCodes
-    ffn_sub: NormCodes
+    attn_sub: NormCodes | None                     # None: no SubLN (1bitLLM configs)
+    ffn_sub: NormCodes | None
     proj: dict[str, ProjCodes]
     qkv_mult: dict[str, list[tuple[int, int]]]     # per head: acc·amax → static int8 code
     s_qkv: dict[str, np.ndarray]                   # static per-head steps
@@ -112,6 +136,14 @@ class LayerCodes:
     wide_step: float                               # real step of the attention "wide" codes
                                                    # (sets attn_sub.eps at build time)
     res_mult: dict[str, tuple[int, int]]           # wo / w2: acc·amax → residual codes
+    act: str = "relu2"                             # gated FFN: relu2 or silu
+    gate_mult: tuple[int, int] | None = None       # silu: g·amax → GATE codes (M, S)
+
+    @property
+    def prod_power(self) -> int:
+        """Power of the FFN input's amax in the step of the gated product: ``relu(g)²·u``
+        has step ∝ amax³, ``silu(g)·u`` (its SiLU at a fixed step) ∝ amax."""
+        return 3 if self.act == "relu2" else 1
 
 
 def norm_params(n: int, lanes: int, gamma_frac: int) -> rn.RmsNormParams:
@@ -124,6 +156,7 @@ def norm_params(n: int, lanes: int, gamma_frac: int) -> rn.RmsNormParams:
 
 EPS_CAP = 1 << 62                    # an ε code saturates here (the norm's int64 sums)
 FFN_SUB_EPS_POWER = 6                # relu(g)²·u has step ∝ amax³, so step² ∝ amax⁶
+SILU_SUB_EPS_POWER = 2               # silu(g)·u has step ∝ amax (u's), so step² ∝ amax²
 
 def eps_constant(eps: float, step: float) -> int:
     """``E = round(ε · 2**(2G) / step²)`` (half up, exact from the two float64 values): ε in
@@ -246,10 +279,73 @@ def v_rescale(o, amax_o, ratio: int) -> np.ndarray:
 def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:
     """``x + requantize(acc · amax, M, S, res)``: a projection's exact accumulators ``acc``
     (T, n), at the step of their activations' per-row ``amax`` (T,), rescaled to residual codes
-    and added to the residual rows ``x`` (T, n). The add itself is exact (not saturated)."""
+    and added to the residual rows ``x`` (T, n). The add itself is exact (not saturated).
+
+    ``amax`` may be any per-row integer scale (e.g. the product of two amax and a shift,
+    :func:`act_quant_wide`); a product ``acc · amax`` past 62 bits is formed in Python
+    integers, so the result is exact for any width."""
     acc = np.asarray(acc, dtype=np.int64)
+    scale = [int(v) for v in np.ravel(amax)]
+    peak = int(np.abs(acc).max()) if acc.size else 0
+    if peak * max(scale, default=0) < 1 << 62:
+        prod = acc * np.asarray(scale, dtype=np.int64)[:, None]
+    else:
+        prod = acc.astype(object) * np.array(scale, dtype=object)[:, None]
+    return np.asarray(x, dtype=np.int64) + requantize(prod, *mult, res)
+
+
+def act_quant_wide(x) -> tuple[np.ndarray, np.ndarray]:
+    """The activation quantizer on rows of any integer width (no norm before it: the 1bitLLM
+    configurations without SubLN): each row is shifted right to ``NORM_IN_BITS`` bits
+    (:func:`shift_rows`), then :func:`act_quant`. Returns ``(a, scale)``: int8 codes and each
+    row's ``amax << shift`` (Python integers in an object array), so that ``a · scale / 127``
+    approximates the row at its input step."""
+    xs, shifts = shift_rows(x)
+    a, amax = act_quant(xs)
+    return a, np.array([int(m) << int(s) for m, s in zip(amax, shifts, strict=True)],
+                       dtype=object)
+
+
+_SILU_TABLE: np.ndarray | None = None
+
+
+def silu_table() -> np.ndarray:
+    """The SiLU table ``T[k] = floor(silu(−k · 2**-F) · 2**F + ½)``, ``k = 0 … 2**SILU_LUT_BITS
+    − 1`` (int64, values −36 … 0; ``F = SILU_FRAC``), from float64 (no value lies within
+    3·10⁻⁴ LSB of a rounding tie, so the float evaluation fixes every entry). Read-only."""
+    global _SILU_TABLE
+    if _SILU_TABLE is None:
+        x = -np.arange(1 << SILU_LUT_BITS, dtype=np.float64) / (1 << SILU_FRAC)
+        t = np.floor(x / (1.0 + np.exp(-x)) * (1 << SILU_FRAC) + 0.5).astype(np.int64)
+        t.setflags(write=False)
+        _SILU_TABLE = t
+    return _SILU_TABLE
+
+
+def silu_int(n) -> np.ndarray:
+    """SiLU of ``GATE`` codes ``n`` (real ``n · 2**-SILU_FRAC``) → codes at the same step:
+    ``T[−n]`` for ``n ≤ 0``, ``n + T[n]`` for ``n > 0``, ``T[k] = 0`` for ``k ≥ 2**SILU_LUT_BITS``
+    (see the module docstring; error ≤ ½ LSB for every code)."""
+    n = np.asarray(n, dtype=np.int64)
+    t = silu_table()
+    k = np.abs(n)
+    tk = np.where(k < t.size, t[np.minimum(k, t.size - 1)], 0)
+    return np.where(n > 0, n, 0) + tk
+
+
+def silu_gate(g, amax, mult: tuple[int, int]) -> np.ndarray:
+    """The gate accumulators ``g`` (T, ffn) of rows whose FFN activations have ``amax`` (T,) →
+    ``GATE`` codes: ``requantize(g · amax, M, S, GATE)`` (half even, saturated)."""
+    g = np.asarray(g, dtype=np.int64)
     amax = np.asarray(amax, dtype=np.int64)
-    return np.asarray(x, dtype=np.int64) + requantize(acc * amax[:, None], *mult, res)
+    return requantize(g * amax[..., None], *mult, GATE)
+
+
+def silu_mul(g, u, amax, mult: tuple[int, int]) -> np.ndarray:
+    """The FFN's gated product ``silu(g)·u`` of the w1 and w3 accumulators: ``silu_int`` of the
+    requantized gate (:func:`silu_gate`) times ``u``, exact (int64; ``|·| < 2**23 · max|u|``).
+    Its step is ``2**-SILU_FRAC`` times ``u``'s (∝ the row's amax)."""
+    return silu_int(silu_gate(g, amax, mult)) * np.asarray(u, dtype=np.int64)
 
 
 def relu2_mul(g, u) -> np.ndarray:

@@ -70,9 +70,9 @@ def test_rejections(micro, integer):
     _, _, im = integer
     with pytest.raises(HwsimError, match="ternary model"):
         build_integer_model(BitNetModel(micro, False), np.zeros((1, 4), np.int64))
-    silu = BitNetModel(dataclasses.replace(micro, act="silu"), True)
-    with pytest.raises(HwsimError, match="relu"):
-        build_integer_model(silu, np.zeros((1, 4), np.int64))
+    bare = BitNetModel(dataclasses.replace(micro, subln=False), True)
+    with pytest.raises(HwsimError, match="relu² FFN needs SubLN"):
+        build_integer_model(bare, np.zeros((1, 4), np.int64))
     with pytest.raises(HwsimError, match="vocabulary"):
         integer_forward(im, [1, 2, 300])
 
