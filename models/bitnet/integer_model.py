@@ -8,7 +8,8 @@ into integer parameters (after a short calibration on training text for the stat
 residual stream             int64 codes of ``QType(48, frac=F)`` (``F`` from calibration)
 embedding                   table quantized to the residual format (a lookup)
 RMSNorm, SubLN              :func:`hwsim.golden.vitallm.rmsnorm_int.rmsnorm_int` → int24 codes
-                            (each row first shifted right to ≤ 22 significant bits)
+                            (each row first shifted right to ≤ 22 significant bits); gains
+                            in one format per kind of norm for all layers (one datapath)
 activation quantizer        :func:`hwsim.golden.common.attention_head.absmax_requant` → int8 + amax
 projections                 :func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc` (exact)
 RoPE                        ``round(acc·cos + rot(acc)·sin)`` with Q1.20 tables
@@ -95,10 +96,12 @@ class IntegerBitNet:
     info: dict = field(default_factory=dict)
 
 
-def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int = 0) -> _Norm:
-    """A norm's codes; its input codes have real step ``step · amax**(eps_power / 2)``."""
+def _norm(weight: torch.Tensor, n: int, eps: float, step: float, eps_power: int = 0,
+          peak: float | None = None) -> _Norm:
+    """A norm's codes; its input codes have real step ``step · amax**(eps_power / 2)``. The
+    gains' format comes from ``peak`` (default: their own largest ``|γ|``)."""
     g = weight.detach().double().numpy()
-    peak = max(float(np.abs(g).max()), 1e-6)
+    peak = max(float(np.abs(g).max()) if peak is None else peak, 1e-6)
     top = (1 << (GAMMA_BITS - 1)) - 1
     frac = min(GAMMA_BITS - 2, math.floor(math.log2(top / peak)))   # |γ| · 2**frac ≤ top
     p = lc.norm_params(n, math.gcd(n, 16), frac)
@@ -165,6 +168,13 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
                               lanes=math.gcd(cfg.head_dim, 16), exp_lanes=4,
                               score=QType(8, frac=score_frac))
     norm_step = NORM_OUT.lsb / 127          # real activation step per unit of amax
+    # one datapath runs every layer (the accelerator's decode-model): each kind of norm has one
+    # gain format for the whole model, set by its largest |γ| over the layers
+    kinds = {"attn_norm": lambda ly: ly.attn_norm, "ffn_norm": lambda ly: ly.ffn_norm}
+    if cfg.subln:
+        kinds |= {"attn_sub": lambda ly: ly.attn.sub_norm, "ffn_sub": lambda ly: ly.ffn.sub_norm}
+    peak = {k: max(float(get(ly).weight.detach().abs().max()) for ly in model.layers)
+            for k, get in kinds.items()}
     layers = []
     for i, layer in enumerate(model.layers):
         proj = {n: _proj(getattr(layer.attn if n in ("wq", "wk", "wv", "wo") else layer.ffn, n))
@@ -198,12 +208,14 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
                                            bits=lc.MULT_BITS) for n in ("wo", "w2")}
         eps = cfg.norm_eps
         layers.append(_Layer(
-            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden, eps, res.lsb),
-            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb),
-            attn_sub=(_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step)
-                      if cfg.subln else None),
-            ffn_sub=(_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step, sub_power)
-                     if cfg.subln else None),
+            attn_norm=_norm(layer.attn_norm.weight, cfg.hidden, eps, res.lsb,
+                            peak=peak["attn_norm"]),
+            ffn_norm=_norm(layer.ffn_norm.weight, cfg.hidden, eps, res.lsb,
+                           peak=peak["ffn_norm"]),
+            attn_sub=(_norm(layer.attn.sub_norm.weight, cfg.hidden, eps, wide_step,
+                            peak=peak["attn_sub"]) if cfg.subln else None),
+            ffn_sub=(_norm(layer.ffn.sub_norm.weight, cfg.ffn, eps, ffn_sub_step, sub_power,
+                           peak=peak["ffn_sub"]) if cfg.subln else None),
             proj=proj, qkv_mult=qkv_mult, s_qkv=s_qkv, score_mult=score_mult,
             wide_step=wide_step, res_mult=res_mult, act=cfg.act, gate_mult=gate_mult))
     head_w = model.head.weight.detach().double().numpy()

@@ -8,7 +8,7 @@ cycle formula). This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -95,16 +95,12 @@ class DecodeModel(wiring.Component):
 
         # ---- the layer's parameters: cfg words shifted in, the static ports sliced out ----
         fields = spec.cfg_fields(q)
-        total = sum(b for _, b in fields)
         ncfg = beats["cfg"]
         cfg = Signal(unsigned(ncfg * spec.CFG_WORD))
         off = 0
         for name, bits in fields:
-            port = getattr(dl, name)
-            m.d.comb += port.as_value().eq(cfg[off:off + bits]) if hasattr(port, "as_value") \
-                else port.eq(cfg[off:off + bits])
+            m.d.comb += Value.cast(getattr(dl, name)).eq(cfg[off:off + bits])
             off += bits
-        assert off == total
 
         # ---- the row buffer ------------------------------------------------------------------
         buf = Memory(shape=unsigned(LN * RW), depth=C, init=[])

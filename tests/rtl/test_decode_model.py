@@ -100,3 +100,31 @@ def test_bad_input():
                        {"g": head["g"], "E": kd.e_value(head["e"]), "w": head["w"]}, narrow)
     with pytest.raises(HwsimError, match="does not fit"):
         g.cfg_words({n: 1 << b for n, b in g.cfg_fields(p.layer())}, p.layer())
+
+
+def test_layers_share_their_gain_formats():
+    """Trained layers have different gain peaks; the integer model gives each kind of norm one
+    format for all layers (one datapath runs them), so every layer fits the same
+    ``decode-model`` parameters."""
+    import torch
+
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from models.bitnet.config import BitNetConfig
+    from models.bitnet.integer_model import build_integer_model, integer_forward
+    from models.bitnet.model import BitNetModel
+
+    cfg = BitNetConfig("micro", hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, vocab=64,
+                       max_seq=16, source="tests")
+    torch.manual_seed(5)
+    model = BitNetModel(cfg).eval()
+    with torch.no_grad():
+        model.layers[1].attn_norm.weight.mul_(5.0)       # a peak two binades above layer 0's
+        model.layers[0].ffn.sub_norm.weight.mul_(0.2)
+    rng = np.random.default_rng(5)
+    im = build_integer_model(model, rng.integers(0, 64, (2, 8)))
+    assert im.layers[0].attn_norm.p == im.layers[1].attn_norm.p
+    assert im.layers[0].ffn_sub.p == im.layers[1].ffn_sub.p
+    cap: dict = {}
+    integer_forward(im, rng.integers(0, 64, 6), capture=cap, attend=bl.sparse_attend(0.5))
+    p, _ = kd.real_case(im, cap, keep=3)
+    assert p.norm_gamma_frac == im.layers[1].attn_norm.p.gamma.frac
