@@ -50,7 +50,11 @@ def add_arguments(p) -> None:
                         "M = --tokens, K = --rtl-keep: the attention half with sparse "
                         "attention, the FFN, both residual adds) on the decoder-layer RTL "
                         "under cocotb on Icarus and Verilator (minutes)")
-    p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl")
+    p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl and --rtl-model")
+    p.add_argument("--rtl-model", action="store_true",
+                   help="also run one real decode token of the whole model (every layer on the "
+                        "time-multiplexed decoder layer, then the LM head: the greedy token) on "
+                        "the decode-model RTL under cocotb on Icarus (minutes)")
 
 
 def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, dict]:
@@ -289,6 +293,29 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
                       tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn)
 
 
+def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",)) -> dict:
+    """The decode token after ``tokens`` through the whole model on the ``decode-model`` RTL
+    under cocotb: every layer (weights, KV cache of the earlier tokens and parameters loaded
+    per layer), the final norm, the LM head and the greedy token; token and logit ``==``
+    golden, the golden's token ``==`` the integer model's argmax, cycles ``==`` formula."""
+    import numpy as np
+
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from hwsim.golden.vitallm import decode_model as dm
+    from hwsim.kernels.decode_model import golden_words, real_case
+    from models.bitnet.integer_model import integer_forward
+
+    cap: dict = {}
+    logits = integer_forward(im, tokens, capture=cap,
+                             attend=bl.sparse_attend(keep / int(np.size(tokens))))
+    p, case = real_case(im, cap, keep)
+    tok, logit = (int(v) for v in golden_words(p, case["arrays"]))
+    same = tok == int(np.argmax(logits[-1])) and logit == int(logits[-1].max())
+    return _rtl_token("decode-model", dm, p, case, same, build, sims,
+                      tokens=int(np.size(tokens)), keep=keep, layers=p.layers, vocab=p.vocab,
+                      token=tok, load_beats=dm.load_beats(p))
+
+
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
@@ -307,9 +334,9 @@ def _accelerator(args, cfg) -> tuple[int, list]:
           for k in sorted(set(keeps))]
     if args.windows < 1 or args.calib_windows < 1:
         raise HwsimError("--windows and --calib-windows must be at least 1")
-    if args.rtl:
-        if not 0 <= args.rtl_layer < cfg.layers:
-            raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+    if args.rtl and not 0 <= args.rtl_layer < cfg.layers:
+        raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+    if args.rtl or args.rtl_model:
         DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
                            head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M,
                            keep=args.rtl_keep, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
@@ -427,15 +454,25 @@ def run(args) -> dict:
     for r in rows:
         r["decode_speedup_vs_dense"] = dense["decode_cycles"] / r["decode_cycles"]
     p0 = ps[-1]
-    rtl = None
+    rtl = model_rtl = None
+    tokens = corpus.val[1000:1000 + M].astype(np.int64)
     if args.rtl:
         import tempfile
 
-        tokens = corpus.val[1000:1000 + M].astype(np.int64)
         with tempfile.TemporaryDirectory() as tmp:
             rtl = rtl_decoder_layer(im, tokens, args.rtl_layer, args.rtl_keep, args.out or tmp)
+    if args.rtl_model:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model_rtl = rtl_decode_model(im, tokens, args.rtl_keep, args.out or tmp)
     return {
         **({"rtl_decoder_layer": rtl} if rtl is not None else {}),
+        **({"rtl_decode_model": model_rtl, "rtl_tokens": int(model_rtl["all_bit_exact"]),
+            "rtl_tokens_equal_golden": model_rtl["all_bit_exact"],
+            "sim_cycles_per_token": model_rtl["runs"][0]["cycles"],
+            "formula_cycles_per_token": model_rtl["runs"][0]["formula_cycles"]}
+           if model_rtl is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
         "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
@@ -487,6 +524,15 @@ def table(r: dict) -> str:
         lines.append(f"decoder-layer RTL on a real decode token, layer {x['layer']}, "
                      f"M={x['tokens']}, K={x['keep']}: golden == integer model x_out: "
                      f"{x['golden_equals_integer_model']}")
+        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
+                  f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
+                  f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
+                  for run in x["runs"]]
+    if "rtl_decode_model" in r:
+        x = r["rtl_decode_model"]
+        lines.append(f"decode-model RTL (all {x['layers']} layers + LM head) on a real decode "
+                     f"token, M={x['tokens']}, K={x['keep']}: greedy token {x['token']}, golden "
+                     f"== integer model argmax: {x['golden_equals_integer_model']}")
         lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
                   f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
                   f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"

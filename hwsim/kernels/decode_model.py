@@ -21,7 +21,7 @@ _STREAMS = {"w": kdl.w_words, "kv": kdl.cache_words, "wo": kdl.wo_words, "w1": k
 
 
 def manifest(p: spec.DecodeModelParams) -> dict:
-    lat = latency(spec.token_cycles, p, first="x beat", last="y beat")
+    lat = latency(spec.latency_cycles, p, first="x beat", last="y beat")
     return {"kernel": "decode-model",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"x": p.res_width, "token": p.head().token_width, "cfg": spec.CFG_WORD},
@@ -44,7 +44,7 @@ def manifest(p: spec.DecodeModelParams) -> dict:
             "latency": lat,
             "interval": one_at_a_time(lat, overlap="the next token's row is taken while the "
                                                    "head runs"),
-            "cycles": {"phases": spec.phase_cycles(p), "token": spec.token_cycles(p)}}
+            "cycles": {"phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 
 def layer_words(layers: list[dict], p: spec.DecodeModelParams) -> dict[str, list[int]]:
@@ -159,7 +159,7 @@ KERNEL = Kernel(
     component_path="rtl.vitallm.decode_model:DecodeModel",
     testbench="hwsim.sim.tb_decode_model",
     golden="hwsim.golden.vitallm.decode_model:decode_model",
-    cycles=spec.token_cycles,
+    cycles=spec.latency_cycles,
     parts=("decoder-layer", "lm-head"),
     manifest=manifest,
     cases=cases,

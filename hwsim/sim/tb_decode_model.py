@@ -5,7 +5,7 @@ Drivers on ``hw`` (the head), the per-layer load streams ``w``, ``kv``, ``wo``, 
 layer's beats only while loading it) and ``x`` (the embedding row); static ports set per case;
 monitor on ``y``; model :func:`hwsim.golden.vitallm.decode_model.decode_model`; checker
 :func:`hwsim.sim.checker.check_plan` (token and logit ``==``, cycles from the first ``x`` beat
-to the ``y`` beat ``==`` :func:`hwsim.golden.vitallm.decode_model.token_cycles`).
+to the ``y`` beat ``==`` :func:`hwsim.golden.vitallm.decode_model.latency_cycles`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ async def run_case(dut, p: spec.DecodeModelParams, a: dict, rng, idle, stall) ->
 
 
 def expected_cycles(p: spec.DecodeModelParams, a: dict) -> int:
-    return spec.token_cycles(p)
+    return spec.latency_cycles(p)
 
 
 @cocotb.test()

@@ -44,7 +44,7 @@ class DecodeModel(wiring.Component):
     ``hw`` before the first token (``lm-head``'s ``w``), its final norm on static ports.
 
     Latency (every stream always valid, ``y`` always ready): :func:`hwsim.golden.vitallm.
-    decode_model.token_cycles` from the first ``x`` beat to the ``y`` beat.
+    decode_model.latency_cycles` from the first ``x`` beat to the ``y`` beat.
 
     Members
     -------

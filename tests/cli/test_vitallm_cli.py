@@ -14,6 +14,7 @@ from hwsim.cli import main
     (["--kv-kib", "8"], "KV memory"),
     (["--tokens", "300"], "exceed the KV cache"),
     (["--keep", "8,x"], "comma-separated integers"),
+    (["--tokens", "32", "--rtl-model", "--rtl-keep", "40"], "cannot exceed"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     ck = tmp_path / "ck"
@@ -42,3 +43,19 @@ def test_short_real_run(tmp_path, capsys):
         assert x["estimator_kv_read_bytes"] == x["kv_read_bytes"]
         assert x["estimator_lo_table_bytes"] == x["lo_table_bytes"] > 0
         assert x["decode_cycles"] < dense["decode_cycles"]
+
+
+@pytest.mark.slow
+def test_whole_model_decode_token_on_rtl(tmp_path, capsys):
+    """``--rtl-model``: the decode token after 8 real tokens through every layer of the
+    (briefly trained) BitNet-tiny and its head on the decode-model RTL under Icarus."""
+    ck = tmp_path / "ck"
+    rc = main(["bench", "vitallm", "--json", "--checkpoints", str(ck), "--steps", "2",
+               "--windows", "1", "--calib-windows", "1", "--tokens", "8", "--keep", "4",
+               "--rtl-model", "--rtl-keep", "4", "--out", str(tmp_path / "rtl")])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    x = r["rtl_decode_model"]
+    assert x["golden_equals_integer_model"] and r["rtl_tokens_equal_golden"]
+    assert r["rtl_tokens"] == 1
+    assert r["sim_cycles_per_token"] == r["formula_cycles_per_token"]

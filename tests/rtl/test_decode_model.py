@@ -57,7 +57,7 @@ def test_real_token_equals_the_integer_models_greedy_choice(micro_model):
     assert tok == int(np.argmax(logits[-1])) and logit == logits[-1].max()
     got, cycles = rtl_decode_model(p, case["arrays"])
     assert got == (tok, logit)
-    assert cycles == g.token_cycles(p)
+    assert cycles == g.latency_cycles(p)
 
 
 def test_formula_and_load_beats():
@@ -67,7 +67,7 @@ def test_formula_and_load_beats():
     assert b["w"] == (q.hidden + 2 * q.kv_dim) * q.hidden // q.lanes
     assert b["kv"] == q.kv_heads * (q.tokens - 1)
     assert b["cfg"] == -(-sum(w for _, w in g.cfg_fields(q)) // 32)
-    assert g.token_cycles(p) == (q.chunks + p.layers * (max(b.values()) + 1)
+    assert g.latency_cycles(p) == (q.chunks + p.layers * (max(b.values()) + 1)
                                  + p.layers * dl.latency_cycles(q) + lh.latency_cycles(p.head()))
 
 

@@ -222,7 +222,7 @@ def _golden_timing() -> dict:
         "attn-layer": same(attn_layer.latency_cycles),
         "attn-out": same(attn_out.latency_cycles),
         "decode-attention": same(decode_attention.decode_attention_cycles),
-        "decode-model": same(decode_model.token_cycles),
+        "decode-model": same(decode_model.latency_cycles),
         "decode-step": same(decode_step.decode_step_cycles),
         "decoder-layer": same(decoder_layer.latency_cycles),
         "concat": lambda p: (concat.stream_cycles(p, 1), concat.interval_cycles(p)),

@@ -14,7 +14,7 @@ loaded once, before the first token.
 The layers' weights, caches and parameters stream in for every token: on chip are one layer's
 weights (the MVUs' memories), one layer's KV cache, the row buffer and the head. A host or a
 DRAM reader behind the streams supplies them; with every stream always valid the cycle count
-is :func:`token_cycles`.
+is :func:`latency_cycles`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hwsim.golden.vitallm.attn_out import RATIO_BITS
 from quant.qtype import QType
 
 __all__ = ["CFG_WORD", "LOAD_PORTS", "DecodeModelParams", "cfg_fields", "cfg_words",
-           "decode_model", "load_beats", "phase_cycles", "token_cycles"]
+           "decode_model", "latency_cycles", "load_beats", "phase_cycles"]
 
 #: Bits of a ``cfg`` word.
 CFG_WORD = 32
@@ -130,7 +130,7 @@ def load_beats(p: DecodeModelParams) -> dict[str, int]:
 
 
 def phase_cycles(p: DecodeModelParams) -> dict[str, int]:
-    """Cycles of one token by phase, in sequence (their sum is :func:`token_cycles`), every
+    """Cycles of one token by phase, in sequence (their sum is :func:`latency_cycles`), every
     stream always valid and ``y`` always ready:
 
     * ``embed``: the ``C`` beats of the token's row into the row buffer;
@@ -148,7 +148,7 @@ def phase_cycles(p: DecodeModelParams) -> dict[str, int]:
             "head": lh.latency_cycles(p.head())}
 
 
-def token_cycles(p: DecodeModelParams) -> int:
+def latency_cycles(p: DecodeModelParams) -> int:
     """First ``x`` beat to the ``y`` beat of one token: the sum of :func:`phase_cycles`."""
     return sum(phase_cycles(p).values())
 
