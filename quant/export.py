@@ -85,9 +85,10 @@ class _QcdqTernaryWeight(torch.autograd.Function):
         lo = g.op("Constant", value_t=torch.tensor(-1, dtype=torch.int8))
         hi = g.op("Constant", value_t=torch.tensor(1, dtype=torch.int8))
         zp = g.op("Constant", value_t=torch.tensor(0, dtype=torch.int8))
+        one = g.op("Constant", value_t=torch.tensor(1.0))
         c = g.op("Clip", codes, lo, hi)
-        return g.op("DequantizeLinear", c, scale, zp).setType(
-            codes.type().with_dtype(torch.float32))
+        w = g.op("DequantizeLinear", c, one, zp)
+        return g.op("Mul", w, scale).setType(codes.type().with_dtype(torch.float32))
 
 
 class ExportLinear(nn.Module):

@@ -96,11 +96,11 @@ def export_bitnet(model: BitNetModel, out: Path, seq: int = 32, layer: int = 0,
             exp = replace_bitlinears(model, fmt)
             name = f"layer{layer}.{fmt}.onnx"
             export_torch(LayerModule(exp, layer), (hidden,), stage / name, ["hidden"], ["out"],
-                         custom_opsets={QONNX_DOMAIN: 1})
+                         custom_opsets={QONNX_DOMAIN: 1}, static=True)
             files.append(name)
             name = f"model.{fmt}.onnx"
             export_torch(exp, (tok,), stage / name, ["tokens"], ["logits"],
-                         custom_opsets={QONNX_DOMAIN: 1})
+                         custom_opsets={QONNX_DOMAIN: 1}, static=True)
             files.append(name)
     return {"files": [str(Path(out) / f) for f in files], "tokens": tok.numpy(),
             "hidden": hidden.numpy()}

@@ -178,7 +178,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x):
         g = self.w1(x)
-        g = F.relu(g).square() if self.act == "relu2" else F.silu(g)
+        g = F.relu(g).pow(2) if self.act == "relu2" else F.silu(g)
         h = g * self.w3(x)                                                       # (B, T, ffn)
         if self.sub_norm is not None:
             h = self.sub_norm(h)
