@@ -12,7 +12,11 @@ settings:
 * :func:`export_torch` — ``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``), checked
   and written atomically; :func:`export_brevitas` — Brevitas's QONNX or QCDQ exporter, likewise.
 * :func:`ort_session` / :func:`run_onnxruntime` — onnxruntime on the CPU, one thread, graph
-  optimizations off: the graph is executed as written and reductions sum in one fixed order.
+  optimizations off: the graph is executed as written and reductions sum in one fixed order
+  (``default_options=True``: onnxruntime's defaults, fusions on, as a user's session runs).
+* :func:`make_static` — constants folded (data movement and shape arithmetic only) and a static
+  ``value_info`` on every tensor: the fixed-shape form qonnx's ``cleanup`` and ``execute_onnx``
+  take as they come.
 * :func:`qonnx_executor` / :func:`run_qonnx` — qonnx's ``execute_onnx`` after shape inference
   (it needs static shapes).
 * :data:`TIGHT_TOL`, :data:`QCDQ_TOL`, :func:`export_tolerance` — how far an exported float
@@ -39,10 +43,9 @@ import onnx
 from hwsim.errors import HwsimError
 from hwsim.files import atomic_write_bytes
 
-__all__ = ["FORMATS", "OPSET", "QCDQ_TOL", "QONNX_DOMAIN", "TIGHT_TOL", "check",
-           "EXACT_FOLD_OPS", "INT_FOLD_OPS", "export_brevitas", "export_tolerance", "export_torch",
-           "make_static", "ort_session",
-           "qonnx_executor", "run_onnxruntime", "run_qonnx", "save"]
+__all__ = ["EXACT_FOLD_OPS", "FORMATS", "INT_FOLD_OPS", "OPSET", "QCDQ_TOL", "QONNX_DOMAIN",
+           "TIGHT_TOL", "check", "export_brevitas", "export_tolerance", "export_torch",
+           "make_static", "ort_session", "qonnx_executor", "run_onnxruntime", "run_qonnx", "save"]
 
 #: the two exported forms of a quantized network: QONNX (``Quant`` nodes, run by qonnx) and
 #: QCDQ (``QuantizeLinear``/``Clip``/``DequantizeLinear``, run by onnxruntime)
@@ -174,7 +177,7 @@ def _fold_once(model: onnx.ModelProto) -> bool:
             initializer=[numpy_helper.from_array(consts[i], i) for i in ins if i in consts])
         out = ReferenceEvaluator(onnx.helper.make_model(
             sub, opset_imports=list(model.opset_import))).run(None, feeds)
-        for name, value in zip(node.output, out):
+        for name, value in zip(node.output, out, strict=True):
             consts[name] = np.asarray(value)
             folded.append(name)
     if not folded:
@@ -276,24 +279,29 @@ def export_brevitas(module, example, path: Path, fmt: str) -> Path:
     return save(model, path)
 
 
-def ort_session(path_or_model: PathOrModel):
-    """A checked model's onnxruntime ``InferenceSession``: CPU, one thread, graph optimizations
-    off (the graph runs as written, with one fixed summation order)."""
+def ort_session(path_or_model: PathOrModel, default_options: bool = False):
+    """A checked model's onnxruntime ``InferenceSession`` on the CPU: one thread, graph
+    optimizations off (the graph runs as written, with one fixed summation order); with
+    ``default_options``, onnxruntime's default session options instead (all graph
+    optimizations and fusions on, default threads: what ``InferenceSession(path)`` runs)."""
     import onnxruntime as ort
 
     data = check(path_or_model).SerializeToString()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: no warnings about initializers listed as inputs
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not default_options:
+        opts.intra_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def run_onnxruntime(path_or_model: PathOrModel, inputs: dict[str, np.ndarray],
-                    outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+                    outputs: Sequence[str] | None = None,
+                    default_options: bool = False) -> list[np.ndarray]:
     """Execute a checked model once in onnxruntime (:func:`ort_session`); the values of
     ``outputs`` (default: every graph output, in order)."""
-    return ort_session(path_or_model).run(list(outputs) if outputs else None, inputs)
+    return ort_session(path_or_model, default_options).run(list(outputs) if outputs else None,
+                                                           inputs)
 
 
 def qonnx_executor(path_or_model: PathOrModel) -> Callable[[dict], list[np.ndarray]]:

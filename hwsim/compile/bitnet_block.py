@@ -7,8 +7,9 @@ The feed-forward half is
 ``x + w2(Q(SubLN(Q(Q(relu(w1·h))²) ⊙ Q(w3·h)))))`` with ``h = Q(RMSNorm(x))``: RMSNorm and
 SubLN (RMSNorm) with per-channel gains, ternary absmean ``w1``/``w3``/``w2`` without bias,
 ReLU² written ``Mul(r, r)`` (the whole layer writes it ``Pow(r, 2)``, which qonnx's
-``cleanup`` keeps intact; the compiler takes both), the gating product and the residual add. Every activation a
-compute node reads or writes has a per-tensor int8 quantizer set by calibration
+``cleanup`` keeps intact; the compiler takes both), the gating product and the residual
+add. Every activation a compute node reads or writes has a per-tensor int8 quantizer set by
+calibration
 (:class:`brevitas.quant.Int8ActPerTensorFloat`) where the exported BitNet layer
 (:mod:`models.bitnet.export`) has dynamic per-token absmax quantizers and float tensors.
 """
