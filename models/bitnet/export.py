@@ -19,10 +19,10 @@ The files run in third-party tools as they come:
   :data:`TIGHT_TOL`; cleanup renames the input to ``global_in`` (feed ``graph.input[0].name``).
 * QCDQ weights are ``Clip(codes) → DequantizeLinear(1, 0) → Mul(mean|W|)``: onnxruntime's
   default graph optimizations fuse a weight ``DequantizeLinear`` that feeds a ``MatMul`` into
-  ``MatMulNBits``, which quantizes its activation input again per block of 32 (0.15–0.2 % of
-  the output peak on the micro test model, outside the export contract); behind the ``Mul``
-  nothing fuses, and ``InferenceSession(path)`` with default options meets the same contract
-  as with optimizations off (:func:`verify_export` measures both).
+  ``MatMulNBits``, which quantizes its activation input again per block of 32 (outside the
+  export contract at most positions); behind the ``Mul`` nothing fuses, and
+  ``InferenceSession(path)`` with default options meets the same contract as with
+  optimizations off (:func:`verify_export` measures both).
 """
 
 from __future__ import annotations
