@@ -16,7 +16,10 @@ opset 13). Each ``ExportLinear`` computes the same fake-quant function in torch 
 * **QCDQ** — activation ``Div(x, step) → QuantizeLinear(1, int8 0) → DequantizeLinear → Mul(step)``
   (opset-13 QuantizeLinear takes only scalar or 1-D scales, so the per-token scale is applied
   around a unit-scale int8 quantizer); weight: int8 ternary codes as an initializer →
-  ``Clip(−1, 1) → DequantizeLinear(mean|W|)``. Runs in onnxruntime.
+  ``Clip(−1, 1) → DequantizeLinear(1, 0) → Mul(mean|W|)`` (the same float32 product as
+  ``DequantizeLinear(mean|W|)``; a weight ``DequantizeLinear`` straight into ``MatMul`` is fused
+  by onnxruntime's default optimizations into ``MatMulNBits``, which quantizes the activations
+  again). Runs in onnxruntime, with default session options too.
 
 Rounding is half to even everywhere (``torch.round``, ``np.round``, QuantizeLinear), and the
 quantizer input ``x / step`` is one IEEE float32 division in torch, numpy and onnxruntime alike.
@@ -74,7 +77,7 @@ class _QcdqUnitInt8(torch.autograd.Function):
 
 
 class _QcdqTernaryWeight(torch.autograd.Function):
-    """int8 ternary codes → ``Clip(−1, 1) → DequantizeLinear(scale)``."""
+    """int8 ternary codes → ``Clip(−1, 1) → DequantizeLinear(1, 0) → Mul(scale)``."""
 
     @staticmethod
     def forward(ctx, codes, scale):
@@ -85,9 +88,10 @@ class _QcdqTernaryWeight(torch.autograd.Function):
         lo = g.op("Constant", value_t=torch.tensor(-1, dtype=torch.int8))
         hi = g.op("Constant", value_t=torch.tensor(1, dtype=torch.int8))
         zp = g.op("Constant", value_t=torch.tensor(0, dtype=torch.int8))
+        one = g.op("Constant", value_t=torch.tensor(1.0))
         c = g.op("Clip", codes, lo, hi)
-        return g.op("DequantizeLinear", c, scale, zp).setType(
-            codes.type().with_dtype(torch.float32))
+        w = g.op("DequantizeLinear", c, one, zp)
+        return g.op("Mul", w, scale).setType(codes.type().with_dtype(torch.float32))
 
 
 class ExportLinear(nn.Module):

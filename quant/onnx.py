@@ -12,7 +12,11 @@ settings:
 * :func:`export_torch` — ``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``), checked
   and written atomically; :func:`export_brevitas` — Brevitas's QONNX or QCDQ exporter, likewise.
 * :func:`ort_session` / :func:`run_onnxruntime` — onnxruntime on the CPU, one thread, graph
-  optimizations off: the graph is executed as written and reductions sum in one fixed order.
+  optimizations off: the graph is executed as written and reductions sum in one fixed order
+  (``default_options=True``: onnxruntime's defaults, fusions on, as a user's session runs).
+* :func:`make_static` — constants folded (data movement and shape arithmetic only) and a static
+  ``value_info`` on every tensor: the fixed-shape form qonnx's ``cleanup`` and ``execute_onnx``
+  take as they come.
 * :func:`qonnx_executor` / :func:`run_qonnx` — qonnx's ``execute_onnx`` after shape inference
   (it needs static shapes).
 * :data:`TIGHT_TOL`, :data:`QCDQ_TOL`, :func:`export_tolerance` — how far an exported float
@@ -39,9 +43,9 @@ import onnx
 from hwsim.errors import HwsimError
 from hwsim.files import atomic_write_bytes
 
-__all__ = ["FORMATS", "OPSET", "QCDQ_TOL", "QONNX_DOMAIN", "TIGHT_TOL", "check",
-           "export_brevitas", "export_tolerance", "export_torch", "ort_session",
-           "qonnx_executor", "run_onnxruntime", "run_qonnx", "save"]
+__all__ = ["EXACT_FOLD_OPS", "FORMATS", "INT_FOLD_OPS", "OPSET", "QCDQ_TOL", "QONNX_DOMAIN",
+           "TIGHT_TOL", "check", "export_brevitas", "export_tolerance", "export_torch",
+           "make_static", "ort_session", "qonnx_executor", "run_onnxruntime", "run_qonnx", "save"]
 
 #: the two exported forms of a quantized network: QONNX (``Quant`` nodes, run by qonnx) and
 #: QCDQ (``QuantizeLinear``/``Clip``/``DequantizeLinear``, run by onnxruntime)
@@ -110,13 +114,135 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
     return Path(path)
 
 
+#: node types :func:`make_static` folds when every input is a constant: they move, cast or
+#: select values and compute nothing, so folding them changes no bit of the result
+EXACT_FOLD_OPS = frozenset({"Cast", "Concat", "ConstantOfShape", "Constant", "Expand", "Gather",
+                            "Identity", "Range", "Reshape", "Slice", "Squeeze", "Transpose",
+                            "Unsqueeze"})
+#: arithmetic :func:`make_static` folds only on integer constants (shape arithmetic: exact)
+INT_FOLD_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Neg", "Equal", "Where"})
+
+
+def _static_dims(vi) -> list[int] | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape") or any(not d.HasField("dim_value") for d in t.shape.dim):
+        return None
+    return [d.dim_value for d in t.shape.dim]
+
+
+def _typed(model: onnx.ModelProto) -> dict:
+    """Tensor name → ValueInfoProto of every tensor whose type is known (initializers too)."""
+    g = model.graph
+    known = {v.name: v for v in [*g.value_info, *g.input, *g.output]}
+    known.update({t.name: onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                  for t in g.initializer})
+    return known
+
+
+def _fold_once(model: onnx.ModelProto) -> bool:
+    """Fold every node :func:`make_static` may fold whose inputs are constant now (in place)."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    known = _typed(model)
+    kept, folded = [], []
+    for node in g.node:  # topological order: a folded node's constant inputs are known
+        ins = [i for i in node.input if i]
+        feeds = {}
+        if node.domain not in ("", "ai.onnx"):
+            ok = False
+        elif node.op_type == "Shape":  # of a tensor with a static shape
+            dims = _static_dims(known[ins[0]]) if ins[0] in known else None
+            ok = dims is not None
+            if ok:
+                elem = onnx.helper.tensor_dtype_to_np_dtype(
+                    known[ins[0]].type.tensor_type.elem_type)
+                feeds = {ins[0]: np.zeros(dims, elem)}
+        else:
+            ok = all(i in consts for i in ins) and (
+                node.op_type in EXACT_FOLD_OPS
+                or (node.op_type in INT_FOLD_OPS
+                    and all(np.issubdtype(consts[i].dtype, np.integer)
+                            or consts[i].dtype == bool for i in ins)))
+        if not ok:
+            kept.append(node)
+            continue
+        sub = onnx.helper.make_graph(
+            [node], "fold",
+            [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(
+                v.dtype), v.shape) for i, v in feeds.items()],
+            [onnx.helper.make_tensor_value_info(o, 0, None) for o in node.output],
+            initializer=[numpy_helper.from_array(consts[i], i) for i in ins if i in consts])
+        out = ReferenceEvaluator(onnx.helper.make_model(
+            sub, opset_imports=list(model.opset_import))).run(None, feeds)
+        for name, value in zip(node.output, out, strict=True):
+            consts[name] = np.asarray(value)
+            folded.append(name)
+    if not folded:
+        return False
+    del g.node[:]
+    g.node.extend(kept)
+    used = {i for n in kept for i in n.input} | {o.name for o in g.output}
+    inits = [t for t in g.initializer if t.name in used]
+    inits += [numpy_helper.from_array(consts[n], n) for n in folded if n in used]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    del g.value_info[:]
+    return True
+
+
+def make_static(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` in the form graph tools expect of a fixed-shape graph (qonnx's ``cleanup`` and
+    ``execute_onnx``, FINN, Netron): every ``Constant``, every ``Shape`` of a static tensor and
+    every constant-only node that only moves, casts or selects values (:data:`EXACT_FOLD_OPS`)
+    or does integer shape arithmetic (:data:`INT_FOLD_OPS`) folded into an initializer, and a
+    static ``value_info`` for every intermediate tensor, qonnx ``Quant`` outputs included (ONNX's
+    shape inference does not know qonnx's ops: a ``Quant`` output has its input's type). No
+    float arithmetic is folded, so quantizers and their float operations stay visible and the
+    graph computes the same values bit for bit. Raises :class:`HwsimError` when a tensor's shape
+    stays unknown or symbolic (a graph traced with dynamic axes is not static)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for _ in range(len(model.graph.node) + 1):
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        known = _typed(model)
+        added = False
+        for node in model.graph.node:
+            if node.domain != QONNX_DOMAIN:
+                continue
+            out, src = node.output[0], known.get(node.input[0])
+            if src is not None and _static_dims(src) is not None \
+                    and (out not in known or _static_dims(known[out]) is None):
+                for i, v in enumerate(model.graph.value_info):  # the tracer's shapeless type
+                    if v.name == out:
+                        del model.graph.value_info[i]
+                        break
+                vi = onnx.ValueInfoProto()
+                vi.CopyFrom(src)
+                vi.name = out
+                model.graph.value_info.append(vi)
+                known[vi.name] = vi
+                added = True
+        if not added and not _fold_once(model):
+            break
+    known = _typed(model)
+    for node in model.graph.node:
+        for t in node.output:
+            if t not in known or _static_dims(known[t]) is None:
+                raise HwsimError(f"ONNX model {model.graph.name or '(unnamed)'!r}: tensor {t!r} "
+                                 f"of node {node.name!r} has no static shape")
+    return model
+
+
 def export_torch(module, args: tuple, path: Path, input_names: list[str],
                  output_names: list[str], *, opset: int = OPSET,
                  dynamic_axes: dict | None = None,
-                 custom_opsets: dict[str, int] | None = None) -> onnx.ModelProto:
+                 custom_opsets: dict[str, int] | None = None,
+                 static: bool = False) -> onnx.ModelProto:
     """Trace ``module`` on ``args`` with ``torch.onnx.export`` (TorchScript exporter, no
     constant folding, so weights and quantizers stay visible as nodes), check the model and
-    write it atomically to ``path``."""
+    write it atomically to ``path``; ``static``: through :func:`make_static` first."""
     import torch
 
     buf = io.BytesIO()
@@ -127,6 +253,8 @@ def export_torch(module, args: tuple, path: Path, input_names: list[str],
                           dynamic_axes=dynamic_axes, custom_opsets=custom_opsets or {},
                           do_constant_folding=False)
     model = onnx.load_from_string(buf.getvalue())
+    if static:
+        model = make_static(model)
     save(model, path)
     return model
 
@@ -151,24 +279,29 @@ def export_brevitas(module, example, path: Path, fmt: str) -> Path:
     return save(model, path)
 
 
-def ort_session(path_or_model: PathOrModel):
-    """A checked model's onnxruntime ``InferenceSession``: CPU, one thread, graph optimizations
-    off (the graph runs as written, with one fixed summation order)."""
+def ort_session(path_or_model: PathOrModel, default_options: bool = False):
+    """A checked model's onnxruntime ``InferenceSession`` on the CPU: one thread, graph
+    optimizations off (the graph runs as written, with one fixed summation order); with
+    ``default_options``, onnxruntime's default session options instead (all graph
+    optimizations and fusions on, default threads: what ``InferenceSession(path)`` runs)."""
     import onnxruntime as ort
 
     data = check(path_or_model).SerializeToString()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: no warnings about initializers listed as inputs
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not default_options:
+        opts.intra_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def run_onnxruntime(path_or_model: PathOrModel, inputs: dict[str, np.ndarray],
-                    outputs: Sequence[str] | None = None) -> list[np.ndarray]:
+                    outputs: Sequence[str] | None = None,
+                    default_options: bool = False) -> list[np.ndarray]:
     """Execute a checked model once in onnxruntime (:func:`ort_session`); the values of
     ``outputs`` (default: every graph output, in order)."""
-    return ort_session(path_or_model).run(list(outputs) if outputs else None, inputs)
+    return ort_session(path_or_model, default_options).run(list(outputs) if outputs else None,
+                                                           inputs)
 
 
 def qonnx_executor(path_or_model: PathOrModel) -> Callable[[dict], list[np.ndarray]]:

@@ -28,6 +28,15 @@ def register(sub) -> None:
     b.set_defaults(func=run_bitnet)
 
 
+def _ort_default(v: dict) -> str:
+    """A QCDQ row's figures under onnxruntime's default session options (empty for QONNX)."""
+    if "ort_default_max_abs_diff" not in v:
+        return ""
+    return (f"; onnxruntime default options: max |Δ| {v['ort_default_max_abs_diff']:.3g}, "
+            f"{v['ort_default_positions_over_tol']} positions beyond, argmax "
+            f"{v['ort_default_argmax_agreement']:.4f}")
+
+
 def run_bitnet(args) -> int:
     import torch
 
@@ -50,5 +59,6 @@ def run_bitnet(args) -> int:
         print(f"  {v['file']}: max |onnx − torch| = {v['max_abs_diff']:.3g} "
               f"(output peak {v['torch_peak']:.3g}; {v['positions_over_tol']} of "
               f"{v['positions']} positions beyond 1e-4 · peak), argmax agreement "
-              f"{v['argmax_agreement']:.4f}: {'ok' if export_agrees(v) else 'MISMATCH'}")
+              f"{v['argmax_agreement']:.4f}{_ort_default(v)}: "
+              f"{'ok' if export_agrees(v) else 'MISMATCH'}")
     return 0

@@ -6,8 +6,10 @@ the feed-forward half; :mod:`models.bitnet.static_layer` fills one from a traine
 The feed-forward half is
 ``x + w2(Q(SubLN(Q(Q(relu(w1·h))²) ⊙ Q(w3·h)))))`` with ``h = Q(RMSNorm(x))``: RMSNorm and
 SubLN (RMSNorm) with per-channel gains, ternary absmean ``w1``/``w3``/``w2`` without bias,
-ReLU² written ``Mul(r, r)``, the gating product and the residual add. Every activation a
-compute node reads or writes has a per-tensor int8 quantizer set by calibration
+ReLU² written ``Mul(r, r)`` (the whole layer writes it ``Pow(r, 2)``, which qonnx's
+``cleanup`` keeps intact; the compiler takes both), the gating product and the residual
+add. Every activation a compute node reads or writes has a per-tensor int8 quantizer set by
+calibration
 (:class:`brevitas.quant.Int8ActPerTensorFloat`) where the exported BitNet layer
 (:mod:`models.bitnet.export`) has dynamic per-token absmax quantizers and float tensors.
 """
@@ -159,7 +161,7 @@ class BitNetDecoderBlock(torch.nn.Module):
         x = self.mid(x + self.wo(self.qa(self.attn_sub(o))))
         g = self.qf(self.ffn_norm(x))
         r = torch.relu(self.w1(g))
-        m = self.qm(self.qg(r * r) * self.w3(g))
+        m = self.qm(self.qg(r.pow(2)) * self.w3(g))  # Pow(r, 2): qonnx's cleanup keeps it whole
         return self.out(x + self.w2(self.qs(self.ffn_sub(m))))
 
     def _rope(self, z):

@@ -22,7 +22,7 @@ transformation            decomposed form (any operand order)                   
 :class:`FuseRMSNorm`      ``x / Sqrt(mean(x²) + eps) * gamma`` (or               ``RMSNormalization``
                           ``x * Reciprocal(Sqrt(…))``, ``x * (1 / Sqrt(…))``)
 :class:`FuseRotary`       ``x * cos + Concat(-x₂, x₁) * sin`` (rotate-half)      ``RotaryEmbedding``
-:class:`MarkReluSquared`  ``Mul(r, r)``, ``r = Relu(x)``                         annotation
+:class:`MarkReluSquared`  ``Pow(r, 2)`` or ``Mul(r, r)``, ``r = Relu(x)``         annotation
 :class:`MarkAttention`    ``MatMul → [scale, mask] → Softmax → MatMul``          annotation
                           (``Quant`` nodes may sit between)
 :class:`MarkAbsmaxQuant`  ``ReduceMax(Abs(x)) → Clip → Div`` as ``Quant`` scale  annotation
@@ -110,11 +110,11 @@ SUPPORTED = SUPPORTED | {"BatchNormalization", "AveragePool", "GlobalAveragePool
 
 #: op types supported only as part of a recognised pattern (beyond :data:`SUPPORTED`): the
 #: causal mask of attention, the per-row absmax activation quantizer, grouped-query head
-#: repeat, the integer LIF neuron step
+#: repeat, the integer LIF neuron step, ReLU²'s square written ``Pow(r, 2)``
 _IN_PATTERN = {"Where": {"softmax_attention"}, "Abs": {"absmax_quant"},
                "ReduceMax": {"absmax_quant"}, "Clip": {"absmax_quant", "lif"},
                "Div": {"absmax_quant"}, "Tile": {"kv_repeat"}, "Floor": {"lif"},
-               "Greater": {"lif"}, "Cast": {"lif"}, "Sub": {"lif"}}
+               "Greater": {"lif"}, "Cast": {"lif"}, "Sub": {"lif"}, "Pow": {"relu_squared"}}
 for _op, _names in IN_PATTERN.items():  # the integer-ONNX idioms (hwsim.compile.int_onnx)
     _IN_PATTERN[_op] = _IN_PATTERN.get(_op, set()) | _names
 

@@ -22,7 +22,8 @@ from qonnx.transformation.base import Transformation
 
 __all__ = ["PATTERNS", "PATTERNS_KEY", "FuseGeluErf", "FuseLayerNorm", "FuseRMSNorm", "FuseRotary",
            "MarkAbsmaxQuant", "MarkAttention", "MarkKvRepeat", "MarkLif", "MarkReluSquared",
-           "constant", "fresh_name", "pattern_owners", "patterns", "quiet", "recognise"]
+           "constant", "fresh_name", "is_square", "pattern_owners", "patterns", "quiet",
+           "recognise"]
 
 #: metadata property holding the recognised patterns (JSON)
 PATTERNS_KEY = "hwsim.patterns"
@@ -402,16 +403,25 @@ def _marked(model) -> set[str]:
     return set(pattern_owners(model))
 
 
+def is_square(model, node) -> bool:
+    """``node`` squares one tensor: ``Mul(t, t)`` or ``Pow(t, 2)`` (a constant exponent 2)."""
+    if len(node.input) != 2:
+        return False
+    if node.op_type == "Mul":
+        return node.input[0] == node.input[1]
+    return node.op_type == "Pow" and _is_scalar(model, node.input[1], 2.0, rel=0)
+
+
 class MarkReluSquared(Transformation):
-    """``Mul(r, r)`` with ``r = Relu(x)`` (ReLU², which ONNX has no op for) → annotation
-    ``relu_squared`` on the ``Relu`` and the ``Mul``; the graph is unchanged."""
+    """``Pow(r, 2)`` or ``Mul(r, r)`` with ``r = Relu(x)`` (ReLU², which ONNX has no op for) →
+    annotation ``relu_squared`` on the ``Relu`` and the square; the graph is unchanged."""
 
     def apply(self, model):
         done = _marked(model)
-        for mul in model.get_nodes_by_op_type("Mul"):
-            relu = _producer(model, mul.input[0], "Relu")
-            if mul.input[0] == mul.input[1] and relu is not None and mul.name not in done:
-                _record(model, {"pattern": "relu_squared", "nodes": [relu.name, mul.name]})
+        for sq in [*model.get_nodes_by_op_type("Pow"), *model.get_nodes_by_op_type("Mul")]:
+            relu = _producer(model, sq.input[0], "Relu")
+            if is_square(model, sq) and relu is not None and sq.name not in done:
+                _record(model, {"pattern": "relu_squared", "nodes": [relu.name, sq.name]})
                 return model, True
         return model, False
 

@@ -182,7 +182,7 @@ class FeedForward(nn.Module):
     def forward(self, x):
         g = self.w1(x)
         if self.act == "relu2":
-            g = F.relu(g).square()
+            g = F.relu(g).pow(2)
         elif self.silu_frac is None:
             g = F.silu(g)
         else:                   # the integer SiLU: round(silu(round(g·2**F)·2**-F)·2**F)·2**-F

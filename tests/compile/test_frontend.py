@@ -208,6 +208,18 @@ class ReluSquared(nn.Module):
         return r * r
 
 
+class ReluPow(nn.Module):
+    """ReLU² as the BitNet exports write it (``Pow(r, 2)``, which qonnx's cleanup keeps)."""
+
+    def forward(self, x):
+        return torch.relu(x).pow(2)
+
+
+class ReluCube(nn.Module):
+    def forward(self, x):
+        return torch.relu(x).pow(3)
+
+
 @pytest.mark.parametrize(("module", "op", "pattern"), [
     (RMSNormDiv(), "RMSNormalization", "rmsnorm"),
     (RMSNormRsqrt(), "RMSNormalization", "rmsnorm"),
@@ -238,6 +250,18 @@ def test_relu_squared_is_annotated(tmp_path):
     assert _ops(model) == {"Relu": 1, "Mul": 1}
     assert frontend.patterns(model) == [{"pattern": "relu_squared", "nodes": ["/Relu", "/Mul"]}]
     assert {r["pattern"] for r in frontend.summary(model)} == {"relu_squared"}
+
+
+def test_relu_squared_written_pow_is_annotated_and_a_cube_is_not(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_torch(ReluPow(), (torch.randn(2, 8),), path, ["x"], ["y"])
+    model = frontend.load(path)
+    assert _ops(model) == {"Relu": 1, "Pow": 1}
+    assert frontend.patterns(model) == [{"pattern": "relu_squared", "nodes": ["/Relu", "/Pow"]}]
+    assert frontend.unsupported(model) == []
+    export_torch(ReluCube(), (torch.randn(2, 8),), path, ["x"], ["y"])
+    model = frontend.load(path)
+    assert frontend.patterns(model) == [] and frontend.unsupported(model) == [("Pow", "/Pow")]
 
 
 class CausalAttention(nn.Module):

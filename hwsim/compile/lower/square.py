@@ -1,23 +1,25 @@
-"""The exact step that lowers a square written ``Mul(t, t)`` (ReLU² of BitNet b1.58 2B4T:
-``r = Relu(x)``, ``Mul(r, r)``) between two 8-bit quantizers to a ``LutAct``."""
+"""The exact step that lowers a square written ``Pow(t, 2)`` or ``Mul(t, t)`` (ReLU² of BitNet
+b1.58 2B4T: ``r = Relu(x)``, ``Pow(r, 2)``) between two 8-bit quantizers to a ``LutAct``."""
 
 from __future__ import annotations
+
+from hwsim.compile.patterns import is_square
 
 from .pointwise import LowerPointwise
 
 
 class LowerSquare(LowerPointwise):
     """Exact: :class:`~hwsim.compile.lower.pointwise.LowerPointwise` where the chain between
-    the two quantizers may also hold ``Mul(t, t)`` (one tensor times itself, a function of one
-    code): ``DequantizeLinear → Relu → Mul(r, r) → QuantizeLinear [→ Clip]`` (the front end's
-    ``relu_squared`` pattern) becomes one ``LutAct`` whose table is those nodes run in
-    onnxruntime on all 256 input codes, so the outputs stay ``==``."""
+    the two quantizers may also hold a square, ``Pow(t, 2)`` or ``Mul(t, t)`` (a function of
+    one code): ``DequantizeLinear → Relu → Pow(r, 2) | Mul(r, r) → QuantizeLinear [→ Clip]``
+    (the front end's ``relu_squared`` pattern) becomes one ``LutAct`` whose table is those
+    nodes run in onnxruntime on all 256 input codes, so the outputs stay ``==``."""
 
     exact = True
 
     @staticmethod
     def _unary(model, node) -> bool:
-        if node.op_type == "Mul" and len(node.input) == 2 and node.input[0] == node.input[1] \
+        if node.op_type in ("Mul", "Pow") and is_square(model, node) \
                 and model.get_initializer(node.input[0]) is None:
             return len(node.output) == 1
         return LowerPointwise._unary(model, node)
@@ -36,7 +38,6 @@ class LowerSquare(LowerPointwise):
     def _match(self, model, node):
         """Only chains that hold a square (the rest is :class:`LowerPointwise`'s)."""
         match = super()._match(model, node)
-        if match is None or not any(n.op_type == "Mul" and n.input[0] == n.input[1]
-                                    for n in match.body):
+        if match is None or not any(is_square(model, n) for n in match.body):
             return None
         return match
