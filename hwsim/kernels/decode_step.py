@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from hwsim.golden.common.lanes import unpack_lanes
 from hwsim.golden.vitallm import decode_step as spec
 from hwsim.golden.vitallm import qkv_frontend as gqf
 
@@ -64,6 +65,13 @@ def port_values(a: dict, p: spec.DecodeStepParams) -> dict[str, int]:
     for h, (M, S) in enumerate(np.asarray(a["score_mults"]).reshape(-1, 2)):
         score |= (int(M) | int(S) << ap.mult_bits) << (h * (ap.mult_bits + ap.shift_bits))
     return {**fe.port_values(a, p.frontend()), "score": score, "length": da.length_of(a, p)}
+
+
+def kv_new_fields(word: int, p: spec.DecodeStepParams) -> tuple[int, np.ndarray, np.ndarray]:
+    """A ``kv_new`` value (``{valid, head, k, v}``, valid lowest) → ``(head, k, v)``."""
+    hb, d = max(1, (p.kv_heads - 1).bit_length()), p.head_dim
+    return ((word >> 1) & ((1 << hb) - 1), unpack_lanes(word >> (1 + hb), 8, d),
+            unpack_lanes(word >> (1 + hb + 8 * d), 8, d))
 
 
 def golden_words(p: spec.DecodeStepParams, a: dict) -> np.ndarray:
