@@ -21,7 +21,8 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 
-__all__ = ["generate"]
+__all__ = ["append_rows", "empty_caches", "generate", "generate_cocotb", "generation_case",
+           "step_layers"]
 
 
 def _golden_sequence(im, prompt: list[int], new_tokens: int, keep: int) -> list[int]:
@@ -34,43 +35,91 @@ def _golden_sequence(im, prompt: list[int], new_tokens: int, keep: int) -> list[
     return seq
 
 
-def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000) -> dict:
-    """Generate ``new_tokens`` greedy tokens after ``prompt`` on the RTL of the integer BitNet
-    ``im`` (every layer on one decoder layer, sparse attention keeping ``min(keep, L)``).
-
-    The design's KV capacity is ``M = len(prompt) + new_tokens − 1`` (the steps it runs: the
-    prompt's positions, then one per generated token but the last). Returns the RTL's token
-    after each position (``tokens``), the integer model's (``golden``), the generated tokens
-    of both, whether every layer's ``kv_new`` rows equal the integer model's keys and values,
-    the cycles of every step and their formula."""
-    from amaranth.hdl import Value
-    from amaranth.sim import Simulator
-
+def generation_case(im, prompt, new_tokens: int, keep: int) -> tuple:
+    """The plan of a generation run: ``(DecodeModelParams, case)``. The case's arrays hold what
+    the host streams (every layer's weights and parameters, ``l{i}__…``; the head, ``head_…``;
+    the embedding table ``embed``; the RoPE tables ``cos``, ``sin``; ``prompt``; ``steps``) and
+    the integer model's results the RTL must give: the token after every position
+    (``want_tokens``) and every layer's keys and values (``want_k``, ``want_v``: (layers,
+    steps, kv_heads, head_dim)). The design's KV capacity is ``M = steps = len(prompt) +
+    new_tokens − 1``."""
     from hwsim.golden.vitallm import bitnet_layer as bl
-    from hwsim.golden.vitallm import decode_model as spec
     from hwsim.kernels import decode_model as kd
-    from hwsim.kernels import decode_step as kds
     from models.bitnet.integer_model import integer_forward
-    from rtl.vitallm.decode_model import DecodeModel
 
     prompt = [int(t) for t in np.ravel(prompt)]
-    if not prompt or new_tokens < 1:
+    if not prompt or isinstance(new_tokens, bool) or not isinstance(new_tokens, int) \
+            or new_tokens < 1:
         raise HwsimError("generation needs a prompt of at least one token and new_tokens ≥ 1")
     steps = len(prompt) + new_tokens - 1
     seq = _golden_sequence(im, prompt, new_tokens, keep)
     cap: dict = {}
     logits = integer_forward(im, seq[:steps], capture=cap, attend=bl.topk_attend(keep))
-    golden = [int(v) for v in np.argmax(logits, axis=-1)]
     p, case = kd.real_case(im, cap, min(keep, steps))
-    _, templates, head = kd.split(case["arrays"], p)
-    G, d = p.kv_heads, p.head_dim
+    a = dict(case["arrays"])
+    a.update({"embed": im.embed, "cos": im.cos[:steps], "sin": im.sin[:steps],
+              "prompt": np.array(prompt), "steps": np.array([steps]),
+              "want_tokens": np.argmax(logits, axis=-1).astype(np.int64),
+              "want_k": np.stack([cap[i]["k"] for i in range(p.layers)]),
+              "want_v": np.stack([cap[i]["v"] for i in range(p.layers)])})
+    return p, {"name": f"generate_{len(prompt)}+{new_tokens}", "arrays": a}
+
+
+def step_layers(a: dict, p, caches: list, t: int) -> list[dict]:
+    """Layer ``i``'s arrays of step ``t``: its template with the RoPE row of position ``t`` and
+    its cache so far."""
+    from hwsim.kernels import decode_model as kd
+
+    _, templates, _ = kd.split(a, p)
+    return [{**tm, "cos": a["cos"][t], "sin": a["sin"][t], "K": k, "V": v}
+            for tm, (k, v) in zip(templates, caches, strict=True)]
+
+
+def empty_caches(p) -> list:
+    z = np.zeros((p.kv_heads, 0, p.head_dim), dtype=np.int64)
+    return [(z, z) for _ in range(p.layers)]
+
+
+def append_rows(caches: list, rows: list, t: int, kv_heads: int) -> None:
+    """Append each layer's ``kv_new`` rows (``(head, k, v)``, heads in order) of step ``t``."""
+    for li, r in enumerate(rows):
+        if [h for h, _, _ in r] != list(range(kv_heads)):
+            raise HwsimError(f"step {t}: layer {li} gave kv_new heads {[h for h, _, _ in r]}, "
+                             f"not 0 … {kv_heads - 1}")
+        k = np.stack([kk for _, kk, _ in r])[:, None]
+        v = np.stack([vv for _, _, vv in r])[:, None]
+        caches[li] = (np.concatenate([caches[li][0], k], axis=1),
+                      np.concatenate([caches[li][1], v], axis=1))
+
+
+def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000) -> dict:
+    """Generate ``new_tokens`` greedy tokens after ``prompt`` on the RTL of the integer BitNet
+    ``im`` (every layer on one decoder layer, sparse attention keeping ``min(keep, L)``), in
+    Amaranth's simulator (:func:`generation_case` is the plan).
+
+    Returns the RTL's token after each position (``tokens``), the integer model's (``golden``),
+    the generated tokens of both, whether every layer's ``kv_new`` rows equal the integer
+    model's keys and values, the cycles of every step and their formula."""
+    from amaranth.hdl import Value
+    from amaranth.sim import Simulator
+
+    from hwsim.golden.vitallm import decode_model as spec
+    from hwsim.kernels import decode_model as kd
+    from hwsim.kernels import decode_step as kds
+    from rtl.vitallm.decode_model import DecodeModel
+
+    p, case = generation_case(im, prompt, new_tokens, keep)
+    a = case["arrays"]
+    prompt = [int(t) for t in a["prompt"]]
+    steps = int(a["steps"][0])
+    _, _, head = kd.split(a, p)
+    G = p.kv_heads
     head_words = kd.klh.w_words(head, p.head())
-    pv = kd.port_values(case["arrays"], p)
+    pv = kd.port_values(a, p)
     dut = DecodeModel(p)
     names = ("hw", *spec.LOAD_PORTS, "x")
     out = {"tokens": [], "cycles": [], "formula_cycles": []}
-    caches = [(np.zeros((G, 0, d), dtype=np.int64), np.zeros((G, 0, d), dtype=np.int64))
-              for _ in templates]
+    caches = empty_caches(p)
     kv_step = p.layer().decode_step()
 
     def flat(v):
@@ -83,13 +132,12 @@ def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000
         cycle, token = 0, prompt[0]
         for t in range(steps):
             n = t + 1
-            layers = [{**a, "cos": im.cos[t], "sin": im.sin[t], "K": k, "V": v}
-                      for a, (k, v) in zip(templates, caches, strict=True)]
-            queues = {**kd.layer_words(layers, p, n), "x": kd.x_words(im.embed[token], p),
+            layers = step_layers(a, p, caches, t)
+            queues = {**kd.layer_words(layers, p, n), "x": kd.x_words(a["embed"][token], p),
                       "hw": head_words if t == 0 else []}
             sent = dict.fromkeys(names, 0)
             ctx.set(dut.length, n)
-            rows: list[list] = [[] for _ in templates]
+            rows: list[list] = [[] for _ in range(p.layers)]
             first, y = None, None
             while y is None:
                 if cycle >= max_cycles:
@@ -115,14 +163,7 @@ def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000
                 cycle += 1
             for name in names:
                 ctx.set(getattr(dut, name).valid, 0)
-            for li, r in enumerate(rows):
-                if [h for h, _, _ in r] != list(range(G)):
-                    raise HwsimError(f"step {t}: layer {li} gave kv_new heads "
-                                     f"{[h for h, _, _ in r]}, not 0 … {G - 1}")
-                k = np.stack([kk for _, kk, _ in r])[:, None]
-                v = np.stack([vv for _, _, vv in r])[:, None]
-                caches[li] = (np.concatenate([caches[li][0], k], axis=1),
-                              np.concatenate([caches[li][1], v], axis=1))
+            append_rows(caches, rows, t, G)
             out["tokens"].append(int(y[0]))
             out["formula_cycles"].append(spec.latency_cycles(p, n))
             token = prompt[t + 1] if t + 1 < len(prompt) else int(y[0])
@@ -135,15 +176,31 @@ def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000
     sim.run()
     wall = time.perf_counter() - t0
     kv_equal = all(
-        np.array_equal(caches[li][0], cap[li]["k"].transpose(1, 0, 2))
-        and np.array_equal(caches[li][1], cap[li]["v"].transpose(1, 0, 2))
-        for li in range(len(caches)))
+        np.array_equal(caches[li][0], a["want_k"][li].transpose(1, 0, 2))
+        and np.array_equal(caches[li][1], a["want_v"][li].transpose(1, 0, 2))
+        for li in range(p.layers))
+    golden = [int(v) for v in a["want_tokens"]]
     P = len(prompt)
     generated = out["tokens"][P - 1:]
     return {"prompt": prompt, "new_tokens": new_tokens, "keep": keep, "capacity": p.tokens,
             "layers": p.layers, "tokens": out["tokens"], "golden": golden,
-            "generated": generated, "golden_generated": seq[P:],
+            "generated": generated, "golden_generated": golden[P - 1:],
             "tokens_equal_golden": out["tokens"] == golden, "kv_equal_golden": kv_equal,
             "cycles": out["cycles"], "formula_cycles": out["formula_cycles"],
             "cycles_equal_formula": out["cycles"] == out["formula_cycles"],
             "sim_cycles": out["sim_cycles"], "wall_s": wall}
+
+
+def generate_cocotb(im, prompt, new_tokens: int, keep: int, build, sim: str = "verilator"):
+    """:func:`generate` under cocotb on ``sim`` (Icarus or Verilator) from the emitted Verilog:
+    the testbench :mod:`hwsim.sim.tb_decode_model_generate` is the host. Returns the
+    :class:`hwsim.sim.runner.SimReport` (its case: bit-exact tokens and KV rows, cycles)."""
+    import dataclasses
+
+    from hwsim.kernels import get_kernel
+    from hwsim.sim.runner import simulate
+
+    p, case = generation_case(im, prompt, new_tokens, keep)
+    kernel = dataclasses.replace(get_kernel("decode-model"),
+                                 testbench="hwsim.sim.tb_decode_model_generate")
+    return simulate(kernel, p, [case], build, sim=sim)

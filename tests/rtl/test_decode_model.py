@@ -141,3 +141,29 @@ def test_a_short_step_sees_only_its_length():
     got, cycles = rtl_decode_model(p, case["arrays"])
     assert got == tuple(kd.golden_words(p, case["arrays"]))
     assert cycles == g.latency_cycles(p, n) < g.latency_cycles(p)
+
+
+def _generate(micro_model, prompt_len, new_tokens):
+    from hwsim.sim.generate import generate
+
+    im, tokens = micro_model
+    return generate(im, tokens[:prompt_len], new_tokens, keep=3)
+
+
+def test_generates_tokens_on_the_rtl(micro_model):
+    """Two greedy tokens after a one-token prompt (steps of length 1 and 2), the KV caches built
+    from the design's own kv_new rows: every token, key and value == the integer model's,
+    every step's cycles == the formula at its length."""
+    r = _generate(micro_model, 1, 2)
+    assert r["tokens_equal_golden"] and r["generated"] == r["golden_generated"]
+    assert r["kv_equal_golden"] and r["cycles_equal_formula"]
+    assert len(r["cycles"]) == 2 and r["cycles"][0] < r["cycles"][1]
+
+
+@pytest.mark.slow
+def test_generates_past_the_selector_budget(micro_model):
+    """Three tokens after a three-token prompt with K = 3: the last steps see more tokens than
+    the selector keeps (sparse attention on the RTL's own cache)."""
+    r = _generate(micro_model, 3, 3)
+    assert r["tokens_equal_golden"] and r["kv_equal_golden"] and r["cycles_equal_formula"]
+    assert r["capacity"] == 5 and len(r["generated"]) == 3
