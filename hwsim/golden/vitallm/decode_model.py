@@ -36,7 +36,7 @@ from hwsim.golden.vitallm.attn_out import RATIO_BITS
 from quant.qtype import QType
 
 __all__ = ["CFG_WORD", "LOAD_PORTS", "DecodeModelParams", "cfg_fields", "cfg_words",
-           "decode_model", "latency_cycles", "load_beats", "phase_cycles"]
+           "decode_model", "latency_cycles", "load_beats", "phase_cycles", "storage_bits"]
 
 #: Bits of a ``cfg`` word.
 CFG_WORD = 32
@@ -169,6 +169,14 @@ def latency_cycles(p: DecodeModelParams, length: int | None = None) -> int:
     """First ``x`` beat to the ``y`` beat of one token over ``L = length`` visible tokens: the
     sum of :func:`phase_cycles`."""
     return sum(phase_cycles(p, length).values())
+
+
+def storage_bits(p: DecodeModelParams) -> int:
+    """Bits of the design's memories and registers that hold data: the decoder layer's, the
+    head's, the row buffer (``hidden · res_width``) and the ``cfg`` register."""
+    cfg = load_beats(p)["cfg"] * CFG_WORD
+    return (dl.storage_bits(p.layer()) + lh.storage_bits(p.head()) + p.hidden * p.res_width
+            + cfg)
 
 
 def decode_model(x, layers: list[dict], head: dict, p: DecodeModelParams,
