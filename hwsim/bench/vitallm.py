@@ -51,6 +51,14 @@ def add_arguments(p) -> None:
                         "attention, the FFN, both residual adds) on the decoder-layer RTL "
                         "under cocotb on Icarus and Verilator (minutes)")
     p.add_argument("--rtl-keep", type=int, default=16, help="K for --rtl and --rtl-model")
+    p.add_argument("--rtl-generate", type=int, default=0, metavar="N",
+                   help="also generate N greedy tokens after --rtl-prompt real tokens on the "
+                        "decode-model RTL under cocotb on --rtl-sim: every token and every "
+                        "layer's keys and values against the integer model, cycles against "
+                        "the formula (minutes)")
+    p.add_argument("--rtl-prompt", type=int, default=4, help="prompt tokens for --rtl-generate")
+    p.add_argument("--rtl-sim", choices=("icarus", "verilator"), default="verilator",
+                   help="simulator of --rtl-generate")
     p.add_argument("--rtl-model", action="store_true",
                    help="also run one real decode token of the whole model (every layer on the "
                         "time-multiplexed decoder layer, then the LM head: the greedy token) on "
@@ -316,6 +324,36 @@ def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",)) -> di
                       token=tok, load_beats=dm.load_beats(p))
 
 
+def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str) -> dict:
+    """Greedy generation of ``new_tokens`` after ``prompt`` on the ``decode-model`` RTL under
+    cocotb (:func:`hwsim.sim.generate.generate_cocotb`): the prompt's steps (``prefill``, the
+    last one gives the first new token) and one decode step per further token, each one token
+    against the caches the design's own ``kv_new`` rows built."""
+    import numpy as np
+
+    from hwsim.golden.vitallm import decode_model as dm
+    from hwsim.sim.generate import generate_cocotb, generation_case
+
+    prompt = [int(t) for t in np.ravel(prompt)]
+    p, _ = generation_case(im, prompt, new_tokens, keep)
+    rep = generate_cocotb(im, prompt, new_tokens, keep, Path(build) / f"generate_{sim}", sim)
+    c = rep.cases[0] if rep.cases else {}
+    P, steps = len(prompt), len(prompt) + new_tokens - 1
+    cyc = c.get("step_cycles", [])
+    formula = [dm.latency_cycles(p, t + 1) for t in range(steps)]
+    decode = cyc[P:]
+    return {"sim": sim, "passed": rep.passed, "bit_exact": bool(c.get("bit_exact")),
+            "prompt": prompt, "tokens": c.get("tokens"), "generated": (c.get("tokens") or [])[P - 1:],
+            "capacity": p.tokens, "keep": p.keep, "layers": p.layers,
+            "step_cycles": cyc, "formula_step_cycles": formula,
+            "prefill_cycles": sum(cyc[:P]), "formula_prefill_cycles": sum(formula[:P]),
+            "decode_cycles_per_token": sum(decode) / len(decode) if decode else None,
+            "formula_decode_cycles_per_token": (sum(formula[P:]) / (steps - P)
+                                                if steps > P else None),
+            "build_s": rep.build_s, "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
+            "failures": rep.failures}
+
+
 def _accelerator(args, cfg) -> tuple[int, list]:
     """Validate the shape and every K before any work: (M, [DecoderLayerParams per K])."""
     from hwsim.errors import HwsimError
@@ -336,6 +374,8 @@ def _accelerator(args, cfg) -> tuple[int, list]:
         raise HwsimError("--windows and --calib-windows must be at least 1")
     if args.rtl and not 0 <= args.rtl_layer < cfg.layers:
         raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+    if args.rtl_generate and (args.rtl_generate < 0 or not 1 <= args.rtl_prompt <= M):
+        raise HwsimError(f"--rtl-generate must be ≥ 0 and --rtl-prompt 1 … --tokens ({M})")
     if args.rtl or args.rtl_model:
         DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
                            head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M,
@@ -466,6 +506,13 @@ def run(args) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             model_rtl = rtl_decode_model(im, tokens, args.rtl_keep, args.out or tmp)
+    gen = None
+    if args.rtl_generate:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = rtl_generate(im, tokens[:args.rtl_prompt], args.rtl_generate, args.rtl_keep,
+                               args.out or tmp, args.rtl_sim)
     return {
         **({"rtl_decoder_layer": rtl} if rtl is not None else {}),
         **({"rtl_decode_model": model_rtl, "rtl_tokens": int(model_rtl["all_bit_exact"]),
@@ -473,6 +520,13 @@ def run(args) -> dict:
             "sim_cycles_per_token": model_rtl["runs"][0]["cycles"],
             "formula_cycles_per_token": model_rtl["runs"][0]["formula_cycles"]}
            if model_rtl is not None else {}),
+        **({"rtl_generate": gen, "rtl_tokens": len(gen["generated"]),
+            "rtl_tokens_equal_golden": gen["passed"] and gen["bit_exact"],
+            "sim_cycles_per_token": gen["decode_cycles_per_token"],
+            "formula_cycles_per_token": gen["formula_decode_cycles_per_token"],
+            "sim_prefill_cycles": gen["prefill_cycles"],
+            "formula_prefill_cycles": gen["formula_prefill_cycles"]}
+           if gen is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
         "positions": int(wins.shape[0] * (wins.shape[1] - 1)),
@@ -528,6 +582,14 @@ def table(r: dict) -> str:
                   f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
                   f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
                   for run in x["runs"]]
+    if "rtl_generate" in r:
+        x = r["rtl_generate"]
+        lines.append(f"decode-model RTL generation on {x['sim']}: prompt {x['prompt']} → "
+                     f"{x['generated']}, tokens and KV rows == integer model: "
+                     f"{x['passed'] and x['bit_exact']}; prefill {x['prefill_cycles']} cycles "
+                     f"(formula {x['formula_prefill_cycles']}), decode "
+                     f"{x['decode_cycles_per_token']} cycles/token (formula "
+                     f"{x['formula_decode_cycles_per_token']})")
     if "rtl_decode_model" in r:
         x = r["rtl_decode_model"]
         lines.append(f"decode-model RTL (all {x['layers']} layers + LM head) on a real decode "

@@ -17,6 +17,7 @@ from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from . import attn_out as kao
+from . import decode_attention as kda
 from . import decode_step as kds
 from . import qkv_frontend as kfe
 from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time
@@ -37,7 +38,8 @@ def manifest(p: spec.AttnLayerParams) -> dict:
                 "norm": {"gamma": {"port": "norm_gamma", "count": p.hidden},
                          "E": {"port": "norm_e", "width": p.norm_e_width},
                          "meaning": "attention RMSNorm gains and eps constant; " + STATIC},
-                "decode_step": "as decode-step: w, kv, cos, sin, mults, score (amax internal)",
+                "decode_step": "as decode-step: w, kv, cos, sin, mults, score, length, kv_new "
+                               "(amax internal)",
                 "attn_out": "as attn-out: wo (its w), ratio, sub_gamma (gamma), sub_e (e), "
                             "res_mult (mult)",
                 "rounding": "half_even", "overflow": "saturate (requantizers); the add is exact",
@@ -49,7 +51,7 @@ def manifest(p: spec.AttnLayerParams) -> dict:
 
 def _ds_arrays(a: dict) -> dict:
     return {"K": a["K"], "V": a["V"], "score_mults": a["score_mults"],
-            **{n: a[n] for n in ("wq", "wk", "wv", "cos", "sin", "mults")}}
+            **{n: a[n] for n in ("wq", "wk", "wv", "cos", "sin", "mults", "length") if n in a}}
 
 
 def golden_arrays(a: dict) -> dict:
@@ -83,14 +85,18 @@ def port_values(a: dict, p: spec.AttnLayerParams) -> dict[str, int]:
     out = kao.port_values({"ratio": a["ratio"], "g": a["sub_g"], "e": a["sub_e"],
                            "mult": a["mult"]}, p.attn_out())
     gw = p.norm_quant().norm().gamma.width
-    return {**{k: ds[k] for k in ("cos", "sin", "mults", "score")},
+    return {**{k: ds[k] for k in ("cos", "sin", "mults", "score", "length")},
             "norm_gamma": pack_lanes(np.ravel(a["norm_g"]), gw),
             "norm_e": e_value(a["norm_e"]), "ratio": out["ratio"], "sub_gamma": out["gamma"],
             "sub_e": out["e"], "res_mult": out["mult"]}
 
 
 def golden_words(p: spec.AttnLayerParams, a: dict) -> np.ndarray:
-    return spec.attn_layer(golden_arrays(a), p)
+    return spec.attn_layer(golden_arrays(a), p, kda.length_of(a, p))
+
+
+def expected_cycles(p: spec.AttnLayerParams, a: dict) -> int:
+    return spec.latency_cycles(p, kda.length_of(a, p))
 
 
 def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[dict]:
@@ -131,7 +137,7 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
                              dtype=np.int64)
         return {**c, "arrays": a}
 
-    ds_cases = kds.cases(dsp, seed, quick)
+    ds_cases = [c for c in kds.cases(dsp, seed, quick) if "length" not in c["arrays"]]
     out = [one(ds_cases[0], top)]
     if not quick:
         out.append({**one(ds_cases[1], (1 << lc.NORM_IN_BITS - 2) - 1), "name": "narrow_row"})

@@ -23,7 +23,8 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
                 "function": "hwsim.golden.vitallm.decode_attention.decode_attention: per query head h "
                             "on KV head h // (heads/kv_heads), sparse attention (hwsim.golden."
                             "sparse_attention): lo-topk keeps `keep` of the `tokens` cached "
-                            "tokens, then attention-head's integer attention on them",
+                            "tokens, then attention-head's integer attention on them; with the "
+                            "length port L < tokens: the first L tokens, keeping min(keep, L)",
                 "score": {"M": {"field": "q.mult", "width": ap.mult_bits, "signed": False},
                           "S": {"field": "q.shift", "width": ap.shift_bits, "signed": False},
                           "meaning": "the head's folded score scale M * 2**-S, with its q beat",
@@ -31,6 +32,8 @@ def manifest(p: spec.DecodeAttentionParams) -> dict:
                 "out": ap.out.to_dict(), "prob": ap.prob.to_dict(),
                 "rounding": "as attention-head: half_even requantizers", "overflow": "saturate",
                 "kv_beat": "a cached token's k and v rows at addr = g*tokens + token",
+                "length": "L = 1 ... tokens, the tokens the step attends to (slots 0 ... L-1); "
+                          "sampled with the first q beat; cycles given for L = tokens",
                 "out_beat": "C = head_dim/lanes beats per head, heads in order: lanes int8 "
                             "codes and the head's amax (as attention-head)",
             },
@@ -56,33 +59,50 @@ def q_words(Q, mults, p: spec.DecodeAttentionParams) -> list[int]:
             for q, (M, S) in zip(np.asarray(Q), mults, strict=True)]
 
 
-def arrays(q, K, V, mults) -> dict[str, np.ndarray]:
-    return {"Q": np.asarray(q), "K": np.asarray(K), "V": np.asarray(V),
-            "mults": np.asarray(mults, dtype=np.int64)}
+def arrays(q, K, V, mults, length: int | None = None) -> dict[str, np.ndarray]:
+    """A case's arrays; ``length`` (the ``length`` port, ``L``) only where given."""
+    out = {"Q": np.asarray(q), "K": np.asarray(K), "V": np.asarray(V),
+           "mults": np.asarray(mults, dtype=np.int64)}
+    return out if length is None else {**out, "length": np.asarray(length, dtype=np.int64)}
+
+
+def length_of(a: dict, p) -> int:
+    """The case's run-time length ``L`` (default: ``tokens``)."""
+    return int(a["length"]) if "length" in a else p.tokens
 
 
 def golden_words(p: spec.DecodeAttentionParams, a: dict) -> np.ndarray:
     """Golden results as the checker compares them: per head, ``d`` codes then ``amax``."""
-    o, amax = spec.decode_attention(a["Q"], a["K"], a["V"], [tuple(m) for m in a["mults"]], p)
+    o, amax = spec.decode_attention(a["Q"], a["K"], a["V"], [tuple(m) for m in a["mults"]], p,
+                                    length_of(a, p))
     return np.concatenate([np.append(o[h], amax[h]) for h in range(p.heads)])
 
 
+def expected_cycles(p: spec.DecodeAttentionParams, a: dict) -> int:
+    return spec.decode_attention_cycles(p, length_of(a, p))
+
+
 def cases(p: spec.DecodeAttentionParams, seed: int = 0, quick: bool = False) -> list[dict]:
-    """Random codes; every key equal (top-K ties broken by index); idle input + back-pressure."""
+    """Random codes; every key equal (top-K ties broken by index); a run-time length
+    ``L = max(1, keep − 1) < tokens`` (fewer visible tokens than kept: dense on them); idle
+    input + back-pressure."""
     rng = np.random.default_rng(seed)
     H, G, M, d = p.heads, p.kv_heads, p.tokens, p.head_dim
 
     def rnd(*shape):
         return rng.integers(-128, 128, shape)
 
-    def case(name, q, K, V, **kw):
+    def case(name, q, K, V, length=None, **kw):
         mults = [scale_for(q[h][None], K[h * G // H], p.attention().mult_bits)
                  for h in range(H)]
-        return {"name": name, "arrays": arrays(q, K, V, mults), **kw}
+        return {"name": name, "arrays": arrays(q, K, V, mults, length), **kw}
 
     out = [case("random", rnd(H, d), rnd(G, M, d), rnd(G, M, d))]
     if not quick:
         out.append(case("equal_keys", rnd(H, d), np.full((G, M, d), 7), rnd(G, M, d)))
+    if M > 1:
+        out.append(case("short_length", rnd(H, d), rnd(G, M, d), rnd(G, M, d),
+                        length=max(1, min(p.keep - 1, M - 1))))
     out.append(case("idle_backpressure", rnd(H, d), rnd(G, M, d), rnd(G, M, d), idle=0.3,
                     stall=0.5, seed=seed + 3))
     return out

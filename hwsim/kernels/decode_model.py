@@ -21,7 +21,7 @@ _STREAMS = {"w": kdl.w_words, "kv": kdl.cache_words, "wo": kdl.wo_words, "w1": k
 
 
 def manifest(p: spec.DecodeModelParams) -> dict:
-    lat = latency(spec.latency_cycles, p, first="x beat", last="y beat")
+    lat = latency(spec.latency_cycles, p, first="x beat", last="y beat")  # at L = M
     return {"kernel": "decode-model",
             "params": {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
             "widths": {"x": p.res_width, "token": p.head().token_width, "cfg": spec.CFG_WORD},
@@ -39,6 +39,11 @@ def manifest(p: spec.DecodeModelParams) -> dict:
                 "hw": "lm-head's w (int8 head weight words), before the first token",
                 "head_gamma": "final RMSNorm gains (lm-head gamma); static",
                 "head_e": "final RMSNorm eps constant (lm-head e); static",
+                "length": "tokens the step sees (1 ... tokens), sampled with its first x beat; "
+                          "each layer's kv load is its length - 1 earlier rows; latency and "
+                          "load_beats here are at length = tokens",
+                "kv_new": "valid-only: the new token's k, v of the layer on `layer`, kv_heads "
+                          "beats per layer (decoder-layer's kv_new)",
                 "rounding": "half_even", "overflow": "layer outputs saturate to res_width",
             },
             "latency": lat,
@@ -47,9 +52,15 @@ def manifest(p: spec.DecodeModelParams) -> dict:
             "cycles": {"phases": spec.phase_cycles(p), "token": spec.latency_cycles(p)}}
 
 
-def layer_words(layers: list[dict], p: spec.DecodeModelParams) -> dict[str, list[int]]:
-    """Every load stream's beats for one token: the layers' words back to back."""
+def layer_words(layers: list[dict], p: spec.DecodeModelParams,
+                length: int | None = None) -> dict[str, list[int]]:
+    """Every load stream's beats for one token over ``L = length`` visible tokens (default
+    ``tokens``): the layers' words back to back, each layer's cache cut to its ``L − 1``
+    earlier rows."""
     q = p.layer()
+    L = p.tokens if length is None else int(length)
+    layers = [{**a, "K": np.asarray(a["K"])[:, :L - 1], "V": np.asarray(a["V"])[:, :L - 1]}
+              for a in layers]
     out = {n: [w for a in layers for w in fn(a, q)] for n, fn in _STREAMS.items()}
     out["cfg"] = [w for a in layers for w in spec.cfg_words(kdl.port_values(a, q), q)]
     return out
@@ -59,10 +70,16 @@ def x_words(x, p: spec.DecodeModelParams) -> list[int]:
     return kdl.x_words({"x": x}, p.layer())
 
 
-def port_values(head: dict, p: spec.DecodeModelParams) -> dict[str, int]:
-    """Packed values of the static ports ``head_gamma``, ``head_e``."""
+def length_of(a: dict, p: spec.DecodeModelParams) -> int:
+    """The case's run-time length ``L`` (default: ``tokens``)."""
+    return int(np.ravel(a["length"])[0]) if "length" in a else p.tokens
+
+
+def port_values(a: dict, p: spec.DecodeModelParams) -> dict[str, int]:
+    """Packed values of the static ports ``head_gamma``, ``head_e`` and ``length``."""
+    _, _, head = split(a, p)
     v = klh.port_values(head, p.head())
-    return {"head_gamma": v["gamma"], "head_e": v["e"]}
+    return {"head_gamma": v["gamma"], "head_e": v["e"], "length": length_of(a, p)}
 
 
 def join(x, layers: list[dict], head: dict) -> dict:
@@ -85,7 +102,7 @@ def golden_words(p: spec.DecodeModelParams, a: dict) -> np.ndarray:
     x, layers, head = split(a, p)
     tok, logit, _ = spec.decode_model(x, [kdl.golden_arrays(la) for la in layers],
                                       {"g": head["g"], "E": e_value(head["e"]), "w": head["w"]},
-                                      p)
+                                      p, length_of(a, p))
     return np.array([tok, logit], dtype=np.int64)
 
 
@@ -109,6 +126,10 @@ def cases(p: spec.DecodeModelParams, seed: int = 0, quick: bool = False) -> list
         golden_words(p, arrays)          # the chain stays inside res_width (else: one line)
         out.append({"name": f"random{k}", "arrays": arrays, "seed": int(rng.integers(1 << 30)),
                     **({"stall": 0.5} if k else {})})
+    if not quick:       # a step that sees fewer tokens than the cache holds
+        short = {**out[0]["arrays"], "length": np.array([max(1, p.keep - 1)])}
+        golden_words(p, short)
+        out.insert(1, {"name": "short_length", "arrays": short, "seed": out[0]["seed"]})
     return out
 
 

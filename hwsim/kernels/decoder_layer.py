@@ -16,6 +16,7 @@ from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from . import attn_layer as kal
+from . import decode_attention as kda
 from . import ffn_out as kfo
 from ._contract import NORM_QUANT, RESIDUAL, latency, one_at_a_time
 from .attn_out import _mult_for
@@ -34,7 +35,7 @@ def manifest(p: spec.DecoderLayerParams) -> dict:
                             "-> x_out = x_attn + sat(w2 rows) (res_width + 2 bits)",
                 "norm_quant": NORM_QUANT, "residual": RESIDUAL,
                 "attn_layer": "as attn-layer: w, kv, wo, cos, sin, mults, score, norm_gamma, "
-                              "norm_e, ratio, sub_gamma, sub_e, res_mult",
+                              "norm_e, ratio, sub_gamma, sub_e, res_mult, length, kv_new",
                 "ffn_in": "as ffn-in: w1, w3, ffn_gamma (gamma), ffn_e (e)",
                 "ffn_out": "as ffn-out: w2 (w), ffn_sub_gamma (gamma), ffn_sub_e (e), w2_mult "
                            "(mult)",
@@ -94,7 +95,11 @@ def port_values(a: dict, p: spec.DecoderLayerParams) -> dict[str, int]:
 
 
 def golden_words(p: spec.DecoderLayerParams, a: dict) -> np.ndarray:
-    return spec.decoder_layer(golden_arrays(a), p)
+    return spec.decoder_layer(golden_arrays(a), p, kda.length_of(a, p))
+
+
+def expected_cycles(p: spec.DecoderLayerParams, a: dict) -> int:
+    return spec.latency_cycles(p, kda.length_of(a, p))
 
 
 def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> list[dict]:

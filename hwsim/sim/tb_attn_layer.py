@@ -39,11 +39,7 @@ async def run_case(dut, p: spec.AttnLayerParams, a: dict, rng, idle, stall) -> d
             "sim_cycles": total, "wall_s": time.perf_counter() - t0}
 
 
-def expected_cycles(p: spec.AttnLayerParams, a: dict) -> int:
-    return spec.latency_cycles(p)
-
-
 @cocotb.test()
 async def attn_layer_matches_golden(dut):
-    await check_plan(dut, spec.AttnLayerParams, run_case, ka.golden_words, expected_cycles,
+    await check_plan(dut, spec.AttnLayerParams, run_case, ka.golden_words, ka.expected_cycles,
                      inputs=("w", "wo", "kv", "x"), outputs=("y",))

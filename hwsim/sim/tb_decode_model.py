@@ -2,7 +2,8 @@
 
 Drivers on ``hw`` (the head), the per-layer load streams ``w``, ``kv``, ``wo``, ``w1``, ``w3``,
 ``w2``, ``cfg`` (every layer's beats back to back, all presented at once: the design takes a
-layer's beats only while loading it) and ``x`` (the embedding row); static ports set per case;
+layer's beats only while loading it; each layer's cache cut to the case's ``length − 1`` rows)
+and ``x`` (the embedding row); static ports (``length`` among them) set per case;
 monitor on ``y``; model :func:`hwsim.golden.vitallm.decode_model.decode_model`; checker
 :func:`hwsim.sim.checker.check_plan` (token and logit ``==``, cycles from the first ``x`` beat
 to the ``y`` beat ``==`` :func:`hwsim.golden.vitallm.decode_model.latency_cycles`).
@@ -24,9 +25,9 @@ LOADS = ("w", "kv", "wo", "w1", "w3", "w2", "cfg")
 
 async def run_case(dut, p: spec.DecodeModelParams, a: dict, rng, idle, stall) -> dict:
     x, layers, head = kd.split(a, p)
-    for name, value in kd.port_values(head, p).items():
+    for name, value in kd.port_values(a, p).items():
         getattr(dut, name).value = value
-    words = kd.layer_words(layers, p)
+    words = kd.layer_words(layers, p, kd.length_of(a, p))
     hw = StreamSource(dut, "hw", rng, 0.0)
     hw.load(kd.klh.w_words(head, p.head()))
     loads = []
@@ -46,7 +47,7 @@ async def run_case(dut, p: spec.DecodeModelParams, a: dict, rng, idle, stall) ->
 
 
 def expected_cycles(p: spec.DecodeModelParams, a: dict) -> int:
-    return spec.latency_cycles(p)
+    return spec.latency_cycles(p, kd.length_of(a, p))
 
 
 @cocotb.test()

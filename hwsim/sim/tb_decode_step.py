@@ -2,10 +2,10 @@
 DecodeStep`).
 
 Drivers on ``w`` (projection weights), ``kv`` (the earlier cache) then ``x`` (the token's
-activations), static ports set per case; monitor on ``out``; model
+activations), static ports (``length`` among them) set per case; monitor on ``out``; model
 :func:`hwsim.golden.vitallm.decode_step.decode_step_attention`; checker
 :func:`hwsim.sim.checker.check_plan` (codes and amax ``==``, cycles from the first ``x`` beat
-``==`` :func:`hwsim.golden.vitallm.decode_step.decode_step_cycles`).
+``==`` :func:`hwsim.golden.vitallm.decode_step.decode_step_cycles` of the case's length).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from hwsim.golden.common import attention_head as ah
 from hwsim.golden.vitallm import decode_step as spec
-from hwsim.kernels.decode_step import cache_words, golden_words, port_values
+from hwsim.kernels.decode_step import cache_words, expected_cycles, golden_words, port_values
 from hwsim.kernels.qkv_frontend import w_words, x_words
 from hwsim.sim.checker import check_plan
 from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
@@ -41,10 +41,6 @@ async def run_case(dut, p: spec.DecodeStepParams, a: dict, rng, idle, stall) -> 
     return {"outputs": np.concatenate([np.append(o, am) for o, am in res]).tolist(),
             "cycles": out.cycles[-1] - xs.cycles[0] + 1, "sim_cycles": total,
             "wall_s": time.perf_counter() - t0}
-
-
-def expected_cycles(p: spec.DecodeStepParams, a: dict) -> int:
-    return spec.decode_step_cycles(p)
 
 
 @cocotb.test()

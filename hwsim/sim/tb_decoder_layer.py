@@ -40,11 +40,7 @@ async def run_case(dut, p: spec.DecoderLayerParams, a: dict, rng, idle, stall) -
             "sim_cycles": total, "wall_s": time.perf_counter() - t0}
 
 
-def expected_cycles(p: spec.DecoderLayerParams, a: dict) -> int:
-    return spec.latency_cycles(p)
-
-
 @cocotb.test()
 async def decoder_layer_matches_golden(dut):
-    await check_plan(dut, spec.DecoderLayerParams, run_case, kd.golden_words, expected_cycles,
+    await check_plan(dut, spec.DecoderLayerParams, run_case, kd.golden_words, kd.expected_cycles,
                      inputs=("w", "wo", "kv", "w1", "w3", "w2", "x"), outputs=("y",))

@@ -28,7 +28,7 @@ class AttnLayer(wiring.Component):
     token at a time.
 
     The host loads the q, k, v weights on ``w``, ``wo``'s on ``wo`` and the cache of the
-    ``M − 1`` earlier tokens on ``kv`` before a token (as :class:`rtl.vitallm.decode_step.DecodeStep`
+    ``L − 1`` earlier tokens on ``kv`` before a token (as :class:`rtl.vitallm.decode_step.DecodeStep`
     and :class:`rtl.vitallm.attn_out.AttnOut`); the norms' gains and ε constants, RoPE row, scales and
     v-step ratios are static ports. A token is its residual row, ``C = hidden/lanes`` beats of
     ``lanes`` codes on ``x``:
@@ -43,11 +43,14 @@ class AttnLayer(wiring.Component):
       the row memory is free (the next token accepted) after the last code is taken.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.attn_layer.latency_cycles`
-    from the first ``x`` beat to the last ``y`` code. One token is in flight at a time.
+    of ``L`` from the first ``x`` beat to the last ``y`` code. One token is in flight at a
+    time; tokens with ``length`` ``L``, ``L + 1``, … each attend to the cache the earlier ones
+    appended.
 
     Members
     -------
     w, kv, cos, sin, mults, score : as :class:`rtl.vitallm.decode_step.DecodeStep`
+    length, kv_new : as :class:`rtl.vitallm.decode_step.DecodeStep`
     wo : ``In(stream.Signature(unsigned(2·lanes)))``
         as ``w`` of :class:`rtl.vitallm.attn_out.AttnOut`
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
@@ -86,7 +89,7 @@ class AttnLayer(wiring.Component):
             "norm_e": In(unsigned(p.norm_e_width)),
             "cos": ds["cos"], "sin": ds["sin"], "mults": ds["mults"], "score": ds["score"],
             "ratio": ao["ratio"], "sub_gamma": ao["gamma"], "sub_e": ao["e"],
-            "res_mult": ao["mult"],
+            "res_mult": ao["mult"], "length": ds["length"], "kv_new": ds["kv_new"],
         })
 
     def elaborate(self, platform):
@@ -100,6 +103,7 @@ class AttnLayer(wiring.Component):
         wiring.connect(m, wiring.flipped(self.y), ao.y)
         m.d.comb += [nq.e.eq(self.norm_e), ds.cos.eq(self.cos), ds.sin.eq(self.sin),
                      ds.mults.eq(self.mults), ds.score.eq(self.score),
+                     ds.length.eq(self.length), self.kv_new.eq(ds.kv_new),
                      ao.ratio.eq(self.ratio), ao.gamma.eq(self.sub_gamma), ao.e.eq(self.sub_e),
                      ao.mult.eq(self.res_mult)]
 

@@ -22,24 +22,25 @@ __all__ = ["DecodeAttention"]
 
 
 class DecodeAttention(wiring.Component):
-    """One decode step's attention for ``H`` query heads over ``G`` KV heads of ``M`` tokens.
+    """One decode step's attention for ``H`` query heads over ``G`` KV heads of the first
+    ``L ≤ M`` of ``M`` cache slots (``L``, the step's run-time length, on ``length``).
 
     On-chip memories: the K and V caches (``G·M`` rows of ``d`` int8 codes each, written by
     the ``kv`` stream, KV head-major) and a buffer of the ``H`` queries with their score
     scales. Two controllers run concurrently:
 
-    * the selector stage streams head ``h``'s query and its KV head's ``M`` key rows into the
-      leading-one top-K selector (:class:`rtl.vitallm.lo_topk.LoTopK`) and puts the ``M``-bit mask in
-      a one-entry buffer;
+    * the selector stage streams head ``h``'s query and its KV head's first ``L`` key rows
+      into the leading-one top-K selector (:class:`rtl.vitallm.lo_topk.LoTopK`, which keeps
+      ``min(K, L)``) and puts the ``M``-bit mask in a one-entry buffer;
     * the attention stage takes a mask, clears the attention engine's KV buffer
-      (:class:`rtl.common.attention_head.AttentionHead`, capacity ``K``), writes the ``K`` kept tokens'
-      K and V rows into it in token order (a priority encoder finds the next kept token each
-      cycle, no scan of the ``M`` tokens) and sends the query; the engine's output is the
-      component's output.
+      (:class:`rtl.common.attention_head.AttentionHead`, capacity ``K``), writes the
+      ``min(K, L)`` kept tokens' K and V rows into it in token order (a priority encoder finds
+      the next kept token each cycle, no scan of the ``M`` tokens) and sends the query; the
+      engine's output is the component's output.
 
     So the selector works on head ``h+1`` while the engine attends head ``h`` (head-level
     pipelining). Cycles from the first ``q`` beat to the last output beat, no idle input and no
-    back-pressure: :func:`hwsim.golden.vitallm.decode_attention.decode_attention_cycles`.
+    back-pressure: :func:`hwsim.golden.vitallm.decode_attention.decode_attention_cycles` of ``L``.
 
     Members
     -------
@@ -50,6 +51,10 @@ class DecodeAttention(wiring.Component):
         ``H`` beats per decode step: each head's query and score scale ``mult · 2**-shift``.
     out : ``Out(stream.Signature(StructLayout({o: lanes × int8, amax})))``
         ``C = d/lanes`` beats per head, heads in order (the attention engine's output words).
+    length : ``In(unsigned(bits(M)), init=M)``
+        ``L``, the tokens this step attends to (slots ``0 … L − 1`` of every KV head), ``1 …
+        M`` (other values: undefined). Sampled with the step's first ``q`` beat and used
+        until its last ``out`` beat; undriven it stays ``M``.
     """
 
     def __init__(self, params: spec.DecodeAttentionParams):
@@ -69,6 +74,7 @@ class DecodeAttention(wiring.Component):
             "q": In(stream.Signature(data.StructLayout({
                 "q": row, "mult": unsigned(ap.mult_bits), "shift": unsigned(ap.shift_bits)}))),
             "out": Out(stream.Signature(self.engine.out_layout)),
+            "length": In(unsigned(p.tokens.bit_length()), init=p.tokens),
         })
 
     def elaborate(self, platform):
@@ -102,6 +108,13 @@ class DecodeAttention(wiring.Component):
         qcount = Signal(range(H + 1))
         step_done = Signal()
 
+        # the step's length, sampled with its first q beat (the stages of the previous step
+        # have finished by then: qcount is cleared at step_done)
+        length = Signal.like(self.length)
+        with m.If(self.q.valid & self.q.ready & (qcount == 0)):
+            m.d.sync += length.eq(self.length)
+        m.d.comb += sel.length.eq(length)
+
         # ---- selector stage ----------------------------------------------------------------
         s_head = Signal(range(H))
         s_idx = Signal(range(M))
@@ -127,7 +140,7 @@ class DecodeAttention(wiring.Component):
                 m.d.comb += sel.k.valid.eq(1)
                 with m.If(sel.k.ready):
                     m.d.sync += s_idx.eq(s_idx + 1)
-                    with m.If(s_idx == M - 1):
+                    with m.If(s_idx == length - 1):
                         m.next = "MASK"
             with m.State("MASK"):
                 with m.If(sel.sel.valid & ~mfull):

@@ -58,6 +58,14 @@ class DecodeModel(wiring.Component):
     hw : as ``w`` of :class:`rtl.vitallm.lm_head.LmHead`.
     head_gamma, head_e : as ``gamma``, ``e`` of :class:`rtl.vitallm.lm_head.LmHead` (static).
     y : as :class:`rtl.vitallm.lm_head.LmHead`: one ``{token, logit}`` beat per token.
+    length : as :class:`rtl.vitallm.decoder_layer.DecoderLayer` (``L = 1 … M``, default ``M``)
+        Tokens this step sees, itself included; sampled with the token's first ``x`` beat
+        and held inside for all its layers. Each layer's ``kv`` load is its ``L − 1``
+        earlier rows.
+    kv_new : as :class:`rtl.vitallm.decoder_layer.DecoderLayer`
+        The new token's k, v rows of the layer on ``layer``, as each layer runs (valid-only:
+        take each beat in its cycle). Appended to that layer's cache, they are the next
+        step's ``kv`` rows.
     layer : ``Out(range(layers))``
         The layer being loaded or run.
     """
@@ -77,6 +85,8 @@ class DecodeModel(wiring.Component):
             "cfg": In(stream.Signature(unsigned(spec.CFG_WORD))),
             "hw": hm["w"], "head_gamma": hm["gamma"], "head_e": hm["e"],
             "y": hm["y"],
+            "length": dm["length"],
+            "kv_new": dm["kv_new"],
             "layer": Out(range(max(2, p.layers))),
         })
 
@@ -114,7 +124,13 @@ class DecodeModel(wiring.Component):
         m.d.comb += [rd.addr.eq(chunk), code.eq(saturate(dl.y.payload, p.res))]
 
         layer = Signal(range(max(2, p.layers)))
-        m.d.comb += self.layer.eq(layer)
+        m.d.comb += [self.layer.eq(layer), self.kv_new.eq(dl.kv_new)]
+
+        # ---- the step's length: sampled with the first x beat, held for its layers ----------
+        cur_len = Signal.like(dl.length, init=q.tokens)
+        m.d.comb += dl.length.eq(cur_len)
+        with m.If(self.x.valid & self.x.ready & (chunk == 0)):
+            m.d.sync += cur_len.eq(self.length)
 
         # ---- the load streams: open while loading, each until it has its beats ------------
         loading = Signal()
@@ -123,6 +139,9 @@ class DecodeModel(wiring.Component):
         for name in (*_LAYER_STREAMS, "cfg"):
             n = beats[name]
             cnt = Signal(range(n + 1), name=f"{name}_beats")
+            if name == "kv":                   # the L − 1 earlier rows of each KV head
+                n = Signal.like(cnt, name="kv_rows")
+                m.d.comb += n.eq(q.kv_heads * (cur_len - 1))
             counts[name] = cnt
             is_open = Signal(name=f"{name}_open")
             m.d.comb += is_open.eq(loading & (cnt != n))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import decode_step as spec
@@ -23,16 +23,18 @@ __all__ = ["DecodeStep"]
 class DecodeStep(wiring.Component):
     """One decode step's attention block from on-chip memories.
 
-    The host loads the three projection matrices (``w``) and the cache of the ``M − 1``
-    earlier tokens (``kv``, addressed rows, :class:`rtl.vitallm.decode_attention.DecodeAttention`)
-    once; a step is then the token's int8 activations on ``x`` (with its ``amax``, RoPE row and
-    the layer's scales on side ports, held through the step). The controller stores the front
-    end's q, k, v codes as rows, writes the new k and v rows at position ``M − 1`` of each KV
-    head (``G`` cycles) and sends the ``H`` query rows, with each head's score scale, to the
-    attention phase, whose output is the block's output.
+    The host loads the three projection matrices (``w``) and the cache of the ``L − 1``
+    earlier tokens (``kv``, addressed rows, :class:`rtl.vitallm.decode_attention.DecodeAttention`;
+    ``M`` slots per KV head) once; a step is then the token's int8 activations on ``x`` (with
+    its ``amax``, RoPE row, the layer's scales and its length ``L`` on side ports, held through
+    the step). The controller stores the front end's q, k, v codes as rows, writes the new k
+    and v rows at slot ``L − 1`` of each KV head (``G`` cycles, shown on ``kv_new``) and
+    sends the ``H`` query rows, with each head's score scale, to the attention phase over
+    ``L`` tokens, whose output is the block's output. Successive tokens with ``L``, ``L + 1``,
+    … thus each see the cache the previous ones left: the block generates a sequence.
 
     Latency (no idle input, no back-pressure): ``qkv_frontend_cycles + G +
-    decode_attention_cycles`` (:func:`hwsim.golden.vitallm.decode_step.decode_step_cycles`).
+    decode_attention_cycles(L)`` (:func:`hwsim.golden.vitallm.decode_step.decode_step_cycles`).
 
     Members
     -------
@@ -46,6 +48,15 @@ class DecodeStep(wiring.Component):
         bits, head 0 lowest); head ``h``'s is read as its query row goes to the attention
         phase: hold it from the first ``x`` beat to the step's last ``out`` beat.
     out : as :class:`rtl.vitallm.decode_attention.DecodeAttention`
+    length : ``In(unsigned(bits(M)), init=M)``
+        ``L``, the tokens this step attends to, itself included (``1 … M``; other values:
+        undefined): the new k, v go to slot ``L − 1``. Static: held from a token's first
+        input beat to its last output beat; undriven it stays ``M``.
+    kv_new : ``Out(StructLayout({valid: 1, head: bits(G), k: d × int8, v: d × int8}))``
+        A valid-only tap of the KV append, for a controller that writes the cache back to
+        DRAM: ``valid`` is 1 for one cycle per KV head (``G`` consecutive cycles, head 0
+        first), with that head's new ``k`` and ``v`` rows (slot ``L − 1``). It has no ready
+        and never stalls the step: take each beat in its cycle.
     """
 
     def __init__(self, params: spec.DecodeStepParams):
@@ -64,6 +75,11 @@ class DecodeStep(wiring.Component):
             "sin": fs["sin"], "mults": fs["mults"], "kv": asig["kv"],
             "score": In(data.ArrayLayout(self.score_layout, p.heads)),
             "out": asig["out"],
+            "length": asig["length"],
+            "kv_new": Out(data.StructLayout({
+                "valid": 1, "head": unsigned(max(1, (p.kv_heads - 1).bit_length())),
+                "k": data.ArrayLayout(signed(8), p.head_dim),
+                "v": data.ArrayLayout(signed(8), p.head_dim)})),
         })
 
     def elaborate(self, platform):
@@ -76,7 +92,7 @@ class DecodeStep(wiring.Component):
         wiring.connect(m, wiring.flipped(self.x), fe.x)
         wiring.connect(m, wiring.flipped(self.out), att.out)
         m.d.comb += [fe.amax.eq(self.amax), fe.cos.eq(self.cos), fe.sin.eq(self.sin),
-                     fe.mults.eq(self.mults)]
+                     fe.mults.eq(self.mults), att.length.eq(self.length)]
 
         # the front end's codes as rows: q (H), k (G), v (G)
         N = (H + 2 * G) * d
@@ -97,14 +113,17 @@ class DecodeStep(wiring.Component):
                         m.d.sync += idx.eq(0)
                         m.next = "APPEND"
             with m.State("APPEND"):
-                # the new token's k and v rows at position M − 1 of KV head idx
-                m.d.comb += appending.eq(1)
+                # the new token's k and v rows at slot L − 1 of KV head idx, shown on kv_new
+                m.d.comb += [appending.eq(1), self.kv_new.valid.eq(1),
+                             self.kv_new.head.eq(idx)]
                 with m.Switch(idx):
                     for g in range(G):
                         with m.Case(g):
-                            m.d.comb += [att.kv.payload.k.eq(rows[H + g]),
-                                         att.kv.payload.v.eq(rows[H + G + g]),
-                                         att.kv.payload.addr.eq(g * M + M - 1)]
+                            m.d.comb += [self.kv_new.k.eq(rows[H + g]),
+                                         self.kv_new.v.eq(rows[H + G + g]),
+                                         att.kv.payload.addr.eq(g * M + self.length - 1)]
+                m.d.comb += [att.kv.payload.k.eq(self.kv_new.k),
+                             att.kv.payload.v.eq(self.kv_new.v)]
                 m.d.sync += idx.eq(Mux(idx == G - 1, 0, idx + 1))
                 with m.If(idx == G - 1):
                     m.next = "QUERY"

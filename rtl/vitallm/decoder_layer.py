@@ -25,7 +25,7 @@ class DecoderLayer(wiring.Component):
     at a time.
 
     The host loads the weights (``w``: q, k, v; ``wo``; ``w1``; ``w3``; ``w2``) and the cache
-    of the ``M − 1`` earlier tokens (``kv``) before a token, as the three halves take them; the
+    of the ``L − 1`` earlier tokens (``kv``) before a token, as the three halves take them; the
     norms' gains and ε constants, RoPE row, scales and v-step ratios are static ports. A token
     is its residual row, ``C = hidden/lanes`` beats of ``lanes`` codes on ``x``:
 
@@ -43,7 +43,9 @@ class DecoderLayer(wiring.Component):
     registers of ``res_width + 1`` bits and no cycle.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.decoder_layer.
-    latency_cycles` from the first ``x`` beat to the last ``y`` code. The next token's row is
+    latency_cycles` of ``L`` from the first ``x`` beat to the last ``y`` code. A token with
+    ``length`` ``L`` appends its k, v at slot ``L − 1`` (shown on ``kv_new``), so tokens
+    with ``L``, ``L + 1``, … generate a sequence on the on-chip cache. The next token's row is
     accepted once the attention half has added its last code; its ``x_attn`` waits in ``wo``
     until ``ffn-out`` has taken the previous token's residual row.
 
@@ -51,6 +53,7 @@ class DecoderLayer(wiring.Component):
     -------
     w, kv, wo, cos, sin, mults, score, norm_gamma, norm_e, ratio, sub_gamma, sub_e, res_mult :
         as :class:`rtl.vitallm.attn_layer.AttnLayer`
+    length, kv_new : as :class:`rtl.vitallm.attn_layer.AttnLayer`
     w1, w3 : as :class:`rtl.vitallm.ffn_in.FfnIn`
     ffn_gamma : as ``gamma`` of :class:`rtl.vitallm.ffn_in.FfnIn`
     ffn_e : as ``e`` of :class:`rtl.vitallm.ffn_in.FfnIn`
@@ -66,7 +69,7 @@ class DecoderLayer(wiring.Component):
     """
 
     _ATTN = ("w", "kv", "wo", "x", "norm_gamma", "norm_e", "cos", "sin", "mults", "score",
-             "ratio", "sub_gamma", "sub_e", "res_mult")
+             "ratio", "sub_gamma", "sub_e", "res_mult", "length", "kv_new")
 
     def __init__(self, params: spec.DecoderLayerParams):
         if not isinstance(params, spec.DecoderLayerParams):
@@ -94,8 +97,9 @@ class DecoderLayer(wiring.Component):
         for k in ("w", "kv", "wo", "x"):
             wiring.connect(m, wiring.flipped(getattr(self, k)), getattr(at, k))
         for k in ("norm_gamma", "norm_e", "cos", "sin", "mults", "score", "ratio", "sub_gamma",
-                  "sub_e", "res_mult"):
+                  "sub_e", "res_mult", "length"):
             m.d.comb += getattr(at, k).eq(getattr(self, k))
+        m.d.comb += self.kv_new.eq(at.kv_new)
         wiring.connect(m, wiring.flipped(self.w1), fin.w1)
         wiring.connect(m, wiring.flipped(self.w3), fin.w3)
         wiring.connect(m, wiring.flipped(self.w2), fout.w)

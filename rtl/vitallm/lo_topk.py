@@ -28,27 +28,32 @@ def _leading_one(m: Module, v, name: str):
 
 
 class LoTopK(wiring.Component):
-    """Predicts the ``K`` most relevant of ``M`` cached keys for one query.
+    """Predicts the ``K`` most relevant of the ``L ≤ M`` visible cached keys for one query.
 
-    The query (``d`` int8 lanes, one beat) is held; each key row (one beat) gets its surrogate
-    score ``Σ sign·2**(lo(q)+lo(k))`` in one cycle — ``d`` priority encoders, shifters and an
-    adder tree, no multiplier — into a score register file. The selector then runs the
-    MSB-first radix selection, one key bit per cycle, using population counts of ``M``-bit
+    The query (``d`` int8 lanes, one beat) is held with its run-time length ``L``; each of the
+    ``L`` key rows (one beat) gets its surrogate score ``Σ sign·2**(lo(q)+lo(k))`` in one
+    cycle — ``d`` priority encoders, shifters and an adder tree, no multiplier — into a score
+    register file, and sets its bit of the ``undecided`` mask (so tokens ``L … M − 1`` never
+    take part: no comparator on ``L``). The selector then runs the MSB-first radix selection
+    for ``min(K, L)`` tokens, one key bit per cycle, using population counts of ``M``-bit
     masks only, plus one cycle to break ties by index; the ``M``-bit mask of kept tokens leaves
     on ``sel`` (bit ``j`` = token ``j``).
 
-    Latency (no idle input, no back-pressure): ``1 + M + (W + 1) + 1`` cycles from the query
-    beat to the ``sel`` beat, ``W = score_width`` (see :func:`hwsim.golden.vitallm.lo_topk.select_cycles`).
+    Latency (no idle input, no back-pressure): ``1 + L + (W + 1) + 1`` cycles from the query
+    beat to the ``sel`` beat, ``W = score_width`` (:func:`hwsim.golden.vitallm.lo_topk.latency_cycles`).
 
     Members
     -------
     q : ``In(stream.Signature(ArrayLayout(signed(8), d)))``
         One beat per query: its ``d`` int8 codes, lane 0 lowest; held until its ``sel`` beat.
     k : ``In(stream.Signature(ArrayLayout(signed(8), d)))``
-        ``M`` beats per query, after its ``q`` beat: key rows of tokens ``0 … M − 1`` in order.
+        ``L`` beats per query, after its ``q`` beat: key rows of tokens ``0 … L − 1`` in order.
     sel : ``Out(stream.Signature(unsigned(M)))``
-        One beat per query: bit ``j`` is 1 where token ``j`` is among the ``K`` kept (exactly
-        ``K`` bits set).
+        One beat per query: bit ``j`` is 1 where token ``j`` is among the ``min(K, L)`` kept
+        (exactly that many bits set, all below ``L``).
+    length : ``In(unsigned(bits(M)), init=M)``
+        ``L``, the tokens visible to the query, ``1 … M`` (other values: undefined); sampled
+        with its ``q`` beat. Undriven it stays ``M``.
     """
 
     def __init__(self, params: spec.LoTopKParams):
@@ -61,6 +66,7 @@ class LoTopK(wiring.Component):
             "q": In(stream.Signature(row)),
             "k": In(stream.Signature(row)),
             "sel": Out(stream.Signature(unsigned(p.tokens))),
+            "length": In(unsigned(p.tokens.bit_length()), init=p.tokens),
         })
 
     def elaborate(self, platform):
@@ -102,21 +108,25 @@ class LoTopK(wiring.Component):
             m.d.comb += first[j].eq(undecided[j] & (count < need))
             count = count + undecided[j]
 
+        length = Signal.like(self.length)
         with m.FSM():
             with m.State("QUERY"):
                 m.d.comb += self.q.ready.eq(1)
                 with m.If(self.q.valid):
-                    m.d.sync += [qreg.eq(self.q.payload), idx.eq(0)]
+                    m.d.sync += [qreg.eq(self.q.payload), idx.eq(0), undecided.eq(0),
+                                 length.eq(self.length)]
                     m.next = "KEYS"
             with m.State("KEYS"):
                 m.d.comb += self.k.ready.eq(1)
                 with m.If(self.k.valid):
+                    # each key row marks its token undecided: after L rows, bits 0 … L − 1
                     for j in range(M):
                         with m.If(idx == j):
-                            m.d.sync += keys[j].eq(score + (1 << (W - 1)))
-                    with m.If(idx == M - 1):
-                        m.d.sync += [bit.eq(W - 1), undecided.eq(Const(-1, M)), selected.eq(0),
-                                     need.eq(p.keep)]
+                            m.d.sync += [keys[j].eq(score + (1 << (W - 1))),
+                                         undecided[j].eq(1)]
+                    with m.If(idx == length - 1):
+                        m.d.sync += [bit.eq(W - 1), selected.eq(0),
+                                     need.eq(Mux(length < p.keep, length, p.keep))]
                         m.next = "SELECT"
                     with m.Else():
                         m.d.sync += idx.eq(idx + 1)

@@ -15,6 +15,7 @@ from hwsim.cli import main
     (["--tokens", "300"], "exceed the KV cache"),
     (["--keep", "8,x"], "comma-separated integers"),
     (["--tokens", "32", "--rtl-model", "--rtl-keep", "40"], "cannot exceed"),
+    (["--tokens", "8", "--rtl-generate", "2", "--rtl-prompt", "9"], "--rtl-prompt"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     ck = tmp_path / "ck"
@@ -59,3 +60,20 @@ def test_whole_model_decode_token_on_rtl(tmp_path, capsys):
     assert x["golden_equals_integer_model"] and r["rtl_tokens_equal_golden"]
     assert r["rtl_tokens"] == 1
     assert r["sim_cycles_per_token"] == r["formula_cycles_per_token"]
+
+
+@pytest.mark.slow
+def test_tokens_generated_on_rtl(tmp_path, capsys):
+    """``--rtl-generate``: two greedy tokens after two real tokens of the (briefly trained)
+    BitNet-tiny on the decode-model RTL under Icarus, the host feeding back tokens and KV rows."""
+    ck = tmp_path / "ck"
+    rc = main(["bench", "vitallm", "--json", "--checkpoints", str(ck), "--steps", "2",
+               "--windows", "1", "--calib-windows", "1", "--tokens", "8", "--keep", "4",
+               "--rtl-generate", "2", "--rtl-prompt", "2", "--rtl-keep", "2",
+               "--rtl-sim", "icarus", "--out", str(tmp_path / "rtl")])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["rtl_tokens"] == 2 and r["rtl_tokens_equal_golden"]
+    g = r["rtl_generate"]
+    assert g["step_cycles"] == g["formula_step_cycles"] and len(g["step_cycles"]) == 3
+    assert r["sim_prefill_cycles"] == r["formula_prefill_cycles"]

@@ -1,5 +1,6 @@
-"""Decode-step attention RTL in Amaranth's simulator: == golden (random codes, ties, a real
-decode step of an integer BitNet layer) and cycles == the pipelined-head formula."""
+"""Decode-step attention RTL in Amaranth's simulator: == golden (random codes, ties, run-time
+lengths L < M, a real decode step of an integer BitNet layer) and cycles == the pipelined-head
+formula of L."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ def _run(p, case):
     q = Source(dut.q, kd.q_words(a["Q"], [tuple(m) for m in a["mults"]], p),
                idle=case.get("idle", 0.0))
     out = Sink(dut.out, p.heads * p.attention().chunks, stall=case.get("stall", 0.0))
-    run_streams(dut, [kv, q], [out], seed=case.get("seed", 0))
+    run_streams(dut, [kv, q], [out], seed=case.get("seed", 0),
+                settle=[(dut.length, kd.length_of(a, p))])
     got = np.concatenate([np.append(o, am) for o, am in ah.out_results(out.values,
                                                                         p.attention())])
     return got, out.cycles[-1] - q.cycles[0] + 1
@@ -42,7 +44,7 @@ def test_bit_exact_and_cycles(kw):
         got, cycles = _run(p, case)
         assert np.array_equal(got, kd.golden_words(p, case["arrays"])), case["name"]
         if not case.get("idle") and not case.get("stall"):
-            assert cycles == spec.decode_attention_cycles(p), case["name"]
+            assert cycles == kd.expected_cycles(p, case["arrays"]), case["name"]
         else:
             assert cycles >= spec.decode_attention_cycles(p)
 
@@ -78,3 +80,29 @@ def test_params_reject_bad_input():
         spec.DecodeAttentionParams(heads=4, kv_heads=3)
     with pytest.raises(HwsimError, match="needs DecodeAttentionParams"):
         DecodeAttention(dl.DecoderLayerParams())
+
+
+def test_run_time_lengths_back_to_back():
+    """Steps of L = 1, 2, K − 1, K, M (and back to 2) in one run, each length driven with its
+    step's first q beat: every head's output == the golden sparse attention on the first L
+    tokens keeping min(K, L) (dense for L ≤ K), and each step's cycles == the formula of L."""
+    p = spec.DecodeAttentionParams(heads=2, kv_heads=1, head_dim=8, tokens=8, keep=3, lanes=4,
+                                   exp_lanes=2)
+    rng = np.random.default_rng(7)
+    K, V = rng.integers(-128, 128, (2, 1, 8, 8))
+    lengths = [1, 2, p.keep - 1, p.keep, p.tokens, 2]
+    steps = [kd.arrays(rng.integers(-128, 128, (2, 8)), K, V, [(200 + L, 12), (150, 11)], L)
+             for L in lengths]
+    dut = DecodeAttention(p)
+    kv = Source(dut.kv, kd.kv_words(K, V, p))
+    q = Source(dut.q, [w for a in steps for w in kd.q_words(a["Q"], a["mults"], p)],
+               side=[[(dut.length, L)] for L in lengths for _ in range(p.heads)])
+    C = p.attention().chunks
+    out = Sink(dut.out, len(steps) * p.heads * C)
+    run_streams(dut, [kv, q], [out])
+    words = ah.out_results(out.values, p.attention())
+    for i, (L, a) in enumerate(zip(lengths, steps, strict=True)):
+        got = np.concatenate([np.append(o, am) for o, am in words[i * p.heads:(i + 1) * p.heads]])
+        assert np.array_equal(got, kd.golden_words(p, a)), L
+        first, last = q.cycles[i * p.heads], out.cycles[(i + 1) * p.heads * C - 1]
+        assert last - first + 1 == spec.decode_attention_cycles(p, L), L

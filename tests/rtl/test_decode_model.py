@@ -23,16 +23,16 @@ KERNEL = get_kernel("decode-model")
 def rtl_decode_model(p, a, stall=0.0, seed=0):
     """One token: ``((token, logit), cycles from the first x beat to the y beat)``."""
     x, layers, head = kd.split(a, p)
-    words = kd.layer_words(layers, p)
+    words = kd.layer_words(layers, p, kd.length_of(a, p))
     dut = DecodeModel(p)
     srcs = [Source(dut.hw, kd.klh.w_words(head, p.head()))]
     srcs += [Source(getattr(dut, n), words[n]) for n in g.LOAD_PORTS]
     xs = Source(dut.x, kd.x_words(x, p))
     y = Sink(dut.y, 1, stall=stall)
-    pv = kd.port_values(head, p)
+    pv = kd.port_values(a, p)
     run_streams(dut, [*srcs, xs], [y], seed=seed, together=True,
                 settle=[(dut.head_gamma.as_value(), pv["head_gamma"]),
-                        (dut.head_e, pv["head_e"])])
+                        (dut.head_e, pv["head_e"]), (dut.length, pv["length"])])
     return kd.klh.y_fields(y.values[0], p.head()), y.cycles[-1] - xs.cycles[0] + 1
 
 
@@ -77,7 +77,7 @@ def test_cfg_fields_are_the_layers_static_ports():
 
     q = KERNEL.params(**KERNEL.test_params[0]).layer()
     members = DecoderLayer(q).signature.members
-    streams = {"w", "kv", "wo", "w1", "w3", "w2", "x", "y"}
+    streams = {"w", "kv", "wo", "w1", "w3", "w2", "x", "y", "length", "kv_new"}
     ports = {n: Shape.cast(mb.shape).width for n, mb in members.items() if n not in streams}
     assert dict(g.cfg_fields(q)) == ports
 
@@ -128,3 +128,42 @@ def test_layers_share_their_gain_formats():
     integer_forward(im, rng.integers(0, 64, 6), capture=cap, attend=bl.sparse_attend(0.5))
     p, _ = kd.real_case(im, cap, keep=3)
     assert p.norm_gamma_frac == im.layers[1].attn_norm.p.gamma.frac
+
+
+def test_a_short_step_sees_only_its_length():
+    """The registry's ``short_length`` case (L = K − 1 of M): each layer loads L − 1 cached rows
+    and attends to them; token == golden, cycles == the formula at L."""
+    p = KERNEL.params(**KERNEL.test_params[0])
+    case = next(c for c in KERNEL.cases(p, seed=3) if c["name"] == "short_length")
+    n = kd.length_of(case["arrays"], p)
+    assert n < p.tokens
+    assert g.load_beats(p, n)["kv"] == p.kv_heads * (n - 1)
+    got, cycles = rtl_decode_model(p, case["arrays"])
+    assert got == tuple(kd.golden_words(p, case["arrays"]))
+    assert cycles == g.latency_cycles(p, n) < g.latency_cycles(p)
+
+
+def _generate(micro_model, prompt_len, new_tokens):
+    from hwsim.sim.generate import generate
+
+    im, tokens = micro_model
+    return generate(im, tokens[:prompt_len], new_tokens, keep=3)
+
+
+def test_generates_tokens_on_the_rtl(micro_model):
+    """Two greedy tokens after a one-token prompt (steps of length 1 and 2), the KV caches built
+    from the design's own kv_new rows: every token, key and value == the integer model's,
+    every step's cycles == the formula at its length."""
+    r = _generate(micro_model, 1, 2)
+    assert r["tokens_equal_golden"] and r["generated"] == r["golden_generated"]
+    assert r["kv_equal_golden"] and r["cycles_equal_formula"]
+    assert len(r["cycles"]) == 2 and r["cycles"][0] < r["cycles"][1]
+
+
+@pytest.mark.slow
+def test_generates_past_the_selector_budget(micro_model):
+    """Three tokens after a three-token prompt with K = 3: the last steps see more tokens than
+    the selector keeps (sparse attention on the RTL's own cache)."""
+    r = _generate(micro_model, 3, 3)
+    assert r["tokens_equal_golden"] and r["kv_equal_golden"] and r["cycles_equal_formula"]
+    assert r["capacity"] == 5 and len(r["generated"]) == 3

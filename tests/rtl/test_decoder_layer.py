@@ -169,3 +169,53 @@ def test_params_and_golden_reject_bad_input():
         g.decoder_layer({**a, "x": a["x"][:3]}, p)
     with pytest.raises(HwsimError, match="w2 must be"):
         g.decoder_layer({**a, "w2": a["w2"][:2]}, p)
+
+
+@pytest.mark.slow  # ~45 s: three whole decoder-layer tokens in Amaranth's simulator
+def test_generates_three_tokens_on_its_own_cache(micro_token):
+    """Layer 1 of an integer BitNet (micro shape, K = 3 of M = 10 cache slots) decodes the
+    tokens at positions 7, 8, 9 one after another with length L = 8, 9, 10: the host loads
+    the cache of positions 0 … 6 only (junk in slots 7, 8), each token appends its own k, v at
+    slot L − 1 and the next one attends to it. Every output row == the integer model's
+    decode step (:func:`hwsim.golden.vitallm.bitnet_layer.decode_step` with the accelerator's
+    min(K, L) rule) == the kernel golden at L, every kv_new beat == that step's k8, v8, and
+    every token's cycles == the formula of L."""
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from hwsim.kernels import decode_step as kds
+    from hwsim.sim.amaranth_bench import Token, run_tokens
+
+    im, cap = micro_token
+    p, case, _ = ka.real_case(im, cap, 1, 3)
+    c, first = cap[1], 7
+    assert (p.tokens, p.keep) == (10, 3)
+    k_cache, v_cache = c["k"][:first], c["v"][:first]
+    junk = np.random.default_rng(9).integers(-128, 128, (p.tokens - 1 - first, p.kv_heads,
+                                                          p.head_dim))
+    load = {**case["arrays"],
+            "K": np.concatenate([k_cache, junk]).transpose(1, 0, 2),
+            "V": np.concatenate([v_cache, junk]).transpose(1, 0, 2)}
+    dut = DecoderLayer(p)
+    tokens, want = [], []
+    for pos in range(first, p.tokens):
+        a = {**case["arrays"], "x": c["x_in"][pos], "cos": im.cos[pos], "sin": im.sin[pos],
+             "K": k_cache.transpose(1, 0, 2), "V": v_cache.transpose(1, 0, 2),
+             "length": np.asarray(pos + 1)}
+        x_out, k8, v8 = bl.decode_step(im.layers[1], im, c["x_in"][pos], k_cache, v_cache,
+                                       attend=bl.topk_attend(p.keep))
+        assert np.array_equal(ka.golden_words(p, a), x_out)
+        want.append((x_out, k8, v8))
+        tokens.append(Token(ka.x_words(a, p), settle_ports(dut, a, p)))
+        k_cache, v_cache = np.concatenate([k_cache, k8[None]]), np.concatenate([v_cache, v8[None]])
+    loads = [Source(dut.w, ka.w_words(load, p)), Source(dut.wo, ka.wo_words(load, p)),
+             Source(dut.kv, ka.cache_words(load, p)), Source(dut.w1, ka.w1_words(load, p)),
+             Source(dut.w3, ka.w3_words(load, p)), Source(dut.w2, ka.w2_words(load, p))]
+    run_tokens(dut, loads, dut.x, dut.y, p.hidden, tokens,
+               taps={"kv_new": (dut.kv_new.valid, dut.kv_new.as_value())})
+    for pos, (tok, (x_out, k8, v8)) in enumerate(zip(tokens, want, strict=True), first):
+        assert np.array_equal(np.array(tok.values), x_out), pos
+        new = [kds.kv_new_fields(v, p.decode_step()) for v in tok.taps["kv_new"]]
+        assert [h for h, _, _ in new] == list(range(p.kv_heads))
+        assert np.array_equal(np.stack([k for _, k, _ in new]), k8), pos
+        assert np.array_equal(np.stack([v for _, _, v in new]), v8), pos
+        assert tok.cycles[1] - tok.cycles[0] + 1 == g.latency_cycles(p, pos + 1), pos
+    assert not np.array_equal(want[0][0], want[1][0])

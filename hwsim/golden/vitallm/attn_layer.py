@@ -10,8 +10,9 @@ computes it (``x_attn``) and with the layer's own functions:
    absmax activation quantizer (the ``norm-quant`` unit, :func:`hwsim.golden.vitallm.norm_quant.
    norm_quant`) → int8 + amax;
 3. the ``decode-step`` block (:func:`~hwsim.golden.vitallm.decode_step.decode_step_attention`:
-   ternary q, k, v, RoPE, static int8, KV append at position ``tokens − 1``, LO top-K + int8
-   attention) → the heads' ``o`` and ``amax``;
+   ternary q, k, v, RoPE, static int8, KV append at slot ``L − 1``, LO top-K + int8
+   attention over the ``L`` visible tokens; ``L``, the run-time length, defaults to
+   ``tokens``) → the heads' ``o`` and ``amax``;
 4. the ``attn-out`` path (:func:`hwsim.golden.vitallm.attn_out.attn_out`: v-rescale, SubLN +
    quantizer, ``wo``, residual add into the same residual row).
 """
@@ -124,23 +125,26 @@ def activations(x, gamma, E: int, p: AttnLayerParams) -> tuple[np.ndarray, int]:
     return nq.norm_quant_row(_row(x, p), gamma, E, p.norm_quant())
 
 
-def attn_layer(a: dict, p: AttnLayerParams) -> np.ndarray:
+def attn_layer(a: dict, p: AttnLayerParams, length: int | None = None) -> np.ndarray:
     """Golden of one token: ``a`` holds the residual row ``x`` (hidden,), the attention
     RMSNorm's ``norm_g`` and ``norm_E``, the decode step's arrays (``wq``, ``wk``, ``wv``,
     ``cos``, ``sin``, ``mults``, the earlier cache ``K``, ``V`` and ``score_mults``, as
     :func:`~hwsim.golden.vitallm.decode_step.decode_step_attention`), and the output path's
     ``ratio``, ``sub_g``, ``sub_E``, ``wo`` and ``mult`` (as :func:`hwsim.golden.vitallm.attn_out.
-    attn_out`) → the residual row after the attention block (hidden,), int64."""
+    attn_out`), with ``L = length`` visible tokens (default ``tokens``) → the residual row
+    after the attention block (hidden,), int64."""
     x = _row(a["x"], p)
     act, amax = activations(x, a["norm_g"], a["norm_E"], p)
-    o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, p.decode_step())
+    o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, p.decode_step(),
+                                          length)
     return ao.attn_out(o, amax_o, a["ratio"], a["sub_g"], a["sub_E"], a["wo"], a["mult"], x,
                        p.attn_out())
 
 
-def phase_cycles(p: AttnLayerParams) -> dict[str, int]:
+def phase_cycles(p: AttnLayerParams, length: int | None = None) -> dict[str, int]:
     """Cycles of one token on :class:`rtl.vitallm.attn_layer.AttnLayer` by phase, in sequence (their
-    sum is :func:`latency_cycles`), no idle input and no back-pressure:
+    sum is :func:`latency_cycles`), ``L = length`` visible tokens (default ``tokens``), no idle
+    input and no back-pressure:
 
     * ``attn_norm``: the ``C`` row beats are stored while their peak is tracked; from the next
       cycle the shifted beats go to the norm unit, whose ``C`` output beats are the decode
@@ -153,14 +157,14 @@ def phase_cycles(p: AttnLayerParams) -> dict[str, int]:
       ``latency(attn-out) − C`` (:func:`hwsim.golden.vitallm.attn_out.latency_cycles`).
     """
     return {"attn_norm": nq.latency_cycles(p.norm_quant()),
-            **gds.decode_step_phases(p.decode_step()),
+            **gds.decode_step_phases(p.decode_step(), length),
             "attn_out": ao.latency_cycles(p.attn_out()) - p.chunks}
 
 
-def latency_cycles(p: AttnLayerParams) -> int:
+def latency_cycles(p: AttnLayerParams, length: int | None = None) -> int:
     """First residual beat to the last output code, both counted: the sum of
     :func:`phase_cycles`."""
-    return sum(phase_cycles(p).values())
+    return sum(phase_cycles(p, length).values())
 
 
 def storage_bits(p: AttnLayerParams) -> int:

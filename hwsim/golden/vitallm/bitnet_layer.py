@@ -51,6 +51,7 @@ __all__ = [
     "qkv_frontend",
     "sparse_attend",
     "sparse_keep",
+    "topk_attend",
 ]
 
 
@@ -89,7 +90,19 @@ def sparse_attend(ratio: float, stats: dict | None = None):
     boolean selection."""
     if not 0 < ratio <= 1:
         raise HwsimError(f"keep ratio K/M must be in (0, 1], not {ratio}")
+    return _sparse(lambda visible: sparse_keep(ratio, visible), stats)
 
+
+def topk_attend(keep: int, stats: dict | None = None):
+    """The accelerator's rule as an ``attend`` function: query row ``t`` sees ``L_t`` tokens
+    and keeps ``min(keep, L_t)`` of them (the ``decode-attention`` kernel of ``K = keep`` at
+    run-time length ``L_t``); ``stats`` as :func:`sparse_attend`."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise HwsimError(f"keep (K) must be a positive integer, not {keep!r}")
+    return _sparse(lambda visible: min(keep, visible), stats)
+
+
+def _sparse(keep_of, stats: dict | None):
     def attend(q, K, V, M, S, p):
         T, L = q.shape[0], K.shape[0]
         o = np.empty_like(q)
@@ -97,7 +110,7 @@ def sparse_attend(ratio: float, stats: dict | None = None):
         masks = np.zeros((T, L), dtype=bool)
         for t in range(T):
             Lt = L - T + t + 1
-            keep = sparse_keep(ratio, Lt)
+            keep = keep_of(Lt)
             r = sa.sparse_attention(q[t], K[:Lt], V[:Lt], keep, M, S, p)
             o[t], amax[t] = r["o"], r["amax"]
             masks[t, :Lt] = r["mask"]

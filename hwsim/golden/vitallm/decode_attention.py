@@ -77,10 +77,13 @@ class DecodeAttentionParams:
         return lt.LoTopKParams(tokens=self.tokens, head_dim=self.head_dim, keep=self.keep)
 
 
-def decode_attention(q, K, V, mults, p: DecodeAttentionParams) -> tuple[np.ndarray, np.ndarray]:
+def decode_attention(q, K, V, mults, p: DecodeAttentionParams,
+                     length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Golden: ``q`` (heads, d), ``K``, ``V`` (kv_heads, M, d) int8, ``mults`` per head
     ``(score_mult, score_shift)`` → ``(o (heads, d), amax (heads,))``: each head's sparse
-    attention (:func:`hwsim.golden.vitallm.sparse_attention.sparse_attention`) on its KV head."""
+    attention (:func:`hwsim.golden.vitallm.sparse_attention.sparse_attention`) on the first
+    ``L = length`` tokens (default ``M``) of its KV head, keeping ``min(keep, L)``; rows
+    ``L … M − 1`` are ignored."""
     q, K, V = np.asarray(q), np.asarray(K), np.asarray(V)
     H, G, M, d = p.heads, p.kv_heads, p.tokens, p.head_dim
     if q.shape != (H, d) or K.shape != (G, M, d) or V.shape != (G, M, d):
@@ -88,23 +91,26 @@ def decode_attention(q, K, V, mults, p: DecodeAttentionParams) -> tuple[np.ndarr
                          f"{q.shape}, {K.shape}, {V.shape}")
     if len(mults) != H:
         raise HwsimError(f"decode attention needs {H} (score_mult, score_shift) pairs")
+    L = lt.check_length(length, M, "decode-attention")
     ap, rep = p.attention(), H // G
     o = np.empty((H, d), dtype=np.int64)
     amax = np.empty(H, dtype=np.int64)
     for h in range(H):
-        r = sa.sparse_attention(q[h], K[h // rep], V[h // rep], p.keep, *mults[h], ap)
+        r = sa.sparse_attention(q[h], K[h // rep, :L], V[h // rep, :L], min(p.keep, L),
+                                *mults[h], ap)
         o[h], amax[h] = r["o"], r["amax"]
     return o, amax
 
 
-def decode_attention_cycles(p: DecodeAttentionParams) -> int:
+def decode_attention_cycles(p: DecodeAttentionParams, length: int | None = None) -> int:
     """Cycles of the RTL's attention phase, first ``q`` beat to last output beat, both counted,
-    with no idle input and no back-pressure (:class:`rtl.vitallm.decode_attention.DecodeAttention`).
+    with no idle input and no back-pressure (:class:`rtl.vitallm.decode_attention.DecodeAttention`),
+    for ``L = length`` visible tokens (default ``M``) and ``K' = min(K, L)`` kept.
 
     Two stages run concurrently, one head apart (head-level pipelining), with a one-entry mask
-    buffer between them: the selector (``S = lo_topk.latency_cycles``: q, M key rows,
-    selection, mask) and the attention engine (``A = 1 + K·C + query_cycles(K)``: clear, K kv
-    operations of ``C = d/lanes`` beats, the query). In cycles from the first q beat (cycle
+    buffer between them: the selector (``S = lo_topk.latency_cycles(L)``: q, L key rows,
+    selection, mask) and the attention engine (``A = 1 + K'·C + query_cycles(K')``: clear, K'
+    kv operations of ``C = d/lanes`` beats, the query). In cycles from the first q beat (cycle
     0): head ``h``'s query enters the selector at ``qb_h`` (``qb_0 = 1``, then the cycle after
     the previous mask leaves), its mask leaves at ``ms_h = max(qb_h + S − 1, tk_{h−1} + 1)``
     (the buffer is free), the attention controller takes it at ``tk_h = max(ms_h + 1,
@@ -112,16 +118,18 @@ def decode_attention_cycles(p: DecodeAttentionParams) -> int:
     clear at ``cl_h = max(tk_h + 1, end_{h−1} + 1)`` and ends at ``end_h = cl_h + A − 1``.
     """
     ap, sel = p.attention(), p.selector()
-    S = lt.latency_cycles(sel)
+    L = lt.check_length(length, p.tokens, "decode-attention")
+    kept = min(p.keep, L)
+    S = lt.latency_cycles(sel, L)
     C = ap.chunks
-    A = 1 + p.keep * C + ah.query_cycles(ap, p.keep)
+    A = 1 + kept * C + ah.query_cycles(ap, kept)
     qb, tk_prev, qd_prev, end_prev = 1, None, None, None
     for _ in range(p.heads):
         ms = qb + S - 1 if tk_prev is None else max(qb + S - 1, tk_prev + 1)
         tk = ms + 1 if qd_prev is None else max(ms + 1, qd_prev + 1)
         cl = tk + 1 if end_prev is None else max(tk + 1, end_prev + 1)
         end_prev = cl + A - 1
-        qd_prev = cl + p.keep * C + C
+        qd_prev = cl + kept * C + C
         tk_prev, qb = tk, ms + 1
     return end_prev + 1
 

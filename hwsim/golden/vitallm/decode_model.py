@@ -15,6 +15,11 @@ The layers' weights, caches and parameters stream in for every token: on chip ar
 weights (the MVUs' memories), one layer's KV cache, the row buffer and the head. A host or a
 DRAM reader behind the streams supplies them; with every stream always valid the cycle count
 is :func:`latency_cycles`.
+
+A step's run-time ``length`` (``L = 1 … M``, the tokens it sees, itself included) goes to the
+layer: each layer's cache then has ``L − 1`` rows, its new k, v leave on ``kv_new``, and a
+host that appends them to the next step's caches generates a sequence
+(:mod:`hwsim.sim.generate`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from hwsim.golden.vitallm.attn_out import RATIO_BITS
 from quant.qtype import QType
 
 __all__ = ["CFG_WORD", "LOAD_PORTS", "DecodeModelParams", "cfg_fields", "cfg_words",
-           "decode_model", "latency_cycles", "load_beats", "phase_cycles"]
+           "decode_model", "latency_cycles", "load_beats", "phase_cycles", "storage_bits"]
 
 #: Bits of a ``cfg`` word.
 CFG_WORD = 32
@@ -117,46 +122,69 @@ def cfg_words(values: dict[str, int], p: dl.DecoderLayerParams) -> list[int]:
     return [word >> (CFG_WORD * i) & ((1 << CFG_WORD) - 1) for i in range(n)]
 
 
-def load_beats(p: DecodeModelParams) -> dict[str, int]:
-    """Beats of each load stream per layer: the ternary matrices' words (``lanes`` weights a
-    word), the ``G·(M − 1)`` cached rows, the ``cfg`` words."""
+def _length(p: DecodeModelParams, length: int | None) -> int:
+    if length is None:
+        return p.tokens
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) \
+            or not 1 <= length <= p.tokens:
+        raise HwsimError(f"decode-model length must be 1 … {p.tokens}, not {length!r}")
+    return int(length)
+
+
+def load_beats(p: DecodeModelParams, length: int | None = None) -> dict[str, int]:
+    """Beats of each load stream per layer for a step over ``L = length`` visible tokens
+    (default ``tokens``): the ternary matrices' words (``lanes`` weights a word), the
+    ``G·(L − 1)`` cached rows, the ``cfg`` words."""
     q, L = p.layer(), p.lanes
     sh = q.projection_shapes()
     words = {n: r * c // L for n, (r, c) in sh.items()}
     bits = sum(b for _, b in cfg_fields(q))
-    return {"w": words["wq"] + words["wk"] + words["wv"], "kv": q.kv_heads * (q.tokens - 1),
+    return {"w": words["wq"] + words["wk"] + words["wv"],
+            "kv": q.kv_heads * (_length(p, length) - 1),
             "wo": words["wo"], "w1": words["w1"], "w3": words["w3"], "w2": words["w2"],
             "cfg": -(-bits // CFG_WORD)}
 
 
-def phase_cycles(p: DecodeModelParams) -> dict[str, int]:
-    """Cycles of one token by phase, in sequence (their sum is :func:`latency_cycles`), every
-    stream always valid and ``y`` always ready:
+def phase_cycles(p: DecodeModelParams, length: int | None = None) -> dict[str, int]:
+    """Cycles of one token over ``L = length`` visible tokens (default ``tokens``) by phase,
+    in sequence (their sum is :func:`latency_cycles`), every stream always valid and ``y``
+    always ready:
 
     * ``embed``: the ``C`` beats of the token's row into the row buffer;
     * ``load``: per layer, the longest load stream's beats and one cycle to see the last;
     * ``layer``: per layer, the ``decoder-layer``'s latency from its first row beat (sent
       from the row buffer, one per cycle) to its last output code
-      (:func:`hwsim.golden.vitallm.decoder_layer.latency_cycles`);
+      (:func:`hwsim.golden.vitallm.decoder_layer.latency_cycles` at ``L``);
     * ``head``: the ``lm-head``'s latency from its first row beat to the token beat
       (:func:`hwsim.golden.vitallm.lm_head.latency_cycles`).
     """
-    L = p.layers
+    n, L = p.layers, _length(p, length)
     return {"embed": p.chunks,
-            "load": L * (max(load_beats(p).values()) + 1),
-            "layer": L * dl.latency_cycles(p.layer()),
+            "load": n * (max(load_beats(p, L).values()) + 1),
+            "layer": n * dl.latency_cycles(p.layer(), L),
             "head": lh.latency_cycles(p.head())}
 
 
-def latency_cycles(p: DecodeModelParams) -> int:
-    """First ``x`` beat to the ``y`` beat of one token: the sum of :func:`phase_cycles`."""
-    return sum(phase_cycles(p).values())
+def latency_cycles(p: DecodeModelParams, length: int | None = None) -> int:
+    """First ``x`` beat to the ``y`` beat of one token over ``L = length`` visible tokens: the
+    sum of :func:`phase_cycles`."""
+    return sum(phase_cycles(p, length).values())
 
 
-def decode_model(x, layers: list[dict], head: dict, p: DecodeModelParams):
-    """Golden of one token: the embedding row ``x`` (hidden,), per layer the arrays of
-    :func:`hwsim.golden.vitallm.decoder_layer.decoder_layer` (without ``x``), and the head's
-    ``g``, ``E``, ``w`` → ``(token, logit, rows)``: the greedy token, its logit and the
+def storage_bits(p: DecodeModelParams) -> int:
+    """Bits of the design's memories and registers that hold data: the decoder layer's, the
+    head's, the row buffer (``hidden · res_width``) and the ``cfg`` register."""
+    cfg = load_beats(p)["cfg"] * CFG_WORD
+    return (dl.storage_bits(p.layer()) + lh.storage_bits(p.head()) + p.hidden * p.res_width
+            + cfg)
+
+
+def decode_model(x, layers: list[dict], head: dict, p: DecodeModelParams,
+                 length: int | None = None):
+    """Golden of one token over ``L = length`` visible tokens (default ``tokens``; the layers'
+    caches hold at least ``L − 1`` rows): the embedding row ``x`` (hidden,), per layer the
+    arrays of :func:`hwsim.golden.vitallm.decoder_layer.decoder_layer` (without ``x``), and the
+    head's ``g``, ``E``, ``w`` → ``(token, logit, rows)``: the greedy token, its logit and the
     residual row after every layer (the row buffer's codes).
 
     A layer's output row must fit ``res_width`` bits (the row buffer saturates; the integer
@@ -168,7 +196,7 @@ def decode_model(x, layers: list[dict], head: dict, p: DecodeModelParams):
         raise HwsimError(f"decode-model needs {p.hidden} residual codes, got {row.size}")
     rows = []
     for i, a in enumerate(layers):
-        out = dl.decoder_layer({**a, "x": row}, p.layer())
+        out = dl.decoder_layer({**a, "x": row}, p.layer(), _length(p, length))
         if out.min() < p.res.min_code or out.max() > p.res.max_code:
             raise HwsimError(f"decode-model layer {i}'s output row exceeds {p.res.width} bits")
         row = out

@@ -64,8 +64,9 @@ class DecoderLayerParams:
     ffn : int
         FFN width (``w1``, ``w3``: ffn × hidden; ``w2``: hidden × ffn).
     tokens, keep : int
-        ``M``, the cached tokens a decode step attends to (itself included), and ``K``, how many
-        the sparse selector keeps (``K = M``: dense).
+        ``M``, the KV-cache slots of the kernel: the most tokens a decode step attends to
+        (itself included; a step's run-time length ``L`` is ``1 … M``, default ``M``), and
+        ``K``, how many the sparse selector keeps (``min(K, L)``; ``K = M``: dense).
     lanes : int
         Elements per beat of every unit (the ternary MVU, the Booth attention engine, the norm
         unit); divides ``head_dim`` and ``ffn``.
@@ -231,24 +232,26 @@ class DecoderLayerParams:
         return ab.AbsmaxBarrierParams(length=n, in_width=NORM_OUT.width)
 
 
-def decoder_layer(a: dict, p: DecoderLayerParams) -> np.ndarray:
+def decoder_layer(a: dict, p: DecoderLayerParams, length: int | None = None) -> np.ndarray:
     """Golden of one token: ``a`` holds :func:`hwsim.golden.vitallm.attn_layer.attn_layer`'s arrays
     (the residual row ``x``, the attention half's weights, cache, norms and scales) and the
     FFN's ``ffn_g``, ``ffn_E`` (FFN RMSNorm), ``w1``, ``w3``, ``ffn_sub_g``, ``ffn_sub_E``
-    (FFN SubLN), ``w2`` and ``w2_mult`` (``w2``'s residual scale ``(M, S)``) → the layer's
-    output residual row (hidden,), int64."""
+    (FFN SubLN), ``w2`` and ``w2_mult`` (``w2``'s residual scale ``(M, S)``), with ``L =
+    length`` visible tokens (default ``tokens``) → the layer's output residual row (hidden,),
+    int64."""
     for k in ("ffn_g", "ffn_E", "w1", "w3", "ffn_sub_g", "ffn_sub_E", "w2", "w2_mult"):
         if k not in a:
             raise HwsimError(f"decoder-layer golden needs the array {k!r}")
-    x_attn = al.attn_layer(a, p.attn_layer())
+    x_attn = al.attn_layer(a, p.attn_layer(), length)
     prod, amax = fi.ffn_in(x_attn, a["ffn_g"], a["ffn_E"], a["w1"], a["w3"], p.ffn_in())
     return fo.ffn_out(prod, amax, a["ffn_sub_g"], a["ffn_sub_E"], a["w2"], a["w2_mult"], x_attn,
                       p.ffn_out())
 
 
-def phase_cycles(p: DecoderLayerParams) -> dict[str, int]:
+def phase_cycles(p: DecoderLayerParams, length: int | None = None) -> dict[str, int]:
     """Cycles of one token on :class:`rtl.vitallm.decoder_layer.DecoderLayer` by phase, in sequence
-    (their sum is :func:`latency_cycles`), no idle input and no back-pressure:
+    (their sum is :func:`latency_cycles`), ``L = length`` visible tokens (default ``tokens``),
+    no idle input and no back-pressure:
 
     * ``attn_norm`` … ``attn_out``: ``attn-layer`` (:func:`hwsim.golden.vitallm.attn_layer.
       phase_cycles`), first residual beat to its last ``y`` code;
@@ -267,16 +270,16 @@ def phase_cycles(p: DecoderLayerParams) -> dict[str, int]:
       ready from the cycle after ``ffn-in``'s last row beat.
     """
     fin = fi.phase_cycles(p.ffn_in())
-    return {**al.phase_cycles(p.attn_layer()),
+    return {**al.phase_cycles(p.attn_layer(), length),
             "ffn_norm": fin["ffn_norm"] - p.chunks, "w1_w3": fin["w1_w3"],
             **fo.phase_cycles(p.ffn_out())}
 
 
-def latency_cycles(p: DecoderLayerParams) -> int:
+def latency_cycles(p: DecoderLayerParams, length: int | None = None) -> int:
     """First residual beat to the last output code, both counted: the sum of
     :func:`phase_cycles`, ``latency(attn-layer) + latency(ffn-in) − C + latency(ffn-out) −
     ffn``."""
-    return sum(phase_cycles(p).values())
+    return sum(phase_cycles(p, length).values())
 
 
 
@@ -292,10 +295,11 @@ def attention_cycles(p: DecoderLayerParams) -> dict[str, int]:
             "pipelined": decode_attention_cycles(da)}
 
 
-def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
-    """Cycles of one decode step of one layer, by phase, and ``total`` (the phases in
-    sequence): the ``decoder-layer`` RTL's schedule (:func:`phase_cycles`), measured exactly in
-    simulation from the first residual beat to the last output code.
+def decode_cycles(p: DecoderLayerParams, length: int | None = None) -> dict[str, int]:
+    """Cycles of one decode step of one layer over ``L = length`` visible tokens (default
+    ``tokens``), by phase, and ``total`` (the phases in sequence): the ``decoder-layer`` RTL's
+    schedule (:func:`phase_cycles`), measured exactly in simulation from the first residual
+    beat to the last output code.
 
     The attention half (``attn_norm``, ``qkv_frontend``, ``kv_append``, ``attention``,
     ``attn_out``) is the ``attn-layer`` controller (:func:`hwsim.golden.vitallm.attn_layer.
@@ -307,7 +311,7 @@ def decode_cycles(p: DecoderLayerParams) -> dict[str, int]:
     ``w2`` are the ``ffn-out`` RTL after its last ``prod`` beat (:func:`hwsim.golden.vitallm.ffn_out.
     phase_cycles`: the wide ε divider, the SubLN + quantizer fed its code, the ``w2`` MVU and
     the residual add); its ``ffn`` input beats are ``ffn-in``'s output rows."""
-    phases = phase_cycles(p)
+    phases = phase_cycles(p, length)
     phases["total"] = sum(phases.values())
     return phases
 

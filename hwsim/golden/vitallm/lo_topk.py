@@ -36,6 +36,7 @@ __all__ = [
     "RTL_MAX_TOKENS",
     "LoTopKParams",
     "action_counts",
+    "check_length",
     "latency_cycles",
     "leading_one",
     "lo_scores",
@@ -116,14 +117,27 @@ def topk_radix(scores, keep: int, width: int) -> np.ndarray:
     return selected
 
 
+def check_length(length: int | None, tokens: int, kind: str = "lo-topk") -> int:
+    """The run-time sequence length ``L`` of a decode step (``None``: ``tokens``), checked to be
+    an integer ``1 … tokens``; one line naming ``kind`` otherwise."""
+    if length is None:
+        return tokens
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
+            or not 1 <= length <= tokens:
+        raise HwsimError(f"{kind} length must be an integer 1 … {tokens} (the tokens M), "
+                         f"not {length!r}")
+    return int(length)
+
+
 def select_cycles(p: LoTopKParams) -> int:
     """Radix selection: one cycle per key bit plus one for the tie-break by index."""
     return p.score_width + 1
 
 
-def latency_cycles(p: LoTopKParams) -> int:
-    """RTL: the query beat, one key row per cycle, the selection, the output register."""
-    return 1 + p.tokens + select_cycles(p) + 1
+def latency_cycles(p: LoTopKParams, length: int | None = None) -> int:
+    """RTL: the query beat, one key row per cycle for the ``L = length`` visible tokens
+    (default ``M``), the selection, the output register: ``1 + L + (W + 1) + 1``."""
+    return 1 + check_length(length, p.tokens) + select_cycles(p) + 1
 
 
 def action_counts(p: LoTopKParams, queries: int = 1) -> dict[str, int]:
