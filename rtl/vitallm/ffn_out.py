@@ -11,7 +11,7 @@ latency_cycles`. This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -20,7 +20,7 @@ from hwsim.golden.vitallm import ffn_out as spec
 from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 from rtl.vitallm.eps_divider import EpsDivider
 from rtl.vitallm.norm_quant import NormQuant
-from rtl.vitallm.residual_proj import ResidualProj
+from rtl.vitallm.residual_proj import ResidualProj, quantize_into
 from rtl.vitallm.row_shift import RowShift
 
 __all__ = ["FfnOut"]
@@ -147,33 +147,8 @@ class FfnOut(wiring.Component):
         m.d.comb += [proj.mult.eq(self.mult), rs.x.valid.eq(self.p.valid),
                      rs.x.payload.eq(self.p.payload.prod), self.p.ready.eq(rs.x.ready)]
 
-        # ---- shifted words (low QUANT_IN_WIDTH bits of each WIDE lane) → the quantizer -----
-        qw, xw = spec.QUANT_IN_WIDTH, len(rs.out.payload.x[0])
-        lanes = [rs.out.payload.x.as_value()[xw * l:xw * l + qw] for l in range(p.lanes)]
-        m.d.comb += [quant.a.valid.eq(rs.out.valid), rs.out.ready.eq(quant.a.ready),
-                     (quant.a.payload.as_value() if p.lanes > 1 else quant.a.payload).eq(
-                         Cat(*lanes))]
-
-        # ---- the row's amax (its first beat's), and amax, shift of the row being quantized --
-        amax, row_amax = Signal(unsigned(p.amax_width)), Signal(unsigned(p.amax_width))
-        row_shift = Signal.like(rs.shift)
-        first_word = Signal()            # the next word sent is a row's first
+        amax = Signal(unsigned(p.amax_width))         # the row's amax (its first beat's)
         with m.If(rs.x.valid & rs.x.ready & rs.first):
             m.d.sync += amax.eq(self.p.payload.amax)
-        with m.If(quant.a.valid & quant.a.ready):
-            m.d.sync += first_word.eq(0)
-            with m.If(first_word):
-                m.d.sync += [row_amax.eq(amax), row_shift.eq(rs.shift)]
-        with m.If(~rs.sending):
-            m.d.sync += first_word.eq(1)
-
-        # ---- int8 beats and the row's scale (amax3 << shift) · amax**k → w2 -----------------
-        scale = quant.y.payload.absmax
-        for _ in range(p.prod_power):
-            scale = scale * row_amax
-        q_bits = quant.y.payload.q
-        m.d.comb += [proj.a.valid.eq(quant.y.valid), quant.y.ready.eq(proj.a.ready),
-                     proj.a.payload.a.as_value().eq(q_bits.as_value() if p.lanes > 1
-                                                    else q_bits),
-                     proj.a.payload.amax.eq(scale << row_shift)]
+        quantize_into(m, rs, quant, proj, amax, p.prod_power)
         return m
