@@ -108,6 +108,7 @@ def test_params_and_golden_reject_bad_input():
         g.attn_out(*args[:6], [1 << 24, 0], *args[7:])
 
 
+@pytest.mark.slow      # the registry's test_params[1] runs it in the default tier
 @pytest.mark.parametrize("heads, head_dim, lanes, amax_width", [(2, 4, 2, 12), (2, 8, 4, 20)])
 def test_without_subln_bit_exact_and_cycles(heads, head_dim, lanes, amax_width):
     """Without SubLN (the 1bitLLM form): shift → absmax quantizer → wo with the row scale
@@ -130,6 +131,7 @@ def test_without_subln_bit_exact_and_cycles(heads, head_dim, lanes, amax_width):
         check(p, case)
 
 
+@pytest.mark.slow      # the decoder-layer's real SiLU token covers it in the default tier
 def test_real_silu_decode_token_without_subln(micro_silu_token):
     """Layer 1, the 10th token of a SiLU integer BitNet without SubLN (the 1bitLLM form):
     golden == the integer model's ``x_attn``, RTL == golden with cycles == formula."""

@@ -171,6 +171,7 @@ def test_params_and_golden_reject_bad_input():
         g.decoder_layer({**a, "w2": a["w2"][:2]}, p)
 
 
+@pytest.mark.slow
 def test_silu_without_subln_bit_exact_and_cycles():
     """The 1bitLLM form (``act="silu"``, ``subln=False``) on random stimulus: no SubLN ports,
     the gate requantizer's ports; y == golden, cycles == formula (its phases are the halves'
