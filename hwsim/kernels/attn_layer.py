@@ -19,7 +19,7 @@ from . import CliParam, Kernel
 from . import attn_out as kao
 from . import decode_step as kds
 from . import qkv_frontend as kfe
-from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time
+from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, on_off, one_at_a_time
 from .attention_head import scale_for
 from .norm_quant import e_limbs, e_value
 
@@ -193,6 +193,7 @@ KERNEL = Kernel(
         CliParam("norm_e_width", int, 64, "bits of the attention RMSNorm's ε constant E"),
         CliParam("sub_e_width", int, 64, "bits of the SubLN's ε constant E"),
         CliParam("res_width", int, 28, "bits of the residual codes"),
+        CliParam("subln", on_off, True, "attention SubLN before wo (off: the 1bitLLM form)"),
     ),
     component_path="rtl.vitallm.attn_layer:AttnLayer",
     testbench="hwsim.sim.tb_attn_layer",
