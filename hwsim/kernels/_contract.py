@@ -65,6 +65,17 @@ def one_at_a_time(lat: dict, unit: str = "token", overlap: str = "") -> dict:
             "meaning": meaning, "back_to_back": False}
 
 
+def on_off(text: str) -> bool:
+    """A :class:`hwsim.kernels.CliParam` type of a yes/no parameter: ``1``/``true``/``yes``/``on``
+    or ``0``/``false``/``no``/``off`` (any case)."""
+    v = str(text).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not one of 1/0, true/false, yes/no, on/off")
+
+
 def port(name: str, width: int, meaning: str, *, signed: bool = False, **extra) -> dict:
     """A numeric parameter carried on a port: its name, width, signedness and meaning."""
     return {"port": name, "width": width, "signed": signed, "meaning": meaning, **extra}

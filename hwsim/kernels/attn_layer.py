@@ -20,7 +20,7 @@ from . import attn_out as kao
 from . import decode_attention as kda
 from . import decode_step as kds
 from . import qkv_frontend as kfe
-from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, one_at_a_time
+from ._contract import NORM_QUANT, RESIDUAL, STATIC, latency, on_off, one_at_a_time
 from .attention_head import scale_for
 from .norm_quant import e_limbs, e_value
 
@@ -57,7 +57,8 @@ def _ds_arrays(a: dict) -> dict:
 def golden_arrays(a: dict) -> dict:
     """The stimulus arrays as :func:`hwsim.golden.vitallm.attn_layer.attn_layer` takes them (the ε
     constants as integers)."""
-    return {**a, "norm_E": e_value(a["norm_e"]), "sub_E": e_value(a["sub_e"])}
+    return {**a, "norm_E": e_value(a["norm_e"]),
+            **({"sub_E": e_value(a["sub_e"])} if "sub_e" in a else {})}
 
 
 def w_words(a: dict, p: spec.AttnLayerParams) -> list[int]:
@@ -82,13 +83,15 @@ def x_words(a: dict, p: spec.AttnLayerParams) -> list[int]:
 def port_values(a: dict, p: spec.AttnLayerParams) -> dict[str, int]:
     """Packed values of the static ports."""
     ds = kds.port_values({**_ds_arrays(a), "amax": 0}, p.decode_step())
-    out = kao.port_values({"ratio": a["ratio"], "g": a["sub_g"], "e": a["sub_e"],
-                           "mult": a["mult"]}, p.attn_out())
+    out = kao.port_values({k: a[v] for k, v in (("ratio", "ratio"), ("g", "sub_g"),
+                                                ("e", "sub_e"), ("mult", "mult")) if v in a},
+                          p.attn_out())
     gw = p.norm_quant().norm().gamma.width
     return {**{k: ds[k] for k in ("cos", "sin", "mults", "score", "length")},
             "norm_gamma": pack_lanes(np.ravel(a["norm_g"]), gw),
-            "norm_e": e_value(a["norm_e"]), "ratio": out["ratio"], "sub_gamma": out["gamma"],
-            "sub_e": out["e"], "res_mult": out["mult"]}
+            "norm_e": e_value(a["norm_e"]), "ratio": out["ratio"],
+            **({"sub_gamma": out["gamma"], "sub_e": out["e"]} if p.subln else {}),
+            "res_mult": out["mult"]}
 
 
 def golden_words(p: spec.AttnLayerParams, a: dict) -> np.ndarray:
@@ -127,14 +130,16 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
         o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, dsp)
         a["ratio"] = rng.integers(1, (1 << lc.V_RATIO_FRAC) + 1, H)
         a["ratio"][0] = 1 << lc.V_RATIO_FRAC
-        a["sub_g"] = rng.integers(gs.min_code, gs.max_code + 1, n)
-        sub_E = int(rng.integers(0, 1 << min(62, p.sub_e_width)))
-        a["sub_e"] = e_limbs(sub_E, p.attn_out().norm_quant())
+        sub_E = None
+        if p.subln:
+            a["sub_g"] = rng.integers(gs.min_code, gs.max_code + 1, n)
+            sub_E = int(rng.integers(0, 1 << min(62, p.sub_e_width)))
+            a["sub_e"] = e_limbs(sub_E, p.attn_out().norm_quant())
         a["wo"] = rng.integers(-1, 2, (n, n))
-        acc, am = ao.wo_accumulators(o, amax_o, a["ratio"], a["sub_g"], sub_E, a["wo"],
+        acc, am = ao.wo_accumulators(o, amax_o, a["ratio"], a.get("sub_g"), sub_E, a["wo"],
                                      p.attn_out())
-        a["mult"] = np.array(kao._mult_for(int(np.abs(acc).max()) * am, p.res_width, rng),
-                             dtype=np.int64)
+        M, S = kao._mult_for(int(np.abs(acc).max()) * am, p.res_width, rng)
+        a["mult"] = np.array([M, min(S, 62)], dtype=np.int64)
         return {**c, "arrays": a}
 
     ds_cases = [c for c in kds.cases(dsp, seed, quick) if "length" not in c["arrays"]]
@@ -148,17 +153,19 @@ def cases(p: spec.AttnLayerParams, seed: int = 0, quick: bool = False) -> list[d
 def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tuple:
     """The last token of a captured integer-model run (``cap`` of
     :func:`models.bitnet.integer_model.integer_forward`, sparse attention with K = ``keep``):
-    ``(AttnLayerParams, stimulus case, the integer model's x_attn row)``."""
+    ``(AttnLayerParams, stimulus case, the integer model's x_attn row)``; ``subln`` the
+    layer's."""
     L, c = im.layers[layer], cap[layer]
+    sub = L.attn_sub
     M = c["q"].shape[0]
     p = spec.AttnLayerParams(heads=im.heads, kv_heads=im.kv_heads, head_dim=im.head_dim,
                              tokens=M, keep=keep, lanes=int(np.gcd(im.head_dim, 16)),
                              exp_lanes=4, score_frac=im.attn.score.frac,
                              norm_gamma_frac=L.attn_norm.p.gamma.frac,
                              norm_e_width=max(1, int(L.attn_norm.eps).bit_length()),
-                             sub_gamma_frac=L.attn_sub.p.gamma.frac,
-                             sub_e_width=max(1, int(L.attn_sub.eps).bit_length()),
-                             res_width=im.res.width)
+                             sub_gamma_frac=sub.p.gamma.frac if sub else 16,
+                             sub_e_width=max(1, int(sub.eps).bit_length()) if sub else 64,
+                             res_width=im.res.width, subln=sub is not None)
     K, V = c["k"].transpose(1, 0, 2), c["v"].transpose(1, 0, 2)
     arrays = {**{n: L.proj[n].W for n in ("wq", "wk", "wv")}, "cos": im.cos[M - 1],
               "sin": im.sin[M - 1],
@@ -169,8 +176,8 @@ def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tupl
               "x": c["x_in"][-1], "norm_g": L.attn_norm.gamma,
               "norm_e": e_limbs(L.attn_norm.eps, p.norm_quant()),
               "ratio": np.array(lc.v_ratios(L, im.heads, im.kv_heads), dtype=np.int64),
-              "sub_g": L.attn_sub.gamma,
-              "sub_e": e_limbs(L.attn_sub.eps, p.attn_out().norm_quant()),
+              **({"sub_g": sub.gamma, "sub_e": e_limbs(sub.eps, p.attn_out().norm_quant())}
+                 if sub else {}),
               "wo": L.proj["wo"].W, "mult": np.array(L.res_mult["wo"], dtype=np.int64)}
     return p, {"name": f"{name}{layer}_pos{M - 1}", "arrays": arrays}, c["x_attn"][-1]
 
@@ -192,6 +199,7 @@ KERNEL = Kernel(
         CliParam("norm_e_width", int, 64, "bits of the attention RMSNorm's ε constant E"),
         CliParam("sub_e_width", int, 64, "bits of the SubLN's ε constant E"),
         CliParam("res_width", int, 28, "bits of the residual codes"),
+        CliParam("subln", on_off, True, "attention SubLN before wo (off: the 1bitLLM form)"),
     ),
     component_path="rtl.vitallm.attn_layer:AttnLayer",
     testbench="hwsim.sim.tb_attn_layer",

@@ -12,13 +12,15 @@ from hwsim.golden.vitallm import attn_layer as gal
 from hwsim.golden.vitallm import decoder_layer as spec
 from hwsim.golden.vitallm import ffn_in as gfi
 from hwsim.golden.vitallm import ffn_out as gfo
+from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as gnq
 from hwsim.golden.vitallm import ternary_mvu as tm
 
 from . import CliParam, Kernel
 from . import attn_layer as kal
 from . import decode_attention as kda
 from . import ffn_out as kfo
-from ._contract import NORM_QUANT, RESIDUAL, latency, one_at_a_time
+from ._contract import NORM_QUANT, RESIDUAL, latency, on_off, one_at_a_time
 from .attn_out import _mult_for
 from .norm_quant import e_limbs, e_value
 
@@ -52,7 +54,7 @@ def golden_arrays(a: dict) -> dict:
     """The stimulus arrays as :func:`hwsim.golden.vitallm.decoder_layer.decoder_layer` takes them
     (the ε constants as integers)."""
     return {**kal.golden_arrays(a), "ffn_E": e_value(a["ffn_e"]),
-            "ffn_sub_E": e_value(a["ffn_sub_e"])}
+            **({"ffn_sub_E": e_value(a["ffn_sub_e"])} if "ffn_sub_e" in a else {})}
 
 
 def w_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
@@ -86,12 +88,16 @@ def x_words(a: dict, p: spec.DecoderLayerParams) -> list[int]:
 
 def port_values(a: dict, p: spec.DecoderLayerParams) -> dict[str, int]:
     """Packed values of the static ports."""
-    fo = kfo.port_values({"g": a["ffn_sub_g"], "e": a["ffn_sub_e"], "mult": a["w2_mult"]},
-                         p.ffn_out())
+    fo = kfo.port_values({"g": a.get("ffn_sub_g"), "e": a.get("ffn_sub_e"),
+                          "mult": a["w2_mult"]}, p.ffn_out())
     gw = p.ffn_in().norm_quant().norm().gamma.width
+    gate = ({"gate_mult": int(a["gate"][0]), "gate_shift": int(a["gate"][1])}
+            if p.act == "silu" else {})
     return {**kal.port_values(a, p.attn_layer()),
             "ffn_gamma": pack_lanes(np.ravel(a["ffn_g"]), gw), "ffn_e": e_value(a["ffn_e"]),
-            "ffn_sub_gamma": fo["gamma"], "ffn_sub_e": fo["e"], "w2_mult": fo["mult"]}
+            **gate,
+            **({"ffn_sub_gamma": fo["gamma"], "ffn_sub_e": fo["e"]} if p.subln else {}),
+            "w2_mult": fo["mult"]}
 
 
 def golden_words(p: spec.DecoderLayerParams, a: dict) -> np.ndarray:
@@ -109,7 +115,9 @@ def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> lis
     ternary ``w1``, ``w3``, ``w2``, SubLN gains and an ``E`` of ``ffn_sub_e_width`` bits, and
     a ``w2`` residual scale from the token's own accumulators (``w2_saturates``: one that
     saturates ``w2``'s rows at ``res_width`` bits); idle input and back-pressure (the last
-    case)."""
+    case). ``act="silu"``: a gate requantizer that maps the token's largest ``|g · amax|`` to
+    about the SiLU table's range (as ``ffn-in``'s stimulus); without SubLN no SubLN gains or
+    ``E``."""
     rng = np.random.default_rng(seed + 400)
     n, f = p.hidden, p.ffn
     fin, fout = p.ffn_in(), p.ffn_out()
@@ -122,14 +130,24 @@ def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> lis
         ffn_E = int(rng.integers(0, 1 << min(62, p.ffn_e_width)))
         a["ffn_e"] = e_limbs(ffn_E, fin.norm_quant())
         a["w1"], a["w3"] = rng.integers(-1, 2, (f, n)), rng.integers(-1, 2, (f, n))
-        prod, amax = gfi.ffn_in(x_attn, a["ffn_g"], ffn_E, a["w1"], a["w3"], fin)
-        a["ffn_sub_g"] = rng.integers(gs.min_code, gs.max_code + 1, f)
-        sub_E = int.from_bytes(rng.bytes(64), "little") % (1 << p.ffn_sub_e_width)
-        a["ffn_sub_e"] = kfo.e_limbs(sub_E, fout)
+        gate = None
+        if p.act == "silu":
+            act, am = gnq.norm_quant_row(x_attn, a["ffn_g"], ffn_E, fin.norm_quant())
+            peak = max(1, int(np.abs(tm.ternary_mvu_acc(a["w1"], act)).max()) * int(am))
+            S = min(62, max(0, lc.MULT_BITS - 1 + peak.bit_length() - lc.SILU_LUT_BITS - 1))
+            M = min((1 << lc.MULT_BITS) - 1, max(1, (1 << (lc.SILU_LUT_BITS + 1 + S)) // peak))
+            gate = (M, S)
+            a["gate"] = np.array(gate, dtype=np.int64)
+        prod, amax = gfi.ffn_in(x_attn, a["ffn_g"], ffn_E, a["w1"], a["w3"], fin, gate)
+        sub_E = None
+        if p.subln:
+            a["ffn_sub_g"] = rng.integers(gs.min_code, gs.max_code + 1, f)
+            sub_E = int.from_bytes(rng.bytes(64), "little") % (1 << p.ffn_sub_e_width)
+            a["ffn_sub_e"] = kfo.e_limbs(sub_E, fout)
         a["w2"] = rng.integers(-1, 2, (n, f))
-        acc, am3 = gfo.w2_accumulators(prod, amax, a["ffn_sub_g"], sub_E, a["w2"], fout)
-        a["w2_mult"] = np.array(_mult_for(int(np.abs(acc).max()) * am3, p.res_width, rng,
-                                          extra), dtype=np.int64)
+        acc, am3 = gfo.w2_accumulators(prod, amax, a.get("ffn_sub_g"), sub_E, a["w2"], fout)
+        M, S = _mult_for(int(np.abs(acc).max()) * am3, p.res_width, rng, extra)
+        a["w2_mult"] = np.array([M, min(S, 62)], dtype=np.int64)
         return {**c, "arrays": a}
 
     out = [one(c) for c in kal.cases(p.attn_layer(), seed, quick)]
@@ -142,8 +160,10 @@ def cases(p: spec.DecoderLayerParams, seed: int = 0, quick: bool = False) -> lis
 def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tuple:
     """The last token of a captured integer-model run (``cap`` of
     :func:`models.bitnet.integer_model.integer_forward`, sparse attention with K = ``keep``):
-    ``(DecoderLayerParams, stimulus case, the integer model's output row x_out)``."""
+    ``(DecoderLayerParams, stimulus case, the integer model's output row x_out)``; ``act``
+    and ``subln`` the layer's."""
     L, c = im.layers[layer], cap[layer]
+    sub = L.ffn_sub
     pa, case, _ = kal.real_case(im, cap, layer, keep, name)
     f = L.proj["w1"].W.shape[0]
     p = spec.DecoderLayerParams(
@@ -153,13 +173,17 @@ def real_case(im, cap: dict, layer: int, keep: int, name: str = "layer") -> tupl
         norm_e_width=pa.norm_e_width, sub_gamma_frac=pa.sub_gamma_frac,
         sub_e_width=pa.sub_e_width, ffn_gamma_frac=L.ffn_norm.p.gamma.frac,
         ffn_e_width=max(1, int(L.ffn_norm.eps).bit_length()),
-        ffn_sub_gamma_frac=L.ffn_sub.p.gamma.frac,
-        ffn_sub_e_width=max(1, int(L.ffn_sub.eps).bit_length()), res_width=pa.res_width)
+        ffn_sub_gamma_frac=sub.p.gamma.frac if sub else 16,
+        ffn_sub_e_width=max(1, int(sub.eps).bit_length()) if sub else 161,
+        res_width=pa.res_width, act=L.act, subln=pa.subln)
     a = {**case["arrays"], "ffn_g": L.ffn_norm.gamma,
          "ffn_e": e_limbs(L.ffn_norm.eps, p.ffn_in().norm_quant()),
-         "w1": L.proj["w1"].W, "w3": L.proj["w3"].W, "ffn_sub_g": L.ffn_sub.gamma,
-         "ffn_sub_e": kfo.e_limbs(L.ffn_sub.eps, p.ffn_out()), "w2": L.proj["w2"].W,
+         "w1": L.proj["w1"].W, "w3": L.proj["w3"].W, "w2": L.proj["w2"].W,
          "w2_mult": np.array(L.res_mult["w2"], dtype=np.int64)}
+    if sub:
+        a |= {"ffn_sub_g": sub.gamma, "ffn_sub_e": kfo.e_limbs(sub.eps, p.ffn_out())}
+    if L.act == "silu":
+        a["gate"] = np.array(L.gate_mult, dtype=np.int64)
     return p, {**case, "arrays": a}, c["x_out"][-1]
 
 
@@ -180,6 +204,9 @@ KERNEL = Kernel(
         CliParam("exp_lanes", int, 2, "exponential units"),
         CliParam("ffn_sub_e_width", int, 161, "bits of the FFN SubLN's ε constant E"),
         CliParam("res_width", int, 28, "bits of the input residual codes"),
+        CliParam("act", str, "relu2", "FFN gated product: relu2 (2B4T) or silu (1bitLLM)"),
+        CliParam("subln", on_off, True, "the attention and FFN SubLNs (off: the 1bitLLM form, "
+                 "act=silu)"),
     ),
     component_path="rtl.vitallm.decoder_layer:DecoderLayer",
     testbench="hwsim.sim.tb_decoder_layer",

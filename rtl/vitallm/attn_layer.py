@@ -88,7 +88,8 @@ class AttnLayer(wiring.Component):
             "norm_gamma": In(data.ArrayLayout(signed(gw), p.hidden)),
             "norm_e": In(unsigned(p.norm_e_width)),
             "cos": ds["cos"], "sin": ds["sin"], "mults": ds["mults"], "score": ds["score"],
-            "ratio": ao["ratio"], "sub_gamma": ao["gamma"], "sub_e": ao["e"],
+            "ratio": ao["ratio"],
+            **({"sub_gamma": ao["gamma"], "sub_e": ao["e"]} if p.subln else {}),
             "res_mult": ao["mult"], "length": ds["length"], "kv_new": ds["kv_new"],
         })
 
@@ -104,8 +105,9 @@ class AttnLayer(wiring.Component):
         m.d.comb += [nq.e.eq(self.norm_e), ds.cos.eq(self.cos), ds.sin.eq(self.sin),
                      ds.mults.eq(self.mults), ds.score.eq(self.score),
                      ds.length.eq(self.length), self.kv_new.eq(ds.kv_new),
-                     ao.ratio.eq(self.ratio), ao.gamma.eq(self.sub_gamma), ao.e.eq(self.sub_e),
-                     ao.mult.eq(self.res_mult)]
+                     ao.ratio.eq(self.ratio), ao.mult.eq(self.res_mult)]
+        if self.params.subln:
+            m.d.comb += [ao.gamma.eq(self.sub_gamma), ao.e.eq(self.sub_e)]
 
         # ---- the residual row: peak → shift → norm unit; held for the residual add ----------
         m.submodules.row = rs = self.rs

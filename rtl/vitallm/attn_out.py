@@ -17,8 +17,9 @@ from hwsim.golden.vitallm import attn_out as spec
 from hwsim.golden.vitallm import layer_codes as lc
 from quant.qtype import INT8, Rounding
 from rtl.common import round_shift
+from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 from rtl.vitallm.norm_quant import NormQuant
-from rtl.vitallm.residual_proj import ResidualProj
+from rtl.vitallm.residual_proj import ResidualProj, quantize_into
 from rtl.vitallm.row_shift import RowShift
 
 __all__ = ["AttnOut"]
@@ -43,6 +44,11 @@ class AttnOut(wiring.Component):
       added to the next ``x`` code in the cycle it leaves; ``y`` is the exact sum,
       ``res_width + 1`` bits). One token is in the MVU and the output stage at a time; the
       next token's rescale and norm overlap it.
+
+    Without SubLN (``subln=False``) the shifted beats go to the absmax quantizer
+    (:class:`rtl.vitallm.absmax_barrier.AbsmaxBarrier`) instead of the norm unit, and ``wo``'s
+    per-row scale is ``amax << shift`` (:func:`rtl.vitallm.residual_proj.quantize_into`);
+    ``gamma`` and ``e`` are absent.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.attn_out.latency_cycles`
     from the first ``o`` beat to the last ``y`` code. Back-pressure on ``y`` and a late ``x``
@@ -83,20 +89,24 @@ class AttnOut(wiring.Component):
             raise HwsimError(f"AttnOut needs AttnOutParams, not {type(params).__name__}")
         self.params = p = params
         self.rs = RowShift(p.norm_quant(), p.wide_width, hold=False)
-        self.nq = NormQuant(p.norm_quant())
-        self.proj = ResidualProj(p.wo(), p.res, p.norm_quant().norm().out.width)
+        if p.subln:
+            self.nq = NormQuant(p.norm_quant())
+        else:
+            self.quant = AbsmaxBarrier(p.quant())
+        self.proj = ResidualProj(p.wo(), p.res, p.scale_width)
         gw = p.norm_quant().norm().gamma.width
         self.o_layout = data.StructLayout({"o": data.ArrayLayout(signed(INT8.width), p.lanes),
                                            "amax": unsigned(p.amax_width)})
         self.mult_layout = self.proj.mult_layout
+        sub = ({"gamma": In(data.ArrayLayout(signed(gw), p.hidden)),
+                "e": In(unsigned(p.e_width))} if p.subln else {})
         super().__init__({
             "w": In(stream.Signature(unsigned(2 * p.lanes))),
             "o": In(stream.Signature(self.o_layout)),
             "x": In(stream.Signature(signed(p.res_width))),
             "y": Out(stream.Signature(signed(p.res_width + 1))),
             "ratio": In(data.ArrayLayout(unsigned(spec.RATIO_BITS), p.heads)),
-            "gamma": In(data.ArrayLayout(signed(gw), p.hidden)),
-            "e": In(unsigned(p.e_width)),
+            **sub,
             "mult": In(self.mult_layout),
         })
 
@@ -104,16 +114,21 @@ class AttnOut(wiring.Component):
         p = self.params
         m = Module()
         m.submodules.row = rs = self.rs
-        m.submodules.norm_quant = nq = self.nq
         m.submodules.wo = proj = self.proj
         C, LN, WW = p.chunks, p.lanes, p.wide_width
         per_head = p.head_dim // p.lanes
         wiring.connect(m, wiring.flipped(self.w), proj.w)
-        wiring.connect(m, rs.out, nq.inp)
-        wiring.connect(m, nq.y, proj.a)
+        if p.subln:
+            m.submodules.norm_quant = nq = self.nq
+            wiring.connect(m, rs.out, nq.inp)
+            wiring.connect(m, nq.y, proj.a)
+            m.d.comb += [nq.e.eq(self.e), rs.gamma.eq(self.gamma)]
+        else:
+            m.submodules.quant = quant = self.quant
+            quantize_into(m, rs, quant, proj)
         wiring.connect(m, wiring.flipped(self.x), proj.x)
         wiring.connect(m, wiring.flipped(self.y), proj.y)
-        m.d.comb += [nq.e.eq(self.e), proj.mult.eq(self.mult), rs.gamma.eq(self.gamma)]
+        m.d.comb += proj.mult.eq(self.mult)
 
         # ---- v-rescale of each o beat into the row shifter ----------------------------------
         cnt = Signal(range(C))           # the token's o beat

@@ -61,6 +61,10 @@ class DecoderLayer(wiring.Component):
     ffn_sub_gamma : as ``gamma`` of :class:`rtl.vitallm.ffn_out.FfnOut`
     ffn_sub_e : as ``e`` of :class:`rtl.vitallm.ffn_out.FfnOut`
     w2_mult : as ``mult`` of :class:`rtl.vitallm.ffn_out.FfnOut`
+    gate_mult, gate_shift : as :class:`rtl.vitallm.ffn_in.FfnIn` (``act="silu"`` only)
+
+    Without SubLN (``subln=False``) ``sub_gamma``, ``sub_e``, ``ffn_sub_gamma`` and
+    ``ffn_sub_e`` are absent (the halves' no-SubLN paths).
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
         ``C = hidden/lanes`` beats per token: ``lanes`` residual codes, lane 0 lowest.
     y : ``Out(stream.Signature(signed(res_width + 2)))``
@@ -82,9 +86,11 @@ class DecoderLayer(wiring.Component):
         am = self.attn.signature.members
         fim, fom = self.fin.signature.members, self.fout.signature.members
         super().__init__({
-            **{k: am[k] for k in self._ATTN},
+            **{k: am[k] for k in self._ATTN if k in am},
             "w1": fim["w1"], "w3": fim["w3"], "ffn_gamma": fim["gamma"], "ffn_e": fim["e"],
-            "w2": fom["w"], "ffn_sub_gamma": fom["gamma"], "ffn_sub_e": fom["e"],
+            **{k: fim[k] for k in ("gate_mult", "gate_shift") if k in fim},
+            "w2": fom["w"],
+            **({"ffn_sub_gamma": fom["gamma"], "ffn_sub_e": fom["e"]} if p.subln else {}),
             "w2_mult": fom["mult"], "y": fom["y"],
         })
 
@@ -98,15 +104,19 @@ class DecoderLayer(wiring.Component):
             wiring.connect(m, wiring.flipped(getattr(self, k)), getattr(at, k))
         for k in ("norm_gamma", "norm_e", "cos", "sin", "mults", "score", "ratio", "sub_gamma",
                   "sub_e", "res_mult", "length"):
-            m.d.comb += getattr(at, k).eq(getattr(self, k))
+            if hasattr(at, k):
+                m.d.comb += getattr(at, k).eq(getattr(self, k))
         m.d.comb += self.kv_new.eq(at.kv_new)
         wiring.connect(m, wiring.flipped(self.w1), fin.w1)
         wiring.connect(m, wiring.flipped(self.w3), fin.w3)
         wiring.connect(m, wiring.flipped(self.w2), fout.w)
         wiring.connect(m, wiring.flipped(self.y), fout.y)
         m.d.comb += [fin.gamma.eq(self.ffn_gamma), fin.e.eq(self.ffn_e),
-                     fout.gamma.eq(self.ffn_sub_gamma), fout.e.eq(self.ffn_sub_e),
                      fout.mult.eq(self.w2_mult)]
+        if p.subln:
+            m.d.comb += [fout.gamma.eq(self.ffn_sub_gamma), fout.e.eq(self.ffn_sub_e)]
+        if p.act == "silu":
+            m.d.comb += [fin.gate_mult.eq(self.gate_mult), fin.gate_shift.eq(self.gate_shift)]
 
         # ---- repacker: lanes codes of x_attn → one ffn-in row beat, lane 0 lowest -----------
         LN = p.lanes

@@ -1,7 +1,9 @@
 """The output half of a BitNet layer's FFN: the ``prod`` row's peak → shift, the wide ε
 divider (:class:`rtl.vitallm.eps_divider.EpsDivider`), the FFN SubLN + activation quantizer
 (:class:`rtl.vitallm.norm_quant.NormQuant` fed the ε code), ``w2`` and the residual add
-(:class:`rtl.vitallm.residual_proj.ResidualProj`).
+(:class:`rtl.vitallm.residual_proj.ResidualProj`). Without SubLN the shifted row goes straight
+to the absmax quantizer (:class:`rtl.vitallm.absmax_barrier.AbsmaxBarrier`, the one inside
+``NormQuant``) and ``w2``'s per-row scale is ``(amax3 << shift) · amax**k``.
 
 Specification: :func:`hwsim.golden.vitallm.ffn_out.ffn_out`, :func:`hwsim.golden.vitallm.ffn_out.
 latency_cycles`. This module only builds the hardware.
@@ -15,17 +17,18 @@ from amaranth.lib.wiring import In
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ffn_out as spec
+from rtl.vitallm.absmax_barrier import AbsmaxBarrier
 from rtl.vitallm.eps_divider import EpsDivider
 from rtl.vitallm.norm_quant import NormQuant
-from rtl.vitallm.residual_proj import ResidualProj
+from rtl.vitallm.residual_proj import ResidualProj, quantize_into
 from rtl.vitallm.row_shift import RowShift
 
 __all__ = ["FfnOut"]
 
 
 class FfnOut(wiring.Component):
-    """``x + requant(w2 · act_quant(subln(prod, eps_code(E, shift, amax, 6))))`` for one
-    decode token at a time.
+    """``x + requant(w2 · act_quant(subln(prod, eps_code(E, shift, amax, 2k))))`` for one
+    decode token at a time (``k = 3`` for ``relu(g)²·u``, 1 for ``silu(g)·u``).
 
     The host loads ``w2`` on ``w`` once (:func:`hwsim.golden.vitallm.ternary_mvu.weight_words`); the
     SubLN's gains and ε constant ``E`` and the residual scale are static ports. A token is
@@ -43,6 +46,12 @@ class FfnOut(wiring.Component):
     * the norm unit's int8 beats and amax go to the ``w2`` :class:`ResidualProj`, whose rows
       are requantized and added to the ``x`` codes (``y``: the exact sum, ``res_width + 1``
       bits). The row memory takes the next token once the last word is sent.
+
+    Without SubLN (``subln=False``) there is no divider and no norm: the shifted words go to
+    the absmax quantizer (:class:`rtl.vitallm.absmax_barrier.AbsmaxBarrier`, 24-bit inputs),
+    whose int8 beats go to ``w2`` with the per-row scale ``(amax3 << shift) · amax**k`` (the
+    shift and ``amax`` latched when the row's first word is taken); ``gamma`` and ``e`` are
+    absent.
 
     Latency (no idle input, no back-pressure): :func:`hwsim.golden.vitallm.ffn_out.latency_cycles`
     from the first ``p`` beat to the last ``y`` code (``ffn`` input beats, then
@@ -82,25 +91,27 @@ class FfnOut(wiring.Component):
             raise HwsimError(f"FfnOut needs FfnOutParams, not {type(params).__name__}")
         self.params = p = params
         self.rs = RowShift(p.norm_quant(), p.prod_width, serial=True, hold=False)
-        self.div = EpsDivider(p.divider())
-        self.nq = NormQuant(p.norm_quant(), eps_in=True)
-        self.proj = ResidualProj(p.w2(), p.res, p.norm_quant().norm().out.width, req=p.req)
+        if p.subln:
+            self.div = EpsDivider(p.divider())
+            self.nq = NormQuant(p.norm_quant(), eps_in=True)
+        else:
+            self.quant = AbsmaxBarrier(p.quant())
+        self.proj = ResidualProj(p.w2(), p.res, p.scale_width, req=p.req)
         gw = p.norm_quant().norm().gamma.width
         self.p_layout = data.StructLayout({"prod": signed(p.prod_width),
                                            "amax": unsigned(p.amax_width)})
         pm = self.proj.signature.members
-        super().__init__({
-            "w": pm["w"],
-            "p": In(stream.Signature(self.p_layout)),
-            "x": pm["x"],
-            "y": pm["y"],
-            "gamma": In(data.ArrayLayout(signed(gw), p.ffn)),
-            "e": In(unsigned(p.e_width)),
-            "mult": pm["mult"],
-        })
+        members = {"w": pm["w"], "p": In(stream.Signature(self.p_layout)), "x": pm["x"],
+                   "y": pm["y"]}
+        if p.subln:
+            members |= {"gamma": In(data.ArrayLayout(signed(gw), p.ffn)),
+                        "e": In(unsigned(p.e_width))}
+        super().__init__(members | {"mult": pm["mult"]})
 
     def elaborate(self, platform):
         m = Module()
+        if not self.params.subln:
+            return self._elaborate_quant(m)
         m.submodules.row = rs = self.rs
         m.submodules.divider = div = self.div
         m.submodules.norm_quant = nq = self.nq
@@ -122,4 +133,22 @@ class FfnOut(wiring.Component):
         m.d.sync += started.eq(rs.sending)
         m.d.comb += [div.amax.eq(amax), div.shift.eq(rs.shift),
                      div.start.eq(rs.sending & ~started), rs.release.eq(started & div.done)]
+        return m
+
+    def _elaborate_quant(self, m):
+        """Without SubLN: row shift → absmax quantizer → ``w2`` with the row's wide scale."""
+        p = self.params
+        m.submodules.row = rs = self.rs
+        m.submodules.quant = quant = self.quant
+        m.submodules.w2 = proj = self.proj
+        wiring.connect(m, wiring.flipped(self.w), proj.w)
+        wiring.connect(m, wiring.flipped(self.x), proj.x)
+        wiring.connect(m, wiring.flipped(self.y), proj.y)
+        m.d.comb += [proj.mult.eq(self.mult), rs.x.valid.eq(self.p.valid),
+                     rs.x.payload.eq(self.p.payload.prod), self.p.ready.eq(rs.x.ready)]
+
+        amax = Signal(unsigned(p.amax_width))         # the row's amax (its first beat's)
+        with m.If(rs.x.valid & rs.x.ready & rs.first):
+            m.d.sync += amax.eq(self.p.payload.amax)
+        quantize_into(m, rs, quant, proj, amax, p.prod_power)
         return m

@@ -9,7 +9,7 @@ latency_cycles` from the first ``a`` beat. This module only builds the hardware.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,7 +21,7 @@ from quant.qtype import INT8, QType
 from rtl.common import round_shift, saturate
 from rtl.vitallm.ternary_mvu import TernaryMVU
 
-__all__ = ["ResidualProj"]
+__all__ = ["ResidualProj", "quantize_into"]
 
 
 class ResidualProj(wiring.Component):
@@ -113,3 +113,38 @@ class ResidualProj(wiring.Component):
         with m.Elif(self.y.valid & self.y.ready & (row == p.rows - 1)):
             m.d.sync += busy.eq(0)
         return m
+
+
+def quantize_into(m: Module, rs, quant, proj: ResidualProj, factor=None, power: int = 0) -> None:
+    """The no-norm path in front of a projection (the BitNet layer without SubLN,
+    :func:`hwsim.golden.vitallm.layer_codes.act_quant_wide`): a
+    :class:`rtl.vitallm.row_shift.RowShift`'s shifted beats (the low ``in_width`` bits of each
+    lane) → the absmax quantizer ``quant`` (:class:`rtl.vitallm.absmax_barrier.AbsmaxBarrier`)
+    → ``proj``'s ``a`` beats with the row's scale ``(amax << shift) · factor**power``.
+
+    The row's shift and ``factor`` (a value that holds while the row's beats are sent) are
+    latched when its first beat is taken; the quantizer takes a row only after the previous
+    row's last beat has left it, so the latches hold for all its output beats."""
+    qw, lanes = quant.params.in_width, quant.params.lanes
+    xw = len(rs.out.payload.x[0])
+    words = Cat(*(rs.out.payload.x.as_value()[xw * l:xw * l + qw] for l in range(lanes)))
+    m.d.comb += [quant.a.valid.eq(rs.out.valid), rs.out.ready.eq(quant.a.ready),
+                 (quant.a.payload.as_value() if lanes > 1 else quant.a.payload).eq(words)]
+    row_shift = Signal.like(rs.shift)
+    row_factor = Signal.like(factor) if power else None
+    first = Signal()                 # the next beat sent is a row's first
+    with m.If(quant.a.valid & quant.a.ready):
+        m.d.sync += first.eq(0)
+        with m.If(first):
+            m.d.sync += row_shift.eq(rs.shift)
+            if power:
+                m.d.sync += row_factor.eq(factor)
+    with m.If(~rs.sending):
+        m.d.sync += first.eq(1)
+    scale = quant.y.payload.absmax
+    for _ in range(power):
+        scale = scale * row_factor
+    q = quant.y.payload.q
+    m.d.comb += [proj.a.valid.eq(quant.y.valid), quant.y.ready.eq(proj.a.ready),
+                 proj.a.payload.a.as_value().eq(q.as_value() if lanes > 1 else q),
+                 proj.a.payload.amax.eq(scale << row_shift)]

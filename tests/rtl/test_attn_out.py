@@ -3,6 +3,7 @@ the golden, on the kernel's stimulus and on a real decode token of a random micr
 
 import numpy as np
 import pytest
+from amaranth.hdl import Value
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import attn_out as g
@@ -23,8 +24,7 @@ def rtl_attn_out(p, arrays, idle=0.0, stall=0.0, seed=0):
     x = Source(dut.x, ka.x_words(arrays, p), idle=idle)
     y = Sink(dut.y, p.hidden, stall=stall)
     pv = ka.port_values(arrays, p)
-    settle = [(dut.ratio.as_value(), pv["ratio"]), (dut.gamma.as_value(), pv["gamma"]),
-              (dut.e, pv["e"]), (dut.mult.as_value(), pv["mult"])]
+    settle = [(Value.cast(getattr(dut, k)), v) for k, v in pv.items()]
     run_streams(dut, [w, o, x], [y], seed=seed, settle=settle)
     return np.array(y.values, dtype=np.int64), y.cycles[-1] - o.cycles[0] + 1
 
@@ -106,3 +106,37 @@ def test_params_and_golden_reject_bad_input():
         g.attn_out(*args[:7], np.full(p.hidden, 1 << 23), p)
     with pytest.raises(HwsimError, match="residual scale"):
         g.attn_out(*args[:6], [1 << 24, 0], *args[7:])
+
+
+@pytest.mark.slow      # the registry's test_params[1] runs it in the default tier
+@pytest.mark.parametrize("heads, head_dim, lanes, amax_width", [(2, 4, 2, 12), (2, 8, 4, 20)])
+def test_without_subln_bit_exact_and_cycles(heads, head_dim, lanes, amax_width):
+    """Without SubLN (the 1bitLLM form): shift → absmax quantizer → wo with the row scale
+    ``amax << shift`` (``amax_width`` 20: wide rows of 29 bits, shifted); RTL == golden on
+    every case, cycles == formula."""
+    from hwsim.golden.vitallm import layer_codes as lc
+
+    p = g.AttnOutParams(heads=heads, head_dim=head_dim, lanes=lanes, amax_width=amax_width,
+                        res_width=24, subln=False)
+    assert "gamma" not in AttnOut(p).signature.members
+    cases = KERNEL.cases(p, seed=heads + amax_width)
+    a = cases[0]["arrays"]
+    _, scale = g.wo_accumulators(a["o"], a["amax"], a["ratio"], None, None, a["W"], p)
+    wide = np.concatenate([lc.v_rescale(a["o"][h][None], a["amax"][h:h + 1],
+                                        int(a["ratio"][h]))[0] for h in range(heads)])
+    assert scale == int(lc.act_quant_wide(wide[None])[1][0])
+    if amax_width == 20:
+        assert int(lc.shift_rows(wide[None])[1][0]) > 0
+    for case in cases:
+        check(p, case)
+
+
+@pytest.mark.slow      # the decoder-layer's real SiLU token covers it in the default tier
+def test_real_silu_decode_token_without_subln(micro_silu_token):
+    """Layer 1, the 10th token of a SiLU integer BitNet without SubLN (the 1bitLLM form):
+    golden == the integer model's ``x_attn``, RTL == golden with cycles == formula."""
+    im, cap = micro_silu_token
+    p, case, want = ka.real_case(im, cap, 1, 3)
+    assert not p.subln and "g" not in case["arrays"]
+    assert np.array_equal(ka.golden_words(p, case["arrays"]), want)
+    check(p, case)

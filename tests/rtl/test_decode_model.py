@@ -71,11 +71,13 @@ def test_formula_and_load_beats():
                                  + p.layers * dl.latency_cycles(q) + lh.latency_cycles(p.head()))
 
 
-def test_cfg_fields_are_the_layers_static_ports():
-    """The cfg layout names every static port of the decoder layer with its RTL width."""
+@pytest.mark.parametrize("act, subln", [("relu2", True), ("silu", True), ("silu", False)])
+def test_cfg_fields_are_the_layers_static_ports(act, subln):
+    """The cfg layout names every static port of the decoder layer with its RTL width, in the
+    2B4T form and both SiLU forms."""
     from amaranth.hdl import Shape
 
-    q = KERNEL.params(**KERNEL.test_params[0]).layer()
+    q = dataclasses.replace(KERNEL.params(**KERNEL.test_params[0]).layer(), act=act, subln=subln)
     members = DecoderLayer(q).signature.members
     streams = {"w", "kv", "wo", "w1", "w3", "w2", "x", "y", "length", "kv_new"}
     ports = {n: Shape.cast(mb.shape).width for n, mb in members.items() if n not in streams}
@@ -167,3 +169,13 @@ def test_generates_past_the_selector_budget(micro_model):
     r = _generate(micro_model, 3, 3)
     assert r["tokens_equal_golden"] and r["kv_equal_golden"] and r["cycles_equal_formula"]
     assert r["capacity"] == 5 and len(r["generated"]) == 3
+
+
+def test_the_silu_form_without_subln():
+    """The 1bitLLM form (``act="silu"``, ``subln=False``) on the registry's stimulus: the cfg
+    words carry the gate's requantizer and no SubLN ports; token == golden, cycles == formula."""
+    p = KERNEL.params(**KERNEL.test_params[0], act="silu", subln=False)
+    (case,) = KERNEL.cases(p, seed=2, quick=True)
+    got, cycles = rtl_decode_model(p, case["arrays"])
+    assert got == tuple(kd.golden_words(p, case["arrays"]))
+    assert cycles == g.latency_cycles(p)

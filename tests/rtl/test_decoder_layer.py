@@ -219,3 +219,28 @@ def test_generates_three_tokens_on_its_own_cache(micro_token):
         assert np.array_equal(np.stack([v for _, _, v in new]), v8), pos
         assert tok.cycles[1] - tok.cycles[0] + 1 == g.latency_cycles(p, pos + 1), pos
     assert not np.array_equal(want[0][0], want[1][0])
+
+
+@pytest.mark.slow
+def test_silu_without_subln_bit_exact_and_cycles():
+    """The 1bitLLM form (``act="silu"``, ``subln=False``) on random stimulus: no SubLN ports,
+    the gate requantizer's ports; y == golden, cycles == formula (its phases are the halves'
+    no-SubLN ones)."""
+    p = g.DecoderLayerParams(**SMALL, act="silu", subln=False)
+    members = DecoderLayer(p).signature.members
+    assert {"gate_mult", "gate_shift"} <= set(members)
+    assert not {"sub_gamma", "sub_e", "ffn_sub_gamma", "ffn_sub_e"} & set(members)
+    assert "ffn_quant" in g.phase_cycles(p)
+    for case in KERNEL.cases(p, seed=4, quick=True):
+        check(p, case)
+
+
+def test_real_silu_decode_token_equals_the_integer_model(micro_silu_token):
+    """Layer 1, the 10th token of a SiLU integer BitNet without SubLN (micro shape, the
+    1bitLLM form, sparse attention K/M = 3/10): golden == the integer model's x_out, and the
+    RTL == golden with cycles == formula."""
+    im, cap = micro_silu_token
+    p, case, want = ka.real_case(im, cap, 1, 3)
+    assert (p.act, p.subln, p.hidden, p.ffn) == ("silu", False, 32, 64)
+    assert np.array_equal(ka.golden_words(p, case["arrays"]), want)
+    check(p, case)

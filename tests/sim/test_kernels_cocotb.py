@@ -23,11 +23,12 @@ SIMS = ("icarus", "verilator")
 #: other Verilator builds (tens of seconds to minutes of C++ compile each) are slow
 VERILATOR_DEFAULT = {("ternary-mvu", 0)}
 #: the Icarus cases of the slow tier: emitting the whole SwiftChannel pipeline's Verilog takes
-#: minutes; the second conv engine set repeats the first one's cost; ffn-in's SiLU form (its
-#: fast tier runs in tests/rtl/test_ffn_in.py); the whole decode step repeats its parts'
-#: (decoder-layer, lm-head), checked in Amaranth's simulator by default
+#: minutes; the second conv engine set repeats the first one's cost; ffn-in's SiLU form and
+#: ffn-out's and attn-out's without SubLN (their fast tier runs in tests/rtl/);
+#: the whole decode step repeats its parts' (decoder-layer, lm-head), checked in Amaranth's
+#: simulator by default
 ICARUS_SLOW = {("swiftchannel-pipeline", 0), ("swiftchannel-conv", 1), ("ffn-in", 1),
-               ("decode-model", 0)}
+               ("ffn-out", 1), ("attn-out", 1), ("decode-model", 0)}
 
 
 def _slow(name: str, index: int, sim: str) -> bool:

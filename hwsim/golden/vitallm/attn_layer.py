@@ -50,6 +50,9 @@ class AttnLayerParams:
         The same for the attention SubLN.
     res_width : int
         Bits of the residual codes (the output is the exact sum, one bit wider).
+    subln : bool
+        The attention SubLN (``attn-out``'s ``subln``; ``False``: the 1bitLLM form, no
+        ``sub_g``/``sub_E``).
     """
 
     heads: int = 4
@@ -65,6 +68,7 @@ class AttnLayerParams:
     sub_gamma_frac: int = 16
     sub_e_width: int = 64
     res_width: int = 48
+    subln: bool = True
 
     def __post_init__(self):
         for name in ("heads", "head_dim", "lanes"):
@@ -109,7 +113,8 @@ class AttnLayerParams:
         amax = self.decode_step().attention_phase().attention().av_acc_width
         return ao.AttnOutParams(heads=self.heads, head_dim=self.head_dim, lanes=self.lanes,
                                 amax_width=amax, gamma_frac=self.sub_gamma_frac,
-                                e_width=self.sub_e_width, res_width=self.res_width)
+                                e_width=self.sub_e_width, res_width=self.res_width,
+                                subln=self.subln)
 
 
 def _row(x, p: AttnLayerParams) -> np.ndarray:
@@ -137,8 +142,8 @@ def attn_layer(a: dict, p: AttnLayerParams, length: int | None = None) -> np.nda
     act, amax = activations(x, a["norm_g"], a["norm_E"], p)
     o, amax_o = gds.decode_step_attention({**a, "a": act, "amax": amax}, p.decode_step(),
                                           length)
-    return ao.attn_out(o, amax_o, a["ratio"], a["sub_g"], a["sub_E"], a["wo"], a["mult"], x,
-                       p.attn_out())
+    return ao.attn_out(o, amax_o, a["ratio"], a.get("sub_g"), a.get("sub_E"), a["wo"],
+                       a["mult"], x, p.attn_out())
 
 
 def phase_cycles(p: AttnLayerParams, length: int | None = None) -> dict[str, int]:

@@ -15,6 +15,10 @@ it (the functions are the layer's own):
 3. the ``wo`` ternary projection (:func:`hwsim.golden.vitallm.ternary_mvu.ternary_mvu_acc`, exact);
 4. the residual add (:func:`~hwsim.golden.vitallm.layer_codes.residual_add`): ``x + sat(round(acc ·
    amax · M / 2**S))`` in the residual format, the add exact.
+
+Without SubLN (``subln=False``, the 700M–3B configurations) step 2 is the absmax quantizer on
+the shifted wide row itself (:func:`~hwsim.golden.vitallm.layer_codes.act_quant_wide`), and the
+residual add's per-row scale is ``amax << shift``, as ``layer_forward`` forms it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.vitallm import absmax_barrier as ab
 from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import norm_quant as nq
 from hwsim.golden.vitallm import ternary_mvu as mvu
@@ -55,6 +60,9 @@ class AttnOutParams:
         Bits of the SubLN's ε constant ``E``.
     res_width : int
         Bits of the residual codes (the output is the exact sum, one bit wider).
+    subln : bool
+        The attention SubLN before ``wo``. ``False`` (the 1bitLLM form): the absmax quantizer
+        takes the shifted wide row directly; ``gamma_frac`` and ``e_width`` are unused.
     """
 
     heads: int = 4
@@ -64,6 +72,7 @@ class AttnOutParams:
     gamma_frac: int = 16
     e_width: int = 64
     res_width: int = 48
+    subln: bool = True
 
     def __post_init__(self):
         check_ints(self, "attn-out", (("heads", 1, 256), ("head_dim", 1, 4096), ("lanes", 1, 64),
@@ -73,6 +82,8 @@ class AttnOutParams:
         if self.head_dim % self.lanes:
             raise HwsimError(f"attn-out lanes ({self.lanes}) must divide head_dim "
                              f"({self.head_dim})")
+        if not isinstance(self.subln, bool):
+            raise HwsimError(f"attn-out subln must be True or False, not {self.subln!r}")
         self.wo()
 
     @property
@@ -100,6 +111,19 @@ class AttnOutParams:
         return nq.NormQuantParams(n=self.hidden, lanes=self.lanes, gamma_frac=self.gamma_frac,
                                   e_width=self.e_width, shift_width=shift)
 
+    @property
+    def scale_width(self) -> int:
+        """Bits of ``wo``'s per-row residual scale: the SubLN row's amax (``NORM_OUT`` bits),
+        or without SubLN ``amax << shift`` of the shifted wide row."""
+        if self.subln:
+            return self.norm_quant().norm().out.width
+        return self.quant().in_width + max(0, self.wide_width - lc.NORM_IN_BITS)
+
+    def quant(self) -> ab.AbsmaxBarrierParams:
+        """Without SubLN: the absmax quantizer of the shifted wide row (as ``ffn-out``'s)."""
+        return ab.AbsmaxBarrierParams(length=self.hidden, in_width=lc.NORM_IN_BITS + 2,
+                                      lanes=self.lanes, recip_bits=lc.ACT_RECIP_BITS, out=INT8)
+
     def wo(self) -> mvu.TernaryMvuParams:
         """The ``wo`` MVU: exact accumulators out (``M = 1``, ``S = 0``)."""
         t = mvu.TernaryMvuParams(lanes=self.lanes, rows=self.hidden, cols=self.hidden)
@@ -110,8 +134,9 @@ class AttnOutParams:
 def wo_accumulators(o, amax_o, ratios, gamma, E: int, W, p: AttnOutParams):
     """Steps 1–3 of one token: heads' outputs ``o`` (heads, head_dim) int8 with ``amax_o``
     (heads,), the heads' v-step ``ratios`` (heads,), the SubLN's gains ``gamma`` (hidden,) and
-    ε constant ``E``, the ternary ``W`` (hidden, hidden) of ``wo`` → ``(acc (hidden,), amax)``:
-    ``wo``'s exact accumulators and the quantized SubLN row's amax."""
+    ε constant ``E`` (unused without SubLN: pass ``None``), the ternary ``W`` (hidden, hidden)
+    of ``wo`` → ``(acc (hidden,), amax)``: ``wo``'s exact accumulators and the quantized SubLN
+    row's amax (without SubLN: the row's scale ``amax << shift``, a Python integer)."""
     H, d = p.heads, p.head_dim
     o = INT8.check(np.asarray(o), "attn-out head outputs")
     if o.shape != (H, d):
@@ -120,10 +145,14 @@ def wo_accumulators(o, amax_o, ratios, gamma, E: int, W, p: AttnOutParams):
     ratios = QType(RATIO_BITS, signed=False).check(np.ravel(ratios), "attn-out ratios")
     if amax_o.shape != (H,) or ratios.shape != (H,):
         raise HwsimError(f"attn-out needs {H} head amax and {H} ratios")
-    if isinstance(E, bool) or not isinstance(E, int | np.integer) or not 0 <= E < 1 << p.e_width:
+    if p.subln and (isinstance(E, bool) or not isinstance(E, int | np.integer)
+                    or not 0 <= E < 1 << p.e_width):
         raise HwsimError(f"attn-out E must be an integer 0 … 2**{p.e_width} − 1, not {E!r}")
     wide = np.concatenate([lc.v_rescale(o[h][None], amax_o[h:h + 1], int(ratios[h]))[0]
                            for h in range(H)])
+    if not p.subln:
+        a, scale = lc.act_quant_wide(wide[None])
+        return mvu.ternary_mvu_acc(W, a)[0], int(scale[0])
     xs, shifts = lc.shift_rows(wide[None])
     a, amax = nq.norm_quant(xs, gamma, int(E), shifts, p.norm_quant())
     return mvu.ternary_mvu_acc(W, a)[0], int(amax[0])
@@ -154,7 +183,11 @@ def latency_cycles(p: AttnOutParams) -> int:
     ``C`` beats); each MVU output row is requantized and added to the residual code in the
     cycle it leaves. The norm unit's last output beat is ``C − 1`` cycles after its first, so
     the store's ``C`` cycles and the MVU's input ``C`` cycles overlap exactly:
-    ``latency(norm-quant) + latency(wo MVU)``."""
+    ``latency(norm-quant) + latency(wo MVU)``. Without SubLN the absmax quantizer takes the
+    norm unit's place: ``latency(absmax-barrier) + latency(wo MVU)``
+    (:func:`hwsim.golden.vitallm.absmax_barrier.latency_cycles`)."""
+    if not p.subln:
+        return ab.latency_cycles(p.quant()) + mvu.latency_cycles(p.wo())
     return nq.latency_cycles(p.norm_quant()) + mvu.latency_cycles(p.wo())
 
 

@@ -95,16 +95,21 @@ class DecodeModelParams(dl.DecoderLayerParams):
 
 def cfg_fields(p: dl.DecoderLayerParams) -> list[tuple[str, int]]:
     """The ``decoder-layer`` static ports in ``cfg`` order with their widths in bits: the
-    layer's parameter word is their concatenation, the first field lowest."""
+    layer's parameter word is their concatenation, the first field lowest. The SubLN ports
+    are there only with ``subln``, the SiLU gate's requantizer only with ``act="silu"``."""
     H, G, d = p.heads, p.kv_heads, p.head_dim
     ap = p.decode_attention().attention()
     g, mult = lc.NORM_GAMMA_BITS, lc.MULT_BITS + 6
-    return [("norm_gamma", p.hidden * g), ("norm_e", p.norm_e_width),
-            ("cos", d * lc.ROPE_CODE.width), ("sin", d * lc.ROPE_CODE.width),
-            ("mults", (H + 2 * G) * mult), ("score", H * (ap.mult_bits + ap.shift_bits)),
-            ("ratio", H * RATIO_BITS), ("sub_gamma", p.hidden * g), ("sub_e", p.sub_e_width),
-            ("res_mult", mult), ("ffn_gamma", p.hidden * g), ("ffn_e", p.ffn_e_width),
-            ("ffn_sub_gamma", p.ffn * g), ("ffn_sub_e", p.ffn_sub_e_width), ("w2_mult", mult)]
+    fields = [("norm_gamma", p.hidden * g), ("norm_e", p.norm_e_width),
+              ("cos", d * lc.ROPE_CODE.width), ("sin", d * lc.ROPE_CODE.width),
+              ("mults", (H + 2 * G) * mult), ("score", H * (ap.mult_bits + ap.shift_bits)),
+              ("ratio", H * RATIO_BITS), ("sub_gamma", p.hidden * g), ("sub_e", p.sub_e_width),
+              ("res_mult", mult), ("ffn_gamma", p.hidden * g), ("ffn_e", p.ffn_e_width),
+              ("gate_mult", lc.MULT_BITS), ("gate_shift", 6),
+              ("ffn_sub_gamma", p.ffn * g), ("ffn_sub_e", p.ffn_sub_e_width), ("w2_mult", mult)]
+    drop = ({"sub_gamma", "sub_e", "ffn_sub_gamma", "ffn_sub_e"} if not p.subln else set()) | (
+        {"gate_mult", "gate_shift"} if p.act != "silu" else set())
+    return [f for f in fields if f[0] not in drop]
 
 
 def cfg_words(values: dict[str, int], p: dl.DecoderLayerParams) -> list[int]:

@@ -11,10 +11,14 @@ layer_forward` computes ``x_out`` and with their own goldens:
    int8 attention), v-rescale, SubLN + quantizer, ``wo``, residual add → ``x_attn``
    (``res_width + 1`` bits, the exact sum);
 2. ``ffn-in`` (:func:`hwsim.golden.vitallm.ffn_in.ffn_in`) on ``x_attn``: peak → shift, FFN RMSNorm +
-   quantizer, ``w1`` ∥ ``w3``, ``relu(g)²·u`` → ``prod`` and the FFN activations' amax;
+   quantizer, ``w1`` ∥ ``w3``, ``relu(g)²·u`` (or ``silu(g)·u``) → ``prod`` and the FFN
+   activations' amax;
 3. ``ffn-out`` (:func:`hwsim.golden.vitallm.ffn_out.ffn_out`): peak → shift of ``prod``, the wide ε
    divider, SubLN + quantizer, ``w2``, residual add into ``x_attn`` → ``x_out``
    (``res_width + 2`` bits).
+
+With ``act="silu"``, ``subln=False`` (the 1bitLLM form) the halves run their SiLU and
+no-SubLN paths: the absmax quantizer takes the shifted rows before ``wo`` and ``w2`` directly.
 
 The FFN half carries residual codes one bit wider than the attention half (``x_attn`` is an
 exact sum); its ``w2`` rows saturate to ``res_width`` bits before the add, as
@@ -84,6 +88,13 @@ class DecoderLayerParams:
     weight_kib, kv_kib : int or None
         On-chip memories the layer must fit (weights at 2 bits, I2_S packing; the KV cache at
         int8 for ``max_len`` tokens plus the 4-bit LO table); ``None``: not checked.
+    act : str
+        The FFN's gated product: ``"relu2"`` (2B4T) or ``"silu"`` (``ffn-in``'s and
+        ``ffn-out``'s ``act``).
+    subln : bool
+        The attention and FFN SubLNs; ``False`` (SiLU only, the 1bitLLM form): the absmax
+        quantizer takes the shifted rows before ``wo`` and ``w2`` directly (``attn-out``'s and
+        ``ffn-out``'s ``subln``).
 
     Raises
     ------
@@ -114,6 +125,8 @@ class DecoderLayerParams:
     max_len: int | None = None
     weight_kib: int | None = None
     kv_kib: int | None = None
+    act: str = "relu2"
+    subln: bool = True
 
     def __post_init__(self):
         check_heads_and_keep("decoder-layer", self,
@@ -183,14 +196,15 @@ class DecoderLayerParams:
                                   norm_gamma_frac=self.norm_gamma_frac,
                                   norm_e_width=self.norm_e_width,
                                   sub_gamma_frac=self.sub_gamma_frac,
-                                  sub_e_width=self.sub_e_width, res_width=self.res_width)
+                                  sub_e_width=self.sub_e_width, res_width=self.res_width,
+                                  subln=self.subln)
 
     def ffn_in(self) -> fi.FfnInParams:
         """The FFN's input half (:mod:`hwsim.golden.vitallm.ffn_in`) on ``x_attn`` (``res_width + 1``
         bits): residual row → FFN RMSNorm → w1 ∥ w3 → relu(g)²·u."""
         return fi.FfnInParams(hidden=self.hidden, ffn=self.ffn, lanes=self.lanes,
                               gamma_frac=self.ffn_gamma_frac, e_width=self.ffn_e_width,
-                              res_width=self.res_width + 1)
+                              res_width=self.res_width + 1, act=self.act)
 
     def ffn_out(self) -> fo.FfnOutParams:
         """The FFN's output half (:mod:`hwsim.golden.vitallm.ffn_out`): ``prod`` as wide as ``ffn-in``
@@ -202,7 +216,7 @@ class DecoderLayerParams:
                                amax_width=f.norm_quant().norm().out.width,
                                gamma_frac=self.ffn_sub_gamma_frac,
                                e_width=self.ffn_sub_e_width, res_width=self.res_width + 1,
-                               sat_width=self.res_width)
+                               sat_width=self.res_width, act=self.act, subln=self.subln)
 
     def decode_step(self) -> DecodeStepParams:
         """The attention half's decode-step block (:mod:`hwsim.golden.vitallm.decode_step`)."""
@@ -238,14 +252,18 @@ def decoder_layer(a: dict, p: DecoderLayerParams, length: int | None = None) -> 
     FFN's ``ffn_g``, ``ffn_E`` (FFN RMSNorm), ``w1``, ``w3``, ``ffn_sub_g``, ``ffn_sub_E``
     (FFN SubLN), ``w2`` and ``w2_mult`` (``w2``'s residual scale ``(M, S)``), with ``L =
     length`` visible tokens (default ``tokens``) → the layer's output residual row (hidden,),
-    int64."""
-    for k in ("ffn_g", "ffn_E", "w1", "w3", "ffn_sub_g", "ffn_sub_E", "w2", "w2_mult"):
+    int64. ``act="silu"`` adds ``gate`` (the gate requantizer ``(M, S)``); without SubLN there
+    are no ``sub_g``, ``sub_E``, ``ffn_sub_g``, ``ffn_sub_E``."""
+    need = ("ffn_g", "ffn_E", "w1", "w3", "w2", "w2_mult") + (
+        ("ffn_sub_g", "ffn_sub_E") if p.subln else ()) + (("gate",) if p.act == "silu" else ())
+    for k in need:
         if k not in a:
             raise HwsimError(f"decoder-layer golden needs the array {k!r}")
     x_attn = al.attn_layer(a, p.attn_layer(), length)
-    prod, amax = fi.ffn_in(x_attn, a["ffn_g"], a["ffn_E"], a["w1"], a["w3"], p.ffn_in())
-    return fo.ffn_out(prod, amax, a["ffn_sub_g"], a["ffn_sub_E"], a["w2"], a["w2_mult"], x_attn,
-                      p.ffn_out())
+    gate = tuple(int(v) for v in np.ravel(a["gate"])) if p.act == "silu" else None
+    prod, amax = fi.ffn_in(x_attn, a["ffn_g"], a["ffn_E"], a["w1"], a["w3"], p.ffn_in(), gate)
+    return fo.ffn_out(prod, amax, a.get("ffn_sub_g"), a.get("ffn_sub_E"), a["w2"],
+                      a["w2_mult"], x_attn, p.ffn_out())
 
 
 def phase_cycles(p: DecoderLayerParams, length: int | None = None) -> dict[str, int]:
@@ -267,7 +285,8 @@ def phase_cycles(p: DecoderLayerParams, length: int | None = None) -> dict[str, 
       they leave, so ``ffn-out``'s ``ffn`` input beats overlap it);
     * ``ffn_subln``, ``w2``: ``ffn-out`` after its last ``p`` beat (:func:`hwsim.golden.
       ffn_out.phase_cycles`); the residual codes it adds are ``ffn-in``'s held row (``res``),
-      ready from the cycle after ``ffn-in``'s last row beat.
+      ready from the cycle after ``ffn-in``'s last row beat. Without SubLN ``ffn_subln`` is
+      ``ffn_quant`` (and ``attn_out`` is the no-SubLN ``attn-out``'s).
     """
     fin = fi.phase_cycles(p.ffn_in())
     return {**al.phase_cycles(p.attn_layer(), length),
