@@ -94,7 +94,7 @@ class AttnLayerParams:
     @property
     def shift_width(self) -> int:
         """Bits of a residual row's shift (its peak's bits above ``NORM_IN_BITS``)."""
-        return max(1, (self.res_width - lc.NORM_IN_BITS).bit_length())
+        return lc.shift_width(self.res_width)
 
     def norm_quant(self) -> nq.NormQuantParams:
         """The attention RMSNorm's norm unit."""

@@ -107,7 +107,7 @@ class AttnOutParams:
 
     def norm_quant(self) -> nq.NormQuantParams:
         """The SubLN's norm unit; its ``shift`` port holds any wide row's shift."""
-        shift = max(1, (self.wide_width - lc.NORM_IN_BITS).bit_length())
+        shift = lc.shift_width(self.wide_width)
         return nq.NormQuantParams(n=self.hidden, lanes=self.lanes, gamma_frac=self.gamma_frac,
                                   e_width=self.e_width, shift_width=shift)
 

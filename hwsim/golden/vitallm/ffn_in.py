@@ -100,7 +100,7 @@ class FfnInParams:
     @property
     def shift_width(self) -> int:
         """Bits of a residual row's shift (its peak's bits above ``NORM_IN_BITS``)."""
-        return max(1, (self.res_width - lc.NORM_IN_BITS).bit_length())
+        return lc.shift_width(self.res_width)
 
     @property
     def res(self) -> QType:

@@ -71,6 +71,7 @@ __all__ = [
     "rms_shifted",
     "rope",
     "shift_rows",
+    "shift_width",
     "silu_gate",
     "silu_int",
     "silu_mul",
@@ -186,6 +187,12 @@ def eps_code(E: int, shift: int, amax: int = 1, power: int = 0) -> int:
     if D == 0:
         return EPS_CAP
     return min((2 * int(E) + D) // (2 * D), EPS_CAP)
+
+
+def shift_width(width: int) -> int:
+    """Bits of the shift port of a norm unit that takes rows of ``width``-bit codes
+    (:func:`shift_rows`: the peak's bits above ``NORM_IN_BITS``; at least 1)."""
+    return max(1, (width - NORM_IN_BITS).bit_length())
 
 
 def shift_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
