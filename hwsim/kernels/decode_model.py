@@ -166,16 +166,7 @@ KERNEL = Kernel(
     cli_params=(
         CliParam("layers", int, 2, "decoder layers"),
         CliParam("vocab", int, 12, "rows of the LM head"),
-        CliParam("heads", int, 2, "query heads H"),
-        CliParam("kv_heads", int, 1, "KV heads G"),
-        CliParam("head_dim", int, 8, "head dimension d"),
-        CliParam("ffn", int, 16, "FFN width"),
-        CliParam("tokens", int, 6, "cached tokens M (the new one included)"),
-        CliParam("keep", int, 3, "tokens kept per head K"),
-        CliParam("lanes", int, 8, "lanes of every unit (divides head_dim and ffn)"),
-        CliParam("exp_lanes", int, 2, "exponential units"),
-        CliParam("ffn_sub_e_width", int, 161, "bits of the FFN SubLN's ε constant E"),
-        CliParam("res_width", int, 28, "bits of the residual codes between layers"),
+        *kdl.KERNEL.cli_params,           # the decoder layer's, res_width between layers
     ),
     component_path="rtl.vitallm.decode_model:DecodeModel",
     testbench="hwsim.sim.tb_decode_model",
