@@ -19,6 +19,7 @@ from hwsim.sim.streams import CycleLoop, StreamSink, StreamSource
 
 
 async def run_case(dut, p: spec.LoTopKParams, a: dict, rng, idle, stall) -> dict:
+    dut.length.value = p.tokens          # every query sees the M key rows the golden scores
     qs = StreamSource(dut, "q", rng, idle)
     ks = StreamSource(dut, "k", rng, idle)
     out = StreamSink(dut, "sel", rng, stall, signed=False)

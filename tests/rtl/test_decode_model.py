@@ -36,6 +36,7 @@ def rtl_decode_model(p, a, stall=0.0, seed=0):
     return kd.klh.y_fields(y.values[0], p.head()), y.cycles[-1] - xs.cycles[0] + 1
 
 
+@pytest.mark.slow  # ~40 s; the default tier's generation test runs the same model's tokens
 def test_real_token_equals_the_integer_models_greedy_choice(micro_model):
     """The 10th token of a micro integer BitNet (2 layers, sparse attention K/M = 3/10): the
     golden's layer rows == the integer model's ``x_out`` rows, its token == the integer

@@ -40,7 +40,7 @@ def check(p, case):
 
 
 @pytest.mark.parametrize("hidden, vocab, lanes, res_width",
-                         [(16, 24, 8, 28), (12, 5, 4, 40), (4, 3, 1, 24)])
+                         [(16, 24, 8, 28), (4, 3, 1, 24)])
 def test_bit_exact_and_cycles(hidden, vocab, lanes, res_width):
     p = g.LmHeadParams(hidden=hidden, vocab=vocab, lanes=lanes, res_width=res_width)
     for case in KERNEL.cases(p, seed=hidden):
