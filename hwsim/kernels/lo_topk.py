@@ -29,6 +29,9 @@ def manifest(p: spec.LoTopKParams) -> dict:
                 "rounding": "none: the surrogate is exact", "overflow": "none: score_width holds "
                                                                         "every score",
                 "sel_beat": "bit j = token j (the j-th k beat of the query)",
+                "length": "L = 1 ... tokens, sampled with the q beat: the query takes L k "
+                          "beats and keeps min(keep, L); an input port (drive it: tokens for "
+                          "a full query); cycles given for L = tokens",
             },
             "latency": lat,
             "interval": one_at_a_time(lat, unit="query"),
