@@ -110,26 +110,23 @@ def cases(p: spec.DecodeModelParams, seed: int = 0, quick: bool = False) -> list
     """Random layers (``decoder-layer``'s stimulus, one case a layer, each layer's input the
     previous one's output, drawn at a residual width ``2·layers + 2`` bits narrower so that
     the rows stay inside ``res_width``) and a random head (``lm-head``'s stimulus); the
-    embedding row is the first layer's stimulus row. The second case stalls ``y``."""
+    embedding row is the first layer's stimulus row. Unless ``quick``, the same token at a
+    run-time length below ``keep`` with ``y`` stalled."""
     q = p.layer()
     hp = p.head()
     # drawn at a narrower residual width, so that L layers of growth stay inside res_width
     q2 = dataclasses.replace(q, res_width=max(16, q.res_width - 2 * p.layers - 2))
     rng = np.random.default_rng(seed + 900)
-    out = []
-    for k in range(1 if quick else 2):
-        layers = [c["arrays"] for c in
-                  (kdl.cases(q2, seed + 31 * k + i, True)[0] for i in range(p.layers))]
-        x = layers[0]["x"]
-        head = klh.cases(hp, seed + 7 * k, True)[0]["arrays"]
-        arrays = join(x, layers, head)
-        golden_words(p, arrays)          # the chain stays inside res_width (else: one line)
-        out.append({"name": f"random{k}", "arrays": arrays, "seed": int(rng.integers(1 << 30)),
-                    **({"stall": 0.5} if k else {})})
-    if not quick:       # a step that sees fewer tokens than the cache holds
-        short = {**out[0]["arrays"], "length": np.array([max(1, p.keep - 1)])}
+    layers = [c["arrays"] for c in (kdl.cases(q2, seed + i, True)[0] for i in range(p.layers))]
+    head = klh.cases(hp, seed, True)[0]["arrays"]
+    arrays = join(layers[0]["x"], layers, head)
+    golden_words(p, arrays)              # the chain stays inside res_width (else: one line)
+    out = [{"name": "random", "arrays": arrays, "seed": int(rng.integers(1 << 30))}]
+    if not quick:       # a step that sees fewer tokens than the cache holds, y stalled
+        short = {**arrays, "length": np.array([max(1, p.keep - 1)])}
         golden_words(p, short)
-        out.insert(1, {"name": "short_length", "arrays": short, "seed": out[0]["seed"]})
+        out.append({"name": "short_length", "arrays": short, "seed": out[0]["seed"],
+                    "stall": 0.5})
     return out
 
 

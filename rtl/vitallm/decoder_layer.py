@@ -49,6 +49,9 @@ class DecoderLayer(wiring.Component):
     accepted once the attention half has added its last code; its ``x_attn`` waits in ``wo``
     until ``ffn-out`` has taken the previous token's residual row.
 
+    Without SubLN (``subln=False``) ``sub_gamma``, ``sub_e``, ``ffn_sub_gamma`` and
+    ``ffn_sub_e`` are absent (the halves' no-SubLN paths).
+
     Members
     -------
     w, kv, wo, cos, sin, mults, score, norm_gamma, norm_e, ratio, sub_gamma, sub_e, res_mult :
@@ -62,9 +65,6 @@ class DecoderLayer(wiring.Component):
     ffn_sub_e : as ``e`` of :class:`rtl.vitallm.ffn_out.FfnOut`
     w2_mult : as ``mult`` of :class:`rtl.vitallm.ffn_out.FfnOut`
     gate_mult, gate_shift : as :class:`rtl.vitallm.ffn_in.FfnIn` (``act="silu"`` only)
-
-    Without SubLN (``subln=False``) ``sub_gamma``, ``sub_e``, ``ffn_sub_gamma`` and
-    ``ffn_sub_e`` are absent (the halves' no-SubLN paths).
     x : ``In(stream.Signature(ArrayLayout(signed(res_width), lanes)))``
         ``C = hidden/lanes`` beats per token: ``lanes`` residual codes, lane 0 lowest.
     y : ``Out(stream.Signature(signed(res_width + 2)))``

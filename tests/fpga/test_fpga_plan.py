@@ -51,10 +51,14 @@ def test_ecp5_plan_has_lpf_clock_and_stat_step():
 #: netlist builder, `check_comb_cycles`): the default suite plans them with these overrides,
 #: the slow tier at their defaults
 QUICK = {"swiftchannel-pipeline": {"blocks": 1}}
+#: planned in the slow tier only: the whole decode step repeats its parts' plans
+#: (decoder-layer, lm-head), about 30 s
+SLOW_PLAN = {"decode-model"}
 
 
 @pytest.mark.parametrize(("name", "at_default"), [
-    *((n, n not in QUICK) for n in sorted(KERNELS)),
+    *(pytest.param(n, n not in QUICK, marks=[pytest.mark.slow] if n in SLOW_PLAN else [])
+      for n in sorted(KERNELS)),
     *(pytest.param(n, True, marks=pytest.mark.slow, id=f"{n}-default") for n in sorted(QUICK))])
 def test_every_registered_kernel_gets_a_plan(name, at_default):
     kernel = KERNELS[name]

@@ -67,6 +67,8 @@ def test_formula_and_load_beats():
     q = p.layer()
     assert b["w"] == (q.hidden + 2 * q.kv_dim) * q.hidden // q.lanes
     assert b["kv"] == q.kv_heads * (q.tokens - 1)
+    assert g.load_beats(p, 2)["kv"] == q.kv_heads       # a step of length 2: one cached row
+    assert g.latency_cycles(p, 2) < g.latency_cycles(p)
     assert b["cfg"] == -(-sum(w for _, w in g.cfg_fields(q)) // 32)
     assert g.latency_cycles(p) == (q.chunks + p.layers * (max(b.values()) + 1)
                                  + p.layers * dl.latency_cycles(q) + lh.latency_cycles(p.head()))
@@ -133,19 +135,6 @@ def test_layers_share_their_gain_formats():
     assert p.norm_gamma_frac == im.layers[1].attn_norm.p.gamma.frac
 
 
-def test_a_short_step_sees_only_its_length():
-    """The registry's ``short_length`` case (L = K − 1 of M): each layer loads L − 1 cached rows
-    and attends to them; token == golden, cycles == the formula at L."""
-    p = KERNEL.params(**KERNEL.test_params[0])
-    case = next(c for c in KERNEL.cases(p, seed=3) if c["name"] == "short_length")
-    n = kd.length_of(case["arrays"], p)
-    assert n < p.tokens
-    assert g.load_beats(p, n)["kv"] == p.kv_heads * (n - 1)
-    got, cycles = rtl_decode_model(p, case["arrays"])
-    assert got == tuple(kd.golden_words(p, case["arrays"]))
-    assert cycles == g.latency_cycles(p, n) < g.latency_cycles(p)
-
-
 def _generate(micro_model, prompt_len, new_tokens):
     from hwsim.sim.generate import generate
 
@@ -153,6 +142,7 @@ def _generate(micro_model, prompt_len, new_tokens):
     return generate(im, tokens[:prompt_len], new_tokens, keep=3)
 
 
+@pytest.mark.slow  # ~50 s; decode-model itself is checked by default (registry stimulus)
 def test_generates_tokens_on_the_rtl(micro_model):
     """Two greedy tokens after a one-token prompt (steps of length 1 and 2), the KV caches built
     from the design's own kv_new rows: every token, key and value == the integer model's,
