@@ -63,6 +63,10 @@ def add_arguments(p) -> None:
                    help="also run one real decode token of the whole model (every layer on the "
                         "time-multiplexed decoder layer, then the LM head: the greedy token) on "
                         "the decode-model RTL under cocotb on Icarus (minutes)")
+    p.add_argument("--dram-bytes-per-cycle", type=int, default=16,
+                   help="DRAM bandwidth (bytes per cycle, default 16: a 128-bit AXI4 bus at one "
+                        "beat a cycle) of the weight-streaming bound that --rtl-model and "
+                        "--rtl-generate compare their cycles per token with")
 
 
 def decode_step_case(im, tokens, layer: int, keep: int) -> tuple[object, dict, dict]:
@@ -301,11 +305,13 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
                       tokens=int(np.size(tokens)), keep=keep, ffn=p.ffn)
 
 
-def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",)) -> dict:
+def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",),
+                     dram_bytes_per_cycle: int = 16) -> dict:
     """The decode token after ``tokens`` through the whole model on the ``decode-model`` RTL
     under cocotb: every layer (weights, KV cache of the earlier tokens and parameters loaded
     per layer), the final norm, the LM head and the greedy token; token and logit ``==``
-    golden, the golden's token ``==`` the integer model's argmax, cycles ``==`` formula."""
+    golden, the golden's token ``==`` the integer model's argmax, cycles ``==`` formula; the
+    token's off-chip bytes and their streaming bound at ``dram_bytes_per_cycle``."""
     import numpy as np
 
     from hwsim.golden.vitallm import bitnet_layer as bl
@@ -321,14 +327,19 @@ def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",)) -> di
     same = tok == int(np.argmax(logits[-1])) and logit == int(logits[-1].max())
     return _rtl_token("decode-model", dm, p, case, same, build, sims,
                       tokens=int(np.size(tokens)), keep=keep, layers=p.layers, vocab=p.vocab,
-                      token=tok, load_beats=dm.load_beats(p))
+                      token=tok, load_beats=dm.load_beats(p), dram_bytes=dm.dram_bytes(p),
+                      dram_bytes_per_cycle=dram_bytes_per_cycle,
+                      stream_bound_cycles=dm.stream_bound_cycles(p, dram_bytes_per_cycle))
 
 
-def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str) -> dict:
+def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
+                 dram_bytes_per_cycle: int = 16) -> dict:
     """Greedy generation of ``new_tokens`` after ``prompt`` on the ``decode-model`` RTL under
     cocotb (:func:`hwsim.sim.generate.generate_cocotb`): the prompt's steps (``prefill``, the
     last one gives the first new token) and one decode step per further token, each one token
-    against the caches the design's own ``kv_new`` rows built."""
+    against the caches the design's own ``kv_new`` rows built. Per decode token (the mean over
+    the decode steps): its off-chip bytes and their streaming bound at
+    ``dram_bytes_per_cycle``."""
     import numpy as np
 
     from hwsim.golden.vitallm import decode_model as dm
@@ -345,6 +356,11 @@ def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str) 
     return {"sim": sim, "passed": rep.passed, "bit_exact": bool(c.get("bit_exact")),
             "prompt": prompt, "tokens": c.get("tokens"), "generated": (c.get("tokens") or [])[P - 1:],
             "capacity": p.tokens, "keep": p.keep, "layers": p.layers,
+            "dram_bytes_per_cycle": dram_bytes_per_cycle,
+            "dram_bytes_per_token": _mean([dm.dram_bytes(p, t + 1)["total"]
+                                           for t in range(P, steps)]),
+            "stream_bound_cycles_per_token": _mean([
+                dm.stream_bound_cycles(p, dram_bytes_per_cycle, t + 1) for t in range(P, steps)]),
             "step_cycles": cyc, "formula_step_cycles": formula,
             "prefill_cycles": sum(cyc[:P]), "formula_prefill_cycles": sum(formula[:P]),
             "decode_cycles_per_token": sum(decode) / len(decode) if decode else None,
@@ -352,6 +368,10 @@ def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str) 
                                                 if steps > P else None),
             "build_s": rep.build_s, "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
             "failures": rep.failures}
+
+
+def _mean(xs: list) -> float | None:
+    return sum(xs) / len(xs) if xs else None
 
 
 def _accelerator(args, cfg) -> tuple[int, list]:
@@ -374,6 +394,9 @@ def _accelerator(args, cfg) -> tuple[int, list]:
         raise HwsimError("--windows and --calib-windows must be at least 1")
     if args.rtl and not 0 <= args.rtl_layer < cfg.layers:
         raise HwsimError(f"--rtl-layer {args.rtl_layer} does not exist ({cfg.layers} layers)")
+    if args.dram_bytes_per_cycle < 1:
+        raise HwsimError(f"--dram-bytes-per-cycle must be at least 1, not "
+                         f"{args.dram_bytes_per_cycle}")
     if args.rtl_generate and (args.rtl_generate < 0 or not 1 <= args.rtl_prompt <= M):
         raise HwsimError(f"--rtl-generate must be ≥ 0 and --rtl-prompt 1 … --tokens ({M})")
     if args.rtl or args.rtl_model:
@@ -505,27 +528,33 @@ def run(args) -> dict:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            model_rtl = rtl_decode_model(im, tokens, args.rtl_keep, args.out or tmp)
+            model_rtl = rtl_decode_model(im, tokens, args.rtl_keep, args.out or tmp,
+                                         dram_bytes_per_cycle=args.dram_bytes_per_cycle)
     gen = None
     if args.rtl_generate:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             gen = rtl_generate(im, tokens[:args.rtl_prompt], args.rtl_generate, args.rtl_keep,
-                               args.out or tmp, args.rtl_sim)
+                               args.out or tmp, args.rtl_sim,
+                               dram_bytes_per_cycle=args.dram_bytes_per_cycle)
     return {
         **({"rtl_decoder_layer": rtl} if rtl is not None else {}),
         **({"rtl_decode_model": model_rtl, "rtl_tokens": int(model_rtl["all_bit_exact"]),
             "rtl_tokens_equal_golden": model_rtl["all_bit_exact"],
             "sim_cycles_per_token": model_rtl["runs"][0]["cycles"],
-            "formula_cycles_per_token": model_rtl["runs"][0]["formula_cycles"]}
+            "formula_cycles_per_token": model_rtl["runs"][0]["formula_cycles"],
+            **_bound(model_rtl["runs"][0]["cycles"], model_rtl["dram_bytes"]["total"],
+                     model_rtl["stream_bound_cycles"], args.dram_bytes_per_cycle)}
            if model_rtl is not None else {}),
         **({"rtl_generate": gen, "rtl_tokens": len(gen["generated"]),
             "rtl_tokens_equal_golden": gen["passed"] and gen["bit_exact"],
             "sim_cycles_per_token": gen["decode_cycles_per_token"],
             "formula_cycles_per_token": gen["formula_decode_cycles_per_token"],
             "sim_prefill_cycles": gen["prefill_cycles"],
-            "formula_prefill_cycles": gen["formula_prefill_cycles"]}
+            "formula_prefill_cycles": gen["formula_prefill_cycles"],
+            **_bound(gen["decode_cycles_per_token"], gen["dram_bytes_per_token"],
+                     gen["stream_bound_cycles_per_token"], args.dram_bytes_per_cycle)}
            if gen is not None else {}),
         "config": cfg.name, "checkpoints": str(ck), "trained_in_this_run": trained_here,
         "corpus": corpus.describe(), "windows": int(wins.shape[0]), "seq": seq,
@@ -540,6 +569,14 @@ def run(args) -> dict:
         "est_context": args.est_context, "threads": args.threads,
         "rows": rows,
     }
+
+
+def _bound(cycles, dram_bytes, bound, bytes_per_cycle: int) -> dict:
+    """The bench's top-level traffic fields of one token: its off-chip bytes, the
+    weight-streaming bound (bytes ÷ bytes per cycle) and the simulated cycles over it."""
+    return {"dram_bytes_per_token": dram_bytes, "weight_stream_bound_cycles_per_token": bound,
+            "dram_bytes_per_cycle": bytes_per_cycle,
+            "cycles_over_stream_bound": cycles / bound if cycles and bound else None}
 
 
 def table(r: dict) -> str:
@@ -599,4 +636,9 @@ def table(r: dict) -> str:
                   f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
                   f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
                   for run in x["runs"]]
+    if r.get("weight_stream_bound_cycles_per_token"):
+        lines.append(f"off-chip bytes per decode token {r['dram_bytes_per_token']:.0f}; "
+                     f"weight-streaming bound {r['weight_stream_bound_cycles_per_token']:.0f} "
+                     f"cycles at {r['dram_bytes_per_cycle']} B/cycle; simulated cycles per "
+                     f"token {r['cycles_over_stream_bound']:.2f}× the bound")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from hwsim.cli import main
     (["--keep", "8,x"], "comma-separated integers"),
     (["--tokens", "32", "--rtl-model", "--rtl-keep", "40"], "cannot exceed"),
     (["--tokens", "8", "--rtl-generate", "2", "--rtl-prompt", "9"], "--rtl-prompt"),
+    (["--rtl-model", "--dram-bytes-per-cycle", "0"], "--dram-bytes-per-cycle"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     ck = tmp_path / "ck"
@@ -60,6 +61,10 @@ def test_whole_model_decode_token_on_rtl(tmp_path, capsys):
     assert x["golden_equals_integer_model"] and r["rtl_tokens_equal_golden"]
     assert r["rtl_tokens"] == 1
     assert r["sim_cycles_per_token"] == r["formula_cycles_per_token"]
+    assert r["dram_bytes_per_token"] == x["dram_bytes"]["total"]
+    bound = r["weight_stream_bound_cycles_per_token"]
+    assert (bound - 1) * 16 < r["dram_bytes_per_token"] <= bound * 16  # default 16 B/cycle
+    assert r["cycles_over_stream_bound"] == r["sim_cycles_per_token"] / bound
 
 
 @pytest.mark.slow
@@ -77,3 +82,6 @@ def test_tokens_generated_on_rtl(tmp_path, capsys):
     g = r["rtl_generate"]
     assert g["step_cycles"] == g["formula_step_cycles"] and len(g["step_cycles"]) == 3
     assert r["sim_prefill_cycles"] == r["formula_prefill_cycles"]
+    # the one decode step (the third) sees L = 3 tokens
+    assert g["dram_bytes_per_token"] == r["dram_bytes_per_token"] > 0
+    assert r["weight_stream_bound_cycles_per_token"] == -(-r["dram_bytes_per_token"] // 16)

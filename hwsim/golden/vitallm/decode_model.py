@@ -36,7 +36,8 @@ from hwsim.golden.vitallm.attn_out import RATIO_BITS
 from quant.qtype import QType
 
 __all__ = ["CFG_WORD", "LOAD_PORTS", "DecodeModelParams", "cfg_fields", "cfg_words",
-           "decode_model", "latency_cycles", "load_beats", "phase_cycles", "storage_bits"]
+           "decode_model", "dram_bytes", "latency_cycles", "load_beats", "phase_cycles",
+           "storage_bits", "stream_bound_cycles"]
 
 #: Bits of a ``cfg`` word.
 CFG_WORD = 32
@@ -174,6 +175,39 @@ def latency_cycles(p: DecodeModelParams, length: int | None = None) -> int:
     """First ``x`` beat to the ``y`` beat of one token over ``L = length`` visible tokens: the
     sum of :func:`phase_cycles`."""
     return sum(phase_cycles(p, length).values())
+
+
+def dram_bytes(p: DecodeModelParams, length: int | None = None) -> dict[str, int]:
+    """Off-chip bytes one token over ``L = length`` visible tokens (default ``tokens``) moves,
+    by kind, with their ``total``: what a DRAM behind the load streams serves and takes.
+
+    * ``embed``: the token's residual row (``hidden`` codes of ``res_width`` bits);
+    * ``weights``: every layer's seven ternary matrices, 2 bits a weight (the stream words are
+      the Hugging Face packed layout's 4 weights a byte);
+    * ``cfg``: every layer's parameter words (``CFG_WORD`` bits each);
+    * ``kv_read``: every layer's ``G·(L − 1)`` cached k, v rows (``2·head_dim`` int8 codes);
+    * ``kv_write``: every layer's ``G`` new k, v rows (``kv_new``), written back.
+
+    The LM head's weights stay on chip (loaded once before the first token) and are not
+    counted; the result is exact integers."""
+    n, L = p.layers, _length(p, length)
+    row = 2 * p.head_dim
+    d = {"embed": -(-p.hidden * p.res_width // 8), "weights": n * p.weight_bytes,
+         "cfg": n * load_beats(p, L)["cfg"] * CFG_WORD // 8,
+         "kv_read": n * p.kv_heads * (L - 1) * row, "kv_write": n * p.kv_heads * row}
+    return {**d, "total": sum(d.values())}
+
+
+def stream_bound_cycles(p: DecodeModelParams, bytes_per_cycle: int,
+                        length: int | None = None) -> int:
+    """The weight-streaming bound of one token: ``ceil(dram_bytes(p, L)["total"] /
+    bytes_per_cycle)`` cycles, the fewest in which a DRAM of ``bytes_per_cycle`` can move a
+    token's off-chip bytes (no design that streams them is faster)."""
+    if isinstance(bytes_per_cycle, bool) or not isinstance(bytes_per_cycle, int | np.integer) \
+            or bytes_per_cycle < 1:
+        raise HwsimError(f"DRAM bytes per cycle must be a positive integer, not "
+                         f"{bytes_per_cycle!r}")
+    return -(-dram_bytes(p, length)["total"] // int(bytes_per_cycle))
 
 
 def storage_bits(p: DecodeModelParams) -> int:
