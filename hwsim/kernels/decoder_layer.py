@@ -207,6 +207,10 @@ KERNEL = Kernel(
         CliParam("act", str, "relu2", "FFN gated product: relu2 (2B4T) or silu (1bitLLM)"),
         CliParam("subln", on_off, True, "the attention and FFN SubLNs (off: the 1bitLLM form, "
                  "act=silu)"),
+        CliParam("weight_kib", int, None, "on-chip weight memory (KiB) the layer's ternary "
+                 "weights must fit at 2 bits (default: not checked)"),
+        CliParam("kv_kib", int, None, "on-chip KV-cache memory (KiB) the layer's K, V and LO "
+                 "codes of M tokens must fit (default: not checked)"),
     ),
     component_path="rtl.vitallm.decoder_layer:DecoderLayer",
     testbench="hwsim.sim.tb_decoder_layer",

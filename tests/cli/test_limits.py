@@ -105,6 +105,25 @@ def test_storage_formula_of_the_golden_module_is_used(kernel, args, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kernel", ["decoder-layer", "decode-model"])
+@pytest.mark.parametrize("opt,value,words", [
+    ("--weight-kib", 32, ("46080 B at 2 bits", "32 KiB weight memory")),
+    ("--kv-kib", 24, ("KV cache of 256 tokens", "24 KiB KV memory")),
+])
+def test_a_layer_that_does_not_fit_its_buffers_is_refused(kernel, opt, value, words, tmp_path,
+                                                          capsys):
+    """BitNet-tiny's layer (46 080 B of ternary weights; 256 cached tokens: 40 960 B of K, V and
+    LO codes) against VitaLLM's 32 KiB weight and 24 KiB KV buffers: one line before anything
+    is elaborated."""
+    out = tmp_path / "rtl"
+    assert main(["rtl", "emit", kernel, "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
+                 "--ffn", "352", "--tokens", "256", "--keep", "8", "--lanes", "16", "--force",
+                 opt, str(value), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words), err
+    assert not out.exists()
+
+
 def test_golden_rtl_limits_are_applied(tmp_path, capsys):
     # lo-topk's selector is a prefix chain `tokens` deep: 16 384 tokens is a RecursionError
     out = tmp_path / "rtl"
