@@ -112,7 +112,7 @@ def run_yosys(script: str, cwd: Path, log: Path | None = None, timeout: float = 
     clear line (with the log's last error) on failure or after ``timeout`` seconds.
 
     The child runs in its own process group, so a timeout also ends the native ``yosys-abc``
-    it may have started.
+    it may have started; so does any exception while it runs (Ctrl-C, a terminated hwsim).
     """
     b = yosys_backend(backend)
     if b == "pyosys":
@@ -127,6 +127,12 @@ def run_yosys(script: str, cwd: Path, log: Path | None = None, timeout: float = 
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise HwsimError(f"yosys ({b}) did not finish within {timeout:.0f} s") from None
+    except BaseException:
+        # Ctrl-C or a termination of hwsim: the group is in its own session, so nothing else
+        # would end it
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     if log is not None:
         Path(log).write_text(out + err)
     if proc.returncode != 0:

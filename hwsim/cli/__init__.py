@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.__dict__.pop("_onoff_seen", None)
+    previous = _on_sigterm(_terminate)
     try:
         check_outputs(args)  # output folders and files: before any work
         return int(args.func(args) or 0)
@@ -103,6 +104,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("hwsim: terminated", file=sys.stderr)
+        return 143
+    finally:
+        _on_sigterm(previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception: the command unwinds (staged outputs removed, tool processes
+    ended) instead of dying where it stands. Not an ``Exception``, so that no ``except
+    Exception`` on the way swallows it."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM and return the previous one (None where signals cannot
+    be set: outside the main thread)."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -233,3 +233,45 @@ def test_rebuild_replaces_report_and_drops_stale_artifacts(tmp_path, monkeypatch
     assert not (out / "old.bit").exists()
     assert "old.bit" not in json.loads((out / REPORT_JSON).read_text())["artifacts"]
     assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no staging folder left
+
+
+@pytest.mark.synth
+def test_terminated_build_ends_its_yosys_and_writes_nothing(tmp_path):
+    """SIGTERM to ``hwsim fpga build`` while yosys runs (in its own session, which no Ctrl-C
+    or SIGTERM of hwsim reaches): hwsim ends yosys' process group, exits 143 with one line and
+    leaves no build folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "build"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwsim.cli", "fpga", "build", "ternary-mvu", "--target", "zcu111",
+         "--rows", "64", "--cols", "64", "-o", str(out)], cwd=root, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def tools() -> list[int]:
+        """Processes working in the build's staging folder (yosys and its yosys-abc)."""
+        found = []
+        for p in Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and os.readlink(p / "cwd").startswith(str(tmp_path)):
+                    found.append(int(p.name))
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 120
+    while not tools() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tools(), "yosys never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["hwsim: terminated"]
+    time.sleep(0.5)
+    assert tools() == []
+    assert not out.exists() and list(tmp_path.iterdir()) == []
