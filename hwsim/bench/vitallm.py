@@ -579,6 +579,13 @@ def _bound(cycles, dram_bytes, bound, bytes_per_cycle: int) -> dict:
             "cycles_over_stream_bound": cycles / bound if cycles and bound else None}
 
 
+def _run_lines(runs: list[dict]) -> list[str]:
+    """One table line per simulator run of an ``rtl_*`` report."""
+    return [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, {run['cycles']} "
+            f"cycles (formula {run['formula_cycles']}), build {run['build_s']:.0f} s, "
+            f"{run['sim_cycles_per_s']:.0f} simulated cycles/s" for run in runs]
+
+
 def table(r: dict) -> str:
     a = r["accelerator"]
     head = (f"BitNet b1.58 {r['config']} ({r['corpus']['source']}), {r['positions']} validation "
@@ -615,10 +622,7 @@ def table(r: dict) -> str:
         lines.append(f"decoder-layer RTL on a real decode token, layer {x['layer']}, "
                      f"M={x['tokens']}, K={x['keep']}: golden == integer model x_out: "
                      f"{x['golden_equals_integer_model']}")
-        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
-                  f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
-                  f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
-                  for run in x["runs"]]
+        lines += _run_lines(x["runs"])
     if "rtl_generate" in r:
         x = r["rtl_generate"]
         lines.append(f"decode-model RTL generation on {x['sim']}: prompt {x['prompt']} → "
@@ -632,10 +636,7 @@ def table(r: dict) -> str:
         lines.append(f"decode-model RTL (all {x['layers']} layers + LM head) on a real decode "
                      f"token, M={x['tokens']}, K={x['keep']}: greedy token {x['token']}, golden "
                      f"== integer model argmax: {x['golden_equals_integer_model']}")
-        lines += [f"  {run['sim']}: {'==' if run['bit_exact'] else '!='} golden, "
-                  f"{run['cycles']} cycles (formula {run['formula_cycles']}), build "
-                  f"{run['build_s']:.0f} s, {run['sim_cycles_per_s']:.0f} simulated cycles/s"
-                  for run in x["runs"]]
+        lines += _run_lines(x["runs"])
     if r.get("weight_stream_bound_cycles_per_token"):
         lines.append(f"off-chip bytes per decode token {r['dram_bytes_per_token']:.0f}; "
                      f"weight-streaming bound {r['weight_stream_bound_cycles_per_token']:.0f} "
