@@ -37,6 +37,7 @@ __all__ = [
     "quantize_multiplier",
     "quantize_multipliers_shared",
     "requantize",
+    "round_exact",
     "round_shift",
 ]
 
@@ -125,6 +126,11 @@ class QType:
         if not self.signed:
             return (1 << self.width) - 1
         return (1 << (self.width - 1)) - 1
+
+    @property
+    def peak(self) -> int:
+        """Largest code magnitude, ``max(|min_code|, |max_code|)``."""
+        return max(-self.min_code, self.max_code)
 
     @property
     def lsb(self) -> float:
@@ -253,33 +259,105 @@ def dequantize(codes, qtype: QType, scale: float | np.ndarray = 1.0) -> np.ndarr
     return codes.astype(np.float64) * (np.asarray(scale, dtype=np.float64) * qtype.lsb)
 
 
-def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
-    """Integer ``x / 2**shift`` rounded by ``rounding``, in integer arithmetic only.
+#: integers of magnitude below this are exact in float64, and so is every ``n · 2**-s`` of them
+_F64_EXACT = 1 << 53
 
-    ``x`` is int64; ``0 ≤ shift ≤ 62``.
-    This is the exact operation the RTL's rounding right shift implements.
+
+def round_exact(y: np.ndarray, rounding: Rounding) -> np.ndarray:
+    """Round float64 values that are *exact* binary fractions ``n · 2**-s`` (``|n| < 2**53``) to
+    integers (float64) by ``rounding``: every step below is exact for such values (``y − ⌊y⌋``
+    is ``(n mod 2**s) · 2**-s``), so the result is the integer rounding of the rational value."""
+    if rounding is Rounding.HALF_EVEN:
+        return np.rint(y)
+    if rounding is Rounding.FLOOR:
+        return np.floor(y)
+    if rounding is Rounding.TRUNC:
+        return np.trunc(y)
+    f = np.floor(y)
+    frac = y - f
+    if rounding is Rounding.HALF_UP:
+        return f + (frac >= 0.5)
+    if rounding is Rounding.HALF_AWAY:
+        return f + ((frac > 0.5) | ((frac == 0.5) & (y >= 0)))
+    raise AssertionError(rounding)
+
+
+def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
+    """Integer ``x / 2**shift`` rounded by ``rounding``, exactly.
+
+    ``x`` is int64; ``0 ≤ shift ≤ 62`` (an array broadcasts against ``x``).
+    This is the exact operation the RTL's rounding right shift implements. Where every
+    ``|x| < 2**53`` the quotient is computed in float64, where ``x · 2**-shift`` and each
+    rounding step are exact (:func:`round_exact`); otherwise in int64 shifts and masks.
     """
-    x = np.asarray(x).astype(np.int64)
+    x = np.asarray(x).astype(np.int64, copy=False)
+    scalar = isinstance(shift, int | np.integer) and not isinstance(shift, bool)
+    if scalar:
+        if not 0 <= int(shift) <= 62:
+            raise HwsimError("rounding shift must be 0 … 62")
+        if int(shift) == 0:
+            return x.copy()
+    else:
+        shift = np.asarray(shift, dtype=np.int64)
+        if shift.size and (shift.min() < 0 or shift.max() > 62):
+            raise HwsimError("rounding shift must be 0 … 62")
+    if x.size and max(-int(x.min()), int(x.max())) < _F64_EXACT:
+        y = x.astype(np.float64) * np.ldexp(1.0, -(int(shift) if scalar else shift))
+        return round_exact(y, rounding).astype(np.int64)
+    return _round_shift_i64(x, shift, rounding)
+
+
+def _round_shift_i64(x: np.ndarray, shift, rounding: Rounding) -> np.ndarray:
+    """:func:`round_shift` in int64 arithmetic (any int64 ``x``)."""
+    if isinstance(shift, int | np.integer) and not isinstance(shift, bool):
+        s = int(shift)
+        if s == 0:
+            return x.copy()
+        floor = x >> s
+        if rounding is Rounding.FLOOR:
+            return floor
+        rem = x & ((1 << s) - 1)           # 0 ≤ rem < 2**s: the bits shifted out
+        half = 1 << (s - 1)
+        # floor + 1 exactly where rem exceeds the rounding threshold (no int64 overflow:
+        # rem + half < 2**63)
+        if rounding is Rounding.TRUNC:
+            return floor + ((x < 0) & (rem != 0))
+        if rounding is Rounding.HALF_UP:
+            return floor + ((rem + half) >> s)
+        if rounding is Rounding.HALF_AWAY:
+            return floor + ((rem + (half - 1) + (x >= 0)) >> s)
+        if rounding is Rounding.HALF_EVEN:
+            return floor + ((rem + (half - 1) + (floor & 1)) >> s)
+        raise AssertionError(rounding)
     s = np.asarray(shift, dtype=np.int64)
-    if np.any(s < 0) or np.any(s > 62):
+    if s.size and (s.min() < 0 or s.max() > 62):
         raise HwsimError("rounding shift must be 0 … 62")
+    if s.size and x.size:
+        # x / 2**s == (x · 2**(smax − s)) / 2**smax: one scalar shift rounds every element the
+        # same way, where the lifted values stay below 2**62
+        smin, smax = int(s.min()), int(s.max())
+        if smin == smax:
+            y = _round_shift_i64(x, smax, rounding)
+            shape = np.broadcast_shapes(x.shape, s.shape)
+            return y if y.shape == shape else np.broadcast_to(y, shape).copy()
+        peak = max(-int(x.min()), int(x.max()))
+        if peak < 1 << (62 - (smax - smin)):
+            return _round_shift_i64(x << (smax - s), smax, rounding)
     floor = x >> s
     if rounding is Rounding.FLOOR:
         return floor
-    one = np.int64(1)
-    rem = x - (floor << s)  # 0 ≤ rem < 2**s
-    half = np.where(s > 0, one << np.maximum(s - 1, 0), 0)
-    nonzero = rem != 0
+    mask = (np.int64(1) << s) - 1
+    rem = x & mask                          # 0 ≤ rem < 2**s
     if rounding is Rounding.TRUNC:
-        return floor + ((x < 0) & nonzero)
-    above = rem > half
-    tie = (rem == half) & (s > 0)
+        return floor + ((x < 0) & (rem != 0))
+    half_m1 = mask >> 1                     # 2**(s-1) − 1, and 0 where s = 0 (so is rem)
+    on = s > 0
     if rounding is Rounding.HALF_UP:
-        return floor + (above | tie)
+        return floor + ((rem + half_m1 + on) >> s)
     if rounding is Rounding.HALF_AWAY:
-        return floor + (above | (tie & (x >= 0)))
+        return floor + ((rem + half_m1 + ((x >= 0) & on)) >> s)
     if rounding is Rounding.HALF_EVEN:
-        return floor + (above | (tie & ((floor & 1) == 1)))
+        return floor + ((rem + half_m1 + ((floor & 1) & on)) >> s)
     raise AssertionError(rounding)
 
 
@@ -304,40 +382,79 @@ def _round_shift_int(x: int, s: int, rounding: Rounding) -> int:
     return floor + (floor & 1)  # HALF_EVEN
 
 
-def requantize(acc, multiplier: int, shift: int, out: QType) -> np.ndarray:
+def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
     """Integer-only rescale: ``out.fit(round_shift(acc · multiplier, shift, out.rounding))``.
 
     Parameters
     ----------
     acc : array of int
         Wide accumulator codes (int64).
-    multiplier : int
-        Non-negative integer multiplier ``M``.
-    shift : int
-        Right shift ``S`` ≥ 0; the real rescale factor is ``M · 2**-S``.
+    multiplier : int or array of int
+        Non-negative integer multiplier ``M`` (an array broadcasts against ``acc``: e.g. one
+        multiplier per head or channel).
+    shift : int or array of int
+        Right shift ``S`` ≥ 0 (0 … 62); the real rescale factor is ``M · 2**-S``. An array
+        broadcasts like ``multiplier``.
     out : QType
         Output format; its ``rounding`` and ``overflow`` are used.
 
     Products that could pass 2**62 are computed in Python integers, so the result is exact for
     any accumulator width up to 64 bits.
     """
-    multiplier, shift = int(multiplier), int(shift)
-    if multiplier < 0:
-        raise HwsimError(f"requantization multiplier must be ≥ 0, not {multiplier}")
-    if not 0 <= shift <= 62:
-        raise HwsimError(f"requantization shift must be 0 … 62, not {shift}")
+    scalar = (isinstance(multiplier, int | np.integer) and isinstance(shift, int | np.integer))
+    if scalar:
+        multiplier, shift = int(multiplier), int(shift)
+        m_max = multiplier
+        if multiplier < 0:
+            raise HwsimError(f"requantization multiplier must be ≥ 0, not {multiplier}")
+        if not 0 <= shift <= 62:
+            raise HwsimError(f"requantization shift must be 0 … 62, not {shift}")
+    else:
+        m_arr = np.asarray(multiplier, dtype=object)
+        s_arr = np.asarray(shift)
+        if s_arr.dtype.kind not in "iu" or any(not isinstance(v, int | np.integer)
+                                               for v in m_arr.ravel()):
+            raise HwsimError("requantization multipliers and shifts must be integers")
+        m_max = max((int(v) for v in m_arr.ravel()), default=0)
+        if m_arr.size and min(int(v) for v in m_arr.ravel()) < 0:
+            raise HwsimError("requantization multipliers must be ≥ 0")
+        if s_arr.size and (s_arr.min() < 0 or s_arr.max() > 62):
+            raise HwsimError("requantization shifts must be 0 … 62")
     acc = np.asarray(acc)
     if acc.dtype.kind not in "iu" and acc.dtype != object:
         raise HwsimError(f"accumulator must hold integers, got dtype {acc.dtype}")
-    peak = int(np.max(np.abs(acc.astype(object)))) if acc.size else 0
-    if peak * max(multiplier, 1) < (1 << 62):
-        prod = acc.astype(np.int64) * np.int64(multiplier)
-        y = round_shift(prod, shift, out.rounding)
-        return out.fit(y)
+    if not acc.size:
+        peak = 0
+    elif acc.dtype == object:
+        peak = int(np.max(np.abs(acc)))
+    else:
+        peak = max(-int(acc.min()), int(acc.max()))
+    if peak * max(m_max, 1) < _F64_EXACT:
+        # acc · M · 2**-S is an exact float64 (|acc · M| < 2**53): one multiply, one rounding
+        if scalar:
+            c = math.ldexp(float(multiplier), -shift)
+        else:
+            c = np.ldexp(m_arr.astype(np.float64), -s_arr.astype(np.int64))
+        y = round_exact(acc.astype(np.float64) * c, out.rounding)
+        if out.overflow is Overflow.SATURATE:
+            return np.clip(y, out.min_code, out.max_code).astype(np.int64)
+        return out.fit(y.astype(np.int64))
+    if peak * max(m_max, 1) < (1 << 62):
+        if scalar:
+            prod = acc.astype(np.int64) * np.int64(multiplier)
+        else:
+            prod = acc.astype(np.int64) * m_arr.astype(np.int64)
+            shift = s_arr.astype(np.int64)
+        return out.fit(round_shift(prod, shift, out.rounding))
     # Wide path: exact Python integers, overflow applied before narrowing to int64.
-    flat = [_fit_int(_round_shift_int(int(a) * multiplier, shift, out.rounding), out)
-            for a in np.ravel(acc)]
-    return np.array(flat, dtype=np.int64).reshape(acc.shape)
+    if scalar:
+        flat = [_fit_int(_round_shift_int(int(a) * multiplier, shift, out.rounding), out)
+                for a in np.ravel(acc)]
+        return np.array(flat, dtype=np.int64).reshape(acc.shape)
+    a_b, m_b, s_b = np.broadcast_arrays(acc, m_arr, s_arr)
+    flat = [_fit_int(_round_shift_int(int(a) * int(m), int(sh), out.rounding), out)
+            for a, m, sh in zip(a_b.ravel(), m_b.ravel(), s_b.ravel(), strict=True)]
+    return np.array(flat, dtype=np.int64).reshape(a_b.shape)
 
 
 def _fit_int(v: int, qt: QType) -> int:

@@ -27,12 +27,9 @@ __all__ = ["append_rows", "empty_caches", "generate", "generate_cocotb", "genera
 
 def _golden_sequence(im, prompt: list[int], new_tokens: int, keep: int) -> list[int]:
     from hwsim.golden.vitallm import bitnet_layer as bl
-    from models.bitnet.integer_model import integer_forward
+    from models.bitnet.integer_model import integer_generate
 
-    seq = list(prompt)
-    while len(seq) < len(prompt) + new_tokens:
-        seq.append(int(np.argmax(integer_forward(im, seq, attend=bl.topk_attend(keep))[-1])))
-    return seq
+    return integer_generate(im, prompt, new_tokens, attend=bl.topk_attend(keep))
 
 
 def generation_case(im, prompt, new_tokens: int, keep: int) -> tuple:

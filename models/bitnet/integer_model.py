@@ -48,7 +48,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
-from hwsim.golden.common.int8_matmul import int8_matmul
+from hwsim.golden.common import exact
 from hwsim.golden.vitallm import bitnet_layer as bl
 from hwsim.golden.vitallm import layer_codes as lc
 from quant.brevitas_quantizers import SCALE_FLOOR
@@ -56,7 +56,8 @@ from quant.qtype import INT8, QType, quantize, quantize_multiplier
 
 from .model import BitLinear, BitNetModel, apply_rope
 
-__all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward"]
+__all__ = ["IntegerBitNet", "attach_datapath", "build_integer_model", "integer_forward",
+           "integer_generate"]
 
 NORM_OUT = lc.NORM_OUT               # RMSNorm output codes: real range ±128
 GAMMA_BITS = lc.NORM_GAMMA_BITS      # RMSNorm gain codes (fractional bits from the peak)
@@ -235,9 +236,27 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
 _act = lc.act_quant
 
 
+def _head_operand(m: IntegerBitNet) -> exact.ConstOperand:
+    """The LM head's int8 codes (transposed) as a constant operand, built on first use."""
+    cached = m.__dict__.get("_head_operand")
+    if cached is None or cached[0] is not m.head:
+        cached = (m.head, exact.ConstOperand(INT8.check(m.head, "LM head codes").T, INT8.peak))
+        m.__dict__["_head_operand"] = cached
+    return cached[1]
+
+
+#: sequences of a batch that :func:`integer_forward` runs side by side (bounds the memory of the
+#: attention scores, (chunk, heads, T, T) int64, and keeps them in cache)
+BATCH_CHUNK = 8
+
+
 def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
                     with_step: bool = False):
     """Integer logits (T, vocab) of one token sequence (causal prefill); argmax = greedy choice.
+
+    ``tokens`` (B, T) runs a batch of sequences of one length: logits (B, T, vocab), each
+    sequence's codes exactly those of running it alone (the batch goes through the layers
+    ``BATCH_CHUNK`` sequences at a time).
 
     Row ``t``'s logits are integers at a positive per-token step, so ``argmax`` is the greedy
     next-token choice after token ``t``. With ``capture`` (a dict), each layer's int8 attention
@@ -245,29 +264,82 @@ def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, atten
     (q: (T, heads, hd), k, v: (T, kv_heads, hd), o: (T, heads, hd), amax: (T, heads)), plus
     the layer's residual rows in, after the attention block's ``wo`` add and out, ``x_in``,
     ``x_attn``, ``x_out`` (T, hidden), and the FFN's ``ffn_a``, ``ffn_amax``, ``prod``
-    (:func:`hwsim.golden.vitallm.bitnet_layer.layer_forward`).
+    (:func:`hwsim.golden.vitallm.bitnet_layer.layer_forward`); a batch gives them a leading
+    ``B`` axis.
 
     ``attend`` replaces dense causal attention in every layer (e.g.
     :func:`hwsim.golden.vitallm.bitnet_layer.sparse_attend`). With ``with_step`` the result is
-    ``(logits, step)``: ``logits · step[:, None]`` are the real-valued logits.
+    ``(logits, step)``: ``logits · step[..., None]`` are the real-valued logits.
     """
-    tokens = np.asarray(tokens, dtype=np.int64).ravel()
-    T = tokens.size
+    tokens = np.asarray(tokens)
+    if tokens.dtype.kind not in "iu" or tokens.ndim not in (1, 2):
+        raise HwsimError(f"tokens must be integer ids, (T,) or (B, T), not {tokens.dtype} "
+                         f"{tokens.shape}")
+    tokens = tokens.astype(np.int64)
+    T = tokens.shape[-1]
     if not 1 <= T <= m.attn.max_len:
         raise HwsimError(f"sequence length must be 1 … {m.attn.max_len}, not {T}")
     if tokens.min() < 0 or tokens.max() >= m.embed.shape[0]:
         raise HwsimError("token id outside the vocabulary")
-    r = m.embed[tokens]                                                       # (T, d) residual
+    if tokens.ndim == 2 and capture is None and tokens.shape[0] > BATCH_CHUNK:
+        parts = [integer_forward(m, tokens[i:i + BATCH_CHUNK], attend=attend,
+                                 with_step=with_step)
+                 for i in range(0, tokens.shape[0], BATCH_CHUNK)]
+        if with_step:
+            return (np.concatenate([p[0] for p in parts]),
+                    np.concatenate([p[1] for p in parts]))
+        return np.concatenate(parts)
+    r = m.embed[tokens]                                                 # (…, T, d) residual
     for li, L in enumerate(m.layers):
         cap = {"x_in": r} if capture is not None else None
         r, _, _ = bl.layer_forward(L, m, r, attend=attend, capture=cap)
         if capture is not None:
             capture[li] = {**cap, "x_out": r}
-    a, amax = _act(lc.rms_rows(r, m.final_norm))
-    logits = int8_matmul(a, m.head)                                          # (T, vocab)
+    logits, amax = _head(m, r)
     if with_step:
         return logits, amax.astype(np.float64) * (NORM_OUT.lsb / 127) * m.head_step
     return logits
+
+
+def _head(m: IntegerBitNet, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residual rows (…, d) → final norm → int8 + amax → exact int8 LM head: ``(logits (…,
+    vocab), amax (…))``."""
+    a, amax = _act(lc.rms_rows(r.reshape(-1, r.shape[-1]), m.final_norm))
+    logits = exact.matmul_codes(a, _head_operand(m), INT8.peak, INT8.peak, checked=True)
+    return logits.reshape(*r.shape[:-1], -1), amax.reshape(r.shape[:-1])
+
+
+def integer_generate(m: IntegerBitNet, prompt, new_tokens: int, attend=None) -> list[int]:
+    """Greedy continuation of ``prompt`` by ``new_tokens`` tokens on the integer model: the
+    prompt in one causal prefill, then one decode step per new token against every layer's
+    KV cache, so no earlier position is recomputed. Returns prompt + new tokens; each new token
+    is ``argmax(integer_forward(m, prefix, attend=attend)[-1])`` of its prefix, code for code
+    (``attend`` must, like the dense and top-K rules, treat a row the same whether its keys
+    come from the cache or from its own step)."""
+    prompt = np.asarray(prompt)
+    if prompt.ndim != 1 or prompt.size == 0 or prompt.dtype.kind not in "iu":
+        raise HwsimError("generation needs a prompt of at least one integer token id")
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 0:
+        raise HwsimError(f"new_tokens must be a non-negative integer, not {new_tokens!r}")
+    if prompt.size + new_tokens - 1 > m.attn.max_len:
+        raise HwsimError(f"prompt ({prompt.size}) + new tokens ({new_tokens}) need "
+                         f"{prompt.size + new_tokens - 1} positions > {m.attn.max_len}")
+    if prompt.min() < 0 or prompt.max() >= m.embed.shape[0]:
+        raise HwsimError("token id outside the vocabulary")
+    seq = [int(t) for t in prompt]
+    caches: list = [None] * len(m.layers)
+    step, pos = prompt.astype(np.int64), 0
+    while len(seq) < prompt.size + new_tokens:
+        r = m.embed[step]
+        for i, L in enumerate(m.layers):
+            r, k8, v8 = bl.layer_forward(L, m, r, caches[i], pos, attend)
+            caches[i] = (k8, v8) if caches[i] is None else (
+                np.concatenate([caches[i][0], k8]), np.concatenate([caches[i][1], v8]))
+        pos += step.size
+        logits, _ = _head(m, r[-1:])
+        seq.append(int(np.argmax(logits[0])))
+        step = np.array(seq[-1:], dtype=np.int64)
+    return seq
 
 
 def attach_datapath(model: BitNetModel, m: IntegerBitNet) -> BitNetModel:

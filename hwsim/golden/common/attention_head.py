@@ -33,12 +33,14 @@ shared with another kernel.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwsim.errors import HwsimError
+from hwsim.golden.common import exact
 from hwsim.golden.common import int8_matmul as mm
 from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
@@ -233,7 +235,7 @@ def attention_trace(q, K, V, score_mult: int, score_shift: int, p: AttentionPara
     scores = requantize(acc, score_mult, score_shift, p.score)             # (T, L)
     mask = _mask(q.shape[0], K.shape[0], causal)
     probs = np.where(mask, sm.softmax_int(scores, p.softmax, mask), 0)     # (T, L)
-    o_acc = probs @ V                                                      # (T, d)
+    o_acc = exact.matmul_codes(probs, V, p.prob.peak, INT8.peak, checked=True)  # (T, d)
     o, amax = absmax_requant(o_acc, p.out, p.recip_bits)
     return {"acc": acc, "scores": scores, "mask": mask, "probs": probs, "o_acc": o_acc,
             "o": o, "amax": amax}
@@ -249,6 +251,75 @@ def attention_head(q, K, V, score_mult: int, score_shift: int, p: AttentionParam
     """
     t = attention_trace(q, K, V, score_mult, score_shift, p, causal)
     return t["o"], t["amax"]
+
+
+#: causal attention of many query rows runs in at most CAUSAL_SPLIT blocks of at least
+#: CAUSAL_BLOCK rows (:func:`attention_heads`)
+CAUSAL_SPLIT, CAUSAL_BLOCK = 8, 32
+
+
+def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
+                    causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every query head of a layer at once (grouped-query attention): ``q`` (T, H, d) int8,
+    ``K``, ``V`` (L, KV, d) int8 with ``KV`` dividing ``H`` (query head ``h`` reads KV head
+    ``h // (H/KV)``), ``mults`` one score ``(M, S)`` per query head → ``(o (T, H, d),
+    amax (T, H))``, code for code what :func:`attention_head` returns for each head.
+
+    Leading batch axes (``q`` (…, T, H, d), ``K``, ``V`` (…, L, KV, d), the same ``…``) run
+    independent sequences side by side."""
+    p = p or AttentionParams()
+    q = INT8.check(q, "attention q")
+    K = INT8.check(K, "attention K")
+    V = INT8.check(V, "attention V")
+    d = p.head_dim
+    if (q.ndim < 3 or K.ndim != q.ndim or V.shape != K.shape or q.shape[:-3] != K.shape[:-3]
+            or q.shape[-1] != d or K.shape[-1] != d):
+        raise HwsimError(f"attention heads expect q (…, T, H, {d}), K and V (…, L, KV, {d}); "
+                         f"got {q.shape}, {K.shape}, {V.shape}")
+    T, H, _ = q.shape[-3:]
+    L, KV, _ = K.shape[-3:]
+    if KV < 1 or H % KV:
+        raise HwsimError(f"{KV} KV heads do not divide {H} query heads")
+    if len(mults) != H:
+        raise HwsimError(f"{len(mults)} score multipliers for {H} query heads")
+    if not 1 <= L <= p.max_len:
+        raise HwsimError(f"attention needs 1 … {p.max_len} keys, got {L}")
+    if T > L:
+        raise HwsimError(f"{T} queries but only {L} keys")
+    M = np.array([int(m) for m, _ in mults], dtype=object)[:, None, None]
+    S = np.array([int(s) for _, s in mults], dtype=np.int64)[:, None, None]
+    blocks = min(CAUSAL_SPLIT, T // CAUSAL_BLOCK) if causal else 1
+    if blocks < 2:
+        return _heads_block(q, K, V, M, S, p, causal)
+    # query rows in blocks, each against only the keys it can see (a causal row never reads
+    # the keys after it): the same codes for less work
+    cuts = np.linspace(0, T, blocks + 1).astype(int)
+    parts = [_heads_block(q[..., a:b, :, :], K[..., :L - T + b, :, :], V[..., :L - T + b, :, :],
+                          M, S, p, True)
+             for a, b in itertools.pairwise(cuts)]
+    return (np.concatenate([o for o, _ in parts], axis=-3),
+            np.concatenate([m for _, m in parts], axis=-2))
+
+
+def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
+    """:func:`attention_heads` on checked operands, ``M``, ``S`` (H, 1, 1)."""
+    lead, d = q.shape[:-3], p.head_dim
+    T, H, _ = q.shape[-3:]
+    L, KV, _ = K.shape[-3:]
+    rep, B = H // KV, math.prod(lead)
+    # query heads grouped by their KV head: (B, KV, rep·T, d) against (B, KV, d, L)
+    qg = q.reshape(B, T, H, d).transpose(0, 2, 1, 3).reshape(B, KV, rep * T, d)
+    Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1)
+    acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True).reshape(B, H, T, L)
+    scores = requantize(acc, M, S, p.score)                                # (B, H, T, L)
+    mask = np.broadcast_to(_mask(T, L, causal), scores.shape)
+    probs = sm.softmax_int(scores, p.softmax, mask)                        # 0 where masked
+    Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
+    o_acc = exact.matmul_codes(probs.reshape(B, KV, rep * T, L), Vg, p.prob.peak, INT8.peak,
+                               checked=True).reshape(B, H, T, d)
+    o, amax = absmax_requant(o_acc, p.out, p.recip_bits)
+    return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
+            amax.transpose(0, 2, 1).reshape(*lead, T, H))
 
 
 def attention_float(q, K, V, s_q: float, s_k: float, s_v: float) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.common import exact
 from quant.qtype import INT8, QType, quantize_multiplier, requantize
 
 __all__ = [
@@ -95,6 +96,7 @@ def int8_matmul(a, b, a_qtype: QType = INT8, b_qtype: QType = INT8) -> np.ndarra
     """Exact ``a · bᵀ`` on integer codes: ``a`` (n, k) or (k,), ``b`` (m, k) → (n, m) or (m,).
 
     Returns int64; every entry fits :func:`acc_width` bits (an int32 for k ≤ 2**16 int8 codes).
+    Computed by a float GEMM where that is provably exact (:mod:`hwsim.golden.common.exact`).
     """
     a = a_qtype.check(a, "matmul operand a")
     b = b_qtype.check(b, "matmul operand b")
@@ -102,7 +104,7 @@ def int8_matmul(a, b, a_qtype: QType = INT8, b_qtype: QType = INT8) -> np.ndarra
         raise HwsimError(f"matmul operand b must be 2-D (m, k), got shape {b.shape}")
     if a.shape[-1] != b.shape[1]:
         raise HwsimError(f"matmul operands disagree on k: {a.shape[-1]} vs {b.shape[1]}")
-    return a @ b.T
+    return exact.matmul_codes(a, b.T, _peak(a_qtype), _peak(b_qtype), checked=True)
 
 
 def fold_scale(*factors: float, bits: int = 16, max_shift: int = 62) -> tuple[int, int]:

@@ -6,21 +6,17 @@ Shared by the integer norms: :mod:`hwsim.golden.vitallm.rmsnorm_int` and
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from hwsim.errors import HwsimError
+from hwsim.golden.common import exact
 
 __all__ = ["isqrt", "sqrt_steps"]
 
 
 def isqrt(v) -> np.ndarray:
-    """Exact ``floor(sqrt(v))`` of non-negative integers (int64 array)."""
-    v = np.asarray(v, dtype=np.int64)
-    if v.size and v.min() < 0:
-        raise HwsimError("integer square root of a negative number")
-    return np.vectorize(lambda a: math.isqrt(int(a)), otypes=[np.int64])(v)
+    """Exact ``floor(sqrt(v))`` of non-negative integers (int64 array; vectorized, equal to
+    :func:`math.isqrt` for every int64: :func:`hwsim.golden.common.exact.isqrt`)."""
+    return exact.isqrt(v)
 
 
 def sqrt_steps(width: int) -> int:

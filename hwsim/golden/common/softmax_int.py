@@ -29,13 +29,15 @@ whole int8 range, random and extreme rows by ``tests/golden/test_softmax_int.py`
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
-from quant.qtype import QType, Rounding, round_shift
+from hwsim.golden.common import exact
+from quant.qtype import QType, Rounding, round_exact, round_shift
 
 __all__ = [
     "PROB_UINT8",
@@ -45,6 +47,7 @@ __all__ = [
     "exp2_neg",
     "exp_lut",
     "exp_pass_cycles",
+    "exp_table",
     "log2e_code",
     "max_abs_error_bound",
     "recip_cycles",
@@ -130,10 +133,17 @@ def log2e_code(p: SoftmaxParams) -> int:
     return round(math.log2(math.e) * (1 << p.log2e_bits))
 
 
+@functools.lru_cache(maxsize=64)
+def _exp_lut(lut_bits: int, exp_frac: int) -> np.ndarray:
+    j = np.arange(1 << lut_bits, dtype=np.float64)
+    t = np.round(np.ldexp(np.exp2(-j / (1 << lut_bits)), exp_frac)).astype(np.int64)
+    t.setflags(write=False)
+    return t
+
+
 def exp_lut(p: SoftmaxParams) -> np.ndarray:
     """``LUT[j] = round(2**P · 2**(−j / 2**lut_bits))``, ``2**lut_bits`` entries (int64)."""
-    j = np.arange(1 << p.lut_bits, dtype=np.float64)
-    return np.round(np.ldexp(np.exp2(-j / (1 << p.lut_bits)), p.exp_frac)).astype(np.int64)
+    return _exp_lut(p.lut_bits, p.exp_frac).copy()
 
 
 def exp2_neg(d, p: SoftmaxParams) -> np.ndarray:
@@ -146,10 +156,21 @@ def exp2_neg(d, p: SoftmaxParams) -> np.ndarray:
     u = round_shift(t, shift, Rounding.HALF_UP) if shift >= 0 else t << -shift
     n = u >> p.lut_bits
     j = u & ((1 << p.lut_bits) - 1)
-    lut = exp_lut(p)[j]
+    lut = _exp_lut(p.lut_bits, p.exp_frac)[j]
     big = n > p.exp_frac + 1  # every bit shifted out, and the rounding bit too
     e = round_shift(lut, np.minimum(n, p.exp_frac + 2), Rounding.HALF_UP)
     return np.where(big, 0, e)
+
+
+@functools.lru_cache(maxsize=64)
+def exp_table(p: SoftmaxParams, dtype=np.int64) -> np.ndarray:
+    """:func:`exp2_neg` of every difference ``d = 0 … 2**diff_width − 1``, then one 0 (the
+    entry of a masked score), read-only, as ``dtype`` (int64, or float64: every entry is below
+    ``2**31``, exact): the softmax looks its exponentials up here, which is :func:`exp2_neg`
+    code for code."""
+    t = np.append(exp2_neg(np.arange(1 << p.diff_width, dtype=np.int64), p), 0).astype(dtype)
+    t.setflags(write=False)
+    return t
 
 
 def reciprocal(s, recip_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,14 +180,7 @@ def reciprocal(s, recip_bits: int) -> tuple[np.ndarray, np.ndarray]:
     ``s = 0`` gives ``(0, recip_bits)``. This is what :class:`rtl.common.recip.Reciprocal`
     computes in ``recip_bits + 1`` cycles.
     """
-    s = np.asarray(s, dtype=np.int64)
-    if s.size and s.min() < 0:
-        raise HwsimError("reciprocal of a negative number")
-    flat = s.ravel()
-    ks = np.array([max(int(v).bit_length() - 1, 0) + recip_bits for v in flat], dtype=np.int64)
-    rs = np.array([(1 << int(k)) // int(v) if v else 0 for v, k in zip(flat, ks, strict=True)],
-                  dtype=np.int64)
-    return rs.reshape(s.shape), ks.reshape(s.shape)
+    return exact.reciprocal(s, recip_bits)
 
 
 def _check_rows(x, p: SoftmaxParams, mask):
@@ -198,8 +212,17 @@ def softmax_int(x, p: SoftmaxParams | None = None, mask=None) -> np.ndarray:
     x, mask = _check_rows(x, p, mask)
     lo = p.score.min_code
     m = np.max(np.where(mask, x, lo), axis=-1, keepdims=True)
-    d = np.where(mask, m - x, 0)
-    e = np.where(mask, exp2_neg(d, p), 0)
+    # d = m − x (0 … 2**w − 1); a masked entry looks up the table's extra entry 2**w, a zero
+    d = np.where(mask, m - x, 1 << p.diff_width)
+    if p.exp_frac + p.recip_bits + 2 <= 53 and x.shape[-1] << p.exp_frac < 1 << 53:
+        # float64 holds every e, every row sum and every e·r exactly, and e·r·2**-(k−frac)
+        # too: the same codes as the integer lines below, in fewer passes
+        e = exp_table(p, np.float64)[d]
+        s = np.sum(e, axis=-1, keepdims=True)
+        r, k = reciprocal(s.astype(np.int64), p.recip_bits)
+        y = round_exact(e * np.ldexp(r.astype(np.float64), -(k - p.prob.frac)), p.prob.rounding)
+        return p.prob.fit(y.astype(np.int64))
+    e = exp_table(p)[d]
     s = np.sum(e, axis=-1, keepdims=True)
     r, k = reciprocal(s, p.recip_bits)
     return p.prob.fit(round_shift(e * r, k - p.prob.frac, p.prob.rounding))

@@ -57,15 +57,16 @@ __all__ = [
 
 def qkv_frontend(L: lc.LayerCodes, ctx, a, amax, pos0: int = 0):
     """TINT core → Booth core: int8 activations ``a`` (T, hidden) with their per-token
-    ``amax`` → the ternary q, k, v accumulators → RoPE on q and k (positions ``pos0 …``) →
-    int8 codes at each head's static step. Returns ``q8`` (T, heads, hd), ``k8``, ``v8``
-    (T, kv_heads, hd)."""
-    T = a.shape[0]
+    ``amax`` (T,) → the ternary q, k, v accumulators → RoPE on q and k (positions ``pos0 …``)
+    → int8 codes at each head's static step. Returns ``q8`` (T, heads, hd), ``k8``, ``v8``
+    (T, kv_heads, hd). Leading batch axes (``a`` (B, T, hidden), ``amax`` (B, T)) carry
+    through: sequences side by side at the same positions."""
+    lead = a.shape[:-1]
     H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
-    acc = {n: mvu.ternary_mvu_acc(L.proj[n].W, a) for n in ("wq", "wk", "wv")}
-    q = lc.rope(acc["wq"].reshape(T, H, hd), ctx.cos, ctx.sin, pos0)
-    k = lc.rope(acc["wk"].reshape(T, KV, hd), ctx.cos, ctx.sin, pos0)
-    v = acc["wv"].reshape(T, KV, hd)
+    acc = {n: mvu.ternary_mvu_acc(L.proj[n].weights, a) for n in ("wq", "wk", "wv")}
+    q = lc.rope(acc["wq"].reshape(*lead, H, hd), ctx.cos, ctx.sin, pos0)
+    k = lc.rope(acc["wk"].reshape(*lead, KV, hd), ctx.cos, ctx.sin, pos0)
+    v = acc["wv"].reshape(*lead, KV, hd)
     return (lc.to_static_int8(q, amax, L.qkv_mult["q"]),
             lc.to_static_int8(k, amax, L.qkv_mult["k"]),
             lc.to_static_int8(v, amax, L.qkv_mult["v"]))
@@ -131,6 +132,10 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
     one decoder layer; ``cache = (k8, v8)`` holds the int8 keys and values (P, kv_heads, hd) of
     the ``P = pos0`` earlier positions (``None``: no earlier positions).
 
+    A batch ``x`` (B, T, hidden) runs ``B`` sequences side by side at the same positions (the
+    cache then (B, P, kv_heads, hd), every result with the leading ``B``); each sequence's codes
+    are exactly those of running it alone.
+
     ``ctx`` carries the model-wide constants: ``heads``, ``kv_heads``, ``head_dim``,
     ``res`` (residual QType), ``attn`` (:class:`AttentionParams`), ``cos``,
     ``sin`` (an :class:`models.bitnet.integer_model.IntegerBitNet`).
@@ -143,57 +148,77 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
     """
     attend = attend or dense_attend
     x = np.asarray(x, dtype=np.int64)
-    T = x.shape[0]
+    if x.ndim not in (2, 3):
+        raise HwsimError(f"a layer takes residual rows (T, hidden) or (B, T, hidden), "
+                         f"got {x.shape}")
+    batched = x.ndim == 3
+    xb = x if batched else x[None]
+    B, T, D = xb.shape
     H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
     rep = H // KV
     if cache is None:
-        cache = (np.zeros((0, KV, hd), dtype=np.int64), np.zeros((0, KV, hd), dtype=np.int64))
-    if cache[0].shape[0] != pos0:
-        raise HwsimError(f"the KV cache holds {cache[0].shape[0]} positions, not pos0={pos0}")
-    a, amax = lc.act_quant(lc.rms_rows(x, L.attn_norm))
-    q8, k8, v8 = qkv_frontend(L, ctx, a, amax, pos0)
-    K_all = np.concatenate([cache[0], k8])
-    V_all = np.concatenate([cache[1], v8])
-    wide = np.empty((T, H, hd), dtype=np.int64)
-    ratios = lc.v_ratios(L, H, KV)
-    if capture is not None:
-        capture.update({"q": q8, "k": k8, "v": v8, "o": np.empty_like(q8),
-                        "amax": np.empty((T, H), dtype=np.int64)})
-    for h in range(H):
-        o, amax_o = attend(q8[:, h], K_all[:, h // rep], V_all[:, h // rep],
-                           *L.score_mult[h], ctx.attn)
-        if capture is not None:
-            capture["o"][:, h], capture["amax"][:, h] = o, amax_o
-        wide[:, h] = lc.v_rescale(o, amax_o, ratios[h])
-    wide = wide.reshape(T, H * hd)
+        ck = cv = np.zeros((B, 0, KV, hd), dtype=np.int64)
+    else:
+        ck, cv = (np.asarray(c, dtype=np.int64) for c in cache)
+        if not batched:
+            ck, cv = ck[None], cv[None]
+    if ck.ndim != 4 or ck.shape[1] != pos0:
+        raise HwsimError(f"the KV cache holds {ck.shape[1] if ck.ndim == 4 else ck.shape} "
+                         f"positions, not pos0={pos0}")
+    if ck.shape != (B, pos0, KV, hd) or cv.shape != ck.shape:
+        raise HwsimError(f"the KV cache must be ({B}, {pos0}, {KV}, {hd}) keys and values, "
+                         f"got {ck.shape} and {cv.shape}")
+    rows = xb.reshape(B * T, D)
+    a, amax = lc.act_quant(lc.rms_rows(rows, L.attn_norm))
+    q8, k8, v8 = qkv_frontend(L, ctx, a.reshape(B, T, D), amax.reshape(B, T), pos0)
+    K_all = np.concatenate([ck, k8], axis=1)
+    V_all = np.concatenate([cv, v8], axis=1)
+    ratios = np.asarray(lc.v_ratios(L, H, KV), dtype=np.int64)
+    if attend is dense_attend:                     # every sequence and head at once
+        o, amax_o = ah.attention_heads(q8, K_all, V_all, L.score_mult, ctx.attn, causal=True)
+    else:
+        o, amax_o = np.empty_like(q8), np.empty((B, T, H), dtype=np.int64)
+        for b in range(B):
+            for h in range(H):
+                o[b, :, h], amax_o[b, :, h] = attend(q8[b, :, h], K_all[b, :, h // rep],
+                                                     V_all[b, :, h // rep], *L.score_mult[h],
+                                                     ctx.attn)
+    wide = lc.v_rescale(o, amax_o, ratios).reshape(B * T, H * hd)
     if L.attn_sub is not None:
         a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
     else:                                  # wide codes at the fixed step wide_step
         a2, amax2 = lc.act_quant_wide(wide)
-    x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["wo"].W, a2), amax2, L.res_mult["wo"],
-                        ctx.res)
-    if capture is not None:
-        capture["x_attn"] = x
-    a, amax = lc.act_quant(lc.rms_rows(x, L.ffn_norm))
-    g, u = mvu.ternary_mvu_acc(L.proj["w1"].W, a), mvu.ternary_mvu_acc(L.proj["w3"].W, a)
+    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.proj["wo"].weights, a2), amax2,
+                           L.res_mult["wo"], ctx.res)
+    x_attn = rows
+    a, amax = lc.act_quant(lc.rms_rows(rows, L.ffn_norm))
+    g = mvu.ternary_mvu_acc(L.proj["w1"].weights, a)
+    u = mvu.ternary_mvu_acc(L.proj["w3"].weights, a)
     if L.act == "silu":
-        prod = lc.silu_mul(g, u, amax, L.gate_mult)                       # (T, ffn) exact
+        prod = lc.silu_mul(g, u, amax, L.gate_mult)                       # (rows, ffn) exact
     else:
-        prod = lc.relu2_mul(g, u)                                         # (T, ffn) exact
-    if capture is not None:
-        capture.update({"ffn_a": a, "ffn_amax": amax, "prod": prod})
+        prod = lc.relu2_mul(g, u)                                         # (rows, ffn) exact
     if L.ffn_sub is not None:
         # row t of `prod` has step c·amax_t**k (c fixed, k = L.prod_power): its ε code carries
         # amax_t (eps_power 2k)
         a3, amax3 = lc.act_quant(lc.rms_rows(prod, L.ffn_sub, amax))
     else:
         a3, scale3 = lc.act_quant_wide(prod)
-        amax3 = np.array([int(s) * int(m) ** L.prod_power for s, m in zip(scale3, amax,
-                                                                           strict=True)],
-                         dtype=object)
-    x = lc.residual_add(x, mvu.ternary_mvu_acc(L.proj["w2"].W, a3), amax3, L.res_mult["w2"],
-                        ctx.res)
-    return x, k8, v8
+        amax3 = scale3 * amax.astype(object) ** L.prod_power
+    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.proj["w2"].weights, a3), amax3,
+                           L.res_mult["w2"], ctx.res)
+
+    def shaped(v, *tail):                  # rows back to (B, T, …), the batch axis dropped
+        v = v.reshape(B, T, *tail)         # for an unbatched call
+        return v if batched else v[0]
+
+    if capture is not None:
+        capture.update({"q": shaped(q8, H, hd), "k": shaped(k8, KV, hd),
+                        "v": shaped(v8, KV, hd), "o": shaped(o, H, hd),
+                        "amax": shaped(amax_o, H), "x_attn": shaped(x_attn, D),
+                        "ffn_a": shaped(a, D), "ffn_amax": shaped(amax),
+                        "prod": shaped(prod, prod.shape[-1])})
+    return shaped(rows, D), shaped(k8, KV, hd), shaped(v8, KV, hd)
 
 
 def decode_step(L: lc.LayerCodes, ctx, x, k_cache, v_cache, attend=None,

@@ -34,7 +34,9 @@ import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
 from hwsim.golden.common import attention_head as ah
+from hwsim.golden.common import exact
 from hwsim.golden.vitallm import rmsnorm_int as rn
+from hwsim.golden.vitallm import ternary_mvu as mvu
 from hwsim.golden.vitallm.absmax_barrier import RECIP_BITS
 from quant.qtype import INT8, QType, Rounding, requantize, round_shift
 
@@ -66,6 +68,7 @@ __all__ = [
     "norm_eps_codes",
     "norm_params",
     "relu2_mul",
+    "requantize_heads",
     "residual_add",
     "rms_rows",
     "rms_shifted",
@@ -119,6 +122,16 @@ class NormCodes:
 class ProjCodes:
     W: np.ndarray      # ternary codes (rows, cols)
     scale: float       # real weight step (mean|W| · gain); enters only build-time constants
+
+    @property
+    def weights(self) -> mvu.TernaryWeights:
+        """``W`` checked and in the forms the exact product reads, built on first use (again
+        if ``W`` is replaced; ``W`` must not be modified in place after that)."""
+        cached = self.__dict__.get("_weights")
+        if cached is None or cached[0] is not self.W:
+            cached = (self.W, mvu.TernaryWeights(self.W))
+            self.__dict__["_weights"] = cached
+        return cached[1]
 
 
 @dataclass
@@ -199,8 +212,10 @@ def shift_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, shifts)``: each row of ``x`` shifted right (half even) by the bits that bring
     its peak to ``NORM_IN_BITS`` bits (``shifts``, int64; 0 for a row that fits already)."""
     x = np.asarray(x, dtype=np.int64)
-    peak = np.abs(x).max(axis=-1)
-    shifts = np.array([max(0, int(v).bit_length() - NORM_IN_BITS) for v in peak], dtype=np.int64)
+    peak = np.maximum(-x.min(axis=-1), x.max(axis=-1))
+    shifts = np.maximum(exact.bit_length(peak) - NORM_IN_BITS, 0)
+    if not shifts.any():
+        return x, shifts
     return round_shift(x, shifts[:, None], Rounding.HALF_EVEN), shifts
 
 
@@ -215,20 +230,20 @@ def norm_eps_codes(norm: NormCodes, shifts, amax=None) -> np.ndarray:
     amax = np.asarray(amax, dtype=np.int64)
     if amax.shape != shifts.shape:
         raise HwsimError(f"a norm needs one amax per row ({shifts.shape}), got {amax.shape}")
-    return np.array([eps_code(norm.eps, int(s), int(a), norm.eps_power)
-                     for s, a in zip(shifts.ravel(), amax.ravel(), strict=True)],
-                    dtype=np.int64).reshape(shifts.shape)
+    if (shifts.size and shifts.min() < 0) or (amax.size and amax.min() < 0):
+        raise HwsimError("norm row shifts and amax must be non-negative")
+    # eps_code of every row at once, in exact Python integers (object arrays)
+    E = int(norm.eps)
+    D = (amax.astype(object) ** int(norm.eps_power)) * (1 << (2 * shifts).astype(object))
+    zero = D == 0
+    codes = (2 * E + D) // np.where(zero, 1, 2 * D)
+    codes = np.where(zero | (codes > EPS_CAP), EPS_CAP, codes)
+    return codes.astype(np.int64).reshape(shifts.shape)
 
 
 def rms_shifted(xs: np.ndarray, norm: NormCodes, codes) -> np.ndarray:
-    """Integer RMSNorm of shifted rows ``xs`` with one ε code per row (rows sharing a code go
-    through the golden kernel together)."""
-    out = np.empty(np.shape(xs), dtype=np.int64)
-    codes = np.asarray(codes, dtype=np.int64)
-    for e in np.unique(codes):
-        rows = codes == e
-        out[rows] = rn.rmsnorm_int(xs[rows], norm.gamma, int(e), norm.p)
-    return out
+    """Integer RMSNorm of shifted rows ``xs`` (rows, n) with one ε code per row."""
+    return rn.rmsnorm_int(xs, norm.gamma, np.asarray(codes, dtype=np.int64), norm.p)
 
 
 def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
@@ -250,20 +265,30 @@ def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rope(acc: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos0: int = 0) -> np.ndarray:
-    """acc (T, heads, hd) exact integers at positions ``pos0 …`` → rotated, same scale."""
+    """acc (T, heads, hd) exact integers at positions ``pos0 …`` → rotated, same scale
+    (leading batch axes (…, T, heads, hd) share the positions)."""
     half = acc.shape[-1] // 2
     rot = np.concatenate([-acc[..., half:], acc[..., :half]], axis=-1)
-    T = acc.shape[0]
+    T = acc.shape[-3]
     c, s = cos[pos0:pos0 + T, None, :], sin[pos0:pos0 + T, None, :]
     return round_shift(acc * c + rot * s, ROPE_FRAC, Rounding.HALF_EVEN)
 
 
 def to_static_int8(x: np.ndarray, amax: np.ndarray, mults) -> np.ndarray:
     """x (T, heads, hd) integers at step amax·unit → int8 codes at each head's static step."""
-    out = np.empty_like(x)
-    for h, (M, S) in enumerate(mults):
-        out[:, h] = requantize(x[:, h] * amax[:, None], M, S, INT8)
-    return out
+    return requantize_heads(np.asarray(x, dtype=np.int64) * np.asarray(amax)[..., None, None],
+                            mults, INT8)
+
+
+def requantize_heads(x: np.ndarray, mults, out: QType) -> np.ndarray:
+    """``requantize(x[..., h, :], M_h, S_h, out)`` for every head ``h`` at once: ``x`` (…, H, d)
+    integers, ``mults`` one ``(M, S)`` per head (exact, as :func:`quant.qtype.requantize`)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim < 2 or x.shape[-2] != len(mults):
+        raise HwsimError(f"{len(mults)} multipliers for heads of shape {x.shape}")
+    M = np.array([int(m) for m, _ in mults], dtype=object)[:, None]
+    S = np.array([int(s) for _, s in mults], dtype=np.int64)[:, None]
+    return requantize(x, M, S, out)
 
 
 def v_ratios(L: LayerCodes, heads: int, kv_heads: int) -> list[int]:
@@ -275,12 +300,15 @@ def v_ratios(L: LayerCodes, heads: int, kv_heads: int) -> list[int]:
             for h in range(heads)]
 
 
-def v_rescale(o, amax_o, ratio: int) -> np.ndarray:
+def v_rescale(o, amax_o, ratio) -> np.ndarray:
     """One head's attention outputs ``o`` (…, hd) int8 with their row ``amax_o`` (…) → "wide"
-    codes at the layer's common v step: ``round_half_even(o · amax_o · ratio / 2**15)``."""
+    codes at the layer's common v step: ``round_half_even(o · amax_o · ratio / 2**15)``.
+    ``ratio``: one integer, or an array broadcasting against ``amax_o`` (e.g. one per head of
+    ``o`` (T, H, hd))."""
     o = np.asarray(o, dtype=np.int64)
     amax_o = np.asarray(amax_o, dtype=np.int64)
-    return round_shift(o * amax_o[..., None] * int(ratio), V_RATIO_FRAC, Rounding.HALF_EVEN)
+    r = np.asarray(ratio, dtype=np.int64)[..., None]
+    return round_shift(o * amax_o[..., None] * r, V_RATIO_FRAC, Rounding.HALF_EVEN)
 
 
 def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:

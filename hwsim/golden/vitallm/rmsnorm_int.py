@@ -129,19 +129,40 @@ class RmsNormParams:
         return self.recip_bits + self.gamma.frac - self.out.frac - self.rms_frac
 
 
-def rmsnorm_int(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
-    """Integer RMSNorm of each row of ``x`` ((n,) or (rows, n)) with gains ``gamma`` (n,)."""
+def _eps_codes(eps_code, x: np.ndarray, p: RmsNormParams):
+    """``eps_code`` as an int, or as an int64 column (rows, 1) of per-row codes."""
+    if isinstance(eps_code, bool):
+        raise HwsimError(f"rmsnorm eps_code must be a non-negative integer, not {eps_code!r}")
+    if isinstance(eps_code, int | np.integer):
+        if eps_code < 0:
+            raise HwsimError(f"rmsnorm eps_code must be a non-negative integer, not {eps_code!r}")
+        if int(eps_code) >> p.eps_width:
+            raise HwsimError(f"rmsnorm eps_code {eps_code} does not fit {p.eps_width} bits")
+        return int(eps_code)
+    e = np.asarray(eps_code)
+    if e.dtype.kind not in "iu" or e.shape != x.shape[:-1] or x.ndim != 2:
+        raise HwsimError(f"rmsnorm eps_code must be one non-negative integer, or one per row of "
+                         f"a (rows, n) input; got {e.dtype} {e.shape} for rows {x.shape}")
+    e = e.astype(np.int64)
+    if e.size and (e.min() < 0 or int(e.max()) >> p.eps_width):
+        raise HwsimError(f"rmsnorm eps_code must be 0 … 2**{p.eps_width} − 1")
+    return e[:, None]
+
+
+def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None) -> np.ndarray:
+    """Integer RMSNorm of each row of ``x`` ((n,) or (rows, n)) with gains ``gamma`` (n,).
+
+    ``eps_code``: one integer for every row, or (for a (rows, n) input) an integer array of one
+    code per row — rows with different ε codes in one call (e.g. rows shifted by different
+    amounts before the norm)."""
     p = p or RmsNormParams()
     x = p.x.check(x, "rmsnorm input")
     g = p.gamma.check(gamma, "rmsnorm gains")
     if x.shape[-1] != p.n or g.shape != (p.n,):
         raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")
-    if isinstance(eps_code, bool) or not isinstance(eps_code, int | np.integer) or eps_code < 0:
-        raise HwsimError(f"rmsnorm eps_code must be a non-negative integer, not {eps_code!r}")
-    if int(eps_code) >> p.eps_width:
-        raise HwsimError(f"rmsnorm eps_code {eps_code} does not fit {p.eps_width} bits")
+    eps = _eps_codes(eps_code, x, p)
     ss = np.sum(x * x, axis=-1, keepdims=True)
-    v = (ss << (2 * p.rms_frac)) // p.n + int(eps_code)
+    v = (ss << (2 * p.rms_frac)) // p.n + eps
     q = isqrt(v)
     r, k = reciprocal(q, p.recip_bits)
     shift = k - p.recip_bits + p.shift_base

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError
+from hwsim.golden.common import exact
 from hwsim.golden.common.lanes import pack_lanes
 from quant.qtype import INT8, QType, requantize
 
@@ -33,6 +34,7 @@ __all__ = [
     "PIPELINE_DEPTH",
     "RTL_MAX_WIDTH",
     "TernaryMvuParams",
+    "TernaryWeights",
     "action_counts",
     "latency_cycles",
     "pack_i2s",
@@ -138,25 +140,41 @@ def _check_weights(w) -> np.ndarray:
         raise HwsimError(f"ternary weights must be a 2-D matrix, got shape {w.shape}")
     if w.dtype.kind not in "iub":
         raise HwsimError(f"ternary weights must be integer codes, got dtype {w.dtype}")
-    w = w.astype(np.int64)
-    bad = np.argwhere((w < -1) | (w > 1))
-    if bad.size:
+    w = w.astype(np.int64, copy=False)
+    if w.size and (w.min() < -1 or w.max() > 1):
+        bad = np.argwhere((w < -1) | (w > 1))
         r, c = (int(i) for i in bad[0])
         raise HwsimError(f"weight code {int(w[r, c])} at ({r}, {c}) is not ternary (−1, 0, +1)")
     return w
 
 
+class TernaryWeights:
+    """A ternary weight matrix (rows, cols) checked once and kept in the forms the exact
+    product reads (:class:`hwsim.golden.common.exact.ConstOperand` of ``Wᵀ``): pass it to
+    :func:`ternary_mvu_acc` in place of the codes when the same weights serve many calls."""
+
+    def __init__(self, w):
+        self.W = _check_weights(w)
+        self.operand = exact.ConstOperand(self.W.T, 1)
+
+    @property
+    def shape(self) -> tuple:
+        return self.W.shape
+
+
 def ternary_mvu_acc(w, x, act: QType = INT8) -> np.ndarray:
     """Exact integer accumulators ``W · x`` (int64), no requantization.
 
-    ``w``: (rows, cols) ternary codes; ``x``: (cols,) or (n, cols) codes of ``act``.
-    Returns (rows,) or (n, rows).
+    ``w``: (rows, cols) ternary codes, or a :class:`TernaryWeights`; ``x``: (cols,) or
+    (…, n, cols) codes of ``act``. Returns (rows,) or (…, n, rows). Computed by a float GEMM
+    where that is provably exact (:func:`hwsim.golden.common.exact.matmul_codes`:
+    ``cols · peak(act) < 2**24`` for float32).
     """
-    w = _check_weights(w)
+    tw = w if isinstance(w, TernaryWeights) else TernaryWeights(w)
     x = act.check(x, "activation codes")
-    if x.shape[-1] != w.shape[1]:
-        raise HwsimError(f"activations have {x.shape[-1]} columns, weights have {w.shape[1]}")
-    return x @ w.T
+    if x.shape[-1] != tw.shape[1]:
+        raise HwsimError(f"activations have {x.shape[-1]} columns, weights have {tw.shape[1]}")
+    return exact.matmul_codes(x, tw.operand, act.peak, 1, checked=True)
 
 
 def ternary_mvu(w, x, multiplier: int, shift: int, out: QType = INT8, act: QType = INT8):
