@@ -37,6 +37,7 @@ __all__ = [
     "quantize_multiplier",
     "quantize_multipliers_shared",
     "requantize",
+    "requantize_float",
     "round_exact",
     "round_shift",
 ]
@@ -432,12 +433,10 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
     if peak * max(m_max, 1) < _F64_EXACT:
         # acc · M · 2**-S is an exact float64 (|acc · M| < 2**53): one multiply, one rounding
         if scalar:
-            c = math.ldexp(float(multiplier), -shift)
-        else:
-            c = np.ldexp(m_arr.astype(np.float64), -s_arr.astype(np.int64))
-        y = round_exact(acc.astype(np.float64) * c, out.rounding)
+            m_arr, s_arr = np.array(multiplier, dtype=object), np.array(shift)
+        y = requantize_float(acc.astype(np.float64), m_arr, s_arr, out)
         if out.overflow is Overflow.SATURATE:
-            return np.clip(y, out.min_code, out.max_code).astype(np.int64)
+            return y.astype(np.int64)
         return out.fit(y.astype(np.int64))
     if peak * max(m_max, 1) < (1 << 62):
         if scalar:
@@ -455,6 +454,22 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
     flat = [_fit_int(_round_shift_int(int(a) * int(m), int(sh), out.rounding), out)
             for a, m, sh in zip(a_b.ravel(), m_b.ravel(), s_b.ravel(), strict=True)]
     return np.array(flat, dtype=np.int64).reshape(a_b.shape)
+
+
+def requantize_float(acc: np.ndarray, multiplier, shift, out: QType) -> np.ndarray:
+    """:func:`requantize` of accumulators held in float64, result in float64 (integral codes;
+    saturated for a SATURATE ``out``, not yet wrapped for a WRAP one).
+
+    Precondition (the caller's, not checked here): every ``acc`` is an integer and every
+    ``|acc| · M < 2**53``, so ``acc · M · 2**-S`` is an exact float64 and its rounding exact
+    (:func:`round_exact`). ``multiplier``, ``shift``: integers or integer arrays broadcasting
+    against ``acc``."""
+    c = np.ldexp(np.asarray(multiplier, dtype=object).astype(np.float64),
+                 np.negative(np.asarray(shift, dtype=np.int64)))
+    y = round_exact(acc * c, out.rounding)
+    if out.overflow is Overflow.SATURATE:
+        return np.clip(y, out.min_code, out.max_code)
+    return y
 
 
 def _fit_int(v: int, qt: QType) -> int:

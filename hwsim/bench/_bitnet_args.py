@@ -23,6 +23,7 @@ def add_checkpoint_arguments(p, *, steps: int, windows: int, windows_for: str,
                    help=f"validation windows of 128 bytes for {windows_for}")
     p.add_argument("--calib-windows", type=int, default=calib_windows,
                    help="training windows that calibrate the integer model's static scales")
-    p.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=threads,
+                   help="CPU threads of torch (and of numpy's BLAS where speed is compared)")
     p.add_argument("--rtl-layer", type=int, default=rtl_layer, help="decoder layer for --rtl")
     p.add_argument("--out", type=Path, default=None, help="keep the RTL builds here")

@@ -48,7 +48,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
-from hwsim.golden.common import exact
+from hwsim.golden.common.int8_matmul import Int8Weights, int8_matmul
 from hwsim.golden.vitallm import bitnet_layer as bl
 from hwsim.golden.vitallm import layer_codes as lc
 from quant.brevitas_quantizers import SCALE_FLOOR
@@ -236,18 +236,18 @@ def build_integer_model(model: BitNetModel, calib_windows: np.ndarray) -> Intege
 _act = lc.act_quant
 
 
-def _head_operand(m: IntegerBitNet) -> exact.ConstOperand:
-    """The LM head's int8 codes (transposed) as a constant operand, built on first use."""
-    cached = m.__dict__.get("_head_operand")
+def _head_weights(m: IntegerBitNet) -> Int8Weights:
+    """The LM head's int8 codes checked and prepared for the exact product, on first use."""
+    cached = m.__dict__.get("_head_weights")
     if cached is None or cached[0] is not m.head:
-        cached = (m.head, exact.ConstOperand(INT8.check(m.head, "LM head codes").T, INT8.peak))
-        m.__dict__["_head_operand"] = cached
+        cached = (m.head, Int8Weights(m.head))
+        m.__dict__["_head_weights"] = cached
     return cached[1]
 
 
 #: sequences of a batch that :func:`integer_forward` runs side by side (bounds the memory of the
 #: attention scores, (chunk, heads, T, T) int64, and keeps them in cache)
-BATCH_CHUNK = 8
+BATCH_CHUNK = 4
 
 
 def integer_forward(m: IntegerBitNet, tokens, capture: dict | None = None, attend=None,
@@ -305,7 +305,7 @@ def _head(m: IntegerBitNet, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Residual rows (…, d) → final norm → int8 + amax → exact int8 LM head: ``(logits (…,
     vocab), amax (…))``."""
     a, amax = _act(lc.rms_rows(r.reshape(-1, r.shape[-1]), m.final_norm))
-    logits = exact.matmul_codes(a, _head_operand(m), INT8.peak, INT8.peak, checked=True)
+    logits = int8_matmul(a, _head_weights(m))                                 # exact
     return logits.reshape(*r.shape[:-1], -1), amax.reshape(r.shape[:-1])
 
 

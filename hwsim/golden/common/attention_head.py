@@ -44,7 +44,7 @@ from hwsim.golden.common import exact
 from hwsim.golden.common import int8_matmul as mm
 from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
-from quant.qtype import INT8, QType, requantize, round_shift
+from quant.qtype import INT8, Overflow, QType, requantize, requantize_float, round_shift
 
 __all__ = [
     "MULTIPLIERS",
@@ -310,10 +310,21 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     # query heads grouped by their KV head: (B, KV, rep·T, d) against (B, KV, d, L)
     qg = q.reshape(B, T, H, d).transpose(0, 2, 1, 3).reshape(B, KV, rep * T, d)
     Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1)
-    acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True).reshape(B, H, T, L)
-    scores = requantize(acc, M, S, p.score)                                # (B, H, T, L)
-    mask = np.broadcast_to(_mask(T, L, causal), scores.shape)
-    probs = sm.softmax_int(scores, p.softmax, mask)                        # 0 where masked
+    mask = np.broadcast_to(_mask(T, L, causal), (B, H, T, L))
+    acc_peak = d * INT8.peak * INT8.peak
+    if (not exact.forced() and acc_peak < exact.FLOAT32_EXACT
+            and acc_peak * int(M.max()) < exact.FLOAT64_EXACT
+            and p.score.overflow is Overflow.SATURATE and sm.float_exact(p.softmax, L)):
+        # scores and probabilities as integral float64: the float32 GEMM, the requantizer and
+        # the softmax are each exact there (quant.qtype.requantize_float,
+        # softmax_int.probs_float), so these are the codes of the integer lines below
+        acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32)).astype(np.float64)
+        scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score)
+        probs = sm.probs_float(scores, p.softmax, mask)                    # 0 where masked
+    else:
+        acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
+        scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)
+        probs = sm.softmax_int(scores, p.softmax, mask)                    # 0 where masked
     Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
     o_acc = exact.matmul_codes(probs.reshape(B, KV, rep * T, L), Vg, p.prob.peak, INT8.peak,
                                checked=True).reshape(B, H, T, d)

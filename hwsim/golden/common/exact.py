@@ -12,7 +12,9 @@ before it is taken:
   returns the exact integer result, while ``k·A·B < 2**53`` a float64 GEMM does; past that the
   product stays in int64 (numpy's integer matmul, exact while ``k·A·B < 2**63``, which callers
   guarantee by their accumulator widths). The bound is computed per call from the shapes and the
-  operands' declared peaks (:func:`matmul_path`); operands outside their peaks are refused.
+  operands' declared peaks (:func:`matmul_path`); operands outside their peaks are refused. A
+  2-D ``b`` too long for one float32 GEMM is cut along ``k`` into slices that each fit
+  (:func:`split_length`, e.g. 1 023 terms of int8 × int8), whose exact sums add in int64.
 * **Bit lengths and integer square roots** (:func:`bit_length`, :func:`isqrt`): a float64
   estimate corrected by exact integer comparisons, so the result equals Python's
   ``int.bit_length`` / ``math.isqrt`` for every int64 input.
@@ -39,10 +41,12 @@ __all__ = [
     "ConstOperand",
     "bit_length",
     "force_int64",
+    "forced",
     "isqrt",
     "matmul_codes",
     "matmul_path",
     "reciprocal",
+    "split_length",
 ]
 
 #: integers of magnitude below these are exact in float32 / float64 (24- / 53-bit significands)
@@ -61,6 +65,11 @@ def force_int64():
         yield
     finally:
         _FORCE_INT64 = old
+
+
+def forced() -> bool:
+    """Whether :func:`force_int64` is in effect (callers with their own fast paths honour it)."""
+    return _FORCE_INT64
 
 
 def matmul_path(k: int, a_peak: int, b_peak: int) -> str:
@@ -139,9 +148,30 @@ def matmul_codes(a, b, a_peak: int, b_peak: int, *, checked: bool = False) -> np
                                  f"{_peak_of(x)} > its declared peak {peak}")
     k = a.shape[-1]
     path = matmul_path(k, a_peak, b_peak)
+    kc = split_length(a_peak, b_peak)
+    if path != "float32" and not _FORCE_INT64 and kc and b.ndim == 2:
+        # k in slices of kc terms, each an exact float32 GEMM, their sums added in int64
+        af = a.astype(np.float32)
+        bf = const.as_type(np.float32) if const is not None else b.astype(np.float32)
+        out = np.matmul(af[..., :kc], bf[:kc]).astype(np.int64)
+        for lo in range(kc, k, kc):
+            out += np.matmul(af[..., lo:lo + kc], bf[lo:lo + kc]).astype(np.int64)
+        return out
     ft = {"float32": np.float32, "float64": np.float64, "int64": np.int64}[path]
     bt = const.as_type(ft) if const is not None else b.astype(ft, copy=False)
     return np.matmul(a.astype(ft, copy=False), bt).astype(np.int64, copy=False)
+
+
+#: the shortest slice of a dot product worth its own float32 GEMM (:func:`split_length`)
+MIN_SPLIT = 256
+
+
+def split_length(a_peak: int, b_peak: int) -> int:
+    """Terms per slice when a dot product too long for one exact float32 GEMM is cut into
+    slices that each are (``kc · a_peak · b_peak < 2**24``); 0 where such slices would be
+    shorter than :data:`MIN_SPLIT` (then the product takes the float64 or int64 path)."""
+    kc = (FLOAT32_EXACT - 1) // max(int(a_peak) * int(b_peak), 1)
+    return kc if kc >= MIN_SPLIT else 0
 
 
 # ------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from quant.qtype import INT8, QType, quantize_multiplier, requantize
 __all__ = [
     "BOOTH_RADIX_BITS",
     "Int8MatmulParams",
+    "Int8Weights",
     "acc_width",
     "action_counts",
     "booth_digits",
@@ -92,19 +93,34 @@ def acc_width(k: int, a: QType = INT8, b: QType = INT8) -> int:
     return (k * _peak(a) * _peak(b)).bit_length() + 1
 
 
+class Int8Weights:
+    """A constant ``b`` operand (m, k) of :func:`int8_matmul` (e.g. an LM head), checked
+    against its format once and kept in the forms the exact product reads."""
+
+    def __init__(self, b, b_qtype: QType = INT8):
+        b = b_qtype.check(b, "matmul operand b")
+        if b.ndim != 2:
+            raise HwsimError(f"matmul operand b must be 2-D (m, k), got shape {b.shape}")
+        self.b, self.qtype = b, b_qtype
+        self.operand = exact.ConstOperand(b.T, _peak(b_qtype))
+
+    @property
+    def shape(self) -> tuple:
+        return self.b.shape
+
+
 def int8_matmul(a, b, a_qtype: QType = INT8, b_qtype: QType = INT8) -> np.ndarray:
     """Exact ``a · bᵀ`` on integer codes: ``a`` (n, k) or (k,), ``b`` (m, k) → (n, m) or (m,).
+    ``b`` may be an :class:`Int8Weights` (then its own format replaces ``b_qtype``).
 
     Returns int64; every entry fits :func:`acc_width` bits (an int32 for k ≤ 2**16 int8 codes).
     Computed by a float GEMM where that is provably exact (:mod:`hwsim.golden.common.exact`).
     """
     a = a_qtype.check(a, "matmul operand a")
-    b = b_qtype.check(b, "matmul operand b")
-    if b.ndim != 2:
-        raise HwsimError(f"matmul operand b must be 2-D (m, k), got shape {b.shape}")
-    if a.shape[-1] != b.shape[1]:
-        raise HwsimError(f"matmul operands disagree on k: {a.shape[-1]} vs {b.shape[1]}")
-    return exact.matmul_codes(a, b.T, _peak(a_qtype), _peak(b_qtype), checked=True)
+    w = b if isinstance(b, Int8Weights) else Int8Weights(b, b_qtype)
+    if a.shape[-1] != w.shape[1]:
+        raise HwsimError(f"matmul operands disagree on k: {a.shape[-1]} vs {w.shape[1]}")
+    return exact.matmul_codes(a, w.operand, _peak(a_qtype), 0, checked=True)
 
 
 def fold_scale(*factors: float, bits: int = 16, max_shift: int = 62) -> tuple[int, int]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
 from hwsim.golden.common import exact
-from quant.qtype import QType, Rounding, round_exact, round_shift
+from quant.qtype import Overflow, QType, Rounding, round_exact, round_shift
 
 __all__ = [
     "PROB_UINT8",
@@ -48,8 +48,10 @@ __all__ = [
     "exp_lut",
     "exp_pass_cycles",
     "exp_table",
+    "float_exact",
     "log2e_code",
     "max_abs_error_bound",
+    "probs_float",
     "recip_cycles",
     "reciprocal",
     "softmax_float",
@@ -210,22 +212,37 @@ def softmax_int(x, p: SoftmaxParams | None = None, mask=None) -> np.ndarray:
     """
     p = p or SoftmaxParams()
     x, mask = _check_rows(x, p, mask)
+    if float_exact(p, x.shape[-1]):
+        return probs_float(x, p, mask).astype(np.int64)
     lo = p.score.min_code
     m = np.max(np.where(mask, x, lo), axis=-1, keepdims=True)
     # d = m − x (0 … 2**w − 1); a masked entry looks up the table's extra entry 2**w, a zero
-    d = np.where(mask, m - x, 1 << p.diff_width)
-    if p.exp_frac + p.recip_bits + 2 <= 53 and x.shape[-1] << p.exp_frac < 1 << 53:
-        # float64 holds every e, every row sum and every e·r exactly, and e·r·2**-(k−frac)
-        # too: the same codes as the integer lines below, in fewer passes
-        e = exp_table(p, np.float64)[d]
-        s = np.sum(e, axis=-1, keepdims=True)
-        r, k = reciprocal(s.astype(np.int64), p.recip_bits)
-        y = round_exact(e * np.ldexp(r.astype(np.float64), -(k - p.prob.frac)), p.prob.rounding)
-        return p.prob.fit(y.astype(np.int64))
-    e = exp_table(p)[d]
+    e = exp_table(p)[np.where(mask, m - x, 1 << p.diff_width)]
     s = np.sum(e, axis=-1, keepdims=True)
     r, k = reciprocal(s, p.recip_bits)
     return p.prob.fit(round_shift(e * r, k - p.prob.frac, p.prob.rounding))
+
+
+def float_exact(p: SoftmaxParams, length: int) -> bool:
+    """Whether float64 holds every exponential, every row sum of ``length`` of them and every
+    product ``e·r`` exactly (then :func:`probs_float` computes :func:`softmax_int`)."""
+    return (p.exp_frac + p.recip_bits + 2 <= 53 and length << (p.exp_frac + 1) < 1 << 53
+            and p.prob.overflow is Overflow.SATURATE)
+
+
+def probs_float(x: np.ndarray, p: SoftmaxParams, mask) -> np.ndarray:
+    """:func:`softmax_int`'s codes as float64 (integral) from checked score codes ``x`` (int64,
+    or integral float64) and a mask with one unmasked score per row, where
+    :func:`float_exact` holds: each step below is exact in float64, so the codes are those of
+    the integer definition (``tests/golden/test_vectorized_golden.py`` compares them)."""
+    m = np.max(np.where(mask, x, p.score.min_code), axis=-1, keepdims=True)
+    # d = m − x (0 … 2**w − 1); a masked entry looks up the table's extra entry 2**w, a zero
+    d = np.where(mask, m - x, 1 << p.diff_width)
+    e = exp_table(p, np.float64)[d.astype(np.intp, copy=False)]
+    s = np.sum(e, axis=-1, keepdims=True)
+    r, k = reciprocal(s.astype(np.int64), p.recip_bits)
+    y = round_exact(e * np.ldexp(r.astype(np.float64), -(k - p.prob.frac)), p.prob.rounding)
+    return np.clip(y, p.prob.min_code, p.prob.max_code)
 
 
 def softmax_float(x, p: SoftmaxParams | None = None, mask=None) -> np.ndarray:

@@ -77,6 +77,55 @@ def test_rejections(micro, integer):
         integer_forward(im, [1, 2, 300])
 
 
+def test_a_batch_equals_each_sequence_alone(integer, monkeypatch):
+    import models.bitnet.integer_model as imod
+
+    _, corpus, im = integer
+    win = corpus.val[:5 * 24].reshape(5, 24).astype(np.int64)
+    alone = np.stack([integer_forward(im, w) for w in win])
+    monkeypatch.setattr(imod, "BATCH_CHUNK", 2)             # 2 + 2 + 1 sequences
+    logits, step = integer_forward(im, win, with_step=True)
+    assert np.array_equal(logits, alone)
+    assert np.array_equal(step[3], integer_forward(im, win[3], with_step=True)[1])
+    cap_b, cap_1 = {}, {}
+    integer_forward(im, win[:3], capture=cap_b)
+    integer_forward(im, win[1], capture=cap_1)
+    for layer, codes in cap_1.items():
+        for name, v in codes.items():
+            assert np.array_equal(np.asarray(cap_b[layer][name])[1], np.asarray(v)), name
+    with pytest.raises(HwsimError, match=r"\(T,\) or \(B, T\)"):
+        integer_forward(im, win[None])
+
+
+def test_the_fast_paths_equal_the_int64_products(integer):
+    from hwsim.golden.common import exact
+
+    _, corpus, im = integer
+    tok = corpus.val[100:132].astype(np.int64)
+    fast = integer_forward(im, tok)
+    with exact.force_int64():
+        assert np.array_equal(integer_forward(im, tok), fast)
+
+
+@pytest.mark.parametrize("rule", ["dense", "topk", "sparse"])
+def test_generation_on_kv_caches_equals_rerunning_every_prefix(integer, rule):
+    from hwsim.golden.vitallm import bitnet_layer as bl
+    from models.bitnet.integer_model import integer_generate
+
+    _, corpus, im = integer
+    attend = {"dense": None, "topk": bl.topk_attend(3), "sparse": bl.sparse_attend(0.5)}[rule]
+    prompt = [int(t) for t in corpus.val[:6]]
+    seq = list(prompt)
+    while len(seq) < 6 + 12:
+        seq.append(int(np.argmax(integer_forward(im, seq, attend=attend)[-1])))
+    assert integer_generate(im, prompt, 12, attend=attend) == seq
+    assert integer_generate(im, prompt, 0) == prompt
+    with pytest.raises(HwsimError, match="positions"):
+        integer_generate(im, prompt, im.attn.max_len)
+    with pytest.raises(HwsimError, match="prompt"):
+        integer_generate(im, [], 3)
+
+
 @pytest.mark.cocotb
 def test_rtl_attention_head_on_real_qkv(integer, tmp_path):
     """One head of the trained model's layer 1, causal prefill of 8 tokens, through the RTL."""
