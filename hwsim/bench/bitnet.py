@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from hwsim.bench._bitnet_args import add_checkpoint_arguments
+from hwsim.bench._timing import rate
 
 DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
                "model (ratio beside the paper's); greedy next-token agreement of the integer "
@@ -21,17 +21,6 @@ def add_arguments(p) -> None:
                    help="also run one decoder layer's real codes through the ternary-mvu and "
                         "attention-head RTL on Icarus (minutes)")
     p.add_argument("--rtl-tokens", type=int, default=4, help="tokens (vectors) for --rtl")
-
-
-def _rate(fn, tokens: int, min_s: float = 1.0) -> float:
-    fn()  # warm-up
-    reps, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        reps += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_s:
-            return reps * tokens / dt
 
 
 def run(args) -> dict:
@@ -87,8 +76,8 @@ def _run(args, torch, np) -> dict:
         with torch.no_grad(), GoldenBitLinears(tq):
             tq(win)
 
-    torch_tps = _rate(torch_fwd, n_tok)
-    golden_tps = _rate(golden_fwd, n_tok)
+    torch_tps = rate(torch_fwd, n_tok)
+    golden_tps = rate(golden_fwd, n_tok)
 
     # the whole model on golden kernels, integer codes between layers
     rng = np.random.default_rng(0)
@@ -101,9 +90,9 @@ def _run(args, torch, np) -> dict:
         ref_qat = tq(win).argmax(-1).numpy()
     wins = win.numpy()
     got = integer_forward(im, wins).argmax(-1)          # the batch of windows, as torch runs it
-    integer_tps = _rate(lambda: integer_forward(im, wins), n_tok)
+    integer_tps = rate(lambda: integer_forward(im, wins), n_tok)
     with exact.force_int64():                           # the products in int64, as before
-        int64_tps = _rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
+        int64_tps = rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
     silu = _silu_agreement(corpus, args.threads)
     rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from hwsim.bench._timing import rate
 
 DESCRIPTION = ("golden kernels (exact integer results) beside numpy float32 on the same shapes: "
                "MACs/s of the ternary projections, the int8 LM head and the attention heads "
@@ -25,17 +25,6 @@ def add_arguments(p) -> None:
                    help="BLAS threads for both sides (threadpoolctl)")
     p.add_argument("--min-time", type=float, default=0.3,
                    help="seconds each rate is measured over (after one warm-up call)")
-
-
-def _rate(fn, work: float, min_s: float) -> float:
-    fn()
-    reps, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        reps += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_s:
-            return reps * work / dt
 
 
 def _cases(shape: str, rng):
@@ -122,10 +111,10 @@ def run(args) -> dict:
     with threadpool_limits(args.threads):
         for shape in args.shapes:
             for kernel, what, unit, work, golden, ref in _cases(shape, rng):
-                g = _rate(golden, work, args.min_time)
-                f = _rate(ref, work, args.min_time)
+                g = rate(golden, work, args.min_time)
+                f = rate(ref, work, args.min_time)
                 with exact.force_int64():
-                    i = _rate(golden, work, args.min_time)
+                    i = rate(golden, work, args.min_time)
                 rows.append({"shape": shape, "kernel": kernel, "what": what, "unit": unit,
                              "golden_per_s": g, "float32_per_s": f, "golden_int64_per_s": i,
                              "golden_over_float32": g / f, "int64_over_float32": i / f,
