@@ -320,12 +320,12 @@ def residual_add(x, acc, amax, mult: tuple[int, int], res: QType) -> np.ndarray:
     :func:`act_quant_wide`); a product ``acc · amax`` past 62 bits is formed in Python
     integers, so the result is exact for any width."""
     acc = np.asarray(acc, dtype=np.int64)
-    scale = [int(v) for v in np.ravel(amax)]
-    peak = int(np.abs(acc).max()) if acc.size else 0
-    if peak * max(scale, default=0) < 1 << 62:
-        prod = acc * np.asarray(scale, dtype=np.int64)[:, None]
+    scale = np.ravel(amax)
+    peak = max(-int(acc.min()), int(acc.max())) if acc.size else 0
+    if peak * (int(scale.max()) if scale.size else 0) < 1 << 62:
+        prod = acc * scale.astype(np.int64)[:, None]
     else:
-        prod = acc.astype(object) * np.array(scale, dtype=object)[:, None]
+        prod = acc.astype(object) * scale.astype(object)[:, None]
     return np.asarray(x, dtype=np.int64) + requantize(prod, *mult, res)
 
 
@@ -337,8 +337,7 @@ def act_quant_wide(x) -> tuple[np.ndarray, np.ndarray]:
     approximates the row at its input step."""
     xs, shifts = shift_rows(x)
     a, amax = act_quant(xs)
-    return a, np.array([int(m) << int(s) for m, s in zip(amax, shifts, strict=True)],
-                       dtype=object)
+    return a, amax.astype(object) << shifts.astype(object)
 
 
 _SILU_TABLE: np.ndarray | None = None
