@@ -264,23 +264,26 @@ def dequantize(codes, qtype: QType, scale: float | np.ndarray = 1.0) -> np.ndarr
 _F64_EXACT = 1 << 53
 
 
-def round_exact(y: np.ndarray, rounding: Rounding) -> np.ndarray:
+def round_exact(y: np.ndarray, rounding: Rounding, out: np.ndarray | None = None) -> np.ndarray:
     """Round float64 values that are *exact* binary fractions ``n · 2**-s`` (``|n| < 2**53``) to
     integers (float64) by ``rounding``: every step below is exact for such values (``y − ⌊y⌋``
-    is ``(n mod 2**s) · 2**-s``), so the result is the integer rounding of the rational value."""
+    is ``(n mod 2**s) · 2**-s``), so the result is the integer rounding of the rational value.
+    ``out`` (may be ``y`` itself) receives the result."""
     if rounding is Rounding.HALF_EVEN:
-        return np.rint(y)
+        return np.rint(y, out=out)
     if rounding is Rounding.FLOOR:
-        return np.floor(y)
+        return np.floor(y, out=out)
     if rounding is Rounding.TRUNC:
-        return np.trunc(y)
+        return np.trunc(y, out=out)
     f = np.floor(y)
     frac = y - f
     if rounding is Rounding.HALF_UP:
-        return f + (frac >= 0.5)
-    if rounding is Rounding.HALF_AWAY:
-        return f + ((frac > 0.5) | ((frac == 0.5) & (y >= 0)))
-    raise AssertionError(rounding)
+        up = frac >= 0.5
+    elif rounding is Rounding.HALF_AWAY:
+        up = (frac > 0.5) | ((frac == 0.5) & (y >= 0))
+    else:
+        raise AssertionError(rounding)
+    return np.add(f, up, out=out)
 
 
 def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
@@ -289,7 +292,8 @@ def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
     ``x`` is int64; ``0 ≤ shift ≤ 62`` (an array broadcasts against ``x``).
     This is the exact operation the RTL's rounding right shift implements. Where every
     ``|x| < 2**53`` the quotient is computed in float64, where ``x · 2**-shift`` and each
-    rounding step are exact (:func:`round_exact`); otherwise in int64 shifts and masks.
+    rounding step are exact (:func:`round_exact`); otherwise in int64 (one biased shift while
+    ``|x| < 2**62``, shifts and masks beyond).
     """
     x = np.asarray(x).astype(np.int64, copy=False)
     scalar = isinstance(shift, int | np.integer) and not isinstance(shift, bool)
@@ -302,21 +306,47 @@ def round_shift(x, shift: int | np.ndarray, rounding: Rounding) -> np.ndarray:
         shift = np.asarray(shift, dtype=np.int64)
         if shift.size and (shift.min() < 0 or shift.max() > 62):
             raise HwsimError("rounding shift must be 0 … 62")
-    if x.size and max(-int(x.min()), int(x.max())) < _F64_EXACT:
-        y = x.astype(np.float64) * np.ldexp(1.0, -(int(shift) if scalar else shift))
-        return round_exact(y, rounding).astype(np.int64)
-    return _round_shift_i64(x, shift, rounding)
+    peak = max(-int(x.min()), int(x.max())) if x.size else 0
+    if x.size and peak < _F64_EXACT:
+        y = x.astype(np.float64)
+        y *= np.ldexp(1.0, -(int(shift) if scalar else shift))
+        return round_exact(y, rounding, out=y).astype(np.int64)
+    return _round_shift_i64(x, shift, rounding, peak)
 
 
-def _round_shift_i64(x: np.ndarray, shift, rounding: Rounding) -> np.ndarray:
-    """:func:`round_shift` in int64 arithmetic (any int64 ``x``)."""
+def _biased_shift(x: np.ndarray, s: int, rounding: Rounding) -> np.ndarray:
+    """``round_shift`` of int64 ``|x| < 2**62`` by a scalar ``s ≥ 1`` as one biased floor shift:
+    ``(x + bias) >> s`` with ``bias = 2**(s−1)`` (half up), ``2**(s−1) − 1`` plus the floor's
+    parity (half even) or plus ``x ≥ 0`` (half away); ``|x + bias| < 2**63``."""
+    half = 1 << (s - 1)
+    if rounding is Rounding.HALF_UP:
+        t = x + half
+    elif rounding is Rounding.HALF_EVEN:
+        t = x >> s
+        t &= 1
+        t += x
+        t += half - 1
+    elif rounding is Rounding.HALF_AWAY:
+        t = (x >= 0).astype(np.int64)
+        t += x
+        t += half - 1
+    else:
+        raise AssertionError(rounding)
+    t >>= s
+    return t
+
+
+def _round_shift_i64(x: np.ndarray, shift, rounding: Rounding, peak: int) -> np.ndarray:
+    """:func:`round_shift` in int64 arithmetic (any int64 ``x``; ``peak = max |x|``)."""
     if isinstance(shift, int | np.integer) and not isinstance(shift, bool):
         s = int(shift)
         if s == 0:
             return x.copy()
-        floor = x >> s
         if rounding is Rounding.FLOOR:
-            return floor
+            return x >> s
+        if peak < 1 << 62 and rounding is not Rounding.TRUNC:
+            return _biased_shift(x, s, rounding)
+        floor = x >> s
         rem = x & ((1 << s) - 1)           # 0 ≤ rem < 2**s: the bits shifted out
         half = 1 << (s - 1)
         # floor + 1 exactly where rem exceeds the rounding threshold (no int64 overflow:
@@ -331,19 +361,16 @@ def _round_shift_i64(x: np.ndarray, shift, rounding: Rounding) -> np.ndarray:
             return floor + ((rem + (half - 1) + (floor & 1)) >> s)
         raise AssertionError(rounding)
     s = np.asarray(shift, dtype=np.int64)
-    if s.size and (s.min() < 0 or s.max() > 62):
-        raise HwsimError("rounding shift must be 0 … 62")
     if s.size and x.size:
         # x / 2**s == (x · 2**(smax − s)) / 2**smax: one scalar shift rounds every element the
         # same way, where the lifted values stay below 2**62
         smin, smax = int(s.min()), int(s.max())
         if smin == smax:
-            y = _round_shift_i64(x, smax, rounding)
+            y = _round_shift_i64(x, smax, rounding, peak)
             shape = np.broadcast_shapes(x.shape, s.shape)
             return y if y.shape == shape else np.broadcast_to(y, shape).copy()
-        peak = max(-int(x.min()), int(x.max()))
         if peak < 1 << (62 - (smax - smin)):
-            return _round_shift_i64(x << (smax - s), smax, rounding)
+            return _round_shift_i64(x << (smax - s), smax, rounding, peak << (smax - smin))
     floor = x >> s
     if rounding is Rounding.FLOOR:
         return floor
@@ -434,7 +461,7 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
         # acc · M · 2**-S is an exact float64 (|acc · M| < 2**53): one multiply, one rounding
         if scalar:
             m_arr, s_arr = np.array(multiplier, dtype=object), np.array(shift)
-        y = requantize_float(acc.astype(np.float64), m_arr, s_arr, out)
+        y = requantize_float(acc.astype(np.float64), m_arr, s_arr, out, overwrite=True)
         if out.overflow is Overflow.SATURATE:
             return y.astype(np.int64)
         return out.fit(y.astype(np.int64))
@@ -456,19 +483,25 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
     return np.array(flat, dtype=np.int64).reshape(a_b.shape)
 
 
-def requantize_float(acc: np.ndarray, multiplier, shift, out: QType) -> np.ndarray:
+def requantize_float(acc: np.ndarray, multiplier, shift, out: QType, *,
+                     overwrite: bool = False) -> np.ndarray:
     """:func:`requantize` of accumulators held in float64, result in float64 (integral codes;
     saturated for a SATURATE ``out``, not yet wrapped for a WRAP one).
 
     Precondition (the caller's, not checked here): every ``acc`` is an integer and every
     ``|acc| · M < 2**53``, so ``acc · M · 2**-S`` is an exact float64 and its rounding exact
     (:func:`round_exact`). ``multiplier``, ``shift``: integers or integer arrays broadcasting
-    against ``acc``."""
-    c = np.ldexp(np.asarray(multiplier, dtype=object).astype(np.float64),
+    against ``acc``. ``overwrite``: ``acc`` (float64) may hold the result."""
+    c = np.ldexp(np.asarray(multiplier).astype(np.float64),
                  np.negative(np.asarray(shift, dtype=np.int64)))
-    y = round_exact(acc * c, out.rounding)
+    if overwrite and np.broadcast_shapes(acc.shape, c.shape) == acc.shape:
+        y = acc
+        y *= c
+    else:
+        y = acc * c
+    round_exact(y, out.rounding, out=y)
     if out.overflow is Overflow.SATURATE:
-        return np.clip(y, out.min_code, out.max_code)
+        np.clip(y, out.min_code, out.max_code, out=y)
     return y
 
 

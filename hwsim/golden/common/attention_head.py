@@ -191,10 +191,15 @@ def absmax_requant(acc, out: QType = INT8, recip_bits: int = 16):
     2**62 are computed exactly in Python integers.
     """
     acc = np.asarray(acc, dtype=np.int64)
-    amax = np.max(np.abs(acc), axis=-1, keepdims=True)
+    amax = np.maximum(-acc.min(axis=-1, keepdims=True), acc.max(axis=-1, keepdims=True))
     r, k = sm.reciprocal(amax, recip_bits)
     M = r * out.max_code
-    if acc.size == 0 or int(amax.max()) * int(M.max()) < 2**62:
+    peak = int(amax.max()) * int(M.max()) if acc.size else 0
+    if acc.size and peak < exact.FLOAT64_EXACT and out.overflow is Overflow.SATURATE:
+        # every acc · M below 2**53: the requantizer is exact in float64
+        codes = requantize_float(acc.astype(np.float64), M, k, out, overwrite=True)
+        codes = codes.astype(np.int64)
+    elif peak < 2**62:
         codes = out.fit(round_shift(acc * M, k, out.rounding))
     else:
         codes = np.empty_like(acc)
@@ -319,7 +324,7 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
         # the softmax are each exact there (quant.qtype.requantize_float,
         # softmax_int.probs_float), so these are the codes of the integer lines below
         acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32)).astype(np.float64)
-        scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score)
+        scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score, overwrite=True)
         probs = sm.probs_float(scores, p.softmax, mask)                    # 0 where masked
     else:
         acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)

@@ -241,8 +241,9 @@ def probs_float(x: np.ndarray, p: SoftmaxParams, mask) -> np.ndarray:
     e = exp_table(p, np.float64)[d.astype(np.intp, copy=False)]
     s = np.sum(e, axis=-1, keepdims=True)
     r, k = reciprocal(s.astype(np.int64), p.recip_bits)
-    y = round_exact(e * np.ldexp(r.astype(np.float64), -(k - p.prob.frac)), p.prob.rounding)
-    return np.clip(y, p.prob.min_code, p.prob.max_code)
+    e *= np.ldexp(r.astype(np.float64), -(k - p.prob.frac))
+    round_exact(e, p.prob.rounding, out=e)
+    return np.clip(e, p.prob.min_code, p.prob.max_code, out=e)
 
 
 def softmax_float(x, p: SoftmaxParams | None = None, mask=None) -> np.ndarray:
