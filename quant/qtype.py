@@ -182,11 +182,12 @@ class QType:
         return _apply_overflow(np.asarray(codes, dtype=np.int64), self)
 
     def check(self, codes, what: str = "codes") -> np.ndarray:
-        """Return ``codes`` as int64 if all lie in range, else raise one clear error."""
+        """Return ``codes`` as int64 if all lie in range, else raise one clear error (int64
+        input comes back as itself, not a copy: do not modify the result in place)."""
         arr = np.asarray(codes)
         if arr.dtype.kind not in "iub":
             raise HwsimError(f"{what} must be integers, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int64, copy=False)
         if arr.size:
             lo, hi = int(arr.min()), int(arr.max())
             if lo < self.min_code or hi > self.max_code:

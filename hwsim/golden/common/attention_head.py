@@ -325,7 +325,8 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
         # softmax_int.probs_float), so these are the codes of the integer lines below
         acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32)).astype(np.float64)
         scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score, overwrite=True)
-        probs = sm.probs_float(scores, p.softmax, mask)                    # 0 where masked
+        bias = np.where(_mask(T, L, causal), 0.0, -np.inf)                 # (T, L) addends
+        probs = sm.probs_float(scores, p.softmax, mask, bias)              # 0 where masked
     else:
         acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
         scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)

@@ -230,15 +230,23 @@ def float_exact(p: SoftmaxParams, length: int) -> bool:
             and p.prob.overflow is Overflow.SATURATE)
 
 
-def probs_float(x: np.ndarray, p: SoftmaxParams, mask) -> np.ndarray:
+def probs_float(x: np.ndarray, p: SoftmaxParams, mask, bias=None) -> np.ndarray:
     """:func:`softmax_int`'s codes as float64 (integral) from checked score codes ``x`` (int64,
     or integral float64) and a mask with one unmasked score per row, where
     :func:`float_exact` holds: each step below is exact in float64, so the codes are those of
-    the integer definition (``tests/golden/test_vectorized_golden.py`` compares them)."""
-    m = np.max(np.where(mask, x, p.score.min_code), axis=-1, keepdims=True)
-    # d = m − x (0 … 2**w − 1); a masked entry looks up the table's extra entry 2**w, a zero
-    d = np.where(mask, m - x, 1 << p.diff_width)
-    e = exp_table(p, np.float64)[d.astype(np.intp, copy=False)]
+    the integer definition (``tests/golden/test_vectorized_golden.py`` compares them).
+
+    ``bias``: the mask as 0 / −inf addends (any shape broadcasting to ``x``'s, e.g. one
+    (T, L) causal pattern for every head), which saves the element-wise selects."""
+    if bias is None:
+        bias = np.where(mask, 0.0, -np.inf)
+    # score codes and their differences (< 2**17) are exact in float32
+    d = np.add(x, bias, dtype=np.float32)
+    m = np.max(d, axis=-1, keepdims=True)
+    # d = m − x (0 … 2**w − 1); a masked entry (+inf) looks up the table's extra entry 2**w, a 0
+    np.subtract(m, d, out=d)
+    np.minimum(d, 1 << p.diff_width, out=d)
+    e = exp_table(p, np.float64)[d.astype(np.intp)]
     s = np.sum(e, axis=-1, keepdims=True)
     r, k = reciprocal(s.astype(np.int64), p.recip_bits)
     e *= np.ldexp(r.astype(np.float64), -(k - p.prob.frac))

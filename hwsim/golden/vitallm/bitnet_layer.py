@@ -63,10 +63,10 @@ def qkv_frontend(L: lc.LayerCodes, ctx, a, amax, pos0: int = 0):
     through: sequences side by side at the same positions."""
     lead = a.shape[:-1]
     H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
-    acc = {n: mvu.ternary_mvu_acc(L.proj[n].weights, a) for n in ("wq", "wk", "wv")}
-    q = lc.rope(acc["wq"].reshape(*lead, H, hd), ctx.cos, ctx.sin, pos0)
-    k = lc.rope(acc["wk"].reshape(*lead, KV, hd), ctx.cos, ctx.sin, pos0)
-    v = acc["wv"].reshape(*lead, KV, hd)
+    qkv = mvu.ternary_mvu_acc(L.fused("wq", "wk", "wv"), a)        # q | k | v accumulators
+    q = lc.rope(qkv[..., :H * hd].reshape(*lead, H, hd), ctx.cos, ctx.sin, pos0)
+    k = lc.rope(qkv[..., H * hd:(H + KV) * hd].reshape(*lead, KV, hd), ctx.cos, ctx.sin, pos0)
+    v = qkv[..., (H + KV) * hd:].reshape(*lead, KV, hd)
     return (lc.to_static_int8(q, amax, L.qkv_mult["q"]),
             lc.to_static_int8(k, amax, L.qkv_mult["k"]),
             lc.to_static_int8(v, amax, L.qkv_mult["v"]))
@@ -192,8 +192,8 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
                            L.res_mult["wo"], ctx.res)
     x_attn = rows
     a, amax = lc.act_quant(lc.rms_rows(rows, L.ffn_norm))
-    g = mvu.ternary_mvu_acc(L.proj["w1"].weights, a)
-    u = mvu.ternary_mvu_acc(L.proj["w3"].weights, a)
+    gu = mvu.ternary_mvu_acc(L.fused("w1", "w3"), a)                  # g | u accumulators
+    g, u = gu[:, :gu.shape[1] // 2], gu[:, gu.shape[1] // 2:]
     if L.act == "silu":
         prod = lc.silu_mul(g, u, amax, L.gate_mult)                       # (rows, ffn) exact
     else:

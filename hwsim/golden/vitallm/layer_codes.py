@@ -153,6 +153,17 @@ class LayerCodes:
     act: str = "relu2"                             # gated FFN: relu2 or silu
     gate_mult: tuple[int, int] | None = None       # silu: g·amax → GATE codes (M, S)
 
+    def fused(self, *names: str) -> mvu.TernaryWeights:
+        """The projections ``names`` stacked row-wise as one weight matrix (one GEMM computes
+        them all: their accumulators side by side), built on first use."""
+        key = ("_fused", names)
+        ws = tuple(self.proj[n].W for n in names)
+        cached = self.__dict__.get(key)
+        if cached is None or any(a is not b for a, b in zip(cached[0], ws, strict=True)):
+            cached = (ws, mvu.TernaryWeights(np.concatenate(ws, axis=0)))
+            self.__dict__[key] = cached
+        return cached[1]
+
     @property
     def prod_power(self) -> int:
         """Power of the FFN input's amax in the step of the gated product: ``relu(g)²·u``
