@@ -161,14 +161,16 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None) -> np.ndarra
     if x.shape[-1] != p.n or g.shape != (p.n,):
         raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")
     eps = _eps_codes(eps_code, x, p)
-    ss = np.sum(x * x, axis=-1, keepdims=True)
+    ss = np.einsum("...i,...i->...", x, x)[..., None]               # Σ x², exact int64
     v = (ss << (2 * p.rms_frac)) // p.n + eps
     q = isqrt(v)
     r, k = reciprocal(q, p.recip_bits)
     shift = k - p.recip_bits + p.shift_base
     if np.any(q == 0):  # all-zero row and ε = 0: output 0
         r = np.where(q == 0, 0, r)
-    return p.out.fit(round_shift(x * g * r, shift, p.out.rounding))
+    y = x * g
+    y *= r
+    return p.out.fit(round_shift(y, shift, p.out.rounding))
 
 
 def rmsnorm_float(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
