@@ -144,3 +144,14 @@ def test_requantize_heads_and_shift_rows_equal_per_item():
         assert shifts[t] == s
         assert [int(v) for v in xs[t]] == [_round_shift_int(int(v), s, Rounding.HALF_EVEN)
                                            for v in rows[t]]
+
+
+def test_absmax_requant_takes_exact_float_accumulators():
+    acc = RNG.integers(-(1 << 24), 1 << 24, (6, 9, 32))
+    acc[0, 0] = 0
+    for out in (INT8, QType(8, rounding=Rounding.HALF_UP)):
+        want = ah.absmax_requant(acc, out, 16)
+        got = ah.absmax_requant(acc.astype(np.float32), out, 16)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    with pytest.raises(HwsimError, match="below 2"):
+        ah.absmax_requant(np.array([[2.0 ** 60]]), INT8, 16)

@@ -188,18 +188,32 @@ def absmax_requant(acc, out: QType = INT8, recip_bits: int = 16):
     activation quantizer (:func:`hwsim.golden.vitallm.layer_codes.act_quant`, the ``norm-quant``
     kernel) and VitaLLM's re-quantization barrier (the ``absmax-barrier`` kernel) all call it;
     why this rule: :mod:`hwsim.golden.vitallm.absmax_barrier`. Rows whose products could pass
-    2**62 are computed exactly in Python integers.
+    2**62 are computed exactly in Python integers. ``acc`` may also be integers held in a float
+    array (below 2**53, e.g. a float GEMM's exact result).
     """
-    acc = np.asarray(acc, dtype=np.int64)
-    amax = np.maximum(-acc.min(axis=-1, keepdims=True), acc.max(axis=-1, keepdims=True))
+    acc = np.asarray(acc)
+    if acc.dtype.kind == "f":
+        # exact integers held in float (a float GEMM's result): below 2**53, or refused
+        if acc.size and not np.abs(acc).max() < exact.FLOAT64_EXACT:
+            raise HwsimError("float accumulators must be integers below 2**53")
+        accf = acc.astype(np.float64)
+        amax = np.maximum(-accf.min(axis=-1, keepdims=True),
+                          accf.max(axis=-1, keepdims=True)).astype(np.int64)
+    else:
+        acc, accf = acc.astype(np.int64, copy=False), None
+        amax = np.maximum(-acc.min(axis=-1, keepdims=True), acc.max(axis=-1, keepdims=True))
     r, k = sm.reciprocal(amax, recip_bits)
     M = r * out.max_code
     peak = int(amax.max()) * int(M.max()) if acc.size else 0
     if acc.size and peak < exact.FLOAT64_EXACT and out.overflow is Overflow.SATURATE:
         # every acc · M below 2**53: the requantizer is exact in float64
-        codes = requantize_float(acc.astype(np.float64), M, k, out, overwrite=True)
+        if accf is None:
+            accf = acc.astype(np.float64)
+        codes = requantize_float(accf, M, k, out, overwrite=True)
         codes = codes.astype(np.int64)
-    elif peak < 2**62:
+        return codes, amax[..., 0]
+    acc = acc.astype(np.int64)
+    if peak < 2**62:
         codes = out.fit(round_shift(acc * M, k, out.rounding))
     else:
         codes = np.empty_like(acc)
@@ -332,8 +346,13 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
         scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)
         probs = sm.softmax_int(scores, p.softmax, mask)                    # 0 where masked
     Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
-    o_acc = exact.matmul_codes(probs.reshape(B, KV, rep * T, L), Vg, p.prob.peak, INT8.peak,
-                               checked=True).reshape(B, H, T, d)
+    pv = probs.reshape(B, KV, rep * T, L)
+    if probs.dtype.kind == "f" and exact.matmul_path(L, p.prob.peak, INT8.peak) == "float32":
+        # exact in float32; the absmax requantizer takes the float result as it is
+        o_acc = np.matmul(pv.astype(np.float32), Vg.astype(np.float32)).reshape(B, H, T, d)
+    else:
+        o_acc = exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak,
+                                   checked=True).reshape(B, H, T, d)
     o, amax = absmax_requant(o_acc, p.out, p.recip_bits)
     return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
             amax.transpose(0, 2, 1).reshape(*lead, T, H))
