@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwsim.bench._bitnet_args import add_checkpoint_arguments
-from hwsim.bench._timing import rate
+from hwsim.bench._timing import best_rates, rate
 
 DESCRIPTION = ("BitNet b1.58 tiny: validation perplexity of the float baseline and the ternary QAT "
                "model (ratio beside the paper's); greedy next-token agreement of the integer "
@@ -76,9 +76,6 @@ def _run(args, torch, np) -> dict:
         with torch.no_grad(), GoldenBitLinears(tq):
             tq(win)
 
-    torch_tps = rate(torch_fwd, n_tok)
-    golden_tps = rate(golden_fwd, n_tok)
-
     # the whole model on golden kernels, integer codes between layers
     rng = np.random.default_rng(0)
     starts = rng.integers(0, corpus.train.size - seq - 1, args.calib_windows)
@@ -90,7 +87,9 @@ def _run(args, torch, np) -> dict:
         ref_qat = tq(win).argmax(-1).numpy()
     wins = win.numpy()
     got = integer_forward(im, wins).argmax(-1)          # the batch of windows, as torch runs it
-    integer_tps = rate(lambda: integer_forward(im, wins), n_tok)
+    speed = best_rates({"torch": torch_fwd, "bitlinear": golden_fwd,
+                        "integer": lambda: integer_forward(im, wins)}, n_tok, rounds=5)
+    torch_tps, golden_tps, integer_tps = speed["torch"], speed["bitlinear"], speed["integer"]
     with exact.force_int64():                           # the products in int64, as before
         int64_tps = rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)

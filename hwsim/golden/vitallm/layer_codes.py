@@ -264,8 +264,9 @@ def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
     keeps ``NORM_IN_BITS`` significant bits) and gets the ε code :func:`eps_code` of
     ``norm.eps``, its shift and its ``amax`` (one per row; needed when ``norm.eps_power > 0``).
     """
-    xs, shifts = shift_rows(x)
-    return rms_shifted(xs, norm, norm_eps_codes(norm, shifts, amax))
+    xs, shifts = shift_rows(x)          # int64 rows of at most NORM_IN_BITS bits: no range pass
+    return rn.rmsnorm_int(xs, norm.gamma, norm_eps_codes(norm, shifts, amax), norm.p,
+                          checked=True)
 
 
 def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

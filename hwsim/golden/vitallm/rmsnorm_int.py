@@ -149,14 +149,16 @@ def _eps_codes(eps_code, x: np.ndarray, p: RmsNormParams):
     return e[:, None]
 
 
-def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None) -> np.ndarray:
+def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
+                checked: bool = False) -> np.ndarray:
     """Integer RMSNorm of each row of ``x`` ((n,) or (rows, n)) with gains ``gamma`` (n,).
 
     ``eps_code``: one integer for every row, or (for a (rows, n) input) an integer array of one
     code per row — rows with different ε codes in one call (e.g. rows shifted by different
-    amounts before the norm)."""
+    amounts before the norm). ``checked``: ``x`` is known to hold int64 codes of ``p.x`` (the
+    range pass is skipped)."""
     p = p or RmsNormParams()
-    x = p.x.check(x, "rmsnorm input")
+    x = np.asarray(x) if checked else p.x.check(x, "rmsnorm input")
     g = p.gamma.check(gamma, "rmsnorm gains")
     if x.shape[-1] != p.n or g.shape != (p.n,):
         raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")

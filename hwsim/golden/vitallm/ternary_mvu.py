@@ -162,16 +162,17 @@ class TernaryWeights:
         return self.W.shape
 
 
-def ternary_mvu_acc(w, x, act: QType = INT8) -> np.ndarray:
+def ternary_mvu_acc(w, x, act: QType = INT8, *, checked: bool = False) -> np.ndarray:
     """Exact integer accumulators ``W · x`` (int64), no requantization.
 
     ``w``: (rows, cols) ternary codes, or a :class:`TernaryWeights`; ``x``: (cols,) or
     (…, n, cols) codes of ``act``. Returns (rows,) or (…, n, rows). Computed by a float GEMM
     where that is provably exact (:func:`hwsim.golden.common.exact.matmul_codes`:
-    ``cols · peak(act) < 2**24`` for float32).
+    ``cols · peak(act) < 2**24`` for float32). ``checked``: ``x`` is known to hold codes of
+    ``act`` (a saturating quantizer's output), so the range pass is skipped.
     """
     tw = w if isinstance(w, TernaryWeights) else TernaryWeights(w)
-    x = act.check(x, "activation codes")
+    x = np.asarray(x) if checked else act.check(x, "activation codes")
     if x.shape[-1] != tw.shape[1]:
         raise HwsimError(f"activations have {x.shape[-1]} columns, weights have {tw.shape[1]}")
     return exact.matmul_codes(x, tw.operand, act.peak, 1, checked=True)
