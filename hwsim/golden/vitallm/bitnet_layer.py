@@ -63,7 +63,8 @@ def qkv_frontend(L: lc.LayerCodes, ctx, a, amax, pos0: int = 0):
     through: sequences side by side at the same positions."""
     lead = a.shape[:-1]
     H, KV, hd = ctx.heads, ctx.kv_heads, ctx.head_dim
-    qkv = mvu.ternary_mvu_acc(L.fused("wq", "wk", "wv"), a, checked=True)        # q | k | v accumulators
+    # q | k | v accumulators in one product (a: the quantizer's int8 codes, no range pass)
+    qkv = mvu.ternary_mvu_acc(L.fused("wq", "wk", "wv"), a, checked=True)
     q = lc.rope(qkv[..., :H * hd].reshape(*lead, H, hd), ctx.cos, ctx.sin, pos0)
     k = lc.rope(qkv[..., H * hd:(H + KV) * hd].reshape(*lead, KV, hd), ctx.cos, ctx.sin, pos0)
     v = qkv[..., (H + KV) * hd:].reshape(*lead, KV, hd)
@@ -188,11 +189,11 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
         a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
     else:                                  # wide codes at the fixed step wide_step
         a2, amax2 = lc.act_quant_wide(wide)
-    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.proj["wo"].weights, a2, checked=True), amax2,
+    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.fused("wo"), a2, checked=True), amax2,
                            L.res_mult["wo"], ctx.res)
     x_attn = rows
     a, amax = lc.act_quant(lc.rms_rows(rows, L.ffn_norm))
-    gu = mvu.ternary_mvu_acc(L.fused("w1", "w3"), a, checked=True)                  # g | u accumulators
+    gu = mvu.ternary_mvu_acc(L.fused("w1", "w3"), a, checked=True)    # g | u accumulators
     g, u = gu[:, :gu.shape[1] // 2], gu[:, gu.shape[1] // 2:]
     if L.act == "silu":
         prod = lc.silu_mul(g, u, amax, L.gate_mult)                       # (rows, ffn) exact
@@ -205,7 +206,7 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
     else:
         a3, scale3 = lc.act_quant_wide(prod)
         amax3 = scale3 * amax.astype(object) ** L.prod_power
-    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.proj["w2"].weights, a3, checked=True), amax3,
+    rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.fused("w2"), a3, checked=True), amax3,
                            L.res_mult["w2"], ctx.res)
 
     def shaped(v, *tail):                  # rows back to (B, T, …), the batch axis dropped

@@ -123,16 +123,6 @@ class ProjCodes:
     W: np.ndarray      # ternary codes (rows, cols)
     scale: float       # real weight step (mean|W| · gain); enters only build-time constants
 
-    @property
-    def weights(self) -> mvu.TernaryWeights:
-        """``W`` checked and in the forms the exact product reads, built on first use (again
-        if ``W`` is replaced; ``W`` must not be modified in place after that)."""
-        cached = self.__dict__.get("_weights")
-        if cached is None or cached[0] is not self.W:
-            cached = (self.W, mvu.TernaryWeights(self.W))
-            self.__dict__["_weights"] = cached
-        return cached[1]
-
 
 @dataclass
 class LayerCodes:
@@ -154,8 +144,9 @@ class LayerCodes:
     gate_mult: tuple[int, int] | None = None       # silu: g·amax → GATE codes (M, S)
 
     def fused(self, *names: str) -> mvu.TernaryWeights:
-        """The projections ``names`` stacked row-wise as one weight matrix (one GEMM computes
-        them all: their accumulators side by side), built on first use."""
+        """The projections ``names`` stacked row-wise as one checked weight matrix (one GEMM
+        computes them all: their accumulators side by side), built on first use (again if a
+        ``W`` is replaced; a ``W`` must not be modified in place after that)."""
         key = ("_fused", names)
         ws = tuple(self.proj[n].W for n in names)
         cached = self.__dict__.get(key)
