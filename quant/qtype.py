@@ -438,6 +438,7 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
             raise HwsimError(f"requantization multiplier must be ≥ 0, not {multiplier}")
         if not 0 <= shift <= 62:
             raise HwsimError(f"requantization shift must be 0 … 62, not {shift}")
+        m_arr, s_arr = np.array(multiplier, dtype=object), np.array(shift)
     else:
         m_arr = np.asarray(multiplier, dtype=object)
         s_arr = np.asarray(shift)
@@ -460,8 +461,6 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
         peak = max(-int(acc.min()), int(acc.max()))
     if peak * max(m_max, 1) < _F64_EXACT:
         # acc · M · 2**-S is an exact float64 (|acc · M| < 2**53): one multiply, one rounding
-        if scalar:
-            m_arr, s_arr = np.array(multiplier, dtype=object), np.array(shift)
         y = requantize_float(acc.astype(np.float64), m_arr, s_arr, out, overwrite=True)
         if out.overflow is Overflow.SATURATE:
             return y.astype(np.int64)
@@ -474,10 +473,6 @@ def requantize(acc, multiplier, shift, out: QType) -> np.ndarray:
             shift = s_arr.astype(np.int64)
         return out.fit(round_shift(prod, shift, out.rounding))
     # Wide path: exact Python integers, overflow applied before narrowing to int64.
-    if scalar:
-        flat = [_fit_int(_round_shift_int(int(a) * multiplier, shift, out.rounding), out)
-                for a in np.ravel(acc)]
-        return np.array(flat, dtype=np.int64).reshape(acc.shape)
     a_b, m_b, s_b = np.broadcast_arrays(acc, m_arr, s_arr)
     flat = [_fit_int(_round_shift_int(int(a) * int(m), int(sh), out.rounding), out)
             for a, m, sh in zip(a_b.ravel(), m_b.ravel(), s_b.ravel(), strict=True)]

@@ -194,11 +194,11 @@ def absmax_requant(acc, out: QType = INT8, recip_bits: int = 16):
     acc = np.asarray(acc)
     if acc.dtype.kind == "f":
         # exact integers held in float (a float GEMM's result): below 2**53, or refused
-        if acc.size and not np.abs(acc).max() < exact.FLOAT64_EXACT:
-            raise HwsimError("float accumulators must be integers below 2**53")
         accf = acc.astype(np.float64)
-        amax = np.maximum(-accf.min(axis=-1, keepdims=True),
-                          accf.max(axis=-1, keepdims=True)).astype(np.int64)
+        amaxf = np.maximum(-accf.min(axis=-1, keepdims=True), accf.max(axis=-1, keepdims=True))
+        if amaxf.size and not amaxf.max() < exact.FLOAT64_EXACT:
+            raise HwsimError("float accumulators must be integers below 2**53")
+        amax = amaxf.astype(np.int64)
     else:
         acc, accf = acc.astype(np.int64, copy=False), None
         amax = np.maximum(-acc.min(axis=-1, keepdims=True), acc.max(axis=-1, keepdims=True))
@@ -329,7 +329,6 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     # query heads grouped by their KV head: (B, KV, rep·T, d) against (B, KV, d, L)
     qg = q.reshape(B, T, H, d).transpose(0, 2, 1, 3).reshape(B, KV, rep * T, d)
     Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1)
-    mask = np.broadcast_to(_mask(T, L, causal), (B, H, T, L))
     acc_peak = d * INT8.peak * INT8.peak
     if (not exact.forced() and acc_peak < exact.FLOAT32_EXACT
             and acc_peak * int(M.max()) < exact.FLOAT64_EXACT
@@ -340,10 +339,11 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
         acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32)).astype(np.float64)
         scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score, overwrite=True)
         bias = np.where(_mask(T, L, causal), 0.0, -np.inf)                 # (T, L) addends
-        probs = sm.probs_float(scores, p.softmax, mask, bias)              # 0 where masked
+        probs = sm.probs_float(scores, p.softmax, None, bias)              # 0 where masked
     else:
         acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
         scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)
+        mask = np.broadcast_to(_mask(T, L, causal), scores.shape)
         probs = sm.softmax_int(scores, p.softmax, mask)                    # 0 where masked
     Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
     pv = probs.reshape(B, KV, rep * T, L)

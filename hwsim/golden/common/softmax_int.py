@@ -237,7 +237,8 @@ def probs_float(x: np.ndarray, p: SoftmaxParams, mask, bias=None) -> np.ndarray:
     the integer definition (``tests/golden/test_vectorized_golden.py`` compares them).
 
     ``bias``: the mask as 0 / −inf addends (any shape broadcasting to ``x``'s, e.g. one
-    (T, L) causal pattern for every head), which saves the element-wise selects."""
+    (T, L) causal pattern for every head), which saves the element-wise selects; ``mask`` is
+    then not read (may be None)."""
     if bias is None:
         bias = np.where(mask, 0.0, -np.inf)
     # score codes and their differences (< 2**17) are exact in float32

@@ -147,12 +147,11 @@ class LayerCodes:
         """The projections ``names`` stacked row-wise as one checked weight matrix (one GEMM
         computes them all: their accumulators side by side), built on first use (again if a
         ``W`` is replaced; a ``W`` must not be modified in place after that)."""
-        key = ("_fused", names)
+        cache = self.__dict__.setdefault("_fused", {})
         ws = tuple(self.proj[n].W for n in names)
-        cached = self.__dict__.get(key)
+        cached = cache.get(names)
         if cached is None or any(a is not b for a, b in zip(cached[0], ws, strict=True)):
-            cached = (ws, mvu.TernaryWeights(np.concatenate(ws, axis=0)))
-            self.__dict__[key] = cached
+            cached = cache[names] = (ws, mvu.TernaryWeights(np.concatenate(ws, axis=0)))
         return cached[1]
 
     @property
@@ -243,9 +242,11 @@ def norm_eps_codes(norm: NormCodes, shifts, amax=None) -> np.ndarray:
     return codes.astype(np.int64).reshape(shifts.shape)
 
 
-def rms_shifted(xs: np.ndarray, norm: NormCodes, codes) -> np.ndarray:
-    """Integer RMSNorm of shifted rows ``xs`` (rows, n) with one ε code per row."""
-    return rn.rmsnorm_int(xs, norm.gamma, np.asarray(codes, dtype=np.int64), norm.p)
+def rms_shifted(xs: np.ndarray, norm: NormCodes, codes, *, checked: bool = False) -> np.ndarray:
+    """Integer RMSNorm of shifted rows ``xs`` (rows, n) with one ε code per row (``checked``:
+    ``xs`` are int64 rows of :func:`shift_rows`, no range pass)."""
+    return rn.rmsnorm_int(xs, norm.gamma, np.asarray(codes, dtype=np.int64), norm.p,
+                          checked=checked)
 
 
 def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
@@ -256,8 +257,7 @@ def rms_rows(x: np.ndarray, norm: NormCodes, amax=None) -> np.ndarray:
     ``norm.eps``, its shift and its ``amax`` (one per row; needed when ``norm.eps_power > 0``).
     """
     xs, shifts = shift_rows(x)          # int64 rows of at most NORM_IN_BITS bits: no range pass
-    return rn.rmsnorm_int(xs, norm.gamma, norm_eps_codes(norm, shifts, amax), norm.p,
-                          checked=True)
+    return rms_shifted(xs, norm, norm_eps_codes(norm, shifts, amax), checked=True)
 
 
 def act_quant(norm_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
