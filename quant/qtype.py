@@ -227,7 +227,8 @@ def _apply_overflow(q: np.ndarray, qt: QType) -> np.ndarray:
     mask = (1 << qt.width) - 1
     low = np.bitwise_and(q.astype(np.int64), mask)
     if qt.signed:
-        low = np.where(low >= (1 << (qt.width - 1)), low - (1 << qt.width), low)
+        half = 1 << (qt.width - 1)         # 2**width may not fit int64 (width 63): twice half
+        low = np.where(low >= half, low - half - half, low)
     if qt.narrow and qt.signed:
         low = np.maximum(low, qt.min_code)
     return low

@@ -9,6 +9,7 @@ import torch
 
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
+from hwsim.golden.common import jit
 from hwsim.golden.vitallm import attn_layer as al
 from hwsim.golden.vitallm import attn_out as ao
 from hwsim.golden.vitallm import bitnet_layer as bl
@@ -139,7 +140,8 @@ def _norm_calls(im, tokens, rms_rows=None):
 
     lc.rms_rows = record
     try:
-        logits = integer_forward(im, tokens)
+        with jit.disabled():             # the numpy definitions, where rms_rows is called
+            logits = integer_forward(im, tokens)
     finally:
         lc.rms_rows = real
     return logits, calls

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError
-from hwsim.golden.common import exact
+from hwsim.golden.common import exact, jit
 from hwsim.golden.common import int8_matmul as mm
 from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.common.lanes import pack_lanes, unpack_lanes
@@ -336,10 +336,13 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
         # scores and probabilities as integral float64: the float32 GEMM, the requantizer and
         # the softmax are each exact there (quant.qtype.requantize_float,
         # softmax_int.probs_float), so these are the codes of the integer lines below
-        acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32)).astype(np.float64)
-        scores = requantize_float(acc.reshape(B, H, T, L), M, S, p.score, overwrite=True)
-        bias = np.where(_mask(T, L, causal), 0.0, -np.inf)                 # (T, L) addends
-        probs = sm.probs_float(scores, p.softmax, None, bias)              # 0 where masked
+        acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32))
+        probs = _probs_jit(acc.reshape(B, H, T, L), M, S, p, causal)
+        if probs is None:
+            scores = requantize_float(acc.reshape(B, H, T, L).astype(np.float64), M, S,
+                                      p.score, overwrite=True)
+            bias = np.where(_mask(T, L, causal), 0.0, -np.inf)             # (T, L) addends
+            probs = sm.probs_float(scores, p.softmax, None, bias)          # 0 where masked
     else:
         acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
         scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)
@@ -353,9 +356,34 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     else:
         o_acc = exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak,
                                    checked=True).reshape(B, H, T, d)
-    o, amax = absmax_requant(o_acc, p.out, p.recip_bits)
+    o, amax = _absmax_heads(o_acc, p)
     return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
             amax.transpose(0, 2, 1).reshape(*lead, T, H))
+
+
+def _probs_jit(acc, M, S, p: AttentionParams, causal: bool):
+    """The compiled score requantizer + integer softmax of :func:`_heads_block`'s float path
+    (float32 probability codes), or None (loops off, or a row they do not cover)."""
+    sp = p.softmax
+    table = sm.exp_table(sp)
+    if not jit.enabled() or p.score.max_code - p.score.min_code >= len(table) - 1:
+        return None
+    probs, bad = jit.specialized("softmax_heads", p.score, sp.prob)(
+        acc, M[:, 0, 0].astype(np.int64), S[:, 0, 0], causal, table, sp.recip_bits,
+        sp.prob.frac)
+    return probs if bad < 0 else None
+
+
+def _absmax_heads(o_acc, p: AttentionParams):
+    """:func:`absmax_requant` of the context accumulators (B, H, T, d), by the compiled rows
+    where they run."""
+    if jit.enabled():
+        rows = np.ascontiguousarray(o_acc).reshape(-1, o_acc.shape[-1])
+        codes, amax, bad = jit.specialized("absmax_rows", p.out)(rows, p.recip_bits,
+                                                                 p.out.max_code)
+        if bad < 0:
+            return codes.reshape(o_acc.shape), amax.reshape(o_acc.shape[:-1])
+    return absmax_requant(o_acc, p.out, p.recip_bits)
 
 
 def attention_float(q, K, V, s_q: float, s_k: float, s_v: float) -> np.ndarray:

@@ -41,6 +41,7 @@ import numpy as np
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
 from hwsim.golden.vitallm import layer_codes as lc
+from hwsim.golden.vitallm import norm_quant as nq
 from hwsim.golden.vitallm import sparse_attention as sa
 from hwsim.golden.vitallm import ternary_mvu as mvu
 
@@ -170,7 +171,7 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
         raise HwsimError(f"the KV cache must be ({B}, {pos0}, {KV}, {hd}) keys and values, "
                          f"got {ck.shape} and {cv.shape}")
     rows = xb.reshape(B * T, D)
-    a, amax = lc.act_quant(lc.rms_rows(rows, L.attn_norm))
+    a, amax = nq.norm_act_rows(rows, L.attn_norm)
     q8, k8, v8 = qkv_frontend(L, ctx, a.reshape(B, T, D), amax.reshape(B, T), pos0)
     K_all = np.concatenate([ck, k8], axis=1)
     V_all = np.concatenate([cv, v8], axis=1)
@@ -186,13 +187,13 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
                                                      ctx.attn)
     wide = lc.v_rescale(o, amax_o, ratios).reshape(B * T, H * hd)
     if L.attn_sub is not None:
-        a2, amax2 = lc.act_quant(lc.rms_rows(wide, L.attn_sub))
+        a2, amax2 = nq.norm_act_rows(wide, L.attn_sub)
     else:                                  # wide codes at the fixed step wide_step
         a2, amax2 = lc.act_quant_wide(wide)
     rows = lc.residual_add(rows, mvu.ternary_mvu_acc(L.fused("wo"), a2, checked=True), amax2,
                            L.res_mult["wo"], ctx.res)
     x_attn = rows
-    a, amax = lc.act_quant(lc.rms_rows(rows, L.ffn_norm))
+    a, amax = nq.norm_act_rows(rows, L.ffn_norm)
     gu = mvu.ternary_mvu_acc(L.fused("w1", "w3"), a, checked=True)    # g | u accumulators
     g, u = gu[:, :gu.shape[1] // 2], gu[:, gu.shape[1] // 2:]
     if L.act == "silu":
@@ -202,7 +203,7 @@ def layer_forward(L: lc.LayerCodes, ctx, x, cache=None, pos0: int = 0, attend=No
     if L.ffn_sub is not None:
         # row t of `prod` has step c·amax_t**k (c fixed, k = L.prod_power): its ε code carries
         # amax_t (eps_power 2k)
-        a3, amax3 = lc.act_quant(lc.rms_rows(prod, L.ffn_sub, amax))
+        a3, amax3 = nq.norm_act_rows(prod, L.ffn_sub, amax)
     else:
         a3, scale3 = lc.act_quant_wide(prod)
         amax3 = scale3 * amax.astype(object) ** L.prod_power

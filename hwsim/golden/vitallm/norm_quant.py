@@ -26,11 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.common import jit
 from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import rmsnorm_int as rn
+from quant.qtype import INT8
 
-__all__ = ["NormQuantParams", "latency_cycles", "norm_quant", "norm_quant_row", "storage_bits",
-           "stream_cycles"]
+__all__ = ["NormQuantParams", "latency_cycles", "norm_act_rows", "norm_quant", "norm_quant_row",
+           "storage_bits", "stream_cycles"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,40 @@ def norm_quant_row(x, gamma, E: int, p: NormQuantParams) -> tuple[np.ndarray, in
     xs, shifts = lc.shift_rows(np.asarray(x, dtype=np.int64).reshape(1, -1))
     a, amax = norm_quant(xs, gamma, E, shifts, p)
     return a[0], int(amax[0])
+
+
+def norm_act_rows(x, norm: lc.NormCodes, amax=None) -> tuple[np.ndarray, np.ndarray]:
+    """``act_quant(rms_rows(x, norm, amax))`` of rows ``x`` (rows, n) of any integer width: the
+    norm unit as the integer model runs it, ``(a (rows, n) int8, amax (rows,))``.
+
+    Where the compiled loops run (:mod:`hwsim.golden.common.jit`) each row makes one pass
+    (peak → shift → RMSNorm → absmax quantizer); the ε codes come from
+    :func:`~hwsim.golden.vitallm.layer_codes.norm_eps_codes` (in int64 for a power-0 ``E``
+    below 2**61). A row its int64 arithmetic does not cover sends the whole call to the numpy
+    definition."""
+    x = np.asarray(x)
+    p = norm.p
+    if (not jit.enabled() or x.ndim != 2 or x.shape[1] != p.n or x.dtype.kind not in "iu"
+            or not x.shape[0]):
+        return lc.act_quant(lc.rms_rows(x, norm, amax))
+    k = jit.kernels()
+    xs = np.ascontiguousarray(x, dtype=np.int64)
+    shifts = k.norm_shifts(xs, lc.NORM_IN_BITS)
+    if shifts.min() < 0:
+        return lc.act_quant(lc.rms_rows(x, norm, amax))
+    if norm.eps_power == 0 and amax is None and int(norm.eps) < 1 << 61:
+        codes = k.eps_codes_pow0(np.int64(norm.eps), shifts)
+    else:
+        codes = lc.norm_eps_codes(norm, shifts, amax)
+    gamma = p.gamma.check(norm.gamma, "rmsnorm gains")
+    if gamma.shape != (p.n,):
+        return lc.act_quant(lc.rms_rows(x, norm, amax))
+    a, am, bad = jit.specialized("norm_act", p.out, INT8)(
+        xs, shifts, codes, np.ascontiguousarray(gamma), 2 * p.rms_frac, p.recip_bits,
+        p.shift_base, lc.ACT_RECIP_BITS, INT8.max_code)
+    if bad >= 0:
+        return lc.act_quant(lc.rms_rows(x, norm, amax))
+    return a, am
 
 
 def latency_cycles(p: NormQuantParams) -> int:
