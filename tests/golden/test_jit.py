@@ -3,7 +3,6 @@ code: each scalar operation against Python integers at the int64 extremes, the n
 attention heads and the whole integer model with the loops on and off, and a row the loops do
 not cover goes to the numpy definition (its exact result, or its error)."""
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
 from hwsim.golden.common import exact, jit
+from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import norm_quant as nq
 from hwsim.golden.vitallm import rmsnorm_int as rn
@@ -113,16 +113,14 @@ def test_norm_unit_rows_the_loops_do_not_cover_take_the_numpy_path():
     x[7, 3] = I64[0]                                    # −2**63: no int64 magnitude
     (a, am), (ra, ram) = _both(nq.norm_act_rows, x, norm)
     assert np.array_equal(a, ra) and np.array_equal(am, ram)
-    # a row whose output shift passes 62 (a wide RMS, many gain fraction bits): the numpy
-    # definition's error, with the loops on or off
-    odd = lc.NormCodes(gamma=np.full(8, 1), eps=0,
+    # a row whose output shift passes 62 (a wide RMS, many gain fraction bits): the loops hand
+    # it to the numpy definition, which computes it in Python integers
+    odd = lc.NormCodes(gamma=np.full(8, 1 << 30), eps=0,
                        p=rn.RmsNormParams(n=8, lanes=8, x=lc.WIDE, gamma=QType(32, frac=31),
-                                          out=QType(8), rms_frac=0, recip_bits=30))
+                                          out=QType(8, frac=6), rms_frac=0, recip_bits=30))
     xs = RNG.integers(1 << 20, 1 << 21, (5, 8))
-    for off in (False, True):
-        with jit.disabled() if off else contextlib.nullcontext():
-            with pytest.raises(HwsimError, match="rounding shift must be 0 … 62"):
-                nq.norm_act_rows(xs, odd)
+    (a, am), (ra, ram) = _both(nq.norm_act_rows, xs, odd)
+    assert np.array_equal(a, ra) and np.array_equal(am, ram) and am.min() > 0
     # a shape the unit does not take: the numpy definition's error
     with pytest.raises(HwsimError):
         nq.norm_act_rows(x[:, :10], norm)
@@ -144,6 +142,43 @@ def test_attention_heads_equal_their_numpy_definition(T, L, H, KV, causal, B):
     assert np.array_equal(o, ro) and np.array_equal(am, ram)
     o1, a1 = ah.attention_head(q[0, :, 0], Kc[0, :, 0], V[0, :, 0], *mults[0], p, causal)
     assert np.array_equal(o[0, :, 0], o1) and np.array_equal(am[0, :, 0], a1)
+
+
+@pytest.mark.parametrize("p", [
+    sm.SoftmaxParams(),
+    sm.SoftmaxParams(prob=QType(8, signed=False, frac=8, rounding=Rounding.FLOOR)),
+    sm.SoftmaxParams(score=QType(6, frac=2),
+                     prob=QType(12, signed=False, frac=11, rounding=Rounding.HALF_UP)),
+    sm.SoftmaxParams(prob=QType(7, signed=False, frac=8, overflow=Overflow.WRAP)),
+    sm.SoftmaxParams(exp_frac=30, recip_bits=30)])            # products past 2**53
+def test_softmax_rows_equal_their_numpy_definition(p):
+    x = RNG.integers(p.score.min_code, p.score.max_code + 1, (3, 17, 40))
+    x[0, 0] = p.score.min_code
+    x[0, 1] = p.score.max_code
+    x[0, 2, ::2] = p.score.min_code
+    mask = RNG.random(x.shape) < 0.7
+    mask[..., 5] = True
+    mask[1, 3] = False
+    mask[1, 3, 39] = True                               # a row of one score
+    for m in (mask, None):
+        got, want = _both(sm.softmax_int, x, p, m)
+        assert got.shape == x.shape and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("p", [
+    lc.norm_params(32, 8, 16), rn.RmsNormParams(n=32, lanes=8, x=QType(16)),
+    rn.RmsNormParams(n=32, lanes=8, x=QType(16), out=QType(10, frac=4, rounding=Rounding.TRUNC)),
+    rn.RmsNormParams(n=32, lanes=8, x=QType(16), out=QType(12, frac=6, overflow=Overflow.WRAP))])
+def test_rmsnorm_rows_equal_their_numpy_definition(p):
+    x = RNG.integers(-(1 << 15), 1 << 15, (30, 32)) >> RNG.integers(0, 15, (30, 1))
+    x[0] = 0
+    x[1] = -(1 << 15)
+    g = RNG.integers(p.gamma.min_code, p.gamma.max_code + 1, 32)
+    for eps in (0, 77, (1 << p.eps_width) - 1, RNG.integers(0, 1 << 20, 30)):
+        got, want = _both(rn.rmsnorm_int, x, g, eps, p)
+        assert np.array_equal(got, want)
+    got, want = _both(rn.rmsnorm_int, x[3], g, 5, p)        # one row (n,)
+    assert got.shape == (32,) and np.array_equal(got, want)
 
 
 def test_absmax_rows_equal_absmax_requant():

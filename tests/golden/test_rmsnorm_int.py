@@ -40,3 +40,44 @@ def test_bad_input_is_one_clear_error():
     with pytest.raises(HwsimError, match="must divide"):
         rn.RmsNormParams(n=60, lanes=16)
     assert rn.latency_cycles(p) > 2 * p.n // p.lanes
+
+
+def _python_rmsnorm(x, g, eps, p):
+    """The five steps of the module docstring in Python integers (any width)."""
+    import math
+
+    from quant.qtype import _fit_int, _round_shift_int
+    out = []
+    for row in np.atleast_2d(x):
+        ss = sum(int(v) ** 2 for v in row)
+        q = math.isqrt((ss << (2 * p.rms_frac)) // p.n + eps)
+        k = max(q.bit_length() - 1, 0) + p.recip_bits
+        r = (1 << k) // q if q else 0
+        sh = k - p.recip_bits + p.shift_base
+        out.append([_fit_int(_round_shift_int(int(a) * int(b) * r, sh, p.out.rounding), p.out)
+                    for a, b in zip(row, g, strict=True)])
+    return np.array(out, dtype=np.int64)
+
+
+@pytest.mark.parametrize("jit_on", [True, False])
+def test_rows_past_int64_are_exact(jit_on):
+    """32-bit input rows (Σx²·2**2G passes 2**63) and ε codes past 2**62 are computed in exact
+    integers, not wrapped: the RTL's full-width datapath."""
+    import contextlib
+
+    from hwsim.golden.common import jit
+    from hwsim.golden.vitallm import layer_codes as lc
+
+    p = lc.norm_params(128, 16, 16)
+    rng = np.random.default_rng(3)
+    g = rng.integers(-(1 << 18), 1 << 18, 128)
+    x = rng.integers(-(1 << 31), 1 << 31, (6, 128)) >> np.arange(0, 30, 5)[:, None]
+    x[0, 0] = -(1 << 31)
+    ctx = contextlib.nullcontext() if jit_on else jit.disabled()
+    with ctx:
+        for eps in (0, 5, (1 << 61) + 3, (1 << p.eps_width) - 1):
+            assert np.array_equal(rn.rmsnorm_int(x, g, eps, p), _python_rmsnorm(x, g, eps, p))
+        col = rng.integers(0, 1 << 40, 6)
+        got = rn.rmsnorm_int(x, g, col, p)
+        assert np.array_equal(got, np.concatenate([_python_rmsnorm(x[i:i + 1], g, int(c), p)
+                                                   for i, c in enumerate(col)]))

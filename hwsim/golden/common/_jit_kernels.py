@@ -128,7 +128,8 @@ def eps_codes_pow0(E, shifts):
 def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     """The norm unit's row loop for one pair of output formats (rounding mode and overflow
     rule fixed at compile time): ``kernel(x, shifts, eps, gamma, two_g, recip_bits,
-    shift_base, act_bits, act_max)``.
+    shift_base, lim_ss, lim_y, act_bits, act_max)`` (the limits of
+    ``rmsnorm_int.int64_limits``).
 
     Each row of ``x`` (R, n): shifted right by its ``shifts`` (half even), integer RMSNorm with
     its ``eps`` code (``rmsnorm_int.rmsnorm_int``), then the absmax activation quantizer
@@ -138,18 +139,26 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     alo, ahi, awidth, asigned, awrap, anarrow = act_fit
 
     @njit(cache=True)
-    def norm_act(x, shifts, eps, gamma, two_g, recip_bits, shift_base, act_bits, act_max):
+    def norm_act(x, shifts, eps, gamma, two_g, recip_bits, shift_base, lim_ss, lim_y, act_bits,
+                 act_max):
         R, n = x.shape
+        gmax = np.int64(0)
+        for j in range(n):
+            gmax = max(gmax, abs(gamma[j]))
         codes = np.empty((R, n), dtype=np.int64)
         amaxs = np.empty(R, dtype=np.int64)
         row = np.empty(n, dtype=np.int64)
         for i in range(R):
             s = shifts[i]
             ss = np.int64(0)
+            peak = np.int64(0)
             for j in range(n):
                 v = round_shift(x[i, j], s, 4)
                 row[j] = v
                 ss += v * v
+                peak = max(peak, abs(v))
+            if peak * peak > lim_ss or peak * gmax > lim_y or eps[i] >= _ONE << 61:
+                return codes, amaxs, i
             v = ((ss << two_g) // n) + eps[i]
             if v < 0:
                 return codes, amaxs, i
@@ -253,3 +262,77 @@ def make_absmax_rows(mode, out_fit):
         return codes, amaxs, -1
 
     return absmax_rows
+
+
+def make_softmax_rows(prob_mode, prob_fit):
+    """``softmax_int`` for one probability format (fixed at compile time):
+    ``kernel(x, mask, table, lo, recip_bits, prob_frac)`` on each row of score codes ``x``
+    (R, L) int64 with its boolean ``mask`` (each row keeps at least one score; ``lo`` the
+    score format's smallest code). Returns ``(probs (R, L) int64, bad)``."""
+    plo, phi, pw, psg, pwr, pnr = prob_fit
+
+    @njit(cache=True)
+    def softmax_rows(x, mask, table, lo, recip_bits, prob_frac):
+        R, L = x.shape
+        probs = np.empty((R, L), dtype=np.int64)
+        e = np.empty(L, dtype=np.int64)
+        masked = table[table.size - 1]
+        for i in range(R):
+            top = lo
+            for j in range(L):
+                if mask[i, j]:
+                    top = max(top, x[i, j])
+            total = np.int64(0)
+            for j in range(L):
+                v = table[top - x[i, j]] if mask[i, j] else masked
+                e[j] = v
+                total += v
+            r, k = reciprocal(total, recip_bits)
+            sh = k - prob_frac
+            if r < 0 or sh < 0 or sh > 62:
+                return probs, i
+            for j in range(L):
+                probs[i, j] = fit(round_shift(e[j] * r, sh, prob_mode),
+                                  plo, phi, pw, psg, pwr, pnr)
+        return probs, -1
+
+    return softmax_rows
+
+
+def make_rmsnorm_rows(out_mode, out_fit):
+    """``rmsnorm_int`` for one output format (fixed at compile time):
+    ``kernel(x, eps, gamma, two_g, recip_bits, shift_base)`` on each row of ``x`` (R, n)
+    int64 codes with its ε code ``eps`` (R,). Returns ``(codes (R, n), bad)``."""
+    lo, hi, width, signed, wrap, narrow = out_fit
+
+    @njit(cache=True)
+    def rmsnorm_rows(x, eps, gamma, two_g, recip_bits, shift_base, lim_ss, lim_y):
+        R, n = x.shape
+        codes = np.empty((R, n), dtype=np.int64)
+        gmax = np.int64(0)
+        for j in range(n):
+            gmax = max(gmax, abs(gamma[j]))
+        for i in range(R):
+            ss = np.int64(0)
+            peak = np.int64(0)
+            for j in range(n):
+                ss += x[i, j] * x[i, j]
+                peak = max(peak, abs(x[i, j]))
+            if peak * peak > lim_ss or peak * gmax > lim_y:
+                return codes, i
+            v = ((ss << two_g) // n) + eps[i]
+            if v < 0:
+                return codes, i
+            q = isqrt(v)
+            r, k = reciprocal(q, recip_bits)
+            sh = k - recip_bits + shift_base
+            if r < 0 or sh < 0 or sh > 62:
+                return codes, i
+            for j in range(n):
+                y = x[i, j] * gamma[j]
+                y *= r
+                codes[i, j] = fit(round_shift(y, sh, out_mode), lo, hi, width, signed, wrap,
+                                  narrow)
+        return codes, -1
+
+    return rmsnorm_rows

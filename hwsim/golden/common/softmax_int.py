@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
-from hwsim.golden.common import exact
+from hwsim.golden.common import exact, jit
 from quant.qtype import Overflow, QType, Rounding, round_exact, round_shift
 
 __all__ = [
@@ -212,6 +212,13 @@ def softmax_int(x, p: SoftmaxParams | None = None, mask=None) -> np.ndarray:
     """
     p = p or SoftmaxParams()
     x, mask = _check_rows(x, p, mask)
+    if jit.enabled():                              # the compiled rows (== the lines below)
+        probs, bad = jit.specialized("softmax_rows", p.prob)(
+            np.ascontiguousarray(x.reshape(-1, x.shape[-1])),
+            np.ascontiguousarray(mask.reshape(-1, x.shape[-1])), exp_table(p),
+            p.score.min_code, p.recip_bits, p.prob.frac)
+        if bad < 0:
+            return probs.reshape(x.shape)
     if float_exact(p, x.shape[-1]):
         return probs_float(x, p, mask).astype(np.int64)
     lo = p.score.min_code

@@ -23,14 +23,16 @@ values next to a rounding tie can land on the neighbouring code.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwsim.errors import HwsimError, check_ints
+from hwsim.golden.common import jit
 from hwsim.golden.common.isqrt import isqrt, sqrt_steps
 from hwsim.golden.common.softmax_int import reciprocal
-from quant.qtype import INT8, QType, round_shift
+from quant.qtype import INT8, QType, _fit_int, _round_shift_int, round_shift
 
 __all__ = [
     "GAMMA_Q7",
@@ -163,16 +165,58 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
     if x.shape[-1] != p.n or g.shape != (p.n,):
         raise HwsimError(f"rmsnorm expects rows of {p.n} and {p.n} gains, got {x.shape}, {g.shape}")
     eps = _eps_codes(eps_code, x, p)
-    ss = np.einsum("...i,...i->...", x, x)[..., None]               # Σ x², exact int64
-    v = (ss << (2 * p.rms_frac)) // p.n + eps
-    q = isqrt(v)
-    r, k = reciprocal(q, p.recip_bits)
+    rows = np.ascontiguousarray(x.reshape(-1, p.n))
+    if isinstance(eps, int):                       # one code (any width) for every row
+        big = np.full(rows.shape[0], eps >= 1 << 61)
+        e = np.full(rows.shape[0], 0 if eps >= 1 << 61 else eps, dtype=np.int64)
+    else:                                          # int64 codes, one per row
+        e = np.ascontiguousarray(eps.reshape(-1))
+        big = e >= 1 << 61
+    lim_ss, lim_y = int64_limits(p, g)
+    if jit.enabled() and x.size and not big.any():
+        codes, bad = jit.specialized("rmsnorm_rows", p.out)(
+            rows, e, np.ascontiguousarray(g), 2 * p.rms_frac, p.recip_bits, p.shift_base,
+            lim_ss, lim_y)
+        if bad < 0:
+            return codes.reshape(x.shape)
+    out = np.empty_like(rows)
+    peak = np.abs(rows).max(axis=1, initial=0)
+    narrow = (peak * peak <= lim_ss) & (peak * int(np.abs(g).max(initial=0)) <= lim_y) & ~big
+    if narrow.any():
+        xn = rows[narrow]
+        ss = np.einsum("ij,ij->i", xn, xn)[:, None]                 # Σ x², exact int64
+        v = (ss << (2 * p.rms_frac)) // p.n + e[narrow][:, None]
+        q = isqrt(v)
+        r, k = reciprocal(q, p.recip_bits)
+        shift = k - p.recip_bits + p.shift_base
+        if np.any(q == 0):  # all-zero row and ε = 0: output 0
+            r = np.where(q == 0, 0, r)
+        fits = shift[:, 0] <= 62
+        narrow[narrow] = fits
+        y = xn[fits] * g
+        y *= r[fits]
+        out[narrow] = p.out.fit(round_shift(y, shift[fits], p.out.rounding))
+    for i in np.flatnonzero(~narrow):         # rows past int64: exact Python integers
+        out[i] = _row_exact(rows[i], g, eps if isinstance(eps, int) else int(e[i]), p)
+    return out.reshape(x.shape)
+
+
+def int64_limits(p: RmsNormParams, g: np.ndarray) -> tuple[int, int]:
+    """``(lim_ss, lim_y)``: a row of peak ``|x|`` computes in int64 where ``peak² ≤ lim_ss``
+    (``Σx² · 2**(2G) < 2**61``) and ``peak · max|γ| ≤ lim_y`` (``x · γ · r < 2**62``,
+    ``r ≤ 2**recip_bits``); other rows take exact Python integers."""
+    return ((1 << 61) - 1) // (p.n << (2 * p.rms_frac)), ((1 << 62) - 1) >> p.recip_bits
+
+
+def _row_exact(x, g, eps: int, p: RmsNormParams) -> np.ndarray:
+    """One row in Python integers: the same five steps, any width."""
+    ss = sum(int(v) * int(v) for v in x)
+    q = math.isqrt((ss << (2 * p.rms_frac)) // p.n + eps)
+    k = max(q.bit_length() - 1, 0) + p.recip_bits
+    r = (1 << k) // q if q else 0
     shift = k - p.recip_bits + p.shift_base
-    if np.any(q == 0):  # all-zero row and ε = 0: output 0
-        r = np.where(q == 0, 0, r)
-    y = x * g
-    y *= r
-    return p.out.fit(round_shift(y, shift, p.out.rounding))
+    return np.array([_fit_int(_round_shift_int(int(a) * int(b) * r, shift, p.out.rounding),
+                              p.out) for a, b in zip(x, g, strict=True)], dtype=np.int64)
 
 
 def rmsnorm_float(x, gamma, eps_code: int, p: RmsNormParams | None = None) -> np.ndarray:
