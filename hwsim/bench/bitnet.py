@@ -39,7 +39,7 @@ def run(args) -> dict:
 
 def _run(args, torch, np) -> dict:
     from hwsim.errors import HwsimError
-    from hwsim.golden.common import exact
+    from hwsim.golden.common import exact, jit
     from models.bitnet.checkpoint import load_checkpoint
     from models.bitnet.config import get_config
     from models.bitnet.data import stdlib_corpus, validation_windows
@@ -90,8 +90,10 @@ def _run(args, torch, np) -> dict:
     speed = best_rates({"torch": torch_fwd, "bitlinear": golden_fwd,
                         "integer": lambda: integer_forward(im, wins)}, n_tok, rounds=5)
     torch_tps, golden_tps, integer_tps = speed["torch"], speed["bitlinear"], speed["integer"]
-    with exact.force_int64():                           # the products in int64, as before
-        int64_tps = rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
+    with jit.disabled():                                # numpy definitions only
+        numpy_tps = rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
+        with exact.force_int64():                       # and the products in int64, as before
+            int64_tps = rate(lambda: integer_forward(im, wins), n_tok, min_s=0.0)
     dp_ppl = evaluate_ppl(dp, corpus.val, seq, evals)
     silu = _silu_agreement(corpus, args.threads)
     rtl = _rtl_layer(tq, im, corpus, args) if args.rtl else None
@@ -110,6 +112,8 @@ def _run(args, torch, np) -> dict:
         "golden_bitlinear_max_abs_logit_diff": agree["max_abs_logit_diff"],
         "torch_tokens_per_s": torch_tps, "golden_integer_tokens_per_s": integer_tps,
         "golden_integer_over_torch": integer_tps / torch_tps,
+        "golden_integer_numpy_tokens_per_s": numpy_tps,
+        "golden_integer_numpy_over_torch": numpy_tps / torch_tps,
         "golden_integer_int64_tokens_per_s": int64_tps,
         "golden_integer_int64_over_torch": int64_tps / torch_tps,
         "golden_bitlinear_tokens_per_s": golden_tps, "threads": args.threads,
@@ -200,7 +204,10 @@ def table(r: dict) -> str:
         ("tokens/s torch / golden integer",
          f"{r['torch_tokens_per_s']:,.0f} / {r['golden_integer_tokens_per_s']:,.0f} "
          f"({r['golden_integer_over_torch']:.4f}×, {r['threads']} thread)"),
-        ("tokens/s golden integer, products in int64",
+        ("tokens/s golden integer, numpy only (compiled loops off)",
+         f"{r['golden_integer_numpy_tokens_per_s']:,.0f} "
+         f"({r['golden_integer_numpy_over_torch']:.4f}×)"),
+        ("tokens/s golden integer, numpy only, products in int64",
          f"{r['golden_integer_int64_tokens_per_s']:,.0f} "
          f"({r['golden_integer_int64_over_torch']:.4f}×)"),
         ("tokens/s golden BitLinears only", f"{r['golden_bitlinear_tokens_per_s']:,.0f}"),

@@ -6,9 +6,10 @@ from hwsim.bench._timing import rate
 
 DESCRIPTION = ("golden kernels (exact integer results) beside numpy float32 on the same shapes: "
                "MACs/s of the ternary projections, the int8 LM head and the attention heads "
-               "against float32 GEMM, rows/s of the integer RMSNorm and softmax against their "
-               "float32 forms; each golden kernel also with its products forced to int64 "
-               "(the path before the exact float GEMMs)")
+               "against float32 GEMM, rows/s of the integer RMSNorm, the layer's norm unit "
+               "and the softmax against their float32 forms; each golden kernel also on its "
+               "numpy definitions (compiled loops off) and with its products forced to int64 "
+               "as well (the path before the exact float GEMMs)")
 
 #: (name, tokens, hidden, ffn, heads, kv_heads, head_dim, vocab): BitNet-tiny and the 700M
 #: shapes of arXiv 2402.17764 (one window of tokens per call)
@@ -35,6 +36,7 @@ def _cases(shape: str, rng):
     from hwsim.golden.common import softmax_int as sm
     from hwsim.golden.common.int8_matmul import Int8Weights, int8_matmul
     from hwsim.golden.vitallm import layer_codes as lc
+    from hwsim.golden.vitallm import norm_quant as nq
     from hwsim.golden.vitallm import rmsnorm_int as rn
     from hwsim.golden.vitallm import ternary_mvu as mvu
 
@@ -82,6 +84,15 @@ def _cases(shape: str, rng):
 
     cases.append(("rmsnorm", f"{T} rows × {D}", "row", T,
                   lambda: rn.rmsnorm_int(x, norm.gamma, 12345, norm.p), float_rms))
+    xw = rng.integers(-(1 << 30), 1 << 30, (T, D)) >> rng.integers(0, 12, (T, 1))   # residual rows
+
+    def float_norm_quant():
+        xf = xw.astype(np.float32)
+        y = xf * gf / np.sqrt((xf * xf).mean(-1, keepdims=True) + 1e-6)
+        return np.rint(y * (127 / np.abs(y).max(-1, keepdims=True)))
+
+    cases.append(("norm-quant", f"{T} residual rows × {D} → int8", "row", T,
+                  lambda: nq.norm_act_rows(xw, norm), float_norm_quant))
     sp = sm.SoftmaxParams()
     s = rng.integers(-128, 128, (H * T, T))
     sf = s.astype(np.float32) / 16
@@ -100,7 +111,7 @@ def run(args) -> dict:
     from threadpoolctl import threadpool_limits
 
     from hwsim.errors import HwsimError
-    from hwsim.golden.common import exact
+    from hwsim.golden.common import exact, jit
 
     if args.threads < 1:
         raise HwsimError(f"--threads must be at least 1, not {args.threads}")
@@ -113,11 +124,14 @@ def run(args) -> dict:
             for kernel, what, unit, work, golden, ref in _cases(shape, rng):
                 g = rate(golden, work, args.min_time)
                 f = rate(ref, work, args.min_time)
-                with exact.force_int64():
-                    i = rate(golden, work, args.min_time)
+                with jit.disabled():
+                    n = rate(golden, work, args.min_time)
+                    with exact.force_int64():
+                        i = rate(golden, work, args.min_time)
                 rows.append({"shape": shape, "kernel": kernel, "what": what, "unit": unit,
-                             "golden_per_s": g, "float32_per_s": f, "golden_int64_per_s": i,
-                             "golden_over_float32": g / f, "int64_over_float32": i / f,
+                             "golden_per_s": g, "float32_per_s": f, "golden_numpy_per_s": n,
+                             "golden_int64_per_s": i, "golden_over_float32": g / f,
+                             "numpy_over_float32": n / f, "int64_over_float32": i / f,
                              "matrix": unit == "MAC"})
     matrix = [r["golden_over_float32"] for r in rows if r["matrix"]]
     return {"threads": args.threads, "rows": rows,
@@ -126,16 +140,19 @@ def run(args) -> dict:
 
 
 def table(r: dict) -> str:
-    head = ("shape", "kernel", "work", "golden /s", "float32 /s", "ratio", "int64 ratio")
+    head = ("shape", "kernel", "work", "golden /s", "float32 /s", "ratio", "numpy ratio",
+            "int64 ratio")
     lines = [head]
     for x in r["rows"]:
         lines.append((x["shape"], x["kernel"], x["what"],
                       f"{x['golden_per_s']:.3g} {x['unit']}", f"{x['float32_per_s']:.3g}",
-                      f"{x['golden_over_float32']:.2f}×", f"{x['int64_over_float32']:.2f}×"))
+                      f"{x['golden_over_float32']:.2f}×", f"{x['numpy_over_float32']:.2f}×",
+                      f"{x['int64_over_float32']:.2f}×"))
     w = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = ["  ".join(str(c).ljust(w[i]) for i, c in enumerate(line)) for line in lines]
     m = r["min_matrix_golden_over_float32"]
     out.append(f"slowest matrix kernel: {m:.2f}× of float32 GEMM (goal ≥ "
                f"{r['goal_matrix_golden_over_float32']}), {r['threads']} BLAS thread(s); "
-               "'int64 ratio': the same kernel with its products in int64")
+               "'numpy ratio': the kernel with its compiled loops off; 'int64 ratio': and its "
+               "products in int64")
     return "\n".join(out)

@@ -22,10 +22,12 @@ def test_tiny_rows_and_ratios():
     out = json.loads(r.stdout)
     kernels = [row["kernel"] for row in out["rows"]]
     assert kernels == ["ternary-mvu", "ternary-mvu", "int8-matmul", "attention-head", "rmsnorm",
-                       "softmax"]
+                       "norm-quant", "softmax"]
     for row in out["rows"]:
         assert row["golden_per_s"] > 0 and row["float32_per_s"] > 0
+        assert row["golden_numpy_per_s"] > 0 and row["golden_int64_per_s"] > 0
         assert row["golden_over_float32"] == row["golden_per_s"] / row["float32_per_s"]
+        assert row["numpy_over_float32"] == row["golden_numpy_per_s"] / row["float32_per_s"]
     matrix = [row["golden_over_float32"] for row in out["rows"] if row["matrix"]]
     assert out["min_matrix_golden_over_float32"] == min(matrix)
     assert out["threads"] == 1
