@@ -28,7 +28,7 @@ def _per_head(q, K, V, mults, p, causal):
 
 @pytest.mark.parametrize(("T", "L", "H", "KV", "causal"), [
     (5, 5, 4, 2, True), (5, 9, 4, 2, True), (1, 12, 4, 4, True), (6, 6, 2, 1, False),
-    (96, 96, 4, 2, True),                  # long enough for the causal blocks
+    (128, 128, 4, 2, True),                # long enough for the causal blocks
     (70, 100, 2, 2, True),
 ])
 def test_attention_heads_equal_each_head(T, L, H, KV, causal):

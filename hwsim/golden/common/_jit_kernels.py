@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 _ONE = np.int64(1)
+_TOP = np.int64((1 << 63) - 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def eps_codes_pow0(E, shifts):
 def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     """The norm unit's row loop for one pair of output formats (rounding mode and overflow
     rule fixed at compile time): ``kernel(x, shifts, eps, gamma, two_g, recip_bits,
-    shift_base, lim_ss, lim_y, act_bits, act_max)`` (the limits of
+    shift_base, lim_sq, lim_ss, lim_y, act_bits, act_max)`` (the limits of
     ``rmsnorm_int.int64_limits``).
 
     Each row of ``x`` (R, n): shifted right by its ``shifts`` (half even), integer RMSNorm with
@@ -139,8 +140,8 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     alo, ahi, awidth, asigned, awrap, anarrow = act_fit
 
     @njit(cache=True)
-    def norm_act(x, shifts, eps, gamma, two_g, recip_bits, shift_base, lim_ss, lim_y, act_bits,
-                 act_max):
+    def norm_act(x, shifts, eps, gamma, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y,
+                 act_bits, act_max):
         R, n = x.shape
         gmax = np.int64(0)
         for j in range(n):
@@ -150,18 +151,22 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
         row = np.empty(n, dtype=np.int64)
         for i in range(R):
             s = shifts[i]
-            ss = np.int64(0)
             peak = np.int64(0)
             for j in range(n):
                 v = round_shift(x[i, j], s, 4)
                 row[j] = v
-                ss += v * v
                 peak = max(peak, abs(v))
-            if peak * peak > lim_ss or peak * gmax > lim_y or eps[i] >= _ONE << 61:
+            if peak * peak > lim_sq or peak * gmax > lim_y:
                 return codes, amaxs, i
-            v = ((ss << two_g) // n) + eps[i]
-            if v < 0:
+            ss = np.int64(0)
+            for j in range(n):
+                ss += row[j] * row[j]
+            if ss > lim_ss:
                 return codes, amaxs, i
+            t = (ss << two_g) // n
+            if eps[i] < 0 or t > _TOP - eps[i]:        # v = t + ε past int64
+                return codes, amaxs, i
+            v = t + eps[i]
             q = isqrt(v)
             r, k = reciprocal(q, recip_bits)
             sh = k - recip_bits + shift_base
@@ -306,23 +311,27 @@ def make_rmsnorm_rows(out_mode, out_fit):
     lo, hi, width, signed, wrap, narrow = out_fit
 
     @njit(cache=True)
-    def rmsnorm_rows(x, eps, gamma, two_g, recip_bits, shift_base, lim_ss, lim_y):
+    def rmsnorm_rows(x, eps, gamma, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y):
         R, n = x.shape
         codes = np.empty((R, n), dtype=np.int64)
         gmax = np.int64(0)
         for j in range(n):
             gmax = max(gmax, abs(gamma[j]))
         for i in range(R):
-            ss = np.int64(0)
             peak = np.int64(0)
             for j in range(n):
-                ss += x[i, j] * x[i, j]
                 peak = max(peak, abs(x[i, j]))
-            if peak * peak > lim_ss or peak * gmax > lim_y:
+            if peak * peak > lim_sq or peak * gmax > lim_y:
                 return codes, i
-            v = ((ss << two_g) // n) + eps[i]
-            if v < 0:
+            ss = np.int64(0)
+            for j in range(n):
+                ss += x[i, j] * x[i, j]
+            if ss > lim_ss:
                 return codes, i
+            t = (ss << two_g) // n
+            if eps[i] < 0 or t > _TOP - eps[i]:        # v = t + ε past int64
+                return codes, i
+            v = t + eps[i]
             q = isqrt(v)
             r, k = reciprocal(q, recip_bits)
             sh = k - recip_bits + shift_base
@@ -336,3 +345,4 @@ def make_rmsnorm_rows(out_mode, out_fit):
         return codes, -1
 
     return rmsnorm_rows
+

@@ -274,7 +274,7 @@ def attention_head(q, K, V, score_mult: int, score_shift: int, p: AttentionParam
 
 #: causal attention of many query rows runs in at most CAUSAL_SPLIT blocks of at least
 #: CAUSAL_BLOCK rows (:func:`attention_heads`)
-CAUSAL_SPLIT, CAUSAL_BLOCK = 8, 32
+CAUSAL_SPLIT, CAUSAL_BLOCK = 8, 64
 
 
 def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
@@ -307,21 +307,70 @@ def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
         raise HwsimError(f"{T} queries but only {L} keys")
     M = np.array([int(m) for m, _ in mults], dtype=object)[:, None, None]
     S = np.array([int(s) for _, s in mults], dtype=np.int64)[:, None, None]
+    lead = q.shape[:-3]
+    B, rep = math.prod(lead), H // KV
+    acc_peak = d * INT8.peak * INT8.peak
+    if (not exact.forced() and acc_peak < exact.FLOAT32_EXACT
+            and acc_peak * int(M.max()) < exact.FLOAT64_EXACT
+            and p.score.overflow is Overflow.SATURATE and sm.float_exact(p.softmax, L)):
+        # the float path (its condition holds for every block: their key counts are ≤ L):
+        # operands in float32 once, laid out for the GEMMs — queries grouped by their KV head
+        # (B, KV, rep, T, d), keys (B, KV, d, L), values (B, KV, L, d)
+        qh = q.reshape(B, T, KV, rep, d).transpose(0, 2, 3, 1, 4).astype(np.float32, order="C")
+        Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1).astype(np.float32, order="C")
+        Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3).astype(np.float32, order="C")
+
+        def block(a, b, keys, causal):
+            return _block_float(qh[:, :, :, a:b], Kt[..., :keys], Vg[:, :, :keys], M, S, p,
+                                causal)
+    else:
+        def block(a, b, keys, causal):
+            return _heads_block(q[..., a:b, :, :], K[..., :keys, :, :], V[..., :keys, :, :],
+                                M, S, p, causal)
     blocks = min(CAUSAL_SPLIT, T // CAUSAL_BLOCK) if causal else 1
     if blocks < 2:
-        return _heads_block(q, K, V, M, S, p, causal)
-    # query rows in blocks, each against only the keys it can see (a causal row never reads
-    # the keys after it): the same codes for less work
-    cuts = np.linspace(0, T, blocks + 1).astype(int)
-    parts = [_heads_block(q[..., a:b, :, :], K[..., :L - T + b, :, :], V[..., :L - T + b, :, :],
-                          M, S, p, True)
-             for a, b in itertools.pairwise(cuts)]
-    return (np.concatenate([o for o, _ in parts], axis=-3),
-            np.concatenate([m for _, m in parts], axis=-2))
+        o, amax = block(0, T, L, causal)
+    else:
+        # query rows in blocks, each against only the keys it can see (a causal row never reads
+        # the keys after it): the same codes for less work
+        cuts = np.linspace(0, T, blocks + 1).astype(int)
+        parts = [block(a, b, L - T + b, True) for a, b in itertools.pairwise(cuts)]
+        o = np.concatenate([o for o, _ in parts], axis=2)
+        amax = np.concatenate([m for _, m in parts], axis=2)
+    return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
+            amax.transpose(0, 2, 1).reshape(*lead, T, H))
+
+
+def _block_float(qh, Kt, Vg, M, S, p: AttentionParams, causal: bool):
+    """The float path of :func:`attention_heads` on one block of query rows: ``qh`` (B, KV,
+    rep, T, d), ``Kt`` (B, KV, d, L), ``Vg`` (B, KV, L, d) float32 codes → ``(o (B, H, T, d),
+    amax (B, H, T))``.
+
+    Scores and probabilities are integral floats: the float32 GEMM (``d · 128² < 2**24``), the
+    requantizer and the softmax are each exact there (``quant.qtype.requantize_float``,
+    ``softmax_int.probs_float``, or the compiled loop), so these are the codes of the integer
+    lines of :func:`_heads_block`."""
+    B, KV, rep, T, d = qh.shape
+    L, H = Kt.shape[-1], KV * rep
+    acc = np.matmul(qh.reshape(B, KV, rep * T, d), Kt).reshape(B, H, T, L)
+    probs = _probs_jit(acc, M, S, p, causal)
+    if probs is None:
+        scores = requantize_float(acc.astype(np.float64), M, S, p.score, overwrite=True)
+        bias = np.where(_mask(T, L, causal), 0.0, -np.inf)                 # (T, L) addends
+        probs = sm.probs_float(scores, p.softmax, None, bias)              # 0 where masked
+    pv = probs.reshape(B, KV, rep * T, L)
+    if exact.matmul_path(L, p.prob.peak, INT8.peak) == "float32":
+        # exact in float32; the absmax requantizer takes the float result as it is
+        o_acc = np.matmul(pv.astype(np.float32, copy=False), Vg).reshape(B, H, T, d)
+    else:
+        o_acc = exact.matmul_codes(pv, Vg.astype(np.int64), p.prob.peak, INT8.peak,
+                                   checked=True).reshape(B, H, T, d)
+    return _absmax_heads(o_acc, p)
 
 
 def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
-    """:func:`attention_heads` on checked operands, ``M``, ``S`` (H, 1, 1)."""
+    """:func:`attention_heads`' integer path on checked operands, ``M``, ``S`` (H, 1, 1) →
+    ``(o (B, H, T, d), amax (B, H, T))``."""
     lead, d = q.shape[:-3], p.head_dim
     T, H, _ = q.shape[-3:]
     L, KV, _ = K.shape[-3:]
@@ -329,36 +378,14 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     # query heads grouped by their KV head: (B, KV, rep·T, d) against (B, KV, d, L)
     qg = q.reshape(B, T, H, d).transpose(0, 2, 1, 3).reshape(B, KV, rep * T, d)
     Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1)
-    acc_peak = d * INT8.peak * INT8.peak
-    if (not exact.forced() and acc_peak < exact.FLOAT32_EXACT
-            and acc_peak * int(M.max()) < exact.FLOAT64_EXACT
-            and p.score.overflow is Overflow.SATURATE and sm.float_exact(p.softmax, L)):
-        # scores and probabilities as integral float64: the float32 GEMM, the requantizer and
-        # the softmax are each exact there (quant.qtype.requantize_float,
-        # softmax_int.probs_float), so these are the codes of the integer lines below
-        acc = np.matmul(qg.astype(np.float32), Kt.astype(np.float32))
-        probs = _probs_jit(acc.reshape(B, H, T, L), M, S, p, causal)
-        if probs is None:
-            scores = requantize_float(acc.reshape(B, H, T, L).astype(np.float64), M, S,
-                                      p.score, overwrite=True)
-            bias = np.where(_mask(T, L, causal), 0.0, -np.inf)             # (T, L) addends
-            probs = sm.probs_float(scores, p.softmax, None, bias)          # 0 where masked
-    else:
-        acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
-        scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)         # (B, H, T, L)
-        mask = np.broadcast_to(_mask(T, L, causal), scores.shape)
-        probs = sm.softmax_int(scores, p.softmax, mask)                    # 0 where masked
+    acc = exact.matmul_codes(qg, Kt, INT8.peak, INT8.peak, checked=True)
+    scores = requantize(acc.reshape(B, H, T, L), M, S, p.score)             # (B, H, T, L)
+    mask = np.broadcast_to(_mask(T, L, causal), scores.shape)
+    probs = sm.softmax_int(scores, p.softmax, mask)                        # 0 where masked
     Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
     pv = probs.reshape(B, KV, rep * T, L)
-    if probs.dtype.kind == "f" and exact.matmul_path(L, p.prob.peak, INT8.peak) == "float32":
-        # exact in float32; the absmax requantizer takes the float result as it is
-        o_acc = np.matmul(pv.astype(np.float32), Vg.astype(np.float32)).reshape(B, H, T, d)
-    else:
-        o_acc = exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak,
-                                   checked=True).reshape(B, H, T, d)
-    o, amax = _absmax_heads(o_acc, p)
-    return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
-            amax.transpose(0, 2, 1).reshape(*lead, T, H))
+    o_acc = exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak, checked=True).reshape(B, H, T, d)
+    return _absmax_heads(o_acc, p)
 
 
 def _probs_jit(acc, M, S, p: AttentionParams, causal: bool):

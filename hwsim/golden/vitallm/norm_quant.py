@@ -126,7 +126,7 @@ def norm_act_rows(x, norm: lc.NormCodes, amax=None) -> tuple[np.ndarray, np.ndar
         return lc.act_quant(lc.rms_rows(x, norm, amax))
     a, am, bad = jit.specialized("norm_act", p.out, INT8)(
         xs, shifts, codes, np.ascontiguousarray(gamma), 2 * p.rms_frac, p.recip_bits,
-        p.shift_base, *rn.int64_limits(p, gamma), lc.ACT_RECIP_BITS, INT8.max_code)
+        p.shift_base, *rn.int64_limits(p), lc.ACT_RECIP_BITS, INT8.max_code)
     if bad >= 0:
         return lc.act_quant(lc.rms_rows(x, norm, amax))
     return a, am

@@ -172,20 +172,25 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
     else:                                          # int64 codes, one per row
         e = np.ascontiguousarray(eps.reshape(-1))
         big = e >= 1 << 61
-    lim_ss, lim_y = int64_limits(p, g)
+    lim_sq, lim_ss, lim_y = int64_limits(p)
     if jit.enabled() and x.size and not big.any():
         codes, bad = jit.specialized("rmsnorm_rows", p.out)(
             rows, e, np.ascontiguousarray(g), 2 * p.rms_frac, p.recip_bits, p.shift_base,
-            lim_ss, lim_y)
+            lim_sq, lim_ss, lim_y)
         if bad < 0:
             return codes.reshape(x.shape)
     out = np.empty_like(rows)
     peak = np.abs(rows).max(axis=1, initial=0)
-    narrow = (peak * peak <= lim_ss) & (peak * int(np.abs(g).max(initial=0)) <= lim_y) & ~big
+    narrow = (peak * peak <= lim_sq) & (peak * int(np.abs(g).max(initial=0)) <= lim_y) & ~big
+    ss = np.zeros(rows.shape[0], dtype=np.int64)
+    ss[narrow] = np.einsum("ij,ij->i", rows[narrow], rows[narrow])  # Σ x², exact int64 there
+    narrow &= ss <= lim_ss
+    t = np.zeros_like(ss)
+    t[narrow] = (ss[narrow] << (2 * p.rms_frac)) // p.n
+    narrow &= t <= np.iinfo(np.int64).max - e           # v = t + ε fits int64
     if narrow.any():
         xn = rows[narrow]
-        ss = np.einsum("ij,ij->i", xn, xn)[:, None]                 # Σ x², exact int64
-        v = (ss << (2 * p.rms_frac)) // p.n + e[narrow][:, None]
+        v = (t + e)[narrow, None]
         q = isqrt(v)
         r, k = reciprocal(q, p.recip_bits)
         shift = k - p.recip_bits + p.shift_base
@@ -201,11 +206,14 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
     return out.reshape(x.shape)
 
 
-def int64_limits(p: RmsNormParams, g: np.ndarray) -> tuple[int, int]:
-    """``(lim_ss, lim_y)``: a row of peak ``|x|`` computes in int64 where ``peak² ≤ lim_ss``
-    (``Σx² · 2**(2G) < 2**61``) and ``peak · max|γ| ≤ lim_y`` (``x · γ · r < 2**62``,
-    ``r ≤ 2**recip_bits``); other rows take exact Python integers."""
-    return ((1 << 61) - 1) // (p.n << (2 * p.rms_frac)), ((1 << 62) - 1) >> p.recip_bits
+def int64_limits(p: RmsNormParams) -> tuple[int, int, int]:
+    """``(lim_sq, lim_ss, lim_y)``: a row (peak ``|x|``, ε code below 2**61) computes in int64
+    where ``peak² ≤ lim_sq`` (``Σx²`` fits), ``Σx² ≤ lim_ss`` (``Σx² · 2**(2G)`` fits), the
+    mean square ``v = Σx² · 2**(2G) // n + ε`` fits and ``peak · max|γ| ≤ lim_y``
+    (``|x · γ · r| < 2**63`` with ``r ≤ 2**recip_bits``); other rows take exact Python
+    integers."""
+    top = (1 << 63) - 1
+    return top // p.n, top >> (2 * p.rms_frac), top >> p.recip_bits
 
 
 def _row_exact(x, g, eps: int, p: RmsNormParams) -> np.ndarray:
