@@ -4,6 +4,8 @@ attention heads and the whole integer model with the loops on and off, and a row
 not cover goes to the numpy definition (its exact result, or its error)."""
 
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -241,3 +243,15 @@ def test_loops_cover_the_model_rows(n):
     assert bad == -1
     with jit.disabled():
         assert np.array_equal(codes, rn.rmsnorm_int(x, g, np.full(4, (1 << 61) - 1), p))
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_attention_operands_outside_int8_are_refused_on_every_path(which):
+    """The float path checks int8 ranges in its layout pass; the message is QType.check's."""
+    p = ah.AttentionParams(head_dim=16, lanes=8, max_len=64)
+    ops = [RNG.integers(-128, 128, (8, 2, 16)) for _ in range(3)]
+    ops[which][3, 1, 5] = 128 if which != 1 else -129
+    name = ("attention q", "attention K", "attention V")[which]
+    for ctx in (contextlib.nullcontext(), exact.force_int64(), jit.disabled()):
+        with ctx, pytest.raises(HwsimError, match=f"{name} hold"):
+            ah.attention_heads(*ops, [(1 << 15, 20)] * 2, p, causal=True)

@@ -346,3 +346,21 @@ def make_rmsnorm_rows(out_mode, out_fit):
 
     return rmsnorm_rows
 
+
+
+@njit(cache=True)
+def float32_codes(x, lo, hi):
+    """A 4-D signed-integer array (any strides, e.g. a transposed view) as a C-ordered float32
+    copy, range-checked in the same pass: ``(copy, ok)``; ``ok`` is false if a value lies
+    outside ``[lo, hi]`` (the copy is then incomplete)."""
+    A, B, C, D = x.shape
+    out = np.empty((A, B, C, D), dtype=np.float32)
+    for a in range(A):
+        for b in range(B):
+            for c in range(C):
+                for d in range(D):
+                    v = x[a, b, c, d]
+                    if v < lo or v > hi:
+                        return out, False
+                    out[a, b, c, d] = v
+    return out, True

@@ -287,9 +287,13 @@ def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
     Leading batch axes (``q`` (…, T, H, d), ``K``, ``V`` (…, L, KV, d), the same ``…``) run
     independent sequences side by side."""
     p = p or AttentionParams()
-    q = INT8.check(q, "attention q")
-    K = INT8.check(K, "attention K")
-    V = INT8.check(V, "attention V")
+    names = ("attention q", "attention K", "attention V")
+    q, K, V = (np.asarray(a) for a in (q, K, V))
+    # signed-integer operands of the float path have their range checked in the pass that
+    # lays them out in float32 (the compiled loop); all others here
+    defer = jit.enabled() and all(a.dtype.kind == "i" for a in (q, K, V))
+    if not defer:
+        q, K, V = (INT8.check(a, n) for a, n in zip((q, K, V), names, strict=True))
     d = p.head_dim
     if (q.ndim < 3 or K.ndim != q.ndim or V.shape != K.shape or q.shape[:-3] != K.shape[:-3]
             or q.shape[-1] != d or K.shape[-1] != d):
@@ -316,14 +320,23 @@ def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
         # the float path (its condition holds for every block: their key counts are ≤ L):
         # operands in float32 once, laid out for the GEMMs — queries grouped by their KV head
         # (B, KV, rep, T, d), keys (B, KV, d, L), values (B, KV, L, d)
-        qh = q.reshape(B, T, KV, rep, d).transpose(0, 2, 3, 1, 4).astype(np.float32, order="C")
-        Kt = K.reshape(B, L, KV, d).transpose(0, 2, 3, 1).astype(np.float32, order="C")
-        Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3).astype(np.float32, order="C")
+        views = (q.reshape(B, T, H, d).transpose(0, 2, 1, 3),
+                 K.reshape(B, L, KV, d).transpose(0, 2, 3, 1),
+                 V.reshape(B, L, KV, d).transpose(0, 2, 1, 3))
+        if defer:
+            qh, Kt, Vg = (_float32_codes(v, a, n)
+                          for v, a, n in zip(views, (q, K, V), names, strict=True))
+        else:
+            qh, Kt, Vg = (v.astype(np.float32, order="C") for v in views)
+        qh = qh.reshape(B, KV, rep, T, d)
 
         def block(a, b, keys, causal):
             return _block_float(qh[:, :, :, a:b], Kt[..., :keys], Vg[:, :, :keys], M, S, p,
                                 causal)
     else:
+        if defer:
+            q, K, V = (INT8.check(a, n) for a, n in zip((q, K, V), names, strict=True))
+
         def block(a, b, keys, causal):
             return _heads_block(q[..., a:b, :, :], K[..., :keys, :, :], V[..., :keys, :, :],
                                 M, S, p, causal)
@@ -339,6 +352,15 @@ def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
         amax = np.concatenate([m for _, m in parts], axis=2)
     return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
             amax.transpose(0, 2, 1).reshape(*lead, T, H))
+
+
+def _float32_codes(view, whole, what: str):
+    """``view`` (4-D) as C-ordered float32, its int8 range checked in the same pass (the
+    error of :meth:`QType.check` on ``whole`` where it fails)."""
+    out, ok = jit.kernels().float32_codes(view, INT8.min_code, INT8.max_code)
+    if not ok:
+        INT8.check(whole, what)
+    return out
 
 
 def _block_float(qh, Kt, Vg, M, S, p: AttentionParams, causal: bool):
