@@ -255,3 +255,28 @@ def test_attention_operands_outside_int8_are_refused_on_every_path(which):
     for ctx in (contextlib.nullcontext(), exact.force_int64(), jit.disabled()):
         with ctx, pytest.raises(HwsimError, match=f"{name} hold"):
             ah.attention_heads(*ops, [(1 << 15, 20)] * 2, p, causal=True)
+
+
+def test_without_numba_the_numpy_definitions_run():
+    """Where numba cannot load, one warning and the numpy definitions: same codes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from hwsim.golden.common import jit\n"
+        "from hwsim.golden.common import softmax_int as sm\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    print(jit.enabled(), len(w), 'unavailable' in str(w[0].message))\n"
+        "x = np.arange(-64, 64).reshape(4, 32)\n"
+        "print(sm.softmax_int(x).sum())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == "False 1 True"
+    with jit.disabled():
+        want = sm.softmax_int(np.arange(-64, 64).reshape(4, 32)).sum()
+    assert int(lines[1]) == want

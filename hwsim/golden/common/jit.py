@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 
 from quant.qtype import Overflow, QType, Rounding
 
@@ -43,8 +44,19 @@ _state = {"off": 0}
 
 
 def enabled() -> bool:
-    """Whether the compiled loops run (not inside :func:`disabled`, no ``HWSIM_NO_JIT``)."""
-    return not _state["off"] and os.environ.get("HWSIM_NO_JIT", "") in ("", "0")
+    """Whether the compiled loops run (not inside :func:`disabled`, no ``HWSIM_NO_JIT``, and
+    numba loads here: where it does not, the numpy definitions run, after one warning)."""
+    if _state["off"] or os.environ.get("HWSIM_NO_JIT", "") not in ("", "0"):
+        return False
+    if "kernels" not in _state:
+        try:
+            from hwsim.golden.common import _jit_kernels
+        except (ImportError, RuntimeError, OSError) as e:   # no numba, no cache location
+            warnings.warn(f"hwsim: compiled golden loops unavailable ({e}); the numpy "
+                          "definitions run instead", RuntimeWarning, stacklevel=2)
+            _jit_kernels = None
+        _state["kernels"] = _jit_kernels
+    return _state["kernels"] is not None
 
 
 @contextlib.contextmanager
@@ -65,9 +77,11 @@ def fit_args(q: QType) -> tuple[int, int, int, bool, bool, bool]:
 
 
 def kernels():
-    """The compiled kernels module (imports numba on first use)."""
-    from hwsim.golden.common import _jit_kernels
-    return _jit_kernels
+    """The compiled kernels module (imports numba on first use; raises where it cannot)."""
+    k = _state.get("kernels")
+    if k is None:
+        from hwsim.golden.common import _jit_kernels as k
+    return k
 
 
 @functools.lru_cache(maxsize=64)
