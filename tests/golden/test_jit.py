@@ -147,27 +147,6 @@ def test_attention_heads_equal_their_numpy_definition(T, L, H, KV, causal, B):
 
 
 @pytest.mark.parametrize("p", [
-    sm.SoftmaxParams(),
-    sm.SoftmaxParams(prob=QType(8, signed=False, frac=8, rounding=Rounding.FLOOR)),
-    sm.SoftmaxParams(score=QType(6, frac=2),
-                     prob=QType(12, signed=False, frac=11, rounding=Rounding.HALF_UP)),
-    sm.SoftmaxParams(prob=QType(7, signed=False, frac=8, overflow=Overflow.WRAP)),
-    sm.SoftmaxParams(exp_frac=30, recip_bits=30)])            # products past 2**53
-def test_softmax_rows_equal_their_numpy_definition(p):
-    x = RNG.integers(p.score.min_code, p.score.max_code + 1, (3, 17, 40))
-    x[0, 0] = p.score.min_code
-    x[0, 1] = p.score.max_code
-    x[0, 2, ::2] = p.score.min_code
-    mask = RNG.random(x.shape) < 0.7
-    mask[..., 5] = True
-    mask[1, 3] = False
-    mask[1, 3, 39] = True                               # a row of one score
-    for m in (mask, None):
-        got, want = _both(sm.softmax_int, x, p, m)
-        assert got.shape == x.shape and np.array_equal(got, want)
-
-
-@pytest.mark.parametrize("p", [
     lc.norm_params(32, 8, 16), rn.RmsNormParams(n=32, lanes=8, x=QType(16)),
     rn.RmsNormParams(n=32, lanes=8, x=QType(16), out=QType(10, frac=4, rounding=Rounding.TRUNC)),
     rn.RmsNormParams(n=32, lanes=8, x=QType(16), out=QType(12, frac=6, overflow=Overflow.WRAP))])

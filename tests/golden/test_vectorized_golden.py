@@ -7,11 +7,11 @@ import pytest
 
 from hwsim.errors import HwsimError
 from hwsim.golden.common import attention_head as ah
-from hwsim.golden.common import exact
+from hwsim.golden.common import exact, jit
 from hwsim.golden.common import softmax_int as sm
 from hwsim.golden.vitallm import layer_codes as lc
 from hwsim.golden.vitallm import rmsnorm_int as rn
-from quant.qtype import INT8, QType, Rounding, _fit_int, _round_shift_int, requantize
+from quant.qtype import INT8, Overflow, QType, Rounding, _fit_int, _round_shift_int, requantize
 
 RNG = np.random.default_rng(7)
 
@@ -91,15 +91,25 @@ def _softmax_ref(x, p, mask):
     sm.SoftmaxParams(score=QType(12, frac=6), prob=QType(16, frac=15, signed=False,
                                                          rounding=Rounding.HALF_UP)),
     sm.SoftmaxParams(exp_frac=30, recip_bits=30, prob=QType(16, frac=14, signed=False)),
+    sm.SoftmaxParams(prob=QType(8, signed=False, frac=8, rounding=Rounding.FLOOR)),
+    sm.SoftmaxParams(prob=QType(7, signed=False, frac=8, overflow=Overflow.WRAP)),
 ])
 def test_softmax_int_equals_a_row_by_row_reference(p):
+    """Compiled rows (hwsim.golden.common.jit) and numpy definitions alike."""
     x = RNG.integers(p.score.min_code, p.score.max_code + 1, (3, 7, 40))
     x[0, 0] = p.score.min_code
     x[0, 1] = p.score.max_code
     x[0, 2, ::2] = p.score.min_code
     mask = RNG.random(x.shape) < 0.7
     mask[..., 0] = True
-    assert np.array_equal(sm.softmax_int(x, p, mask), _softmax_ref(x, p, mask))
+    mask[1, 3] = False
+    mask[1, 3, 39] = True                               # a row of one score
+    ref = _softmax_ref(x, p, mask)
+    assert np.array_equal(sm.softmax_int(x, p, mask), ref)
+    with jit.disabled():
+        assert np.array_equal(sm.softmax_int(x, p, mask), ref)
+        full = sm.softmax_int(x, p)
+    assert np.array_equal(sm.softmax_int(x, p), full)
 
 
 def test_rmsnorm_with_one_eps_code_per_row_equals_row_calls():
