@@ -81,3 +81,18 @@ def test_rows_past_int64_are_exact(jit_on):
         got = rn.rmsnorm_int(x, g, col, p)
         assert np.array_equal(got, np.concatenate([_python_rmsnorm(x[i:i + 1], g, int(c), p)
                                                    for i, c in enumerate(col)]))
+
+
+@pytest.mark.parametrize("jit_on", [True, False])
+def test_wide_gains_are_exact(jit_on):
+    """Gains wide enough that x · γ · r passes int64 take the exact path, not a wrapped one."""
+    import contextlib
+
+    from hwsim.golden.common import jit
+
+    p = rn.RmsNormParams(n=16, lanes=4, x=QType(16), gamma=QType(44, frac=40), out=QType(16, frac=8))
+    rng = np.random.default_rng(5)
+    g = rng.integers(-(1 << 43), 1 << 43, 16)
+    x = rng.integers(-(1 << 15), 1 << 15, (5, 16))
+    with contextlib.nullcontext() if jit_on else jit.disabled():
+        assert np.array_equal(rn.rmsnorm_int(x, g, 9, p), _python_rmsnorm(x, g, 9, p))

@@ -156,7 +156,7 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
                 v = round_shift(x[i, j], s, 4)
                 row[j] = v
                 peak = max(peak, abs(v))
-            if peak * peak > lim_sq or peak * gmax > lim_y:
+            if peak > isqrt(lim_sq) or (gmax > 0 and peak > lim_y // gmax):
                 return codes, amaxs, i
             ss = np.int64(0)
             for j in range(n):
@@ -321,7 +321,7 @@ def make_rmsnorm_rows(out_mode, out_fit):
             peak = np.int64(0)
             for j in range(n):
                 peak = max(peak, abs(x[i, j]))
-            if peak * peak > lim_sq or peak * gmax > lim_y:
+            if peak > isqrt(lim_sq) or (gmax > 0 and peak > lim_y // gmax):
                 return codes, i
             ss = np.int64(0)
             for j in range(n):

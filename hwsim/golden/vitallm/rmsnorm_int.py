@@ -181,7 +181,8 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
             return codes.reshape(x.shape)
     out = np.empty_like(rows)
     peak = np.abs(rows).max(axis=1, initial=0)
-    narrow = (peak * peak <= lim_sq) & (peak * int(np.abs(g).max(initial=0)) <= lim_y) & ~big
+    gmax = int(np.abs(g).max(initial=0))
+    narrow = (peak <= math.isqrt(lim_sq)) & (peak <= lim_y // max(gmax, 1)) & ~big
     ss = np.zeros(rows.shape[0], dtype=np.int64)
     ss[narrow] = np.einsum("ij,ij->i", rows[narrow], rows[narrow])  # Σ x², exact int64 there
     narrow &= ss <= lim_ss
@@ -208,10 +209,10 @@ def rmsnorm_int(x, gamma, eps_code, p: RmsNormParams | None = None, *,
 
 def int64_limits(p: RmsNormParams) -> tuple[int, int, int]:
     """``(lim_sq, lim_ss, lim_y)``: a row (peak ``|x|``, ε code below 2**61) computes in int64
-    where ``peak² ≤ lim_sq`` (``Σx²`` fits), ``Σx² ≤ lim_ss`` (``Σx² · 2**(2G)`` fits), the
-    mean square ``v = Σx² · 2**(2G) // n + ε`` fits and ``peak · max|γ| ≤ lim_y``
-    (``|x · γ · r| < 2**63`` with ``r ≤ 2**recip_bits``); other rows take exact Python
-    integers."""
+    where ``peak² ≤ lim_sq`` (``n · peak² < 2**63``: ``Σx²`` fits), ``Σx² ≤ lim_ss``
+    (``Σx² · 2**(2G)`` fits), the mean square ``v = Σx² · 2**(2G) // n + ε`` fits and
+    ``peak · max|γ| ≤ lim_y`` (``|x · γ · r| < 2**63`` with ``r ≤ 2**recip_bits``); other
+    rows take exact Python integers."""
     top = (1 << 63) - 1
     return top // p.n, top >> (2 * p.rms_frac), top >> p.recip_bits
 
