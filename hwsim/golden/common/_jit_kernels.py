@@ -126,6 +126,66 @@ def eps_codes_pow0(E, shifts):
     return out
 
 
+def _make_rms_row(out_mode, out_fit):
+    """One row of ``rmsnorm_int`` for one output format: ``rms_row(x, out, eps, gamma, gmax,
+    two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y)`` writes the codes of row ``x`` into
+    ``out`` (may be ``x`` itself) and returns False where the row is past the int64 limits of
+    ``rmsnorm_int.int64_limits`` (``out`` then untouched)."""
+    lo, hi, width, signed, wrap, narrow = out_fit
+
+    @njit(cache=True, inline="always")
+    def rms_row(x, out, eps, gamma, gmax, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y):
+        n = x.size
+        peak = np.int64(0)
+        for j in range(n):
+            peak = max(peak, abs(x[j]))
+        if peak > isqrt(lim_sq) or (gmax > 0 and peak > lim_y // gmax):
+            return False
+        ss = np.int64(0)
+        for j in range(n):
+            ss += x[j] * x[j]
+        if ss > lim_ss:
+            return False
+        t = (ss << two_g) // n
+        if eps < 0 or t > _TOP - eps:                  # v = t + ε past int64
+            return False
+        r, k = reciprocal(isqrt(t + eps), recip_bits)
+        sh = k - recip_bits + shift_base
+        if r < 0 or sh < 0 or sh > 62:
+            return False
+        for j in range(n):
+            y = x[j] * gamma[j]
+            y *= r
+            out[j] = fit(round_shift(y, sh, out_mode), lo, hi, width, signed, wrap, narrow)
+        return True
+
+    return rms_row
+
+
+def _make_absmax_row(mode, out_fit):
+    """One row of ``absmax_requant`` for one output format: ``absmax_row(acc, out, recip_bits,
+    max_code)`` writes the codes of ``acc`` (integral floats or integers below 2**53) into
+    ``out`` (may be ``acc`` itself) and returns the row's amax, or −1 where ``amax · M`` could
+    pass 2**62 (``out`` then untouched)."""
+    lo, hi, width, signed, wrap, narrow = out_fit
+
+    @njit(cache=True, inline="always")
+    def absmax_row(acc, out, recip_bits, max_code):
+        amax = np.int64(0)
+        for j in range(acc.size):
+            amax = max(amax, np.int64(abs(acc[j])))
+        r, k = reciprocal(amax, recip_bits)
+        M = r * max_code
+        if r < 0 or (amax > 0 and (_ONE << 62) // amax < M):
+            return np.int64(-1)
+        for j in range(acc.size):
+            out[j] = fit(round_shift(np.int64(acc[j]) * M, k, mode),
+                         lo, hi, width, signed, wrap, narrow)
+        return amax
+
+    return absmax_row
+
+
 def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     """The norm unit's row loop for one pair of output formats (rounding mode and overflow
     rule fixed at compile time): ``kernel(x, shifts, eps, gamma, two_g, recip_bits,
@@ -136,8 +196,8 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
     its ``eps`` code (``rmsnorm_int.rmsnorm_int``), then the absmax activation quantizer
     (``attention_head.absmax_requant``). Returns ``(codes (R, n), amax (R,), bad)``: ``bad``
     the first row its int64 arithmetic does not cover, −1 if none."""
-    lo, hi, width, signed, wrap, narrow = out_fit
-    alo, ahi, awidth, asigned, awrap, anarrow = act_fit
+    rms_row = _make_rms_row(out_mode, out_fit)
+    absmax_row = _make_absmax_row(act_mode, act_fit)
 
     @njit(cache=True)
     def norm_act(x, shifts, eps, gamma, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y,
@@ -150,43 +210,14 @@ def make_norm_act(out_mode, out_fit, act_mode, act_fit):
         amaxs = np.empty(R, dtype=np.int64)
         row = np.empty(n, dtype=np.int64)
         for i in range(R):
-            s = shifts[i]
-            peak = np.int64(0)
             for j in range(n):
-                v = round_shift(x[i, j], s, 4)
-                row[j] = v
-                peak = max(peak, abs(v))
-            if peak > isqrt(lim_sq) or (gmax > 0 and peak > lim_y // gmax):
+                row[j] = round_shift(x[i, j], shifts[i], 4)
+            if not rms_row(row, row, eps[i], gamma, gmax, two_g, recip_bits, shift_base,
+                           lim_sq, lim_ss, lim_y):
                 return codes, amaxs, i
-            ss = np.int64(0)
-            for j in range(n):
-                ss += row[j] * row[j]
-            if ss > lim_ss:
+            amaxs[i] = absmax_row(row, codes[i], act_bits, act_max)
+            if amaxs[i] < 0:
                 return codes, amaxs, i
-            t = (ss << two_g) // n
-            if eps[i] < 0 or t > _TOP - eps[i]:        # v = t + ε past int64
-                return codes, amaxs, i
-            v = t + eps[i]
-            q = isqrt(v)
-            r, k = reciprocal(q, recip_bits)
-            sh = k - recip_bits + shift_base
-            if r < 0 or sh < 0 or sh > 62:
-                return codes, amaxs, i
-            amax = np.int64(0)
-            for j in range(n):
-                y = row[j] * gamma[j]
-                y *= r
-                c = fit(round_shift(y, sh, out_mode), lo, hi, width, signed, wrap, narrow)
-                row[j] = c
-                amax = max(amax, -c if c < 0 else c)
-            r2, k2 = reciprocal(amax, act_bits)
-            M = r2 * act_max
-            if r2 < 0 or (amax > 0 and (_ONE << 62) // amax < M):
-                return codes, amaxs, i
-            for j in range(n):
-                codes[i, j] = fit(round_shift(row[j] * M, k2, act_mode),
-                                  alo, ahi, awidth, asigned, awrap, anarrow)
-            amaxs[i] = amax
         return codes, amaxs, -1
 
     return norm_act
@@ -245,7 +276,7 @@ def make_absmax_rows(mode, out_fit):
     """``absmax_requant`` for one output format (fixed at compile time):
     ``kernel(acc, recip_bits, max_code)`` on each row of ``acc`` (R, n), integral floats or
     int64 below 2**53. Returns ``(codes (R, n), amax (R,), bad)``."""
-    lo, hi, width, signed, wrap, narrow = out_fit
+    absmax_row = _make_absmax_row(mode, out_fit)
 
     @njit(cache=True)
     def absmax_rows(acc, recip_bits, max_code):
@@ -253,17 +284,9 @@ def make_absmax_rows(mode, out_fit):
         codes = np.empty((R, n), dtype=np.int64)
         amaxs = np.empty(R, dtype=np.int64)
         for i in range(R):
-            amax = np.int64(0)
-            for j in range(n):
-                amax = max(amax, np.int64(abs(acc[i, j])))
-            r, k = reciprocal(amax, recip_bits)
-            M = r * max_code
-            if r < 0 or (amax > 0 and (_ONE << 62) // amax < M):
+            amaxs[i] = absmax_row(acc[i], codes[i], recip_bits, max_code)
+            if amaxs[i] < 0:
                 return codes, amaxs, i
-            for j in range(n):
-                codes[i, j] = fit(round_shift(np.int64(acc[i, j]) * M, k, mode),
-                                  lo, hi, width, signed, wrap, narrow)
-            amaxs[i] = amax
         return codes, amaxs, -1
 
     return absmax_rows
@@ -306,9 +329,11 @@ def make_softmax_rows(prob_mode, prob_fit):
 
 def make_rmsnorm_rows(out_mode, out_fit):
     """``rmsnorm_int`` for one output format (fixed at compile time):
-    ``kernel(x, eps, gamma, two_g, recip_bits, shift_base)`` on each row of ``x`` (R, n)
-    int64 codes with its ε code ``eps`` (R,). Returns ``(codes (R, n), bad)``."""
-    lo, hi, width, signed, wrap, narrow = out_fit
+    ``kernel(x, eps, gamma, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y)`` on each
+    row of ``x`` (R, n) int64 codes (``|x| ≤ 2**31``) with its ε code ``eps`` (R,, below
+    2**61); a row past ``rmsnorm_int.int64_limits`` is ``bad``. Returns ``(codes (R, n),
+    bad)``."""
+    rms_row = _make_rms_row(out_mode, out_fit)
 
     @njit(cache=True)
     def rmsnorm_rows(x, eps, gamma, two_g, recip_bits, shift_base, lim_sq, lim_ss, lim_y):
@@ -318,34 +343,12 @@ def make_rmsnorm_rows(out_mode, out_fit):
         for j in range(n):
             gmax = max(gmax, abs(gamma[j]))
         for i in range(R):
-            peak = np.int64(0)
-            for j in range(n):
-                peak = max(peak, abs(x[i, j]))
-            if peak > isqrt(lim_sq) or (gmax > 0 and peak > lim_y // gmax):
+            if not rms_row(x[i], codes[i], eps[i], gamma, gmax, two_g, recip_bits, shift_base,
+                           lim_sq, lim_ss, lim_y):
                 return codes, i
-            ss = np.int64(0)
-            for j in range(n):
-                ss += x[i, j] * x[i, j]
-            if ss > lim_ss:
-                return codes, i
-            t = (ss << two_g) // n
-            if eps[i] < 0 or t > _TOP - eps[i]:        # v = t + ε past int64
-                return codes, i
-            v = t + eps[i]
-            q = isqrt(v)
-            r, k = reciprocal(q, recip_bits)
-            sh = k - recip_bits + shift_base
-            if r < 0 or sh < 0 or sh > 62:
-                return codes, i
-            for j in range(n):
-                y = x[i, j] * gamma[j]
-                y *= r
-                codes[i, j] = fit(round_shift(y, sh, out_mode), lo, hi, width, signed, wrap,
-                                  narrow)
         return codes, -1
 
     return rmsnorm_rows
-
 
 
 @njit(cache=True)
