@@ -85,16 +85,11 @@ def kernels():
 
 
 @functools.lru_cache(maxsize=64)
-def _specialized(name: str, *formats: QType):
-    make = getattr(kernels(), f"make_{name}")
-    args = []
-    for q in formats:
-        args += [ROUNDING[q.rounding], fit_args(q)]
-    return make(*args)
-
-
 def specialized(name: str, *formats: QType):
     """The loop ``name`` compiled for the rounding and overflow of ``formats`` (their modes
     are compile-time constants, so the per-element branches fold away; each combination
     compiles once and is cached on disk like the other loops)."""
-    return _specialized(name, *formats)
+    args = []
+    for q in formats:
+        args += [ROUNDING[q.rounding], fit_args(q)]
+    return getattr(kernels(), f"make_{name}")(*args)

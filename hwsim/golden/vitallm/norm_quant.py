@@ -109,27 +109,23 @@ def norm_act_rows(x, norm: lc.NormCodes, amax=None) -> tuple[np.ndarray, np.ndar
     definition."""
     x = np.asarray(x)
     p = norm.p
-    if (not jit.enabled() or x.ndim != 2 or x.shape[1] != p.n or x.dtype.kind not in "iu"
-            or not x.shape[0]):
-        return lc.act_quant(lc.rms_rows(x, norm, amax))
-    k = jit.kernels()
-    xs = np.ascontiguousarray(x, dtype=np.int64)
-    shifts = k.norm_shifts(xs, lc.NORM_IN_BITS)
-    if shifts.min() < 0:
-        return lc.act_quant(lc.rms_rows(x, norm, amax))
-    if norm.eps_power == 0 and amax is None and int(norm.eps) < 1 << 61:
-        codes = k.eps_codes_pow0(np.int64(norm.eps), shifts)
-    else:
-        codes = lc.norm_eps_codes(norm, shifts, amax)
-    gamma = p.gamma.check(norm.gamma, "rmsnorm gains")
-    if gamma.shape != (p.n,):
-        return lc.act_quant(lc.rms_rows(x, norm, amax))
-    a, am, bad = jit.specialized("norm_act", p.out, INT8)(
-        xs, shifts, codes, np.ascontiguousarray(gamma), 2 * p.rms_frac, p.recip_bits,
-        p.shift_base, *rn.int64_limits(p), lc.ACT_RECIP_BITS, INT8.max_code)
-    if bad >= 0:
-        return lc.act_quant(lc.rms_rows(x, norm, amax))
-    return a, am
+    if (jit.enabled() and x.ndim == 2 and x.shape[1] == p.n and x.dtype.kind in "iu"
+            and x.shape[0] and norm.gamma.shape == (p.n,)):
+        k = jit.kernels()
+        xs = np.ascontiguousarray(x, dtype=np.int64)
+        shifts = k.norm_shifts(xs, lc.NORM_IN_BITS)
+        if shifts.min() >= 0:
+            if norm.eps_power == 0 and amax is None and int(norm.eps) < 1 << 61:
+                codes = k.eps_codes_pow0(np.int64(norm.eps), shifts)
+            else:
+                codes = lc.norm_eps_codes(norm, shifts, amax)
+            a, am, bad = jit.specialized("norm_act", p.out, INT8)(
+                xs, shifts, codes, p.gamma.check(norm.gamma, "rmsnorm gains"),
+                2 * p.rms_frac, p.recip_bits, p.shift_base, *rn.int64_limits(p),
+                lc.ACT_RECIP_BITS, INT8.max_code)
+            if bad < 0:
+                return a, am
+    return lc.act_quant(lc.rms_rows(x, norm, amax))
 
 
 def latency_cycles(p: NormQuantParams) -> int:
