@@ -162,14 +162,34 @@ def test_rmsnorm_rows_equal_their_numpy_definition(p):
     assert got.shape == (32,) and np.array_equal(got, want)
 
 
-def test_absmax_rows_equal_absmax_requant():
-    acc = RNG.integers(-(1 << 23), 1 << 23, (50, 32)).astype(np.float32)
-    acc[0] = 0
-    acc[1, 0] = -(1 << 23)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_absmax_heads_equal_absmax_requant(dtype):
+    acc = RNG.integers(-(1 << 23), 1 << 23, (2, 5, 7, 32)).astype(dtype)   # (B, H, T, d)
+    acc[0, 0, 0] = 0
+    acc[0, 1, 0, 0] = -(1 << 23)
     for out in (INT8, QType(8, narrow=True), QType(6, overflow=Overflow.WRAP)):
-        codes, amax, bad = jit.specialized("absmax_rows", out)(acc, 16, out.max_code)
+        codes = np.full((2, 10, 5, 32), 99, dtype=np.int64)                # rows 3 … 9 written
+        amax = np.full((2, 10, 5), -7, dtype=np.int64)
+        bad = jit.specialized("absmax_heads", out)(acc, codes, amax, 3, 16, out.max_code)
         rc, ra = ah.absmax_requant(acc, out, 16)
-        assert bad == -1 and np.array_equal(codes, rc) and np.array_equal(amax, ra)
+        assert bad == -1
+        assert np.array_equal(codes[:, 3:], rc.transpose(0, 2, 1, 3)) and (codes[:, :3] == 99).all()
+        assert np.array_equal(amax[:, 3:], ra.transpose(0, 2, 1)) and (amax[:, :3] == -7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
+def test_heads_float32_lays_out_and_checks(dtype):
+    x = RNG.integers(-128, 128, (2, 9, 3, 16)).astype(dtype)
+    x[0, 0, 0, 0], x[1, 8, 2, 15] = -128, 127
+    for keys, order in ((False, (0, 2, 1, 3)), (True, (0, 2, 3, 1))):
+        out, ok = jit.kernels().heads_float32(x, -128, 127, keys)
+        assert ok and out.dtype == np.float32 and out.flags.c_contiguous
+        assert np.array_equal(out, x.transpose(order))
+        for bad in (-129, 128):
+            if np.iinfo(dtype).min <= bad <= np.iinfo(dtype).max:
+                y = x.copy()
+                y[1, 4, 1, 7] = bad
+                assert not jit.kernels().heads_float32(y, -128, 127, keys)[1]
 
 
 @pytest.mark.parametrize("act", ["relu2", "silu"])

@@ -272,24 +272,30 @@ def make_softmax_heads(score_mode, score_fit, prob_mode, prob_fit):
     return softmax_heads
 
 
-def make_absmax_rows(mode, out_fit):
-    """``absmax_requant`` for one output format (fixed at compile time):
-    ``kernel(acc, recip_bits, max_code)`` on each row of ``acc`` (R, n), integral floats or
-    int64 below 2**53. Returns ``(codes (R, n), amax (R,), bad)``."""
+def make_absmax_heads(mode, out_fit):
+    """``absmax_requant`` of the attention heads' context rows for one output format (fixed at
+    compile time): ``kernel(acc, codes, amax, t0, recip_bits, max_code)``.
+
+    ``acc`` (B, H, T, d), integral floats or int64 below 2**53, one block of query rows; the
+    codes of row ``(b, h, t)`` go to ``codes[b, t0 + t, h]`` and its amax to ``amax[b, t0 + t,
+    h]`` (``codes`` (B, T', H, d), ``amax`` (B, T', H): the layout the heads return, so no
+    transposed copy follows). Returns ``bad``, the first flattened row ``(b, h, t)`` its int64
+    arithmetic does not cover, −1 if none."""
     absmax_row = _make_absmax_row(mode, out_fit)
 
     @njit(cache=True)
-    def absmax_rows(acc, recip_bits, max_code):
-        R, n = acc.shape
-        codes = np.empty((R, n), dtype=np.int64)
-        amaxs = np.empty(R, dtype=np.int64)
-        for i in range(R):
-            amaxs[i] = absmax_row(acc[i], codes[i], recip_bits, max_code)
-            if amaxs[i] < 0:
-                return codes, amaxs, i
-        return codes, amaxs, -1
+    def absmax_heads(acc, codes, amax, t0, recip_bits, max_code):
+        B, H, T, _ = acc.shape
+        for b in range(B):
+            for h in range(H):
+                for t in range(T):
+                    a = absmax_row(acc[b, h, t], codes[b, t0 + t, h], recip_bits, max_code)
+                    if a < 0:
+                        return (b * H + h) * T + t
+                    amax[b, t0 + t, h] = a
+        return -1
 
-    return absmax_rows
+    return absmax_heads
 
 
 def make_softmax_rows(prob_mode, prob_fit):
@@ -352,18 +358,33 @@ def make_rmsnorm_rows(out_mode, out_fit):
 
 
 @njit(cache=True)
-def float32_codes(x, lo, hi):
-    """A 4-D signed-integer array (any strides, e.g. a transposed view) as a C-ordered float32
-    copy, range-checked in the same pass: ``(copy, ok)``; ``ok`` is false if a value lies
-    outside ``[lo, hi]`` (the copy is then incomplete)."""
-    A, B, C, D = x.shape
-    out = np.empty((A, B, C, D), dtype=np.float32)
-    for a in range(A):
+def heads_float32(x, lo, hi, keys):
+    """Attention operands ``x`` (B, T, H, d), C-ordered signed integers, as float32 in the
+    layout of the GEMMs — (B, H, T, d), or (B, H, d, T) for ``keys`` (the right-hand operand
+    of q·Kᵀ) — range-checked in the same pass: ``(copy, ok)``; ``ok`` is false if a value
+    lies outside ``[lo, hi]``. The source is read in order, one row of ``d`` at a time."""
+    B, T, H, D = x.shape
+    ok = True
+    if keys:
+        out = np.empty((B, H, D, T), dtype=np.float32)
         for b in range(B):
-            for c in range(C):
+            for h in range(H):
+                dst = out[b, h]
+                for t in range(T):
+                    src = x[b, t, h]
+                    for d in range(D):
+                        v = src[d]
+                        ok &= (v >= lo) & (v <= hi)
+                        dst[d, t] = v
+        return out, ok
+    out = np.empty((B, H, T, D), dtype=np.float32)
+    for b in range(B):
+        for t in range(T):
+            for h in range(H):
+                src = x[b, t, h]
+                dst = out[b, h, t]
                 for d in range(D):
-                    v = x[a, b, c, d]
-                    if v < lo or v > hi:
-                        return out, False
-                    out[a, b, c, d] = v
-    return out, True
+                    v = src[d]
+                    ok &= (v >= lo) & (v <= hi)
+                    dst[d] = v
+    return out, ok

@@ -314,50 +314,50 @@ def attention_heads(q, K, V, mults, p: AttentionParams | None = None,
     lead = q.shape[:-3]
     B, rep = math.prod(lead), H // KV
     acc_peak = d * INT8.peak * INT8.peak
+    o = np.empty((B, T, H, d), dtype=np.int64)
+    amax = np.empty((B, T, H), dtype=np.int64)
     if (not exact.forced() and acc_peak < exact.FLOAT32_EXACT
             and acc_peak * int(M.max()) < exact.FLOAT64_EXACT
             and p.score.overflow is Overflow.SATURATE and sm.float_exact(p.softmax, L)):
         # the float path (its condition holds for every block: their key counts are ≤ L):
         # operands in float32 once, laid out for the GEMMs — queries grouped by their KV head
         # (B, KV, rep, T, d), keys (B, KV, d, L), values (B, KV, L, d)
-        views = (q.reshape(B, T, H, d).transpose(0, 2, 1, 3),
-                 K.reshape(B, L, KV, d).transpose(0, 2, 3, 1),
-                 V.reshape(B, L, KV, d).transpose(0, 2, 1, 3))
+        ops = (q.reshape(B, T, H, d), K.reshape(B, L, KV, d), V.reshape(B, L, KV, d))
         if defer:
-            qh, Kt, Vg = (_float32_codes(v, a, n)
-                          for v, a, n in zip(views, (q, K, V), names, strict=True))
+            qh, Kt, Vg = (_float32_heads(v, a, n, n == names[1])
+                          for v, a, n in zip(ops, (q, K, V), names, strict=True))
         else:
-            qh, Kt, Vg = (v.astype(np.float32, order="C") for v in views)
+            qh, Kt, Vg = (v.transpose(0, 2, i, 4 - i).astype(np.float32, order="C")
+                          for v, i in zip(ops, (1, 3, 1), strict=True))
         qh = qh.reshape(B, KV, rep, T, d)
 
         def block(a, b, keys, causal):
-            return _block_float(qh[:, :, :, a:b], Kt[..., :keys], Vg[:, :, :keys], M, S, p,
-                                causal)
+            o_acc = _block_float(qh[:, :, :, a:b], Kt[..., :keys], Vg[:, :, :keys], M, S, p,
+                                 causal)
+            _absmax_heads(o_acc, p, o, amax, a)
     else:
         if defer:
             q, K, V = (INT8.check(a, n) for a, n in zip((q, K, V), names, strict=True))
 
         def block(a, b, keys, causal):
-            return _heads_block(q[..., a:b, :, :], K[..., :keys, :, :], V[..., :keys, :, :],
-                                M, S, p, causal)
+            o_acc = _heads_block(q[..., a:b, :, :], K[..., :keys, :, :], V[..., :keys, :, :],
+                                 M, S, p, causal)
+            _absmax_heads(o_acc, p, o, amax, a)
     blocks = min(CAUSAL_SPLIT, T // CAUSAL_BLOCK) if causal else 1
-    if blocks < 2:
-        o, amax = block(0, T, L, causal)
-    else:
-        # query rows in blocks, each against only the keys it can see (a causal row never reads
-        # the keys after it): the same codes for less work
-        cuts = np.linspace(0, T, blocks + 1).astype(int)
-        parts = [block(a, b, L - T + b, True) for a, b in itertools.pairwise(cuts)]
-        o = np.concatenate([o for o, _ in parts], axis=2)
-        amax = np.concatenate([m for _, m in parts], axis=2)
-    return (o.transpose(0, 2, 1, 3).reshape(*lead, T, H, d),
-            amax.transpose(0, 2, 1).reshape(*lead, T, H))
+    # query rows in blocks, each against only the keys it can see (a causal row never reads
+    # the keys after it): the same codes for less work; each block writes its rows of o, amax
+    cuts = np.linspace(0, T, max(blocks, 1) + 1).astype(int)
+    for a, b in itertools.pairwise(cuts):
+        block(a, b, L - T + b if blocks > 1 else L, causal)
+    return o.reshape(*lead, T, H, d), amax.reshape(*lead, T, H)
 
 
-def _float32_codes(view, whole, what: str):
-    """``view`` (4-D) as C-ordered float32, its int8 range checked in the same pass (the
-    error of :meth:`QType.check` on ``whole`` where it fails)."""
-    out, ok = jit.kernels().float32_codes(view, INT8.min_code, INT8.max_code)
+def _float32_heads(x, whole, what: str, keys: bool):
+    """Operands ``x`` (B, T, H, d) as C-ordered float32 (B, H, T, d), or (B, H, d, T) for
+    ``keys``, their int8 range checked in the same pass (the error of :meth:`QType.check` on
+    ``whole`` where it fails)."""
+    out, ok = jit.kernels().heads_float32(np.ascontiguousarray(x), INT8.min_code,
+                                          INT8.max_code, keys)
     if not ok:
         INT8.check(whole, what)
     return out
@@ -365,8 +365,8 @@ def _float32_codes(view, whole, what: str):
 
 def _block_float(qh, Kt, Vg, M, S, p: AttentionParams, causal: bool):
     """The float path of :func:`attention_heads` on one block of query rows: ``qh`` (B, KV,
-    rep, T, d), ``Kt`` (B, KV, d, L), ``Vg`` (B, KV, L, d) float32 codes → ``(o (B, H, T, d),
-    amax (B, H, T))``.
+    rep, T, d), ``Kt`` (B, KV, d, L), ``Vg`` (B, KV, L, d) float32 codes → the context accumulators (B, H,
+    T, d), exact integers in float32 or int64.
 
     Scores and probabilities are integral floats: the float32 GEMM (``d · 128² < 2**24``), the
     requantizer and the softmax are each exact there (``quant.qtype.requantize_float``,
@@ -383,16 +383,14 @@ def _block_float(qh, Kt, Vg, M, S, p: AttentionParams, causal: bool):
     pv = probs.reshape(B, KV, rep * T, L)
     if exact.matmul_path(L, p.prob.peak, INT8.peak) == "float32":
         # exact in float32; the absmax requantizer takes the float result as it is
-        o_acc = np.matmul(pv.astype(np.float32, copy=False), Vg).reshape(B, H, T, d)
-    else:
-        o_acc = exact.matmul_codes(pv, Vg.astype(np.int64), p.prob.peak, INT8.peak,
-                                   checked=True).reshape(B, H, T, d)
-    return _absmax_heads(o_acc, p)
+        return np.matmul(pv.astype(np.float32, copy=False), Vg).reshape(B, H, T, d)
+    return exact.matmul_codes(pv, Vg.astype(np.int64), p.prob.peak, INT8.peak,
+                              checked=True).reshape(B, H, T, d)
 
 
 def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     """:func:`attention_heads`' integer path on checked operands, ``M``, ``S`` (H, 1, 1) →
-    ``(o (B, H, T, d), amax (B, H, T))``."""
+    the context accumulators (B, H, T, d) int64."""
     lead, d = q.shape[:-3], p.head_dim
     T, H, _ = q.shape[-3:]
     L, KV, _ = K.shape[-3:]
@@ -406,8 +404,7 @@ def _heads_block(q, K, V, M, S, p: AttentionParams, causal: bool):
     probs = sm.softmax_int(scores, p.softmax, mask)                        # 0 where masked
     Vg = V.reshape(B, L, KV, d).transpose(0, 2, 1, 3)                      # (B, KV, L, d)
     pv = probs.reshape(B, KV, rep * T, L)
-    o_acc = exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak, checked=True).reshape(B, H, T, d)
-    return _absmax_heads(o_acc, p)
+    return exact.matmul_codes(pv, Vg, p.prob.peak, INT8.peak, checked=True).reshape(B, H, T, d)
 
 
 def _probs_jit(acc, M, S, p: AttentionParams, causal: bool):
@@ -423,16 +420,19 @@ def _probs_jit(acc, M, S, p: AttentionParams, causal: bool):
     return probs if bad < 0 else None
 
 
-def _absmax_heads(o_acc, p: AttentionParams):
-    """:func:`absmax_requant` of the context accumulators (B, H, T, d), by the compiled rows
-    where they run."""
+def _absmax_heads(o_acc, p: AttentionParams, o, amax, t0: int) -> None:
+    """:func:`absmax_requant` of the context accumulators (B, H, T, d) of one block of query
+    rows into rows ``t0 …`` of the heads' outputs ``o`` (B, T', H, d), ``amax`` (B, T', H)
+    — by the compiled rows where they run."""
+    T = o_acc.shape[2]
     if jit.enabled():
-        rows = np.ascontiguousarray(o_acc).reshape(-1, o_acc.shape[-1])
-        codes, amax, bad = jit.specialized("absmax_rows", p.out)(rows, p.recip_bits,
-                                                                 p.out.max_code)
+        bad = jit.specialized("absmax_heads", p.out)(np.ascontiguousarray(o_acc), o, amax, t0,
+                                                     p.recip_bits, p.out.max_code)
         if bad < 0:
-            return codes.reshape(o_acc.shape), amax.reshape(o_acc.shape[:-1])
-    return absmax_requant(o_acc, p.out, p.recip_bits)
+            return
+    codes, m = absmax_requant(o_acc, p.out, p.recip_bits)
+    o[:, t0:t0 + T] = codes.transpose(0, 2, 1, 3)
+    amax[:, t0:t0 + T] = m.transpose(0, 2, 1)
 
 
 def attention_float(q, K, V, s_q: float, s_k: float, s_v: float) -> np.ndarray:
