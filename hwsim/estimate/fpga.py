@@ -358,6 +358,9 @@ def kernel_resources(kernel_name: str, params, part_name: str) -> dict:
     model = _KERNEL_MODELS.get(kernel_name)
     if model is None:
         return {"available": False, "reason": f"no resource model for {kernel_name}"}
+    if getattr(params, "pipeline", "short") != "short":
+        return {"available": False,
+                "reason": f"resource model is for the short pipeline, not {params.pipeline}"}
     if not part_name.lower().startswith("xczu"):
         return {"available": False, "reason": f"resource model is for UltraScale+, not {part_name}"}
     r = model(params, load_tables("fpga_usplus"))

@@ -106,7 +106,7 @@ def _formula_schedule(p, n: int) -> list[int]:
     """Cycle (from the first input beat) in which output ``i`` leaves, by the cycle formula:
     row r of vector v leaves at v·interval + C + (r+1)·C + depth − 1."""
     interval, C = spec.interval_cycles(p), p.chunks
-    return [(i // p.rows) * interval + C + (i % p.rows + 1) * C + spec.PIPELINE_DEPTH - 1
+    return [(i // p.rows) * interval + C + (i % p.rows + 1) * C + spec.pipeline_depth(p) - 1
             for i in range(n)]
 
 

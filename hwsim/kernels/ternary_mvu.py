@@ -160,6 +160,8 @@ KERNEL = Kernel(
         CliParam("lanes", int, 16, "ternary weights processed per cycle (must divide cols)"),
         CliParam("rows", int, 256, "matrix rows (outputs per vector)"),
         CliParam("cols", int, 256, "matrix columns (activations per vector)"),
+        CliParam("pipeline", str, "short", "short (4 stages, fewest registers) or deep "
+                 "(registered adder trees and requantizer: higher Fmax, same interval)"),
     ),
     component_path="rtl.vitallm.ternary_mvu:TernaryMVU",
     testbench="hwsim.sim.tb_ternary_mvu",
@@ -169,5 +171,6 @@ KERNEL = Kernel(
     costs=(_costs.TERNARY_MVU,),
     manifest=manifest,
     cases=cases,
-    test_params=(dict(lanes=4, rows=6, cols=16), dict(lanes=3, rows=2, cols=9)),
+    test_params=(dict(lanes=4, rows=6, cols=16), dict(lanes=3, rows=2, cols=9),
+                 dict(lanes=8, rows=5, cols=16, pipeline="deep")),
 )

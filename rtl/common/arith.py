@@ -12,8 +12,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
 from quant.qtype import Overflow, QType, Rounding
 
-__all__ = ["adder_tree", "comb_signal", "max_tree", "norm_shift", "round_shift", "saturate",
-           "shift_add_multiply"]
+__all__ = ["adder_tree", "comb_signal", "max_tree", "norm_shift", "round_shift",
+           "round_shift_parts", "saturate", "shift_add_multiply", "shift_add_partials"]
 
 
 def comb_signal(m: Module, value, shape, name: str) -> Signal:
@@ -65,22 +65,41 @@ def shift_add_multiply(a: Value, b: Value) -> Value:
     No ``*`` operator appears, so synthesis builds it from LUTs and carry chains instead of a
     DSP block: this is how the multiplier-free units keep their requantizer DSP-free.
     """
-    partials = [Mux(b[i], a.as_signed() << i, 0) for i in range(len(b))]
-    return adder_tree(partials)
+    return adder_tree(shift_add_partials(a, b))
+
+
+def shift_add_partials(a: Value, b: Value) -> list[Value]:
+    """The partial products ``a · b[i] · 2**i`` whose sum is :func:`shift_add_multiply`."""
+    return [Mux(b[i], a.as_signed() << i, 0) for i in range(len(b))]
 
 
 def round_shift(value: Value, shift: Value, rounding: Rounding) -> Value:
     """``value / 2**shift`` rounded by ``rounding`` (signed ``value``, unsigned ``shift``)."""
+    floor, inc = round_shift_parts(value, shift, rounding)
+    return floor + inc
+
+
+def round_shift_parts(value: Value, shift: Value, rounding: Rounding,
+                      thermometer: bool = False) -> tuple[Value, Value]:
+    """:func:`round_shift` in two parts, ``(floor(value / 2**shift), inc)`` with the rounded
+    value ``floor + inc`` — a pipeline may register them before the final add. With
+    ``thermometer`` the remainder mask is decoded from ``shift`` bit by bit (no carry chain:
+    shorter path, more LUTs) instead of ``(1 << shift) − 1``."""
     value = value.as_signed()
     floor = value >> shift
     if rounding is Rounding.FLOOR:
-        return floor
-    one = Const(1, 1)
+        return floor, Const(0, 1)
     # The remainder is taken on the sign-extended value, wide enough for any shift, so a shift
     # past the value's width rounds exactly as the golden integer arithmetic does.
+    width = len(value) + (1 << len(shift))
     ext = Cat(value, value[-1].replicate(1 << len(shift)))
-    rem = ext & ((one << shift) - 1)
-    half = (one << shift) >> 1
+    one = Const(1, 1)
+    if thermometer:
+        rem = ext & Cat(*(shift > i for i in range(width)))
+        half = Cat(*(shift == i + 1 for i in range(width)))
+    else:
+        rem = ext & ((one << shift) - 1)
+        half = (one << shift) >> 1
     negative = value[-1]
     if rounding is Rounding.TRUNC:
         inc = negative & (rem != 0)
@@ -95,7 +114,7 @@ def round_shift(value: Value, shift: Value, rounding: Rounding) -> Value:
             inc = above | (tie & floor[0])
         else:  # pragma: no cover - every Rounding is handled above
             raise AssertionError(rounding)
-    return floor + inc
+    return floor, inc
 
 
 def saturate(value: Value, qt: QType) -> Value:

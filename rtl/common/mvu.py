@@ -15,17 +15,24 @@ taken):
 Each issued address carries its vector's ``M``/``S`` (sampled with the first ``x`` beat) down the
 pipeline, or reads a per-row ``M``/``S`` with the row's address as the bias is, so a stalled row
 keeps its own scale while the next vector loads. Cycle formulas:
-:func:`hwsim.golden.vitallm.ternary_mvu.vector_cycles` and its int8 twin.
+:func:`hwsim.golden.vitallm.ternary_mvu.latency_cycles` and its int8 twin.
+
+A unit whose ``params.pipeline`` is ``"deep"`` registers the memory outputs, its adder trees
+every :data:`~hwsim.golden.vitallm.ternary_mvu.TREE_LEVELS_PER_STAGE` levels and their sums, its
+multiplier's partial-product tree (:meth:`MatrixVectorUnit.mult_terms`) and the rounded value
+before saturation (:meth:`MatrixVectorUnit.round_value`, :meth:`MatrixVectorUnit.fit_value`):
+same interval, :func:`hwsim.golden.vitallm.ternary_mvu.pipeline_depth` stages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
+from hwsim.golden.vitallm.ternary_mvu import TREE_LEVELS_PER_STAGE
 from rtl.common import adder_tree
 
 __all__ = ["ConfigMemory", "MatrixVectorUnit"]
@@ -76,6 +83,21 @@ class MatrixVectorUnit(wiring.Component):
 
     def output_code(self, m: Module, prod, shift):
         """The output code of ``prod`` rounded by ``shift`` (stage 3's combinational logic)."""
+        raise NotImplementedError
+
+    # hooks of the deep pipeline (``params.pipeline == "deep"``)
+    def mult_terms(self, acc, mult) -> list:
+        """Terms whose sum is ``acc · M`` (summed by a registered adder tree)."""
+        raise NotImplementedError
+
+    def round_value(self, m: Module, prod, shift):
+        """``(floor, inc)``: ``prod`` rounded by ``shift`` is ``floor + inc``
+        (:func:`rtl.common.arith.round_shift_parts`), before the output format's overflow
+        rule."""
+        raise NotImplementedError
+
+    def fit_value(self, m: Module, value):
+        """The output code of a rounded value."""
         raise NotImplementedError
 
     # ---- the skeleton ---------------------------------------------------------------------
@@ -172,6 +194,32 @@ class MatrixVectorUnit(wiring.Component):
                         m.d.sync += chunk.eq(chunk + 1)
 
         # ---- stage 1: lane products → adder tree → accumulate ------------------------------
+        deep = getattr(p, "pipeline", "short") == "deep"
+
+        def reg(value, name):  # one register stage, held while the pipeline is frozen
+            r = Signal(Value.cast(value).shape(), name=name)
+            with m.If(advance):
+                m.d.sync += r.eq(value)
+            return r
+
+        def tree_sum(terms, name):  # the adder tree; the deep pipeline registers its levels
+            if not deep:
+                return adder_tree(terms), 0
+            level, depth, regs = list(terms), 0, 0
+            while len(level) > 1:
+                if depth and depth % TREE_LEVELS_PER_STAGE == 0:
+                    level = [reg(v, f"{name}{regs}_{i}") for i, v in enumerate(level)]
+                    regs += 1
+                level = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)] + (
+                    [level[-1]] if len(level) % 2 else [])
+                depth += 1
+            return level[0], regs
+
+        def delayed(values, n, name):  # control bits along n register stages
+            for k in range(n):
+                values = [reg(v, f"{name}{k}_{i}") for i, v in enumerate(values)]
+            return values
+
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         with m.If(advance):
             m.d.sync += [s1_valid.eq(issue), s1_first.eq(chunk == 0),
@@ -186,9 +234,19 @@ class MatrixVectorUnit(wiring.Component):
             with m.If(advance):
                 m.d.sync += [s1_mult.eq(pend_mult), s1_shift.eq(pend_shift)]
 
-        tree = Signal(self.tree_shape())
-        m.d.comb += tree.eq(adder_tree(self.lane_terms(m, ports["w"][2].data, x_rd.data)))
+        w_data, x_data = ports["w"][2].data, x_rd.data
         bias = ports["b"][2].data if "b" in ports else Const(0, signed(2))
+        ctrl = [s1_valid, s1_first, s1_last, s1_mult, s1_shift, bias]
+        if deep:  # the memory outputs into registers
+            w_data, x_data = reg(w_data, "w_q"), reg(x_data, "x_q")
+            ctrl = delayed(ctrl, 1, "mem_q")
+        tree_value, regs = tree_sum(self.lane_terms(m, w_data, x_data), "lane_tree")
+        ctrl = delayed(ctrl, regs, "lane_tree_c")
+        tree = Signal(self.tree_shape())
+        m.d.comb += tree.eq(tree_value)
+        if deep:  # the tree's sum into a register
+            tree, ctrl = reg(tree, "tree_q"), delayed(ctrl, 1, "tree_q_c")
+        s1_valid, s1_first, s1_last, s1_mult, s1_shift, bias = ctrl
         acc, acc_next = Signal(signed(p.acc_width)), Signal(signed(p.acc_width))
         m.d.comb += acc_next.eq(Mux(s1_first, tree + bias, acc + tree))
 
@@ -204,12 +262,22 @@ class MatrixVectorUnit(wiring.Component):
         # ---- stage 2: × M -----------------------------------------------------------------
         s3_valid, s3_shift = Signal(), Signal(shift_shape)
         s3_prod = Signal(signed(p.acc_width + p.mult_bits + 1))
+        if deep:  # the partial products' tree, registered
+            prod, regs = tree_sum(self.mult_terms(s2_acc, s2_mult), "mult_tree")
+            s2_valid, s2_shift = delayed([s2_valid, s2_shift], regs, "mult_tree_c")
+        else:
+            prod = self.times_mult(s2_acc, s2_mult)
         with m.If(advance):
-            m.d.sync += [s3_valid.eq(s2_valid), s3_prod.eq(self.times_mult(s2_acc, s2_mult)),
-                         s3_shift.eq(s2_shift)]
+            m.d.sync += [s3_valid.eq(s2_valid), s3_prod.eq(prod), s3_shift.eq(s2_shift)]
 
         # ---- stage 3: round, the output code → output register ----------------------------
-        code = self.output_code(m, s3_prod, s3_shift)
+        if deep:  # the rounding's two parts, registered; their sum, the overflow rule
+            floor, inc = self.round_value(m, s3_prod, s3_shift)
+            floor, inc = reg(floor, "floor_q"), reg(inc, "inc_q")
+            (s3_valid,) = delayed([s3_valid], 1, "rounded_c")
+            code = self.fit_value(m, floor + inc)
+        else:
+            code = self.output_code(m, s3_prod, s3_shift)
         with m.If(advance):
             m.d.sync += self.y.valid.eq(s3_valid)
             with m.If(s3_valid):

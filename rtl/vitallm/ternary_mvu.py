@@ -12,7 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ternary_mvu as spec
-from rtl.common import round_shift, saturate, shift_add_multiply
+from rtl.common import (round_shift, round_shift_parts, saturate, shift_add_multiply,
+                        shift_add_partials)
 from rtl.common.mvu import ConfigMemory, MatrixVectorUnit
 
 __all__ = ["TernaryMVU"]
@@ -111,6 +112,14 @@ class TernaryMVU(MatrixVectorUnit):
     def times_mult(self, acc, mult):
         return shift_add_multiply(acc, mult)  # shift-add: no DSP
 
+    def mult_terms(self, acc, mult):
+        return shift_add_partials(acc, mult)
+
+    def round_value(self, m, prod, shift):
+        return round_shift_parts(prod, shift, self.params.out.rounding, thermometer=True)
+
+    def fit_value(self, m, value):
+        return saturate(value, self.params.out)
+
     def output_code(self, m, prod, shift):
-        out = self.params.out
-        return saturate(round_shift(prod, shift, out.rounding), out)
+        return saturate(round_shift(prod, shift, self.params.out.rounding), self.params.out)

@@ -81,6 +81,18 @@ def test_cycle_formulas():
     assert g.ideal_cycles(p) / g.latency_cycles(p) >= 0.95
 
 
+def test_deep_pipeline_adds_stages_not_interval():
+    # a tree of n terms has ceil(log2 n) levels, a register after every second but the last pair
+    assert [g.tree_registers(n) for n in (1, 2, 4, 5, 16, 17, 64, 256)] == [0, 0, 0, 1, 1, 2, 2, 3]
+    short = g.TernaryMvuParams(lanes=16, rows=256, cols=256)
+    deep = g.TernaryMvuParams(lanes=16, rows=256, cols=256, pipeline="deep")
+    assert g.interval_cycles(deep) == g.interval_cycles(short)
+    # memory register, tree (1 inner + sum), multiplier (16 terms: 1 inner), rounding register
+    assert g.pipeline_depth(deep) == g.PIPELINE_DEPTH + 5
+    assert g.latency_cycles(deep) == g.latency_cycles(short) + 5
+    assert g.action_counts(deep)["cycles"] == g.latency_cycles(deep)
+
+
 def test_action_counts_exact_with_weights():
     p = g.TernaryMvuParams(lanes=2, rows=2, cols=4)
     W = np.array([[1, 0, -1, 0], [0, 0, 0, 1]])
@@ -96,6 +108,7 @@ def test_action_counts_exact_with_weights():
     ({"cols": 2**57, "lanes": 1}, "accumulator would need 66 bits"),
     ({"lanes": 2.5}, "lanes must be an integer"),
     ({"act": QType(8, signed=False)}, "activations must be signed integers"),
+    ({"pipeline": "fast"}, "pipeline must be short or deep, not 'fast'"),
 ])
 def test_impossible_parameters(kwargs, message):
     with pytest.raises(HwsimError, match=message):

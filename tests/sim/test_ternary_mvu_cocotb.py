@@ -77,15 +77,17 @@ def test_missing_simulator(monkeypatch):
         runner.check_simulator("modelsim")
 
 
-#: lanes == cols (one chunk per row), lanes == 1 (three chunks), rows == 1
-CORNERS = [(4, 2, 4), (1, 3, 3), (4, 1, 4)]
+#: lanes == cols (one chunk per row), lanes == 1 (three chunks), rows == 1; the deep pipeline
+#: at one chunk per row (a row leaves every cycle) and at one lane
+CORNERS = [(4, 2, 4, "short"), (1, 3, 3, "short"), (4, 1, 4, "short"), (4, 2, 4, "deep"),
+           (1, 3, 3, "deep")]
 
 
-@pytest.mark.parametrize("lanes, rows, cols", CORNERS)
-def test_per_vector_scales_under_backpressure(tmp_path, lanes, rows, cols):
+@pytest.mark.parametrize("lanes, rows, cols, pipeline", CORNERS)
+def test_per_vector_scales_under_backpressure(tmp_path, lanes, rows, cols, pipeline):
     """Back-to-back vectors with their own M/S, the output stalled, at every parameter corner:
     the plan holds several vectors per case, each with its own M/S, driven with its beats."""
-    p = KERNEL.params(lanes=lanes, rows=rows, cols=cols)
+    p = KERNEL.params(lanes=lanes, rows=rows, cols=cols, pipeline=pipeline)
     # every per-vector case of seeds 0-2, and the 90 %-stall case of seeds 3-11: with one row,
     # a stall must catch a vector's row in the pipeline with the output register full, which
     # random stalls do in about a third of these cases

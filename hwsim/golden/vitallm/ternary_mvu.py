@@ -31,16 +31,20 @@ from quant.qtype import INT8, QType, requantize
 
 __all__ = [
     "I2S_CODE",
+    "PIPELINES",
     "PIPELINE_DEPTH",
+    "TREE_LEVELS_PER_STAGE",
     "RTL_MAX_WIDTH",
     "TernaryMvuParams",
     "TernaryWeights",
     "action_counts",
     "latency_cycles",
+    "pipeline_depth",
     "pack_i2s",
     "rtl_limits",
     "storage_bits",
     "stream_cycles",
+    "tree_registers",
     "ternary_mvu",
     "ternary_mvu_acc",
     "unpack_i2s",
@@ -51,8 +55,32 @@ __all__ = [
 I2S_CODE = {-1: 0, 0: 1, 1: 2}
 
 #: Register stages between the cycle a (row, chunk) address is issued and the cycle its result
-#: is on ``y``: weight/activation memory read, accumulate, multiply, round-and-saturate.
+#: is on ``y``: weight/activation memory read, accumulate, multiply, round-and-saturate
+#: (``pipeline="short"``; :func:`pipeline_depth` for the deep pipeline).
 PIPELINE_DEPTH = 4
+
+#: Adder levels between two registers inside an adder tree of the deep pipeline
+TREE_LEVELS_PER_STAGE = 2
+
+PIPELINES = ("short", "deep")
+
+
+def tree_registers(terms: int) -> int:
+    """Registers a deep-pipeline adder tree of ``terms`` inputs inserts before its sum (one
+    after every :data:`TREE_LEVELS_PER_STAGE` levels but the last group)."""
+    levels = max(terms - 1, 0).bit_length()
+    return max(-(-levels // TREE_LEVELS_PER_STAGE) - 1, 0)
+
+
+def pipeline_depth(p) -> int:
+    """Register stages from issue to ``y`` of a matrix–vector unit with ``p.pipeline``:
+    :data:`PIPELINE_DEPTH` for ``"short"``; ``"deep"`` adds a register on the memory outputs,
+    the lane adder tree's inner registers and one on its sum, the shift-add multiplier's
+    inner registers (:func:`tree_registers` of ``lanes`` and ``mult_bits`` terms) and one
+    between rounding and saturation."""
+    if getattr(p, "pipeline", "short") == "short":
+        return PIPELINE_DEPTH
+    return PIPELINE_DEPTH + 3 + tree_registers(p.lanes) + tree_registers(p.mult_bits)
 
 
 @dataclass(frozen=True)
@@ -73,6 +101,10 @@ class TernaryMvuParams:
         Width of the unsigned requantization multiplier ``M``.
     shift_bits : int
         Width of the requantization shift ``S`` (so ``S < 2**shift_bits``).
+    pipeline : str
+        ``"short"``: :data:`PIPELINE_DEPTH` stages, one adder tree and one multiplier per
+        cycle (fewest registers); ``"deep"``: registers inside the adder tree, the multiplier
+        and the requantizer for a higher clock (:func:`pipeline_depth` stages, same interval).
 
     Raises
     ------
@@ -87,8 +119,11 @@ class TernaryMvuParams:
     out: QType = INT8
     mult_bits: int = 16
     shift_bits: int = 6
+    pipeline: str = "short"
 
     def __post_init__(self):
+        if self.pipeline not in PIPELINES:
+            raise HwsimError(f"ternary-mvu pipeline must be short or deep, not {self.pipeline!r}")
         for name in ("lanes", "rows", "cols", "mult_bits", "shift_bits"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -259,12 +294,12 @@ def interval_cycles(p: TernaryMvuParams) -> int:
 
 def latency_cycles(p: TernaryMvuParams) -> int:
     """Cycles from the first accepted ``x`` beat to the last ``y`` beat, both counted."""
-    return interval_cycles(p) + PIPELINE_DEPTH
+    return interval_cycles(p) + pipeline_depth(p)
 
 
 def stream_cycles(p: TernaryMvuParams, vectors: int) -> int:
     """Cycles for ``vectors`` back-to-back vectors with no idle input and no back-pressure."""
-    return vectors * interval_cycles(p) + PIPELINE_DEPTH
+    return vectors * interval_cycles(p) + pipeline_depth(p)
 
 
 def ideal_cycles(p: TernaryMvuParams) -> int:
@@ -290,7 +325,7 @@ def action_counts(p: TernaryMvuParams, vectors: int = 1, w=None) -> dict[str, in
         "act_write_bits": vectors * p.act.width * p.cols,
         "requant_mul": vectors * p.rows,
         "out_bits": vectors * p.out.width * p.rows,
-        "cycles": vectors * interval_cycles(p) + PIPELINE_DEPTH,
+        "cycles": vectors * interval_cycles(p) + pipeline_depth(p),
     }
 
 
