@@ -119,10 +119,13 @@ def _eval(args) -> int:
     g = res["geometry"]
     print(f"NMSE (dB), CDL-{g['cdl_model']}, {g['bs_ant']}×{g['ue_ant']} antennas, "
           f"{g['subcarriers']} subcarriers, {res['n_test']} test channels")
-    print(f"{'SNR':>6} {'LS':>8} {'LMMSE':>8} {'float':>8} {'int8':>8} {'int8-float':>10}")
+    print(f"{'SNR':>6} {'LS':>8} {'LS ext.':>8} {'LMMSE':>8} {'float':>8} {'int8':>8} "
+          f"{'int8-float':>10}")
     for r in res["rows"]:
-        print(f"{r['snr_db']:>6g} {r['ls']:>8.2f} {r['lmmse']:>8.2f} {r['float']:>8.2f} "
-              f"{r['int8']:>8.2f} {r['int8'] - r['float']:>10.2f}")
+        print(f"{r['snr_db']:>6g} {r['ls']:>8.2f} {r['ls_sionna']:>8.2f} {r['lmmse']:>8.2f} "
+              f"{r['float']:>8.2f} {r['int8']:>8.2f} {r['int8'] - r['float']:>10.2f}")
+    print("LS: edge pilots held (hwsim's baseline); LS ext.: extrapolated past the edge pilots "
+          "(Sionna's LinearInterpolator)")
     print(f"wrote {res['csv']}\nwrote {res['png']}")
     return 0
 

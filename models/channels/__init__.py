@@ -197,11 +197,15 @@ def ls_observation(H, geom: Geometry, snr_db, rng: np.random.Generator) -> np.nd
     return (Hp + sigma * noise).astype(np.complex64)
 
 
-def ls_interpolate(Y, geom: Geometry) -> np.ndarray:
+def ls_interpolate(Y, geom: Geometry, extrapolate: bool = False) -> np.ndarray:
     """The LS baseline: linear interpolation of the pilot estimates to the full grid.
 
     Separable: along frequency (pilot subcarriers ``fc·i``), then along the BS array (pilot
-    antennas ``sc·m``) for each UE antenna; beyond the last pilot the edge value is held.
+    antennas ``sc·m``) for each UE antenna. Beyond the last pilot the edge value is held
+    (hwsim's baseline, the stronger one here), or with ``extrapolate`` continued along the line
+    through the last two pilots — the rule of Sionna's ``LSChannelEstimator`` with
+    ``interpolation_type="lin"`` (its ``LinearInterpolator`` takes the first or last pair of
+    pilots outside their span; one pilot is held either way).
     """
     Y = np.asarray(Y)
     Fl, Cl = geom.low_shape
@@ -212,17 +216,26 @@ def ls_interpolate(Y, geom: Geometry) -> np.ndarray:
     fp = np.arange(Fl) * geom.freq_comp
     agrid = np.arange(geom.bs_ant)
     ap = np.arange(geom.bs_ant // geom.space_comp) * geom.space_comp
-    Wf = _interp_matrix(fgrid, fp)  # (F, Fl)
-    Wa = _interp_matrix(agrid, ap)  # (A, Al)
+    Wf = _interp_matrix(fgrid, fp, extrapolate)  # (F, Fl)
+    Wa = _interp_matrix(agrid, ap, extrapolate)  # (A, Al)
     Y4 = Y.reshape(n, Fl, geom.ue_ant, -1)
     out = np.einsum("fi,niuj,aj->nfua", Wf, Y4, Wa)
     return out.reshape(n, geom.subcarriers, -1).astype(np.complex64)
 
 
-def _interp_matrix(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Matrix ``W`` with ``W @ v`` = numpy.interp(grid, points, v) for any ``v``."""
+def _interp_matrix(grid: np.ndarray, points: np.ndarray, extrapolate: bool = False) -> np.ndarray:
+    """Matrix ``W`` with ``W @ v`` = numpy.interp(grid, points, v) for any ``v`` (edge values
+    held), or with ``extrapolate`` the line through the two nearest edge points outside
+    ``points``' span."""
     eye = np.eye(len(points))
-    return np.stack([np.interp(grid, points, eye[k]) for k in range(len(points))], axis=1)
+    W = np.stack([np.interp(grid, points, eye[k]) for k in range(len(points))], axis=1)
+    if extrapolate and len(points) >= 2:
+        for outside, a, b in ((grid < points[0], 0, 1), (grid > points[-1], -2, -1)):
+            t = (grid[outside] - points[a]) / (points[b] - points[a])
+            W[outside] = 0.0
+            W[outside, a] = 1.0 - t
+            W[outside, b] = t
+    return W
 
 
 class Lmmse:

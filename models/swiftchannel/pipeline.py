@@ -359,7 +359,9 @@ def int8_predict(im: gold.IntModel, X: np.ndarray) -> np.ndarray:
 
 def evaluate(run: Path, snrs: list[float], n_test: int = 256, seed: int = 1000,
              out: Path | None = None) -> dict:
-    """NMSE (dB) per SNR of LS, LMMSE, float and int8 students on fresh test channels."""
+    """NMSE (dB) per SNR of LS (``ls``: edge pilots held, hwsim's baseline; ``ls_sionna``:
+    extrapolated past the edge pilots as Sionna's linear interpolator does), LMMSE, float and
+    int8 students on fresh test channels."""
     if n_test < 1:
         raise HwsimError(f"test samples must be positive, not {n_test}")
     geom, net, im, lm = load_run(run)
@@ -374,6 +376,7 @@ def evaluate(run: Path, snrs: list[float], n_test: int = 256, seed: int = 1000,
         rows.append({
             "snr_db": snr,
             "ls": nmse_db(H, ls_interpolate(Y, geom)),
+            "ls_sionna": nmse_db(H, ls_interpolate(Y, geom, extrapolate=True)),
             "lmmse": nmse_db(H, lm.estimate(Y, snr)),
             "float": nmse_db(H, unpack_real(predict(net, X))),
             "int8": nmse_db(H, unpack_real(int8_predict(im, X))),
@@ -388,9 +391,9 @@ def evaluate(run: Path, snrs: list[float], n_test: int = 256, seed: int = 1000,
 
 
 def _write_csv(rows: list[dict], path: Path) -> None:
-    lines = ["snr_db,ls_db,lmmse_db,float_db,int8_db"]
-    lines += [f"{r['snr_db']:g},{r['ls']:.4f},{r['lmmse']:.4f},{r['float']:.4f},{r['int8']:.4f}"
-              for r in rows]
+    lines = ["snr_db,ls_db,lmmse_db,float_db,int8_db,ls_sionna_db"]
+    lines += [f"{r['snr_db']:g},{r['ls']:.4f},{r['lmmse']:.4f},{r['float']:.4f},{r['int8']:.4f},"
+              f"{r['ls_sionna']:.4f}" for r in rows]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -402,7 +405,10 @@ def _plot(rows: list[dict], geom: Geometry, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     snr = [r["snr_db"] for r in rows]
-    for key, label, style in (("ls", "LS + linear interp.", "o--"), ("lmmse", "LMMSE", "s--"),
+    for key, label, style in (("ls", "LS + linear interp. (edges held)", "o--"),
+                              ("ls_sionna", "LS + linear interp. (edges extrapolated, Sionna)",
+                               "x:"),
+                              ("lmmse", "LMMSE", "s--"),
                               ("float", "SwiftChannel float", "^-"),
                               ("int8", "SwiftChannel int8", "v-")):
         ax.plot(snr, [r[key] for r in rows], style, label=label)

@@ -47,6 +47,26 @@ def test_ls_interpolation_hits_pilots_and_lines():
     lin = np.broadcast_to((0.1 * f + 0.3j * a + 1), (48, 2, 8)).reshape(1, 48, 16)
     e = ls_interpolate(pilot_grid(g, lin), g).reshape(48, 2, 8)
     np.testing.assert_allclose(e[:45, :, :7], lin.reshape(48, 2, 8)[:45, :, :7], rtol=1e-5)
+    # past the last pilots the edge values are held; extrapolated, the whole line comes back
+    np.testing.assert_allclose(e[45:], np.broadcast_to(e[44:45], (3, 2, 8)), rtol=1e-6)
+    x = ls_interpolate(pilot_grid(g, lin), g, extrapolate=True)
+    np.testing.assert_allclose(x, lin, rtol=1e-5)
+    # and at the pilots both rules are the same estimate
+    ext = ls_interpolate(pilot_grid(g, H), g, extrapolate=True).reshape(3, 48, 2, 8)
+    np.testing.assert_allclose(ext[:, ::4, :, ::2], H4[:, ::4, :, ::2], rtol=1e-6)
+
+
+def test_extrapolation_is_sionnas_linear_interpolator_rule():
+    """Sionna's ``LinearInterpolator`` (sionna/ofdm/channel_estimation.py): a point outside the
+    pilots' span takes the line through the first (last) two pilots; one pilot is held."""
+    from models.channels import _interp_matrix
+
+    grid, pts = np.arange(10.0), np.array([2.0, 5.0, 8.0])
+    v = np.array([1.0, 4.0, -2.0])
+    got = _interp_matrix(grid, pts, extrapolate=True) @ v
+    want = [1 + (g - 2) * 1.0 if g < 5 else 4 + (g - 5) * -2.0 for g in grid]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)  # float rounding of np.interp
+    np.testing.assert_allclose(_interp_matrix(grid, pts[:1], extrapolate=True) @ v[:1], 1.0)
 
 
 def test_lmmse_beats_ls_and_noise_level_is_right(chans):
