@@ -325,11 +325,13 @@ def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",),
     p, case = real_case(im, cap, keep)
     tok, logit = (int(v) for v in golden_words(p, case["arrays"]))
     same = tok == int(np.argmax(logits[-1])) and logit == int(logits[-1].max())
+    est = estimator_cycles(p, dram_bytes_per_cycle, int(np.size(tokens)), 1)
     return _rtl_token("decode-model", dm, p, case, same, build, sims,
                       tokens=int(np.size(tokens)), keep=keep, layers=p.layers, vocab=p.vocab,
                       token=tok, load_beats=dm.load_beats(p), dram_bytes=dm.dram_bytes(p),
                       dram_bytes_per_cycle=dram_bytes_per_cycle,
-                      stream_bound_cycles=dm.stream_bound_cycles(p, dram_bytes_per_cycle))
+                      stream_bound_cycles=dm.stream_bound_cycles(p, dram_bytes_per_cycle),
+                      est_cycles_per_token=est["est_cycles_per_token"])
 
 
 def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
@@ -353,7 +355,12 @@ def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
     cyc = c.get("step_cycles", [])
     formula = [dm.latency_cycles(p, t + 1) for t in range(steps)]
     decode = cyc[P:]
+    est_decode = _mean([estimator_cycles(p, dram_bytes_per_cycle, t + 1, P)["est_cycles_per_token"]
+                        for t in range(P, steps)])
     return {"sim": sim, "passed": rep.passed, "bit_exact": bool(c.get("bit_exact")),
+            "est_cycles_per_token": est_decode,
+            "est_prefill_cycles": estimator_cycles(p, dram_bytes_per_cycle, P, P)[
+                "est_prefill_cycles"],
             "prompt": prompt, "tokens": c.get("tokens"), "generated": (c.get("tokens") or [])[P - 1:],
             "capacity": p.tokens, "keep": p.keep, "layers": p.layers,
             "dram_bytes_per_cycle": dram_bytes_per_cycle,
@@ -368,6 +375,31 @@ def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
                                                 if steps > P else None),
             "build_s": rep.build_s, "test_s": rep.test_s, "sim_cycles_per_s": rep.cycles_per_s,
             "failures": rep.failures}
+
+
+def estimator_cycles(p, dram_bytes_per_cycle: int, context: int, prompt: int) -> dict:
+    """The estimator's cycles for BitNet-tiny on the ``decode-model`` RTL's micro-architecture
+    (``p`` its :class:`~hwsim.golden.vitallm.decode_model.DecodeModelParams`): VitaLLM's
+    description with one TINT tile of ``lanes`` lanes, ``lanes`` Booth lanes, ``exp_lanes``
+    nonlinear lanes, no overlapped schedule (the RTL runs its phases in turn) and a DRAM of
+    ``dram_bytes_per_cycle``. The estimator streams weights double-buffered (a layer costs
+    the larger of its compute and its traffic); the RTL loads a layer, then runs it — the two
+    figures side by side show what overlapping would gain, not an error of either."""
+    from hwsim.estimate.arch import load_arch
+    from hwsim.estimate.estimate import estimate_arch
+    from hwsim.estimate.workload import model_workloads
+
+    arch = load_arch("vitallm")
+    arch = arch.with_values({
+        "tint.tiles": 1, "tint.lanes": p.lanes, "booth.lanes": p.lanes,
+        "nonlinear.lanes": p.exp_lanes, "schedule.hide_nonlinear": False,
+        "schedule.overlap_attention": False,
+        "dram.bandwidth": 8.0 * dram_bytes_per_cycle * arch["clock"]},
+        source="the decode-model RTL's configuration")
+    wl = model_workloads("bitnet-tiny", prompt, context, lm_head=True, keep=p.keep)
+    e = estimate_arch("bitnet-tiny", arch, None, prompt, context, lm_head=True, workloads=wl)
+    return {"est_cycles_per_token": e.decode.cycles / e.decode.tokens,
+            "est_prefill_cycles": e.prefill.cycles}
 
 
 def _mean(xs: list) -> float | None:
@@ -544,6 +576,7 @@ def run(args) -> dict:
             "rtl_tokens_equal_golden": model_rtl["all_bit_exact"],
             "sim_cycles_per_token": model_rtl["runs"][0]["cycles"],
             "formula_cycles_per_token": model_rtl["runs"][0]["formula_cycles"],
+            "est_cycles_per_token": model_rtl["est_cycles_per_token"],
             **_bound(model_rtl["runs"][0]["cycles"], model_rtl["dram_bytes"]["total"],
                      model_rtl["stream_bound_cycles"], args.dram_bytes_per_cycle)}
            if model_rtl is not None else {}),
@@ -553,6 +586,8 @@ def run(args) -> dict:
             "formula_cycles_per_token": gen["formula_decode_cycles_per_token"],
             "sim_prefill_cycles": gen["prefill_cycles"],
             "formula_prefill_cycles": gen["formula_prefill_cycles"],
+            "est_cycles_per_token": gen["est_cycles_per_token"],
+            "est_prefill_cycles": gen["est_prefill_cycles"],
             **_bound(gen["decode_cycles_per_token"], gen["dram_bytes_per_token"],
                      gen["stream_bound_cycles_per_token"], args.dram_bytes_per_cycle)}
            if gen is not None else {}),
@@ -642,4 +677,10 @@ def table(r: dict) -> str:
                      f"weight-streaming bound {r['weight_stream_bound_cycles_per_token']:.0f} "
                      f"cycles at {r['dram_bytes_per_cycle']} B/cycle; simulated cycles per "
                      f"token {r['cycles_over_stream_bound']:.2f}× the bound")
+    if r.get("est_cycles_per_token"):
+        pre = (f"; prefill: estimator {r['est_prefill_cycles']:.0f}, simulated "
+               f"{r['sim_prefill_cycles']}" if "est_prefill_cycles" in r else "")
+        lines.append(f"estimator on the RTL's micro-architecture (1 TINT tile, no overlapped "
+                     f"schedule): {r['est_cycles_per_token']:.0f} cycles per decode token, "
+                     f"simulated {r['sim_cycles_per_token']:.0f}{pre}")
     return "\n".join(lines)

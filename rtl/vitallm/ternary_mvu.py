@@ -12,8 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.errors import HwsimError
 from hwsim.golden.vitallm import ternary_mvu as spec
-from rtl.common import (round_shift, round_shift_parts, saturate, shift_add_multiply,
-                        shift_add_partials)
+from rtl.common import round_shift, round_shift_parts, saturate, shift_add_multiply, shift_add_partials
 from rtl.common.mvu import ConfigMemory, MatrixVectorUnit
 
 __all__ = ["TernaryMVU"]

@@ -65,6 +65,7 @@ def test_whole_model_decode_token_on_rtl(tmp_path, capsys):
     bound = r["weight_stream_bound_cycles_per_token"]
     assert (bound - 1) * 16 < r["dram_bytes_per_token"] <= bound * 16  # default 16 B/cycle
     assert r["cycles_over_stream_bound"] == r["sim_cycles_per_token"] / bound
+    assert r["est_cycles_per_token"] == x["est_cycles_per_token"] > 0
 
 
 @pytest.mark.slow
@@ -85,3 +86,4 @@ def test_tokens_generated_on_rtl(tmp_path, capsys):
     # the one decode step (the third) sees L = 3 tokens
     assert g["dram_bytes_per_token"] == r["dram_bytes_per_token"] > 0
     assert r["weight_stream_bound_cycles_per_token"] == -(-r["dram_bytes_per_token"] // 16)
+    assert r["est_cycles_per_token"] > 0 and r["est_prefill_cycles"] > r["est_cycles_per_token"]
