@@ -63,6 +63,11 @@ def add_arguments(p) -> None:
                    help="also run one real decode token of the whole model (every layer on the "
                         "time-multiplexed decoder layer, then the LM head: the greedy token) on "
                         "the decode-model RTL under cocotb on Icarus (minutes)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="lanes of the decode-model RTL of --rtl-model and --rtl-generate "
+                        "(ternary weights and attention products per cycle; must divide the "
+                        "hidden size, the FFN width and the head dimension; default: the "
+                        "largest of them up to 16)")
     p.add_argument("--dram-bytes-per-cycle", type=int, default=16,
                    help="DRAM bandwidth (bytes per cycle, default 16: a 128-bit AXI4 bus at one "
                         "beat a cycle) of the weight-streaming bound that --rtl-model and "
@@ -306,12 +311,15 @@ def rtl_decoder_layer(im, tokens, layer: int, keep: int, build: Path,
 
 
 def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",),
-                     dram_bytes_per_cycle: int = 16) -> dict:
+                     dram_bytes_per_cycle: int = 16, lanes: int | None = None) -> dict:
     """The decode token after ``tokens`` through the whole model on the ``decode-model`` RTL
     under cocotb: every layer (weights, KV cache of the earlier tokens and parameters loaded
     per layer), the final norm, the LM head and the greedy token; token and logit ``==``
     golden, the golden's token ``==`` the integer model's argmax, cycles ``==`` formula; the
-    token's off-chip bytes and their streaming bound at ``dram_bytes_per_cycle``."""
+    token's off-chip bytes and their streaming bound at ``dram_bytes_per_cycle``; ``lanes``
+    the design's (default: the decoder layer's)."""
+    import dataclasses
+
     import numpy as np
 
     from hwsim.golden.vitallm import bitnet_layer as bl
@@ -323,6 +331,8 @@ def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",),
     logits = integer_forward(im, tokens, capture=cap,
                              attend=bl.sparse_attend(keep / int(np.size(tokens))))
     p, case = real_case(im, cap, keep)
+    if lanes is not None:
+        p = dataclasses.replace(p, lanes=lanes)
     tok, logit = (int(v) for v in golden_words(p, case["arrays"]))
     same = tok == int(np.argmax(logits[-1])) and logit == int(logits[-1].max())
     est = estimator_cycles(p, dram_bytes_per_cycle, int(np.size(tokens)), 1)
@@ -335,7 +345,7 @@ def rtl_decode_model(im, tokens, keep: int, build: Path, sims=("icarus",),
 
 
 def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
-                 dram_bytes_per_cycle: int = 16) -> dict:
+                 dram_bytes_per_cycle: int = 16, lanes: int | None = None) -> dict:
     """Greedy generation of ``new_tokens`` after ``prompt`` on the ``decode-model`` RTL under
     cocotb (:func:`hwsim.sim.generate.generate_cocotb`): the prompt's steps (``prefill``, the
     last one gives the first new token) and one decode step per further token, each one token
@@ -348,8 +358,9 @@ def rtl_generate(im, prompt, new_tokens: int, keep: int, build: Path, sim: str,
     from hwsim.sim.generate import generate_cocotb, generation_case
 
     prompt = [int(t) for t in np.ravel(prompt)]
-    p, _ = generation_case(im, prompt, new_tokens, keep)
-    rep = generate_cocotb(im, prompt, new_tokens, keep, Path(build) / f"generate_{sim}", sim)
+    p, _ = generation_case(im, prompt, new_tokens, keep, lanes)
+    rep = generate_cocotb(im, prompt, new_tokens, keep, Path(build) / f"generate_{sim}", sim,
+                          lanes)
     c = rep.cases[0] if rep.cases else {}
     P, steps = len(prompt), len(prompt) + new_tokens - 1
     cyc = c.get("step_cycles", [])
@@ -435,6 +446,10 @@ def _accelerator(args, cfg) -> tuple[int, list]:
         DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
                            head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M,
                            keep=args.rtl_keep, weight_kib=args.weight_kib, kv_kib=args.kv_kib)
+    if args.lanes is not None:
+        DecoderLayerParams(ffn=cfg.ffn, heads=cfg.heads, kv_heads=cfg.kv_heads,
+                           head_dim=cfg.head_dim, max_len=cfg.max_seq, tokens=M,
+                           keep=min(args.rtl_keep, M), lanes=args.lanes)
     return M, ps
 
 
@@ -561,7 +576,8 @@ def run(args) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             model_rtl = rtl_decode_model(im, tokens, args.rtl_keep, args.out or tmp,
-                                         dram_bytes_per_cycle=args.dram_bytes_per_cycle)
+                                         dram_bytes_per_cycle=args.dram_bytes_per_cycle,
+                                         lanes=args.lanes)
     gen = None
     if args.rtl_generate:
         import tempfile
@@ -569,7 +585,8 @@ def run(args) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             gen = rtl_generate(im, tokens[:args.rtl_prompt], args.rtl_generate, args.rtl_keep,
                                args.out or tmp, args.rtl_sim,
-                               dram_bytes_per_cycle=args.dram_bytes_per_cycle)
+                               dram_bytes_per_cycle=args.dram_bytes_per_cycle,
+                               lanes=args.lanes)
     return {
         **({"rtl_decoder_layer": rtl} if rtl is not None else {}),
         **({"rtl_decode_model": model_rtl, "rtl_tokens": int(model_rtl["all_bit_exact"]),

@@ -32,14 +32,17 @@ def _golden_sequence(im, prompt: list[int], new_tokens: int, keep: int) -> list[
     return integer_generate(im, prompt, new_tokens, attend=bl.topk_attend(keep))
 
 
-def generation_case(im, prompt, new_tokens: int, keep: int) -> tuple:
+def generation_case(im, prompt, new_tokens: int, keep: int, lanes: int | None = None) -> tuple:
     """The plan of a generation run: ``(DecodeModelParams, case)``. The case's arrays hold what
     the host streams (every layer's weights and parameters, ``l{i}__…``; the head, ``head_…``;
     the embedding table ``embed``; the RoPE tables ``cos``, ``sin``; ``prompt``; ``steps``) and
     the integer model's results the RTL must give: the token after every position
     (``want_tokens``) and every layer's keys and values (``want_k``, ``want_v``: (layers,
     steps, kv_heads, head_dim)). The design's KV capacity is ``M = steps = len(prompt) +
-    new_tokens − 1``."""
+    new_tokens − 1``; ``lanes``: the design's lanes (default: the decoder layer's, at most
+    16)."""
+    import dataclasses
+
     from hwsim.golden.vitallm import bitnet_layer as bl
     from hwsim.kernels import decode_model as kd
     from models.bitnet.integer_model import integer_forward
@@ -53,6 +56,8 @@ def generation_case(im, prompt, new_tokens: int, keep: int) -> tuple:
     cap: dict = {}
     logits = integer_forward(im, seq[:steps], capture=cap, attend=bl.topk_attend(keep))
     p, case = kd.real_case(im, cap, min(keep, steps))
+    if lanes is not None:
+        p = dataclasses.replace(p, lanes=lanes)
     a = dict(case["arrays"])
     a.update({"embed": im.embed, "cos": im.cos[:steps], "sin": im.sin[:steps],
               "prompt": np.array(prompt), "steps": np.array([steps]),
@@ -89,7 +94,8 @@ def append_rows(caches: list, rows: list, t: int, kv_heads: int) -> None:
                       np.concatenate([caches[li][1], v], axis=1))
 
 
-def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000) -> dict:
+def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000,
+             lanes: int | None = None) -> dict:
     """Generate ``new_tokens`` greedy tokens after ``prompt`` on the RTL of the integer BitNet
     ``im`` (every layer on one decoder layer, sparse attention keeping ``min(keep, L)``), in
     Amaranth's simulator (:func:`generation_case` is the plan).
@@ -105,7 +111,7 @@ def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000
     from hwsim.kernels import decode_step as kds
     from rtl.vitallm.decode_model import DecodeModel
 
-    p, case = generation_case(im, prompt, new_tokens, keep)
+    p, case = generation_case(im, prompt, new_tokens, keep, lanes)
     a = case["arrays"]
     prompt = [int(t) for t in a["prompt"]]
     steps = int(a["steps"][0])
@@ -188,7 +194,8 @@ def generate(im, prompt, new_tokens: int, keep: int, max_cycles: int = 5_000_000
             "sim_cycles": out["sim_cycles"], "wall_s": wall}
 
 
-def generate_cocotb(im, prompt, new_tokens: int, keep: int, build, sim: str = "verilator"):
+def generate_cocotb(im, prompt, new_tokens: int, keep: int, build, sim: str = "verilator",
+                    lanes: int | None = None):
     """:func:`generate` under cocotb on ``sim`` (Icarus or Verilator) from the emitted Verilog:
     the testbench :mod:`hwsim.sim.tb_decode_model_generate` is the host. Returns the
     :class:`hwsim.sim.runner.SimReport` (its case: bit-exact tokens and KV rows, cycles)."""
@@ -197,7 +204,7 @@ def generate_cocotb(im, prompt, new_tokens: int, keep: int, build, sim: str = "v
     from hwsim.kernels import get_kernel
     from hwsim.sim.runner import simulate
 
-    p, case = generation_case(im, prompt, new_tokens, keep)
+    p, case = generation_case(im, prompt, new_tokens, keep, lanes)
     kernel = dataclasses.replace(get_kernel("decode-model"),
                                  testbench="hwsim.sim.tb_decode_model_generate")
     return simulate(kernel, p, [case], build, sim=sim)

@@ -34,6 +34,9 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     assert [float(r["snr_db"]) for r in rows] == [0.0, 10.0, 20.0]
     # the baselines improve with SNR (noise at the pilots falls by 10 dB per step)
     assert float(rows[2]["lmmse_db"]) < float(rows[0]["lmmse_db"]) - 5
+    # the Sionna-rule LS beside hwsim's: a number per SNR (which one wins depends on how much
+    # of the grid lies past the edge pilots: here 3 of 16 subcarriers)
+    assert all(-60 < float(r["ls_sionna_db"]) < 10 for r in rows)
     assert (tmp_path / "ev" / "nmse.png").stat().st_size > 1000
     # the benchmark on the same run: the composed pipeline's latency is its cycle formula
     capsys.readouterr()
@@ -47,6 +50,7 @@ def test_train_then_eval_writes_table_csv_png(tmp_path, capsys):
     assert r["latency_us"] == pytest.approx(r["latency_cycles"] / 200)
     assert r["latency_us"] < r["latency_us_layer_sequential"]
     assert -12 < r["nmse_db_ls"] < -8  # LS at 10 dB SNR: noise power 0.1 at the pilots
+    assert -15 < r["nmse_db_ls_sionna"] < 5
     assert all(isinstance(r[k], float) for k in ("nmse_db_int8", "nmse_db_float"))
     # QAT only, from this run's float student, into a new folder
     run2 = tmp_path / "run2"

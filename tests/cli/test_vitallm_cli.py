@@ -17,6 +17,7 @@ from hwsim.cli import main
     (["--tokens", "32", "--rtl-model", "--rtl-keep", "40"], "cannot exceed"),
     (["--tokens", "8", "--rtl-generate", "2", "--rtl-prompt", "9"], "--rtl-prompt"),
     (["--rtl-model", "--dram-bytes-per-cycle", "0"], "--dram-bytes-per-cycle"),
+    (["--rtl-model", "--lanes", "24"], "lanes (24) must divide head_dim"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     ck = tmp_path / "ck"
@@ -50,14 +51,16 @@ def test_short_real_run(tmp_path, capsys):
 @pytest.mark.slow
 def test_whole_model_decode_token_on_rtl(tmp_path, capsys):
     """``--rtl-model``: the decode token after 8 real tokens through every layer of the
-    (briefly trained) BitNet-tiny and its head on the decode-model RTL under Icarus."""
+    (briefly trained) BitNet-tiny and its head on the decode-model RTL under Icarus, at 32
+    lanes (twice the default)."""
     ck = tmp_path / "ck"
     rc = main(["bench", "vitallm", "--json", "--checkpoints", str(ck), "--steps", "2",
                "--windows", "1", "--calib-windows", "1", "--tokens", "8", "--keep", "4",
-               "--rtl-model", "--rtl-keep", "4", "--out", str(tmp_path / "rtl")])
+               "--rtl-model", "--rtl-keep", "4", "--lanes", "32", "--out", str(tmp_path / "rtl")])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
     x = r["rtl_decode_model"]
+    assert x["lanes"] == 32
     assert x["golden_equals_integer_model"] and r["rtl_tokens_equal_golden"]
     assert r["rtl_tokens"] == 1
     assert r["sim_cycles_per_token"] == r["formula_cycles_per_token"]

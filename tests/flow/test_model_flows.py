@@ -36,7 +36,7 @@ def test_first_steps_tiny_then_cached(tmp_path, model):
         assert a["golden"]["accuracy_integer"] == pytest.approx(a["train"]["accuracy_quant"])
     else:
         nm = a["golden"]["nmse_db"]
-        assert set(nm) == {"ls", "lmmse", "float", "int8"}
+        assert set(nm) == {"ls", "ls_sionna", "lmmse", "float", "int8"}
         assert a["export"]["qcdq_mismatches"] == a["export"]["qonnx_mismatches"] == 0
         # the batch-1 file hwsim compile reads: its codes on the real input == the golden's
         assert a["export"]["compile_file_mismatches"] == 0
