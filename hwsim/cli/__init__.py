@@ -19,7 +19,7 @@ __all__ = ["HwsimArgumentParser", "build_parser", "main"]
 
 # `hwsim --help` lists commands in the order of the flow; modules not named here follow.
 _ORDER = ("train", "eval", "export", "events", "snn", "swiftchannel", "airfm", "compile", "rtl", "sim",
-          "estimate", "fpga", "bench", "sweep", "run")
+          "estimate", "fpga", "synth", "bench", "sweep", "run")
 
 
 def _commands() -> list[str]:

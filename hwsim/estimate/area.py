@@ -26,7 +26,7 @@ from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["asic_area"]
+__all__ = ["asic_area", "tint_tile_area"]
 
 
 def _adder(tables: Tables, bits: int) -> float:
@@ -46,15 +46,20 @@ def _multiplier(tables: Tables, a_bits: int, b_bits: int) -> float:
     return a8 + (a32 - a8) * (x - 64) / (1024 - 64)
 
 
+def tint_tile_area(tables: Tables, p) -> float:
+    """Cell area (m², at the table's node) of one ternary MVU tile of ``p``
+    (:class:`~hwsim.golden.vitallm.ternary_mvu.TernaryMvuParams`), memories excluded."""
+    return (p.lanes * _adder(tables, p.tree_width) + _adder(tables, p.acc_width)
+            + tables.raw("area.dff_bit") * (p.acc_width + p.lanes * p.act.width + p.out.width)
+            + _multiplier(tables, p.mult_bits, p.acc_width))
+
+
 def asic_area(arch: Arch, tables: Tables, max_cols: int) -> dict[str, float]:
     """Area in m² per part (``tint``, ``booth``, ``nonlinear``, ``logic``, ``sram``, ``total``)."""
     dff = tables.raw("area.dff_bit")
     lanes = arch["tint.lanes"]
     p = ternary_tile_params(1, max_cols, lanes)
-    tile = (lanes * _adder(tables, p.tree_width) + _adder(tables, p.acc_width)
-            + dff * (p.acc_width + lanes * p.act.width + p.out.width)
-            + _multiplier(tables, p.mult_bits, p.acc_width))
-    tint = arch["tint.tiles"] * tile
+    tint = arch["tint.tiles"] * tint_tile_area(tables, p)
     booth = arch["booth.lanes"] * (_multiplier(tables, 8, 8) + _adder(tables, 32) + 32 * dff)
     nonlinear = arch["nonlinear.lanes"] * (_multiplier(tables, 32, 32) + 2 * _adder(tables, 32)
                                            + 64 * dff)
