@@ -21,15 +21,11 @@ from pathlib import Path
 import yaml
 
 from hwsim.errors import HwsimError
+from hwsim.estimate.area import tint_tile_area
 
 __all__ = ["CELLS", "asic_area", "liberty", "load_cells", "synth_cells"]
 
 CELLS = Path(__file__).parent / "tables" / "cells_nangate45.yaml"
-
-#: SRAM array efficiency (bitcell area / macro area) when memories are priced apart; the value
-#: and its status are those of ``arch/vitallm.yaml``'s ``area.sram_array_efficiency``
-SRAM_ARRAY_EFFICIENCY = 0.5
-
 
 @lru_cache(maxsize=4)
 def load_cells(path: Path = CELLS) -> dict:
@@ -115,6 +111,7 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
     """Cell-mapped area of one registered kernel (``hwsim.kernels.Kernel``) at ``params``, at
     the library's node and scaled to :data:`TARGET_NODE_NM` (``asic_horowitz45``'s area
     rule)."""
+    from hwsim.estimate.arch import load_arch
     from hwsim.estimate.tables import load_tables
     from rtl.emit import to_verilog
 
@@ -127,7 +124,9 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
         r = synth_cells(v, kernel.top, cells, wd / "yosys")
     t = load_tables("asic_horowitz45")
     bits = sum(m["bits"] for m in r["memories"])
-    mem_um2 = bits * t.raw("area.sram_bitcell") * 1e12 / SRAM_ARRAY_EFFICIENCY
+    # SRAM priced as the estimator prices VitaLLM's: bitcell area / array efficiency
+    efficiency = load_arch("vitallm")["area.sram_array_efficiency"]
+    mem_um2 = bits * t.raw("area.sram_bitcell") * 1e12 / efficiency
     scale = (TARGET_NODE_NM / cells["node_nm"]) ** t.raw("scaling.area_exponent")
     area_by_type = {k: round(n * cells["cells"][k]["area_um2"], 3)
                     for k, n in sorted(r["cells_by_type"].items())}
@@ -141,7 +140,7 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
         "area_by_type_um2": area_by_type, "area_um2": r["area_um2"],
         "sequential_area_um2": r["sequential_area_um2"],
         "memories": r["memories"], "memory_bits": bits, "memory_area_um2": mem_um2,
-        "sram_array_efficiency": SRAM_ARRAY_EFFICIENCY,
+        "sram_array_efficiency": efficiency,
         "area_scale_16nm": scale,
         "logic_mm2_16nm": r["area_um2"] * scale / 1e6,
         "area_mm2_16nm": (r["area_um2"] + mem_um2) * scale / 1e6,
@@ -151,11 +150,5 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
     }
 
 
-def _tint_tile(tables, p) -> float:
-    from hwsim.estimate.area import tint_tile_area
-
-    return tint_tile_area(tables, p)
-
-
 #: kernels whose cell area the estimator models itself (``hwsim.estimate.area``)
-_ESTIMATOR_MODELS = {"ternary-mvu": _tint_tile}
+_ESTIMATOR_MODELS = {"ternary-mvu": tint_tile_area}

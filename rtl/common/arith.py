@@ -24,12 +24,17 @@ def comb_signal(m: Module, value, shape, name: str) -> Signal:
     return sig
 
 
-def adder_tree(terms: list[Value]) -> Value:
-    """Balanced binary sum of ``terms`` (log2 depth); widths grow so no sum can overflow."""
+def adder_tree(terms: list[Value], between=None) -> Value:
+    """Balanced binary sum of ``terms`` (log2 depth); widths grow so no sum can overflow.
+    ``between(depth, level)``, where given, may replace a level's values before the adders of
+    ``depth`` ≥ 1 sum them (a pipeline registers them there)."""
     if not terms:
         return Const(0, signed(2))
-    level = list(terms)
+    level, depth = list(terms), 0
     while len(level) > 1:
+        if between is not None and depth:
+            level = between(depth, level)
+        depth += 1
         nxt = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])

@@ -205,15 +205,16 @@ class MatrixVectorUnit(wiring.Component):
         def tree_sum(terms, name):  # the adder tree; the deep pipeline registers its levels
             if not deep:
                 return adder_tree(terms), 0
-            level, depth, regs = list(terms), 0, 0
-            while len(level) > 1:
-                if depth and depth % TREE_LEVELS_PER_STAGE == 0:
-                    level = [reg(v, f"{name}{regs}_{i}") for i, v in enumerate(level)]
-                    regs += 1
-                level = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)] + (
-                    [level[-1]] if len(level) % 2 else [])
-                depth += 1
-            return level[0], regs
+            regs = []
+
+            def between(depth, level):
+                if depth % TREE_LEVELS_PER_STAGE:
+                    return level
+                regs.append(depth)
+                return [reg(v, f"{name}{len(regs) - 1}_{i}") for i, v in enumerate(level)]
+
+            total = adder_tree(terms, between)
+            return total, len(regs)
 
         def delayed(values, n, name):  # control bits along n register stages
             for k in range(n):
