@@ -56,15 +56,23 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
 
 
 def _estimate(r: dict) -> list[str]:
-    val = _table(("figure", "published", "estimated", "error", "status"),
-                 [(v["figure"], f"{_num(v['published'])} {v['unit']}", _num(v["estimated"]),
-                   f"{v['error_pct']:+.1f} %", v["status"]) for v in r["validation"]])
-    keys = ("decode_tokens_per_s", "prefill_s", "area_mm2", "power_mw")
-    sens = _table(("parameter", "value", *(f"Δ {k}" for k in keys)),
-                  [(s["parameter"], s["value"], *(f"{s[k]:+.1f} %" for k in keys))
-                   for s in r["sensitivity"]])
-    return ["## Validation against silicon", "", *val, "",
-            "## Sensitivity (change of each estimate when one parameter moves)", "", *sens]
+    out = []
+    for point in r["points"]:
+        val = _table(("figure", "published", "estimated", "error", "status"),
+                     [(v["figure"], f"{_num(v['published'])} {v['unit']}",
+                       _num(v["estimated"]), f"{v['error_pct']:+.1f} %", v["status"])
+                      for v in point["validation"]])
+        sens = point["sensitivity"]
+        keys = [k for k in sens[0] if k not in ("parameter", "value")] if sens else []
+        sens = _table(("parameter", "value", *(f"Δ {k}" for k in keys)),
+                      [(s["parameter"], s["value"], *(f"{s[k]:+.1f} %" for k in keys))
+                       for s in sens])
+        out += [f"## {point['title']}", "",
+                f"Model: {point['model_status']} — {point['model_source']}.", "",
+                "### Published vs estimated", "", *val, "",
+                "### Sensitivity (change of each estimate when one parameter moves)", "", *sens,
+                ""]
+    return out[:-1]
 
 
 def _ternary_mvu(r: dict) -> list[str]:
@@ -130,6 +138,11 @@ def _lif_array(r: dict) -> list[str]:
 FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("estimate", "BitNet b1.58 3B on VitaLLM: estimate vs published silicon",
            ("estimate", "bitnet-3b", "--target", "vitallm", "--validate", "--json"), _estimate),
+    Figure("silicon-kv260", "Ternary LLMs on the AMD KV260 (K26, DDR4): estimate vs published",
+           ("estimate", "bitnet-700m", "--target", "xck26", "--validate", "--json"), _estimate),
+    Figure("silicon-slim-llama", "Slim-Llama (28 nm ASIC): estimate vs published silicon",
+           ("estimate", "bitnet-3b", "--target", "slim-llama", "--validate", "--json"),
+           _estimate),
     Figure("ternary-mvu", "Ternary MVU: cycles and utilization",
            ("bench", "ternary-mvu", "--json", "--rows", "64", "--cols", "64", "--no-synth"),
            _ternary_mvu),

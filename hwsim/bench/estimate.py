@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 DESCRIPTION = ("estimator speed (bitnet-3b on vitallm and xczu28dr, a 100-point sweep with "
-               "CSV/JSON/PNG); with --calibration, the FPGA resource model (ternary MVU, int8 "
+               "CSV/JSON/PNG), every published silicon point (hwsim/estimate/silicon) beside its "
+               "estimate; with --calibration, the FPGA resource model (ternary MVU, int8 "
                "MVU, absmax barrier, Booth and nonlinear cores) refitted on yosys and checked on held-out "
                "configurations, and estimated vs Amaranth-measured cycles")
 
@@ -223,6 +224,7 @@ def _calibration() -> dict:
 def run(args) -> dict:
     from hwsim.estimate import estimate
     from hwsim.estimate.sweep import run_sweep, write_sweep
+    from hwsim.estimate.validate import known_points, validation_table
 
     asic = _time(lambda: estimate("bitnet-3b", "vitallm"), args.repeat)
     fpga = _time(lambda: estimate("bitnet-3b", "xczu28dr"), args.repeat)
@@ -236,7 +238,8 @@ def run(args) -> dict:
         t2 = time.perf_counter()
     out = {"estimate_bitnet3b_vitallm_s": asic, "estimate_bitnet3b_xczu28dr_s": fpga,
            "sweep_points": len(result["points"]), "sweep_estimate_s": t1 - t0,
-           "sweep_total_s": t2 - t0, "sweep_write_s": t2 - t1}
+           "sweep_total_s": t2 - t0, "sweep_write_s": t2 - t1,
+           "validation": [r for p in known_points() for r in validation_table(p)]}
     if args.calibration:
         out["calibration"] = _calibration()
     return out
@@ -252,6 +255,13 @@ def table(r: dict) -> str:
     ]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
+    if r.get("validation"):
+        from hwsim.estimate.validate import format_validation
+
+        lines += ["", "published silicon vs estimate (hwsim estimate MODEL --target T --validate)"]
+        for point in dict.fromkeys(x["point"] for x in r["validation"]):
+            lines += ["", point,
+                      format_validation([x for x in r["validation"] if x["point"] == point])]
     cal = r.get("calibration")
     if cal:
         lines += ["", "resources: model vs yosys synth_xilinx (-family xcup); ternary-mvu "

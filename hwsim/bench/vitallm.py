@@ -397,6 +397,7 @@ def estimator_cycles(p, dram_bytes_per_cycle: int, context: int, prompt: int) ->
     the larger of its compute and its traffic); the RTL loads a layer, then runs it — the two
     figures side by side show what overlapping would gain, not an error of either."""
     from hwsim.estimate.arch import load_arch
+    from hwsim.estimate.engine import PATTERNS
     from hwsim.estimate.estimate import estimate_arch
     from hwsim.estimate.workload import model_workloads
 
@@ -405,7 +406,9 @@ def estimator_cycles(p, dram_bytes_per_cycle: int, context: int, prompt: int) ->
         "tint.tiles": 1, "tint.lanes": p.lanes, "booth.lanes": p.lanes,
         "nonlinear.lanes": p.exp_lanes, "schedule.hide_nonlinear": False,
         "schedule.overlap_attention": False,
-        "dram.bandwidth": 8.0 * dram_bytes_per_cycle * arch["clock"]},
+        # the cocotb memory model serves its bytes per cycle whatever the access pattern
+        "dram.peak_bandwidth": 8.0 * dram_bytes_per_cycle * arch["clock"],
+        **{f"dram.efficiency.{p}": 1.0 for p in PATTERNS}},
         source="the decode-model RTL's configuration")
     wl = model_workloads("bitnet-tiny", prompt, context, lm_head=True, keep=p.keep)
     e = estimate_arch("bitnet-tiny", arch, None, prompt, context, lm_head=True, workloads=wl)

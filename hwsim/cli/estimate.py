@@ -29,7 +29,7 @@ def register(sub) -> None:
                    help="sparse decode attention (VitaLLM LO top-K): keep K of the --context "
                         "tokens per query head (BitNet models)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
-                   help="override one parameter (e.g. tint.lanes=32, dram.bandwidth=40GB/s)")
+                   help="override one parameter (e.g. tint.lanes=32, dram.peak_bandwidth=40GB/s)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2",
                    help="sweep a grid (keys: lanes, tiles, booth_lanes, sram_kb, dram_gbps, "
@@ -39,8 +39,10 @@ def register(sub) -> None:
     p.add_argument("--out", type=output_dir, default=None,
                    help="sweep output folder (default build/estimate/MODEL-TARGET-sweep)")
     mode.add_argument("--validate", action="store_true",
-                   help="bitnet-3b on vitallm: published vs estimated, and the sensitivity "
-                        "to every unpublished parameter")
+                   help="published silicon that ran MODEL on TARGET (bitnet-3b on vitallm or "
+                        "slim-llama, bitnet-700m on xck26): published vs estimated at each "
+                        "figure's own prompt and context, and the sensitivity to every "
+                        "unpublished parameter")
     p.set_defaults(func=_run)
 
 
@@ -68,19 +70,7 @@ def _run(args) -> int:
     if args.keep is not None and (args.validate or args.sweep):
         raise HwsimError("--keep applies to a single estimate, not to --validate or --sweep")
     if args.validate:
-        from hwsim.estimate import validate as v
-
-        if args.model != v.MODEL or arch.name != v.TARGET:
-            raise HwsimError(f"--validate compares {v.MODEL} on {v.TARGET} with the papers")
-        rows = v.validation_table(arch, args.context)
-        sens = v.sensitivity(args.context)
-        if args.json:
-            print_json({"validation": rows, "sensitivity": sens})
-        else:
-            print(v.format_validation(rows))
-            print()
-            print(v.format_sensitivity(sens))
-        return 0
+        return _validate(args, arch)
     if args.sweep:
         from hwsim.estimate import sweep as sw
 
@@ -112,4 +102,28 @@ def _run(args) -> int:
         from hwsim.estimate.report import format_estimate
 
         print(format_estimate(est))
+    return 0
+
+
+def _validate(args, arch) -> int:
+    from hwsim.estimate import validate as v
+
+    points = v.points_for(args.model, arch.name)
+    if not points:
+        known = "; ".join(f"{p.name}: {p.model} on {p.target}"
+                          for p in map(v.load_point, v.known_points()))
+        raise HwsimError(f"no published silicon ran {args.model} on {arch.name} ({known})")
+    out = [{"point": p.name, "title": p.title, "model_status": p.model_status,
+            "model_source": p.model_source, "validation": v.validation_table(p, arch),
+            "sensitivity": v.sensitivity(p)} for p in points]
+    if args.json:
+        print_json({"points": out, "validation": [r for o in out for r in o["validation"]],
+                    "sensitivity": out[0]["sensitivity"]})
+        return 0
+    for o in out:
+        print(f"{o['title']}\nmodel {args.model} ({o['model_status']}: {o['model_source']})\n")
+        print(v.format_validation(o["validation"]))
+        print()
+        print(v.format_sensitivity(o["sensitivity"]))
+        print()
     return 0

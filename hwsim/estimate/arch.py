@@ -12,8 +12,11 @@ The compute model shared by both kinds (what the estimator assumes the hardware 
 * ``booth`` — the int8 × int8 core (QKᵀ, AV): ``lanes`` multiply-accumulates per cycle;
 * ``nonlinear`` — softmax / RMSNorm units: ``lanes`` elements per cycle;
 * ``sram`` — on-chip buffers for weights, activations and the KV cache;
-* ``dram`` — the off-chip memory: bandwidth and energy per bit, and the packed size of a
-  ternary weight in it (``weight_bits``).
+* ``dram`` — the off-chip memory: the interface's peak bandwidth, the fraction of it a
+  controller sustains for each access pattern (``efficiency.sequential_read`` … ``random_write``),
+  energy per bit, and the packed size of a ternary weight in it (``weight_bits``). FPGA files
+  add the AXI ports through which the programmable logic reaches the memory (``axi_ports`` of
+  ``axi_bits`` each at the core clock), a second bound on the sustained bandwidth.
 
 ASIC files add the technology (node, voltage) and the area/power assumptions; FPGA files add
 the part's capacities (LUT, FF, DSP48E2, 36 Kb BRAM, URAM).
@@ -43,7 +46,11 @@ _COMMON = {
     "sram.weights": Field("bits", doc="on-chip weight buffer"),
     "sram.activations": Field("bits", doc="on-chip activation buffer"),
     "sram.kv": Field("bits", doc="on-chip KV-cache buffer"),
-    "dram.bandwidth": Field("bandwidth", doc="sustained off-chip bandwidth"),
+    "dram.peak_bandwidth": Field("bandwidth", doc="interface peak: transfer rate × width"),
+    "dram.efficiency.sequential_read": Field("ratio", max=1, doc="sustained / peak, long reads"),
+    "dram.efficiency.random_read": Field("ratio", max=1, doc="sustained / peak, scattered rows"),
+    "dram.efficiency.sequential_write": Field("ratio", max=1, doc="sustained / peak, long writes"),
+    "dram.efficiency.random_write": Field("ratio", max=1, doc="sustained / peak, scattered rows"),
     "dram.energy": Field("energy_per_bit", doc="off-chip energy per bit moved"),
     "dram.weight_bits": Field("ratio", max=8, doc="bits per ternary weight in DRAM"),
     "schedule.hide_nonlinear": Field("bool", doc="softmax/norm overlap with the matrix work"),
@@ -65,6 +72,8 @@ _FPGA = {
     "capacity.dsps": Field("count"),
     "capacity.bram36": Field("count"),
     "capacity.uram": Field("count", allow_zero=True),
+    "dram.axi_ports": Field("count", doc="AXI ports from the logic to the memory"),
+    "dram.axi_bits": Field("count", doc="data bits per AXI port (one beat per core cycle)"),
     "power.static": Field("power", doc="device static power"),
 }
 SCHEMAS = {"asic": _ASIC, "fpga": _FPGA}
@@ -98,9 +107,20 @@ class Arch:
                 raise HwsimError(f"{key} must be a positive integer, not {value!r}")
             if field.kind not in ("bool", "name") and not value > 0:
                 raise HwsimError(f"{key} must be > 0, not {value!r}")
+            if field.max is not None and value > field.max:
+                raise HwsimError(f"{key} must be ≤ {field.max}, not {value!r}")
             params[key] = dataclasses.replace(params[key], value=value, status=status,
                                               source=source, text=str(value), fitted_to="")
         return dataclasses.replace(self, params=params)
+
+    def dram_bandwidth(self, pattern: str) -> float:
+        """Sustained off-chip bits/s for ``pattern`` (``sequential_read``, ``random_read``,
+        ``sequential_write``, ``random_write``): the peak × the controller's efficiency for it,
+        and on an FPGA at most what the AXI ports carry at the core clock."""
+        bw = self["dram.peak_bandwidth"] * self[f"dram.efficiency.{pattern}"]
+        if self.kind == "fpga":
+            bw = min(bw, self["dram.axi_ports"] * self["dram.axi_bits"] * self["clock"])
+        return bw
 
     @property
     def sram_bits(self) -> float:

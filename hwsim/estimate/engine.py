@@ -4,9 +4,12 @@ For every op of a workload, on an architecture:
 
 1. **compute cycles and actions** come from the registered kernel that prices the op
    (:func:`hwsim.estimate.kernels.cost`);
-2. **off-chip traffic** comes from the memory model below (:func:`_offchip_bits`); the op takes
-   ``max(compute, traffic / bandwidth-per-cycle)`` cycles — double-buffered streaming, so the
-   larger of the two bounds holds (the op's roofline verdict says which);
+2. **off-chip traffic** comes from the memory model below (:func:`_offchip_bits`), split by
+   access pattern; the op takes ``max(compute, Σ traffic_p / bandwidth-per-cycle_p)`` cycles —
+   double-buffered streaming, so the larger of the two bounds holds (the op's roofline verdict
+   says which). The sustained bandwidth of a pattern is :meth:`Arch.dram_bandwidth`: the
+   interface's peak × the controller's efficiency for that pattern (FPGA: at most what the
+   AXI ports carry);
 3. **energy** is Σ count × energy-per-action (:func:`action_energy`), plus the on-chip buffer
    writes of what comes from DRAM, plus DRAM energy per bit (reported apart: the on-chip figure
    is what a chip's core power measures), plus leakage as a stated fraction of dynamic energy.
@@ -20,6 +23,10 @@ Memory model (named assumptions, stated once):
   the activation buffer go to DRAM and back once per projection;
 * the KV cache stays on chip when all layers' K and V fit the KV buffer, otherwise every
   attention op reads its K/V from DRAM and writes the new ones back.
+
+Access patterns: weight streams, activation spills and a dense KV read (every cached row of a
+head, stored one after the other) are sequential; the rows a sparse decode selects (one K or V
+row of ``head_dim`` bytes each) and a decode step's new K/V rows are random.
 
 Layer schedule: ops of one core run one after the other; with ``schedule.overlap_attention``
 the Booth core's attention overlaps the ternary core (head-level pipelining), and with
@@ -71,6 +78,7 @@ class LayerResult:
     repeat: int
     ops: list[OpResult]
     cycles: float               # one instance, after the schedule's overlaps
+    scheduled_compute: float = 0.0  # the cores' cycles after the overlaps, before the DRAM bound
 
     @property
     def compute_cycles(self) -> int:
@@ -82,7 +90,8 @@ class LayerResult:
 
     @property
     def bound(self) -> str:
-        return "memory" if self.memory_cycles > self.compute_cycles else "compute"
+        """``memory`` when the layer's DRAM traffic, not its scheduled compute, sets its time."""
+        return "memory" if self.memory_cycles > self.scheduled_compute else "compute"
 
 
 @dataclass
@@ -158,6 +167,24 @@ def action_energy(arch: Arch, tables: Tables) -> dict[str, float]:
     }
 
 
+#: the access patterns the DRAM model prices (``dram.efficiency.<pattern>``)
+PATTERNS = ("sequential_read", "random_read", "sequential_write", "random_write")
+
+
+def traffic_by_pattern(op: Op, wbits: float, abits: float, kvbits: float) -> dict[str, float]:
+    """The op's off-chip bits by access pattern (see the module's memory model)."""
+    out = dict.fromkeys(PATTERNS, 0.0)
+    out["sequential_read"] += wbits
+    if abits:
+        width = op.in_width + op.out_width
+        out["sequential_read"] += abits * op.in_width / width
+        out["sequential_write"] += abits * op.out_width / width
+    if kvbits:
+        out["random_read" if op.kv_read_random else "sequential_read"] += op.kv_read_bits
+        out["random_write" if op.kv_write_random else "sequential_write"] += op.kv_write_bits
+    return out
+
+
 def _offchip_bits(op: Op, wl: Workload, arch: Arch, weights_resident: bool,
                   kv_resident: bool) -> tuple[float, float, float]:
     """(weight, activation, KV-cache) bits moved between DRAM and the chip for ``op``."""
@@ -180,7 +207,7 @@ def run_phase(wl: Workload, arch: Arch, tables: Tables,
               energy: dict[str, float] | None = None) -> PhaseResult:
     energy = energy or action_energy(arch, tables)
     clock = arch["clock"]
-    bits_per_cycle = arch["dram.bandwidth"] / clock
+    bits_per_cycle = {p: arch.dram_bandwidth(p) / clock for p in PATTERNS}
     packed = sum(op.weights * (op.weight_bits if op.weight_bits is not None
                                else arch["dram.weight_bits"]) * l.count
                  for l in wl.layers for op in l.ops)
@@ -198,7 +225,8 @@ def run_phase(wl: Workload, arch: Arch, tables: Tables,
             kc = cost(op.kernel, op.shape, op.vectors, arch)
             wbits, abits, kvbits = _offchip_bits(op, wl, arch, weights_resident, kv_resident)
             off = wbits + abits + kvbits
-            mem_cycles = off / bits_per_cycle
+            mem_cycles = sum(b / bits_per_cycle[p]
+                             for p, b in traffic_by_pattern(op, wbits, abits, kvbits).items())
             e_core = sum(n * energy[a] for a, n in kc.actions.items())
             # what arrives from DRAM is written into its buffer; K/V are then read from theirs
             e_core += wbits * energy["weight_fill_bits"] + abits * energy["act_fill_bits"]
@@ -219,8 +247,9 @@ def run_phase(wl: Workload, arch: Arch, tables: Tables,
         if not arch["schedule.hide_nonlinear"]:
             cyc += per_core["nonlinear"]
         # the cores share one DRAM: overlapping compute cannot overlap their traffic
+        sched = cyc
         cyc = max(cyc, sum(o.memory_cycles for o in ops))
-        result.layers.append(LayerResult(layer.name, layer.count, ops, cyc))
+        result.layers.append(LayerResult(layer.name, layer.count, ops, cyc, sched))
     if arch.kind == "asic":
         result.leakage_j = dynamic * arch["power.leakage_fraction"]
     else:

@@ -100,7 +100,7 @@ class Estimate:
 
 
 def _phase_bound(ph: PhaseResult) -> str:
-    comp = sum(l.compute_cycles * l.repeat for l in ph.layers)
+    comp = sum(l.scheduled_compute * l.repeat for l in ph.layers)
     mem = sum(l.memory_cycles * l.repeat for l in ph.layers)
     return "memory" if mem > comp else "compute"
 

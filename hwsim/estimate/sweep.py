@@ -5,8 +5,8 @@ every combination, prints a table and writes ``sweep.csv``, ``sweep.json`` and t
 (tokens/s vs area or LUTs, tokens/s vs mJ/token) with their Pareto fronts, through a staged
 folder so nothing half-written is left.
 
-Sweep keys are parameter paths of the architecture (``tint.lanes``, ``dram.bandwidth`` …, a
-quantity written with its unit, e.g. ``dram.bandwidth=40GB/s``) or one of the short names in
+Sweep keys are parameter paths of the architecture (``tint.lanes``, ``dram.peak_bandwidth`` …, a
+quantity written with its unit, e.g. ``dram.peak_bandwidth=40GB/s``) or one of the short names in
 :data:`ALIASES`.
 """
 
@@ -35,7 +35,7 @@ ALIASES = {
     "tiles": ("tint.tiles", "ternary MVU tiles"),
     "booth_lanes": ("booth.lanes", "int8 MACs per cycle"),
     "sram_kb": ("sram", "total SRAM in KB, split in the file's proportions"),
-    "dram_gbps": ("dram.bandwidth", "off-chip bandwidth in GB/s"),
+    "dram_gbps": ("dram.peak_bandwidth", "off-chip peak bandwidth in GB/s"),
     "clock_mhz": ("clock", "clock in MHz"),
 }
 _ALIAS_UNIT = {"dram_gbps": ("bandwidth", "GB/s"), "clock_mhz": ("frequency", "MHz"),

@@ -38,6 +38,8 @@ class Op:
     weight_bits: float | None = None
     kv_read_bits: int = 0
     kv_write_bits: int = 0
+    kv_read_random: bool = False    # scattered K/V rows (sparse decode), else one long stream
+    kv_write_random: bool = False   # one new row per head (decode), else rows in a run
     in_width: int = 0   # activation elements in per vector (for prefill tiling)
     out_width: int = 0  # activation elements out per vector
 
@@ -106,10 +108,11 @@ def _bitnet_layer(cfg, phase: str, n: int, ctx: int, keep: int | None = None) ->
         kv_write = kvd * 8
     else:
         kv_read = kv_write = n * kvd * 8
+    decode = phase == "decode"
     qk = Op("qk", "int8_matmul", {**att, "product": "qk"}, 1, kv_read_bits=kv_read,
-            kv_write_bits=kv_write)
+            kv_write_bits=kv_write, kv_read_random=sparse, kv_write_random=decode)
     av = Op("av", "int8_matmul", {**att, "product": "av"}, 1, kv_read_bits=kv_read,
-            kv_write_bits=kv_write)
+            kv_write_bits=kv_write, kv_read_random=sparse, kv_write_random=decode)
     sm = Op("softmax", "softmax_int", att, 1)
 
     def barrier(name):

@@ -270,7 +270,8 @@ def _plots(ctx: StepContext, est: dict) -> list[tuple[Path, str]]:
 
     arch = load_arch(ctx.options["target"])
     clock = float(arch["clock"])
-    bw_bytes = float(arch["dram.bandwidth"]) / 8  # the architecture states bits per second
+    # the sustained bandwidth of a weight stream (bits/s in the file → bytes/s)
+    bw_bytes = float(arch.dram_bandwidth("sequential_read")) / 8
     out = []
     ops = [(f"{l['layer']}·{o['op']}" if len(est["layers"]["decode"]) > 1 else o["op"], o,
             l["repeat"]) for l in est["layers"]["decode"] for o in l["ops"]]

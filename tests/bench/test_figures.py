@@ -9,7 +9,9 @@ from hwsim.bench import BENCHES
 from hwsim.bench import _figures as figures
 from hwsim.cli import build_parser
 
-ESTIMATE = {
+ESTIMATE = {"points": [{
+    "point": "vitallm", "title": "VitaLLM, a chip", "model_status": "published",
+    "model_source": "the paper",
     "validation": [
         {"figure": "power_mw", "unit": "mW", "published": 65.97, "estimated": 61.17044,
          "error_pct": -7.2754, "status": "predicted", "source": "a paper"},
@@ -18,7 +20,15 @@ ESTIMATE = {
         {"parameter": "tint.lanes", "value": "8", "decode_tokens_per_s": -45.36,
          "prefill_s": 99.9999, "area_mm2": -1.948, "power_mw": -44.96},
     ],
-}
+}]}
+KV260 = {"points": [
+    {"point": p, "title": f"{p} on KV260", "model_status": "assumption",
+     "model_source": "not named",
+     "validation": [{"figure": "decode_tokens_per_s (context 1024)", "unit": "tokens/s",
+                     "published": 9, "estimated": 52.15, "error_pct": 479.4,
+                     "status": "predicted", "source": "arXiv"}],
+     "sensitivity": [{"parameter": "dram.axi_ports", "value": "1",
+                      "decode_tokens_per_s": -75.0}]} for p in ("tellme", "tellme-v2")]}
 TERNARY_MVU = {"lanes": 16, "rows": 64, "cols": 64, "vectors": 2, "measured_cycles": 520,
                "formula_cycles": 520, "ideal_cycles": 512, "utilization": 0.98461538,
                "bit_exact": True, "icarus_cycles_per_s": 3000.0}
@@ -47,7 +57,8 @@ LIF_ARRAY = {"kernel": "lif-array", "cases": [
 def json_dir(tmp_path):
     d = tmp_path / "json"
     d.mkdir()
-    for name, obj in (("estimate", ESTIMATE), ("ternary-mvu", TERNARY_MVU),
+    for name, obj in (("estimate", ESTIMATE), ("silicon-kv260", KV260),
+                      ("silicon-slim-llama", ESTIMATE), ("ternary-mvu", TERNARY_MVU),
                       ("attention", ATTENTION), ("airfm", AIRFM), ("lif-array", LIF_ARRAY)):
         (d / f"{name}.json").write_text(json.dumps(obj))
     return d
@@ -64,6 +75,10 @@ def test_from_json_writes_every_figure(json_dir, tmp_path):
                                    "--json`; do not edit -->")
     assert "| power_mw | 65.97 mW | 61.17 | -7.3 % | predicted |" in est
     assert "| tint.lanes | 8 | -45.4 % | +100.0 % | -1.9 % | -45.0 % |" in est
+    kv = (out / "silicon-kv260.md").read_text()
+    assert kv.count("### Published vs estimated") == 2 and "## tellme-v2 on KV260" in kv
+    assert "| decode_tokens_per_s (context 1024) | 9 tokens/s | 52.15 | +479.4 % | predicted |" in kv
+    assert "| dram.axi_ports | 1 | -75.0 % |" in kv
 
     mvu = (out / "ternary-mvu.md").read_text()
     assert "| cycles measured (Icarus) | 520 |" in mvu

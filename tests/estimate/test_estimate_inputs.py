@@ -55,7 +55,7 @@ def _misspelt(d):
 
 
 def _bad_unit(d):
-    d["params"]["dram"]["bandwidth"]["value"] = "60 GHz"
+    d["params"]["dram"]["peak_bandwidth"]["value"] = "60 GHz"
 
 
 def _unknown_unit(d):
@@ -67,17 +67,27 @@ def _no_source(d):
 
 
 def _fitted_without_figure(d):
-    del d["params"]["dram"]["bandwidth"]["fitted_to"]
+    d["params"]["dram"]["peak_bandwidth"]["status"] = "fitted"
+
+
+def _efficiency_over_one(d):
+    d["params"]["dram"]["efficiency"]["random_read"]["value"] = 1.2
+
+
+def _no_write_efficiency(d):
+    del d["params"]["dram"]["efficiency"]["random_write"]
 
 
 @pytest.mark.parametrize("edit, message", [
     (_del_clock, "missing field 'clock'"),
     (_neg_lanes, "tint.lanes: must be ≥ 1, not -16"),
     (_misspelt, "unknown field 'tint.lanse' \\(did you mean 'tint.lanes'\\?\\)"),
-    (_bad_unit, "dram.bandwidth: 'GHz' is a unit of frequency"),
+    (_bad_unit, "dram.peak_bandwidth: 'GHz' is a unit of frequency"),
     (_unknown_unit, "dram.energy: 'pJ/byte' is an unknown unit"),
     (_no_source, "missing field sram.kv.source"),
-    (_fitted_without_figure, "dram.bandwidth is fitted but names no figure"),
+    (_fitted_without_figure, "dram.peak_bandwidth is fitted but names no figure"),
+    (_efficiency_over_one, "dram.efficiency.random_read: must be ≤ 1, not 1.2"),
+    (_no_write_efficiency, "missing field 'dram.efficiency.random_write'"),
 ])
 def test_arch_yaml_errors(tmp_path, capsys, edit, message):
     path = _mutated(tmp_path, ARCH_DIR / "vitallm.yaml", edit)
@@ -111,7 +121,7 @@ def test_table_yaml_errors(tmp_path):
      "unknown parameter 'lanez'"),
     (["estimate", "bitnet-3b", "--target", "vitallm", "--sweep", "lanes=8,x"],
      "'x' is not an integer"),
-    (["estimate", "bitnet-3b", "--target", "vitallm", "--set", "dram.bandwidth=9 parsecs"],
+    (["estimate", "bitnet-3b", "--target", "vitallm", "--set", "dram.peak_bandwidth=9 parsecs"],
      "'parsecs' is an unknown unit"),
 ])
 def test_cli_bad_input_exit_2(capsys, tmp_path, argv, message):

@@ -60,5 +60,5 @@ def test_bad_sweep_values():
         parse_sweep(arch, ["lanes=0"])
     with pytest.raises(HwsimError, match="given twice"):
         parse_sweep(arch, ["lanes=8", "lanes=16"])
-    with pytest.raises(HwsimError, match=r"dram\.bandwidth: 'GHz' is a unit of frequency"):
-        parse_sweep(arch, ["dram.bandwidth=5GHz"])
+    with pytest.raises(HwsimError, match=r"dram\.peak_bandwidth: 'GHz' is a unit of frequency"):
+        parse_sweep(arch, ["dram.peak_bandwidth=5GHz"])
