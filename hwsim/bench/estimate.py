@@ -241,7 +241,11 @@ def run(args) -> dict:
            "sweep_total_s": t2 - t0, "sweep_write_s": t2 - t1,
            "validation": [r for p in known_points() for r in validation_table(p)]}
     if args.calibration:
+        from hwsim.estimate.asic_calibration import kernel_rows, unit_rows
+
         out["calibration"] = _calibration()
+        out["calibration"]["asic_units"] = unit_rows()
+        out["calibration"]["asic_area"] = kernel_rows()
     return out
 
 
@@ -280,4 +284,19 @@ def table(r: dict) -> str:
         lines += ["", "ternary-mvu cycles: estimated vs measured (Amaranth simulator)"]
         lines += [f"(lanes, rows, cols, vectors)={c['config']}: {c['estimated']} / {c['measured']}"
                   for c in cal["cycles"]]
+        if cal.get("asic_units"):
+            lines += ["", "ASIC units: asic_horowitz45 area vs the NanGate45 cell flow (µm², 45 nm)"]
+            lines += [f"{u['unit']:<6} table {u['table_um2']:9.3f}  netlist {u['netlist_um2']:9.3f}"
+                      f"  {'==' if u['equal'] else 'DIFFERENT'}" for u in cal["asic_units"]]
+        if cal.get("asic_area"):
+            lines += ["", "ASIC cell area: estimator inventory vs the kernel's netlist (µm², 45 nm, "
+                          "memories apart)",
+                      f"{'kernel':<12} {'configuration':<40} {'netlist':>9} {'estimate':>9} "
+                      f"{'ratio':>6} {'FF rtl/est':>11}  model"]
+            for x in cal["asic_area"]:
+                verdict = "" if "within" not in x else ("  (±20 %: yes)" if x["within"]
+                                                         else "  (±20 %: NO)")
+                lines.append(f"{x['kernel']:<12} {x['config']:<40} {x['area_um2_rtl']:9.0f} "
+                             f"{x['area_um2_est']:9.0f} {x['ratio']:6.2f} "
+                             f"{x['ffs_rtl']:>5}/{x['ffs_est']:<5}  {x['model']}{verdict}")
     return "\n".join(lines)

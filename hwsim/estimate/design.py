@@ -33,27 +33,15 @@ from dataclasses import dataclass, fields
 
 from hwsim.errors import HwsimError
 from hwsim.golden.common.int8_mvu import BIAS_BITS, Int8MvuParams
-from hwsim.golden.vitallm.ternary_mvu import TernaryMvuParams
 from hwsim.kernels import get_kernel
 
 from .arch import Arch, load_arch
-from .area import _adder, _multiplier
+from .area import Inventory, inventory_cells, mvu_inventory, ternary_inventory
 from .engine import action_energy
 from .fpga import int8_mvu_resources, memory_resources, tint_tile_resources
 from .tables import Tables, load_tables
 
 __all__ = ["PRICING", "Inventory", "Pricing", "estimate_design", "priced_kernels"]
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """A kernel instance's datapath, for ASIC area: adder widths, multiplier operand widths,
-    flip-flop bits and memories ``(name, depth, width)`` (SRAM macros)."""
-
-    adders: tuple[int, ...] = ()
-    multipliers: tuple[tuple[int, int], ...] = ()
-    register_bits: int = 0
-    memories: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,21 +62,14 @@ class Pricing:
 
 # ---- int8-mvu (rtl/common/int8_mvu.py) -------------------------------------------------------
 def _int8_mvu_inventory(p: Int8MvuParams) -> Inventory:
-    tree = 16 + max(p.lanes - 1, 1).bit_length()            # adder tree of 17-bit products
-    requant = p.acc_width + p.mult_bits + 1
-    return Inventory(
-        adders=(tree,) * (p.lanes - 1) + (p.acc_width, requant),  # tree, accumulator, round
-        multipliers=((8, 8),) * p.lanes + ((p.acc_width, p.mult_bits + 1),),
-        # accumulator, its pipeline copy, the product, the output; M/S carried down 3 stages
-        # (per-row scales: read from their memory at stage 1, so only M/S, S after it);
-        # the activation vector (cols int8 codes) in registers
-        register_bits=(2 * p.acc_width + requant + 8 + 8 * p.cols
-                       + (p.mult_bits + 2 * p.shift_bits if p.per_row_scale
-                          else 4 * (p.mult_bits + p.shift_bits))),
+    """``rtl/common/int8_mvu.py``: per lane an 8 × 8 product, the skeleton's tree of 16-bit
+    products, accumulator and ``acc × (M + 1 bit)`` product."""
+    return mvu_inventory(
+        p, lane_width=16, lane_multipliers=((8, 8),), multiplier=(p.acc_width, p.mult_bits + 1),
+        row_scale=p.per_row_scale,
         memories=(("weights", p.weight_depth, 8 * p.lanes),)
         + ((("bias", p.rows, BIAS_BITS),) if p.bias else ())
-        + ((("scales", p.rows, p.scale_bits),) if p.per_row_scale else ()),
-    )
+        + ((("scales", p.rows, p.scale_bits),) if p.per_row_scale else ()))
 
 
 INT8_MVU = Pricing(
@@ -105,19 +86,10 @@ INT8_MVU = Pricing(
 
 
 # ---- ternary-mvu (rtl/vitallm/ternary_mvu.py): the tile of area.py -------------------------
-def _ternary_inventory(p: TernaryMvuParams) -> Inventory:
-    return Inventory(
-        adders=(p.tree_width,) * p.lanes + (p.acc_width,),
-        multipliers=((p.mult_bits, p.acc_width),),
-        register_bits=p.acc_width + p.lanes * p.act.width + p.out.width,
-        memories=(("weights", p.weight_depth, 2 * p.lanes),),
-    )
-
-
 TERNARY_MVU = Pricing(
     actions={a: {a: 1} for a in ("ternary_add", "ternary_skip", "acc_add", "weight_read_bits",
                                  "act_read_bits", "act_write_bits", "requant_mul", "out_bits")},
-    inventory=_ternary_inventory,
+    inventory=ternary_inventory,
     fpga=tint_tile_resources,
 )
 
@@ -271,9 +243,7 @@ def _vocabulary(kernel: str, pricing: Pricing, golden: dict, vectors: int) -> di
 def _asic_area(inv: Inventory, arch: Arch, tables: Tables) -> dict[str, float]:
     """Logic and SRAM area (m²) of one instance, by the rules of :mod:`.area`."""
     f = tables.area_factor(arch["technology.node"])
-    cells = (sum(_adder(tables, w) for w in inv.adders)
-             + sum(_multiplier(tables, a, b) for a, b in inv.multipliers)
-             + inv.register_bits * tables.raw("area.dff_bit")) * f
+    cells = inventory_cells(tables, inv) * f
     bits = sum(d * w for _, d, w in inv.memories)
     sram = bits * tables.raw("area.sram_bitcell") * f / arch["area.sram_array_efficiency"]
     logic = cells / arch["area.placement_utilization"]

@@ -21,9 +21,9 @@ from pathlib import Path
 import yaml
 
 from hwsim.errors import HwsimError
-from hwsim.estimate.area import tint_tile_area
 
-__all__ = ["CELLS", "asic_area", "liberty", "load_cells", "synth_cells"]
+__all__ = ["CELLS", "UNITS", "asic_area", "estimator_cells_um2", "liberty", "load_cells",
+           "synth_cells", "unit_areas"]
 
 CELLS = Path(__file__).parent / "tables" / "cells_nangate45.yaml"
 
@@ -88,8 +88,9 @@ def synth_cells(verilog: Path, top: str, cells: dict | None = None, workdir: Pat
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "cells.lib").write_text(liberty(cells))
         (wd / "top.v").write_text(bracket_free_names(Path(verilog).read_text()))
+        # flattening leaves $scopeinfo cells (hierarchy names only, no logic): drop them
         script = (f"read_verilog top.v; synth -top {top} -flatten -run begin:fine; "
-                  "write_json design.json; opt -fast -full; techmap; opt -fast; "
+                  "delete t:$scopeinfo; write_json design.json; opt -fast -full; techmap; opt -fast; "
                   "dfflibmap -liberty cells.lib; abc -liberty cells.lib; opt_clean; "
                   "tee -q -o stat.json stat -liberty cells.lib -json")
         run_yosys(script, cwd=wd, log=wd / "yosys.log", timeout=timeout)
@@ -101,6 +102,34 @@ def synth_cells(verilog: Path, top: str, cells: dict | None = None, workdir: Pat
         raise HwsimError(f"cells left unmapped by the ASIC flow: {', '.join(unknown)}")
     return {"cells_by_type": by_type, "area_um2": float(stat["area"]),
             "sequential_area_um2": float(stat.get("sequential_area", 0.0)), "memories": mems}
+
+
+#: the arithmetic units the estimator's ASIC area tables price (``asic_horowitz45``'s ``area.*``),
+#: as Verilog: a key's cell area is what this flow builds for it
+UNITS = {
+    "add8": "module add8(input [7:0] a, b, output [7:0] y); assign y = a + b; endmodule",
+    "add16": "module add16(input [15:0] a, b, output [15:0] y); assign y = a + b; endmodule",
+    "add32": "module add32(input [31:0] a, b, output [31:0] y); assign y = a + b; endmodule",
+    "mul8": "module mul8(input signed [7:0] a, b, output signed [15:0] y); "
+            "assign y = a * b; endmodule",
+    "mul32": "module mul32(input signed [31:0] a, b, output signed [63:0] y); "
+             "assign y = a * b; endmodule",
+}
+
+
+def unit_areas(workdir: Path | None = None) -> dict[str, float]:
+    """Cell area (µm², 45 nm) of each :data:`UNITS` entry on the cells of ``CELLS``: the
+    figures ``asic_horowitz45``'s adder and multiplier areas are taken from."""
+    cells = load_cells()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wd = Path(workdir) if workdir else Path(tmp)
+        wd.mkdir(parents=True, exist_ok=True)
+        for name, text in UNITS.items():
+            v = wd / f"{name}.v"
+            v.write_text(text + "\n")
+            out[name] = synth_cells(v, name, cells, wd / name)["area_um2"]
+    return out
 
 
 #: the node the area is scaled to (VitaLLM's)
@@ -130,9 +159,7 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
     scale = (TARGET_NODE_NM / cells["node_nm"]) ** t.raw("scaling.area_exponent")
     area_by_type = {k: round(n * cells["cells"][k]["area_um2"], 3)
                     for k, n in sorted(r["cells_by_type"].items())}
-    model = _ESTIMATOR_MODELS.get(kernel.name)
-    est = model(t, params) * 1e12 if model and getattr(params, "pipeline", "short") == "short" \
-        else None
+    est = estimator_cells_um2(kernel.name, params, t)
     return {
         "kernel": kernel.name, "library": cells["name"], "library_source": cells["source"],
         "node_nm": cells["node_nm"], "cells": sum(r["cells_by_type"].values()),
@@ -150,5 +177,15 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
     }
 
 
-#: kernels whose cell area the estimator models itself (``hwsim.estimate.area``)
-_ESTIMATOR_MODELS = {"ternary-mvu": tint_tile_area}
+def estimator_cells_um2(kernel: str, params, tables=None) -> float | None:
+    """The estimator's own cell area (µm², 45 nm) of a kernel instance: its datapath inventory
+    (``hwsim.estimate.design.PRICING``) priced by ``asic_horowitz45``; ``None`` for a kernel it
+    does not price or a deep pipeline (the inventories describe the short one)."""
+    from hwsim.estimate.area import inventory_cells
+    from hwsim.estimate.design import PRICING
+    from hwsim.estimate.tables import load_tables
+
+    if kernel not in PRICING or getattr(params, "pipeline", "short") != "short":
+        return None
+    tables = tables or load_tables("asic_horowitz45")
+    return inventory_cells(tables, PRICING[kernel].inventory(params)) * 1e12

@@ -49,6 +49,7 @@ _ASIC = {
     "area.mul8": Field("area"),
     "area.mul32": Field("area"),
     "area.dff_bit": Field("area"),
+    "area.mux2_bit": Field("area"),
     "area.sram_bitcell": Field("area"),
 }
 _FPGA = {

@@ -55,7 +55,32 @@ def test_cli_json_and_bad_input(capsys):
     assert main(["synth", "asic", "eltwise", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["kernel"] == "eltwise" and r["cells"] > 0 and r["area_mm2_16nm"] > 0
-    assert r["estimator_area_um2"] is None
+    # every priced kernel has the estimator's inventory beside its netlist
+    assert r["estimator_over_netlist"] == pytest.approx(r["estimator_area_um2"] / r["area_um2"])
     assert main(["synth", "asic", "ternary-mvu", "--lanes", "3", "--cols", "16"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hwsim: error:") and "must divide cols" in err and "\n" not in err
+
+
+@pytest.mark.synth
+def test_table_adders_and_multipliers_are_the_cell_flow():
+    """asic_horowitz45's adder and multiplier areas are what this flow builds for them."""
+    from hwsim.estimate.asic_calibration import unit_rows
+
+    rows = unit_rows()
+    assert {r["unit"] for r in rows} == set(nl.UNITS)
+    assert all(r["equal"] for r in rows), rows
+
+
+@pytest.mark.synth
+def test_mvu_inventories_follow_their_rtl():
+    """The matrix–vector units' estimator inventory (``area.mvu_inventory``) against their
+    netlists at held-out configurations: every flip-flop counted, cell area within ±20 %."""
+    from hwsim.estimate.asic_calibration import TOLERANCE, kernel_rows
+
+    rows = kernel_rows((("ternary-mvu", {"lanes": 4, "rows": 16, "cols": 32, "mult_bits": 12}),
+                        ("int8-mvu", {"lanes": 2, "rows": 4, "cols": 8, "mult_bits": 10,
+                                      "bias": True})))
+    for r in rows:
+        assert r["model"] == "rtl datapath" and r["ffs_est"] == r["ffs_rtl"], r
+        assert abs(r["ratio"] - 1) <= TOLERANCE and r["within"], r
