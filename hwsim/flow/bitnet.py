@@ -377,7 +377,7 @@ def _report(ctx: StepContext) -> dict:
     if a["estimate"]["validation"]:
         r.heading("BitNet b1.58 3B on VitaLLM: estimator vs published silicon")
         val = a["estimate"]["validation"]
-        cols = list(val[0].keys())
+        cols = ["figure", "unit", "published", "estimated", "error_pct", "status", "source"]
         r.table(cols, [[row[c] for c in cols] for row in val])
     r.heading("Tools")
     r.table(["tool", "version"], list(tool_versions().items()))
