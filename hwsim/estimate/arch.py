@@ -30,7 +30,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from .schema import Field, Param, check_header, read_params, read_yaml
+from .schema import Field, Param, known_names, open_checked, read_params
 
 __all__ = ["ARCH_DIR", "Arch", "known_targets", "load_arch"]
 
@@ -128,19 +128,14 @@ class Arch:
 
 
 def known_targets() -> list[str]:
-    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+    return known_names(ARCH_DIR)
 
 
 def load_arch(target: str | Path) -> Arch:
     """Load a target by name (``vitallm``, ``xczu28dr``…) or from a YAML path."""
-    path = Path(target)
-    if path.suffix not in (".yaml", ".yml"):
-        path = ARCH_DIR / f"{target}.yaml"
-        if not path.exists():
-            raise HwsimError(f"unknown target {str(target)!r}; known: {', '.join(known_targets())}")
-    data = read_yaml(path, "architecture")
+    path, data = open_checked(target, ARCH_DIR, "target", "architecture", _TOP, SCHEMA_ID,
+                              SCHEMAS)
     where = path.name
-    check_header(data, where, _TOP, SCHEMA_ID, SCHEMAS)
     kind = data["kind"]
     version = data["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:

@@ -24,7 +24,8 @@ from hwsim.errors import HwsimError
 
 from . import units
 
-__all__ = ["STATUSES", "Field", "Param", "read_params", "read_yaml"]
+__all__ = ["STATUSES", "Field", "Param", "known_names", "open_checked", "read_params",
+           "read_yaml", "resolve_yaml"]
 
 #: where a parameter's value comes from
 STATUSES = ("published", "datasheet", "literature", "derived", "assumption", "fitted")
@@ -55,6 +56,33 @@ class Param:
     source: str
     text: str  # the value as written in the file
     fitted_to: str = ""
+
+
+def known_names(folder: Path) -> list[str]:
+    """The names of the YAML files in ``folder`` (stems, sorted)."""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+
+
+def resolve_yaml(ref: str | Path, folder: Path, what: str) -> Path:
+    """``ref`` as a file: a ``.yaml``/``.yml`` path as given, else the file of that name in
+    ``folder``; an unknown name is one error listing the known ones."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    path = Path(folder) / f"{ref}.yaml"
+    if not path.exists():
+        raise HwsimError(f"unknown {what} {str(ref)!r}; known: {', '.join(known_names(folder))}")
+    return path
+
+
+def open_checked(ref: str | Path, folder: Path, known_as: str, what: str, top: set[str],
+                 schema_id: str, kinds: dict) -> tuple[Path, dict]:
+    """Resolve ``ref`` (:func:`resolve_yaml`), read it and check its header
+    (:func:`check_header`): ``(path, data)``."""
+    path = resolve_yaml(ref, folder, known_as)
+    data = read_yaml(path, what)
+    check_header(data, path.name, top, schema_id, kinds)
+    return path, data
 
 
 def read_yaml(path: Path, what: str) -> dict:

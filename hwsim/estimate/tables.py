@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hwsim.errors import HwsimError
 
-from .schema import Field, Param, check_header, read_params, read_yaml
+from .schema import Field, Param, open_checked, read_params
 
 __all__ = ["TABLE_DIR", "Tables", "load_tables"]
 
@@ -137,15 +137,9 @@ class Tables:
 
 
 def load_tables(name: str | Path) -> Tables:
-    path = Path(name)
-    if path.suffix not in (".yaml", ".yml"):
-        path = TABLE_DIR / f"{name}.yaml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in TABLE_DIR.glob("*.yaml")))
-            raise HwsimError(f"unknown energy/area table {str(name)!r}; known: {known}")
-    data = read_yaml(path, "table")
+    path, data = open_checked(name, TABLE_DIR, "energy/area table", "table", _TOP, SCHEMA_ID,
+                              SCHEMAS)
     where = path.name
-    check_header(data, where, _TOP, SCHEMA_ID, SCHEMAS)
     if not isinstance(data["params"], dict):
         raise HwsimError(f"{where}: params must be a mapping")
     params = read_params(data["params"], SCHEMAS[data["kind"]], where)

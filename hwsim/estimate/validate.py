@@ -23,7 +23,7 @@ from hwsim.errors import HwsimError
 
 from .arch import Arch, load_arch
 from .estimate import estimate_arch
-from .schema import STATUSES, check_header, read_yaml
+from .schema import STATUSES, known_names, open_checked
 from .tables import load_tables
 from .workload import known_models, model_workloads
 
@@ -73,22 +73,16 @@ class Point:
 
 
 def known_points() -> list[str]:
-    return sorted(p.stem for p in SILICON_DIR.glob("*.yaml"))
+    return known_names(SILICON_DIR)
 
 
 def load_point(point: str | Path) -> Point:
     """A silicon point by name (``vitallm``, ``tellme``…) or from a YAML path."""
     from hwsim.limits import MAX_CONTEXT, MAX_PROMPT
 
-    path = Path(point)
-    if path.suffix not in (".yaml", ".yml"):
-        path = SILICON_DIR / f"{point}.yaml"
-        if not path.exists():
-            raise HwsimError(f"unknown silicon point {str(point)!r}; known: "
-                             f"{', '.join(known_points())}")
-    data = read_yaml(path, "silicon point")
+    path, data = open_checked(point, SILICON_DIR, "silicon point", "silicon point", _TOP,
+                              SCHEMA_ID, {"asic": None, "fpga": None})
     where = path.name
-    check_header(data, where, _TOP, SCHEMA_ID, {"asic": None, "fpga": None})
     for key in ("name", "title", "target"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise HwsimError(f"{where}: {key} must be a non-empty string")
