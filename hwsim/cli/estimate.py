@@ -115,7 +115,7 @@ def _validate(args, arch) -> int:
         raise HwsimError(f"no published silicon ran {args.model} on {arch.name} ({known})")
     out = [{"point": p.name, "title": p.title, "model_status": p.model_status,
             "model_source": p.model_source, "validation": v.validation_table(p, arch),
-            "sensitivity": v.sensitivity(p)} for p in points]
+            "sensitivity": v.sensitivity(p, arch)} for p in points]
     if args.json:
         print_json({"points": out, "validation": [r for o in out for r in o["validation"]],
                     "sensitivity": out[0]["sensitivity"]})

@@ -208,11 +208,12 @@ _ABSOLUTE = {"tint.lanes", "tint.tiles", "booth.lanes", "dram.axi_ports", "dram.
              "power.leakage_fraction"}
 
 
-def sensitivity(point: Point | str = "vitallm") -> list[dict]:
-    """Each unpublished (or fitted) parameter of the point's target at two other values, plus
-    the decode context: the change of every validated figure, in %."""
+def sensitivity(point: Point | str = "vitallm", arch: Arch | None = None) -> list[dict]:
+    """Each unpublished (or fitted) parameter of the point's target (``arch``: the target as
+    loaded, with any overrides) at two other values, plus the decode context: the change of
+    every validated figure, in %."""
     point = point if isinstance(point, Point) else load_point(point)
-    arch = load_arch(point.target)
+    arch = arch or load_arch(point.target)
     tables = load_tables(arch.tables)
     metrics = list(dict.fromkeys(f.metric for f in point.figures))
     first = point.figures[0]
