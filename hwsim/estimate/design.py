@@ -93,9 +93,10 @@ TERNARY_MVU = Pricing(
     fpga=tint_tile_resources,
 )
 
-# ---- lut-act (rtl/common/lut_act.py): one 256 × 8 ROM and an output register per lane ---------
+# ---- lut-act (rtl/common/lut_act.py): one 256 × 8 ROM per lane, read synchronously ----------
 def _lut_inventory(p) -> Inventory:
-    return Inventory(adders=(), multipliers=(), register_bits=9 * p.lanes,
+    # the output codes are the ROMs' read registers (memory); the valid bit is the one flip-flop
+    return Inventory(adders=(), multipliers=(), register_bits=1,
                      memories=tuple(("table", 256, 8) for _ in range(p.lanes)))
 
 
@@ -545,10 +546,11 @@ PRICING["maxpool"] = Pricing(
 
 # ---- concat (rtl/common/concat.py): a beat counter, an input select, the output register ----
 def _concat_inventory(p) -> Inventory:
-    """The beat counter's incrementer and compare, the output beat and its valid bit, the
-    counter."""
+    """The beat counter's incrementer and compare, a 2:1 select per output bit, the output beat
+    and its valid bit, the counter."""
     return Inventory(adders=(p.count_width,), multipliers=(),
-                     register_bits=8 * p.lanes + 1 + p.count_width, memories=())
+                     register_bits=8 * p.lanes + 1 + p.count_width, memories=(),
+                     muxes=8 * p.lanes)
 
 
 def _concat_fpga(p, tables: Tables) -> dict:
