@@ -41,6 +41,8 @@ def run_asic(args) -> int:
     top = sorted(r["area_by_type_um2"].items(), key=lambda kv: -kv[1])
     for name, area in top:
         print(f"  {name:<10} {r['cells_by_type'][name]:>8,}  {area:>12,.1f} µm²")
+    print(f"logic depth: {r['logic_depth']} cells on the longest path between registers, "
+          "memories and ports (area-mapped, no timing)")
     print(f"memories: {r['memory_bits']:,} bits in {len(r['memories'])} arrays, "
           f"{r['memory_area_um2']:,.1f} µm² as SRAM (6T bitcell / {r['sram_array_efficiency']:g})")
     print(f"at 16 nm (area × {r['area_scale_16nm']:.3f}): logic {r['logic_mm2_16nm']:.5f} mm², "

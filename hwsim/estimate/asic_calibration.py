@@ -81,7 +81,8 @@ def _booth_row(lanes: int, workdir) -> dict:
 
 def kernel_rows(configs=CONFIGS, progress=None) -> list[dict]:
     """One row per configuration: ``kernel``, ``config``, ``area_um2_rtl``, ``area_um2_est``,
-    ``ratio``, ``ffs_rtl``, ``ffs_est``, ``model`` and, for an RTL-datapath model, ``within``."""
+    ``ratio``, ``ffs_rtl``, ``ffs_est``, ``logic_depth_rtl`` (cells on the netlist's longest
+    path), ``model`` and, for an RTL-datapath model, ``within``."""
     import tempfile
     from pathlib import Path
 
@@ -98,12 +99,14 @@ def kernel_rows(configs=CONFIGS, progress=None) -> list[dict]:
             if name == "booth-core":
                 b = _booth_row(kw["lanes"], wd)
                 rtl, est, ffs_est = b["netlist"]["area_um2"], b["est_um2"], b["est_ffs"]
+                depth = b["netlist"]["logic_depth"]
                 ffs_rtl = round(b["netlist"]["sequential_area_um2"] / dff)
             else:
                 k = get_kernel(name)
                 p = k.params(**kw)
                 r = asic_area(k, p, workdir=wd)
                 rtl, est = r["area_um2"], estimator_cells_um2(name, p)
+                depth = r["logic_depth"]
                 if est is None:
                     raise HwsimError(f"the estimator does not price {name}")
                 ffs_rtl = r["cells_by_type"].get("DFF_X1", 0)
@@ -111,7 +114,7 @@ def kernel_rows(configs=CONFIGS, progress=None) -> list[dict]:
             config = ", ".join(f"{k}={v}" for k, v in kw.items()) or "defaults"
             row = {"kernel": name, "config": config, "area_um2_rtl": rtl,
                    "area_um2_est": est, "ratio": est / rtl, "ffs_rtl": ffs_rtl,
-                   "ffs_est": ffs_est,
+                   "ffs_est": ffs_est, "logic_depth_rtl": depth,
                    "model": "rtl datapath" if name in RTL_DATAPATH else "assumed inventory"}
             if name in RTL_DATAPATH:
                 row["within"] = abs(row["ratio"] - 1) <= TOLERANCE

@@ -6,14 +6,16 @@ This is the netlist face of the estimator's ASIC area: the same kernel and param
 ``hwsim rtl emit`` give ``area_um2`` (logic, 45 nm, by cell type), ``memory_bits`` and their
 SRAM area, and both scaled to 16 nm by the table's area rule (``area_mm2_16nm``). Flow:
 ``synth -flatten`` up to its fine stage (memories inferred, not mapped: ``$mem_v2`` cells,
-whose bits are read from the design), generic techmap, ``dfflibmap`` (every flip-flop becomes
-``DFF_X1`` plus logic for its reset and enable) and ``abc`` onto the combinational cells, then
-``stat -liberty``. No timing, no power here (see docs/estimate.md).
+whose bits are read from the design), generic techmap, ``dfflegalize`` (plain D flip-flops, their
+reset and enable as logic), ``abc`` onto the combinational cells, ``ltp -noff`` (the logic depth:
+cells on the longest path no flip-flop cuts), ``dfflibmap`` (``DFF_X1``), then ``stat -liberty``.
+No delays, no power here: the cell description has areas and functions only (docs/asic.md).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -79,7 +81,8 @@ def _memory_bits(design: dict) -> list[dict]:
 def synth_cells(verilog: Path, top: str, cells: dict | None = None, workdir: Path | None = None,
                 timeout: float = 3600) -> dict:
     """Map ``verilog`` (module ``top``) onto ``cells``: ``{"cells_by_type", "area_um2",
-    "sequential_area_um2", "memories"}`` (memories not mapped, listed with their bits)."""
+    "sequential_area_um2", "memories", "logic_depth"}`` (memories not mapped, listed with their
+    bits; ``logic_depth``: cells on the longest path that no flip-flop cuts, Yosys ``ltp -noff``)."""
     from fpga.yosys import bracket_free_names, run_yosys
 
     cells = cells or load_cells()
@@ -89,19 +92,25 @@ def synth_cells(verilog: Path, top: str, cells: dict | None = None, workdir: Pat
         (wd / "cells.lib").write_text(liberty(cells))
         (wd / "top.v").write_text(bracket_free_names(Path(verilog).read_text()))
         # flattening leaves $scopeinfo cells (hierarchy names only, no logic): drop them
-        script = (f"read_verilog top.v; synth -top {top} -flatten -run begin:fine; "
+        # the cells as black boxes with port directions, so that `ltp` can walk the netlist
+        script = (f"read_liberty -lib cells.lib; read_verilog top.v; "
+                  f"synth -top {top} -flatten -run begin:fine; "
                   "delete t:$scopeinfo; write_json design.json; opt -fast -full; techmap; opt -fast; "
-                  "dfflibmap -liberty cells.lib; abc -liberty cells.lib; opt_clean; "
+                  "dfflegalize -cell $_DFF_P_ 01; abc -liberty cells.lib; opt_clean; "
+                  "tee -q -o ltp.txt ltp -noff; dfflibmap -liberty cells.lib; opt_clean; "
                   "tee -q -o stat.json stat -liberty cells.lib -json")
         run_yosys(script, cwd=wd, log=wd / "yosys.log", timeout=timeout)
         stat = json.loads((wd / "stat.json").read_text())["design"]
         mems = _memory_bits(json.loads((wd / "design.json").read_text()))
+        depth = re.search(r"Longest topological path in \S+ \(length=(\d+)\)",
+                          (wd / "ltp.txt").read_text())
     by_type = {k: v for k, v in stat["num_cells_by_type"].items() if not k.startswith("$mem")}
     unknown = sorted(k for k in by_type if k not in cells["cells"])
     if unknown:
         raise HwsimError(f"cells left unmapped by the ASIC flow: {', '.join(unknown)}")
     return {"cells_by_type": by_type, "area_um2": float(stat["area"]),
-            "sequential_area_um2": float(stat.get("sequential_area", 0.0)), "memories": mems}
+            "sequential_area_um2": float(stat.get("sequential_area", 0.0)), "memories": mems,
+            "logic_depth": int(depth.group(1)) if depth else None}
 
 
 #: the arithmetic units the estimator's ASIC area tables price (``asic_horowitz45``'s ``area.*``),
@@ -166,6 +175,8 @@ def asic_area(kernel, params, workdir: Path | None = None) -> dict:
         "cells_by_type": dict(sorted(r["cells_by_type"].items())),
         "area_by_type_um2": area_by_type, "area_um2": r["area_um2"],
         "sequential_area_um2": r["sequential_area_um2"],
+        # cells on the longest path between flip-flops, memories and ports (area-mapped)
+        "logic_depth": r["logic_depth"],
         "memories": r["memories"], "memory_bits": bits, "memory_area_um2": mem_um2,
         "sram_array_efficiency": efficiency,
         "area_scale_16nm": scale,
