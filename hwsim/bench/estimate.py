@@ -245,7 +245,7 @@ def run(args) -> dict:
 
         out["calibration"] = _calibration()
         out["calibration"]["asic_units"] = unit_rows()
-        out["calibration"]["asic_area"] = kernel_rows()
+        out["calibration"]["asic_area"] = kernel_rows(fmax=True)
     return out
 
 
@@ -292,12 +292,16 @@ def table(r: dict) -> str:
             lines += ["", "ASIC cell area: estimator inventory vs the kernel's netlist (µm², 45 nm, "
                           "memories apart)",
                       f"{'kernel':<12} {'configuration':<54} {'netlist':>9} {'estimate':>9} "
-                      f"{'ratio':>6} {'FF rtl/est':>11} {'depth':>5}  model"]
+                      f"{'ratio':>6} {'FF rtl/est':>11} {'depth':>5} {'ECP5 MHz':>8}  model"]
             for x in cal["asic_area"]:
                 verdict = "" if "within" not in x else ("  (±20 %: yes)" if x["within"]
                                                          else "  (±20 %: NO)")
                 lines.append(f"{x['kernel']:<12} {x['config']:<54} {x['area_um2_rtl']:9.0f} "
                              f"{x['area_um2_est']:9.0f} {x['ratio']:6.2f} "
-                             f"{x['ffs_rtl']:>5}/{x['ffs_est']:<5} {x['logic_depth_rtl']:>5}  "
-                             f"{x['model']}{verdict}")
+                             f"{x['ffs_rtl']:>5}/{x['ffs_est']:<5} {x['logic_depth_rtl']:>5} "
+                             f"{_mhz(x.get('fmax_mhz_ecp5')):>8}  {x['model']}{verdict}")
     return "\n".join(lines)
+
+
+def _mhz(v) -> str:
+    return "—" if v is None else f"{v:.1f}"

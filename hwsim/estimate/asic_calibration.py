@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from hwsim.errors import HwsimError
 
-__all__ = ["CONFIGS", "TOLERANCE", "kernel_rows", "unit_rows"]
+__all__ = ["CONFIGS", "ECP5_TARGET", "TOLERANCE", "kernel_rows", "unit_rows"]
 
 #: the largest |estimator / netlist − 1| of a kernel whose inventory follows its RTL
 TOLERANCE = 0.20
@@ -60,6 +60,17 @@ def unit_rows() -> list[dict]:
             for k, v in unit_areas().items()]
 
 
+#: the ECP5 target of the calibration's place-and-route Fmax
+ECP5_TARGET = "ecp5-ulx3s-85f"
+
+
+def _ecp5_fmax(kernel, params, workdir) -> float:
+    from fpga.build import build
+    from fpga.platforms import get_target
+
+    return build(kernel, params, get_target(ECP5_TARGET), workdir, force=True)["fmax_mhz"]
+
+
 def _booth_row(lanes: int, workdir) -> dict:
     from hwsim.bench.estimate import booth_engine
     from hwsim.estimate.area import Inventory, inventory_cells
@@ -79,10 +90,12 @@ def _booth_row(lanes: int, workdir) -> dict:
     return {"netlist": r, "est_um2": est, "est_ffs": inv.register_bits, "dff": dff}
 
 
-def kernel_rows(configs=CONFIGS, progress=None) -> list[dict]:
+def kernel_rows(configs=CONFIGS, progress=None, fmax: bool = False) -> list[dict]:
     """One row per configuration: ``kernel``, ``config``, ``area_um2_rtl``, ``area_um2_est``,
     ``ratio``, ``ffs_rtl``, ``ffs_est``, ``logic_depth_rtl`` (cells on the netlist's longest
-    path), ``model`` and, for an RTL-datapath model, ``within``."""
+    path), ``model`` and, for an RTL-datapath model, ``within``. ``fmax``: also build each
+    registered kernel for the ECP5-85F of :data:`ECP5_TARGET` (Yosys + nextpnr) and add its
+    ``fmax_mhz_ecp5`` (``None`` for the Booth harness, which is not a registered kernel)."""
     import tempfile
     from pathlib import Path
 
@@ -118,6 +131,9 @@ def kernel_rows(configs=CONFIGS, progress=None) -> list[dict]:
                    "model": "rtl datapath" if name in RTL_DATAPATH else "assumed inventory"}
             if name in RTL_DATAPATH:
                 row["within"] = abs(row["ratio"] - 1) <= TOLERANCE
+            if fmax:
+                row["fmax_mhz_ecp5"] = (None if name == "booth-core"
+                                        else _ecp5_fmax(get_kernel(name), p, wd / "ecp5"))
             rows.append(row)
             if progress:
                 progress(row)
