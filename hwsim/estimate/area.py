@@ -28,7 +28,8 @@ from .arch import Arch
 from .kernels import ternary_tile_params
 from .tables import Tables
 
-__all__ = ["Inventory", "asic_area", "inventory_cells", "mvu_inventory", "tint_tile_area"]
+__all__ = ["Inventory", "asic_area", "booth_inventory", "inventory_cells", "mvu_inventory",
+           "tint_tile_area"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def mvu_inventory(p, *, lane_width: int, lane_adders: tuple[int, ...] = (),
     return Inventory(
         adders=lane_adders * p.lanes + tuple(tree) + (p.acc_width, prod, prod) + counters,
         multipliers=lane_multipliers * p.lanes + (multiplier,),
-        muxes=lane_muxes * p.lanes + prod * _clog2(1 << p.shift_bits),
+        muxes=lane_muxes * p.lanes + prod * p.shift_bits,
         register_bits=2 * p.acc_width + prod + p.out.width + scale + sum(counters) + fsm + 6,
         memories=(*memories, ("x", p.chunks, p.act.width * p.lanes)))
 
@@ -122,13 +123,20 @@ def ternary_inventory(p) -> Inventory:
                          memories=(("weights", p.weight_depth, 2 * p.lanes),))
 
 
+def booth_inventory(lanes: int) -> Inventory:
+    """The Booth core: per lane an 8 × 8 multiplier, a 32-bit adder and a 32-bit accumulator
+    register (checked against the Booth engine harness by ``asic_calibration``)."""
+    return Inventory(adders=(32,) * lanes, multipliers=((8, 8),) * lanes,
+                     register_bits=32 * lanes)
+
+
 def asic_area(arch: Arch, tables: Tables, max_cols: int) -> dict[str, float]:
     """Area in m² per part (``tint``, ``booth``, ``nonlinear``, ``logic``, ``sram``, ``total``)."""
     dff = tables.raw("area.dff_bit")
     lanes = arch["tint.lanes"]
     p = ternary_tile_params(1, max_cols, lanes)
     tint = arch["tint.tiles"] * tint_tile_area(tables, p)
-    booth = arch["booth.lanes"] * (_multiplier(tables, 8, 8) + _adder(tables, 32) + 32 * dff)
+    booth = inventory_cells(tables, booth_inventory(arch["booth.lanes"]))
     nonlinear = arch["nonlinear.lanes"] * (_multiplier(tables, 32, 32) + 2 * _adder(tables, 32)
                                            + 64 * dff)
     # one absmax barrier (hwsim.golden.vitallm.absmax_barrier): a×r multiplier, divider and compare

@@ -73,7 +73,7 @@ def _ecp5_fmax(kernel, params, workdir) -> float:
 
 def _booth_row(lanes: int, workdir) -> dict:
     from hwsim.bench.estimate import booth_engine
-    from hwsim.estimate.area import Inventory, inventory_cells
+    from hwsim.estimate.area import booth_inventory, inventory_cells
     from hwsim.estimate.netlist import load_cells, synth_cells
     from hwsim.estimate.tables import load_tables
     from rtl.emit import to_verilog
@@ -81,10 +81,7 @@ def _booth_row(lanes: int, workdir) -> dict:
     v = workdir / "booth_engine.v"
     v.write_text(to_verilog(booth_engine(lanes), "booth_engine"))
     r = synth_cells(v, "booth_engine", workdir=workdir / "yosys")
-    # hwsim.estimate.area.asic_area's Booth lane: an 8 × 8 multiplier, a 32-bit adder and a
-    # 32-bit accumulator register
-    inv = Inventory(adders=(32,) * lanes, multipliers=((8, 8),) * lanes,
-                    register_bits=32 * lanes)
+    inv = booth_inventory(lanes)  # what hwsim.estimate.area.asic_area prices
     est = inventory_cells(load_tables("asic_horowitz45"), inv) * 1e12
     dff = load_cells()["cells"]["DFF_X1"]["area_um2"]
     return {"netlist": r, "est_um2": est, "est_ffs": inv.register_bits, "dff": dff}
@@ -100,7 +97,7 @@ def kernel_rows(configs=CONFIGS, progress=None, fmax: bool = False) -> list[dict
     from pathlib import Path
 
     from hwsim.estimate.design import PRICING
-    from hwsim.estimate.netlist import asic_area, estimator_cells_um2, load_cells
+    from hwsim.estimate.netlist import asic_area, load_cells
     from hwsim.kernels import get_kernel
 
     dff = load_cells()["cells"]["DFF_X1"]["area_um2"]
@@ -118,7 +115,7 @@ def kernel_rows(configs=CONFIGS, progress=None, fmax: bool = False) -> list[dict
                 k = get_kernel(name)
                 p = k.params(**kw)
                 r = asic_area(k, p, workdir=wd)
-                rtl, est = r["area_um2"], estimator_cells_um2(name, p)
+                rtl, est = r["area_um2"], r["estimator_area_um2"]
                 depth = r["logic_depth"]
                 if est is None:
                     raise HwsimError(f"the estimator does not price {name}")
@@ -133,7 +130,7 @@ def kernel_rows(configs=CONFIGS, progress=None, fmax: bool = False) -> list[dict
                 row["within"] = abs(row["ratio"] - 1) <= TOLERANCE
             if fmax:
                 row["fmax_mhz_ecp5"] = (None if name == "booth-core"
-                                        else _ecp5_fmax(get_kernel(name), p, wd / "ecp5"))
+                                        else _ecp5_fmax(k, p, wd / "ecp5"))
             rows.append(row)
             if progress:
                 progress(row)
